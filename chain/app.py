@@ -1,0 +1,202 @@
+"""The ABCI-shaped application: the one object that consensus, the simulator and tests drive.
+
+    app = Application(store)
+    app.init_chain(genesis)                 # once, on an empty store: commits height 0
+    app.check_tx(raw)                       # mempool admission against the check state
+    result = app.finalize_block(h, txs)     # run a block; nothing is persisted yet
+    app.commit()                            # write the block in one store transaction
+    app.query("epoch/current")
+
+A signature checked by `check_tx` is remembered by tx hash and not verified again in the block.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import rules
+from .errors import ChainError, InvalidBlock, InvalidTx, StoreError
+from .store import CommitInfo, State, Store, compute_lthash
+from .tx import Tx, decode_tx
+
+VERIFIED_CACHE_SIZE = 200_000
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The outcome of one transaction: code "ok" or the rule it broke, with a reason."""
+
+    hash: str
+    code: str = "ok"
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "ok"
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """The outcome of a block: per-tx results, the new app hash, and whether an epoch ended."""
+
+    height: int
+    tx_results: tuple[TxResult, ...]
+    app_hash: str
+    epoch_ended: bool = False
+    events: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+
+class Application:
+    """The uoc state machine behind an ABCI-shaped interface."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._verified: OrderedDict[str, None] = OrderedDict()
+        self._pending: tuple[CommitInfo, list] | None = None
+        info = store.last_commit()
+        self.height = info.height if info else -1
+        self.app_hash = info.app_hash if info else ""
+        self._lthash = info.lthash if info else None
+        self._check_state = self._new_state()
+
+    def _new_state(self) -> State:
+        return State(self.store, self.height, self._lthash)
+
+    # -- ABCI -------------------------------------------------------------------------------
+    def init_chain(self, genesis: dict[str, Any]) -> str:
+        """Write genesis on an empty store, commit it as height 0, and return the app hash."""
+        if self.height >= 0:
+            raise StoreError(f"the store already holds a chain at height {self.height}")
+        state = State(self.store, 0)
+        rules.process_genesis(state, genesis)
+        info, changes = state.compute_commit()
+        self.store.write_block(info, changes)
+        self._after_commit(info)
+        return info.app_hash
+
+    def check_tx(self, raw: bytes) -> TxResult:
+        """Admit a transaction to the mempool if it applies on top of the pending ones."""
+        try:
+            tx = decode_tx(raw)
+        except InvalidTx as exc:
+            return TxResult(hash="", code=exc.code, log=str(exc))
+        result = self._apply(self._check_state, tx, remember=True)
+        return result
+
+    def finalize_block(self, height: int, txs: list[bytes]) -> BlockResult:
+        """Run a block of transactions and the epoch transition; keep the result until commit."""
+        if self.height < 0:
+            raise InvalidBlock("init_chain has not run")
+        if height != self.height + 1:
+            raise InvalidBlock(f"block height {height} does not follow the committed height {self.height}")
+        state = State(self.store, height, self._lthash)
+        rules.process_block_start(state, height)
+        results = []
+        for raw in txs:
+            try:
+                tx = decode_tx(raw)
+            except InvalidTx as exc:
+                results.append(TxResult(hash="", code=exc.code, log=str(exc)))
+                continue
+            results.append(self._apply(state, tx, remember=False))
+        epoch_before = rules.get_current_epoch(state)["index"]
+        rules.process_block_end(state)
+        epoch_ended = rules.get_current_epoch(state)["index"] != epoch_before
+        info, changes = state.compute_commit()
+        self._pending = (info, changes)
+        return BlockResult(height, tuple(results), info.app_hash, epoch_ended)
+
+    def commit(self) -> str:
+        """Persist the finalized block in one store transaction and return its app hash."""
+        if self._pending is None:
+            raise InvalidBlock("commit without a finalized block")
+        info, changes = self._pending
+        self.store.write_block(info, changes)
+        self._pending = None
+        self._after_commit(info)
+        return info.app_hash
+
+    def query(self, path: str, **params: Any) -> Any:
+        """Read committed state: see QUERIES for the paths."""
+        state = State(self.store, self.height, self._lthash)
+        head, _, arg = path.partition("/")
+        handler = QUERIES.get(head)
+        if handler is None:
+            raise ChainError(f"unknown query path {path!r}; known: {', '.join(sorted(QUERIES))}", code="unknown_query")
+        return handler(self, state, arg, **params)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _apply(self, state: State, tx: Tx, *, remember: bool) -> TxResult:
+        """Apply `tx` to `state`, verifying its signature unless already verified."""
+        verified = tx.hash in self._verified
+        try:
+            rules.process_tx(state, tx, signature_verified=verified)
+        except InvalidTx as exc:
+            return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
+        if remember and not verified:
+            self._verified[tx.hash] = None
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return TxResult(hash=tx.hash)
+
+    def _after_commit(self, info: CommitInfo) -> None:
+        self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash
+        self._check_state = self._new_state()
+
+    def recompute_app_hash(self) -> str:
+        """Recompute the app hash from every committed entry (slow; for export and audits)."""
+        return compute_lthash(self.store.entries()).app_hash()
+
+
+def _query_status(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    epoch = rules.get_current_epoch(state)
+    return {"chain_id": rules.get_chain_id(state), "height": app.height, "app_hash": app.app_hash,
+            "epoch": epoch["index"], "unit_of_compute_price": epoch["price"]}
+
+
+def _query_account(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    return {"address": arg, **rules.get_account(state, arg)}
+
+
+def _query_validators(app: Application, state: State, arg: str, **_: Any) -> list[dict[str, Any]]:
+    return [{"address": a, "power": p, **rules.get_validator(state, a)} for a, p in rules.get_validator_set(state)]
+
+
+def _query_epoch(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    if arg in ("", "current"):
+        return rules.get_current_epoch(state)
+    if not arg.isdigit():
+        raise ChainError(f"epoch must be 'current' or a number, got {arg!r}", code="bad_query")
+    record = rules.get_epoch_record(state, int(arg))
+    if record is None:
+        raise ChainError(f"epoch {arg} has no record yet", code="not_found")
+    return record
+
+
+def _query_history(app: Application, state: State, arg: str, from_epoch: int = 0,
+                   to_epoch: int | None = None, **_: Any) -> list[dict[str, Any]]:
+    return rules.get_history(state, from_epoch, to_epoch)
+
+
+def _query_price_vote(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    vote = rules.get_price_vote(state, arg)
+    if vote is None:
+        raise ChainError(f"{arg} has never voted a unit-of-compute price", code="not_found")
+    return vote
+
+
+def _query_params(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    return rules.get_params(state)
+
+
+QUERIES = {
+    "status": _query_status,
+    "account": _query_account,
+    "validators": _query_validators,
+    "epoch": _query_epoch,
+    "history": _query_history,
+    "price_vote": _query_price_vote,
+    "params": _query_params,
+}

@@ -1,0 +1,135 @@
+"""Keys and addresses: ed25519 signatures and bech32 `uoc` addresses over sha256(pubkey)[:20]."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import InvalidTx
+
+ADDRESS_PREFIX = "uoc"
+PUBKEY_SIZE = 32
+SIGNATURE_SIZE = 64
+
+_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_CHARSET_INDEX = {c: i for i, c in enumerate(_CHARSET)}
+_GENERATORS = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+
+
+def _polymod(values: list[int]) -> int:
+    """The BIP-173 checksum polynomial."""
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= _GENERATORS[i]
+    return chk
+
+
+def _hrp_expand(hrp: str) -> list[int]:
+    """Expand the human-readable part for the checksum."""
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, pad: bool) -> list[int] | None:
+    """Regroup a bit stream from `from_bits` to `to_bits` groups; None if the padding is invalid."""
+    acc = bits = 0
+    out: list[int] = []
+    maxv = (1 << to_bits) - 1
+    for value in data:
+        acc = (acc << from_bits) | value
+        bits += from_bits
+        while bits >= to_bits:
+            bits -= to_bits
+            out.append((acc >> bits) & maxv)
+    if pad and bits:
+        out.append((acc << (to_bits - bits)) & maxv)
+    elif not pad and (bits >= from_bits or (acc << (to_bits - bits)) & maxv):
+        return None
+    return out
+
+
+def bech32_encode(hrp: str, payload: bytes) -> str:
+    """Encode bytes as bech32 (BIP-173) with the given prefix."""
+    data = _convert_bits(payload, 8, 5, True)
+    assert data is not None
+    polymod = _polymod(_hrp_expand(hrp) + data + [0] * 6) ^ 1
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_CHARSET[d] for d in data + checksum)
+
+
+def bech32_decode(text: str) -> tuple[str, bytes]:
+    """Decode a bech32 string to (prefix, payload); raise ValueError if it is not valid bech32."""
+    if not isinstance(text, str) or text.lower() != text or not 8 <= len(text) <= 90:
+        raise ValueError("not a lower-case bech32 string of 8 to 90 characters")
+    pos = text.rfind("1")
+    if pos < 1 or pos + 7 > len(text):
+        raise ValueError("bech32 separator '1' missing or misplaced")
+    hrp, rest = text[:pos], text[pos + 1 :]
+    if any(c not in _CHARSET_INDEX for c in rest):
+        raise ValueError("bech32 data has a character outside the bech32 alphabet")
+    data = [_CHARSET_INDEX[c] for c in rest]
+    if _polymod(_hrp_expand(hrp) + data) != 1:
+        raise ValueError("bech32 checksum does not match")
+    payload = _convert_bits(data[:-6], 5, 8, False)
+    if payload is None:
+        raise ValueError("bech32 padding is invalid")
+    return hrp, bytes(payload)
+
+
+def compute_address(pubkey: bytes) -> str:
+    """The bech32 `uoc` address of an ed25519 public key: sha256(pubkey)[:20]."""
+    return bech32_encode(ADDRESS_PREFIX, hashlib.sha256(pubkey).digest()[:20])
+
+
+def is_valid_address(address: object) -> bool:
+    """True if `address` is a well-formed bech32 `uoc` address of 20 bytes."""
+    try:
+        hrp, payload = bech32_decode(address)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return hrp == ADDRESS_PREFIX and len(payload) == 20
+
+
+def verify_signature(pubkey: bytes, signature: bytes, message: bytes) -> bool:
+    """True if `signature` is pubkey's ed25519 signature of `message`."""
+    try:
+        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class PrivateKey:
+    """An ed25519 signing key with its public key and `uoc` address."""
+
+    __slots__ = ("_key", "pubkey", "address")
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != 32:
+            raise InvalidTx("an ed25519 private key seed is 32 bytes", code="invalid_key")
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        self.pubkey = self._key.public_key().public_bytes_raw()
+        self.address = compute_address(self.pubkey)
+
+    @classmethod
+    def generate(cls) -> "PrivateKey":
+        """A fresh random key (for wallets and tests, never inside the state machine)."""
+        return cls(Ed25519PrivateKey.generate().private_bytes_raw())
+
+    @classmethod
+    def from_name(cls, name: str, salt: str = "uoc-devnet") -> "PrivateKey":
+        """A deterministic key derived from a name (devnets and simulations only)."""
+        return cls(hashlib.sha256(f"{salt}/{name}".encode()).digest())
+
+    def seed(self) -> bytes:
+        """The 32-byte private seed."""
+        return self._key.private_bytes_raw()
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign `message`."""
+        return self._key.sign(message)

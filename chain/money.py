@@ -1,0 +1,63 @@
+"""Money: the denomination table of SPEC §1 and the conversion of prices to ngonka."""
+
+from __future__ import annotations
+
+from .errors import MoneyError
+
+BASE_DENOM = "ngonka"
+MAX_NGONKA = 2**63  # every amount in ngonka must be strictly below this
+
+# denom -> ngonka per unit; the four canonical names first, then the aliases (case-sensitive).
+DENOMS: dict[str, int] = {
+    "ngonka": 1,
+    "uicoin": 1_000,
+    "micoin": 1_000_000,
+    "icoin": 1_000_000_000,
+    "nicoin": 1,
+    "ugonka": 1_000,
+    "mgonka": 1_000_000,
+    "gonka": 1_000_000_000,
+}
+CANONICAL_DENOMS = ("ngonka", "uicoin", "micoin", "icoin")
+
+
+def is_int(value: object) -> bool:
+    """True for a real integer (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def get_denom_factor(denom: object, field: str = "denom") -> int:
+    """Return the ngonka per unit of `denom`, or raise a MoneyError naming the field."""
+    if not isinstance(denom, str):
+        raise MoneyError(f"{field} must be a string, one of {', '.join(CANONICAL_DENOMS)}; got {type(denom).__name__}", code="invalid_denom")
+    factor = DENOMS.get(denom)
+    if factor is None:
+        raise MoneyError(
+            f"{field} {denom!r} is not a known denomination; use one of "
+            f"{', '.join(sorted(DENOMS))} (case-sensitive)",
+            code="invalid_denom",
+        )
+    return factor
+
+
+def to_ngonka(amount: object, denom: object, *, field: str = "price", allow_zero: bool = False) -> int:
+    """Convert `amount` of `denom` to ngonka; it must be an int > 0 (or ≥ 0) and < 2^63 ngonka."""
+    if not is_int(amount):
+        kind = "null" if amount is None else type(amount).__name__
+        raise MoneyError(f"{field} must be an integer, got {kind} {amount!r}", code="invalid_amount")
+    assert isinstance(amount, int)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        rule = "≥ 0" if allow_zero else "> 0"
+        raise MoneyError(f"{field} must be an integer {rule}, got {amount}", code="invalid_amount")
+    ngonka = amount * get_denom_factor(denom)
+    if ngonka >= MAX_NGONKA:
+        raise MoneyError(
+            f"{field} {amount} {denom} is {ngonka} ngonka, which overflows the limit of 2^63 - 1 ngonka",
+            code="amount_overflow",
+        )
+    return ngonka
+
+
+def coin(amount: int) -> dict[str, object]:
+    """The JSON money object of SPEC §1 for an amount in ngonka."""
+    return {"amount": amount, "denom": BASE_DENOM}

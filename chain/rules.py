@@ -1,0 +1,405 @@
+"""The state transition rules of uoc, in the style of ethereum/consensus-specs.
+
+`is_*` are predicates, `compute_*` are pure, `get_*` read state and `process_*` change it. Every
+rule is a small function; invalid input raises `InvalidTx` (transactions) or `InvalidGenesis`.
+
+State layout (space / key -> canonical JSON value):
+
+- `meta/chain_id`, `meta/height`, `meta/params`, `meta/supply`
+- `acct/<address>`   -> {"balance", "sequence", "pubkey"}
+- `val/<address>`    -> {"stake", "pending_stake"}: stake in force this epoch, stake from the next
+- `epval/<address>`  -> power: the validator set of the current epoch
+- `epoch/current`    -> {"index", "price", "total_power", "validators", "start_height", "ballot"}
+- `vote/<address>`   -> {"price", "denom", "price_ngonka", "height", "epoch"}
+- `hist/<epoch:012d>` -> the epoch record of SPEC §3
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .crypto import compute_address, is_valid_address, verify_signature
+from .errors import InvalidGenesis, InvalidTx, MoneyError
+from .median import weighted_median
+from .money import MAX_NGONKA, is_int, to_ngonka
+from .store import State
+from .tx import Msg, MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond, Tx
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "epoch_length": 10,
+    "default_unit_of_compute_price": 100,
+}
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers
+# --------------------------------------------------------------------------------------------
+
+
+def compute_epoch_of_height(height: int, epoch_length: int) -> int:
+    """The epoch that contains block `height` (epoch e spans [e·L + 1, (e+1)·L])."""
+    return (height - 1) // epoch_length if height > 0 else 0
+
+
+def is_epoch_end(height: int, epoch_length: int) -> bool:
+    """True if `height` is the last block of its epoch."""
+    return height > 0 and height % epoch_length == 0
+
+
+def compute_escrow(stake: int, pending_stake: int) -> int:
+    """Tokens held for a validator: the larger of its current and its next stake."""
+    return max(stake, pending_stake)
+
+
+def compute_history_key(epoch: int) -> str:
+    """The sortable history key of an epoch."""
+    return f"{epoch:012d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Getters
+# --------------------------------------------------------------------------------------------
+
+
+def get_params(state: State) -> dict[str, Any]:
+    """The chain params."""
+    return state.get("meta", "params")
+
+
+def get_chain_id(state: State) -> str:
+    """The chain id."""
+    return state.get("meta", "chain_id")
+
+
+def get_height(state: State) -> int:
+    """The height of the last block applied to this state (0 at genesis)."""
+    return state.get("meta", "height") or 0
+
+
+def get_account(state: State, address: str) -> dict[str, Any]:
+    """An account, or an empty one."""
+    return state.get("acct", address) or {"balance": 0, "sequence": 0, "pubkey": None}
+
+
+def get_validator(state: State, address: str) -> dict[str, int]:
+    """A validator's stake record, or a zero one."""
+    return state.get("val", address) or {"stake": 0, "pending_stake": 0}
+
+
+def get_current_epoch(state: State) -> dict[str, Any]:
+    """The current epoch: index, price, total power, validator count, start height, ballot."""
+    return state.get("epoch", "current")
+
+
+def get_epoch_power(state: State, address: str) -> int:
+    """The power of `address` in the current epoch's validator set (0 if not a validator)."""
+    return state.get("epval", address) or 0
+
+
+def get_validator_set(state: State) -> list[tuple[str, int]]:
+    """The current epoch's validators and powers, sorted by address."""
+    return state.iterate("epval")
+
+
+def get_price_vote(state: State, address: str) -> dict[str, Any] | None:
+    """The price vote in force for `address`, if it ever voted."""
+    return state.get("vote", address)
+
+
+def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
+    """The history record of an epoch."""
+    return state.get("hist", compute_history_key(epoch))
+
+
+def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
+    """The epoch records with from_epoch ≤ epoch ≤ to_epoch, oldest first."""
+    return [
+        record
+        for _, record in state.iterate("hist")
+        if record["epoch"] >= from_epoch and (to_epoch is None or record["epoch"] <= to_epoch)
+    ]
+
+
+def get_registry_version(state: State) -> int:
+    """The model registry's version counter (0 until governance changes it)."""
+    return state.get("meta", "registry_version") or 0
+
+
+def is_validator_or_pending(state: State, address: str) -> bool:
+    """True if `address` validates this epoch or has stake pending for the next one."""
+    return get_epoch_power(state, address) > 0 or get_validator(state, address)["pending_stake"] > 0
+
+
+# --------------------------------------------------------------------------------------------
+# Genesis
+# --------------------------------------------------------------------------------------------
+
+
+def _genesis_int(value: Any, where: str, minimum: int) -> int:
+    """An integer genesis field ≥ minimum and < 2^63."""
+    if not is_int(value) or not minimum <= value < MAX_NGONKA:
+        raise InvalidGenesis(f"{where} must be an integer ≥ {minimum} and < 2^63, got {value!r}")
+    return value
+
+
+def _genesis_address(value: Any, where: str) -> str:
+    """A bech32 address in genesis."""
+    if not is_valid_address(value):
+        raise InvalidGenesis(f"{where} must be a bech32 'uoc1…' address, got {value!r}")
+    return value
+
+
+def compute_genesis_params(params: Any) -> dict[str, Any]:
+    """Merge genesis params over the defaults, checking each."""
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidGenesis("genesis.params must be an object")
+    unknown = sorted(k for k in params if k not in DEFAULT_PARAMS)
+    if unknown:
+        raise InvalidGenesis(f"genesis.params has unknown field(s): {', '.join(unknown)}")
+    merged = {**DEFAULT_PARAMS, **params}
+    _genesis_int(merged["epoch_length"], "genesis.params.epoch_length", 1)
+    try:
+        to_ngonka(merged["default_unit_of_compute_price"], "ngonka", field="genesis.params.default_unit_of_compute_price")
+    except MoneyError as exc:
+        raise InvalidGenesis(str(exc)) from None
+    return merged
+
+
+def process_genesis(state: State, genesis: Any) -> None:
+    """Write the genesis state: params, accounts, validators, epoch 0 and its record."""
+    if not isinstance(genesis, dict):
+        raise InvalidGenesis("genesis must be a JSON object")
+    unknown = sorted(k for k in genesis if k not in ("chain_id", "genesis_time", "params", "accounts", "validators"))
+    if unknown:
+        raise InvalidGenesis(f"genesis has unknown field(s): {', '.join(unknown)}")
+    chain_id = genesis.get("chain_id")
+    if not isinstance(chain_id, str) or not chain_id or len(chain_id) > 64:
+        raise InvalidGenesis("genesis.chain_id must be a non-empty string of at most 64 characters")
+    params = compute_genesis_params(genesis.get("params"))
+    state.set("meta", "chain_id", chain_id)
+    state.set("meta", "params", params)
+    state.set("meta", "height", 0)
+    supply = 0
+    for i, entry in enumerate(_genesis_list(genesis, "accounts")):
+        where = f"genesis.accounts[{i}]"
+        address = _genesis_address(entry.get("address"), f"{where}.address")
+        if state.get("acct", address) is not None:
+            raise InvalidGenesis(f"{where}.address {address} appears twice")
+        balance = _genesis_int(entry.get("balance", 0), f"{where}.balance", 0)
+        state.set("acct", address, {"balance": balance, "sequence": 0, "pubkey": None})
+        supply += balance
+    for i, entry in enumerate(_genesis_list(genesis, "validators")):
+        where = f"genesis.validators[{i}]"
+        address = _genesis_address(entry.get("address"), f"{where}.address")
+        if state.get("val", address) is not None:
+            raise InvalidGenesis(f"{where}.address {address} appears twice")
+        stake = _genesis_int(entry.get("stake"), f"{where}.stake", 1)
+        state.set("val", address, {"stake": stake, "pending_stake": stake})
+        state.set("epval", address, stake)
+        supply += stake
+    if supply >= MAX_NGONKA:
+        raise InvalidGenesis("the total supply of genesis must be < 2^63 ngonka")
+    state.set("meta", "supply", supply)
+    validators = get_validator_set(state)
+    state.set("epoch", "current", {
+        "index": 0,
+        "price": params["default_unit_of_compute_price"],
+        "total_power": sum(power for _, power in validators),
+        "validators": len(validators),
+        "start_height": 1,
+        "ballot": {"voters": 0, "non_voters": len(validators), "min_vote": None, "max_vote": None},
+    })
+    process_epoch_record(state)
+
+
+def _genesis_list(genesis: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """A list of objects in genesis."""
+    value = genesis.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        raise InvalidGenesis(f"genesis.{name} must be a list of objects")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Transactions
+# --------------------------------------------------------------------------------------------
+
+
+def process_tx(state: State, tx: Tx, *, signature_verified: bool = False) -> None:
+    """Apply a transaction atomically, or raise InvalidTx and change nothing."""
+    if tx.chain_id != get_chain_id(state):
+        raise InvalidTx(f"chain_id is {tx.chain_id!r}, this chain is {get_chain_id(state)!r}", code="wrong_chain_id")
+    if compute_address(tx.pubkey) != tx.sender:
+        raise InvalidTx(f"pubkey does not belong to sender {tx.sender}", code="pubkey_mismatch")
+    if not signature_verified and not verify_signature(tx.pubkey, tx.signature, tx.sign_bytes):
+        raise InvalidTx("signature does not verify against the sign bytes", code="bad_signature")
+    account = get_account(state, tx.sender)
+    if tx.sequence != account["sequence"]:
+        raise InvalidTx(f"sequence is {tx.sequence}, account expects {account['sequence']}", code="wrong_sequence")
+    state.begin()
+    try:
+        state.set("acct", tx.sender, {**account, "sequence": account["sequence"] + 1, "pubkey": tx.pubkey.hex()})
+        for msg in tx.messages:
+            process_message(state, tx.sender, msg)
+    except BaseException:
+        state.discard()
+        raise
+    state.keep()
+
+
+def process_message(state: State, sender: str, msg: Msg) -> None:
+    """Dispatch a message to its rule."""
+    handler = MESSAGE_RULES.get(type(msg))
+    if handler is None:
+        raise InvalidTx(f"{msg.TYPE} has no rule in this state machine", code="unknown_message")
+    handler(state, sender, msg)
+
+
+def process_balance_change(state: State, address: str, delta: int) -> None:
+    """Add `delta` (may be negative) to a balance; refuse to overdraw."""
+    account = get_account(state, address)
+    if account["balance"] + delta < 0:
+        raise InvalidTx(
+            f"insufficient funds: {address} has {account['balance']} ngonka, needs {-delta}",
+            code="insufficient_funds",
+        )
+    state.set("acct", address, {**account, "balance": account["balance"] + delta})
+
+
+def process_msg_send(state: State, sender: str, msg: MsgSend) -> None:
+    """Move `amount` from the sender to `to`."""
+    process_balance_change(state, sender, -msg.amount)
+    process_balance_change(state, msg.to, msg.amount)
+
+
+def process_set_pending_stake(state: State, address: str, pending_stake: int) -> None:
+    """Set the stake that takes effect at the next boundary, settling the escrow difference now."""
+    validator = get_validator(state, address)
+    before = compute_escrow(validator["stake"], validator["pending_stake"])
+    after = compute_escrow(validator["stake"], pending_stake)
+    if after >= MAX_NGONKA:
+        raise InvalidTx("stake would overflow 2^63 ngonka", code="amount_overflow")
+    process_balance_change(state, address, before - after)
+    state.set("val", address, {**validator, "pending_stake": pending_stake})
+
+
+def process_msg_bond(state: State, sender: str, msg: MsgBond) -> None:
+    """Raise the sender's next-epoch stake; the tokens leave its balance now."""
+    process_set_pending_stake(state, sender, get_validator(state, sender)["pending_stake"] + msg.amount)
+
+
+def process_msg_unbond(state: State, sender: str, msg: MsgUnbond) -> None:
+    """Lower the sender's next-epoch stake; tokens in force return at the boundary."""
+    pending = get_validator(state, sender)["pending_stake"]
+    if msg.amount > pending:
+        raise InvalidTx(f"cannot unbond {msg.amount} ngonka: next-epoch stake is {pending}", code="insufficient_stake")
+    process_set_pending_stake(state, sender, pending - msg.amount)
+
+
+def process_msg_submit_price_proposal(state: State, sender: str, msg: MsgSubmitPriceProposal) -> None:
+    """Record the sender's price vote; it stays in force until replaced."""
+    if not is_validator_or_pending(state, sender):
+        raise InvalidTx(f"{sender} is not a validator and has no pending stake", code="not_validator")
+    height = get_height(state)
+    state.set("vote", sender, {
+        "price": msg.price,
+        "denom": msg.denom,
+        "price_ngonka": msg.price_ngonka,
+        "height": height,
+        "epoch": get_current_epoch(state)["index"],
+    })
+
+
+MESSAGE_RULES: dict[type[Msg], Any] = {
+    MsgSend: process_msg_send,
+    MsgBond: process_msg_bond,
+    MsgUnbond: process_msg_unbond,
+    MsgSubmitPriceProposal: process_msg_submit_price_proposal,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Blocks and epochs
+# --------------------------------------------------------------------------------------------
+
+
+def process_block_start(state: State, height: int) -> None:
+    """Advance the height before the block's transactions run."""
+    state.set("meta", "height", height)
+
+
+def process_block_end(state: State) -> None:
+    """Run the epoch transition after the last block of an epoch."""
+    if is_epoch_end(get_height(state), get_params(state)["epoch_length"]):
+        process_epoch(state)
+
+
+def process_epoch(state: State) -> None:
+    """The epoch transition of SPEC §3, in order."""
+    process_stake_changes(state)
+    process_unit_of_compute_price(state)
+    # process_model_activation (SPEC §3 step 3) is added with governance.
+    process_epoch_record(state)
+
+
+def process_stake_changes(state: State) -> None:
+    """Apply pending bonds and unbonds and snapshot the next epoch's validator set."""
+    for address, validator in state.iterate("val"):
+        stake, pending = validator["stake"], validator["pending_stake"]
+        if stake > pending:
+            process_balance_change(state, address, stake - pending)
+        if pending == 0:
+            state.delete("val", address)
+        elif stake != pending:
+            state.set("val", address, {"stake": pending, "pending_stake": pending})
+    for address, _ in state.iterate("epval"):
+        state.delete("epval", address)
+    for address, validator in state.iterate("val"):
+        state.set("epval", address, validator["stake"])
+    validators = get_validator_set(state)
+    epoch = get_current_epoch(state)
+    state.set("epoch", "current", {
+        **epoch,
+        "index": epoch["index"] + 1,
+        "total_power": sum(power for _, power in validators),
+        "validators": len(validators),
+        "start_height": get_height(state) + 1,
+    })
+
+
+def compute_ballot(votes: list[tuple[str, int, int | None]], current_price: int) -> tuple[int, dict[str, Any]]:
+    """The next price and ballot summary from (address, power, vote or None) of each validator."""
+    pairs = [(price if price is not None else current_price, power) for _, power, price in votes]
+    cast = [price for _, _, price in votes if price is not None]
+    median = weighted_median(pairs)
+    summary = {
+        "voters": len(cast),
+        "non_voters": len(votes) - len(cast),
+        "min_vote": min(cast) if cast else None,
+        "max_vote": max(cast) if cast else None,
+    }
+    return (current_price if median is None else median), summary
+
+
+def process_unit_of_compute_price(state: State) -> None:
+    """Set the epoch's price to the weighted median of the validators' votes in force."""
+    epoch = get_current_epoch(state)
+    votes = []
+    for address, power in get_validator_set(state):
+        vote = get_price_vote(state, address)
+        votes.append((address, power, vote["price_ngonka"] if vote else None))
+    price, ballot = compute_ballot(votes, epoch["price"])
+    state.set("epoch", "current", {**epoch, "price": price, "ballot": ballot})
+
+
+def process_epoch_record(state: State) -> None:
+    """Append the current epoch's record to the history."""
+    epoch = get_current_epoch(state)
+    state.set("hist", compute_history_key(epoch["index"]), {
+        "epoch": epoch["index"],
+        "price": epoch["price"],
+        "total_power": epoch["total_power"],
+        **epoch["ballot"],
+        "registry_version": get_registry_version(state),
+    })

@@ -1,0 +1,211 @@
+"""The storage interface of the state machine, the incremental state hash, and the block overlay.
+
+State is a set of `(space, key) -> value` entries; values are canonical JSON text. A `Store` holds
+the committed entries and writes a block's changes atomically. `State` is the working view of one
+block (or of the mempool): layered overlays over the store, so a failing transaction can be
+discarded without a trace.
+
+The app hash is `sha256(APP_HASH_DOMAIN || LtHash16(entries))`. LtHash16 (Bellare–Micciancio's
+lattice-based homomorphic multiset hash, as used by Facebook and Solana) maps each entry to 1024
+16-bit lanes with SHAKE-256 and adds the lanes mod 2^16. Adding, removing or changing an entry
+costs two lane additions, so the hash of a block costs O(changed entries), yet it is a function of
+the state alone: export and import recompute it from scratch and must land on the same value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from .encoding import canonical_json
+from .errors import StoreError
+
+APP_HASH_DOMAIN = b"uoc/apphash/v1"
+LTHASH_DOMAIN = b"uoc/lthash/v1"
+LTHASH_LANES = 1024
+LTHASH_BYTES = 2 * LTHASH_LANES
+
+Change = tuple[str, str, "str | None"]  # (space, key, new value or None for a deletion)
+
+
+def compute_entry_lanes(space: str, key: str, value: str) -> np.ndarray:
+    """The LtHash16 lanes of one state entry."""
+    s, k, v = space.encode(), key.encode(), value.encode()
+    data = LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
+    return np.frombuffer(hashlib.shake_256(data).digest(LTHASH_BYTES), dtype="<u2")
+
+
+class LtHash:
+    """An LtHash16 accumulator over a multiset of state entries."""
+
+    __slots__ = ("lanes",)
+
+    def __init__(self, data: bytes | None = None) -> None:
+        if data is None:
+            self.lanes = np.zeros(LTHASH_LANES, dtype="<u2")
+        elif len(data) != LTHASH_BYTES:
+            raise StoreError(f"an LtHash is {LTHASH_BYTES} bytes, got {len(data)}")
+        else:
+            self.lanes = np.frombuffer(data, dtype="<u2").copy()
+
+    def add(self, space: str, key: str, value: str) -> None:
+        """Add an entry to the multiset."""
+        self.lanes += compute_entry_lanes(space, key, value)
+
+    def remove(self, space: str, key: str, value: str) -> None:
+        """Remove an entry from the multiset."""
+        self.lanes -= compute_entry_lanes(space, key, value)
+
+    def to_bytes(self) -> bytes:
+        """The 2048-byte little-endian encoding of the lanes."""
+        return self.lanes.astype("<u2").tobytes()
+
+    def app_hash(self) -> str:
+        """The app hash for this multiset, as lower-case hex."""
+        return hashlib.sha256(APP_HASH_DOMAIN + self.to_bytes()).hexdigest()
+
+
+def compute_lthash(entries: Iterable[tuple[str, str, str]]) -> LtHash:
+    """Recompute the LtHash of a whole state from its entries."""
+    acc = LtHash()
+    for space, key, value in entries:
+        acc.add(space, key, value)
+    return acc
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What a store knows about its last committed block."""
+
+    height: int
+    app_hash: str
+    lthash: bytes
+
+
+class Store(Protocol):
+    """Committed state: point reads, ordered scans of one space, and atomic block writes."""
+
+    def get(self, space: str, key: str) -> str | None: ...
+
+    def iterate(self, space: str) -> Iterator[tuple[str, str]]: ...
+
+    def entries(self) -> Iterator[tuple[str, str, str]]: ...
+
+    def last_commit(self) -> CommitInfo | None: ...
+
+    def write_block(self, info: CommitInfo, changes: list[Change]) -> None: ...
+
+
+class MemoryStore:
+    """A dict-backed Store for tests and throw-away simulations."""
+
+    def __init__(self) -> None:
+        self.spaces: dict[str, dict[str, str]] = {}
+        self.commit_info: CommitInfo | None = None
+
+    def get(self, space: str, key: str) -> str | None:
+        return self.spaces.get(space, {}).get(key)
+
+    def iterate(self, space: str) -> Iterator[tuple[str, str]]:
+        data = self.spaces.get(space, {})
+        return iter([(k, data[k]) for k in sorted(data)])
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        for space in sorted(self.spaces):
+            for key, value in self.iterate(space):
+                yield space, key, value
+
+    def last_commit(self) -> CommitInfo | None:
+        return self.commit_info
+
+    def write_block(self, info: CommitInfo, changes: list[Change]) -> None:
+        for space, key, value in changes:
+            data = self.spaces.setdefault(space, {})
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        self.commit_info = info
+
+
+_DELETED = None  # an overlay value of None marks a deletion
+
+
+class State:
+    """A block's working view of the state: overlay layers over a Store, with typed JSON values."""
+
+    def __init__(self, store: Store, height: int, lthash: bytes | None = None) -> None:
+        self.store = store
+        self.height = height
+        self.base_lthash = lthash
+        self.layers: list[dict[tuple[str, str], str | None]] = [{}]
+
+    # -- reads and writes -------------------------------------------------------------------
+    def get_raw(self, space: str, key: str) -> str | None:
+        """The committed-or-pending canonical text of an entry, or None."""
+        for layer in reversed(self.layers):
+            if (space, key) in layer:
+                return layer[(space, key)]
+        return self.store.get(space, key)
+
+    def get(self, space: str, key: str) -> Any:
+        """The decoded value of an entry, or None if absent."""
+        raw = self.get_raw(space, key)
+        return None if raw is None else _decode(raw)
+
+    def set(self, space: str, key: str, value: Any) -> None:
+        """Write an entry (canonical JSON of `value`)."""
+        self.layers[-1][(space, key)] = canonical_json(value)
+
+    def delete(self, space: str, key: str) -> None:
+        """Remove an entry."""
+        self.layers[-1][(space, key)] = _DELETED
+
+    def iterate(self, space: str) -> list[tuple[str, Any]]:
+        """All live entries of a space, pending writes included, in sorted key order."""
+        merged: dict[str, str | None] = dict(self.store.iterate(space))
+        for layer in self.layers:
+            for (sp, key), value in layer.items():
+                if sp == space:
+                    merged[key] = value
+        return [(k, _decode(merged[k])) for k in sorted(merged) if merged[k] is not None]
+
+    # -- transactional layers ---------------------------------------------------------------
+    def begin(self) -> None:
+        """Open a nested layer (one transaction)."""
+        self.layers.append({})
+
+    def keep(self) -> None:
+        """Fold the top layer into the one below."""
+        top = self.layers.pop()
+        self.layers[-1].update(top)
+
+    def discard(self) -> None:
+        """Drop the top layer and everything written in it."""
+        self.layers.pop()
+
+    # -- committing -------------------------------------------------------------------------
+    def compute_commit(self) -> tuple[CommitInfo, list[Change]]:
+        """The commit info (with the new app hash) and the block's net changes, sorted."""
+        assert len(self.layers) == 1, "an open transaction layer remains"
+        acc = LtHash(self.base_lthash)
+        changes: list[Change] = []
+        for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
+            old = self.store.get(space, key)
+            if old == value:
+                continue
+            if old is not None:
+                acc.remove(space, key, old)
+            if value is not None:
+                acc.add(space, key, value)
+            changes.append((space, key, value))
+        return CommitInfo(self.height, acc.app_hash(), acc.to_bytes()), changes
+
+
+def _decode(raw: str) -> Any:
+    """Decode stored canonical JSON."""
+    return json.loads(raw)

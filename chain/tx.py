@@ -1,0 +1,235 @@
+"""Transactions: messages, canonical sign bytes, encoding, decoding and signing.
+
+Wire form (canonical JSON, see `chain.encoding`):
+
+    {"body": {"chain_id": str, "sender": "uoc1…", "sequence": int, "messages": [{"@type": …}, …]},
+     "pubkey": base64(32 bytes), "signature": base64(64 bytes)}
+
+Sign bytes are `SIGN_DOMAIN + canonical_json(body)`. The tx hash is the upper-case hex sha256 of the
+canonical encoding of the whole tx. Messages are parsed strictly: unknown or missing fields, wrong
+types and invalid amounts are refused with `InvalidTx(code="malformed")`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, is_valid_address
+from .encoding import canonical_bytes, parse_json
+from .errors import InvalidTx, MoneyError
+from .money import is_int, to_ngonka
+
+SIGN_DOMAIN = b"uoc/tx/v1\n"
+MAX_TX_BYTES = 64 * 1024
+MAX_MESSAGES = 32
+
+def _malformed(message: str) -> InvalidTx:
+    """An InvalidTx for a structurally bad transaction."""
+    return InvalidTx(message, code="malformed")
+
+def _require_fields(obj: Any, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Check that `obj` is an object with exactly `fields`; name the missing or extra ones."""
+    if not isinstance(obj, dict):
+        raise _malformed(f"{where} must be a JSON object")
+    missing = [f for f in fields if f not in obj]
+    extra = sorted(k for k in obj if k not in fields)
+    if missing:
+        raise _malformed(f"{where} is missing field(s): {', '.join(missing)}")
+    if extra:
+        raise _malformed(f"{where} has unknown field(s): {', '.join(extra)}")
+    return obj
+
+def _parse_address(value: Any, where: str) -> str:
+    """A bech32 `uoc` address, or InvalidTx."""
+    if not is_valid_address(value):
+        raise _malformed(f"{where} must be a bech32 'uoc1…' address, got {value!r}")
+    return value
+
+def _parse_coin(value: Any, where: str) -> int:
+    """A money object {"amount": int > 0, "denom": str} converted to ngonka."""
+    _require_fields(value, where, ("amount", "denom"))
+    try:
+        return to_ngonka(value["amount"], value["denom"], field=f"{where}.amount")
+    except MoneyError as exc:
+        raise _malformed(str(exc)) from None
+
+@dataclass(frozen=True)
+class Msg:
+    """Base class of messages; `TYPE` is the `@type` tag on the wire."""
+
+    TYPE: ClassVar[str] = ""
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> "Msg":
+        """Build the message from its JSON fields (already checked for exact field names)."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form of the message, with its `@type`."""
+        raise NotImplementedError
+
+@dataclass(frozen=True)
+class MsgSend(Msg):
+    """Bank transfer of `amount` ngonka to `to`."""
+
+    to: str
+    amount: int
+    TYPE: ClassVar[str] = "MsgSend"
+    FIELDS: ClassVar[tuple[str, ...]] = ("to", "amount")
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> "MsgSend":
+        return cls(_parse_address(obj["to"], f"{where}.to"), _parse_coin(obj["amount"], f"{where}.amount"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"@type": self.TYPE, "to": self.to, "amount": {"amount": self.amount, "denom": "ngonka"}}
+
+@dataclass(frozen=True)
+class MsgBond(Msg):
+    """Bond `amount` ngonka from the sender's balance; power changes at the next epoch boundary."""
+
+    amount: int
+    TYPE: ClassVar[str] = "MsgBond"
+    FIELDS: ClassVar[tuple[str, ...]] = ("amount",)
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> "MsgBond":
+        return cls(_parse_coin(obj["amount"], f"{where}.amount"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"@type": self.TYPE, "amount": {"amount": self.amount, "denom": "ngonka"}}
+
+@dataclass(frozen=True)
+class MsgUnbond(MsgBond):
+    """Unbond `amount` ngonka of the sender's stake at the next epoch boundary."""
+
+    TYPE: ClassVar[str] = "MsgUnbond"
+
+@dataclass(frozen=True)
+class MsgSubmitPriceProposal(Msg):
+    """The sender's vote for the unit-of-compute price, as given and in ngonka."""
+
+    price: int
+    denom: str
+    price_ngonka: int
+    TYPE: ClassVar[str] = "MsgSubmitPriceProposal"
+    FIELDS: ClassVar[tuple[str, ...]] = ("price", "denom")
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> "MsgSubmitPriceProposal":
+        try:
+            ngonka = to_ngonka(obj["price"], obj["denom"], field=f"{where}.price")
+        except MoneyError as exc:
+            raise _malformed(str(exc)) from None
+        return cls(obj["price"], obj["denom"], ngonka)
+
+    @classmethod
+    def of(cls, price: int, denom: str = "ngonka") -> "MsgSubmitPriceProposal":
+        """Build a vote, validating the price as SPEC §1 requires."""
+        return cls(price, denom, to_ngonka(price, denom))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"@type": self.TYPE, "price": self.price, "denom": self.denom}
+
+MESSAGE_TYPES: dict[str, type[Msg]] = {
+    m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal)
+}
+
+def register_message(cls: type[Msg]) -> type[Msg]:
+    """Add a message type to the wire registry (used by governance)."""
+    MESSAGE_TYPES[cls.TYPE] = cls
+    return cls
+
+def parse_message(obj: Any, where: str) -> Msg:
+    """Parse one message object by its `@type`."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("@type"), str):
+        raise _malformed(f"{where} must be an object with a string '@type'")
+    cls = MESSAGE_TYPES.get(obj["@type"])
+    if cls is None:
+        raise _malformed(f"{where}.@type {obj['@type']!r} is not a known message; known: {', '.join(sorted(MESSAGE_TYPES))}")
+    _require_fields(obj, where, ("@type", *cls.FIELDS))
+    return cls.parse(obj, where)
+
+@dataclass(frozen=True)
+class Tx:
+    """A decoded, structurally valid transaction (its signature is checked by the state machine)."""
+
+    chain_id: str
+    sender: str
+    sequence: int
+    messages: tuple[Msg, ...]
+    pubkey: bytes
+    signature: bytes
+    sign_bytes: bytes
+    raw: bytes
+    hash: str
+
+def compute_sign_bytes(body: dict[str, Any]) -> bytes:
+    """The bytes a sender signs: a domain tag and the canonical JSON of the body."""
+    return SIGN_DOMAIN + canonical_bytes(body)
+
+def compute_tx_hash(raw: bytes) -> str:
+    """Upper-case hex sha256 of the canonical tx bytes."""
+    return hashlib.sha256(raw).hexdigest().upper()
+
+def _b64(value: Any, where: str, size: int) -> bytes:
+    """Decode a base64 string of exactly `size` bytes."""
+    if not isinstance(value, str):
+        raise _malformed(f"{where} must be a base64 string")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _malformed(f"{where} is not valid base64") from None
+    if len(data) != size:
+        raise _malformed(f"{where} must be {size} bytes, got {len(data)}")
+    return data
+
+def decode_tx(raw: bytes) -> Tx:
+    """Decode and structurally validate a transaction; raise InvalidTx(code='malformed')."""
+    if not isinstance(raw, (bytes, bytearray)):
+        raise _malformed("a transaction is bytes")
+    if len(raw) > MAX_TX_BYTES:
+        raise _malformed(f"transaction is {len(raw)} bytes, over the limit of {MAX_TX_BYTES}")
+    doc = _require_fields(parse_json(bytes(raw)), "tx", ("body", "pubkey", "signature"))
+    body = _require_fields(doc["body"], "tx.body", ("chain_id", "sender", "sequence", "messages"))
+    if not isinstance(body["chain_id"], str) or not body["chain_id"]:
+        raise _malformed("tx.body.chain_id must be a non-empty string")
+    sender = _parse_address(body["sender"], "tx.body.sender")
+    if not is_int(body["sequence"]) or not 0 <= body["sequence"] < 2**63:
+        raise _malformed("tx.body.sequence must be an integer ≥ 0")
+    msgs = body["messages"]
+    if not isinstance(msgs, list) or not 1 <= len(msgs) <= MAX_MESSAGES:
+        raise _malformed(f"tx.body.messages must be a list of 1 to {MAX_MESSAGES} messages")
+    messages = tuple(parse_message(m, f"tx.body.messages[{i}]") for i, m in enumerate(msgs))
+    canonical = canonical_bytes(doc)
+    return Tx(
+        chain_id=body["chain_id"],
+        sender=sender,
+        sequence=body["sequence"],
+        messages=messages,
+        pubkey=_b64(doc["pubkey"], "tx.pubkey", PUBKEY_SIZE),
+        signature=_b64(doc["signature"], "tx.signature", SIGNATURE_SIZE),
+        sign_bytes=compute_sign_bytes(body),
+        raw=canonical,
+        hash=compute_tx_hash(canonical),
+    )
+
+def make_body(chain_id: str, sender: str, sequence: int, messages: list[Msg] | tuple[Msg, ...]) -> dict[str, Any]:
+    """The JSON body of a transaction."""
+    return {"chain_id": chain_id, "sender": sender, "sequence": sequence, "messages": [m.to_json() for m in messages]}
+
+def encode_signed(body: dict[str, Any], pubkey: bytes, signature: bytes) -> bytes:
+    """The canonical wire bytes of a signed body."""
+    return canonical_bytes(
+        {"body": body, "pubkey": base64.b64encode(pubkey).decode(), "signature": base64.b64encode(signature).decode()}
+    )
+
+def sign_tx(key: PrivateKey, chain_id: str, sequence: int, messages: list[Msg] | tuple[Msg, ...]) -> bytes:
+    """Build, sign and encode a transaction from `key`'s account."""
+    body = make_body(chain_id, key.address, sequence, messages)
+    return encode_signed(body, key.pubkey, key.sign(compute_sign_bytes(body)))
