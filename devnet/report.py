@@ -1,0 +1,52 @@
+"""Simulation outputs: epochs.csv, summary.json and price.png."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+EPOCH_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote")
+
+
+def write_epochs_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    """One row per epoch record; a missing min/max vote is an empty cell."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(EPOCH_COLUMNS)
+        for record in history:
+            writer.writerow(["" if record[c] is None else record[c] for c in EPOCH_COLUMNS])
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """The run summary as pretty, key-sorted JSON."""
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
+    """The price over epochs against the spread (min to max) of the votes in force."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    prices = [r["price"] for r in history]
+    spread = [(r["epoch"], r["min_vote"], r["max_vote"]) for r in history if r["min_vote"] is not None]
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    if spread:
+        xs, lows, highs = zip(*spread)
+        ax.fill_between(xs, lows, highs, step="post", alpha=0.25, color="tab:orange", label="votes in force (min–max)")
+    ax.step(epochs, prices, where="post", color="tab:blue", linewidth=2, label="unit-of-compute price (weighted median)")
+    values = [v for v in prices + [x for s in spread for x in s[1:]] if v]
+    if values and max(values) > 100 * min(values):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ngonka per unit of compute")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

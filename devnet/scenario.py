@@ -1,0 +1,235 @@
+"""Scenario files: a TOML description of validators and their price strategies, checked strictly.
+
+Every error names the file, the line and the key, e.g.
+`examples/basic.toml:14: validators[1].stake must be an integer ≥ 1, got "400"`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.errors import MoneyError
+from chain.money import MAX_NGONKA, to_ngonka
+
+from .errors import ScenarioError
+
+STRATEGIES = ("honest", "fixed", "silent", "extreme")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+TOP_KEYS = ("seed", "epochs", "epoch_length", "default_unit_of_compute_price", "chain_id", "description",
+            "validators")
+VALIDATOR_KEYS = ("name", "stake", "strategy", "true_cost", "noise_bps", "price", "denom", "low", "high",
+                  "join_epoch", "leave_epoch", "vote_every")
+STRATEGY_KEYS = {
+    "honest": ("true_cost", "noise_bps"),
+    "fixed": ("price", "denom"),
+    "silent": (),
+    "extreme": ("low", "high"),
+}
+
+
+@dataclass(frozen=True)
+class ValidatorSpec:
+    """One simulated provider: its stake, price strategy and schedule."""
+
+    name: str
+    stake: int
+    strategy: str
+    true_cost: int = 0
+    noise_bps: int = 0
+    price: int = 0
+    denom: str = "ngonka"
+    low: int = 1
+    high: int = MAX_NGONKA - 1
+    join_epoch: int = 0
+    leave_epoch: int | None = None
+    vote_every: int = 1
+
+    def is_genesis(self) -> bool:
+        """True if the validator is bonded at genesis."""
+        return self.join_epoch == 0
+
+    def is_active(self, epoch: int) -> bool:
+        """True if the validator is bonded (or bonding) during `epoch` and has not left."""
+        return self.join_epoch <= epoch and (self.leave_epoch is None or epoch < self.leave_epoch)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole simulation: chain params, seed, length and validators."""
+
+    path: str
+    seed: int
+    epochs: int
+    epoch_length: int
+    default_unit_of_compute_price: int
+    chain_id: str
+    description: str
+    validators: tuple[ValidatorSpec, ...] = field(default_factory=tuple)
+
+
+class _Locator:
+    """Finds the line of a key in TOML text, for error messages."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def line_of(self, key: str, table: str | None = None, index: int = 0) -> int | None:
+        """1-based line of `key` in the top level, or in the index-th `[[table]]`; else the table's header."""
+        start, end = 0, len(self.lines)
+        if table is not None:
+            headers = [i for i, line in enumerate(self.lines) if re.match(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]", line)]
+            if index >= len(headers):
+                return self.line_of(table) if key != table else None
+            start = headers[index]
+            end = next((i for i in range(start + 1, len(self.lines)) if re.match(r"^\s*\[", self.lines[i])), end)
+        else:
+            end = next((i for i, line in enumerate(self.lines) if re.match(r"^\s*\[", line)), end)
+        pattern = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+        for i in range(start, end):
+            if pattern.match(self.lines[i]):
+                return i + 1
+        return start + 1 if table is not None else None
+
+
+class _Checker:
+    """Typed reads of scenario values that raise ScenarioError with file, line and key."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.locator = _Locator(text)
+
+    def fail(self, message: str, key: str, table: str | None = None, index: int = 0) -> ScenarioError:
+        """A ScenarioError located at `key`."""
+        line = self.locator.line_of(key, table, index)
+        where = f"{self.path}:{line}" if line else self.path
+        name = f"{table}[{index}].{key}" if table else key
+        return ScenarioError(f"{where}: {name} {message}")
+
+    def integer(self, data: dict[str, Any], key: str, *, minimum: int, maximum: int = MAX_NGONKA - 1,
+                default: int | None = None, table: str | None = None, index: int = 0) -> int:
+        """An integer in [minimum, maximum]; `default` when absent (required if None)."""
+        if key not in data:
+            if default is None:
+                raise self.fail(f"is required (an integer ≥ {minimum})", key, table, index)
+            return default
+        value = data[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            bound = f"≥ {minimum}" if maximum >= MAX_NGONKA - 1 else f"between {minimum} and {maximum}"
+            raise self.fail(f"must be an integer {bound}, got {_show(value)}", key, table, index)
+        return value
+
+    def string(self, data: dict[str, Any], key: str, *, default: str | None = None, table: str | None = None,
+               index: int = 0) -> str:
+        """A string; `default` when absent (required if None)."""
+        if key not in data:
+            if default is None:
+                raise self.fail("is required (a string)", key, table, index)
+            return default
+        value = data[key]
+        if not isinstance(value, str):
+            raise self.fail(f"must be a string, got {_show(value)}", key, table, index)
+        return value
+
+    def only(self, data: dict[str, Any], allowed: tuple[str, ...], table: str | None = None, index: int = 0) -> None:
+        """Refuse keys outside `allowed`."""
+        for key in data:
+            if key not in allowed:
+                raise self.fail(f"is not a known key; expected one of: {', '.join(allowed)}", key, table, index)
+
+
+def _show(value: Any) -> str:
+    """A value as TOML-ish text for an error message."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
+    """Parse and check scenario TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{path}:{match.group(1)}" if match else path
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ScenarioError(f"{where}: not valid TOML: {reason}") from None
+    check = _Checker(path, text)
+    check.only(data, TOP_KEYS)
+    raw_validators = data.get("validators")
+    if not isinstance(raw_validators, list) or not raw_validators or not all(isinstance(v, dict) for v in raw_validators):
+        raise check.fail("must be at least one [[validators]] table", "validators")
+    epochs = check.integer(data, "epochs", minimum=1, maximum=1_000_000)
+    validators = tuple(_parse_validator(check, v, i, epochs) for i, v in enumerate(raw_validators))
+    names = [v.name for v in validators]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise check.fail(f'"{name}" is used by another validator; names must be unique', "name", "validators", i)
+    if not any(v.is_genesis() for v in validators):
+        raise check.fail("must include at least one validator bonded at genesis (no join_epoch)", "validators")
+    return Scenario(
+        path=path,
+        seed=check.integer(data, "seed", minimum=0, maximum=2**64 - 1, default=0),
+        epochs=epochs,
+        epoch_length=check.integer(data, "epoch_length", minimum=1, maximum=100_000, default=10),
+        default_unit_of_compute_price=check.integer(data, "default_unit_of_compute_price", minimum=1, default=100),
+        chain_id=check.string(data, "chain_id", default="uoc-sim-1"),
+        description=check.string(data, "description", default=""),
+        validators=validators,
+    )
+
+
+def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int) -> ValidatorSpec:
+    """Check one [[validators]] table."""
+    t = "validators"
+    check.only(data, VALIDATOR_KEYS, t, i)
+    name = check.string(data, "name", table=t, index=i)
+    if not NAME_PATTERN.match(name):
+        raise check.fail(f"must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit; got {_show(name)}",
+                         "name", t, i)
+    strategy = check.string(data, "strategy", table=t, index=i)
+    if strategy not in STRATEGIES:
+        raise check.fail(f"must be one of {', '.join(STRATEGIES)}; got {_show(strategy)}", "strategy", t, i)
+    for key in ("true_cost", "noise_bps", "price", "denom", "low", "high"):
+        if key in data and key not in STRATEGY_KEYS[strategy]:
+            raise check.fail(f'does not apply to strategy "{strategy}"', key, t, i)
+    spec: dict[str, Any] = {
+        "name": name,
+        "strategy": strategy,
+        "stake": check.integer(data, "stake", minimum=1, maximum=2**53, table=t, index=i),
+        "join_epoch": check.integer(data, "join_epoch", minimum=0, maximum=epochs - 1, default=0, table=t, index=i),
+        "vote_every": check.integer(data, "vote_every", minimum=1, maximum=1_000_000, default=1, table=t, index=i),
+    }
+    if "leave_epoch" in data:
+        spec["leave_epoch"] = check.integer(data, "leave_epoch", minimum=spec["join_epoch"] + 1, maximum=epochs,
+                                            table=t, index=i)
+    if strategy == "honest":
+        spec["true_cost"] = check.integer(data, "true_cost", minimum=1, table=t, index=i)
+        spec["noise_bps"] = check.integer(data, "noise_bps", minimum=0, maximum=9_999, default=0, table=t, index=i)
+    elif strategy == "fixed":
+        spec["price"] = check.integer(data, "price", minimum=1, table=t, index=i)
+        spec["denom"] = check.string(data, "denom", default="ngonka", table=t, index=i)
+        try:
+            to_ngonka(spec["price"], spec["denom"])
+        except MoneyError as exc:
+            raise check.fail(f"with denom {_show(spec['denom'])}: {exc}", "price", t, i) from None
+    elif strategy == "extreme":
+        spec["low"] = check.integer(data, "low", minimum=1, default=1, table=t, index=i)
+        spec["high"] = check.integer(data, "high", minimum=1, default=MAX_NGONKA - 1, table=t, index=i)
+    return ValidatorSpec(**spec)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{p}: cannot read the scenario: {exc}") from None
+    return parse_scenario(text, str(p))
