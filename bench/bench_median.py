@@ -57,10 +57,7 @@ def bench_pure_vs_numpy(rng: np.random.Generator, n: int) -> None:
     assert compute_weighted_median_pure(pairs) == weighted_median_arrays(prices, powers)
     pure_s = median_time(lambda: compute_weighted_median_pure(pairs))
     numpy_s = median_time(lambda: weighted_median_arrays(prices, powers))
-    print(
-        f"N={n:,}: pure Python {pure_s * 1e3:.2f} ms, numpy {numpy_s * 1e3:.2f} ms, "
-        f"speedup {pure_s / numpy_s:.1f}x"
-    )
+    print(f"N={n:,}: pure Python {pure_s * 1e3:.2f} ms, numpy {numpy_s * 1e3:.2f} ms, speedup {pure_s / numpy_s:.1f}x")
 
 
 def main() -> None:

@@ -7,21 +7,27 @@
     app.commit()                            # write the block in one store transaction
     app.query("epoch/current")
 
-A signature checked by `check_tx` is remembered by tx hash and not verified again in the block.
+A transaction admitted by `check_tx` is remembered (decoded, with its signature verified) and is
+neither decoded nor verified again when a block includes it. `check_txs` verifies a batch of
+signatures through `verify_many`, which a node or simulator may spread over several processes.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import rules
+from .crypto import verify_many
+from .encoding import thaw
 from .errors import ChainError, InvalidBlock, InvalidTx, StoreError
 from .store import CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_tx
 
-VERIFIED_CACHE_SIZE = 200_000
+ADMITTED_CACHE_SIZE = 100_000
+VerifyMany = Callable[[list[tuple[bytes, bytes, bytes]]], list[bool]]
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,10 @@ class BlockResult:
 class Application:
     """The uoc state machine behind an ABCI-shaped interface."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, verify: VerifyMany = verify_many) -> None:
         self.store = store
-        self._verified: OrderedDict[str, None] = OrderedDict()
+        self.verify = verify
+        self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
         self._pending: tuple[CommitInfo, list] | None = None
         info = store.last_commit()
         self.height = info.height if info else -1
@@ -78,12 +85,37 @@ class Application:
 
     def check_tx(self, raw: bytes) -> TxResult:
         """Admit a transaction to the mempool if it applies on top of the pending ones."""
-        try:
-            tx = decode_tx(raw)
-        except InvalidTx as exc:
-            return TxResult(hash="", code=exc.code, log=str(exc))
-        result = self._apply(self._check_state, tx, remember=True)
-        return result
+        return self.check_txs([raw])[0]
+
+    def check_txs(self, raws: list[bytes]) -> list[TxResult]:
+        """check_tx for a batch, verifying the new signatures in one `verify` call."""
+        decoded: list[Tx | TxResult] = []
+        for raw in raws:
+            tx = self._admitted.get(raw)
+            if tx is None:
+                try:
+                    tx = decode_tx(raw)
+                except InvalidTx as exc:
+                    decoded.append(TxResult(hash="", code=exc.code, log=str(exc)))
+                    continue
+            decoded.append(tx)
+        fresh = [tx for tx in decoded if isinstance(tx, Tx) and tx.raw not in self._admitted]
+        verdicts = dict(
+            zip((tx.hash for tx in fresh), self.verify([(tx.pubkey, tx.signature, tx.sign_bytes) for tx in fresh]))
+        )
+        results = []
+        for tx in decoded:
+            if isinstance(tx, TxResult):
+                results.append(tx)
+                continue
+            if not verdicts.get(tx.hash, True):
+                results.append(TxResult(tx.hash, "bad_signature", "signature does not verify against the sign bytes"))
+                continue
+            result = self._apply(self._check_state, tx, verified=True)
+            if result.ok:
+                self._remember(tx)
+            results.append(result)
+        return results
 
     def finalize_block(self, height: int, txs: list[bytes]) -> BlockResult:
         """Run a block of transactions and the epoch transition; keep the result until commit."""
@@ -95,12 +127,15 @@ class Application:
         rules.process_block_start(state, height)
         results = []
         for raw in txs:
-            try:
-                tx = decode_tx(raw)
-            except InvalidTx as exc:
-                results.append(TxResult(hash="", code=exc.code, log=str(exc)))
-                continue
-            results.append(self._apply(state, tx, remember=False))
+            tx = self._admitted.pop(raw, None)
+            verified = tx is not None
+            if tx is None:
+                try:
+                    tx = decode_tx(raw)
+                except InvalidTx as exc:
+                    results.append(TxResult(hash="", code=exc.code, log=str(exc)))
+                    continue
+            results.append(self._apply(state, tx, verified=verified))
         epoch_before = rules.get_current_epoch(state)["index"]
         rules.process_block_end(state)
         epoch_ended = rules.get_current_epoch(state)["index"] != epoch_before
@@ -125,21 +160,22 @@ class Application:
         handler = QUERIES.get(head)
         if handler is None:
             raise ChainError(f"unknown query path {path!r}; known: {', '.join(sorted(QUERIES))}", code="unknown_query")
-        return handler(self, state, arg, **params)
+        return thaw(handler(self, state, arg, **params))
 
     # -- helpers ----------------------------------------------------------------------------
-    def _apply(self, state: State, tx: Tx, *, remember: bool) -> TxResult:
+    def _apply(self, state: State, tx: Tx, *, verified: bool) -> TxResult:
         """Apply `tx` to `state`, verifying its signature unless already verified."""
-        verified = tx.hash in self._verified
         try:
             rules.process_tx(state, tx, signature_verified=verified)
         except InvalidTx as exc:
             return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
-        if remember and not verified:
-            self._verified[tx.hash] = None
-            if len(self._verified) > VERIFIED_CACHE_SIZE:
-                self._verified.popitem(last=False)
         return TxResult(hash=tx.hash)
+
+    def _remember(self, tx: Tx) -> None:
+        """Keep an admitted tx so its block need not decode or verify it again."""
+        self._admitted[tx.raw] = tx
+        if len(self._admitted) > ADMITTED_CACHE_SIZE:
+            self._admitted.popitem(last=False)
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash
@@ -152,8 +188,13 @@ class Application:
 
 def _query_status(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
     epoch = rules.get_current_epoch(state)
-    return {"chain_id": rules.get_chain_id(state), "height": app.height, "app_hash": app.app_hash,
-            "epoch": epoch["index"], "unit_of_compute_price": epoch["price"]}
+    return {
+        "chain_id": rules.get_chain_id(state),
+        "height": app.height,
+        "app_hash": app.app_hash,
+        "epoch": epoch["index"],
+        "unit_of_compute_price": epoch["price"],
+    }
 
 
 def _query_account(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
@@ -167,7 +208,7 @@ def _query_validators(app: Application, state: State, arg: str, **_: Any) -> lis
 def _query_epoch(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
     if arg in ("", "current"):
         return rules.get_current_epoch(state)
-    if not arg.isdigit():
+    if not (arg.isascii() and arg.isdigit()):
         raise ChainError(f"epoch must be 'current' or a number, got {arg!r}", code="bad_query")
     record = rules.get_epoch_record(state, int(arg))
     if record is None:
@@ -175,8 +216,9 @@ def _query_epoch(app: Application, state: State, arg: str, **_: Any) -> dict[str
     return record
 
 
-def _query_history(app: Application, state: State, arg: str, from_epoch: int = 0,
-                   to_epoch: int | None = None, **_: Any) -> list[dict[str, Any]]:
+def _query_history(
+    app: Application, state: State, arg: str, from_epoch: int = 0, to_epoch: int | None = None, **_: Any
+) -> list[dict[str, Any]]:
     return rules.get_history(state, from_epoch, to_epoch)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -81,6 +82,7 @@ def bech32_decode(text: str) -> tuple[str, bytes]:
     return hrp, bytes(payload)
 
 
+@lru_cache(maxsize=65536)
 def compute_address(pubkey: bytes) -> str:
     """The bech32 `uoc` address of an ed25519 public key: sha256(pubkey)[:20]."""
     return bech32_encode(ADDRESS_PREFIX, hashlib.sha256(pubkey).digest()[:20])
@@ -88,6 +90,12 @@ def compute_address(pubkey: bytes) -> str:
 
 def is_valid_address(address: object) -> bool:
     """True if `address` is a well-formed bech32 `uoc` address of 20 bytes."""
+    return isinstance(address, str) and _is_valid_address(address)
+
+
+@lru_cache(maxsize=65536)
+def _is_valid_address(address: str) -> bool:
+    """is_valid_address for a string (cached: bech32 checksums are slow in Python)."""
     try:
         hrp, payload = bech32_decode(address)  # type: ignore[arg-type]
     except ValueError:
@@ -95,13 +103,24 @@ def is_valid_address(address: object) -> bool:
     return hrp == ADDRESS_PREFIX and len(payload) == 20
 
 
+@lru_cache(maxsize=4096)
+def _load_pubkey(pubkey: bytes) -> Ed25519PublicKey:
+    """The ed25519 public key object (cached: validators sign again and again)."""
+    return Ed25519PublicKey.from_public_bytes(pubkey)
+
+
 def verify_signature(pubkey: bytes, signature: bytes, message: bytes) -> bool:
     """True if `signature` is pubkey's ed25519 signature of `message`."""
     try:
-        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
+        _load_pubkey(pubkey).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def verify_many(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """verify_signature over (pubkey, signature, message) triples, in order."""
+    return [verify_signature(pubkey, signature, message) for pubkey, signature, message in items]
 
 
 class PrivateKey:
@@ -117,12 +136,12 @@ class PrivateKey:
         self.address = compute_address(self.pubkey)
 
     @classmethod
-    def generate(cls) -> "PrivateKey":
+    def generate(cls) -> PrivateKey:
         """A fresh random key (for wallets and tests, never inside the state machine)."""
         return cls(Ed25519PrivateKey.generate().private_bytes_raw())
 
     @classmethod
-    def from_name(cls, name: str, salt: str = "uoc-devnet") -> "PrivateKey":
+    def from_name(cls, name: str, salt: str = "uoc-devnet") -> PrivateKey:
         """A deterministic key derived from a name (devnets and simulations only)."""
         return cls(hashlib.sha256(f"{salt}/{name}".encode()).digest())
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidTx
@@ -18,9 +20,35 @@ def _reject_constant(text: str) -> Any:
     raise InvalidTx(f"{text} is not allowed", code="malformed")
 
 
+def _thaw(value: Any) -> Any:
+    """Let the encoder write the read-only mappings that `decode_canonical` returns."""
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not canonical JSON")
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_thaw)
+_DECODER = json.JSONDecoder(object_hook=MappingProxyType)
+
+
 def canonical_json(value: Any) -> str:
     """Encode with sorted keys, no whitespace and ASCII only: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _ENCODER.encode(value)
+
+
+def thaw(value: Any) -> Any:
+    """A plain, mutable copy of a decoded value (for query results)."""
+    if isinstance(value, (dict, MappingProxyType)):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [thaw(v) for v in value]
+    return value
+
+
+@lru_cache(maxsize=1 << 16)
+def decode_canonical(text: str) -> Any:
+    """Decode stored state into read-only mappings; equal text gives the same shared object."""
+    return _DECODER.decode(text)
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -28,9 +56,12 @@ def canonical_bytes(value: Any) -> bytes:
     return canonical_json(value).encode()
 
 
+_STRICT_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
+
+
 def parse_json(data: bytes | str) -> Any:
     """Decode JSON strictly: floats, NaN and Infinity are refused with InvalidTx."""
     try:
-        return json.loads(data, parse_float=_reject_float, parse_constant=_reject_constant)
+        return _STRICT_DECODER.decode(data.decode() if isinstance(data, bytes) else data)
     except (ValueError, RecursionError) as exc:
         raise InvalidTx(f"not valid JSON: {exc}", code="malformed") from None

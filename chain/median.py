@@ -199,9 +199,7 @@ def weighted_median_arrays(prices: np.ndarray, powers: np.ndarray) -> int | None
     check_arrays(prices, powers)
     if not fits_int64(prices, powers):
         return compute_weighted_median_pure(zip(prices.tolist(), powers.tolist()))
-    return compute_weighted_median_int64(
-        prices.astype(np.int64, copy=False), powers.astype(np.int64, copy=False)
-    )
+    return compute_weighted_median_int64(prices.astype(np.int64, copy=False), powers.astype(np.int64, copy=False))
 
 
 def weighted_median(pairs: Iterable[tuple[int, int]]) -> int | None:

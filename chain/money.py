@@ -29,30 +29,38 @@ def is_int(value: object) -> bool:
 def get_denom_factor(denom: object, field: str = "denom") -> int:
     """Return the ngonka per unit of `denom`, or raise a MoneyError naming the field."""
     if not isinstance(denom, str):
-        raise MoneyError(f"{field} must be a string, one of {', '.join(CANONICAL_DENOMS)}; got {type(denom).__name__}", code="invalid_denom")
+        raise MoneyError(
+            f"{field} must be a string, one of {', '.join(CANONICAL_DENOMS)}; got {type(denom).__name__}",
+            code="invalid_denom",
+        )
     factor = DENOMS.get(denom)
     if factor is None:
         raise MoneyError(
-            f"{field} {denom!r} is not a known denomination; use one of "
-            f"{', '.join(sorted(DENOMS))} (case-sensitive)",
+            f"{field} {denom!r} is not a known denomination; use one of {', '.join(sorted(DENOMS))} (case-sensitive)",
             code="invalid_denom",
         )
     return factor
+
+
+def describe_int(value: int) -> str:
+    """An integer for an error message, abbreviated when it is huge."""
+    return str(value) if value.bit_length() <= 256 else f"a {value.bit_length()}-bit integer"
 
 
 def to_ngonka(amount: object, denom: object, *, field: str = "price", allow_zero: bool = False) -> int:
     """Convert `amount` of `denom` to ngonka; it must be an int > 0 (or ≥ 0) and < 2^63 ngonka."""
     if not is_int(amount):
         kind = "null" if amount is None else type(amount).__name__
-        raise MoneyError(f"{field} must be an integer, got {kind} {amount!r}", code="invalid_amount")
+        shown = f"{amount!r}"[:40]
+        raise MoneyError(f"{field} must be an integer, got {kind} {shown}", code="invalid_amount")
     assert isinstance(amount, int)
     if amount < 0 or (amount == 0 and not allow_zero):
         rule = "≥ 0" if allow_zero else "> 0"
-        raise MoneyError(f"{field} must be an integer {rule}, got {amount}", code="invalid_amount")
+        raise MoneyError(f"{field} must be an integer {rule}, got {describe_int(amount)}", code="invalid_amount")
     ngonka = amount * get_denom_factor(denom)
     if ngonka >= MAX_NGONKA:
         raise MoneyError(
-            f"{field} {amount} {denom} is {ngonka} ngonka, which overflows the limit of 2^63 - 1 ngonka",
+            f"{field} {describe_int(amount)} {denom} is {describe_int(ngonka)} ngonka, which overflows the limit of 2^63 - 1 ngonka",
             code="amount_overflow",
         )
     return ngonka

@@ -160,7 +160,9 @@ def compute_genesis_params(params: Any) -> dict[str, Any]:
     merged = {**DEFAULT_PARAMS, **params}
     _genesis_int(merged["epoch_length"], "genesis.params.epoch_length", 1)
     try:
-        to_ngonka(merged["default_unit_of_compute_price"], "ngonka", field="genesis.params.default_unit_of_compute_price")
+        to_ngonka(
+            merged["default_unit_of_compute_price"], "ngonka", field="genesis.params.default_unit_of_compute_price"
+        )
     except MoneyError as exc:
         raise InvalidGenesis(str(exc)) from None
     return merged
@@ -183,6 +185,7 @@ def process_genesis(state: State, genesis: Any) -> None:
     supply = 0
     for i, entry in enumerate(_genesis_list(genesis, "accounts")):
         where = f"genesis.accounts[{i}]"
+        _genesis_fields(entry, where, ("address", "balance"))
         address = _genesis_address(entry.get("address"), f"{where}.address")
         if state.get("acct", address) is not None:
             raise InvalidGenesis(f"{where}.address {address} appears twice")
@@ -191,6 +194,7 @@ def process_genesis(state: State, genesis: Any) -> None:
         supply += balance
     for i, entry in enumerate(_genesis_list(genesis, "validators")):
         where = f"genesis.validators[{i}]"
+        _genesis_fields(entry, where, ("address", "stake"))
         address = _genesis_address(entry.get("address"), f"{where}.address")
         if state.get("val", address) is not None:
             raise InvalidGenesis(f"{where}.address {address} appears twice")
@@ -202,15 +206,26 @@ def process_genesis(state: State, genesis: Any) -> None:
         raise InvalidGenesis("the total supply of genesis must be < 2^63 ngonka")
     state.set("meta", "supply", supply)
     validators = get_validator_set(state)
-    state.set("epoch", "current", {
-        "index": 0,
-        "price": params["default_unit_of_compute_price"],
-        "total_power": sum(power for _, power in validators),
-        "validators": len(validators),
-        "start_height": 1,
-        "ballot": {"voters": 0, "non_voters": len(validators), "min_vote": None, "max_vote": None},
-    })
+    state.set(
+        "epoch",
+        "current",
+        {
+            "index": 0,
+            "price": params["default_unit_of_compute_price"],
+            "total_power": sum(power for _, power in validators),
+            "validators": len(validators),
+            "start_height": 1,
+            "ballot": {"voters": 0, "non_voters": len(validators), "min_vote": None, "max_vote": None},
+        },
+    )
     process_epoch_record(state)
+
+
+def _genesis_fields(entry: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+    """Refuse unknown fields in a genesis entry."""
+    unknown = sorted(k for k in entry if k not in allowed)
+    if unknown:
+        raise InvalidGenesis(f"{where} has unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 
 
 def _genesis_list(genesis: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -302,13 +317,17 @@ def process_msg_submit_price_proposal(state: State, sender: str, msg: MsgSubmitP
     if not is_validator_or_pending(state, sender):
         raise InvalidTx(f"{sender} is not a validator and has no pending stake", code="not_validator")
     height = get_height(state)
-    state.set("vote", sender, {
-        "price": msg.price,
-        "denom": msg.denom,
-        "price_ngonka": msg.price_ngonka,
-        "height": height,
-        "epoch": get_current_epoch(state)["index"],
-    })
+    state.set(
+        "vote",
+        sender,
+        {
+            "price": msg.price,
+            "denom": msg.denom,
+            "price_ngonka": msg.price_ngonka,
+            "height": height,
+            "epoch": get_current_epoch(state)["index"],
+        },
+    )
 
 
 MESSAGE_RULES: dict[type[Msg], Any] = {
@@ -345,27 +364,36 @@ def process_epoch(state: State) -> None:
 
 def process_stake_changes(state: State) -> None:
     """Apply pending bonds and unbonds and snapshot the next epoch's validator set."""
+    powers: dict[str, int] = {}
     for address, validator in state.iterate("val"):
         stake, pending = validator["stake"], validator["pending_stake"]
         if stake > pending:
             process_balance_change(state, address, stake - pending)
         if pending == 0:
             state.delete("val", address)
-        elif stake != pending:
+            continue
+        if stake != pending:
             state.set("val", address, {"stake": pending, "pending_stake": pending})
-    for address, _ in state.iterate("epval"):
-        state.delete("epval", address)
-    for address, validator in state.iterate("val"):
-        state.set("epval", address, validator["stake"])
-    validators = get_validator_set(state)
+        powers[address] = pending
+    current = dict(state.iterate("epval"))
+    for address in current:
+        if address not in powers:
+            state.delete("epval", address)
+    for address, power in powers.items():
+        if current.get(address) != power:
+            state.set("epval", address, power)
     epoch = get_current_epoch(state)
-    state.set("epoch", "current", {
-        **epoch,
-        "index": epoch["index"] + 1,
-        "total_power": sum(power for _, power in validators),
-        "validators": len(validators),
-        "start_height": get_height(state) + 1,
-    })
+    state.set(
+        "epoch",
+        "current",
+        {
+            **epoch,
+            "index": epoch["index"] + 1,
+            "total_power": sum(powers.values()),
+            "validators": len(powers),
+            "start_height": get_height(state) + 1,
+        },
+    )
 
 
 def compute_ballot(votes: list[tuple[str, int, int | None]], current_price: int) -> tuple[int, dict[str, Any]]:
@@ -396,10 +424,14 @@ def process_unit_of_compute_price(state: State) -> None:
 def process_epoch_record(state: State) -> None:
     """Append the current epoch's record to the history."""
     epoch = get_current_epoch(state)
-    state.set("hist", compute_history_key(epoch["index"]), {
-        "epoch": epoch["index"],
-        "price": epoch["price"],
-        "total_power": epoch["total_power"],
-        **epoch["ballot"],
-        "registry_version": get_registry_version(state),
-    })
+    state.set(
+        "hist",
+        compute_history_key(epoch["index"]),
+        {
+            "epoch": epoch["index"],
+            "price": epoch["price"],
+            "total_power": epoch["total_power"],
+            **epoch["ballot"],
+            "registry_version": get_registry_version(state),
+        },
+    )

@@ -15,13 +15,14 @@ the state alone: export and import recompute it from scratch and must land on th
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
 import numpy as np
 
-from .encoding import canonical_json
+from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
 
 APP_HASH_DOMAIN = b"uoc/apphash/v1"
@@ -32,11 +33,14 @@ LTHASH_BYTES = 2 * LTHASH_LANES
 Change = tuple[str, str, "str | None"]  # (space, key, new value or None for a deletion)
 
 
+@lru_cache(maxsize=1 << 13)
 def compute_entry_lanes(space: str, key: str, value: str) -> np.ndarray:
-    """The LtHash16 lanes of one state entry."""
+    """The LtHash16 lanes of one state entry (cached: an entry added now is often removed soon)."""
     s, k, v = space.encode(), key.encode(), value.encode()
     data = LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
-    return np.frombuffer(hashlib.shake_256(data).digest(LTHASH_BYTES), dtype="<u2")
+    lanes = np.frombuffer(hashlib.shake_256(data).digest(LTHASH_BYTES), dtype="<u2")
+    lanes.flags.writeable = False
+    return lanes
 
 
 class LtHash:
@@ -155,7 +159,7 @@ class State:
     def get(self, space: str, key: str) -> Any:
         """The decoded value of an entry, or None if absent."""
         raw = self.get_raw(space, key)
-        return None if raw is None else _decode(raw)
+        return None if raw is None else decode_canonical(raw)
 
     def set(self, space: str, key: str, value: Any) -> None:
         """Write an entry (canonical JSON of `value`)."""
@@ -172,7 +176,7 @@ class State:
             for (sp, key), value in layer.items():
                 if sp == space:
                     merged[key] = value
-        return [(k, _decode(merged[k])) for k in sorted(merged) if merged[k] is not None]
+        return [(k, decode_canonical(merged[k])) for k in sorted(merged) if merged[k] is not None]
 
     # -- transactional layers ---------------------------------------------------------------
     def begin(self) -> None:
@@ -204,8 +208,3 @@ class State:
                 acc.add(space, key, value)
             changes.append((space, key, value))
         return CommitInfo(self.height, acc.app_hash(), acc.to_bytes()), changes
-
-
-def _decode(raw: str) -> Any:
-    """Decode stored canonical JSON."""
-    return json.loads(raw)

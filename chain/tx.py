@@ -27,9 +27,11 @@ SIGN_DOMAIN = b"uoc/tx/v1\n"
 MAX_TX_BYTES = 64 * 1024
 MAX_MESSAGES = 32
 
+
 def _malformed(message: str) -> InvalidTx:
     """An InvalidTx for a structurally bad transaction."""
     return InvalidTx(message, code="malformed")
+
 
 def _require_fields(obj: Any, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
     """Check that `obj` is an object with exactly `fields`; name the missing or extra ones."""
@@ -43,11 +45,13 @@ def _require_fields(obj: Any, where: str, fields: tuple[str, ...]) -> dict[str, 
         raise _malformed(f"{where} has unknown field(s): {', '.join(extra)}")
     return obj
 
+
 def _parse_address(value: Any, where: str) -> str:
     """A bech32 `uoc` address, or InvalidTx."""
     if not is_valid_address(value):
         raise _malformed(f"{where} must be a bech32 'uoc1…' address, got {value!r}")
     return value
+
 
 def _parse_coin(value: Any, where: str) -> int:
     """A money object {"amount": int > 0, "denom": str} converted to ngonka."""
@@ -57,6 +61,7 @@ def _parse_coin(value: Any, where: str) -> int:
     except MoneyError as exc:
         raise _malformed(str(exc)) from None
 
+
 @dataclass(frozen=True)
 class Msg:
     """Base class of messages; `TYPE` is the `@type` tag on the wire."""
@@ -65,13 +70,14 @@ class Msg:
     FIELDS: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> "Msg":
+    def parse(cls, obj: dict[str, Any], where: str) -> Msg:
         """Build the message from its JSON fields (already checked for exact field names)."""
         raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of the message, with its `@type`."""
         raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class MsgSend(Msg):
@@ -83,11 +89,12 @@ class MsgSend(Msg):
     FIELDS: ClassVar[tuple[str, ...]] = ("to", "amount")
 
     @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> "MsgSend":
+    def parse(cls, obj: dict[str, Any], where: str) -> MsgSend:
         return cls(_parse_address(obj["to"], f"{where}.to"), _parse_coin(obj["amount"], f"{where}.amount"))
 
     def to_json(self) -> dict[str, Any]:
         return {"@type": self.TYPE, "to": self.to, "amount": {"amount": self.amount, "denom": "ngonka"}}
+
 
 @dataclass(frozen=True)
 class MsgBond(Msg):
@@ -98,17 +105,19 @@ class MsgBond(Msg):
     FIELDS: ClassVar[tuple[str, ...]] = ("amount",)
 
     @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> "MsgBond":
+    def parse(cls, obj: dict[str, Any], where: str) -> MsgBond:
         return cls(_parse_coin(obj["amount"], f"{where}.amount"))
 
     def to_json(self) -> dict[str, Any]:
         return {"@type": self.TYPE, "amount": {"amount": self.amount, "denom": "ngonka"}}
+
 
 @dataclass(frozen=True)
 class MsgUnbond(MsgBond):
     """Unbond `amount` ngonka of the sender's stake at the next epoch boundary."""
 
     TYPE: ClassVar[str] = "MsgUnbond"
+
 
 @dataclass(frozen=True)
 class MsgSubmitPriceProposal(Msg):
@@ -121,7 +130,7 @@ class MsgSubmitPriceProposal(Msg):
     FIELDS: ClassVar[tuple[str, ...]] = ("price", "denom")
 
     @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> "MsgSubmitPriceProposal":
+    def parse(cls, obj: dict[str, Any], where: str) -> MsgSubmitPriceProposal:
         try:
             ngonka = to_ngonka(obj["price"], obj["denom"], field=f"{where}.price")
         except MoneyError as exc:
@@ -129,21 +138,22 @@ class MsgSubmitPriceProposal(Msg):
         return cls(obj["price"], obj["denom"], ngonka)
 
     @classmethod
-    def of(cls, price: int, denom: str = "ngonka") -> "MsgSubmitPriceProposal":
+    def of(cls, price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
         """Build a vote, validating the price as SPEC §1 requires."""
         return cls(price, denom, to_ngonka(price, denom))
 
     def to_json(self) -> dict[str, Any]:
         return {"@type": self.TYPE, "price": self.price, "denom": self.denom}
 
-MESSAGE_TYPES: dict[str, type[Msg]] = {
-    m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal)
-}
+
+MESSAGE_TYPES: dict[str, type[Msg]] = {m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal)}
+
 
 def register_message(cls: type[Msg]) -> type[Msg]:
     """Add a message type to the wire registry (used by governance)."""
     MESSAGE_TYPES[cls.TYPE] = cls
     return cls
+
 
 def parse_message(obj: Any, where: str) -> Msg:
     """Parse one message object by its `@type`."""
@@ -151,9 +161,12 @@ def parse_message(obj: Any, where: str) -> Msg:
         raise _malformed(f"{where} must be an object with a string '@type'")
     cls = MESSAGE_TYPES.get(obj["@type"])
     if cls is None:
-        raise _malformed(f"{where}.@type {obj['@type']!r} is not a known message; known: {', '.join(sorted(MESSAGE_TYPES))}")
+        raise _malformed(
+            f"{where}.@type {obj['@type']!r} is not a known message; known: {', '.join(sorted(MESSAGE_TYPES))}"
+        )
     _require_fields(obj, where, ("@type", *cls.FIELDS))
     return cls.parse(obj, where)
+
 
 @dataclass(frozen=True)
 class Tx:
@@ -169,13 +182,31 @@ class Tx:
     raw: bytes
     hash: str
 
+
 def compute_sign_bytes(body: dict[str, Any]) -> bytes:
     """The bytes a sender signs: a domain tag and the canonical JSON of the body."""
     return SIGN_DOMAIN + canonical_bytes(body)
 
+
+def compute_tx_bytes(sign_bytes: bytes, pubkey: bytes, signature: bytes) -> bytes:
+    """The canonical tx encoding, assembled around the body's canonical bytes (keys in sorted order)."""
+    return b"".join(
+        (
+            b'{"body":',
+            sign_bytes[len(SIGN_DOMAIN) :],
+            b',"pubkey":"',
+            base64.b64encode(pubkey),
+            b'","signature":"',
+            base64.b64encode(signature),
+            b'"}',
+        )
+    )
+
+
 def compute_tx_hash(raw: bytes) -> str:
     """Upper-case hex sha256 of the canonical tx bytes."""
     return hashlib.sha256(raw).hexdigest().upper()
+
 
 def _b64(value: Any, where: str, size: int) -> bytes:
     """Decode a base64 string of exactly `size` bytes."""
@@ -188,6 +219,7 @@ def _b64(value: Any, where: str, size: int) -> bytes:
     if len(data) != size:
         raise _malformed(f"{where} must be {size} bytes, got {len(data)}")
     return data
+
 
 def decode_tx(raw: bytes) -> Tx:
     """Decode and structurally validate a transaction; raise InvalidTx(code='malformed')."""
@@ -206,30 +238,29 @@ def decode_tx(raw: bytes) -> Tx:
     if not isinstance(msgs, list) or not 1 <= len(msgs) <= MAX_MESSAGES:
         raise _malformed(f"tx.body.messages must be a list of 1 to {MAX_MESSAGES} messages")
     messages = tuple(parse_message(m, f"tx.body.messages[{i}]") for i, m in enumerate(msgs))
-    canonical = canonical_bytes(doc)
+    pubkey = _b64(doc["pubkey"], "tx.pubkey", PUBKEY_SIZE)
+    signature = _b64(doc["signature"], "tx.signature", SIGNATURE_SIZE)
+    sign_bytes = compute_sign_bytes(body)
+    canonical = compute_tx_bytes(sign_bytes, pubkey, signature)
     return Tx(
         chain_id=body["chain_id"],
         sender=sender,
         sequence=body["sequence"],
         messages=messages,
-        pubkey=_b64(doc["pubkey"], "tx.pubkey", PUBKEY_SIZE),
-        signature=_b64(doc["signature"], "tx.signature", SIGNATURE_SIZE),
-        sign_bytes=compute_sign_bytes(body),
+        pubkey=pubkey,
+        signature=signature,
+        sign_bytes=sign_bytes,
         raw=canonical,
         hash=compute_tx_hash(canonical),
     )
+
 
 def make_body(chain_id: str, sender: str, sequence: int, messages: list[Msg] | tuple[Msg, ...]) -> dict[str, Any]:
     """The JSON body of a transaction."""
     return {"chain_id": chain_id, "sender": sender, "sequence": sequence, "messages": [m.to_json() for m in messages]}
 
-def encode_signed(body: dict[str, Any], pubkey: bytes, signature: bytes) -> bytes:
-    """The canonical wire bytes of a signed body."""
-    return canonical_bytes(
-        {"body": body, "pubkey": base64.b64encode(pubkey).decode(), "signature": base64.b64encode(signature).decode()}
-    )
 
 def sign_tx(key: PrivateKey, chain_id: str, sequence: int, messages: list[Msg] | tuple[Msg, ...]) -> bytes:
     """Build, sign and encode a transaction from `key`'s account."""
-    body = make_body(chain_id, key.address, sequence, messages)
-    return encode_signed(body, key.pubkey, key.sign(compute_sign_bytes(body)))
+    sign_bytes = compute_sign_bytes(make_body(chain_id, key.address, sequence, messages))
+    return compute_tx_bytes(sign_bytes, key.pubkey, key.sign(sign_bytes))

@@ -38,7 +38,9 @@ def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
     if spread:
         xs, lows, highs = zip(*spread)
         ax.fill_between(xs, lows, highs, step="post", alpha=0.25, color="tab:orange", label="votes in force (min–max)")
-    ax.step(epochs, prices, where="post", color="tab:blue", linewidth=2, label="unit-of-compute price (weighted median)")
+    ax.step(
+        epochs, prices, where="post", color="tab:blue", linewidth=2, label="unit-of-compute price (weighted median)"
+    )
     values = [v for v in prices + [x for s in spread for x in s[1:]] if v]
     if values and max(values) > 100 * min(values):
         ax.set_yscale("log")

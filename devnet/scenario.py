@@ -20,10 +20,21 @@ from .errors import ScenarioError
 STRATEGIES = ("honest", "fixed", "silent", "extreme")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-TOP_KEYS = ("seed", "epochs", "epoch_length", "default_unit_of_compute_price", "chain_id", "description",
-            "validators")
-VALIDATOR_KEYS = ("name", "stake", "strategy", "true_cost", "noise_bps", "price", "denom", "low", "high",
-                  "join_epoch", "leave_epoch", "vote_every")
+TOP_KEYS = ("seed", "epochs", "epoch_length", "default_unit_of_compute_price", "chain_id", "description", "validators")
+VALIDATOR_KEYS = (
+    "name",
+    "stake",
+    "strategy",
+    "true_cost",
+    "noise_bps",
+    "price",
+    "denom",
+    "low",
+    "high",
+    "join_epoch",
+    "leave_epoch",
+    "vote_every",
+)
 STRATEGY_KEYS = {
     "honest": ("true_cost", "noise_bps"),
     "fixed": ("price", "denom"),
@@ -82,7 +93,9 @@ class _Locator:
         """1-based line of `key` in the top level, or in the index-th `[[table]]`; else the table's header."""
         start, end = 0, len(self.lines)
         if table is not None:
-            headers = [i for i, line in enumerate(self.lines) if re.match(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]", line)]
+            headers = [
+                i for i, line in enumerate(self.lines) if re.match(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]", line)
+            ]
             if index >= len(headers):
                 return self.line_of(table) if key != table else None
             start = headers[index]
@@ -110,8 +123,17 @@ class _Checker:
         name = f"{table}[{index}].{key}" if table else key
         return ScenarioError(f"{where}: {name} {message}")
 
-    def integer(self, data: dict[str, Any], key: str, *, minimum: int, maximum: int = MAX_NGONKA - 1,
-                default: int | None = None, table: str | None = None, index: int = 0) -> int:
+    def integer(
+        self,
+        data: dict[str, Any],
+        key: str,
+        *,
+        minimum: int,
+        maximum: int = MAX_NGONKA - 1,
+        default: int | None = None,
+        table: str | None = None,
+        index: int = 0,
+    ) -> int:
         """An integer in [minimum, maximum]; `default` when absent (required if None)."""
         if key not in data:
             if default is None:
@@ -123,8 +145,9 @@ class _Checker:
             raise self.fail(f"must be an integer {bound}, got {_show(value)}", key, table, index)
         return value
 
-    def string(self, data: dict[str, Any], key: str, *, default: str | None = None, table: str | None = None,
-               index: int = 0) -> str:
+    def string(
+        self, data: dict[str, Any], key: str, *, default: str | None = None, table: str | None = None, index: int = 0
+    ) -> str:
         """A string; `default` when absent (required if None)."""
         if key not in data:
             if default is None:
@@ -163,7 +186,11 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     check = _Checker(path, text)
     check.only(data, TOP_KEYS)
     raw_validators = data.get("validators")
-    if not isinstance(raw_validators, list) or not raw_validators or not all(isinstance(v, dict) for v in raw_validators):
+    if (
+        not isinstance(raw_validators, list)
+        or not raw_validators
+        or not all(isinstance(v, dict) for v in raw_validators)
+    ):
         raise check.fail("must be at least one [[validators]] table", "validators")
     epochs = check.integer(data, "epochs", minimum=1, maximum=1_000_000)
     validators = tuple(_parse_validator(check, v, i, epochs) for i, v in enumerate(raw_validators))
@@ -191,8 +218,12 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
     check.only(data, VALIDATOR_KEYS, t, i)
     name = check.string(data, "name", table=t, index=i)
     if not NAME_PATTERN.match(name):
-        raise check.fail(f"must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit; got {_show(name)}",
-                         "name", t, i)
+        raise check.fail(
+            f"must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit; got {_show(name)}",
+            "name",
+            t,
+            i,
+        )
     strategy = check.string(data, "strategy", table=t, index=i)
     if strategy not in STRATEGIES:
         raise check.fail(f"must be one of {', '.join(STRATEGIES)}; got {_show(strategy)}", "strategy", t, i)
@@ -207,8 +238,9 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
         "vote_every": check.integer(data, "vote_every", minimum=1, maximum=1_000_000, default=1, table=t, index=i),
     }
     if "leave_epoch" in data:
-        spec["leave_epoch"] = check.integer(data, "leave_epoch", minimum=spec["join_epoch"] + 1, maximum=epochs,
-                                            table=t, index=i)
+        spec["leave_epoch"] = check.integer(
+            data, "leave_epoch", minimum=spec["join_epoch"] + 1, maximum=epochs, table=t, index=i
+        )
     if strategy == "honest":
         spec["true_cost"] = check.integer(data, "true_cost", minimum=1, table=t, index=i)
         spec["noise_bps"] = check.integer(data, "noise_bps", minimum=0, maximum=9_999, default=0, table=t, index=i)

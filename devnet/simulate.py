@@ -5,9 +5,12 @@ transaction each, spread over the epoch's blocks: a joiner bonds (and votes) in 
 leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. Votes are drawn
 from a `random.Random` seeded by (seed, name, epoch), so a run depends on the scenario alone.
 
-Transactions are signed in a worker process, a few epochs ahead, while this process admits them
-with `check_tx` (verifying each signature once) and runs `finalize_block` and `commit` on a SQLite
-store in the output directory.
+Three processes share the work, so both cores stay busy: a signer signs transactions a few epochs
+ahead; a verifier checks their signatures as soon as they are signed (`PrefetchingVerifier`); and
+this process admits them with `check_txs` and runs `finalize_block` and `commit` on a SQLite store
+in the output directory. The application still decides what is verified: it asks the verifier
+about the exact (pubkey, signature, sign bytes) it decoded, and anything not prefetched is
+verified on the spot.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from chain.app import Application
-from chain.crypto import PrivateKey
-from chain.tx import Msg, MsgBond, MsgSubmitPriceProposal, MsgUnbond, sign_tx
+from chain.crypto import PrivateKey, verify_many, verify_signature
+from chain.tx import Msg, MsgBond, MsgSubmitPriceProposal, MsgUnbond, compute_sign_bytes, compute_tx_bytes, make_body
 from node.store import SqliteStore
 
 from .errors import DevnetError
@@ -36,16 +39,24 @@ SIGN_AHEAD = 4  # epochs signed ahead of the chain
 KEY_SALT = "uoc-sim"
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_key(name: str) -> PrivateKey:
     """The simulated provider's key, derived from its name."""
     return PrivateKey.from_name(name, KEY_SALT)
 
 
-def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str] | None:
-    """The (price, denom) a validator votes in `epoch`, or None if it does not vote then."""
-    if spec.strategy == "silent" or not spec.is_active(epoch) or (epoch - spec.join_epoch) % spec.vote_every:
-        return None
+def is_voting(spec: ValidatorSpec, epoch: int) -> bool:
+    """True if the validator votes in `epoch`."""
+    return spec.strategy != "silent" and spec.is_active(epoch) and (epoch - spec.join_epoch) % spec.vote_every == 0
+
+
+def is_sending(spec: ValidatorSpec, epoch: int) -> bool:
+    """True if the validator sends a transaction in `epoch`: it joins, leaves or votes."""
+    return (epoch == spec.join_epoch and not spec.is_genesis()) or epoch == spec.leave_epoch or is_voting(spec, epoch)
+
+
+def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
+    """The (price, denom) a voting validator votes in `epoch`."""
     if spec.strategy == "fixed":
         return spec.price, spec.denom
     if spec.strategy == "extreme":
@@ -56,34 +67,69 @@ def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str] 
 
 
 def compute_messages(spec: ValidatorSpec, seed: int, epoch: int) -> list[Msg]:
-    """The messages a validator sends in `epoch` (one transaction, or none)."""
+    """The messages of the validator's transaction in `epoch`."""
     msgs: list[Msg] = []
     if epoch == spec.join_epoch and not spec.is_genesis():
         msgs.append(MsgBond(spec.stake))
     if epoch == spec.leave_epoch:
         msgs.append(MsgUnbond(spec.stake))
-    vote = compute_vote(spec, seed, epoch)
-    if vote is not None:
-        msgs.append(MsgSubmitPriceProposal.of(*vote))
+    if is_voting(spec, epoch):
+        msgs.append(MsgSubmitPriceProposal.of(*compute_vote(spec, seed, epoch)))
     return msgs
 
 
 @dataclass(frozen=True)
 class EpochJob:
-    """What a signing worker needs for one epoch: who sends what, from which sequence."""
+    """What a signer needs for one epoch: who sends, from which sequence."""
 
     chain_id: str
+    seed: int
     epoch: int
     epoch_length: int
-    sends: tuple[tuple[int, str, int, tuple[Msg, ...]], ...]  # (validator index, name, sequence, msgs)
+    sends: tuple[tuple[int, ValidatorSpec, int], ...]  # (validator index, spec, sequence)
 
 
-def sign_epoch(job: EpochJob) -> list[list[bytes]]:
-    """Sign an epoch's transactions and spread them over its blocks (validator i → block i mod L)."""
+SignedEpoch = tuple[list[list[bytes]], list[tuple[bytes, bytes, bytes]]]
+
+
+def sign_epoch(job: EpochJob) -> SignedEpoch:
+    """Sign an epoch's transactions, spread over its blocks (validator i → block i mod L), and
+    return them with their (pubkey, signature, sign bytes) for the verifier."""
     blocks: list[list[bytes]] = [[] for _ in range(job.epoch_length)]
-    for index, name, sequence, msgs in job.sends:
-        blocks[index % job.epoch_length].append(sign_tx(get_key(name), job.chain_id, sequence, msgs))
-    return blocks
+    claims = []
+    for index, spec, sequence in job.sends:
+        key = get_key(spec.name)
+        msgs = compute_messages(spec, job.seed, job.epoch)
+        sign_bytes = compute_sign_bytes(make_body(job.chain_id, key.address, sequence, msgs))
+        signature = key.sign(sign_bytes)
+        blocks[index % job.epoch_length].append(compute_tx_bytes(sign_bytes, key.pubkey, signature))
+        claims.append((key.pubkey, signature, sign_bytes))
+    return blocks, claims
+
+
+class PrefetchingVerifier:
+    """A `verify_many` for the Application that verifies in another process ahead of time.
+
+    `prefetch` sends signatures to the pool as soon as they exist; a later call with the same
+    (pubkey, signature, message) waits for that result, and anything else is verified here.
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self.pending: dict[tuple[bytes, bytes, bytes], tuple[Future[list[bool]], int]] = {}
+
+    def prefetch(self, items: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Start verifying `items` in the pool."""
+        future = self.pool.submit(verify_many, items)
+        for i, item in enumerate(items):
+            self.pending[item] = (future, i)
+
+    def __call__(self, items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        out = []
+        for item in items:
+            entry = self.pending.pop(item, None)
+            out.append(entry[0].result()[entry[1]] if entry else verify_signature(*item))
+        return out
 
 
 def plan_jobs(scenario: Scenario) -> list[EpochJob]:
@@ -93,11 +139,10 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
     for epoch in range(scenario.epochs):
         sends = []
         for i, spec in enumerate(scenario.validators):
-            msgs = compute_messages(spec, scenario.seed, epoch)
-            if msgs:
-                sends.append((i, spec.name, sequences[i], tuple(msgs)))
+            if is_sending(spec, epoch):
+                sends.append((i, spec, sequences[i]))
                 sequences[i] += 1
-        jobs.append(EpochJob(scenario.chain_id, epoch, scenario.epoch_length, tuple(sends)))
+        jobs.append(EpochJob(scenario.chain_id, scenario.seed, epoch, scenario.epoch_length, tuple(sends)))
     return jobs
 
 
@@ -130,26 +175,34 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     from tqdm import tqdm
 
     store = open_store(out)
-    app = Application(store)
-    app.init_chain(make_genesis(scenario))
     committed = rejected = 0
     reasons: dict[str, int] = {}
     started = time.perf_counter()
     jobs = plan_jobs(scenario)
-    bar = tqdm(total=scenario.epochs * scenario.epoch_length, unit="block", desc="simulating",
-               disable=(not progress) if progress is not None else None, file=sys.stderr)
+    bar = tqdm(
+        total=scenario.epochs * scenario.epoch_length,
+        unit="block",
+        desc="simulating",
+        disable=(not progress) if progress is not None else None,
+        file=sys.stderr,
+    )
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        window: deque[Future[list[list[bytes]]]] = deque()
+    with ProcessPoolExecutor(1, mp_context=ctx) as signer, ProcessPoolExecutor(1, mp_context=ctx) as checker:
+        verifier = PrefetchingVerifier(checker)
+        app = Application(store, verify=verifier)
+        app.init_chain(make_genesis(scenario))
+        window: deque[Future[SignedEpoch]] = deque()
         next_job = 0
         for epoch in range(scenario.epochs):
             while next_job < len(jobs) and len(window) < SIGN_AHEAD:
-                window.append(pool.submit(sign_epoch, jobs[next_job]))
+                future = signer.submit(sign_epoch, jobs[next_job])
+                future.add_done_callback(lambda done: verifier.prefetch(done.result()[1]))
+                window.append(future)
                 next_job += 1
-            for offset, txs in enumerate(window.popleft().result()):
+            blocks, _ = window.popleft().result()
+            for offset, txs in enumerate(blocks):
                 admitted = []
-                for raw in txs:
-                    result = app.check_tx(raw)
+                for raw, result in zip(txs, app.check_txs(txs)):
                     if result.ok:
                         admitted.append(raw)
                     else:
@@ -190,5 +243,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     plot_prices(out / "price.png", history, f"{Path(scenario.path).name}: unit-of-compute price, seed {scenario.seed}")
     summary["elapsed_seconds"] = elapsed
     if rejected:
-        raise DevnetError(f"{rejected} simulated transaction(s) were rejected ({summary['rejections']}); outputs in {out}")
+        raise DevnetError(
+            f"{rejected} simulated transaction(s) were rejected ({summary['rejections']}); outputs in {out}"
+        )
     return summary

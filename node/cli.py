@@ -6,8 +6,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from chain.errors import ChainError
 
@@ -20,8 +20,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per log line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname.lower(), "logger": record.name,
-                 "message": record.getMessage()}
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -40,26 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="uocd",
         description="uoc: epoch-based unit-of-compute price voting for decentralized AI inference.",
     )
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="log verbosity (default: warning)")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format (default: text)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity (default: warning)",
+    )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="log line format (default: text)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    devnet = commands.add_parser("devnet", help="local networks and simulations",
-                                 description="Local networks and simulations.")
+    devnet = commands.add_parser(
+        "devnet", help="local networks and simulations", description="Local networks and simulations."
+    )
     devnet_commands = devnet.add_subparsers(dest="devnet_command", metavar="COMMAND", required=True)
     simulate = devnet_commands.add_parser(
         "simulate",
         help="run a scenario of provider behaviour over many epochs",
         description="Run a scenario (TOML) of validators voting prices over many epochs, and write "
-                    "OUT/epochs.csv, OUT/summary.json and OUT/price.png. The inproc engine drives the "
-                    "chain state machine directly with signed transactions in blocks.",
+        "OUT/epochs.csv, OUT/summary.json and OUT/price.png. The inproc engine drives the "
+        "chain state machine directly with signed transactions in blocks.",
     )
     simulate.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (see README: Scenarios)")
-    simulate.add_argument("--engine", choices=["inproc"], default="inproc",
-                          help="inproc: the state machine in this process (default)")
-    simulate.add_argument("--out", metavar="DIR", default=None,
-                          help="output directory (default: out/<scenario name>)")
+    simulate.add_argument(
+        "--engine", choices=["inproc"], default="inproc", help="inproc: the state machine in this process (default)"
+    )
+    simulate.add_argument("--out", metavar="DIR", default=None, help="output directory (default: out/<scenario name>)")
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
     return parser
@@ -74,8 +85,10 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     summary = run_inproc(scenario, out, progress=False if args.no_progress else None)
     rate = summary["txs_committed"] / summary["elapsed_seconds"] if summary["elapsed_seconds"] else 0
-    print(f"simulated {summary['epochs']} epochs ({summary['final_height']} blocks, {summary['txs_committed']} "
-          f"signed txs) in {summary['elapsed_seconds']:.1f} s ({rate:,.0f} tx/s)")
+    print(
+        f"simulated {summary['epochs']} epochs ({summary['final_height']} blocks, {summary['txs_committed']} "
+        f"signed txs) in {summary['elapsed_seconds']:.1f} s ({rate:,.0f} tx/s)"
+    )
     print_epoch_table(out / "epochs.csv")
     print(f"final price {summary['final_price']} ngonka per unit of compute; app hash {summary['final_app_hash']}")
     print(f"wrote {out}/epochs.csv, {out}/summary.json, {out}/price.png")

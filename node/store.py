@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -14,6 +15,7 @@ from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
 SCHEMA_VERSION = 1
+READ_CACHE_ENTRIES = 1 << 18
 
 
 class SqliteStore:
@@ -21,6 +23,7 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
         try:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.enable_wal()
@@ -40,11 +43,20 @@ class SqliteStore:
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, space: str, key: str) -> str | None:
+        try:
+            return self._cache[(space, key)]
+        except KeyError:
+            pass
         row = self._conn.execute("SELECT value FROM state WHERE space = ? AND key = ?", (space, key)).fetchone()
-        return row[0] if row else None
+        if len(self._cache) >= READ_CACHE_ENTRIES:
+            self._cache.clear()
+        self._cache[(space, key)] = value = row[0] if row else None
+        return value
 
     def iterate(self, space: str) -> Iterator[tuple[str, str]]:
-        return iter(self._conn.execute("SELECT key, value FROM state WHERE space = ? ORDER BY key", (space,)).fetchall())
+        return iter(
+            self._conn.execute("SELECT key, value FROM state WHERE space = ? ORDER BY key", (space,)).fetchall()
+        )
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         return iter(self._conn.execute("SELECT space, key, value FROM state ORDER BY space, key"))
@@ -69,6 +81,9 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO meta (id, schema, height, app_hash, lthash) VALUES (1, ?, ?, ?, ?)",
                 (SCHEMA_VERSION, info.height, info.app_hash, info.lthash),
             )
+        for space, key, value in changes:
+            if (space, key) in self._cache:
+                self._cache[(space, key)] = value
 
     def close(self) -> None:
         self.db.close()
@@ -86,16 +101,24 @@ class SqliteStore:
         }
 
     @classmethod
-    def import_state(cls, path: str | Path, document: dict[str, Any]) -> "SqliteStore":
+    def import_state(cls, path: str | Path, document: dict[str, Any]) -> SqliteStore:
         """Create a store at `path` from an export, verifying the app hash it claims."""
         store = cls(path)
         if store.last_commit() is not None:
             raise StoreError(f"{path} already holds a chain; import needs an empty store")
         try:
             entries = [(s, k, canonical_json(v)) for s, k, v in document["entries"]]
-            height, claimed = int(document["height"]), str(document["app_hash"])
+            height, claimed = document["height"], document["app_hash"]
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"not a uoc state export: {exc}") from None
+        if not all(isinstance(s, str) and isinstance(k, str) for s, k, _ in entries):
+            raise StoreError("not a uoc state export: every entry's space and key must be strings")
+        if len({(s, k) for s, k, _ in entries}) != len(entries):
+            raise StoreError("not a uoc state export: an entry appears twice")
+        if not isinstance(height, int) or not isinstance(claimed, str):
+            raise StoreError("not a uoc state export: height must be an integer and app_hash a string")
+        if ("meta", "height", canonical_json(height)) not in entries:
+            raise StoreError(f"export claims height {height} but its state is at another height")
         acc = compute_lthash(entries)
         if acc.app_hash() != claimed:
             raise StoreError(f"export claims app hash {claimed} but its entries hash to {acc.app_hash()}")
