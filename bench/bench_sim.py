@@ -34,9 +34,8 @@ def make_scenario(validators: int, epochs: int) -> str:
     """TOML for `validators` honest voters over `epochs` epochs of 10 blocks."""
     lines = [f"seed = 1\nepochs = {epochs}\nepoch_length = 10\n"]
     for i in range(validators):
-        lines.append(
-            f'[[validators]]\nname = "v{i}"\nstake = {100 + i}\nstrategy = "honest"\ntrue_cost = 1000\nnoise_bps = 500\n'
-        )
+        lines.append(f'[[validators]]\nname = "v{i}"\nstake = {100 + i}\nstrategy = "honest"\n')
+        lines.append("true_cost = 1000\nnoise_bps = 500\n")
     return "\n".join(lines)
 
 

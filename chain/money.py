@@ -60,7 +60,8 @@ def to_ngonka(amount: object, denom: object, *, field: str = "price", allow_zero
     ngonka = amount * get_denom_factor(denom)
     if ngonka >= MAX_NGONKA:
         raise MoneyError(
-            f"{field} {describe_int(amount)} {denom} is {describe_int(ngonka)} ngonka, which overflows the limit of 2^63 - 1 ngonka",
+            f"{field} {describe_int(amount)} {denom} is {describe_int(ngonka)} ngonka, "
+            "which overflows the limit of 2^63 - 1 ngonka",
             code="amount_overflow",
         )
     return ngonka

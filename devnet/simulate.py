@@ -35,7 +35,7 @@ from .errors import DevnetError
 from .report import plot_prices, write_epochs_csv, write_summary
 from .scenario import Scenario, ValidatorSpec
 
-SIGN_AHEAD = 4  # epochs signed ahead of the chain
+SIGN_AHEAD_TXS = 20_000  # transactions signed (and verified) ahead of the chain, at least two epochs
 KEY_SALT = "uoc-sim"
 
 
@@ -194,7 +194,9 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         window: deque[Future[SignedEpoch]] = deque()
         next_job = 0
         for epoch in range(scenario.epochs):
-            while next_job < len(jobs) and len(window) < SIGN_AHEAD:
+            while next_job < len(jobs) and (
+                len(window) < 2 or sum(len(j.sends) for j in jobs[next_job - len(window) : next_job]) < SIGN_AHEAD_TXS
+            ):
                 future = signer.submit(sign_epoch, jobs[next_job])
                 future.add_done_callback(lambda done: verifier.prefetch(done.result()[1]))
                 window.append(future)
