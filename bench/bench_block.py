@@ -46,7 +46,8 @@ def measure(accounts: int, workdir: Path) -> float:
         txs = []
         for _ in range(TXS_PER_BLOCK):
             i = rng.randrange(SENDERS)
-            txs.append(sign_tx(senders[i], "bench", sequences[i], [MsgSend(rng.choice(addresses), 1 + rng.randrange(1000))]))
+            send = MsgSend(rng.choice(addresses), 1 + rng.randrange(1000))
+            txs.append(sign_tx(senders[i], "bench", sequences[i], [send]))
             sequences[i] += 1
         assert all(r.ok for r in app.check_txs(txs))
         started = time.perf_counter()

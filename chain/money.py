@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .errors import MoneyError
 
-BASE_DENOM = "ngonka"
 MAX_NGONKA = 2**63  # every amount in ngonka must be strictly below this
 
 # denom -> ngonka per unit; the four canonical names first, then the aliases (case-sensitive).
@@ -65,8 +64,3 @@ def to_ngonka(amount: object, denom: object, *, field: str = "price", allow_zero
             code="amount_overflow",
         )
     return ngonka
-
-
-def coin(amount: int) -> dict[str, object]:
-    """The JSON money object of SPEC §1 for an amount in ngonka."""
-    return {"amount": amount, "denom": BASE_DENOM}

@@ -60,9 +60,12 @@ class LtHash:
         """Add an entry to the multiset."""
         self.lanes += compute_entry_lanes(space, key, value)
 
-    def remove(self, space: str, key: str, value: str) -> None:
-        """Remove an entry from the multiset."""
-        self.lanes -= compute_entry_lanes(space, key, value)
+    def update(self, added: list[np.ndarray], removed: list[np.ndarray]) -> None:
+        """Add and remove many entries' lanes at once (sums wrap mod 2^16, like single steps)."""
+        if added:
+            self.lanes += np.sum(added, axis=0, dtype="<u2")
+        if removed:
+            self.lanes -= np.sum(removed, axis=0, dtype="<u2")
 
     def to_bytes(self) -> bytes:
         """The 2048-byte little-endian encoding of the lanes."""
@@ -196,15 +199,18 @@ class State:
     def compute_commit(self) -> tuple[CommitInfo, list[Change]]:
         """The commit info (with the new app hash) and the block's net changes, sorted."""
         assert len(self.layers) == 1, "an open transaction layer remains"
-        acc = LtHash(self.base_lthash)
+        added: list[np.ndarray] = []
+        removed: list[np.ndarray] = []
         changes: list[Change] = []
         for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
             old = self.store.get(space, key)
             if old == value:
                 continue
             if old is not None:
-                acc.remove(space, key, old)
+                removed.append(compute_entry_lanes(space, key, old))
             if value is not None:
-                acc.add(space, key, value)
+                added.append(compute_entry_lanes(space, key, value))
             changes.append((space, key, value))
+        acc = LtHash(self.base_lthash)
+        acc.update(added, removed)
         return CommitInfo(self.height, acc.app_hash(), acc.to_bytes()), changes

@@ -16,7 +16,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, is_valid_address
 from .encoding import canonical_bytes, parse_json
@@ -37,6 +37,8 @@ def _require_fields(obj: Any, where: str, fields: tuple[str, ...]) -> dict[str, 
     """Check that `obj` is an object with exactly `fields`; name the missing or extra ones."""
     if not isinstance(obj, dict):
         raise _malformed(f"{where} must be a JSON object")
+    if len(obj) == len(fields) and all(f in obj for f in fields):
+        return obj
     missing = [f for f in fields if f not in obj]
     extra = sorted(k for k in obj if k not in fields)
     if missing:
@@ -149,12 +151,6 @@ class MsgSubmitPriceProposal(Msg):
 MESSAGE_TYPES: dict[str, type[Msg]] = {m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal)}
 
 
-def register_message(cls: type[Msg]) -> type[Msg]:
-    """Add a message type to the wire registry (used by governance)."""
-    MESSAGE_TYPES[cls.TYPE] = cls
-    return cls
-
-
 def parse_message(obj: Any, where: str) -> Msg:
     """Parse one message object by its `@type`."""
     if not isinstance(obj, dict) or not isinstance(obj.get("@type"), str):
@@ -168,8 +164,7 @@ def parse_message(obj: Any, where: str) -> Msg:
     return cls.parse(obj, where)
 
 
-@dataclass(frozen=True)
-class Tx:
+class Tx(NamedTuple):
     """A decoded, structurally valid transaction (its signature is checked by the state machine)."""
 
     chain_id: str

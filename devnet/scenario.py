@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import MoneyError
-from chain.money import MAX_NGONKA, to_ngonka
+from chain.money import DENOMS, MAX_NGONKA, to_ngonka
 
 from .errors import ScenarioError
 
@@ -247,6 +247,8 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
     elif strategy == "fixed":
         spec["price"] = check.integer(data, "price", minimum=1, table=t, index=i)
         spec["denom"] = check.string(data, "denom", default="ngonka", table=t, index=i)
+        if spec["denom"] not in DENOMS:
+            raise check.fail(f"must be one of {', '.join(DENOMS)}; got {_show(spec['denom'])}", "denom", t, i)
         try:
             to_ngonka(spec["price"], spec["denom"])
         except MoneyError as exc:

@@ -2,8 +2,8 @@
 
 Each validator's key is derived from its name. In epoch `e` the validators that act send one
 transaction each, spread over the epoch's blocks: a joiner bonds (and votes) in its join epoch, a
-leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. Votes are drawn
-from a `random.Random` seeded by (seed, name, epoch), so a run depends on the scenario alone.
+leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. Honest noise is
+drawn from sha256(seed, name, epoch), so a run depends on the scenario alone.
 
 Three processes share the work, so both cores stay busy: a signer signs transactions a few epochs
 ahead; a verifier checks their signatures as soon as they are signed (`PrefetchingVerifier`); and
@@ -15,8 +15,8 @@ verified on the spot.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
-import random
 import sys
 import time
 from collections import deque
@@ -61,8 +61,8 @@ def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
         return spec.price, spec.denom
     if spec.strategy == "extreme":
         return (spec.high if epoch % 2 == 0 else spec.low), "ngonka"
-    rng = random.Random(f"{seed}/{spec.name}/{epoch}")
-    noise = rng.randint(-spec.noise_bps, spec.noise_bps)
+    draw = int.from_bytes(hashlib.sha256(f"{seed}/{spec.name}/{epoch}".encode()).digest()[:8], "big")
+    noise = draw % (2 * spec.noise_bps + 1) - spec.noise_bps
     return max(1, spec.true_cost * (10_000 + noise) // 10_000), "ngonka"
 
 

@@ -76,7 +76,8 @@ class SqliteStore:
         deletes = [(s, k) for s, k, v in changes if v is None]
         with self._conn:  # BEGIN … COMMIT, or ROLLBACK on any exception
             self._conn.executemany("INSERT OR REPLACE INTO state (space, key, value) VALUES (?, ?, ?)", upserts)
-            self._conn.executemany("DELETE FROM state WHERE space = ? AND key = ?", deletes)
+            if deletes:
+                self._conn.executemany("DELETE FROM state WHERE space = ? AND key = ?", deletes)
             self._conn.execute(
                 "INSERT OR REPLACE INTO meta (id, schema, height, app_hash, lthash) VALUES (1, ?, ?, ?, ?)",
                 (SCHEMA_VERSION, info.height, info.app_hash, info.lthash),

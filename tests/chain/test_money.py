@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.errors import ChainError, MoneyError
-from chain.money import DENOMS, MAX_NGONKA, coin, get_denom_factor, to_ngonka
+from chain.money import DENOMS, MAX_NGONKA, get_denom_factor, to_ngonka
 
 LIMIT = 2**63
 
@@ -130,10 +130,6 @@ def test_money_error_is_a_value_error_and_a_chain_error():
     assert issubclass(MoneyError, ValueError)
     assert issubclass(MoneyError, ChainError)
     assert MoneyError("x").code == "invalid_amount"
-
-
-def test_coin_is_the_spec_json_money_object_in_ngonka():
-    assert coin(1234) == {"amount": 1234, "denom": "ngonka"}
 
 
 @given(
