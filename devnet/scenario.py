@@ -84,29 +84,58 @@ class Scenario:
 
 
 class _Locator:
-    """Finds the line of a key in TOML text, for error messages."""
+    """Finds the line of a key in TOML text, for error messages.
+
+    Lines inside multi-line strings are blanked first, so a `[` or `key =` written inside a string
+    is never taken for a table header or a key.
+    """
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        self.lines = _blank_multiline_strings(text.splitlines())
+
+    def _header_lines(self, table: str) -> list[int]:
+        """0-based lines of the `[[table]]` headers."""
+        pattern = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+        return [i for i, line in enumerate(self.lines) if pattern.match(line)]
 
     def line_of(self, key: str, table: str | None = None, index: int = 0) -> int | None:
-        """1-based line of `key` in the top level, or in the index-th `[[table]]`; else the table's header."""
+        """1-based line of `key` at the top level or in the index-th `[[table]]`, else of the nearest
+        header that holds it; None if the text never mentions it."""
         start, end = 0, len(self.lines)
         if table is not None:
-            headers = [
-                i for i, line in enumerate(self.lines) if re.match(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]", line)
-            ]
+            headers = self._header_lines(table)
             if index >= len(headers):
-                return self.line_of(table) if key != table else None
+                return self.line_of(table)
             start = headers[index]
-            end = next((i for i in range(start + 1, len(self.lines)) if re.match(r"^\s*\[", self.lines[i])), end)
+            end = next((i for i in range(start + 1, end) if self.lines[i].lstrip().startswith("[")), end)
         else:
-            end = next((i for i, line in enumerate(self.lines) if re.match(r"^\s*\[", line)), end)
-        pattern = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+            end = next((i for i, line in enumerate(self.lines) if line.lstrip().startswith("[")), end)
+        quoted = re.escape(key)
+        pattern = re.compile(rf"""^\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*=""")
         for i in range(start, end):
             if pattern.match(self.lines[i]):
                 return i + 1
-        return start + 1 if table is not None else None
+        if table is not None:
+            return start + 1
+        headers = self._header_lines(key)
+        return headers[0] + 1 if headers else None
+
+
+def _blank_multiline_strings(lines: list[str]) -> list[str]:
+    """The lines with the inside of every multi-line string replaced by empty lines."""
+    out, delimiter = [], None
+    for line in lines:
+        if delimiter is not None:
+            out.append("")
+            if line.count(delimiter) % 2 == 1:
+                delimiter = None
+            continue
+        out.append(line)
+        for quotes in ('"""', "'''"):
+            if line.count(quotes) % 2 == 1:
+                delimiter = quotes
+                break
+    return out
 
 
 class _Checker:
@@ -244,6 +273,14 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
     if strategy == "honest":
         spec["true_cost"] = check.integer(data, "true_cost", minimum=1, table=t, index=i)
         spec["noise_bps"] = check.integer(data, "noise_bps", minimum=0, maximum=9_999, default=0, table=t, index=i)
+        highest = spec["true_cost"] * (10_000 + spec["noise_bps"]) // 10_000
+        if highest >= MAX_NGONKA:
+            raise check.fail(
+                f"with noise_bps {spec['noise_bps']} can vote {highest} ngonka, over the limit of 2^63 - 1 ngonka",
+                "true_cost",
+                t,
+                i,
+            )
     elif strategy == "fixed":
         spec["price"] = check.integer(data, "price", minimum=1, table=t, index=i)
         spec["denom"] = check.string(data, "denom", default="ngonka", table=t, index=i)

@@ -89,46 +89,75 @@ class EpochJob:
     sends: tuple[tuple[int, ValidatorSpec, int], ...]  # (validator index, spec, sequence)
 
 
-SignedEpoch = tuple[list[list[bytes]], list[tuple[bytes, bytes, bytes]]]
+Claim = tuple[bytes, bytes, bytes]  # (pubkey, signature, sign bytes)
+SignedEpoch = tuple[list[list[bytes]], list[Claim]]
 
 
 def sign_epoch(job: EpochJob) -> SignedEpoch:
     """Sign an epoch's transactions, spread over its blocks (validator i → block i mod L), and
-    return them with their (pubkey, signature, sign bytes) for the verifier."""
+    return them with their (pubkey, signature, sign bytes) claims in block order, for the verifier."""
     blocks: list[list[bytes]] = [[] for _ in range(job.epoch_length)]
-    claims = []
+    claims: list[list[Claim]] = [[] for _ in range(job.epoch_length)]
     for index, spec, sequence in job.sends:
         key = get_key(spec.name)
         msgs = compute_messages(spec, job.seed, job.epoch)
         sign_bytes = compute_sign_bytes(make_body(job.chain_id, key.address, sequence, msgs))
         signature = key.sign(sign_bytes)
         blocks[index % job.epoch_length].append(compute_tx_bytes(sign_bytes, key.pubkey, signature))
-        claims.append((key.pubkey, signature, sign_bytes))
-    return blocks, claims
+        claims[index % job.epoch_length].append((key.pubkey, signature, sign_bytes))
+    return blocks, [claim for block in claims for claim in block]
 
 
 class PrefetchingVerifier:
     """A `verify_many` for the Application that verifies in another process ahead of time.
 
-    `prefetch` sends signatures to the pool as soon as they exist; a later call with the same
-    (pubkey, signature, message) waits for that result, and anything else is verified here.
+    `prefetch` sends signatures to the pool, in chunks, as soon as they exist. A later call with
+    the same (pubkey, signature, message) takes the chunk's result; a chunk the pool has not
+    started yet is cancelled and verified here instead (work stealing, nothing verified twice);
+    anything never prefetched is verified here too.
     """
+
+    CHUNK = 128
 
     def __init__(self, pool: ProcessPoolExecutor) -> None:
         self.pool = pool
-        self.pending: dict[tuple[bytes, bytes, bytes], tuple[Future[list[bool]], int]] = {}
+        self.pending: dict[Claim, tuple[Future[list[bool]], list[Claim], int]] = {}
+        self.stolen: dict[Future[list[bool]], list[bool]] = {}
+        self.unread: dict[Future[list[bool]], int] = {}
 
-    def prefetch(self, items: list[tuple[bytes, bytes, bytes]]) -> None:
+    def prefetch(self, items: list[Claim]) -> None:
         """Start verifying `items` in the pool."""
-        future = self.pool.submit(verify_many, items)
-        for i, item in enumerate(items):
-            self.pending[item] = (future, i)
+        for start in range(0, len(items), self.CHUNK):
+            chunk = items[start : start + self.CHUNK]
+            future = self.pool.submit(verify_many, chunk)
+            self.unread[future] = len(chunk)
+            for i, item in enumerate(chunk):
+                self.pending[item] = (future, chunk, i)
 
-    def __call__(self, items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    def prefetch_signed(self, signed: Future[SignedEpoch]) -> None:
+        """Done-callback for a signing job: prefetch its claims (a failed job is reported by its result)."""
+        if signed.cancelled() or signed.exception() is not None:
+            return
+        try:
+            self.prefetch(signed.result()[1])
+        except RuntimeError:  # the pool is shutting down: the claims are verified on the spot if needed
+            pass
+
+    def __call__(self, items: list[Claim]) -> list[bool]:
         out = []
         for item in items:
             entry = self.pending.pop(item, None)
-            out.append(entry[0].result()[entry[1]] if entry else verify_signature(*item))
+            if entry is None:
+                out.append(verify_signature(*item))
+                continue
+            future, chunk, i = entry
+            if future not in self.stolen and future.cancel():
+                self.stolen[future] = verify_many(chunk)
+            out.append((self.stolen[future] if future in self.stolen else future.result())[i])
+            self.unread[future] -= 1
+            if not self.unread[future]:
+                del self.unread[future]
+                self.stolen.pop(future, None)
         return out
 
 
@@ -198,7 +227,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                 len(window) < 2 or sum(len(j.sends) for j in jobs[next_job - len(window) : next_job]) < SIGN_AHEAD_TXS
             ):
                 future = signer.submit(sign_epoch, jobs[next_job])
-                future.add_done_callback(lambda done: verifier.prefetch(done.result()[1]))
+                future.add_done_callback(verifier.prefetch_signed)
                 window.append(future)
                 next_job += 1
             blocks, _ = window.popleft().result()

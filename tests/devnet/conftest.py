@@ -1,0 +1,74 @@
+"""Fixtures for the devnet tests: scenario files, in-process simulation runs and their outputs.
+
+The helpers are handed out as fixtures (this directory is not a package, so test modules cannot
+import this file by a stable name).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devnet.scenario import parse_scenario
+from devnet.simulate import run_inproc
+
+INT_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters")
+
+
+def parse_epochs_csv(path: Path) -> list[dict[str, int | None]]:
+    """epochs.csv as a list of rows; numbers as ints, an empty min/max vote as None."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for row in rows:
+        parsed: dict[str, int | None] = {c: int(row[c]) for c in INT_COLUMNS}
+        for c in ("min_vote", "max_vote"):
+            parsed[c] = int(row[c]) if row[c] != "" else None
+        out.append(parsed)
+    return out
+
+
+@dataclass
+class SimRun:
+    """One finished in-process run: its directory, returned summary and parsed epochs.csv."""
+
+    out: Path
+    summary: dict[str, Any]
+    rows: list[dict[str, int | None]]
+
+    @property
+    def csv_bytes(self) -> bytes:
+        return (self.out / "epochs.csv").read_bytes()
+
+    @property
+    def prices(self) -> list[int]:
+        return [r["price"] for r in self.rows]
+
+    def column(self, name: str) -> list[int | None]:
+        return [r[name] for r in self.rows]
+
+    def summary_file(self) -> dict[str, Any]:
+        return json.loads((self.out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def simulate(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., SimRun]:
+    """Run scenario TOML text on the inproc engine (no progress bar) in a fresh directory."""
+
+    def run(text: str, name: str = "sim") -> SimRun:
+        base = tmp_path_factory.mktemp(name)
+        path = base / f"{name}.toml"
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        scenario = parse_scenario(path.read_text(), str(path))
+        out = base / "out"
+        summary = run_inproc(scenario, out, progress=False)
+        return SimRun(out, summary, parse_epochs_csv(out / "epochs.csv"))
+
+    return run

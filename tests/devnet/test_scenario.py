@@ -1,0 +1,371 @@
+"""Scenario files (SPEC §9): what `parse_scenario` accepts, and one located error for everything else.
+
+Every malformed case below is the BASE scenario with some of its lines replaced, so the line the
+error must name is written next to the case.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chain.money import MAX_NGONKA
+from devnet.errors import DevnetError, ScenarioError
+from devnet.scenario import Scenario, ValidatorSpec, load_scenario, parse_scenario
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PATH = "scenarios/case.toml"
+
+# Line numbers (1-based) are part of the tests below: edit with care.
+BASE_LINES = [
+    "# a small scenario; the tests replace single lines",  # 1
+    "seed = 5",  # 2
+    "epochs = 10",  # 3
+    "epoch_length = 2",  # 4
+    "",  # 5
+    "[[validators]]",  # 6
+    'name = "alice"',  # 7
+    "stake = 100",  # 8
+    'strategy = "honest"',  # 9
+    "true_cost = 1000",  # 10
+    "noise_bps = 100",  # 11
+    "",  # 12
+    "[[validators]]",  # 13
+    'name = "bob"',  # 14
+    "stake = 50",  # 15
+    'strategy = "fixed"',  # 16
+    "price = 7",  # 17
+    'denom = "micoin"',  # 18
+    "join_epoch = 2",  # 19
+    "leave_epoch = 8",  # 20
+]
+BASE = "\n".join(BASE_LINES) + "\n"
+
+
+def variant(**replace: str) -> str:
+    """BASE with line N replaced by `replace["l<N>"]` (an empty string blanks the line)."""
+    lines = list(BASE_LINES)
+    for key, text in replace.items():
+        lines[int(key[1:]) - 1] = text
+    return "\n".join(lines) + "\n"
+
+
+# An example in the shape of the issue: every documented key, every strategy.
+ISSUE_EXAMPLE = """\
+description = "every key of the scenario format"
+seed = 42
+epochs = 30
+epoch_length = 5
+default_unit_of_compute_price = 1000
+chain_id = "uoc-sim-issue"
+
+[[validators]]
+name = "honest-a"
+stake = 400
+strategy = "honest"
+true_cost = 1200
+noise_bps = 500
+
+[[validators]]
+name = "fixed_b"
+stake = 300
+strategy = "fixed"
+price = 2
+denom = "uicoin"
+vote_every = 3
+
+[[validators]]
+name = "quiet"
+stake = 150
+strategy = "silent"
+leave_epoch = 20
+
+[[validators]]
+name = "byz"
+stake = 100
+strategy = "extreme"
+low = 1
+high = 1000000000000
+join_epoch = 5
+leave_epoch = 25
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Accepted scenarios
+# ---------------------------------------------------------------------------------------------
+
+
+def test_base_scenario_of_these_tests_parses_into_the_written_values() -> None:
+    scenario = parse_scenario(BASE, PATH)
+    assert scenario == Scenario(
+        path=PATH,
+        seed=5,
+        epochs=10,
+        epoch_length=2,
+        default_unit_of_compute_price=100,
+        chain_id="uoc-sim-1",
+        description="",
+        validators=(
+            ValidatorSpec(name="alice", stake=100, strategy="honest", true_cost=1000, noise_bps=100),
+            ValidatorSpec(name="bob", stake=50, strategy="fixed", price=7, denom="micoin", join_epoch=2, leave_epoch=8),
+        ),
+    )
+
+
+def test_issue_example_with_every_key_parses_into_the_written_values() -> None:
+    s = parse_scenario(ISSUE_EXAMPLE, "issue.toml")
+    assert (s.seed, s.epochs, s.epoch_length, s.default_unit_of_compute_price) == (42, 30, 5, 1000)
+    assert (s.chain_id, s.description) == ("uoc-sim-issue", "every key of the scenario format")
+    by_name = {v.name: v for v in s.validators}
+    assert [v.name for v in s.validators] == ["honest-a", "fixed_b", "quiet", "byz"]
+    honest, fixed, quiet, byz = (by_name[n] for n in ("honest-a", "fixed_b", "quiet", "byz"))
+    assert (honest.strategy, honest.stake, honest.true_cost, honest.noise_bps) == ("honest", 400, 1200, 500)
+    assert (fixed.strategy, fixed.price, fixed.denom, fixed.vote_every) == ("fixed", 2, "uicoin", 3)
+    assert (quiet.strategy, quiet.join_epoch, quiet.leave_epoch) == ("silent", 0, 20)
+    assert (byz.strategy, byz.low, byz.high, byz.join_epoch, byz.leave_epoch) == ("extreme", 1, 10**12, 5, 25)
+    assert [v.is_genesis() for v in s.validators] == [True, True, True, False]
+    assert byz.is_active(5) and byz.is_active(24) and not byz.is_active(4) and not byz.is_active(25)
+
+
+@pytest.mark.parametrize(
+    ("example", "epochs", "epoch_length", "default_price", "names"),
+    [
+        ("basic.toml", 50, 10, 100, ["alice", "bob", "carol", "dave", "mallory"]),
+        ("byzantine.toml", 60, 5, 1000, ["honest-1", "honest-2", "honest-3", "byz-high", "byz-low"]),
+        ("churn.toml", 80, 4, 500, ["founder", "lazy", "quiet", "newcomer", "tourist"]),
+    ],
+)
+def test_every_shipped_example_scenario_loads(
+    example: str, epochs: int, epoch_length: int, default_price: int, names: list[str]
+) -> None:
+    path = EXAMPLES / example
+    scenario = load_scenario(path)
+    assert scenario.path == str(path)
+    assert (scenario.epochs, scenario.epoch_length, scenario.default_unit_of_compute_price) == (
+        epochs,
+        epoch_length,
+        default_price,
+    )
+    assert [v.name for v in scenario.validators] == names
+    assert scenario == parse_scenario(path.read_text(encoding="utf-8"), str(path))
+
+
+def test_basic_example_keeps_the_micoin_joiner_schedule_and_vote_every() -> None:
+    by_name = {v.name: v for v in load_scenario(EXAMPLES / "basic.toml").validators}
+    mallory = by_name["mallory"]
+    assert (mallory.strategy, mallory.price, mallory.denom, mallory.join_epoch, mallory.leave_epoch) == (
+        "fixed",
+        7,
+        "micoin",
+        3,
+        30,
+    )
+    assert by_name["carol"].vote_every == 3
+    assert by_name["dave"].strategy == "silent"
+
+
+def test_extreme_validator_without_bounds_votes_between_1_and_the_largest_ngonka_amount() -> None:
+    text = 'epochs = 3\n[[validators]]\nname = "x"\nstake = 1\nstrategy = "extreme"\n'
+    (spec,) = parse_scenario(text, PATH).validators
+    assert (spec.low, spec.high) == (1, MAX_NGONKA - 1)
+
+
+@pytest.mark.parametrize(
+    ("denom", "price"),
+    [("ngonka", MAX_NGONKA - 1), ("icoin", (MAX_NGONKA - 1) // 10**9), ("gonka", 1), ("nicoin", 5), ("mgonka", 3)],
+)
+def test_fixed_price_accepts_every_denomination_up_to_the_ngonka_limit(denom: str, price: int) -> None:
+    text = 'epochs = 3\n[[validators]]\nname = "x"\nstake = 1\nstrategy = "fixed"\n'
+    text += f'price = {price}\ndenom = "{denom}"\n'
+    (spec,) = parse_scenario(text, PATH).validators
+    assert (spec.price, spec.denom) == (price, denom)
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed scenarios: one ScenarioError naming the file, the exact line and the key
+# ---------------------------------------------------------------------------------------------
+
+MALFORMED = [
+    # (case id, scenario text, line the error must name, key the error must name, words it must contain)
+    ("invalid TOML syntax", variant(l15="stake = "), 15, None, "not valid TOML"),
+    ("key written twice (TOML)", variant(l12="stake = 3"), 12, None, "not valid TOML"),
+    ("unknown top-level key", variant(l5="speed = 3"), 5, "speed", "not a known key"),
+    ("unknown validator key", variant(l12='colour = "red"'), 12, "validators[0].colour", "not a known key"),
+    ("stake given as a string", variant(l15='stake = "400"'), 15, "validators[1].stake", '"400"'),
+    ("stake 0", variant(l8="stake = 0"), 8, "validators[0].stake", "got 0"),
+    ("negative noise_bps", variant(l11="noise_bps = -5"), 11, "validators[0].noise_bps", "-5"),
+    ("unknown strategy", variant(l9='strategy = "greedy"'), 9, "validators[0].strategy", "greedy"),
+    ("price on an honest validator", variant(l12="price = 5"), 12, "validators[0].price", "does not apply"),
+    ("noise_bps on a fixed validator", variant(l20="noise_bps = 5"), 20, "validators[1].noise_bps", "does not apply"),
+    ("low on a fixed validator", variant(l20="low = 5"), 20, "validators[1].low", "does not apply"),
+    ("duplicate validator names", variant(l14='name = "alice"'), 14, "validators[1].name", "unique"),
+    ("bad characters in a name", variant(l7='name = "Alice Smith"'), 7, "validators[0].name", "Alice Smith"),
+    ("name too long", variant(l14=f'name = "{"b" * 33}"'), 14, "validators[1].name", "1-32"),
+    ("unknown denom for fixed", variant(l18='denom = "dollars"'), 18, "validators[1].denom", "dollars"),
+    (
+        "price overflowing 2^63 ngonka in icoin",
+        variant(l17="price = 10000000000", l18='denom = "icoin"'),
+        17,
+        "validators[1].price",
+        "2^63",
+    ),
+    ("join_epoch equal to epochs", variant(l19="join_epoch = 10"), 19, "validators[1].join_epoch", "got 10"),
+    ("join_epoch after epochs", variant(l19="join_epoch = 11"), 19, "validators[1].join_epoch", "got 11"),
+    ("leave_epoch equal to join_epoch", variant(l20="leave_epoch = 2"), 20, "validators[1].leave_epoch", "got 2"),
+    ("leave_epoch before join_epoch", variant(l20="leave_epoch = 1"), 20, "validators[1].leave_epoch", "got 1"),
+    ("leave_epoch after the last epoch", variant(l20="leave_epoch = 11"), 20, "validators[1].leave_epoch", "got 11"),
+    ("vote_every 0", variant(l12="vote_every = 0"), 12, "validators[0].vote_every", "got 0"),
+    ("bool where an int is expected (top level)", variant(l4="epoch_length = true"), 4, "epoch_length", "true"),
+    ("bool where an int is expected (validator)", variant(l17="price = false"), 17, "validators[1].price", "false"),
+    ("float where an int is expected (top level)", variant(l3="epochs = 10.0"), 3, "epochs", "10.0"),
+    ("float where an int is expected (validator)", variant(l15="stake = 50.5"), 15, "validators[1].stake", "50.5"),
+    ("epochs 0", variant(l3="epochs = 0"), 3, "epochs", "got 0"),
+    ("negative seed", variant(l2="seed = -1"), 2, "seed", "-1"),
+    ("chain_id not a string", variant(l5="chain_id = 7"), 5, "chain_id", "string"),
+    ("default price 0", variant(l5="default_unit_of_compute_price = 0"), 5, "default_unit_of_compute_price", "got 0"),
+    ("validator without a stake (points at its header)", variant(l15=""), 13, "validators[1].stake", "required"),
+    ("validator without a name (points at its header)", variant(l7=""), 6, "validators[0].name", "required"),
+    (
+        "validators not an array of tables",
+        "\n".join(BASE_LINES[:4]) + "\nvalidators = 3\n",
+        5,
+        "validators",
+        "[[validators]]",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [pytest.param(text, line, key, words, id=case) for case, text, line, key, words in MALFORMED],
+)
+def test_malformed_scenario_raises_one_scenario_error_naming_file_line_and_key(
+    text: str, line: int, key: str | None, words: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    message = str(info.value)
+    assert "\n" not in message, f"the error must be one line: {message!r}"
+    prefix = f"{PATH}:{line}: " + (f"{key} " if key else "")
+    assert message.startswith(prefix), f"expected {prefix!r} at the start of {message!r}"
+    assert words in message
+    assert isinstance(info.value, DevnetError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        pytest.param(variant(l3=""), "epochs", "required", id="missing epochs"),
+        pytest.param("\n".join(BASE_LINES[:5]) + "\n", "validators", "[[validators]]", id="no [[validators]] at all"),
+    ],
+)
+def test_missing_required_key_raises_an_error_naming_file_and_key(text: str, key: str, words: str) -> None:
+    # The key is not written anywhere, so there is no line to point at: the error starts with "path: key".
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    message = str(info.value)
+    assert message.startswith(f"{PATH}: {key} ") or re.match(rf"{re.escape(PATH)}:\d+: {re.escape(key)} ", message)
+    assert words in message
+    assert "\n" not in message
+
+
+def test_scenario_without_a_genesis_validator_is_refused_at_a_line_of_the_file() -> None:
+    # alice (the only genesis validator) now joins at epoch 1 too, so nobody is bonded at genesis.
+    # The error must still point at a line: alice's join_epoch (12) or the first [[validators]] (6).
+    text = variant(l12="join_epoch = 1")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    message = str(info.value)
+    assert "genesis" in message
+    assert "validators" in message
+    assert re.match(rf"{re.escape(PATH)}:(6|12): ", message), f"no line of the file in {message!r}"
+
+
+@pytest.mark.parametrize("noise_bps", [1, 100, 9_999])
+def test_honest_true_cost_whose_noisy_vote_can_overflow_2_63_ngonka_is_refused(noise_bps: int) -> None:
+    # The simulator votes true_cost * (10000 + noise) // 10000 with noise up to +noise_bps; with
+    # true_cost near 2^63 that is over the ngonka limit, so the scenario cannot be simulated.
+    text = variant(l10=f"true_cost = {MAX_NGONKA - 1}", l11=f"noise_bps = {noise_bps}")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    message = str(info.value)
+    assert re.match(rf"{re.escape(PATH)}:(10: validators\[0\]\.true_cost|11: validators\[0\]\.noise_bps) ", message), (
+        message
+    )
+
+
+@pytest.mark.parametrize(
+    ("true_cost", "noise_bps"), [(MAX_NGONKA - 1, 0), (10**18, 9_999), ((MAX_NGONKA - 1) * 10_000 // 10_500, 500)]
+)
+def test_honest_true_cost_whose_noisy_vote_stays_below_2_63_ngonka_is_accepted(true_cost: int, noise_bps: int) -> None:
+    assert true_cost * (10_000 + noise_bps) // 10_000 < MAX_NGONKA
+    scenario = parse_scenario(variant(l10=f"true_cost = {true_cost}", l11=f"noise_bps = {noise_bps}"), PATH)
+    assert (scenario.validators[0].true_cost, scenario.validators[0].noise_bps) == (true_cost, noise_bps)
+
+
+# TOML allows these spellings; the reported line must still be the one where the key is written.
+SYNTAX_VARIANTS = [
+    ("double-quoted key", variant(l15='"stake" = 0'), 15, "validators[1].stake"),
+    ("tabs and extra spaces around =", variant(l15="  stake\t=   0"), 15, "validators[1].stake"),
+    ("key followed by a comment", variant(l15="stake = 0  # none"), 15, "validators[1].stake"),
+    (
+        "header with inner spaces and a comment",
+        variant(l13="[[ validators ]]  # bob", l15="stake = 0"),
+        15,
+        "validators[1].stake",
+    ),
+    ("literal-string (single-quoted) key", variant(l15="'stake' = 0"), 15, "validators[1].stake"),
+    (
+        "top-level key after a multi-line string with a line starting with [",
+        'description = """\n[draft] scenario\n"""\n' + variant(l2='seed = "five"'),
+        5,
+        "seed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [pytest.param(text, line, key, id=case) for case, text, line, key in SYNTAX_VARIANTS],
+)
+def test_error_line_is_exact_for_every_toml_spelling_of_the_key(text: str, line: int, key: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    assert str(info.value).startswith(f"{PATH}:{line}: {key} "), str(info.value)
+
+
+def test_error_names_the_first_offending_validator_when_several_are_wrong() -> None:
+    text = variant(l8='stake = "a"', l15='stake = "b"')
+    with pytest.raises(ScenarioError, match=r"^scenarios/case\.toml:8: validators\[0\]\.stake .*\"a\""):
+        parse_scenario(text, PATH)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        pytest.param(None, "cannot read", id="missing file"),
+        pytest.param(b"epochs = 3\n\xff\xfe\n", "cannot read", id="not UTF-8"),
+    ],
+)
+def test_load_scenario_reports_an_unreadable_file_in_one_line(
+    tmp_path: Path, content: bytes | None, words: str
+) -> None:
+    path = tmp_path / "scenario.toml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert words in message
+    assert "\n" not in message
+
+
+def test_load_scenario_locates_errors_by_the_path_it_was_given(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(variant(l15='stake = "400"'), encoding="utf-8")
+    with pytest.raises(ScenarioError, match=rf"^{re.escape(str(path))}:15: validators\[1\]\.stake "):
+        load_scenario(path)
