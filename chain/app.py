@@ -7,9 +7,10 @@
     app.commit()                            # write the block in one store transaction
     app.query("epoch/current")
 
-A transaction admitted by `check_tx` is remembered (decoded, with its signature verified) and is
-neither decoded nor verified again when a block includes it. `check_txs` verifies a batch of
-signatures through `verify_many`, which a node or simulator may spread over several processes.
+Decoding and signature verification (`decode_and_verify`, pure and stateless) run once per
+transaction: a transaction admitted by `check_tx` is remembered and its block neither decodes nor
+verifies it again. The application takes the batch `admit` function as a parameter, so a node or
+the simulator can run it in other processes.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import rules
-from .crypto import verify_many
 from .encoding import thaw
 from .errors import ChainError, InvalidBlock, InvalidTx, StoreError
 from .store import CommitInfo, State, Store, compute_lthash
-from .tx import Tx, decode_tx
+from .tx import Tx, decode_and_verify
 
 ADMITTED_CACHE_SIZE = 100_000
-VerifyMany = Callable[[list[tuple[bytes, bytes, bytes]]], list[bool]]
+Admit = Callable[[list[bytes]], "list[Tx | InvalidTx]"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ class BlockResult:
 class Application:
     """The uoc state machine behind an ABCI-shaped interface."""
 
-    def __init__(self, store: Store, *, verify: VerifyMany = verify_many) -> None:
+    def __init__(self, store: Store, *, admit: Admit = decode_and_verify) -> None:
         self.store = store
-        self.verify = verify
+        self.admit = admit
         self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
         self._pending: tuple[CommitInfo, list] | None = None
         info = store.last_commit()
@@ -88,32 +88,17 @@ class Application:
         return self.check_txs([raw])[0]
 
     def check_txs(self, raws: list[bytes]) -> list[TxResult]:
-        """check_tx for a batch, verifying the new signatures in one `verify` call."""
-        decoded: list[Tx | TxResult] = []
-        for raw in raws:
-            tx = self._admitted.get(raw)
-            if tx is None:
-                try:
-                    tx = decode_tx(raw)
-                except InvalidTx as exc:
-                    decoded.append(TxResult(hash="", code=exc.code, log=str(exc)))
-                    continue
-            decoded.append(tx)
-        fresh = [tx for tx in decoded if isinstance(tx, Tx) and tx.raw not in self._admitted]
-        verdicts = dict(
-            zip((tx.hash for tx in fresh), self.verify([(tx.pubkey, tx.signature, tx.sign_bytes) for tx in fresh]))
-        )
+        """check_tx for a batch, decoding and verifying the new ones in one `admit` call."""
         results = []
-        for tx in decoded:
+        for tx in self._decode_and_verify(raws, keep=True):
             if isinstance(tx, TxResult):
                 results.append(tx)
                 continue
-            if not verdicts.get(tx.hash, True):
-                results.append(TxResult(tx.hash, "bad_signature", "signature does not verify against the sign bytes"))
-                continue
-            result = self._apply(self._check_state, tx, verified=True)
+            result = self._apply(self._check_state, tx)
             if result.ok:
-                self._remember(tx)
+                self._admitted[tx.raw] = tx
+                if len(self._admitted) > ADMITTED_CACHE_SIZE:
+                    self._admitted.popitem(last=False)
             results.append(result)
         return results
 
@@ -125,17 +110,10 @@ class Application:
             raise InvalidBlock(f"block height {height} does not follow the committed height {self.height}")
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
-        results = []
-        for raw in txs:
-            tx = self._admitted.pop(raw, None)
-            verified = tx is not None
-            if tx is None:
-                try:
-                    tx = decode_tx(raw)
-                except InvalidTx as exc:
-                    results.append(TxResult(hash="", code=exc.code, log=str(exc)))
-                    continue
-            results.append(self._apply(state, tx, verified=verified))
+        results = [
+            tx if isinstance(tx, TxResult) else self._apply(state, tx)
+            for tx in self._decode_and_verify(txs, keep=False)
+        ]
         epoch_before = rules.get_current_epoch(state)["index"]
         rules.process_block_end(state)
         epoch_ended = rules.get_current_epoch(state)["index"] != epoch_before
@@ -163,19 +141,27 @@ class Application:
         return thaw(handler(self, state, arg, **params))
 
     # -- helpers ----------------------------------------------------------------------------
-    def _apply(self, state: State, tx: Tx, *, verified: bool) -> TxResult:
-        """Apply `tx` to `state`, verifying its signature unless already verified."""
+    def _decode_and_verify(self, raws: list[bytes], *, keep: bool) -> list[Tx | TxResult]:
+        """Each raw tx decoded with its signature verified, or the TxResult that rejects it.
+
+        Admitted txs come from the cache (taken out of it unless `keep`); the others go through
+        one `admit` call."""
+        out: list[Tx | TxResult | None] = [
+            self._admitted.get(raw) if keep else self._admitted.pop(raw, None) for raw in raws
+        ]
+        fresh = [i for i, tx in enumerate(out) if tx is None]
+        if fresh:
+            for i, tx in zip(fresh, self.admit([raws[i] for i in fresh])):
+                out[i] = TxResult(tx.tx_hash, tx.code, str(tx)) if isinstance(tx, InvalidTx) else tx
+        return out  # type: ignore[return-value]
+
+    def _apply(self, state: State, tx: Tx) -> TxResult:
+        """Apply a transaction whose signature is verified to `state`."""
         try:
-            rules.process_tx(state, tx, signature_verified=verified)
+            rules.process_tx(state, tx, signature_verified=True)
         except InvalidTx as exc:
             return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
         return TxResult(hash=tx.hash)
-
-    def _remember(self, tx: Tx) -> None:
-        """Keep an admitted tx so its block need not decode or verify it again."""
-        self._admitted[tx.raw] = tx
-        if len(self._admitted) > ADMITTED_CACHE_SIZE:
-            self._admitted.popitem(last=False)
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash

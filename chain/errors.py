@@ -17,6 +17,10 @@ class ChainError(Exception):
     def message(self) -> str:
         return str(self)
 
+    def __reduce__(self) -> tuple:
+        """Pickle with the code (errors cross process boundaries in batch admission)."""
+        return (type(self), (str(self),), {**self.__dict__, "code": self.code})
+
 
 class MoneyError(ChainError, ValueError):
     """An amount, price or denomination that SPEC §1 does not accept."""
@@ -28,6 +32,7 @@ class InvalidTx(ChainError):
     """A transaction or message that cannot be applied; `code` names the rule it broke."""
 
     code = "invalid_tx"
+    tx_hash = ""  # set when the transaction decoded far enough to have a hash
 
 
 class InvalidGenesis(ChainError, ValueError):

@@ -43,6 +43,16 @@ def compute_entry_lanes(space: str, key: str, value: str) -> np.ndarray:
     return lanes
 
 
+def compute_lanes_sum(lanes: list[np.ndarray]) -> np.ndarray:
+    """The lane-wise sum mod 2^16 of several entries' lanes."""
+    if len(lanes) > 32:  # one vectorised sum beats many small additions
+        return np.sum(lanes, axis=0, dtype="<u2")
+    total = np.zeros(LTHASH_LANES, dtype="<u2")
+    for entry in lanes:
+        total += entry
+    return total
+
+
 class LtHash:
     """An LtHash16 accumulator over a multiset of state entries."""
 
@@ -61,11 +71,9 @@ class LtHash:
         self.lanes += compute_entry_lanes(space, key, value)
 
     def update(self, added: list[np.ndarray], removed: list[np.ndarray]) -> None:
-        """Add and remove many entries' lanes at once (sums wrap mod 2^16, like single steps)."""
-        if added:
-            self.lanes += np.sum(added, axis=0, dtype="<u2")
-        if removed:
-            self.lanes -= np.sum(removed, axis=0, dtype="<u2")
+        """Add and remove many entries' lanes at once (sums wrap mod 2^16, as single steps do)."""
+        self.lanes += compute_lanes_sum(added)
+        self.lanes -= compute_lanes_sum(removed)
 
     def to_bytes(self) -> bytes:
         """The 2048-byte little-endian encoding of the lanes."""

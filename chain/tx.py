@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, is_valid_address
+from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, is_valid_address, verify_signature
 from .encoding import canonical_bytes, parse_json
 from .errors import InvalidTx, MoneyError
 from .money import is_int, to_ngonka
@@ -259,3 +259,23 @@ def sign_tx(key: PrivateKey, chain_id: str, sequence: int, messages: list[Msg] |
     """Build, sign and encode a transaction from `key`'s account."""
     sign_bytes = compute_sign_bytes(make_body(chain_id, key.address, sequence, messages))
     return compute_tx_bytes(sign_bytes, key.pubkey, key.sign(sign_bytes))
+
+
+def decode_and_verify(raws: list[bytes]) -> list[Tx | InvalidTx]:
+    """Decode each raw tx and verify its signature: the Tx, or the InvalidTx that rejects it.
+
+    The one stateless admission step; pure, so it may run in any process."""
+    out: list[Tx | InvalidTx] = []
+    for raw in raws:
+        try:
+            tx = decode_tx(raw)
+        except InvalidTx as exc:
+            out.append(exc)
+            continue
+        if verify_signature(tx.pubkey, tx.signature, tx.sign_bytes):
+            out.append(tx)
+        else:
+            error = InvalidTx("signature does not verify against the sign bytes", code="bad_signature")
+            error.tx_hash = tx.hash
+            out.append(error)
+    return out
