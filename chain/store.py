@@ -34,23 +34,18 @@ Change = tuple[str, str, "str | None"]  # (space, key, new value or None for a d
 
 
 @lru_cache(maxsize=1 << 13)
-def compute_entry_lanes(space: str, key: str, value: str) -> np.ndarray:
-    """The LtHash16 lanes of one state entry (cached: an entry added now is often removed soon)."""
+def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
+    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached: an entry added
+    now is often removed soon)."""
     s, k, v = space.encode(), key.encode(), value.encode()
     data = LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
-    lanes = np.frombuffer(hashlib.shake_256(data).digest(LTHASH_BYTES), dtype="<u2")
-    lanes.flags.writeable = False
-    return lanes
+    return hashlib.shake_256(data).digest(LTHASH_BYTES)
 
 
-def compute_lanes_sum(lanes: list[np.ndarray]) -> np.ndarray:
+def compute_lanes_sum(lanes: list[bytes]) -> np.ndarray:
     """The lane-wise sum mod 2^16 of several entries' lanes."""
-    if len(lanes) > 32:  # one vectorised sum beats many small additions
-        return np.sum(lanes, axis=0, dtype="<u2")
-    total = np.zeros(LTHASH_LANES, dtype="<u2")
-    for entry in lanes:
-        total += entry
-    return total
+    stacked = np.frombuffer(b"".join(lanes), dtype="<u2").reshape(len(lanes), LTHASH_LANES)
+    return stacked.sum(axis=0, dtype="<u2")
 
 
 class LtHash:
@@ -68,9 +63,9 @@ class LtHash:
 
     def add(self, space: str, key: str, value: str) -> None:
         """Add an entry to the multiset."""
-        self.lanes += compute_entry_lanes(space, key, value)
+        self.lanes += np.frombuffer(compute_entry_lanes(space, key, value), dtype="<u2")
 
-    def update(self, added: list[np.ndarray], removed: list[np.ndarray]) -> None:
+    def update(self, added: list[bytes], removed: list[bytes]) -> None:
         """Add and remove many entries' lanes at once (sums wrap mod 2^16, as single steps do)."""
         self.lanes += compute_lanes_sum(added)
         self.lanes -= compute_lanes_sum(removed)
@@ -207,8 +202,8 @@ class State:
     def compute_commit(self) -> tuple[CommitInfo, list[Change]]:
         """The commit info (with the new app hash) and the block's net changes, sorted."""
         assert len(self.layers) == 1, "an open transaction layer remains"
-        added: list[np.ndarray] = []
-        removed: list[np.ndarray] = []
+        added: list[bytes] = []
+        removed: list[bytes] = []
         changes: list[Change] = []
         for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
             old = self.store.get(space, key)
