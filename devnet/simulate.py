@@ -114,18 +114,16 @@ class PrefetchingAdmission:
 
     def __init__(self, pool: ProcessPoolExecutor) -> None:
         self.pool = pool
-        self.pending: dict[bytes, tuple[Future[list[Tx | InvalidTx]], list[bytes], int]] = {}
-        self.stolen: dict[Future[list[Tx | InvalidTx]], list[Tx | InvalidTx]] = {}
-        self.unread: dict[Future[list[Tx | InvalidTx]], int] = {}
+        self.pending: dict[bytes, tuple[Future[list[Tx | InvalidTx]], list[bytes]]] = {}
+        self.ready: dict[bytes, Tx | InvalidTx] = {}
 
     def prefetch(self, raws: list[bytes]) -> None:
         """Start decoding and verifying `raws` in the pool."""
         for start in range(0, len(raws), self.CHUNK):
             chunk = raws[start : start + self.CHUNK]
             future = self.pool.submit(decode_and_verify, chunk)
-            self.unread[future] = len(chunk)
-            for i, raw in enumerate(chunk):
-                self.pending[raw] = (future, chunk, i)
+            for raw in chunk:
+                self.pending[raw] = (future, chunk)
 
     def prefetch_signed(self, signed: Future[list[list[bytes]]]) -> None:
         """Done-callback of a signing job: prefetch its transactions (a failed job reports itself)."""
@@ -139,18 +137,17 @@ class PrefetchingAdmission:
     def __call__(self, raws: list[bytes]) -> list[Tx | InvalidTx]:
         out: list[Tx | InvalidTx] = []
         for raw in raws:
-            entry = self.pending.pop(raw, None)
-            if entry is None:
-                out.extend(decode_and_verify([raw]))
-                continue
-            future, chunk, i = entry
-            if future not in self.stolen and future.cancel():
-                self.stolen[future] = decode_and_verify(chunk)
-            out.append((self.stolen[future] if future in self.stolen else future.result())[i])
-            self.unread[future] -= 1
-            if not self.unread[future]:
-                del self.unread[future]
-                self.stolen.pop(future, None)
+            if raw not in self.ready:
+                entry = self.pending.get(raw)
+                if entry is None:
+                    out.extend(decode_and_verify([raw]))
+                    continue
+                future, chunk = entry
+                results = decode_and_verify(chunk) if future.cancel() else future.result()
+                for item, result in zip(chunk, results):
+                    self.pending.pop(item, None)
+                    self.ready[item] = result
+            out.append(self.ready.pop(raw))
         return out
 
 
