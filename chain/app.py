@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import rules
@@ -51,7 +51,6 @@ class BlockResult:
     tx_results: tuple[TxResult, ...]
     app_hash: str
     epoch_ended: bool = False
-    events: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
 class Application:
@@ -90,7 +89,7 @@ class Application:
     def check_txs(self, raws: list[bytes]) -> list[TxResult]:
         """check_tx for a batch, decoding and verifying the new ones in one `admit` call."""
         results = []
-        for tx in self._decode_and_verify(raws, keep=True):
+        for tx in self._admit(raws, keep=True):
             if isinstance(tx, TxResult):
                 results.append(tx)
                 continue
@@ -110,10 +109,7 @@ class Application:
             raise InvalidBlock(f"block height {height} does not follow the committed height {self.height}")
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
-        results = [
-            tx if isinstance(tx, TxResult) else self._apply(state, tx)
-            for tx in self._decode_and_verify(txs, keep=False)
-        ]
+        results = [tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)]
         epoch_before = rules.get_current_epoch(state)["index"]
         rules.process_block_end(state)
         epoch_ended = rules.get_current_epoch(state)["index"] != epoch_before
@@ -141,7 +137,7 @@ class Application:
         return thaw(handler(self, state, arg, **params))
 
     # -- helpers ----------------------------------------------------------------------------
-    def _decode_and_verify(self, raws: list[bytes], *, keep: bool) -> list[Tx | TxResult]:
+    def _admit(self, raws: list[bytes], *, keep: bool) -> list[Tx | TxResult]:
         """Each raw tx decoded with its signature verified, or the TxResult that rejects it.
 
         Admitted txs come from the cache (taken out of it unless `keep`); the others go through

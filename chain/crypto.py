@@ -118,11 +118,6 @@ def verify_signature(pubkey: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def verify_many(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """verify_signature over (pubkey, signature, message) triples, in order."""
-    return [verify_signature(pubkey, signature, message) for pubkey, signature, message in items]
-
-
 class PrivateKey:
     """An ed25519 signing key with its public key and `uoc` address."""
 

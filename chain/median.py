@@ -14,7 +14,8 @@ from math import isqrt
 
 import numpy as np
 
-from chain.errors import ChainError
+from .errors import ChainError
+from .money import is_int
 
 INT64_LIMIT = 2**63  # first integer an int64 cannot hold
 ARRAY_THRESHOLD = 4096  # weighted_median switches to numpy from this many voting entries
@@ -32,16 +33,11 @@ class BallotError(ChainError, ValueError):
 # --- validation -------------------------------------------------------------------------
 
 
-def is_plain_int(value: object) -> bool:
-    """Return whether value is a Python int and not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_vote(index: int, price: object, power: object) -> None:
     """Raise BallotError unless price is a positive int and power a non-negative int."""
-    if not is_plain_int(price) or price <= 0:
+    if not is_int(price) or price <= 0:
         raise BallotError(f"vote {index}: price must be a positive int, got {price!r}")
-    if not is_plain_int(power) or power < 0:
+    if not is_int(power) or power < 0:
         raise BallotError(f"vote {index}: power must be a non-negative int, got {power!r}")
 
 

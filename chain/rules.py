@@ -35,11 +35,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
 # --------------------------------------------------------------------------------------------
 
 
-def compute_epoch_of_height(height: int, epoch_length: int) -> int:
-    """The epoch that contains block `height` (epoch e spans [e·L + 1, (e+1)·L])."""
-    return (height - 1) // epoch_length if height > 0 else 0
-
-
 def is_epoch_end(height: int, epoch_length: int) -> bool:
     """True if `height` is the last block of its epoch."""
     return height > 0 and height % epoch_length == 0
