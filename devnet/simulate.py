@@ -19,6 +19,7 @@ import hashlib
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -48,6 +49,16 @@ def get_key(name: str) -> PrivateKey:
     return PrivateKey.from_name(name, KEY_SALT)
 
 
+def is_joining(spec: ValidatorSpec, epoch: int) -> bool:
+    """True if the validator bonds in `epoch`."""
+    return epoch == spec.join_epoch and not spec.is_genesis()
+
+
+def is_leaving(spec: ValidatorSpec, epoch: int) -> bool:
+    """True if the validator unbonds in `epoch`."""
+    return epoch == spec.leave_epoch
+
+
 def is_voting(spec: ValidatorSpec, epoch: int) -> bool:
     """True if the validator votes in `epoch`."""
     return spec.strategy != "silent" and spec.is_active(epoch) and (epoch - spec.join_epoch) % spec.vote_every == 0
@@ -55,7 +66,7 @@ def is_voting(spec: ValidatorSpec, epoch: int) -> bool:
 
 def is_sending(spec: ValidatorSpec, epoch: int) -> bool:
     """True if the validator sends a transaction in `epoch`: it joins, leaves or votes."""
-    return (epoch == spec.join_epoch and not spec.is_genesis()) or epoch == spec.leave_epoch or is_voting(spec, epoch)
+    return is_joining(spec, epoch) or is_leaving(spec, epoch) or is_voting(spec, epoch)
 
 
 def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
@@ -72,9 +83,9 @@ def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
 def compute_messages(spec: ValidatorSpec, seed: int, epoch: int) -> list[Msg]:
     """The messages of the validator's transaction in `epoch`."""
     msgs: list[Msg] = []
-    if epoch == spec.join_epoch and not spec.is_genesis():
+    if is_joining(spec, epoch):
         msgs.append(MsgBond(spec.stake))
-    if epoch == spec.leave_epoch:
+    if is_leaving(spec, epoch):
         msgs.append(MsgUnbond(spec.stake))
     if is_voting(spec, epoch):
         msgs.append(MsgSubmitPriceProposal.of(*compute_vote(spec, seed, epoch)))
@@ -190,11 +201,13 @@ def open_store(out: Path) -> SqliteStore:
 
 
 def start_helpers() -> ProcessPoolExecutor:
-    """Two low-priority helper processes, forked now, while this process has no other thread."""
+    """Two low-priority helper processes: forked at once (fast) while this process has no other
+    thread, else spawned (safe)."""
+    method = "fork" if threading.active_count() == 1 else "spawn"
     pool = ProcessPoolExecutor(
-        2, mp_context=multiprocessing.get_context("fork"), initializer=os.nice, initargs=(WORKER_NICENESS,)
+        2, mp_context=multiprocessing.get_context(method), initializer=os.nice, initargs=(WORKER_NICENESS,)
     )
-    pool.submit(int).result()  # forks the workers before any thread (progress bar, pool manager) exists
+    pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
     return pool
 
 
