@@ -16,6 +16,7 @@ Every signature is verified exactly once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import sys
@@ -37,6 +38,8 @@ from node.store import SqliteStore
 from .errors import DevnetError
 from .report import plot_prices, write_epochs_csv, write_summary
 from .scenario import Scenario, ValidatorSpec
+
+log = logging.getLogger(__name__)
 
 WORKER_NICENESS = 10
 SIGN_AHEAD_TXS = 4_000  # transactions signed (and admitted) ahead of the chain
@@ -215,6 +218,14 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     """Run a scenario on the in-process engine and write its outputs; return the summary."""
     from tqdm import tqdm
 
+    log.info(
+        "simulating %s: %d validators, %d epochs of %d blocks, seed %d",
+        scenario.path,
+        len(scenario.validators),
+        scenario.epochs,
+        scenario.epoch_length,
+        scenario.seed,
+    )
     started = time.perf_counter()
     with start_helpers() as pool:
         store = open_store(out)
@@ -250,6 +261,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                             rejections[result.code] = rejections.get(result.code, 0) + 1
                     bar.update(1)
     elapsed = time.perf_counter() - started
+    log.info("simulated %d blocks, %d transactions committed in %.2f s", app.height, committed, elapsed)
     history = app.query("history")
     status = app.query("status")
     store.close()
