@@ -116,19 +116,21 @@ def sign_epoch(job: EpochJob) -> list[list[bytes]]:
 
 
 class PrefetchingAdmission:
-    """The Application's `admit` (decode and verify), run in another process ahead of time.
+    """The Application's `admit` (decode and verify), run in other processes ahead of time.
 
     `prefetch` sends raw transactions to the pool, in chunks, as soon as they are signed; the
-    pool runs the same `decode_and_verify`. When the application asks for a transaction, it gets
-    the chunk's result; a chunk the pool has not started yet is cancelled and done here instead
-    (work stealing: nothing is done twice); a transaction never prefetched is done here too.
+    pool runs the same `decode_and_verify`. When the application asks for a transaction it gets
+    its chunk's result. A chunk the pool has not started is cancelled and done here instead, and
+    while this process would wait for the pool it does the newest unstarted chunks itself (work
+    stealing: nothing is done twice). A transaction never prefetched is done here too.
     """
 
     CHUNK = 128
 
     def __init__(self, pool: ProcessPoolExecutor) -> None:
         self.pool = pool
-        self.pending: dict[bytes, tuple[Future[list[Tx | InvalidTx]], list[bytes]]] = {}
+        self.chunks: dict[Future[list[Tx | InvalidTx]], list[bytes]] = {}  # unresolved, oldest first
+        self.pending: dict[bytes, Future[list[Tx | InvalidTx]]] = {}
         self.ready: dict[bytes, Tx | InvalidTx] = {}
 
     def prefetch(self, raws: list[bytes]) -> None:
@@ -136,8 +138,9 @@ class PrefetchingAdmission:
         for start in range(0, len(raws), self.CHUNK):
             chunk = raws[start : start + self.CHUNK]
             future = self.pool.submit(decode_and_verify, chunk)
+            self.chunks[future] = chunk
             for raw in chunk:
-                self.pending[raw] = (future, chunk)
+                self.pending[raw] = future
 
     def prefetch_signed(self, signed: Future[list[list[bytes]]]) -> None:
         """Done-callback of a signing job: prefetch its transactions (a failed job reports itself)."""
@@ -148,19 +151,39 @@ class PrefetchingAdmission:
         except RuntimeError:  # the pool is shutting down; anything asked later is done here
             pass
 
+    def help_until(self, future: Future[Any]) -> None:
+        """While `future` is not done, do the newest chunks the pool has not started here."""
+        while not future.done():
+            for other in reversed(list(self.chunks)):
+                if other is not future and other.cancel():
+                    self._resolve(other, decode_and_verify(self.chunks[other]))
+                    break
+            else:
+                return
+
+    def _settle(self, future: Future[list[Tx | InvalidTx]]) -> None:
+        """Resolve a chunk: done here if the pool has not started it, else the pool's result."""
+        if future.cancel():
+            self._resolve(future, decode_and_verify(self.chunks[future]))
+            return
+        self.help_until(future)
+        self._resolve(future, future.result())
+
+    def _resolve(self, future: Future[list[Tx | InvalidTx]], results: list[Tx | InvalidTx]) -> None:
+        """Move a chunk's results to `ready`."""
+        for raw, result in zip(self.chunks.pop(future), results):
+            self.pending.pop(raw, None)
+            self.ready[raw] = result
+
     def __call__(self, raws: list[bytes]) -> list[Tx | InvalidTx]:
         out: list[Tx | InvalidTx] = []
         for raw in raws:
             if raw not in self.ready:
-                entry = self.pending.get(raw)
-                if entry is None:
+                future = self.pending.get(raw)
+                if future is None:
                     out.extend(decode_and_verify([raw]))
                     continue
-                future, chunk = entry
-                results = decode_and_verify(chunk) if future.cancel() else future.result()
-                for item, result in zip(chunk, results):
-                    self.pending.pop(item, None)
-                    self.ready[item] = result
+                self._settle(future)
             out.append(self.ready.pop(raw))
         return out
 
@@ -218,6 +241,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     """Run a scenario on the in-process engine and write its outputs; return the summary."""
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: it would outlive the run and make later forks unsafe
     log.info(
         "simulating %s: %d validators, %d epochs of %d blocks, seed %d",
         scenario.path,
@@ -251,6 +275,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                     future = pool.submit(sign_epoch, jobs[epoch + len(window)])
                     future.add_done_callback(admission.prefetch_signed)
                     window.append(future)
+                admission.help_until(window[0])
                 for offset, txs in enumerate(window.popleft().result()):
                     block = app.finalize_block(epoch * scenario.epoch_length + offset + 1, txs)
                     app.commit()
