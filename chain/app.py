@@ -110,11 +110,10 @@ class Application:
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
         results = [tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)]
-        epoch_before = rules.get_current_epoch(state)["index"]
         rules.process_block_end(state)
-        epoch_ended = rules.get_current_epoch(state)["index"] != epoch_before
         info, changes = state.compute_commit()
         self._pending = (info, changes)
+        epoch_ended = rules.is_epoch_end(height, rules.get_params(state)["epoch_length"])
         return BlockResult(height, tuple(results), info.app_hash, epoch_ended)
 
     def commit(self) -> str:

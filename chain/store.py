@@ -75,11 +75,16 @@ class LtHash:
 
     def to_bytes(self) -> bytes:
         """The 2048-byte little-endian encoding of the lanes."""
-        return self.lanes.astype("<u2").tobytes()
+        return self.lanes.tobytes()
 
     def app_hash(self) -> str:
         """The app hash for this multiset, as lower-case hex."""
-        return hashlib.sha256(APP_HASH_DOMAIN + self.to_bytes()).hexdigest()
+        return compute_app_hash(self.to_bytes())
+
+
+def compute_app_hash(lthash: bytes) -> str:
+    """The app hash of a state whose LtHash lanes are `lthash`, as lower-case hex."""
+    return hashlib.sha256(APP_HASH_DOMAIN + lthash).hexdigest()
 
 
 def compute_lthash(entries: Iterable[tuple[str, str, str]]) -> LtHash:
@@ -227,4 +232,5 @@ class State:
                 acc.update(added, removed)
                 added, removed = [], []
         acc.update(added, removed)
-        return CommitInfo(self.height, acc.app_hash(), acc.to_bytes()), changes
+        lthash = acc.to_bytes()
+        return CommitInfo(self.height, compute_app_hash(lthash), lthash), changes

@@ -42,7 +42,7 @@ from .scenario import Scenario, ValidatorSpec
 log = logging.getLogger(__name__)
 
 WORKER_NICENESS = 10
-SIGN_AHEAD_TXS = 4_000  # transactions signed (and admitted) ahead of the chain
+SIGN_AHEAD_TXS = 8_000  # transactions signed (and admitted) ahead of the chain
 KEY_SALT = "uoc-sim"
 
 
@@ -125,7 +125,7 @@ class PrefetchingAdmission:
     stealing: nothing is done twice). A transaction never prefetched is done here too.
     """
 
-    CHUNK = 128
+    CHUNK = 32
 
     def __init__(self, pool: ProcessPoolExecutor) -> None:
         self.pool = pool
