@@ -106,9 +106,6 @@ class SqliteStore:
     @classmethod
     def import_state(cls, path: str | Path, document: dict[str, Any]) -> SqliteStore:
         """Create a store at `path` from an export, verifying the app hash it claims."""
-        store = cls(path)
-        if store.last_commit() is not None:
-            raise StoreError(f"{path} already holds a chain; import needs an empty store")
         try:
             entries = [(s, k, canonical_json(v)) for s, k, v in document["entries"]]
             height, claimed = document["height"], document["app_hash"]
@@ -125,5 +122,9 @@ class SqliteStore:
         acc = compute_lthash(entries)
         if acc.app_hash() != claimed:
             raise StoreError(f"export claims app hash {claimed} but its entries hash to {acc.app_hash()}")
+        store = cls(path)
+        if store.last_commit() is not None:
+            store.close()
+            raise StoreError(f"{path} already holds a chain; import needs an empty store")
         store.write_block(CommitInfo(height, claimed, acc.to_bytes()), [(s, k, v) for s, k, v in entries])
         return store
