@@ -138,9 +138,9 @@ class PrefetchingAdmission:
         for start in range(0, len(raws), self.CHUNK):
             chunk = raws[start : start + self.CHUNK]
             future = self.pool.submit(decode_and_verify, chunk)
-            self.chunks[future] = chunk
-            for raw in chunk:
+            for raw in chunk:  # before `chunks`, where the chain process may pick the chunk up
                 self.pending[raw] = future
+            self.chunks[future] = chunk
 
     def prefetch_signed(self, signed: Future[list[list[bytes]]]) -> None:
         """Done-callback of a signing job: prefetch its transactions (a failed job reports itself)."""
