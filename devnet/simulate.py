@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -251,8 +252,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         scenario.seed,
     )
     started = time.perf_counter()
-    with start_helpers() as pool:
-        store = open_store(out)
+    with start_helpers() as pool, closing(open_store(out)) as store:
         admission = PrefetchingAdmission(pool)
         app = Application(store, admit=admission)
         app.init_chain(make_genesis(scenario))
@@ -285,11 +285,10 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                         else:
                             rejections[result.code] = rejections.get(result.code, 0) + 1
                     bar.update(1)
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        history = app.query("history")
+        status = app.query("status")
     log.info("simulated %d blocks, %d transactions committed in %.2f s", app.height, committed, elapsed)
-    history = app.query("history")
-    status = app.query("status")
-    store.close()
     summary = {
         "engine": "inproc",
         "scenario": scenario.path,
