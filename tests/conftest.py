@@ -1,121 +1,13 @@
-"""Shared helpers for the chain and node tests: deterministic keys, genesis, signing, blocks, invariants.
-
-Test modules import the plain helpers with `from tests.conftest import ...`; the fixtures below are
-picked up by pytest as usual.
-"""
+"""Fixtures shared by the chain and node tests; the plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from chain.app import Application, BlockResult
-from chain.crypto import PrivateKey
-from chain.store import MemoryStore
-from chain.tx import Msg, compute_sign_bytes, sign_tx
-
-CHAIN_ID = "uoc-test"
-NAMES = "abcdefgh"
-KEYS: dict[str, PrivateKey] = {name: PrivateKey.from_name(name, salt="uoc-tests") for name in NAMES}
-ADDR: dict[str, str] = {name: key.address for name, key in KEYS.items()}
-
-
-def make_genesis(
-    stakes: dict[str, int],
-    balances: dict[str, int] | None = None,
-    *,
-    chain_id: str = CHAIN_ID,
-    **params: Any,
-) -> dict[str, Any]:
-    """A genesis with the named validators' stakes and the named accounts' balances."""
-    if balances is None:
-        balances = {name: 1000 for name in NAMES[:5]}
-    return {
-        "chain_id": chain_id,
-        "params": params,
-        "accounts": [{"address": ADDR[n], "balance": b} for n, b in balances.items()],
-        "validators": [{"address": ADDR[n], "stake": s} for n, s in stakes.items()],
-    }
-
-
-def make_app(genesis: dict[str, Any], store: Any = None) -> Application:
-    """An Application on `store` (a fresh MemoryStore by default) with `genesis` committed."""
-    app = Application(store if store is not None else MemoryStore())
-    app.init_chain(genesis)
-    return app
-
-
-def signed(name: str, sequence: int, *msgs: Msg, chain_id: str = CHAIN_ID) -> bytes:
-    """A transaction from the named key's account."""
-    return sign_tx(KEYS[name], chain_id, sequence, list(msgs))
-
-
-def encode_tx(body: Any, pubkey: bytes, signature: bytes) -> bytes:
-    """The wire form of SPEC §2 / chain.tx: compact JSON, sorted keys, base64 pubkey and signature.
-
-    Written out here (not taken from chain.tx) so malformed bodies, e.g. with floats, can be encoded.
-    """
-    doc = {"body": body, "pubkey": base64.b64encode(pubkey).decode(), "signature": base64.b64encode(signature).decode()}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-
-
-def sign_body(key: PrivateKey, body: dict[str, Any]) -> bytes:
-    """Sign an arbitrary (possibly malformed) JSON body with `key` and encode it."""
-    return encode_tx(body, key.pubkey, key.sign(compute_sign_bytes(body)))
-
-
-def seq(app: Application, name: str) -> int:
-    """The committed sequence of the named account."""
-    return app.query("account/" + ADDR[name])["sequence"]
-
-
-def balance(app: Application, name: str) -> int:
-    """The committed balance of the named account."""
-    return app.query("account/" + ADDR[name])["balance"]
-
-
-def run_block(app: Application, txs: Iterable[bytes] = (), *, expect_ok: bool = True) -> BlockResult:
-    """Finalize and commit the next block; by default require every transaction to succeed."""
-    result = app.finalize_block(app.height + 1, list(txs))
-    if expect_ok:
-        bad = [(r.code, r.log) for r in result.tx_results if not r.ok]
-        assert not bad, f"unexpected rejections at height {result.height}: {bad}"
-    app.commit()
-    return result
-
-
-def run_until(app: Application, height: int) -> None:
-    """Commit empty blocks until the app is at `height`."""
-    while app.height < height:
-        run_block(app)
-
-
-def store_snapshot(store: Any) -> dict[tuple[str, str], str]:
-    """Every committed (space, key) -> canonical value of a store."""
-    return {(space, key): value for space, key, value in store.entries()}
-
-
-def supply_parts(store: Any) -> tuple[int, int]:
-    """(meta supply, sum of balances + escrowed stake max(stake, pending_stake))."""
-    snap = store_snapshot(store)
-    supply = json.loads(snap[("meta", "supply")])
-    held = 0
-    for (space, _), value in snap.items():
-        record = json.loads(value)
-        if space == "acct":
-            held += record["balance"]
-        elif space == "val":
-            held += max(record["stake"], record["pending_stake"])
-    return supply, held
-
-
-def validators(app: Application) -> dict[str, int]:
-    """The current epoch's validator powers by address."""
-    return {v["address"]: v["power"] for v in app.query("validators")}
+from chain.app import Application
+from tests.helpers import make_app, make_genesis
 
 
 @pytest.fixture

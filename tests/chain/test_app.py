@@ -18,7 +18,7 @@ from chain.errors import ChainError, InvalidBlock, InvalidGenesis, StoreError
 from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond
 from node.store import SqliteStore
-from tests.conftest import ADDR, CHAIN_ID, make_app, make_genesis, run_block, signed
+from tests.helpers import ADDR, CHAIN_ID, make_app, make_genesis, run_block, signed
 
 REPO = Path(__file__).resolve().parents[2]
 

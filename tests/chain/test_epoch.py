@@ -12,7 +12,7 @@ from chain.app import Application
 from chain.errors import ChainError
 from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond
-from tests.conftest import (
+from tests.helpers import (
     ADDR,
     balance,
     make_app,

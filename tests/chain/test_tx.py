@@ -32,7 +32,7 @@ from chain.tx import (
     make_body,
     sign_tx,
 )
-from tests.conftest import (
+from tests.helpers import (
     ADDR,
     CHAIN_ID,
     KEYS,

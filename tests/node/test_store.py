@@ -14,7 +14,7 @@ from chain.errors import StoreError
 from chain.store import CommitInfo, MemoryStore, compute_lthash
 from chain.tx import MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond
 from node.store import SqliteStore
-from tests.conftest import ADDR, make_genesis, run_block, signed, store_snapshot, supply_parts
+from tests.helpers import ADDR, make_genesis, run_block, signed, store_snapshot, supply_parts
 
 GENESIS = make_genesis({"a": 50, "b": 30, "c": 20}, epoch_length=2)
 
