@@ -128,7 +128,7 @@ class Application:
 
     def query(self, path: str, **params: Any) -> Any:
         """Read committed state: see QUERIES for the paths."""
-        state = State(self.store, self.height, self._lthash)
+        state = self._new_state()
         head, _, arg = path.partition("/")
         handler = QUERIES.get(head)
         if handler is None:

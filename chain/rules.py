@@ -16,6 +16,7 @@ State layout (space / key -> canonical JSON value):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from .crypto import compute_address, is_valid_address, verify_signature
@@ -178,21 +179,11 @@ def process_genesis(state: State, genesis: Any) -> None:
     state.set("meta", "params", params)
     state.set("meta", "height", 0)
     supply = 0
-    for i, entry in enumerate(_genesis_list(genesis, "accounts")):
-        where = f"genesis.accounts[{i}]"
-        _genesis_fields(entry, where, ("address", "balance"))
-        address = _genesis_address(entry.get("address"), f"{where}.address")
-        if state.get("acct", address) is not None:
-            raise InvalidGenesis(f"{where}.address {address} appears twice")
+    for where, address, entry in _genesis_entries(state, genesis, "accounts", "acct", ("address", "balance")):
         balance = _genesis_int(entry.get("balance", 0), f"{where}.balance", 0)
         state.set("acct", address, {"balance": balance, "sequence": 0, "pubkey": None})
         supply += balance
-    for i, entry in enumerate(_genesis_list(genesis, "validators")):
-        where = f"genesis.validators[{i}]"
-        _genesis_fields(entry, where, ("address", "stake"))
-        address = _genesis_address(entry.get("address"), f"{where}.address")
-        if state.get("val", address) is not None:
-            raise InvalidGenesis(f"{where}.address {address} appears twice")
+    for where, address, entry in _genesis_entries(state, genesis, "validators", "val", ("address", "stake")):
         stake = _genesis_int(entry.get("stake"), f"{where}.stake", 1)
         state.set("val", address, {"stake": stake, "pending_stake": stake})
         state.set("epval", address, stake)
@@ -216,19 +207,23 @@ def process_genesis(state: State, genesis: Any) -> None:
     process_epoch_record(state)
 
 
-def _genesis_fields(entry: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    """Refuse unknown fields in a genesis entry."""
-    unknown = sorted(k for k in entry if k not in allowed)
-    if unknown:
-        raise InvalidGenesis(f"{where} has unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-
-
-def _genesis_list(genesis: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    """A list of objects in genesis."""
-    value = genesis.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+def _genesis_entries(
+    state: State, genesis: dict[str, Any], name: str, space: str, allowed: tuple[str, ...]
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """The (where, address, entry) of each entry of a genesis list, checked for unknown fields, a
+    valid address and an address not already in `space`."""
+    entries = genesis.get(name, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise InvalidGenesis(f"genesis.{name} must be a list of objects")
-    return value
+    for i, entry in enumerate(entries):
+        where = f"genesis.{name}[{i}]"
+        unknown = sorted(k for k in entry if k not in allowed)
+        if unknown:
+            raise InvalidGenesis(f"{where} has unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        address = _genesis_address(entry.get("address"), f"{where}.address")
+        if state.get(space, address) is not None:
+            raise InvalidGenesis(f"{where}.address {address} appears twice")
+        yield where, address, entry
 
 
 # --------------------------------------------------------------------------------------------

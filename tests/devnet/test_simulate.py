@@ -56,43 +56,28 @@ MIXED = """
 """
 
 
+def validator(name: str, stake: int, strategy: str, **fields: int | str) -> str:
+    """A [[validators]] table; string values are quoted."""
+    lines = ["[[validators]]", f'name = "{name}"', f"stake = {stake}", f'strategy = "{strategy}"']
+    lines += [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}" for k, v in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
 def fixed(name: str, stake: int, price: int, denom: str = "ngonka", **extra: int) -> str:
     """A [[validators]] table for a fixed-price validator."""
-    lines = [
-        "[[validators]]",
-        f'name = "{name}"',
-        f"stake = {stake}",
-        'strategy = "fixed"',
-        f"price = {price}",
-        f'denom = "{denom}"',
-    ]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
+    return validator(name, stake, "fixed", price=price, denom=denom, **extra)
 
 
 def silent(name: str, stake: int, **extra: int) -> str:
-    lines = ["[[validators]]", f'name = "{name}"', f"stake = {stake}", 'strategy = "silent"']
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
+    return validator(name, stake, "silent", **extra)
 
 
 def honest(name: str, stake: int, true_cost: int, noise_bps: int, **extra: int) -> str:
-    lines = [
-        "[[validators]]",
-        f'name = "{name}"',
-        f"stake = {stake}",
-        'strategy = "honest"',
-        f"true_cost = {true_cost}",
-        f"noise_bps = {noise_bps}",
-    ]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
+    return validator(name, stake, "honest", true_cost=true_cost, noise_bps=noise_bps, **extra)
 
 
 def extreme(name: str, stake: int, **extra: int) -> str:
-    lines = ["[[validators]]", f'name = "{name}"', f"stake = {stake}", 'strategy = "extreme"']
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    return "\n".join(lines) + "\n"
+    return validator(name, stake, "extreme", **extra)
 
 
 def header(epochs: int, epoch_length: int = 1, default: int = 1000, seed: int = 1) -> str:
