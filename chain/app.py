@@ -3,6 +3,7 @@
     app = Application(store)
     app.init_chain(genesis)                 # once, on an empty store: commits height 0
     app.check_tx(raw)                       # mempool admission against the check state
+    app.process_proposal(h, txs)            # would every tx of a proposed block apply? (no writes)
     result = app.finalize_block(h, txs)     # run a block; nothing is persisted yet
     app.commit()                            # write the block in one store transaction
     app.query("epoch/current")
@@ -95,18 +96,29 @@ class Application:
                 continue
             result = self._apply(self._check_state, tx)
             if result.ok:
-                self._admitted[tx.raw] = tx
-                if len(self._admitted) > ADMITTED_CACHE_SIZE:
-                    self._admitted.popitem(last=False)
+                self._remember(tx)
             results.append(result)
+        return results
+
+    def process_proposal(self, height: int, txs: list[bytes]) -> list[TxResult]:
+        """Run a proposed block's transactions in order on a throw-away copy of the state.
+
+        Consensus calls a proposal valid only when every result is ok; nothing is kept."""
+        self._check_next_height(height)
+        state = State(self.store, height, self._lthash)
+        rules.process_block_start(state, height)
+        results = []
+        for tx in self._admit(txs, keep=True):
+            if isinstance(tx, TxResult):
+                results.append(tx)
+                continue
+            self._remember(tx)  # verified once: the block's finalize_block will not verify it again
+            results.append(self._apply(state, tx))
         return results
 
     def finalize_block(self, height: int, txs: list[bytes]) -> BlockResult:
         """Run a block of transactions and the epoch transition; keep the result until commit."""
-        if self.height < 0:
-            raise InvalidBlock("init_chain has not run")
-        if height != self.height + 1:
-            raise InvalidBlock(f"block height {height} does not follow the committed height {self.height}")
+        self._check_next_height(height)
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
         results = [tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)]
@@ -136,6 +148,17 @@ class Application:
         return thaw(handler(self, state, arg, **params))
 
     # -- helpers ----------------------------------------------------------------------------
+    def _remember(self, tx: Tx) -> None:
+        self._admitted[tx.raw] = tx
+        if len(self._admitted) > ADMITTED_CACHE_SIZE:
+            self._admitted.popitem(last=False)
+
+    def _check_next_height(self, height: int) -> None:
+        if self.height < 0:
+            raise InvalidBlock("init_chain has not run")
+        if height != self.height + 1:
+            raise InvalidBlock(f"block height {height} does not follow the committed height {self.height}")
+
     def _admit(self, raws: list[bytes], *, keep: bool) -> list[Tx | TxResult]:
         """Each raw tx decoded with its signature verified, or the TxResult that rejects it.
 

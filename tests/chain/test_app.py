@@ -238,6 +238,22 @@ def test_finalize_block_persists_nothing_until_commit_and_can_be_rerun():
     assert app.app_hash == app.recompute_app_hash() == first.app_hash
 
 
+def test_process_proposal_reports_each_tx_in_order_and_writes_nothing():
+    app = make_app(good_genesis())
+    txs = [signed("a", 0, MsgSend(ADDR["b"], 5)), signed("a", 0, MsgSend(ADDR["b"], 5)), b"garbage"]
+    snapshot = list(app.store.entries())
+    results = app.process_proposal(1, txs)
+    assert [r.code for r in results] == ["ok", "wrong_sequence", "malformed"]
+    assert list(app.store.entries()) == snapshot and app.height == 0
+    assert app.finalize_block(1, txs[:1]).tx_results[0].ok  # the state was not advanced by the check
+
+
+def test_process_proposal_of_a_wrong_height_is_refused():
+    app = make_app(good_genesis())
+    with pytest.raises(InvalidBlock, match="does not follow"):
+        app.process_proposal(2, [])
+
+
 def _blocks() -> list[list[bytes]]:
     return [
         [signed("a", 0, MsgSubmitPriceProposal.of(300)), signed("d", 0, MsgBond(100))],
