@@ -6,7 +6,9 @@
     app.process_proposal(h, txs)            # would every tx of a proposed block apply? (no writes)
     result = app.finalize_block(h, txs)     # run a block; nothing is persisted yet
     app.commit()                            # write the block in one store transaction
-    app.query("epoch/current")
+    app.query("epoch/current")              # also: status, account/<a>, validators, history,
+                                            # price_vote/<a>, params, proposals, proposal/<id>,
+                                            # models (active this epoch), registry (all + log)
 
 Decoding and signature verification (`decode_and_verify`, pure and stateless) run once per
 transaction: a transaction admitted by `check_tx` is remembered and its block neither decodes nor
@@ -237,6 +239,44 @@ def _query_params(app: Application, state: State, arg: str, **_: Any) -> dict[st
     return rules.get_params(state)
 
 
+def _query_proposals(app: Application, state: State, arg: str, status: str | None = None, **_: Any) -> list[Any]:
+    if status is not None and status not in rules.PROPOSAL_STATUSES:
+        known = ", ".join(rules.PROPOSAL_STATUSES)
+        raise ChainError(f"status must be one of {known}, got {status!r}", code="bad_query")
+    return rules.get_proposals(state, status)
+
+
+def _query_proposal(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    if not (arg.isascii() and arg.isdigit() and int(arg) > 0):
+        raise ChainError(f"a proposal id is an integer ≥ 1, got {arg!r}", code="bad_query")
+    try:
+        proposal = rules.get_proposal(state, int(arg))
+    except InvalidTx as exc:
+        raise ChainError(str(exc), code="not_found") from None
+    live = proposal["status"] == "voting_period"
+    tally = rules.get_tally(state, proposal["id"]).to_json() if live else proposal["final_tally"]
+    deposits = rules.get_entries_of_proposal(state, "dep", proposal["id"])
+    votes = rules.get_entries_of_proposal(state, "gvote", proposal["id"])
+    return {
+        **proposal,
+        "tally": tally,
+        "deposits": [{"depositor": a, "amount": n} for a, n in deposits],
+        "votes": [{"voter": a, "option": o} for a, o in votes],
+    }
+
+
+def _query_models(app: Application, state: State, arg: str, **_: Any) -> list[dict[str, Any]]:
+    return rules.get_active_models(state)
+
+
+def _query_registry(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
+    return {
+        "version": rules.get_registry_version(state),
+        "models": rules.get_registered_models(state),
+        "changes": rules.get_model_changes(state),
+    }
+
+
 QUERIES = {
     "status": _query_status,
     "account": _query_account,
@@ -245,4 +285,8 @@ QUERIES = {
     "history": _query_history,
     "price_vote": _query_price_vote,
     "params": _query_params,
+    "proposals": _query_proposals,
+    "proposal": _query_proposal,
+    "models": _query_models,
+    "registry": _query_registry,
 }

@@ -12,6 +12,15 @@ State layout (space / key -> canonical JSON value):
 - `epoch/current`    -> {"index", "price", "total_power", "validators", "start_height", "ballot"}
 - `vote/<address>`   -> {"price", "denom", "price_ngonka", "height", "epoch"}
 - `hist/<epoch:012d>` -> the epoch record of SPEC §3
+- `meta/next_proposal_id`, `meta/gov_escrow` (deposits held), `meta/burned`, `meta/registry_version`
+- `gov/<id:012d>`    -> a governance proposal (content, status, heights, total deposit, final tally)
+- `dep/<id:012d>/<address>` -> ngonka deposited and still held
+- `gvote/<id:012d>/<address>` -> vote option, while the proposal is in its voting period
+- `gq/<height:012d>` -> ids of the proposals whose deposit or voting period ends at that height
+- `model/<id>`       -> the registry: every registered model, changes applied when they pass
+- `amodel/<id>`      -> the models active in the current epoch (with their units)
+- `mchg/<id>`        -> models changed this epoch, activated at the boundary
+- `mlog/<version:012d>` -> the registry change log
 """
 
 from __future__ import annotations
@@ -21,15 +30,35 @@ from typing import Any
 
 from .crypto import compute_address, is_valid_address, verify_signature
 from .errors import InvalidGenesis, InvalidTx, MoneyError
+from .governance import FRACTION_PARAMS, Tally, compute_fraction, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import MAX_NGONKA, is_int, to_ngonka
 from .store import State
-from .tx import Msg, MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond, Tx
+from .tx import (
+    Msg,
+    MsgBond,
+    MsgDeposit,
+    MsgSend,
+    MsgSubmitPriceProposal,
+    MsgSubmitProposal,
+    MsgUnbond,
+    MsgVote,
+    RemoveModel,
+    Tx,
+)
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "epoch_length": 10,
     "default_unit_of_compute_price": 100,
+    "min_deposit": 25_000_000,
+    "max_deposit_period": 20,
+    "voting_period": 20,
+    "quorum": "0.334",
+    "threshold": "0.5",
+    "veto_threshold": "0.334",
+    "burn_vote_veto": True,
 }
+PROPOSAL_STATUSES = ("deposit_period", "voting_period", "passed", "rejected", "failed", "dropped")
 
 # --------------------------------------------------------------------------------------------
 # Pure helpers
@@ -49,6 +78,16 @@ def compute_escrow(stake: int, pending_stake: int) -> int:
 def compute_history_key(epoch: int) -> str:
     """The sortable history key of an epoch."""
     return f"{epoch:012d}"
+
+
+def compute_proposal_key(proposal_id: int) -> str:
+    """The sortable key of a proposal (also the prefix of its deposits and votes)."""
+    return f"{proposal_id:012d}"
+
+
+def compute_price_per_token(units_of_compute_per_token: int, unit_price: int) -> int:
+    """The ngonka a client pays per token of a model (SPEC §3)."""
+    return units_of_compute_per_token * unit_price
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +159,49 @@ def get_registry_version(state: State) -> int:
     return state.get("meta", "registry_version") or 0
 
 
+def get_proposal(state: State, proposal_id: int) -> dict[str, Any]:
+    """A governance proposal, or InvalidTx(code="unknown_proposal")."""
+    proposal = state.get("gov", compute_proposal_key(proposal_id))
+    if proposal is None:
+        raise InvalidTx(f"proposal {proposal_id} does not exist", code="unknown_proposal")
+    return proposal
+
+
+def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any]]:
+    """Every proposal in id order, or those with `status`."""
+    return [p for _, p in state.iterate("gov") if status is None or p["status"] == status]
+
+
+def get_entries_of_proposal(state: State, space: str, proposal_id: int) -> list[tuple[str, Any]]:
+    """The (address, value) deposits or votes of one proposal, in address order."""
+    prefix = compute_proposal_key(proposal_id) + "/"
+    return [(key[len(prefix) :], value) for key, value in state.iterate(space) if key.startswith(prefix)]
+
+
+def get_tally(state: State, proposal_id: int) -> Tally:
+    """The live tally of a proposal's votes over the current epoch's validator powers."""
+    return compute_tally(get_entries_of_proposal(state, "gvote", proposal_id), dict(get_validator_set(state)))
+
+
+def get_registered_models(state: State) -> list[dict[str, Any]]:
+    """Every model in the registry (changes that passed, active or not yet), by id."""
+    return [model for _, model in state.iterate("model")]
+
+
+def get_active_models(state: State) -> list[dict[str, Any]]:
+    """The models active in the current epoch with their price per token, by id."""
+    price = get_current_epoch(state)["price"]
+    return [
+        {**model, "price_per_token": compute_price_per_token(model["units_of_compute_per_token"], price)}
+        for _, model in state.iterate("amodel")
+    ]
+
+
+def get_model_changes(state: State) -> list[dict[str, Any]]:
+    """The registry change log, oldest first."""
+    return [entry for _, entry in state.iterate("mlog")]
+
+
 def is_validator_or_pending(state: State, address: str) -> bool:
     """True if `address` validates this epoch or has stake pending for the next one."""
     return get_epoch_power(state, address) > 0 or get_validator(state, address)["pending_stake"] > 0
@@ -155,6 +237,18 @@ def compute_genesis_params(params: Any) -> dict[str, Any]:
         raise InvalidGenesis(f"genesis.params has unknown field(s): {', '.join(unknown)}")
     merged = {**DEFAULT_PARAMS, **params}
     _genesis_int(merged["epoch_length"], "genesis.params.epoch_length", 1)
+    for name in ("min_deposit", "max_deposit_period", "voting_period"):
+        _genesis_int(merged[name], f"genesis.params.{name}", 1)
+    for name in FRACTION_PARAMS:
+        try:
+            valid = compute_fraction(merged[name]) <= 1
+        except ValueError:
+            valid = False
+        if not valid:
+            rule = 'a decimal string from "0" to "1"'
+            raise InvalidGenesis(f"genesis.params.{name} must be {rule}, got {merged[name]!r}")
+    if not isinstance(merged["burn_vote_veto"], bool):
+        raise InvalidGenesis(f"genesis.params.burn_vote_veto must be true or false, got {merged['burn_vote_veto']!r}")
     try:
         to_ngonka(
             merged["default_unit_of_compute_price"], "ngonka", field="genesis.params.default_unit_of_compute_price"
@@ -320,11 +414,190 @@ def process_msg_submit_price_proposal(state: State, sender: str, msg: MsgSubmitP
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Governance (SPEC §4)
+# --------------------------------------------------------------------------------------------
+
+
+def process_gov_counter(state: State, name: str, delta: int) -> int:
+    """Add `delta` to a governance counter in `meta` and return the new value."""
+    value = (state.get("meta", name) or 0) + delta
+    state.set("meta", name, value)
+    return value
+
+
+def process_queue_add(state: State, height: int, proposal_id: int) -> None:
+    """Queue a proposal for the end of block `height`."""
+    key = compute_history_key(height)
+    state.set("gq", key, [*(state.get("gq", key) or ()), proposal_id])
+
+
+def process_queue_remove(state: State, height: int, proposal_id: int) -> None:
+    """Take a proposal out of the queue of block `height`."""
+    key = compute_history_key(height)
+    rest = [i for i in state.get("gq", key) or () if i != proposal_id]
+    if rest:
+        state.set("gq", key, rest)
+    else:
+        state.delete("gq", key)
+
+
+def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amount: int) -> dict[str, Any]:
+    """Move `amount` from the depositor into the governance escrow; start voting at min_deposit."""
+    process_balance_change(state, depositor, -amount)
+    process_gov_counter(state, "gov_escrow", amount)
+    key = f"{compute_proposal_key(proposal['id'])}/{depositor}"
+    state.set("dep", key, (state.get("dep", key) or 0) + amount)
+    proposal = {**proposal, "total_deposit": proposal["total_deposit"] + amount}
+    params = get_params(state)
+    if proposal["status"] == "deposit_period" and proposal["total_deposit"] >= params["min_deposit"]:
+        height = get_height(state)
+        if proposal["deposit_end_height"] is not None:
+            process_queue_remove(state, proposal["deposit_end_height"], proposal["id"])
+        proposal = {
+            **proposal,
+            "status": "voting_period",
+            "voting_start_height": height,
+            "voting_end_height": height + params["voting_period"],
+        }
+        process_queue_add(state, proposal["voting_end_height"], proposal["id"])
+    state.set("gov", compute_proposal_key(proposal["id"]), proposal)
+    return proposal
+
+
+def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposal) -> None:
+    """Open a proposal in its deposit period (or straight in voting) with the initial deposit."""
+    proposal_id = state.get("meta", "next_proposal_id") or 1
+    state.set("meta", "next_proposal_id", proposal_id + 1)
+    height = get_height(state)
+    proposal = {
+        "id": proposal_id,
+        "proposer": sender,
+        "content": msg.content.to_json(),
+        "status": "deposit_period",
+        "submit_height": height,
+        "submit_epoch": get_current_epoch(state)["index"],
+        "deposit_end_height": height + get_params(state)["max_deposit_period"],
+        "voting_start_height": None,
+        "voting_end_height": None,
+        "total_deposit": 0,
+        "final_tally": None,
+        "result": None,
+    }
+    process_queue_add(state, proposal["deposit_end_height"], proposal_id)
+    process_deposit(state, proposal, sender, msg.initial_deposit)
+
+
+def process_msg_deposit(state: State, sender: str, msg: MsgDeposit) -> None:
+    """Add to the deposit of a proposal in its deposit period."""
+    proposal = get_proposal(state, msg.proposal_id)
+    if proposal["status"] != "deposit_period":
+        raise InvalidTx(
+            f"proposal {msg.proposal_id} is in status {proposal['status']}; deposits are taken only in deposit_period",
+            code="not_in_deposit_period",
+        )
+    process_deposit(state, proposal, sender, msg.amount)
+
+
+def process_msg_vote(state: State, sender: str, msg: MsgVote) -> None:
+    """Record a validator's vote on a proposal in its voting period (replacing an earlier one)."""
+    proposal = get_proposal(state, msg.proposal_id)
+    if proposal["status"] != "voting_period":
+        raise InvalidTx(
+            f"proposal {msg.proposal_id} is in status {proposal['status']}; votes are taken only in voting_period",
+            code="not_in_voting_period",
+        )
+    if get_epoch_power(state, sender) == 0:
+        raise InvalidTx(f"{sender} is not a validator of the current epoch", code="not_validator")
+    state.set("gvote", f"{compute_proposal_key(msg.proposal_id)}/{sender}", msg.option)
+
+
+def process_deposits_settlement(state: State, proposal_id: int, *, burn: bool) -> None:
+    """Refund (or burn) every deposit held for a proposal and empty its escrow."""
+    total = 0
+    for depositor, amount in get_entries_of_proposal(state, "dep", proposal_id):
+        state.delete("dep", f"{compute_proposal_key(proposal_id)}/{depositor}")
+        total += amount
+        if not burn:
+            process_balance_change(state, depositor, amount)
+    process_gov_counter(state, "gov_escrow", -total)
+    if burn:
+        process_gov_counter(state, "burned", total)
+        process_gov_counter(state, "supply", -total)
+
+
+def process_proposal_queue(state: State) -> None:
+    """End the deposit or voting period of every proposal queued for this block."""
+    key = compute_history_key(get_height(state))
+    due = state.get("gq", key)
+    if due is None:
+        return
+    for proposal_id in due:
+        proposal = get_proposal(state, proposal_id)
+        if proposal["status"] == "deposit_period":
+            process_deposits_settlement(state, proposal_id, burn=False)
+            proposal = {**proposal, "status": "dropped", "result": "deposit period ended below min_deposit"}
+        else:
+            proposal = process_voting_end(state, proposal)
+        state.set("gov", compute_proposal_key(proposal_id), proposal)
+    state.delete("gq", key)
+
+
+def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]:
+    """Tally a proposal at its voting end, settle its deposits, apply it if it passed."""
+    proposal_id = proposal["id"]
+    tally = get_tally(state, proposal_id)
+    outcome = compute_tally_outcome(tally, get_params(state))
+    for voter, _ in get_entries_of_proposal(state, "gvote", proposal_id):
+        state.delete("gvote", f"{compute_proposal_key(proposal_id)}/{voter}")
+    process_deposits_settlement(state, proposal_id, burn=outcome.burn)
+    status, result = ("passed" if outcome.passed else "rejected"), outcome.reason
+    if outcome.passed:
+        error = process_content(state, proposal_id, proposal["content"])
+        if error is not None:
+            status, result = "failed", error
+    return {**proposal, "status": status, "result": result, "final_tally": tally.to_json(), "burned": outcome.burn}
+
+
+def process_content(state: State, proposal_id: int, content: dict[str, Any]) -> str | None:
+    """Apply passed content to the registry atomically; return why it cannot apply, or None."""
+    model_id = content["id"]
+    before = state.get("model", model_id)
+    if content["@type"] == RemoveModel.TYPE:
+        if before is None:
+            return f"model {model_id!r} is not registered"
+        state.delete("model", model_id)
+        after = None
+    else:
+        after = {k: v for k, v in content.items() if k != "@type"}
+        state.set("model", model_id, after)
+    version = process_gov_counter(state, "registry_version", 1)
+    state.set("mchg", model_id, version)
+    state.set(
+        "mlog",
+        compute_history_key(version),
+        {
+            "version": version,
+            "epoch": get_current_epoch(state)["index"] + 1,
+            "height": get_height(state),
+            "proposal_id": proposal_id,
+            "kind": "remove_model" if after is None else ("update_model" if before else "register_model"),
+            "model": model_id,
+            "units_before": before["units_of_compute_per_token"] if before else None,
+            "units_after": after["units_of_compute_per_token"] if after else None,
+        },
+    )
+    return None
+
+
 MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgSend: process_msg_send,
     MsgBond: process_msg_bond,
     MsgUnbond: process_msg_unbond,
     MsgSubmitPriceProposal: process_msg_submit_price_proposal,
+    MsgSubmitProposal: process_msg_submit_proposal,
+    MsgDeposit: process_msg_deposit,
+    MsgVote: process_msg_vote,
 }
 
 
@@ -339,7 +612,8 @@ def process_block_start(state: State, height: int) -> None:
 
 
 def process_block_end(state: State) -> None:
-    """Run the epoch transition after the last block of an epoch."""
+    """End the governance periods due at this height, then, at an epoch's last block, the epoch."""
+    process_proposal_queue(state)
     if is_epoch_end(get_height(state), get_params(state)["epoch_length"]):
         process_epoch(state)
 
@@ -348,7 +622,7 @@ def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
     process_stake_changes(state)
     process_unit_of_compute_price(state)
-    # process_model_activation (SPEC §3 step 3) is added with governance.
+    process_model_activation(state)
     process_epoch_record(state)
 
 
@@ -409,6 +683,17 @@ def process_unit_of_compute_price(state: State) -> None:
         votes.append((address, power, vote["price_ngonka"] if vote else None))
     price, ballot = compute_ballot(votes, epoch["price"])
     state.set("epoch", "current", {**epoch, "price": price, "ballot": ballot})
+
+
+def process_model_activation(state: State) -> None:
+    """Make the registry changes that passed during the epoch active for the next one."""
+    for model_id, _ in state.iterate("mchg"):
+        model = state.get("model", model_id)
+        if model is None:
+            state.delete("amodel", model_id)
+        else:
+            state.set("amodel", model_id, model)
+        state.delete("mchg", model_id)
 
 
 def process_epoch_record(state: State) -> None:

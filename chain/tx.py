@@ -148,7 +148,200 @@ class MsgSubmitPriceProposal(Msg):
         return {"@type": self.TYPE, "price": self.price, "denom": self.denom}
 
 
-MESSAGE_TYPES: dict[str, type[Msg]] = {m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal)}
+# -- governance ------------------------------------------------------------------------------
+
+MAX_MODEL_ID = 128
+MAX_TEXT_FIELD = 256
+VOTE_OPTIONS = ("yes", "no", "abstain", "no_with_veto")
+_MODEL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./:")
+
+
+def parse_model_id(value: Any, where: str) -> str:
+    """A model id: 1 to 128 characters of letters, digits and `-_./:` (Hugging Face style)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidTx(f"{where} must be a non-empty string", code="invalid_model_id")
+    if len(value) > MAX_MODEL_ID:
+        too_long = f"{where} is {len(value)} characters, over the limit of {MAX_MODEL_ID}"
+        raise InvalidTx(too_long, code="invalid_model_id")
+    if not set(value) <= _MODEL_ID_CHARS:
+        raise InvalidTx(f"{where} {value!r} may only hold letters, digits and - _ . / :", code="invalid_model_id")
+    return value
+
+
+def parse_units(value: Any, where: str) -> int:
+    """Units of compute per token: an integer > 0 and < 2^63."""
+    if not is_int(value) or not 0 < value < 2**63:
+        shown = f"{value!r}"[:40]
+        raise InvalidTx(f"{where} must be an integer > 0 and < 2^63, got {shown}", code="invalid_units")
+    return value
+
+
+def _parse_optional(obj: dict[str, Any], where: str, name: str, kind: str) -> Any:
+    """An optional RegisterModel field: a short string, an integer ≥ 0, or a decimal string."""
+    if name not in obj:
+        return None
+    value, field = obj[name], f"{where}.{name}"
+    if kind == "int":
+        if not is_int(value) or not 0 <= value < 2**63:
+            raise _malformed(f"{field} must be an integer ≥ 0 and < 2^63")
+    elif not isinstance(value, str) or len(value) > MAX_TEXT_FIELD:
+        raise _malformed(f"{field} must be a string of at most {MAX_TEXT_FIELD} characters")
+    elif kind == "decimal" and not is_decimal(value):
+        raise _malformed(f'{field} must be a decimal string such as "0.95", got {value!r}')
+    return value
+
+
+def is_decimal(value: Any) -> bool:
+    """True for a plain non-negative decimal string: digits, at most one point, digits on both sides."""
+    if not isinstance(value, str) or not value.isascii():
+        return False
+    whole, dot, frac = value.partition(".")
+    return whole.isdigit() and (not dot or frac.isdigit())
+
+
+@dataclass(frozen=True)
+class RegisterModel:
+    """Governance content: register a model, or update the units of an existing id."""
+
+    id: str
+    units_of_compute_per_token: int
+    hf_repo: str | None = None
+    hf_commit: str | None = None
+    v_ram: int | None = None
+    throughput_per_nonce: int | None = None
+    validation_threshold: str | None = None
+    TYPE: ClassVar[str] = "RegisterModel"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("id", "units_of_compute_per_token")
+    OPTIONAL: ClassVar[dict[str, str]] = {
+        "hf_repo": "str",
+        "hf_commit": "str",
+        "v_ram": "int",
+        "throughput_per_nonce": "int",
+        "validation_threshold": "decimal",
+    }
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> RegisterModel:
+        return cls(
+            parse_model_id(obj["id"], f"{where}.id"),
+            parse_units(obj["units_of_compute_per_token"], f"{where}.units_of_compute_per_token"),
+            **{name: _parse_optional(obj, where, name, kind) for name, kind in cls.OPTIONAL.items()},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        optional = {name: getattr(self, name) for name in self.OPTIONAL if getattr(self, name) is not None}
+        units = self.units_of_compute_per_token
+        return {"@type": self.TYPE, "id": self.id, "units_of_compute_per_token": units, **optional}
+
+
+@dataclass(frozen=True)
+class RemoveModel:
+    """Governance content: remove a registered model."""
+
+    id: str
+    TYPE: ClassVar[str] = "RemoveModel"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("id",)
+    OPTIONAL: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> RemoveModel:
+        return cls(parse_model_id(obj["id"], f"{where}.id"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"@type": self.TYPE, "id": self.id}
+
+
+Content = RegisterModel | RemoveModel
+CONTENT_TYPES: dict[str, type[RegisterModel] | type[RemoveModel]] = {c.TYPE: c for c in (RegisterModel, RemoveModel)}
+
+
+def parse_content(obj: Any, where: str) -> Content:
+    """Parse governance content by its `@type`, with its required and optional fields."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("@type"), str):
+        raise _malformed(f"{where} must be an object with a string '@type'")
+    cls = CONTENT_TYPES.get(obj["@type"])
+    if cls is None:
+        known = ", ".join(sorted(CONTENT_TYPES))
+        raise _malformed(f"{where}.@type {obj['@type']!r} is not known governance content; known: {known}")
+    missing = [f for f in cls.REQUIRED if f not in obj]
+    extra = sorted(k for k in obj if k != "@type" and k not in cls.REQUIRED and k not in cls.OPTIONAL)
+    if missing:
+        raise _malformed(f"{where} is missing field(s): {', '.join(missing)}")
+    if extra:
+        raise _malformed(f"{where} has unknown field(s): {', '.join(extra)}")
+    return cls.parse(obj, where)
+
+
+def _parse_proposal_id(value: Any, where: str) -> int:
+    """A proposal id: an integer ≥ 1."""
+    if not is_int(value) or not 1 <= value < 2**63:
+        raise _malformed(f"{where} must be an integer ≥ 1")
+    return value
+
+
+@dataclass(frozen=True)
+class MsgSubmitProposal(Msg):
+    """A governance proposal; `initial_deposit` ngonka leave the sender's balance at once."""
+
+    content: Content
+    initial_deposit: int
+    TYPE: ClassVar[str] = "MsgSubmitProposal"
+    FIELDS: ClassVar[tuple[str, ...]] = ("content", "initial_deposit")
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> MsgSubmitProposal:
+        content = parse_content(obj["content"], f"{where}.content")
+        return cls(content, _parse_coin(obj["initial_deposit"], f"{where}.initial_deposit"))
+
+    def to_json(self) -> dict[str, Any]:
+        deposit = {"amount": self.initial_deposit, "denom": "ngonka"}
+        return {"@type": self.TYPE, "content": self.content.to_json(), "initial_deposit": deposit}
+
+
+@dataclass(frozen=True)
+class MsgDeposit(Msg):
+    """Add `amount` ngonka to a proposal's deposit during its deposit period."""
+
+    proposal_id: int
+    amount: int
+    TYPE: ClassVar[str] = "MsgDeposit"
+    FIELDS: ClassVar[tuple[str, ...]] = ("proposal_id", "amount")
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> MsgDeposit:
+        proposal_id = _parse_proposal_id(obj["proposal_id"], f"{where}.proposal_id")
+        return cls(proposal_id, _parse_coin(obj["amount"], f"{where}.amount"))
+
+    def to_json(self) -> dict[str, Any]:
+        amount = {"amount": self.amount, "denom": "ngonka"}
+        return {"@type": self.TYPE, "proposal_id": self.proposal_id, "amount": amount}
+
+
+@dataclass(frozen=True)
+class MsgVote(Msg):
+    """A validator's vote on a proposal in its voting period; a later vote replaces it."""
+
+    proposal_id: int
+    option: str
+    TYPE: ClassVar[str] = "MsgVote"
+    FIELDS: ClassVar[tuple[str, ...]] = ("proposal_id", "option")
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any], where: str) -> MsgVote:
+        proposal_id = _parse_proposal_id(obj["proposal_id"], f"{where}.proposal_id")
+        if obj["option"] not in VOTE_OPTIONS:
+            shown = f"{obj['option']!r}"[:40]
+            bad = f"{where}.option must be one of {', '.join(VOTE_OPTIONS)}, got {shown}"
+            raise InvalidTx(bad, code="invalid_option")
+        return cls(proposal_id, obj["option"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"@type": self.TYPE, "proposal_id": self.proposal_id, "option": self.option}
+
+
+MESSAGE_TYPES: dict[str, type[Msg]] = {
+    m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal, MsgSubmitProposal, MsgDeposit, MsgVote)
+}
 
 
 def parse_message(obj: Any, where: str) -> Msg:

@@ -163,7 +163,17 @@ def test_genesis_params_default_when_omitted():
     genesis = good_genesis()
     del genesis["params"]
     app = make_app(genesis)
-    assert app.query("params") == {"epoch_length": 10, "default_unit_of_compute_price": 100}
+    assert app.query("params") == {
+        "epoch_length": 10,
+        "default_unit_of_compute_price": 100,
+        "min_deposit": 25_000_000,
+        "max_deposit_period": 20,
+        "voting_period": 20,
+        "quorum": "0.334",
+        "threshold": "0.5",
+        "veto_threshold": "0.334",
+        "burn_vote_veto": True,
+    }
     assert app.query("epoch/current")["price"] == 100
 
 
