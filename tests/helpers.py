@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,6 +63,18 @@ def sign_body(key: PrivateKey, body: dict[str, Any]) -> bytes:
     return encode_tx(body, key.pubkey, key.sign(compute_sign_bytes(body)))
 
 
+class Wallets:
+    """Hands out consecutive sequences per sender (every tx built here is expected to succeed)."""
+
+    def __init__(self) -> None:
+        self.next: dict[str, int] = defaultdict(int)
+
+    def tx(self, name: str, *msgs: Msg) -> bytes:
+        raw = signed(name, self.next[name], *msgs)
+        self.next[name] += 1
+        return raw
+
+
 def seq(app: Application, name: str) -> int:
     """The committed sequence of the named account."""
     return app.query("account/" + ADDR[name])["sequence"]
@@ -94,10 +107,10 @@ def store_snapshot(store: Any) -> dict[tuple[str, str], str]:
 
 
 def supply_parts(store: Any) -> tuple[int, int]:
-    """(meta supply, sum of balances + escrowed stake max(stake, pending_stake))."""
+    """(meta supply, sum of balances + escrowed stake max(stake, pending_stake) + governance escrow)."""
     snap = store_snapshot(store)
     supply = json.loads(snap[("meta", "supply")])
-    held = 0
+    held = json.loads(snap.get(("meta", "gov_escrow"), "0"))
     for (space, _), value in snap.items():
         record = json.loads(value)
         if space == "acct":

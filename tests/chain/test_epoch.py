@@ -14,6 +14,7 @@ from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond
 from tests.helpers import (
     ADDR,
+    Wallets,
     balance,
     make_app,
     make_genesis,
@@ -26,18 +27,6 @@ from tests.helpers import (
 )
 
 RECORD_FIELDS = {"epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote", "registry_version"}
-
-
-class Wallets:
-    """Hands out consecutive sequences per sender (every tx built here is expected to succeed)."""
-
-    def __init__(self) -> None:
-        self.next: dict[str, int] = defaultdict(int)
-
-    def tx(self, name: str, *msgs) -> bytes:
-        raw = signed(name, self.next[name], *msgs)
-        self.next[name] += 1
-        return raw
 
 
 def vote(price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
