@@ -483,6 +483,7 @@ def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposa
         "total_deposit": 0,
         "final_tally": None,
         "result": None,
+        "burned": False,
     }
     process_queue_add(state, proposal["deposit_end_height"], proposal_id)
     process_deposit(state, proposal, sender, msg.initial_deposit)

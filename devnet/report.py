@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 EPOCH_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote")
+MODEL_COLUMNS = ("epoch", "model", "units_of_compute_per_token", "price_per_token")
+PROPOSAL_COLUMNS = ("id", "model", "kind", "submitted_epoch", "status", "yes", "no", "abstain", "no_with_veto")
+KINDS = {"RegisterModel": "register_model", "RemoveModel": "remove_model"}
 
 
 def write_epochs_csv(path: Path, history: list[dict[str, Any]]) -> None:
@@ -17,6 +20,28 @@ def write_epochs_csv(path: Path, history: list[dict[str, Any]]) -> None:
         writer.writerow(EPOCH_COLUMNS)
         for record in history:
             writer.writerow(["" if record[c] is None else record[c] for c in EPOCH_COLUMNS])
+
+
+def write_models_csv(path: Path, models: list[tuple[int, list[dict[str, Any]]]]) -> None:
+    """One row per model active in each epoch, from (epoch, active models) pairs."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(MODEL_COLUMNS)
+        for epoch, active in models:
+            for m in active:
+                writer.writerow([epoch, m["id"], m["units_of_compute_per_token"], m["price_per_token"]])
+
+
+def write_proposals_csv(path: Path, proposals: list[dict[str, Any]]) -> None:
+    """One row per proposal with its status and final (or live) tally; no tally is empty cells."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(PROPOSAL_COLUMNS)
+        for p in proposals:
+            tally = p["tally"] or {}
+            content = p["content"]
+            row = [p["id"], content["id"], KINDS[content["@type"]], p["submit_epoch"], p["status"]]
+            writer.writerow(row + [tally.get(option, "") for option in PROPOSAL_COLUMNS[5:]])
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:

@@ -12,15 +12,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.errors import MoneyError
+from chain.errors import ChainError, MoneyError
 from chain.money import DENOMS, MAX_NGONKA, to_ngonka
+from chain.rules import DEFAULT_PARAMS
+from chain.tx import VOTE_OPTIONS, parse_model_id
 
 from .errors import ScenarioError
 
 STRATEGIES = ("honest", "fixed", "silent", "extreme")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-TOP_KEYS = ("seed", "epochs", "epoch_length", "default_unit_of_compute_price", "chain_id", "description", "validators")
+TOP_KEYS = (
+    "seed",
+    "epochs",
+    "epoch_length",
+    "default_unit_of_compute_price",
+    "chain_id",
+    "description",
+    "min_deposit",
+    "voting_period",
+    "validators",
+    "proposals",
+)
+PROPOSAL_KINDS = ("register_model", "remove_model")
+PROPOSAL_KEYS = ("at_epoch", "proposer", "kind", "id", "units_of_compute_per_token", "deposit", "votes")
 VALIDATOR_KEYS = (
     "name",
     "stake",
@@ -68,10 +83,29 @@ class ValidatorSpec:
         """True if the validator is bonded (or bonding) during `epoch` and has not left."""
         return self.join_epoch <= epoch and (self.leave_epoch is None or epoch < self.leave_epoch)
 
+    def is_validator_in(self, epoch: int) -> bool:
+        """True if the validator has power during `epoch` (a joiner from the epoch after it bonds,
+        a leaver until the end of the epoch in which it unbonds)."""
+        joined = self.is_genesis() or self.join_epoch < epoch
+        return joined and (self.leave_epoch is None or epoch <= self.leave_epoch)
+
+
+@dataclass(frozen=True)
+class ProposalSpec:
+    """A governance event: a proposal submitted in the first block of `at_epoch`, voted in the next."""
+
+    at_epoch: int
+    proposer: str
+    kind: str
+    id: str
+    units_of_compute_per_token: int | None
+    deposit: int | None  # None: the chain's min_deposit
+    votes: tuple[tuple[str, str], ...]  # (validator name, option), in file order
+
 
 @dataclass(frozen=True)
 class Scenario:
-    """A whole simulation: chain params, seed, length and validators."""
+    """A whole simulation: chain params, seed, length, validators and governance events."""
 
     path: str
     seed: int
@@ -81,6 +115,13 @@ class Scenario:
     chain_id: str
     description: str
     validators: tuple[ValidatorSpec, ...] = field(default_factory=tuple)
+    proposals: tuple[ProposalSpec, ...] = field(default_factory=tuple)
+    min_deposit: int = DEFAULT_PARAMS["min_deposit"]
+    voting_period: int = 10
+
+    def deposit_of(self, proposal: ProposalSpec) -> int:
+        """The deposit a proposal is submitted with."""
+        return self.min_deposit if proposal.deposit is None else proposal.deposit
 
 
 class _Locator:
@@ -229,16 +270,76 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             raise check.fail(f'"{name}" is used by another validator; names must be unique', "name", "validators", i)
     if not any(v.is_genesis() for v in validators):
         raise check.fail("must include at least one validator bonded at genesis (no join_epoch)", "validators")
+    epoch_length = check.integer(data, "epoch_length", minimum=1, maximum=100_000, default=10)
+    raw_proposals = data.get("proposals", [])
+    if not isinstance(raw_proposals, list) or not all(isinstance(p, dict) for p in raw_proposals):
+        raise check.fail("must be [[proposals]] tables", "proposals")
+    by_name = {v.name: v for v in validators}
+    proposals = tuple(_parse_proposal(check, p, i, epochs, by_name) for i, p in enumerate(raw_proposals))
+    if proposals and epoch_length < 2:
+        raise check.fail("must be at least 2 when the scenario has proposals (submit, then vote)", "epoch_length")
+    min_deposit = check.integer(data, "min_deposit", minimum=1, maximum=2**53, default=DEFAULT_PARAMS["min_deposit"])
+    for i, proposal in enumerate(proposals):
+        if proposal.votes and proposal.deposit is not None and proposal.deposit < min_deposit:
+            raise check.fail(
+                f"cannot be cast: a deposit of {proposal.deposit} is below min_deposit {min_deposit}, "
+                "so the proposal never reaches its voting period",
+                "votes",
+                "proposals",
+                i,
+            )
     return Scenario(
         path=path,
         seed=check.integer(data, "seed", minimum=0, maximum=2**64 - 1, default=0),
         epochs=epochs,
-        epoch_length=check.integer(data, "epoch_length", minimum=1, maximum=100_000, default=10),
+        epoch_length=epoch_length,
         default_unit_of_compute_price=check.integer(data, "default_unit_of_compute_price", minimum=1, default=100),
         chain_id=check.string(data, "chain_id", default="uoc-sim-1"),
         description=check.string(data, "description", default=""),
         validators=validators,
+        proposals=proposals,
+        min_deposit=min_deposit,
+        voting_period=check.integer(data, "voting_period", minimum=1, maximum=1_000_000, default=epoch_length),
     )
+
+
+def _parse_proposal(
+    check: _Checker, data: dict[str, Any], i: int, epochs: int, validators: dict[str, ValidatorSpec]
+) -> ProposalSpec:
+    """Check one [[proposals]] table."""
+    t = "proposals"
+    check.only(data, PROPOSAL_KEYS, t, i)
+    at_epoch = check.integer(data, "at_epoch", minimum=0, maximum=epochs - 1, table=t, index=i)
+    proposer = check.string(data, "proposer", table=t, index=i)
+    if proposer not in validators:
+        raise check.fail(f"{_show(proposer)} is not a validator of this scenario", "proposer", t, i)
+    kind = check.string(data, "kind", table=t, index=i)
+    if kind not in PROPOSAL_KINDS:
+        raise check.fail(f"must be one of {', '.join(PROPOSAL_KINDS)}; got {_show(kind)}", "kind", t, i)
+    try:
+        model_id = parse_model_id(data.get("id"), "id")
+    except ChainError as exc:
+        raise check.fail(str(exc).removeprefix("id "), "id", t, i) from None
+    units = None
+    if kind == "register_model":
+        units = check.integer(data, "units_of_compute_per_token", minimum=1, table=t, index=i)
+    elif "units_of_compute_per_token" in data:
+        raise check.fail('does not apply to kind "remove_model"', "units_of_compute_per_token", t, i)
+    deposit = check.integer(data, "deposit", minimum=1, maximum=2**53, default=0, table=t, index=i) or None
+    raw_votes = data.get("votes", {})
+    if not isinstance(raw_votes, dict):
+        raise check.fail('must be an inline table such as { alice = "yes" }', "votes", t, i)
+    votes = []
+    for name, option in raw_votes.items():
+        if name not in validators:
+            raise check.fail(f"names {_show(name)}, who is not a validator of this scenario", "votes", t, i)
+        if option not in VOTE_OPTIONS:
+            options = ", ".join(VOTE_OPTIONS)
+            raise check.fail(f"{name} = {_show(option)}: the option must be one of {options}", "votes", t, i)
+        if not validators[name].is_validator_in(at_epoch):
+            raise check.fail(f"{name} has no power in epoch {at_epoch}, so it cannot vote then", "votes", t, i)
+        votes.append((name, option))
+    return ProposalSpec(at_epoch, proposer, kind, model_id, units, deposit, tuple(votes))
 
 
 def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int) -> ValidatorSpec:

@@ -3,7 +3,9 @@
 Each validator's key is derived from its name. In epoch `e` the validators that act send one
 transaction each, spread over the epoch's blocks: a joiner bonds (and votes) in its join epoch, a
 leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. Honest noise is
-drawn from sha256(seed, name, epoch), so a run depends on the scenario alone.
+drawn from sha256(seed, name, epoch), so a run depends on the scenario alone. A governance event
+is a proposal submitted in the first block of its epoch and the validators' votes in the second;
+proposal ids follow the order of submission.
 
 The blocks go straight to `finalize_block` and `commit` on a SQLite store in the output
 directory; there is no mempool in between (that is the node's part). Two helper processes, at a
@@ -33,12 +35,24 @@ from typing import Any
 from chain.app import Application
 from chain.crypto import PrivateKey
 from chain.errors import InvalidTx
-from chain.tx import Msg, MsgBond, MsgSubmitPriceProposal, MsgUnbond, Tx, decode_and_verify, sign_tx
+from chain.tx import (
+    Msg,
+    MsgBond,
+    MsgSubmitPriceProposal,
+    MsgSubmitProposal,
+    MsgUnbond,
+    MsgVote,
+    RegisterModel,
+    RemoveModel,
+    Tx,
+    decode_and_verify,
+    sign_tx,
+)
 from node.store import SqliteStore
 
 from .errors import DevnetError
-from .report import plot_prices, write_epochs_csv, write_summary
-from .scenario import Scenario, ValidatorSpec
+from .report import plot_prices, write_epochs_csv, write_models_csv, write_proposals_csv, write_summary
+from .scenario import ProposalSpec, Scenario, ValidatorSpec
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +110,26 @@ def compute_messages(spec: ValidatorSpec, seed: int, epoch: int) -> list[Msg]:
     return msgs
 
 
+def compute_proposal_message(scenario: Scenario, proposal: ProposalSpec) -> MsgSubmitProposal:
+    """The MsgSubmitProposal of a governance event."""
+    if proposal.kind == "register_model":
+        assert proposal.units_of_compute_per_token is not None
+        content: RegisterModel | RemoveModel = RegisterModel(proposal.id, proposal.units_of_compute_per_token)
+    else:
+        content = RemoveModel(proposal.id)
+    return MsgSubmitProposal(content, scenario.deposit_of(proposal))
+
+
+@dataclass(frozen=True)
+class GovTx:
+    """A governance transaction of the plan: block offset in the epoch, sender, sequence, messages."""
+
+    offset: int
+    sender: str
+    sequence: int
+    messages: tuple[Msg, ...]
+
+
 @dataclass(frozen=True)
 class EpochJob:
     """What a signer needs for one epoch: who sends, from which sequence."""
@@ -105,11 +139,15 @@ class EpochJob:
     epoch: int
     epoch_length: int
     sends: tuple[tuple[int, ValidatorSpec, int], ...]  # (validator index, spec, sequence)
+    gov: tuple[GovTx, ...] = ()
 
 
 def sign_epoch(job: EpochJob) -> list[list[bytes]]:
-    """Sign an epoch's transactions, spread over its blocks (validator i → block i mod L)."""
+    """Sign an epoch's transactions, spread over its blocks (validator i → block i mod L); a
+    block's governance transactions come first."""
     blocks: list[list[bytes]] = [[] for _ in range(job.epoch_length)]
+    for gov in job.gov:
+        blocks[gov.offset].append(sign_tx(get_key(gov.sender), job.chain_id, gov.sequence, gov.messages))
     for index, spec, sequence in job.sends:
         msgs = compute_messages(spec, job.seed, job.epoch)
         blocks[index % job.epoch_length].append(sign_tx(get_key(spec.name), job.chain_id, sequence, msgs))
@@ -190,29 +228,57 @@ class PrefetchingAdmission:
 
 
 def plan_jobs(scenario: Scenario) -> list[EpochJob]:
-    """Every epoch's signing job, with sequences assuming every transaction commits."""
+    """Every epoch's signing job, with sequences assuming every transaction commits.
+
+    Sequences follow block order: a validator's governance transactions (block 0 submits, block 1
+    votes) precede its regular one when they share a block."""
+    index = {spec.name: i for i, spec in enumerate(scenario.validators)}
     sequences = [0] * len(scenario.validators)
     jobs = []
+    proposal_id = 0
     for epoch in range(scenario.epochs):
-        sends = []
+        # (block offset, rank, order, validator, gov messages): governance first, in file order
+        planned: list[tuple[int, int, int, int, tuple[Msg, ...] | None]] = []
+        for proposal in (p for p in scenario.proposals if p.at_epoch == epoch):
+            proposal_id += 1
+            submit = (compute_proposal_message(scenario, proposal),)
+            planned.append((0, 0, len(planned), index[proposal.proposer], submit))
+            for name, option in proposal.votes:
+                planned.append((1, 0, len(planned), index[name], (MsgVote(proposal_id, option),)))
         for i, spec in enumerate(scenario.validators):
             if is_sending(spec, epoch):
-                sends.append((i, spec, sequences[i]))
-                sequences[i] += 1
-        jobs.append(EpochJob(scenario.chain_id, scenario.seed, epoch, scenario.epoch_length, tuple(sends)))
+                planned.append((i % scenario.epoch_length, 1, i, i, None))
+        sends, gov = [], []
+        for offset, _, _, i, msgs in sorted(planned, key=lambda p: p[:3]):
+            if msgs is None:
+                sends.append((i, scenario.validators[i], sequences[i]))
+            else:
+                gov.append(GovTx(offset, scenario.validators[i].name, sequences[i], msgs))
+            sequences[i] += 1
+        sends.sort(key=lambda send: send[0])
+        jobs.append(EpochJob(scenario.chain_id, scenario.seed, epoch, scenario.epoch_length, tuple(sends), tuple(gov)))
     return jobs
 
 
 def make_genesis(scenario: Scenario) -> dict[str, Any]:
-    """The genesis of a scenario: every provider holds its stake liquid; genesis ones also bonded."""
+    """The genesis of a scenario: every provider holds its stake liquid, plus the deposits of the
+    proposals it submits; genesis ones are also bonded."""
+    deposits = {v.name: 0 for v in scenario.validators}
+    for proposal in scenario.proposals:
+        deposits[proposal.proposer] += scenario.deposit_of(proposal)
     return {
         "chain_id": scenario.chain_id,
         "genesis_time": "1970-01-01T00:00:00Z",
         "params": {
             "epoch_length": scenario.epoch_length,
             "default_unit_of_compute_price": scenario.default_unit_of_compute_price,
+            "min_deposit": scenario.min_deposit,
+            "voting_period": scenario.voting_period,
+            "max_deposit_period": scenario.voting_period,
         },
-        "accounts": [{"address": get_key(v.name).address, "balance": v.stake} for v in scenario.validators],
+        "accounts": [
+            {"address": get_key(v.name).address, "balance": v.stake + deposits[v.name]} for v in scenario.validators
+        ],
         "validators": [
             {"address": get_key(v.name).address, "stake": v.stake} for v in scenario.validators if v.is_genesis()
         ],
@@ -258,6 +324,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         app.init_chain(make_genesis(scenario))
         rejections: dict[str, int] = {}
         committed = 0
+        models = [(0, app.query("models"))]
         jobs = plan_jobs(scenario)
         window: deque[Future[list[list[bytes]]]] = deque()
         with tqdm(
@@ -285,9 +352,12 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                         else:
                             rejections[result.code] = rejections.get(result.code, 0) + 1
                     bar.update(1)
+                models.append((epoch + 1, app.query("models")))
         elapsed = time.perf_counter() - started
         history = app.query("history")
         status = app.query("status")
+        proposals = [app.query(f"proposal/{p['id']}") for p in app.query("proposals")]
+        registry = app.query("registry")
     log.info("simulated %d blocks, %d transactions committed in %.2f s", app.height, committed, elapsed)
     summary = {
         "engine": "inproc",
@@ -301,11 +371,17 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         "final_epoch": status["epoch"],
         "final_price": status["unit_of_compute_price"],
         "final_app_hash": status["app_hash"],
+        "registry_version": registry["version"],
+        "final_models": {m["id"]: m["units_of_compute_per_token"] for m in models[-1][1]},
+        "proposals": {status: sum(p["status"] == status for p in proposals) for status in _statuses(proposals)},
+        "deposits_burned": sum(p["total_deposit"] for p in proposals if p["burned"]),
         "txs_committed": committed,
         "txs_rejected": sum(rejections.values()),
         "rejections": dict(sorted(rejections.items())),
     }
     write_epochs_csv(out / "epochs.csv", history)
+    write_models_csv(out / "models.csv", models)
+    write_proposals_csv(out / "proposals.csv", proposals)
     write_summary(out / "summary.json", summary)
     plot_prices(out / "price.png", history, f"{Path(scenario.path).name}: unit-of-compute price, seed {scenario.seed}")
     summary["elapsed_seconds"] = elapsed
@@ -315,3 +391,8 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
             f"outputs in {out}"
         )
     return summary
+
+
+def _statuses(proposals: list[dict[str, Any]]) -> list[str]:
+    """The distinct statuses of the proposals, sorted."""
+    return sorted({p["status"] for p in proposals})

@@ -2,8 +2,10 @@
 any process, under any PYTHONHASHSEED.
 
 Three seeds of one 5-validator scenario (honest, fixed leaver, silent, extreme, honest joiner voting
-every other epoch) are each simulated FIVE times by `python -m node devnet simulate` in separate
-processes, each with a different PYTHONHASHSEED; the runs go three at a time.
+every other epoch, and governance proposals that register, update, and fail to remove a model) are
+each simulated FIVE times by `python -m node devnet simulate` in separate processes, each with a
+different PYTHONHASHSEED; the runs go three at a time. epochs.csv, models.csv, proposals.csv and
+the final app hash must be identical.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ HASH_SEEDS = ("0", "1", "42", "31337", "4294967295")
 EPOCHS = 20
 PARALLEL = 3
 TIMEOUT = 120
+CSV_FILES = ("epochs.csv", "models.csv", "proposals.csv")
 
 SCENARIO = """\
 description = "determinism check"
@@ -33,6 +36,7 @@ seed = {seed}
 epochs = 20
 epoch_length = 3
 default_unit_of_compute_price = 1000
+min_deposit = 1000
 
 [[validators]]
 name = "honest"
@@ -69,6 +73,29 @@ true_cost = 1700
 noise_bps = 1200
 join_epoch = 5
 vote_every = 2
+
+[[proposals]]
+at_epoch = 2
+proposer = "honest"
+kind = "register_model"
+id = "model-alpha"
+units_of_compute_per_token = 10
+votes = { honest = "yes", leaver = "yes", quiet = "no" }
+
+[[proposals]]
+at_epoch = 6
+proposer = "joiner"
+kind = "register_model"
+id = "model-alpha"
+units_of_compute_per_token = 25
+votes = { honest = "yes", joiner = "yes", byz = "no_with_veto" }
+
+[[proposals]]
+at_epoch = 9
+proposer = "byz"
+kind = "remove_model"
+id = "model-alpha"
+votes = { byz = "yes", honest = "no", leaver = "no" }
 """
 
 
@@ -79,6 +106,8 @@ class Run:
     returncode: int
     stderr: str
     csv: bytes
+    models: bytes
+    proposals: bytes
     app_hash: str | None
 
 
@@ -103,10 +132,10 @@ def simulate_in_subprocess(scenario: Path, out: Path, seed: int, hash_seed: str)
         text=True,
         timeout=TIMEOUT,
     )
-    csv = (out / "epochs.csv").read_bytes() if (out / "epochs.csv").exists() else b""
+    csvs = [(out / name).read_bytes() if (out / name).exists() else b"" for name in CSV_FILES]
     summary = out / "summary.json"
     app_hash = json.loads(summary.read_text())["final_app_hash"] if summary.exists() else None
-    return Run(seed, hash_seed, proc.returncode, proc.stderr, csv, app_hash)
+    return Run(seed, hash_seed, proc.returncode, proc.stderr, *csvs, app_hash)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +144,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     paths = {}
     for seed in SEEDS:
         paths[seed] = base / f"seed{seed}.toml"
-        paths[seed].write_text(SCENARIO.format(seed=seed))
+        paths[seed].write_text(SCENARIO.replace("{seed}", str(seed)))
     return paths
 
 
@@ -143,13 +172,23 @@ def test_five_processes_with_different_hash_seeds_all_finish_cleanly(runs: dict[
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_five_processes_with_different_hash_seeds_write_identical_epochs_csv(
-    runs: dict[int, list[Run]], seed: int
+@pytest.mark.parametrize("name", CSV_FILES)
+def test_five_processes_with_different_hash_seeds_write_identical_csvs(
+    runs: dict[int, list[Run]], seed: int, name: str
 ) -> None:
-    first = runs[seed][0].csv
-    assert first
+    field = name.removesuffix(".csv").replace("epochs", "csv")
+    first = getattr(runs[seed][0], field)
+    assert len(first.splitlines()) > 1
     for run in runs[seed][1:]:
-        assert run.csv == first, f"epochs.csv differs under PYTHONHASHSEED={run.hash_seed}"
+        assert getattr(run, field) == first, f"{name} differs under PYTHONHASHSEED={run.hash_seed}"
+
+
+def test_the_governance_events_register_update_and_fail_to_remove_the_model(runs: dict[int, list[Run]]) -> None:
+    proposals = runs[SEEDS[0]][0].proposals.decode().splitlines()
+    assert [row.split(",")[4] for row in proposals[1:]] == ["passed", "passed", "rejected"]
+    models = [row.split(",") for row in runs[SEEDS[0]][0].models.decode().splitlines()[1:]]
+    units = {int(epoch): int(u) for epoch, model, u, _ in models}
+    assert (min(units), units[min(units)], units[EPOCHS]) == (4, 10, 25)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -167,6 +206,7 @@ def test_in_process_run_agrees_with_the_subprocess_runs(
 ) -> None:
     summary = run_inproc(load_scenario(scenarios[seed]), tmp_path, progress=False)
     assert (tmp_path / "epochs.csv").read_bytes() == runs[seed][0].csv
+    assert (tmp_path / "models.csv").read_bytes() == runs[seed][0].models
     assert summary["final_app_hash"] == runs[seed][0].app_hash
 
 

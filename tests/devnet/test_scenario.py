@@ -13,7 +13,7 @@ import pytest
 
 from chain.money import MAX_NGONKA
 from devnet.errors import DevnetError, ScenarioError
-from devnet.scenario import Scenario, ValidatorSpec, load_scenario, parse_scenario
+from devnet.scenario import ProposalSpec, Scenario, ValidatorSpec, load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PATH = "scenarios/case.toml"
@@ -112,6 +112,7 @@ def test_base_scenario_of_these_tests_parses_into_the_written_values() -> None:
             ValidatorSpec(name="alice", stake=100, strategy="honest", true_cost=1000, noise_bps=100),
             ValidatorSpec(name="bob", stake=50, strategy="fixed", price=7, denom="micoin", join_epoch=2, leave_epoch=8),
         ),
+        voting_period=2,  # defaults to epoch_length
     )
 
 
@@ -369,3 +370,92 @@ def test_load_scenario_locates_errors_by_the_path_it_was_given(tmp_path: Path) -
     path.write_text(variant(l15='stake = "400"'), encoding="utf-8")
     with pytest.raises(ScenarioError, match=rf"^{re.escape(str(path))}:15: validators\[1\]\.stake "):
         load_scenario(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Governance events: [[proposals]]
+# ---------------------------------------------------------------------------------------------
+
+PROPOSAL_LINES = [
+    "",  # 21
+    "[[proposals]]",  # 22
+    "at_epoch = 3",  # 23
+    'proposer = "alice"',  # 24
+    'kind = "register_model"',  # 25
+    'id = "model-alpha"',  # 26
+    "units_of_compute_per_token = 10",  # 27
+    'votes = { alice = "yes", bob = "no_with_veto" }',  # 28
+]
+
+
+def with_proposal(**replace: str) -> str:
+    """BASE plus one [[proposals]] table (lines 21-28), with line N replaced by `replace["l<N>"]`."""
+    lines = BASE_LINES + PROPOSAL_LINES
+    for key, text in replace.items():
+        lines[int(key[1:]) - 1] = text
+    return "\n".join(lines) + "\n"
+
+
+def test_a_proposal_table_parses_with_its_votes_in_file_order_and_the_default_deposit() -> None:
+    scenario = parse_scenario(with_proposal(), PATH)
+    (proposal,) = scenario.proposals
+    assert proposal == ProposalSpec(
+        at_epoch=3,
+        proposer="alice",
+        kind="register_model",
+        id="model-alpha",
+        units_of_compute_per_token=10,
+        deposit=None,
+        votes=(("alice", "yes"), ("bob", "no_with_veto")),
+    )
+    assert scenario.deposit_of(proposal) == scenario.min_deposit == 25_000_000
+
+
+def test_a_remove_model_proposal_needs_no_units_and_may_carry_a_small_deposit_without_votes() -> None:
+    text = with_proposal(l25='kind = "remove_model"', l27="deposit = 5", l28="")
+    (proposal,) = parse_scenario(text, PATH).proposals
+    assert (proposal.kind, proposal.units_of_compute_per_token, proposal.deposit, proposal.votes) == (
+        "remove_model",
+        None,
+        5,
+        (),
+    )
+
+
+PROPOSAL_ERRORS = [
+    ("unknown proposal key", with_proposal(l28="colour = 1"), 28, "proposals[0].colour", "not a known key"),
+    ("at_epoch past the end", with_proposal(l23="at_epoch = 10"), 23, "proposals[0].at_epoch", "between 0 and 9"),
+    ("unknown proposer", with_proposal(l24='proposer = "zed"'), 24, "proposals[0].proposer", "not a validator"),
+    ("unknown kind", with_proposal(l25='kind = "update_params"'), 25, "proposals[0].kind", "register_model"),
+    ("empty model id", with_proposal(l26='id = ""'), 26, "proposals[0].id", "non-empty"),
+    ("over-long model id", with_proposal(l26=f'id = "{"m" * 129}"'), 26, "proposals[0].id", "over the limit of 128"),
+    ("units 0", with_proposal(l27="units_of_compute_per_token = 0"), 27, "proposals[0].units", "≥ 1"),
+    ("units as a float", with_proposal(l27="units_of_compute_per_token = 1.5"), 27, "proposals[0].units", "1.5"),
+    ("units missing", with_proposal(l27=""), 22, "proposals[0].units", "is required"),
+    ("units on a removal", with_proposal(l25='kind = "remove_model"'), 27, "proposals[0].units", "does not apply"),
+    ("unknown vote option", with_proposal(l28='votes = { alice = "maybe" }'), 28, "proposals[0].votes", "maybe"),
+    ("vote by a stranger", with_proposal(l28='votes = { zed = "yes" }'), 28, "proposals[0].votes", "zed"),
+    ("vote before bob has power", with_proposal(l23="at_epoch = 2"), 28, "proposals[0].votes", "no power in epoch 2"),
+    ("votes not a table", with_proposal(l28='votes = "yes"'), 28, "proposals[0].votes", "inline table"),
+    (
+        "votes on an underfunded proposal",
+        with_proposal(l27="units_of_compute_per_token = 1\ndeposit = 3"),
+        29,
+        "proposals[0].votes",
+        "below min_deposit",
+    ),
+    ("epoch_length 1 with proposals", with_proposal(l4="epoch_length = 1"), 4, "epoch_length", "at least 2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"), [c[1:] for c in PROPOSAL_ERRORS], ids=[c[0] for c in PROPOSAL_ERRORS]
+)
+def test_malformed_proposal_raises_one_scenario_error_naming_file_line_and_key(
+    text: str, line: int, key: str, words: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    message = str(info.value)
+    assert message.startswith(f"{PATH}:{line}: "), message
+    assert key in message and words in message, message

@@ -400,3 +400,74 @@ def test_changing_the_seed_changes_the_honest_prices_and_the_app_hash(simulate) 
     assert first.column("total_power") == second.column("total_power")
     assert first.column("voters") == second.column("voters")
     assert first.column("min_vote") == second.column("min_vote") == [None] + [100] * 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Governance events
+# ---------------------------------------------------------------------------------------------
+
+
+def proposal(at_epoch: int, proposer: str, kind: str, model: str, votes: str, **fields: int) -> str:
+    """A [[proposals]] table; `votes` is the inline table's inside."""
+    lines = [
+        "[[proposals]]",
+        f"at_epoch = {at_epoch}",
+        f'proposer = "{proposer}"',
+        f'kind = "{kind}"',
+        f'id = "{model}"',
+    ]
+    lines += [f"{k} = {v}" for k, v in fields.items()] + [f"votes = {{ {votes} }}"]
+    return "\n".join(lines) + "\n"
+
+
+GOVERNANCE = (
+    header(epochs=8, epoch_length=4)
+    + "min_deposit = 500\n\n"
+    + fixed("a", 50, 1000)
+    + fixed("b", 30, 2000)
+    + fixed("c", 20, 3000)
+    + proposal(1, "c", "register_model", "m-alpha", 'a = "yes", b = "yes"', units_of_compute_per_token=10)
+    + proposal(1, "a", "register_model", "m-beta", 'a = "no", b = "no", c = "yes"', units_of_compute_per_token=3)
+    + proposal(3, "b", "register_model", "m-alpha", 'a = "yes", b = "abstain"', units_of_compute_per_token=7)
+    + proposal(4, "b", "remove_model", "m-alpha", 'b = "yes", a = "no_with_veto"')
+    + proposal(5, "c", "remove_model", "m-alpha", "", deposit=100)
+    + proposal(5, "a", "remove_model", "m-gamma", 'a = "yes"')
+)
+
+
+@pytest.fixture(scope="module")
+def governance(simulate: Callable) -> object:
+    return simulate(GOVERNANCE, "governance")
+
+
+def test_governance_run_writes_proposals_csv_with_each_status_and_final_tally(governance) -> None:
+    lines = (governance.out / "proposals.csv").read_text().splitlines()
+    assert lines == [
+        "id,model,kind,submitted_epoch,status,yes,no,abstain,no_with_veto",
+        "1,m-alpha,register_model,1,passed,80,0,0,0",
+        "2,m-beta,register_model,1,rejected,20,80,0,0",
+        "3,m-alpha,register_model,3,passed,50,0,30,0",
+        "4,m-alpha,remove_model,4,rejected,30,0,0,50",
+        "5,m-alpha,remove_model,5,dropped,,,,",
+        "6,m-gamma,remove_model,5,failed,50,0,0,0",
+    ]
+
+
+def test_governance_run_writes_models_csv_from_the_epoch_after_each_change_at_that_epochs_price(governance) -> None:
+    # epoch 0: price 1000; from epoch 1 the lower weighted median of 1000 (50), 2000 (30), 3000 (20) is 1000.
+    lines = (governance.out / "models.csv").read_text().splitlines()
+    assert lines[0] == "epoch,model,units_of_compute_per_token,price_per_token"
+    rows = [tuple(line.split(",")) for line in lines[1:]]
+    # proposal 1 votes at height 6 and ends at 5 + 4 = 9, in epoch 2: active from epoch 3 at 10 units;
+    # proposal 3 ends at 13 + 4 = 17 (epoch 4): 7 units from epoch 5; the veto of proposal 4 keeps it.
+    expected = [(str(e), "m-alpha", "10", "10000") for e in (3, 4)]
+    expected += [(str(e), "m-alpha", "7", "7000") for e in range(5, 9)]
+    assert rows == expected
+
+
+def test_governance_run_summary_counts_proposals_and_burns_the_vetoed_deposit(governance) -> None:
+    summary = governance.summary
+    assert summary["proposals"] == {"dropped": 1, "failed": 1, "passed": 2, "rejected": 2}
+    assert (summary["registry_version"], summary["final_models"]) == (2, {"m-alpha": 7})
+    assert summary["deposits_burned"] == 500  # proposal 4 was vetoed
+    assert summary["txs_rejected"] == 0
