@@ -547,9 +547,10 @@ def process_proposal_queue(state: State) -> None:
 def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]:
     """Tally a proposal at its voting end, settle its deposits, apply it if it passed."""
     proposal_id = proposal["id"]
-    tally = get_tally(state, proposal_id)
+    votes = get_entries_of_proposal(state, "gvote", proposal_id)
+    tally = compute_tally(votes, dict(get_validator_set(state)))
     outcome = compute_tally_outcome(tally, get_params(state))
-    for voter, _ in get_entries_of_proposal(state, "gvote", proposal_id):
+    for voter, _ in votes:
         state.delete("gvote", f"{compute_proposal_key(proposal_id)}/{voter}")
     process_deposits_settlement(state, proposal_id, burn=outcome.burn)
     status, result = ("passed" if outcome.passed else "rejected"), outcome.reason

@@ -190,11 +190,11 @@ class State:
 
     def iterate(self, space: str) -> list[tuple[str, Any]]:
         """All live entries of a space, pending writes included, in sorted key order."""
+        pending = [(key, value) for layer in self.layers for (sp, key), value in layer.items() if sp == space]
+        if not pending:  # the store's rows come sorted already
+            return [(k, decode_canonical(v)) for k, v in self.store.iterate(space)]
         merged: dict[str, str | None] = dict(self.store.iterate(space))
-        for layer in self.layers:
-            for (sp, key), value in layer.items():
-                if sp == space:
-                    merged[key] = value
+        merged.update(pending)
         return [(k, decode_canonical(merged[k])) for k in sorted(merged) if merged[k] is not None]
 
     # -- transactional layers ---------------------------------------------------------------
