@@ -1,4 +1,4 @@
-"""Simulation outputs: epochs.csv, summary.json and price.png."""
+"""Simulation outputs: epochs.csv, models.csv, proposals.csv, summary.json, price.png and models.png."""
 
 from __future__ import annotations
 
@@ -71,6 +71,34 @@ def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("ngonka per unit of compute")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], title: str) -> None:
+    """Each model's price per token over the epochs in which it is active (nothing if none ever is)."""
+    series: dict[str, list[tuple[int, int]]] = {}
+    for epoch, active in models:
+        for m in active:
+            series.setdefault(m["id"], []).append((epoch, m["price_per_token"]))
+    if not series:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    for model in sorted(series):
+        epochs, prices = zip(*series[model])
+        ax.step(epochs, prices, where="post", linewidth=2, marker=".", label=model)
+    ax.set_xlim(models[0][0], models[-1][0])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ngonka per token")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")

@@ -51,7 +51,7 @@ from chain.tx import (
 from node.store import SqliteStore
 
 from .errors import DevnetError
-from .report import plot_prices, write_epochs_csv, write_models_csv, write_proposals_csv, write_summary
+from .report import plot_models, plot_prices, write_epochs_csv, write_models_csv, write_proposals_csv, write_summary
 from .scenario import ProposalSpec, Scenario, ValidatorSpec
 
 log = logging.getLogger(__name__)
@@ -384,6 +384,8 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     write_proposals_csv(out / "proposals.csv", proposals)
     write_summary(out / "summary.json", summary)
     plot_prices(out / "price.png", history, f"{Path(scenario.path).name}: unit-of-compute price, seed {scenario.seed}")
+    (out / "models.png").unlink(missing_ok=True)
+    plot_models(out / "models.png", models, f"{Path(scenario.path).name}: price per token of the active models")
     summary["elapsed_seconds"] = elapsed
     if rejections:
         raise DevnetError(

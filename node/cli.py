@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="run a scenario of provider behaviour over many epochs",
         description="Run a scenario (TOML) of validators voting prices over many epochs, and write "
-        "OUT/epochs.csv, OUT/summary.json and OUT/price.png. The inproc engine drives the "
-        "chain state machine directly with signed transactions in blocks.",
+        "OUT/epochs.csv, OUT/models.csv, OUT/proposals.csv, OUT/summary.json and OUT/price.png. "
+        "The inproc engine drives the chain state machine directly with signed transactions in blocks.",
     )
     simulate.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (see README: Scenarios)")
     simulate.add_argument(
@@ -90,14 +90,22 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         f"simulated {summary['epochs']} epochs ({summary['final_height']} blocks, {summary['txs_committed']} "
         f"signed txs) in {summary['elapsed_seconds']:.1f} s ({rate:,.0f} tx/s)"
     )
-    print_epoch_table(out / "epochs.csv")
+    print_csv_table(out / "epochs.csv")
+    if summary["proposals"]:
+        print()
+        print_csv_table(out / "proposals.csv")
     print(f"final price {summary['final_price']} ngonka per unit of compute; app hash {summary['final_app_hash']}")
-    print(f"wrote {out}/epochs.csv, {out}/summary.json, {out}/price.png")
+    for model, units in summary["final_models"].items():
+        price = units * summary["final_price"]
+        print(f"model {model}: {units} units of compute per token = {price} ngonka per token")
+    files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
+    files += ["models.png"] if (out / "models.png").exists() else []
+    print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
     return 0
 
 
-def print_epoch_table(path: Path, limit: int = 12) -> None:
-    """Print the epochs table, eliding the middle of long runs."""
+def print_csv_table(path: Path, limit: int = 12) -> None:
+    """Print a CSV file as an aligned table, eliding the middle of long ones."""
     rows = path.read_text().splitlines()
     header, body = rows[0].split(","), [r.split(",") for r in rows[1:]]
     if len(body) > limit:

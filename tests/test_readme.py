@@ -31,3 +31,4 @@ def test_readme_scenario_block_is_a_valid_scenario():
     block = re.search(r"```toml\n(.*?)```", README, re.S).group(1)
     scenario = parse_scenario(block, "README.md")
     assert [v.strategy for v in scenario.validators] == ["honest", "fixed", "extreme", "silent"]
+    assert [(p.kind, p.id, len(p.votes)) for p in scenario.proposals] == [("register_model", "model-alpha", 3)]

@@ -110,7 +110,9 @@ def test_missing_command_exits_2_with_usage(args: list[str]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_simulate_basic_example_prints_the_epoch_table_final_price_and_output_paths(tmp_path: Path) -> None:
+def test_simulate_basic_example_prints_the_epoch_and_proposal_tables_final_prices_and_output_paths(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "basic"
     proc = run(PYTHON_M_NODE, "devnet", "simulate", "examples/basic.toml", "--out", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -125,12 +127,20 @@ def test_simulate_basic_example_prints_the_epoch_table_final_price_and_output_pa
     assert lines[2].split() == [c for c in csv_rows[0].split(",") if c]
     assert lines[2].split()[:5] == ["0", "100", "1050", "0", "4"]
     final_line = next(i for i, line in enumerate(lines) if line.startswith("final price"))
-    assert lines[final_line - 1].split() == csv_rows[-1].split(",")
-    assert any(set(line.split()) == {"…"} for line in lines[2:final_line]), "a long table elides its middle"
+    proposals_header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["id", "model"])
+    assert lines[proposals_header - 2].split() == csv_rows[-1].split(",")
+    assert any(set(line.split()) == {"…"} for line in lines[2:proposals_header]), "a long table elides its middle"
+    proposal_rows = (out / "proposals.csv").read_text().splitlines()[1:]
+    assert [line.split() for line in lines[proposals_header + 1 : final_line]] == [r.split(",") for r in proposal_rows]
     assert lines[final_line].startswith(f"final price {summary['final_price']} ngonka")
     assert summary["final_app_hash"] in lines[final_line]
-    assert f"wrote {out}/epochs.csv, {out}/summary.json, {out}/price.png" in proc.stdout
-    for name in ("epochs.csv", "summary.json", "price.png"):
+    units = summary["final_models"]["model-alpha"]
+    assert lines[final_line + 1] == (
+        f"model model-alpha: {units} units of compute per token = {units * summary['final_price']} ngonka per token"
+    )
+    names = ("epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png", "models.png")
+    assert lines[-1] == "wrote " + ", ".join(f"{out}/{name}" for name in names)
+    for name in names:
         assert (out / name).stat().st_size > 0
     assert summary["txs_rejected"] == 0 and summary["final_epoch"] == 50
 

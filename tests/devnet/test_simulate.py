@@ -103,6 +103,12 @@ def test_run_writes_epochs_csv_summary_json_price_png_and_the_sqlite_state(mixed
         assert path.is_file() and path.stat().st_size > 0, name
 
 
+def test_a_run_without_proposals_writes_header_only_model_and_proposal_csvs_and_no_models_plot(mixed) -> None:
+    assert (mixed.out / "models.csv").read_text() == "epoch,model,units_of_compute_per_token,price_per_token\n"
+    assert (mixed.out / "proposals.csv").read_text().startswith("id,model,kind,submitted_epoch,status,")
+    assert not (mixed.out / "models.png").exists()
+
+
 def test_epochs_csv_has_the_exact_header_and_one_row_per_epoch_from_0_to_epochs_in_order(mixed) -> None:
     lines = (mixed.out / "epochs.csv").read_text().splitlines()
     assert lines[0] == EPOCHS_HEADER
@@ -470,4 +476,5 @@ def test_governance_run_summary_counts_proposals_and_burns_the_vetoed_deposit(go
     assert summary["proposals"] == {"dropped": 1, "failed": 1, "passed": 2, "rejected": 2}
     assert (summary["registry_version"], summary["final_models"]) == (2, {"m-alpha": 7})
     assert summary["deposits_burned"] == 500  # proposal 4 was vetoed
+    assert (governance.out / "models.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["txs_rejected"] == 0
