@@ -9,10 +9,10 @@ proposal ids follow the order of submission.
 
 The blocks go straight to `finalize_block` and `commit` on a SQLite store in the output
 directory; there is no mempool in between (that is the node's part). Two helper processes, at a
-lower priority, keep both cores busy: one signs transactions ahead of the chain, the other runs
-the application's stateless admission step (`decode_and_verify`) on them as soon as they are
-signed (`PrefetchingAdmission`); this process does whatever the helpers have not started yet.
-Every signature is verified exactly once.
+lower priority, keep both cores busy: each takes whole epochs, signs their transactions and runs
+the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
+process does the epochs the helpers have not started when it would otherwise wait. Every
+signature is verified exactly once.
 """
 
 from __future__ import annotations
@@ -154,76 +154,72 @@ def sign_epoch(job: EpochJob) -> list[list[bytes]]:
     return blocks
 
 
-class PrefetchingAdmission:
-    """The Application's `admit` (decode and verify), run in other processes ahead of time.
+def sign_and_admit_epoch(job: EpochJob) -> tuple[list[list[bytes]], list[Tx | InvalidTx]]:
+    """Sign an epoch's blocks, then run the application's admission step (`decode_and_verify`) on
+    every signed transaction: the blocks, and the admission results in block order."""
+    blocks = sign_epoch(job)
+    return blocks, decode_and_verify([raw for block in blocks for raw in block])
 
-    `prefetch` sends raw transactions to the pool, in chunks, as soon as they are signed; the
-    pool runs the same `decode_and_verify`. When the application asks for a transaction it gets
-    its chunk's result. A chunk the pool has not started is cancelled and done here instead, and
-    while this process would wait for the pool it does the newest unstarted chunks itself (work
-    stealing: nothing is done twice). A transaction never prefetched is done here too.
+
+class EpochPipeline:
+    """Signed and admitted epochs, prepared ahead of the chain by a pool of helper processes.
+
+    Each epoch is one job: a helper signs its transactions and decodes and verifies them (every
+    signature once), and hands back the blocks with the admission results, which the
+    application's `admit` then looks up (`__call__`). Jobs are submitted in epoch order, at least
+    two and `SIGN_AHEAD_TXS` transactions ahead. While the chain process would wait for an epoch,
+    it runs the newest job no helper has started yet itself (work stealing: nothing is done twice).
     """
 
-    CHUNK = 32
-
-    def __init__(self, pool: ProcessPoolExecutor) -> None:
+    def __init__(self, pool: ProcessPoolExecutor, jobs: list[EpochJob]) -> None:
         self.pool = pool
-        self.chunks: dict[Future[list[Tx | InvalidTx]], list[bytes]] = {}  # unresolved, oldest first
-        self.pending: dict[bytes, Future[list[Tx | InvalidTx]]] = {}
+        self.jobs = jobs
+        self.window: deque[tuple[EpochJob, Future[tuple[list[list[bytes]], list[Tx | InvalidTx]]]]] = deque()
+        self.submitted = 0
+        self.done_here = 0  # epochs this process signed and admitted itself
         self.ready: dict[bytes, Tx | InvalidTx] = {}
 
-    def prefetch(self, raws: list[bytes]) -> None:
-        """Start decoding and verifying `raws` in the pool."""
-        for start in range(0, len(raws), self.CHUNK):
-            chunk = raws[start : start + self.CHUNK]
-            future = self.pool.submit(decode_and_verify, chunk)
-            for raw in chunk:  # before `chunks`, where the chain process may pick the chunk up
-                self.pending[raw] = future
-            self.chunks[future] = chunk
+    def _fill(self) -> None:
+        """Submit jobs until two epochs and SIGN_AHEAD_TXS transactions are under way."""
+        while self.submitted < len(self.jobs) and (
+            len(self.window) < 2 or sum(len(job.sends) + len(job.gov) for job, _ in self.window) < SIGN_AHEAD_TXS
+        ):
+            job = self.jobs[self.submitted]
+            self.window.append((job, self.pool.submit(sign_and_admit_epoch, job)))
+            self.submitted += 1
 
-    def prefetch_signed(self, signed: Future[list[list[bytes]]]) -> None:
-        """Done-callback of a signing job: prefetch its transactions (a failed job reports itself)."""
-        if signed.cancelled() or signed.exception() is not None:
-            return
-        try:
-            self.prefetch([raw for block in signed.result() for raw in block])
-        except RuntimeError:  # the pool is shutting down; anything asked later is done here
-            pass
-
-    def help_until(self, future: Future[Any]) -> None:
-        """While `future` is not done, do the newest chunks the pool has not started here."""
-        while not future.done():
-            for other in reversed(list(self.chunks)):
-                if other is not future and other.cancel():
-                    self._resolve(other, decode_and_verify(self.chunks[other]))
-                    break
-            else:
-                return
-
-    def _settle(self, future: Future[list[Tx | InvalidTx]]) -> None:
-        """Resolve a chunk: done here if the pool has not started it, else the pool's result."""
+    def next_epoch(self) -> list[list[bytes]]:
+        """The next epoch's blocks of signed transactions, their admission results ready."""
+        self._fill()
+        job, future = self.window.popleft()
         if future.cancel():
-            self._resolve(future, decode_and_verify(self.chunks[future]))
-            return
-        self.help_until(future)
-        self._resolve(future, future.result())
+            blocks, results = sign_and_admit_epoch(job)
+            self.done_here += 1
+        else:
+            while not future.done() and self._steal():
+                pass
+            blocks, results = future.result()
+        self.ready.update(zip((raw for block in blocks for raw in block), results))
+        return blocks
 
-    def _resolve(self, future: Future[list[Tx | InvalidTx]], results: list[Tx | InvalidTx]) -> None:
-        """Move a chunk's results to `ready`."""
-        for raw, result in zip(self.chunks.pop(future), results):
-            self.pending.pop(raw, None)
-            self.ready[raw] = result
+    def _steal(self) -> bool:
+        """Run the newest job that no helper has started here; False if there is none."""
+        for i in range(len(self.window) - 1, -1, -1):
+            job, future = self.window[i]
+            if future.cancel():
+                done: Future[tuple[list[list[bytes]], list[Tx | InvalidTx]]] = Future()
+                done.set_result(sign_and_admit_epoch(job))
+                self.window[i] = (job, done)
+                self.done_here += 1
+                return True
+        return False
 
     def __call__(self, raws: list[bytes]) -> list[Tx | InvalidTx]:
+        """The application's `admit`: each transaction's admission result (done here if unknown)."""
         out: list[Tx | InvalidTx] = []
         for raw in raws:
-            if raw not in self.ready:
-                future = self.pending.get(raw)
-                if future is None:
-                    out.extend(decode_and_verify([raw]))
-                    continue
-                self._settle(future)
-            out.append(self.ready.pop(raw))
+            result = self.ready.pop(raw, None)
+            out.extend(decode_and_verify([raw]) if result is None else [result])
         return out
 
 
@@ -319,14 +315,12 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     )
     started = time.perf_counter()
     with start_helpers() as pool, closing(open_store(out)) as store:
-        admission = PrefetchingAdmission(pool)
-        app = Application(store, admit=admission)
+        pipeline = EpochPipeline(pool, plan_jobs(scenario))
+        app = Application(store, admit=pipeline)
         app.init_chain(make_genesis(scenario))
         rejections: dict[str, int] = {}
         committed = 0
         models = [(0, app.query("models"))]
-        jobs = plan_jobs(scenario)
-        window: deque[Future[list[list[bytes]]]] = deque()
         with tqdm(
             total=scenario.epochs * scenario.epoch_length,
             unit="block",
@@ -335,15 +329,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
             file=sys.stderr,
         ) as bar:
             for epoch in range(scenario.epochs):
-                # keep at least two epochs, or SIGN_AHEAD_TXS transactions, signed ahead
-                while len(window) + epoch < len(jobs) and (
-                    len(window) < 2 or sum(len(j.sends) for j in jobs[epoch : epoch + len(window)]) < SIGN_AHEAD_TXS
-                ):
-                    future = pool.submit(sign_epoch, jobs[epoch + len(window)])
-                    future.add_done_callback(admission.prefetch_signed)
-                    window.append(future)
-                admission.help_until(window[0])
-                for offset, txs in enumerate(window.popleft().result()):
+                for offset, txs in enumerate(pipeline.next_epoch()):
                     block = app.finalize_block(epoch * scenario.epoch_length + offset + 1, txs)
                     app.commit()
                     for result in block.tx_results:
@@ -358,7 +344,14 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         status = app.query("status")
         proposals = [app.query(f"proposal/{p['id']}") for p in app.query("proposals")]
         registry = app.query("registry")
-    log.info("simulated %d blocks, %d transactions committed in %.2f s", app.height, committed, elapsed)
+    log.info(
+        "simulated %d blocks, %d transactions committed in %.2f s (%d of %d epochs signed and admitted here)",
+        app.height,
+        committed,
+        elapsed,
+        pipeline.done_here,
+        scenario.epochs,
+    )
     summary = {
         "engine": "inproc",
         "scenario": scenario.path,

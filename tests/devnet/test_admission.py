@@ -1,4 +1,5 @@
-"""PrefetchingAdmission gives exactly what decode_and_verify gives, whichever process does the work."""
+"""EpochPipeline: the blocks and admission results it hands over equal signing and decode_and_verify
+here, whichever process does the work, and no job is done twice."""
 
 from __future__ import annotations
 
@@ -11,19 +12,13 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.errors import InvalidTx
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_and_verify, sign_tx
-from devnet.simulate import PrefetchingAdmission, start_helpers
+from devnet.scenario import parse_scenario
+from devnet.simulate import EpochPipeline, plan_jobs, sign_epoch, start_helpers
 
-KEYS = [PrivateKey.from_name(f"adm-{i}", "tests") for i in range(70)]
-
-
-def mixed_batch() -> list[bytes]:
-    """Valid transactions, one with a forged signature and one that is not JSON."""
-    raws = [sign_tx(k, "uoc-test", 0, [MsgSubmitPriceProposal.of(100 + i)]) for i, k in enumerate(KEYS)]
-    forged = bytearray(raws[5])
-    forged[-12] = ord("A") if forged[-12] != ord("A") else ord("B")  # a base64 digit inside the signature
-    raws[5] = bytes(forged)
-    raws[9] = b"not json"
-    return raws
+SCENARIO = "seed = 3\nepochs = 6\nepoch_length = 4\n" + "".join(
+    f'[[validators]]\nname = "v{i}"\nstake = {10 + i}\nstrategy = "honest"\ntrue_cost = 900\nnoise_bps = 300\n'
+    for i in range(9)
+)
 
 
 def summary(results: list[Tx | InvalidTx]) -> list[tuple[str, str]]:
@@ -31,46 +26,53 @@ def summary(results: list[Tx | InvalidTx]) -> list[tuple[str, str]]:
     return [("ok", r.hash) if isinstance(r, Tx) else (r.code, r.tx_hash) for r in results]
 
 
-def test_results_from_helper_processes_equal_decode_and_verify_here():
-    raws = mixed_batch()
+def drain(pipeline: EpochPipeline, epochs: int) -> list[tuple[list[list[bytes]], list[tuple[str, str]]]]:
+    """Every epoch's blocks and the admission results the application would get for them."""
+    out = []
+    for _ in range(epochs):
+        blocks = pipeline.next_epoch()
+        out.append((blocks, summary(pipeline([raw for block in blocks for raw in block]))))
+    return out
+
+
+def expected(jobs) -> list[tuple[list[list[bytes]], list[tuple[str, str]]]]:
+    return [(b, summary(decode_and_verify([r for block in b for r in block]))) for b in map(sign_epoch, jobs)]
+
+
+def test_helpers_hand_over_the_signed_blocks_and_the_results_of_decode_and_verify():
+    jobs = plan_jobs(parse_scenario(SCENARIO))
     with start_helpers() as pool:
-        admission = PrefetchingAdmission(pool)
-        admission.prefetch(raws)
-        got = admission(raws)
-    assert summary(got) == summary(decode_and_verify(raws))
-    assert summary(got)[5][0] == "bad_signature" and summary(got)[9][0] == "malformed"
-    assert admission.pending == {} and admission.ready == {} and admission.chunks == {}
+        pipeline = EpochPipeline(pool, jobs)
+        got = drain(pipeline, len(jobs))
+    assert got == expected(jobs)
+    assert all(code == "ok" for _, results in got for code, _ in results)
+    assert pipeline.ready == {} and not pipeline.window
 
 
-def test_chunks_the_pool_has_not_started_are_done_here_once():
-    raws = mixed_batch()
+def test_jobs_no_helper_has_started_are_done_here_once():
+    jobs = plan_jobs(parse_scenario(SCENARIO))
     with ProcessPoolExecutor(1) as pool:
-        blocker = pool.submit(time.sleep, 2)  # the only worker is busy: no chunk can start
-        admission = PrefetchingAdmission(pool)
-        admission.prefetch(raws)
-        futures = list(admission.chunks)
-        got = admission(raws)
-        # the executor hands one or two queued chunks to its call queue at once; the rest are taken over
-        assert sum(f.cancelled() for f in futures) >= len(futures) - 2 >= 1
+        blocker = pool.submit(time.sleep, 2)  # the only worker is busy: no job can start
+        pipeline = EpochPipeline(pool, jobs)
+        got = drain(pipeline, len(jobs))
+        futures = [future for _, future in pipeline.window]
         blocker.cancel()
-    assert summary(got) == summary(decode_and_verify(raws))
+    assert got == expected(jobs) and futures == []
+    # at most two jobs reach the busy worker's call queue; the chain process does the others
+    assert len(jobs) - 2 <= pipeline.done_here < len(jobs)
 
 
-def test_transactions_never_prefetched_are_done_here():
-    raws = mixed_batch()
+def test_transactions_the_pipeline_never_saw_are_admitted_here_with_their_rejections():
+    key = PrivateKey.from_name("adm", "tests")
+    raws = [sign_tx(key, "uoc-test", i, [MsgSubmitPriceProposal.of(100 + i)]) for i in range(3)]
+    forged = bytearray(raws[1])
+    forged[-12] = ord("A") if forged[-12] != ord("A") else ord("B")  # a base64 digit inside the signature
+    raws[1] = bytes(forged)
+    raws.append(b"not json")
     with ProcessPoolExecutor(1) as pool:
-        admission = PrefetchingAdmission(pool)
-        assert summary(admission(raws)) == summary(decode_and_verify(raws))
-
-
-def test_results_arrive_in_the_order_asked_not_the_order_prefetched():
-    raws = mixed_batch()
-    with start_helpers() as pool:
-        admission = PrefetchingAdmission(pool)
-        admission.prefetch(raws)
-        asked = raws[::-1]
-        got = admission(asked)
-    assert summary(got) == summary(decode_and_verify(asked))
+        got = summary(EpochPipeline(pool, [])(raws))
+    assert got == summary(decode_and_verify(raws))
+    assert [code for code, _ in got] == ["ok", "bad_signature", "ok", "malformed"]
 
 
 @pytest.mark.parametrize("code", ["bad_signature", "malformed", "wrong_sequence"])
