@@ -25,4 +25,55 @@ class DoubleSignRefused(ConsensusError):
     """Signing would conflict with what this validator already signed at the same (h, r, step)."""
 
 
-__all__ = ["ConsensusError", "DoubleSignRefused", "InvalidCommit", "InvalidMessage", "NodeError", "StoreError"]
+class MempoolError(NodeError):
+    """Base class of mempool rejections; `code` names the rule, `tx_hash` the transaction ("" if unknown)."""
+
+    code = "mempool"
+
+    def __init__(self, message: str, *, tx_hash: str = "") -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+class TxRejected(MempoolError):
+    """A transaction that fails `check_tx` against the mempool's check state."""
+
+    def __init__(self, message: str, *, tx_hash: str = "", code: str = "rejected") -> None:
+        super().__init__(message, tx_hash=tx_hash)
+        self.code = code
+
+
+class TxAlreadyKnown(MempoolError):
+    """A transaction already in the mempool (deduplicated by hash)."""
+
+    code = "already_known"
+
+
+class MempoolFull(MempoolError):
+    """The mempool is at its limit on transactions or bytes."""
+
+    code = "mempool_full"
+
+
+class ConfigError(NodeError):
+    """A node home, config.toml or genesis.json that is missing or invalid."""
+
+
+class SyncError(NodeError):
+    """Block sync received a block or commit that does not verify, or no peer could serve it."""
+
+
+__all__ = [
+    "ConfigError",
+    "MempoolError",
+    "MempoolFull",
+    "SyncError",
+    "TxAlreadyKnown",
+    "TxRejected",
+    "ConsensusError",
+    "DoubleSignRefused",
+    "InvalidCommit",
+    "InvalidMessage",
+    "NodeError",
+    "StoreError",
+]

@@ -15,6 +15,20 @@ class TxAck(_message.Message):
     accepted: bool
     def __init__(self, hash: _Optional[str] = ..., accepted: _Optional[bool] = ...) -> None: ...
 
+class TxBatch(_message.Message):
+    __slots__ = ("txs",)
+    TXS_FIELD_NUMBER: _ClassVar[int]
+    txs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, txs: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class TxBatchAck(_message.Message):
+    __slots__ = ("acks", "errors")
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[TxAck]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, acks: _Optional[_Iterable[_Union[TxAck, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Ack(_message.Message):
     __slots__ = ("relayed",)
     RELAYED_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class GossipStub:
                 request_serializer=uoc_dot_v1_dot_types__pb2.Tx.SerializeToString,
                 response_deserializer=uoc_dot_v1_dot_services__pb2.TxAck.FromString,
                 _registered_method=True)
+        self.BroadcastTxs = channel.unary_unary(
+                '/uoc.v1.Gossip/BroadcastTxs',
+                request_serializer=uoc_dot_v1_dot_services__pb2.TxBatch.SerializeToString,
+                response_deserializer=uoc_dot_v1_dot_services__pb2.TxBatchAck.FromString,
+                _registered_method=True)
         self.SendConsensus = channel.unary_unary(
                 '/uoc.v1.Gossip/SendConsensus',
                 request_serializer=uoc_dot_v1_dot_types__pb2.ConsensusMessage.SerializeToString,
@@ -53,7 +58,15 @@ class GossipServicer:
     """
 
     def BroadcastTx(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """a rejection is an INVALID_ARGUMENT / RESOURCE_EXHAUSTED status
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BroadcastTxs(self, request, context):
+        """peers relay admitted txs in batches
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -71,6 +84,11 @@ def add_GossipServicer_to_server(servicer, server):
                     servicer.BroadcastTx,
                     request_deserializer=uoc_dot_v1_dot_types__pb2.Tx.FromString,
                     response_serializer=uoc_dot_v1_dot_services__pb2.TxAck.SerializeToString,
+            ),
+            'BroadcastTxs': grpc.unary_unary_rpc_method_handler(
+                    servicer.BroadcastTxs,
+                    request_deserializer=uoc_dot_v1_dot_services__pb2.TxBatch.FromString,
+                    response_serializer=uoc_dot_v1_dot_services__pb2.TxBatchAck.SerializeToString,
             ),
             'SendConsensus': grpc.unary_unary_rpc_method_handler(
                     servicer.SendConsensus,
@@ -106,6 +124,33 @@ class Gossip:
             '/uoc.v1.Gossip/BroadcastTx',
             uoc_dot_v1_dot_types__pb2.Tx.SerializeToString,
             uoc_dot_v1_dot_services__pb2.TxAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BroadcastTxs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uoc.v1.Gossip/BroadcastTxs',
+            uoc_dot_v1_dot_services__pb2.TxBatch.SerializeToString,
+            uoc_dot_v1_dot_services__pb2.TxBatchAck.FromString,
             options,
             channel_credentials,
             insecure,
