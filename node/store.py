@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class SqliteStore:
         self.path = Path(path)
         self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
         self._staged_blocks: list[tuple[int, str, str, str]] = []
-        self._staged_sets: list[tuple[int, str]] = []
+        self._staged_sets: list[tuple[int, Callable[[], dict[str, Any]]]] = []
         try:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.enable_wal()
@@ -121,9 +121,12 @@ class SqliteStore:
         """Stage a decided block and its commit (JSON) for the next `write_block` transaction."""
         self._staged_blocks.append((height, block_id, canonical_json(block), canonical_json(commit)))
 
-    def stage_validator_set(self, height: int, validator_set: dict[str, Any]) -> None:
-        """Stage the validator set (JSON, with priorities) of `height` for the next `write_block`."""
-        self._staged_sets.append((height, canonical_json(validator_set)))
+    def stage_validator_set(self, height: int, compute: Callable[[], dict[str, Any]]) -> None:
+        """Stage the validator set (JSON, with priorities) of `height` for the next `write_block`.
+
+        `compute` runs inside that transaction after the block's state changes are written, so it
+        can read the powers after the block (e.g. `chain.rules.get_validator_set(State(store, h))`)."""
+        self._staged_sets.append((height, compute))
 
     def _write_staged(self) -> None:
         """Write the staged rows inside the caller's transaction, and forget them."""
@@ -131,7 +134,10 @@ class SqliteStore:
             "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
             self._staged_blocks,
         )
-        self._conn.executemany("INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)", self._staged_sets)
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
+            [(h, canonical_json(compute())) for h, compute in self._staged_sets],
+        )
         self._staged_blocks, self._staged_sets = [], []
 
     def discard_staged(self) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from chain.app import Application
+from chain.rules import get_validator_set
+from chain.store import State
 from chain.tx import MsgSend
 from node.store import SqliteStore
 from tests.helpers import ADDR, make_genesis, signed
@@ -32,7 +34,9 @@ def apply_block(app: Application, store: SqliteStore, txs: list[bytes]) -> None:
     block_id, block, commit = fake_block(height)
     app.finalize_block(height, txs)
     store.stage_block(height, block_id, block, commit)
-    store.stage_validator_set(height + 1, {"for": height + 1})
+    store.stage_validator_set(
+        height + 1, lambda: {"for": height + 1, "powers": get_validator_set(State(store, height))}
+    )
     app.commit()
 
 
@@ -45,7 +49,7 @@ def store(tmp_path: Path):
 
 def test_block_commit_and_next_validator_set_are_written_with_the_state(tmp_path: Path, store: SqliteStore):
     app = Application(store)
-    store.stage_validator_set(1, {"for": 1})
+    store.stage_validator_set(1, lambda: {"for": 1})
     app.init_chain(make_genesis({"a": 50, "b": 30}))
     apply_block(app, store, [signed("a", 0, MsgSend(to=ADDR["e"], amount=1))])
     reopened = SqliteStore(tmp_path / "node.db")
@@ -53,7 +57,9 @@ def test_block_commit_and_next_validator_set_are_written_with_the_state(tmp_path
     block_id, block, commit = reopened.get_block_row(1)
     assert (block_id, block, commit) == fake_block(1)
     assert reopened.get_block_id(1) == block_id and reopened.get_block_id(2) is None
-    assert reopened.get_validator_set(1) == {"for": 1} and reopened.get_validator_set(2) == {"for": 2}
+    assert reopened.get_validator_set(1) == {"for": 1}
+    # computed inside the block's transaction: it sees the powers after the block
+    assert reopened.get_validator_set(2) == {"for": 2, "powers": sorted([[ADDR["a"], 50], [ADDR["b"], 30]])}
     assert reopened.get_max_block_height() == 1 and reopened.get_unapplied_heights() == []
     assert [h for h, _, _ in reopened.iterate_block_rows(1, 5)] == [1]
     reopened.close()
@@ -106,7 +112,7 @@ CHILD = textwrap.dedent(
     from tests.node.test_node_store import apply_block
     store = SqliteStore({db!r})
     app = Application(store)
-    store.stage_validator_set(1, {{"for": 1}})
+    store.stage_validator_set(1, lambda: {{"for": 1}})
     app.init_chain(make_genesis({{"a": 50, "b": 30}}, balances={{"a": 10**12}}))
     seq = 0
     while True:
@@ -146,7 +152,7 @@ def test_sigkill_mid_write_leaves_blocks_commits_sets_and_state_consistent(tmp_p
     assert height >= seen
     assert store.get_max_block_height() == height  # the block rows went in with the state, never apart
     assert store.get_unapplied_heights() == []
-    assert all(store.get_validator_set(h) == {"for": h} for h in range(1, height + 2))
+    assert [store.get_validator_set(h)["for"] for h in range(1, height + 2)] == list(range(1, height + 2))
     assert app.recompute_app_hash() == app.app_hash
     assert app.query(f"account/{ADDR['a']}")["sequence"] == 50 * height
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
