@@ -54,6 +54,7 @@ FUTURE_HEIGHTS = 2  # messages up to h + 2 are buffered
 MAX_FUTURE_MESSAGES = 4096  # per buffered height
 MAX_ROUND_AHEAD = 64  # a round more than this above ours is not plausible
 MAX_PROPOSALS_PER_ROUND = 2  # conflicting proposals kept per round (a byzantine proposer may send many)
+MAX_VOTES_PER_VALIDATOR = 3  # conflicting votes counted per validator and (round, type)
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,20 +455,29 @@ class Host(Protocol):
 
 
 class _VoteSet:
-    """The votes of one (round, type): one per validator, with the power behind each block id."""
+    """The votes of one (round, type), counted per block id.
 
-    __slots__ = ("votes", "power_by_block", "power")
+    A validator counts once in the total (its first vote) but is counted for every block id it
+    signed (up to MAX_VOTES_PER_VALIDATOR): an equivocator may have sent another block's vote to the
+    nodes that decided, and a +2/3 it took part in must still be seen here (as CometBFT counts
+    conflicting votes for a block some peer claims +2/3 for)."""
+
+    __slots__ = ("votes", "by_block", "power_by_block", "power")
 
     def __init__(self) -> None:
-        self.votes: dict[str, Vote] = {}
+        self.votes: dict[str, list[Vote]] = {}
+        self.by_block: dict[str | None, dict[str, Vote]] = {}
         self.power_by_block: dict[str | None, int] = {}
         self.power = 0
 
     def add(self, vote: Vote, power: int) -> None:
-        """Count a vote (the caller checks it is the validator's first)."""
-        self.votes[vote.validator] = vote
+        """Count a vote (the caller checks the validator has not voted this block id here)."""
+        mine = self.votes.setdefault(vote.validator, [])
+        if not mine:
+            self.power += power
+        mine.append(vote)
+        self.by_block.setdefault(vote.block_id, {})[vote.validator] = vote
         self.power_by_block[vote.block_id] = self.power_by_block.get(vote.block_id, 0) + power
-        self.power += power
 
 
 def compute_block_time(now_ms: int, last_time_ms: int) -> int:
@@ -558,6 +568,10 @@ class Consensus:
     @property
     def address(self) -> str | None:
         return None if self.signer is None else self.signer.address
+
+    def get_known_block(self, block_id: str) -> Block | None:
+        """A block of this height seen in a proposal or fetched (to serve a peer's FetchBlock), or None."""
+        return self._blocks.get(block_id)
 
     # -- inputs ---------------------------------------------------------------------------------
     def start_height(
@@ -704,17 +718,18 @@ class Consensus:
         return votes
 
     def _on_vote(self, vote: Vote, now_ms: int) -> list[Action]:
-        """Add a vote to the log (a conflicting second vote is evidence, not counted) and run the rules."""
+        """Add a vote to the log (a conflicting one is also evidence) and run the rules."""
         votes = self._get_votes(vote.round, vote.type)
-        first = votes.votes.get(vote.validator)
-        if first is not None:
-            if first.block_id == vote.block_id:
-                return []
-            return self._record_evidence(first, vote)
+        mine = votes.votes.get(vote.validator, [])
+        if any(v.block_id == vote.block_id for v in mine):
+            return []
+        actions = self._record_evidence(mine[0], vote) if mine else []
+        if len(mine) >= MAX_VOTES_PER_VALIDATOR:
+            return actions
         assert self._vset is not None
         votes.add(vote, self._vset.power_of(vote.validator))
         self._participants.setdefault(vote.round, set()).add(vote.validator)
-        return self._check_rules(vote.round, now_ms)
+        return actions + self._check_rules(vote.round, now_ms)
 
     def _on_proposal(self, proposal: Proposal, now_ms: int) -> list[Action]:
         """Add a proposal (at most a few per round) to the log and run the rules."""
@@ -875,8 +890,8 @@ class Consensus:
 
     def _decide(self, block: Block, round: int) -> list[Action]:
         """Commit `block` with the +2/3 precommits of `round`."""
-        votes = self._get_votes(round, PRECOMMIT).votes
-        precommits = tuple(votes[a] for a in sorted(votes) if votes[a].block_id == block.id)
+        votes = self._get_votes(round, PRECOMMIT).by_block[block.id]
+        precommits = tuple(votes[a] for a in sorted(votes))
         commit = Commit(self._height, round, block.id, precommits)
         self._decided = block
         self._step = COMMIT
@@ -1010,7 +1025,7 @@ class Consensus:
         vote = sign_vote(self.signer, self.chain_id, type, self._height, self._round, block_id, now_ms)
         self._sign_state = self._sign_state.with_signed(self._height, self._round, type, block_id)
         votes = self._get_votes(self._round, type)
-        if vote.validator not in votes.votes:
+        if not any(v.block_id == block_id for v in votes.votes.get(vote.validator, [])):
             votes.add(vote, self._vset.power_of(vote.validator))
             self._participants.setdefault(self._round, set()).add(vote.validator)
         return [Persist(self._sign_state), Broadcast(vote)]
