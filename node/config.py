@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto import PrivateKey, is_valid_address
+from chain.errors import ChainError
 
 from .consensus import Timeouts
 from .errors import ConfigError
@@ -64,16 +65,20 @@ def render_config(config: NodeConfig) -> str:
 moniker = {json.dumps(config.moniker)}
 
 [grpc]
-listen = {json.dumps(config.listen)}       # host:port of this node's gRPC server
-peers = [{peers}]                          # other nodes' gRPC addresses
+# this node's gRPC server (host:port) and the other nodes' addresses
+listen = {json.dumps(config.listen)}
+peers = [{peers}]
 max_message_bytes = {config.max_message_bytes}
-rpc_timeout_ms = {config.rpc_timeout_ms}   # deadline of every call to a peer
-status_interval_ms = {config.status_interval_ms}  # how often peers' status is polled (block sync)
+# the deadline of every call to a peer, and how often peers' status is polled (block sync)
+rpc_timeout_ms = {config.rpc_timeout_ms}
+status_interval_ms = {config.status_interval_ms}
 
 [consensus]
-block_interval_ms = {t.commit_ms}          # the commit timeout: pause after each block
+# the block interval is the commit timeout: the pause after each block
+block_interval_ms = {t.commit_ms}
+# round timeouts: base + delta * round
 propose_ms = {t.propose_ms}
-propose_delta_ms = {t.propose_delta_ms}    # added per round
+propose_delta_ms = {t.propose_delta_ms}
 prevote_ms = {t.prevote_ms}
 prevote_delta_ms = {t.prevote_delta_ms}
 precommit_ms = {t.precommit_ms}
@@ -87,7 +92,8 @@ max_bytes = {config.mempool_max_bytes}
 max_txs = {config.block_max_txs}
 max_bytes = {config.block_max_bytes}
 
-[api]                                      # the HTTP API (a later issue)
+[api]
+# the HTTP API listeners (served by a later version)
 public = {json.dumps(config.api_public)}
 admin = {json.dumps(config.api_admin)}
 """
@@ -178,9 +184,7 @@ def load_key(path: Path) -> PrivateKey:
         key = PrivateKey(bytes.fromhex(doc["seed"]))
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing (run uocd init)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a key file: {exc}") from None
-    except Exception as exc:  # InvalidTx from a wrong seed size
+    except (ValueError, KeyError, TypeError, ChainError) as exc:  # ChainError: a seed of the wrong size
         raise ConfigError(f"{path} is not a key file: {exc}") from None
     if doc.get("address") != key.address:
         raise ConfigError(f"{path}: the address does not match the seed")
