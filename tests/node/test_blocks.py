@@ -71,7 +71,8 @@ def test_errors_belong_to_the_node_exception_tree():
         sign_vote(KEYS["a"], CHAIN_ID, "prevote", 3, 1, None, 9),
         sign_proposal(KEYS["a"], CHAIN_ID, 2, 1, 0, make_block(), 11),
         make_evidence(
-            sign_vote(KEYS["a"], CHAIN_ID, "prevote", 3, 1, H, 9), sign_vote(KEYS["a"], CHAIN_ID, "prevote", 3, 1, None, 9)
+            sign_vote(KEYS["a"], CHAIN_ID, "prevote", 3, 1, H, 9),
+            sign_vote(KEYS["a"], CHAIN_ID, "prevote", 3, 1, None, 9),
         ),
     ],
     ids=["header", "block", "first-block", "commit", "nil-vote", "proposal", "evidence"],
@@ -110,7 +111,14 @@ def test_txs_hash_depends_on_order_and_content_and_commit_hash_is_empty_for_no_c
 
 def test_vote_sign_bytes_are_the_domain_and_canonical_json_of_the_signed_fields():
     vote = sign_vote(KEYS["a"], CHAIN_ID, "precommit", 4, 2, None, 77)
-    expected = {"chain_id": CHAIN_ID, "type": "precommit", "height": 4, "round": 2, "block_id": None, "timestamp_ms": 77}
+    expected = {
+        "chain_id": CHAIN_ID,
+        "type": "precommit",
+        "height": 4,
+        "round": 2,
+        "block_id": None,
+        "timestamp_ms": 77,
+    }
     assert vote.sign_bytes(CHAIN_ID) == SIGN_DOMAIN + canonical_bytes(expected)
     assert vote.is_signed_by_validator(CHAIN_ID)
     assert not vote.is_signed_by_validator("another-chain")
