@@ -65,6 +65,7 @@ SEEN_MESSAGES = 100_000  # consensus message hashes remembered for relay-once
 RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
 RELAY_BATCH = 2000
 SYNC_BATCH = 500
+REGOSSIP_S = 0.5  # own proposals and votes of the current height are re-sent this often (lost messages)
 STALL_POLLS = 4  # polls one block behind without progress before syncing that block
 HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an error
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
@@ -98,6 +99,7 @@ class Node:
         self._timers: set[asyncio.TimerHandle] = set()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._relay_buffer: list[bytes] = []
+        self._own: dict[tuple[int, int, str], bytes] = {}  # (height, round, kind) -> our signed message
         self._sets: dict[int, ValidatorSet] = {}
         self._last: tuple[Block, Commit] | None = None
         self._restored: SignState | None = None
@@ -133,6 +135,7 @@ class Node:
         self._tasks = [
             loop.create_task(self._relay_loop(), name="relay"),
             loop.create_task(self._sync_loop(), name="sync"),
+            loop.create_task(self._regossip_loop(), name="regossip"),
         ]
         self._start_next_height()
         log.info(
@@ -256,8 +259,10 @@ class Node:
                 assert self.store is not None
                 self.store.save_sign_state(action.sign_state.to_json())  # durable before the next action
             elif isinstance(action, Broadcast):
-                raw = codec.consensus_message_to_pb(action.message).SerializeToString()
+                msg = action.message
+                raw = codec.consensus_message_to_pb(msg).SerializeToString()
                 self._remember(hashlib.sha256(raw).digest())
+                self._own[(msg.height, msg.round, getattr(msg, "type", "proposal"))] = raw
                 self._gossip("SendConsensus", raw)
             elif isinstance(action, ScheduleTimeout):
                 self._schedule_timeout(action.timeout, action.delay_ms)
@@ -375,6 +380,20 @@ class Node:
     def _gossip(self, what: str, payload: bytes) -> None:
         for peer in self.peers:
             peer.send(what, payload)
+
+    async def _regossip_loop(self) -> None:
+        """Re-send our own proposals and votes of the current height (the latest two rounds): a message
+        lost while a peer was unreachable would otherwise stall its round (peers drop duplicates by hash)."""
+        while True:
+            await asyncio.sleep(REGOSSIP_S)
+            if self.consensus is None or self.syncing:
+                continue
+            height, round = self.consensus.height, self.consensus.round
+            for key in [k for k in self._own if k[0] < height]:
+                del self._own[key]
+            for (h, r, _), raw in sorted(self._own.items()):
+                if h == height and r >= round - 1:
+                    self._gossip("SendConsensus", raw)
 
     async def _relay_loop(self) -> None:
         """Relay admitted transactions to every peer in batches."""

@@ -110,7 +110,7 @@ def test_four_validator_processes_commit_agree_survive_sigkill_and_sync_a_fresh_
             )
             assert ack.accepted
         send = sign_tx(keys[0], chain_id, 1, [MsgSend(to=keys[1].address, amount=7)])
-        call(addresses[2], "/uoc.v1.Gossip/BroadcastTx", pb.Tx(raw=send).SerializeToString(), spb.TxAck)
+        call(addresses[1], "/uoc.v1.Gossip/BroadcastTx", pb.Tx(raw=send).SerializeToString(), spb.TxAck)
         wait_until(
             lambda: all(price_vote(h, k.address) for h in homes[:4] for k in keys), "the votes are committed everywhere"
         )
