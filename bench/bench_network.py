@@ -69,10 +69,11 @@ def make_network(root: Path, validators: int, senders: list[PrivateKey], block_i
     return homes
 
 
-def start(home: Path) -> subprocess.Popen:
+def start(home: Path, profile: str | None = None) -> subprocess.Popen:
     log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
+    prefix = ["-m", "cProfile", "-o", profile] if profile else []
     return subprocess.Popen(
-        [sys.executable, "-m", "node", "--log-level", "warning", "start", "--home", str(home)],
+        [sys.executable, *prefix, "-m", "node", "--log-level", "warning", "start", "--home", str(home)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -178,6 +179,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=400, help="offered tx/s in the latency phase")
     parser.add_argument("--senders", type=int, default=400)
     parser.add_argument("--block-interval-ms", type=int, default=1000)
+    parser.add_argument("--profile", metavar="FILE", help="run node 0 under cProfile, writing FILE")
     args = parser.parse_args()
 
     senders = [PrivateKey.from_name(f"bench-sender-{i}") for i in range(args.senders)]
@@ -191,7 +193,7 @@ def main() -> None:
         sat_rounds = max(1, int(3000 * args.seconds / args.senders))
         print(f"signing {args.senders} x {sat_rounds} saturation txs ...", flush=True)
         sat_txs = presign(senders, sat_rounds, lat_rounds, chain_id)
-        procs = [start(h) for h in homes]
+        procs = [start(h, args.profile if i == 0 else None) for i, h in enumerate(homes)]
         channels = [grpc.insecure_channel(a) for a in addresses]
         stubs = [unary(c, "/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck) for c in channels]
         try:
@@ -223,7 +225,8 @@ def main() -> None:
             first_height = watcher.height + 1
             print("saturation phase: as fast as the nodes admit", flush=True)
             t0 = time.monotonic()
-            submit(stubs, sat_txs, None, sat_sent, lambda: sum(h not in watcher.committed for h in list(sat_sent)))
+            base = len(watcher.committed)
+            submit(stubs, sat_txs, None, sat_sent, lambda: len(sat_sent) - (len(watcher.committed) - base))
             submit_s = time.monotonic() - t0
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not all(h in watcher.committed for h in sat_sent):
