@@ -43,7 +43,7 @@ from node.pb import services_pb2 as spb  # noqa: E402
 from node.pb import types_pb2 as pb  # noqa: E402
 
 BATCH = 50
-WINDOW = 3000  # saturation: at most this many submitted txs not yet committed (bounds the mempool)
+WINDOW = 6000  # saturation: at most this many submitted txs not yet committed (bounds the mempool)
 
 
 def free_port() -> int:

@@ -65,7 +65,8 @@ SEEN_MESSAGES = 100_000  # consensus message hashes remembered for relay-once
 RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
 RELAY_BATCH = 2000
 SYNC_BATCH = 500
-REGOSSIP_S = 0.5  # own proposals and votes of the current height are re-sent this often (lost messages)
+REGOSSIP_S = 0.5  # own votes of the current height are re-sent this often (lost messages)
+REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals every 4th time (they carry the block)
 STALL_POLLS = 4  # polls one block behind without progress before syncing that block
 HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an error
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
@@ -382,17 +383,20 @@ class Node:
             peer.send(what, payload)
 
     async def _regossip_loop(self) -> None:
-        """Re-send our own proposals and votes of the current height (the latest two rounds): a message
-        lost while a peer was unreachable would otherwise stall its round (peers drop duplicates by hash)."""
+        """Re-send our own votes (every tick) and proposals (every 4th) of the current height, latest two
+        rounds: a message lost while a peer was unreachable would otherwise stall its round (peers drop
+        duplicates by hash)."""
+        tick = 0
         while True:
             await asyncio.sleep(REGOSSIP_S)
+            tick += 1
             if self.consensus is None or self.syncing:
                 continue
             height, round = self.consensus.height, self.consensus.round
             for key in [k for k in self._own if k[0] < height]:
                 del self._own[key]
-            for (h, r, _), raw in sorted(self._own.items()):
-                if h == height and r >= round - 1:
+            for (h, r, kind), raw in sorted(self._own.items()):
+                if h == height and r >= round - 1 and (kind != "proposal" or tick % REGOSSIP_PROPOSAL_TICKS == 0):
                     self._gossip("SendConsensus", raw)
 
     async def _relay_loop(self) -> None:
