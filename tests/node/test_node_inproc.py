@@ -112,3 +112,26 @@ async def test_block_sync_refuses_a_commit_without_a_quorum_or_for_another_chain
         follower.check_synced_block(block1, commit1)  # the genuine one verifies
     finally:
         await follower.stop(0.1)
+
+
+async def test_a_restarted_validator_restores_its_durable_sign_state(tmp_path):
+    homes = make_homes(tmp_path, 2)  # two validators, only node0 runs: it prevotes at height 1, never commits
+    home = load_home(homes[0])
+    node = Node(home)
+    await node.start()
+    try:
+        await wait_for(lambda: node.consensus.sign_state.get_signed("prevote") is not None, "node0 prevotes")
+    finally:
+        await node.stop(0.1)
+    store = SqliteStore(home.db_path)
+    saved = store.get_sign_state()
+    store.close()
+    assert saved["height"] == 1 and "prevote" in {r["step"] for r in saved["signed"]}
+    again = Node(home)
+    await again.start()
+    try:
+        restored = again.consensus.sign_state
+        assert [r.to_json() for r in restored.signed] == saved["signed"]
+        assert again.consensus.round == max(r["round"] for r in saved["signed"])  # resumes at its last round
+    finally:
+        await again.stop(0.1)
