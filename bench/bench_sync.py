@@ -80,7 +80,7 @@ async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_b
         commit = Commit(height, 0, block.id, tuple(votes))
         node._apply_block(block, commit)
         last = (block, commit)
-    node.store.close()
+    await node.stop(0)  # closes the store and releases the home's lock
 
 
 def start(home: Path) -> subprocess.Popen:

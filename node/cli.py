@@ -146,6 +146,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     """uocd start."""
     import asyncio
 
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC core's own log lines; our errors are one line
     from .config import load_home
     from .node import run_node
 

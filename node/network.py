@@ -208,7 +208,7 @@ class Server:
 
     def __init__(self, node: NodeApi, listen: str, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.listen = listen
-        self.server = grpc.aio.server(options=compute_grpc_options(max_message_bytes))
+        self.server = grpc.aio.server(options=[*compute_grpc_options(max_message_bytes), ("grpc.so_reuseport", 0)])
         self.server.add_generic_rpc_handlers(build_generic_handlers(Handlers(node)))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -220,9 +220,12 @@ class Server:
 
     async def start(self) -> int:
         """Bind and start serving; return the bound port."""
-        self.port = self.server.add_insecure_port(self.listen)
+        try:
+            self.port = self.server.add_insecure_port(self.listen)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise NodeError(f"cannot listen on {self.listen}")
+            raise NodeError(f"cannot listen on {self.listen} (is another process using it?)")
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -106,6 +106,7 @@ class Node:
         self._restored: SignState | None = None
         self._sync_wake = asyncio.Event()
         self._running = False
+        self._lock = None
         self._next_height_timer: asyncio.TimerHandle | None = None
         self.committed_event = asyncio.Event()
 
@@ -172,11 +173,28 @@ class Node:
             await self.server.stop(grace_s)
         if self.store is not None:
             self.store.close()
+            self.store = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
         log.info("node %s stopped", self.config.moniker)
+
+    def _lock_home(self) -> None:
+        """Hold an exclusive lock on HOME/data/LOCK while running: one process per home."""
+        import fcntl
+
+        self.home.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.home.db_path.parent / "LOCK", "w")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            self._lock = None
+            raise NodeError(f"{self.home.path} is in use by another uocd process") from None
 
     def _open_store(self) -> None:
         """Open the store and app; init genesis on an empty store; apply decided-but-unapplied blocks."""
-        self.home.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_home()
         store = self.store = SqliteStore(self.home.db_path)
         app = self.app = Application(store)
         if app.height < 0:

@@ -12,7 +12,7 @@ import pytest
 from chain.tx import MsgBond, sign_tx
 from node.blocks import Block, Commit
 from node.config import load_home, write_json
-from node.errors import SyncError
+from node.errors import NodeError, SyncError
 from node.node import Node
 from node.store import SqliteStore
 from tests.node.netutil import make_homes
@@ -135,3 +135,18 @@ async def test_a_restarted_validator_restores_its_durable_sign_state(tmp_path):
         assert again.consensus.round == max(r["round"] for r in saved["signed"])  # resumes at its last round
     finally:
         await again.stop(0.1)
+
+
+async def test_a_second_node_on_the_same_home_is_refused(tmp_path):
+    (home,) = make_homes(tmp_path, 1)
+    first = Node(load_home(home))
+    await first.start()
+    try:
+        with pytest.raises(NodeError, match="in use by another uocd process"):
+            await Node(load_home(home)).start()
+        assert first.store.get_sign_state() is not None  # the first node is untouched
+    finally:
+        await first.stop(0.1)
+    again = Node(load_home(home))  # the lock is released at stop
+    await again.start()
+    await again.stop(0.1)
