@@ -95,6 +95,7 @@ class Node:
         self.peers: list[PeerClient] = []
         self.port = 0
         self.syncing = False
+        self.reachable_peers = 0
         self._tasks: list[asyncio.Task] = []
         self._fetches: set[asyncio.Task] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -441,6 +442,8 @@ class Node:
             round=self.consensus.round,
             mempool_size=len(self.mempool) if self.mempool is not None else 0,
             validator_address=self.signer.address if self.signer else "",
+            peers=self.reachable_peers,
+            configured_peers=len(self.peers),
         )
 
     def get_blocks_pb(self, first: int, last: int) -> list[pb.BlockWithCommit]:
@@ -481,6 +484,7 @@ class Node:
         for peer, result in zip(peers, results):
             if isinstance(result, spb.StatusResponse) and result.chain_id == self.chain_id:
                 answered.append(peer)
+        self.reachable_peers = len(answered)  # backed-off peers count as unreachable
         return answered
 
     async def _sync_loop(self) -> None:

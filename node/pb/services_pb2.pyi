@@ -56,7 +56,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "height", "app_hash", "latest_block_id", "node_id", "moniker", "catching_up", "evidence_count", "round", "mempool_size", "validator_address")
+    __slots__ = ("chain_id", "height", "app_hash", "latest_block_id", "node_id", "moniker", "catching_up", "evidence_count", "round", "mempool_size", "validator_address", "peers", "configured_peers")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     APP_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class StatusResponse(_message.Message):
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MEMPOOL_SIZE_FIELD_NUMBER: _ClassVar[int]
     VALIDATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_PEERS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     app_hash: str
@@ -79,7 +81,9 @@ class StatusResponse(_message.Message):
     round: int
     mempool_size: int
     validator_address: str
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., app_hash: _Optional[str] = ..., latest_block_id: _Optional[str] = ..., node_id: _Optional[str] = ..., moniker: _Optional[str] = ..., catching_up: _Optional[bool] = ..., evidence_count: _Optional[int] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., validator_address: _Optional[str] = ...) -> None: ...
+    peers: int
+    configured_peers: int
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., app_hash: _Optional[str] = ..., latest_block_id: _Optional[str] = ..., node_id: _Optional[str] = ..., moniker: _Optional[str] = ..., catching_up: _Optional[bool] = ..., evidence_count: _Optional[int] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., validator_address: _Optional[str] = ..., peers: _Optional[int] = ..., configured_peers: _Optional[int] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
     __slots__ = ("from_height",)

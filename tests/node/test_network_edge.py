@@ -179,6 +179,7 @@ async def test_status_and_blocks_are_served(node, channel):
     status = await raw_call(channel, "/uoc.v1.Status/GetStatus", spb.StatusResponse)(b"", timeout=5)
     assert status.chain_id == "uoc-nettest" and status.moniker == "node0" and status.height >= 3
     assert status.validator_address == node.signer.address and status.evidence_count == 0
+    assert (status.peers, status.configured_peers) == (0, 0)
     stream = channel.unary_stream(
         "/uoc.v1.BlockSync/GetBlocks", request_serializer=None, response_deserializer=pb.BlockWithCommit.FromString
     )
