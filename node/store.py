@@ -146,7 +146,7 @@ class SqliteStore:
 
     def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:
         """Write decided blocks `(height, block_id, block, commit)` that are not applied yet, in one
-        transaction (block sync stores a verified batch before applying it; see `get_unapplied_heights`)."""
+        transaction; the node applies them at its next start (see `get_unapplied_heights`)."""
         with self._conn:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
