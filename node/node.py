@@ -109,7 +109,6 @@ class Node:
         self._running = False
         self._lock = None
         self._next_height_timer: asyncio.TimerHandle | None = None
-        self.committed_event = asyncio.Event()
 
     # =========================================================================================
     # lifecycle
@@ -334,8 +333,6 @@ class Node:
         self._last = (block, commit)
         if self.mempool is not None:
             self.mempool.update(r.hash for r in result.tx_results)
-        self.committed_event.set()
-        self.committed_event = asyncio.Event()
         log.info("committed height %d (%d txs) app hash %s", height, len(block.txs), self.app.app_hash[:16])
 
     def _record_evidence(self, evidence: Evidence) -> None:
@@ -377,7 +374,7 @@ class Node:
         then relayed once; InvalidMessage on bad input. Returns whether it was new."""
         assert self.consensus is not None
         digest = hashlib.sha256(raw).digest()
-        if digest in self._seen:
+        if digest in self._seen or not self._running:
             return False
         msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, raw))
         height = self.consensus.height
