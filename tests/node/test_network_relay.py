@@ -119,3 +119,59 @@ async def test_only_admitted_transactions_are_relayed(tmp_path):
     finally:
         await node.stop(0.1)
         await spy.server.stop(0)
+
+
+async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_from_a_peer(tmp_path):
+    from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash
+    from node.config import compute_genesis_time_ms
+
+    homes = make_homes(tmp_path, 4)  # four validators; only node0 runs, the test holds the other keys
+    home = load_home(homes[0])
+    others = [load_home(h).validator_key for h in homes[1:]]
+    spy = Spy()
+    served: list[int] = []
+    block_holder: dict[str, Block] = {}
+
+    async def get_block(request: bytes, context) -> pb.Block:
+        req = spb.GetBlockRequest.FromString(request)
+        served.append(req.height)
+        return codec.block_to_pb(block_holder[req.block_id])
+
+    handler = grpc.unary_unary_rpc_method_handler(get_block, response_serializer=lambda m: m.SerializeToString())
+    spy.server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("uoc.v1.BlockSync", {"GetBlock": handler})]
+    )
+    await spy.server.start()
+    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    await node.start()
+    try:
+        vset = node.get_validator_set(1)
+        header = Header(
+            chain_id=node.chain_id,
+            height=1,
+            time_ms=compute_genesis_time_ms(node.genesis) + 1,
+            last_block_id="",
+            last_commit_hash=compute_commit_hash(None),
+            txs_hash=compute_txs_hash(()),
+            app_hash=node.app.app_hash,
+            validators_hash=vset.hash,
+            proposer=vset.proposer(0),
+        )
+        block = Block(header, (), None)
+        block_holder[block.id] = block
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+            send = channel.unary_unary(
+                "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
+            )
+            for key in others:  # 300 of 400 power precommit a block node0 never saw
+                vote = sign_vote(key, node.chain_id, "precommit", 1, 0, block.id, header.time_ms + 5)
+                await send(codec.consensus_message_to_pb(vote).SerializeToString(), timeout=5)
+        for _ in range(100):
+            if node.app.height >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert served == [1]
+        assert node.app.height == 1 and node.store.get_block_id(1) == block.id
+    finally:
+        await node.stop(0.1)
+        await spy.server.stop(0)
