@@ -12,8 +12,8 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.tx import MsgSend, sign_tx
 from node import codec
-from node.blocks import sign_vote
-from node.config import load_home
+from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash, sign_vote
+from node.config import compute_genesis_time_ms, load_home
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
@@ -122,9 +122,6 @@ async def test_only_admitted_transactions_are_relayed(tmp_path):
 
 
 async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_from_a_peer(tmp_path):
-    from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash
-    from node.config import compute_genesis_time_ms
-
     homes = make_homes(tmp_path, 4)  # four validators; only node0 runs, the test holds the other keys
     home = load_home(homes[0])
     others = [load_home(h).validator_key for h in homes[1:]]
