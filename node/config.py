@@ -146,7 +146,7 @@ def parse_config(text: str) -> NodeConfig:
         precommit_delta_ms=_get(doc, "consensus.precommit_delta_ms", int, dt.precommit_delta_ms),
         commit_ms=_get(doc, "consensus.block_interval_ms", int, dt.commit_ms),
     )
-    return NodeConfig(
+    config = NodeConfig(
         moniker=_get(doc, "moniker", str, None),
         listen=listen,
         peers=tuple(peers),
@@ -161,6 +161,12 @@ def parse_config(text: str) -> NodeConfig:
         api_public=_get(doc, "api.public", str, d.api_public),
         api_admin=_get(doc, "api.admin", str, d.api_admin),
     )
+    if 2 * config.block_max_bytes > config.max_message_bytes:
+        raise ConfigError(
+            f"{CONFIG_FILE}: block.max_bytes ({config.block_max_bytes}) must be at most half of "
+            f"grpc.max_message_bytes ({config.max_message_bytes}): a proposal also carries its header and last commit"
+        )
+    return config
 
 
 # -- keys -------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ H = "ab" * 32
 @pytest_asyncio.fixture
 async def node(tmp_path):
     """A one-validator node committing blocks every ~100 ms, with a 64 KiB message limit."""
-    (home,) = make_homes(tmp_path, 1, max_message_bytes=64 * 1024)
+    (home,) = make_homes(tmp_path, 1, max_message_bytes=64 * 1024, block_max_bytes=16 * 1024)
     node = Node(load_home(home))
     await node.start()
     yield node

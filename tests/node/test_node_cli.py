@@ -52,6 +52,10 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
         (("config.toml", "propose_ms = 3000", "propose_ms = -1"), "consensus.propose_ms must be a positive integer"),
         (("config.toml", "peers = []", 'peers = ["nowhere"]'), "grpc.peers must be a list of host:port"),
         (("config.toml", "[grpc]", "[grpc"), "config.toml:"),
+        (
+            ("config.toml", "max_bytes = 4194304", "max_bytes = 16777216"),
+            "must be at most half of grpc.max_message_bytes",
+        ),
         (("genesis.json", '"genesis_time": "', '"genesis_time": "yesterday'), "genesis_time must be an RFC 3339"),
         (("genesis.json", '"chain_id"', '"chain"'), "chain_id is missing"),
     ],
