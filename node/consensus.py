@@ -670,6 +670,29 @@ class Consensus:
                 break
         return actions
 
+    def on_commit(self, block: Block, commit: Commit, now_ms: int) -> list[Action]:
+        """A block of this height with its commit from a peer (catch-up): decide it if the commit verifies.
+
+        Rule 7 without the message log: a lagging node whose vote log cannot reach +2/3 (messages lost,
+        or an equivocator's votes beyond the per-validator cap) still decides what the others decided."""
+        try:
+            check_block_shape(block)
+        except (AttributeError, TypeError) as exc:
+            raise InvalidMessage(f"malformed block: {exc}") from None
+        if self._decided is not None or self._vset is None or block.height != self._height:
+            return []
+        if not isinstance(commit, Commit) or commit.height != self._height or commit.block_id != block.id:
+            raise InvalidMessage(f"the commit is not for block {block.id} at height {self._height}")
+        try:
+            verify_commit(self.chain_id, commit, self._vset)
+        except InvalidCommit as exc:
+            raise InvalidMessage(f"commit for height {self._height}: {exc}") from None
+        if not self.is_valid_block(block, commit.round):
+            return []
+        self._decided = block
+        self._step = COMMIT
+        return [Decide(block, commit)]
+
     # -- message checks -------------------------------------------------------------------------
     def _check_signature(self, msg: Proposal | Vote) -> None:
         """InvalidMessage unless the signature verifies (it covers the chain id) and the pubkey is the signer's."""

@@ -9,9 +9,12 @@ Each node runs a real `Consensus` engine over its own `chain.app.Application` on
 Everything happens in a heap of events ordered by (virtual time, sequence number); randomness comes
 only from `random.Random(seed)`, so a seed replays exactly. The transport delivers each message to
 each peer after a random delay, and may drop it, duplicate it (reordering comes from the delays),
-or drop it because a partition separates the two nodes until it heals. Gossip is modelled by each
-node re-sending its own messages of its current height every `resend_ms`, and by peers sending a
-lagging node the precommits of the height it is stuck at (it then fetches the block: FetchBlock).
+or drop it because a partition separates the two nodes until it heals. Gossip is modelled as
+CONSENSUS.md says: a node relays each message its engine accepted once, re-sends all messages of
+its current height every `resend_ms` (so a dropped message is eventually delivered, as the
+algorithm assumes), and sends a lagging peer the block and commit of the height it is stuck at
+(`Consensus.on_commit`, what block sync does for a real node). A node that sees +2/3 precommits
+for a block it never received asks for it (FetchBlock) and gets it from a peer.
 A byzantine node runs an engine too, but sends conflicting votes (equivocation) and conflicting
 proposals to different peers.
 """
@@ -52,7 +55,7 @@ FAST_TIMEOUTS = Timeouts(
     prevote_delta_ms=50,
     precommit_ms=100,
     precommit_delta_ms=50,
-    commit_ms=50,
+    commit_ms=200,
 )
 START_MS = 1_000_000
 
@@ -122,7 +125,8 @@ class SimNode:
     commits: dict[int, Commit] = field(default_factory=dict)
     app_hashes: dict[int, str] = field(default_factory=dict)
     proposers: dict[int, str] = field(default_factory=dict)
-    sent: dict[int, list[Proposal | Vote]] = field(default_factory=dict)
+    vsets: dict[int, ValidatorSet] = field(default_factory=dict)  # the set each height ran with
+    gossip: dict[int, dict[bytes, Proposal | Vote]] = field(default_factory=dict)  # own + relayed, by height
     persisted: SignState | None = None
     evidence: list[Any] = field(default_factory=list)
     invalid: int = 0
@@ -143,7 +147,8 @@ class Network:
         delay_ms: tuple[int, int] = (5, 40),
         drop: float = 0.0,
         dup: float = 0.0,
-        resend_ms: int | None = 200,
+        resend_ms: int | None = 100,
+        relay: bool = True,
         timeouts: Timeouts = FAST_TIMEOUTS,
         balances: dict[str, int] | None = None,
         epoch_length: int = 1000,
@@ -154,7 +159,7 @@ class Network:
             stakes, balances if balances is not None else {n: 1000 for n in names}, epoch_length=epoch_length
         )
         self.rng = random.Random(seed)
-        self.delay_ms, self.drop, self.dup, self.resend_ms = delay_ms, drop, dup, resend_ms
+        self.delay_ms, self.drop, self.dup, self.resend_ms, self.relay = delay_ms, drop, dup, resend_ms, relay
         self.timeouts = timeouts
         self.byzantine = set(byzantine)
         self.now = START_MS
@@ -162,6 +167,7 @@ class Network:
         self._seq = 0
         self._partitions: list[tuple[int, int, list[set[str]]]] = []
         self.delivered = 0
+        self._twins: dict[str, str] = {}  # block id <-> the byzantine twin block's id (colluding byzantines share it)
         self.nodes: dict[str, SimNode] = {}
         for name in names:
             app = Application(MemoryStore())
@@ -222,6 +228,7 @@ class Network:
         if not node.up or incarnation != node.incarnation:
             return
         assert node.vset is not None
+        node.vsets[height] = node.vset
         actions = node.engine.start_height(
             height=height,
             validator_set=node.vset,
@@ -245,6 +252,11 @@ class Network:
         except InvalidMessage:
             node.invalid += 1
             return
+        if self.relay and msg.height >= node.engine.height:
+            seen = node.gossip.setdefault(msg.height, {})
+            if msg.signature not in seen:
+                seen[msg.signature] = msg
+                self._send(node, msg, relay=True)
         self._execute(node, actions)
 
     def _on_timeout(self, name: str, incarnation: int, timeout: Timeout) -> None:
@@ -268,6 +280,12 @@ class Network:
         if tries < 50:
             self._push(self.now + 100, "fetch", (name, incarnation, height, block_id, tries + 1))
 
+    def _on_commit(self, name: str, incarnation: int, block: Block, commit: Commit) -> None:
+        """A peer's block and commit for our height (catch-up)."""
+        node = self.nodes[name]
+        if node.up and incarnation == node.incarnation:
+            self._execute(node, node.engine.on_commit(block, commit, self.now))
+
     def _on_submit(self, name: str, tx: bytes) -> None:
         node = self.nodes[name]
         if tx not in node.host.mempool:
@@ -280,13 +298,14 @@ class Network:
         self._push(self.now + self.resend_ms, "tick", (name,))
         if not node.up:
             return
-        for msg in node.sent.get(node.engine.height, ()):
-            self._send(node, msg, resend=True)
+        for msg in list(node.gossip.get(node.engine.height, {}).values()):
+            self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
         for peer in self._sorted_peers(name):
-            commit = node.commits.get(peer.engine.height)
-            if commit is not None and peer.engine.decided is None and peer.up:
-                for vote in commit.precommits:
-                    self._transmit(name, peer.name, vote)
+            height = peer.engine.height
+            if height in node.commits and peer.engine.decided is None and peer.up:
+                if self._is_reachable(name, peer.name) and self.rng.random() >= self.drop:
+                    args = (peer.name, peer.incarnation, node.decided[height], node.commits[height])
+                    self._push(self.now + self.rng.randint(*self.delay_ms), "commit", args)
 
     def _on_crash(self, name: str) -> None:
         node = self.nodes[name]
@@ -312,7 +331,7 @@ class Network:
                 node.persisted = action.sign_state
             elif isinstance(action, Broadcast):
                 assert node.persisted is not None and _is_persisted(node.persisted, action.message)
-                node.sent.setdefault(action.message.height, []).append(action.message)
+                node.gossip.setdefault(action.message.height, {})[action.message.signature] = action.message
                 self._send(node, action.message)
             elif isinstance(action, ScheduleTimeout):
                 self._push(self.now + action.delay_ms, "timeout", (node.name, node.incarnation, action.timeout))
@@ -337,7 +356,7 @@ class Network:
         node.proposers[height] = block.header.proposer
         committed = set(block.txs)
         node.host.mempool = [tx for tx in node.host.mempool if tx not in committed]
-        node.sent.pop(height - 1, None)
+        node.gossip.pop(height - 1, None)
         assert node.vset is not None
         node.last_vset = node.vset
         node.vset = node.vset.next_height(get_app_powers(node.app), commit.round)
@@ -358,13 +377,12 @@ class Network:
                     return False
         return True
 
-    def _send(self, node: SimNode, msg: Proposal | Vote, resend: bool = False) -> None:
-        """Broadcast our message to every peer; a byzantine node sends conflicting versions to different peers."""
-        for peer in self._sorted_peers(node.name):
-            out = msg
-            if node.byzantine and self.rng.random() < 0.5:
-                out = self._conflicting(node, msg)
-            self._transmit(node.name, peer.name, out)
+    def _send(self, node: SimNode, msg: Proposal | Vote, relay: bool = False) -> None:
+        """Broadcast a message to every peer; a byzantine node sends half of them a conflicting one."""
+        twin = self._conflicting(node, msg) if node.byzantine and not relay else msg
+        for i, peer in enumerate(self.nodes.values()):
+            if peer.name != node.name:
+                self._transmit(node.name, peer.name, twin if i % 2 else msg)
 
     def _transmit(self, src: str, dst: str, msg: Proposal | Vote) -> None:
         """One message on one link: dropped by a partition or at random, else delivered (maybe twice) after a delay."""
@@ -375,16 +393,18 @@ class Network:
             self._push(self.now + self.rng.randint(*self.delay_ms), "deliver", (dst, msg))
 
     def _conflicting(self, node: SimNode, msg: Proposal | Vote) -> Proposal | Vote:
-        """A byzantine twin of our message: another block for a proposal, another block id for a vote."""
+        """A byzantine twin of our message: another block for a proposal; for a vote, the twin block (if we
+        made one), nil or a fake id."""
         if isinstance(msg, Proposal):
             block = msg.block
             header = replace(block.header, time_ms=block.header.time_ms + 1)
             twin = Block(header, block.txs, block.last_commit)
+            self._twins[block.id], self._twins[twin.id] = twin.id, block.id
             return sign_proposal(node.key, CHAIN_ID, msg.height, msg.round, msg.pol_round, twin, msg.timestamp_ms)
         if msg.block_id is None:
             other = hashlib.sha256(f"fake/{msg.height}/{msg.round}".encode()).hexdigest()
         else:
-            other = self.rng.choice([None, _twin_id(msg.block_id, node)])
+            other = self._twins.get(msg.block_id) or self.rng.choice([None, _fake_id(msg.block_id, node)])
         return sign_vote(node.key, CHAIN_ID, msg.type, msg.height, msg.round, other, msg.timestamp_ms)
 
     # -- observations -------------------------------------------------------------------------
@@ -403,8 +423,8 @@ class Network:
         return len(heights)
 
 
-def _twin_id(block_id: str, node: SimNode) -> str:
-    """The id of the block a byzantine proposer's twin proposal would carry, when it is the proposer, else a fake id."""
+def _fake_id(block_id: str, node: SimNode) -> str:
+    """A block id no block has, for a byzantine vote."""
     return hashlib.sha256(f"twin/{block_id}/{node.name}".encode()).hexdigest()
 
 

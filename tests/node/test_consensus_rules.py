@@ -581,6 +581,19 @@ def test_rule_7_does_not_commit_an_invalid_block_even_with_two_thirds_of_precomm
     assert not any(isinstance(a, Decide) for a in actions)
 
 
+def test_on_commit_decides_a_block_whose_commit_verifies_and_rejects_a_commit_without_two_thirds():
+    rig = Rig("a")
+    block = rig.block(0)
+    weak = rig.commit_for(1, 0, block.id, "bc")
+    with pytest.raises(InvalidMessage):
+        rig.engine.on_commit(block, weak, NOW)
+    with pytest.raises(InvalidMessage):
+        rig.engine.on_commit(rig.block(0, time_ms=7_000), rig.commit_for(1, 0, block.id, "bcd"), NOW)
+    assert rig.engine.decided is None
+    [decide] = rig.engine.on_commit(block, rig.commit_for(1, 3, block.id, "bcd"), NOW)
+    assert isinstance(decide, Decide) and decide.block == block and rig.engine.step == "commit"
+
+
 def test_a_non_validator_follows_and_decides_without_signing():
     rig = Rig(None)
     block = rig.block(0)
