@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -233,8 +234,12 @@ class ValidatorSet:
         return cls(sorted(entries))
 
 
-def verify_commit(chain_id: str, commit: Commit, validator_set: ValidatorSet) -> None:
-    """Raise InvalidCommit unless distinct, validly signed precommits for the block carry +2/3 of the set's power."""
+def verify_commit(
+    chain_id: str, commit: Commit, validator_set: ValidatorSet, *, verified: Mapping[bytes, Vote] | None = None
+) -> None:
+    """Raise InvalidCommit unless distinct, validly signed precommits for the block carry +2/3 of the set's power.
+
+    `verified` maps signatures to votes whose signatures were already checked (skipped if equal)."""
     if not isinstance(commit, Commit) or not isinstance(commit.precommits, tuple):
         raise InvalidCommit("not a commit")
     seen: set[str] = set()
@@ -251,7 +256,8 @@ def verify_commit(chain_id: str, commit: Commit, validator_set: ValidatorSet) ->
             raise InvalidCommit(f"{where} is for block {vote.block_id}, not {commit.block_id}")
         if vote.validator not in validator_set:
             raise InvalidCommit(f"{where}: the signer is not in the validator set")
-        if not vote.is_signed_by_validator(chain_id):
+        known = verified is not None and verified.get(vote.signature) == vote
+        if not known and not vote.is_signed_by_validator(chain_id):
             raise InvalidCommit(f"{where} has a bad signature")
         if vote.validator not in seen:
             seen.add(vote.validator)
@@ -470,6 +476,10 @@ class _VoteSet:
         self.power_by_block: dict[str | None, int] = {}
         self.power = 0
 
+    def by_block_votes(self) -> list[Vote]:
+        """Every vote counted here."""
+        return [v for votes in self.by_block.values() for v in votes.values()]
+
     def add(self, vote: Vote, power: int) -> None:
         """Count a vote (the caller checks the validator has not voted this block id here)."""
         mine = self.votes.setdefault(vote.validator, [])
@@ -519,6 +529,7 @@ class Consensus:
         self._last_block_id = ""
         self._last_time_ms = 0
         self._app_hash = ""
+        self._last_precommits = {}
         self._reset_height_state()
 
     def _reset_height_state(self) -> None:
@@ -591,8 +602,15 @@ class Consensus:
 
         `last_validator_set` is the set of height−1 (to verify proposals' last commits); when None,
         the engine uses the one it ran height−1 with, if any."""
-        if last_validator_set is None and self._vset is not None and self._height == height - 1:
-            last_validator_set = self._vset
+        self._last_precommits: dict[bytes, Vote] = {}
+        if self._vset is not None and self._height == height - 1:
+            last_validator_set = last_validator_set or self._vset
+            self._last_precommits = {
+                v.signature: v
+                for (_, t), votes in self._votes.items()
+                if t == PRECOMMIT
+                for v in votes.by_block_votes()
+            }
         self._height, self._vset, self._last_vset = height, validator_set, last_validator_set
         self._last_commit, self._last_block_id, self._last_time_ms = last_commit, last_block_id, last_time_ms
         self._app_hash = app_hash
@@ -868,7 +886,7 @@ class Consensus:
                 return "last commit has no or duplicate precommits"
             vset = ValidatorSet.from_powers(powers)
         try:
-            verify_commit(self.chain_id, commit, vset)
+            verify_commit(self.chain_id, commit, vset, verified=self._last_precommits)
         except InvalidCommit as exc:
             return f"last commit: {exc}"
         return None

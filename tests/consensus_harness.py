@@ -167,6 +167,7 @@ class Network:
         self._seq = 0
         self._partitions: list[tuple[int, int, list[set[str]]]] = []
         self.delivered = 0
+        self._applied = 0  # blocks applied by all nodes so far
         self._twins: dict[str, str] = {}  # block id <-> the byzantine twin block's id (colluding byzantines share it)
         self.nodes: dict[str, SimNode] = {}
         for name in names:
@@ -210,9 +211,12 @@ class Network:
     def run(self, *, until_height: int | None = None, max_ms: int = 120_000, max_events: int = 2_000_000) -> None:
         """Process events until every honest node committed `until_height`, or max_ms of virtual time passed."""
         deadline = START_MS + max_ms
+        applied = -1
         for _ in range(max_events):
-            if until_height is not None and self.committed_height() >= until_height:
-                return
+            if until_height is not None and applied != self._applied:
+                applied = self._applied
+                if self.committed_height() >= until_height:
+                    return
             if not self._events or self._events[0][0] > deadline:
                 self.now = max(self.now, min(deadline, self._events[0][0] if self._events else deadline))
                 return
@@ -350,6 +354,7 @@ class Network:
         assert height == node.app.height + 1, (node.name, height, node.app.height)
         node.app.finalize_block(height, list(block.txs))
         node.app.commit()
+        self._applied += 1
         node.decided[height] = block
         node.commits[height] = commit
         node.app_hashes[height] = node.app.app_hash
