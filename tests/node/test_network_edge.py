@@ -187,6 +187,9 @@ async def test_status_and_blocks_are_served(node, channel):
     pairs = [codec.block_with_commit_from_pb(i) for i in items]
     assert [b.height for b, _ in pairs] == [1, 2, 3]
     assert pairs[1][0].header.last_block_id == pairs[0][0].id
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        _ = [i async for i in stream(spb.BlockRange(from_height=0, to_height=3).SerializeToString(), timeout=5)]
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "bad block range" in info.value.details()
     evidence = await raw_call(channel, "/uoc.v1.Status/GetEvidence", spb.EvidenceList)(b"", timeout=5)
     assert list(evidence.evidence) == []
     await expect_rejected(
