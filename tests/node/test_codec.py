@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey
 from node import codec
@@ -113,3 +115,25 @@ def test_malformed_protobuf_bytes_are_invalid_messages(data):
 def test_status_message_fields_exist():
     status = services_pb2.StatusResponse(height=3, app_hash="x", evidence_count=2)
     assert status.evidence_count == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_bytes_decode_to_a_message_or_an_invalid_message(data):
+    try:
+        codec.consensus_message_from_pb(codec.parse_pb(types_pb2.ConsensusMessage, data))
+    except InvalidMessage:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 255))
+def test_a_flipped_byte_in_a_signed_vote_never_decodes_to_another_valid_vote(position, value):
+    vote = sign_vote(KEYS[0], CHAIN, "prevote", 3, 1, H, 123)
+    wire = bytearray(codec.consensus_message_to_pb(vote).SerializeToString())
+    wire[position % len(wire)] = value
+    try:
+        back = codec.consensus_message_from_pb(codec.parse_pb(types_pb2.ConsensusMessage, bytes(wire)))
+    except InvalidMessage:
+        return
+    assert back == vote or not back.is_signed_by_validator(CHAIN)
