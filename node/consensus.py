@@ -529,7 +529,7 @@ class Consensus:
         self._last_block_id = ""
         self._last_time_ms = 0
         self._app_hash = ""
-        self._last_precommits = {}
+        self._last_precommits: dict[bytes, Vote] = {}  # precommits of height−1 whose signatures we checked
         self._reset_height_state()
 
     def _reset_height_state(self) -> None:
@@ -602,7 +602,7 @@ class Consensus:
 
         `last_validator_set` is the set of height−1 (to verify proposals' last commits); when None,
         the engine uses the one it ran height−1 with, if any."""
-        self._last_precommits: dict[bytes, Vote] = {}
+        self._last_precommits = {}
         if self._vset is not None and self._height == height - 1:
             last_validator_set = last_validator_set or self._vset
             self._last_precommits = {

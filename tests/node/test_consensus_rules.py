@@ -10,6 +10,8 @@ import dataclasses
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.blocks import (
     Block,
@@ -40,6 +42,7 @@ from node.consensus import (
     verify_commit,
 )
 from node.errors import DoubleSignRefused, InvalidCommit, InvalidMessage
+from tests.consensus_harness import get_key
 from tests.helpers import ADDR, CHAIN_ID, KEYS
 
 APP_HASH = "aa" * 32
@@ -207,6 +210,19 @@ def test_proposer_selection_is_proportional_to_power_over_many_heights():
         counts[NAME[vset.proposer(0)]] += 1
         vset = vset.next_height(list(vset.powers), commit_round=0)
     assert counts == {n: 100 * p for n, p in powers.items()}
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=7))
+def test_over_p_heights_each_validator_proposes_exactly_its_power_times_and_rounds_follow_the_same_order(stakes):
+    vset = ValidatorSet.from_powers([(get_key(f"v{i}").address, p) for i, p in enumerate(stakes)])
+    start = vset
+    counts: Counter[str] = Counter()
+    for _ in range(vset.total_power):
+        counts[vset.proposer(0)] += 1
+        vset = vset.next_height(list(vset.powers), commit_round=0)
+    assert counts == dict(vset.powers)
+    assert [start.proposer(r) for r in range(5)] == [_advance(start, r).proposer(0) for r in range(5)]
 
 
 def test_proposer_of_later_rounds_continues_the_round_robin_and_ties_go_to_the_smaller_address():
