@@ -822,3 +822,43 @@ def test_messages_for_a_near_future_height_are_buffered_and_replayed_when_it_sta
         last_time_ms=block.header.time_ms, app_hash=APP_HASH, now_ms=NOW,
     )  # fmt: skip
     assert ("precommit", 0, TIMEOUTS.precommit_ms) in timeouts_of(actions)  # rule 6 on the replayed precommits
+
+
+_field_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.text(max_size=70),
+    st.binary(max_size=70),
+    st.sampled_from(["prevote", "precommit", ADDR["b"], "ab" * 32, b"\0" * 32, b"\0" * 64]),
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    field=st.sampled_from(["type", "height", "round", "block_id", "timestamp_ms", "validator", "pubkey", "signature"]),
+    value=_field_values,
+)
+def test_any_mutated_vote_is_rejected_with_invalid_message_or_ignored_never_another_error(field, value):
+    rig = Rig("a")
+    vote = dataclasses.replace(rig.vote("b", "prevote", 0, None), **{field: value})
+    try:
+        result = rig.engine.on_message(vote, NOW)
+    except InvalidMessage:
+        return
+    assert isinstance(result, list)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    field=st.sampled_from(["height", "round", "pol_round", "timestamp_ms", "proposer", "pubkey", "signature", "block"]),
+    value=_field_values,
+)
+def test_any_mutated_proposal_is_rejected_with_invalid_message_or_ignored_never_another_error(field, value):
+    rig = Rig("a")
+    proposal = dataclasses.replace(rig.proposal(0), **{field: value})
+    try:
+        result = rig.engine.on_message(proposal, NOW)
+    except InvalidMessage:
+        return
+    assert isinstance(result, list)
