@@ -180,3 +180,14 @@ def test_the_safety_check_does_find_forks_once_byzantine_power_reaches_one_half(
         except AssertionError:
             forks += 1
     assert forks >= 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_safety_and_liveness_with_unequal_powers_and_the_largest_validator_byzantine(seed):
+    net = Network(
+        {"a": 32, "b": 25, "c": 23, "d": 20}, seed=seed, drop=0.1, dup=0.1, delay_ms=(1, 150), byzantine={"a"}
+    )
+    net.partition("ab", "cd", start_ms=0, end_ms=1500)
+    net.run(until_height=4, max_ms=120_000)
+    assert_same_chain(net, 4)
+    assert_commits_verify(net)

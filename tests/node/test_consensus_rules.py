@@ -862,3 +862,40 @@ def test_any_mutated_proposal_is_rejected_with_invalid_message_or_ignored_never_
     except InvalidMessage:
         return
     assert isinstance(result, list)
+
+
+def test_conflicting_proposals_the_first_drives_the_prevote_and_a_polka_for_the_second_still_locks_it():
+    rig = Rig("a")
+    first, second = rig.block(0), rig.block(0, time_ms=6_001)
+    actions = rig.send(rig.proposal(0, first), rig.proposal(0, second))
+    assert own_vote(actions, "prevote").block_id == first.id
+    actions = rig.votes("bcd", "prevote", 0, second.id)
+    assert own_vote(actions, "precommit").block_id == second.id
+    assert rig.engine.sign_state.locked_block == second
+    [decide] = [a for a in rig.votes("bcd", "precommit", 0, second.id) if isinstance(a, Decide)]
+    assert decide.block == second
+
+
+def test_a_byzantine_proposer_cannot_make_the_engine_keep_more_than_a_few_proposals_per_round():
+    rig = Rig("a")
+    blocks = [rig.block(0, time_ms=6_000 + i) for i in range(6)]
+    rig.send(*(rig.proposal(0, b) for b in blocks))
+    assert sum(rig.engine.get_known_block(b.id) is not None for b in blocks) == 2
+
+
+def test_the_future_height_buffer_is_capped_per_height(monkeypatch):
+    import node.consensus as consensus
+
+    monkeypatch.setattr(consensus, "MAX_FUTURE_MESSAGES", 2)
+    rig = Rig("a")
+    block = rig.block(0)
+    rig.send(rig.proposal(0, block))
+    rig.votes("bcd", "prevote", 0, block.id)
+    [decide] = [a for a in rig.votes("bcd", "precommit", 0, block.id) if isinstance(a, Decide)]
+    rig.send(*(rig.vote(n, "precommit", 0, None, height=2) for n in "bcd"))  # the third is dropped
+    actions = rig.engine.start_height(
+        height=2, validator_set=rig.vset, last_commit=decide.commit, last_block_id=block.id,
+        last_time_ms=block.header.time_ms, app_hash=APP_HASH, now_ms=NOW,
+    )  # fmt: skip
+    assert not [t for t in timeouts_of(actions) if t[0] == "precommit"]  # two of four precommits: no +2/3
+    assert timeouts_of(rig.send(rig.vote("d", "precommit", 0, None, height=2)))[0][0] == "precommit"
