@@ -31,7 +31,7 @@ from typing import Any
 from chain.app import Application
 from chain.crypto import PrivateKey
 from chain.store import MemoryStore
-from node.blocks import Block, Commit, Header, Proposal, Vote, sign_proposal, sign_vote
+from node.blocks import Block, Commit, Proposal, Vote, sign_proposal, sign_vote
 from node.consensus import (
     Broadcast,
     Consensus,
@@ -46,7 +46,7 @@ from node.consensus import (
     ValidatorSet,
 )
 from node.errors import InvalidMessage
-from tests.helpers import CHAIN_ID, KEYS
+from tests.helpers import CHAIN_ID, KEYS, make_genesis
 
 FAST_TIMEOUTS = Timeouts(
     propose_ms=300,
@@ -68,9 +68,11 @@ def get_key(name: str) -> PrivateKey:
 def make_network_genesis(
     stakes: dict[str, int], balances: dict[str, int] | None = None, **params: Any
 ) -> dict[str, Any]:
-    """A genesis like tests.helpers.make_genesis, for any key names."""
+    """tests.helpers.make_genesis, extended to key names beyond a..h (for large networks)."""
     if balances is None:
         balances = {name: 1000 for name in stakes}
+    if set(stakes) | set(balances) <= set(KEYS):
+        return make_genesis(stakes, balances, **params)
     return {
         "chain_id": CHAIN_ID,
         "params": params,
@@ -441,4 +443,4 @@ def _is_persisted(state: SignState, msg: Proposal | Vote) -> bool:
     return record is not None and (record.height, record.round, record.block_id) == (msg.height, msg.round, block_id)
 
 
-__all__ = ["FAST_TIMEOUTS", "MempoolHost", "Network", "SimNode", "get_key", "make_network_genesis", "Header"]
+__all__ = ["FAST_TIMEOUTS", "MempoolHost", "Network", "SimNode", "get_key", "make_network_genesis"]
