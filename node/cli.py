@@ -74,7 +74,120 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", metavar="DIR", default=None, help="output directory (default: out/<scenario name>)")
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
+
+    init = commands.add_parser(
+        "init",
+        help="create a node home (config.toml, keys, admin token, genesis.json)",
+        description="Create a node home: config.toml, node_key.json and validator_key.json, admin_token "
+        "(mode 0600) and a one-validator genesis.json. Several homes share one genesis: init each, then "
+        "`uocd genesis collect HOME...`.",
+    )
+    init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
+    init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")
+    init.add_argument("--chain-id", default="uoc-devnet-1", metavar="ID", help="chain id (default uoc-devnet-1)")
+    init.add_argument(
+        "--key-name", metavar="NAME", help="derive the validator key from NAME (devnets only; default: a random key)"
+    )
+    init.add_argument("--stake", type=int, default=100, help="this validator's genesis stake, ngonka (default 100)")
+    init.add_argument("--balance", type=int, default=10**12, help="its genesis balance, ngonka (default 10^12)")
+    init.add_argument("--epoch-length", type=int, default=10, help="blocks per epoch (default 10)")
+    init.add_argument("--grpc", default="127.0.0.1:26656", metavar="HOST:PORT", help="gRPC listen address")
+    init.add_argument("--block-interval-ms", type=int, default=1000, help="block interval (default 1000)")
+    init.set_defaults(func=cmd_init)
+
+    start = commands.add_parser(
+        "start", help="run a node", description="Run the node of a home until SIGINT or SIGTERM."
+    )
+    start.add_argument("--home", required=True, metavar="DIR", help="the node home (see uocd init)")
+    start.set_defaults(func=cmd_start)
+
+    genesis = commands.add_parser("genesis", help="shared genesis for several homes", description="Genesis tools.")
+    genesis_commands = genesis.add_subparsers(dest="genesis_command", metavar="COMMAND", required=True)
+    collect = genesis_commands.add_parser(
+        "collect",
+        help="merge several homes' validators and accounts into one genesis written to every home",
+        description="Merge the validators and accounts of the homes' genesis.json files (chain id, time and "
+        "params of the first home) into one genesis, write it to every home, and list every other "
+        "home's gRPC address in each config.toml's grpc.peers.",
+    )
+    collect.add_argument("homes", nargs="+", metavar="HOME")
+    collect.add_argument("--no-peers", action="store_true", help="leave grpc.peers unchanged")
+    collect.set_defaults(func=cmd_genesis_collect)
+
+    grpc_cmd = commands.add_parser("grpc", help="ask a node over gRPC", description="Ask a node over gRPC.")
+    grpc_commands = grpc_cmd.add_subparsers(dest="grpc_command", metavar="COMMAND", required=True)
+    for name, text in (("status", "the node's Status"), ("evidence", "the double signs the node recorded")):
+        sub = grpc_commands.add_parser(name, help=text, description=f"Print {text} as JSON.")
+        sub.add_argument("address", metavar="HOST:PORT", help="the node's gRPC address")
+        sub.set_defaults(func=cmd_grpc_query, what=name)
     return parser
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """uocd init."""
+    from .config import init_home
+
+    home = init_home(
+        Path(args.home),
+        args.moniker,
+        chain_id=args.chain_id,
+        key_name=args.key_name,
+        stake=args.stake,
+        balance=args.balance,
+        epoch_length=args.epoch_length,
+        listen=args.grpc,
+        block_interval_ms=args.block_interval_ms,
+    )
+    print(f"initialized {home.path} for {home.config.moniker}: validator {home.validator_key.address}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """uocd start."""
+    import asyncio
+
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC core's own log lines; our errors are one line
+    from .config import load_home
+    from .node import run_node
+
+    asyncio.run(run_node(load_home(Path(args.home))))
+    return 0
+
+
+def cmd_genesis_collect(args: argparse.Namespace) -> int:
+    """uocd genesis collect."""
+    from .config import collect_genesis
+
+    genesis = collect_genesis([Path(h) for h in args.homes], set_peers=not args.no_peers)
+    count = len(genesis["validators"])
+    print(f"wrote genesis of {genesis['chain_id']} with {count} validators to {len(args.homes)} homes")
+    return 0
+
+
+def cmd_grpc_query(args: argparse.Namespace) -> int:
+    """uocd grpc status|evidence."""
+    import asyncio
+
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from .network import PeerClient
+    from .pb import services_pb2 as spb
+
+    async def ask() -> dict:
+        peer = PeerClient(args.address)
+        try:
+            if args.what == "status":
+                return MessageToDict(await peer.get_status(), always_print_fields_with_no_presence=True)
+            reply = await peer.call("GetEvidence", spb.EvidenceRequest().SerializeToString())
+            return MessageToDict(reply, always_print_fields_with_no_presence=True)
+        except grpc.aio.AioRpcError as exc:
+            raise NodeError(f"{args.address}: {exc.code().name}: {exc.details()}") from None
+        finally:
+            await peer.close()
+
+    print(json.dumps(asyncio.run(ask()), indent=2))
+    return 0
 
 
 def cmd_devnet_simulate(args: argparse.Namespace) -> int:

@@ -9,4 +9,71 @@ class NodeError(Exception):
     """Base class of node runtime errors."""
 
 
-__all__ = ["NodeError", "StoreError"]
+class ConsensusError(NodeError):
+    """Base class of consensus errors."""
+
+
+class InvalidMessage(ConsensusError):
+    """A proposal, vote, block or commit that is malformed, badly signed or not plausible."""
+
+
+class InvalidCommit(ConsensusError):
+    """A commit that does not carry +2/3 valid precommits for its block from the given set."""
+
+
+class DoubleSignRefused(ConsensusError):
+    """Signing would conflict with what this validator already signed at the same (h, r, step)."""
+
+
+class MempoolError(NodeError):
+    """Base class of mempool rejections; `code` names the rule, `tx_hash` the transaction ("" if unknown)."""
+
+    code = "mempool"
+
+    def __init__(self, message: str, *, tx_hash: str = "") -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+class TxRejected(MempoolError):
+    """A transaction that fails `check_tx` against the mempool's check state."""
+
+    def __init__(self, message: str, *, tx_hash: str = "", code: str = "rejected") -> None:
+        super().__init__(message, tx_hash=tx_hash)
+        self.code = code
+
+
+class TxAlreadyKnown(MempoolError):
+    """A transaction already in the mempool (deduplicated by hash)."""
+
+    code = "already_known"
+
+
+class MempoolFull(MempoolError):
+    """The mempool is at its limit on transactions or bytes."""
+
+    code = "mempool_full"
+
+
+class ConfigError(NodeError):
+    """A node home, config.toml or genesis.json that is missing or invalid."""
+
+
+class SyncError(NodeError):
+    """Block sync received a block or commit that does not verify, or no peer could serve it."""
+
+
+__all__ = [
+    "ConfigError",
+    "MempoolError",
+    "MempoolFull",
+    "SyncError",
+    "TxAlreadyKnown",
+    "TxRejected",
+    "ConsensusError",
+    "DoubleSignRefused",
+    "InvalidCommit",
+    "InvalidMessage",
+    "NodeError",
+    "StoreError",
+]

@@ -1,10 +1,19 @@
-"""SQLite persistence of the state machine (sqlite-utils, WAL, one transaction per block)."""
+"""SQLite persistence of a node: the chain state, blocks, commits, validator sets, the consensus
+sign state and evidence, in one file (sqlite-utils, WAL, one transaction per block).
+
+Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block id, the block and
+the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
+for each height); `sign_state` (one row: what this validator last signed, and its locks); `evidence`
+(double signs, keyed by `Evidence.key`). The node stages a decided block, its commit and the
+validator set of the next height on the store before `app.commit()`, so `write_block` writes them
+with the state changes and the new height in ONE transaction.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +28,25 @@ READ_CACHE_ENTRIES = 1 << 18
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
 
+NODE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, block_id TEXT NOT NULL, block TEXT NOT NULL,"
+    " commit_json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS validator_sets (height INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sign_state (id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS evidence (key TEXT PRIMARY KEY, height INTEGER NOT NULL, value TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS evidence_height ON evidence (height)",
+)
+
+
 class SqliteStore:
-    """A chain `Store` in one SQLite file: `state(space, key, value)` plus a one-row `meta`."""
+    """A chain `Store` in one SQLite file (`state`, `meta`) plus the node's block, validator-set,
+    sign-state and evidence tables."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
+        self._staged_blocks: list[tuple[int, str, str, str]] = []
+        self._staged_sets: list[tuple[int, Callable[[], dict[str, Any]]]] = []
         try:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.enable_wal()
@@ -40,6 +62,8 @@ class SqliteStore:
                     "CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), schema INTEGER NOT NULL,"
                     " height INTEGER NOT NULL, app_hash TEXT NOT NULL, lthash BLOB NOT NULL)"
                 )
+                for statement in NODE_TABLES:
+                    self._conn.execute(statement)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable uoc state store: {exc}") from None
 
@@ -84,12 +108,127 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO meta (id, schema, height, app_hash, lthash) VALUES (1, ?, ?, ?, ?)",
                 (SCHEMA_VERSION, info.height, info.app_hash, info.lthash),
             )
+            self._write_staged()
         for space, key, value in changes:
             if (space, key) in self._cache:
                 self._cache[(space, key)] = value
 
     def close(self) -> None:
         self.db.close()
+
+    # -- blocks, commits and validator sets (node) ------------------------------------------
+    def stage_block(self, height: int, block_id: str, block: dict[str, Any], commit: dict[str, Any]) -> None:
+        """Stage a decided block and its commit (JSON) for the next `write_block` transaction."""
+        self._staged_blocks.append((height, block_id, canonical_json(block), canonical_json(commit)))
+
+    def stage_validator_set(self, height: int, compute: Callable[[], dict[str, Any]]) -> None:
+        """Stage the validator set (JSON, with priorities) of `height` for the next `write_block`.
+
+        `compute` runs inside that transaction after the block's state changes are written, so it
+        can read the powers after the block (e.g. `chain.rules.get_validator_set(State(store, h))`)."""
+        self._staged_sets.append((height, compute))
+
+    def _write_staged(self) -> None:
+        """Write the staged rows inside the caller's transaction, and forget them."""
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
+            self._staged_blocks,
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
+            [(h, canonical_json(compute())) for h, compute in self._staged_sets],
+        )
+        self._staged_blocks, self._staged_sets = [], []
+
+    def discard_staged(self) -> None:
+        """Forget staged rows (a block whose application failed)."""
+        self._staged_blocks, self._staged_sets = [], []
+
+    def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:
+        """Write decided blocks `(height, block_id, block, commit)` that are not applied yet, in one
+        transaction; the node applies them at its next start (see `get_unapplied_heights`)."""
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
+                [(h, i, canonical_json(b), canonical_json(c)) for h, i, b, c in rows],
+            )
+
+    def get_block_row(self, height: int) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """(block id, block JSON, commit JSON) of a stored block, or None."""
+        row = self._conn.execute(
+            "SELECT block_id, block, commit_json FROM blocks WHERE height = ?", (height,)
+        ).fetchone()
+        return (row[0], json.loads(row[1]), json.loads(row[2])) if row else None
+
+    def get_block_id(self, height: int) -> str | None:
+        """The id of the stored block at `height`, or None."""
+        row = self._conn.execute("SELECT block_id FROM blocks WHERE height = ?", (height,)).fetchone()
+        return row[0] if row else None
+
+    def iterate_block_rows(self, first: int, last: int) -> Iterator[tuple[int, str, str]]:
+        """(height, block JSON text, commit JSON text) of the stored blocks first..last, in order."""
+        return iter(
+            self._conn.execute(
+                "SELECT height, block, commit_json FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+                (first, last),
+            ).fetchall()
+        )
+
+    def get_max_block_height(self) -> int:
+        """The highest stored block (0 when none)."""
+        return self._conn.execute("SELECT COALESCE(MAX(height), 0) FROM blocks").fetchone()[0]
+
+    def get_unapplied_heights(self) -> list[int]:
+        """Heights of stored blocks above the committed state height, in order (decided, not applied)."""
+        info = self.last_commit()
+        applied = info.height if info else -1
+        return [
+            r[0] for r in self._conn.execute("SELECT height FROM blocks WHERE height > ? ORDER BY height", (applied,))
+        ]
+
+    def get_validator_set(self, height: int) -> dict[str, Any] | None:
+        """The validator set JSON for `height`, or None."""
+        row = self._conn.execute("SELECT value FROM validator_sets WHERE height = ?", (height,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- consensus sign state (durable before anything signed is sent) ----------------------
+    def save_sign_state(self, sign_state: dict[str, Any]) -> None:
+        """Write the sign state in its own transaction with `synchronous=FULL`: the WAL is fsynced
+        before this returns, so the state survives a power cut, not only a process crash."""
+        self._conn.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._conn:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO sign_state (id, value) VALUES (1, ?)", (canonical_json(sign_state),)
+                )
+        finally:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def get_sign_state(self) -> dict[str, Any] | None:
+        """The last saved sign state JSON, or None."""
+        row = self._conn.execute("SELECT value FROM sign_state WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    # -- evidence ---------------------------------------------------------------------------
+    def add_evidence(self, key: str, height: int, evidence: dict[str, Any]) -> bool:
+        """Keep one piece of evidence; False if its key was already stored."""
+        with self._conn:
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO evidence (key, height, value) VALUES (?, ?, ?)",
+                (key, height, canonical_json(evidence)),
+            )
+        return cursor.rowcount == 1
+
+    def get_evidence(self, from_height: int = 0) -> list[dict[str, Any]]:
+        """Stored evidence JSON from `from_height` up, by height then key."""
+        rows = self._conn.execute(
+            "SELECT value FROM evidence WHERE height >= ? ORDER BY height, key", (from_height,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def count_evidence(self) -> int:
+        """How many pieces of evidence are stored."""
+        return self._conn.execute("SELECT COUNT(*) FROM evidence").fetchone()[0]
 
     # -- export and import ------------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:

@@ -1,0 +1,340 @@
+"""A node home: `config.toml`, keys, `admin_token` and a Cosmos-style `genesis.json`.
+
+    HOME/config.toml          listen address, peers, timeouts, block interval, limits
+    HOME/genesis.json         {chain_id, genesis_time, params, accounts, validators}
+    HOME/node_key.json        the node's identity key (mode 0600)
+    HOME/validator_key.json   the key that signs votes and proposals (mode 0600)
+    HOME/admin_token          the admin API bearer token (mode 0600)
+    HOME/data/node.db         the SQLite store (state, blocks, commits, sign state, evidence)
+
+Several homes share one genesis: `uocd init` each home, then `uocd genesis collect HOME…` merges
+their validators and accounts into one genesis.json, writes it to every home and lists every other
+home's gRPC address as a peer. (Or copy one genesis.json to every home and set `grpc.peers`.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import PrivateKey, is_valid_address
+from chain.errors import ChainError
+
+from .consensus import Timeouts
+from .errors import ConfigError
+
+CONFIG_FILE = "config.toml"
+GENESIS_FILE = "genesis.json"
+NODE_KEY_FILE = "node_key.json"
+VALIDATOR_KEY_FILE = "validator_key.json"
+ADMIN_TOKEN_FILE = "admin_token"
+DB_FILE = "data/node.db"
+SECRET_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The settings of one node (config.toml)."""
+
+    moniker: str
+    listen: str = "127.0.0.1:26656"
+    peers: tuple[str, ...] = ()
+    max_message_bytes: int = 16 * 1024 * 1024
+    rpc_timeout_ms: int = 2000
+    status_interval_ms: int = 500
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    mempool_max_txs: int = 20_000
+    mempool_max_bytes: int = 64 * 1024 * 1024
+    block_max_txs: int = 5_000
+    block_max_bytes: int = 4 * 1024 * 1024
+    api_public: str = "127.0.0.1:26650"
+    api_admin: str = "127.0.0.1:26651"
+
+
+def render_config(config: NodeConfig) -> str:
+    """config.toml text for `config`."""
+    t = config.timeouts
+    peers = ", ".join(json.dumps(p) for p in config.peers)
+    return f"""# uoc node configuration (written by uocd init; edit freely)
+moniker = {json.dumps(config.moniker)}
+
+[grpc]
+# this node's gRPC server (host:port) and the other nodes' addresses
+listen = {json.dumps(config.listen)}
+peers = [{peers}]
+max_message_bytes = {config.max_message_bytes}
+# the deadline of every call to a peer, and how often peers' status is polled (block sync)
+rpc_timeout_ms = {config.rpc_timeout_ms}
+status_interval_ms = {config.status_interval_ms}
+
+[consensus]
+# the block interval is the commit timeout: the pause after each block
+block_interval_ms = {t.commit_ms}
+# round timeouts: base + delta * round
+propose_ms = {t.propose_ms}
+propose_delta_ms = {t.propose_delta_ms}
+prevote_ms = {t.prevote_ms}
+prevote_delta_ms = {t.prevote_delta_ms}
+precommit_ms = {t.precommit_ms}
+precommit_delta_ms = {t.precommit_delta_ms}
+
+[mempool]
+max_txs = {config.mempool_max_txs}
+max_bytes = {config.mempool_max_bytes}
+
+[block]
+max_txs = {config.block_max_txs}
+max_bytes = {config.block_max_bytes}
+
+[api]
+# the HTTP API listeners (served by a later version)
+public = {json.dumps(config.api_public)}
+admin = {json.dumps(config.api_admin)}
+"""
+
+
+def _get(doc: dict[str, Any], path: str, kind: type, default: Any) -> Any:
+    """A config value by dotted path, type-checked."""
+    node: Any = doc
+    *parents, name = path.split(".")
+    for part in parents:
+        node = node.get(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{CONFIG_FILE}: [{part}] must be a table")
+    value = node.get(name, default)
+    if kind is int and (type(value) is not int or value <= 0):
+        raise ConfigError(f"{CONFIG_FILE}: {path} must be a positive integer, got {value!r}")
+    if kind is str and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{CONFIG_FILE}: {path} must be a non-empty string, got {value!r}")
+    return value
+
+
+def is_host_port(text: Any) -> bool:
+    """True for "host:port" with a port in 1..65535 (0 allowed only for listening)."""
+    if not isinstance(text, str) or ":" not in text:
+        return False
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 <= int(port) <= 65535
+
+
+def parse_config(text: str) -> NodeConfig:
+    """NodeConfig from config.toml text; ConfigError naming the key on any bad value."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: {exc}") from None
+    d = NodeConfig(moniker="x")
+    dt = d.timeouts
+    listen = _get(doc, "grpc.listen", str, d.listen)
+    if not is_host_port(listen):
+        raise ConfigError(f"{CONFIG_FILE}: grpc.listen must be host:port, got {listen!r}")
+    peers = doc.get("grpc", {}).get("peers", [])
+    if not isinstance(peers, list) or not all(is_host_port(p) and not p.endswith(":0") for p in peers):
+        raise ConfigError(f"{CONFIG_FILE}: grpc.peers must be a list of host:port strings, got {peers!r}")
+    timeouts = Timeouts(
+        propose_ms=_get(doc, "consensus.propose_ms", int, dt.propose_ms),
+        propose_delta_ms=_get(doc, "consensus.propose_delta_ms", int, dt.propose_delta_ms),
+        prevote_ms=_get(doc, "consensus.prevote_ms", int, dt.prevote_ms),
+        prevote_delta_ms=_get(doc, "consensus.prevote_delta_ms", int, dt.prevote_delta_ms),
+        precommit_ms=_get(doc, "consensus.precommit_ms", int, dt.precommit_ms),
+        precommit_delta_ms=_get(doc, "consensus.precommit_delta_ms", int, dt.precommit_delta_ms),
+        commit_ms=_get(doc, "consensus.block_interval_ms", int, dt.commit_ms),
+    )
+    config = NodeConfig(
+        moniker=_get(doc, "moniker", str, None),
+        listen=listen,
+        peers=tuple(peers),
+        max_message_bytes=_get(doc, "grpc.max_message_bytes", int, d.max_message_bytes),
+        rpc_timeout_ms=_get(doc, "grpc.rpc_timeout_ms", int, d.rpc_timeout_ms),
+        status_interval_ms=_get(doc, "grpc.status_interval_ms", int, d.status_interval_ms),
+        timeouts=timeouts,
+        mempool_max_txs=_get(doc, "mempool.max_txs", int, d.mempool_max_txs),
+        mempool_max_bytes=_get(doc, "mempool.max_bytes", int, d.mempool_max_bytes),
+        block_max_txs=_get(doc, "block.max_txs", int, d.block_max_txs),
+        block_max_bytes=_get(doc, "block.max_bytes", int, d.block_max_bytes),
+        api_public=_get(doc, "api.public", str, d.api_public),
+        api_admin=_get(doc, "api.admin", str, d.api_admin),
+    )
+    if 2 * config.block_max_bytes > config.max_message_bytes:
+        raise ConfigError(
+            f"{CONFIG_FILE}: block.max_bytes ({config.block_max_bytes}) must be at most half of "
+            f"grpc.max_message_bytes ({config.max_message_bytes}): a proposal also carries its header and last commit"
+        )
+    return config
+
+
+# -- keys -------------------------------------------------------------------------------------
+def write_secret(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (mode 0600 from creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, SECRET_MODE)
+
+
+def render_key(key: PrivateKey) -> str:
+    """A key file: address, public key and private seed (hex)."""
+    return json.dumps({"address": key.address, "pubkey": key.pubkey.hex(), "seed": key.seed().hex()}, indent=2) + "\n"
+
+
+def load_key(path: Path) -> PrivateKey:
+    """A key from a key file; ConfigError if it is missing or inconsistent."""
+    try:
+        doc = json.loads(path.read_text())
+        key = PrivateKey(bytes.fromhex(doc["seed"]))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing (run uocd init)") from None
+    except (ValueError, KeyError, TypeError, ChainError) as exc:  # ChainError: a seed of the wrong size
+        raise ConfigError(f"{path} is not a key file: {exc}") from None
+    if doc.get("address") != key.address:
+        raise ConfigError(f"{path}: the address does not match the seed")
+    return key
+
+
+# -- genesis ----------------------------------------------------------------------------------
+def compute_genesis_time_ms(genesis: dict[str, Any]) -> int:
+    """genesis_time (RFC 3339, UTC) in milliseconds since the epoch; ConfigError if malformed."""
+    text = genesis.get("genesis_time")
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{GENESIS_FILE}: genesis_time must be an RFC 3339 time, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"{GENESIS_FILE}: genesis_time needs a time zone (e.g. Z), got {text!r}")
+    return int(moment.timestamp() * 1000)
+
+
+def check_genesis(genesis: Any) -> dict[str, Any]:
+    """The node-level checks of genesis.json (the chain checks the rest at init_chain)."""
+    if not isinstance(genesis, dict):
+        raise ConfigError(f"{GENESIS_FILE} must hold a JSON object")
+    for name in ("chain_id", "genesis_time", "validators"):
+        if name not in genesis:
+            raise ConfigError(f"{GENESIS_FILE}: {name} is missing")
+    compute_genesis_time_ms(genesis)
+    validators = genesis["validators"]
+    if not isinstance(validators, list) or not validators:
+        raise ConfigError(f"{GENESIS_FILE}: validators must be a non-empty list")
+    for i, v in enumerate(validators):
+        if not isinstance(v, dict) or not is_valid_address(v.get("address")):
+            raise ConfigError(f"{GENESIS_FILE}: validators[{i}].address must be a uoc1… address")
+    return genesis
+
+
+def make_genesis(chain_id: str, validator: str, stake: int, balance: int, epoch_length: int) -> dict[str, Any]:
+    """A one-validator genesis (the Cosmos shape: chain_id, genesis_time, params, accounts, validators)."""
+    return {
+        "chain_id": chain_id,
+        "genesis_time": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "params": {"epoch_length": epoch_length, "default_unit_of_compute_price": 100},
+        "accounts": [{"address": validator, "balance": balance}],
+        "validators": [{"address": validator, "stake": stake}],
+    }
+
+
+def write_json(path: Path, doc: Any) -> None:
+    """Write indented JSON."""
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+# -- homes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Home:
+    """A loaded node home."""
+
+    path: Path
+    config: NodeConfig
+    genesis: dict[str, Any]
+    node_key: PrivateKey
+    validator_key: PrivateKey | None
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_FILE
+
+
+def init_home(
+    home: Path,
+    moniker: str,
+    *,
+    chain_id: str = "uoc-devnet-1",
+    key_name: str | None = None,
+    stake: int = 100,
+    balance: int = 10**12,
+    epoch_length: int = 10,
+    listen: str = "127.0.0.1:26656",
+    block_interval_ms: int = 1000,
+) -> Home:
+    """Create a node home; ConfigError if it already holds one."""
+    home = Path(home)
+    if (home / CONFIG_FILE).exists():
+        raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
+    if not moniker or not isinstance(moniker, str):
+        raise ConfigError("the moniker must be a non-empty name")
+    if not is_host_port(listen):
+        raise ConfigError(f"the listen address must be host:port, got {listen!r}")
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    validator_key = PrivateKey.from_name(key_name) if key_name else PrivateKey.generate()
+    node_key = PrivateKey.generate()
+    timeouts = Timeouts(commit_ms=block_interval_ms)
+    config = NodeConfig(moniker=moniker, listen=listen, timeouts=timeouts)
+    (home / CONFIG_FILE).write_text(render_config(config))
+    write_secret(home / NODE_KEY_FILE, render_key(node_key))
+    write_secret(home / VALIDATOR_KEY_FILE, render_key(validator_key))
+    write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
+    write_json(home / GENESIS_FILE, make_genesis(chain_id, validator_key.address, stake, balance, epoch_length))
+    return load_home(home)
+
+
+def load_home(home: Path) -> Home:
+    """Load and validate a node home; ConfigError with the file and key at fault."""
+    home = Path(home)
+    if not (home / CONFIG_FILE).is_file():
+        raise ConfigError(f"{home} is not a node home ({CONFIG_FILE} is missing; run uocd init --home {home})")
+    config = parse_config((home / CONFIG_FILE).read_text())
+    try:
+        genesis = json.loads((home / GENESIS_FILE).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{home / GENESIS_FILE} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{home / GENESIS_FILE} is not JSON: {exc}") from None
+    check_genesis(genesis)
+    validator_key = load_key(home / VALIDATOR_KEY_FILE) if (home / VALIDATOR_KEY_FILE).exists() else None
+    return Home(home, config, genesis, load_key(home / NODE_KEY_FILE), validator_key)
+
+
+def update_config(home: Path, **changes: Any) -> NodeConfig:
+    """Rewrite a home's config.toml with some fields changed."""
+    from dataclasses import replace
+
+    config = replace(parse_config((home / CONFIG_FILE).read_text()), **changes)
+    (home / CONFIG_FILE).write_text(render_config(config))
+    return config
+
+
+def collect_genesis(homes: list[Path], *, set_peers: bool = True) -> dict[str, Any]:
+    """Merge the homes' genesis validators and accounts into one genesis (chain id, time and params of
+    the first), write it to every home and, with `set_peers`, list every other home's gRPC address as a peer."""
+    loaded = [load_home(h) for h in homes]
+    if not loaded:
+        raise ConfigError("genesis collect needs at least one home")
+    first = loaded[0].genesis
+    merged = {**first, "accounts": [], "validators": []}
+    for section in ("accounts", "validators"):
+        seen: set[str] = set()
+        for home in loaded:
+            for entry in home.genesis.get(section, []):
+                if entry["address"] not in seen:
+                    seen.add(entry["address"])
+                    merged[section].append(entry)
+    for home in loaded:
+        write_json(home.path / GENESIS_FILE, merged)
+        if set_peers:
+            update_config(home.path, peers=tuple(h.config.listen for h in loaded if h.path != home.path))
+    return merged

@@ -1,0 +1,1107 @@
+"""Tendermint BFT consensus (CONSENSUS.md): the validator set, commit verification and a sans-IO engine.
+
+The engine `Consensus` never does I/O and never reads a clock: the host passes `now_ms` in,
+feeds it messages, timeouts and fetched blocks, and executes the returned actions **in order**:
+
+    actions = engine.start_height(height=h, validator_set=vs, last_commit=c, last_block_id=b,
+                                  last_time_ms=t, app_hash=a, now_ms=now)
+    actions += engine.on_message(vote_or_proposal, now_ms)      # InvalidMessage on bad input
+    actions += engine.on_timeout(Timeout(h, r, "prevote"), now_ms)
+    # Persist(sign_state) -> write durably before the next action; Broadcast(msg) -> gossip;
+    # ScheduleTimeout(t, delay_ms) -> call on_timeout(t) later; Decide(block, commit) -> apply,
+    # then start_height(h + 1) after timeouts.commit_ms; RecordEvidence(e); FetchBlock(h, id).
+
+Rules are the numbered rules of CONSENSUS.md "Rules"; see docs/consensus.md for the mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from chain.crypto import PrivateKey
+from chain.encoding import canonical_bytes
+from chain.errors import ChainError
+
+from .blocks import (
+    MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS,
+    Block,
+    Commit,
+    Evidence,
+    Header,
+    Proposal,
+    Vote,
+    check_block_shape,
+    check_proposal_shape,
+    check_vote_shape,
+    compute_commit_hash,
+    compute_txs_hash,
+    make_evidence,
+    sign_proposal,
+    sign_vote,
+)
+from .errors import ConsensusError, DoubleSignRefused, InvalidCommit, InvalidMessage, NodeError
+
+log = logging.getLogger("uoc.consensus")
+
+PROPOSE, PREVOTE, PRECOMMIT, COMMIT = "propose", "prevote", "precommit", "commit"
+STEPS = (PROPOSE, PREVOTE, PRECOMMIT, COMMIT)
+SIGN_STEPS = (PROPOSE, PREVOTE, PRECOMMIT)
+FUTURE_HEIGHTS = 2  # messages up to h + 2 are buffered
+MAX_FUTURE_MESSAGES = 4096  # per buffered height
+MAX_ROUND_AHEAD = 64  # a round more than this above ours is not plausible
+MAX_PROPOSALS_PER_ROUND = 2  # conflicting proposals kept per round (a byzantine proposer may send many)
+MAX_VOTES_PER_VALIDATOR = 3  # conflicting votes counted per validator and (round, type)
+
+
+# --------------------------------------------------------------------------------------------
+# Integer helpers
+# --------------------------------------------------------------------------------------------
+
+
+def compute_trunc_div(a: int, b: int) -> int:
+    """Integer division rounding toward zero (b > 0)."""
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def is_quorum(power: int, total: int) -> bool:
+    """+2/3: 3·power > 2·total."""
+    return 3 * power > 2 * total
+
+
+def is_one_third(power: int, total: int) -> bool:
+    """+1/3: 3·power > total."""
+    return 3 * power > total
+
+
+# --------------------------------------------------------------------------------------------
+# Validator set and proposer selection
+# --------------------------------------------------------------------------------------------
+
+
+def compute_scaled_priorities(priorities: list[int], total: int) -> list[int]:
+    """Divide every priority by ceil(spread / 2P) when the spread exceeds 2P (rounding toward zero)."""
+    spread = max(priorities) - min(priorities)
+    limit = 2 * total
+    if spread <= limit:
+        return priorities
+    ratio = -(-spread // limit)
+    return [compute_trunc_div(p, ratio) for p in priorities]
+
+
+def compute_centered_priorities(priorities: list[int]) -> list[int]:
+    """Subtract the mean (rounded toward zero) from every priority."""
+    mean = compute_trunc_div(sum(priorities), len(priorities))
+    return [p - mean for p in priorities]
+
+
+def compute_proposer_step(powers: list[int], priorities: list[int], total: int) -> tuple[list[int], int]:
+    """One step of weighted round-robin: scale, centre, A += power, pick max A (first index on ties), A -= P."""
+    prios = compute_centered_priorities(compute_scaled_priorities(priorities, total))
+    prios = [a + p for a, p in zip(prios, powers)]
+    best = max(range(len(prios)), key=lambda i: (prios[i], -i))
+    prios[best] -= total
+    return prios, best
+
+
+def compute_joiner_priority(total: int) -> int:
+    """The priority of a validator joining an existing set: −1.125·P (CometBFT), rounded toward zero."""
+    return -compute_trunc_div(9 * total, 8)
+
+
+def _check_powers(powers: Any) -> list[tuple[str, int]]:
+    """Sorted (address, power) pairs; ConsensusError unless non-empty, distinct, positive integers."""
+    try:
+        pairs = sorted((str(a), p) for a, p in powers)
+    except (TypeError, ValueError):
+        raise ConsensusError("validator powers must be (address, power) pairs") from None
+    if not pairs:
+        raise ConsensusError("a validator set needs at least one validator")
+    if len({a for a, _ in pairs}) != len(pairs):
+        raise ConsensusError("a validator appears twice in the set")
+    if any(type(p) is not int or p <= 0 for _, p in pairs):
+        raise ConsensusError("validator powers must be positive integers")
+    return pairs
+
+
+class ValidatorSet:
+    """The validators of one height: powers by address and the proposer priorities before this height's step."""
+
+    __slots__ = ("_addresses", "_powers", "_priorities", "_index", "total_power", "_proposers", "_round_prios", "_hash")
+
+    def __init__(self, entries: list[tuple[str, int, int]]) -> None:
+        """From sorted (address, power, priority) triples; use from_powers or from_json."""
+        self._addresses = tuple(a for a, _, _ in entries)
+        self._powers = tuple(p for _, p, _ in entries)
+        self._priorities = tuple(q for _, _, q in entries)
+        self._index = {a: i for i, a in enumerate(self._addresses)}
+        self.total_power = sum(self._powers)
+        self._proposers: list[str] = []
+        self._round_prios = list(self._priorities)
+        self._hash = hashlib.sha256(
+            canonical_bytes([[a, p] for a, p in zip(self._addresses, self._powers)])
+        ).hexdigest()
+
+    @classmethod
+    def from_powers(cls, powers: list[tuple[str, int]]) -> ValidatorSet:
+        """A new set with every priority 0."""
+        return cls([(a, p, 0) for a, p in _check_powers(powers)])
+
+    @property
+    def powers(self) -> tuple[tuple[str, int], ...]:
+        """(address, power) sorted by address."""
+        return tuple(zip(self._addresses, self._powers))
+
+    @property
+    def priorities(self) -> tuple[tuple[str, int], ...]:
+        """(address, priority) sorted by address, before this height's proposer step."""
+        return tuple(zip(self._addresses, self._priorities))
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON [[address, power], …] (priorities are not part of it)."""
+        return self._hash
+
+    def __len__(self) -> int:
+        return len(self._addresses)
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValidatorSet) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self._hash)
+
+    def __repr__(self) -> str:
+        return f"ValidatorSet({len(self)} validators, P={self.total_power})"
+
+    def power_of(self, address: str) -> int:
+        """The power of `address`, 0 if it is not in the set."""
+        i = self._index.get(address)
+        return 0 if i is None else self._powers[i]
+
+    def proposer(self, round: int) -> str:
+        """proposer(h, round): the weighted round-robin proposer after 1 + round steps."""
+        if type(round) is not int or round < 0:
+            raise ConsensusError(f"round must be an integer ≥ 0, got {round!r}")
+        while len(self._proposers) <= round:
+            self._round_prios, best = compute_proposer_step(list(self._powers), self._round_prios, self.total_power)
+            self._proposers.append(self._addresses[best])
+        return self._proposers[round]
+
+    def next_height(self, powers: list[tuple[str, int]], commit_round: int) -> ValidatorSet:
+        """The set for the next height: one proposer step, then the powers after the block (joiners at −1.125·P).
+
+        Priorities advance one step per height whatever `commit_round` is (as CometBFT): honest nodes
+        may decide one block from commits of different rounds and must still agree on the next set."""
+        if type(commit_round) is not int or commit_round < 0:
+            raise ConsensusError(f"commit_round must be an integer ≥ 0, got {commit_round!r}")
+        pairs = _check_powers(powers)
+        stepped, _ = compute_proposer_step(list(self._powers), list(self._priorities), self.total_power)
+        carried = dict(zip(self._addresses, stepped))
+        total = sum(p for _, p in pairs)
+        joiner = compute_joiner_priority(total)
+        prios = [carried.get(a, joiner) for a, _ in pairs]
+        prios = compute_centered_priorities(compute_scaled_priorities(prios, total))
+        return ValidatorSet([(a, p, q) for (a, p), q in zip(pairs, prios)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "validators": [
+                {"address": a, "power": p, "priority": q}
+                for a, p, q in zip(self._addresses, self._powers, self._priorities)
+            ]
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ValidatorSet:
+        """The set from to_json(); ConsensusError on a bad shape."""
+        try:
+            rows = obj["validators"]
+            entries = [(r["address"], r["power"], r["priority"]) for r in rows]
+        except (TypeError, KeyError):
+            raise ConsensusError("a validator set is {'validators': [{address, power, priority}, …]}") from None
+        _check_powers([(a, p) for a, p, _ in entries])
+        if any(type(q) is not int for _, _, q in entries):
+            raise ConsensusError("validator priorities must be integers")
+        return cls(sorted(entries))
+
+
+def verify_commit(
+    chain_id: str, commit: Commit, validator_set: ValidatorSet, *, verified: Mapping[bytes, Vote] | None = None
+) -> None:
+    """Raise InvalidCommit unless distinct, validly signed precommits for the block carry +2/3 of the set's power.
+
+    `verified` maps signatures to votes whose signatures were already checked (skipped if equal)."""
+    if not isinstance(commit, Commit) or not isinstance(commit.precommits, tuple):
+        raise InvalidCommit("not a commit")
+    seen: set[str] = set()
+    power = 0
+    for vote in commit.precommits:
+        try:
+            check_vote_shape(vote)
+        except (InvalidMessage, AttributeError) as exc:
+            raise InvalidCommit(f"malformed precommit: {exc}") from None
+        where = f"precommit of {vote.validator} in the commit for height {commit.height}"
+        if (vote.type, vote.height, vote.round) != (PRECOMMIT, commit.height, commit.round):
+            raise InvalidCommit(f"{where} is a {vote.type} at ({vote.height}, {vote.round}), not at the commit's")
+        if vote.block_id != commit.block_id:
+            raise InvalidCommit(f"{where} is for block {vote.block_id}, not {commit.block_id}")
+        if vote.validator not in validator_set:
+            raise InvalidCommit(f"{where}: the signer is not in the validator set")
+        known = verified is not None and verified.get(vote.signature) == vote
+        if not known and not vote.is_signed_by_validator(chain_id):
+            raise InvalidCommit(f"{where} has a bad signature")
+        if vote.validator not in seen:
+            seen.add(vote.validator)
+            power += validator_set.power_of(vote.validator)
+    if not is_quorum(power, validator_set.total_power):
+        raise InvalidCommit(
+            f"commit for height {commit.height} carries power {power} of {validator_set.total_power}, not more than 2/3"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Timeouts, sign state and actions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Round timeouts (base + delta·round, in ms); commit_ms is the block interval."""
+
+    propose_ms: int = 3000
+    propose_delta_ms: int = 500
+    prevote_ms: int = 1000
+    prevote_delta_ms: int = 500
+    precommit_ms: int = 1000
+    precommit_delta_ms: int = 500
+    commit_ms: int = 1000
+
+    def get_delay(self, step: str, round: int) -> int:
+        """The delay of timeout `step` in round `round`: it grows linearly with the round."""
+        if step == PROPOSE:
+            return self.propose_ms + self.propose_delta_ms * round
+        if step == PREVOTE:
+            return self.prevote_ms + self.prevote_delta_ms * round
+        if step == PRECOMMIT:
+            return self.precommit_ms + self.precommit_delta_ms * round
+        if step == COMMIT:
+            return self.commit_ms
+        raise ConsensusError(f"unknown timeout step {step!r}")
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """A timeout the engine asked for: it fires `on_timeout` for (height, round, step)."""
+
+    height: int
+    round: int
+    step: str
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """The last signature of one step: (height, round, block id)."""
+
+    step: str
+    height: int
+    round: int
+    block_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "height": self.height, "round": self.round, "block_id": self.block_id}
+
+
+@dataclass(frozen=True)
+class SignState:
+    """What must survive a crash: the last signature per step and the lock/valid values of `height`."""
+
+    height: int = 0
+    signed: tuple[SignedRecord, ...] = ()
+    locked_round: int = -1
+    locked_block: Block | None = None
+    valid_round: int = -1
+    valid_block: Block | None = None
+
+    def get_signed(self, step: str) -> SignedRecord | None:
+        """The last signature of `step`, if any."""
+        for record in self.signed:
+            if record.step == step:
+                return record
+        return None
+
+    def check_sign(self, height: int, round: int, step: str, block_id: str | None) -> None:
+        """Raise DoubleSignRefused if signing `block_id` at (height, round, step) could conflict with a past one."""
+        record = self.get_signed(step)
+        if record is None:
+            return
+        if (height, round) < (record.height, record.round):
+            raise DoubleSignRefused(
+                f"refusing to sign a {step} at ({height}, {round}): "
+                f"already signed one at ({record.height}, {record.round})"
+            )
+        if (height, round) == (record.height, record.round) and block_id != record.block_id:
+            raise DoubleSignRefused(
+                f"refusing to sign a {step} for {block_id} at ({height}, {round}): already signed {record.block_id}"
+            )
+
+    def with_signed(self, height: int, round: int, step: str, block_id: str | None) -> SignState:
+        """This state after signing `block_id` at (height, round, step)."""
+        records = [r for r in self.signed if r.step != step] + [SignedRecord(step, height, round, block_id)]
+        return replace(self, signed=tuple(sorted(records, key=lambda r: SIGN_STEPS.index(r.step))))
+
+    def get_max_round(self, height: int) -> int:
+        """The highest round signed at `height`, −1 if none."""
+        return max((r.round for r in self.signed if r.height == height), default=-1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "signed": [r.to_json() for r in self.signed],
+            "locked_round": self.locked_round,
+            "locked_block": None if self.locked_block is None else self.locked_block.to_json(),
+            "valid_round": self.valid_round,
+            "valid_block": None if self.valid_block is None else self.valid_block.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> SignState:
+        """The state from to_json(); InvalidMessage on a bad shape."""
+        try:
+            records = tuple(
+                SignedRecord(r["step"], r["height"], r["round"], r["block_id"]) for r in obj.get("signed", [])
+            )
+            state = cls(
+                height=obj["height"],
+                signed=records,
+                locked_round=obj["locked_round"],
+                locked_block=None if obj["locked_block"] is None else Block.from_json(obj["locked_block"]),
+                valid_round=obj["valid_round"],
+                valid_block=None if obj["valid_block"] is None else Block.from_json(obj["valid_block"]),
+            )
+        except (TypeError, KeyError, AttributeError):
+            raise InvalidMessage("a sign state is {height, signed, locked_round, locked_block, …}") from None
+        ints = [state.height, state.locked_round, state.valid_round] + [x for r in records for x in (r.height, r.round)]
+        if any(type(i) is not int for i in ints) or any(r.step not in SIGN_STEPS for r in records):
+            raise InvalidMessage("a sign state has integer heights and rounds and known steps")
+        return state
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Write the sign state durably before executing the next action."""
+
+    sign_state: SignState
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Send our own signed proposal or vote to all peers."""
+
+    message: Proposal | Vote
+
+
+@dataclass(frozen=True)
+class ScheduleTimeout:
+    """Call on_timeout(timeout) after delay_ms."""
+
+    timeout: Timeout
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class Decide:
+    """Block `block` is committed by `commit`: apply it, then start the next height after commit_ms."""
+
+    block: Block
+    commit: Commit
+
+
+@dataclass(frozen=True)
+class RecordEvidence:
+    """A new double sign was seen."""
+
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class FetchBlock:
+    """+2/3 precommits were seen for a block we do not have: fetch it from a peer and call on_block."""
+
+    height: int
+    block_id: str
+
+
+Action = Persist | Broadcast | ScheduleTimeout | Decide | RecordEvidence | FetchBlock
+
+
+class Host(Protocol):
+    """What the engine asks of the node: transactions for a new block and application validity."""
+
+    def reap_txs(self, height: int) -> list[bytes]:
+        """The mempool's transactions for a new block at `height`."""
+        ...
+
+    def validate_block(self, block: Block) -> str | None:
+        """None if the application accepts the block's transactions, else the reason."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+class _VoteSet:
+    """The votes of one (round, type), counted per block id.
+
+    A validator counts once in the total (its first vote) but is counted for every block id it
+    signed (up to MAX_VOTES_PER_VALIDATOR): an equivocator may have sent another block's vote to the
+    nodes that decided, and a +2/3 it took part in must still be seen here (as CometBFT counts
+    conflicting votes for a block some peer claims +2/3 for)."""
+
+    __slots__ = ("votes", "by_block", "power_by_block", "power")
+
+    def __init__(self) -> None:
+        self.votes: dict[str, list[Vote]] = {}
+        self.by_block: dict[str | None, dict[str, Vote]] = {}
+        self.power_by_block: dict[str | None, int] = {}
+        self.power = 0
+
+    def by_block_votes(self) -> list[Vote]:
+        """Every vote counted here."""
+        return [v for votes in self.by_block.values() for v in votes.values()]
+
+    def add(self, vote: Vote, power: int) -> None:
+        """Count a vote (the caller checks the validator has not voted this block id here)."""
+        mine = self.votes.setdefault(vote.validator, [])
+        if not mine:
+            self.power += power
+        mine.append(vote)
+        self.by_block.setdefault(vote.block_id, {})[vote.validator] = vote
+        self.power_by_block[vote.block_id] = self.power_by_block.get(vote.block_id, 0) + power
+
+
+def compute_block_time(now_ms: int, last_time_ms: int) -> int:
+    """A new block's time: now, but strictly after the previous block's."""
+    return max(now_ms, last_time_ms + 1)
+
+
+def compute_capped_txs(txs: list[bytes]) -> tuple[bytes, ...]:
+    """The longest prefix of `txs` within the block limits (count and bytes)."""
+    out: list[bytes] = []
+    size = 0
+    for tx in txs[:MAX_BLOCK_TXS]:
+        if size + len(tx) > MAX_BLOCK_BYTES:
+            break
+        out.append(tx)
+        size += len(tx)
+    return tuple(out)
+
+
+class Consensus:
+    """One node's Tendermint state machine for the current height (sans-IO)."""
+
+    def __init__(
+        self, *, chain_id: str, signer: PrivateKey | None, host: Host, timeouts: Timeouts | None = None
+    ) -> None:
+        self.chain_id = chain_id
+        self.signer = signer
+        self.host = host
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self._sign_state = SignState()
+        self._evidence: dict[str, Evidence] = {}
+        self._future: dict[int, dict[bytes, Proposal | Vote]] = {}
+        self._height = 0
+        self._round = 0
+        self._step = COMMIT
+        self._vset: ValidatorSet | None = None
+        self._last_vset: ValidatorSet | None = None
+        self._last_commit: Commit | None = None
+        self._last_block_id = ""
+        self._last_time_ms = 0
+        self._app_hash = ""
+        self._last_precommits: dict[bytes, Vote] = {}  # precommits of height−1 whose signatures we checked
+        self._reset_height_state()
+
+    def _reset_height_state(self) -> None:
+        """Forget the message log and guards of the previous height."""
+        self._votes: dict[tuple[int, str], _VoteSet] = {}
+        self._proposals: dict[int, dict[str, Proposal]] = {}
+        self._first_proposal: dict[int, Proposal] = {}
+        self._blocks: dict[str, Block] = {}
+        self._participants: dict[int, set[str]] = {}
+        self._fired: set[tuple[int, str]] = set()
+        self._faults: dict[str, str | None] = {}
+        self._fetching: set[str] = set()
+        self._decided: Block | None = None
+
+    # -- read-only state ------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def round(self) -> int:
+        return self._round
+
+    @property
+    def step(self) -> str:
+        return self._step
+
+    @property
+    def validator_set(self) -> ValidatorSet | None:
+        """The set of the current height."""
+        return self._vset
+
+    @property
+    def sign_state(self) -> SignState:
+        return self._sign_state
+
+    @property
+    def evidence(self) -> tuple[Evidence, ...]:
+        """The deduplicated double signs seen so far, by key."""
+        return tuple(self._evidence[k] for k in sorted(self._evidence))
+
+    @property
+    def decided(self) -> Block | None:
+        """The block decided at this height, if any."""
+        return self._decided
+
+    @property
+    def address(self) -> str | None:
+        return None if self.signer is None else self.signer.address
+
+    def get_known_block(self, block_id: str) -> Block | None:
+        """A block of this height seen in a proposal or fetched (to serve a peer's FetchBlock), or None."""
+        return self._blocks.get(block_id)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def start_height(
+        self,
+        *,
+        height: int,
+        validator_set: ValidatorSet,
+        last_commit: Commit | None,
+        last_block_id: str,
+        last_time_ms: int,
+        app_hash: str,
+        now_ms: int,
+        restored: SignState | None = None,
+        last_validator_set: ValidatorSet | None = None,
+    ) -> list[Action]:
+        """Start height `height` at round 0 (or the last round signed at it, after a restart).
+
+        `last_validator_set` is the set of height−1 (to verify proposals' last commits); when None,
+        the engine uses the one it ran height−1 with, if any."""
+        self._last_precommits = {}
+        if self._vset is not None and self._height == height - 1:
+            last_validator_set = last_validator_set or self._vset
+            self._last_precommits = {
+                v.signature: v
+                for (_, t), votes in self._votes.items()
+                if t == PRECOMMIT
+                for v in votes.by_block_votes()
+            }
+        self._height, self._vset, self._last_vset = height, validator_set, last_validator_set
+        self._last_commit, self._last_block_id, self._last_time_ms = last_commit, last_block_id, last_time_ms
+        self._app_hash = app_hash
+        self._reset_height_state()
+        state = restored if restored is not None else self._sign_state
+        if state.height != height:
+            state = replace(state, height=height, locked_round=-1, locked_block=None, valid_round=-1, valid_block=None)
+        self._sign_state = state
+        buffered = self._future.pop(height, {})
+        for old in [h for h in self._future if h < height]:
+            del self._future[old]
+        actions = self._start_round(max(0, state.get_max_round(height)), now_ms)
+        actions += self._check_rules(self._round, now_ms)
+        for msg in buffered.values():
+            try:
+                actions += self.on_message(msg, now_ms)
+            except InvalidMessage as exc:
+                log.info("buffered message for height %d dropped: %s", height, exc)
+        return actions
+
+    def on_message(self, msg: Proposal | Vote, now_ms: int) -> list[Action]:
+        """Process a peer's proposal or vote; InvalidMessage if it is malformed, badly signed or implausible."""
+        try:
+            if isinstance(msg, Vote):
+                check_vote_shape(msg)
+            elif isinstance(msg, Proposal):
+                check_proposal_shape(msg)
+            else:
+                raise InvalidMessage(f"not a proposal or a vote: {type(msg).__name__}")
+        except (AttributeError, TypeError) as exc:
+            raise InvalidMessage(f"malformed message: {exc}") from None
+        if msg.height < self._height or (msg.height == self._height and self._vset is None):
+            return []
+        if msg.height > self._height:
+            return self._buffer(msg)
+        self._check_signature(msg)
+        self._check_membership(msg)
+        self._check_round(msg)
+        if self._decided is not None:
+            return []
+        if isinstance(msg, Vote):
+            return self._on_vote(msg, now_ms)
+        return self._on_proposal(msg, now_ms)
+
+    def on_timeout(self, timeout: Timeout, now_ms: int) -> list[Action]:
+        """A scheduled timeout fired: act if the engine is still where it was scheduled."""
+        if self._vset is None or self._decided is not None or timeout.height != self._height:
+            return []
+        if timeout.round != self._round:
+            return []
+        actions: list[Action] = []
+        if timeout.step == PROPOSE and self._step == PROPOSE:
+            actions += self._prevote(None, now_ms)
+        elif timeout.step == PREVOTE and self._step == PREVOTE:
+            actions += self._precommit(None, now_ms)
+        elif timeout.step == PRECOMMIT:
+            actions += self._start_round(self._round + 1, now_ms)
+        else:
+            return []
+        return actions + self._check_rules(self._round, now_ms)
+
+    def on_block(self, block: Block, now_ms: int) -> list[Action]:
+        """A block fetched from a peer after +2/3 precommits for it were seen."""
+        try:
+            check_block_shape(block)
+        except (AttributeError, TypeError) as exc:
+            raise InvalidMessage(f"malformed block: {exc}") from None
+        if self._decided is not None or block.height != self._height or block.id not in self._fetching:
+            return []
+        self._blocks.setdefault(block.id, block)
+        actions: list[Action] = []
+        for round in sorted({r for r, t in self._votes if t == PRECOMMIT}):
+            actions += self._check_commit(round)
+            if self._decided is not None:
+                break
+        return actions
+
+    def on_commit(self, block: Block, commit: Commit, now_ms: int) -> list[Action]:
+        """A block of this height with its commit from a peer (catch-up): decide it if the commit verifies.
+
+        Rule 7 without the message log: a lagging node whose vote log cannot reach +2/3 (messages lost,
+        or an equivocator's votes beyond the per-validator cap) still decides what the others decided."""
+        try:
+            check_block_shape(block)
+        except (AttributeError, TypeError) as exc:
+            raise InvalidMessage(f"malformed block: {exc}") from None
+        if self._decided is not None or self._vset is None or block.height != self._height:
+            return []
+        if not isinstance(commit, Commit) or commit.height != self._height or commit.block_id != block.id:
+            raise InvalidMessage(f"the commit is not for block {block.id} at height {self._height}")
+        try:
+            verify_commit(self.chain_id, commit, self._vset)
+        except InvalidCommit as exc:
+            raise InvalidMessage(f"commit for height {self._height}: {exc}") from None
+        if not self.is_valid_block(block, commit.round):
+            return []
+        self._decided = block
+        self._step = COMMIT
+        return [Decide(block, commit)]
+
+    # -- message checks -------------------------------------------------------------------------
+    def _check_signature(self, msg: Proposal | Vote) -> None:
+        """InvalidMessage unless the signature verifies (it covers the chain id) and the pubkey is the signer's."""
+        ok = (
+            msg.is_signed_by_validator(self.chain_id)
+            if isinstance(msg, Vote)
+            else msg.is_signed_by_proposer(self.chain_id)
+        )
+        if not ok:
+            raise InvalidMessage(f"{_describe(msg)}: bad signature (or signed for another chain, or by another key)")
+
+    def _check_membership(self, msg: Proposal | Vote) -> None:
+        """InvalidMessage unless a vote's signer is in the set and a proposal's is proposer(h, r)."""
+        assert self._vset is not None
+        signer = msg.validator if isinstance(msg, Vote) else msg.proposer
+        if signer not in self._vset:
+            raise InvalidMessage(f"{_describe(msg)}: {signer} is not a validator at height {self._height}")
+        if isinstance(msg, Proposal):
+            self._check_round(msg)
+            expected = self._vset.proposer(msg.round)
+            if msg.proposer != expected:
+                raise InvalidMessage(f"{_describe(msg)}: the proposer of round {msg.round} is {expected}")
+
+    def _check_round(self, msg: Proposal | Vote) -> None:
+        """InvalidMessage if the round is implausibly far ahead of ours."""
+        if msg.round > self._round + MAX_ROUND_AHEAD:
+            raise InvalidMessage(f"{_describe(msg)}: round {msg.round} is implausible (we are at {self._round})")
+
+    def _buffer(self, msg: Proposal | Vote) -> list[Action]:
+        """Keep a signed message for one of the next few heights (bounded); drop it if it is further ahead."""
+        if msg.height > self._height + FUTURE_HEIGHTS:
+            return []
+        self._check_signature(msg)
+        bucket = self._future.setdefault(msg.height, {})
+        if len(bucket) < MAX_FUTURE_MESSAGES:
+            bucket.setdefault(msg.signature, msg)
+        return []
+
+    # -- the message log ------------------------------------------------------------------------
+    def _get_votes(self, round: int, type: str) -> _VoteSet:
+        """The vote set of (round, type), created empty if needed."""
+        key = (round, type)
+        votes = self._votes.get(key)
+        if votes is None:
+            votes = self._votes[key] = _VoteSet()
+        return votes
+
+    def _on_vote(self, vote: Vote, now_ms: int) -> list[Action]:
+        """Add a vote to the log (a conflicting one is also evidence) and run the rules."""
+        votes = self._get_votes(vote.round, vote.type)
+        mine = votes.votes.get(vote.validator, [])
+        if any(v.block_id == vote.block_id for v in mine):
+            return []
+        actions = self._record_evidence(mine[0], vote) if mine else []
+        if len(mine) >= MAX_VOTES_PER_VALIDATOR:
+            return actions
+        assert self._vset is not None
+        votes.add(vote, self._vset.power_of(vote.validator))
+        self._participants.setdefault(vote.round, set()).add(vote.validator)
+        return actions + self._check_rules(vote.round, now_ms)
+
+    def _on_proposal(self, proposal: Proposal, now_ms: int) -> list[Action]:
+        """Add a proposal (at most a few per round) to the log and run the rules."""
+        self._add_proposal(proposal)
+        return self._check_rules(proposal.round, now_ms)
+
+    def _add_proposal(self, proposal: Proposal) -> None:
+        """Log a proposal of the round's proposer; the first one of a round drives rules 1 and 2."""
+        kept = self._proposals.setdefault(proposal.round, {})
+        if proposal.block.id in kept or len(kept) >= MAX_PROPOSALS_PER_ROUND:
+            return
+        kept[proposal.block.id] = proposal
+        self._blocks.setdefault(proposal.block.id, proposal.block)
+        self._first_proposal.setdefault(proposal.round, proposal)
+        self._participants.setdefault(proposal.round, set()).add(proposal.proposer)
+
+    def _record_evidence(self, vote_a: Vote, vote_b: Vote) -> list[Action]:
+        """Keep a double sign once per (validator, height, round, type)."""
+        evidence = make_evidence(vote_a, vote_b)
+        if evidence.key in self._evidence:
+            return []
+        self._evidence[evidence.key] = evidence
+        log.warning(
+            "double sign by %s at height %d round %d (%s)", vote_a.validator, vote_a.height, vote_a.round, vote_a.type
+        )
+        return [RecordEvidence(evidence)]
+
+    def _has_quorum(self, round: int, type: str, block_id: str | None) -> bool:
+        """+2/3 of the power voted `block_id` (None: nil) at (round, type)."""
+        votes = self._votes.get((round, type))
+        assert self._vset is not None
+        return votes is not None and is_quorum(votes.power_by_block.get(block_id, 0), self._vset.total_power)
+
+    def _has_any_quorum(self, round: int, type: str) -> bool:
+        """+2/3 of the power voted anything at (round, type)."""
+        votes = self._votes.get((round, type))
+        assert self._vset is not None
+        return votes is not None and is_quorum(votes.power, self._vset.total_power)
+
+    def _get_quorum_blocks(self, round: int, type: str) -> list[str]:
+        """The (non-nil) block ids with +2/3 at (round, type), sorted."""
+        votes = self._votes.get((round, type))
+        if votes is None:
+            return []
+        assert self._vset is not None
+        total = self._vset.total_power
+        return sorted(b for b, p in votes.power_by_block.items() if b is not None and is_quorum(p, total))
+
+    def _is_first_time(self, round: int, rule: str) -> bool:
+        """True the first time `rule` asks at `round`, and marks it fired."""
+        if (round, rule) in self._fired:
+            return False
+        self._fired.add((round, rule))
+        return True
+
+    # -- validity ---------------------------------------------------------------------------------
+    def get_block_fault(self, block: Block) -> str | None:
+        """Why `block` is not valid(v) against the state after h−1 (round-independent part), or None (cached)."""
+        fault = self._faults.get(block.id, "")
+        if fault == "":
+            fault = self._compute_block_fault(block)
+            self._faults[block.id] = fault
+            if fault is not None:
+                log.info("block %s at height %d is not valid: %s", block.id[:12], self._height, fault)
+        return fault
+
+    def _compute_block_fault(self, block: Block) -> str | None:
+        """The first rule of valid(v) the block breaks, or None."""
+        assert self._vset is not None
+        hd = block.header
+        if hd.chain_id != self.chain_id:
+            return f"chain id {hd.chain_id!r} is not {self.chain_id!r}"
+        if hd.height != self._height:
+            return f"height {hd.height} is not {self._height}"
+        if hd.last_block_id != self._last_block_id:
+            return f"last block id {hd.last_block_id} is not {self._last_block_id}"
+        if hd.time_ms <= self._last_time_ms:
+            return f"time {hd.time_ms} is not after the previous block's {self._last_time_ms}"
+        if hd.app_hash != self._app_hash:
+            return f"app hash {hd.app_hash} is not ours after h−1 ({self._app_hash})"
+        if hd.validators_hash != self._vset.hash:
+            return "validators hash is not the set's of this height"
+        if hd.proposer not in self._vset:
+            return f"proposer {hd.proposer} is not a validator"
+        if len(block.txs) > MAX_BLOCK_TXS or block.size > MAX_BLOCK_BYTES:
+            return f"{len(block.txs)} txs of {block.size} bytes exceed the block limits"
+        if hd.txs_hash != compute_txs_hash(block.txs):
+            return "txs hash does not match the transactions"
+        if hd.last_commit_hash != compute_commit_hash(block.last_commit):
+            return "last commit hash does not match the last commit"
+        fault = self._get_last_commit_fault(block.last_commit)
+        if fault is not None:
+            return fault
+        try:
+            return self.host.validate_block(block)
+        except (ChainError, NodeError) as exc:
+            return f"the application refused the block: {exc}"
+
+    def _get_last_commit_fault(self, commit: Commit | None) -> str | None:
+        """Why a block's last commit does not commit block h−1 with +2/3 of the set of h−1, or None."""
+        if self._height == 1:
+            return None if commit is None else "a block at height 1 has no last commit"
+        if commit is None:
+            return "the block has no last commit"
+        if commit.height != self._height - 1 or commit.block_id != self._last_block_id:
+            return f"last commit is for ({commit.height}, {commit.block_id}), not the previous block"
+        vset = self._last_vset
+        if vset is None:
+            # The set of h−1 is unknown (first height after a restart or sync): the block id is
+            # already checked against our own chain; require only validly signed precommits.
+            powers = [(v.validator, 1) for v in commit.precommits]
+            if not powers or len({a for a, _ in powers}) != len(powers):
+                return "last commit has no or duplicate precommits"
+            vset = ValidatorSet.from_powers(powers)
+        try:
+            verify_commit(self.chain_id, commit, vset, verified=self._last_precommits)
+        except InvalidCommit as exc:
+            return f"last commit: {exc}"
+        return None
+
+    def is_valid_block(self, block: Block, round: int) -> bool:
+        """valid(v) at round `round`: the round-independent checks and a header proposer of some round ≤ `round`."""
+        if self.get_block_fault(block) is not None:
+            return False
+        assert self._vset is not None
+        return any(self._vset.proposer(r) == block.header.proposer for r in range(round + 1))
+
+    # -- the rules --------------------------------------------------------------------------------
+    def _check_rules(self, touched_round: int, now_ms: int) -> list[Action]:
+        """Fire every rule the log now enables, until nothing changes."""
+        actions: list[Action] = []
+        while True:
+            before = (self._round, self._step, len(actions))
+            for round in sorted({touched_round, self._round}):
+                actions += self._check_commit(round)
+            if self._decided is not None:
+                return actions
+            if touched_round > self._round:
+                actions += self._check_round_skip(touched_round, now_ms)
+            actions += self._check_round_rules(now_ms)
+            if (self._round, self._step, len(actions)) == before:
+                return actions
+
+    def _check_commit(self, round: int) -> list[Action]:
+        """Rule 7: +2/3 precommits for id(v) at any round: commit v if we have it and it is valid, else fetch it."""
+        if self._decided is not None:
+            return []
+        for block_id in self._get_quorum_blocks(round, PRECOMMIT):
+            block = self._blocks.get(block_id)
+            if block is None:
+                if block_id not in self._fetching:
+                    self._fetching.add(block_id)
+                    return [FetchBlock(self._height, block_id)]
+                continue
+            if self.is_valid_block(block, round):
+                return self._decide(block, round)
+        return []
+
+    def _decide(self, block: Block, round: int) -> list[Action]:
+        """Commit `block` with the +2/3 precommits of `round`."""
+        votes = self._get_votes(round, PRECOMMIT).by_block[block.id]
+        precommits = tuple(votes[a] for a in sorted(votes))
+        commit = Commit(self._height, round, block.id, precommits)
+        self._decided = block
+        self._step = COMMIT
+        log.debug("height %d decided %s at round %d", self._height, block.id[:12], round)
+        return [Decide(block, commit)]
+
+    def _check_round_skip(self, round: int, now_ms: int) -> list[Action]:
+        """Rule 8: messages from +1/3 of the power at a higher round: start that round."""
+        assert self._vset is not None
+        power = sum(self._vset.power_of(a) for a in self._participants.get(round, ()))
+        if is_one_third(power, self._vset.total_power):
+            return self._start_round(round, now_ms)
+        return []
+
+    def _check_round_rules(self, now_ms: int) -> list[Action]:
+        """Rules 1–6 for the current round."""
+        r = self._round
+        actions: list[Action] = []
+        proposal = self._first_proposal.get(r)
+        if self._step == PROPOSE and proposal is not None:
+            actions += self._check_proposal_prevote(proposal, now_ms)
+        if self._step == PREVOTE and self._has_any_quorum(r, PREVOTE) and self._is_first_time(r, "timeout_prevote"):
+            actions.append(self._schedule(PREVOTE))  # rule 3
+        if self._step in (PREVOTE, PRECOMMIT):
+            actions += self._check_polka(now_ms)  # rule 4
+        if self._step == PREVOTE and self._has_quorum(r, PREVOTE, None):
+            actions += self._precommit(None, now_ms)  # rule 5
+        if self._has_any_quorum(r, PRECOMMIT) and self._is_first_time(r, "timeout_precommit"):
+            actions.append(self._schedule(PRECOMMIT))  # rule 6
+        return actions
+
+    def _check_proposal_prevote(self, proposal: Proposal, now_ms: int) -> list[Action]:
+        """Rules 1 and 2: prevote the round's proposal if valid and the lock allows it, else nil."""
+        r, block = self._round, proposal.block
+        state = self._sign_state
+        if proposal.pol_round == -1:
+            allowed = state.locked_round == -1 or _block_id(state.locked_block) == block.id
+        elif self._has_quorum(proposal.pol_round, PREVOTE, block.id):
+            allowed = state.locked_round <= proposal.pol_round or _block_id(state.locked_block) == block.id
+        else:
+            return []  # rule 2 waits for the proof of lock (or timeoutPropose)
+        return self._prevote(block.id if allowed and self.is_valid_block(block, r) else None, now_ms)
+
+    def _check_polka(self, now_ms: int) -> list[Action]:
+        """Rule 4: a proposal of this round with +2/3 prevotes for it: lock and precommit (at prevote), set valid."""
+        r = self._round
+        for block_id in self._get_quorum_blocks(r, PREVOTE):
+            proposal = self._proposals.get(r, {}).get(block_id)
+            if proposal is None or not self.is_valid_block(proposal.block, r):
+                continue
+            if not self._is_first_time(r, "polka"):
+                return []
+            block = proposal.block
+            self._sign_state = replace(self._sign_state, valid_round=r, valid_block=block)
+            if self._step == PREVOTE:
+                self._sign_state = replace(self._sign_state, locked_round=r, locked_block=block)
+                return self._precommit(block_id, now_ms) or [Persist(self._sign_state)]
+            return [Persist(self._sign_state)]
+        return []
+
+    # -- steps --------------------------------------------------------------------------------
+    def _schedule(self, step: str) -> ScheduleTimeout:
+        """The timeout of `step` for the current round."""
+        return ScheduleTimeout(Timeout(self._height, self._round, step), self.timeouts.get_delay(step, self._round))
+
+    def _start_round(self, round: int, now_ms: int) -> list[Action]:
+        """StartRound(r): step propose; the proposer proposes validValue or a new block, others wait timeoutPropose."""
+        self._round, self._step = round, PROPOSE
+        assert self._vset is not None
+        if self.address is not None and self._vset.proposer(round) == self.address:
+            actions = self._propose(now_ms)
+            if actions:
+                return actions
+        return [self._schedule(PROPOSE)]
+
+    def _propose(self, now_ms: int) -> list[Action]:
+        """Sign and broadcast PROPOSAL(h, r, v, validRound); [] if the sign state refuses."""
+        assert self.signer is not None
+        state = self._sign_state
+        if state.valid_block is not None:
+            block, pol_round = state.valid_block, state.valid_round
+        else:
+            block, pol_round = self._make_block(now_ms), -1
+        try:
+            state.check_sign(self._height, self._round, PROPOSE, block.id)
+        except DoubleSignRefused as exc:
+            log.warning("%s", exc)
+            return []
+        proposal = sign_proposal(self.signer, self.chain_id, self._height, self._round, pol_round, block, now_ms)
+        self._sign_state = state.with_signed(self._height, self._round, PROPOSE, block.id)
+        self._add_proposal(proposal)
+        return [Persist(self._sign_state), Broadcast(proposal)]
+
+    def _make_block(self, now_ms: int) -> Block:
+        """A new block at this height from the host's transactions."""
+        assert self._vset is not None and self.address is not None
+        txs = compute_capped_txs(list(self.host.reap_txs(self._height)))
+        header = Header(
+            chain_id=self.chain_id,
+            height=self._height,
+            time_ms=compute_block_time(now_ms, self._last_time_ms),
+            last_block_id=self._last_block_id,
+            last_commit_hash=compute_commit_hash(self._last_commit),
+            txs_hash=compute_txs_hash(txs),
+            app_hash=self._app_hash,
+            validators_hash=self._vset.hash,
+            proposer=self.address,
+        )
+        return Block(header, txs, self._last_commit)
+
+    def _prevote(self, block_id: str | None, now_ms: int) -> list[Action]:
+        """Prevote `block_id` (None: nil) and move to the prevote step."""
+        self._step = PREVOTE
+        return self._vote(PREVOTE, block_id, now_ms)
+
+    def _precommit(self, block_id: str | None, now_ms: int) -> list[Action]:
+        """Precommit `block_id` (None: nil) and move to the precommit step."""
+        self._step = PRECOMMIT
+        return self._vote(PRECOMMIT, block_id, now_ms)
+
+    def _vote(self, type: str, block_id: str | None, now_ms: int) -> list[Action]:
+        """Sign, persist, broadcast and log our own vote; [] if we are not a validator or the sign state refuses."""
+        assert self._vset is not None
+        if self.signer is None or self.signer.address not in self._vset:
+            return []
+        try:
+            self._sign_state.check_sign(self._height, self._round, type, block_id)
+        except DoubleSignRefused as exc:
+            log.warning("%s", exc)
+            return []
+        vote = sign_vote(self.signer, self.chain_id, type, self._height, self._round, block_id, now_ms)
+        self._sign_state = self._sign_state.with_signed(self._height, self._round, type, block_id)
+        votes = self._get_votes(self._round, type)
+        if not any(v.block_id == block_id for v in votes.votes.get(vote.validator, [])):
+            votes.add(vote, self._vset.power_of(vote.validator))
+            self._participants.setdefault(self._round, set()).add(vote.validator)
+        return [Persist(self._sign_state), Broadcast(vote)]
+
+
+def _block_id(block: Block | None) -> str | None:
+    """The id of a block, None for none."""
+    return None if block is None else block.id
+
+
+def _describe(msg: Proposal | Vote) -> str:
+    """A short description of a message for errors and logs."""
+    if isinstance(msg, Vote):
+        return f"{msg.type} of {msg.validator} at ({msg.height}, {msg.round})"
+    return f"proposal of {msg.proposer} at ({msg.height}, {msg.round})"
+
+
+__all__ = [
+    "COMMIT",
+    "PRECOMMIT",
+    "PREVOTE",
+    "PROPOSE",
+    "Action",
+    "Broadcast",
+    "Consensus",
+    "Decide",
+    "FetchBlock",
+    "Host",
+    "Persist",
+    "RecordEvidence",
+    "ScheduleTimeout",
+    "SignState",
+    "SignedRecord",
+    "Timeout",
+    "Timeouts",
+    "ValidatorSet",
+    "verify_commit",
+]

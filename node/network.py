@@ -1,0 +1,377 @@
+"""gRPC on `grpc.aio`: the node's server (Gossip, BlockSync, Status, health, reflection) and its peer clients.
+
+Server handlers take the raw request bytes and parse them themselves, so malformed protobuf is an
+`INVALID_ARGUMENT` with a clear message (not an opaque deserialization error). Every rejection is
+logged and answered with a status; the node keeps running:
+
+| input | status |
+|---|---|
+| malformed protobuf, bad shape, bad signature, non-validator, wrong height/round | `INVALID_ARGUMENT` |
+| tx that fails `check_tx` (replayed: `wrong_sequence`) | `INVALID_ARGUMENT` (`code: reason`) |
+| tx already in the mempool | `ALREADY_EXISTS` |
+| mempool full | `RESOURCE_EXHAUSTED` |
+| message over `max_message_bytes` | `RESOURCE_EXHAUSTED` (gRPC itself) |
+
+Peer clients put a deadline on EVERY call. Outgoing gossip goes through one bounded queue per peer
+and one sender task; a failing peer is backed off exponentially (messages for it are dropped while
+it is backed off: consensus repeats what matters by rounds, and a peer that fell behind syncs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .codec import parse_pb
+from .errors import InvalidMessage, MempoolError, MempoolFull, NodeError, TxAlreadyKnown
+from .pb import services_pb2 as spb
+from .pb import types_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_RPC_TIMEOUT_S = 2.0
+MAX_BLOCKS_PER_REQUEST = 500
+PEER_QUEUE_LIMIT = 10_000
+BACKOFF_BASE_S = 0.1
+BACKOFF_MAX_S = 5.0
+SERVICE_NAMES = ("uoc.v1.Gossip", "uoc.v1.BlockSync", "uoc.v1.Status")
+
+
+class NodeApi(Protocol):
+    """What the gRPC handlers need from the node (all called on the event loop)."""
+
+    def submit_txs(self, raws: list[bytes]) -> list[str | MempoolError]: ...
+
+    def receive_consensus(self, raw: bytes) -> bool: ...
+
+    def get_status(self) -> spb.StatusResponse: ...
+
+    def get_blocks_pb(self, first: int, last: int) -> list[pb.BlockWithCommit]: ...
+
+    def get_block_pb(self, height: int, block_id: str) -> pb.Block | None: ...
+
+    def get_evidence_pb(self, from_height: int) -> list[pb.Evidence]: ...
+
+
+def compute_grpc_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    """Channel and server options: message size limits and reconnect backoff."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
+def compute_status_code(exc: Exception) -> grpc.StatusCode:
+    """The gRPC status answering a rejected request."""
+    if isinstance(exc, TxAlreadyKnown):
+        return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, MempoolFull):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    return grpc.StatusCode.INVALID_ARGUMENT
+
+
+def compute_error_text(exc: Exception) -> str:
+    """The status message: the mempool rule's code and the reason."""
+    return f"{exc.code}: {exc}" if isinstance(exc, MempoolError) else str(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------------------------
+class Handlers:
+    """The Gossip, BlockSync and Status handlers over a NodeApi."""
+
+    def __init__(self, node: NodeApi) -> None:
+        self.node = node
+
+    async def _reject(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+        code = compute_status_code(exc)
+        level = logging.DEBUG if isinstance(exc, TxAlreadyKnown) else logging.INFO
+        log.log(level, "%s from %s rejected (%s): %s", method, context.peer(), code.name, compute_error_text(exc))
+        await context.abort(code, compute_error_text(exc))
+
+    async def broadcast_tx(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxAck:
+        try:
+            tx = parse_pb(pb.Tx, request)
+            result = self.node.submit_txs([bytes(tx.raw)])[0]
+        except InvalidMessage as exc:
+            result = exc
+        if isinstance(result, Exception):
+            await self._reject(context, "BroadcastTx", result)
+        return spb.TxAck(hash=result, accepted=True)
+
+    async def broadcast_txs(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxBatchAck:
+        try:
+            batch = parse_pb(spb.TxBatch, request)
+        except InvalidMessage as exc:
+            await self._reject(context, "BroadcastTxs", exc)
+        acks, errors = [], []
+        for result in self.node.submit_txs([bytes(t) for t in batch.txs]):
+            if isinstance(result, Exception):
+                acks.append(spb.TxAck(hash=result.tx_hash, accepted=False))
+                errors.append("" if isinstance(result, TxAlreadyKnown) else compute_error_text(result))
+            else:
+                acks.append(spb.TxAck(hash=result, accepted=True))
+                errors.append("")
+        return spb.TxBatchAck(acks=acks, errors=errors)
+
+    async def send_consensus(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.Ack:
+        try:
+            relayed = self.node.receive_consensus(request)
+        except InvalidMessage as exc:
+            await self._reject(context, "SendConsensus", exc)
+        return spb.Ack(relayed=relayed)
+
+    async def get_blocks(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BlockWithCommit]:
+        try:
+            span = parse_pb(spb.BlockRange, request)
+            if span.from_height < 1 or span.to_height < span.from_height:
+                raise InvalidMessage(f"bad block range {span.from_height}..{span.to_height}")
+        except InvalidMessage as exc:
+            await self._reject(context, "GetBlocks", exc)
+        last = min(span.to_height, span.from_height + MAX_BLOCKS_PER_REQUEST - 1)
+        first = span.from_height
+        while first <= last:
+            chunk_last = min(last, first + 49)
+            rows = self.node.get_blocks_pb(first, chunk_last)
+            for row in rows:
+                yield row
+            if len(rows) < chunk_last - first + 1:
+                return
+            first = chunk_last + 1
+
+    async def get_block(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.Block:
+        try:
+            req = parse_pb(spb.GetBlockRequest, request)
+        except InvalidMessage as exc:
+            await self._reject(context, "GetBlock", exc)
+        block = self.node.get_block_pb(req.height, req.block_id)
+        if block is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no block {req.block_id or ''} at height {req.height}")
+        return block
+
+    async def get_status(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.StatusResponse:
+        return self.node.get_status()
+
+    async def get_evidence(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.EvidenceList:
+        try:
+            req = parse_pb(spb.EvidenceRequest, request)
+        except InvalidMessage as exc:
+            await self._reject(context, "GetEvidence", exc)
+        return spb.EvidenceList(evidence=self.node.get_evidence_pb(req.from_height))
+
+
+def _serialize(message: Any) -> bytes:
+    return message.SerializeToString()
+
+
+def _unary(behavior: Callable[..., Awaitable[Any]]) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(behavior, response_serializer=_serialize)
+
+
+def build_generic_handlers(handlers: Handlers) -> list[grpc.GenericRpcHandler]:
+    """The three uoc services with raw-bytes request handlers."""
+    stream = grpc.unary_stream_rpc_method_handler(
+        handlers.get_blocks, response_serializer=lambda m: m.SerializeToString()
+    )
+    return [
+        grpc.method_handlers_generic_handler(
+            "uoc.v1.Gossip",
+            {
+                "BroadcastTx": _unary(handlers.broadcast_tx),
+                "BroadcastTxs": _unary(handlers.broadcast_txs),
+                "SendConsensus": _unary(handlers.send_consensus),
+            },
+        ),
+        grpc.method_handlers_generic_handler(
+            "uoc.v1.BlockSync", {"GetBlocks": stream, "GetBlock": _unary(handlers.get_block)}
+        ),
+        grpc.method_handlers_generic_handler(
+            "uoc.v1.Status", {"GetStatus": _unary(handlers.get_status), "GetEvidence": _unary(handlers.get_evidence)}
+        ),
+    ]
+
+
+class Server:
+    """The node's grpc.aio server with the uoc services, health and reflection."""
+
+    def __init__(self, node: NodeApi, listen: str, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.listen = listen
+        self.server = grpc.aio.server(options=[*compute_grpc_options(max_message_bytes), ("grpc.so_reuseport", 0)])
+        self.server.add_generic_rpc_handlers(build_generic_handlers(Handlers(node)))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind and start serving; return the bound port."""
+        try:
+            self.port = self.server.add_insecure_port(self.listen)
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise NodeError(f"cannot listen on {self.listen} (is another process using it?)")
+        await self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC listening on %s (port %d)", self.listen, self.port)
+        return self.port
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """Graceful shutdown: report NOT_SERVING, refuse new calls, let running calls end within `grace_s`."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Peer clients
+# ---------------------------------------------------------------------------------------------
+def compute_backoff_s(failures: int) -> float:
+    """Seconds to leave a peer alone after `failures` consecutive failures (exponential, capped)."""
+    return 0.0 if failures <= 0 else min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** min(failures - 1, 16))
+
+
+class PeerClient:
+    """One peer: a channel, a deadline on every call, a bounded gossip queue and backoff."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.address = address
+        self.rpc_timeout_s = rpc_timeout_s
+        self.channel = grpc.aio.insecure_channel(address, options=compute_grpc_options(max_message_bytes))
+        ident = None  # payloads are already serialized bytes
+
+        def unary(path: str, response: type) -> grpc.aio.UnaryUnaryMultiCallable:
+            return self.channel.unary_unary(path, request_serializer=ident, response_deserializer=response.FromString)
+
+        self._send_consensus = unary("/uoc.v1.Gossip/SendConsensus", spb.Ack)
+        self._broadcast_txs = unary("/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck)
+        self._broadcast_tx = unary("/uoc.v1.Gossip/BroadcastTx", spb.TxAck)
+        self._get_status = unary("/uoc.v1.Status/GetStatus", spb.StatusResponse)
+        self._get_evidence = unary("/uoc.v1.Status/GetEvidence", spb.EvidenceList)
+        self._get_block = unary("/uoc.v1.BlockSync/GetBlock", pb.Block)
+        self._get_blocks = self.channel.unary_stream(
+            "/uoc.v1.BlockSync/GetBlocks", request_serializer=ident, response_deserializer=pb.BlockWithCommit.FromString
+        )
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(PEER_QUEUE_LIMIT)
+        self._sender: asyncio.Task | None = None
+        self.failures = 0
+        self.retry_at = 0.0
+        self.dropped = 0
+        self.status: spb.StatusResponse | None = None
+
+    # -- state ------------------------------------------------------------------------------
+    def is_backed_off(self) -> bool:
+        """True while the peer is left alone after failures."""
+        return time.monotonic() < self.retry_at
+
+    def _on_success(self) -> None:
+        if self.failures:
+            log.info("peer %s is reachable again", self.address)
+        self.failures, self.retry_at = 0, 0.0
+
+    def _on_failure(self, what: str, exc: grpc.aio.AioRpcError) -> None:
+        self.failures += 1
+        self.retry_at = time.monotonic() + compute_backoff_s(self.failures)
+        level = logging.INFO if self.failures == 1 else logging.DEBUG
+        log.log(
+            level,
+            "peer %s: %s failed (%s), retry in %.1fs",
+            self.address,
+            what,
+            exc.code().name,
+            self.retry_at - time.monotonic(),
+        )
+
+    # -- calls with deadlines ---------------------------------------------------------------
+    async def call(self, what: str, request: bytes, timeout_s: float | None = None) -> Any:
+        """One unary call with a deadline; failures count towards backoff and are re-raised."""
+        method = {
+            "SendConsensus": self._send_consensus,
+            "BroadcastTxs": self._broadcast_txs,
+            "BroadcastTx": self._broadcast_tx,
+            "GetStatus": self._get_status,
+            "GetEvidence": self._get_evidence,
+            "GetBlock": self._get_block,
+        }[what]
+        try:
+            response = await method(request, timeout=timeout_s or self.rpc_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                self._on_failure(what, exc)
+            raise
+        self._on_success()
+        return response
+
+    async def get_status(self) -> spb.StatusResponse:
+        """The peer's status (also kept as `self.status`)."""
+        self.status = await self.call("GetStatus", spb.StatusRequest().SerializeToString())
+        return self.status
+
+    async def get_block(self, height: int, block_id: str = "") -> pb.Block:
+        """One stored block of the peer."""
+        return await self.call("GetBlock", spb.GetBlockRequest(height=height, block_id=block_id).SerializeToString())
+
+    async def get_blocks(self, first: int, last: int, timeout_s: float = 30.0) -> AsyncIterator[pb.BlockWithCommit]:
+        """Stream blocks first..last with their commits (the deadline covers the whole stream)."""
+        request = spb.BlockRange(from_height=first, to_height=last).SerializeToString()
+        try:
+            async for item in self._get_blocks(request, timeout=timeout_s):
+                yield item
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                self._on_failure("GetBlocks", exc)
+            raise
+        self._on_success()
+
+    # -- gossip queue -----------------------------------------------------------------------
+    def send(self, what: str, payload: bytes) -> None:
+        """Queue a gossip message; dropped when the peer is backed off or its queue is full."""
+        if self.is_backed_off() or self._queue.full():
+            self.dropped += 1
+            return
+        self._queue.put_nowait((what, payload))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop(), name=f"peer {self.address}")
+
+    async def _send_loop(self) -> None:
+        while True:
+            what, payload = await self._queue.get()
+            if self.is_backed_off():
+                self.dropped += 1
+                continue
+            try:
+                await self.call(what, payload)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    log.debug("peer %s refused %s: %s %s", self.address, what, exc.code().name, exc.details())
+
+    async def close(self) -> None:
+        """Stop the sender and close the channel."""
+        if self._sender is not None:
+            self._sender.cancel()
+            try:
+                await self._sender
+            except asyncio.CancelledError:
+                pass
+        await self.channel.close()

@@ -1,0 +1,174 @@
+"""Relay through a real node to a spy peer (a loopback gRPC server): a verified consensus message is
+relayed once however often it arrives; an invalid one is not relayed; only admitted txs are relayed."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from chain.crypto import PrivateKey
+from chain.tx import MsgSend, sign_tx
+from node import codec
+from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash, sign_vote
+from node.config import compute_genesis_time_ms, load_home
+from node.node import Node
+from node.pb import services_pb2 as spb
+from node.pb import types_pb2 as pb
+from tests.node.netutil import make_homes
+
+pytestmark = pytest.mark.asyncio
+
+
+class Spy:
+    """A peer that records every Gossip payload it receives."""
+
+    def __init__(self) -> None:
+        self.consensus: list[bytes] = []
+        self.txs: list[bytes] = []
+        self.server = grpc.aio.server()
+
+        async def send_consensus(request: bytes, context) -> spb.Ack:
+            self.consensus.append(request)
+            return spb.Ack(relayed=True)
+
+        async def broadcast_txs(request: bytes, context) -> spb.TxBatchAck:
+            self.txs += list(spb.TxBatch.FromString(request).txs)
+            return spb.TxBatchAck()
+
+        async def get_status(request: bytes, context) -> spb.StatusResponse:
+            return spb.StatusResponse(chain_id="other-chain")
+
+        def unary(f):
+            return grpc.unary_unary_rpc_method_handler(f, response_serializer=lambda m: m.SerializeToString())
+
+        self.server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "uoc.v1.Gossip", {"SendConsensus": unary(send_consensus), "BroadcastTxs": unary(broadcast_txs)}
+                ),
+                grpc.method_handlers_generic_handler("uoc.v1.Status", {"GetStatus": unary(get_status)}),
+            ]
+        )
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+
+async def test_a_verified_vote_is_relayed_once_and_an_invalid_one_never(tmp_path):
+    spy = Spy()
+    await spy.server.start()
+    homes = make_homes(tmp_path, 2)  # two validators; node1 does not run, the spy is node0's only peer
+    home = load_home(homes[0])
+    other = load_home(homes[1]).validator_key
+    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    await node.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+            send = channel.unary_unary(
+                "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
+            )
+            vote = sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, 5)
+            raw = codec.consensus_message_to_pb(vote).SerializeToString()
+            replies = [await send(raw, timeout=5) for _ in range(3)]
+            assert [r.relayed for r in replies] == [True, False, False]
+            forged = codec.consensus_message_to_pb(replace(vote, timestamp_ms=6)).SerializeToString()
+            with pytest.raises(grpc.aio.AioRpcError):
+                await send(forged, timeout=5)
+            for _ in range(40):
+                if raw in spy.consensus:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert spy.consensus.count(raw) == 1
+            assert forged not in spy.consensus
+
+            def signers() -> set[str]:
+                msgs = [codec.consensus_message_from_pb(pb.ConsensusMessage.FromString(m)) for m in spy.consensus]
+                return {getattr(m, "validator", None) or m.proposer for m in msgs}
+
+            for _ in range(60):
+                if node.signer.address in signers():
+                    break
+                await asyncio.sleep(0.05)
+            assert node.signer.address in signers()  # its own messages reach the peer too
+            assert spy.consensus.count(raw) == 1
+    finally:
+        await node.stop(0.1)
+        await spy.server.stop(0)
+
+
+async def test_only_admitted_transactions_are_relayed(tmp_path):
+    spy = Spy()
+    await spy.server.start()
+    (home_path,) = make_homes(tmp_path, 1)
+    home = load_home(home_path)
+    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    await node.start()
+    try:
+        good = sign_tx(node.signer, node.chain_id, 0, [MsgSend(to=PrivateKey.from_name("r").address, amount=1)])
+        bad = sign_tx(node.signer, node.chain_id, 9, [MsgSend(to=PrivateKey.from_name("r").address, amount=1)])
+        results = node.submit_txs([good, bad, good])
+        assert isinstance(results[0], str) and all(isinstance(r, Exception) for r in results[1:])
+        for _ in range(40):
+            if spy.txs:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+        assert spy.txs == [good]
+    finally:
+        await node.stop(0.1)
+        await spy.server.stop(0)
+
+
+async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_from_a_peer(tmp_path):
+    homes = make_homes(tmp_path, 4)  # four validators; only node0 runs, the test holds the other keys
+    home = load_home(homes[0])
+    others = [load_home(h).validator_key for h in homes[1:]]
+    spy = Spy()
+    served: list[int] = []
+    block_holder: dict[str, Block] = {}
+
+    async def get_block(request: bytes, context) -> pb.Block:
+        req = spb.GetBlockRequest.FromString(request)
+        served.append(req.height)
+        return codec.block_to_pb(block_holder[req.block_id])
+
+    handler = grpc.unary_unary_rpc_method_handler(get_block, response_serializer=lambda m: m.SerializeToString())
+    spy.server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("uoc.v1.BlockSync", {"GetBlock": handler})]
+    )
+    await spy.server.start()
+    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    await node.start()
+    try:
+        vset = node.get_validator_set(1)
+        header = Header(
+            chain_id=node.chain_id,
+            height=1,
+            time_ms=compute_genesis_time_ms(node.genesis) + 1,
+            last_block_id="",
+            last_commit_hash=compute_commit_hash(None),
+            txs_hash=compute_txs_hash(()),
+            app_hash=node.app.app_hash,
+            validators_hash=vset.hash,
+            proposer=vset.proposer(0),
+        )
+        block = Block(header, (), None)
+        block_holder[block.id] = block
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+            send = channel.unary_unary(
+                "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
+            )
+            for key in others:  # 300 of 400 power precommit a block node0 never saw
+                vote = sign_vote(key, node.chain_id, "precommit", 1, 0, block.id, header.time_ms + 5)
+                await send(codec.consensus_message_to_pb(vote).SerializeToString(), timeout=5)
+        for _ in range(100):
+            if node.app.height >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert served == [1]
+        assert node.app.height == 1 and node.store.get_block_id(1) == block.id
+    finally:
+        await node.stop(0.1)
+        await spy.server.stop(0)

@@ -1,0 +1,88 @@
+"""uocd init / genesis collect / start: the files a home holds, validation, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.cli import main
+from node.config import load_home, parse_config, render_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def uocd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_init_writes_config_keys_token_and_a_cosmos_style_genesis(tmp_path, capsys):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "alpha", "--chain-id", "uoc-x", "--key-name", "alpha"]) == 0
+    assert "initialized" in capsys.readouterr().out
+    for name in ("node_key.json", "validator_key.json", "admin_token"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+    genesis = json.loads((home / "genesis.json").read_text())
+    assert sorted(genesis) == ["accounts", "chain_id", "genesis_time", "params", "validators"]
+    loaded = load_home(home)
+    assert genesis["chain_id"] == "uoc-x" and genesis["validators"][0]["address"] == loaded.validator_key.address
+    assert loaded.config.moniker == "alpha" and loaded.config.peers == ()
+    assert parse_config(render_config(loaded.config)) == loaded.config
+
+
+def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_path):
+    homes = [tmp_path / f"h{i}" for i in range(3)]
+    for i, home in enumerate(homes):
+        assert main(["init", "--home", str(home), "--moniker", f"m{i}", "--grpc", f"127.0.0.1:{30000 + i}"]) == 0
+    assert main(["genesis", "collect", *map(str, homes)]) == 0
+    texts = {(h / "genesis.json").read_text() for h in homes}
+    assert len(texts) == 1
+    genesis = json.loads(texts.pop())
+    assert len(genesis["validators"]) == 3 and len(genesis["accounts"]) == 3
+    assert load_home(homes[1]).config.peers == ("127.0.0.1:30000", "127.0.0.1:30002")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("config.toml", "propose_ms = 3000", "propose_ms = -1"), "consensus.propose_ms must be a positive integer"),
+        (("config.toml", "peers = []", 'peers = ["nowhere"]'), "grpc.peers must be a list of host:port"),
+        (("config.toml", "[grpc]", "[grpc"), "config.toml:"),
+        (
+            ("config.toml", "max_bytes = 4194304", "max_bytes = 16777216"),
+            "must be at most half of grpc.max_message_bytes",
+        ),
+        (("genesis.json", '"genesis_time": "', '"genesis_time": "yesterday'), "genesis_time must be an RFC 3339"),
+        (("genesis.json", '"chain_id"', '"chain"'), "chain_id is missing"),
+    ],
+)
+def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path, edit, message):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    name, old, new = edit
+    text = (home / name).read_text()
+    assert old in text
+    (home / name).write_text(text.replace(old, new, 1))
+    result = uocd("start", "--home", str(home))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("uocd: error: ")
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_refuses_an_existing_home_and_start_a_missing_one(tmp_path):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    again = uocd("init", "--home", str(home), "--moniker", "m")
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    missing = uocd("start", "--home", str(tmp_path / "nope"))
+    assert missing.returncode == 1 and "is not a node home" in missing.stderr
+
+
+def test_grpc_status_of_an_unreachable_node_is_one_line(tmp_path):
+    result = uocd("grpc", "status", "127.0.0.1:1")
+    assert result.returncode == 1 and result.stderr.startswith("uocd: error: 127.0.0.1:1: UNAVAILABLE")
+    assert "Traceback" not in result.stderr

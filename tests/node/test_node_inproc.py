@@ -1,0 +1,152 @@
+"""Nodes in one process on real loopback gRPC and real SQLite files: the validator set follows the
+chain's epochs; a decided-but-unapplied block is applied on restart; block sync refuses bad commits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+import pytest
+
+from chain.tx import MsgBond, sign_tx
+from node.blocks import Block, Commit
+from node.config import load_home, write_json
+from node.errors import NodeError, SyncError
+from node.node import Node
+from node.store import SqliteStore
+from tests.node.netutil import make_homes
+
+pytestmark = pytest.mark.asyncio
+
+
+async def wait_for(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.05)
+
+
+def stored(node: Node, height: int) -> tuple[Block, Commit]:
+    _, block, commit = node.store.get_block_row(height)
+    return Block.from_json(block), Commit.from_json(commit)
+
+
+async def test_a_bond_at_an_epoch_boundary_adds_a_proposer_and_a_voter(tmp_path):
+    homes = make_homes(tmp_path, 4, validators=3)
+    joiner = load_home(homes[3]).validator_key
+    genesis = json.loads((homes[0] / "genesis.json").read_text())
+    genesis["params"]["epoch_length"] = 4
+    genesis["accounts"].append({"address": joiner.address, "balance": 1000})
+    for home in homes:
+        write_json(home / "genesis.json", genesis)
+    nodes = [Node(load_home(h)) for h in homes]
+    for node in nodes:
+        await node.start()
+    try:
+        first = nodes[0]
+        assert [a for a, _ in first.get_validator_set(1).powers] == sorted(
+            load_home(h).validator_key.address for h in homes[:3]
+        )
+        nodes[3].submit_txs([sign_tx(joiner, genesis["chain_id"], 0, [MsgBond(amount=100)])])
+        await wait_for(lambda: first.query(f"account/{joiner.address}")["sequence"] == 1, "the bond is committed")
+        bonded_at = first.app.height
+        boundary = (bonded_at // 4 + 1) * 4  # the last block of the epoch the bond was made in
+        await wait_for(lambda: first.app.height >= boundary + 12, "blocks after the epoch boundary")
+        assert joiner.address not in first.get_validator_set(boundary)
+        assert first.get_validator_set(boundary + 1).power_of(joiner.address) == 100
+        later = [stored(first, h) for h in range(boundary + 1, first.app.height + 1)]
+        assert joiner.address in {block.header.proposer for block, _ in later}
+        assert any(v.validator == joiner.address for _, commit in later for v in commit.precommits)
+        before = [stored(first, h) for h in range(1, boundary + 1)]
+        assert joiner.address not in {block.header.proposer for block, _ in before}
+    finally:
+        for node in reversed(nodes):
+            await node.stop(0.1)
+
+
+async def test_a_block_stored_but_not_applied_is_applied_at_start(tmp_path):
+    homes = make_homes(tmp_path, 2, validators=1)
+    source = Node(load_home(homes[0]))
+    await source.start()
+    await wait_for(lambda: source.app.height >= 5, "the validator commits 5 blocks")
+    await source.stop(0.1)
+    source_store = SqliteStore(load_home(homes[0]).db_path)
+    rows = [(h, *source_store.get_block_row(h)) for h in range(1, 5)]
+    app_hash_at_4 = source_store.get_block_row(5)[1]["header"]["app_hash"]  # block 5 carries it
+    source_store.close()
+
+    follower_home = load_home(homes[1])
+    follower_home = replace(follower_home, config=replace(follower_home.config, peers=()))
+    follower_home.db_path.parent.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(follower_home.db_path)
+    store.save_decided_blocks(rows)  # decided, not applied (as after a crash between the two)
+    store.close()
+    follower = Node(follower_home)
+    await follower.start()
+    try:
+        assert follower.app.height == 4
+        assert follower.app.app_hash == app_hash_at_4
+        assert follower.store.get_unapplied_heights() == []
+    finally:
+        await follower.stop(0.1)
+
+
+async def test_block_sync_refuses_a_commit_without_a_quorum_or_for_another_chain_position(tmp_path):
+    homes = make_homes(tmp_path, 2, validators=1)
+    source = Node(load_home(homes[0]))
+    await source.start()
+    await wait_for(lambda: source.app.height >= 3, "the validator commits 3 blocks")
+    blocks = [stored(source, h) for h in (1, 2, 3)]
+    await source.stop(0.1)
+    home = load_home(homes[1])
+    follower = Node(replace(home, config=replace(home.config, peers=())))
+    await follower.start()
+    try:
+        block1, commit1 = blocks[0]
+        with pytest.raises(SyncError, match="not more than 2/3"):
+            follower.check_synced_block(block1, replace(commit1, precommits=()))
+        with pytest.raises(SyncError, match="expected block 1"):
+            follower.check_synced_block(*blocks[1])
+        follower.check_synced_block(block1, commit1)  # the genuine one verifies
+    finally:
+        await follower.stop(0.1)
+
+
+async def test_a_restarted_validator_restores_its_durable_sign_state(tmp_path):
+    homes = make_homes(tmp_path, 2)  # two validators, only node0 runs: it prevotes at height 1, never commits
+    home = load_home(homes[0])
+    node = Node(home)
+    await node.start()
+    try:
+        await wait_for(lambda: node.consensus.sign_state.get_signed("prevote") is not None, "node0 prevotes")
+    finally:
+        await node.stop(0.1)
+    store = SqliteStore(home.db_path)
+    saved = store.get_sign_state()
+    store.close()
+    assert saved["height"] == 1 and "prevote" in {r["step"] for r in saved["signed"]}
+    again = Node(home)
+    await again.start()
+    try:
+        restored = again.consensus.sign_state
+        assert [r.to_json() for r in restored.signed] == saved["signed"]
+        assert again.consensus.round == max(r["round"] for r in saved["signed"])  # resumes at its last round
+    finally:
+        await again.stop(0.1)
+
+
+async def test_a_second_node_on_the_same_home_is_refused(tmp_path):
+    (home,) = make_homes(tmp_path, 1)
+    first = Node(load_home(home))
+    await first.start()
+    try:
+        with pytest.raises(NodeError, match="in use by another uocd process"):
+            await Node(load_home(home)).start()
+        assert first.store.get_sign_state() is not None  # the first node is untouched
+    finally:
+        await first.stop(0.1)
+    again = Node(load_home(home))  # the lock is released at stop
+    await again.start()
+    await again.stop(0.1)

@@ -1,0 +1,159 @@
+"""The node tables of the SQLite store: blocks, commits, validator sets, sign state and evidence,
+written with the state in one transaction; real SQLite files, including a SIGKILL mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from chain.app import Application
+from chain.rules import get_validator_set
+from chain.store import State
+from chain.tx import MsgSend
+from node.store import SqliteStore
+from tests.helpers import ADDR, make_genesis, signed
+
+
+def fake_block(height: int) -> tuple[str, dict, dict]:
+    """A block id, block JSON and commit JSON standing in for node.blocks objects."""
+    block_id = f"{height:064x}"
+    return block_id, {"header": {"height": height}, "txs": []}, {"height": height, "block_id": block_id}
+
+
+def apply_block(app: Application, store: SqliteStore, txs: list[bytes]) -> None:
+    """Stage the block rows and commit the block, the way the node does."""
+    height = app.height + 1
+    block_id, block, commit = fake_block(height)
+    app.finalize_block(height, txs)
+    store.stage_block(height, block_id, block, commit)
+    store.stage_validator_set(
+        height + 1, lambda: {"for": height + 1, "powers": get_validator_set(State(store, height))}
+    )
+    app.commit()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SqliteStore(tmp_path / "node.db")
+    yield s
+    s.close()
+
+
+def test_block_commit_and_next_validator_set_are_written_with_the_state(tmp_path: Path, store: SqliteStore):
+    app = Application(store)
+    store.stage_validator_set(1, lambda: {"for": 1})
+    app.init_chain(make_genesis({"a": 50, "b": 30}))
+    apply_block(app, store, [signed("a", 0, MsgSend(to=ADDR["e"], amount=1))])
+    reopened = SqliteStore(tmp_path / "node.db")
+    assert reopened.last_commit().height == 1
+    block_id, block, commit = reopened.get_block_row(1)
+    assert (block_id, block, commit) == fake_block(1)
+    assert reopened.get_block_id(1) == block_id and reopened.get_block_id(2) is None
+    assert reopened.get_validator_set(1) == {"for": 1}
+    # computed inside the block's transaction: it sees the powers after the block
+    assert reopened.get_validator_set(2) == {"for": 2, "powers": sorted([[ADDR["a"], 50], [ADDR["b"], 30]])}
+    assert reopened.get_max_block_height() == 1 and reopened.get_unapplied_heights() == []
+    assert [h for h, _, _ in reopened.iterate_block_rows(1, 5)] == [1]
+    reopened.close()
+
+
+def test_staged_rows_are_not_written_when_the_block_fails_and_are_discarded(store: SqliteStore):
+    app = Application(store)
+    app.init_chain(make_genesis({"a": 50}))
+    store.stage_block(1, *fake_block(1))
+    store.discard_staged()
+    app.finalize_block(1, [])
+    app.commit()
+    assert store.get_block_row(1) is None
+
+
+def test_decided_blocks_saved_before_application_are_reported_unapplied(store: SqliteStore):
+    app = Application(store)
+    app.init_chain(make_genesis({"a": 50}))
+    store.save_decided_blocks([(h, *fake_block(h)) for h in (1, 2, 3)])
+    assert store.get_unapplied_heights() == [1, 2, 3]
+    apply_block(app, store, [])
+    assert store.get_unapplied_heights() == [2, 3]
+
+
+def test_sign_state_round_trips_durably_and_restores_normal_sync(tmp_path: Path, store: SqliteStore):
+    assert store.get_sign_state() is None
+    store.save_sign_state({"height": 3, "round": 1, "step": "prevote", "block_id": None})
+    store.save_sign_state({"height": 3, "round": 1, "step": "precommit", "block_id": "ab"})
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again for blocks
+    reopened = SqliteStore(tmp_path / "node.db")
+    assert reopened.get_sign_state() == {"height": 3, "round": 1, "step": "precommit", "block_id": "ab"}
+    reopened.close()
+
+
+def test_evidence_is_deduplicated_by_key_and_listed_by_height(store: SqliteStore):
+    assert store.add_evidence("k2", 7, {"n": 2}) is True
+    assert store.add_evidence("k1", 5, {"n": 1}) is True
+    assert store.add_evidence("k1", 5, {"n": 1}) is False
+    assert store.count_evidence() == 2
+    assert store.get_evidence() == [{"n": 1}, {"n": 2}]
+    assert store.get_evidence(from_height=6) == [{"n": 2}]
+
+
+CHILD = textwrap.dedent(
+    """
+    from chain.app import Application
+    from chain.tx import MsgSend
+    from node.store import SqliteStore
+    from tests.helpers import ADDR, make_genesis, signed
+    from tests.node.test_node_store import apply_block
+    store = SqliteStore({db!r})
+    app = Application(store)
+    store.stage_validator_set(1, lambda: {{"for": 1}})
+    app.init_chain(make_genesis({{"a": 50, "b": 30}}, balances={{"a": 10**12}}))
+    seq = 0
+    while True:
+        txs = [signed("a", seq + i, MsgSend(to=ADDR["e"], amount=1)) for i in range(50)]
+        seq += 50
+        apply_block(app, store, txs)
+    """
+)
+
+
+def test_sigkill_mid_write_leaves_blocks_commits_sets_and_state_consistent(tmp_path: Path):
+    db = tmp_path / "node.db"
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(db=str(db))],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        seen, deadline = 0, time.monotonic() + 60
+        while seen < 5 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    seen = (conn.execute("SELECT height FROM meta").fetchone() or (0,))[0]
+            except sqlite3.OperationalError:
+                pass
+        assert seen >= 5, proc.stderr.read().decode() if proc.poll() is not None else "the child never got going"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    store = SqliteStore(db)
+    app = Application(store)
+    height = app.height
+    assert height >= seen
+    assert store.get_max_block_height() == height  # the block rows went in with the state, never apart
+    assert store.get_unapplied_heights() == []
+    assert [store.get_validator_set(h)["for"] for h in range(1, height + 2)] == list(range(1, height + 2))
+    assert app.recompute_app_hash() == app.app_hash
+    assert app.query(f"account/{ADDR['a']}")["sequence"] == 50 * height
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.close()
