@@ -3,7 +3,8 @@
     app = Application(store)
     app.init_chain(genesis)                 # once, on an empty store: commits height 0
     app.check_tx(raw)                       # mempool admission against the check state
-    app.process_proposal(h, txs)            # would every tx of a proposed block apply? (no writes)
+    app.process_proposal(h, txs)            # would every tx of a proposed block apply? (no writes;
+                                            # a finalize_block of the same block reuses its work)
     result = app.finalize_block(h, txs)     # run a block; nothing is persisted yet
     app.commit()                            # write the block in one store transaction
     app.query("epoch/current")              # also: status, account/<a>, validators, history,
@@ -65,6 +66,7 @@ class Application:
         self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
         self._pending: tuple[CommitInfo, list] | None = None
         info = store.last_commit()
+        self._proposal: tuple[int, list[bytes], State, list[TxResult]] | None = None  # the last process_proposal
         self.height = info.height if info else -1
         self.app_hash = info.app_hash if info else ""
         self._lthash = info.lthash if info else None
@@ -116,14 +118,23 @@ class Application:
                 continue
             self._remember(tx)  # verified once: the block's finalize_block will not verify it again
             results.append(self._apply(state, tx))
-        return results
+        self._proposal = (height, list(txs), state, results)  # finalize_block of the same block goes on from here
+        return list(results)
 
     def finalize_block(self, height: int, txs: list[bytes]) -> BlockResult:
         """Run a block of transactions and the epoch transition; keep the result until commit."""
         self._check_next_height(height)
-        state = State(self.store, height, self._lthash)
-        rules.process_block_start(state, height)
-        results = [tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)]
+        proposal, self._proposal = self._proposal, None
+        if proposal is not None and proposal[0] == height and proposal[1] == txs:
+            _, _, state, results = proposal  # the transactions already ran on this state in process_proposal
+            for raw in txs:
+                self._admitted.pop(raw, None)
+        else:
+            state = State(self.store, height, self._lthash)
+            rules.process_block_start(state, height)
+            results = [
+                tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)
+            ]
         rules.process_block_end(state)
         info, changes = state.compute_commit()
         self._pending = (info, changes)
@@ -185,6 +196,7 @@ class Application:
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash
+        self._proposal = None
         self._check_state = self._new_state()
 
     def recompute_app_hash(self) -> str:

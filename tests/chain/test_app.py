@@ -18,7 +18,7 @@ from chain.errors import ChainError, InvalidBlock, InvalidGenesis, StoreError
 from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond
 from node.store import SqliteStore
-from tests.helpers import ADDR, CHAIN_ID, make_app, make_genesis, run_block, signed
+from tests.helpers import ADDR, CHAIN_ID, balance, make_app, make_genesis, run_block, signed, store_snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,6 +256,28 @@ def test_process_proposal_reports_each_tx_in_order_and_writes_nothing():
     assert [r.code for r in results] == ["ok", "wrong_sequence", "malformed"]
     assert list(app.store.entries()) == snapshot and app.height == 0
     assert app.finalize_block(1, txs[:1]).tx_results[0].ok  # the state was not advanced by the check
+
+
+def test_finalize_block_after_process_proposal_of_the_same_block_gives_the_same_result_as_without():
+    txs = [signed("a", 0, MsgSend(ADDR["b"], 5)), signed("b", 0, MsgBond(3)), signed("a", 0, MsgSend(ADDR["c"], 1))]
+    plain, proposed = make_app(good_genesis()), make_app(good_genesis())
+    proposed.process_proposal(1, txs)
+    expected = plain.finalize_block(1, txs)
+    assert proposed.finalize_block(1, txs) == expected
+    assert proposed.commit() == plain.commit() == proposed.recompute_app_hash()
+    assert store_snapshot(proposed.store) == store_snapshot(plain.store)
+
+
+def test_finalize_block_of_another_block_than_the_last_proposal_runs_it_afresh():
+    app = make_app(good_genesis())
+    proposed = [signed("a", 0, MsgSend(ADDR["b"], 5))]
+    decided = [signed("a", 0, MsgSend(ADDR["c"], 7))]
+    app.process_proposal(1, proposed)
+    result = app.finalize_block(1, decided)
+    app.commit()
+    assert result.tx_results[0].ok
+    assert (balance(app, "b"), balance(app, "c")) == (1000, 1007)
+    assert app.process_proposal(2, proposed)[0].code == "wrong_sequence"  # the other block never applied
 
 
 def test_process_proposal_of_a_wrong_height_is_refused():
