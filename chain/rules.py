@@ -167,6 +167,17 @@ def get_proposal(state: State, proposal_id: int) -> dict[str, Any]:
     return proposal
 
 
+def get_proposal_in(state: State, proposal_id: int, status: str, what: str) -> dict[str, Any]:
+    """A proposal that is in `status`, or InvalidTx(code="not_in_<status>") saying `what` it takes."""
+    proposal = get_proposal(state, proposal_id)
+    if proposal["status"] != status:
+        raise InvalidTx(
+            f"proposal {proposal_id} is in status {proposal['status']}; {what} are taken only in {status}",
+            code=f"not_in_{status}",
+        )
+    return proposal
+
+
 def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any]]:
     """Every proposal in id order, or those with `status`."""
     return [p for _, p in state.iterate("gov") if status is None or p["status"] == status]
@@ -491,23 +502,13 @@ def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposa
 
 def process_msg_deposit(state: State, sender: str, msg: MsgDeposit) -> None:
     """Add to the deposit of a proposal in its deposit period."""
-    proposal = get_proposal(state, msg.proposal_id)
-    if proposal["status"] != "deposit_period":
-        raise InvalidTx(
-            f"proposal {msg.proposal_id} is in status {proposal['status']}; deposits are taken only in deposit_period",
-            code="not_in_deposit_period",
-        )
+    proposal = get_proposal_in(state, msg.proposal_id, "deposit_period", "deposits")
     process_deposit(state, proposal, sender, msg.amount)
 
 
 def process_msg_vote(state: State, sender: str, msg: MsgVote) -> None:
     """Record a validator's vote on a proposal in its voting period (replacing an earlier one)."""
-    proposal = get_proposal(state, msg.proposal_id)
-    if proposal["status"] != "voting_period":
-        raise InvalidTx(
-            f"proposal {msg.proposal_id} is in status {proposal['status']}; votes are taken only in voting_period",
-            code="not_in_voting_period",
-        )
+    get_proposal_in(state, msg.proposal_id, "voting_period", "votes")
     if get_epoch_power(state, sender) == 0:
         raise InvalidTx(f"{sender} is not a validator of the current epoch", code="not_validator")
     state.set("gvote", f"{compute_proposal_key(msg.proposal_id)}/{sender}", msg.option)
