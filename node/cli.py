@@ -254,6 +254,9 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
     files += ["models.png"] if (out / "models.png").exists() else []
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
+    if summary.get("devnet_running"):
+        where = summary["devnet_dir"]
+        print(f"the devnet keeps running in {where}: uocd devnet status --dir {where}; uocd devnet down --dir {where}")
     return 0
 
 
