@@ -255,8 +255,13 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     files += ["models.png"] if (out / "models.png").exists() else []
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
     if summary.get("devnet_running"):
+        from devnet.devnet import format_endpoints, read_state
+
         where = summary["devnet_dir"]
-        print(f"the devnet keeps running in {where}: uocd devnet status --dir {where}; uocd devnet down --dir {where}")
+        print(
+            f"\nthe devnet keeps running in {where} (uocd devnet status --dir {where}; uocd devnet down --dir {where})"
+        )
+        print(format_endpoints(read_state(Path(where))))
     return 0
 
 
