@@ -117,6 +117,8 @@ async def read_body(request: web.Request) -> bytes:
 
 def parse_json_object(data: bytes) -> dict[str, Any]:
     """A JSON object from a request body; 400 for anything else (floats stay floats: fields reject them)."""
+    if not data.strip():
+        raise bad_request("invalid_json", "the body is empty; it must be a JSON object")
     try:
         doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
