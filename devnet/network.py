@@ -133,26 +133,37 @@ class Driver:
         self.check_height(reply["height"], epoch, what)
         self.committed += 1
 
-    def submit_proposal(self, proposal: ProposalSpec, epoch: int) -> int:
-        """Submit a governance event's proposal from its proposer; its id."""
-        before = {p["id"] for p in self.head.get("/v1/governance/proposals")["proposals"]}
+    def wait_for_height(self, name: str, height: int) -> None:
+        """Wait until validator `name`'s node has committed `height` (it may lag the others by a block)."""
+        node = public(self.nodes[name])
+        deadline = time.monotonic() + EPOCH_WAIT_SLACK
+        while node.get("/v1/status")["height"] < height:
+            if time.monotonic() > deadline:
+                raise DevnetError(f"{name}'s node did not reach height {height} in time")
+            time.sleep(POLL_SECONDS)
+
+    def submit_proposal(self, proposal: ProposalSpec, epoch: int) -> tuple[int, int]:
+        """Submit a governance event's proposal from its proposer; (its id, the height it was committed at)."""
+        node = public(self.nodes[proposal.proposer])
+        before = {p["id"] for p in node.get("/v1/governance/proposals")["proposals"]}
         msg = compute_proposal_message(self.scenario, proposal)
         result = self.send(proposal.proposer, [msg], epoch, f"{proposal.proposer}'s proposal for {proposal.id}")
-        node = public(self.nodes[proposal.proposer])
         new = [p for p in node.get("/v1/governance/proposals")["proposals"] if p["id"] not in before]
         mine = [p for p in new if p.get("submit_height") == result["height"]] or new
         if not mine:
             raise DevnetError(f"the proposal for {proposal.id} does not appear in /v1/governance/proposals")
-        return max(p["id"] for p in mine)
+        return max(p["id"] for p in mine), result["height"]
 
-    def act(self, spec: ValidatorSpec, epoch: int, votes: list[tuple[int, str, int | None]]) -> None:
-        """One validator's actions in an epoch: bond or unbond, governance votes, price vote."""
+    def act(self, spec: ValidatorSpec, epoch: int, votes: list[tuple[int, str, int, int | None]]) -> None:
+        """One validator's actions in an epoch: bond or unbond, governance votes (once its node has the
+        proposal), price vote."""
         k = epoch - self.offset
         if is_joining(spec, k):
             self.send(spec.name, [MsgBond(spec.stake)], epoch, f"{spec.name}'s bond")
         if is_leaving(spec, k):
             self.send(spec.name, [MsgUnbond(spec.stake)], epoch, f"{spec.name}'s unbond")
-        for proposal_id, option, end_height in votes:
+        for proposal_id, option, submitted, end_height in votes:
+            self.wait_for_height(spec.name, submitted)
             result = self.send(spec.name, [MsgVote(proposal_id, option)], epoch, f"{spec.name}'s vote on {proposal_id}")
             if end_height is not None and result["height"] >= end_height:
                 raise DevnetError(
@@ -166,13 +177,14 @@ class Driver:
         """Scenario epoch k: its proposals, then every validator's actions at once."""
         epoch = k + self.offset
         self.wait_for_epoch(epoch)
-        votes: dict[str, list[tuple[int, str, int | None]]] = {v.name: [] for v in self.scenario.validators}
+        votes: dict[str, list[tuple[int, str, int, int | None]]] = {v.name: [] for v in self.scenario.validators}
         for proposal in (p for p in self.scenario.proposals if p.at_epoch == k):
-            proposal_id = self.submit_proposal(proposal, epoch)
+            proposal_id, submitted = self.submit_proposal(proposal, epoch)
             self.proposal_ids.append(proposal_id)
-            end = self.head.get(f"/v1/governance/proposals/{proposal_id}").get("voting_end_height")
+            proposer = public(self.nodes[proposal.proposer])
+            end = proposer.get(f"/v1/governance/proposals/{proposal_id}").get("voting_end_height")
             for name, option in proposal.votes:
-                votes[name].append((proposal_id, option, end))
+                votes[name].append((proposal_id, option, submitted, end))
         futures = [pool.submit(self.act, spec, epoch, votes[spec.name]) for spec in self.scenario.validators]
         for future in futures:
             future.result()

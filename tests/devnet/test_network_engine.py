@@ -15,7 +15,7 @@ from devnet.simulate import run_inproc
 SCENARIO = """\
 seed = 5
 epochs = 7
-epoch_length = 5
+epoch_length = 6
 default_unit_of_compute_price = 100
 
 [[validators]]
@@ -74,7 +74,7 @@ def test_network_engine_gives_the_inproc_price_series_and_model_prices(tmp_path)
     path.write_text(SCENARIO)
     scenario = parse_scenario(SCENARIO, str(path))
     inproc = run_inproc(scenario, tmp_path / "inproc", progress=False)
-    network = run_network(scenario, tmp_path / "network", block_ms=200, progress=False)
+    network = run_network(scenario, tmp_path / "network", block_ms=250, progress=False)
 
     for name in ("epochs.csv", "models.csv"):
         assert (tmp_path / "network" / name).read_text() == (tmp_path / "inproc" / name).read_text(), name
