@@ -30,7 +30,7 @@ def ok_json(*args: str):
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli") / "devnet"
-    state = up(root, 4, epoch_length=5, block_ms=150, echo=lambda line: None)
+    state = up(root, 4, epoch_length=5, block_ms=300, echo=lambda line: None)
     yield state
     stop_devnet(root, grace=5.0)
     assert subprocess.run(["pgrep", "-f", str(root)], capture_output=True).stdout == b""
@@ -79,18 +79,19 @@ def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pric
     submitted = ok_json("tx", "register-model", "model-cli", "10", "--home", home(devnet, 0))
     assert submitted["status"] == "committed" and submitted["code"] == "ok"
     proposal_id = max(p["id"] for p in ok_json("query", "proposals", "--home", home(devnet, 0))["proposals"])
-    before = ok_json("query", "proposal", str(proposal_id), "--home", home(devnet, 1))
+    seen = lambda: uocd("query", "proposal", str(proposal_id), "--home", home(devnet, 1), "-o", "json")  # noqa: E731
+    before = json.loads(wait_until(lambda: (p := seen()).returncode == 0 and p.stdout, "node n1 has the proposal"))
     assert before["status"] == "voting_period" and before["tally"]["yes"] == 0
 
     vote = uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 1))
     assert vote.returncode == 0 and "committed at height" in vote.stdout and ": ok" in vote.stdout, vote.stderr
-    after = ok_json("query", "proposal", str(proposal_id), "--home", home(devnet, 2))
+    after = ok_json("query", "proposal", str(proposal_id), "--home", home(devnet, 1))
     voter = devnet["nodes"][1]["validator_address"]
     assert after["tally"]["yes"] == before["tally"]["yes"] + 100
     assert {"voter": voter, "option": "yes"} in after["votes"]
 
-    for i in (0, 2, 3):
-        assert uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, i)).returncode == 0
+    # a second yes (200 of 400) meets the quorum; the voting period is 20 blocks of 0.3 s
+    assert uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 0)).returncode == 0
 
     def listed():
         pricing = ok_json("query", "pricing", "--home", home(devnet, 3))
@@ -107,7 +108,7 @@ def test_send_and_price_proposal_commit_and_a_rejected_tx_is_one_line_exit_1(dev
     assert sent["code"] == "ok" and sent["height"] >= 1
     vote = ok_json("tx", "price-proposal", "1", "uicoin", "--home", home(devnet, 2))
     assert vote["code"] == "ok"
-    assert ok_json("query", "tx", vote["tx_hash"], "--home", home(devnet, 0))["height"] == vote["height"]
+    assert ok_json("query", "tx", vote["tx_hash"], "--home", home(devnet, 2))["height"] == vote["height"]
 
     rejected = uocd("tx", "gov", "vote", "999", "yes", "--home", home(devnet, 2))
     assert rejected.returncode == 1 and "Traceback" not in rejected.stderr
