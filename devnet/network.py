@@ -10,6 +10,10 @@ accounts whose nodes start as non-validators). Every action is a real request:
 - bonds, unbonds, proposals and governance votes are transactions signed with the home's key and
   posted with `POST /v1/txs?wait=commit` to the validator's own node.
 
+`uocd devnet up --scenario S.toml` starts that devnet alone (idle); `devnet simulate S.toml --engine
+network --dir D` then uses it, provided it was made for the same scenario and no account has sent a
+transaction yet. Any other devnet is refused: its keys, stakes and params would give other prices.
+
 Timing. The nodes start, and the chain runs idle until the next epoch boundary: scenario epoch `k`
 runs in chain epoch `k + offset`. Nothing happens before, so the price stays at the genesis default
 and the validator set is the genesis one, exactly as in the in-process engine; `epochs.csv` row 0 is
@@ -236,6 +240,17 @@ def prepare_devnet(scenario: Scenario, root: Path, block_ms: int) -> tuple[dict[
     return start_devnet(root, homes, extra), True
 
 
+def up_scenario(scenario: Scenario, root: Path, block_ms: int = 200) -> dict[str, Any]:
+    """`uocd devnet up --scenario`: start the scenario's devnet in `root` and leave it idle for
+    `devnet simulate --engine network --dir root`; DevnetError if a devnet runs there."""
+    state = read_state(root.resolve())
+    if state is not None and running_nodes(state):
+        raise DevnetError(
+            f"a devnet is already running in {root.resolve()}; stop it with `uocd devnet down --dir {root}`"
+        )
+    return prepare_devnet(scenario, root, block_ms)[0]
+
+
 def check_reusable(scenario: Scenario, state: dict[str, Any], genesis: dict[str, Any]) -> None:
     """DevnetError unless a running devnet was made for this scenario and no account has sent a tx."""
     if state.get("scenario_genesis") != genesis_digest(genesis):
@@ -314,7 +329,7 @@ def run_network(
     keep = devnet_dir is not None
     try:
         nodes = {n["name"]: n for n in state["nodes"]}
-        driver = Driver(scenario, nodes, block_ms=block_ms)
+        driver = Driver(scenario, nodes, block_ms=state.get("block_ms", block_ms))
         driver.offset = driver.current_epoch() + 1
         log.info("network engine: scenario epoch 0 is chain epoch %d", driver.offset)
         with (
@@ -337,6 +352,7 @@ def run_network(
         if not keep:
             stop_devnet(root, grace=5.0)
     summary["devnet_running"] = keep
+    summary["devnet_created"] = created
     summary["elapsed_seconds"] = elapsed
     return summary
 
@@ -385,4 +401,4 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
     return summary
 
 
-__all__ = ["run_network"]
+__all__ = ["run_network", "up_scenario"]

@@ -261,7 +261,8 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         print(
             f"\nthe devnet keeps running in {where} (uocd devnet status --dir {where}; uocd devnet down --dir {where})"
         )
-        print(format_endpoints(read_state(Path(where))))
+        if summary.get("devnet_created"):
+            print(format_endpoints(read_state(Path(where))))
     return 0
 
 
@@ -712,8 +713,15 @@ def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--validators", type=parse_int, default=4, metavar="N", help="number of validators (default 4)")
     up.add_argument("--epoch-length", type=parse_int, default=10, metavar="L", help="blocks per epoch (default 10)")
-    up.add_argument("--block-time", type=float, default=1.0, metavar="S", help="seconds between blocks (default 1)")
+    up.add_argument("--block-time", type=float, default=None, metavar="S", help="seconds between blocks (default 1)")
     up.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    up.add_argument(
+        "--scenario",
+        metavar="SCENARIO.toml",
+        default=None,
+        help="shape the devnet by a scenario (its validators, stakes, params and keys; --validators and "
+        "--epoch-length are ignored, --block-time defaults to 0.2) for `devnet simulate --engine network --dir D`",
+    )
     add_output_option(up)
     up.set_defaults(func=cmd_devnet_up)
     status = sub.add_parser(
@@ -737,12 +745,19 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     """uocd devnet up."""
     from devnet.devnet import format_endpoints, up
 
-    if not args.block_time > 0:
-        raise NodeError(f"--block-time must be positive, got {args.block_time}")
+    block_time = args.block_time if args.block_time is not None else (0.2 if args.scenario else 1.0)
+    if not block_time > 0:
+        raise NodeError(f"--block-time must be positive, got {block_time}")
     echo = (lambda line: print(line, file=sys.stderr)) if args.output == "json" else print
-    state = up(
-        Path(args.dir), args.validators, epoch_length=args.epoch_length, block_ms=int(args.block_time * 1000), echo=echo
-    )
+    if args.scenario:
+        from devnet.network import up_scenario
+        from devnet.scenario import load_scenario
+
+        state = up_scenario(load_scenario(args.scenario), Path(args.dir), int(block_time * 1000))
+    else:
+        state = up(
+            Path(args.dir), args.validators, epoch_length=args.epoch_length, block_ms=int(block_time * 1000), echo=echo
+        )
     return emit(args, state, lambda s: f"devnet of {len(s['nodes'])} nodes up in {s['dir']}\n" + format_endpoints(s))
 
 

@@ -25,13 +25,13 @@ def readme_commands() -> list[str]:
     return [line for block in re.findall(r"```sh\n(.*?)```", README, re.S) for line in block.strip().splitlines()]
 
 
-def first_command_words() -> list[str]:
-    """The uocd arguments of the README's first command (after its setup steps)."""
+def first_command_steps() -> list[list[str]]:
+    """The uocd arguments of each step of the README's first command (after its setup steps)."""
     first = readme_commands()[0]
     assert first.startswith(SETUP + " && "), first
-    words = shlex.split(first[len(SETUP) + 4 :])
-    assert words[0] == ".venv/bin/uocd"
-    return words[1:]
+    steps = [shlex.split(step) for step in first[len(SETUP) + 4 :].split(" && ")]
+    assert all(words[0] == ".venv/bin/uocd" for words in steps)
+    return [words[1:] for words in steps]
 
 
 def uocd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -42,25 +42,30 @@ def test_ci_runs_the_readme_test_command():
     assert readme_commands()[1] in (ROOT / ".ci/run").read_text()
 
 
-def test_readme_first_command_runs_a_4_node_network_scenario_that_exists():
-    words = first_command_words()
-    assert words[:2] == ["devnet", "simulate"] and words[words.index("--engine") + 1] == "network"
-    assert len(load_scenario(str(ROOT / words[2])).validators) == 4
+def test_readme_first_command_starts_a_4_node_devnet_for_a_scenario_that_exists():
+    up, simulate = first_command_steps()
+    assert up[:3] == ["devnet", "up", "--scenario"] and simulate[:2] == ["devnet", "simulate"]
+    assert simulate[2] == up[3] and simulate[simulate.index("--engine") + 1] == "network"
+    assert len(load_scenario(str(ROOT / up[3])).validators) == 4
 
 
 def test_readme_first_command_starts_a_devnet_runs_the_scenario_and_leaves_the_network_running(tmp_path):
-    words = first_command_words()
+    up, simulate = first_command_steps()
     (tmp_path / "examples").mkdir()
-    shutil.copy(ROOT / words[2], tmp_path / words[2])
-    devnet = tmp_path / words[words.index("--dir") + 1]
+    shutil.copy(ROOT / up[3], tmp_path / up[3])
+    devnet = tmp_path / simulate[simulate.index("--dir") + 1]
     try:
-        proc = uocd(*words, "--no-progress", cwd=tmp_path)
+        started = uocd(*up, cwd=tmp_path)
+        assert started.returncode == 0, started.stderr
+        assert "/v1/admin/unit-of-compute-price-proposal" in started.stdout and "Bearer" in started.stdout
+        proc = uocd(*simulate, "--no-progress", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert "epoch  price" in proc.stdout and "model-alpha" in proc.stdout
         assert "out/quick/price.png" in README and (tmp_path / "out/quick/price.png").stat().st_size > 0
-        assert "/v1/admin/unit-of-compute-price-proposal" in proc.stdout
         status = json.loads(uocd("devnet", "status", "--dir", str(devnet), "-o", "json", cwd=tmp_path).stdout)
         assert [n["state"] for n in status["nodes"]] == ["up"] * 4
+        again = uocd(*simulate, "--no-progress", cwd=tmp_path)
+        assert again.returncode == 1 and "has already run a scenario" in again.stderr
     finally:
         uocd("devnet", "down", "--dir", str(devnet), cwd=tmp_path)
     assert subprocess.run(["pgrep", "-f", str(devnet)], capture_output=True).stdout == b""
