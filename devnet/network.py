@@ -211,9 +211,12 @@ def genesis_digest(genesis: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
-def prepare_devnet(scenario: Scenario, root: Path, block_ms: int) -> tuple[dict[str, Any], bool]:
+def prepare_devnet(
+    scenario: Scenario, root: Path, block_ms: int, *, replace_stopped: bool = False
+) -> tuple[dict[str, Any], bool]:
     """The scenario's devnet in `root`: a running one made for this scenario and still unused, or a
-    fresh one; (devnet state, True if this call started it)."""
+    fresh one (replacing a stopped devnet only with `replace_stopped`); (devnet state, True if this
+    call started it)."""
     root = root.resolve()
     genesis = scenario_genesis(scenario)
     state = read_state(root)
@@ -221,10 +224,8 @@ def prepare_devnet(scenario: Scenario, root: Path, block_ms: int) -> tuple[dict[
         if running_nodes(state):
             check_reusable(scenario, state, genesis)
             return state, False
-        if state.get("scenario_genesis") != genesis_digest(genesis):
-            raise DevnetError(
-                f"{root} holds a stopped devnet of another shape; remove it or pick another --dir for this scenario"
-            )
+        if not replace_stopped:
+            raise DevnetError(f"{root} holds a stopped devnet; remove it (rm -r {root}) or pick another --dir")
         shutil.rmtree(root)
     elif root.exists() and any(root.iterdir()):
         raise DevnetError(f"{root} exists and is not a devnet directory; pick another --dir")
@@ -325,7 +326,7 @@ def run_network(
     out.mkdir(parents=True, exist_ok=True)
     root = (devnet_dir or out / "devnet").resolve()
     started = time.perf_counter()
-    state, created = prepare_devnet(scenario, root, block_ms)
+    state, created = prepare_devnet(scenario, root, block_ms, replace_stopped=devnet_dir is None)
     keep = devnet_dir is not None
     try:
         nodes = {n["name"]: n for n in state["nodes"]}
