@@ -49,6 +49,10 @@ def test_devnet_up_status_down_and_restart(devnet_dir):
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert again.stderr.count("\n") == 1 and "already running" in again.stderr
 
+    scenario = uocd("devnet", "simulate", "examples/quick.toml", "--engine", "network", "--dir", d)
+    assert scenario.returncode == 1 and scenario.stderr.count("\n") == 1
+    assert "was not made for this scenario" in scenario.stderr, scenario.stderr
+
     status = uocd("devnet", "status", "--dir", d, "--output", "json")
     nodes = json.loads(status.stdout)["nodes"]
     assert [n["state"] for n in nodes] == ["up"] * 3
