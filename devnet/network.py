@@ -18,14 +18,15 @@ Timing. The nodes start, and the chain runs idle until the next epoch boundary: 
 runs in chain epoch `k + offset`. Nothing happens before, so the price stays at the genesis default
 and the validator set is the genesis one, exactly as in the in-process engine; `epochs.csv` row 0 is
 the genesis record and row `k ≥ 1` the chain's record of epoch `k + offset`, renumbered. In each
-epoch the engine waits for the chain to enter it, then submits the epoch's proposals in file order
-(so ids follow submission order, as in-process), then, for every validator at once, its bond or
-unbond, its governance votes and its price vote, each waiting for its commit. Every committed
-height is checked to lie inside the epoch (and a governance vote before its proposal's voting end):
-if the network cannot keep up, the run stops with an error instead of giving another price series.
-The in-process engine submits a proposal in an epoch's first block and votes in the second; with
-the default voting period of one epoch, a proposal submitted anywhere in epoch `e` ends in `e + 1`
-and its change is active from `e + 2` in both engines. Votes count at the epoch end in both.
+epoch the engine waits for the chain to enter it, then every validator acts at once, each in order:
+the proposals it submits (each after the epoch's previous one, so ids follow the file order, as
+in-process), its bond or unbond, its price vote, and its governance votes (each once the proposal
+is on its node), each waiting for its commit. Every committed height is checked to lie inside the
+epoch (and a governance vote before its proposal's voting end): if the network cannot keep up,
+the run stops with an error instead of giving another price series. The in-process engine submits
+a proposal in an epoch's first block and votes in the second; with the default voting period of
+one epoch, a proposal submitted anywhere in epoch `e` ends in `e + 1` and its change is active from
+`e + 2` in both engines. Votes count at the epoch end in both.
 
 The outputs are read back from the chain through the API: `epochs.csv` from
 `/v1/pricing/history`, `proposals.csv` from `/v1/governance/proposals/{id}`, and `models.csv` from
@@ -40,6 +41,7 @@ import json
 import logging
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -158,40 +160,87 @@ class Driver:
             raise DevnetError(f"the proposal for {proposal.id} does not appear in /v1/governance/proposals")
         return max(p["id"] for p in mine), result["height"]
 
-    def act(self, spec: ValidatorSpec, epoch: int, votes: list[tuple[int, str, int, int | None]]) -> None:
-        """One validator's actions in an epoch: bond or unbond, governance votes (once its node has the
-        proposal), price vote."""
+    def act(self, spec: ValidatorSpec, epoch: int, slots: list[ProposalSlot]) -> None:
+        """One validator's actions in an epoch, in order: the proposals it submits (each after the
+        previous one of the epoch: ids follow file order), its bond or unbond, its price vote, then its
+        governance votes (each once the proposal is on its node)."""
         k = epoch - self.offset
+        for i, slot in enumerate(slots):
+            if slot.spec.proposer == spec.name:
+                if i > 0:
+                    slots[i - 1].wait()
+                try:
+                    slot.proposal_id, slot.height = self.submit_proposal(slot.spec, epoch)
+                    proposer = public(self.nodes[spec.name])
+                    slot.end = proposer.get(f"/v1/governance/proposals/{slot.proposal_id}").get("voting_end_height")
+                    self.check_voting_end(slot, epoch)
+                finally:
+                    slot.done.set()
         if is_joining(spec, k):
             self.send(spec.name, [MsgBond(spec.stake)], epoch, f"{spec.name}'s bond")
         if is_leaving(spec, k):
             self.send(spec.name, [MsgUnbond(spec.stake)], epoch, f"{spec.name}'s unbond")
-        for proposal_id, option, submitted, end_height in votes:
-            self.wait_for_height(spec.name, submitted)
-            result = self.send(spec.name, [MsgVote(proposal_id, option)], epoch, f"{spec.name}'s vote on {proposal_id}")
-            if end_height is not None and result["height"] >= end_height:
-                raise DevnetError(
-                    f"{spec.name}'s vote on proposal {proposal_id} was committed at height {result['height']}, "
-                    f"at or after its voting end {end_height}: use a longer voting_period or a shorter --block-time"
-                )
         if is_voting(spec, k):
             self.vote_price(spec, epoch)
+        for slot in slots:
+            for name, option in slot.spec.votes:
+                if name == spec.name:
+                    self.vote_proposal(spec.name, slot, option, epoch)
+
+    def check_voting_end(self, slot: ProposalSlot, epoch: int) -> None:
+        """DevnetError unless the proposal's voting ends in the epoch where the in-process engine's does
+        (submitted in the epoch's first block): the tally's powers and the activation epoch depend on it."""
+        inproc_end = epoch * self.scenario.epoch_length + 1 + self.scenario.voting_period
+        if slot.end is not None and self.chain_epoch(slot.end) != self.chain_epoch(inproc_end):
+            raise DevnetError(
+                f"proposal {slot.proposal_id} ({slot.spec.id}) ends at height {slot.end}, in another epoch than "
+                f"in-process (submitted in the epoch's first block); a voting_period of a whole number of epochs "
+                "avoids this"
+            )
+
+    def vote_proposal(self, name: str, slot: ProposalSlot, option: str, epoch: int) -> None:
+        """A governance vote, once the proposal is committed and on the voter's node, before its end."""
+        slot.wait()
+        assert slot.proposal_id is not None and slot.height is not None
+        self.wait_for_height(name, slot.height)
+        what = f"{name}'s vote on proposal {slot.proposal_id}"
+        result = self.send(name, [MsgVote(slot.proposal_id, option)], epoch, what)
+        if slot.end is not None and result["height"] >= slot.end:
+            raise DevnetError(
+                f"{what} was committed at height {result['height']}, at or after its voting end {slot.end}: "
+                "use a longer voting_period or a shorter --block-time"
+            )
 
     def run_epoch(self, k: int, pool: ThreadPoolExecutor) -> None:
-        """Scenario epoch k: its proposals, then every validator's actions at once."""
+        """Scenario epoch k: every validator's actions at once (see `act`)."""
         epoch = k + self.offset
         self.wait_for_epoch(epoch)
-        votes: dict[str, list[tuple[int, str, int, int | None]]] = {v.name: [] for v in self.scenario.validators}
-        for proposal in (p for p in self.scenario.proposals if p.at_epoch == k):
-            proposal_id, submitted = self.submit_proposal(proposal, epoch)
-            self.proposal_ids.append(proposal_id)
-            proposer = public(self.nodes[proposal.proposer])
-            end = proposer.get(f"/v1/governance/proposals/{proposal_id}").get("voting_end_height")
-            for name, option in proposal.votes:
-                votes[name].append((proposal_id, option, submitted, end))
-        futures = [pool.submit(self.act, spec, epoch, votes[spec.name]) for spec in self.scenario.validators]
-        for future in futures:
-            future.result()
+        slots = [ProposalSlot(p) for p in self.scenario.proposals if p.at_epoch == k]
+        futures = [pool.submit(self.act, spec, epoch, slots) for spec in self.scenario.validators]
+        errors = [e for e in (f.exception() for f in futures) if e is not None]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, ProposalMissing)), errors[0])
+        self.proposal_ids.extend(slot.proposal_id for slot in slots if slot.proposal_id is not None)
+
+
+class ProposalMissing(DevnetError):
+    """A governance vote whose proposal was not submitted (its submission failed: that is the error to show)."""
+
+
+@dataclass
+class ProposalSlot:
+    """A proposal of the current epoch: set once its proposer's thread has submitted it."""
+
+    spec: ProposalSpec
+    proposal_id: int | None = None
+    height: int | None = None
+    end: int | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self) -> None:
+        """Wait for the submission; ProposalMissing if it failed or never came."""
+        if not self.done.wait(EPOCH_WAIT_SLACK) or self.proposal_id is None:
+            raise ProposalMissing(f"the proposal for {self.spec.id} was not submitted")
 
 
 def public(node: dict[str, Any]) -> Client:
