@@ -7,12 +7,18 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chain.errors import ChainError
 
 from .errors import NodeError
+
+if TYPE_CHECKING:
+    from chain.crypto import PrivateKey
+
+    from .client import Client
 
 EXIT_USAGE = 2
 
@@ -69,11 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (see README: Scenarios)")
     simulate.add_argument(
-        "--engine", choices=["inproc"], default="inproc", help="inproc: the state machine in this process (default)"
+        "--engine",
+        choices=["inproc", "network"],
+        default="inproc",
+        help="inproc: the state machine in this process (default); network: a devnet of node processes "
+        "driven through their HTTP API",
     )
     simulate.add_argument("--out", metavar="DIR", default=None, help="output directory (default: out/<scenario name>)")
+    simulate.add_argument(
+        "--dir",
+        metavar="D",
+        default=None,
+        help="network engine: create the scenario's devnet in D and leave it running afterwards "
+        "(default: OUT/devnet, stopped at the end); D must not hold another devnet",
+    )
+    simulate.add_argument(
+        "--block-time",
+        type=float,
+        default=0.2,
+        metavar="S",
+        help="network engine: seconds between blocks (default 0.2)",
+    )
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
+    add_devnet_commands(devnet_commands)
 
     init = commands.add_parser(
         "init",
@@ -113,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("homes", nargs="+", metavar="HOME")
     collect.add_argument("--no-peers", action="store_true", help="leave grpc.peers unchanged")
     collect.set_defaults(func=cmd_genesis_collect)
+
+    add_keys_commands(commands)
+    add_tx_commands(commands)
+    add_query_commands(commands)
 
     grpc_cmd = commands.add_parser("grpc", help="ask a node over gRPC", description="Ask a node over gRPC.")
     grpc_commands = grpc_cmd.add_subparsers(dest="grpc_command", metavar="COMMAND", required=True)
@@ -197,7 +226,18 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
-    summary = run_inproc(scenario, out, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    if args.engine == "network":
+        from devnet.network import run_network
+
+        if args.block_time <= 0:
+            raise NodeError(f"--block-time must be positive, got {args.block_time}")
+        keep = Path(args.dir) if args.dir else None
+        summary = run_network(scenario, out, devnet_dir=keep, block_ms=int(args.block_time * 1000), progress=progress)
+    else:
+        if args.dir:
+            raise NodeError("--dir is for --engine network")
+        summary = run_inproc(scenario, out, progress=progress)
     rate = summary["txs_committed"] / summary["elapsed_seconds"] if summary["elapsed_seconds"] else 0
     print(
         f"simulated {summary['epochs']} epochs ({summary['final_height']} blocks, {summary['txs_committed']} "
@@ -214,6 +254,15 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
     files += ["models.png"] if (out / "models.png").exists() else []
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
+    if summary.get("devnet_running"):
+        from devnet.devnet import format_endpoints, read_state
+
+        where = summary["devnet_dir"]
+        print(
+            f"\nthe devnet keeps running in {where} (uocd devnet status --dir {where}; uocd devnet down --dir {where})"
+        )
+        if summary.get("devnet_created"):
+            print(format_endpoints(read_state(Path(where))))
     return 0
 
 
@@ -226,6 +275,511 @@ def print_csv_table(path: Path, limit: int = 12) -> None:
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
     for row in [header, *body]:
         print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+
+
+# -- shared options, output ----------------------------------------------------------------------
+DEFAULT_HOME = "~/.uocd"
+KEYS_DIR = "keys"
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """--output text|json."""
+    parser.add_argument(
+        "--output", "-o", choices=["text", "json"], default="text", help="text for people (default), json for scripts"
+    )
+
+
+def add_home_option(parser: argparse.ArgumentParser) -> None:
+    """--home: a key home (HOME/keys/NAME.json) and possibly a node home (its validator key and API)."""
+    parser.add_argument(
+        "--home",
+        default=os.environ.get("UOCD_HOME", DEFAULT_HOME),
+        metavar="DIR",
+        help="where keys live, in DIR/keys/NAME.json; a node home also lends its validator key "
+        "(NAME 'validator') and its public API address (default $UOCD_HOME or ~/.uocd)",
+    )
+
+
+def add_node_options(parser: argparse.ArgumentParser) -> None:
+    """--home, --node, --output."""
+    add_home_option(parser)
+    parser.add_argument(
+        "--node",
+        metavar="URL",
+        default=None,
+        help="the node's public HTTP API (default: the node home's [api] public, else http://127.0.0.1:26650)",
+    )
+    add_output_option(parser)
+
+
+def resolve_home(args: argparse.Namespace) -> Path:
+    """The --home directory, with ~ expanded."""
+    return Path(args.home).expanduser()
+
+
+def resolve_client(args: argparse.Namespace) -> Client:
+    """A client of --node, or of the node home's public listener."""
+    from .client import DEFAULT_NODE, Client
+    from .config import CONFIG_FILE, parse_config
+
+    if args.node:
+        return Client(args.node)
+    home = resolve_home(args)
+    if (home / CONFIG_FILE).is_file():
+        return Client(parse_config((home / CONFIG_FILE).read_text()).api_public)
+    return Client(DEFAULT_NODE)
+
+
+def emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str] | None = None) -> int:
+    """Print a result: JSON with --output json, else `text(doc)` (or a generic rendering)."""
+    if args.output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        print((text or render_text)(doc))
+    return 0
+
+
+def render_text(doc: Any, indent: str = "") -> str:
+    """A generic human rendering: `key: value` lines, lists of objects as tables."""
+    if isinstance(doc, list):
+        if doc and all(isinstance(d, dict) for d in doc):
+            return render_rows(doc, indent)
+        return indent + (", ".join(map(str, doc)) if doc else "(none)")
+    if not isinstance(doc, dict):
+        return indent + str(doc)
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, (dict, list)) and value:
+            lines.append(f"{indent}{key}:")
+            lines.append(render_text(value, indent + "  "))
+        else:
+            lines.append(f"{indent}{key}: {'-' if value is None or value == [] else value}")
+    return "\n".join(lines)
+
+
+def render_rows(rows: list[dict[str, Any]], indent: str = "") -> str:
+    """A list of flat objects as an aligned table (nested values as JSON)."""
+    header = list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+    table = [header, *[[cell(r.get(k)) for k in header] for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+
+
+# -- keys ---------------------------------------------------------------------------------------
+def add_keys_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd keys add|list|show."""
+    keys = commands.add_parser(
+        "keys",
+        help="local signing keys",
+        description="Local signing keys, kept in HOME/keys/NAME.json (mode 0600). In a node home, the "
+        "validator key (validator_key.json) is listed and used as NAME 'validator'.",
+    )
+    sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    add = sub.add_parser(
+        "add",
+        help="create a key (or import one with --recover)",
+        description="Generate a new ed25519 key NAME in HOME/keys/NAME.json (mode 0600) and print its address. "
+        "With --recover, read its 32-byte seed as 64 hex digits from standard input instead.",
+    )
+    add.add_argument("name", metavar="NAME", help="a-z, 0-9, '_' and '-'")
+    add.add_argument("--recover", action="store_true", help="import: read the hex seed from standard input")
+    add_home_option(add)
+    add_output_option(add)
+    add.set_defaults(func=cmd_keys_add)
+    listing = sub.add_parser("list", help="list the keys", description="List the keys of the home: name and address.")
+    add_home_option(listing)
+    add_output_option(listing)
+    listing.set_defaults(func=cmd_keys_list)
+    show = sub.add_parser("show", help="show one key", description="Print a key's name, address and public key.")
+    show.add_argument("name", metavar="NAME")
+    add_home_option(show)
+    add_output_option(show)
+    show.set_defaults(func=cmd_keys_show)
+
+
+def key_path(home: Path, name: str) -> Path:
+    """The file of key NAME; NodeError if the name is not a plain name."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+        raise NodeError(
+            f"a key name is 1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit; got {name!r}"
+        )
+    return home / KEYS_DIR / f"{name}.json"
+
+
+def list_keys(home: Path) -> list[tuple[str, Path]]:
+    """(name, file) of every key of the home, the node's validator key first."""
+    from .config import VALIDATOR_KEY_FILE
+
+    found = [("validator", home / VALIDATOR_KEY_FILE)] if (home / VALIDATOR_KEY_FILE).is_file() else []
+    if (home / KEYS_DIR).is_dir():
+        found += sorted((p.stem, p) for p in (home / KEYS_DIR).glob("*.json"))
+    return found
+
+
+def load_named_key(home: Path, name: str | None) -> tuple[str, PrivateKey]:
+    """(name, key) for --from NAME; without a name, the node home's validator key."""
+    from .config import VALIDATOR_KEY_FILE, load_key
+
+    if name is None:
+        if (home / VALIDATOR_KEY_FILE).is_file():
+            return "validator", load_key(home / VALIDATOR_KEY_FILE)
+        raise NodeError(f"--from NAME is needed: {home} is not a node home (see uocd keys list --home {home})")
+    path = key_path(home, name)
+    if path.is_file():
+        return name, load_key(path)
+    if name == "validator" and (home / VALIDATOR_KEY_FILE).is_file():
+        return name, load_key(home / VALIDATOR_KEY_FILE)
+    raise NodeError(f"no key named {name!r} in {home} (see uocd keys list --home {home})")
+
+
+def key_doc(name: str, key: PrivateKey, path: Path) -> dict[str, Any]:
+    """A key as shown: name, address, public key, file."""
+    return {"name": name, "address": key.address, "pubkey": key.pubkey.hex(), "path": str(path)}
+
+
+def cmd_keys_add(args: argparse.Namespace) -> int:
+    """uocd keys add."""
+    from chain.crypto import PrivateKey
+
+    from .config import render_key, write_secret
+
+    home = resolve_home(args)
+    path = key_path(home, args.name)
+    if path.exists():
+        raise NodeError(f"a key named {args.name!r} already exists in {path}")
+    if args.recover:
+        text = sys.stdin.readline().strip()
+        try:
+            key = PrivateKey(bytes.fromhex(text))
+        except (ValueError, ChainError):
+            raise NodeError("--recover reads a 32-byte seed as 64 hex digits from standard input") from None
+    else:
+        key = PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    write_secret(path, render_key(key))
+    return emit(
+        args, key_doc(args.name, key, path), lambda d: f"{d['name']}: {d['address']} (saved to {d['path']}, mode 0600)"
+    )
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    """uocd keys list."""
+    from .config import load_key
+
+    home = resolve_home(args)
+    docs = [key_doc(name, load_key(path), path) for name, path in list_keys(home)]
+    return emit(
+        args,
+        {"keys": docs},
+        lambda d: (
+            render_rows([{"name": k["name"], "address": k["address"]} for k in d["keys"]])
+            if d["keys"]
+            else f"no keys in {home} (add one: uocd keys add NAME --home {home})"
+        ),
+    )
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    """uocd keys show."""
+    home = resolve_home(args)
+    name, key = load_named_key(home, args.name)
+    path = dict(list_keys(home)).get(name, home)
+    return emit(args, key_doc(name, key, path))
+
+
+# -- transactions -------------------------------------------------------------------------------
+def add_tx_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd tx send|bond|unbond|price-proposal|register-model|remove-model and tx gov vote|deposit."""
+    from chain.rules import DEFAULT_PARAMS
+    from chain.tx import VOTE_OPTIONS
+
+    tx = commands.add_parser(
+        "tx",
+        help="sign and broadcast a transaction",
+        description="Sign a transaction locally with a key of --home (--from NAME; in a node home the validator "
+        "key by default), fetch the chain id and the account's sequence from the node (--node), post it with "
+        "?wait=commit and print the on-chain result. A rejected transaction exits 1.",
+    )
+    sub = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
+    deposit = DEFAULT_PARAMS["min_deposit"]
+
+    def command(parser: argparse.ArgumentParser, build: Callable[[argparse.Namespace], list[Any]]) -> None:
+        parser.add_argument(
+            "--from", dest="sender", metavar="NAME", default=None, help="the signing key (uocd keys list)"
+        )
+        add_node_options(parser)
+        parser.set_defaults(func=cmd_tx, build=build)
+
+    p = sub.add_parser("send", help="send ngonka", description="Send AMOUNT ngonka to ADDRESS.")
+    p.add_argument("to", metavar="ADDRESS")
+    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
+    command(p, lambda a: [M.MsgSend(to=a.to, amount=a.amount)])
+    p = sub.add_parser(
+        "bond", help="bond stake", description="Bond AMOUNT ngonka of stake (power from the next epoch)."
+    )
+    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
+    command(p, lambda a: [M.MsgBond(a.amount)])
+    p = sub.add_parser("unbond", help="unbond stake", description="Unbond AMOUNT ngonka of stake (at the epoch end).")
+    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
+    command(p, lambda a: [M.MsgUnbond(a.amount)])
+    p = sub.add_parser(
+        "price-proposal",
+        help="vote the unit-of-compute price",
+        description="Vote PRICE DENOM as this validator's unit-of-compute price (it counts at the epoch end).",
+    )
+    p.add_argument("price", metavar="PRICE", type=parse_int)
+    p.add_argument("denom", metavar="DENOM", nargs="?", default="ngonka", help="ngonka (default), icoin, …")
+    command(p, lambda a: [M.MsgSubmitPriceProposal.of(a.price, a.denom)])
+    p = sub.add_parser(
+        "register-model",
+        help="propose to register (or update) a model",
+        description="Submit a RegisterModel governance proposal: model ID at UNITS units of compute per token.",
+    )
+    p.add_argument("id", metavar="ID")
+    p.add_argument("units", metavar="UNITS", type=parse_int)
+    p.add_argument(
+        "--deposit", type=parse_int, default=deposit, help=f"ngonka (default {deposit:,}, the genesis min_deposit)"
+    )
+    command(p, lambda a: [M.MsgSubmitProposal(M.RegisterModel(a.id, a.units), a.deposit)])
+    p = sub.add_parser(
+        "remove-model", help="propose to remove a model", description="Submit a RemoveModel governance proposal."
+    )
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--deposit", type=parse_int, default=deposit, help=f"ngonka (default {deposit:,})")
+    command(p, lambda a: [M.MsgSubmitProposal(M.RemoveModel(a.id), a.deposit)])
+
+    gov = sub.add_parser("gov", help="governance votes and deposits", description="Governance votes and deposits.")
+    gov_sub = gov.add_subparsers(dest="gov_command", metavar="COMMAND", required=True)
+    p = gov_sub.add_parser(
+        "vote", help="vote on a proposal", description="Vote on a proposal in its voting period (validators only)."
+    )
+    p.add_argument("proposal", metavar="PROPOSAL", type=parse_int)
+    p.add_argument("option", metavar="OPTION", choices=VOTE_OPTIONS, help=" | ".join(VOTE_OPTIONS))
+    command(p, lambda a: [M.MsgVote(a.proposal, a.option)])
+    p = gov_sub.add_parser(
+        "deposit", help="add to a proposal's deposit", description="Deposit AMOUNT ngonka on a proposal."
+    )
+    p.add_argument("proposal", metavar="PROPOSAL", type=parse_int)
+    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
+    command(p, lambda a: [M.MsgDeposit(a.proposal, a.amount)])
+
+
+def parse_int(text: str) -> int:
+    """An integer argument (underscores allowed); argparse reports anything else."""
+    try:
+        return int(text.replace("_", ""), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+class _Messages:
+    """Lazy access to chain.tx's message classes (the CLI imports them only when signing)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import chain.tx
+
+        return getattr(chain.tx, name)
+
+
+M = _Messages()
+
+
+def cmd_tx(args: argparse.Namespace) -> int:
+    """Sign, broadcast and wait for a transaction; exit 1 if the chain rejects it."""
+    from .client import broadcast
+
+    try:
+        messages = args.build(args)
+    except (ChainError, ValueError) as exc:
+        raise NodeError(f"invalid transaction: {exc}") from None
+    _, key = load_named_key(resolve_home(args), args.sender)
+    result = broadcast(resolve_client(args), key, messages)
+    emit(args, result, render_tx_result)
+    if result.get("status") == "committed" and result.get("code") != "ok":
+        print(
+            f"uocd: error: the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def render_tx_result(doc: dict[str, Any]) -> str:
+    """One line about a broadcast transaction."""
+    if doc.get("status") == "committed":
+        verdict = "ok" if doc.get("code") == "ok" else f"rejected: {doc.get('code')}: {doc.get('log')}"
+        return f"tx {doc['tx_hash']} committed at height {doc['height']}: {verdict}"
+    return f"tx {doc['tx_hash']} is {doc.get('status')} (not committed yet; see uocd query tx {doc['tx_hash']})"
+
+
+# -- queries ------------------------------------------------------------------------------------
+QUERIES: dict[str, tuple[str, str]] = {
+    "pricing": ("the unit-of-compute price and the active models' prices per token", "/v1/pricing"),
+    "status": ("the node's height, app hash, epoch, price and peers", "/v1/status"),
+    "validators": ("the validator set with powers and stakes", "/v1/validators"),
+    "models": ("the active and every registered model", "/v1/models"),
+}
+
+
+def add_query_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd query pricing|status|epoch|validators|proposals|proposal|models|account|history|tx."""
+    query = commands.add_parser(
+        "query", help="read the chain through a node's HTTP API", description="Read the chain through --node's API."
+    )
+    sub = query.add_subparsers(dest="query_command", metavar="COMMAND", required=True)
+    for name, (text, path) in QUERIES.items():
+        p = sub.add_parser(name, help=text, description=f"Print {text} (GET {path}).")
+        add_node_options(p)
+        p.set_defaults(func=cmd_query, path=lambda a, path=path: (path, {}))
+    p = sub.add_parser("epoch", help="an epoch", description="Print the current epoch, or the record of epoch N.")
+    p.add_argument("number", metavar="N", nargs="?", type=parse_int, help="an epoch number (default: the current one)")
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/epochs/{'current' if a.number is None else a.number}", {}))
+    p = sub.add_parser("history", help="the price history", description="Print the epoch records (price, ballot).")
+    p.add_argument("--from-epoch", type=parse_int, default=None)
+    p.add_argument("--to-epoch", type=parse_int, default=None)
+    add_node_options(p)
+    p.set_defaults(
+        func=cmd_query, path=lambda a: ("/v1/pricing/history", {"from_epoch": a.from_epoch, "to_epoch": a.to_epoch})
+    )
+    p = sub.add_parser("proposals", help="governance proposals", description="List the governance proposals.")
+    p.add_argument("--status", default=None, help="only proposals with this status (e.g. voting_period, passed)")
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=lambda a: ("/v1/governance/proposals", {"status": a.status}))
+    p = sub.add_parser("proposal", help="one proposal", description="Print a proposal with its live tally and votes.")
+    p.add_argument("id", metavar="ID", type=parse_int)
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/governance/proposals/{a.id}", {}))
+    p = sub.add_parser("account", help="an account", description="Print an account's balance and sequence.")
+    p.add_argument("address", metavar="ADDRESS|NAME", nargs="?", default=None, help="default: --home's validator key")
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/accounts/{resolve_address(a)}", {}))
+    p = sub.add_parser("tx", help="a committed transaction", description="Print a committed transaction by hash.")
+    p.add_argument("hash", metavar="HASH")
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/txs/{a.hash}", {}))
+
+
+def resolve_address(args: argparse.Namespace) -> str:
+    """An address given as is, or the address of a key name (default: the node home's validator)."""
+    if args.address and args.address.startswith("uoc1"):
+        return args.address
+    return load_named_key(resolve_home(args), args.address)[1].address
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """GET one API path and print it."""
+    import urllib.parse
+
+    path, params = args.path(args)
+    path = urllib.parse.quote(path)
+    return emit(args, resolve_client(args).get(path, **params), TEXT_RENDERERS.get(args.query_command))
+
+
+def render_pricing(doc: dict[str, Any]) -> str:
+    """The pricing document for people."""
+    lines = [f"epoch {doc['epoch']}: {doc['unit_of_compute_price']} {doc['denom']} per unit of compute"]
+    for m in doc["models"]:
+        lines.append(
+            f"  {m['id']}: {m['units_of_compute_per_token']} units/token = {m['price_per_token']} ngonka/token"
+        )
+    return "\n".join(lines) if doc["models"] else lines[0] + " (no active model)"
+
+
+TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {"pricing": render_pricing}
+
+
+# -- devnet -------------------------------------------------------------------------------------
+def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
+    """uocd devnet up|status|down."""
+    from devnet.devnet import __doc__ as devnet_doc
+
+    up = sub.add_parser(
+        "up",
+        help="create and start a local network",
+        description="Create N node homes in D with one shared genesis and free loopback ports, start one "
+        "node process each (logs in D/nI/node.log), wait until all have committed a block and print the "
+        "endpoints, admin tokens and curl commands (also in D/devnet.json). On a running devnet it refuses; "
+        "on a stopped one it restarts the same nodes.",
+        epilog=devnet_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("--validators", type=parse_int, default=4, metavar="N", help="number of validators (default 4)")
+    up.add_argument("--epoch-length", type=parse_int, default=10, metavar="L", help="blocks per epoch (default 10)")
+    up.add_argument("--block-time", type=float, default=None, metavar="S", help="seconds between blocks (default 1)")
+    up.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    up.add_argument(
+        "--scenario",
+        metavar="SCENARIO.toml",
+        default=None,
+        help="shape the devnet by a scenario (its validators, stakes, params and keys; --validators and "
+        "--epoch-length are ignored, --block-time defaults to 0.2) for `devnet simulate --engine network --dir D`",
+    )
+    add_output_option(up)
+    up.set_defaults(func=cmd_devnet_up)
+    status = sub.add_parser(
+        "status", help="each node's height, app hash, epoch and price", description="Show each node's state."
+    )
+    status.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    add_output_option(status)
+    status.set_defaults(func=cmd_devnet_status)
+    down = sub.add_parser(
+        "down",
+        help="stop the nodes",
+        description="Stop every node (SIGTERM, then SIGKILL after a grace period); the homes stay, so "
+        "`up` restarts the same chain. Delete D to start afresh.",
+    )
+    down.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    add_output_option(down)
+    down.set_defaults(func=cmd_devnet_down)
+
+
+def cmd_devnet_up(args: argparse.Namespace) -> int:
+    """uocd devnet up."""
+    from devnet.devnet import format_endpoints, up
+
+    block_time = args.block_time if args.block_time is not None else (0.2 if args.scenario else 1.0)
+    if not block_time > 0:
+        raise NodeError(f"--block-time must be positive, got {block_time}")
+    echo = (lambda line: print(line, file=sys.stderr)) if args.output == "json" else print
+    if args.scenario:
+        from devnet.network import up_scenario
+        from devnet.scenario import load_scenario
+
+        state = up_scenario(load_scenario(args.scenario), Path(args.dir), int(block_time * 1000))
+    else:
+        state = up(
+            Path(args.dir), args.validators, epoch_length=args.epoch_length, block_ms=int(block_time * 1000), echo=echo
+        )
+    return emit(args, state, lambda s: f"devnet of {len(s['nodes'])} nodes up in {s['dir']}\n" + format_endpoints(s))
+
+
+def cmd_devnet_status(args: argparse.Namespace) -> int:
+    """uocd devnet status."""
+    from devnet.devnet import collect_status
+
+    return emit(args, {"nodes": collect_status(Path(args.dir))}, lambda d: render_rows(d["nodes"]))
+
+
+def cmd_devnet_down(args: argparse.Namespace) -> int:
+    """uocd devnet down."""
+    from devnet.devnet import stop_devnet
+
+    stopped = stop_devnet(Path(args.dir))
+    return emit(
+        args,
+        {"stopped": stopped},
+        lambda d: (
+            f"stopped {len(d['stopped'])} node(s): {', '.join(d['stopped'])}" if d["stopped"] else "no node was running"
+        ),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

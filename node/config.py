@@ -93,7 +93,7 @@ max_txs = {config.block_max_txs}
 max_bytes = {config.block_max_bytes}
 
 [api]
-# the HTTP API listeners (served by a later version)
+# HTTP API listeners: public (reads, tx submission) and admin (Bearer HOME/admin_token; loopback unless a token)
 public = {json.dumps(config.api_public)}
 admin = {json.dumps(config.api_admin)}
 """
@@ -161,6 +161,9 @@ def parse_config(text: str) -> NodeConfig:
         api_public=_get(doc, "api.public", str, d.api_public),
         api_admin=_get(doc, "api.admin", str, d.api_admin),
     )
+    for key, value in (("api.public", config.api_public), ("api.admin", config.api_admin)):
+        if not is_host_port(value):
+            raise ConfigError(f"{CONFIG_FILE}: {key} must be host:port, got {value!r}")
     if 2 * config.block_max_bytes > config.max_message_bytes:
         raise ConfigError(
             f"{CONFIG_FILE}: block.max_bytes ({config.block_max_bytes}) must be at most half of "
@@ -253,6 +256,7 @@ class Home:
     genesis: dict[str, Any]
     node_key: PrivateKey
     validator_key: PrivateKey | None
+    admin_token: str | None = None  # HOME/admin_token, stripped; None if the file is absent or empty
 
     @property
     def db_path(self) -> Path:
@@ -270,8 +274,13 @@ def init_home(
     epoch_length: int = 10,
     listen: str = "127.0.0.1:26656",
     block_interval_ms: int = 1000,
+    api_public: str | None = None,
+    api_admin: str | None = None,
 ) -> Home:
-    """Create a node home; ConfigError if it already holds one."""
+    """Create a node home; ConfigError if it already holds one.
+
+    The API listeners default to 26650/26651 with the default gRPC address, and to free loopback ports
+    on the gRPC host otherwise (so several homes on one machine never collide)."""
     home = Path(home)
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
@@ -282,14 +291,48 @@ def init_home(
     (home / "data").mkdir(parents=True, exist_ok=True)
     validator_key = PrivateKey.from_name(key_name) if key_name else PrivateKey.generate()
     node_key = PrivateKey.generate()
+    api_public, api_admin = compute_api_addresses(listen, api_public, api_admin)
     timeouts = Timeouts(commit_ms=block_interval_ms)
-    config = NodeConfig(moniker=moniker, listen=listen, timeouts=timeouts)
+    config = NodeConfig(moniker=moniker, listen=listen, timeouts=timeouts, api_public=api_public, api_admin=api_admin)
     (home / CONFIG_FILE).write_text(render_config(config))
     write_secret(home / NODE_KEY_FILE, render_key(node_key))
     write_secret(home / VALIDATOR_KEY_FILE, render_key(validator_key))
     write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
     write_json(home / GENESIS_FILE, make_genesis(chain_id, validator_key.address, stake, balance, epoch_length))
     return load_home(home)
+
+
+def find_free_port(host: str) -> int:
+    """A TCP port free on `host` right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def compute_api_addresses(listen: str, public: str | None, admin: str | None) -> tuple[str, str]:
+    """The public and admin API addresses of a new home (see init_home); ConfigError if one is not host:port."""
+    defaults = NodeConfig(moniker="-")
+    if listen != defaults.listen:
+        host = listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+        loopback = host if host in ("127.0.0.1", "localhost", "::1") else "127.0.0.1"
+        public = public or f"{host}:{find_free_port(host)}"
+        admin = admin or f"{loopback}:{find_free_port(loopback)}"
+    public, admin = public or defaults.api_public, admin or defaults.api_admin
+    for name, value in (("public", public), ("admin", admin)):
+        if not is_host_port(value):
+            raise ConfigError(f"the {name} API address must be host:port, got {value!r}")
+    return public, admin
+
+
+def read_admin_token(path: Path) -> str | None:
+    """The admin token in `path`, stripped; None if the file is absent or empty."""
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return token or None
 
 
 def load_home(home: Path) -> Home:
@@ -306,7 +349,8 @@ def load_home(home: Path) -> Home:
         raise ConfigError(f"{home / GENESIS_FILE} is not JSON: {exc}") from None
     check_genesis(genesis)
     validator_key = load_key(home / VALIDATOR_KEY_FILE) if (home / VALIDATOR_KEY_FILE).exists() else None
-    return Home(home, config, genesis, load_key(home / NODE_KEY_FILE), validator_key)
+    admin_token = read_admin_token(home / ADMIN_TOKEN_FILE)
+    return Home(home, config, genesis, load_key(home / NODE_KEY_FILE), validator_key, admin_token)
 
 
 def update_config(home: Path, **changes: Any) -> NodeConfig:

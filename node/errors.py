@@ -59,11 +59,21 @@ class ConfigError(NodeError):
     """A node home, config.toml or genesis.json that is missing or invalid."""
 
 
+class ApiRequestError(NodeError):
+    """A request the HTTP API refuses: `status` is the HTTP status, `code` the snake_case error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 class SyncError(NodeError):
     """Block sync received a block or commit that does not verify, or no peer could serve it."""
 
 
 __all__ = [
+    "ApiRequestError",
     "ConfigError",
     "MempoolError",
     "MempoolFull",

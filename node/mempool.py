@@ -56,11 +56,13 @@ class Mempool:
         max_txs: int = DEFAULT_MAX_TXS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         on_admit: Callable[[list[bytes]], None] | None = None,
+        on_drop: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.app = app
         self.max_txs = max_txs
         self.max_bytes = max_bytes
         self.on_admit = on_admit
+        self.on_drop = on_drop  # (hash, code, log) of a tx dropped by the re-check after a commit
         self._txs: OrderedDict[str, MempoolTx] = OrderedDict()  # hash -> tx, admission order
         self._raw_index: dict[bytes, str] = {}  # digest of the submitted bytes -> hash
         self.total_bytes = 0
@@ -164,5 +166,7 @@ class Mempool:
             if not result.ok:
                 self._remove(tx.hash)
                 dropped += 1
+                if self.on_drop is not None:
+                    self.on_drop(tx.hash, result.code, result.log)
                 log.debug("mempool dropped tx %s after commit: %s", tx.hash, result.code)
         return dropped

@@ -1,9 +1,9 @@
 """The `Node`: store, application, mempool, consensus engine, gRPC server, peers and their tasks.
 
     node = Node(load_home(home))
-    await node.start()      # store+app (recover) → mempool → engine → gRPC server → peers → tasks
+    await node.start()      # store+app (recover) → mempool → engine → gRPC server → HTTP API → peers → tasks
     ...
-    await node.stop()       # tasks → peers → gRPC server (graceful) → store, in reverse
+    await node.stop()       # tasks → peers → HTTP API → gRPC server (graceful) → store, in reverse
 
 The engine (`node.consensus.Consensus`) is sans-IO: every input (a peer's message, a timeout, a
 fetched block) runs on the event loop and its actions are executed at once, in order. `Persist`
@@ -16,6 +16,11 @@ Block sync: peers' `Status` is polled; when a peer is more than one block ahead 
 while this node makes no progress), blocks are fetched with `GetBlocks`, each commit is verified
 with `verify_commit` against the validator set of its height (known: blocks apply in order), and
 the blocks are applied and persisted one by one; consensus restarts at the new height.
+
+Every applied block (by consensus or by sync) writes its per-tx results to the tx index in the
+block's store transaction, then resolves the futures of `wait_for_commit` and calls the commit
+listeners (the HTTP API's pricing cache and metrics). The HTTP API (`node.api`) signs the operator's
+own transactions with `submit_own` (sequence = committed + own pending in the mempool).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -34,6 +41,7 @@ from chain.app import Application
 from chain.errors import ChainError
 from chain.rules import get_validator_set
 from chain.store import State
+from chain.tx import Msg, compute_tx_hash, sign_tx
 
 from . import codec
 from .blocks import Block, Commit, Evidence, compute_commit_hash, compute_txs_hash
@@ -70,6 +78,23 @@ REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals every 4th time (they carry the 
 STALL_POLLS = 4  # polls one block behind without progress before syncing that block
 HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an error
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """What became of a transaction: committed at `height` (index, code, log, the epoch it ran in), or
+    dropped from the mempool (height None) with the code and log of the re-check that refused it."""
+
+    tx_hash: str
+    height: int | None
+    index: int
+    code: str
+    log: str
+    epoch: int | None = None
+
+    @property
+    def committed(self) -> bool:
+        return self.height is not None
 
 
 def now_ms() -> int:
@@ -109,13 +134,20 @@ class Node:
         self._running = False
         self._lock = None
         self._next_height_timer: asyncio.TimerHandle | None = None
+        self.api: Any = None  # node.api.ApiServer while running
+        self._waiters: dict[str, list[asyncio.Future[TxOutcome | None]]] = {}
+        self._commit_listeners: list[Callable[[int], None]] = []
+        self._own_pending: dict[str, int] = {}  # hash -> sequence of txs this node signed, until committed
 
     # =========================================================================================
     # lifecycle
     # =========================================================================================
     async def start(self) -> None:
         """Start in order: store and app (recovering unapplied blocks), mempool, engine, gRPC server,
-        peer clients, then the relay, status/sync and consensus tasks."""
+        HTTP API (public and admin listeners), peer clients, then the relay, status/sync and consensus tasks."""
+        from .api import ApiServer, check_api_config
+
+        check_api_config(self.config, self.home.admin_token)
         self._open_store()
         assert self.app is not None
         self.mempool = Mempool(
@@ -123,10 +155,13 @@ class Node:
             max_txs=self.config.mempool_max_txs,
             max_bytes=self.config.mempool_max_bytes,
             on_admit=self._relay_buffer.extend,
+            on_drop=self._on_mempool_drop,
         )
         self.consensus = Consensus(chain_id=self.chain_id, signer=self.signer, host=self, timeouts=self.config.timeouts)
         self.server = Server(self, self.config.listen, max_message_bytes=self.config.max_message_bytes)
         self.port = await self.server.start()
+        self.api = ApiServer(self)
+        await self.api.start()
         timeout_s = self.config.rpc_timeout_ms / 1000
         self.peers = [
             PeerClient(a, rpc_timeout_s=timeout_s, max_message_bytes=self.config.max_message_bytes)
@@ -151,7 +186,7 @@ class Node:
         )
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """Stop in reverse order: tasks and timers, peers, gRPC server (graceful), store."""
+        """Stop in reverse order: tasks and timers, peers, HTTP API, gRPC server (graceful), store."""
         self._running = False
         for timer in list(self._timers):
             timer.cancel()
@@ -169,6 +204,14 @@ class Node:
         self._tasks = []
         for peer in self.peers:
             await peer.close()
+        for futures in self._waiters.values():  # waiting API requests answer "pending"
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        self._waiters.clear()
+        if self.api is not None:
+            await self.api.stop(grace_s)
+            self.api = None
         if self.server is not None:
             await self.server.stop(grace_s)
         if self.store is not None:
@@ -322,6 +365,7 @@ class Node:
         store, vset = self.store, self.get_validator_set(height)
         result = self.app.finalize_block(height, list(block.txs))
         store.stage_block(height, block.id, block.to_json(), commit.to_json())
+        store.stage_tx_results(height, [(r.hash, r.code, r.log) for r in result.tx_results])
         store.stage_validator_set(
             height + 1, lambda: vset.next_height(get_validator_set(State(store, height)), commit.round).to_json()
         )
@@ -333,7 +377,90 @@ class Node:
         self._last = (block, commit)
         if self.mempool is not None:
             self.mempool.update(r.hash for r in result.tx_results)
+        self._after_block(height, result)
         log.info("committed height %d (%d txs) app hash %s", height, len(block.txs), self.app.app_hash[:16])
+
+    def _after_block(self, height: int, result: Any) -> None:
+        """Resolve the commit futures of the block's transactions and call the commit listeners."""
+        assert self.app is not None
+        for r in result.tx_results:
+            self._own_pending.pop(r.hash, None)
+        if any(r.hash in self._waiters for r in result.tx_results):
+            epoch = self.app.query("status")["epoch"] - (1 if result.epoch_ended else 0)
+            for index, r in enumerate(result.tx_results):
+                self._resolve(TxOutcome(r.hash, height, index, r.code, r.log, epoch))
+        for listener in self._commit_listeners:
+            try:
+                listener(height)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the chain
+                log.exception("commit listener failed at height %d", height)
+
+    def _on_mempool_drop(self, tx_hash: str, code: str, reason: str) -> None:
+        """A pooled tx no longer applies after a commit: its waiters learn why."""
+        self._own_pending.pop(tx_hash, None)
+        self._resolve(TxOutcome(tx_hash, None, -1, code, reason))
+
+    def _resolve(self, outcome: TxOutcome) -> None:
+        for future in self._waiters.pop(outcome.tx_hash, ()):
+            if not future.done():
+                future.set_result(outcome)
+
+    def add_commit_listener(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(height)` after each applied block (consensus or sync)."""
+        self._commit_listeners.append(listener)
+
+    async def wait_for_commit(self, tx_hash: str, timeout_s: float) -> TxOutcome | None:
+        """The outcome of a tx once it is committed (or dropped); None after `timeout_s`. Call it in the same
+        event-loop step as the submission (before any await), or check `get_tx_outcome` first."""
+        future: asyncio.Future[TxOutcome | None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tx_hash, []).append(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            futures = self._waiters.get(tx_hash)
+            if futures is not None and future in futures:
+                futures.remove(future)
+                if not futures:
+                    del self._waiters[tx_hash]
+
+    def get_tx_outcome(self, tx_hash: str) -> TxOutcome | None:
+        """The indexed outcome of a committed tx, or None."""
+        assert self.store is not None
+        row = self.store.get_tx_row(tx_hash)
+        return None if row is None else TxOutcome(tx_hash, row[0], row[1], row[2], row[3])
+
+    def get_tx_raw(self, height: int, index: int) -> bytes | None:
+        """The raw bytes of the `index`-th tx of the stored block at `height`."""
+        assert self.store is not None
+        row = self.store.get_block_row(height)
+        if row is None:
+            return None
+        txs = row[1].get("txs", [])
+        return bytes.fromhex(txs[index]) if 0 <= index < len(txs) else None
+
+    def get_next_sequence(self, address: str) -> int:
+        """The sequence of `address`'s next tx: committed, or one past this node's own pending txs."""
+        assert self.mempool is not None
+        committed = self.query(f"account/{address}")["sequence"]
+        for tx_hash in [h for h in self._own_pending if h not in self.mempool]:
+            del self._own_pending[tx_hash]
+        pending = [s for s in self._own_pending.values() if s >= committed]
+        return max(pending) + 1 if pending else committed
+
+    def submit_own(self, msgs: list[Msg]) -> str:
+        """Sign `msgs` with the validator key at the next sequence and admit them to the mempool (which
+        relays); the tx hash, or the MempoolError refusing it. NodeError if this node has no validator key."""
+        if self.signer is None:
+            raise NodeError("this node has no validator key to sign with")
+        assert self.mempool is not None
+        sequence = self.get_next_sequence(self.signer.address)
+        raw = sign_tx(self.signer, self.chain_id, sequence, msgs)
+        tx_hash = self.mempool.add(raw)
+        self._own_pending[tx_hash] = sequence
+        assert tx_hash == compute_tx_hash(raw)
+        return tx_hash
 
     def _record_evidence(self, evidence: Evidence) -> None:
         assert self.store is not None

@@ -4,7 +4,8 @@ sign state and evidence, in one file (sqlite-utils, WAL, one transaction per blo
 Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block id, the block and
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
 for each height); `sign_state` (one row: what this validator last signed, and its locks); `evidence`
-(double signs, keyed by `Evidence.key`). The node stages a decided block, its commit and the
+(double signs, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result
+code and log). The node stages a decided block, its commit and the
 validator set of the next height on the store before `app.commit()`, so `write_block` writes them
 with the state changes and the new height in ONE transaction.
 """
@@ -35,6 +36,8 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS sign_state (id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS evidence (key TEXT PRIMARY KEY, height INTEGER NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS evidence_height ON evidence (height)",
+    "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " code TEXT NOT NULL, log TEXT NOT NULL)",
 )
 
 
@@ -47,6 +50,7 @@ class SqliteStore:
         self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
         self._staged_blocks: list[tuple[int, str, str, str]] = []
         self._staged_sets: list[tuple[int, Callable[[], dict[str, Any]]]] = []
+        self._staged_txs: list[tuple[str, int, int, str, str]] = []
         try:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.enable_wal()
@@ -121,6 +125,19 @@ class SqliteStore:
         """Stage a decided block and its commit (JSON) for the next `write_block` transaction."""
         self._staged_blocks.append((height, block_id, canonical_json(block), canonical_json(commit)))
 
+    def stage_tx_results(self, height: int, results: list[tuple[str, str, str]]) -> None:
+        """Stage the tx index rows of a block: `(hash, code, log)` of each tx, in block order."""
+        self._staged_txs.extend((h, height, i, code, log) for i, (h, code, log) in enumerate(results))
+
+    def get_tx_row(self, tx_hash: str) -> tuple[int, int, str, str] | None:
+        """(height, index, code, log) of a committed transaction, or None."""
+        row = self._conn.execute("SELECT height, idx, code, log FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        return (row[0], row[1], row[2], row[3]) if row else None
+
+    def count_txs(self) -> int:
+        """How many transactions the tx index holds."""
+        return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
+
     def stage_validator_set(self, height: int, compute: Callable[[], dict[str, Any]]) -> None:
         """Stage the validator set (JSON, with priorities) of `height` for the next `write_block`.
 
@@ -138,11 +155,14 @@ class SqliteStore:
             "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
             [(h, canonical_json(compute())) for h, compute in self._staged_sets],
         )
-        self._staged_blocks, self._staged_sets = [], []
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)", self._staged_txs
+        )
+        self._staged_blocks, self._staged_sets, self._staged_txs = [], [], []
 
     def discard_staged(self) -> None:
         """Forget staged rows (a block whose application failed)."""
-        self._staged_blocks, self._staged_sets = [], []
+        self._staged_blocks, self._staged_sets, self._staged_txs = [], [], []
 
     def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:
         """Write decided blocks `(height, block_id, block, commit)` that are not applied yet, in one

@@ -1,0 +1,126 @@
+"""A small HTTP client of the node API (standard library only), for the CLI, the devnet and the
+network engine. Every request has a timeout; every failure is an `ApiError` with one clear line."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from .errors import NodeError
+
+DEFAULT_NODE = "http://127.0.0.1:26650"
+DEFAULT_TIMEOUT = 10.0
+COMMIT_TIMEOUT = 30.0  # a `?wait=commit` post waits for the next blocks
+
+
+class ApiError(NodeError):
+    """A failed API request: `status` is the HTTP status (0 if the node was not reached), `code`
+    the API's error code."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "unreachable") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def normalize_url(url: str) -> str:
+    """`host:port` or a URL, as a base URL without a trailing slash."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/")
+
+
+class Client:
+    """The node's HTTP API at `base` (public or admin listener); `token` for the admin one."""
+
+    def __init__(self, base: str = DEFAULT_NODE, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT):
+        self.base = normalize_url(base)
+        self.token = token
+        self.timeout = timeout
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET `path` (query parameters that are None are left out); the JSON body."""
+        return self.request("GET", path, params=params)[1]
+
+    def post(self, path: str, body: bytes | dict[str, Any], *, timeout: float | None = None, **params: Any) -> Any:
+        """POST a JSON body (a dict, or bytes sent as they are); the JSON body of the reply."""
+        return self.request("POST", path, body=body, params=params, timeout=timeout)[1]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
+        """One request: (HTTP status, decoded JSON body); ApiError on a 4xx/5xx or no answer."""
+        query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        url = f"{self.base}{path}" + (f"?{query}" if query else "")
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+                return resp.status, decode_body(resp.read(), url)
+        except urllib.error.HTTPError as exc:
+            raise api_error(exc, url) from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason.strerror if isinstance(exc.reason, OSError) and exc.reason.strerror else exc.reason
+            raise ApiError(f"cannot reach the node at {self.base}: {reason} (is it running? see --node)") from None
+        except TimeoutError:
+            raise ApiError(
+                f"the node at {self.base} did not answer {method} {path} within {timeout or self.timeout:g} s"
+            ) from None
+        except (ConnectionError, OSError) as exc:
+            raise ApiError(f"cannot reach the node at {self.base}: {exc}") from None
+
+
+def broadcast(client: Client, key: Any, messages: list[Any], *, wait: bool = True) -> dict[str, Any]:
+    """Sign `messages` with `key` at the account's next sequence (chain id and sequence from the
+    node) and post the tx, waiting for its commit unless `wait` is False; the node's reply."""
+    from chain.tx import sign_tx
+
+    chain_id = client.get("/v1/status")["chain_id"]
+    try:
+        sequence = client.get(f"/v1/accounts/{key.address}")["sequence"]
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        sequence = 0  # an account the chain has never seen
+    raw = sign_tx(key, chain_id, sequence, messages)
+    params = {"wait": "commit"} if wait else {}
+    return client.post("/v1/txs", raw, timeout=COMMIT_TIMEOUT if wait else None, **params)
+
+
+def decode_body(raw: bytes, url: str) -> Any:
+    """A reply's JSON body (None if empty)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ApiError(f"{url} answered with a body that is not JSON", code="bad_reply") from None
+
+
+def api_error(exc: urllib.error.HTTPError, url: str) -> ApiError:
+    """The ApiError of an HTTP error reply, with the API's code and message when it sent them."""
+    try:
+        doc = json.loads(exc.read() or b"null")
+        error = doc["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (json.JSONDecodeError, KeyError, TypeError, OSError):
+        code, message = f"http_{exc.code}", f"{exc.code} {exc.reason} from {url}"
+    return ApiError(f"{message} ({code})", status=exc.code, code=code)
+
+
+__all__ = ["ApiError", "COMMIT_TIMEOUT", "Client", "DEFAULT_NODE", "broadcast", "normalize_url"]

@@ -1,0 +1,94 @@
+"""The network engine against real node processes: for the same scenario and seed it gives the
+in-process engine's price series and model prices (epochs.csv and models.csv byte for byte), with
+honest, fixed, extreme and silent validators, a joiner that leaves again, and two proposals."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from devnet.devnet import read_state
+from devnet.network import run_network
+from devnet.scenario import parse_scenario
+from devnet.simulate import run_inproc
+
+SCENARIO = """\
+seed = 5
+epochs = 7
+epoch_length = 6
+default_unit_of_compute_price = 100
+
+[[validators]]
+name = "alice"
+stake = 400
+strategy = "honest"
+true_cost = 1200
+noise_bps = 500
+
+[[validators]]
+name = "bob"
+stake = 300
+strategy = "fixed"
+price = 2
+denom = "uicoin"
+
+[[validators]]
+name = "carol"
+stake = 200
+strategy = "extreme"
+low = 1
+high = 100000
+
+[[validators]]
+name = "dave"
+stake = 100
+strategy = "silent"
+
+[[validators]]
+name = "erin"
+stake = 500
+strategy = "fixed"
+price = 900
+join_epoch = 2
+leave_epoch = 5
+
+[[proposals]]
+at_epoch = 1
+proposer = "alice"
+kind = "register_model"
+id = "model-alpha"
+units_of_compute_per_token = 10
+votes = { alice = "yes", bob = "yes", dave = "no" }
+
+[[proposals]]
+at_epoch = 3
+proposer = "bob"
+kind = "remove_model"
+id = "model-alpha"
+votes = { alice = "yes", bob = "yes", erin = "yes" }
+"""
+
+
+def test_network_engine_gives_the_inproc_price_series_and_model_prices(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO)
+    scenario = parse_scenario(SCENARIO, str(path))
+    inproc = run_inproc(scenario, tmp_path / "inproc", progress=False)
+    network = run_network(scenario, tmp_path / "network", block_ms=250, progress=False)
+
+    for name in ("epochs.csv", "models.csv"):
+        assert (tmp_path / "network" / name).read_text() == (tmp_path / "inproc" / name).read_text(), name
+    prices = [int(line.split(",")[1]) for line in (tmp_path / "network/epochs.csv").read_text().splitlines()[1:]]
+    assert len(prices) == scenario.epochs + 1 and len(set(prices)) > 2
+    models = (tmp_path / "network/models.csv").read_text()
+    assert "model-alpha" in models  # registered in epoch 1, active in 3..4, removed from 5 on
+    assert network["final_price"] == inproc["final_price"]
+    assert network["final_models"] == inproc["final_models"] == {}
+    assert network["proposals"] == inproc["proposals"] == {"passed": 2}
+    for name in ("proposals.csv", "summary.json", "price.png", "models.png"):
+        assert (tmp_path / "network" / name).stat().st_size > 0, name
+
+    state = read_state(Path(network["devnet_dir"]))
+    assert [n["name"] for n in state["nodes"]] == ["alice", "bob", "carol", "dave", "erin"]
+    assert all(n["pid"] is None for n in state["nodes"]), "the engine's own devnet is stopped"
+    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""

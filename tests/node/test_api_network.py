@@ -1,0 +1,453 @@
+"""The HTTP API against a real 4-validator network of `uocd start` processes (block interval ~200 ms,
+epoch length 5): the seed's example requests, governance through `POST /v1/txs`, strict validation of
+every admin body (nothing reaches the chain), auth, JSON errors for 401/404/405/413/415, the metrics
+exposition and schemathesis over `/openapi.json` (public and admin listeners)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from chain.tx import MsgVote, sign_tx
+from node.cli import main as uocd
+from node.config import load_home, update_config
+from tests.node.netutil import FAST, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+EPOCH_LENGTH = 5
+GENESIS_PARAMS = {"epoch_length": EPOCH_LENGTH, "voting_period": 12, "max_deposit_period": 12, "min_deposit": 1000}
+TIMEOUT = 10
+
+
+class Node:
+    """A `uocd start` child process and its API addresses and admin token."""
+
+    def __init__(self, home: Path) -> None:
+        loaded = load_home(home)
+        self.home = home
+        self.key = loaded.validator_key
+        self.chain_id = loaded.genesis["chain_id"]
+        self.public = f"http://{loaded.config.api_public}"
+        self.admin = f"http://{loaded.config.api_admin}"
+        self.auth = {"Authorization": f"Bearer {loaded.admin_token}"}
+        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "node", "--log-level", "info", "start", "--home", str(home)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            start_new_session=True,
+        )
+
+    def get(self, path: str, **params) -> requests.Response:
+        return requests.get(self.public + path, params=params, timeout=TIMEOUT)
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        code = self.popen.wait(timeout=20)
+        self.log.close()
+        return code
+
+
+def wait_until(predicate, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except requests.RequestException:
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def make_network(root: Path, count: int = 4) -> list[Path]:
+    """Homes made with `uocd init --epoch-length` and `uocd genesis collect`, short governance periods."""
+    homes = [root / f"node{i}" for i in range(count)]
+    for i, home in enumerate(homes):
+        args = ["init", "--home", str(home), "--moniker", f"api{i}", "--chain-id", "uoc-apitest"]
+        args += ["--key-name", f"apitest-{i}", "--epoch-length", str(EPOCH_LENGTH), "--block-interval-ms", "200"]
+        assert uocd([*args, "--grpc", f"127.0.0.1:{free_port()}"]) == 0
+    assert uocd(["genesis", "collect", *map(str, homes)]) == 0
+    genesis = json.loads((homes[0] / "genesis.json").read_text())
+    genesis["params"] = {**genesis.get("params", {}), **GENESIS_PARAMS}
+    for home in homes:
+        (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
+        update_config(home, timeouts=replace(FAST, commit_ms=200), status_interval_ms=200)
+    return homes
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    homes = make_network(tmp_path_factory.mktemp("apinet"))
+    nodes = [Node(h) for h in homes]
+    try:
+        wait_until(lambda: all(n.get("/v1/status").json()["height"] >= 2 for n in nodes), "all four nodes commit")
+        yield nodes
+    finally:
+        codes = [n.stop() for n in nodes]
+    assert codes == [0] * len(nodes), "every node stops cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def operator(network) -> Node:
+    return network[0]
+
+
+def admin_post(node: Node, path: str, body, *, headers=None, data=None) -> requests.Response:
+    headers = {**node.auth, **(headers or {})}
+    if data is None:
+        return requests.post(node.admin + path, json=body, headers=headers, timeout=30)
+    return requests.post(node.admin + path, data=data, headers=headers, timeout=30)
+
+
+def mempool_size(node: Node) -> int:
+    found = re.search(r"^uoc_mempool_txs (\d+)$", node.get("/metrics").text, re.M)
+    assert found is not None
+    return int(found.group(1))
+
+
+def chain_view(node: Node) -> tuple[int, int]:
+    """(the operator's committed sequence, the node's mempool size) once earlier txs have left the mempool:
+    what a refused request must not change."""
+    wait_until(lambda: mempool_size(node) == 0, "the mempool is empty", timeout=20)
+    return node.get(f"/v1/accounts/{node.key.address}").json()["sequence"], mempool_size(node)
+
+
+def assert_error(response: requests.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"code", "message"} and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+# =============================================================================================
+# the seed's example requests and governance
+# =============================================================================================
+def test_status_and_pricing_have_the_contract_fields(network):
+    status = network[1].get("/v1/status").json()
+    assert set(status) == {
+        "chain_id",
+        "moniker",
+        "height",
+        "app_hash",
+        "epoch",
+        "unit_of_compute_price",
+        "catching_up",
+        "peers",
+        "validator_address",
+    }
+    assert status["chain_id"] == "uoc-apitest" and status["validator_address"] == network[1].key.address
+    pricing = network[1].get("/v1/pricing").json()
+    assert set(pricing) == {"unit_of_compute_price", "denom", "epoch", "models"} and pricing["denom"] == "ngonka"
+    validators = network[2].get("/v1/validators").json()["validators"]
+    assert sorted(v["address"] for v in validators) == sorted(n.key.address for n in network)
+
+
+def test_seed_price_vote_is_committed_and_read_back(operator):
+    response = admin_post(operator, "/v1/admin/unit-of-compute-price-proposal", {"price": 1000, "denom": "icoin"})
+    assert response.status_code == 200, response.text
+    vote = response.json()
+    assert vote["price"] == 1000 and vote["denom"] == "icoin" and vote["price_ngonka"] == 1000 * 10**9
+    assert vote["effective_epoch"] == (vote["height"] - 1) // EPOCH_LENGTH + 1
+    stored = requests.get(operator.admin + "/v1/admin/unit-of-compute-price-proposal", headers=operator.auth, timeout=9)
+    assert stored.status_code == 200
+    assert stored.json() == {
+        "price": 1000,
+        "denom": "icoin",
+        "price_ngonka": 1000 * 10**9,
+        "proposed_at_height": vote["height"],
+        "proposed_at_epoch": vote["effective_epoch"] - 1,
+    }
+    tx = operator.get(f"/v1/txs/{vote['tx_hash']}").json()
+    assert tx["height"] == vote["height"] and tx["code"] == "ok"
+    assert tx["tx"]["body"]["messages"][0]["@type"] == "MsgSubmitPriceProposal"
+
+
+def test_two_quick_admin_votes_do_not_collide_on_the_sequence(operator):
+    import concurrent.futures
+
+    path = "/v1/admin/unit-of-compute-price-proposal"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda p: admin_post(operator, path, {"price": p, "denom": "ngonka"}), (700, 800)))
+    assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+    assert len({r.json()["tx_hash"] for r in results}) == 2
+
+
+def test_seed_model_registration_passes_governance_and_appears_in_pricing(network, operator):
+    response = admin_post(operator, "/v1/admin/models", {"id": "model-alpha", "units_of_compute_per_token": 10})
+    assert response.status_code == 200, response.text
+    proposed = response.json()
+    assert set(proposed) == {"proposal_id", "tx_hash", "deposit", "voting_end_height"}
+    assert proposed["deposit"] == GENESIS_PARAMS["min_deposit"]
+    proposal_id = proposed["proposal_id"]
+
+    # every validator votes yes with a signed MsgVote posted to a different node
+    for i, node in enumerate(network):
+        sequence = node.get(f"/v1/accounts/{node.key.address}").json()["sequence"]
+        raw = sign_tx(node.key, node.chain_id, sequence, [MsgVote(proposal_id, "yes")])
+        target = network[(i + 1) % len(network)]
+        posted = requests.post(
+            target.public + "/v1/txs",
+            params={"wait": "commit"},
+            data=raw,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert posted.status_code in (200, 202), posted.text
+        if posted.status_code == 200:
+            assert posted.json()["code"] == "ok" and posted.json()["status"] == "committed"
+
+    def passed():
+        proposal = operator.get(f"/v1/governance/proposals/{proposal_id}").json()
+        return proposal if proposal["status"] == "passed" else None
+
+    proposal = wait_until(passed, "the model proposal passes", timeout=40)
+    passed_epoch = (proposal["voting_end_height"] - 1) // EPOCH_LENGTH
+
+    def listed():
+        pricing = network[3].get("/v1/pricing").json()
+        if pricing["epoch"] <= passed_epoch:
+            assert all(m["id"] != "model-alpha" for m in pricing["models"]), "active before the epoch after it passed"
+        return pricing if any(m["id"] == "model-alpha" for m in pricing["models"]) else None
+
+    pricing = wait_until(listed, "model-alpha is priced", timeout=30)
+    assert pricing["epoch"] >= passed_epoch + 1
+    (alpha,) = [m for m in pricing["models"] if m["id"] == "model-alpha"]
+    assert alpha == {
+        "id": "model-alpha",
+        "units_of_compute_per_token": 10,
+        "price_per_token": 10 * pricing["unit_of_compute_price"],
+    }
+    models = network[2].get("/v1/models").json()
+    assert any(m["id"] == "model-alpha" for m in models["registered"]) and models["registry_version"] >= 1
+    proposals = operator.get("/v1/governance/proposals", status="passed").json()["proposals"]
+    assert proposal_id in [p["id"] for p in proposals]
+
+
+def test_a_tx_rejected_by_the_chain_is_a_422_with_its_code(network):
+    node = network[1]
+    raw = sign_tx(node.key, node.chain_id, 10**6, [MsgVote(1, "yes")])  # wrong sequence
+    posted = requests.post(node.public + "/v1/txs", data=raw, headers={"Content-Type": "application/json"}, timeout=9)
+    error = assert_error(posted, 422)
+    assert "sequence" in error["code"] or "sequence" in error["message"]
+    assert_error(requests.post(node.public + "/v1/txs", json={"body": {}}, timeout=9), 400, "malformed")
+    assert_error(node.get("/v1/txs/" + "AB" * 32), 404, "not_found")
+    assert_error(node.get("/v1/txs/nothex"), 400, "invalid_hash")
+
+
+# =============================================================================================
+# bad input: every admin body, table-driven; nothing reaches the chain
+# =============================================================================================
+PRICE_CASES = [
+    ({"denom": "icoin"}, "missing_field", "price"),
+    ({"price": 1000}, "missing_field", "denom"),
+    ({"price": 1000, "denom": "icoin", "extra": 1}, "unknown_field", "extra"),
+    ({"price": 0, "denom": "icoin"}, "invalid_amount", "price"),
+    ({"price": -5, "denom": "icoin"}, "invalid_amount", "price"),
+    ({"price": 1.5, "denom": "icoin"}, "invalid_amount", "price"),
+    ({"price": "1000", "denom": "icoin"}, "invalid_amount", "price"),
+    ({"price": True, "denom": "icoin"}, "invalid_amount", "price"),
+    ({"price": None, "denom": "icoin"}, "invalid_amount", "price"),
+    ({"price": 10**19, "denom": "icoin"}, "amount_overflow", "price"),
+    ({"price": 2**70, "denom": "ngonka"}, "amount_overflow", "price"),
+    ({"price": 1000, "denom": "dollar"}, "invalid_denom", "denom"),
+    ({"price": 1000, "denom": 5}, "invalid_denom", "denom"),
+    ({"price": 1000, "denom": None}, "invalid_denom", "denom"),
+    ([1000, "icoin"], "invalid_json", "object"),
+    ("1000 icoin", "invalid_json", "object"),
+]
+MODEL_CASES = [
+    ({"units_of_compute_per_token": 10}, "missing_field", "id"),
+    ({"id": "m"}, "missing_field", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": 10, "deposit": 5}, "unknown_field", "deposit"),
+    ({"id": "m", "units_of_compute_per_token": 0}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": -1}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": 1.5}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": "10"}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": True}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": None}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "m", "units_of_compute_per_token": 2**63}, "invalid_units", "units_of_compute_per_token"),
+    ({"id": "", "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
+    ({"id": "bad id!", "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
+    ({"id": "m" * 129, "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
+    ({"id": 7, "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
+    ([], "invalid_json", "object"),
+    (42, "invalid_json", "object"),
+]
+RAW_CASES = [  # (body bytes, content type, status, code)
+    (b"{not json", "application/json", 400, "invalid_json"),
+    (b'{"price": NaN, "denom": "icoin"}', "application/json", 400, "invalid_json"),
+    (b"\xff\xfe", "application/json", 400, "invalid_json"),
+    (b"", "application/json", 400, "invalid_json"),
+    (b"price=1000&denom=icoin", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    (b"{}", "text/plain", 415, "unsupported_media_type"),
+    (b'{"price": 1, "denom": "icoin", "pad": "' + b"x" * 20_000 + b'"}', "application/json", 413, "body_too_large"),
+]
+ADMIN_POSTS = ("/v1/admin/unit-of-compute-price-proposal", "/v1/admin/models")
+
+
+@pytest.mark.parametrize(("body", "code", "named"), PRICE_CASES)
+def test_bad_price_vote_body_is_a_400_naming_the_field_and_changes_nothing(operator, body, code, named):
+    before = chain_view(operator)
+    error = assert_error(admin_post(operator, ADMIN_POSTS[0], body), 400, code)
+    assert named in error["message"]
+    assert chain_view(operator) == before
+
+
+@pytest.mark.parametrize(("body", "code", "named"), MODEL_CASES)
+def test_bad_model_body_is_a_400_naming_the_field_and_changes_nothing(operator, body, code, named):
+    before = chain_view(operator)
+    error = assert_error(admin_post(operator, ADMIN_POSTS[1], body), 400, code)
+    assert named in error["message"]
+    assert chain_view(operator) == before
+
+
+@pytest.mark.parametrize("path", ADMIN_POSTS)
+@pytest.mark.parametrize(("data", "content_type", "status", "code"), RAW_CASES)
+def test_non_json_or_oversized_admin_body_is_refused_and_changes_nothing(
+    operator, path, data, content_type, status, code
+):
+    before = chain_view(operator)
+    assert_error(admin_post(operator, path, None, data=data, headers={"Content-Type": content_type}), status, code)
+    assert chain_view(operator) == before
+
+
+def test_oversized_tx_is_a_413(network):
+    response = requests.post(network[0].public + "/v1/txs", json={"pad": "x" * 200_000}, timeout=9)
+    assert_error(response, 413, "body_too_large")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}],
+    ids=["absent", "wrong", "basic", "empty"],
+)
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", ADMIN_POSTS[0]), ("GET", ADMIN_POSTS[0]), ("POST", ADMIN_POSTS[1]), ("GET", "/nope")]
+)
+def test_admin_request_without_the_right_token_is_a_401_and_changes_nothing(operator, headers, method, path):
+    before = chain_view(operator)
+    body = {"price": 1000, "denom": "icoin"} if path == ADMIN_POSTS[0] else {"id": "x", "units_of_compute_per_token": 1}
+    response = requests.request(method, operator.admin + path, json=body, headers=headers, timeout=9)
+    assert_error(response, 401, "unauthorized")
+    assert chain_view(operator) == before
+
+
+def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(operator):
+    assert_error(operator.get("/v1/nope"), 404, "not_found")
+    assert_error(requests.get(operator.admin + "/v1/nope", headers=operator.auth, timeout=9), 404, "not_found")
+    error = assert_error(requests.delete(operator.public + "/v1/pricing", timeout=9), 405, "method_not_allowed")
+    assert "GET" in error["message"]
+    response = requests.put(operator.admin + "/v1/admin/models", headers=operator.auth, timeout=9)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "POST"
+    assert_error(operator.get("/v1/epochs/x1"), 400, "invalid_parameter")
+    assert_error(operator.get("/v1/epochs/999999"), 404)
+    assert_error(operator.get("/v1/pricing/history", from_epoch="-1"), 400, "invalid_parameter")
+    assert_error(operator.get("/v1/governance/proposals", status="open"), 400)
+    assert_error(operator.get("/v1/governance/proposals/0"), 400)
+    assert_error(operator.get("/v1/governance/proposals/999"), 404)
+    assert_error(operator.get("/v1/accounts/not-an-address"), 400, "invalid_address")
+
+
+# =============================================================================================
+# metrics and OpenAPI
+# =============================================================================================
+SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$'
+)
+
+
+def test_metrics_parse_line_by_line_and_carry_the_node_gauges_and_route_histograms(operator):
+    operator.get("/v1/pricing")
+    text = operator.get("/metrics").text
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            assert len(line.split(" ", 3)) >= 3, line
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a Prometheus sample line: {line!r}"
+        names.add(match.group(1))
+    for gauge in ("uoc_height", "uoc_epoch", "uoc_unit_of_compute_price_ngonka", "uoc_mempool_txs", "uoc_peers"):
+        assert gauge in names
+    assert "uoc_consensus_round" in names
+    assert 'uoc_http_requests_total{route="/v1/pricing",method="GET",status="200"}' in text
+    assert 'uoc_http_request_duration_seconds_bucket{route="/v1/pricing",method="GET",le="+Inf"}' in text
+    assert "uoc_http_request_duration_seconds_count" in text and "uoc_http_request_duration_seconds_sum" in text
+    assert 1 <= int(re.search(r"^uoc_peers (\d+)$", text, re.M).group(1)) <= 3
+
+
+def test_openapi_document_lists_exactly_the_served_routes_of_both_listeners(operator):
+    from node.api import ApiState, build_app
+
+    document = operator.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    state = ApiState.__new__(ApiState)
+    served = set()
+    for listener in ("public", "admin"):
+        for route in build_app(state, listener).router.routes():
+            served.add((route.method, route.resource.canonical))
+    assert documented == served
+    assert ("POST", "/v1/admin/unit-of-compute-price-proposal") in served and ("GET", "/v1/pricing") in served
+
+
+# =============================================================================================
+# schemathesis over /openapi.json
+# =============================================================================================
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def run_schemathesis(schema_url: str, tag: str, base_url: str, headers: dict[str, str], examples: int) -> int:
+    """Generate requests for every operation tagged `tag` and validate the responses; return how many ran."""
+    schema = schemathesis.openapi.from_url(schema_url).include(tag=tag)
+    calls = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=examples, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)
+        )
+        def check(case):
+            nonlocal calls
+            calls += 1
+            case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS)
+
+        check()
+    return calls
+
+
+def test_public_api_conforms_to_its_openapi_document(operator):
+    calls = run_schemathesis(operator.public + "/openapi.json", "public", operator.public, {}, examples=8)
+    assert calls >= 14
+
+
+def test_admin_api_conforms_to_its_openapi_document(operator):
+    calls = run_schemathesis(operator.public + "/openapi.json", "admin", operator.admin, operator.auth, examples=4)
+    assert calls >= 3

@@ -1,0 +1,133 @@
+"""uocd query/tx against a live 4-validator devnet: every query's --output json parses, a vote through
+the CLI changes the live tally, a passed model reaches /v1/pricing at units × unit price, and a
+transaction the chain rejects is one error line with exit 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devnet.devnet import stop_devnet, up
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def uocd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=90)
+
+
+def ok_json(*args: str):
+    proc = uocd(*args, "--output", "json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "devnet"
+    state = up(root, 4, epoch_length=5, block_ms=300, echo=lambda line: None)
+    yield state
+    stop_devnet(root, grace=5.0)
+    assert subprocess.run(["pgrep", "-f", str(root)], capture_output=True).stdout == b""
+
+
+def home(state, i: int) -> str:
+    return state["nodes"][i]["home"]
+
+
+def wait_until(predicate, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+@pytest.mark.parametrize(
+    "args, keys",
+    [
+        (("pricing",), {"unit_of_compute_price", "denom", "epoch", "models"}),
+        (("status",), {"chain_id", "height", "app_hash", "epoch", "catching_up", "peers"}),
+        (("epoch",), {"index", "price"}),
+        (("epoch", "0"), {"epoch", "price", "total_power"}),
+        (("validators",), {"validators"}),
+        (("proposals",), {"proposals"}),
+        (("proposals", "--status", "passed"), {"proposals"}),
+        (("models",), {"epoch", "models", "registry_version", "registered"}),
+        (("account",), {"address", "balance", "sequence"}),
+        (("history", "--from-epoch", "0", "--to-epoch", "1"), {"epochs"}),
+    ],
+)
+def test_every_query_prints_json_with_output_json(devnet, args, keys):
+    doc = ok_json("query", *args, "--home", home(devnet, 0))
+    assert keys <= set(doc), (args, sorted(doc))
+
+
+def test_query_uses_node_over_the_home_and_prints_text_by_default(devnet):
+    proc = uocd("query", "pricing", "--node", devnet["nodes"][1]["public"])
+    assert proc.returncode == 0 and "ngonka per unit of compute" in proc.stdout
+
+
+def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pricing(devnet):
+    submitted = ok_json("tx", "register-model", "model-cli", "10", "--home", home(devnet, 0))
+    assert submitted["status"] == "committed" and submitted["code"] == "ok"
+    proposal_id = max(p["id"] for p in ok_json("query", "proposals", "--home", home(devnet, 0))["proposals"])
+    seen = lambda: uocd("query", "proposal", str(proposal_id), "--home", home(devnet, 1), "-o", "json")  # noqa: E731
+    before = json.loads(wait_until(lambda: (p := seen()).returncode == 0 and p.stdout, "node n1 has the proposal"))
+    assert before["status"] == "voting_period" and before["tally"]["yes"] == 0
+
+    vote = uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 1))
+    assert vote.returncode == 0 and "committed at height" in vote.stdout and ": ok" in vote.stdout, vote.stderr
+    after = ok_json("query", "proposal", str(proposal_id), "--home", home(devnet, 1))
+    voter = devnet["nodes"][1]["validator_address"]
+    assert after["tally"]["yes"] == before["tally"]["yes"] + 100
+    assert {"voter": voter, "option": "yes"} in after["votes"]
+
+    # a second yes (200 of 400) meets the quorum; the voting period is 20 blocks of 0.3 s
+    assert uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 0)).returncode == 0
+
+    def listed():
+        pricing = ok_json("query", "pricing", "--home", home(devnet, 3))
+        return pricing if any(m["id"] == "model-cli" for m in pricing["models"]) else None
+
+    pricing = wait_until(listed, "the passed model is active in /v1/pricing", timeout=60)
+    model = next(m for m in pricing["models"] if m["id"] == "model-cli")
+    assert model["price_per_token"] == 10 * pricing["unit_of_compute_price"]
+
+
+def test_send_and_price_proposal_commit_and_a_rejected_tx_is_one_line_exit_1(devnet, tmp_path):
+    to = devnet["nodes"][3]["validator_address"]
+    sent = ok_json("tx", "send", to, "7", "--home", home(devnet, 2))
+    assert sent["code"] == "ok" and sent["height"] >= 1
+    vote = ok_json("tx", "price-proposal", "1", "uicoin", "--home", home(devnet, 2))
+    assert vote["code"] == "ok"
+    assert ok_json("query", "tx", vote["tx_hash"], "--home", home(devnet, 2))["height"] == vote["height"]
+
+    rejected = uocd("tx", "gov", "vote", "999", "yes", "--home", home(devnet, 2))
+    assert rejected.returncode == 1 and "Traceback" not in rejected.stderr
+    assert rejected.stderr.count("\n") == 1 and rejected.stderr.startswith("uocd: error: ")
+    assert "999" in rejected.stderr
+
+    missing = uocd("query", "proposal", "999", "--home", home(devnet, 2))
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+def test_a_key_of_the_home_signs_with_from(devnet, tmp_path):
+    keys = str(tmp_path / "keys")
+    address = ok_json("keys", "add", "carl", "--home", keys)["address"]
+    funded = ok_json("tx", "send", address, "1000", "--home", home(devnet, 0))
+    assert funded["code"] == "ok"
+    node = devnet["nodes"][0]["public"]
+    back = ok_json(
+        "tx", "send", devnet["nodes"][0]["validator_address"], "10", "--from", "carl", "--home", keys, "--node", node
+    )
+    assert back["code"] == "ok"
+    account = ok_json("query", "account", "carl", "--home", keys, "--node", node)
+    assert account["sequence"] == 1 and account["balance"] == 990
