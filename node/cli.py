@@ -714,7 +714,7 @@ def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--validators", type=parse_int, default=4, metavar="N", help="number of validators (default 4)")
     up.add_argument("--epoch-length", type=parse_int, default=10, metavar="L", help="blocks per epoch (default 10)")
     up.add_argument("--block-time", type=float, default=None, metavar="S", help="seconds between blocks (default 1)")
-    up.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    up.add_argument("--dir", default="out/devnet", metavar="D", help="the devnet directory (default out/devnet)")
     up.add_argument(
         "--scenario",
         metavar="SCENARIO.toml",
@@ -727,7 +727,7 @@ def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
     status = sub.add_parser(
         "status", help="each node's height, app hash, epoch and price", description="Show each node's state."
     )
-    status.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    status.add_argument("--dir", default="out/devnet", metavar="D", help="the devnet directory (default out/devnet)")
     add_output_option(status)
     status.set_defaults(func=cmd_devnet_status)
     down = sub.add_parser(
@@ -736,7 +736,7 @@ def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
         description="Stop every node (SIGTERM, then SIGKILL after a grace period); the homes stay, so "
         "`up` restarts the same chain. Delete D to start afresh.",
     )
-    down.add_argument("--dir", default="devnet", metavar="D", help="the devnet directory (default ./devnet)")
+    down.add_argument("--dir", default="out/devnet", metavar="D", help="the devnet directory (default out/devnet)")
     add_output_option(down)
     down.set_defaults(func=cmd_devnet_down)
 

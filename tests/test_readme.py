@@ -49,9 +49,17 @@ def test_readme_first_command_starts_a_4_node_devnet_for_a_scenario_that_exists(
     assert len(load_scenario(str(ROOT / up[3])).validators) == 4
 
 
+def mirror_top_level_directories(target: Path) -> None:
+    """Empty copies of the repository's top-level directories (chain/, devnet/, node/, …), so that a
+    command run in `target` meets the names it would meet in a fresh clone."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in sorted({line.split("/")[0] for line in tracked.splitlines() if "/" in line}):
+        (target / name).mkdir()
+
+
 def test_readme_first_command_starts_a_devnet_runs_the_scenario_and_leaves_the_network_running(tmp_path):
     up, simulate = first_command_steps()
-    (tmp_path / "examples").mkdir()
+    mirror_top_level_directories(tmp_path)
     shutil.copy(ROOT / up[3], tmp_path / up[3])
     devnet = tmp_path / simulate[simulate.index("--dir") + 1]
     try:
