@@ -22,14 +22,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from node.config import collect_genesis, find_free_port, init_home, load_home, update_config  # noqa: E402
-from node.consensus import Timeouts  # noqa: E402
+from node.config import (  # noqa: E402
+    collect_genesis,
+    compute_loopback_timeouts,
+    find_free_port,
+    init_home,
+    load_home,
+    update_config,
+)
 
 BARE_BODY = json.dumps(
     {
@@ -127,17 +132,8 @@ def make_devnet(root: Path, count: int, block_interval_ms: int) -> list[Path]:
         )
         homes.append(home)
     collect_genesis(homes)
-    fast = Timeouts(
-        propose_ms=400,
-        propose_delta_ms=200,
-        prevote_ms=200,
-        prevote_delta_ms=100,
-        precommit_ms=200,
-        precommit_delta_ms=100,
-        commit_ms=block_interval_ms,
-    )
     for home in homes:
-        update_config(home, timeouts=replace(fast), status_interval_ms=500)
+        update_config(home, timeouts=compute_loopback_timeouts(block_interval_ms), status_interval_ms=500)
     return homes
 
 

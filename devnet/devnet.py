@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from node.config import (
     GENESIS_FILE,
     VALIDATOR_KEY_FILE,
     collect_genesis,
+    compute_loopback_timeouts,
+    find_free_port,
     init_home,
     load_home,
     render_key,
@@ -38,7 +39,6 @@ from node.config import (
     write_json,
     write_secret,
 )
-from node.consensus import Timeouts
 
 from .errors import DevnetError
 
@@ -50,22 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def free_port() -> int:
     """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_timeouts(block_ms: int) -> Timeouts:
-    """Round timeouts for a loopback devnet with blocks every `block_ms`."""
-    return Timeouts(
-        propose_ms=400,
-        propose_delta_ms=200,
-        prevote_ms=200,
-        prevote_delta_ms=100,
-        precommit_ms=200,
-        precommit_delta_ms=100,
-        commit_ms=block_ms,
-    )
+    return find_free_port("127.0.0.1")
 
 
 @dataclass(frozen=True)
@@ -94,7 +79,7 @@ def create_homes(
             write_secret(home / VALIDATOR_KEY_FILE, render_key(spec.key))
         update_config(
             home,
-            timeouts=make_timeouts(block_ms),
+            timeouts=compute_loopback_timeouts(block_ms),
             status_interval_ms=200,
             api_public=f"127.0.0.1:{free_port()}",
             api_admin=f"127.0.0.1:{free_port()}",

@@ -302,6 +302,19 @@ def init_home(
     return load_home(home)
 
 
+def compute_loopback_timeouts(block_ms: int) -> Timeouts:
+    """Round timeouts for nodes on one machine (loopback), with blocks every `block_ms`."""
+    return Timeouts(
+        propose_ms=400,
+        propose_delta_ms=200,
+        prevote_ms=200,
+        prevote_delta_ms=100,
+        precommit_ms=200,
+        precommit_delta_ms=100,
+        commit_ms=block_ms,
+    )
+
+
 def find_free_port(host: str) -> int:
     """A TCP port free on `host` right now."""
     import socket

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-from node.config import collect_genesis, init_home, load_home, update_config
-from node.consensus import Timeouts
+from node.config import collect_genesis, compute_loopback_timeouts, find_free_port, init_home, load_home, update_config
 
-FAST = Timeouts(
-    propose_ms=400,
-    propose_delta_ms=200,
-    prevote_ms=200,
-    prevote_delta_ms=100,
-    precommit_ms=200,
-    precommit_delta_ms=100,
-    commit_ms=100,
-)
+FAST = compute_loopback_timeouts(100)
 
 
 def free_port() -> int:
     """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return find_free_port("127.0.0.1")
 
 
 def make_homes(root: Path, count: int, *, validators: int | None = None, **config) -> list[Path]:
