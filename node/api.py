@@ -617,7 +617,7 @@ async def post_model(request: web.Request) -> web.Response:
         {
             "proposal_id": proposal["id"],
             "tx_hash": tx_hash,
-            "deposit": deposit,
+            "deposit": {"amount": deposit, "denom": "ngonka"},  # a money object (SPEC §1)
             "voting_end_height": proposal["voting_end_height"],
         }
     )
@@ -635,6 +635,7 @@ INT = {"type": "integer"}
 STR = {"type": "string"}
 BOOL = {"type": "boolean"}
 ANY_OBJ = {"type": "object"}
+COIN = obj({"amount": INT, "denom": STR})  # a money object (SPEC §1)
 ERROR = obj({"error": obj({"code": STR, "message": STR})})
 PENDING = obj({"tx_hash": STR, "status": {"type": "string", "enum": ["pending"]}})
 MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, "price_per_token": INT})
@@ -868,7 +869,10 @@ ROUTES: tuple[Route, ...] = (
         "/v1/admin/models",
         post_model,
         "Propose a model (a RegisterModel governance proposal with min_deposit)",
-        {200: obj({"proposal_id": INT, "tx_hash": STR, "deposit": INT, "voting_end_height": INT}), 202: PENDING},
+        {
+            200: obj({"proposal_id": INT, "tx_hash": STR, "deposit": COIN, "voting_end_height": INT}),
+            202: PENDING,
+        },
         body=obj(
             {
                 "id": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_./:-]+$"},

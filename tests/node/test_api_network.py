@@ -202,7 +202,7 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
     assert response.status_code == 200, response.text
     proposed = response.json()
     assert set(proposed) == {"proposal_id", "tx_hash", "deposit", "voting_end_height"}
-    assert proposed["deposit"] == GENESIS_PARAMS["min_deposit"]
+    assert proposed["deposit"] == {"amount": GENESIS_PARAMS["min_deposit"], "denom": "ngonka"}
     proposal_id = proposed["proposal_id"]
 
     # every validator votes yes with a signed MsgVote posted to a different node
