@@ -105,9 +105,10 @@ class Application:
         return results
 
     def process_proposal(self, height: int, txs: list[bytes]) -> list[TxResult]:
-        """Run a proposed block's transactions in order on a throw-away copy of the state.
+        """Run a proposed block's transactions in order on a copy of the state; nothing is written.
 
-        Consensus calls a proposal valid only when every result is ok; nothing is kept."""
+        Consensus calls a proposal valid only when every result is ok. The copy is kept for a
+        `finalize_block` of the same block, which goes on from it."""
         self._check_next_height(height)
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
@@ -226,7 +227,7 @@ def _query_validators(app: Application, state: State, arg: str, **_: Any) -> lis
 def _query_epoch(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
     if arg in ("", "current"):
         return rules.get_current_epoch(state)
-    if not (arg.isascii() and arg.isdigit()):
+    if not (arg.isascii() and arg.isdigit() and len(arg) <= 19):
         raise ChainError(f"epoch must be 'current' or a number, got {arg!r}", code="bad_query")
     record = rules.get_epoch_record(state, int(arg))
     if record is None:
@@ -259,7 +260,7 @@ def _query_proposals(app: Application, state: State, arg: str, status: str | Non
 
 
 def _query_proposal(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    if not (arg.isascii() and arg.isdigit() and int(arg) > 0):
+    if not (arg.isascii() and arg.isdigit() and len(arg) <= 19 and int(arg) > 0):
         raise ChainError(f"a proposal id is an integer ≥ 1, got {arg!r}", code="bad_query")
     try:
         proposal = rules.get_proposal(state, int(arg))

@@ -146,7 +146,7 @@ def get_int_param(request: web.Request, name: str, *, minimum: int = 0, default:
     text = request.query.get(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= MAX_INT64:
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not minimum <= int(text) <= MAX_INT64:
         raise bad_request("invalid_parameter", f"{name} must be an integer from {minimum} to 2^63-1, got {text[:40]!r}")
     return int(text)
 
@@ -154,7 +154,7 @@ def get_int_param(request: web.Request, name: str, *, minimum: int = 0, default:
 def get_int_path(request: web.Request, name: str, *, minimum: int = 0) -> int:
     """An integer path segment in minimum..2^63-1; 400 otherwise."""
     text = request.match_info[name]
-    if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= MAX_INT64:
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not minimum <= int(text) <= MAX_INT64:
         raise bad_request("invalid_parameter", f"{name} must be an integer from {minimum} to 2^63-1, got {text[:40]!r}")
     return int(text)
 

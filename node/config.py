@@ -120,7 +120,7 @@ def is_host_port(text: Any) -> bool:
     if not isinstance(text, str) or ":" not in text:
         return False
     host, _, port = text.rpartition(":")
-    return bool(host) and port.isdigit() and 0 <= int(port) <= 65535
+    return bool(host) and port.isascii() and port.isdigit() and len(port) <= 5 and 0 <= int(port) <= 65535
 
 
 def parse_config(text: str) -> NodeConfig:

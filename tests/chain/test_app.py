@@ -381,6 +381,8 @@ def test_app_hash_is_the_same_in_other_processes_under_any_pythonhashseed():
         pytest.param("epoch/-1", "bad_query", id="negative-epoch"),
         pytest.param("epoch/1.5", "bad_query", id="fractional-epoch"),
         pytest.param("epoch/\u00b2", "bad_query", id="superscript-digit-epoch"),
+        pytest.param("epoch/" + "9" * 5000, "bad_query", id="5000-digit-epoch"),
+        pytest.param("proposal/" + "9" * 5000, "bad_query", id="5000-digit-proposal"),
         pytest.param("price_vote/" + ADDR["a"], "not_found", id="never-voted"),
     ],
 )

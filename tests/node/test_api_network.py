@@ -366,6 +366,9 @@ def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(opera
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST"
     assert_error(operator.get("/v1/epochs/x1"), 400, "invalid_parameter")
+    assert_error(operator.get("/v1/epochs/" + "9" * 5000), 400, "invalid_parameter")
+    assert_error(operator.get("/v1/governance/proposals/" + "9" * 5000), 400, "invalid_parameter")
+    assert_error(operator.get("/v1/pricing/history", to_epoch="9" * 5000), 400, "invalid_parameter")
     assert_error(operator.get("/v1/epochs/999999"), 404)
     assert_error(operator.get("/v1/pricing/history", from_epoch="-1"), 400, "invalid_parameter")
     assert_error(operator.get("/v1/governance/proposals", status="open"), 400)

@@ -51,6 +51,7 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
     [
         (("config.toml", "propose_ms = 3000", "propose_ms = -1"), "consensus.propose_ms must be a positive integer"),
         (("config.toml", "peers = []", 'peers = ["nowhere"]'), "grpc.peers must be a list of host:port"),
+        (("config.toml", "peers = []", f'peers = ["h:{"9" * 5000}"]'), "grpc.peers must be a list of host:port"),
         (("config.toml", "[grpc]", "[grpc"), "config.toml:"),
         (
             ("config.toml", "max_bytes = 4194304", "max_bytes = 16777216"),
