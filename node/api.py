@@ -399,6 +399,10 @@ async def get_pricing_history(request: web.Request) -> web.Response:
     return json_response({"epochs": query(request, "history", from_epoch=from_epoch, to_epoch=to_epoch)})
 
 
+async def get_params(request: web.Request) -> web.Response:
+    return json_response(query(request, "params"))
+
+
 async def get_epoch_current(request: web.Request) -> web.Response:
     return json_response(query(request, "epoch/current"))
 
@@ -711,6 +715,14 @@ ROUTES: tuple[Route, ...] = (
         (param("from_epoch", "query", INT_PARAM), param("to_epoch", "query", INT_PARAM)),
     ),
     Route("public", "GET", "/v1/epochs/current", get_epoch_current, "The current epoch", {200: ANY_OBJ}),
+    Route(
+        "public",
+        "GET",
+        "/v1/params",
+        get_params,
+        "The chain params: epochs, the default price and governance (min_deposit, periods, thresholds)",
+        {200: obj({"epoch_length": INT, "min_deposit": INT, "voting_period": INT, "max_deposit_period": INT})},
+    ),
     Route(
         "public",
         "GET",

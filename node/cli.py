@@ -497,7 +497,6 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 # -- transactions -------------------------------------------------------------------------------
 def add_tx_commands(commands: argparse._SubParsersAction) -> None:
     """uocd tx send|bond|unbond|price-proposal|register-model|remove-model and tx gov vote|deposit."""
-    from chain.rules import DEFAULT_PARAMS
     from chain.tx import VOTE_OPTIONS
 
     tx = commands.add_parser(
@@ -508,7 +507,6 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         "?wait=commit and print the on-chain result. A rejected transaction exits 1.",
     )
     sub = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
-    deposit = DEFAULT_PARAMS["min_deposit"]
 
     def command(parser: argparse.ArgumentParser, build: Callable[[argparse.Namespace], list[Any]]) -> None:
         parser.add_argument(
@@ -544,15 +542,13 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("id", metavar="ID")
     p.add_argument("units", metavar="UNITS", type=parse_int)
-    p.add_argument(
-        "--deposit", type=parse_int, default=deposit, help=f"ngonka (default {deposit:,}, the genesis min_deposit)"
-    )
+    p.add_argument("--deposit", type=parse_int, default=None, help="ngonka (default: the chain's min_deposit)")
     command(p, lambda a: [M.MsgSubmitProposal(M.RegisterModel(a.id, a.units), a.deposit)])
     p = sub.add_parser(
         "remove-model", help="propose to remove a model", description="Submit a RemoveModel governance proposal."
     )
     p.add_argument("id", metavar="ID")
-    p.add_argument("--deposit", type=parse_int, default=deposit, help=f"ngonka (default {deposit:,})")
+    p.add_argument("--deposit", type=parse_int, default=None, help="ngonka (default: the chain's min_deposit)")
     command(p, lambda a: [M.MsgSubmitProposal(M.RemoveModel(a.id), a.deposit)])
 
     gov = sub.add_parser("gov", help="governance votes and deposits", description="Governance votes and deposits.")
@@ -595,12 +591,15 @@ def cmd_tx(args: argparse.Namespace) -> int:
     """Sign, broadcast and wait for a transaction; exit 1 if the chain rejects it."""
     from .client import broadcast
 
+    client = resolve_client(args)
+    if getattr(args, "deposit", 0) is None:  # a proposal without --deposit: the chain's min_deposit
+        args.deposit = client.get("/v1/params")["min_deposit"]
     try:
         messages = args.build(args)
     except (ChainError, ValueError) as exc:
         raise NodeError(f"invalid transaction: {exc}") from None
     _, key = load_named_key(resolve_home(args), args.sender)
-    result = broadcast(resolve_client(args), key, messages)
+    result = broadcast(client, key, messages)
     emit(args, result, render_tx_result)
     if result.get("status") == "committed" and result.get("code") != "ok":
         print(
@@ -625,11 +624,12 @@ QUERIES: dict[str, tuple[str, str]] = {
     "status": ("the node's height, app hash, epoch, price and peers", "/v1/status"),
     "validators": ("the validator set with powers and stakes", "/v1/validators"),
     "models": ("the active and every registered model", "/v1/models"),
+    "params": ("the chain params (epochs, default price, governance)", "/v1/params"),
 }
 
 
 def add_query_commands(commands: argparse._SubParsersAction) -> None:
-    """uocd query pricing|status|epoch|validators|proposals|proposal|models|account|history|tx."""
+    """uocd query pricing|status|epoch|validators|proposals|proposal|models|params|account|history|tx."""
     query = commands.add_parser(
         "query", help="read the chain through a node's HTTP API", description="Read the chain through --node's API."
     )

@@ -61,6 +61,7 @@ def wait_until(predicate, what: str, timeout: float = 30.0):
         (("proposals",), {"proposals"}),
         (("proposals", "--status", "passed"), {"proposals"}),
         (("models",), {"epoch", "models", "registry_version", "registered"}),
+        (("params",), {"epoch_length", "min_deposit", "voting_period", "quorum"}),
         (("account",), {"address", "balance", "sequence"}),
         (("history", "--from-epoch", "0", "--to-epoch", "1"), {"epochs"}),
     ],
@@ -82,6 +83,7 @@ def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pric
     seen = lambda: uocd("query", "proposal", str(proposal_id), "--home", home(devnet, 1), "-o", "json")  # noqa: E731
     before = json.loads(wait_until(lambda: (p := seen()).returncode == 0 and p.stdout, "node n1 has the proposal"))
     assert before["status"] == "voting_period" and before["tally"]["yes"] == 0
+    assert before["total_deposit"] == ok_json("query", "params", "--home", home(devnet, 0))["min_deposit"]
 
     vote = uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 1))
     assert vote.returncode == 0 and "committed at height" in vote.stdout and ": ok" in vote.stdout, vote.stderr
