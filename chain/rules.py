@@ -463,8 +463,7 @@ def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amou
     params = get_params(state)
     if proposal["status"] == "deposit_period" and proposal["total_deposit"] >= params["min_deposit"]:
         height = get_height(state)
-        if proposal["deposit_end_height"] is not None:
-            process_queue_remove(state, proposal["deposit_end_height"], proposal["id"])
+        process_queue_remove(state, proposal["deposit_end_height"], proposal["id"])
         proposal = {
             **proposal,
             "status": "voting_period",
