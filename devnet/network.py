@@ -54,7 +54,7 @@ from node.client import ApiError, Client, broadcast
 
 from .devnet import NodeSpec, create_homes, read_state, running_nodes, start_devnet, stop_devnet
 from .errors import DevnetError
-from .report import plot_models, plot_prices, write_epochs_csv, write_models_csv, write_proposals_csv, write_summary
+from .report import compute_governance_summary, compute_scenario_summary, write_run_files
 from .scenario import ProposalSpec, Scenario, ValidatorSpec
 from .simulate import compute_proposal_message, compute_vote, get_key, is_joining, is_leaving, is_voting, make_genesis
 
@@ -419,13 +419,7 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
     models = read_models(driver, proposals, [r["price"] for r in history])
     status = head.get("/v1/status")
     summary = {
-        "engine": "network",
-        "scenario": scenario.path,
-        "seed": scenario.seed,
-        "chain_id": scenario.chain_id,
-        "epochs": scenario.epochs,
-        "epoch_length": scenario.epoch_length,
-        "validators": len(scenario.validators),
+        **compute_scenario_summary(scenario, "network"),
         "epoch_offset": driver.offset,
         "devnet_dir": str(root),
         "final_height": status["height"],
@@ -433,21 +427,13 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
         "final_price": history[-1]["price"],
         "final_app_hash": status["app_hash"],
         "registry_version": history[-1].get("registry_version"),
-        "final_models": {m["id"]: m["units_of_compute_per_token"] for m in models[-1][1]},
-        "proposals": {s: sum(p["status"] == s for p in proposals) for s in sorted({p["status"] for p in proposals})},
-        "deposits_burned": sum(p["total_deposit"] for p in proposals if p.get("burned")),
+        **compute_governance_summary(models, proposals),
         "txs_committed": driver.committed,
         "txs_rejected": 0,
         "rejections": {},
     }
-    write_epochs_csv(out / "epochs.csv", history)
-    write_models_csv(out / "models.csv", models)
-    write_proposals_csv(out / "proposals.csv", proposals)
-    write_summary(out / "summary.json", summary)
     title = f"{Path(scenario.path).name} (network engine)"
-    plot_prices(out / "price.png", history, f"{title}: unit-of-compute price, seed {scenario.seed}")
-    (out / "models.png").unlink(missing_ok=True)
-    plot_models(out / "models.png", models, f"{title}: price per token of the active models")
+    write_run_files(out, title, scenario.seed, history, models, proposals, summary)
     return summary
 
 

@@ -44,6 +44,50 @@ def write_proposals_csv(path: Path, proposals: list[dict[str, Any]]) -> None:
             writer.writerow(row + [tally.get(option, "") for option in PROPOSAL_COLUMNS[5:]])
 
 
+def compute_scenario_summary(scenario: Any, engine: str) -> dict[str, Any]:
+    """The summary fields that describe the run itself, the same for both engines."""
+    return {
+        "engine": engine,
+        "scenario": scenario.path,
+        "seed": scenario.seed,
+        "chain_id": scenario.chain_id,
+        "epochs": scenario.epochs,
+        "epoch_length": scenario.epoch_length,
+        "validators": len(scenario.validators),
+    }
+
+
+def compute_governance_summary(
+    models: list[tuple[int, list[dict[str, Any]]]], proposals: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The summary fields of governance: the final models, proposals by status, deposits burned."""
+    return {
+        "final_models": {m["id"]: m["units_of_compute_per_token"] for m in models[-1][1]},
+        "proposals": {s: sum(p["status"] == s for p in proposals) for s in sorted({p["status"] for p in proposals})},
+        "deposits_burned": sum(p["total_deposit"] for p in proposals if p["burned"]),
+    }
+
+
+def write_run_files(
+    out: Path,
+    title: str,
+    seed: int,
+    history: list[dict[str, Any]],
+    models: list[tuple[int, list[dict[str, Any]]]],
+    proposals: list[dict[str, Any]],
+    summary: dict[str, Any],
+) -> None:
+    """Every output file of a run: the three CSVs, summary.json, price.png and (if any model was
+    ever active) models.png; `title` names the run in the plots."""
+    write_epochs_csv(out / "epochs.csv", history)
+    write_models_csv(out / "models.csv", models)
+    write_proposals_csv(out / "proposals.csv", proposals)
+    write_summary(out / "summary.json", summary)
+    plot_prices(out / "price.png", history, f"{title}: unit-of-compute price, seed {seed}")
+    (out / "models.png").unlink(missing_ok=True)
+    plot_models(out / "models.png", models, f"{title}: price per token of the active models")
+
+
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """The run summary as pretty, key-sorted JSON."""
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -51,15 +95,10 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
 
 def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
     """The price over epochs against the spread (min to max) of the votes in force."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [r["epoch"] for r in history]
     prices = [r["price"] for r in history]
     spread = [(r["epoch"], r["min_vote"], r["max_vote"]) for r in history if r["min_vote"] is not None]
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    fig, ax = _new_plot()
     if spread:
         xs, lows, highs = zip(*spread)
         ax.fill_between(xs, lows, highs, step="post", alpha=0.25, color="tab:orange", label="votes in force (min–max)")
@@ -69,14 +108,7 @@ def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
     values = [v for v in prices + [x for s in spread for x in s[1:]] if v]
     if values and max(values) > 100 * min(values):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("ngonka per unit of compute")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save_plot(fig, ax, path, "ngonka per unit of compute", title)
 
 
 def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], title: str) -> None:
@@ -87,18 +119,30 @@ def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], titl
             series.setdefault(m["id"], []).append((epoch, m["price_per_token"]))
     if not series:
         return
+    fig, ax = _new_plot()
+    for model in sorted(series):
+        epochs, prices = zip(*series[model])
+        ax.step(epochs, prices, where="post", linewidth=2, marker=".", label=model)
+    ax.set_xlim(models[0][0], models[-1][0])
+    _save_plot(fig, ax, path, "ngonka per token", title)
+
+
+def _new_plot() -> tuple[Any, Any]:
+    """A figure and axes of the size every plot here uses (headless backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
-    for model in sorted(series):
-        epochs, prices = zip(*series[model])
-        ax.step(epochs, prices, where="post", linewidth=2, marker=".", label=model)
-    ax.set_xlim(models[0][0], models[-1][0])
+    return plt.subplots(figsize=(9, 4.5), dpi=110)
+
+
+def _save_plot(fig: Any, ax: Any, path: Path, ylabel: str, title: str) -> None:
+    """Label the axes (epochs across), add grid and legend, write the PNG and free the figure."""
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel("epoch")
-    ax.set_ylabel("ngonka per token")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best")

@@ -51,7 +51,7 @@ from chain.tx import (
 from node.store import SqliteStore
 
 from .errors import DevnetError
-from .report import plot_models, plot_prices, write_epochs_csv, write_models_csv, write_proposals_csv, write_summary
+from .report import compute_governance_summary, compute_scenario_summary, write_run_files
 from .scenario import ProposalSpec, Scenario, ValidatorSpec
 
 log = logging.getLogger(__name__)
@@ -353,32 +353,18 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         scenario.epochs,
     )
     summary = {
-        "engine": "inproc",
-        "scenario": scenario.path,
-        "seed": scenario.seed,
-        "chain_id": scenario.chain_id,
-        "epochs": scenario.epochs,
-        "epoch_length": scenario.epoch_length,
-        "validators": len(scenario.validators),
+        **compute_scenario_summary(scenario, "inproc"),
         "final_height": status["height"],
         "final_epoch": status["epoch"],
         "final_price": status["unit_of_compute_price"],
         "final_app_hash": status["app_hash"],
         "registry_version": registry["version"],
-        "final_models": {m["id"]: m["units_of_compute_per_token"] for m in models[-1][1]},
-        "proposals": {status: sum(p["status"] == status for p in proposals) for status in _statuses(proposals)},
-        "deposits_burned": sum(p["total_deposit"] for p in proposals if p["burned"]),
+        **compute_governance_summary(models, proposals),
         "txs_committed": committed,
         "txs_rejected": sum(rejections.values()),
         "rejections": dict(sorted(rejections.items())),
     }
-    write_epochs_csv(out / "epochs.csv", history)
-    write_models_csv(out / "models.csv", models)
-    write_proposals_csv(out / "proposals.csv", proposals)
-    write_summary(out / "summary.json", summary)
-    plot_prices(out / "price.png", history, f"{Path(scenario.path).name}: unit-of-compute price, seed {scenario.seed}")
-    (out / "models.png").unlink(missing_ok=True)
-    plot_models(out / "models.png", models, f"{Path(scenario.path).name}: price per token of the active models")
+    write_run_files(out, Path(scenario.path).name, scenario.seed, history, models, proposals, summary)
     summary["elapsed_seconds"] = elapsed
     if rejections:
         raise DevnetError(
@@ -386,8 +372,3 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
             f"outputs in {out}"
         )
     return summary
-
-
-def _statuses(proposals: list[dict[str, Any]]) -> list[str]:
-    """The distinct statuses of the proposals, sorted."""
-    return sorted({p["status"] for p in proposals})
