@@ -75,14 +75,10 @@ def compute_escrow(stake: int, pending_stake: int) -> int:
     return max(stake, pending_stake)
 
 
-def compute_history_key(epoch: int) -> str:
-    """The sortable history key of an epoch."""
-    return f"{epoch:012d}"
-
-
-def compute_proposal_key(proposal_id: int) -> str:
-    """The sortable key of a proposal (also the prefix of its deposits and votes)."""
-    return f"{proposal_id:012d}"
+def compute_index_key(index: int) -> str:
+    """The sortable state key of an epoch, a proposal id (also the prefix of the proposal's deposits
+    and votes), a height or a registry version."""
+    return f"{index:012d}"
 
 
 def compute_price_per_token(units_of_compute_per_token: int, unit_price: int) -> int:
@@ -142,7 +138,7 @@ def get_price_vote(state: State, address: str) -> dict[str, Any] | None:
 
 def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
     """The history record of an epoch."""
-    return state.get("hist", compute_history_key(epoch))
+    return state.get("hist", compute_index_key(epoch))
 
 
 def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
@@ -161,7 +157,7 @@ def get_registry_version(state: State) -> int:
 
 def get_proposal(state: State, proposal_id: int) -> dict[str, Any]:
     """A governance proposal, or InvalidTx(code="unknown_proposal")."""
-    proposal = state.get("gov", compute_proposal_key(proposal_id))
+    proposal = state.get("gov", compute_index_key(proposal_id))
     if proposal is None:
         raise InvalidTx(f"proposal {proposal_id} does not exist", code="unknown_proposal")
     return proposal
@@ -185,7 +181,7 @@ def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any
 
 def get_entries_of_proposal(state: State, space: str, proposal_id: int) -> list[tuple[str, Any]]:
     """The (address, value) deposits or votes of one proposal, in address order."""
-    prefix = compute_proposal_key(proposal_id) + "/"
+    prefix = compute_index_key(proposal_id) + "/"
     return [(key[len(prefix) :], value) for key, value in state.iterate(space) if key.startswith(prefix)]
 
 
@@ -439,13 +435,13 @@ def process_gov_counter(state: State, name: str, delta: int) -> int:
 
 def process_queue_add(state: State, height: int, proposal_id: int) -> None:
     """Queue a proposal for the end of block `height`."""
-    key = compute_history_key(height)
+    key = compute_index_key(height)
     state.set("gq", key, [*(state.get("gq", key) or ()), proposal_id])
 
 
 def process_queue_remove(state: State, height: int, proposal_id: int) -> None:
     """Take a proposal out of the queue of block `height`."""
-    key = compute_history_key(height)
+    key = compute_index_key(height)
     rest = [i for i in state.get("gq", key) or () if i != proposal_id]
     if rest:
         state.set("gq", key, rest)
@@ -457,7 +453,7 @@ def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amou
     """Move `amount` from the depositor into the governance escrow; start voting at min_deposit."""
     process_balance_change(state, depositor, -amount)
     process_gov_counter(state, "gov_escrow", amount)
-    key = f"{compute_proposal_key(proposal['id'])}/{depositor}"
+    key = f"{compute_index_key(proposal['id'])}/{depositor}"
     state.set("dep", key, (state.get("dep", key) or 0) + amount)
     proposal = {**proposal, "total_deposit": proposal["total_deposit"] + amount}
     params = get_params(state)
@@ -471,7 +467,7 @@ def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amou
             "voting_end_height": height + params["voting_period"],
         }
         process_queue_add(state, proposal["voting_end_height"], proposal["id"])
-    state.set("gov", compute_proposal_key(proposal["id"]), proposal)
+    state.set("gov", compute_index_key(proposal["id"]), proposal)
     return proposal
 
 
@@ -510,14 +506,14 @@ def process_msg_vote(state: State, sender: str, msg: MsgVote) -> None:
     get_proposal_in(state, msg.proposal_id, "voting_period", "votes")
     if get_epoch_power(state, sender) == 0:
         raise InvalidTx(f"{sender} is not a validator of the current epoch", code="not_validator")
-    state.set("gvote", f"{compute_proposal_key(msg.proposal_id)}/{sender}", msg.option)
+    state.set("gvote", f"{compute_index_key(msg.proposal_id)}/{sender}", msg.option)
 
 
 def process_deposits_settlement(state: State, proposal_id: int, *, burn: bool) -> None:
     """Refund (or burn) every deposit held for a proposal and empty its escrow."""
     total = 0
     for depositor, amount in get_entries_of_proposal(state, "dep", proposal_id):
-        state.delete("dep", f"{compute_proposal_key(proposal_id)}/{depositor}")
+        state.delete("dep", f"{compute_index_key(proposal_id)}/{depositor}")
         total += amount
         if not burn:
             process_balance_change(state, depositor, amount)
@@ -529,7 +525,7 @@ def process_deposits_settlement(state: State, proposal_id: int, *, burn: bool) -
 
 def process_proposal_queue(state: State) -> None:
     """End the deposit or voting period of every proposal queued for this block."""
-    key = compute_history_key(get_height(state))
+    key = compute_index_key(get_height(state))
     due = state.get("gq", key)
     if due is None:
         return
@@ -540,7 +536,7 @@ def process_proposal_queue(state: State) -> None:
             proposal = {**proposal, "status": "dropped", "result": "deposit period ended below min_deposit"}
         else:
             proposal = process_voting_end(state, proposal)
-        state.set("gov", compute_proposal_key(proposal_id), proposal)
+        state.set("gov", compute_index_key(proposal_id), proposal)
     state.delete("gq", key)
 
 
@@ -551,7 +547,7 @@ def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]
     tally = compute_tally(votes, dict(get_validator_set(state)))
     outcome = compute_tally_outcome(tally, get_params(state))
     for voter, _ in votes:
-        state.delete("gvote", f"{compute_proposal_key(proposal_id)}/{voter}")
+        state.delete("gvote", f"{compute_index_key(proposal_id)}/{voter}")
     process_deposits_settlement(state, proposal_id, burn=outcome.burn)
     status, result = ("passed" if outcome.passed else "rejected"), outcome.reason
     if outcome.passed:
@@ -577,7 +573,7 @@ def process_content(state: State, proposal_id: int, content: dict[str, Any]) -> 
     state.set("mchg", model_id, version)
     state.set(
         "mlog",
-        compute_history_key(version),
+        compute_index_key(version),
         {
             "version": version,
             "epoch": get_current_epoch(state)["index"] + 1,
@@ -703,7 +699,7 @@ def process_epoch_record(state: State) -> None:
     epoch = get_current_epoch(state)
     state.set(
         "hist",
-        compute_history_key(epoch["index"]),
+        compute_index_key(epoch["index"]),
         {
             "epoch": epoch["index"],
             "price": epoch["price"],
