@@ -205,6 +205,13 @@ class Application:
         return compute_lthash(self.store.entries()).app_hash()
 
 
+def _parse_index(arg: str, minimum: int, rule: str) -> int:
+    """The integer ≥ `minimum` a query path names in at most 19 decimal digits, or ChainError(bad_query)."""
+    if not (arg.isascii() and arg.isdigit() and len(arg) <= 19 and int(arg) >= minimum):
+        raise ChainError(f"{rule}, got {arg[:40]!r}", code="bad_query")
+    return int(arg)
+
+
 def _query_status(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
     epoch = rules.get_current_epoch(state)
     return {
@@ -227,9 +234,8 @@ def _query_validators(app: Application, state: State, arg: str, **_: Any) -> lis
 def _query_epoch(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
     if arg in ("", "current"):
         return rules.get_current_epoch(state)
-    if not (arg.isascii() and arg.isdigit() and len(arg) <= 19):
-        raise ChainError(f"epoch must be 'current' or a number, got {arg!r}", code="bad_query")
-    record = rules.get_epoch_record(state, int(arg))
+    epoch = _parse_index(arg, 0, "epoch must be 'current' or a number")
+    record = rules.get_epoch_record(state, epoch)
     if record is None:
         raise ChainError(f"epoch {arg} has no record yet", code="not_found")
     return record
@@ -260,10 +266,9 @@ def _query_proposals(app: Application, state: State, arg: str, status: str | Non
 
 
 def _query_proposal(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    if not (arg.isascii() and arg.isdigit() and len(arg) <= 19 and int(arg) > 0):
-        raise ChainError(f"a proposal id is an integer ≥ 1, got {arg!r}", code="bad_query")
+    proposal_id = _parse_index(arg, 1, "a proposal id is an integer ≥ 1")
     try:
-        proposal = rules.get_proposal(state, int(arg))
+        proposal = rules.get_proposal(state, proposal_id)
     except InvalidTx as exc:
         raise ChainError(str(exc), code="not_found") from None
     live = proposal["status"] == "voting_period"

@@ -144,16 +144,17 @@ def require_fields(doc: dict[str, Any], fields: tuple[str, ...]) -> None:
 def get_int_param(request: web.Request, name: str, *, minimum: int = 0, default: int | None = None) -> int | None:
     """An optional integer query parameter in minimum..2^63-1; 400 otherwise."""
     text = request.query.get(name)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not minimum <= int(text) <= MAX_INT64:
-        raise bad_request("invalid_parameter", f"{name} must be an integer from {minimum} to 2^63-1, got {text[:40]!r}")
-    return int(text)
+    return default if text is None else parse_int_text(text, name, minimum)
 
 
 def get_int_path(request: web.Request, name: str, *, minimum: int = 0) -> int:
     """An integer path segment in minimum..2^63-1; 400 otherwise."""
-    text = request.match_info[name]
+    return parse_int_text(request.match_info[name], name, minimum)
+
+
+def parse_int_text(text: str, name: str, minimum: int) -> int:
+    """Decimal digits naming an integer in minimum..2^63-1 (at most 19 digits, so never a huge
+    conversion); 400 otherwise."""
     if not (text.isascii() and text.isdigit() and len(text) <= 19) or not minimum <= int(text) <= MAX_INT64:
         raise bad_request("invalid_parameter", f"{name} must be an integer from {minimum} to 2^63-1, got {text[:40]!r}")
     return int(text)
