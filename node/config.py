@@ -315,13 +315,48 @@ def compute_loopback_timeouts(block_ms: int) -> Timeouts:
     )
 
 
+_handed_out_ports: set[int] = set()
+
+
+def compute_listen_port_range(ephemeral: tuple[int, int]) -> range:
+    """The ports to listen on: those outside the kernel's ephemeral range, which outgoing connections draw from."""
+    low, high = ephemeral
+    return range(10000, low) if low - 10000 >= 5000 else range(high + 1, 65536)
+
+
+def read_ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (Linux's default when it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def find_free_port(host: str) -> int:
-    """A TCP port free on `host` right now."""
+    """A TCP port free on `host` right now, outside the ephemeral range and not handed out before by this process.
+
+    A port the kernel picks with bind(0) is an ephemeral one, and any outgoing connection may take
+    it as its source port before the node binds it; ports below that range are only ever taken by
+    a listener.
+    """
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    candidates = compute_listen_port_range(read_ephemeral_port_range())
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(candidates)
+        if port in _handed_out_ports:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out_ports.add(port)
+        return port
+    raise ConfigError(f"found no free TCP port on {host} in {candidates.start}-{candidates.stop - 1}")
 
 
 def compute_api_addresses(listen: str, public: str | None, admin: str | None) -> tuple[str, str]:

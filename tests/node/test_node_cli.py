@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from node.cli import main
-from node.config import load_home, parse_config, render_config
+from node.config import (
+    compute_listen_port_range,
+    find_free_port,
+    load_home,
+    parse_config,
+    read_ephemeral_port_range,
+    render_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,3 +94,22 @@ def test_grpc_status_of_an_unreachable_node_is_one_line(tmp_path):
     result = uocd("grpc", "status", "127.0.0.1:1")
     assert result.returncode == 1 and result.stderr.startswith("uocd: error: 127.0.0.1:1: UNAVAILABLE")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ephemeral", "expected"),
+    [
+        ((32768, 60999), range(10000, 32768)),  # Linux's default: listen below it
+        ((49152, 65535), range(10000, 49152)),  # the IANA range
+        ((1024, 65000), range(65001, 65536)),  # no room below: listen above it
+    ],
+)
+def test_listen_ports_come_from_outside_the_ephemeral_range(ephemeral, expected):
+    assert compute_listen_port_range(ephemeral) == expected
+
+
+def test_find_free_port_never_hands_out_an_ephemeral_or_repeated_port():
+    low, high = read_ephemeral_port_range()
+    ports = [find_free_port("127.0.0.1") for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert not any(low <= port <= high for port in ports)
