@@ -739,6 +739,35 @@ def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
     down.add_argument("--dir", default="out/devnet", metavar="D", help="the devnet directory (default out/devnet)")
     add_output_option(down)
     down.set_defaults(func=cmd_devnet_down)
+    from devnet.chaos import __doc__ as chaos_doc
+
+    chaos = sub.add_parser(
+        "chaos",
+        help="a devnet under load and seeded faults, then a verdict",
+        description="Start N validators (each in its own network namespace when allowed, else behind a TCP "
+        "fault relay), load them with price votes, governance and /v1/pricing reads, inject seeded faults "
+        "(kill, pause, wipe, partition, loss, delay) one at a time, heal, and check that every node agrees, "
+        "no committed transaction is lost and the epoch prices match the committed votes. Exits 1 on a failed "
+        "verdict. Needs root for namespaces.",
+        epilog=chaos_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chaos.add_argument("--validators", type=parse_int, default=4, metavar="N", help="validators, 4 to 7 (default 4)")
+    chaos.add_argument("--seed", type=parse_int, default=1, metavar="S", help="the faults' seed (default 1)")
+    chaos.add_argument("--duration", type=float, default=120.0, metavar="SECONDS", help="run length (default 120)")
+    chaos.add_argument(
+        "--fabric",
+        choices=("auto", "netns", "proxy"),
+        default="auto",
+        help="network faults by namespaces and kernel rules (netns), by a TCP relay (proxy), or netns with a "
+        "loud fallback to the relay (auto, the default)",
+    )
+    chaos.add_argument("--no-faults", action="store_true", help="load only (a soak run)")
+    chaos.add_argument(
+        "--dir", default="out/chaos", metavar="D", help="where the homes and chaos.json go (new or empty)"
+    )
+    add_output_option(chaos)
+    chaos.set_defaults(func=cmd_devnet_chaos)
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
@@ -780,6 +809,27 @@ def cmd_devnet_down(args: argparse.Namespace) -> int:
             f"stopped {len(d['stopped'])} node(s): {', '.join(d['stopped'])}" if d["stopped"] else "no node was running"
         ),
     )
+
+
+def cmd_devnet_chaos(args: argparse.Namespace) -> int:
+    """uocd devnet chaos; exit 1 on a failed verdict."""
+    from devnet.chaos import ChaosConfig, format_summary, run_chaos
+
+    config = ChaosConfig(
+        validators=args.validators,
+        seed=args.seed,
+        duration_s=args.duration,
+        fabric=args.fabric,
+        faults=not args.no_faults,
+    )
+    echo = (
+        (lambda line: print(line, file=sys.stderr, flush=True))
+        if args.output == "json"
+        else (lambda line: print(line, flush=True))
+    )
+    summary = run_chaos(Path(args.dir), config, echo=echo)
+    emit(args, summary, format_summary)
+    return 0 if summary["ok"] else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
