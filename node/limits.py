@@ -31,7 +31,7 @@ from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 log = logging.getLogger(__name__)
 
-MAX_TRACKED_CLIENTS = 10_000  # rate-limit buckets kept at most (idle, full ones go first)
+MAX_TRACKED_CLIENTS = 10_000  # rate-limit buckets kept at most (the least recently seen go first)
 REFUSED_BODY = json.dumps(
     {"error": {"code": "too_many_connections", "message": "the server has too many open connections; retry later"}}
 ).encode()
@@ -69,8 +69,8 @@ class Verdict:
 class RateLimiter:
     """Token buckets per client key (`burst` tokens, refilled at `rate_per_s`), on the monotonic clock.
 
-    At most `max_clients` buckets are kept: a new client first evicts the least recently seen bucket
-    if it has refilled (forgetting it changes nothing), else the least recently seen one anyway."""
+    At most `max_clients` buckets are kept: a new client evicts the least recently seen one (the most idle
+    client, whose bucket has usually refilled already, so forgetting it changes nothing)."""
 
     def __init__(
         self,
@@ -106,18 +106,11 @@ class RateLimiter:
         """The tokens `key` has now (a full bucket for a new client, after making room for it)."""
         entry = self.buckets.get(key)
         if entry is None:
-            self._make_room(now)
+            while len(self.buckets) >= self.max_clients:
+                self.buckets.popitem(last=False)
             return float(self.burst)
         tokens, at = entry
         return min(float(self.burst), tokens + (now - at) * self.rate_per_s)
-
-    def _make_room(self, now: float) -> None:
-        """Evict buckets until one more fits: refilled ones first, else the least recently seen."""
-        while len(self.buckets) >= self.max_clients:
-            key, (tokens, at) = next(iter(self.buckets.items()))
-            del self.buckets[key]
-            if tokens + (now - at) * self.rate_per_s < self.burst:
-                return  # evicted a non-full bucket: the table is at its bound again, stop there
 
 
 # =============================================================================================
