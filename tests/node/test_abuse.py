@@ -235,7 +235,7 @@ def test_too_large_or_too_many_headers_are_a_json_431_and_the_server_still_serve
     with connect(address, "127.0.0.11") as sock:  # not HTTP at all
         sock.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
         answer = read_until_closed(sock, TIMEOUT)
-        assert answer.startswith(b"HTTP/1.1 400")
+        assert re.match(rb"HTTP/1\.[01] 400 ", answer) and error_code(answer.partition(b"\r\n\r\n")[2]) == "bad_request"
     path = "/v1/status" if listener == "public" else "/v1/admin/unit-of-compute-price-proposal"
     status, _, _ = request(address, path, source="127.0.0.12", headers={"Authorization": f"Bearer {guarded.token}"})
     assert status in (200, 404)  # 404: this operator never voted a price
@@ -340,6 +340,7 @@ def test_an_idle_connection_is_closed_after_the_request_read_timeout(loris):
         assert time.monotonic() - started < TIMEOUT
 
 
+@pytest.mark.asyncio
 async def test_slow_loris_clients_do_not_starve_normal_clients_and_the_node_keeps_committing(loris):
     stats = {"refused": 0, "timed_out": 0, "connections": 0}
     stop = asyncio.Event()
@@ -400,13 +401,14 @@ async def test_slow_loris_clients_do_not_starve_normal_clients_and_the_node_keep
 # junk on the gRPC port
 # =============================================================================================
 def junk_messages(node: NodeProc, count: int) -> list[tuple[str, bytes]]:
-    """(method, payload) junk: random bytes, wrong-chain-id votes, garbage txs, oversized batches."""
+    """(method, payload) junk: random bytes, wrong-chain-id votes, implausible votes, garbage txs and
+    batches, and one in fifty an oversized batch."""
     rng = random.Random(7)
     key = node.key
     stranger = PrivateKey.from_name("abuser")
     messages: list[tuple[str, bytes]] = []
     for i in range(count):
-        kind = i % 6
+        kind = 5 if i % 50 == 49 else i % 5
         if kind == 0:
             messages.append(("SendConsensus", rng.randbytes(rng.randint(1, 300))))
         elif kind == 1:
@@ -425,9 +427,30 @@ def junk_messages(node: NodeProc, count: int) -> list[tuple[str, bytes]]:
     return messages
 
 
+async def send_raw(address: str, data: bytes) -> str:
+    """Send raw bytes to a TCP port: "closed" if the server then hangs up within 5 s, else "open"."""
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(data)
+        async with asyncio.timeout(5):
+            while await reader.read(4096):
+                pass
+        return "closed"
+    except TimeoutError:
+        return "open"
+    except OSError:
+        return "closed"
+    finally:
+        writer.close()
+
+
+@pytest.mark.asyncio
 async def test_thousands_of_junk_grpc_messages_and_raw_garbage_do_not_stop_the_node(loris):
     first_height = loris.height()
     messages = junk_messages(loris, 3000)
+    messages.sort(key=lambda m: len(m[1]) > 100_000)  # oversized last: on one HTTP/2 connection they hold up
+    # the calls behind them (flow control), which slows only this client, not the node
     codes: dict[str, int] = {}
     async with grpc.aio.insecure_channel(loris.grpc) as channel:
         calls = {
@@ -443,25 +466,16 @@ async def test_thousands_of_junk_grpc_messages_and_raw_garbage_do_not_stop_the_n
                 code = exc.code().name
             codes[code] = codes.get(code, 0) + 1
 
-        for start in range(0, len(messages), 200):
-            await asyncio.gather(*(send(name, payload) for name, payload in messages[start : start + 200]))
-    assert codes.get("INVALID_ARGUMENT", 0) >= 1500 and codes.get("RESOURCE_EXHAUSTED", 0) >= 400, codes
+        for start in range(0, len(messages), 100):  # within the server's max_concurrent_streams (100)
+            await asyncio.gather(*(send(name, payload) for name, payload in messages[start : start + 100]))
+    assert codes.get("INVALID_ARGUMENT", 0) >= 1500 and codes.get("RESOURCE_EXHAUSTED", 0) == 60, codes
     assert "UNAVAILABLE" not in codes and "DEADLINE_EXCEEDED" not in codes and "UNKNOWN" not in codes, codes
 
-    host, _, port = loris.grpc.rpartition(":")
-    for garbage in (
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        os.urandom(4096),
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0" * 50,
-    ):
-        for _ in range(20):
-            with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
-                sock.sendall(garbage)
-                sock.settimeout(2)
-                try:
-                    sock.recv(4096)
-                except (TimeoutError, ConnectionResetError):
-                    pass
+    assert loris.height() > first_height, "the node stopped committing during the junk"
+
+    garbage = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0" * 50)
+    ended = await asyncio.gather(*(send_raw(loris.grpc, garbage[i % 3]) for i in range(60)))
+    assert ended.count("closed") >= 40, ended  # the server hangs up on garbage (it may wait for a real preface)
 
     wait_until(lambda: loris.height() >= first_height + 3, "the node keeps committing after the junk", timeout=20)
     status, _, body = request(loris.public, "/v1/status", source="127.0.0.50")
