@@ -361,6 +361,8 @@ async def errors_and_metrics(
         response = await handler(request)
     except ApiRequestError as exc:
         response = error_response(exc.status, exc.code, str(exc))
+        if exc.status == 408:
+            response.force_close()  # the rest of the body may still be on its way: do not wait for it
     except web.HTTPException as exc:
         response = http_exception_response(request, exc)
     except Exception:  # noqa: BLE001 - the one catch-all: log and answer 500
@@ -1044,14 +1046,16 @@ def build_app(state: ApiState, listener: str) -> web.Application:
 # the server
 # =============================================================================================
 def compute_handler_limits(config: NodeConfig) -> dict[str, Any]:
-    """aiohttp's per-connection settings from [api]: header limits, and the keep-alive timeout as the request
-    read timeout (aiohttp closes a connection whose next request head has not arrived that long after it
-    opened or after its previous response)."""
+    """aiohttp's per-connection settings from [api]: header limits, and the request read timeout as the
+    keep-alive timeout (aiohttp closes a connection whose next request head has not arrived that long after
+    it opened or after its previous response) and as the lingering time (how long the unread rest of a
+    refused body is drained before the connection closes)."""
     return {
         "max_line_size": config.api_max_header_bytes,
         "max_field_size": config.api_max_header_bytes,
         "max_headers": config.api_max_headers,
         "keepalive_timeout": config.api_request_read_timeout_ms / 1000,
+        "lingering_time": config.api_request_read_timeout_ms / 1000,
     }
 
 

@@ -331,13 +331,20 @@ def test_connections_over_the_caps_are_refused_with_503_and_new_clients_are_serv
     assert metric(guarded, "uoc_http_connections_refused_total") >= refused_before + 4
 
 
-def test_an_idle_connection_is_closed_after_the_request_read_timeout(loris):
-    with connect(loris.public, "127.0.0.40") as idle, connect(loris.public, "127.0.0.40") as partial:
+def test_idle_connections_and_slow_heads_are_closed_and_a_slow_body_is_408_after_the_read_timeout(loris):
+    with (
+        connect(loris.public, "127.0.0.40") as idle,
+        connect(loris.public, "127.0.0.40") as partial,
+        connect(loris.public, "127.0.0.40") as slow_body,
+    ):
         partial.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
-        started = time.monotonic()
+        slow_body.sendall(
+            b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
         assert read_until_closed(idle, TIMEOUT) == b""
         assert read_until_closed(partial, TIMEOUT) == b""
-        assert time.monotonic() - started < TIMEOUT
+        answer = read_until_closed(slow_body, TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 408") and error_code(answer.partition(b"\r\n\r\n")[2]) == "request_timeout"
 
 
 @pytest.mark.asyncio
