@@ -12,6 +12,10 @@ which is logged. The admin listener requires `Authorization: Bearer <HOME/admin_
 constant time); its POSTs sign with the node's validator key, submit to the mempool (which relays)
 and wait for the commit (bounded: 202 with the tx hash on timeout; 422 with the chain's code on a
 rejection). `GET /v1/pricing` serves bytes prepared once per committed block.
+
+Abuse limits ([api] in config.toml, `node/limits.py`): both listeners cap open connections in total and
+per client IP, header sizes and counts, and the time a request may take to arrive; the public listener
+also rate-limits each client IP (a token bucket: 429 with Retry-After, X-RateLimit-* on every answer).
 """
 
 from __future__ import annotations
