@@ -12,10 +12,15 @@ which is logged. The admin listener requires `Authorization: Bearer <HOME/admin_
 constant time); its POSTs sign with the node's validator key, submit to the mempool (which relays)
 and wait for the commit (bounded: 202 with the tx hash on timeout; 422 with the chain's code on a
 rejection). `GET /v1/pricing` serves bytes prepared once per committed block.
+
+Abuse limits ([api] in config.toml, `node/limits.py`): both listeners cap open connections in total and
+per client IP, header sizes and counts, and the time a request may take to arrive; the public listener
+also rate-limits each client IP (a token bucket: 429 with Retry-After, X-RateLimit-* on every answer).
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import hmac
 import ipaddress
@@ -35,6 +40,7 @@ from chain.tx import MAX_TX_BYTES, MsgSubmitPriceProposal, MsgSubmitProposal, Re
 
 from .config import NodeConfig
 from .errors import ApiRequestError, ConfigError, MempoolError, MempoolFull, NodeError, TxAlreadyKnown
+from .limits import ConnectionGate, LimitedSite, RateLimiter
 
 if TYPE_CHECKING:
     from .node import Node, TxOutcome
@@ -108,11 +114,17 @@ def _reject_constant(text: str) -> Any:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request body; 415 if it is declared as something other than JSON, 413 (via aiohttp) if too large."""
+    """The request body; 415 if it is declared as something other than JSON, 413 (via aiohttp) if too large,
+    408 if it has not fully arrived within the request read timeout."""
     declared = request.headers.get("Content-Type")
     if declared is not None and request.content_type != JSON_TYPE and not request.content_type.endswith("+json"):
         raise ApiRequestError(415, "unsupported_media_type", f"the body must be {JSON_TYPE}, got {declared!r}")
-    return await request.read()
+    timeout_s = get_state(request).read_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise ApiRequestError(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:
@@ -188,8 +200,8 @@ class Metrics:
         hist.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         hist.total += seconds
 
-    def render(self, node: Node) -> str:
-        """The exposition text: node gauges, request counters, latency histograms."""
+    def render(self, node: Node, state: ApiState | None = None) -> str:
+        """The exposition text: node gauges, request counters, latency histograms, abuse-limit counters."""
         assert node.app is not None
         status = node.query("status")
         gauges = (
@@ -232,7 +244,40 @@ class Metrics:
                 lines.append(f'uoc_http_request_duration_seconds_bucket{{{labels},le="{le}"}} {cumulative}')
             lines.append(f"uoc_http_request_duration_seconds_sum{{{labels}}} {hist.total:.6f}")
             lines.append(f"uoc_http_request_duration_seconds_count{{{labels}}} {cumulative}")
+        if state is not None:
+            lines += render_limit_metrics(state)
         return "\n".join(lines) + "\n"
+
+
+def render_limit_metrics(state: ApiState) -> list[str]:
+    """The abuse-limit counters: rate-limited requests, and open and refused connections per listener."""
+    limiter = state.limiter
+    lines = [
+        "# HELP uoc_http_rate_limited_total Public API requests answered 429 by the per-client rate limit.",
+        "# TYPE uoc_http_rate_limited_total counter",
+        f"uoc_http_rate_limited_total {limiter.refused if limiter else 0}",
+    ]
+    gates = sorted(state.gates.items())
+    for name, kind, help_text, attr in (
+        ("uoc_http_connections_open", "gauge", "Open HTTP connections by listener.", "open_total"),
+        ("uoc_http_connections_accepted_total", "counter", "HTTP connections accepted by listener.", "accepted"),
+        (
+            "uoc_http_connections_refused_total",
+            "counter",
+            "HTTP connections refused (503, closed) by listener: over the total or per-client cap.",
+            "refused",
+        ),
+    ):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{listener="{listener}"}} {getattr(gate, attr)}' for listener, gate in gates]
+    server = state.node.server
+    rejected = sorted(server.handlers.rejected.items()) if server is not None else []
+    lines += [
+        "# HELP uoc_grpc_rejected_total gRPC calls rejected (malformed, invalid, refused) by method.",
+        "# TYPE uoc_grpc_rejected_total counter",
+        *(f'uoc_grpc_rejected_total{{method="{method}"}} {count}' for method, count in rejected),
+    ]
+    return lines
 
 
 def escape_label(value: str) -> str:
@@ -253,6 +298,16 @@ class ApiState:
         self.metrics = Metrics()
         self.pricing_body = b""
         self.pricing_height = -1
+        config = node.config
+        self.read_timeout_s = config.api_request_read_timeout_ms / 1000
+        self.limiter = make_rate_limiter(config)
+        self.rate_limit_loopback = config.api_rate_limit_loopback
+        self.gates = {
+            listener: ConnectionGate(
+                listener, total=config.api_max_connections, per_client=config.api_max_connections_per_client
+            )
+            for listener in ("public", "admin")
+        }
 
     def refresh_pricing(self, height: int | None = None) -> None:
         """Prepare the `GET /v1/pricing` body from the committed state (once per block)."""
@@ -279,6 +334,13 @@ class ApiState:
 STATE = web.AppKey("uoc_api_state", ApiState)
 
 
+def make_rate_limiter(config: NodeConfig) -> RateLimiter | None:
+    """The public listener's per-client rate limiter (None when [api] rate_limit_per_s = 0)."""
+    if config.api_rate_limit_per_s == 0:
+        return None
+    return RateLimiter(config.api_rate_limit_per_s, config.api_rate_limit_burst)
+
+
 def get_state(request: web.Request) -> ApiState:
     return request.app[STATE]
 
@@ -303,6 +365,8 @@ async def errors_and_metrics(
         response = await handler(request)
     except ApiRequestError as exc:
         response = error_response(exc.status, exc.code, str(exc))
+        if exc.status == 408:
+            response.force_close()  # the rest of the body may still be on its way: do not wait for it
     except web.HTTPException as exc:
         response = http_exception_response(request, exc)
     except Exception:  # noqa: BLE001 - the one catch-all: log and answer 500
@@ -335,6 +399,25 @@ def http_exception_response(request: web.Request, exc: web.HTTPException) -> web
         code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
         return error_response(exc.status, code, exc.text or exc.reason or "HTTP error")
     raise exc
+
+
+@web.middleware
+async def rate_limit(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The public listener's per-client-IP token bucket: 429 with Retry-After over it, X-RateLimit-* always."""
+    state = get_state(request)
+    client = request.remote or ""
+    if state.limiter is None or (not state.rate_limit_loopback and is_loopback(client)):
+        return await handler(request)
+    verdict = state.limiter.take(client)
+    if not verdict.allowed:
+        message = f"over the rate limit of {state.limiter.rate_per_s:g} requests/s (burst {state.limiter.burst})"
+        message += f"; retry in {verdict.retry_after_s} s"
+        return error_response(429, "rate_limited", message, headers=verdict.headers())
+    response = await handler(request)
+    response.headers.update(verdict.headers())
+    return response
 
 
 def make_auth_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -520,7 +603,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 async def get_metrics(request: web.Request) -> web.Response:
     state = get_state(request)
     return web.Response(
-        text=state.metrics.render(state.node),
+        text=state.metrics.render(state.node, state),
         content_type="text/plain",
         charset="utf-8",
         headers={"X-Prometheus-Format": "0.0.4"},
@@ -645,6 +728,7 @@ ERROR = obj({"error": obj({"code": STR, "message": STR})})
 PENDING = obj({"tx_hash": STR, "status": {"type": "string", "enum": ["pending"]}})
 MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, "price_per_token": INT})
 INT_PARAM = {"type": "integer", "minimum": 0, "maximum": MAX_INT64}
+RATE_LIMIT_HEADERS = ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 
 def param(name: str, where: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
@@ -905,6 +989,12 @@ def describe_operation(route: Route) -> dict[str, Any]:
         }
         for status, schema in route.responses.items()
     }
+    if route.listener == "public":
+        responses["429"] = {
+            "description": "over the per-client rate limit ([api] rate_limit_per_s); retry after Retry-After seconds",
+            "headers": {name: {"schema": INT} for name in RATE_LIMIT_HEADERS},
+            "content": {JSON_TYPE: {"schema": ERROR}},
+        }
     responses["default"] = {"description": "error", "content": {JSON_TYPE: {"schema": ERROR}}}
     operation: dict[str, Any] = {
         "operationId": route.method.lower() + "_" + "".join(c if c.isalnum() else "_" for c in route.path.strip("/")),
@@ -942,6 +1032,8 @@ def build_openapi() -> dict[str, Any]:
 def build_app(state: ApiState, listener: str) -> web.Application:
     """The aiohttp application of one listener, from the route table."""
     middlewares: list[Any] = [errors_and_metrics]
+    if listener == "public":
+        middlewares.insert(0, rate_limit)  # outermost: a refused request costs no handler work
     if listener == "admin":
         middlewares.append(make_auth_middleware())
     app = web.Application(
@@ -957,6 +1049,20 @@ def build_app(state: ApiState, listener: str) -> web.Application:
 # =============================================================================================
 # the server
 # =============================================================================================
+def compute_handler_limits(config: NodeConfig) -> dict[str, Any]:
+    """aiohttp's per-connection settings from [api]: header limits, and the request read timeout as the
+    keep-alive timeout (aiohttp closes a connection whose next request head has not arrived that long after
+    it opened or after its previous response) and as the lingering time (how long the unread rest of a
+    refused body is drained before the connection closes)."""
+    return {
+        "max_line_size": config.api_max_header_bytes,
+        "max_field_size": config.api_max_header_bytes,
+        "max_headers": config.api_max_headers,
+        "keepalive_timeout": config.api_request_read_timeout_ms / 1000,
+        "lingering_time": config.api_request_read_timeout_ms / 1000,
+    }
+
+
 class ApiServer:
     """The public and admin listeners of a node."""
 
@@ -971,18 +1077,21 @@ class ApiServer:
         check_api_config(self.node.config, self.state.token)
         self.state.refresh_pricing()
         self.node.add_commit_listener(self.state.refresh_pricing)
-        for listener, address in (("public", self.node.config.api_public), ("admin", self.node.config.api_admin)):
+        config = self.node.config
+        for listener, address in (("public", config.api_public), ("admin", config.api_admin)):
             runner = web.AppRunner(
                 build_app(self.state, listener),
                 access_log=None,
                 handle_signals=False,
                 shutdown_timeout=SHUTDOWN_GRACE_S,
+                **compute_handler_limits(config),
             )
             await runner.setup()
             self.runners.append(runner)
             host, port = split_host_port(address)
+            site = LimitedSite(runner, host, port, gate=self.state.gates[listener], reuse_address=True)
             try:
-                await web.TCPSite(runner, host, port, reuse_address=True).start()
+                await site.start()
             except OSError as exc:
                 raise NodeError(f"cannot listen for the {listener} API on {address}: {exc.strerror or exc}") from None
             self.addresses[listener] = address

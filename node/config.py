@@ -55,6 +55,16 @@ class NodeConfig:
     block_max_bytes: int = 4 * 1024 * 1024
     api_public: str = "127.0.0.1:26650"
     api_admin: str = "127.0.0.1:26651"
+    api_max_connections: int = 512
+    api_max_connections_per_client: int = 128
+    api_request_read_timeout_ms: int = 5000
+    api_max_header_bytes: int = 8190
+    api_max_headers: int = 64
+    api_rate_limit_per_s: int = 100
+    api_rate_limit_burst: int = 200
+    api_rate_limit_loopback: bool = False
+    grpc_max_concurrent_streams: int = 100
+    grpc_max_connection_idle_ms: int = 300_000
 
 
 def render_config(config: NodeConfig) -> str:
@@ -72,6 +82,9 @@ max_message_bytes = {config.max_message_bytes}
 # the deadline of every call to a peer, and how often peers' status is polled (block sync)
 rpc_timeout_ms = {config.rpc_timeout_ms}
 status_interval_ms = {config.status_interval_ms}
+# abuse limits: concurrent calls (HTTP/2 streams) per connection; an idle connection is closed after this long
+max_concurrent_streams = {config.grpc_max_concurrent_streams}
+max_connection_idle_ms = {config.grpc_max_connection_idle_ms}
 
 [consensus]
 # the block interval is the commit timeout: the pause after each block
@@ -96,11 +109,26 @@ max_bytes = {config.block_max_bytes}
 # HTTP API listeners: public (reads, tx submission) and admin (Bearer HOME/admin_token; loopback unless a token)
 public = {json.dumps(config.api_public)}
 admin = {json.dumps(config.api_admin)}
+# abuse limits (both listeners): open connections in total and per client IP (more are answered 503 and closed);
+# a connection whose next request (head and body) has not arrived this long after it opened or after its
+# previous response is closed (slow-loris); request line and each header at most max_header_bytes, at most
+# max_headers headers (else 431)
+max_connections = {config.api_max_connections}
+max_connections_per_client = {config.api_max_connections_per_client}
+request_read_timeout_ms = {config.api_request_read_timeout_ms}
+max_header_bytes = {config.api_max_header_bytes}
+max_headers = {config.api_max_headers}
+# the public listener's per-client-IP rate limit: a token bucket of rate_limit_burst requests refilled at
+# rate_limit_per_s (0 disables); over it, 429 with Retry-After. Loopback clients (a devnet's load
+# generators) are exempt unless rate_limit_loopback = true. The admin listener is not rate limited.
+rate_limit_per_s = {config.api_rate_limit_per_s}
+rate_limit_burst = {config.api_rate_limit_burst}
+rate_limit_loopback = {"true" if config.api_rate_limit_loopback else "false"}
 """
 
 
-def _get(doc: dict[str, Any], path: str, kind: type, default: Any) -> Any:
-    """A config value by dotted path, type-checked."""
+def _get(doc: dict[str, Any], path: str, kind: type, default: Any, *, minimum: int = 1) -> Any:
+    """A config value by dotted path, type-checked (integers at least `minimum`)."""
     node: Any = doc
     *parents, name = path.split(".")
     for part in parents:
@@ -108,8 +136,11 @@ def _get(doc: dict[str, Any], path: str, kind: type, default: Any) -> Any:
         if not isinstance(node, dict):
             raise ConfigError(f"{CONFIG_FILE}: [{part}] must be a table")
     value = node.get(name, default)
-    if kind is int and (type(value) is not int or value <= 0):
-        raise ConfigError(f"{CONFIG_FILE}: {path} must be a positive integer, got {value!r}")
+    if kind is int and (type(value) is not int or value < minimum):
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ConfigError(f"{CONFIG_FILE}: {path} must be {what}, got {value!r}")
+    if kind is bool and type(value) is not bool:
+        raise ConfigError(f"{CONFIG_FILE}: {path} must be true or false, got {value!r}")
     if kind is str and (not isinstance(value, str) or not value):
         raise ConfigError(f"{CONFIG_FILE}: {path} must be a non-empty string, got {value!r}")
     return value
@@ -160,6 +191,18 @@ def parse_config(text: str) -> NodeConfig:
         block_max_bytes=_get(doc, "block.max_bytes", int, d.block_max_bytes),
         api_public=_get(doc, "api.public", str, d.api_public),
         api_admin=_get(doc, "api.admin", str, d.api_admin),
+        api_max_connections=_get(doc, "api.max_connections", int, d.api_max_connections),
+        api_max_connections_per_client=_get(
+            doc, "api.max_connections_per_client", int, d.api_max_connections_per_client
+        ),
+        api_request_read_timeout_ms=_get(doc, "api.request_read_timeout_ms", int, d.api_request_read_timeout_ms),
+        api_max_header_bytes=_get(doc, "api.max_header_bytes", int, d.api_max_header_bytes, minimum=256),
+        api_max_headers=_get(doc, "api.max_headers", int, d.api_max_headers),
+        api_rate_limit_per_s=_get(doc, "api.rate_limit_per_s", int, d.api_rate_limit_per_s, minimum=0),
+        api_rate_limit_burst=_get(doc, "api.rate_limit_burst", int, d.api_rate_limit_burst),
+        api_rate_limit_loopback=_get(doc, "api.rate_limit_loopback", bool, d.api_rate_limit_loopback),
+        grpc_max_concurrent_streams=_get(doc, "grpc.max_concurrent_streams", int, d.grpc_max_concurrent_streams),
+        grpc_max_connection_idle_ms=_get(doc, "grpc.max_connection_idle_ms", int, d.grpc_max_connection_idle_ms),
     )
     for key, value in (("api.public", config.api_public), ("api.admin", config.api_admin)):
         if not is_host_port(value):

@@ -12,6 +12,11 @@ logged and answered with a status; the node keeps running:
 | mempool full | `RESOURCE_EXHAUSTED` |
 | message over `max_message_bytes` | `RESOURCE_EXHAUSTED` (gRPC itself) |
 
+Abuse limits: the server and every client cap messages both ways at `grpc.max_message_bytes`; the server
+allows `grpc.max_concurrent_streams` calls per connection and closes connections idle for
+`grpc.max_connection_idle_ms`. Rejections are logged at INFO at most once per second per method (the
+rest at DEBUG, with a count in the next INFO line), so a flood of junk costs parsing, not log volume.
+
 Peer clients put a deadline on EVERY call. Outgoing gossip goes through one bounded queue per peer
 and one sender task; a failing peer is backed off exponentially (messages for it are dropped while
 it is backed off: consensus repeats what matters by rounds, and a peer that fell behind syncs).
@@ -38,6 +43,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_RPC_TIMEOUT_S = 2.0
+DEFAULT_MAX_CONCURRENT_STREAMS = 100
+DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
+REJECT_LOG_INTERVAL_S = 1.0
 MAX_BLOCKS_PER_REQUEST = 500
 PEER_QUEUE_LIMIT = 10_000
 BACKOFF_BASE_S = 0.1
@@ -72,6 +80,18 @@ def compute_grpc_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
+def compute_server_options(
+    max_message_bytes: int, max_concurrent_streams: int, max_connection_idle_ms: int
+) -> list[tuple[str, Any]]:
+    """The server's options: the shared ones plus stream and idle-connection limits."""
+    return [
+        *compute_grpc_options(max_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", max_concurrent_streams),
+        ("grpc.max_connection_idle_ms", max_connection_idle_ms),
+    ]
+
+
 def compute_status_code(exc: Exception) -> grpc.StatusCode:
     """The gRPC status answering a rejected request."""
     if isinstance(exc, TxAlreadyKnown):
@@ -94,12 +114,28 @@ class Handlers:
 
     def __init__(self, node: NodeApi) -> None:
         self.node = node
+        self.rejected: dict[str, int] = {}  # method -> rejected calls
+        self._logged_at: dict[str, float] = {}  # method -> when its last INFO line was logged
+        self._unlogged: dict[str, int] = {}  # method -> rejections since then
 
     async def _reject(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
         code = compute_status_code(exc)
-        level = logging.DEBUG if isinstance(exc, TxAlreadyKnown) else logging.INFO
-        log.log(level, "%s from %s rejected (%s): %s", method, context.peer(), code.name, compute_error_text(exc))
+        self.rejected[method] = self.rejected.get(method, 0) + 1
+        self._log_rejection(method, context.peer(), code, exc)
         await context.abort(code, compute_error_text(exc))
+
+    def _log_rejection(self, method: str, peer: str, code: grpc.StatusCode, exc: Exception) -> None:
+        """INFO at most once per REJECT_LOG_INTERVAL_S per method (with the count since), DEBUG otherwise."""
+        now = time.monotonic()
+        quiet = isinstance(exc, TxAlreadyKnown) or now - self._logged_at.get(method, -1e9) < REJECT_LOG_INTERVAL_S
+        if quiet:
+            self._unlogged[method] = self._unlogged.get(method, 0) + 1
+            log.debug("%s from %s rejected (%s): %s", method, peer, code.name, compute_error_text(exc))
+            return
+        self._logged_at[method] = now
+        since = self._unlogged.pop(method, 0)
+        more = f" (and {since} more since the last such line)" if since else ""
+        log.info("%s from %s rejected (%s): %s%s", method, peer, code.name, compute_error_text(exc), more)
 
     async def broadcast_tx(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxAck:
         try:
@@ -206,10 +242,21 @@ def build_generic_handlers(handlers: Handlers) -> list[grpc.GenericRpcHandler]:
 class Server:
     """The node's grpc.aio server with the uoc services, health and reflection."""
 
-    def __init__(self, node: NodeApi, listen: str, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        node: NodeApi,
+        listen: str,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS,
+        max_connection_idle_ms: int = DEFAULT_MAX_CONNECTION_IDLE_MS,
+    ) -> None:
         self.listen = listen
-        self.server = grpc.aio.server(options=[*compute_grpc_options(max_message_bytes), ("grpc.so_reuseport", 0)])
-        self.server.add_generic_rpc_handlers(build_generic_handlers(Handlers(node)))
+        self.server = grpc.aio.server(
+            options=compute_server_options(max_message_bytes, max_concurrent_streams, max_connection_idle_ms)
+        )
+        self.handlers = Handlers(node)
+        self.server.add_generic_rpc_handlers(build_generic_handlers(self.handlers))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

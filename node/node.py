@@ -158,7 +158,13 @@ class Node:
             on_drop=self._on_mempool_drop,
         )
         self.consensus = Consensus(chain_id=self.chain_id, signer=self.signer, host=self, timeouts=self.config.timeouts)
-        self.server = Server(self, self.config.listen, max_message_bytes=self.config.max_message_bytes)
+        self.server = Server(
+            self,
+            self.config.listen,
+            max_message_bytes=self.config.max_message_bytes,
+            max_concurrent_streams=self.config.grpc_max_concurrent_streams,
+            max_connection_idle_ms=self.config.grpc_max_connection_idle_ms,
+        )
         self.port = await self.server.start()
         self.api = ApiServer(self)
         await self.api.start()

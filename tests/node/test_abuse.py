@@ -1,0 +1,558 @@
+"""The node's abuse defences against real `uocd start` processes on loopback: body and header limits on
+both listeners, the public listener's per-client rate limit (429, Retry-After, X-RateLimit-*), the
+connection caps, the request read timeout against slow-loris clients, and junk on the gRPC port.
+Clients bind to different loopback addresses (127.0.0.x) to be different client IPs."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+
+from chain.crypto import PrivateKey
+from chain.tx import MsgSend, sign_tx
+from node import codec
+from node.api import PUBLIC_MAX_BODY, build_openapi, make_rate_limiter
+from node.blocks import sign_vote
+from node.config import NodeConfig, load_home, parse_config, render_config
+from node.errors import ConfigError
+from node.limits import ConnectionGate, RateLimiter
+from node.pb import services_pb2 as spb
+from tests.node.netutil import make_homes
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 10
+
+
+# =============================================================================================
+# helpers
+# =============================================================================================
+class NodeProc:
+    """A one-validator `uocd start` child process with its API and gRPC addresses."""
+
+    def __init__(self, home: Path) -> None:
+        loaded = load_home(home)
+        self.home = home
+        self.chain_id = loaded.genesis["chain_id"]
+        self.key = loaded.validator_key
+        self.public = loaded.config.api_public
+        self.admin = loaded.config.api_admin
+        self.grpc = loaded.config.listen
+        self.token = loaded.admin_token
+        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "node", "--log-level", "info", "start", "--home", str(home)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        wait_until(lambda: self.height() >= 1, "the node commits a block")
+
+    def height(self, source: str = "127.0.0.250") -> int:
+        """The committed height from /v1/status (-1 if it does not answer)."""
+        try:
+            status, _, body = request(self.public, "/v1/status", source=source)
+        except OSError:
+            return -1
+        return json.loads(body)["height"] if status == 200 else -1
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        code = self.popen.wait(timeout=20)
+        self.log.close()
+        return code
+
+
+def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def request(
+    address: str,
+    path: str,
+    *,
+    source: str = "127.0.0.1",
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """One HTTP request on a new connection from the client address `source`: (status, headers, body)."""
+    host, _, port = address.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def error_code(body: bytes) -> str:
+    """The code of a JSON error body (asserting the shape)."""
+    doc = json.loads(body)
+    assert set(doc["error"]) == {"code", "message"} and doc["error"]["message"]
+    return doc["error"]["code"]
+
+
+def metric(node: NodeProc, name: str) -> int:
+    """A metric's value (summed over its labels) from /metrics, fetched from its own client address."""
+    status, _, body = request(node.public, "/metrics", source="127.0.0.251")
+    assert status == 200
+    values = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\d+)$", body.decode(), re.M)
+    assert values, f"{name} is not in /metrics"
+    return sum(int(v) for v in values)
+
+
+def connect(address: str, source: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    sock = socket.create_connection((host, int(port)), timeout=TIMEOUT, source_address=(source, 0))
+    return sock
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the server sends until it closes the connection (AssertionError if it does not in time)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the server did not close the connection within {timeout} s") from None
+    return data
+
+
+def is_open(sock: socket.socket) -> bool:
+    """True if the server has neither sent anything nor closed the connection."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+    return False
+
+
+# =============================================================================================
+# fixtures: two node processes with small limits
+# =============================================================================================
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """A node with a small public rate limit (1/s, burst 5, loopback clients included), 10 connections per
+    listener (6 per client), 1 KiB headers, at most 20 headers."""
+    (home,) = make_homes(
+        tmp_path_factory.mktemp("guarded"),
+        1,
+        api_rate_limit_per_s=1,
+        api_rate_limit_burst=5,
+        api_rate_limit_loopback=True,
+        api_max_connections=10,
+        api_max_connections_per_client=6,
+        api_request_read_timeout_ms=6000,
+        api_max_header_bytes=1024,
+        api_max_headers=20,
+    )
+    node = NodeProc(home)
+    yield node
+    assert node.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def loris(tmp_path_factory):
+    """A node without a rate limit, 100 connections per listener (20 per client), a 1 s request read
+    timeout and a 256 KiB gRPC message limit."""
+    (home,) = make_homes(
+        tmp_path_factory.mktemp("loris"),
+        1,
+        api_rate_limit_per_s=0,
+        api_max_connections=100,
+        api_max_connections_per_client=20,
+        api_request_read_timeout_ms=1000,
+        max_message_bytes=256 * 1024,
+        block_max_bytes=64 * 1024,
+    )
+    node = NodeProc(home)
+    yield node
+    assert node.stop() == 0
+
+
+# =============================================================================================
+# body and header limits
+# =============================================================================================
+def test_a_too_large_body_is_a_json_413_on_both_listeners(guarded):
+    status, _, body = request(
+        guarded.public,
+        "/v1/txs",
+        source="127.0.0.10",
+        method="POST",
+        body=b"{" + b" " * (PUBLIC_MAX_BODY + 10) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 413 and error_code(body) == "body_too_large"
+    status, _, body = request(
+        guarded.admin,
+        "/v1/admin/models",
+        method="POST",
+        body=b"{" + b" " * 100_000 + b"}",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {guarded.token}"},
+    )
+    assert status == 413 and error_code(body) == "body_too_large"
+    assert guarded.height(source="127.0.0.10") >= 1
+
+
+@pytest.mark.parametrize("listener", ["public", "admin"])
+def test_too_large_or_too_many_headers_are_a_json_431_and_the_server_still_serves(guarded, listener):
+    address = getattr(guarded, listener)
+    for headers in ({"X-Big": "a" * 2000}, {f"X-H{i}": "v" for i in range(40)}):
+        status, _, body = request(address, "/v1/status", source="127.0.0.11", headers=headers)
+        assert status == 431 and error_code(body) == "header_too_large"
+    status, _, body = request(address, "/" + "p" * 3000, source="127.0.0.11")
+    assert status == 431 and error_code(body) == "header_too_large"
+    with connect(address, "127.0.0.11") as sock:  # not HTTP at all
+        sock.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
+        answer = read_until_closed(sock, TIMEOUT)
+        assert re.match(rb"HTTP/1\.[01] 400 ", answer) and error_code(answer.partition(b"\r\n\r\n")[2]) == "bad_request"
+    path = "/v1/status" if listener == "public" else "/v1/admin/unit-of-compute-price-proposal"
+    status, _, _ = request(address, path, source="127.0.0.12", headers={"Authorization": f"Bearer {guarded.token}"})
+    assert status in (200, 404)  # 404: this operator never voted a price
+
+
+# =============================================================================================
+# rate limit
+# =============================================================================================
+def test_rate_limit_answers_429_with_retry_after_then_serves_again_and_spares_other_clients(guarded):
+    before = metric(guarded, "uoc_http_rate_limited_total")
+    remaining: list[int] = []
+    refused = None
+    for _ in range(30):
+        status, headers, body = request(guarded.public, "/v1/pricing", source="127.0.0.20")
+        assert headers["X-RateLimit-Limit"] == "5"
+        assert int(headers["X-RateLimit-Reset"]) >= 0
+        if status == 429:
+            refused = (headers, body)
+            break
+        assert status == 200
+        remaining.append(int(headers["X-RateLimit-Remaining"]))
+    assert refused is not None, "30 quick requests at 1/s with a burst of 5 were never refused"
+    headers, body = refused
+    assert error_code(body) == "rate_limited"
+    retry_after = int(headers["Retry-After"])
+    assert retry_after >= 1 and headers["X-RateLimit-Remaining"] == "0"
+    assert remaining[0] == 4 and remaining == sorted(remaining, reverse=True) and remaining[-1] < remaining[0]
+
+    status, headers, _ = request(guarded.public, "/v1/pricing", source="127.0.0.21")  # another client IP
+    assert status == 200 and headers["X-RateLimit-Remaining"] == "4"
+    for _ in range(8):  # the admin listener is not rate limited
+        status, headers, _ = request(
+            guarded.admin,
+            "/v1/admin/unit-of-compute-price-proposal",
+            source="127.0.0.20",
+            headers={"Authorization": f"Bearer {guarded.token}"},
+        )
+        assert status in (200, 404) and "X-RateLimit-Limit" not in headers
+
+    time.sleep(retry_after + 0.2)
+    status, _, _ = request(guarded.public, "/v1/pricing", source="127.0.0.20")
+    assert status == 200
+    assert metric(guarded, "uoc_http_rate_limited_total") >= before + 1
+
+
+def test_openapi_documents_the_429_of_public_routes():
+    paths = build_openapi()["paths"]
+    pricing = paths["/v1/pricing"]["get"]["responses"]["429"]
+    assert set(pricing["headers"]) == {"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+    assert "429" not in paths["/v1/admin/models"]["post"]["responses"]
+
+
+def test_rate_limiter_memory_is_bounded_and_evicts_the_least_recently_seen_client():
+    now = [0.0]
+    limiter = RateLimiter(1, 2, max_clients=100, clock=lambda: now[0])
+    for i in range(1000):
+        limiter.take(f"10.0.{i // 256}.{i % 256}")
+        assert len(limiter.buckets) <= 100
+    assert limiter.take("busy").allowed and limiter.take("busy").allowed  # a new client has a full bucket
+    refused = limiter.take("busy")
+    assert not refused.allowed and refused.retry_after_s == 1 and refused.remaining == 0 and refused.reset_s == 2
+    for i in range(50):  # newer clients push out the idle ones, not the one still being limited
+        now[0] += 0.01
+        limiter.take(f"new-{i}")
+        assert not limiter.take("busy").allowed
+    assert len(limiter.buckets) == 100 and "10.0.0.0" not in limiter.buckets and limiter.refused == 51
+    now[0] += 10
+    verdict = limiter.take("busy")
+    assert verdict.allowed and verdict.remaining == 1 and verdict.reset_s == 1
+
+
+# =============================================================================================
+# connection caps and the read timeout
+# =============================================================================================
+def test_connections_over_the_caps_are_refused_with_503_and_new_clients_are_served_once_they_close(guarded):
+    refused_before = metric(guarded, "uoc_http_connections_refused_total")
+    admitted = [connect(guarded.public, "127.0.0.30") for _ in range(6)]
+    extras = [connect(guarded.public, "127.0.0.30") for _ in range(3)]  # over the per-client cap (6)
+    for sock in extras:
+        assert read_until_closed(sock, TIMEOUT).startswith(b"HTTP/1.1 503")
+    others = [connect(guarded.public, f"127.0.0.{31 + i % 2}") for i in range(5)]  # 11: over the listener's cap (10)
+    time.sleep(1.5)  # a refused connection is answered at once; an admitted one waits for its request
+    refused = [sock for sock in others if not is_open(sock)]
+    assert refused, "no connection was refused over the listener's cap"
+    for sock in refused:
+        answer = read_until_closed(sock, TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 503")
+        assert error_code(answer.partition(b"\r\n\r\n")[2]) == "too_many_connections"
+    assert all(is_open(sock) for sock in admitted)
+    for sock in [*admitted, *extras, *others]:
+        sock.close()
+    wait_until(lambda: guarded.height(source="127.0.0.33") >= 1, "a new client is served", timeout=TIMEOUT)
+    assert metric(guarded, "uoc_http_connections_refused_total") >= refused_before + 4
+
+
+def test_idle_connections_and_slow_heads_are_closed_and_a_slow_body_is_408_after_the_read_timeout(loris):
+    with (
+        connect(loris.public, "127.0.0.40") as idle,
+        connect(loris.public, "127.0.0.40") as partial,
+        connect(loris.public, "127.0.0.40") as slow_body,
+    ):
+        partial.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
+        slow_body.sendall(
+            b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        assert read_until_closed(idle, TIMEOUT) == b""
+        assert read_until_closed(partial, TIMEOUT) == b""
+        answer = read_until_closed(slow_body, TIMEOUT)
+        assert answer.startswith(b"HTTP/1.1 408") and error_code(answer.partition(b"\r\n\r\n")[2]) == "request_timeout"
+
+
+@pytest.mark.asyncio
+async def test_slow_loris_clients_do_not_starve_normal_clients_and_the_node_keeps_committing(loris):
+    stats = {"refused": 0, "timed_out": 0, "connections": 0}
+    stop = asyncio.Event()
+    host, _, port = loris.public.rpartition(":")
+
+    async def dribble_once() -> str:
+        """One connection sending a request head a byte every 0.2 s: how the server ended it."""
+        reader, writer = await asyncio.open_connection(host, int(port), local_addr=("127.0.0.1", 0))
+        stats["connections"] += 1
+        try:
+            writer.write(b"GET /v1/pricing HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            while not stop.is_set():
+                try:
+                    data = await asyncio.wait_for(reader.read(100), 0.2)
+                except TimeoutError:
+                    writer.write(b"z")
+                    continue
+                return "refused" if data.startswith(b"HTTP/1.1 503") else "timed_out"
+            return "stopped"
+        except OSError:
+            return "timed_out"
+        finally:
+            writer.close()
+
+    async def dribbler() -> None:
+        while not stop.is_set():
+            try:
+                ended = await dribble_once()
+            except OSError:
+                ended = "unconnected"
+            stats[ended] = stats.get(ended, 0) + 1
+            await asyncio.sleep(0.3)
+
+    attackers = [asyncio.create_task(dribbler()) for _ in range(200)]
+    statuses: list[int] = []
+    first_height = loris.height()
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), force_close=True)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                async with http.get(f"http://{loris.public}/v1/pricing") as response:
+                    statuses.append(response.status)
+                    await response.read()
+                await asyncio.sleep(0.1)
+            async with http.get(f"http://{loris.public}/v1/status") as response:
+                last_height = (await response.json())["height"]
+    finally:
+        stop.set()
+        await asyncio.gather(*attackers, return_exceptions=True)
+    assert statuses and set(statuses) == {200}, statuses
+    assert stats["connections"] >= 200 and stats["refused"] > 0 and stats["timed_out"] > 0, stats
+    assert last_height >= first_height + 2, (first_height, last_height)
+
+
+# =============================================================================================
+# junk on the gRPC port
+# =============================================================================================
+def junk_messages(node: NodeProc, count: int) -> list[tuple[str, bytes]]:
+    """(method, payload) junk: random bytes, wrong-chain-id votes, implausible votes, garbage txs and
+    batches, and one in fifty an oversized batch."""
+    rng = random.Random(7)
+    key = node.key
+    stranger = PrivateKey.from_name("abuser")
+    messages: list[tuple[str, bytes]] = []
+    for i in range(count):
+        kind = 5 if i % 50 == 49 else i % 5
+        if kind == 0:
+            messages.append(("SendConsensus", rng.randbytes(rng.randint(1, 300))))
+        elif kind == 1:
+            vote = sign_vote(key, "not-" + node.chain_id, "prevote", 5, 0, "ab" * 32, i)
+            messages.append(("SendConsensus", codec.consensus_message_to_pb(vote).SerializeToString()))
+        elif kind == 2:
+            vote = sign_vote(stranger, node.chain_id, "precommit", 10**9, 10**6, None, i)
+            messages.append(("SendConsensus", codec.consensus_message_to_pb(vote).SerializeToString()))
+        elif kind == 3:
+            messages.append(("BroadcastTx", rng.randbytes(rng.randint(1, 300))))
+        elif kind == 4:
+            tx = sign_tx(stranger, "wrong-chain", i, [MsgSend(to=key.address, amount=1)])
+            messages.append(("BroadcastTxs", spb.TxBatch(txs=[tx, rng.randbytes(50)]).SerializeToString()))
+        else:
+            messages.append(("BroadcastTxs", spb.TxBatch(txs=[b"x" * 1024] * 300).SerializeToString()))  # > 256 KiB
+    return messages
+
+
+async def send_raw(address: str, data: bytes) -> str:
+    """Send raw bytes to a TCP port: "closed" if the server then hangs up within 5 s, else "open"."""
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(data)
+        async with asyncio.timeout(5):
+            while await reader.read(4096):
+                pass
+        return "closed"
+    except TimeoutError:
+        return "open"
+    except OSError:
+        return "closed"
+    finally:
+        writer.close()
+
+
+@pytest.mark.asyncio
+async def test_thousands_of_junk_grpc_messages_and_raw_garbage_do_not_stop_the_node(loris):
+    first_height = loris.height()
+    messages = junk_messages(loris, 3000)
+    messages.sort(key=lambda m: len(m[1]) > 100_000)  # oversized last: on one HTTP/2 connection they hold up
+    # the calls behind them (flow control), which slows only this client, not the node
+    codes: dict[str, int] = {}
+    async with grpc.aio.insecure_channel(loris.grpc) as channel:
+        calls = {
+            name: channel.unary_unary(f"/uoc.v1.Gossip/{name}", request_serializer=None, response_deserializer=None)
+            for name in ("SendConsensus", "BroadcastTx", "BroadcastTxs")
+        }
+
+        async def send(name: str, payload: bytes) -> None:
+            try:
+                await calls[name](payload, timeout=TIMEOUT)
+                code = "OK"
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code().name
+            codes[code] = codes.get(code, 0) + 1
+
+        for start in range(0, len(messages), 100):  # within the server's max_concurrent_streams (100)
+            await asyncio.gather(*(send(name, payload) for name, payload in messages[start : start + 100]))
+    assert codes.get("INVALID_ARGUMENT", 0) >= 1500 and codes.get("RESOURCE_EXHAUSTED", 0) == 60, codes
+    assert "UNAVAILABLE" not in codes and "DEADLINE_EXCEEDED" not in codes and "UNKNOWN" not in codes, codes
+
+    assert loris.height() > first_height, "the node stopped committing during the junk"
+
+    garbage = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0" * 50)
+    ended = await asyncio.gather(*(send_raw(loris.grpc, garbage[i % 3]) for i in range(60)))
+    assert ended.count("closed") >= 40, ended  # the server hangs up on garbage (it may wait for a real preface)
+
+    wait_until(lambda: loris.height() >= first_height + 3, "the node keeps committing after the junk", timeout=20)
+    status, _, body = request(loris.public, "/v1/status", source="127.0.0.50")
+    assert status == 200 and json.loads(body)["chain_id"] == loris.chain_id
+    assert metric(loris, "uoc_grpc_rejected_total") >= 1000
+    assert loris.popen.poll() is None
+
+
+# =============================================================================================
+# config
+# =============================================================================================
+VALID = [
+    ("api", "max_connections", 64, "api_max_connections"),
+    ("api", "max_connections_per_client", 8, "api_max_connections_per_client"),
+    ("api", "request_read_timeout_ms", 2500, "api_request_read_timeout_ms"),
+    ("api", "max_header_bytes", 4096, "api_max_header_bytes"),
+    ("api", "max_headers", 32, "api_max_headers"),
+    ("api", "rate_limit_per_s", 0, "api_rate_limit_per_s"),
+    ("api", "rate_limit_per_s", 7, "api_rate_limit_per_s"),
+    ("api", "rate_limit_burst", 9, "api_rate_limit_burst"),
+    ("api", "rate_limit_loopback", True, "api_rate_limit_loopback"),
+    ("grpc", "max_concurrent_streams", 16, "grpc_max_concurrent_streams"),
+    ("grpc", "max_connection_idle_ms", 60_000, "grpc_max_connection_idle_ms"),
+]
+INVALID = [
+    ("api", "max_connections", -1, "api.max_connections must be a positive integer"),
+    ("api", "max_connections", 0, "api.max_connections must be a positive integer"),
+    ("api", "max_connections_per_client", '"8"', "api.max_connections_per_client must be a positive integer"),
+    ("api", "request_read_timeout_ms", 1.5, "api.request_read_timeout_ms must be a positive integer"),
+    ("api", "max_header_bytes", 100, "api.max_header_bytes must be an integer of at least 256"),
+    ("api", "max_headers", "true", "api.max_headers must be a positive integer"),
+    ("api", "rate_limit_per_s", -5, "api.rate_limit_per_s must be an integer of at least 0"),
+    ("api", "rate_limit_burst", 0, "api.rate_limit_burst must be a positive integer"),
+    ("api", "rate_limit_loopback", 1, "api.rate_limit_loopback must be true or false"),
+    ("grpc", "max_concurrent_streams", -2, "grpc.max_concurrent_streams must be a positive integer"),
+    ("grpc", "max_connection_idle_ms", '"soon"', "grpc.max_connection_idle_ms must be a positive integer"),
+]
+
+
+def with_value(section: str, key: str, value: object) -> str:
+    """The default config.toml with `section.key = value` (a TOML literal)."""
+    literal = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    text = render_config(NodeConfig(moniker="m"))
+    text, count = re.subn(rf"(?m)^(\[{section}\](?:\n(?!\[).*)*?\n){key} = .*$", rf"\g<1>{key} = {literal}", text)
+    assert count == 1, f"{section}.{key} is not rendered"
+    return text
+
+
+@pytest.mark.parametrize(("section", "key", "value", "field"), VALID, ids=[f"{v[0]}.{v[1]}={v[2]}" for v in VALID])
+def test_abuse_limit_fields_parse_and_render(section, key, value, field):
+    config = parse_config(with_value(section, key, value))
+    assert getattr(config, field) == value
+    assert parse_config(render_config(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"), INVALID, ids=[f"{v[0]}.{v[1]}={v[2]}" for v in INVALID]
+)
+def test_an_invalid_abuse_limit_is_a_config_error_naming_the_key(section, key, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(with_value(section, key, value))
+
+
+def test_defaults_suit_a_devnet_and_zero_disables_the_rate_limit():
+    config = parse_config(render_config(NodeConfig(moniker="m")))
+    assert config.api_max_connections >= 256 and config.api_max_connections_per_client >= 64
+    assert 1000 <= config.api_request_read_timeout_ms <= 30_000
+    assert config.api_rate_limit_per_s > 0 and not config.api_rate_limit_loopback
+    assert make_rate_limiter(parse_config(with_value("api", "rate_limit_per_s", 0))) is None
+    gate = ConnectionGate("public", total=2, per_client=1)
+    assert gate.admit("a") and not gate.admit("a") and gate.admit("b") and not gate.admit("c")
+    gate.release("a")
+    assert gate.admit("c") and gate.open_total == 2 and gate.refused == 2
