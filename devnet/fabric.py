@@ -839,9 +839,7 @@ class ProxyFabric(Fabric):
             self.relays.discard(relay)
             relay.cut()
 
-    async def pump(
-        self, relay: Relay, sender: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def pump(self, relay: Relay, sender: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Forward sender's chunks with its delay, dropping-and-resetting with the loss probability."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
