@@ -200,15 +200,18 @@ def used_networks() -> list[ipaddress.IPv4Network]:
     return nets
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with that pid exists."""
+def process_start(pid: int) -> int | None:
+    """The start time (clock ticks after boot) of process pid; None if there is no such process."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_alive(state: dict[str, Any]) -> bool:
+    """True if the process that wrote a state file still runs (same pid and start time)."""
+    start = process_start(int(state.get("pid", 0)))
+    return start is not None and start == state.get("start", start)
 
 
 @contextmanager
@@ -242,6 +245,26 @@ def remove_resources(namespaces: list[str], links: list[str], kill: bool) -> Non
             run_quiet(["ip", "link", "del", link])
 
 
+def forward_accept_rule(bridge: str) -> list[str]:
+    """The root-namespace FORWARD rule accepting bridged traffic between the bridge's ports (needed when
+    br_netfilter is on and FORWARD's policy is DROP, as Docker sets it)."""
+    return ["FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+
+
+def add_forward_accept(bridge: str) -> None:
+    """Insert the bridge's FORWARD accept rule in the root namespace."""
+    argv = ["iptables", "-w", "-I", *forward_accept_rule(bridge)]
+    log.debug("fabric: %s", " ".join(argv))
+    run(argv)
+
+
+def remove_forward_accept(bridge: str) -> None:
+    """Delete every copy of the bridge's FORWARD accept rule, if any."""
+    for _ in range(10):
+        if not run_quiet(["iptables", "-w", "-D", *forward_accept_rule(bridge)]):
+            return
+
+
 def remove_dead_runs() -> list[str]:
     """Remove the namespaces and links of earlier runs whose owner process is dead; their tags."""
     removed = []
@@ -250,10 +273,12 @@ def remove_dead_runs() -> list[str]:
             state = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if pid_alive(int(state.get("pid", 0))):
+        if owner_alive(state):
             continue
         log.info("removing the network fabric %s left by dead process %s", path.stem, state.get("pid"))
         remove_resources(state.get("namespaces", []), state.get("links", []), kill=True)
+        if state.get("forward_bridge"):
+            remove_forward_accept(state["forward_bridge"])
         path.unlink(missing_ok=True)
         removed.append(path.stem)
     return removed
@@ -298,6 +323,8 @@ NFQA_PACKET_HDR = 1
 NFQA_VERDICT_HDR = 2
 NFQA_CFG_CMD = 1
 NFQA_CFG_PARAMS = 2
+NFQA_CFG_QUEUE_MAXLEN = 3
+QUEUE_MAXLEN = 8192
 NFQNL_CFG_CMD_BIND = 1
 NFQNL_COPY_META = 1
 NF_ACCEPT = 1
@@ -363,6 +390,7 @@ def open_queue(ns: str, queue: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         nfq_config(sock, queue, nl_attr(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_BIND, 0, 0)))
         nfq_config(sock, queue, nl_attr(NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META)))
+        nfq_config(sock, queue, nl_attr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", QUEUE_MAXLEN)))
     except OSError as exc:
         sock.close()
         raise DevnetError(f"cannot bind NFQUEUE {queue} in namespace {ns}: {exc}") from None
@@ -566,6 +594,8 @@ class NetnsFabric(Fabric):
         """Record the owner pid and every resource name, before creating them."""
         state = {
             "pid": os.getpid(),
+            "start": process_start(os.getpid()),
+            "forward_bridge": self.bridge,
             "run_id": self.run_id,
             "network": str(self.network),
             "namespaces": [self.namespace(i) for i in range(self.n)],
@@ -585,14 +615,18 @@ class NetnsFabric(Fabric):
             self.n = n
             self.network = self.pick_network()
             self.write_state()
-            prefix = self.network.prefixlen
-            run(["ip", "link", "add", self.bridge, "type", "bridge"])
-            run(["ip", "addr", "add", f"{self.bridge_ip()}/{prefix}", "dev", self.bridge])
-            run(["ip", "link", "set", self.bridge, "up"])
+            try:
+                run(["ip", "link", "add", self.bridge, "type", "bridge"])
+                run(["ip", "addr", "add", f"{self.bridge_ip()}/{self.network.prefixlen}", "dev", self.bridge])
+            except BaseException:
+                self.remove_all()
+                raise
         try:
+            run(["ip", "link", "set", self.bridge, "up"])
+            add_forward_accept(self.bridge)
             for i in range(n):
                 self.create_node(i)
-        except DevnetError:
+        except BaseException:
             self.teardown()
             raise
         log.info("fabric up: %s", self.describe())
@@ -648,7 +682,7 @@ class NetnsFabric(Fabric):
 
     def apply_rules(self, i: int) -> None:
         """Load node i's filter table atomically; the command and rules are logged at debug level."""
-        argv = ["ip", "netns", "exec", self.namespace(i), "iptables-restore"]
+        argv = ["ip", "netns", "exec", self.namespace(i), "iptables-restore", "-w"]
         text = self.rules(i)
         log.debug("fabric: %s <<EOF\n%sEOF", " ".join(argv), text)
         run(argv, stdin=text)
@@ -704,10 +738,15 @@ class NetnsFabric(Fabric):
         if not self.tag:
             return
         with state_lock():
-            links = [self.bridge, *(self.veth(i) for i in range(self.n))]
-            remove_resources([self.namespace(i) for i in range(self.n)], links, kill=False)
-            self.state_path.unlink(missing_ok=True)
+            self.remove_all()
         self.groups, self.loss, self.delay = {}, {}, {}
+
+    def remove_all(self) -> None:
+        """Delete the namespaces, veths, bridge, FORWARD rule and state file (with the state lock held)."""
+        links = [self.bridge, *(self.veth(i) for i in range(self.n))]
+        remove_resources([self.namespace(i) for i in range(self.n)], links, kill=False)
+        remove_forward_accept(self.bridge)
+        self.state_path.unlink(missing_ok=True)
 
     def describe(self) -> str:
         """E.g. "netns: 5 namespaces on bridge uocb1a2b3c, 10.213.7.0/24 (runner at .254)"."""
@@ -917,12 +956,15 @@ class ProxyFabric(Fabric):
             return
 
         async def close_all() -> None:
-            """Close the listeners and cut the relays."""
+            """Close the listeners, cut the relays and finish their tasks."""
             for server, _, _ in self.servers.values():
                 server.close()
             for relay in list(self.relays):
                 relay.cut()
-            await asyncio.sleep(0)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         try:
             self.call(close_all)
@@ -945,13 +987,15 @@ class ProxyFabric(Fabric):
 
 
 def probe_netns() -> str | None:
-    """None if this process can make a namespace, a veth into it and an iptables rule in it; else why not."""
+    """None if this process can make a namespace, a veth into it, an iptables rule and an NFQUEUE (for delay)
+    in it; else why not."""
     tag = f"uocp{os.getpid() % 100000}"
     ns, veth = f"{tag}n", f"{tag}v"
     try:
         run(["ip", "netns", "add", ns])
         run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
         run(["ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-s", "10.213.0.1", "-j", "DROP"])
+        open_queue(ns, 0).close()
     except DevnetError as exc:
         return str(exc)
     finally:

@@ -244,11 +244,13 @@ def test_teardown_leaves_no_namespace_bridge_veth_or_state_and_is_idempotent() -
     fab.set_delay([0], 10, 0)
     tag = fab.tag
     assert len(uoc_leftovers(tag)) == 5  # 2 namespaces, the bridge, 2 veths
+    assert f"-A FORWARD -i uocb{tag} -o uocb{tag} -j ACCEPT" in run(["iptables", "-w", "-S", "FORWARD"])
     assert fab.state_path.exists()
     assert fab.describe().startswith(f"netns: 2 namespaces on bridge uocb{tag}, 10.213.")
     fab.teardown()
     assert uoc_leftovers(tag) == []
     assert not fab.state_path.exists()
+    assert tag not in run(["iptables", "-w", "-S", "FORWARD"])
     fab.teardown()
     NetnsFabric("never-set-up").teardown()
 
