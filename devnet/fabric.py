@@ -764,9 +764,11 @@ class Relay:
     def __init__(self, src: int, dst: int, writers: list[asyncio.StreamWriter]) -> None:
         """A relay between these two nodes' streams."""
         self.src, self.dst, self.writers = src, dst, writers
+        self.closed = False
 
     def cut(self) -> None:
         """Reset both sides at once."""
+        self.closed = True
         for writer in self.writers:
             writer.transport.abort()
 
@@ -874,17 +876,49 @@ class ProxyFabric(Fabric):
         self.relays.add(relay)
         try:
             await asyncio.gather(self.pump(relay, src, reader, up_writer), self.pump(relay, dst, up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # teardown
         finally:
             self.relays.discard(relay)
             relay.cut()
+
+    def loss_of(self, relay: Relay) -> float:
+        """The loss probability of a relay: the larger of its two ends' settings."""
+        return max(self.loss.get(relay.src, 0.0), self.loss.get(relay.dst, 0.0))
 
     async def pump(self, relay: Relay, sender: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Forward sender's chunks with its delay, dropping-and-resetting with the loss probability."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(self.forward(relay, queue, writer))
+        last = 0.0
+        try:
+            while True:
+                try:
+                    chunk = await reader.read(65536)
+                except OSError:
+                    relay.cut()
+                if relay.closed:
+                    break
+                if chunk and random.random() < self.loss_of(relay):
+                    relay.cut()
+                    break
+                delay_ms, jitter_ms = self.delay.get(sender, (0, 0))
+                last = max(loop.time() + draw_delay(delay_ms, jitter_ms), last) if delay_ms else loop.time()
+                queue.put_nowait((last, chunk))
+                if not chunk:
+                    break
+        finally:
+            if relay.closed:
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
-        async def forward() -> None:
-            """Write each chunk at its release time."""
+    async def forward(
+        self, relay: Relay, queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter
+    ) -> None:
+        """Write each queued chunk at its release time; an empty chunk is the sender's EOF."""
+        loop = asyncio.get_running_loop()
+        try:
             while True:
                 release, chunk = await queue.get()
                 if not chunk:
@@ -892,27 +926,10 @@ class ProxyFabric(Fabric):
                 await asyncio.sleep(max(0.0, release - loop.time()))
                 writer.write(chunk)
                 await writer.drain()
-            if writer.can_write_eof():
+            if writer.can_write_eof() and not writer.is_closing():
                 writer.write_eof()
-
-        task = asyncio.ensure_future(forward())
-        last = 0.0
-        try:
-            while True:
-                chunk = await reader.read(65536)
-                if chunk and random.random() < max(self.loss.get(relay.src, 0.0), self.loss.get(relay.dst, 0.0)):
-                    relay.cut()
-                    break
-                delay_ms, jitter_ms = self.delay.get(sender, (0, 0))
-                last = max(loop.time() + draw_delay(delay_ms, jitter_ms), last) if delay_ms else loop.time()
-                await queue.put((last, chunk))
-                if not chunk:
-                    break
-            await task
-        except (ConnectionError, OSError):
+        except OSError:
             relay.cut()
-        finally:
-            task.cancel()
 
     def partition(self, groups: list[list[int]]) -> None:
         """Refuse new relays between groups and reset the existing ones."""
