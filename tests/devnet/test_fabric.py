@@ -255,6 +255,24 @@ def test_teardown_leaves_no_namespace_bridge_veth_or_state_and_is_idempotent() -
     NetnsFabric("never-set-up").teardown()
 
 
+def test_a_failed_setup_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    fab = NetnsFabric("test-partial")
+    create_node = NetnsFabric.create_node
+
+    def fail_at_second(self: NetnsFabric, i: int) -> None:
+        """Create node 0, refuse node 1."""
+        if i == 1:
+            run(["ip", "link", "add", "x" * 16, "type", "dummy"])
+        create_node(self, i)
+
+    monkeypatch.setattr(NetnsFabric, "create_node", fail_at_second)
+    with pytest.raises(DevnetError, match="ip link add x{16} type dummy failed"):
+        fab.setup(2)
+    assert fab.tag and uoc_leftovers(fab.tag) == []
+    assert not fab.state_path.exists()
+    fab.teardown()
+
+
 def test_concurrent_runs_get_their_own_names_and_networks() -> None:
     with NetnsFabric("same") as a, NetnsFabric("same") as b:
         a.setup(1)
