@@ -233,7 +233,11 @@ def remove_resources(namespaces: list[str], links: list[str], kill: bool) -> Non
         if ns not in present:
             continue
         if kill:
-            for pid in run(["ip", "netns", "pids", ns]).split():
+            try:
+                pids = run(["ip", "netns", "pids", ns]).split()
+            except DevnetError:
+                pids = []
+            for pid in pids:
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
@@ -734,7 +738,9 @@ class NetnsFabric(Fabric):
             self.delayer.clear()
 
     def teardown(self) -> None:
-        """Stop the delayer; delete the namespaces, veths and bridge; remove the state file."""
+        """Stop the delayer; delete the namespaces, veths, bridge and FORWARD rule; remove the state file.
+        Node processes are the runner's to stop first: one still running keeps its (unnamed, unwired)
+        namespace alive until it exits."""
         if self.delayer is not None:
             self.delayer.close()
             self.delayer = None
