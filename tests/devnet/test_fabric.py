@@ -8,6 +8,7 @@ These tests need root (namespaces, veths, iptables); CI runs them as root.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -327,3 +328,17 @@ def test_the_probe_really_makes_and_removes_a_namespace() -> None:
     assert fabric_module.probe_netns() is None
     probe = f"uocp{os.getpid() % 100000}"
     assert [name for name in uoc_leftovers(probe) if name.startswith(probe)] == []
+
+
+def test_each_fault_logs_the_rules_it_loaded(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="devnet.fabric")
+    with NetnsFabric("test-log") as fab:
+        fab.setup(2)
+        fab.partition([[0], [1]])
+        fab.set_loss([0], 0.5)
+        fab.set_delay([1], 10, 2)
+        text = caplog.text
+        assert f"ip netns exec {fab.namespace(0)} iptables-restore" in text
+        assert f"-A INPUT -s {fab.node_host(1)}/32 -j DROP" in text
+        assert "-m statistic --mode random --probability 0.500000 -j DROP" in text
+        assert f"-A INPUT -s {fab.node_host(1)}/32 -j NFQUEUE --queue-num 1 --queue-bypass" in text
