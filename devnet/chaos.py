@@ -171,14 +171,16 @@ def create_chaos_homes(root: Path, fabric: Fabric, config: ChaosConfig) -> list[
     for i in range(config.validators):
         host, port = fabric.node_host(i), fabric.free_port(i)
         home = root / f"n{i}"
-        init_home(home, home.name, chain_id="uoc-chaos", epoch_length=config.epoch_length, listen=f"{host}:{port}")
-        update_config(
+        init_home(
             home,
-            timeouts=compute_loopback_timeouts(config.block_ms),
-            status_interval_ms=200,
+            home.name,
+            chain_id="uoc-chaos",
+            epoch_length=config.epoch_length,
+            listen=f"{host}:{port}",
             api_public=f"{host}:{fabric.free_port(i)}",
             api_admin=f"{host}:{fabric.free_port(i)}",
         )
+        update_config(home, timeouts=compute_loopback_timeouts(config.block_ms), status_interval_ms=200)
         grpc_ports.append(port)
         homes.append(home)
     collect_genesis(homes, set_peers=False)
