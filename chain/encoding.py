@@ -45,7 +45,7 @@ def thaw(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)
 def decode_canonical(text: str) -> Any:
     """Decode stored state into read-only mappings; equal text gives the same shared object."""
     return _DECODER.decode(text)

@@ -40,7 +40,7 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
     return LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
 
 
-@lru_cache(maxsize=1 << 13)
+@lru_cache(maxsize=1 << 11)
 def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
     """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached: an entry added
     now is often removed soon)."""

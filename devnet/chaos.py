@@ -77,6 +77,8 @@ REQUEST_TIMEOUT_S = 20.0  # above the node's 10 s commit wait
 RSS_INTERVAL_S = 2.0
 READ_PAUSE_S = 0.05  # the reader's pace: about 20 reads a second, under the public API's rate limit
 FAULT_GAP_S = (1.0, 3.0)
+HOLD_S = (2.0, 5.0)  # how long a fault is held
+PAUSE_HOLD_S = (5.0, 10.0)  # a long pause: the peers' calls to the node time out and back off
 TAIL_RESERVE_S = 15.0  # no fault starts this close to the end of the run
 
 
@@ -114,7 +116,7 @@ class Fault:
 def compute_fault(rng: random.Random, kind: str, validators: int) -> Fault:
     """A fault of `kind`, seeded: one node for process faults, one or two for loss and delay, a minority cut off."""
     nodes = list(range(validators))
-    hold = round(rng.uniform(2.0, 5.0), 1)
+    hold = round(rng.uniform(*(PAUSE_HOLD_S if kind == "pause" else HOLD_S)), 1)
     if kind in ("kill", "pause", "wipe"):
         return Fault(kind, (rng.choice(nodes),), hold)
     if kind == "partition":

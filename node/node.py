@@ -69,7 +69,7 @@ from .store import SqliteStore
 
 log = logging.getLogger(__name__)
 
-SEEN_MESSAGES = 100_000  # consensus message hashes remembered for relay-once
+SEEN_MESSAGES = 20_000  # consensus message hashes remembered for relay-once
 RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
 RELAY_BATCH = 2000
 SYNC_BATCH = 500

@@ -42,7 +42,7 @@ def test_every_round_of_the_plan_has_each_fault_kind_once_with_sane_targets(seed
         assert sorted(f.kind for f in plan[start : start + len(FAULT_KINDS)]) == sorted(FAULT_KINDS)
     for fault in plan:
         assert all(0 <= i < validators for i in fault.targets) and len(set(fault.targets)) == len(fault.targets)
-        assert 2.0 <= fault.hold_s <= 5.0
+        assert (5.0 <= fault.hold_s <= 10.0) if fault.kind == "pause" else (2.0 <= fault.hold_s <= 5.0)
         if fault.kind in ("kill", "pause", "wipe"):
             assert len(fault.targets) == 1
         if fault.kind == "partition":
@@ -111,7 +111,7 @@ def test_a_fixed_seed_chaos_run_agrees_and_loses_nothing_in_namespaces_when_root
     assert set(summary["faults"]) == set(FAULT_KINDS)  # every kind happened
     assert summary["txs"]["lost"] == 0
     assert summary["txs"]["committed"] >= 100
-    assert summary["epochs_checked"] >= 10 and summary["blocks_compared"] == summary["final_height"]
+    assert summary["epochs_checked"] >= 10 and summary["blocks_compared"] >= summary["final_height"]
     assert summary["recovery_after_heal"]["count"] >= 1 and summary["recovery_after_restart"]["count"] >= 1
     assert summary["pricing_reads"]["ok"] > 0
 

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from node.config import collect_genesis, compute_loopback_timeouts, find_free_port, init_home, load_home, update_config
 
 FAST = compute_loopback_timeouts(100)
+
+
+def wait_until(
+    predicate, what: str, timeout: float = 30.0, *, interval: float = 0.1, ignore: tuple[type[BaseException], ...] = ()
+) -> Any:
+    """Poll `predicate` until it returns a true value (which is returned); an exception in `ignore` counts as
+    false. AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except ignore:
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting until {what}")
 
 
 def free_port() -> int:
@@ -39,4 +58,4 @@ def with_config(home: Path, **changes) -> None:
     update_config(home, **changes)
 
 
-__all__ = ["FAST", "free_port", "make_homes", "with_config"]
+__all__ = ["FAST", "free_port", "make_homes", "wait_until", "with_config"]

@@ -31,7 +31,7 @@ from node.config import NodeConfig, load_home, parse_config, render_config
 from node.errors import ConfigError
 from node.limits import ConnectionGate, RateLimiter
 from node.pb import services_pb2 as spb
-from tests.node.netutil import make_homes
+from tests.node.netutil import make_homes, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10
@@ -76,15 +76,6 @@ class NodeProc:
         code = self.popen.wait(timeout=20)
         self.log.close()
         return code
-
-
-def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def request(

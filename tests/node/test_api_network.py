@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,8 +28,9 @@ from schemathesis.checks import (
 from chain.tx import MsgVote, sign_tx
 from node.cli import main as uocd
 from node.config import load_home, update_config
-from tests.node.netutil import FAST, free_port
+from tests.node.netutil import FAST, free_port, wait_until
 
+RETRYABLE = (requests.RequestException,)  # a node not answering yet
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH_LENGTH = 5
 GENESIS_PARAMS = {"epoch_length": EPOCH_LENGTH, "voting_period": 12, "max_deposit_period": 12, "min_deposit": 1000}
@@ -68,19 +68,6 @@ class Node:
         return code
 
 
-def wait_until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting until {what}")
-
-
 def make_network(root: Path, count: int = 4) -> list[Path]:
     """Homes made with `uocd init --epoch-length` and `uocd genesis collect`, short governance periods."""
     homes = [root / f"node{i}" for i in range(count)]
@@ -102,7 +89,11 @@ def network(tmp_path_factory):
     homes = make_network(tmp_path_factory.mktemp("apinet"))
     nodes = [Node(h) for h in homes]
     try:
-        wait_until(lambda: all(n.get("/v1/status").json()["height"] >= 2 for n in nodes), "all four nodes commit")
+        wait_until(
+            lambda: all(n.get("/v1/status").json()["height"] >= 2 for n in nodes),
+            "all four nodes commit",
+            ignore=RETRYABLE,
+        )
         yield nodes
     finally:
         codes = [n.stop() for n in nodes]
@@ -130,7 +121,7 @@ def mempool_size(node: Node) -> int:
 def chain_view(node: Node) -> tuple[int, int]:
     """(the operator's committed sequence, the node's mempool size) once earlier txs have left the mempool:
     what a refused request must not change."""
-    wait_until(lambda: mempool_size(node) == 0, "the mempool is empty", timeout=20)
+    wait_until(lambda: mempool_size(node) == 0, "the mempool is empty", timeout=20, ignore=RETRYABLE)
     return node.get(f"/v1/accounts/{node.key.address}").json()["sequence"], mempool_size(node)
 
 
@@ -225,7 +216,7 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
         proposal = operator.get(f"/v1/governance/proposals/{proposal_id}").json()
         return proposal if proposal["status"] == "passed" else None
 
-    proposal = wait_until(passed, "the model proposal passes", timeout=40)
+    proposal = wait_until(passed, "the model proposal passes", timeout=40, ignore=RETRYABLE)
     passed_epoch = (proposal["voting_end_height"] - 1) // EPOCH_LENGTH
 
     def listed():
@@ -234,7 +225,7 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
             assert all(m["id"] != "model-alpha" for m in pricing["models"]), "active before the epoch after it passed"
         return pricing if any(m["id"] == "model-alpha" for m in pricing["models"]) else None
 
-    pricing = wait_until(listed, "model-alpha is priced", timeout=30)
+    pricing = wait_until(listed, "model-alpha is priced", timeout=30, ignore=RETRYABLE)
     assert pricing["epoch"] >= passed_epoch + 1
     (alpha,) = [m for m in pricing["models"] if m["id"] == "model-alpha"]
     assert alpha == {

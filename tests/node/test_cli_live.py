@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from devnet.devnet import stop_devnet, up
+from tests.node.netutil import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,16 +38,6 @@ def devnet(tmp_path_factory):
 
 def home(state, i: int) -> str:
     return state["nodes"][i]["home"]
-
-
-def wait_until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from chain.tx import MsgSend, MsgSubmitPriceProposal, sign_tx
 from node.config import load_home
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import make_homes
+from tests.node.netutil import make_homes, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,15 +58,6 @@ def height_of(address: str) -> int:
         return call(address, "/uoc.v1.Status/GetStatus", b"", spb.StatusResponse).height
     except grpc.RpcError:
         return -1
-
-
-def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def app_hashes(home: Path) -> dict[int, str]:
