@@ -674,8 +674,8 @@ def run_chaos(root: Path, config: ChaosConfig, echo: Callable[[str], None] = pri
     run_id = f"{os.getpid() % 100000}"
     with open_fabric(config.fabric, run_id, echo=echo) as fabric:
         fabric.setup(config.validators)
-        echo(fabric.describe())
         nodes = create_chaos_homes(root, fabric, config)
+        echo(fabric.describe())
         try:
             return run_on_network(root, config, nodes, fabric, echo)
         finally:
