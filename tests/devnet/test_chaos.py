@@ -34,6 +34,12 @@ def uocd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     )
 
 
+def chaos(out: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict | None]:
+    """Run `uocd devnet chaos` with 4 validators into `out` with JSON output: the process and its summary."""
+    run = uocd("devnet", "chaos", "--validators", "4", "--dir", str(out), "--output", "json", *args)
+    return run, json.loads(run.stdout) if run.stdout.strip() else None
+
+
 # -- the plan -----------------------------------------------------------------------------------
 @given(seed=st.integers(0, 2**32), validators=st.integers(4, 7))
 def test_every_round_of_the_plan_has_each_fault_kind_once_with_sane_targets(seed, validators):
@@ -82,21 +88,7 @@ def test_rss_growth_compares_the_half_way_window_with_the_last_one():
 def netns_run(tmp_path_factory):
     """A fixed-seed ~2-minute chaos run: its exit code, summary, stderr and directory."""
     out = tmp_path_factory.mktemp("chaos") / "run"
-    run = uocd(
-        "devnet",
-        "chaos",
-        "--validators",
-        "4",
-        "--seed",
-        "3",
-        "--duration",
-        "100",
-        "--dir",
-        str(out),
-        "--output",
-        "json",
-    )
-    summary = json.loads(run.stdout) if run.stdout.strip() else None
+    run, summary = chaos(out, "--seed", "3", "--duration", "100")
     return run, summary, out
 
 
@@ -142,23 +134,8 @@ def test_the_verdict_catches_a_forked_block_a_lost_tx_and_a_wrong_price(netns_ru
 
 
 def test_a_short_run_behind_the_tcp_fault_relay_agrees_and_loses_nothing(tmp_path):
-    run = uocd(
-        "devnet",
-        "chaos",
-        "--validators",
-        "4",
-        "--seed",
-        "5",
-        "--duration",
-        "45",
-        "--fabric",
-        "proxy",
-        "--dir",
-        str(tmp_path / "run"),
-        "--output",
-        "json",
-    )
-    summary = json.loads(run.stdout)
+    run, summary = chaos(tmp_path / "run", "--seed", "5", "--duration", "45", "--fabric", "proxy")
+    assert summary is not None, run.stderr[-3000:]
     assert summary["problems"] == [] and run.returncode == 0, run.stderr[-3000:]
     assert summary["fabric"] == "proxy" and summary["faults"] and summary["txs"]["lost"] == 0
 

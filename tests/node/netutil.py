@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -9,6 +13,41 @@ from typing import Any
 from node.config import collect_genesis, compute_loopback_timeouts, find_free_port, init_home, load_home, update_config
 
 FAST = compute_loopback_timeouts(100)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class NodeProcess:
+    """A `uocd start` child process (its own session, JSON logs in HOME/node.log) and its home's addresses."""
+
+    def __init__(self, home: Path) -> None:
+        loaded = load_home(home)
+        self.home = home
+        self.chain_id = loaded.genesis["chain_id"]
+        self.key = loaded.validator_key
+        self.grpc = loaded.config.listen
+        self.public = loaded.config.api_public
+        self.admin = loaded.config.api_admin
+        self.token = loaded.admin_token
+        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in signal()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            start_new_session=True,
+        )
+
+    def signal(self, sig: int) -> int:
+        """Send `sig` to the node's process group (if it runs) and wait for it; its exit code."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+        code = self.popen.wait(timeout=20)
+        self.log.close()
+        return code
+
+    def stop(self) -> int:
+        """SIGTERM (a graceful stop) and wait; the exit code."""
+        return self.signal(signal.SIGTERM)
 
 
 def wait_until(
@@ -58,4 +97,4 @@ def with_config(home: Path, **changes) -> None:
     update_config(home, **changes)
 
 
-__all__ = ["FAST", "free_port", "make_homes", "wait_until", "with_config"]
+__all__ = ["FAST", "NodeProcess", "free_port", "make_homes", "wait_until", "with_config"]

@@ -11,10 +11,7 @@ import json
 import os
 import random
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,39 +24,23 @@ from chain.tx import MsgSend, sign_tx
 from node import codec
 from node.api import PUBLIC_MAX_BODY, build_openapi, make_rate_limiter
 from node.blocks import sign_vote
-from node.config import NodeConfig, load_home, parse_config, render_config
+from node.config import NodeConfig, parse_config, render_config
 from node.errors import ConfigError
 from node.limits import ConnectionGate, RateLimiter
 from node.pb import services_pb2 as spb
-from tests.node.netutil import make_homes, wait_until
+from tests.node.netutil import NodeProcess, make_homes, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10
 
 
 # =============================================================================================
 # helpers
 # =============================================================================================
-class NodeProc:
-    """A one-validator `uocd start` child process with its API and gRPC addresses."""
+class NodeProc(NodeProcess):
+    """A one-validator `uocd start` child process, started once it has committed a block."""
 
     def __init__(self, home: Path) -> None:
-        loaded = load_home(home)
-        self.home = home
-        self.chain_id = loaded.genesis["chain_id"]
-        self.key = loaded.validator_key
-        self.public = loaded.config.api_public
-        self.admin = loaded.config.api_admin
-        self.grpc = loaded.config.listen
-        self.token = loaded.admin_token
-        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "node", "--log-level", "info", "start", "--home", str(home)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            start_new_session=True,
-        )
+        super().__init__(home)
         wait_until(lambda: self.height() >= 1, "the node commits a block")
 
     def height(self, source: str = "127.0.0.250") -> int:
@@ -69,13 +50,6 @@ class NodeProc:
         except OSError:
             return -1
         return json.loads(body)["height"] if status == 200 else -1
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        code = self.popen.wait(timeout=20)
-        self.log.close()
-        return code
 
 
 def request(

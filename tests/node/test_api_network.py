@@ -6,11 +6,7 @@ exposition and schemathesis over `/openapi.json` (public and admin listeners).""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,45 +23,26 @@ from schemathesis.checks import (
 
 from chain.tx import MsgVote, sign_tx
 from node.cli import main as uocd
-from node.config import load_home, update_config
-from tests.node.netutil import FAST, free_port, wait_until
+from node.config import update_config
+from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
 
 RETRYABLE = (requests.RequestException,)  # a node not answering yet
-ROOT = Path(__file__).resolve().parents[2]
 EPOCH_LENGTH = 5
 GENESIS_PARAMS = {"epoch_length": EPOCH_LENGTH, "voting_period": 12, "max_deposit_period": 12, "min_deposit": 1000}
 TIMEOUT = 10
 
 
-class Node:
-    """A `uocd start` child process and its API addresses and admin token."""
+class Node(NodeProcess):
+    """A `uocd start` child process with its API URLs and admin auth header."""
 
     def __init__(self, home: Path) -> None:
-        loaded = load_home(home)
-        self.home = home
-        self.key = loaded.validator_key
-        self.chain_id = loaded.genesis["chain_id"]
-        self.public = f"http://{loaded.config.api_public}"
-        self.admin = f"http://{loaded.config.api_admin}"
-        self.auth = {"Authorization": f"Bearer {loaded.admin_token}"}
-        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "node", "--log-level", "info", "start", "--home", str(home)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            start_new_session=True,
-        )
+        super().__init__(home)
+        self.public = f"http://{self.public}"
+        self.admin = f"http://{self.admin}"
+        self.auth = {"Authorization": f"Bearer {self.token}"}
 
     def get(self, path: str, **params) -> requests.Response:
         return requests.get(self.public + path, params=params, timeout=TIMEOUT)
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        code = self.popen.wait(timeout=20)
-        self.log.close()
-        return code
 
 
 def make_network(root: Path, count: int = 4) -> list[Path]:

@@ -5,11 +5,8 @@ after a restart; a fresh non-validator syncs from genesis; SIGTERM stops every n
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,31 +16,7 @@ from chain.tx import MsgSend, MsgSubmitPriceProposal, sign_tx
 from node.config import load_home
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import make_homes, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Proc:
-    """A `uocd start` child process with JSON logs in HOME/node.log."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.address = load_home(home).config.listen
-        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            start_new_session=True,
-        )
-
-    def signal(self, sig: int) -> int:
-        os.killpg(self.popen.pid, sig)
-        code = self.popen.wait(timeout=20)
-        self.log.close()
-        return code
+from tests.node.netutil import NodeProcess, make_homes, wait_until
 
 
 def call(address: str, path: str, request: bytes, response):
@@ -86,10 +59,10 @@ def assert_same_app_hashes(homes: list[Path]) -> int:
 def test_four_validator_processes_commit_agree_survive_sigkill_and_sync_a_fresh_node(tmp_path):
     homes = make_homes(tmp_path, 5, validators=4)
     keys = [load_home(h).validator_key for h in homes[:4]]
-    procs = [Proc(h) for h in homes[:4]]
+    procs = [NodeProcess(h) for h in homes[:4]]
     fresh = None
     try:
-        addresses = [p.address for p in procs]
+        addresses = [p.grpc for p in procs]
         wait_until(lambda: min(height_of(a) for a in addresses) >= 3, "all four validators commit blocks")
 
         # signed price votes (and a transfer) submitted over gRPC to different nodes
@@ -113,14 +86,14 @@ def test_four_validator_processes_commit_agree_survive_sigkill_and_sync_a_fresh_
         wait_until(lambda: min(height_of(a) for a in addresses[:3]) >= killed_at + 3, "three validators go on")
 
         # restart it: it catches up and matches the app hash
-        procs[3] = Proc(homes[3])
+        procs[3] = NodeProcess(homes[3])
         wait_until(lambda: height_of(addresses[3]) >= max(height_of(a) for a in addresses[:3]) - 1, "it catches up")
         top = height_of(addresses[3])
         wait_until(lambda: min(height_of(a) for a in addresses) >= top + 2, "all four commit together again")
 
         # a fresh non-validator node syncs from genesis
-        fresh = Proc(homes[4])
-        wait_until(lambda: height_of(fresh.address) >= min(height_of(a) for a in addresses), "the fresh node syncs")
+        fresh = NodeProcess(homes[4])
+        wait_until(lambda: height_of(fresh.grpc) >= min(height_of(a) for a in addresses), "the fresh node syncs")
         time.sleep(0.3)
     finally:
         codes = [p.signal(signal.SIGTERM) for p in procs if p.popen.poll() is None]
