@@ -49,8 +49,9 @@ def plot_rss(samples: list[dict], nodes: list[str], path: Path) -> None:
         ax.plot([s["t"] / 60 for s in mine], [s["rss_kib"] / 1024 for s in mine], label=name)
     ax.set_xlabel("minutes")
     ax.set_ylabel("RSS (MiB)")
+    ax.set_ylim(bottom=0)  # growth against the whole, not a zoomed-in slope
     ax.set_title("node RSS under steady load")
-    ax.legend()
+    ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
