@@ -678,6 +678,21 @@ async def get_price_proposal(request: web.Request) -> web.Response:
     )
 
 
+def find_own_proposal(node: Node, height: int, model_id: str) -> dict[str, Any]:
+    """The operator's proposal for `model_id` submitted at `height`: among the open ones (it starts voting at
+    once, its deposit being min_deposit), else among all (a voting period over since)."""
+    assert node.signer is not None
+    for status in ("voting_period", None):
+        mine = [
+            p
+            for p in node.query("proposals", status=status)
+            if (p["proposer"], p["submit_height"], p["content"].get("id")) == (node.signer.address, height, model_id)
+        ]
+        if mine:
+            return mine[-1]
+    raise ApiRequestError(500, "internal", f"the proposal committed at height {height} is not in the state")
+
+
 async def post_model(request: web.Request) -> web.Response:
     node = get_operator(request)
     assert node.signer is not None
@@ -693,14 +708,7 @@ async def post_model(request: web.Request) -> web.Response:
     tx_hash, outcome = await submit_and_wait(request, [msg])
     if outcome is None:
         return json_response({"tx_hash": tx_hash, "status": "pending"}, status=202)
-    mine = [
-        p
-        for p in node.query("proposals")
-        if p["proposer"] == node.signer.address
-        and p["submit_height"] == outcome.height
-        and p["content"].get("id") == model_id
-    ]
-    proposal = mine[-1]
+    proposal = find_own_proposal(node, outcome.height, model_id)
     return json_response(
         {
             "proposal_id": proposal["id"],

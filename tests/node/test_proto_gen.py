@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def get_pins() -> dict[str, str]:
-    """The `name>=version` minimums of pyproject's runtime dependencies."""
+    """The `name>=version` minimums of pyproject's runtime dependencies (an upper bound may follow)."""
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return dict(re.fullmatch(r"([\w-]+)>=([\d.]+)", d).groups() for d in deps)
+    return dict(re.fullmatch(r"([\w-]+)>=([\d.]+)(?:,<[\d.]+)?", d).groups() for d in deps)
 
 
 def test_checked_in_generated_code_equals_a_fresh_generation(tmp_path: Path):
