@@ -10,7 +10,10 @@ faults) goes through these steps:
    node's admin API (`POST /v1/admin/unit-of-compute-price-proposal`), now and then registers a model
    (`POST /v1/admin/models`) or votes on an open proposal (a signed `MsgVote` posted to
    `/v1/txs?wait=commit`); a reader reads `/v1/pricing` from every node in turn. Every reply that
-   says "committed" is written down with its tx hash and height.
+   says "committed" is written down with its tx hash and height. An abuser sends about five bad
+   inputs a second (`BAD_INPUTS`: malformed JSON, a 2 MiB body, a badly signed tx, a 20 kB header, a
+   wrong admin token, junk gRPC consensus messages, raw garbage on the gRPC port); each must get a
+   4xx, a gRPC rejection or a closed connection, never a 5xx or a 2xx.
 3. **Faults**, one at a time, in an order and with targets and durations drawn from the seed: every
    round has each kind once — SIGKILL and restart; SIGSTOP, then SIGCONT (a pause); SIGKILL, a wiped
    data directory and a restart that must resync from peers; a partition into two groups; packet
@@ -33,11 +36,13 @@ committed and lost (must be 0), recovery times, the /v1/pricing reads, and each 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -152,6 +157,7 @@ class ChaosNode:
     admin: str
     token: str
     key: PrivateKey
+    grpc: str = ""
     proc: subprocess.Popen[bytes] | None = None
     stopped: bool = False
 
@@ -200,6 +206,7 @@ def create_chaos_homes(root: Path, fabric: Fabric, config: ChaosConfig) -> list[
                 admin=f"http://{loaded.config.api_admin}",
                 token=(home / ADMIN_TOKEN_FILE).read_text().strip(),
                 key=loaded.validator_key,
+                grpc=loaded.config.listen,
             )
         )
     return nodes
@@ -323,6 +330,8 @@ class Ledger:
     pending: list[dict[str, Any]] = field(default_factory=list)
     reads: Counter[str] = field(default_factory=Counter)
     crashes: list[str] = field(default_factory=list)
+    bad_inputs: Counter[str] = field(default_factory=Counter)
+    bad_answers: list[str] = field(default_factory=list)
 
     def record(self, kind: str, outcome: str, tx: dict[str, Any] | None = None) -> None:
         """Count one submission and its outcome; keep a committed transaction's hash, height and code."""
@@ -396,6 +405,64 @@ def run_reader_load(nodes: list[ChaosNode], ledger: Ledger, stop: threading.Even
         with ledger.lock:
             ledger.reads[outcome] += 1
         stop.wait(READ_PAUSE_S)
+
+
+BAD_INPUTS = ("bad_json", "big_body", "bad_signature", "big_header", "wrong_token", "junk_grpc", "garbage_tcp")
+
+
+def send_bad_input(kind: str, node: ChaosNode, rng: random.Random) -> str | None:
+    """Send one bad input of `kind` to `node`; a line if the node answered it wrongly (a 5xx or a 2xx), else None.
+    A node that does not answer at all (killed, paused, cut off) is not the bad input's fault: None."""
+    import http.client
+
+    import grpc
+
+    if kind in ("junk_grpc", "garbage_tcp"):
+        host, _, port = node.grpc.rpartition(":")
+        if kind == "garbage_tcp":
+            with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=2) as sock:
+                sock.sendall(rng.randbytes(rng.randint(1, 4096)))
+            return None
+        with grpc.insecure_channel(node.grpc) as channel:
+            call = channel.unary_unary("/uoc.v1.Gossip/SendConsensus")
+            try:
+                call(rng.randbytes(rng.randint(1, 512)), timeout=2)
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                if code == grpc.StatusCode.INTERNAL or code == grpc.StatusCode.UNKNOWN:
+                    return f"junk_grpc to {node.name}: {code.name}"
+            return None
+    url = node.admin if kind == "wrong_token" else node.public
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    method, path, body, headers = {
+        "bad_json": ("POST", "/v1/txs", b'{"body": [1, 2', {}),
+        "big_body": ("POST", "/v1/txs", b"x" * (2 << 20), {}),
+        "bad_signature": ("POST", "/v1/txs", json.dumps({"body": {}, "signature": "AA=="}).encode(), {}),
+        "big_header": ("GET", "/v1/status", None, {"X-Junk": "j" * 20_000}),
+        "wrong_token": ("POST", "/v1/admin/unit-of-compute-price-proposal", b'{"price": 1, "denom": "ngonka"}', {}),
+    }[kind]
+    headers = {**headers, "Authorization": "Bearer not-the-token", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection(host, int(port), timeout=STATUS_TIMEOUT_S * 2)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    return None if 400 <= status < 500 else f"{kind} to {node.name}: HTTP {status}"
+
+
+def run_abuse_load(nodes: list[ChaosNode], ledger: Ledger, stop: threading.Event, seed: int) -> None:
+    """Until `stop`: about five bad inputs a second, each of a seeded kind, at a seeded node."""
+    rng = random.Random(seed * 104729)
+    while not stop.wait(0.2):
+        kind, node = rng.choice(BAD_INPUTS), rng.choice(nodes)
+        wrong = send_bad_input(kind, node, rng)
+        with ledger.lock:
+            ledger.bad_inputs[kind] += 1
+            if wrong is not None:
+                ledger.bad_answers.append(wrong)
 
 
 def read_rss_kib(pid: int) -> int | None:
@@ -698,6 +765,9 @@ def run_on_network(
         for n in nodes
     ]
     threads.append(threading.Thread(target=run_guarded, args=(ledger, run_reader_load, nodes, ledger, stop)))
+    threads.append(
+        threading.Thread(target=run_guarded, args=(ledger, run_abuse_load, nodes, ledger, stop, config.seed))
+    )
     threads.append(threading.Thread(target=run_rss_sampler, args=(nodes, rss, stop, t0)))
     for t in threads:
         t.daemon = True
@@ -728,6 +798,7 @@ def run_on_network(
         terminate_process(node)
     verdict = judge_stores(nodes, ledger.committed, [tx["tx_hash"] for tx in ledger.pending])
     problems = [f"load thread crashed: {line}" for line in ledger.crashes] + verdict.pop("problems")
+    problems += [f"bad input answered wrongly: {line}" for line in ledger.bad_answers]
     if tip is None:
         problems.insert(0, f"the nodes did not reach one height and app hash within {SETTLE_TIMEOUT_S:g} s")
     problems.extend(
@@ -758,6 +829,7 @@ def run_on_network(
             "outcomes": dict(sorted(ledger.outcomes.items())),
         },
         "pricing_reads": dict(sorted(ledger.reads.items())),
+        "bad_inputs": dict(sorted(ledger.bad_inputs.items())),
         "rss_growth": compute_rss_growth(rss, duration),
         **verdict,
     }
@@ -789,6 +861,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"stores: {summary['blocks_compared']} blocks compared, {summary['conflicting_heights']} conflicting heights, "
         f"{summary['epochs_checked']} epoch prices recomputed",
         "pricing reads: " + ", ".join(f"{k} {v}" for k, v in summary["pricing_reads"].items()),
+        "bad inputs (each answered 4xx, refused or dropped): "
+        + (", ".join(f"{k} {v}" for k, v in summary["bad_inputs"].items()) or "none"),
         "RSS growth over the last half: "
         + (", ".join(f"{n} {g['growth_pct']}%" for n, g in summary["rss_growth"].items()) or "too short to tell"),
     ]

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devnet.chaos import (
+    BAD_INPUTS,
     FAULT_KINDS,
     ChaosNode,
     compute_conflicts,
@@ -106,6 +107,7 @@ def test_a_fixed_seed_chaos_run_agrees_and_loses_nothing_in_namespaces_when_root
     assert summary["epochs_checked"] >= 10 and summary["blocks_compared"] >= summary["final_height"]
     assert summary["recovery_after_heal"]["count"] >= 1 and summary["recovery_after_restart"]["count"] >= 1
     assert summary["pricing_reads"]["ok"] > 0
+    assert set(summary["bad_inputs"]) == set(BAD_INPUTS)  # each tried, none answered 5xx or 2xx (no problem)
 
 
 def test_the_verdict_catches_a_forked_block_a_lost_tx_and_a_wrong_price(netns_run, tmp_path):
