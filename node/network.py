@@ -17,9 +17,12 @@ allows `grpc.max_concurrent_streams` calls per connection and closes connections
 `grpc.max_connection_idle_ms`. Rejections are logged at INFO at most once per second per method (the
 rest at DEBUG, with a count in the next INFO line), so a flood of junk costs parsing, not log volume.
 
-Peer clients put a deadline on EVERY call. Outgoing gossip goes through one bounded queue per peer
-and one sender task; a failing peer is backed off exponentially (messages for it are dropped while
-it is backed off: consensus repeats what matters by rounds, and a peer that fell behind syncs).
+Peer clients put a deadline on EVERY call. Outgoing gossip goes through two bounded lanes per peer:
+consensus messages, with up to PEER_CONSENSUS_IN_FLIGHT calls in flight (the engine takes them in any
+order, and one call per round trip would stall consensus on a slow link), and transaction batches,
+one call at a time so that a sender's sequences arrive in order. A failing peer is backed off
+exponentially (messages for it are dropped while it is backed off: consensus repeats what matters by
+rounds, and a peer that fell behind syncs).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
 MAX_BLOCKS_PER_REQUEST = 500
 PEER_QUEUE_LIMIT = 10_000
+PEER_CONSENSUS_IN_FLIGHT = 16  # consensus calls in flight per peer: one at a time caps a link at 1/RTT messages
 BACKOFF_BASE_S = 0.1
 BACKOFF_MAX_S = 5.0
 SERVICE_NAMES = ("uoc.v1.Gossip", "uoc.v1.BlockSync", "uoc.v1.Status")
@@ -320,8 +324,9 @@ class PeerClient:
         self._get_blocks = self.channel.unary_stream(
             "/uoc.v1.BlockSync/GetBlocks", request_serializer=ident, response_deserializer=pb.BlockWithCommit.FromString
         )
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(PEER_QUEUE_LIMIT)
-        self._sender: asyncio.Task | None = None
+        self._queues: dict[str, asyncio.Queue[tuple[str, bytes]]] = {}  # lane -> gossip waiting to be sent
+        self._senders: list[asyncio.Task] = []
+        self._in_flight: set[asyncio.Task] = set()
         self.failures = 0
         self.retry_at = 0.0
         self.dropped = 0
@@ -391,34 +396,48 @@ class PeerClient:
             raise
         self._on_success()
 
-    # -- gossip queue -----------------------------------------------------------------------
+    # -- gossip queues ----------------------------------------------------------------------
     def send(self, what: str, payload: bytes) -> None:
-        """Queue a gossip message; dropped when the peer is backed off or its queue is full."""
-        if self.is_backed_off() or self._queue.full():
+        """Queue a gossip message in its lane; dropped when the peer is backed off or the lane is full."""
+        lane = "consensus" if what == "SendConsensus" else "txs"
+        queue = self._queues.get(lane)
+        if queue is None:
+            queue = self._queues[lane] = asyncio.Queue(PEER_QUEUE_LIMIT)
+            loop = asyncio.get_running_loop()
+            window = PEER_CONSENSUS_IN_FLIGHT if lane == "consensus" else 1
+            self._senders.append(loop.create_task(self._send_loop(queue, window), name=f"peer {self.address} {lane}"))
+        if self.is_backed_off() or queue.full():
             self.dropped += 1
             return
-        self._queue.put_nowait((what, payload))
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_loop(), name=f"peer {self.address}")
+        queue.put_nowait((what, payload))
 
-    async def _send_loop(self) -> None:
+    async def _send_loop(self, queue: asyncio.Queue[tuple[str, bytes]], window: int) -> None:
+        """Send a lane's messages in order with up to `window` calls in flight (1: each waits for the last)."""
+        slots = asyncio.Semaphore(window)
         while True:
-            what, payload = await self._queue.get()
+            what, payload = await queue.get()
             if self.is_backed_off():
                 self.dropped += 1
                 continue
-            try:
-                await self.call(what, payload)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    log.debug("peer %s refused %s: %s %s", self.address, what, exc.code().name, exc.details())
+            await slots.acquire()
+            task = asyncio.get_running_loop().create_task(self._send_one(what, payload))
+            self._in_flight.add(task)
+            task.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
+            if window == 1:
+                await asyncio.wait([task])
+
+    async def _send_one(self, what: str, payload: bytes) -> None:
+        """One gossip call; a refusal is logged at debug level (unreachable peers are backed off by `call`)."""
+        try:
+            await self.call(what, payload)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                log.debug("peer %s refused %s: %s %s", self.address, what, exc.code().name, exc.details())
 
     async def close(self) -> None:
-        """Stop the sender and close the channel."""
-        if self._sender is not None:
-            self._sender.cancel()
-            try:
-                await self._sender
-            except asyncio.CancelledError:
-                pass
+        """Stop the senders and the calls in flight, and close the channel."""
+        tasks = [*self._senders, *self._in_flight]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.channel.close()

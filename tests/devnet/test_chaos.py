@@ -18,12 +18,19 @@ from hypothesis import strategies as st
 from devnet.chaos import (
     BAD_INPUTS,
     FAULT_KINDS,
+    ChaosConfig,
     ChaosNode,
     compute_conflicts,
     compute_fault_plan,
     compute_rss_growth,
+    create_chaos_homes,
+    get_network_height,
     judge_stores,
+    kill_process,
+    start_process,
+    wait_all_at,
 )
+from devnet.fabric import open_fabric
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,6 +140,25 @@ def test_the_verdict_catches_a_forked_block_a_lost_tx_and_a_wrong_price(netns_ru
     assert verdict["lost"] == 1 and "lost price_vote ABABABABABABABAB" in problems
     assert "n1: epoch" in problems and "price 1, votes give" in problems
     assert doc["rss_samples"], "the run samples each node's RSS"
+
+
+def test_four_nodes_keep_committing_with_100_ms_delay_on_every_link(tmp_path):
+    # Found by the chaos delay fault: each peer link sent one gossip call per round trip, so 100 ms on
+    # every link stopped the chain (0 blocks in 20 s); consensus gossip is now pipelined (node/network.py).
+    with open_fabric("auto", "delay-test", echo=lambda line: None) as fabric:
+        fabric.setup(4)
+        nodes = create_chaos_homes(tmp_path, fabric, ChaosConfig())
+        try:
+            for node in nodes:
+                start_process(node, fabric)
+            assert wait_all_at(nodes, 2, 60.0) is not None
+            fabric.set_delay([0, 1, 2, 3], 100, 20)
+            before = get_network_height(nodes)
+            assert wait_all_at(nodes, before + 8, 20.0) is not None, "8 blocks within 20 s with 100 ms links"
+        finally:
+            fabric.heal()
+            for node in nodes:
+                kill_process(node)
 
 
 def test_a_short_run_behind_the_tcp_fault_relay_agrees_and_loses_nothing(tmp_path):

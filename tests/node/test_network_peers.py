@@ -60,3 +60,44 @@ async def test_a_silent_peer_hits_the_deadline_and_recovers_when_it_answers():
     finally:
         await peer.close()
         await server.stop(0)
+
+
+async def test_consensus_gossip_to_a_slow_peer_is_pipelined_and_tx_batches_keep_their_order():
+    consensus_seen: list[bytes] = []
+    batches_seen: list[bytes] = []
+
+    async def send_consensus(request: bytes, context) -> spb.Ack:
+        await asyncio.sleep(0.2)  # a 200 ms round trip
+        consensus_seen.append(request)
+        return spb.Ack()
+
+    async def broadcast_txs(request: bytes, context) -> spb.TxBatchAck:
+        await asyncio.sleep(0.01 * (5 - len(batches_seen) % 5))  # earlier batches answer slower
+        batches_seen.append(request)
+        return spb.TxBatchAck()
+
+    def unary(fn):
+        return grpc.unary_unary_rpc_method_handler(fn, response_serializer=lambda m: m.SerializeToString())
+
+    server = grpc.aio.server()
+    methods = {"SendConsensus": unary(send_consensus), "BroadcastTxs": unary(broadcast_txs)}
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("uoc.v1.Gossip", methods)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    peer = PeerClient(f"127.0.0.1:{port}", rpc_timeout_s=2.0)
+    try:
+        start = asyncio.get_running_loop().time()
+        for i in range(16):
+            peer.send("SendConsensus", bytes([i]))
+        for i in range(10):
+            peer.send("BroadcastTxs", bytes([i]))
+        deadline = start + 10
+        while (len(consensus_seen) < 16 or len(batches_seen) < 10) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        took = asyncio.get_running_loop().time() - start
+        assert sorted(consensus_seen) == [bytes([i]) for i in range(16)]
+        assert took < 1.6, f"16 messages at one per 200 ms round trip would take 3.2 s; took {took:.2f} s"
+        assert batches_seen == [bytes([i]) for i in range(10)]  # one at a time: a sender's sequences stay in order
+    finally:
+        await peer.close()
+        await server.stop(0)
