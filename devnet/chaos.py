@@ -37,6 +37,7 @@ committed and lost (must be 0), recovery times, the /v1/pricing reads, and each 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -53,6 +54,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from chain.crypto import PrivateKey
 from chain.median import weighted_median
@@ -413,10 +416,6 @@ BAD_INPUTS = ("bad_json", "big_body", "bad_signature", "big_header", "wrong_toke
 def send_bad_input(kind: str, node: ChaosNode, rng: random.Random) -> str | None:
     """Send one bad input of `kind` to `node`; a line if the node answered it wrongly (a 5xx or a 2xx), else None.
     A node that does not answer at all (killed, paused, cut off) is not the bad input's fault: None."""
-    import http.client
-
-    import grpc
-
     if kind in ("junk_grpc", "garbage_tcp"):
         host, _, port = node.grpc.rpartition(":")
         if kind == "garbage_tcp":
