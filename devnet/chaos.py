@@ -46,7 +46,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -72,7 +71,7 @@ from node.config import (
     update_config,
 )
 
-from .devnet import ROOT, tail
+from .devnet import spawn_node, tail
 from .errors import DevnetError
 from .fabric import Fabric, open_fabric
 
@@ -216,28 +215,8 @@ def create_chaos_homes(root: Path, fabric: Fabric, config: ChaosConfig) -> list[
 
 
 def start_process(node: ChaosNode, fabric: Fabric) -> None:
-    """Start the node's `uocd start` (through the fabric: in its namespace), logging to HOME/node.log."""
-    argv = [
-        sys.executable,
-        "-m",
-        "node",
-        "--log-level",
-        "info",
-        "--log-format",
-        "json",
-        "start",
-        "--home",
-        str(node.home),
-    ]
-    with open(node.home / "node.log", "ab") as log:
-        node.proc = subprocess.Popen(
-            fabric.wrap_command(node.index, argv),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
+    """Start the node's `uocd start` through the fabric (in its namespace), logging to HOME/node.log."""
+    node.proc = spawn_node(node.home, lambda argv: fabric.wrap_command(node.index, argv))
     node.stopped = False
 
 

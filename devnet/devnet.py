@@ -111,18 +111,24 @@ def describe_node(home: Path, pid: int | None) -> dict[str, Any]:
     }
 
 
-def start_node(home: Path) -> int:
-    """Start `uocd start --home HOME` detached (own session), logging to HOME/node.log; its pid."""
+def spawn_node(home: Path, wrap: Callable[[list[str]], list[str]] = list) -> subprocess.Popen[bytes]:
+    """Start `uocd start --home HOME` (its argv passed through `wrap`, e.g. into a network namespace) in its
+    own session, logging to HOME/node.log."""
+    argv = [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)]
     with open(home / "node.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
+        return subprocess.Popen(
+            wrap(argv),
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,
         )
-    return proc.pid
+
+
+def start_node(home: Path) -> int:
+    """Start `uocd start --home HOME` detached (see spawn_node); its pid."""
+    return spawn_node(home).pid
 
 
 def is_alive(pid: int | None, home: str | None = None) -> bool:

@@ -698,7 +698,7 @@ TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {"pricing": render_pricing}
 
 # -- devnet -------------------------------------------------------------------------------------
 def add_devnet_commands(sub: argparse._SubParsersAction) -> None:
-    """uocd devnet up|status|down."""
+    """uocd devnet up|status|down|chaos."""
     from devnet.devnet import __doc__ as devnet_doc
 
     up = sub.add_parser(

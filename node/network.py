@@ -418,13 +418,13 @@ class PeerClient:
             what, payload = await queue.get()
             if self.is_backed_off():
                 self.dropped += 1
-                continue
-            await slots.acquire()
-            task = asyncio.get_running_loop().create_task(self._send_one(what, payload))
-            self._in_flight.add(task)
-            task.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
-            if window == 1:
-                await asyncio.wait([task])
+            elif window == 1:
+                await self._send_one(what, payload)
+            else:
+                await slots.acquire()
+                task = asyncio.get_running_loop().create_task(self._send_one(what, payload))
+                self._in_flight.add(task)
+                task.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
 
     async def _send_one(self, what: str, payload: bytes) -> None:
         """One gossip call; a refusal is logged at debug level (unreachable peers are backed off by `call`)."""
