@@ -23,10 +23,10 @@ from chain.crypto import PrivateKey
 from chain.tx import MsgSend, sign_tx
 from node import codec
 from node.api import PUBLIC_MAX_BODY, build_openapi, make_rate_limiter
+from node.api.limits import ConnectionGate, RateLimiter
 from node.blocks import sign_vote
 from node.config import NodeConfig, parse_config, render_config
 from node.errors import ConfigError
-from node.limits import ConnectionGate, RateLimiter
 from node.pb import services_pb2 as spb
 from tests.node.netutil import NodeProcess, make_homes, wait_until
 

@@ -1,0 +1,60 @@
+"""The node's HTTP API: a public and an admin aiohttp listener inside the node process.
+
+    api = ApiServer(node)       # the node builds it after the gRPC server (node: any `ApiNode`)
+    await api.start()           # binds config [api] public and admin
+    await api.stop(grace_s)     # the node stops it before stopping the gRPC server
+
+One route table (`ROUTE_TABLE`: each route declared next to its handler in `public` and `admin`) builds
+both applications and the OpenAPI document (`GET /openapi.json`, `openapi`), so the document always lists
+exactly the served routes; a registry adds routes and named schemas with `RouteTable.extend`. Every
+response is JSON (Prometheus text for `GET /metrics`, `metrics`); every error is
+`{"error": {"code", "message"}}` with a 4xx for a bad request (`middleware` turns aiohttp's 404/405/413
+into that shape) and a 500 only for a real internal error, which is logged. The admin listener requires
+`Authorization: Bearer <HOME/admin_token>` (compared in constant time); its POSTs sign with the node's
+validator key, submit to the mempool (which relays) and wait for the commit (bounded: 202 with the tx
+hash on timeout; 422 with the chain's code on a rejection). `GET /v1/pricing` serves bytes prepared once
+per committed block (`state`).
+
+Abuse limits ([api] in config.toml, `limits`): both listeners cap open connections in total and per
+client IP, header sizes and counts, and the time a request may take to arrive; the public listener also
+rate-limits each client IP (a token bucket: 429 with Retry-After, X-RateLimit-* on every answer).
+
+The API reaches the node only through `ports.ApiNode`; it never imports `node.node`.
+"""
+
+from __future__ import annotations
+
+from .http import is_loopback, split_host_port
+from .openapi import Route, RouteTable, compute_openapi_document
+from .ports import ApiNode
+from .server import (
+    ADMIN_MAX_BODY,
+    PUBLIC_MAX_BODY,
+    ROUTE_TABLE,
+    ROUTES,
+    ApiServer,
+    build_app,
+    build_openapi,
+    check_api_config,
+)
+from .state import COMMIT_TIMEOUT_S, ApiState, make_rate_limiter
+
+__all__ = [
+    "ADMIN_MAX_BODY",
+    "COMMIT_TIMEOUT_S",
+    "PUBLIC_MAX_BODY",
+    "ROUTES",
+    "ROUTE_TABLE",
+    "ApiNode",
+    "ApiServer",
+    "ApiState",
+    "Route",
+    "RouteTable",
+    "build_app",
+    "build_openapi",
+    "check_api_config",
+    "compute_openapi_document",
+    "is_loopback",
+    "make_rate_limiter",
+    "split_host_port",
+]

@@ -1,0 +1,197 @@
+"""The admin listener's routes ([api] admin, behind the bearer token): the operator's price vote and model
+proposals, signed with the node's validator key, submitted (relayed) and waited for until their commit
+(202 "pending" after the commit timeout, 422 with the chain's code on a rejection). Each handler is
+followed by its route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from chain.errors import ChainError, InvalidTx, MoneyError
+from chain.money import DENOMS, to_ngonka
+from chain.tx import MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
+
+from ..errors import ApiRequestError, MempoolError
+from ..outcomes import TxOutcome
+from .http import (
+    bad_request,
+    json_response,
+    mempool_error_to_api,
+    outcome_error,
+    parse_json_object,
+    read_body,
+    require_fields,
+)
+from .openapi import COIN, INT, MAX_INT64, PENDING, STR, Route, obj
+from .ports import ApiNode
+from .state import get_state
+
+
+def get_operator(request: web.Request) -> ApiNode:
+    """The node, which must hold a validator key (the operator's)."""
+    node = get_state(request).node
+    if node.signer is None:
+        raise ApiRequestError(404, "no_validator_key", "this node has no validator key (HOME/validator_key.json)")
+    return node
+
+
+async def submit_and_wait(request: web.Request, msgs: list[Any]) -> tuple[str, TxOutcome | None]:
+    """Sign with the operator key, submit (relayed) and wait for the commit; 422 on a rejection."""
+    state = get_state(request)
+    node = get_operator(request)
+    try:
+        tx_hash = node.submit_own(msgs)
+    except MempoolError as exc:
+        raise mempool_error_to_api(exc) from None
+    outcome = await node.wait_for_commit(tx_hash, state.commit_timeout_s)
+    if outcome is not None and (not outcome.committed or outcome.code != "ok"):
+        raise outcome_error(outcome)
+    return tx_hash, outcome
+
+
+# =============================================================================================
+# the price vote
+# =============================================================================================
+async def post_price_proposal(request: web.Request) -> web.Response:
+    get_operator(request)
+    doc = parse_json_object(await read_body(request))
+    require_fields(doc, ("price", "denom"))
+    try:
+        price_ngonka = to_ngonka(doc["price"], doc["denom"], field="price")
+    except MoneyError as exc:
+        raise bad_request(exc.code, str(exc)) from None
+    msg = MsgSubmitPriceProposal(doc["price"], doc["denom"], price_ngonka)
+    tx_hash, outcome = await submit_and_wait(request, [msg])
+    if outcome is None:
+        return json_response({"tx_hash": tx_hash, "status": "pending"}, status=202)
+    assert outcome.epoch is not None
+    return json_response(
+        {
+            "tx_hash": tx_hash,
+            "height": outcome.height,
+            "price": msg.price,
+            "denom": msg.denom,
+            "price_ngonka": price_ngonka,
+            "effective_epoch": outcome.epoch + 1,  # counted at the end of the epoch it was committed in
+        }
+    )
+
+
+POST_PRICE_PROPOSAL = Route(
+    "admin",
+    "POST",
+    "/v1/admin/unit-of-compute-price-proposal",
+    post_price_proposal,
+    "Set or update this operator's unit-of-compute price vote (signed with the validator key)",
+    {
+        200: obj(
+            {"tx_hash": STR, "height": INT, "price": INT, "denom": STR, "price_ngonka": INT, "effective_epoch": INT}
+        ),
+        202: PENDING,
+    },
+    body=obj(
+        {
+            "price": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+            "denom": {"type": "string", "enum": sorted(DENOMS)},
+        }
+    ),
+)
+
+
+async def get_price_proposal(request: web.Request) -> web.Response:
+    node = get_operator(request)
+    assert node.signer is not None
+    try:
+        vote = node.query(f"price_vote/{node.signer.address}")
+    except ChainError:
+        raise ApiRequestError(404, "never_voted", f"the operator {node.signer.address} never voted a price") from None
+    return json_response(
+        {
+            "price": vote["price"],
+            "denom": vote["denom"],
+            "price_ngonka": vote["price_ngonka"],
+            "proposed_at_height": vote["height"],
+            "proposed_at_epoch": vote["epoch"],
+        }
+    )
+
+
+GET_PRICE_PROPOSAL = Route(
+    "admin",
+    "GET",
+    "/v1/admin/unit-of-compute-price-proposal",
+    get_price_proposal,
+    "This operator's current price vote",
+    {200: obj({"price": INT, "denom": STR, "price_ngonka": INT, "proposed_at_height": INT, "proposed_at_epoch": INT})},
+)
+
+
+# =============================================================================================
+# model proposals
+# =============================================================================================
+def find_own_proposal(node: ApiNode, height: int, model_id: str) -> dict[str, Any]:
+    """The operator's proposal for `model_id` submitted at `height`: among the open ones (it starts voting at
+    once, its deposit being min_deposit), else among all (a voting period over since)."""
+    assert node.signer is not None
+    for status in ("voting_period", None):
+        mine = [
+            p
+            for p in node.query("proposals", status=status)
+            if (p["proposer"], p["submit_height"], p["content"].get("id")) == (node.signer.address, height, model_id)
+        ]
+        if mine:
+            return mine[-1]
+    raise ApiRequestError(500, "internal", f"the proposal committed at height {height} is not in the state")
+
+
+async def post_model(request: web.Request) -> web.Response:
+    node = get_operator(request)
+    assert node.signer is not None
+    doc = parse_json_object(await read_body(request))
+    require_fields(doc, ("id", "units_of_compute_per_token"))
+    try:
+        model_id = parse_model_id(doc["id"], "id")
+        units = parse_units(doc["units_of_compute_per_token"], "units_of_compute_per_token")
+    except InvalidTx as exc:
+        raise bad_request(exc.code, str(exc)) from None
+    deposit = node.query("params")["min_deposit"]
+    msg = MsgSubmitProposal(RegisterModel(model_id, units), deposit)
+    tx_hash, outcome = await submit_and_wait(request, [msg])
+    if outcome is None:
+        return json_response({"tx_hash": tx_hash, "status": "pending"}, status=202)
+    assert outcome.height is not None  # submit_and_wait returns committed outcomes only
+    proposal = find_own_proposal(node, outcome.height, model_id)
+    return json_response(
+        {
+            "proposal_id": proposal["id"],
+            "tx_hash": tx_hash,
+            "deposit": {"amount": deposit, "denom": "ngonka"},  # a money object (SPEC §1)
+            "voting_end_height": proposal["voting_end_height"],
+        }
+    )
+
+
+POST_MODEL = Route(
+    "admin",
+    "POST",
+    "/v1/admin/models",
+    post_model,
+    "Propose a model (a RegisterModel governance proposal with min_deposit)",
+    {
+        200: obj({"proposal_id": INT, "tx_hash": STR, "deposit": COIN, "voting_end_height": INT}),
+        202: PENDING,
+    },
+    body=obj(
+        {
+            "id": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_./:-]+$"},
+            "units_of_compute_per_token": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+        }
+    ),
+)
+
+
+ADMIN_ROUTES: tuple[Route, ...] = (POST_PRICE_PROPOSAL, GET_PRICE_PROPOSAL, POST_MODEL)
+
+__all__ = ["ADMIN_ROUTES"]

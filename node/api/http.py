@@ -1,0 +1,170 @@
+"""The API's HTTP plumbing: listener addresses, JSON responses, the one error shape, and reading a
+request's body, path and query parameters (400 naming the field and the rule)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from typing import Any
+
+from aiohttp import web
+
+from chain.errors import ChainError
+
+from ..errors import ApiRequestError, MempoolError, MempoolFull
+from ..outcomes import TxOutcome
+from .openapi import JSON_TYPE, MAX_INT64
+from .state import get_state
+
+LOOPBACK_HOSTS = ("localhost",)
+
+
+# =============================================================================================
+# addresses
+# =============================================================================================
+def split_host_port(address: str) -> tuple[str, int]:
+    """("host", port) of "host:port" (IPv6 hosts may be bracketed)."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback host name or address."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# =============================================================================================
+# responses and errors
+# =============================================================================================
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON response (integers only: SPEC §1)."""
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type=JSON_TYPE)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """The one error shape: {"error": {"code", "message"}}."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return web.Response(body=body, status=status, content_type=JSON_TYPE, headers=headers)
+
+
+def bad_request(code: str, message: str) -> ApiRequestError:
+    return ApiRequestError(400, code, message)
+
+
+def chain_error_to_api(exc: ChainError) -> ApiRequestError:
+    """A query's ChainError as a 404 (not found) or 400 (bad query)."""
+    return ApiRequestError(404 if exc.code in ("not_found", "unknown_proposal") else 400, exc.code, str(exc))
+
+
+def mempool_error_to_api(exc: MempoolError) -> ApiRequestError:
+    """A mempool refusal: 400 for a malformed tx, 429 when full, 422 for a rule the chain enforces."""
+    if isinstance(exc, MempoolFull):
+        return ApiRequestError(429, exc.code, str(exc))
+    if exc.code in ("malformed", "tx_too_large"):
+        return ApiRequestError(400, exc.code, str(exc))
+    return ApiRequestError(422, exc.code, str(exc))
+
+
+def outcome_error(outcome: TxOutcome) -> ApiRequestError:
+    """A committed-with-failure or dropped tx as a 422 with the chain's code."""
+    where = f"committed at height {outcome.height}" if outcome.committed else "dropped from the mempool"
+    return ApiRequestError(422, outcome.code, f"transaction {outcome.tx_hash} {where}: {outcome.log or outcome.code}")
+
+
+# =============================================================================================
+# requests
+# =============================================================================================
+def _reject_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not allowed in JSON bodies")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body; 415 if it is declared as something other than JSON, 413 (via aiohttp) if too large,
+    408 if it has not fully arrived within the request read timeout."""
+    declared = request.headers.get("Content-Type")
+    if declared is not None and request.content_type != JSON_TYPE and not request.content_type.endswith("+json"):
+        raise ApiRequestError(415, "unsupported_media_type", f"the body must be {JSON_TYPE}, got {declared!r}")
+    timeout_s = get_state(request).read_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise ApiRequestError(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """A JSON object from a request body; 400 for anything else (floats stay floats: fields reject them)."""
+    if not data.strip():
+        raise bad_request("invalid_json", "the body is empty; it must be a JSON object")
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad_request("invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise bad_request("invalid_json", f"the body must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def require_fields(doc: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """400 if a field is missing or an unknown field is present."""
+    missing = [f for f in fields if f not in doc]
+    if missing:
+        raise bad_request(
+            "missing_field", f"the body needs field(s) {', '.join(missing)} (fields: {', '.join(fields)})"
+        )
+    extra = sorted(k for k in doc if k not in fields)
+    if extra:
+        shown = ", ".join(repr(k)[:40] for k in extra[:5])
+        raise bad_request("unknown_field", f"unknown field(s) {shown}; the body takes only {', '.join(fields)}")
+
+
+def get_int_param(request: web.Request, name: str, *, minimum: int = 0, default: int | None = None) -> int | None:
+    """An optional integer query parameter in minimum..2^63-1; 400 otherwise."""
+    text = request.query.get(name)
+    return default if text is None else parse_int_text(text, name, minimum)
+
+
+def get_int_path(request: web.Request, name: str, *, minimum: int = 0) -> int:
+    """An integer path segment in minimum..2^63-1; 400 otherwise."""
+    return parse_int_text(request.match_info[name], name, minimum)
+
+
+def parse_int_text(text: str, name: str, minimum: int) -> int:
+    """Decimal digits naming an integer in minimum..2^63-1 (at most 19 digits, so never a huge
+    conversion); 400 otherwise."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not minimum <= int(text) <= MAX_INT64:
+        raise bad_request("invalid_parameter", f"{name} must be an integer from {minimum} to 2^63-1, got {text[:40]!r}")
+    return int(text)
+
+
+def query(request: web.Request, path: str, **params: Any) -> Any:
+    """A committed-state query; ChainError as 404/400."""
+    try:
+        return get_state(request).node.query(path, **params)
+    except ChainError as exc:
+        raise chain_error_to_api(exc) from None
+
+
+__all__ = [
+    "bad_request",
+    "chain_error_to_api",
+    "error_response",
+    "get_int_param",
+    "get_int_path",
+    "is_loopback",
+    "json_response",
+    "mempool_error_to_api",
+    "outcome_error",
+    "parse_int_text",
+    "parse_json_object",
+    "query",
+    "read_body",
+    "require_fields",
+    "split_host_port",
+]

@@ -1,0 +1,120 @@
+"""The API's middlewares: every failure as the one JSON error shape (and every request counted and timed),
+the public listener's per-client rate limit, and the admin listener's bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from ..errors import ApiRequestError
+from .http import error_response, is_loopback
+from .openapi import Handler
+from .state import get_state
+
+log = logging.getLogger("node.api")
+
+
+def route_label(request: web.Request) -> str:
+    """The route template of a request ("unmatched" for an unknown path: bounded label values)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """JSON errors for everything (404/405/413 included), 500 only for internal errors; count and time it."""
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except ApiRequestError as exc:
+        response = error_response(exc.status, exc.code, str(exc))
+        if exc.status == 408:
+            response.force_close()  # the rest of the body may still be on its way: do not wait for it
+    except web.HTTPException as exc:
+        response = http_exception_response(request, exc)
+    except Exception:  # noqa: BLE001 - the one catch-all: log and answer 500
+        log.exception("internal error serving %s %s", request.method, request.path)
+        response = error_response(500, "internal", "internal error; see the node log")
+    get_state(request).metrics.observe(
+        route_label(request), request.method, response.status, time.perf_counter() - started
+    )
+    return response
+
+
+def http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own HTTP errors as the API's JSON errors."""
+    if isinstance(exc, web.HTTPNotFound):
+        return error_response(
+            404, "not_found", f"no route {request.method} {request.path[:200]}; see GET /openapi.json"
+        )
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.path[:200]}; allowed: {allowed}",
+            headers={"Allow": allowed},
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = request.app._client_max_size  # noqa: SLF001 - the configured limit, for the message
+        return error_response(413, "body_too_large", f"the request body is over the limit of {limit} bytes")
+    if exc.status >= 400:
+        code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
+        return error_response(exc.status, code, exc.text or exc.reason or "HTTP error")
+    raise exc
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The public listener's per-client-IP token bucket: 429 with Retry-After over it, X-RateLimit-* always."""
+    state = get_state(request)
+    client = request.remote or ""
+    if state.limiter is None or (not state.rate_limit_loopback and is_loopback(client)):
+        return await handler(request)
+    verdict = state.limiter.take(client)
+    if not verdict.allowed:
+        message = f"over the rate limit of {state.limiter.rate_per_s:g} requests/s (burst {state.limiter.burst})"
+        message += f"; retry in {verdict.retry_after_s} s"
+        return error_response(429, "rate_limited", message, headers=verdict.headers())
+    response = await handler(request)
+    response.headers.update(verdict.headers())
+    return response
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The admin listener's bearer-token auth (constant-time comparison; none when there is no token)."""
+    token = get_state(request).token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            what = "is missing" if not given else "is wrong"
+            raise ApiRequestError(401, "unauthorized", f"the Authorization: Bearer <HOME/admin_token> header {what}")
+    return await handler(request)
+
+
+def compute_middlewares(listener: str) -> list[Middleware]:
+    """The middlewares of a listener, outermost first: the rate limit (public: a refused request costs no
+    handler work), errors and metrics, the token (admin)."""
+    middlewares: list[Middleware] = [errors_and_metrics]
+    if listener == "public":
+        middlewares.insert(0, rate_limit)
+    if listener == "admin":
+        middlewares.append(require_token)
+    return middlewares
+
+
+__all__ = [
+    "compute_middlewares",
+    "errors_and_metrics",
+    "http_exception_response",
+    "rate_limit",
+    "require_token",
+    "route_label",
+]

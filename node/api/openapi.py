@@ -1,0 +1,178 @@
+"""The API's route table as data, and the OpenAPI 3 document assembled from it.
+
+    STATUS = Route("public", "GET", "/v1/status", get_status, "Node and chain status", {200: obj({...})})
+    table = RouteTable((STATUS, ...))                     # the served routes, in matching order
+    table = table.extend(more_routes, {"Name": schema})   # routes and named schemas from a registry
+    document = compute_openapi_document(table)            # what GET /openapi.json answers
+
+Each route module declares its routes next to their handlers; the server builds both listeners'
+applications and the document from one table, so the document always lists exactly the served routes.
+Named schemas land in `components.schemas` (refer to them with `ref(name)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+JSON_TYPE = "application/json"
+MAX_INT64 = 2**63 - 1
+RATE_LIMIT_HEADERS = ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+Schema = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# =============================================================================================
+# schema building blocks
+# =============================================================================================
+def obj(required: Schema, **optional: Any) -> Schema:
+    """An object schema whose listed properties are all required."""
+    return {"type": "object", "required": list(required), "properties": {**required, **optional}}
+
+
+def param(name: str, where: str, schema: Schema, required: bool = False) -> Schema:
+    """An OpenAPI parameter (`where`: "path" or "query"; path parameters are always required)."""
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+
+
+def ref(name: str) -> Schema:
+    """A reference to the named schema `name` of the table (`components.schemas`)."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+INT: Schema = {"type": "integer"}
+STR: Schema = {"type": "string"}
+BOOL: Schema = {"type": "boolean"}
+ANY_OBJ: Schema = {"type": "object"}
+COIN = obj({"amount": INT, "denom": STR})  # a money object (SPEC §1)
+ERROR = obj({"error": obj({"code": STR, "message": STR})})
+PENDING = obj({"tx_hash": STR, "status": {"type": "string", "enum": ["pending"]}})
+MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, "price_per_token": INT})
+INT_PARAM: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT64}
+
+
+# =============================================================================================
+# routes
+# =============================================================================================
+@dataclass(frozen=True)
+class Route:
+    """One served route and its OpenAPI description."""
+
+    listener: str  # "public" or "admin"
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    responses: dict[int, Schema]
+    params: tuple[Schema, ...] = ()
+    body: Schema | None = None
+    media: str = JSON_TYPE
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """The served routes of both listeners (in matching order: a literal path before a templated one it
+    would also match) and the named schemas they refer to."""
+
+    routes: tuple[Route, ...]
+    schemas: Mapping[str, Schema] = field(default_factory=dict)
+
+    def extend(self, routes: Iterable[Route] = (), schemas: Mapping[str, Schema] | None = None) -> RouteTable:
+        """This table with `routes` appended and `schemas` added; ValueError on a route or a schema name
+        that is already there."""
+        routes = tuple(routes)
+        schemas = dict(schemas or {})
+        served = {(r.method, r.path) for r in self.routes}
+        twice = [f"{r.method} {r.path}" for r in routes if (r.method, r.path) in served]
+        twice += [f"schema {name}" for name in schemas if name in self.schemas]
+        if twice or len({(r.method, r.path) for r in routes}) != len(routes):
+            raise ValueError(f"already in the route table: {', '.join(twice) or 'a route given twice'}")
+        return RouteTable((*self.routes, *routes), {**self.schemas, **schemas})
+
+    def for_listener(self, listener: str) -> tuple[Route, ...]:
+        """The routes served by `listener` ("public" or "admin"), in order."""
+        return tuple(route for route in self.routes if route.listener == listener)
+
+
+# =============================================================================================
+# the document
+# =============================================================================================
+def describe_operation(route: Route) -> Schema:
+    """The OpenAPI operation of a route."""
+    responses: dict[str, Any] = {
+        str(status): {
+            "description": "success" if status == 200 else "accepted, not yet committed",
+            "content": {route.media: {"schema": schema}},
+        }
+        for status, schema in route.responses.items()
+    }
+    if route.listener == "public":
+        responses["429"] = {
+            "description": "over the per-client rate limit ([api] rate_limit_per_s); retry after Retry-After seconds",
+            "headers": {name: {"schema": INT} for name in RATE_LIMIT_HEADERS},
+            "content": {JSON_TYPE: {"schema": ERROR}},
+        }
+    responses["default"] = {"description": "error", "content": {JSON_TYPE: {"schema": ERROR}}}
+    operation: dict[str, Any] = {
+        "operationId": route.method.lower() + "_" + "".join(c if c.isalnum() else "_" for c in route.path.strip("/")),
+        "summary": route.summary,
+        "tags": [route.listener],
+        "responses": responses,
+    }
+    if route.params:
+        operation["parameters"] = list(route.params)
+    if route.body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON_TYPE: {"schema": route.body}}}
+    if route.listener == "admin":
+        operation["security"] = [{"adminToken": []}]
+        operation["description"] = "Admin listener ([api] admin); needs Authorization: Bearer <HOME/admin_token>."
+    return operation
+
+
+def compute_openapi_document(table: RouteTable) -> Schema:
+    """The OpenAPI 3 document of every route of `table` (public and admin listeners)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in table.routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = describe_operation(route)
+    components: dict[str, Any] = {"securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}}
+    if table.schemas:
+        components["schemas"] = dict(table.schemas)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "uoc node API",
+            "version": "1",
+            "description": "Public listener ([api] public) and admin listener ([api] admin, tag 'admin').",
+        },
+        "paths": paths,
+        "components": components,
+    }
+
+
+__all__ = [
+    "ANY_OBJ",
+    "BOOL",
+    "COIN",
+    "ERROR",
+    "INT",
+    "INT_PARAM",
+    "JSON_TYPE",
+    "MAX_INT64",
+    "MODEL_PRICE",
+    "PENDING",
+    "RATE_LIMIT_HEADERS",
+    "STR",
+    "Handler",
+    "Route",
+    "RouteTable",
+    "Schema",
+    "compute_openapi_document",
+    "describe_operation",
+    "obj",
+    "param",
+    "ref",
+]

@@ -1,0 +1,135 @@
+"""The node's two HTTP listeners: the route table they serve, their aiohttp applications, and the
+server that binds and stops them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from chain.tx import MAX_TX_BYTES
+
+from ..config import NodeConfig
+from ..errors import ConfigError, NodeError
+from .admin import ADMIN_ROUTES
+from .http import is_loopback, split_host_port
+from .limits import LimitedSite
+from .middleware import compute_middlewares
+from .openapi import RouteTable, Schema, compute_openapi_document
+from .ports import ApiNode
+from .public import PUBLIC_ROUTES
+from .state import COMMIT_TIMEOUT_S, STATE, TABLE_KEY, ApiState
+
+log = logging.getLogger("node.api")
+
+ADMIN_MAX_BODY = 16 * 1024
+PUBLIC_MAX_BODY = MAX_TX_BYTES + 4096  # a signed tx (the chain's own limit) plus JSON slack
+SHUTDOWN_GRACE_S = 1.0  # in-flight requests get this long when the node stops
+
+ROUTE_TABLE = RouteTable((*PUBLIC_ROUTES, *ADMIN_ROUTES))  # what the node serves and documents
+ROUTES = ROUTE_TABLE.routes
+
+
+def check_api_config(config: NodeConfig, admin_token: str | None) -> None:
+    """ConfigError unless the admin listener is on loopback or protected by an admin token."""
+    host, _ = split_host_port(config.api_admin)
+    if not admin_token and not is_loopback(host):
+        raise ConfigError(
+            f"[api] admin = {config.api_admin!r} is not a loopback address and HOME/admin_token is missing or empty; "
+            "bind the admin API to 127.0.0.1 or write a token"
+        )
+
+
+def build_openapi(table: RouteTable = ROUTE_TABLE) -> Schema:
+    """The OpenAPI 3 document of every served route (public and admin listeners)."""
+    return compute_openapi_document(table)
+
+
+def build_app(state: ApiState, listener: str, table: RouteTable = ROUTE_TABLE) -> web.Application:
+    """The aiohttp application of one listener, from the route table."""
+    app = web.Application(
+        middlewares=compute_middlewares(listener),
+        client_max_size=ADMIN_MAX_BODY if listener == "admin" else PUBLIC_MAX_BODY,
+    )
+    app[STATE] = state
+    app[TABLE_KEY] = table
+    for route in table.for_listener(listener):
+        app.router.add_route(route.method, route.path, route.handler)
+    return app
+
+
+def compute_handler_limits(config: NodeConfig) -> dict[str, Any]:
+    """aiohttp's per-connection settings from [api]: header limits, and the request read timeout as the
+    keep-alive timeout (aiohttp closes a connection whose next request head has not arrived that long after
+    it opened or after its previous response) and as the lingering time (how long the unread rest of a
+    refused body is drained before the connection closes)."""
+    return {
+        "max_line_size": config.api_max_header_bytes,
+        "max_field_size": config.api_max_header_bytes,
+        "max_headers": config.api_max_headers,
+        "keepalive_timeout": config.api_request_read_timeout_ms / 1000,
+        "lingering_time": config.api_request_read_timeout_ms / 1000,
+    }
+
+
+class ApiServer:
+    """The public and admin listeners of a node."""
+
+    def __init__(
+        self, node: ApiNode, *, commit_timeout_s: float = COMMIT_TIMEOUT_S, table: RouteTable = ROUTE_TABLE
+    ) -> None:
+        self.node = node
+        self.table = table
+        self.state = ApiState(node, node.home.admin_token, commit_timeout_s)
+        self.runners: list[web.AppRunner] = []
+        self.addresses: dict[str, str] = {}
+
+    async def start(self) -> None:
+        """Bind the public then the admin listener; NodeError (one line) if an address is taken."""
+        check_api_config(self.node.config, self.state.token)
+        self.state.refresh_pricing()
+        self.node.add_commit_listener(self.state.refresh_pricing)
+        config = self.node.config
+        for listener, address in (("public", config.api_public), ("admin", config.api_admin)):
+            runner = web.AppRunner(
+                build_app(self.state, listener, self.table),
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=SHUTDOWN_GRACE_S,
+                **compute_handler_limits(config),
+            )
+            await runner.setup()
+            self.runners.append(runner)
+            host, port = split_host_port(address)
+            site = LimitedSite(runner, host, port, gate=self.state.gates[listener], reuse_address=True)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise NodeError(f"cannot listen for the {listener} API on {address}: {exc.strerror or exc}") from None
+            self.addresses[listener] = address
+            log.info("%s API listening on http://%s", listener, address)
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """Stop the listeners in reverse order (in-flight requests get `grace_s`)."""
+        for runner in reversed(self.runners):
+            try:
+                await runner.shutdown()
+                await runner.cleanup()
+            except Exception:  # noqa: BLE001 - shutdown goes on
+                log.exception("stopping an API listener failed")
+        self.runners = []
+
+
+__all__ = [
+    "ADMIN_MAX_BODY",
+    "PUBLIC_MAX_BODY",
+    "ROUTES",
+    "ROUTE_TABLE",
+    "SHUTDOWN_GRACE_S",
+    "ApiServer",
+    "build_app",
+    "build_openapi",
+    "check_api_config",
+    "compute_handler_limits",
+]

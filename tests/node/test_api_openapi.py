@@ -1,0 +1,63 @@
+"""The API's route table as data: a registry extends it with routes and named schemas, which the
+OpenAPI document and the served application then include; and the API package reaches the node only
+through `ports.ApiNode` (no import of `node.node`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+import node.api
+from node.api import ROUTE_TABLE, ApiState, Route, build_app, build_openapi, compute_openapi_document
+from node.api.openapi import INT, obj, ref
+
+
+async def get_moniker(request: web.Request) -> web.Response:
+    return web.json_response({"moniker": "x"})
+
+
+MONIKER = Route("public", "GET", "/v1/moniker", get_moniker, "The moniker", {200: ref("Moniker")})
+
+
+def test_a_registry_adds_routes_and_named_schemas_to_the_document_and_the_served_app():
+    table = ROUTE_TABLE.extend([MONIKER], {"Moniker": obj({"moniker": INT})})
+    document = compute_openapi_document(table)
+    assert document["components"]["schemas"] == {"Moniker": obj({"moniker": INT})}
+    operation = document["paths"]["/v1/moniker"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Moniker"
+    }
+    assert list(document["paths"])[: len(build_openapi()["paths"])] == list(build_openapi()["paths"])
+    assert "schemas" not in build_openapi()["components"]
+    served = {r.resource.canonical for r in build_app(ApiState.__new__(ApiState), "public", table).router.routes()}
+    assert "/v1/moniker" in served
+    assert "/v1/moniker" not in {
+        r.resource.canonical for r in build_app(ApiState.__new__(ApiState), "admin", table).router.routes()
+    }
+
+
+def test_the_table_refuses_a_route_or_schema_it_already_has():
+    with pytest.raises(ValueError, match="GET /v1/status"):
+        ROUTE_TABLE.extend([Route("public", "GET", "/v1/status", get_moniker, "again", {200: INT})])
+    table = ROUTE_TABLE.extend(schemas={"Moniker": INT})
+    with pytest.raises(ValueError, match="schema Moniker"):
+        table.extend(schemas={"Moniker": INT})
+    with pytest.raises(ValueError):
+        ROUTE_TABLE.extend([MONIKER, MONIKER])
+
+
+def test_the_api_package_never_imports_the_node_module():
+    package = Path(node.api.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        for item in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(item, ast.ImportFrom):
+                names = [("." * item.level) + (item.module or "") + "." + a.name for a in item.names]
+            elif isinstance(item, ast.Import):
+                names = [a.name for a in item.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(("node.node", "..node.", "...node")), f"{path.name} imports {name}"
