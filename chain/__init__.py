@@ -6,6 +6,13 @@ from .errors import ChainError, InvalidBlock, InvalidGenesis, InvalidTx, MoneyEr
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import to_ngonka
+from .params import ParamInfo, Params, describe_params
+from .rules import (
+    compute_epoch_at_height,
+    compute_epoch_start_height,
+    compute_vote_effective_epoch,
+    is_epoch_end,
+)
 from .store import MemoryStore, Store
 from .tx import (
     MsgBond,
@@ -38,6 +45,8 @@ __all__ = [
     "MsgSubmitProposal",
     "MsgUnbond",
     "MsgVote",
+    "ParamInfo",
+    "Params",
     "PrivateKey",
     "RegisterModel",
     "RemoveModel",
@@ -47,9 +56,14 @@ __all__ = [
     "Tx",
     "TxResult",
     "compute_address",
+    "compute_epoch_at_height",
+    "compute_epoch_start_height",
     "compute_tally",
     "compute_tally_outcome",
+    "compute_vote_effective_epoch",
     "decode_tx",
+    "describe_params",
+    "is_epoch_end",
     "sign_tx",
     "to_ngonka",
     "weighted_median",
