@@ -6,13 +6,8 @@ from .errors import ChainError, InvalidBlock, InvalidGenesis, InvalidTx, MoneyEr
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import to_ngonka
-from .params import ParamInfo, Params, describe_params
-from .rules import (
-    compute_epoch_at_height,
-    compute_epoch_start_height,
-    compute_vote_effective_epoch,
-    is_epoch_end,
-)
+from .params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
+from .rules import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height, is_epoch_end
 from .store import MemoryStore, Store
 from .tx import (
     MsgBond,
@@ -30,6 +25,7 @@ from .tx import (
 )
 
 __all__ = [
+    "DEFAULT_PARAMS",
     "Application",
     "BlockResult",
     "ChainError",
@@ -56,11 +52,11 @@ __all__ = [
     "Tx",
     "TxResult",
     "compute_address",
+    "compute_effective_epoch",
     "compute_epoch_at_height",
     "compute_epoch_start_height",
     "compute_tally",
     "compute_tally_outcome",
-    "compute_vote_effective_epoch",
     "decode_tx",
     "describe_params",
     "is_epoch_end",

@@ -117,6 +117,9 @@ class Params:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+DEFAULT_PARAMS = Params()
+
+
 @dataclass(frozen=True)
 class ParamInfo:
     """One param's declaration, for the API and the docs."""

@@ -75,14 +75,10 @@ def compute_epoch_start_height(params_or_length: Params | int, epoch: int) -> in
     return epoch * compute_epoch_length(params_or_length) + 1
 
 
-def compute_epoch_end_height(params_or_length: Params | int, epoch: int) -> int:
-    """The last height of `epoch`: the block whose end runs the epoch transition."""
-    return (epoch + 1) * compute_epoch_length(params_or_length)
-
-
-def compute_vote_effective_epoch(params_or_length: Params | int, height: int) -> int:
-    """The epoch whose price a price vote committed at `height` first counts in: the ballot at the end of
-    the vote's epoch sets the next epoch's price (also: the epoch whose price the end of `height` sets)."""
+def compute_effective_epoch(params_or_length: Params | int, height: int) -> int:
+    """The first epoch in which a change committed at `height` is in force: the epoch whose price a price
+    vote first counts in, from which a bond gives power, a passed proposal's model is active; also the
+    epoch whose price and validator set the end of `height` sets when it ends an epoch."""
     return compute_epoch_at_height(params_or_length, height) + 1
 
 
