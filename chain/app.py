@@ -27,7 +27,7 @@ from typing import Any
 from . import rules
 from .encoding import thaw
 from .errors import ChainError, InvalidBlock, InvalidTx, StoreError
-from .store import CommitInfo, State, Store, compute_lthash
+from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
 
 ADMITTED_CACHE_SIZE = 100_000
@@ -71,7 +71,7 @@ class Application:
         self.store = store
         self.admit = admit
         self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
-        self._pending: tuple[CommitInfo, list] | None = None
+        self._pending: tuple[CommitInfo, list[Change]] | None = None
         info = store.last_commit()
         self._proposal: tuple[int, list[bytes], State, list[TxResult]] | None = None  # the last process_proposal
         self.height = info.height if info else -1

@@ -112,7 +112,8 @@ def get_params(state: State) -> Params:
 
 def get_chain_id(state: State) -> str:
     """The chain id."""
-    return state.get("meta", "chain_id")
+    chain_id: str = state.get("meta", "chain_id")
+    return chain_id
 
 
 def get_height(state: State) -> int:
@@ -132,7 +133,8 @@ def get_validator(state: State, address: str) -> dict[str, int]:
 
 def get_current_epoch(state: State) -> dict[str, Any]:
     """The current epoch: index, price, total power, validator count, start height, ballot."""
-    return state.get("epoch", "current")
+    epoch: dict[str, Any] = state.get("epoch", "current")
+    return epoch
 
 
 def get_epoch_power(state: State, address: str) -> int:
@@ -147,12 +149,14 @@ def get_validator_set(state: State) -> list[tuple[str, int]]:
 
 def get_price_vote(state: State, address: str) -> dict[str, Any] | None:
     """The price vote in force for `address`, if it ever voted."""
-    return state.get("vote", address)
+    vote: dict[str, Any] | None = state.get("vote", address)
+    return vote
 
 
 def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
     """The history record of an epoch."""
-    return state.get("hist", compute_index_key(epoch))
+    record: dict[str, Any] | None = state.get("hist", compute_index_key(epoch))
+    return record
 
 
 def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
@@ -171,7 +175,7 @@ def get_registry_version(state: State) -> int:
 
 def get_proposal(state: State, proposal_id: int) -> dict[str, Any]:
     """A governance proposal, or InvalidTx(code="unknown_proposal")."""
-    proposal = state.get("gov", compute_index_key(proposal_id))
+    proposal: dict[str, Any] | None = state.get("gov", compute_index_key(proposal_id))
     if proposal is None:
         raise InvalidTx(f"proposal {proposal_id} does not exist", code="unknown_proposal")
     return proposal
