@@ -3,7 +3,7 @@
 `Params` is frozen and typed; genesis fixes it (`Params.from_json`), the state stores its canonical
 dict (`to_json`) under `meta/params`, and the rules read its attributes. A new param is one field:
 
-    unbonding_period: int = param(0, COUNT_OR_ZERO, "Blocks an unbond waits after its epoch ends.")
+    max_validators: int = param(100, COUNT, "Validators with the most stake that get power in an epoch.")
 
 `describe_params()` lists every param with its default, JSON schema and description, for the API's
 `/v1/params` and the docs.
