@@ -258,3 +258,17 @@ def test_get_validator_powers_after_genesis_is_the_set_of_height_1():
     app = Application(MemoryStore())
     app.init_chain(make_genesis({"b": 3, "a": 7}))
     assert app.get_validator_powers() == powers(a=7, b=3)
+
+
+def test_the_next_powers_are_what_the_store_holds_after_every_block():
+    """A node can keep its validator set from BlockResult alone: the previous powers, or next_powers at an
+    epoch end, are always the committed set after the block (what it used to read back from the store)."""
+    app, w = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, epoch_length=2)), Wallets()
+    plan = {1: [("a", MsgBond(5))], 2: [("c", MsgUnbond(20))], 4: [("d", MsgBond(7))], 5: [("a", MsgUnbond(55))]}
+    known = app.get_validator_powers()
+    for height in range(1, 9):
+        result = run_block(app, [w.tx(name, msg) for name, msg in plan.get(height, [])])
+        if result.next_powers is not None:
+            known = result.next_powers
+        assert known == app.get_validator_powers()
+    assert known == powers(b=30, d=7)
