@@ -6,6 +6,8 @@ from .errors import ChainError, InvalidBlock, InvalidGenesis, InvalidTx, MoneyEr
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import to_ngonka
+from .params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
+from .rules import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height, is_epoch_end
 from .store import MemoryStore, Store
 from .tx import (
     MsgBond,
@@ -23,6 +25,7 @@ from .tx import (
 )
 
 __all__ = [
+    "DEFAULT_PARAMS",
     "Application",
     "BlockResult",
     "ChainError",
@@ -38,6 +41,8 @@ __all__ = [
     "MsgSubmitProposal",
     "MsgUnbond",
     "MsgVote",
+    "ParamInfo",
+    "Params",
     "PrivateKey",
     "RegisterModel",
     "RemoveModel",
@@ -47,9 +52,14 @@ __all__ = [
     "Tx",
     "TxResult",
     "compute_address",
+    "compute_effective_epoch",
+    "compute_epoch_at_height",
+    "compute_epoch_start_height",
     "compute_tally",
     "compute_tally_outcome",
     "decode_tx",
+    "describe_params",
+    "is_epoch_end",
     "sign_tx",
     "to_ngonka",
     "weighted_median",

@@ -27,7 +27,7 @@ from typing import Any
 from . import rules
 from .encoding import thaw
 from .errors import ChainError, InvalidBlock, InvalidTx, StoreError
-from .store import CommitInfo, State, Store, compute_lthash
+from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
 
 ADMITTED_CACHE_SIZE = 100_000
@@ -47,14 +47,21 @@ class TxResult:
         return self.code == "ok"
 
 
+Powers = tuple[tuple[str, int], ...]  # (address, power) sorted by address
+
+
 @dataclass(frozen=True)
 class BlockResult:
-    """The outcome of a block: per-tx results, the new app hash, and whether an epoch ended."""
+    """The outcome of a block: per-tx results, the new app hash, the epoch it ran in, and whether it
+    ended that epoch; if it did, `next_powers` is the validator set from the next height on (else
+    None: the set does not change)."""
 
     height: int
     tx_results: tuple[TxResult, ...]
     app_hash: str
     epoch_ended: bool = False
+    epoch: int = 0
+    next_powers: Powers | None = None
 
 
 class Application:
@@ -64,7 +71,7 @@ class Application:
         self.store = store
         self.admit = admit
         self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
-        self._pending: tuple[CommitInfo, list] | None = None
+        self._pending: tuple[CommitInfo, list[Change]] | None = None
         info = store.last_commit()
         self._proposal: tuple[int, list[bytes], State, list[TxResult]] | None = None  # the last process_proposal
         self.height = info.height if info else -1
@@ -139,8 +146,16 @@ class Application:
         rules.process_block_end(state)
         info, changes = state.compute_commit()
         self._pending = (info, changes)
-        epoch_ended = rules.is_epoch_end(height, rules.get_params(state)["epoch_length"])
-        return BlockResult(height, tuple(results), info.app_hash, epoch_ended)
+        params = rules.get_params(state)
+        epoch_ended = rules.is_epoch_end(params, height)
+        return BlockResult(
+            height,
+            tuple(results),
+            info.app_hash,
+            epoch_ended,
+            epoch=rules.compute_epoch_at_height(params, height),
+            next_powers=tuple(rules.get_validator_set(state)) if epoch_ended else None,
+        )
 
     def commit(self) -> str:
         """Persist the finalized block in one store transaction and return its app hash."""
@@ -151,6 +166,10 @@ class Application:
         self._pending = None
         self._after_commit(info)
         return info.app_hash
+
+    def get_validator_powers(self) -> Powers:
+        """The committed validator set: the powers of the next height (after init_chain: of height 1)."""
+        return tuple(rules.get_validator_set(self._new_state()))
 
     def query(self, path: str, **params: Any) -> Any:
         """Read committed state: see QUERIES for the paths."""
@@ -255,7 +274,7 @@ def _query_price_vote(app: Application, state: State, arg: str, **_: Any) -> dic
 
 
 def _query_params(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    return rules.get_params(state)
+    return rules.get_params(state).to_json()
 
 
 def _query_proposals(app: Application, state: State, arg: str, status: str | None = None, **_: Any) -> list[Any]:

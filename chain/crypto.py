@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -88,7 +89,7 @@ def compute_address(pubkey: bytes) -> str:
     return bech32_encode(ADDRESS_PREFIX, hashlib.sha256(pubkey).digest()[:20])
 
 
-def is_valid_address(address: object) -> bool:
+def is_valid_address(address: object) -> TypeGuard[str]:
     """True if `address` is a well-formed bech32 `uoc` address of 20 bytes."""
     return isinstance(address, str) and _is_valid_address(address)
 
@@ -97,7 +98,7 @@ def is_valid_address(address: object) -> bool:
 def _is_valid_address(address: str) -> bool:
     """is_valid_address for a string (cached: bech32 checksums are slow in Python)."""
     try:
-        hrp, payload = bech32_decode(address)  # type: ignore[arg-type]
+        hrp, payload = bech32_decode(address)
     except ValueError:
         return False
     return hrp == ADDRESS_PREFIX and len(payload) == 20

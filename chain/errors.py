@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ChainError(Exception):
     """Base class of every error the state machine raises on invalid input."""
@@ -17,7 +19,7 @@ class ChainError(Exception):
     def message(self) -> str:
         return str(self)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with the code (errors cross process boundaries in batch admission)."""
         return (type(self), (str(self),), {**self.__dict__, "code": self.code})
 

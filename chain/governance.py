@@ -1,4 +1,4 @@
-"""Governance arithmetic: the decimal params and the exact tally of SPEC §4 (pure functions).
+"""Governance arithmetic: the exact tally of SPEC §4 and its outcome (pure functions).
 
 The state-changing rules (submit, deposit, vote, the end of a period, model activation) are in
 `chain.rules` with the other `process_*` functions; this module only computes.
@@ -9,18 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
-from .tx import VOTE_OPTIONS, is_decimal
-
-FRACTION_PARAMS = ("quorum", "threshold", "veto_threshold")
-
-
-def compute_fraction(text: str) -> Fraction:
-    """The exact value of a decimal string param such as "0.334"."""
-    if not is_decimal(text):
-        raise ValueError(f'{text!r} is not a decimal string such as "0.334"')
-    return Fraction(text)
+from .params import Params, compute_fraction
+from .tx import VOTE_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -65,17 +56,17 @@ def compute_tally(votes: Iterable[tuple[str, str]], powers: dict[str, int]) -> T
     return Tally(**sums, total_power=sum(powers.values()))
 
 
-def compute_tally_outcome(tally: Tally, params: dict[str, Any]) -> TallyOutcome:
+def compute_tally_outcome(tally: Tally, params: Params) -> TallyOutcome:
     """SPEC §4's decision, in order, with strict comparisons in exact rationals."""
     if tally.total_power == 0:
         return TallyOutcome(False, False, "no validator power")
-    if Fraction(tally.voted, tally.total_power) < compute_fraction(params["quorum"]):
+    if Fraction(tally.voted, tally.total_power) < compute_fraction(params.quorum):
         return TallyOutcome(False, False, f"quorum not reached: {tally.voted} of {tally.total_power} power voted")
     if tally.abstain == tally.voted:
         return TallyOutcome(False, False, "every vote is abstain")
-    if Fraction(tally.no_with_veto, tally.voted) > compute_fraction(params["veto_threshold"]):
-        burn = bool(params["burn_vote_veto"])
+    if Fraction(tally.no_with_veto, tally.voted) > compute_fraction(params.veto_threshold):
+        burn = params.burn_vote_veto
         return TallyOutcome(False, burn, f"vetoed: {tally.no_with_veto} of {tally.voted} voted power")
-    if Fraction(tally.yes, tally.voted - tally.abstain) > compute_fraction(params["threshold"]):
+    if Fraction(tally.yes, tally.voted - tally.abstain) > compute_fraction(params.threshold):
         return TallyOutcome(True, False, f"passed: {tally.yes} yes of {tally.voted - tally.abstain} non-abstain power")
     return TallyOutcome(False, False, f"threshold not reached: {tally.yes} yes of {tally.voted - tally.abstain}")

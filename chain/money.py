@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from .errors import MoneyError
 
 MAX_NGONKA = 2**63  # every amount in ngonka must be strictly below this
@@ -20,7 +22,7 @@ DENOMS: dict[str, int] = {
 CANONICAL_DENOMS = ("ngonka", "uicoin", "micoin", "icoin")
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """True for a real integer (a bool is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -52,7 +54,6 @@ def to_ngonka(amount: object, denom: object, *, field: str = "price", allow_zero
         kind = "null" if amount is None else type(amount).__name__
         shown = f"{amount!r}"[:40]
         raise MoneyError(f"{field} must be an integer, got {kind} {shown}", code="invalid_amount")
-    assert isinstance(amount, int)
     if amount < 0 or (amount == 0 and not allow_zero):
         rule = "≥ 0" if allow_zero else "> 0"
         raise MoneyError(f"{field} must be an integer {rule}, got {describe_int(amount)}", code="invalid_amount")

@@ -29,10 +29,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from .crypto import compute_address, is_valid_address, verify_signature
-from .errors import InvalidGenesis, InvalidTx, MoneyError
-from .governance import FRACTION_PARAMS, Tally, compute_fraction, compute_tally, compute_tally_outcome
+from .errors import InvalidGenesis, InvalidTx
+from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
-from .money import MAX_NGONKA, is_int, to_ngonka
+from .money import MAX_NGONKA, is_int
+from .params import Params, compute_params_of_text
 from .store import State
 from .tx import (
     Msg,
@@ -47,17 +48,6 @@ from .tx import (
     Tx,
 )
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "epoch_length": 10,
-    "default_unit_of_compute_price": 100,
-    "min_deposit": 25_000_000,
-    "max_deposit_period": 20,
-    "voting_period": 20,
-    "quorum": "0.334",
-    "threshold": "0.5",
-    "veto_threshold": "0.334",
-    "burn_vote_veto": True,
-}
 PROPOSAL_STATUSES = ("deposit_period", "voting_period", "passed", "rejected", "failed", "dropped")
 
 # --------------------------------------------------------------------------------------------
@@ -65,9 +55,31 @@ PROPOSAL_STATUSES = ("deposit_period", "voting_period", "passed", "rejected", "f
 # --------------------------------------------------------------------------------------------
 
 
-def is_epoch_end(height: int, epoch_length: int) -> bool:
+def compute_epoch_length(params_or_length: Params | int) -> int:
+    """The blocks per epoch of `params` (or the length itself)."""
+    return params_or_length if isinstance(params_or_length, int) else params_or_length.epoch_length
+
+
+def is_epoch_end(params_or_length: Params | int, height: int) -> bool:
     """True if `height` is the last block of its epoch."""
-    return height > 0 and height % epoch_length == 0
+    return height > 0 and height % compute_epoch_length(params_or_length) == 0
+
+
+def compute_epoch_at_height(params_or_length: Params | int, height: int) -> int:
+    """The epoch a block runs in: epoch e spans heights e·L + 1 … (e+1)·L; genesis (height 0) is in epoch 0."""
+    return 0 if height <= 0 else (height - 1) // compute_epoch_length(params_or_length)
+
+
+def compute_epoch_start_height(params_or_length: Params | int, epoch: int) -> int:
+    """The first height of `epoch`."""
+    return epoch * compute_epoch_length(params_or_length) + 1
+
+
+def compute_effective_epoch(params_or_length: Params | int, height: int) -> int:
+    """The first epoch in which a change committed at `height` is in force: the epoch whose price a price
+    vote first counts in, from which a bond gives power, a passed proposal's model is active; also the
+    epoch whose price and validator set the end of `height` sets when it ends an epoch."""
+    return compute_epoch_at_height(params_or_length, height) + 1
 
 
 def compute_escrow(stake: int, pending_stake: int) -> int:
@@ -91,14 +103,17 @@ def compute_price_per_token(units_of_compute_per_token: int, unit_price: int) ->
 # --------------------------------------------------------------------------------------------
 
 
-def get_params(state: State) -> dict[str, Any]:
+def get_params(state: State) -> Params:
     """The chain params."""
-    return state.get("meta", "params")
+    text = state.get_raw("meta", "params")
+    assert text is not None, "the state has no params: genesis has not run"
+    return compute_params_of_text(text)
 
 
 def get_chain_id(state: State) -> str:
     """The chain id."""
-    return state.get("meta", "chain_id")
+    chain_id: str = state.get("meta", "chain_id")
+    return chain_id
 
 
 def get_height(state: State) -> int:
@@ -118,7 +133,8 @@ def get_validator(state: State, address: str) -> dict[str, int]:
 
 def get_current_epoch(state: State) -> dict[str, Any]:
     """The current epoch: index, price, total power, validator count, start height, ballot."""
-    return state.get("epoch", "current")
+    epoch: dict[str, Any] = state.get("epoch", "current")
+    return epoch
 
 
 def get_epoch_power(state: State, address: str) -> int:
@@ -133,12 +149,14 @@ def get_validator_set(state: State) -> list[tuple[str, int]]:
 
 def get_price_vote(state: State, address: str) -> dict[str, Any] | None:
     """The price vote in force for `address`, if it ever voted."""
-    return state.get("vote", address)
+    vote: dict[str, Any] | None = state.get("vote", address)
+    return vote
 
 
 def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
     """The history record of an epoch."""
-    return state.get("hist", compute_index_key(epoch))
+    record: dict[str, Any] | None = state.get("hist", compute_index_key(epoch))
+    return record
 
 
 def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
@@ -157,7 +175,7 @@ def get_registry_version(state: State) -> int:
 
 def get_proposal(state: State, proposal_id: int) -> dict[str, Any]:
     """A governance proposal, or InvalidTx(code="unknown_proposal")."""
-    proposal = state.get("gov", compute_index_key(proposal_id))
+    proposal: dict[str, Any] | None = state.get("gov", compute_index_key(proposal_id))
     if proposal is None:
         raise InvalidTx(f"proposal {proposal_id} does not exist", code="unknown_proposal")
     return proposal
@@ -233,38 +251,6 @@ def _genesis_address(value: Any, where: str) -> str:
     return value
 
 
-def compute_genesis_params(params: Any) -> dict[str, Any]:
-    """Merge genesis params over the defaults, checking each."""
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise InvalidGenesis("genesis.params must be an object")
-    unknown = sorted(k for k in params if k not in DEFAULT_PARAMS)
-    if unknown:
-        raise InvalidGenesis(f"genesis.params has unknown field(s): {', '.join(unknown)}")
-    merged = {**DEFAULT_PARAMS, **params}
-    _genesis_int(merged["epoch_length"], "genesis.params.epoch_length", 1)
-    for name in ("min_deposit", "max_deposit_period", "voting_period"):
-        _genesis_int(merged[name], f"genesis.params.{name}", 1)
-    for name in FRACTION_PARAMS:
-        try:
-            valid = compute_fraction(merged[name]) <= 1
-        except ValueError:
-            valid = False
-        if not valid:
-            rule = 'a decimal string from "0" to "1"'
-            raise InvalidGenesis(f"genesis.params.{name} must be {rule}, got {merged[name]!r}")
-    if not isinstance(merged["burn_vote_veto"], bool):
-        raise InvalidGenesis(f"genesis.params.burn_vote_veto must be true or false, got {merged['burn_vote_veto']!r}")
-    try:
-        to_ngonka(
-            merged["default_unit_of_compute_price"], "ngonka", field="genesis.params.default_unit_of_compute_price"
-        )
-    except MoneyError as exc:
-        raise InvalidGenesis(str(exc)) from None
-    return merged
-
-
 def process_genesis(state: State, genesis: Any) -> None:
     """Write the genesis state: params, accounts, validators, epoch 0 and its record."""
     if not isinstance(genesis, dict):
@@ -275,9 +261,9 @@ def process_genesis(state: State, genesis: Any) -> None:
     chain_id = genesis.get("chain_id")
     if not isinstance(chain_id, str) or not chain_id or len(chain_id) > 64:
         raise InvalidGenesis("genesis.chain_id must be a non-empty string of at most 64 characters")
-    params = compute_genesis_params(genesis.get("params"))
+    params = Params.from_json(genesis.get("params"))
     state.set("meta", "chain_id", chain_id)
-    state.set("meta", "params", params)
+    state.set("meta", "params", params.to_json())
     state.set("meta", "height", 0)
     supply = 0
     for where, address, entry in _genesis_entries(state, genesis, "accounts", "acct", ("address", "balance")):
@@ -298,7 +284,7 @@ def process_genesis(state: State, genesis: Any) -> None:
         "current",
         {
             "index": 0,
-            "price": params["default_unit_of_compute_price"],
+            "price": params.default_unit_of_compute_price,
             "total_power": sum(power for _, power in validators),
             "validators": len(validators),
             "start_height": 1,
@@ -457,14 +443,14 @@ def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amou
     state.set("dep", key, (state.get("dep", key) or 0) + amount)
     proposal = {**proposal, "total_deposit": proposal["total_deposit"] + amount}
     params = get_params(state)
-    if proposal["status"] == "deposit_period" and proposal["total_deposit"] >= params["min_deposit"]:
+    if proposal["status"] == "deposit_period" and proposal["total_deposit"] >= params.min_deposit:
         height = get_height(state)
         process_queue_remove(state, proposal["deposit_end_height"], proposal["id"])
         proposal = {
             **proposal,
             "status": "voting_period",
             "voting_start_height": height,
-            "voting_end_height": height + params["voting_period"],
+            "voting_end_height": height + params.voting_period,
         }
         process_queue_add(state, proposal["voting_end_height"], proposal["id"])
     state.set("gov", compute_index_key(proposal["id"]), proposal)
@@ -483,7 +469,7 @@ def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposa
         "status": "deposit_period",
         "submit_height": height,
         "submit_epoch": get_current_epoch(state)["index"],
-        "deposit_end_height": height + get_params(state)["max_deposit_period"],
+        "deposit_end_height": height + get_params(state).max_deposit_period,
         "voting_start_height": None,
         "voting_end_height": None,
         "total_deposit": 0,
@@ -612,20 +598,21 @@ def process_block_start(state: State, height: int) -> None:
 def process_block_end(state: State) -> None:
     """End the governance periods due at this height, then, at an epoch's last block, the epoch."""
     process_proposal_queue(state)
-    if is_epoch_end(get_height(state), get_params(state)["epoch_length"]):
+    if is_epoch_end(get_params(state), get_height(state)):
         process_epoch(state)
 
 
 def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
     process_stake_changes(state)
+    process_epoch_advance(state)
     process_unit_of_compute_price(state)
     process_model_activation(state)
     process_epoch_record(state)
 
 
 def process_stake_changes(state: State) -> None:
-    """Apply pending bonds and unbonds and snapshot the next epoch's validator set."""
+    """Apply pending bonds and unbonds and snapshot the next epoch's validator set (`epval`)."""
     powers: dict[str, int] = {}
     for address, validator in state.iterate("val"):
         stake, pending = validator["stake"], validator["pending_stake"]
@@ -644,14 +631,19 @@ def process_stake_changes(state: State) -> None:
     for address, power in powers.items():
         if current.get(address) != power:
             state.set("epval", address, power)
+
+
+def process_epoch_advance(state: State) -> None:
+    """Enter the next epoch: its index, first height, and the size of its validator set."""
     epoch = get_current_epoch(state)
+    powers = [power for _, power in get_validator_set(state)]
     state.set(
         "epoch",
         "current",
         {
             **epoch,
             "index": epoch["index"] + 1,
-            "total_power": sum(powers.values()),
+            "total_power": sum(powers),
             "validators": len(powers),
             "start_height": get_height(state) + 1,
         },

@@ -50,7 +50,8 @@ def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
 def compute_lanes_sum(lanes: list[bytes]) -> np.ndarray:
     """The lane-wise sum mod 2^16 of several entries' lanes."""
     stacked = np.frombuffer(b"".join(lanes), dtype="<u2").reshape(len(lanes), LTHASH_LANES)
-    return stacked.sum(axis=0, dtype="<u2")
+    total: np.ndarray = stacked.sum(axis=0, dtype="<u2")
+    return total
 
 
 class LtHash:

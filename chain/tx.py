@@ -16,7 +16,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeGuard
 
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, is_valid_address, verify_signature
 from .encoding import canonical_bytes, parse_json
@@ -191,7 +191,7 @@ def _parse_optional(obj: dict[str, Any], where: str, name: str, kind: str) -> An
     return value
 
 
-def is_decimal(value: Any) -> bool:
+def is_decimal(value: object) -> TypeGuard[str]:
     """True for a plain non-negative decimal string: digits, at most one point, digits on both sides."""
     if not isinstance(value, str) or not value.isascii():
         return False

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto import PrivateKey
+from chain.params import DEFAULT_PARAMS
 from node.client import ApiError, Client
 from node.config import (
     ADMIN_TOKEN_FILE,
@@ -65,7 +66,7 @@ def create_homes(
     root: Path,
     specs: list[NodeSpec],
     *,
-    epoch_length: int = 10,
+    epoch_length: int = DEFAULT_PARAMS.epoch_length,
     block_ms: int = 1000,
     genesis: dict[str, Any] | None = None,
 ) -> list[Path]:
@@ -231,7 +232,7 @@ def up(
     root: Path,
     validators: int,
     *,
-    epoch_length: int = 10,
+    epoch_length: int = DEFAULT_PARAMS.epoch_length,
     block_ms: int = 1000,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chain.rules import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height
 from chain.tx import Msg, MsgBond, MsgUnbond, MsgVote
 from node.client import ApiError, Client, broadcast
 
@@ -80,10 +81,6 @@ class Driver:
         """The first node's public API (the engine's view of the chain)."""
         return public(self.nodes[self.scenario.validators[0].name])
 
-    def chain_epoch(self, height: int) -> int:
-        """The chain epoch of a height (epoch e spans heights e·L + 1 … (e+1)·L)."""
-        return (height - 1) // self.scenario.epoch_length
-
     def wait_for_epoch(self, epoch: int) -> dict[str, Any]:
         """Wait until the chain is in chain epoch `epoch`; DevnetError if it is already past it."""
         blocks = self.scenario.epoch_length * max(1, epoch - self.current_epoch() + 1)
@@ -107,9 +104,10 @@ class Driver:
 
     def check_height(self, height: int, epoch: int, what: str) -> None:
         """DevnetError unless `height` lies in chain epoch `epoch`."""
-        if self.chain_epoch(height) != epoch:
+        committed_in = compute_epoch_at_height(self.scenario.params, height)
+        if committed_in != epoch:
             raise DevnetError(
-                f"{what} was committed at height {height}, in chain epoch {self.chain_epoch(height)} instead of "
+                f"{what} was committed at height {height}, in chain epoch {committed_in} instead of "
                 f"{epoch} (scenario epoch {epoch - self.offset}): the network is too slow for this scenario's "
                 "epochs; use a longer epoch_length or a shorter --block-time"
             )
@@ -190,8 +188,11 @@ class Driver:
     def check_voting_end(self, slot: ProposalSlot, epoch: int) -> None:
         """DevnetError unless the proposal's voting ends in the epoch where the in-process engine's does
         (submitted in the epoch's first block): the tally's powers and the activation epoch depend on it."""
-        inproc_end = epoch * self.scenario.epoch_length + 1 + self.scenario.voting_period
-        if slot.end is not None and self.chain_epoch(slot.end) != self.chain_epoch(inproc_end):
+        params = self.scenario.params
+        if slot.end is None:
+            return
+        inproc_end = compute_epoch_start_height(params, epoch) + params.voting_period
+        if compute_epoch_at_height(params, slot.end) != compute_epoch_at_height(params, inproc_end):
             raise DevnetError(
                 f"proposal {slot.proposal_id} ({slot.spec.id}) ends at height {slot.end}, in another epoch than "
                 f"in-process (submitted in the epoch's first block); a voting_period of a whole number of epochs "
@@ -327,7 +328,12 @@ def read_models(
     """(scenario epoch, active models with their price per token) for epochs 0..E, from the passed
     proposals: a change passed in chain epoch e is active from e + 1."""
     changes = sorted(
-        (driver.chain_epoch(p["voting_end_height"]) + 1 - driver.offset, p["voting_end_height"], p["id"], p["content"])
+        (
+            compute_effective_epoch(driver.scenario.params, p["voting_end_height"]) - driver.offset,
+            p["voting_end_height"],
+            p["id"],
+            p["content"],
+        )
         for p in proposals
         if p["status"] == "passed"
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from chain.errors import ChainError, MoneyError
 from chain.money import DENOMS, MAX_NGONKA, to_ngonka
-from chain.rules import DEFAULT_PARAMS
+from chain.params import DEFAULT_PARAMS, Params
 from chain.tx import VOTE_OPTIONS, parse_model_id
 
 from .errors import ScenarioError
@@ -116,8 +116,19 @@ class Scenario:
     description: str
     validators: tuple[ValidatorSpec, ...] = field(default_factory=tuple)
     proposals: tuple[ProposalSpec, ...] = field(default_factory=tuple)
-    min_deposit: int = DEFAULT_PARAMS["min_deposit"]
-    voting_period: int = 10
+    min_deposit: int = DEFAULT_PARAMS.min_deposit
+    voting_period: int = DEFAULT_PARAMS.epoch_length  # one epoch, as load_scenario defaults it
+
+    @property
+    def params(self) -> Params:
+        """The chain params of the scenario's genesis: its own, the chain's defaults for the others."""
+        return Params(
+            epoch_length=self.epoch_length,
+            default_unit_of_compute_price=self.default_unit_of_compute_price,
+            min_deposit=self.min_deposit,
+            voting_period=self.voting_period,
+            max_deposit_period=self.voting_period,
+        )
 
     def deposit_of(self, proposal: ProposalSpec) -> int:
         """The deposit a proposal is submitted with."""
@@ -270,7 +281,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
             raise check.fail(f'"{name}" is used by another validator; names must be unique', "name", "validators", i)
     if not any(v.is_genesis() for v in validators):
         raise check.fail("must include at least one validator bonded at genesis (no join_epoch)", "validators")
-    epoch_length = check.integer(data, "epoch_length", minimum=1, maximum=100_000, default=10)
+    epoch_length = check.integer(data, "epoch_length", minimum=1, maximum=100_000, default=DEFAULT_PARAMS.epoch_length)
     raw_proposals = data.get("proposals", [])
     if not isinstance(raw_proposals, list) or not all(isinstance(p, dict) for p in raw_proposals):
         raise check.fail("must be [[proposals]] tables", "proposals")
@@ -278,7 +289,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     proposals = tuple(_parse_proposal(check, p, i, epochs, by_name) for i, p in enumerate(raw_proposals))
     if proposals and epoch_length < 2:
         raise check.fail("must be at least 2 when the scenario has proposals (submit, then vote)", "epoch_length")
-    min_deposit = check.integer(data, "min_deposit", minimum=1, maximum=2**53, default=DEFAULT_PARAMS["min_deposit"])
+    min_deposit = check.integer(data, "min_deposit", minimum=1, maximum=2**53, default=DEFAULT_PARAMS.min_deposit)
     for i, proposal in enumerate(proposals):
         if proposal.votes and proposal.deposit is not None and proposal.deposit < min_deposit:
             raise check.fail(
@@ -293,7 +304,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         seed=check.integer(data, "seed", minimum=0, maximum=2**64 - 1, default=0),
         epochs=epochs,
         epoch_length=epoch_length,
-        default_unit_of_compute_price=check.integer(data, "default_unit_of_compute_price", minimum=1, default=100),
+        default_unit_of_compute_price=check.integer(
+            data, "default_unit_of_compute_price", minimum=1, default=DEFAULT_PARAMS.default_unit_of_compute_price
+        ),
         chain_id=check.string(data, "chain_id", default="uoc-sim-1"),
         description=check.string(data, "description", default=""),
         validators=validators,

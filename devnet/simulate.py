@@ -35,6 +35,7 @@ from typing import Any
 from chain.app import Application
 from chain.crypto import PrivateKey
 from chain.errors import InvalidTx
+from chain.rules import compute_epoch_start_height
 from chain.tx import (
     Msg,
     MsgBond,
@@ -265,13 +266,7 @@ def make_genesis(scenario: Scenario) -> dict[str, Any]:
     return {
         "chain_id": scenario.chain_id,
         "genesis_time": "1970-01-01T00:00:00Z",
-        "params": {
-            "epoch_length": scenario.epoch_length,
-            "default_unit_of_compute_price": scenario.default_unit_of_compute_price,
-            "min_deposit": scenario.min_deposit,
-            "voting_period": scenario.voting_period,
-            "max_deposit_period": scenario.voting_period,
-        },
+        "params": scenario.params.to_json(),
         "accounts": [
             {"address": get_key(v.name).address, "balance": v.stake + deposits[v.name]} for v in scenario.validators
         ],
@@ -330,7 +325,8 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         ) as bar:
             for epoch in range(scenario.epochs):
                 for offset, txs in enumerate(pipeline.next_epoch()):
-                    block = app.finalize_block(epoch * scenario.epoch_length + offset + 1, txs)
+                    height = compute_epoch_start_height(scenario.params, epoch) + offset
+                    block = app.finalize_block(height, txs)
                     app.commit()
                     for result in block.tx_results:
                         if result.ok:

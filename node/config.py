@@ -25,6 +25,7 @@ from typing import Any
 
 from chain.crypto import PrivateKey, is_valid_address
 from chain.errors import ChainError
+from chain.params import DEFAULT_PARAMS
 
 from .consensus import Timeouts
 from .errors import ConfigError
@@ -274,11 +275,12 @@ def check_genesis(genesis: Any) -> dict[str, Any]:
 
 
 def make_genesis(chain_id: str, validator: str, stake: int, balance: int, epoch_length: int) -> dict[str, Any]:
-    """A one-validator genesis (the Cosmos shape: chain_id, genesis_time, params, accounts, validators)."""
+    """A one-validator genesis (the Cosmos shape: chain_id, genesis_time, params, accounts, validators), with
+    every param at the chain's default but `epoch_length`."""
     return {
         "chain_id": chain_id,
         "genesis_time": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "params": {"epoch_length": epoch_length, "default_unit_of_compute_price": 100},
+        "params": {**DEFAULT_PARAMS.to_json(), "epoch_length": epoch_length},
         "accounts": [{"address": validator, "balance": balance}],
         "validators": [{"address": validator, "stake": stake}],
     }
@@ -314,7 +316,7 @@ def init_home(
     key_name: str | None = None,
     stake: int = 100,
     balance: int = 10**12,
-    epoch_length: int = 10,
+    epoch_length: int = DEFAULT_PARAMS.epoch_length,
     listen: str = "127.0.0.1:26656",
     block_interval_ms: int = 1000,
     api_public: str | None = None,

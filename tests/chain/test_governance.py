@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from chain.app import Application
 from chain.errors import ChainError
 from chain.governance import Tally, compute_tally, compute_tally_outcome
-from chain.rules import DEFAULT_PARAMS
+from chain.params import Params
 from chain.tx import (
     MsgBond,
     MsgDeposit,
@@ -37,11 +37,11 @@ from tests.helpers import (
     supply_parts,
 )
 
-PARAMS = {**DEFAULT_PARAMS}
+PARAMS = Params().to_json()
 
 
 def outcome(params=None, **counts):
-    return compute_tally_outcome(Tally(**counts), {**PARAMS, **(params or {})})
+    return compute_tally_outcome(Tally(**counts), Params.from_json({**PARAMS, **(params or {})}))
 
 
 # --- the tally ---------------------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""The chain params: each declared once, with its default, its validator and a one-line description.
+
+`Params` is frozen and typed; genesis fixes it (`Params.from_json`), the state stores its canonical
+dict (`to_json`) under `meta/params`, and the rules read its attributes. A new param is one field:
+
+    max_validators: int = param(100, COUNT, "Validators with the most stake that get power in an epoch.")
+
+`describe_params()` lists every param with its default, JSON schema and description, for the API's
+`/v1/params` and the docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from .encoding import decode_canonical
+from .errors import InvalidGenesis, MoneyError
+from .money import MAX_NGONKA, is_int, to_ngonka
+from .tx import is_decimal
+
+T = TypeVar("T")
+WHERE = "genesis.params"  # params come from genesis only: errors name the genesis field
+
+
+@dataclass(frozen=True)
+class Validator:
+    """How a param's value is checked (`check(value, where)` raises InvalidGenesis) and its JSON schema."""
+
+    check: Callable[[object, str], None]
+    schema: Mapping[str, Any]
+
+
+def _check_count(value: object, where: str) -> None:
+    """An integer ≥ 1 and < 2^63."""
+    if not is_int(value) or not 1 <= value < MAX_NGONKA:
+        raise InvalidGenesis(f"{where} must be an integer ≥ 1 and < 2^63, got {value!r}")
+
+
+def _check_fraction(value: object, where: str) -> None:
+    """A decimal string from "0" to "1", such as "0.334"."""
+    if not is_decimal(value) or compute_fraction(value) > 1:
+        raise InvalidGenesis(f'{where} must be a decimal string from "0" to "1", got {value!r}')
+
+
+def _check_bool(value: object, where: str) -> None:
+    """true or false."""
+    if not isinstance(value, bool):
+        raise InvalidGenesis(f"{where} must be true or false, got {value!r}")
+
+
+def _check_price(value: object, where: str) -> None:
+    """A price in ngonka: an integer > 0 and < 2^63 (the money rules of SPEC §1)."""
+    try:
+        to_ngonka(value, "ngonka", field=where)
+    except MoneyError as exc:
+        raise InvalidGenesis(str(exc)) from None
+
+
+COUNT = Validator(_check_count, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
+FRACTION = Validator(_check_fraction, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
+BOOLEAN = Validator(_check_bool, {"type": "boolean"})
+PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
+
+
+def param(default: T, validator: Validator, description: str) -> T:
+    """Declare a field of `Params`: its default, its validator and what it means."""
+    result: T = field(default=default, metadata={"validator": validator, "description": description})
+    return result
+
+
+def compute_fraction(text: str) -> Fraction:
+    """The exact value of a decimal string param such as "0.334"."""
+    if not is_decimal(text):
+        raise ValueError(f'{text!r} is not a decimal string such as "0.334"')
+    return Fraction(text)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The chain params, fixed at genesis. Each field is checked when a `Params` is built."""
+
+    epoch_length: int = param(10, COUNT, "Blocks per epoch; the price and the validator set change at its last block.")
+    min_deposit: int = param(25_000_000, COUNT, "Ngonka of deposit that moves a proposal into its voting period.")
+    max_deposit_period: int = param(20, COUNT, "Blocks a proposal may wait for min_deposit before it is dropped.")
+    voting_period: int = param(20, COUNT, "Blocks from a proposal's min_deposit to its tally.")
+    quorum: str = param("0.334", FRACTION, "Share of the epoch's power that must vote for a tally to count.")
+    threshold: str = param("0.5", FRACTION, "Share of non-abstain voted power that yes must exceed to pass.")
+    veto_threshold: str = param("0.334", FRACTION, "Share of voted power that no_with_veto must exceed to veto.")
+    burn_vote_veto: bool = param(True, BOOLEAN, "Whether a vetoed proposal's deposits are burned (else refunded).")
+    default_unit_of_compute_price: int = param(
+        100, PRICE, "Ngonka per unit of compute in epoch 0, and while no validator has voted."
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            f.metadata["validator"].check(getattr(self, f.name), f"{WHERE}.{f.name}")
+
+    @classmethod
+    def from_json(cls, obj: object) -> Params:
+        """The params of a genesis `params` object (missing: the defaults), or InvalidGenesis."""
+        if obj is None:
+            obj = {}
+        if not isinstance(obj, Mapping):
+            raise InvalidGenesis(f"{WHERE} must be an object")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in obj if k not in names)
+        if unknown:
+            raise InvalidGenesis(f"{WHERE} has unknown field(s): {', '.join(unknown)}")
+        return cls(**obj)
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical dict of every param, as the state stores it and `/v1/params` shows it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+DEFAULT_PARAMS = Params()
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One param's declaration, for the API and the docs."""
+
+    name: str
+    default: Any
+    schema: Mapping[str, Any]
+    description: str
+
+
+def describe_params() -> tuple[ParamInfo, ...]:
+    """Every param in declaration order, with its default, JSON schema and description."""
+    return tuple(
+        ParamInfo(f.name, f.default, f.metadata["validator"].schema, f.metadata["description"]) for f in fields(Params)
+    )
+
+
+@lru_cache(maxsize=16)
+def compute_params_of_text(text: str) -> Params:
+    """The params stored as canonical JSON `text` (cached: they never change on a chain)."""
+    return Params.from_json(decode_canonical(text))
