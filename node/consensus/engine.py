@@ -35,7 +35,7 @@ from .actions import Action, Broadcast, Decide, FetchBlock, Host, Persist, Recor
 from .sign_state import SignState
 from .steps import COMMIT, PRECOMMIT, PREVOTE, PROPOSE, Timeout, Timeouts
 from .validator_set import ValidatorSet
-from .vote_set import MAX_VOTES_PER_VALIDATOR, VoteSet, is_one_third, is_quorum, verify_commit
+from .vote_set import MAX_VOTES_PER_VALIDATOR, HeightVoteSet, is_one_third, verify_commit
 
 log = logging.getLogger("uoc.consensus")
 
@@ -89,7 +89,7 @@ class Consensus:
 
     def _reset_height_state(self) -> None:
         """Forget the message log and guards of the previous height."""
-        self._votes: dict[tuple[int, str], VoteSet] = {}
+        self._votes = HeightVoteSet(0 if self._vset is None else self._vset.total_power)
         self._proposals: dict[int, dict[str, Proposal]] = {}
         self._first_proposal: dict[int, Proposal] = {}
         self._blocks: dict[str, Block] = {}
@@ -160,12 +160,7 @@ class Consensus:
         self._last_precommits = {}
         if self._vset is not None and self._height == height - 1:
             last_validator_set = last_validator_set or self._vset
-            self._last_precommits = {
-                v.signature: v
-                for (_, t), votes in self._votes.items()
-                if t == PRECOMMIT
-                for v in votes.by_block_votes()
-            }
+            self._last_precommits = {v.signature: v for v in self._votes.get_votes(PRECOMMIT)}
         self._height, self._vset, self._last_vset = height, validator_set, last_validator_set
         self._last_commit, self._last_block_id, self._last_time_ms = last_commit, last_block_id, last_time_ms
         self._app_hash = app_hash
@@ -237,7 +232,7 @@ class Consensus:
             return []
         self._blocks.setdefault(block.id, block)
         actions: list[Action] = []
-        for round in sorted({r for r, t in self._votes if t == PRECOMMIT}):
+        for round in self._votes.get_rounds(PRECOMMIT):
             actions += self._check_commit(round)
             if self._decided is not None:
                 break
@@ -305,17 +300,9 @@ class Consensus:
         return []
 
     # -- the message log ------------------------------------------------------------------------
-    def _get_votes(self, round: int, type: str) -> VoteSet:
-        """The vote set of (round, type), created empty if needed."""
-        key = (round, type)
-        votes = self._votes.get(key)
-        if votes is None:
-            votes = self._votes[key] = VoteSet()
-        return votes
-
     def _on_vote(self, vote: Vote, now_ms: int) -> list[Action]:
         """Add a vote to the log (a conflicting one is also evidence) and run the rules."""
-        votes = self._get_votes(vote.round, vote.type)
+        votes = self._votes.get_vote_set(vote.round, vote.type)
         mine = votes.votes.get(vote.validator, [])
         if any(v.block_id == vote.block_id for v in mine):
             return []
@@ -352,27 +339,6 @@ class Consensus:
             "double sign by %s at height %d round %d (%s)", vote_a.validator, vote_a.height, vote_a.round, vote_a.type
         )
         return [RecordEvidence(evidence)]
-
-    def _has_quorum(self, round: int, type: str, block_id: str | None) -> bool:
-        """+2/3 of the power voted `block_id` (None: nil) at (round, type)."""
-        votes = self._votes.get((round, type))
-        assert self._vset is not None
-        return votes is not None and is_quorum(votes.power_by_block.get(block_id, 0), self._vset.total_power)
-
-    def _has_any_quorum(self, round: int, type: str) -> bool:
-        """+2/3 of the power voted anything at (round, type)."""
-        votes = self._votes.get((round, type))
-        assert self._vset is not None
-        return votes is not None and is_quorum(votes.power, self._vset.total_power)
-
-    def _get_quorum_blocks(self, round: int, type: str) -> list[str]:
-        """The (non-nil) block ids with +2/3 at (round, type), sorted."""
-        votes = self._votes.get((round, type))
-        if votes is None:
-            return []
-        assert self._vset is not None
-        total = self._vset.total_power
-        return sorted(b for b, p in votes.power_by_block.items() if b is not None and is_quorum(p, total))
 
     def _is_first_time(self, round: int, rule: str) -> bool:
         """True the first time `rule` asks at `round`, and marks it fired."""
@@ -473,7 +439,7 @@ class Consensus:
         """Rule 7: +2/3 precommits for id(v) at any round: commit v if we have it and it is valid, else fetch it."""
         if self._decided is not None:
             return []
-        for block_id in self._get_quorum_blocks(round, PRECOMMIT):
+        for block_id in self._votes.get_quorum_blocks(round, PRECOMMIT):
             block = self._blocks.get(block_id)
             if block is None:
                 if block_id not in self._fetching:
@@ -486,7 +452,7 @@ class Consensus:
 
     def _decide(self, block: Block, round: int) -> list[Action]:
         """Commit `block` with the +2/3 precommits of `round`."""
-        votes = self._get_votes(round, PRECOMMIT).by_block[block.id]
+        votes = self._votes.get_vote_set(round, PRECOMMIT).by_block[block.id]
         precommits = tuple(votes[a] for a in sorted(votes))
         commit = Commit(self._height, round, block.id, precommits)
         self._decided = block
@@ -509,13 +475,17 @@ class Consensus:
         proposal = self._first_proposal.get(r)
         if self._step == PROPOSE and proposal is not None:
             actions += self._check_proposal_prevote(proposal, now_ms)
-        if self._step == PREVOTE and self._has_any_quorum(r, PREVOTE) and self._is_first_time(r, "timeout_prevote"):
+        if (
+            self._step == PREVOTE
+            and self._votes.has_any_quorum(r, PREVOTE)
+            and self._is_first_time(r, "timeout_prevote")
+        ):
             actions.append(self._schedule(PREVOTE))  # rule 3
         if self._step in (PREVOTE, PRECOMMIT):
             actions += self._check_polka(now_ms)  # rule 4
-        if self._step == PREVOTE and self._has_quorum(r, PREVOTE, None):
+        if self._step == PREVOTE and self._votes.has_quorum(r, PREVOTE, None):
             actions += self._precommit(None, now_ms)  # rule 5
-        if self._has_any_quorum(r, PRECOMMIT) and self._is_first_time(r, "timeout_precommit"):
+        if self._votes.has_any_quorum(r, PRECOMMIT) and self._is_first_time(r, "timeout_precommit"):
             actions.append(self._schedule(PRECOMMIT))  # rule 6
         return actions
 
@@ -525,7 +495,7 @@ class Consensus:
         state = self._sign_state
         if proposal.pol_round == -1:
             allowed = state.locked_round == -1 or _block_id(state.locked_block) == block.id
-        elif self._has_quorum(proposal.pol_round, PREVOTE, block.id):
+        elif self._votes.has_quorum(proposal.pol_round, PREVOTE, block.id):
             allowed = state.locked_round <= proposal.pol_round or _block_id(state.locked_block) == block.id
         else:
             return []  # rule 2 waits for the proof of lock (or timeoutPropose)
@@ -534,7 +504,7 @@ class Consensus:
     def _check_polka(self, now_ms: int) -> list[Action]:
         """Rule 4: a proposal of this round with +2/3 prevotes for it: lock and precommit (at prevote), set valid."""
         r = self._round
-        for block_id in self._get_quorum_blocks(r, PREVOTE):
+        for block_id in self._votes.get_quorum_blocks(r, PREVOTE):
             proposal = self._proposals.get(r, {}).get(block_id)
             if proposal is None or not self.is_valid_block(proposal.block, r):
                 continue
@@ -620,7 +590,7 @@ class Consensus:
             return []
         vote = sign_vote(self.signer, self.chain_id, type, self._height, self._round, block_id, now_ms)
         self._sign_state = self._sign_state.with_signed(self._height, self._round, type, block_id)
-        votes = self._get_votes(self._round, type)
+        votes = self._votes.get_vote_set(self._round, type)
         if not any(v.block_id == block_id for v in votes.votes.get(vote.validator, [])):
             votes.add(vote, self._vset.power_of(vote.validator))
             self._participants.setdefault(self._round, set()).add(vote.validator)

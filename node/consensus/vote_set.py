@@ -1,4 +1,4 @@
-"""The votes of one (round, type) counted per block id, the +2/3 and +1/3 thresholds, and commit checks."""
+"""Vote sets (one per (round, type), and all of a height), the +2/3 and +1/3 thresholds, and commit checks."""
 
 from __future__ import annotations
 
@@ -84,3 +84,47 @@ def verify_commit(
         raise InvalidCommit(
             f"commit for height {commit.height} carries power {power} of {validator_set.total_power}, not more than 2/3"
         )
+
+
+class HeightVoteSet:
+    """The vote sets of one height by (round, type), and the +2/3 questions the rules ask of them."""
+
+    __slots__ = ("total_power", "_sets")
+
+    def __init__(self, total_power: int) -> None:
+        self.total_power = total_power
+        self._sets: dict[tuple[int, str], VoteSet] = {}
+
+    def get_vote_set(self, round: int, type: str) -> VoteSet:
+        """The vote set of (round, type), created empty if needed."""
+        key = (round, type)
+        votes = self._sets.get(key)
+        if votes is None:
+            votes = self._sets[key] = VoteSet()
+        return votes
+
+    def get_rounds(self, type: str) -> list[int]:
+        """The rounds with votes of `type`, ascending."""
+        return sorted({r for r, t in self._sets if t == type})
+
+    def get_votes(self, type: str) -> list[Vote]:
+        """Every vote of `type` counted at this height."""
+        return [v for (_, t), votes in self._sets.items() if t == type for v in votes.by_block_votes()]
+
+    def has_quorum(self, round: int, type: str, block_id: str | None) -> bool:
+        """+2/3 of the power voted `block_id` (None: nil) at (round, type)."""
+        votes = self._sets.get((round, type))
+        return votes is not None and is_quorum(votes.power_by_block.get(block_id, 0), self.total_power)
+
+    def has_any_quorum(self, round: int, type: str) -> bool:
+        """+2/3 of the power voted anything at (round, type)."""
+        votes = self._sets.get((round, type))
+        return votes is not None and is_quorum(votes.power, self.total_power)
+
+    def get_quorum_blocks(self, round: int, type: str) -> list[str]:
+        """The (non-nil) block ids with +2/3 at (round, type), sorted."""
+        votes = self._sets.get((round, type))
+        if votes is None:
+            return []
+        total = self.total_power
+        return sorted(b for b, p in votes.power_by_block.items() if b is not None and is_quorum(p, total))
