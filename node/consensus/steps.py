@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from ..errors import ConsensusError
 
 PROPOSE, PREVOTE, PRECOMMIT, COMMIT = "propose", "prevote", "precommit", "commit"
-STEPS = (PROPOSE, PREVOTE, PRECOMMIT, COMMIT)
 SIGN_STEPS = (PROPOSE, PREVOTE, PRECOMMIT)
 
 
