@@ -884,7 +884,7 @@ def test_a_byzantine_proposer_cannot_make_the_engine_keep_more_than_a_few_propos
 
 
 def test_the_future_height_buffer_is_capped_per_height(monkeypatch):
-    import node.consensus as consensus
+    import node.consensus.engine as consensus
 
     monkeypatch.setattr(consensus, "MAX_FUTURE_MESSAGES", 2)
     rig = Rig("a")

@@ -1,32 +1,18 @@
-"""Tendermint BFT consensus (CONSENSUS.md): the validator set, commit verification and a sans-IO engine.
+"""The sans-IO Tendermint engine `Consensus`: one node's state machine for the current height.
 
-The engine `Consensus` never does I/O and never reads a clock: the host passes `now_ms` in,
-feeds it messages, timeouts and fetched blocks, and executes the returned actions **in order**:
-
-    actions = engine.start_height(height=h, validator_set=vs, last_commit=c, last_block_id=b,
-                                  last_time_ms=t, app_hash=a, now_ms=now)
-    actions += engine.on_message(vote_or_proposal, now_ms)      # InvalidMessage on bad input
-    actions += engine.on_timeout(Timeout(h, r, "prevote"), now_ms)
-    # Persist(sign_state) -> write durably before the next action; Broadcast(msg) -> gossip;
-    # ScheduleTimeout(t, delay_ms) -> call on_timeout(t) later; Decide(block, commit) -> apply,
-    # then start_height(h + 1) after timeouts.commit_ms; RecordEvidence(e); FetchBlock(h, id).
-
+It never does I/O and never reads a clock (see the package docstring for the calling protocol).
 Rules are the numbered rules of CONSENSUS.md "Rules"; see docs/consensus.md for the mapping.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
 
 from chain.crypto import PrivateKey
-from chain.encoding import canonical_bytes
 from chain.errors import ChainError
 
-from .blocks import (
+from ..blocks import (
     MAX_BLOCK_BYTES,
     MAX_BLOCK_TXS,
     Block,
@@ -44,450 +30,19 @@ from .blocks import (
     sign_proposal,
     sign_vote,
 )
-from .errors import ConsensusError, DoubleSignRefused, InvalidCommit, InvalidMessage, NodeError
+from ..errors import DoubleSignRefused, InvalidCommit, InvalidMessage, NodeError
+from .actions import Action, Broadcast, Decide, FetchBlock, Host, Persist, RecordEvidence, ScheduleTimeout
+from .sign_state import SignState
+from .steps import COMMIT, PRECOMMIT, PREVOTE, PROPOSE, Timeout, Timeouts
+from .validator_set import ValidatorSet
+from .vote_set import MAX_VOTES_PER_VALIDATOR, HeightVoteSet, is_one_third, verify_commit
 
 log = logging.getLogger("uoc.consensus")
 
-PROPOSE, PREVOTE, PRECOMMIT, COMMIT = "propose", "prevote", "precommit", "commit"
-STEPS = (PROPOSE, PREVOTE, PRECOMMIT, COMMIT)
-SIGN_STEPS = (PROPOSE, PREVOTE, PRECOMMIT)
 FUTURE_HEIGHTS = 2  # messages up to h + 2 are buffered
 MAX_FUTURE_MESSAGES = 4096  # per buffered height
 MAX_ROUND_AHEAD = 64  # a round more than this above ours is not plausible
 MAX_PROPOSALS_PER_ROUND = 2  # conflicting proposals kept per round (a byzantine proposer may send many)
-MAX_VOTES_PER_VALIDATOR = 3  # conflicting votes counted per validator and (round, type)
-
-
-# --------------------------------------------------------------------------------------------
-# Integer helpers
-# --------------------------------------------------------------------------------------------
-
-
-def compute_trunc_div(a: int, b: int) -> int:
-    """Integer division rounding toward zero (b > 0)."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
-def is_quorum(power: int, total: int) -> bool:
-    """+2/3: 3·power > 2·total."""
-    return 3 * power > 2 * total
-
-
-def is_one_third(power: int, total: int) -> bool:
-    """+1/3: 3·power > total."""
-    return 3 * power > total
-
-
-# --------------------------------------------------------------------------------------------
-# Validator set and proposer selection
-# --------------------------------------------------------------------------------------------
-
-
-def compute_scaled_priorities(priorities: list[int], total: int) -> list[int]:
-    """Divide every priority by ceil(spread / 2P) when the spread exceeds 2P (rounding toward zero)."""
-    spread = max(priorities) - min(priorities)
-    limit = 2 * total
-    if spread <= limit:
-        return priorities
-    ratio = -(-spread // limit)
-    return [compute_trunc_div(p, ratio) for p in priorities]
-
-
-def compute_centered_priorities(priorities: list[int]) -> list[int]:
-    """Subtract the mean (rounded toward zero) from every priority."""
-    mean = compute_trunc_div(sum(priorities), len(priorities))
-    return [p - mean for p in priorities]
-
-
-def compute_proposer_step(powers: list[int], priorities: list[int], total: int) -> tuple[list[int], int]:
-    """One step of weighted round-robin: scale, centre, A += power, pick max A (first index on ties), A -= P."""
-    prios = compute_centered_priorities(compute_scaled_priorities(priorities, total))
-    prios = [a + p for a, p in zip(prios, powers)]
-    best = max(range(len(prios)), key=lambda i: (prios[i], -i))
-    prios[best] -= total
-    return prios, best
-
-
-def compute_joiner_priority(total: int) -> int:
-    """The priority of a validator joining an existing set: −1.125·P (CometBFT), rounded toward zero."""
-    return -compute_trunc_div(9 * total, 8)
-
-
-def _check_powers(powers: Any) -> list[tuple[str, int]]:
-    """Sorted (address, power) pairs; ConsensusError unless non-empty, distinct, positive integers."""
-    try:
-        pairs = sorted((str(a), p) for a, p in powers)
-    except (TypeError, ValueError):
-        raise ConsensusError("validator powers must be (address, power) pairs") from None
-    if not pairs:
-        raise ConsensusError("a validator set needs at least one validator")
-    if len({a for a, _ in pairs}) != len(pairs):
-        raise ConsensusError("a validator appears twice in the set")
-    if any(type(p) is not int or p <= 0 for _, p in pairs):
-        raise ConsensusError("validator powers must be positive integers")
-    return pairs
-
-
-class ValidatorSet:
-    """The validators of one height: powers by address and the proposer priorities before this height's step."""
-
-    __slots__ = ("_addresses", "_powers", "_priorities", "_index", "total_power", "_proposers", "_round_prios", "_hash")
-
-    def __init__(self, entries: list[tuple[str, int, int]]) -> None:
-        """From sorted (address, power, priority) triples; use from_powers or from_json."""
-        self._addresses = tuple(a for a, _, _ in entries)
-        self._powers = tuple(p for _, p, _ in entries)
-        self._priorities = tuple(q for _, _, q in entries)
-        self._index = {a: i for i, a in enumerate(self._addresses)}
-        self.total_power = sum(self._powers)
-        self._proposers: list[str] = []
-        self._round_prios = list(self._priorities)
-        self._hash = hashlib.sha256(
-            canonical_bytes([[a, p] for a, p in zip(self._addresses, self._powers)])
-        ).hexdigest()
-
-    @classmethod
-    def from_powers(cls, powers: list[tuple[str, int]]) -> ValidatorSet:
-        """A new set with every priority 0."""
-        return cls([(a, p, 0) for a, p in _check_powers(powers)])
-
-    @property
-    def powers(self) -> tuple[tuple[str, int], ...]:
-        """(address, power) sorted by address."""
-        return tuple(zip(self._addresses, self._powers))
-
-    @property
-    def priorities(self) -> tuple[tuple[str, int], ...]:
-        """(address, priority) sorted by address, before this height's proposer step."""
-        return tuple(zip(self._addresses, self._priorities))
-
-    @property
-    def hash(self) -> str:
-        """sha256 of the canonical JSON [[address, power], …] (priorities are not part of it)."""
-        return self._hash
-
-    def __len__(self) -> int:
-        return len(self._addresses)
-
-    def __contains__(self, address: object) -> bool:
-        return address in self._index
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ValidatorSet) and self.to_json() == other.to_json()
-
-    def __hash__(self) -> int:
-        return hash(self._hash)
-
-    def __repr__(self) -> str:
-        return f"ValidatorSet({len(self)} validators, P={self.total_power})"
-
-    def power_of(self, address: str) -> int:
-        """The power of `address`, 0 if it is not in the set."""
-        i = self._index.get(address)
-        return 0 if i is None else self._powers[i]
-
-    def proposer(self, round: int) -> str:
-        """proposer(h, round): the weighted round-robin proposer after 1 + round steps."""
-        if type(round) is not int or round < 0:
-            raise ConsensusError(f"round must be an integer ≥ 0, got {round!r}")
-        while len(self._proposers) <= round:
-            self._round_prios, best = compute_proposer_step(list(self._powers), self._round_prios, self.total_power)
-            self._proposers.append(self._addresses[best])
-        return self._proposers[round]
-
-    def next_height(self, powers: list[tuple[str, int]], commit_round: int) -> ValidatorSet:
-        """The set for the next height: one proposer step, then the powers after the block (joiners at −1.125·P).
-
-        Priorities advance one step per height whatever `commit_round` is (as CometBFT): honest nodes
-        may decide one block from commits of different rounds and must still agree on the next set."""
-        if type(commit_round) is not int or commit_round < 0:
-            raise ConsensusError(f"commit_round must be an integer ≥ 0, got {commit_round!r}")
-        pairs = _check_powers(powers)
-        stepped, _ = compute_proposer_step(list(self._powers), list(self._priorities), self.total_power)
-        carried = dict(zip(self._addresses, stepped))
-        total = sum(p for _, p in pairs)
-        joiner = compute_joiner_priority(total)
-        prios = [carried.get(a, joiner) for a, _ in pairs]
-        prios = compute_centered_priorities(compute_scaled_priorities(prios, total))
-        return ValidatorSet([(a, p, q) for (a, p), q in zip(pairs, prios)])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "validators": [
-                {"address": a, "power": p, "priority": q}
-                for a, p, q in zip(self._addresses, self._powers, self._priorities)
-            ]
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any) -> ValidatorSet:
-        """The set from to_json(); ConsensusError on a bad shape."""
-        try:
-            rows = obj["validators"]
-            entries = [(r["address"], r["power"], r["priority"]) for r in rows]
-        except (TypeError, KeyError):
-            raise ConsensusError("a validator set is {'validators': [{address, power, priority}, …]}") from None
-        _check_powers([(a, p) for a, p, _ in entries])
-        if any(type(q) is not int for _, _, q in entries):
-            raise ConsensusError("validator priorities must be integers")
-        return cls(sorted(entries))
-
-
-def verify_commit(
-    chain_id: str, commit: Commit, validator_set: ValidatorSet, *, verified: Mapping[bytes, Vote] | None = None
-) -> None:
-    """Raise InvalidCommit unless distinct, validly signed precommits for the block carry +2/3 of the set's power.
-
-    `verified` maps signatures to votes whose signatures were already checked (skipped if equal)."""
-    if not isinstance(commit, Commit) or not isinstance(commit.precommits, tuple):
-        raise InvalidCommit("not a commit")
-    seen: set[str] = set()
-    power = 0
-    for vote in commit.precommits:
-        try:
-            check_vote_shape(vote)
-        except (InvalidMessage, AttributeError) as exc:
-            raise InvalidCommit(f"malformed precommit: {exc}") from None
-        where = f"precommit of {vote.validator} in the commit for height {commit.height}"
-        if (vote.type, vote.height, vote.round) != (PRECOMMIT, commit.height, commit.round):
-            raise InvalidCommit(f"{where} is a {vote.type} at ({vote.height}, {vote.round}), not at the commit's")
-        if vote.block_id != commit.block_id:
-            raise InvalidCommit(f"{where} is for block {vote.block_id}, not {commit.block_id}")
-        if vote.validator not in validator_set:
-            raise InvalidCommit(f"{where}: the signer is not in the validator set")
-        known = verified is not None and verified.get(vote.signature) == vote
-        if not known and not vote.is_signed_by_validator(chain_id):
-            raise InvalidCommit(f"{where} has a bad signature")
-        if vote.validator not in seen:
-            seen.add(vote.validator)
-            power += validator_set.power_of(vote.validator)
-    if not is_quorum(power, validator_set.total_power):
-        raise InvalidCommit(
-            f"commit for height {commit.height} carries power {power} of {validator_set.total_power}, not more than 2/3"
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Timeouts, sign state and actions
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Round timeouts (base + delta·round, in ms); commit_ms is the block interval."""
-
-    propose_ms: int = 3000
-    propose_delta_ms: int = 500
-    prevote_ms: int = 1000
-    prevote_delta_ms: int = 500
-    precommit_ms: int = 1000
-    precommit_delta_ms: int = 500
-    commit_ms: int = 1000
-
-    def get_delay(self, step: str, round: int) -> int:
-        """The delay of timeout `step` in round `round`: it grows linearly with the round."""
-        if step == PROPOSE:
-            return self.propose_ms + self.propose_delta_ms * round
-        if step == PREVOTE:
-            return self.prevote_ms + self.prevote_delta_ms * round
-        if step == PRECOMMIT:
-            return self.precommit_ms + self.precommit_delta_ms * round
-        if step == COMMIT:
-            return self.commit_ms
-        raise ConsensusError(f"unknown timeout step {step!r}")
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """A timeout the engine asked for: it fires `on_timeout` for (height, round, step)."""
-
-    height: int
-    round: int
-    step: str
-
-
-@dataclass(frozen=True)
-class SignedRecord:
-    """The last signature of one step: (height, round, block id)."""
-
-    step: str
-    height: int
-    round: int
-    block_id: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "height": self.height, "round": self.round, "block_id": self.block_id}
-
-
-@dataclass(frozen=True)
-class SignState:
-    """What must survive a crash: the last signature per step and the lock/valid values of `height`."""
-
-    height: int = 0
-    signed: tuple[SignedRecord, ...] = ()
-    locked_round: int = -1
-    locked_block: Block | None = None
-    valid_round: int = -1
-    valid_block: Block | None = None
-
-    def get_signed(self, step: str) -> SignedRecord | None:
-        """The last signature of `step`, if any."""
-        for record in self.signed:
-            if record.step == step:
-                return record
-        return None
-
-    def check_sign(self, height: int, round: int, step: str, block_id: str | None) -> None:
-        """Raise DoubleSignRefused if signing `block_id` at (height, round, step) could conflict with a past one."""
-        record = self.get_signed(step)
-        if record is None:
-            return
-        if (height, round) < (record.height, record.round):
-            raise DoubleSignRefused(
-                f"refusing to sign a {step} at ({height}, {round}): "
-                f"already signed one at ({record.height}, {record.round})"
-            )
-        if (height, round) == (record.height, record.round) and block_id != record.block_id:
-            raise DoubleSignRefused(
-                f"refusing to sign a {step} for {block_id} at ({height}, {round}): already signed {record.block_id}"
-            )
-
-    def with_signed(self, height: int, round: int, step: str, block_id: str | None) -> SignState:
-        """This state after signing `block_id` at (height, round, step)."""
-        records = [r for r in self.signed if r.step != step] + [SignedRecord(step, height, round, block_id)]
-        return replace(self, signed=tuple(sorted(records, key=lambda r: SIGN_STEPS.index(r.step))))
-
-    def get_max_round(self, height: int) -> int:
-        """The highest round signed at `height`, −1 if none."""
-        return max((r.round for r in self.signed if r.height == height), default=-1)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "height": self.height,
-            "signed": [r.to_json() for r in self.signed],
-            "locked_round": self.locked_round,
-            "locked_block": None if self.locked_block is None else self.locked_block.to_json(),
-            "valid_round": self.valid_round,
-            "valid_block": None if self.valid_block is None else self.valid_block.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any) -> SignState:
-        """The state from to_json(); InvalidMessage on a bad shape."""
-        try:
-            records = tuple(
-                SignedRecord(r["step"], r["height"], r["round"], r["block_id"]) for r in obj.get("signed", [])
-            )
-            state = cls(
-                height=obj["height"],
-                signed=records,
-                locked_round=obj["locked_round"],
-                locked_block=None if obj["locked_block"] is None else Block.from_json(obj["locked_block"]),
-                valid_round=obj["valid_round"],
-                valid_block=None if obj["valid_block"] is None else Block.from_json(obj["valid_block"]),
-            )
-        except (TypeError, KeyError, AttributeError):
-            raise InvalidMessage("a sign state is {height, signed, locked_round, locked_block, …}") from None
-        ints = [state.height, state.locked_round, state.valid_round] + [x for r in records for x in (r.height, r.round)]
-        if any(type(i) is not int for i in ints) or any(r.step not in SIGN_STEPS for r in records):
-            raise InvalidMessage("a sign state has integer heights and rounds and known steps")
-        return state
-
-
-@dataclass(frozen=True)
-class Persist:
-    """Write the sign state durably before executing the next action."""
-
-    sign_state: SignState
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    """Send our own signed proposal or vote to all peers."""
-
-    message: Proposal | Vote
-
-
-@dataclass(frozen=True)
-class ScheduleTimeout:
-    """Call on_timeout(timeout) after delay_ms."""
-
-    timeout: Timeout
-    delay_ms: int
-
-
-@dataclass(frozen=True)
-class Decide:
-    """Block `block` is committed by `commit`: apply it, then start the next height after commit_ms."""
-
-    block: Block
-    commit: Commit
-
-
-@dataclass(frozen=True)
-class RecordEvidence:
-    """A new double sign was seen."""
-
-    evidence: Evidence
-
-
-@dataclass(frozen=True)
-class FetchBlock:
-    """+2/3 precommits were seen for a block we do not have: fetch it from a peer and call on_block."""
-
-    height: int
-    block_id: str
-
-
-Action = Persist | Broadcast | ScheduleTimeout | Decide | RecordEvidence | FetchBlock
-
-
-class Host(Protocol):
-    """What the engine asks of the node: transactions for a new block and application validity."""
-
-    def reap_txs(self, height: int) -> list[bytes]:
-        """The mempool's transactions for a new block at `height`."""
-        ...
-
-    def validate_block(self, block: Block) -> str | None:
-        """None if the application accepts the block's transactions, else the reason."""
-        ...
-
-
-# --------------------------------------------------------------------------------------------
-# The engine
-# --------------------------------------------------------------------------------------------
-
-
-class _VoteSet:
-    """The votes of one (round, type), counted per block id.
-
-    A validator counts once in the total (its first vote) but is counted for every block id it
-    signed (up to MAX_VOTES_PER_VALIDATOR): an equivocator may have sent another block's vote to the
-    nodes that decided, and a +2/3 it took part in must still be seen here (as CometBFT counts
-    conflicting votes for a block some peer claims +2/3 for)."""
-
-    __slots__ = ("votes", "by_block", "power_by_block", "power")
-
-    def __init__(self) -> None:
-        self.votes: dict[str, list[Vote]] = {}
-        self.by_block: dict[str | None, dict[str, Vote]] = {}
-        self.power_by_block: dict[str | None, int] = {}
-        self.power = 0
-
-    def by_block_votes(self) -> list[Vote]:
-        """Every vote counted here."""
-        return [v for votes in self.by_block.values() for v in votes.values()]
-
-    def add(self, vote: Vote, power: int) -> None:
-        """Count a vote (the caller checks the validator has not voted this block id here)."""
-        mine = self.votes.setdefault(vote.validator, [])
-        if not mine:
-            self.power += power
-        mine.append(vote)
-        self.by_block.setdefault(vote.block_id, {})[vote.validator] = vote
-        self.power_by_block[vote.block_id] = self.power_by_block.get(vote.block_id, 0) + power
 
 
 def compute_block_time(now_ms: int, last_time_ms: int) -> int:
@@ -534,7 +89,7 @@ class Consensus:
 
     def _reset_height_state(self) -> None:
         """Forget the message log and guards of the previous height."""
-        self._votes: dict[tuple[int, str], _VoteSet] = {}
+        self._votes = HeightVoteSet(0 if self._vset is None else self._vset.total_power)
         self._proposals: dict[int, dict[str, Proposal]] = {}
         self._first_proposal: dict[int, Proposal] = {}
         self._blocks: dict[str, Block] = {}
@@ -605,12 +160,7 @@ class Consensus:
         self._last_precommits = {}
         if self._vset is not None and self._height == height - 1:
             last_validator_set = last_validator_set or self._vset
-            self._last_precommits = {
-                v.signature: v
-                for (_, t), votes in self._votes.items()
-                if t == PRECOMMIT
-                for v in votes.by_block_votes()
-            }
+            self._last_precommits = {v.signature: v for v in self._votes.get_votes(PRECOMMIT)}
         self._height, self._vset, self._last_vset = height, validator_set, last_validator_set
         self._last_commit, self._last_block_id, self._last_time_ms = last_commit, last_block_id, last_time_ms
         self._app_hash = app_hash
@@ -682,7 +232,7 @@ class Consensus:
             return []
         self._blocks.setdefault(block.id, block)
         actions: list[Action] = []
-        for round in sorted({r for r, t in self._votes if t == PRECOMMIT}):
+        for round in self._votes.get_rounds(PRECOMMIT):
             actions += self._check_commit(round)
             if self._decided is not None:
                 break
@@ -750,17 +300,9 @@ class Consensus:
         return []
 
     # -- the message log ------------------------------------------------------------------------
-    def _get_votes(self, round: int, type: str) -> _VoteSet:
-        """The vote set of (round, type), created empty if needed."""
-        key = (round, type)
-        votes = self._votes.get(key)
-        if votes is None:
-            votes = self._votes[key] = _VoteSet()
-        return votes
-
     def _on_vote(self, vote: Vote, now_ms: int) -> list[Action]:
         """Add a vote to the log (a conflicting one is also evidence) and run the rules."""
-        votes = self._get_votes(vote.round, vote.type)
+        votes = self._votes.get_vote_set(vote.round, vote.type)
         mine = votes.votes.get(vote.validator, [])
         if any(v.block_id == vote.block_id for v in mine):
             return []
@@ -797,27 +339,6 @@ class Consensus:
             "double sign by %s at height %d round %d (%s)", vote_a.validator, vote_a.height, vote_a.round, vote_a.type
         )
         return [RecordEvidence(evidence)]
-
-    def _has_quorum(self, round: int, type: str, block_id: str | None) -> bool:
-        """+2/3 of the power voted `block_id` (None: nil) at (round, type)."""
-        votes = self._votes.get((round, type))
-        assert self._vset is not None
-        return votes is not None and is_quorum(votes.power_by_block.get(block_id, 0), self._vset.total_power)
-
-    def _has_any_quorum(self, round: int, type: str) -> bool:
-        """+2/3 of the power voted anything at (round, type)."""
-        votes = self._votes.get((round, type))
-        assert self._vset is not None
-        return votes is not None and is_quorum(votes.power, self._vset.total_power)
-
-    def _get_quorum_blocks(self, round: int, type: str) -> list[str]:
-        """The (non-nil) block ids with +2/3 at (round, type), sorted."""
-        votes = self._votes.get((round, type))
-        if votes is None:
-            return []
-        assert self._vset is not None
-        total = self._vset.total_power
-        return sorted(b for b, p in votes.power_by_block.items() if b is not None and is_quorum(p, total))
 
     def _is_first_time(self, round: int, rule: str) -> bool:
         """True the first time `rule` asks at `round`, and marks it fired."""
@@ -918,7 +439,7 @@ class Consensus:
         """Rule 7: +2/3 precommits for id(v) at any round: commit v if we have it and it is valid, else fetch it."""
         if self._decided is not None:
             return []
-        for block_id in self._get_quorum_blocks(round, PRECOMMIT):
+        for block_id in self._votes.get_quorum_blocks(round, PRECOMMIT):
             block = self._blocks.get(block_id)
             if block is None:
                 if block_id not in self._fetching:
@@ -931,7 +452,7 @@ class Consensus:
 
     def _decide(self, block: Block, round: int) -> list[Action]:
         """Commit `block` with the +2/3 precommits of `round`."""
-        votes = self._get_votes(round, PRECOMMIT).by_block[block.id]
+        votes = self._votes.get_vote_set(round, PRECOMMIT).by_block[block.id]
         precommits = tuple(votes[a] for a in sorted(votes))
         commit = Commit(self._height, round, block.id, precommits)
         self._decided = block
@@ -954,13 +475,17 @@ class Consensus:
         proposal = self._first_proposal.get(r)
         if self._step == PROPOSE and proposal is not None:
             actions += self._check_proposal_prevote(proposal, now_ms)
-        if self._step == PREVOTE and self._has_any_quorum(r, PREVOTE) and self._is_first_time(r, "timeout_prevote"):
+        if (
+            self._step == PREVOTE
+            and self._votes.has_any_quorum(r, PREVOTE)
+            and self._is_first_time(r, "timeout_prevote")
+        ):
             actions.append(self._schedule(PREVOTE))  # rule 3
         if self._step in (PREVOTE, PRECOMMIT):
             actions += self._check_polka(now_ms)  # rule 4
-        if self._step == PREVOTE and self._has_quorum(r, PREVOTE, None):
+        if self._step == PREVOTE and self._votes.has_quorum(r, PREVOTE, None):
             actions += self._precommit(None, now_ms)  # rule 5
-        if self._has_any_quorum(r, PRECOMMIT) and self._is_first_time(r, "timeout_precommit"):
+        if self._votes.has_any_quorum(r, PRECOMMIT) and self._is_first_time(r, "timeout_precommit"):
             actions.append(self._schedule(PRECOMMIT))  # rule 6
         return actions
 
@@ -970,7 +495,7 @@ class Consensus:
         state = self._sign_state
         if proposal.pol_round == -1:
             allowed = state.locked_round == -1 or _block_id(state.locked_block) == block.id
-        elif self._has_quorum(proposal.pol_round, PREVOTE, block.id):
+        elif self._votes.has_quorum(proposal.pol_round, PREVOTE, block.id):
             allowed = state.locked_round <= proposal.pol_round or _block_id(state.locked_block) == block.id
         else:
             return []  # rule 2 waits for the proof of lock (or timeoutPropose)
@@ -979,7 +504,7 @@ class Consensus:
     def _check_polka(self, now_ms: int) -> list[Action]:
         """Rule 4: a proposal of this round with +2/3 prevotes for it: lock and precommit (at prevote), set valid."""
         r = self._round
-        for block_id in self._get_quorum_blocks(r, PREVOTE):
+        for block_id in self._votes.get_quorum_blocks(r, PREVOTE):
             proposal = self._proposals.get(r, {}).get(block_id)
             if proposal is None or not self.is_valid_block(proposal.block, r):
                 continue
@@ -1065,7 +590,7 @@ class Consensus:
             return []
         vote = sign_vote(self.signer, self.chain_id, type, self._height, self._round, block_id, now_ms)
         self._sign_state = self._sign_state.with_signed(self._height, self._round, type, block_id)
-        votes = self._get_votes(self._round, type)
+        votes = self._votes.get_vote_set(self._round, type)
         if not any(v.block_id == block_id for v in votes.votes.get(vote.validator, [])):
             votes.add(vote, self._vset.power_of(vote.validator))
             self._participants.setdefault(self._round, set()).add(vote.validator)
@@ -1082,26 +607,3 @@ def _describe(msg: Proposal | Vote) -> str:
     if isinstance(msg, Vote):
         return f"{msg.type} of {msg.validator} at ({msg.height}, {msg.round})"
     return f"proposal of {msg.proposer} at ({msg.height}, {msg.round})"
-
-
-__all__ = [
-    "COMMIT",
-    "PRECOMMIT",
-    "PREVOTE",
-    "PROPOSE",
-    "Action",
-    "Broadcast",
-    "Consensus",
-    "Decide",
-    "FetchBlock",
-    "Host",
-    "Persist",
-    "RecordEvidence",
-    "ScheduleTimeout",
-    "SignState",
-    "SignedRecord",
-    "Timeout",
-    "Timeouts",
-    "ValidatorSet",
-    "verify_commit",
-]

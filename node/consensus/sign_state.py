@@ -1,0 +1,98 @@
+"""What a validator must remember across a crash to never double-sign: its last signature per step and its lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..blocks import Block
+from ..errors import DoubleSignRefused, InvalidMessage
+from .steps import SIGN_STEPS
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """The last signature of one step: (height, round, block id)."""
+
+    step: str
+    height: int
+    round: int
+    block_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "height": self.height, "round": self.round, "block_id": self.block_id}
+
+
+@dataclass(frozen=True)
+class SignState:
+    """What must survive a crash: the last signature per step and the lock/valid values of `height`."""
+
+    height: int = 0
+    signed: tuple[SignedRecord, ...] = ()
+    locked_round: int = -1
+    locked_block: Block | None = None
+    valid_round: int = -1
+    valid_block: Block | None = None
+
+    def get_signed(self, step: str) -> SignedRecord | None:
+        """The last signature of `step`, if any."""
+        for record in self.signed:
+            if record.step == step:
+                return record
+        return None
+
+    def check_sign(self, height: int, round: int, step: str, block_id: str | None) -> None:
+        """Raise DoubleSignRefused if signing `block_id` at (height, round, step) could conflict with a past one."""
+        record = self.get_signed(step)
+        if record is None:
+            return
+        if (height, round) < (record.height, record.round):
+            raise DoubleSignRefused(
+                f"refusing to sign a {step} at ({height}, {round}): "
+                f"already signed one at ({record.height}, {record.round})"
+            )
+        if (height, round) == (record.height, record.round) and block_id != record.block_id:
+            raise DoubleSignRefused(
+                f"refusing to sign a {step} for {block_id} at ({height}, {round}): already signed {record.block_id}"
+            )
+
+    def with_signed(self, height: int, round: int, step: str, block_id: str | None) -> SignState:
+        """This state after signing `block_id` at (height, round, step)."""
+        records = [r for r in self.signed if r.step != step] + [SignedRecord(step, height, round, block_id)]
+        return replace(self, signed=tuple(sorted(records, key=lambda r: SIGN_STEPS.index(r.step))))
+
+    def get_max_round(self, height: int) -> int:
+        """The highest round signed at `height`, −1 if none."""
+        return max((r.round for r in self.signed if r.height == height), default=-1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "signed": [r.to_json() for r in self.signed],
+            "locked_round": self.locked_round,
+            "locked_block": None if self.locked_block is None else self.locked_block.to_json(),
+            "valid_round": self.valid_round,
+            "valid_block": None if self.valid_block is None else self.valid_block.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> SignState:
+        """The state from to_json(); InvalidMessage on a bad shape."""
+        try:
+            records = tuple(
+                SignedRecord(r["step"], r["height"], r["round"], r["block_id"]) for r in obj.get("signed", [])
+            )
+            state = cls(
+                height=obj["height"],
+                signed=records,
+                locked_round=obj["locked_round"],
+                locked_block=None if obj["locked_block"] is None else Block.from_json(obj["locked_block"]),
+                valid_round=obj["valid_round"],
+                valid_block=None if obj["valid_block"] is None else Block.from_json(obj["valid_block"]),
+            )
+        except (TypeError, KeyError, AttributeError):
+            raise InvalidMessage("a sign state is {height, signed, locked_round, locked_block, …}") from None
+        ints = [state.height, state.locked_round, state.valid_round] + [x for r in records for x in (r.height, r.round)]
+        if any(type(i) is not int for i in ints) or any(r.step not in SIGN_STEPS for r in records):
+            raise InvalidMessage("a sign state has integer heights and rounds and known steps")
+        return state
