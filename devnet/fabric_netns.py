@@ -178,6 +178,9 @@ def remove_dead_runs() -> list[str]:
     return removed
 
 
+# ---------------------------------------------------------------- the fabric
+
+
 class NetnsFabric(Fabric):
     """One network namespace per node on a bridge of the root namespace; faults are kernel rules."""
 
