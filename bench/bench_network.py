@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from chain.crypto import PrivateKey  # noqa: E402
 from chain.tx import MsgSend, compute_tx_hash, sign_tx  # noqa: E402
+from devnet.launch import spawn_node  # noqa: E402
 from node import codec  # noqa: E402
 from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
 from node.consensus import Timeouts  # noqa: E402
@@ -70,15 +71,8 @@ def make_network(root: Path, validators: int, senders: list[PrivateKey], block_i
 
 
 def start(home: Path, profile: str | None = None) -> subprocess.Popen:
-    log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
-    return subprocess.Popen(
-        [sys.executable, *prefix, "-m", "node", "--log-level", "warning", "start", "--home", str(home)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
+    return spawn_node(home, log_level="warning", log_format=None, prefix=prefix)
 
 
 def unary(channel: grpc.Channel, path: str, response):

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devnet.launch import spawn_node  # noqa: E402
 from node.config import (  # noqa: E402
     collect_genesis,
     compute_loopback_timeouts,
@@ -138,14 +139,7 @@ def make_devnet(root: Path, count: int, block_interval_ms: int) -> list[Path]:
 
 
 def start_node(home: Path) -> subprocess.Popen:
-    log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen(
-        [sys.executable, "-m", "node", "start", "--home", str(home)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
+    return spawn_node(home, log_level=None, log_format=None)
 
 
 def get_height(url: str) -> int:

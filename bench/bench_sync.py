@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from chain.crypto import PrivateKey  # noqa: E402
 from chain.tx import MsgSend, sign_tx  # noqa: E402
+from devnet.launch import spawn_node  # noqa: E402
 from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote  # noqa: E402
 from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
 from node.node import Node  # noqa: E402
@@ -84,14 +85,7 @@ async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_b
 
 
 def start(home: Path) -> subprocess.Popen:
-    log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen(
-        [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
+    return spawn_node(home)
 
 
 def height_of(address: str) -> int:

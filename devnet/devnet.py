@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,11 +40,11 @@ from node.config import (
 )
 
 from .errors import DevnetError
+from .launch import spawn_node
 
 STATE_FILE = "devnet.json"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -110,21 +108,6 @@ def describe_node(home: Path, pid: int | None) -> dict[str, Any]:
         "admin_token": (home / ADMIN_TOKEN_FILE).read_text().strip(),
         "validator_address": key.address if key else None,
     }
-
-
-def spawn_node(home: Path, wrap: Callable[[list[str]], list[str]] = list) -> subprocess.Popen[bytes]:
-    """Start `uocd start --home HOME` (its argv passed through `wrap`, e.g. into a network namespace) in its
-    own session, logging to HOME/node.log."""
-    argv = [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)]
-    with open(home / "node.log", "ab") as log:
-        return subprocess.Popen(
-            wrap(argv),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
 
 
 def start_node(home: Path) -> int:

@@ -287,3 +287,15 @@ class SqliteStore:
             raise StoreError(f"{path} already holds a chain; import needs an empty store")
         store.write_block(CommitInfo(height, claimed, acc.to_bytes()), [(s, k, v) for s, k, v in entries])
         return store
+
+    # -- read-only checks (the chaos verdict reads the stores of stopped nodes) -------------
+    def check_integrity(self) -> str:
+        """SQLite's `PRAGMA integrity_check` answer: "ok" when the file is sound, else its findings joined by "; "."""
+        return "; ".join(row[0] for row in self._conn.execute("PRAGMA integrity_check").fetchall())
+
+    def get_block_ids(self, first: int, last: int) -> dict[int, str]:
+        """Height → block id of the stored blocks first..last."""
+        rows = self._conn.execute(
+            "SELECT height, block_id FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height", (first, last)
+        ).fetchall()
+        return {height: block_id for height, block_id in rows}

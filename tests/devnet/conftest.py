@@ -1,4 +1,7 @@
-"""Fixtures for the devnet tests: scenario files, in-process simulation runs and their outputs.
+"""Fixtures for the devnet tests: scenario files, in-process simulation runs and their outputs, and the
+`netns` marker: a test that needs network namespaces (root, iproute2, iptables, NFQUEUE) is skipped
+with the reason `devnet.fabric_netns.probe_netns` gives when they are missing, or fails instead when
+UOC_REQUIRE_NETNS=1 (set by .ci/run, so CI always runs them).
 
 The helpers are handed out as fixtures (this directory is not a package, so test modules cannot
 import this file by a stable name).
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +20,50 @@ from typing import Any
 
 import pytest
 
+from devnet.fabric_netns import probe_netns
 from devnet.scenario import parse_scenario
 from devnet.simulate import run_inproc
 
 INT_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters")
+REQUIRE_NETNS = "UOC_REQUIRE_NETNS"
+NETNS_REFUSAL = pytest.StashKey[str | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `netns` marker."""
+    config.addinivalue_line(
+        "markers", f"netns: needs network namespaces; skipped with the reason if not usable ({REQUIRE_NETNS}=1: fails)"
+    )
+
+
+def get_netns_refusal(config: pytest.Config) -> str | None:
+    """Why network namespaces cannot be used here, or None when they can (probed once per session)."""
+    if NETNS_REFUSAL not in config.stash:
+        config.stash[NETNS_REFUSAL] = probe_netns()
+    return config.stash[NETNS_REFUSAL]
+
+
+def is_netns_required() -> bool:
+    """True if UOC_REQUIRE_NETNS=1: a test needing namespaces fails where they are missing, never skips."""
+    return os.environ.get(REQUIRE_NETNS) == "1"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a `netns` test with the reason namespaces are refused here (fail instead if they are required)."""
+    if item.get_closest_marker("netns") is None:
+        return
+    refusal = get_netns_refusal(item.config)
+    if refusal is None:
+        return
+    if is_netns_required():
+        pytest.fail(f"{REQUIRE_NETNS}=1 but network namespaces are unusable: {refusal}", pytrace=False)
+    pytest.skip(f"network namespaces unusable: {refusal}")
+
+
+@pytest.fixture(scope="session")
+def netns_expected(pytestconfig: pytest.Config) -> bool:
+    """True if a chaos run here must use namespaces: they are usable, or UOC_REQUIRE_NETNS=1 requires them."""
+    return get_netns_refusal(pytestconfig) is None or is_netns_required()
 
 
 def parse_epochs_csv(path: Path) -> list[dict[str, int | None]]:

@@ -4,7 +4,6 @@ in real network namespaces (and one behind the TCP fault relay)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -15,30 +14,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devnet.chaos import (
-    BAD_INPUTS,
-    FAULT_KINDS,
-    ChaosConfig,
+from devnet.chaos import compute_rss_growth
+from devnet.chaos_load import BAD_INPUTS
+from devnet.chaos_nodes import (
     ChaosNode,
-    compute_conflicts,
-    compute_fault_plan,
-    compute_rss_growth,
     create_chaos_homes,
     get_network_height,
-    judge_stores,
     kill_process,
+    open_fabric,
     start_process,
     wait_all_at,
 )
-from devnet.fabric import open_fabric
+from devnet.chaos_plan import FAULT_KINDS, ChaosConfig, compute_fault_plan
+from devnet.chaos_verdict import compute_conflicts, judge_stores
+from devnet.launch import NODE_PROGRAM
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def uocd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `python -m node ARGS` from the repo root."""
+    """Run `python -m NODE_PROGRAM ARGS` (uocd) from the repo root."""
     return subprocess.run(
-        [sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", NODE_PROGRAM, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -100,13 +97,13 @@ def netns_run(tmp_path_factory):
     return run, summary, out
 
 
-def test_a_fixed_seed_chaos_run_agrees_and_loses_nothing_in_namespaces_when_root(netns_run):
+def test_a_fixed_seed_chaos_run_agrees_and_loses_nothing_in_namespaces_when_root(netns_run, netns_expected):
     run, summary, _ = netns_run
     assert summary is not None, run.stderr[-3000:]
     assert summary["problems"] == [] and summary["ok"] and run.returncode == 0, run.stderr[-3000:]
-    if os.geteuid() == 0:  # CI runs as root, with iproute2 and iptables installed by .ci/run
+    if netns_expected:  # CI runs as root, with iproute2 and iptables installed by .ci/run
         assert summary["fabric"] == "netns", "namespaces were refused: " + run.stderr[:500]
-    else:  # not root: namespaces are refused, and the run says so loudly before it uses the relay
+    else:  # not root, or no iptables: namespaces are refused, and the run says so loudly before it uses the relay
         assert summary["fabric"] == "proxy" and "WARNING" in run.stderr.splitlines()[0]
     assert set(summary["faults"]) == set(FAULT_KINDS)  # every kind happened
     assert summary["txs"]["lost"] == 0

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from devnet.launch import spawn_node
 from node.config import collect_genesis, compute_loopback_timeouts, find_free_port, init_home, load_home, update_config
 
 FAST = compute_loopback_timeouts(100)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class NodeProcess:
@@ -28,22 +26,13 @@ class NodeProcess:
         self.public = loaded.config.api_public
         self.admin = loaded.config.api_admin
         self.token = loaded.admin_token
-        self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in signal()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            start_new_session=True,
-        )
+        self.popen = spawn_node(home)
 
     def signal(self, sig: int) -> int:
         """Send `sig` to the node's process group (if it runs) and wait for it; its exit code."""
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
-        code = self.popen.wait(timeout=20)
-        self.log.close()
-        return code
+        return self.popen.wait(timeout=20)
 
     def stop(self) -> int:
         """SIGTERM (a graceful stop) and wait; the exit code."""

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from chain.tx import MsgSend, sign_tx
+from devnet.launch import node_argv
 from node.api import check_api_config, is_loopback
 from node.config import ADMIN_TOKEN_FILE, NodeConfig, load_home, update_config
 from node.errors import ConfigError, NodeError
@@ -157,14 +158,11 @@ async def test_loopback_admin_listener_without_a_token_file_serves_without_auth(
 
 async def test_uocd_start_with_a_public_admin_listener_and_no_token_fails_with_one_line(tmp_path):
     import subprocess
-    import sys
 
     (home,) = make_homes(tmp_path, 1)
     update_config(home, api_admin=f"0.0.0.0:{free_port()}")
     (home / ADMIN_TOKEN_FILE).write_text("")
-    done = subprocess.run(
-        [sys.executable, "-m", "node", "start", "--home", str(home)], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run(node_argv(home, log_level=None, log_format=None), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("uocd: error: [api] admin = '0.0.0.0:"), done.stderr
