@@ -10,6 +10,8 @@ from typing import Any
 
 from chain.errors import InvalidTx
 from chain.median import weighted_median
+from chain.params import Params
+from chain.rules import compute_effective_epoch, is_epoch_end
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_tx
 from node.config import DB_FILE, GENESIS_FILE
 from node.store import SqliteStore
@@ -57,9 +59,8 @@ def get_ok_tx(store: SqliteStore, raw_hex: str, height: int, index: int) -> Tx |
 def compute_expected_prices(store: SqliteStore, genesis: dict[str, Any]) -> dict[int, int]:
     """Epoch → unit price recomputed from the committed price votes: each genesis validator's vote in force (or the
     current price if it never voted), weighted by its genesis stake, through `chain.median.weighted_median`."""
-    params = genesis.get("params", {})
-    length = params["epoch_length"]
-    price = params["default_unit_of_compute_price"]
+    params = Params.from_json(genesis.get("params"))
+    price = params.default_unit_of_compute_price
     powers = {v["address"]: int(v["stake"]) for v in genesis["validators"]}
     votes: dict[str, int] = {}
     last = store.get_max_block_height()
@@ -72,11 +73,11 @@ def compute_expected_prices(store: SqliteStore, genesis: dict[str, Any]) -> dict
             for msg in tx.messages:
                 if isinstance(msg, MsgSubmitPriceProposal) and tx.sender in powers:
                     votes[tx.sender] = msg.price_ngonka
-        if height % length == 0 and height <= last:
+        if is_epoch_end(params, height):
             ballot = sorted((votes.get(a, price), p, a) for a, p in powers.items())
             median = weighted_median([(v, p) for v, p, _ in ballot])
             price = price if median is None else median
-            prices[height // length] = price
+            prices[compute_effective_epoch(params, height)] = price
     return prices
 
 
