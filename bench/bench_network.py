@@ -73,7 +73,7 @@ def start(home: Path, profile: str | None = None) -> subprocess.Popen:
     log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
     return subprocess.Popen(
-        [sys.executable, *prefix, "-m", "node", "--log-level", "warning", "start", "--home", str(home)],
+        [sys.executable, *prefix, "-m", "uocd", "--log-level", "warning", "start", "--home", str(home)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,

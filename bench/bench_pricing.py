@@ -140,7 +140,7 @@ def make_devnet(root: Path, count: int, block_interval_ms: int) -> list[Path]:
 def start_node(home: Path) -> subprocess.Popen:
     log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen(
-        [sys.executable, "-m", "node", "start", "--home", str(home)],
+        [sys.executable, "-m", "uocd", "start", "--home", str(home)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,

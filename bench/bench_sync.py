@@ -86,7 +86,7 @@ async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_b
 def start(home: Path) -> subprocess.Popen:
     log = open(home / "node.log", "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen(
-        [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
+        [sys.executable, "-m", "uocd", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,

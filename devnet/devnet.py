@@ -114,7 +114,7 @@ def describe_node(home: Path, pid: int | None) -> dict[str, Any]:
 def spawn_node(home: Path, wrap: Callable[[list[str]], list[str]] = list) -> subprocess.Popen[bytes]:
     """Start `uocd start --home HOME` (its argv passed through `wrap`, e.g. into a network namespace) in its
     own session, logging to HOME/node.log."""
-    argv = [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)]
+    argv = [sys.executable, "-m", "uocd", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)]
     with open(home / "node.log", "ab") as log:
         return subprocess.Popen(
             wrap(argv),

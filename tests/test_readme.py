@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from devnet.scenario import load_scenario, parse_scenario
-from node.cli import build_parser
+from uocd.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -35,7 +35,7 @@ def first_command_steps() -> list[list[str]]:
 
 
 def uocd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "node", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "uocd", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
 def test_ci_runs_the_readme_test_command():

@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def uocd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `python -m node ARGS` from the repo root."""
+    """Run `python -m uocd ARGS` from the repo root."""
     return subprocess.run(
-        [sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "uocd", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 

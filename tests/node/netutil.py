@@ -30,7 +30,7 @@ class NodeProcess:
         self.token = loaded.admin_token
         self.log = open(home / "node.log", "ab")  # noqa: SIM115 - closed in signal()
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "node", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
+            [sys.executable, "-m", "uocd", "--log-level", "info", "--log-format", "json", "start", "--home", str(home)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=self.log,

@@ -163,7 +163,7 @@ async def test_uocd_start_with_a_public_admin_listener_and_no_token_fails_with_o
     update_config(home, api_admin=f"0.0.0.0:{free_port()}")
     (home / ADMIN_TOKEN_FILE).write_text("")
     done = subprocess.run(
-        [sys.executable, "-m", "node", "start", "--home", str(home)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "uocd", "start", "--home", str(home)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
