@@ -2,7 +2,8 @@
 whose tables fit the terminal.
 
 A table wider than the terminal has its widest columns cut first and their long cells end in `…`,
-as `gh` does; off a terminal (a pipe, a file) and with `--output json` nothing is ever cut. The
+as `gh` does (and one too wide even for its headers becomes one block per record); off a terminal (a
+pipe, a file) and with `--output json` nothing is ever cut. The
 width is `shutil.get_terminal_size`'s: `$COLUMNS`, else the terminal's, else no limit."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 GAP = "  "
 ELLIPSIS = "…"
-MIN_COLUMN = 5  # a cut column keeps at least this many characters (its last one `…`)
+MIN_COLUMN = 16  # a column is cut to no fewer characters than this and its header: short ones stay whole
 EXIT_FAILURE = 1
 
 
@@ -75,27 +76,44 @@ def format_table(
     table: Sequence[Sequence[str]], *, indent: str = "", width: int | None = None, right: bool = False
 ) -> str:
     """Rows of cells (the header first) as aligned columns, left-aligned or `right`-aligned, cut to fit
-    `width` characters per line (default the terminal's; see fit_widths)."""
+    `width` characters per line (default the terminal's; see fit_widths). A table that cannot fit even
+    with every column cut to its header is printed one record per block instead, as `psql`'s `\\x auto`."""
     limit = width if width is not None else terminal_width()
     natural = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    widths = natural if limit is None else fit_widths(natural, limit - len(indent) - len(GAP) * (len(natural) - 1))
+    widths = natural
+    if limit is not None:
+        floors = [min(w, max(len(h), MIN_COLUMN)) for w, h in zip(natural, table[0])]
+        room = limit - len(indent) - len(GAP) * (len(natural) - 1)
+        if sum(floors) > room:
+            return format_records(table, indent=indent, width=limit)
+        widths = fit_widths(natural, room, floors)
     pad = str.rjust if right else str.ljust
     lines = (indent + GAP.join(pad(cut(c, w), w) for c, w in zip(row, widths)) for row in table)
     return "\n".join(line.rstrip() for line in lines)
 
 
-def fit_widths(widths: list[int], room: int) -> list[int]:
-    """Column widths summing to at most `room`: the widest columns are cut first, to a common cap, and
-    none below MIN_COLUMN (so a table of many columns may still overflow a very narrow terminal)."""
+def format_records(table: Sequence[Sequence[str]], *, indent: str, width: int) -> str:
+    """The rows of a table as blocks of `header: cell` lines, one block per row, cut to `width`."""
+    header, rows = table[0], table[1:]
+    key = max(map(len, header))
+    room = max(width - len(indent) - key - len(GAP), MIN_COLUMN)
+    blocks = (
+        "\n".join(f"{indent}{h.ljust(key)}{GAP}{cut(c, room)}".rstrip() for h, c in zip(header, row)) for row in rows
+    )
+    return "\n\n".join(blocks)
+
+
+def fit_widths(widths: list[int], room: int, floors: list[int]) -> list[int]:
+    """Column widths summing to at most `room` (if the `floors` allow it): the widest columns are cut
+    first, to a common cap, none below its floor; what the cap leaves over goes back to the cut ones."""
     if sum(widths) <= room:
         return widths
-    floors = [min(w, MIN_COLUMN) for w in widths]
     cap = max(widths)
-    while cap > MIN_COLUMN and sum(max(min(w, cap), f) for w, f in zip(widths, floors)) > room:
+    while cap > 0 and sum(max(min(w, cap), f) for w, f in zip(widths, floors)) > room:
         cap -= 1
     fitted = [max(min(w, cap), f) for w, f in zip(widths, floors)]
     spare = room - sum(fitted)
-    for i, w in enumerate(widths):  # what the common cap leaves over goes to the cut columns, left first
+    for i, w in enumerate(widths):  # left to right
         grow = max(0, min(spare, w - fitted[i]))
         fitted[i] += grow
         spare -= grow

@@ -9,7 +9,7 @@ from typing import Any
 
 from .keys import load_named_key
 from .options import add_node_options, parse_int, resolve_client, resolve_home
-from .output import emit
+from .output import emit, render_rows
 
 QUERIES: dict[str, tuple[str, str]] = {
     "pricing": ("the unit-of-compute price and the active models' prices per token", "/v1/pricing"),
@@ -83,4 +83,25 @@ def render_pricing(doc: dict[str, Any]) -> str:
     return "\n".join(lines) if doc["models"] else lines[0] + " (no active model)"
 
 
-TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {"pricing": render_pricing}
+def render_proposals(doc: dict[str, Any], width: int | None = None) -> str:
+    """The proposals as a table of what people look for first, fit to `width` (default the terminal's);
+    `uocd query proposal ID` shows one whole and `--output json` every field of all."""
+    rows = [
+        {
+            "id": p["id"],
+            "status": p["status"],
+            "content": describe_content(p["content"]),
+            "voting_end": p.get("voting_end_height"),
+            "deposit": p.get("total_deposit"),
+        }
+        for p in doc["proposals"]
+    ]
+    return render_rows(rows, width=width) if rows else "no proposals"
+
+
+def describe_content(content: dict[str, Any]) -> str:
+    """A proposal's content in one line: its type, then its values (`RegisterModel model-alpha 10`)."""
+    return " ".join([str(content.get("@type", "?")), *(str(v) for k, v in content.items() if k != "@type")])
+
+
+TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {"pricing": render_pricing, "proposals": render_proposals}
