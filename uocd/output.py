@@ -2,9 +2,9 @@
 whose tables fit the terminal.
 
 A table wider than the terminal has its widest columns cut first and their long cells end in `…`,
-as `gh` does (and one too wide even for its headers becomes one block per record); off a terminal (a
-pipe, a file) and with `--output json` nothing is ever cut. The
-width is `shutil.get_terminal_size`'s: `$COLUMNS`, else the terminal's, else no limit."""
+as `gh` does (one too wide even for its headers becomes one block per record); off a terminal (a
+pipe, a file) and with `--output json` nothing is ever cut. The width is `shutil.get_terminal_size`'s:
+`$COLUMNS`, else the terminal's, else no limit."""
 
 from __future__ import annotations
 
