@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-NODE_PROGRAM = "node"  # the module `python -m` runs as uocd
+NODE_PROGRAM = "uocd"  # the module `python -m` runs as uocd
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,19 +1,21 @@
 """The README's commands are the ones the project runs: CI runs its test command, its first command
-starts a 4-node devnet and runs a scenario through it (run here in a temp dir), and every `uocd`
-line parses."""
+starts a 4-node devnet and runs a scenario through it (run here in a temp dir), every `uocd` line
+parses, and the commands it names (`uocd tx send|bond|…` included) are exactly uocd's commands."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from devnet.scenario import load_scenario, parse_scenario
-from node.cli import build_parser
+from uocd.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -35,7 +37,7 @@ def first_command_steps() -> list[list[str]]:
 
 
 def uocd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "node", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "uocd", *args], cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
 def test_ci_runs_the_readme_test_command():
@@ -93,3 +95,82 @@ def test_readme_scenario_block_is_a_valid_scenario():
     scenario = parse_scenario(block, "README.md")
     assert [v.strategy for v in scenario.validators] == ["honest", "fixed", "extreme", "silent"]
     assert [(p.kind, p.id, len(p.votes)) for p in scenario.proposals] == [("register_model", "model-alpha", 3)]
+
+
+GLOBAL_OPTIONS_WITH_VALUES = ("--log-level", "--log-format")
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of a parser by name (none for a command that runs)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(groups[0].choices) if groups else {}
+
+
+def every_command(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every command that runs (`("tx", "gov", "vote")`, `("start",)`, …)."""
+    commands = subcommands(parser)
+    if not commands:
+        yield path
+    for name, sub in commands.items():
+        yield from every_command(sub, (*path, name))
+
+
+def readme_mentions() -> list[list[str]]:
+    """The words after `uocd` of every command the README shows: in its sh blocks, and in the
+    backquoted spans of its prose (`uocd tx send|bond|unbond|remove-model`, `uocd grpc evidence ADDR`)."""
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    spans = [span for span in re.findall(r"`([^`]+)`", prose) if span.startswith("uocd ")]
+    lines = [part for line in readme_commands() for part in re.split(r"\.venv/bin/uocd ", line)[1:]]
+    return [shlex.split("uocd " + re.split(r"[;&]|\bdone\b", part)[0].replace("$i", "0"))[1:] for part in lines] + [
+        span.split()[1:] for span in spans
+    ]
+
+
+def named_commands(
+    words: list[str], parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], str | None]]:
+    """(command path, unknown word or None) for each command that `words` name, expanding `a|b` and
+    `a/b` alternatives of a command word; the command words end at an option, a placeholder (NAME) or
+    a command that runs."""
+    while not path and words and words[0] in GLOBAL_OPTIONS_WITH_VALUES:
+        words = words[2:]
+    commands = subcommands(parser)
+    if not commands or not words or words[0].startswith("-") or words[0].isupper():
+        yield path, None
+        return
+    for name in re.split(r"[|/]", words[0]):
+        if name in commands:
+            yield from named_commands(words[1:], commands[name], (*path, name))
+        else:
+            yield path, name
+
+
+def test_every_command_the_readme_names_is_a_uocd_command():
+    parser = build_parser()
+    unknown = [
+        f"uocd {' '.join([*path, word])} (from `uocd {' '.join(words)}`)"
+        for words in readme_mentions()
+        for path, word in named_commands(words, parser)
+        if word is not None
+    ]
+    assert unknown == []
+
+
+def test_the_readme_names_every_uocd_command():
+    parser = build_parser()
+    named = {path for words in readme_mentions() for path, _ in named_commands(words, parser)}
+    assert len(named) > 20
+    missing = [" ".join(path) for path in every_command(parser) if path not in named]
+    assert missing == [], "commands the README's command list lacks"
+
+
+def test_the_command_list_check_expands_alternatives_and_sees_unknown_commands():
+    parser = build_parser()
+    found = list(named_commands(["query", "pricing|status", "--home", "h"], parser))
+    assert found == [(("query", "pricing"), None), (("query", "status"), None)]
+    assert list(named_commands(["tx", "send|fly"], parser)) == [(("tx", "send"), None), (("tx",), "fly")]
+    assert list(named_commands(["--log-format", "json", "devnet", "up/down"], parser)) == [
+        (("devnet", "up"), None),
+        (("devnet", "down"), None),
+    ]
+    assert list(named_commands(["COMMAND", "--help"], parser)) == [((), None)]

@@ -1,6 +1,6 @@
 """`uocd devnet simulate` on the command line (SPEC §8, §9): help, a real run, and one-line errors.
 
-Both spellings of the program are exercised: the `uocd` console script and `python -m node`.
+Both spellings of the program are exercised: the `uocd` console script and `python -m uocd`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 UOCD = [str(Path(sys.executable).with_name("uocd"))]
-PYTHON_M_NODE = [sys.executable, "-m", "node"]
-PROGRAMS = [pytest.param(UOCD, id="uocd"), pytest.param(PYTHON_M_NODE, id="python -m node")]
+PYTHON_M_UOCD = [sys.executable, "-m", "uocd"]
+PROGRAMS = [pytest.param(UOCD, id="uocd"), pytest.param(PYTHON_M_UOCD, id="python -m uocd")]
 
 SMALL = """\
 seed = 9
@@ -94,8 +94,8 @@ def test_help_exits_0_and_explains_the_command(program: list[str], args: list[st
 
 
 @pytest.mark.parametrize(("args", "words"), HELP_CASES)
-def test_python_m_node_prints_the_same_help_as_uocd(args: list[str], words: list[str]) -> None:
-    assert run(PYTHON_M_NODE, *args).stdout == run(UOCD, *args).stdout
+def test_python_m_uocd_prints_the_same_help_as_uocd(args: list[str], words: list[str]) -> None:
+    assert run(PYTHON_M_UOCD, *args).stdout == run(UOCD, *args).stdout
 
 
 @pytest.mark.parametrize("args", [[], ["devnet"]], ids=["no command", "devnet without subcommand"])
@@ -114,7 +114,7 @@ def test_simulate_basic_example_prints_the_epoch_and_proposal_tables_final_price
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "basic"
-    proc = run(PYTHON_M_NODE, "devnet", "simulate", "examples/basic.toml", "--out", str(out), "--no-progress")
+    proc = run(PYTHON_M_UOCD, "devnet", "simulate", "examples/basic.toml", "--out", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -146,7 +146,7 @@ def test_simulate_basic_example_prints_the_epoch_and_proposal_tables_final_price
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_simulate_small_scenario_gives_the_same_result_from_uocd_and_python_m_node(
+def test_simulate_small_scenario_gives_the_same_result_from_uocd_and_python_m_uocd(
     program: list[str], tmp_path: Path
 ) -> None:
     scenario = tmp_path / "small.toml"

@@ -3,7 +3,7 @@ any process, under any PYTHONHASHSEED.
 
 Three seeds of one 5-validator scenario (honest, fixed leaver, silent, extreme, honest joiner voting
 every other epoch, and governance proposals that register, update, and fail to remove a model) are
-each simulated FIVE times by `python -m node devnet simulate` in separate processes, each with a
+each simulated FIVE times by `python -m uocd devnet simulate` in separate processes, each with a
 different PYTHONHASHSEED; the runs go three at a time. epochs.csv, models.csv, proposals.csv and
 the final app hash must be identical.
 """
@@ -117,7 +117,7 @@ def simulate_in_subprocess(scenario: Path, out: Path, seed: int, hash_seed: str)
         [
             sys.executable,
             "-m",
-            "node",
+            "uocd",
             "devnet",
             "simulate",
             str(scenario),

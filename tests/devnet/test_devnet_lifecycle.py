@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def uocd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "uocd", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 

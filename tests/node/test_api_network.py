@@ -22,9 +22,9 @@ from schemathesis.checks import (
 )
 
 from chain.tx import MsgVote, sign_tx
-from node.cli import main as uocd
 from node.config import update_config
 from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
+from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)  # a node not answering yet
 EPOCH_LENGTH = 5

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from chain.crypto import PrivateKey
-from node.cli import main
 from node.client import normalize_url
+from uocd.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def uocd(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, input=stdin
+        [sys.executable, "-m", "uocd", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, input=stdin
     )
 
 

@@ -34,7 +34,7 @@ def test_sigkill_mid_run_keeps_every_committed_block_and_a_consistent_store(tmp_
     scenario.write_text(SCENARIO)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "node", "devnet", "simulate", str(scenario), "--out", str(out), "--no-progress"],
+        [sys.executable, "-m", "uocd", "devnet", "simulate", str(scenario), "--out", str(out), "--no-progress"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

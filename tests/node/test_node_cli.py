@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from node.cli import main
 from node.config import (
     compute_listen_port_range,
     find_free_port,
@@ -19,12 +18,13 @@ from node.config import (
     read_ephemeral_port_range,
     render_config,
 )
+from uocd.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def uocd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "node", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "uocd", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def test_init_writes_config_keys_token_and_a_cosmos_style_genesis(tmp_path, capsys):

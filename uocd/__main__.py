@@ -1,0 +1,7 @@
+"""`python -m uocd` runs uocd."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,258 @@
+"""`uocd devnet simulate|up|status|down|chaos`: local networks, scenario simulations and chaos runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from chain.params import DEFAULT_PARAMS
+from devnet.chaos import ChaosConfig, format_summary, run_chaos
+from devnet.chaos import __doc__ as chaos_doc
+from devnet.devnet import __doc__ as devnet_doc
+from devnet.devnet import collect_status, format_endpoints, read_state, stop_devnet, up
+from devnet.network import run_network, up_scenario
+from devnet.scenario import load_scenario
+from devnet.simulate import run_inproc
+from node.errors import NodeError
+
+from .options import add_output_option, parse_int
+from .output import emit, print_csv_table, render_rows
+
+DEFAULT_DIR = "out/devnet"
+
+
+def add_devnet_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd devnet simulate|up|status|down|chaos."""
+    devnet = commands.add_parser(
+        "devnet", help="local networks and simulations", description="Local networks and simulations."
+    )
+    sub = devnet.add_subparsers(dest="devnet_command", metavar="COMMAND", required=True)
+    add_simulate_command(sub)
+    add_up_status_down_commands(sub)
+    add_chaos_command(sub)
+
+
+def add_simulate_command(sub: argparse._SubParsersAction) -> None:
+    """uocd devnet simulate."""
+    simulate = sub.add_parser(
+        "simulate",
+        help="run a scenario of provider behaviour over many epochs",
+        description="Run a scenario (TOML) of validators voting prices over many epochs, and write "
+        "OUT/epochs.csv, OUT/models.csv, OUT/proposals.csv, OUT/summary.json and OUT/price.png. "
+        "The inproc engine drives the chain state machine directly with signed transactions in blocks.",
+    )
+    simulate.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (see README: Scenarios)")
+    simulate.add_argument(
+        "--engine",
+        choices=["inproc", "network"],
+        default="inproc",
+        help="inproc: the state machine in this process (default); network: a devnet of node processes "
+        "driven through their HTTP API",
+    )
+    simulate.add_argument("--out", metavar="DIR", default=None, help="output directory (default: out/<scenario name>)")
+    simulate.add_argument(
+        "--dir",
+        metavar="D",
+        default=None,
+        help="network engine: the devnet directory (e.g. out/devnet), left running at the end. If D holds "
+        "the devnet `uocd devnet up --scenario SCENARIO.toml --dir D` started, still running and unused (no "
+        "validator has sent a transaction), the run uses it; if D is absent or empty, the run creates one "
+        "there; anything else in D (another scenario's devnet, a used or a stopped one, other files) is "
+        "refused. Default: a new devnet in OUT/devnet, stopped at the end",
+    )
+    simulate.add_argument(
+        "--block-time",
+        type=float,
+        default=0.2,
+        metavar="S",
+        help="network engine: seconds between blocks (default 0.2)",
+    )
+    simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    simulate.set_defaults(func=cmd_devnet_simulate)
+
+
+def add_up_status_down_commands(sub: argparse._SubParsersAction) -> None:
+    """uocd devnet up|status|down."""
+    up_cmd = sub.add_parser(
+        "up",
+        help="create and start a local network",
+        description="Create N node homes in D with one shared genesis and free loopback ports, start one "
+        "node process each (logs in D/nI/node.log), wait until all have committed a block and print the "
+        "endpoints, admin tokens and curl commands (also in D/devnet.json). On a running devnet it refuses; "
+        "on a stopped one it restarts the same nodes.",
+        epilog=devnet_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up_cmd.add_argument("--validators", type=parse_int, default=4, metavar="N", help="number of validators (default 4)")
+    up_cmd.add_argument(
+        "--epoch-length",
+        type=parse_int,
+        default=DEFAULT_PARAMS.epoch_length,
+        metavar="L",
+        help="blocks per epoch (default %(default)s)",
+    )
+    up_cmd.add_argument(
+        "--block-time", type=float, default=None, metavar="S", help="seconds between blocks (default 1)"
+    )
+    add_dir_option(up_cmd)
+    up_cmd.add_argument(
+        "--scenario",
+        metavar="SCENARIO.toml",
+        default=None,
+        help="shape the devnet by a scenario (its validators, stakes, params and keys; --validators and "
+        "--epoch-length are ignored, --block-time defaults to 0.2) for `devnet simulate --engine network --dir D`",
+    )
+    add_output_option(up_cmd)
+    up_cmd.set_defaults(func=cmd_devnet_up)
+    status = sub.add_parser(
+        "status", help="each node's height, app hash, epoch and price", description="Show each node's state."
+    )
+    add_dir_option(status)
+    add_output_option(status)
+    status.set_defaults(func=cmd_devnet_status)
+    down = sub.add_parser(
+        "down",
+        help="stop the nodes",
+        description="Stop every node (SIGTERM, then SIGKILL after a grace period); the homes stay, so "
+        "`up` restarts the same chain. Delete D to start afresh.",
+    )
+    add_dir_option(down)
+    add_output_option(down)
+    down.set_defaults(func=cmd_devnet_down)
+
+
+def add_dir_option(parser: argparse.ArgumentParser) -> None:
+    """--dir D, the devnet directory."""
+    parser.add_argument("--dir", default=DEFAULT_DIR, metavar="D", help=f"the devnet directory (default {DEFAULT_DIR})")
+
+
+def add_chaos_command(sub: argparse._SubParsersAction) -> None:
+    """uocd devnet chaos."""
+    chaos = sub.add_parser(
+        "chaos",
+        help="a devnet under load and seeded faults, then a verdict",
+        description="Start N validators (each in its own network namespace when allowed, else behind a TCP "
+        "fault relay), load them with price votes, governance and /v1/pricing reads, inject seeded faults "
+        "(kill, pause, wipe, partition, loss, delay) one at a time, heal, and check that every node agrees, "
+        "no committed transaction is lost and the epoch prices match the committed votes. Exits 1 on a failed "
+        "verdict. Needs root for namespaces.",
+        epilog=chaos_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chaos.add_argument("--validators", type=parse_int, default=4, metavar="N", help="validators, 4 to 7 (default 4)")
+    chaos.add_argument("--seed", type=parse_int, default=1, metavar="S", help="the faults' seed (default 1)")
+    chaos.add_argument("--duration", type=float, default=120.0, metavar="SECONDS", help="run length (default 120)")
+    chaos.add_argument(
+        "--fabric",
+        choices=("auto", "netns", "proxy"),
+        default="auto",
+        help="network faults by namespaces and kernel rules (netns), by a TCP relay (proxy), or netns with a "
+        "loud fallback to the relay (auto, the default)",
+    )
+    chaos.add_argument("--no-faults", action="store_true", help="load only (a soak run)")
+    chaos.add_argument(
+        "--dir", default="out/chaos", metavar="D", help="where the homes and chaos.json go (new or empty)"
+    )
+    add_output_option(chaos)
+    chaos.set_defaults(func=cmd_devnet_chaos)
+
+
+def cmd_devnet_simulate(args: argparse.Namespace) -> int:
+    """uocd devnet simulate."""
+    scenario = load_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
+    progress = False if args.no_progress else None
+    if args.engine == "network":
+        if args.block_time <= 0:
+            raise NodeError(f"--block-time must be positive, got {args.block_time}")
+        keep = Path(args.dir) if args.dir else None
+        summary = run_network(scenario, out, devnet_dir=keep, block_ms=int(args.block_time * 1000), progress=progress)
+    else:
+        if args.dir:
+            raise NodeError("--dir is for --engine network")
+        summary = run_inproc(scenario, out, progress=progress)
+    rate = summary["txs_committed"] / summary["elapsed_seconds"] if summary["elapsed_seconds"] else 0
+    print(
+        f"simulated {summary['epochs']} epochs ({summary['final_height']} blocks, {summary['txs_committed']} "
+        f"signed txs) in {summary['elapsed_seconds']:.1f} s ({rate:,.0f} tx/s)"
+    )
+    print_csv_table(out / "epochs.csv")
+    if summary["proposals"]:
+        print()
+        print_csv_table(out / "proposals.csv")
+    print(f"final price {summary['final_price']} ngonka per unit of compute; app hash {summary['final_app_hash']}")
+    for model, units in summary["final_models"].items():
+        price = units * summary["final_price"]
+        print(f"model {model}: {units} units of compute per token = {price} ngonka per token")
+    files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
+    files += ["models.png"] if (out / "models.png").exists() else []
+    print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
+    if summary.get("devnet_running"):
+        where = summary["devnet_dir"]
+        print(
+            f"\nthe devnet keeps running in {where} (uocd devnet status --dir {where}; uocd devnet down --dir {where})"
+        )
+        if summary.get("devnet_created"):
+            print(format_endpoints(read_state(Path(where))))
+    return 0
+
+
+def cmd_devnet_up(args: argparse.Namespace) -> int:
+    """uocd devnet up."""
+    block_time = args.block_time if args.block_time is not None else (0.2 if args.scenario else 1.0)
+    if not block_time > 0:
+        raise NodeError(f"--block-time must be positive, got {block_time}")
+    if args.scenario:
+        state = up_scenario(load_scenario(args.scenario), Path(args.dir), int(block_time * 1000))
+    else:
+        state = up(
+            Path(args.dir),
+            args.validators,
+            epoch_length=args.epoch_length,
+            block_ms=int(block_time * 1000),
+            echo=progress_echo(args),
+        )
+    return emit(args, state, lambda s: f"devnet of {len(s['nodes'])} nodes up in {s['dir']}\n" + format_endpoints(s))
+
+
+def cmd_devnet_status(args: argparse.Namespace) -> int:
+    """uocd devnet status."""
+    return emit(args, {"nodes": collect_status(Path(args.dir))}, lambda d: render_rows(d["nodes"]))
+
+
+def cmd_devnet_down(args: argparse.Namespace) -> int:
+    """uocd devnet down."""
+    stopped = stop_devnet(Path(args.dir))
+    return emit(
+        args,
+        {"stopped": stopped},
+        lambda d: (
+            f"stopped {len(d['stopped'])} node(s): {', '.join(d['stopped'])}" if d["stopped"] else "no node was running"
+        ),
+    )
+
+
+def cmd_devnet_chaos(args: argparse.Namespace) -> int:
+    """uocd devnet chaos; exit 1 on a failed verdict."""
+    config = ChaosConfig(
+        validators=args.validators,
+        seed=args.seed,
+        duration_s=args.duration,
+        fabric=args.fabric,
+        faults=not args.no_faults,
+    )
+    summary = run_chaos(Path(args.dir), config, echo=progress_echo(args))
+    emit(args, summary, format_summary)
+    return 0 if summary["ok"] else 1
+
+
+def progress_echo(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where progress lines go: stdout, or stderr when stdout is the --output json document."""
+    to_stderr = args.output == "json"
+
+    def echo(line: str) -> None:
+        print(line, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+
+    return echo

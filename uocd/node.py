@@ -1,0 +1,65 @@
+"""`uocd init` and `uocd start`: create a node home, and run its node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from chain.params import DEFAULT_PARAMS
+from node.config import init_home, load_home
+from node.node import run_node
+
+
+def add_node_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd init and uocd start."""
+    init = commands.add_parser(
+        "init",
+        help="create a node home (config.toml, keys, admin token, genesis.json)",
+        description="Create a node home: config.toml, node_key.json and validator_key.json, admin_token "
+        "(mode 0600) and a one-validator genesis.json. Several homes share one genesis: init each, then "
+        "`uocd genesis collect HOME...`.",
+    )
+    init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
+    init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")
+    init.add_argument("--chain-id", default="uoc-devnet-1", metavar="ID", help="chain id (default uoc-devnet-1)")
+    init.add_argument(
+        "--key-name", metavar="NAME", help="derive the validator key from NAME (devnets only; default: a random key)"
+    )
+    init.add_argument("--stake", type=int, default=100, help="this validator's genesis stake, ngonka (default 100)")
+    init.add_argument("--balance", type=int, default=10**12, help="its genesis balance, ngonka (default 10^12)")
+    init.add_argument(
+        "--epoch-length", type=int, default=DEFAULT_PARAMS.epoch_length, help="blocks per epoch (default %(default)s)"
+    )
+    init.add_argument("--grpc", default="127.0.0.1:26656", metavar="HOST:PORT", help="gRPC listen address")
+    init.add_argument("--block-interval-ms", type=int, default=1000, help="block interval (default 1000)")
+    init.set_defaults(func=cmd_init)
+
+    start = commands.add_parser(
+        "start", help="run a node", description="Run the node of a home until SIGINT or SIGTERM."
+    )
+    start.add_argument("--home", required=True, metavar="DIR", help="the node home (see uocd init)")
+    start.set_defaults(func=cmd_start)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """uocd init."""
+    home = init_home(
+        Path(args.home),
+        args.moniker,
+        chain_id=args.chain_id,
+        key_name=args.key_name,
+        stake=args.stake,
+        balance=args.balance,
+        epoch_length=args.epoch_length,
+        listen=args.grpc,
+        block_interval_ms=args.block_interval_ms,
+    )
+    print(f"initialized {home.path} for {home.config.moniker}: validator {home.validator_key.address}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """uocd start (gRPC core's own log lines are off: see uocd/__init__.py)."""
+    asyncio.run(run_node(load_home(Path(args.home))))
+    return 0

@@ -1,0 +1,135 @@
+"""What the commands print: the whole document as JSON with `--output json`, else text for people,
+whose tables fit the terminal.
+
+A table wider than the terminal has its widest columns cut first and their long cells end in `…`,
+as `gh` does (one too wide even for its headers becomes one block per record); off a terminal (a
+pipe, a file) and with `--output json` nothing is ever cut. The width is `shutil.get_terminal_size`'s:
+`$COLUMNS`, else the terminal's, else no limit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+GAP = "  "
+ELLIPSIS = "…"
+MIN_COLUMN = 16  # a column is cut to no fewer characters than this and its header: short ones stay whole
+EXIT_FAILURE = 1
+
+
+def fail(message: str) -> int:
+    """Report a failure as the one line `uocd: error: MESSAGE` on stderr; the exit status 1."""
+    print(f"uocd: error: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str] | None = None) -> int:
+    """Print a result: JSON with --output json, else `text(doc)` (or a generic rendering); exit status 0."""
+    if args.output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        print((text or render_text)(doc))
+    return 0
+
+
+def terminal_width() -> int | None:
+    """The width to fit: $COLUMNS, else the terminal's; None (no limit) when stdout is not a terminal."""
+    return shutil.get_terminal_size(fallback=(0, 0)).columns or None
+
+
+def render_text(doc: Any, indent: str = "", width: int | None = None) -> str:
+    """A generic human rendering: `key: value` lines, lists of objects as tables (fit to `width`,
+    default the terminal's)."""
+    if isinstance(doc, list):
+        if doc and all(isinstance(d, dict) for d in doc):
+            return render_rows(doc, indent, width)
+        return indent + (", ".join(map(str, doc)) if doc else "(none)")
+    if not isinstance(doc, dict):
+        return indent + str(doc)
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, (dict, list)) and value:
+            lines.append(f"{indent}{key}:")
+            lines.append(render_text(value, indent + "  ", width))
+        else:
+            lines.append(f"{indent}{key}: {'-' if value is None or value == [] else value}")
+    return "\n".join(lines)
+
+
+def render_rows(rows: list[dict[str, Any]], indent: str = "", width: int | None = None) -> str:
+    """A list of flat objects as an aligned table (nested values as JSON), fit to `width` (default the
+    terminal's)."""
+    header = list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+    return format_table([header, *[[cell(r.get(k)) for k in header] for r in rows]], indent=indent, width=width)
+
+
+def format_table(
+    table: Sequence[Sequence[str]], *, indent: str = "", width: int | None = None, right: bool = False
+) -> str:
+    """Rows of cells (the header first) as aligned columns, left-aligned or `right`-aligned, cut to fit
+    `width` characters per line (default the terminal's; see fit_widths). A table that cannot fit even
+    with every column cut to its header is printed one record per block instead, as `psql`'s `\\x auto`."""
+    limit = width if width is not None else terminal_width()
+    natural = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    widths = natural
+    if limit is not None:
+        floors = [min(w, max(len(h), MIN_COLUMN)) for w, h in zip(natural, table[0])]
+        room = limit - len(indent) - len(GAP) * (len(natural) - 1)
+        if sum(floors) > room:
+            return format_records(table, indent=indent, width=limit)
+        widths = fit_widths(natural, room, floors)
+    pad = str.rjust if right else str.ljust
+    lines = (indent + GAP.join(pad(cut(c, w), w) for c, w in zip(row, widths)) for row in table)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_records(table: Sequence[Sequence[str]], *, indent: str, width: int) -> str:
+    """The rows of a table as blocks of `header: cell` lines, one block per row, cut to `width`."""
+    header, rows = table[0], table[1:]
+    key = max(map(len, header))
+    room = max(width - len(indent) - key - len(GAP), MIN_COLUMN)
+    blocks = (
+        "\n".join(f"{indent}{h.ljust(key)}{GAP}{cut(c, room)}".rstrip() for h, c in zip(header, row)) for row in rows
+    )
+    return "\n\n".join(blocks)
+
+
+def fit_widths(widths: list[int], room: int, floors: list[int]) -> list[int]:
+    """Column widths summing to at most `room` (if the `floors` allow it): the widest columns are cut
+    first, to a common cap, none below its floor; what the cap leaves over goes back to the cut ones."""
+    if sum(widths) <= room:
+        return widths
+    cap = max(widths)
+    while cap > 0 and sum(max(min(w, cap), f) for w, f in zip(widths, floors)) > room:
+        cap -= 1
+    fitted = [max(min(w, cap), f) for w, f in zip(widths, floors)]
+    spare = room - sum(fitted)
+    for i, w in enumerate(widths):  # left to right
+        grow = max(0, min(spare, w - fitted[i]))
+        fitted[i] += grow
+        spare -= grow
+    return fitted
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, ending in `…` when it was longer."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def print_csv_table(path: Path, limit: int = 12, width: int | None = None) -> None:
+    """Print a CSV file as a right-aligned table fit to `width` (default the terminal's), eliding the
+    middle of one longer than `limit` rows."""
+    rows = path.read_text().splitlines()
+    header, body = rows[0].split(","), [r.split(",") for r in rows[1:]]
+    if len(body) > limit:
+        body = body[: limit // 2] + [[ELLIPSIS] * len(header)] + body[-limit // 2 :]
+    print(format_table([header, *body], width=width, right=True))
