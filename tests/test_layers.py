@@ -11,16 +11,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = {"chain": 0, "node": 1, "devnet": 2, "uocd": 3}
-
-# Cycles being removed on another branch of issue 13. Delete an entry once that branch is merged:
-# its strict xfail below then stops passing as "expected failure" and points here.
-# - node.api <-> node.node: the API imports Node under TYPE_CHECKING and node.node imports the API in
-#   start(); the node/api package and the composition root end it (branch arch-api).
-KNOWN_CYCLES: list[frozenset[str]] = [frozenset({"node.api", "node.node"})]
 
 
 def module_name(path: Path) -> str:
@@ -191,15 +183,8 @@ def test_no_import_points_up_a_floor():
 
 
 def test_no_import_cycle():
-    cycles = [describe(GRAPH, cycle_path(GRAPH, c), MODULES) for c in CYCLES if frozenset(c) not in KNOWN_CYCLES]
+    cycles = [describe(GRAPH, cycle_path(GRAPH, c), MODULES) for c in CYCLES]
     assert cycles == [], "import cycles:\n" + "\n".join(cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="a known cycle, removed on another branch of issue 13: see KNOWN_CYCLES")
-@pytest.mark.parametrize("known", KNOWN_CYCLES, ids=lambda c: " <-> ".join(sorted(c)))
-def test_known_cycle_is_gone(known: frozenset[str]):
-    still = [describe(GRAPH, cycle_path(GRAPH, c), MODULES) for c in CYCLES if frozenset(c) == known]
-    assert still == [], f"still a cycle: {still}"
 
 
 def test_node_does_not_import_devnet_or_uocd():
