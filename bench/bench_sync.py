@@ -34,7 +34,7 @@ from chain.tx import MsgSend, sign_tx  # noqa: E402
 from devnet.launch import spawn_node  # noqa: E402
 from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote  # noqa: E402
 from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
-from node.node import Node  # noqa: E402
+from node.ledger import open_ledger  # noqa: E402
 from node.pb import services_pb2 as spb  # noqa: E402
 
 
@@ -47,41 +47,38 @@ def free_port() -> int:
 
 
 async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_block: int, sender: PrivateKey) -> None:
-    """Decide `blocks` blocks with every validator precommitting, applied through Node._apply_block."""
+    """Decide `blocks` blocks with every validator precommitting, applied through the node's `Ledger.apply`."""
     loaded = load_home(home)
-    node = Node(loaded)
-    node._running = False  # build only: open the store, apply blocks, no network
-    node._open_store()
-    chain_id = loaded.genesis["chain_id"]
-    last: tuple[Block, Commit] | None = None
-    t = 1_700_000_000_000
-    seq = 0
-    to = PrivateKey.from_name("bench-sink").address
-    for height in range(1, blocks + 1):
-        vset = node.get_validator_set(height)
-        txs = tuple(sign_tx(sender, chain_id, seq + i, [MsgSend(to=to, amount=1)]) for i in range(txs_per_block))
-        seq += txs_per_block
-        last_commit = last[1] if last else None
-        header = Header(
-            chain_id=chain_id,
-            height=height,
-            time_ms=t + height * 1000,
-            last_block_id=last[0].id if last else "",
-            last_commit_hash=compute_commit_hash(last_commit),
-            txs_hash=compute_txs_hash(txs),
-            app_hash=node.app.app_hash,
-            validators_hash=vset.hash,
-            proposer=vset.proposer(0),
-        )
-        block = Block(header, txs, last_commit)
-        votes = sorted(
-            (sign_vote(k, chain_id, "precommit", height, 0, block.id, t + height * 1000 + 1) for k in keys),
-            key=lambda v: v.validator,
-        )
-        commit = Commit(height, 0, block.id, tuple(votes))
-        node._apply_block(block, commit)
-        last = (block, commit)
-    await node.stop(0)  # closes the store and releases the home's lock
+    with open_ledger(loaded) as ledger:  # build only: open the store, apply blocks, no network
+        chain_id = loaded.genesis["chain_id"]
+        last: tuple[Block, Commit] | None = None
+        t = 1_700_000_000_000
+        seq = 0
+        to = PrivateKey.from_name("bench-sink").address
+        for height in range(1, blocks + 1):
+            vset = ledger.get_validator_set(height)
+            txs = tuple(sign_tx(sender, chain_id, seq + i, [MsgSend(to=to, amount=1)]) for i in range(txs_per_block))
+            seq += txs_per_block
+            last_commit = last[1] if last else None
+            header = Header(
+                chain_id=chain_id,
+                height=height,
+                time_ms=t + height * 1000,
+                last_block_id=last[0].id if last else "",
+                last_commit_hash=compute_commit_hash(last_commit),
+                txs_hash=compute_txs_hash(txs),
+                app_hash=ledger.app.app_hash,
+                validators_hash=vset.hash,
+                proposer=vset.proposer(0),
+            )
+            block = Block(header, txs, last_commit)
+            votes = sorted(
+                (sign_vote(k, chain_id, "precommit", height, 0, block.id, t + height * 1000 + 1) for k in keys),
+                key=lambda v: v.validator,
+            )
+            commit = Commit(height, 0, block.id, tuple(votes))
+            ledger.apply(block, commit)
+            last = (block, commit)
 
 
 def start(home: Path) -> subprocess.Popen:

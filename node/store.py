@@ -5,9 +5,8 @@ Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
 for each height); `sign_state` (one row: what this validator last signed, and its locks); `evidence`
 (double signs, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result
-code and log). The node stages a decided block, its commit and the
-validator set of the next height on the store before `app.commit()`, so `write_block` writes them
-with the state changes and the new height in ONE transaction.
+code and log). `apply_block` writes a decided block, its commit, its tx results and the validator
+set of the next height with the block's state changes and the new height in ONE transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,23 @@ NODE_TABLES = (
 )
 
 
+@dataclass(frozen=True)
+class BlockWrite:
+    """The node's rows of one applied height, written with its state changes: the block and the commit
+    that decided it (None at genesis, height 0), its tx results `(hash, code, log)` in block order, and
+    the validator set of the next height.
+
+    `next_validator_set` runs inside the transaction after the state changes are written, so it reads
+    the powers after the block (until `chain.app.BlockResult` carries them: see `node.ledger`)."""
+
+    height: int
+    next_validator_set: Callable[[], dict[str, Any]]
+    block_id: str = ""
+    block: dict[str, Any] | None = None
+    commit: dict[str, Any] | None = None
+    tx_results: tuple[tuple[str, str, str], ...] = ()
+
+
 class SqliteStore:
     """A chain `Store` in one SQLite file (`state`, `meta`) plus the node's block, validator-set,
     sign-state and evidence tables."""
@@ -48,9 +65,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
-        self._staged_blocks: list[tuple[int, str, str, str]] = []
-        self._staged_sets: list[tuple[int, Callable[[], dict[str, Any]]]] = []
-        self._staged_txs: list[tuple[str, int, int, str, str]] = []
+        self._writing: BlockWrite | None = None  # set only during `apply_block`
         try:
             self.db = sqlite_utils.Database(str(self.path))
             self.db.enable_wal()
@@ -100,8 +115,27 @@ class SqliteStore:
         return CommitInfo(row[1], row[2], bytes(row[3]))
 
     # -- writes -----------------------------------------------------------------------------
+    def apply_block(self, write: BlockWrite, commit_state: Callable[[], object]) -> None:
+        """Apply one height in ONE transaction: `commit_state()` (the application's `commit` or
+        `init_chain`) writes the state changes through `write_block`, which writes `write`'s rows in the
+        same transaction. StoreError if `commit_state` wrote no block or another height; nothing of
+        `write` outlives this call."""
+        if self._writing is not None:
+            raise StoreError(f"apply_block of height {write.height} inside that of height {self._writing.height}")
+        self._writing = write
+        try:
+            commit_state()
+            if self._writing is not None:
+                raise StoreError(f"height {write.height} was not committed by the application")
+        finally:
+            self._writing = None
+
     def write_block(self, info: CommitInfo, changes: list[Change]) -> None:
-        """Write a block's changes and its commit info in one transaction; all or nothing."""
+        """Write a block's changes and its commit info in one transaction, with the node's rows of the
+        height when inside `apply_block`; all or nothing."""
+        write = self._writing
+        if write is not None and write.height != info.height:
+            raise StoreError(f"the application committed height {info.height}, apply_block writes {write.height}")
         upserts = [(s, k, v) for s, k, v in changes if v is not None]
         deletes = [(s, k) for s, k, v in changes if v is None]
         with self._conn:  # BEGIN … COMMIT, or ROLLBACK on any exception
@@ -112,7 +146,9 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO meta (id, schema, height, app_hash, lthash) VALUES (1, ?, ?, ?, ?)",
                 (SCHEMA_VERSION, info.height, info.app_hash, info.lthash),
             )
-            self._write_staged()
+            if write is not None:
+                self._write_node_rows(write)
+        self._writing = None
         for space, key, value in changes:
             if (space, key) in self._cache:
                 self._cache[(space, key)] = value
@@ -121,14 +157,6 @@ class SqliteStore:
         self.db.close()
 
     # -- blocks, commits and validator sets (node) ------------------------------------------
-    def stage_block(self, height: int, block_id: str, block: dict[str, Any], commit: dict[str, Any]) -> None:
-        """Stage a decided block and its commit (JSON) for the next `write_block` transaction."""
-        self._staged_blocks.append((height, block_id, canonical_json(block), canonical_json(commit)))
-
-    def stage_tx_results(self, height: int, results: list[tuple[str, str, str]]) -> None:
-        """Stage the tx index rows of a block: `(hash, code, log)` of each tx, in block order."""
-        self._staged_txs.extend((h, height, i, code, log) for i, (h, code, log) in enumerate(results))
-
     def get_tx_row(self, tx_hash: str) -> tuple[int, int, str, str] | None:
         """(height, index, code, log) of a committed transaction, or None."""
         row = self._conn.execute("SELECT height, idx, code, log FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
@@ -138,31 +166,21 @@ class SqliteStore:
         """How many transactions the tx index holds."""
         return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
 
-    def stage_validator_set(self, height: int, compute: Callable[[], dict[str, Any]]) -> None:
-        """Stage the validator set (JSON, with priorities) of `height` for the next `write_block`.
-
-        `compute` runs inside that transaction after the block's state changes are written, so it
-        can read the powers after the block (e.g. `chain.rules.get_validator_set(State(store, h))`)."""
-        self._staged_sets.append((height, compute))
-
-    def _write_staged(self) -> None:
-        """Write the staged rows inside the caller's transaction, and forget them."""
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
-            self._staged_blocks,
-        )
-        self._conn.executemany(
+    def _write_node_rows(self, write: BlockWrite) -> None:
+        """Write the block, commit, tx index rows and next validator set of `write` (caller's transaction)."""
+        if write.block is not None and write.commit is not None:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
+                (write.height, write.block_id, canonical_json(write.block), canonical_json(write.commit)),
+            )
+        self._conn.execute(
             "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
-            [(h, canonical_json(compute())) for h, compute in self._staged_sets],
+            (write.height + 1, canonical_json(write.next_validator_set())),
         )
         self._conn.executemany(
-            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)", self._staged_txs
+            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)",
+            [(h, write.height, i, code, log) for i, (h, code, log) in enumerate(write.tx_results)],
         )
-        self._staged_blocks, self._staged_sets, self._staged_txs = [], [], []
-
-    def discard_staged(self) -> None:
-        """Forget staged rows (a block whose application failed)."""
-        self._staged_blocks, self._staged_sets, self._staged_txs = [], [], []
 
     def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:
         """Write decided blocks `(height, block_id, block, commit)` that are not applied yet, in one

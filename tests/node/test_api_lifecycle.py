@@ -126,7 +126,7 @@ async def test_pricing_body_is_prepared_once_per_committed_block(tmp_path):
             refreshed.append(height)
             original(height)
 
-        node._commit_listeners = [counting]  # noqa: SLF001 - count the per-block refreshes
+        node.waiters.listeners = [counting]  # count the per-block refreshes
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             for _ in range(20):
                 async with http.get(f"http://{home.config.api_public}/v1/pricing") as response:

@@ -18,7 +18,7 @@ from chain.app import Application
 from chain.rules import get_validator_set
 from chain.store import State
 from chain.tx import MsgSend
-from node.store import SqliteStore
+from node.store import BlockWrite, SqliteStore
 from tests.helpers import ADDR, make_genesis, signed
 
 
@@ -29,15 +29,17 @@ def fake_block(height: int) -> tuple[str, dict, dict]:
 
 
 def apply_block(app: Application, store: SqliteStore, txs: list[bytes]) -> None:
-    """Stage the block rows and commit the block, the way the node does."""
+    """Commit the block with its rows in one store transaction, the way the node does."""
     height = app.height + 1
     block_id, block, commit = fake_block(height)
     app.finalize_block(height, txs)
-    store.stage_block(height, block_id, block, commit)
-    store.stage_validator_set(
-        height + 1, lambda: {"for": height + 1, "powers": get_validator_set(State(store, height))}
-    )
-    app.commit()
+    next_set = lambda: {"for": height + 1, "powers": get_validator_set(State(store, height))}  # noqa: E731
+    store.apply_block(BlockWrite(height, next_set, block_id, block, commit), app.commit)
+
+
+def init_chain(app: Application, store: SqliteStore, genesis: dict) -> None:
+    """Write genesis with the validator set of height 1, the way the node does."""
+    store.apply_block(BlockWrite(0, lambda: {"for": 1}), lambda: app.init_chain(genesis))
 
 
 @pytest.fixture
@@ -49,8 +51,7 @@ def store(tmp_path: Path):
 
 def test_block_commit_and_next_validator_set_are_written_with_the_state(tmp_path: Path, store: SqliteStore):
     app = Application(store)
-    store.stage_validator_set(1, lambda: {"for": 1})
-    app.init_chain(make_genesis({"a": 50, "b": 30}))
+    init_chain(app, store, make_genesis({"a": 50, "b": 30}))
     apply_block(app, store, [signed("a", 0, MsgSend(to=ADDR["e"], amount=1))])
     reopened = SqliteStore(tmp_path / "node.db")
     assert reopened.last_commit().height == 1
@@ -65,11 +66,15 @@ def test_block_commit_and_next_validator_set_are_written_with_the_state(tmp_path
     reopened.close()
 
 
-def test_staged_rows_are_not_written_when_the_block_fails_and_are_discarded(store: SqliteStore):
+def test_block_rows_are_not_written_when_the_block_fails_nor_by_a_later_commit(store: SqliteStore):
     app = Application(store)
     app.init_chain(make_genesis({"a": 50}))
-    store.stage_block(1, *fake_block(1))
-    store.discard_staged()
+
+    def failing_commit() -> None:
+        raise OSError("injected")
+
+    with pytest.raises(OSError):
+        store.apply_block(BlockWrite(1, lambda: {"for": 2}, *fake_block(1)), failing_commit)
     app.finalize_block(1, [])
     app.commit()
     assert store.get_block_row(1) is None
@@ -107,13 +112,12 @@ CHILD = textwrap.dedent(
     """
     from chain.app import Application
     from chain.tx import MsgSend
-    from node.store import SqliteStore
+    from node.store import BlockWrite, SqliteStore
     from tests.helpers import ADDR, make_genesis, signed
-    from tests.node.test_node_store import apply_block
+    from tests.node.test_node_store import apply_block, init_chain
     store = SqliteStore({db!r})
     app = Application(store)
-    store.stage_validator_set(1, lambda: {{"for": 1}})
-    app.init_chain(make_genesis({{"a": 50, "b": 30}}, balances={{"a": 10**12}}))
+    init_chain(app, store, make_genesis({{"a": 50, "b": 30}}, balances={{"a": 10**12}}))
     seq = 0
     while True:
         txs = [signed("a", seq + i, MsgSend(to=ADDR["e"], amount=1)) for i in range(50)]

@@ -1,0 +1,149 @@
+"""The node's chain: its store and application, the last block, the validator sets, and applying a
+decided block.
+
+    with open_ledger(home) as ledger:   # lock the home, open the store and app, init genesis, recover
+        ledger.apply(block, commit)     # finalize_block, then ONE store transaction (store.apply_block)
+
+`Ledger.apply` runs `finalize_block`, then `SqliteStore.apply_block` writes the state changes, the
+block, its commit, the tx results and the validator set of the next height in one SQLite
+transaction. Block sync and consensus both apply through it; what follows a block (mempool, commit
+waiters) is the caller's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from chain.app import Application, BlockResult
+from chain.rules import get_validator_set
+from chain.store import State
+
+from .blocks import Block, Commit
+from .config import Home
+from .consensus import ValidatorSet
+from .errors import ConfigError, NodeError, SyncError
+from .store import BlockWrite, SqliteStore
+
+log = logging.getLogger(__name__)
+
+VALIDATOR_SET_CACHE = 16
+
+
+# -- what the node reads from chain rules (swap for `BlockResult` fields when chain carries them) --
+def compute_next_validator_set(store: SqliteStore, height: int, vset: ValidatorSet, round: int) -> dict[str, Any]:
+    """The validator set of `height + 1` (JSON): the chain's powers after block `height` (read from
+    the store inside the block's transaction) with proposer priorities advanced from `vset`."""
+    return vset.next_height(get_validator_set(State(store, height)), round).to_json()
+
+
+def compute_genesis_validator_set(store: SqliteStore) -> dict[str, Any]:
+    """The validator set of height 1 (JSON): the genesis powers, read inside the genesis transaction."""
+    return ValidatorSet.from_powers(get_validator_set(State(store, 0))).to_json()
+
+
+def compute_block_epoch(app: Application, result: BlockResult) -> int:
+    """The epoch block `result` ran in, read after its commit (the epoch index has advanced if it ended one)."""
+    return app.query("status")["epoch"] - (1 if result.epoch_ended else 0)
+
+
+# -- the ledger ---------------------------------------------------------------------------------
+class Ledger:
+    """The committed chain of one node: store, application, last block and validator sets."""
+
+    def __init__(self, store: SqliteStore, app: Application, chain_id: str) -> None:
+        self.store = store
+        self.app = app
+        self.chain_id = chain_id
+        self._sets: dict[int, ValidatorSet] = {}
+        self.last: tuple[Block, Commit] | None = None
+        if app.height > 0:
+            row = store.get_block_row(app.height)
+            if row is not None:
+                self.last = (Block.from_json(row[1]), Commit.from_json(row[2]))
+
+    @property
+    def height(self) -> int:
+        return self.app.height
+
+    @property
+    def last_block_id(self) -> str:
+        return self.last[0].id if self.last else ""
+
+    def get_validator_set(self, height: int) -> ValidatorSet:
+        """The validator set of `height` (from the store, cached)."""
+        vset = self._sets.get(height)
+        if vset is None:
+            doc = self.store.get_validator_set(height)
+            if doc is None:
+                raise SyncError(f"no validator set is known for height {height}")
+            vset = self._sets[height] = ValidatorSet.from_json(doc)
+            if len(self._sets) > VALIDATOR_SET_CACHE:
+                self._sets.pop(min(self._sets))
+        return vset
+
+    def apply(self, block: Block, commit: Commit) -> BlockResult:
+        """finalize_block, then the state changes, the block, its commit, its tx results and the next
+        validator set in one store transaction."""
+        height, store = block.height, self.store
+        vset = self.get_validator_set(height)
+        result = self.app.finalize_block(height, list(block.txs))
+        write = BlockWrite(
+            height=height,
+            next_validator_set=lambda: compute_next_validator_set(store, height, vset, commit.round),
+            block_id=block.id,
+            block=block.to_json(),
+            commit=commit.to_json(),
+            tx_results=tuple((r.hash, r.code, r.log) for r in result.tx_results),
+        )
+        store.apply_block(write, self.app.commit)
+        self.last = (block, commit)
+        log.info("committed height %d (%d txs) app hash %s", height, len(block.txs), self.app.app_hash[:16])
+        return result
+
+    def recover(self) -> None:
+        """Apply the blocks stored above the applied height (decided before a restart, not applied)."""
+        for height in self.store.get_unapplied_heights():
+            row = self.store.get_block_row(height)
+            assert row is not None
+            log.info("applying stored block %d (decided before a restart)", height)
+            self.apply(Block.from_json(row[1]), Commit.from_json(row[2]))
+
+
+@contextmanager
+def lock_home(home: Home) -> Iterator[None]:
+    """Hold an exclusive lock on HOME/data/LOCK: one process per home."""
+    home.db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.db_path.parent / "LOCK", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise NodeError(f"{home.path} is in use by another uocd process") from None
+        yield  # closing the file releases the flock
+
+
+@contextmanager
+def open_ledger(home: Home) -> Iterator[Ledger]:
+    """Lock the home and open its store and app: init genesis on an empty store, refuse another
+    chain's store, apply decided-but-unapplied blocks. The store closes and the lock is released on exit."""
+    chain_id: str = home.genesis["chain_id"]
+    with lock_home(home):
+        store = SqliteStore(home.db_path)
+        try:
+            app = Application(store)
+            if app.height < 0:
+                genesis = home.genesis
+                store.apply_block(
+                    BlockWrite(height=0, next_validator_set=lambda: compute_genesis_validator_set(store)),
+                    lambda: app.init_chain(genesis),
+                )
+            elif app.query("status")["chain_id"] != chain_id:
+                raise ConfigError(f"{home.db_path} holds chain {app.query('status')['chain_id']!r}, not {chain_id!r}")
+            ledger = Ledger(store, app, chain_id)
+            ledger.recover()
+            yield ledger
+        finally:
+            store.close()

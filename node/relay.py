@@ -1,0 +1,94 @@
+"""Gossip out: consensus messages relayed once, this node's own messages re-sent, admitted
+transactions relayed in batches.
+
+A consensus message is relayed once (dedup by the sha256 of its bytes, the last `SEEN_MESSAGES`
+remembered). Our own votes of the current height are re-sent every `REGOSSIP_S` and our proposals
+every `REGOSSIP_PROPOSAL_TICKS`-th time: a message dropped while a peer was unreachable would
+otherwise stall its round (peers drop duplicates by hash). Admitted transactions are relayed in
+`BroadcastTxs` batches every `RELAY_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+
+from .network import PeerClient
+from .pb import services_pb2 as spb
+
+SEEN_MESSAGES = 20_000  # consensus message hashes remembered for relay-once
+RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
+RELAY_BATCH = 2000
+REGOSSIP_S = 0.5  # own votes of the current height are re-sent this often (lost messages)
+REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals every 4th time (they carry the block)
+
+
+class Relay:
+    """The node's gossip to its peers."""
+
+    def __init__(self, peers: list[PeerClient]) -> None:
+        self.peers = peers
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._own: dict[tuple[int, int, str], bytes] = {}  # (height, round, kind) -> our signed message
+        self._txs: list[bytes] = []
+
+    # -- consensus messages -----------------------------------------------------------------
+    def is_seen(self, digest: bytes) -> bool:
+        """True if a consensus message with this sha256 was relayed or sent already."""
+        return digest in self._seen
+
+    def remember(self, digest: bytes) -> bool:
+        """Mark a message hash seen; False if it was seen before."""
+        if digest in self._seen:
+            return False
+        self._seen[digest] = None
+        if len(self._seen) > SEEN_MESSAGES:
+            self._seen.popitem(last=False)
+        return True
+
+    def relay_consensus(self, raw: bytes) -> None:
+        """Send a (verified) consensus message to every peer."""
+        self.gossip("SendConsensus", raw)
+
+    def send_own(self, height: int, round: int, kind: str, raw: bytes) -> None:
+        """Send a message this node signed, and keep it for re-sending while its height runs."""
+        self.remember(hashlib.sha256(raw).digest())
+        self._own[(height, round, kind)] = raw
+        self.gossip("SendConsensus", raw)
+
+    # -- transactions -----------------------------------------------------------------------
+    def queue_txs(self, raws: list[bytes]) -> None:
+        """Queue admitted transactions for the next batch (the mempool's `on_admit`)."""
+        self._txs.extend(raws)
+
+    def gossip(self, what: str, payload: bytes) -> None:
+        for peer in self.peers:
+            peer.send(what, payload)
+
+    # -- tasks ------------------------------------------------------------------------------
+    async def run_regossip(self, position: Callable[[], tuple[int, int] | None]) -> None:
+        """Re-send our own votes (every tick) and proposals (every 4th) of the current height, latest
+        two rounds; `position()` is the engine's (height, round), None while syncing."""
+        tick = 0
+        while True:
+            await asyncio.sleep(REGOSSIP_S)
+            tick += 1
+            now = position()
+            if now is None:
+                continue
+            height, round = now
+            for key in [k for k in self._own if k[0] < height]:
+                del self._own[key]
+            for (h, r, kind), raw in sorted(self._own.items()):
+                if h == height and r >= round - 1 and (kind != "proposal" or tick % REGOSSIP_PROPOSAL_TICKS == 0):
+                    self.gossip("SendConsensus", raw)
+
+    async def run_tx_relay(self) -> None:
+        """Relay admitted transactions to every peer in batches."""
+        while True:
+            await asyncio.sleep(RELAY_INTERVAL_S)
+            while self._txs:
+                batch, self._txs[:RELAY_BATCH] = self._txs[:RELAY_BATCH], []
+                self.gossip("BroadcastTxs", spb.TxBatch(txs=batch).SerializeToString())

@@ -1,0 +1,164 @@
+"""Block sync: catch up with peers that are ahead.
+
+Peers' `Status` is polled every `status_interval_ms` (or at once after `wake()`); when a peer is more
+than one block ahead (or one block ahead while this node makes no progress for `STALL_POLLS` polls),
+blocks are streamed with `GetBlocks` from the best peer, each checked to follow ours and its commit
+verified with `verify_commit` against the validator set of its height (known: blocks apply in
+order), then applied one by one; when no peer is ahead, `on_synced` restarts consensus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import grpc
+
+from . import codec
+from .blocks import Block, Commit, compute_commit_hash, compute_txs_hash
+from .consensus import verify_commit
+from .errors import InvalidCommit, InvalidMessage, SyncError
+from .ledger import Ledger
+from .network import PeerClient
+from .pb import services_pb2 as spb
+
+log = logging.getLogger(__name__)
+
+SYNC_BATCH = 500
+STALL_POLLS = 4  # polls one block behind without progress before syncing that block
+
+
+class BlockSync:
+    """Polls peers' status and applies the verified blocks of peers that are ahead."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        peers: list[PeerClient],
+        *,
+        status_interval_s: float,
+        apply: Callable[[Block, Commit], None],
+        on_synced: Callable[[], None],
+    ) -> None:
+        self.ledger = ledger
+        self.peers = peers
+        self.status_interval_s = status_interval_s
+        self.apply = apply
+        self.on_synced = on_synced
+        self.syncing = False
+        self.reachable_peers = 0
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Poll peers now (a message showed a height well above ours)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll peers' status; sync from the best peer when behind."""
+        ledger = self.ledger
+        stalled, last_height = 0, ledger.height
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.status_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            answered = await self.poll_peers()
+            if not answered:
+                continue
+            best = max(answered, key=lambda p: p.status.height)
+            behind = best.status.height - ledger.height
+            stalled = stalled + 1 if ledger.height == last_height and behind >= 1 else 0
+            last_height = ledger.height
+            if behind > 1 or (behind == 1 and stalled >= STALL_POLLS):
+                try:
+                    await self.sync_from(answered)
+                except (SyncError, grpc.aio.AioRpcError) as exc:
+                    log.warning("block sync stopped: %s", exc)
+                stalled = 0
+
+    async def poll_peers(self) -> list[PeerClient]:
+        """Refresh every reachable peer's status; return the peers that answered."""
+        peers = [p for p in self.peers if not p.is_backed_off()]
+        results = await asyncio.gather(*(p.get_status() for p in peers), return_exceptions=True)
+        answered = []
+        for peer, result in zip(peers, results):
+            if isinstance(result, spb.StatusResponse) and result.chain_id == self.ledger.chain_id:
+                answered.append(peer)
+        self.reachable_peers = len(answered)  # backed-off peers count as unreachable
+        return answered
+
+    async def sync_from(self, peers: list[PeerClient]) -> int:
+        """Fetch, verify and apply blocks from the peers (best first) until none is ahead of us; then
+        restart consensus at the next height. Returns the number of blocks applied."""
+        ledger = self.ledger
+        applied = 0
+        self.syncing = True
+        try:
+            while peers:
+                ranked = sorted(peers, key=lambda p: -p.status.height)
+                target = ranked[0].status.height
+                if target <= ledger.height:
+                    break
+                first, last = ledger.height + 1, min(target, ledger.height + SYNC_BATCH)
+                got = 0
+                for peer in ranked:
+                    if peer.status.height < first:
+                        break
+                    try:
+                        got = await self._sync_range(peer, first, last)
+                    except (grpc.aio.AioRpcError, SyncError) as exc:
+                        log.info("sync from %s failed: %s", peer.address, exc)
+                        continue
+                    if got:
+                        break
+                if not got:
+                    raise SyncError(f"no peer served blocks {first}..{last}")
+                applied += got
+                peers = await self.poll_peers()
+        finally:
+            self.syncing = False
+            if applied:
+                log.info("block sync applied %d blocks; now at height %d", applied, ledger.height)
+                self.on_synced()
+        return applied
+
+    async def _sync_range(self, peer: PeerClient, first: int, last: int) -> int:
+        """Apply the verified blocks first..last streamed by `peer`; return how many were applied."""
+        applied = 0
+        async for item in peer.get_blocks(first, last):
+            try:
+                block, commit = codec.block_with_commit_from_pb(item)
+            except InvalidMessage as exc:
+                raise SyncError(f"peer {peer.address} sent a malformed block: {exc}") from None
+            if block.height <= self.ledger.height:
+                continue  # consensus applied it meanwhile
+            self.check_block(block, commit)
+            self.apply(block, commit)
+            applied += 1
+            if applied % 20 == 0:
+                await asyncio.sleep(0)  # let gRPC handlers run
+        return applied
+
+    def check_block(self, block: Block, commit: Commit) -> None:
+        """SyncError unless `block` is the next block of our chain and `commit` decides it with +2/3 of
+        the validator set of its height."""
+        ledger = self.ledger
+        chain_id, height, app_hash = ledger.chain_id, ledger.height + 1, ledger.app.app_hash
+        hd = block.header
+        if hd.height != height or hd.chain_id != chain_id:
+            raise SyncError(f"expected block {height} of {chain_id}, got {hd.height} of {hd.chain_id}")
+        if hd.last_block_id != ledger.last_block_id:
+            raise SyncError(f"block {height} does not follow our block {height - 1}")
+        if hd.app_hash != app_hash:
+            raise SyncError(f"block {height} claims app hash {hd.app_hash}, ours after {height - 1} is {app_hash}")
+        if hd.txs_hash != compute_txs_hash(block.txs) or hd.last_commit_hash != compute_commit_hash(block.last_commit):
+            raise SyncError(f"block {height}: the header does not match its transactions or last commit")
+        vset = ledger.get_validator_set(height)
+        if hd.validators_hash != vset.hash:
+            raise SyncError(f"block {height}: validators hash is not the set's of this height")
+        try:
+            verify_commit(chain_id, commit, vset)
+        except InvalidCommit as exc:
+            raise SyncError(f"block {height}: {exc}") from None
