@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from chain.app import Application, BlockResult
-from chain.rules import get_validator_set
-from chain.store import State
 
 from .blocks import Block, Commit
 from .config import Home
@@ -33,21 +31,11 @@ log = logging.getLogger(__name__)
 VALIDATOR_SET_CACHE = 16
 
 
-# -- what the node reads from chain rules (swap for `BlockResult` fields when chain carries them) --
-def compute_next_validator_set(store: SqliteStore, height: int, vset: ValidatorSet, round: int) -> dict[str, Any]:
-    """The validator set of `height + 1` (JSON): the chain's powers after block `height` (read from
-    the store inside the block's transaction) with proposer priorities advanced from `vset`."""
-    return vset.next_height(get_validator_set(State(store, height)), round).to_json()
-
-
-def compute_genesis_validator_set(store: SqliteStore) -> dict[str, Any]:
-    """The validator set of height 1 (JSON): the genesis powers, read inside the genesis transaction."""
-    return ValidatorSet.from_powers(get_validator_set(State(store, 0))).to_json()
-
-
-def compute_block_epoch(app: Application, result: BlockResult) -> int:
-    """The epoch block `result` ran in, read after its commit (the epoch index has advanced if it ended one)."""
-    return app.query("status")["epoch"] - (1 if result.epoch_ended else 0)
+def compute_next_validator_set(vset: ValidatorSet, result: BlockResult, commit_round: int) -> dict[str, Any]:
+    """The validator set of the height after `result` (JSON): the chain's next powers if the block ended
+    an epoch (else the same powers), with proposer priorities advanced from `vset`."""
+    powers = list(vset.powers if result.next_powers is None else result.next_powers)
+    return vset.next_height(powers, commit_round).to_json()
 
 
 # -- the ledger ---------------------------------------------------------------------------------
@@ -93,7 +81,7 @@ class Ledger:
         result = self.app.finalize_block(height, list(block.txs))
         write = BlockWrite(
             height=height,
-            next_validator_set=lambda: compute_next_validator_set(store, height, vset, commit.round),
+            next_validator_set=lambda: compute_next_validator_set(vset, result, commit.round),
             block_id=block.id,
             block=block.to_json(),
             commit=commit.to_json(),
@@ -137,7 +125,10 @@ def open_ledger(home: Home) -> Iterator[Ledger]:
             if app.height < 0:
                 genesis = home.genesis
                 store.apply_block(
-                    BlockWrite(height=0, next_validator_set=lambda: compute_genesis_validator_set(store)),
+                    BlockWrite(
+                        height=0,
+                        next_validator_set=lambda: ValidatorSet.from_powers(list(app.get_validator_powers())).to_json(),
+                    ),
                     lambda: app.init_chain(genesis),
                 )
             elif app.query("status")["chain_id"] != chain_id:

@@ -57,7 +57,7 @@ from .consensus import (
     ValidatorSet,
 )
 from .errors import InvalidMessage, MempoolError, NodeError
-from .ledger import Ledger, compute_block_epoch, open_ledger
+from .ledger import Ledger, open_ledger
 from .mempool import Mempool
 from .network import PeerClient, Server
 from .pb import services_pb2 as spb
@@ -256,7 +256,7 @@ class NodeCore:
         commit waiters and listeners."""
         result = self.ledger.apply(block, commit)
         self.mempool.update(r.hash for r in result.tx_results)
-        self.waiters.on_block(block.height, result.tx_results, lambda: compute_block_epoch(self.app, result))
+        self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
 
     def _record_evidence(self, evidence: Evidence) -> None:
         if self.store.add_evidence(evidence.key, evidence.vote_a.height, evidence.to_json()):

@@ -48,7 +48,7 @@ class BlockWrite:
     the validator set of the next height.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
-    the powers after the block (until `chain.app.BlockResult` carries them: see `node.ledger`)."""
+    the powers after the block."""
 
     height: int
     next_validator_set: Callable[[], dict[str, Any]]

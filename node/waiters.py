@@ -11,28 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from chain.app import TxResult
 
+from .outcomes import TxOutcome
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TxOutcome:
-    """What became of a transaction: committed at `height` (index, code, log, the epoch it ran in), or
-    dropped from the mempool (height None) with the code and log of the re-check that refused it."""
-
-    tx_hash: str
-    height: int | None
-    index: int
-    code: str
-    log: str
-    epoch: int | None = None
-
-    @property
-    def committed(self) -> bool:
-        return self.height is not None
 
 
 class CommitWaiters:
