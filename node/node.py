@@ -292,6 +292,7 @@ class NodeCore:
         if self.relay.is_seen(digest) or not self.running:
             return False
         msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, raw))
+        self.consensus.check_message(msg)  # shape and signature first: the verdict must not depend on our height
         height = self.consensus.height
         if msg.height > height + HEIGHT_SLACK_AHEAD:
             self.sync.wake()
@@ -300,7 +301,7 @@ class NodeCore:
             raise InvalidMessage(f"message for height {msg.height} is stale: this node is at height {height}")
         if self.sync.syncing:
             return False
-        actions = self.consensus.on_message(msg, now_ms())
+        actions = self.consensus.on_message(msg, now_ms(), checked=True)
         self.relay.remember(digest)
         if msg.height == height:
             self.relay.relay_consensus(raw)  # verified at our height: relay once

@@ -181,8 +181,9 @@ class Consensus:
                 log.info("buffered message for height %d dropped: %s", height, exc)
         return actions
 
-    def on_message(self, msg: Proposal | Vote, now_ms: int) -> list[Action]:
-        """Process a peer's proposal or vote; InvalidMessage if it is malformed, badly signed or implausible."""
+    def check_message(self, msg: Proposal | Vote) -> None:
+        """The stateless checks of a peer's message, whatever its height: its shape and its signature
+        (which covers the chain id); InvalidMessage if either fails."""
         try:
             if isinstance(msg, Vote):
                 check_vote_shape(msg)
@@ -192,11 +193,19 @@ class Consensus:
                 raise InvalidMessage(f"not a proposal or a vote: {type(msg).__name__}")
         except (AttributeError, TypeError) as exc:
             raise InvalidMessage(f"malformed message: {exc}") from None
+        self._check_signature(msg)
+
+    def on_message(self, msg: Proposal | Vote, now_ms: int, *, checked: bool = False) -> list[Action]:
+        """Process a peer's proposal or vote; InvalidMessage if it is malformed, badly signed or implausible.
+        `checked`: the host already ran `check_message` on it."""
+        if not checked:
+            self.check_message(msg)
+        if msg.height > self._height + FUTURE_HEIGHTS:
+            return []
         if msg.height < self._height or (msg.height == self._height and self._vset is None):
             return []
         if msg.height > self._height:
             return self._buffer(msg)
-        self._check_signature(msg)
         self._check_membership(msg)
         self._check_round(msg)
         if self._decided is not None:
@@ -291,9 +300,6 @@ class Consensus:
 
     def _buffer(self, msg: Proposal | Vote) -> list[Action]:
         """Keep a signed message for one of the next few heights (bounded); drop it if it is further ahead."""
-        if msg.height > self._height + FUTURE_HEIGHTS:
-            return []
-        self._check_signature(msg)
         bucket = self._future.setdefault(msg.height, {})
         if len(bucket) < MAX_FUTURE_MESSAGES:
             bucket.setdefault(msg.signature, msg)

@@ -899,3 +899,16 @@ def test_the_future_height_buffer_is_capped_per_height(monkeypatch):
     )  # fmt: skip
     assert not [t for t in timeouts_of(actions) if t[0] == "precommit"]  # two of four precommits: no +2/3
     assert timeouts_of(rig.send(rig.vote("d", "precommit", 0, None, height=2)))[0][0] == "precommit"
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1, 2], ids=["previous-height", "this-height", "next-height", "h+2"])
+def test_a_badly_signed_vote_is_refused_whatever_its_height(offset):
+    """The signature is checked before the height decides what happens to a message, so a peer's
+    bad signature is an error whether the node has just moved on or not (a late vote for h-1 is
+    otherwise ignored, and one for h+1 or h+2 buffered)."""
+    rig = Rig("a", height=3)
+    good = sign_vote(KEYS["b"], CHAIN_ID, "prevote", 3 + offset, 0, None, NOW)
+    bad = dataclasses.replace(good, signature=bytes(64))
+    with pytest.raises(InvalidMessage, match="bad signature"):
+        rig.engine.on_message(bad, NOW)
+    rig.engine.on_message(good, NOW)  # the same vote correctly signed is no error at that height
