@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import time
 from collections.abc import Callable
@@ -325,11 +326,29 @@ def format_endpoints(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_env(state: dict[str, Any], name: str | None = None) -> str:
+    """Shell lines exporting one node's endpoints and admin token (the first node's by default), for
+    `eval "$(uocd devnet env NAME)"`: UOC_NODE (public API), UOC_ADMIN, UOC_ADMIN_TOKEN, UOC_GRPC, UOC_HOME."""
+    nodes = {n["name"]: n for n in state["nodes"]}
+    node = state["nodes"][0] if name is None else nodes.get(name)
+    if node is None:
+        raise DevnetError(f"no node {name!r} in this devnet; its nodes: {', '.join(nodes)}")
+    values = {
+        "UOC_NODE": node["public"],
+        "UOC_ADMIN": node["admin"],
+        "UOC_ADMIN_TOKEN": node["admin_token"],
+        "UOC_GRPC": node["grpc"],
+        "UOC_HOME": node["home"],
+    }
+    return "\n".join(f"export {key}={shlex.quote(str(value))}" for key, value in values.items())
+
+
 __all__ = [
     "NodeSpec",
     "collect_status",
     "create_homes",
     "format_endpoints",
+    "format_env",
     "read_state",
     "start_devnet",
     "stop_devnet",

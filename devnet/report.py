@@ -7,29 +7,37 @@ import json
 from pathlib import Path
 from typing import Any
 
-EPOCH_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote")
-MODEL_COLUMNS = ("epoch", "model", "units_of_compute_per_token", "price_per_token")
+EPOCH_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote", "chain_epoch")
+MODEL_COLUMNS = ("epoch", "model", "units_of_compute_per_token", "price_per_token", "chain_epoch")
 PROPOSAL_COLUMNS = ("id", "model", "kind", "submitted_epoch", "status", "yes", "no", "abstain", "no_with_veto")
 KINDS = {"RegisterModel": "register_model", "RemoveModel": "remove_model"}
 
 
-def write_epochs_csv(path: Path, history: list[dict[str, Any]]) -> None:
-    """One row per epoch record; a missing min/max vote is an empty cell."""
+def compute_chain_epoch(epoch: int, epoch_offset: int) -> int:
+    """The chain epoch of scenario epoch `epoch`: scenario epoch k ≥ 1 runs in chain epoch k + offset
+    (the network engine starts at the first boundary after its devnet is up); row 0 is genesis."""
+    return 0 if epoch == 0 else epoch + epoch_offset
+
+
+def write_epochs_csv(path: Path, history: list[dict[str, Any]], epoch_offset: int = 0) -> None:
+    """One row per epoch record; a missing min/max vote is an empty cell; `chain_epoch` last."""
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(EPOCH_COLUMNS)
         for record in history:
-            writer.writerow(["" if record[c] is None else record[c] for c in EPOCH_COLUMNS])
+            row = {**record, "chain_epoch": compute_chain_epoch(record["epoch"], epoch_offset)}
+            writer.writerow(["" if row[c] is None else row[c] for c in EPOCH_COLUMNS])
 
 
-def write_models_csv(path: Path, models: list[tuple[int, list[dict[str, Any]]]]) -> None:
-    """One row per model active in each epoch, from (epoch, active models) pairs."""
+def write_models_csv(path: Path, models: list[tuple[int, list[dict[str, Any]]]], epoch_offset: int = 0) -> None:
+    """One row per model active in each epoch, from (epoch, active models) pairs; `chain_epoch` last."""
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(MODEL_COLUMNS)
         for epoch, active in models:
+            chain_epoch = compute_chain_epoch(epoch, epoch_offset)
             for m in active:
-                writer.writerow([epoch, m["id"], m["units_of_compute_per_token"], m["price_per_token"]])
+                writer.writerow([epoch, m["id"], m["units_of_compute_per_token"], m["price_per_token"], chain_epoch])
 
 
 def write_proposals_csv(path: Path, proposals: list[dict[str, Any]]) -> None:
@@ -78,9 +86,10 @@ def write_run_files(
     summary: dict[str, Any],
 ) -> None:
     """Every output file of a run: the three CSVs, summary.json, price.png and (if any model was
-    ever active) models.png; `title` names the run in the plots."""
-    write_epochs_csv(out / "epochs.csv", history)
-    write_models_csv(out / "models.csv", models)
+    ever active) models.png; `title` names the run in the plots, `summary["epoch_offset"]` maps its
+    epochs to the chain's."""
+    write_epochs_csv(out / "epochs.csv", history, summary["epoch_offset"])
+    write_models_csv(out / "models.csv", models, summary["epoch_offset"])
     write_proposals_csv(out / "proposals.csv", proposals)
     write_summary(out / "summary.json", summary)
     plot_prices(out / "price.png", history, f"{title}: unit-of-compute price, seed {seed}")

@@ -350,6 +350,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     )
     summary = {
         **compute_scenario_summary(scenario, "inproc"),
+        "epoch_offset": 0,
         "final_height": status["height"],
         "final_epoch": status["epoch"],
         "final_price": status["unit_of_compute_price"],

@@ -76,9 +76,29 @@ def test_readme_first_command_starts_a_devnet_runs_the_scenario_and_leaves_the_n
         assert [n["state"] for n in status["nodes"]] == ["up"] * 4
         again = uocd(*simulate, "--no-progress", cwd=tmp_path)
         assert again.returncode == 1 and "has already run a scenario" in again.stderr
+        pasted = paste_into_a_shell(block_under("## For providers") + block_under("## For clients"), cwd=tmp_path)
+        assert pasted.returncode == 0, pasted.stderr
+        for answer in ('"tx_hash"', '"price_ngonka": 1000000000000', '"proposal_id"', '"unit_of_compute_price"'):
+            assert answer in pasted.stdout, pasted.stdout
     finally:
         uocd("devnet", "down", "--dir", str(devnet), cwd=tmp_path)
     assert subprocess.run(["pgrep", "-f", str(devnet)], capture_output=True).stdout == b""
+
+
+def block_under(heading: str) -> list[str]:
+    """The lines of the first sh block after `heading`."""
+    section = README[README.index(heading + "\n") :]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1).strip().splitlines()
+
+
+def paste_into_a_shell(lines: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run README lines in bash as a user pastes them in the clone, `.venv/bin/uocd` being this uocd."""
+    venv_uocd = cwd / ".venv/bin/uocd"
+    venv_uocd.parent.mkdir(parents=True, exist_ok=True)
+    venv_uocd.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m uocd "$@"\n')
+    venv_uocd.chmod(0o755)
+    script = "set -euo pipefail\n" + "\n".join(lines)
+    return subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_every_uocd_line_of_the_readme_parses():

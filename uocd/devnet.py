@@ -11,14 +11,15 @@ from chain.params import DEFAULT_PARAMS
 from devnet.chaos import ChaosConfig, format_summary, run_chaos
 from devnet.chaos import __doc__ as chaos_doc
 from devnet.devnet import __doc__ as devnet_doc
-from devnet.devnet import collect_status, format_endpoints, read_state, stop_devnet, up
+from devnet.devnet import collect_status, format_endpoints, format_env, read_state, stop_devnet, up
+from devnet.errors import DevnetError
 from devnet.network import run_network, up_scenario
 from devnet.scenario import load_scenario
 from devnet.simulate import run_inproc
 from node.errors import NodeError
 
 from .options import add_output_option, parse_int
-from .output import emit, print_csv_table, render_rows
+from .output import emit, print_csv_table, program_name, render_rows
 
 DEFAULT_DIR = "out/devnet"
 
@@ -121,6 +122,16 @@ def add_up_status_down_commands(sub: argparse._SubParsersAction) -> None:
     add_dir_option(down)
     add_output_option(down)
     down.set_defaults(func=cmd_devnet_down)
+    env = sub.add_parser(
+        "env",
+        help="shell exports of one node's endpoints and admin token",
+        description="Print `export` lines for one node of the devnet (the first by default): UOC_NODE (public "
+        "API URL), UOC_ADMIN (admin API URL), UOC_ADMIN_TOKEN, UOC_GRPC and UOC_HOME. Use it as "
+        '`eval "$(uocd devnet env alice --dir out/devnet)"`, then `curl $UOC_NODE/v1/pricing`.',
+    )
+    env.add_argument("name", nargs="?", default=None, metavar="NAME", help="the node (default: the first)")
+    add_dir_option(env)
+    env.set_defaults(func=cmd_devnet_env)
 
 
 def add_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +189,12 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         f"simulated {summary['epochs']} epochs ({summary['final_height']} blocks, {summary['txs_committed']} "
         f"signed txs) in {summary['elapsed_seconds']:.1f} s ({rate:,.0f} tx/s)"
     )
+    offset = summary["epoch_offset"]
+    if offset:
+        print(
+            f"scenario epoch k ≥ 1 ran in chain epoch k + {offset} (the chain's /v1/pricing and history count "
+            f"from genesis; row 0 is genesis): the chain_epoch column"
+        )
     print_csv_table(out / "epochs.csv")
     if summary["proposals"]:
         print()
@@ -191,9 +208,11 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
     if summary.get("devnet_running"):
         where = summary["devnet_dir"]
-        print(
-            f"\nthe devnet keeps running in {where} (uocd devnet status --dir {where}; uocd devnet down --dir {where})"
-        )
+        uocd = program_name()
+        print(f"\nthe devnet keeps running in {where}:")
+        print(f"  {uocd} devnet status --dir {where}")
+        print(f'  eval "$({uocd} devnet env --dir {where})"   # UOC_NODE, UOC_ADMIN, UOC_ADMIN_TOKEN')
+        print(f"  {uocd} devnet down --dir {where}")
         if summary.get("devnet_created"):
             print(format_endpoints(read_state(Path(where))))
     return 0
@@ -256,3 +275,13 @@ def progress_echo(args: argparse.Namespace) -> Callable[[str], None]:
         print(line, file=sys.stderr if to_stderr else sys.stdout, flush=True)
 
     return echo
+
+
+def cmd_devnet_env(args: argparse.Namespace) -> int:
+    """uocd devnet env."""
+    root = Path(args.dir).resolve()
+    state = read_state(root)
+    if state is None:
+        raise DevnetError(f"no devnet in {root} (devnet.json is missing)")
+    print(format_env(state, args.name))
+    return 0

@@ -133,3 +133,26 @@ def print_csv_table(path: Path, limit: int = 12, width: int | None = None) -> No
     if len(body) > limit:
         body = body[: limit // 2] + [[ELLIPSIS] * len(header)] + body[-limit // 2 :]
     print(format_table([header, *body], width=width, right=True))
+
+
+def program_name(argv0: str | None = None) -> str:
+    """How to run this program again from the current directory, for hints the user pastes: `uocd`
+    when that is the `uocd` on PATH, else the path it was run by (`.venv/bin/uocd`), else
+    `python -m uocd` with this interpreter."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    path = Path(argv0)
+    if path.name != "uocd":
+        return f"{shell_path(Path(sys.executable))} -m uocd"
+    on_path = shutil.which("uocd")
+    if on_path is not None and Path(on_path).resolve() == path.resolve():
+        return "uocd"
+    return shell_path(path)
+
+
+def shell_path(path: Path) -> str:
+    """`path` relative to the current directory when it lies below it (`.venv/bin/uocd`), else absolute."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)

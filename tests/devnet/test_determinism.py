@@ -187,7 +187,7 @@ def test_the_governance_events_register_update_and_fail_to_remove_the_model(runs
     proposals = runs[SEEDS[0]][0].proposals.decode().splitlines()
     assert [row.split(",")[4] for row in proposals[1:]] == ["passed", "passed", "rejected"]
     models = [row.split(",") for row in runs[SEEDS[0]][0].models.decode().splitlines()[1:]]
-    units = {int(epoch): int(u) for epoch, model, u, _ in models}
+    units = {int(epoch): int(u) for epoch, model, u, _, _ in models}
     assert (min(units), units[min(units)], units[EPOCHS]) == (4, 10, 25)
 
 

@@ -4,6 +4,7 @@ honest, fixed, extreme and silent validators, a joiner that leaves again, and tw
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from pathlib import Path
 
@@ -76,8 +77,12 @@ def test_network_engine_gives_the_inproc_price_series_and_model_prices(tmp_path)
     inproc = run_inproc(scenario, tmp_path / "inproc", progress=False)
     network = run_network(scenario, tmp_path / "network", block_ms=250, progress=False)
 
+    offset = network["epoch_offset"]
     for name in ("epochs.csv", "models.csv"):
-        assert (tmp_path / "network" / name).read_text() == (tmp_path / "inproc" / name).read_text(), name
+        net, inp = (read_csv(tmp_path / engine / name) for engine in ("network", "inproc"))
+        assert [without_chain_epoch(r) for r in net] == [without_chain_epoch(r) for r in inp], name
+        assert [r["chain_epoch"] for r in inp] == [r["epoch"] for r in inp], name
+        assert [int(r["chain_epoch"]) for r in net] == [int(r["epoch"]) + offset * (r["epoch"] != "0") for r in net]
     prices = [int(line.split(",")[1]) for line in (tmp_path / "network/epochs.csv").read_text().splitlines()[1:]]
     assert len(prices) == scenario.epochs + 1 and len(set(prices)) > 2
     models = (tmp_path / "network/models.csv").read_text()
@@ -92,3 +97,13 @@ def test_network_engine_gives_the_inproc_price_series_and_model_prices(tmp_path)
     assert [n["name"] for n in state["nodes"]] == ["alice", "bob", "carol", "dave", "erin"]
     assert all(n["pid"] is None for n in state["nodes"]), "the engine's own devnet is stopped"
     assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""
+
+
+def read_csv(path):
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def without_chain_epoch(row: dict) -> dict:
+    """A row as both engines write it: the scenario's epoch numbering, not the chain's."""
+    return {k: v for k, v in row.items() if k != "chain_epoch"}

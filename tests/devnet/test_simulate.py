@@ -16,7 +16,7 @@ import pytest
 from chain.app import Application
 from node.store import SqliteStore
 
-EPOCHS_HEADER = "epoch,price,total_power,voters,non_voters,min_vote,max_vote"
+EPOCHS_HEADER = "epoch,price,total_power,voters,non_voters,min_vote,max_vote,chain_epoch"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # a: honest; b: fixed; c: silent; d: fixed in uicoin, joins at 2 and leaves at 6.
@@ -104,7 +104,9 @@ def test_run_writes_epochs_csv_summary_json_price_png_and_the_sqlite_state(mixed
 
 
 def test_a_run_without_proposals_writes_header_only_model_and_proposal_csvs_and_no_models_plot(mixed) -> None:
-    assert (mixed.out / "models.csv").read_text() == "epoch,model,units_of_compute_per_token,price_per_token\n"
+    assert (
+        mixed.out / "models.csv"
+    ).read_text() == "epoch,model,units_of_compute_per_token,price_per_token,chain_epoch\n"
     assert (mixed.out / "proposals.csv").read_text().startswith("id,model,kind,submitted_epoch,status,")
     assert not (mixed.out / "models.png").exists()
 
@@ -114,13 +116,13 @@ def test_epochs_csv_has_the_exact_header_and_one_row_per_epoch_from_0_to_epochs_
     assert lines[0] == EPOCHS_HEADER
     assert len(lines) == 1 + 8 + 1
     assert mixed.column("epoch") == list(range(0, 9))
-    assert all(line.count(",") == 6 for line in lines)
+    assert all(line.count(",") == 7 for line in lines)
 
 
 def test_epochs_csv_row_0_is_genesis_default_price_with_empty_min_and_max_vote(mixed) -> None:
     first = (mixed.out / "epochs.csv").read_text().splitlines()[1]
     # genesis validators a, b, c (d joins later): power 90, nobody has voted yet
-    assert first == "0,1000,90,0,3,,"
+    assert first == "0,1000,90,0,3,,,0"
 
 
 def test_epochs_csv_tracks_joiner_leaver_silent_and_the_uicoin_vote(mixed) -> None:
@@ -462,8 +464,9 @@ def test_governance_run_writes_proposals_csv_with_each_status_and_final_tally(go
 def test_governance_run_writes_models_csv_from_the_epoch_after_each_change_at_that_epochs_price(governance) -> None:
     # epoch 0: price 1000; from epoch 1 the lower weighted median of 1000 (50), 2000 (30), 3000 (20) is 1000.
     lines = (governance.out / "models.csv").read_text().splitlines()
-    assert lines[0] == "epoch,model,units_of_compute_per_token,price_per_token"
-    rows = [tuple(line.split(",")) for line in lines[1:]]
+    assert lines[0] == "epoch,model,units_of_compute_per_token,price_per_token,chain_epoch"
+    rows = [tuple(line.split(",")[:4]) for line in lines[1:]]
+    assert all(line.split(",")[0] == line.split(",")[4] for line in lines[1:])  # in-process: chain epoch = epoch
     # proposal 1 votes at height 6 and ends at 5 + 4 = 9, in epoch 2: active from epoch 3 at 10 units;
     # proposal 3 ends at 13 + 4 = 17 (epoch 4): 7 units from epoch 5; the veto of proposal 4 keeps it.
     expected = [(str(e), "m-alpha", "10", "10000") for e in (3, 4)]
