@@ -67,7 +67,9 @@ def show(value: object) -> str:
     return repr(value)[:40]
 
 
-def require_object(value: object, where: str, required: tuple[str, ...], allowed: tuple[str, ...] = ()) -> dict[str, Any]:
+def require_object(
+    value: object, where: str, required: tuple[str, ...], allowed: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """`value` as a JSON object holding every `required` key and nothing but them and `allowed`."""
     if not isinstance(value, dict):
         raise FieldError(f"{where} must be a JSON object")
@@ -238,7 +240,9 @@ class PriceKind(Kind[int]):
         return compute_ngonka(where, value, "ngonka")
 
     def parse_text(self, text: str, where: str) -> int:
-        return self.check(parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where)
+        return self.check(
+            parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where
+        )
 
     def schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "maximum": MAX_INT64}
@@ -267,7 +271,9 @@ class IntKind(Kind[int]):
         return int(value)
 
     def parse_text(self, text: str, where: str) -> int:
-        return self.check(parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where)
+        return self.check(
+            parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where
+        )
 
     def schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}

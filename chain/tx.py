@@ -86,7 +86,9 @@ CONTENT_TYPES: dict[str, type[Content]] = {}
 def register_type(registry: dict[str, Any], cls: type[Declared]) -> None:
     """Add a declared kind to its registry under its `@type` (once)."""
     if cls.TYPE in registry and registry[cls.TYPE] is not cls:
-        raise TypeError(f"@type {cls.TYPE!r} is declared twice: {registry[cls.TYPE].__qualname__} and {cls.__qualname__}")
+        raise TypeError(
+            f"@type {cls.TYPE!r} is declared twice: {registry[cls.TYPE].__qualname__} and {cls.__qualname__}"
+        )
     registry[cls.TYPE] = cls
 
 
@@ -168,7 +170,9 @@ class MsgSubmitPriceProposal(Msg):
         if self.price_ngonka == 0:
             object.__setattr__(self, "price_ngonka", ngonka)
         elif self.price_ngonka != ngonka:
-            raise FieldError(f"{self.TYPE}.price_ngonka is {self.price_ngonka}, but {self.price} {self.denom} is {ngonka}")
+            raise FieldError(
+                f"{self.TYPE}.price_ngonka is {self.price_ngonka}, but {self.price} {self.denom} is {ngonka}"
+            )
 
     @classmethod
     def of(cls, price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
@@ -200,7 +204,13 @@ class RemoveModel(Content):
     """Governance content: remove a registered model."""
 
     TYPE = "RemoveModel"
-    CLI = Cli(("remove-model",), "propose to remove a model", "Submit a RemoveModel governance proposal.", ("id",), {"id": "ID"})
+    CLI = Cli(
+        ("remove-model",),
+        "propose to remove a model",
+        "Submit a RemoveModel governance proposal.",
+        ("id",),
+        {"id": "ID"},
+    )
     id: str = wire(MODEL_ID, "the model id")
 
 
@@ -247,7 +257,9 @@ class MsgVote(Msg):
     option: str = wire(VOTE_OPTION, "the vote")
 
 
-CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {("gov",): ("governance votes and deposits", "Governance votes and deposits.")}
+CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("gov",): ("governance votes and deposits", "Governance votes and deposits.")
+}
 
 
 def parse_message(obj: Any, where: str) -> Msg:
