@@ -456,6 +456,9 @@ class Declared:
 
     TYPE: ClassVar[str] = ""
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = ()
+    _WIRE_REQUIRED: ClassVar[tuple[str, ...]] = ("@type",)  # the keys of the wire form
+    _WIRE_ALLOWED: ClassVar[tuple[str, ...]] = ("@type",)
+    _DEFAULTS: ClassVar[dict[str, Any]] = {}  # the value of every field with a default
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -466,6 +469,10 @@ class Declared:
                 kind, description = f.metadata[_META]
                 specs.append(FieldSpec(f.name, kind, description, f.default is None))
         cls.FIELDS = tuple(specs)
+        cls._WIRE_REQUIRED = ("@type", *(s.name for s in specs if not s.optional))
+        cls._WIRE_ALLOWED = ("@type", *(s.name for s in specs if s.optional))
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        cls._DEFAULTS = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
 
     def __post_init__(self) -> None:
         """Check every field with its kind, then the object's own rules (`validate`)."""
@@ -480,12 +487,20 @@ class Declared:
 
     @classmethod
     def parse(cls: type[D], obj: Any, where: str) -> D:
-        """Build from the wire form (`@type` already matched): exact field names, each field parsed."""
-        required = tuple(s.name for s in cls.FIELDS if not s.optional)
-        allowed = ("@type", *(s.name for s in cls.FIELDS if s.optional))
-        require_object(obj, where, ("@type", *required), allowed)
-        values = {s.name: s.kind.parse(obj[s.name], f"{where}.{s.name}") for s in cls.FIELDS if s.name in obj}
-        return cls(**values)
+        """Build from the wire form (`@type` already matched): exact field names, each field parsed.
+
+        Each kind's `parse` checks its value (naming where it is on the wire) with the `check` the
+        constructor runs, so the object is put together without checking the fields a second time;
+        the rules between fields (`validate`) run as in the constructor."""
+        require_object(obj, where, cls._WIRE_REQUIRED, cls._WIRE_ALLOWED)
+        built = object.__new__(cls)
+        for name, default in cls._DEFAULTS.items():
+            object.__setattr__(built, name, default)
+        for spec in cls.FIELDS:
+            if spec.name in obj:
+                object.__setattr__(built, spec.name, spec.kind.parse(obj[spec.name], f"{where}.{spec.name}"))
+        built.validate()
+        return built
 
     def to_json(self) -> dict[str, Any]:
         """The wire form, with its `@type` (optional fields that are None are left out)."""
