@@ -7,7 +7,13 @@ Wire form (canonical JSON, see `chain.encoding`):
 
 Sign bytes are `SIGN_DOMAIN + canonical_json(body)`. The tx hash is the upper-case hex sha256 of the
 canonical encoding of the whole tx. Messages are parsed strictly: unknown or missing fields, wrong
-types and invalid amounts are refused with `InvalidTx(code="malformed")`.
+types and invalid amounts are refused with `InvalidTx(code="malformed")` (a `FieldError`; model ids,
+units and vote options have codes of their own).
+
+Each message and governance content kind is declared once, here: a `Msg` or `Content` subclass with
+a `TYPE`, its fields (`wire(kind, description)`, kinds from `chain.fields`) and how the command line
+spells it (`CLI`). Declaring it is its registration: the wire parser, the schemas and the `uocd tx`
+commands (`chain.catalog`) know it at once; its state rule goes in `chain.rules.MESSAGE_RULES`.
 """
 
 from __future__ import annotations
