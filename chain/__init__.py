@@ -3,13 +3,17 @@
 from .app import Application, BlockResult, TxResult
 from .crypto import PrivateKey, compute_address
 from .errors import ChainError, InvalidBlock, InvalidGenesis, InvalidTx, MoneyError, StoreError
+from .fields import FieldError
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import to_ngonka
 from .params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
+from .queries import Query, run_query
 from .rules import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height, is_epoch_end
 from .store import MemoryStore, Store
 from .tx import (
+    Content,
+    Msg,
     MsgBond,
     MsgDeposit,
     MsgSend,
@@ -29,11 +33,14 @@ __all__ = [
     "Application",
     "BlockResult",
     "ChainError",
+    "Content",
+    "FieldError",
     "InvalidBlock",
     "InvalidGenesis",
     "InvalidTx",
     "MemoryStore",
     "MoneyError",
+    "Msg",
     "MsgBond",
     "MsgDeposit",
     "MsgSend",
@@ -44,6 +51,7 @@ __all__ = [
     "ParamInfo",
     "Params",
     "PrivateKey",
+    "Query",
     "RegisterModel",
     "RemoveModel",
     "Store",
@@ -60,6 +68,7 @@ __all__ = [
     "decode_tx",
     "describe_params",
     "is_epoch_end",
+    "run_query",
     "sign_tx",
     "to_ngonka",
     "weighted_median",

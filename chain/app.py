@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import rules
-from .encoding import thaw
-from .errors import ChainError, InvalidBlock, InvalidTx, StoreError
+from .errors import InvalidBlock, InvalidTx, StoreError
+from .queries import QueryContext, run_query
 from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
 
@@ -172,13 +172,8 @@ class Application:
         return tuple(rules.get_validator_set(self._new_state()))
 
     def query(self, path: str, **params: Any) -> Any:
-        """Read committed state: see QUERIES for the paths."""
-        state = self._new_state()
-        head, _, arg = path.partition("/")
-        handler = QUERIES.get(head)
-        if handler is None:
-            raise ChainError(f"unknown query path {path!r}; known: {', '.join(sorted(QUERIES))}", code="unknown_query")
-        return thaw(handler(self, state, arg, **params))
+        """Read committed state: "name" or "name/arg" with keyword arguments (see chain.queries)."""
+        return run_query(QueryContext(self._new_state(), self.height, self.app_hash), path, **params)
 
     # -- helpers ----------------------------------------------------------------------------
     def _remember(self, tx: Tx) -> None:
@@ -222,108 +217,3 @@ class Application:
     def recompute_app_hash(self) -> str:
         """Recompute the app hash from every committed entry (slow; for export and audits)."""
         return compute_lthash(self.store.entries()).app_hash()
-
-
-def _parse_index(arg: str, minimum: int, rule: str) -> int:
-    """The integer ≥ `minimum` a query path names in at most 19 decimal digits, or ChainError(bad_query)."""
-    if not (arg.isascii() and arg.isdigit() and len(arg) <= 19 and int(arg) >= minimum):
-        raise ChainError(f"{rule}, got {arg[:40]!r}", code="bad_query")
-    return int(arg)
-
-
-def _query_status(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    epoch = rules.get_current_epoch(state)
-    return {
-        "chain_id": rules.get_chain_id(state),
-        "height": app.height,
-        "app_hash": app.app_hash,
-        "epoch": epoch["index"],
-        "unit_of_compute_price": epoch["price"],
-    }
-
-
-def _query_account(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    return {"address": arg, **rules.get_account(state, arg)}
-
-
-def _query_validators(app: Application, state: State, arg: str, **_: Any) -> list[dict[str, Any]]:
-    return [{"address": a, "power": p, **rules.get_validator(state, a)} for a, p in rules.get_validator_set(state)]
-
-
-def _query_epoch(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    if arg in ("", "current"):
-        return rules.get_current_epoch(state)
-    epoch = _parse_index(arg, 0, "epoch must be 'current' or a number")
-    record = rules.get_epoch_record(state, epoch)
-    if record is None:
-        raise ChainError(f"epoch {arg} has no record yet", code="not_found")
-    return record
-
-
-def _query_history(
-    app: Application, state: State, arg: str, from_epoch: int = 0, to_epoch: int | None = None, **_: Any
-) -> list[dict[str, Any]]:
-    return rules.get_history(state, from_epoch, to_epoch)
-
-
-def _query_price_vote(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    vote = rules.get_price_vote(state, arg)
-    if vote is None:
-        raise ChainError(f"{arg} has never voted a unit-of-compute price", code="not_found")
-    return vote
-
-
-def _query_params(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    return rules.get_params(state).to_json()
-
-
-def _query_proposals(app: Application, state: State, arg: str, status: str | None = None, **_: Any) -> list[Any]:
-    if status is not None and status not in rules.PROPOSAL_STATUSES:
-        known = ", ".join(rules.PROPOSAL_STATUSES)
-        raise ChainError(f"status must be one of {known}, got {status!r}", code="bad_query")
-    return rules.get_proposals(state, status)
-
-
-def _query_proposal(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    proposal_id = _parse_index(arg, 1, "a proposal id is an integer ≥ 1")
-    try:
-        proposal = rules.get_proposal(state, proposal_id)
-    except InvalidTx as exc:
-        raise ChainError(str(exc), code="not_found") from None
-    live = proposal["status"] == "voting_period"
-    tally = rules.get_tally(state, proposal["id"]).to_json() if live else proposal["final_tally"]
-    deposits = rules.get_entries_of_proposal(state, "dep", proposal["id"])
-    votes = rules.get_entries_of_proposal(state, "gvote", proposal["id"])
-    return {
-        **proposal,
-        "tally": tally,
-        "deposits": [{"depositor": a, "amount": n} for a, n in deposits],
-        "votes": [{"voter": a, "option": o} for a, o in votes],
-    }
-
-
-def _query_models(app: Application, state: State, arg: str, **_: Any) -> list[dict[str, Any]]:
-    return rules.get_active_models(state)
-
-
-def _query_registry(app: Application, state: State, arg: str, **_: Any) -> dict[str, Any]:
-    return {
-        "version": rules.get_registry_version(state),
-        "models": rules.get_registered_models(state),
-        "changes": rules.get_model_changes(state),
-    }
-
-
-QUERIES = {
-    "status": _query_status,
-    "account": _query_account,
-    "validators": _query_validators,
-    "epoch": _query_epoch,
-    "history": _query_history,
-    "price_vote": _query_price_vote,
-    "params": _query_params,
-    "proposals": _query_proposals,
-    "proposal": _query_proposal,
-    "models": _query_models,
-    "registry": _query_registry,
-}

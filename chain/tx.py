@@ -7,7 +7,13 @@ Wire form (canonical JSON, see `chain.encoding`):
 
 Sign bytes are `SIGN_DOMAIN + canonical_json(body)`. The tx hash is the upper-case hex sha256 of the
 canonical encoding of the whole tx. Messages are parsed strictly: unknown or missing fields, wrong
-types and invalid amounts are refused with `InvalidTx(code="malformed")`.
+types and invalid amounts are refused with `InvalidTx(code="malformed")` (a `FieldError`; model ids,
+units and vote options have codes of their own).
+
+Each message and governance content kind is declared once, here: a `Msg` or `Content` subclass with
+a `TYPE`, its fields (`wire(kind, description)`, kinds from `chain.fields`) and how the command line
+spells it (`CLI`). Declaring it is its registration: the wire parser, the schemas and the `uocd tx`
+commands (`chain.catalog`) know it at once; its state rule goes in `chain.rules.MESSAGE_RULES`.
 """
 
 from __future__ import annotations
@@ -15,13 +21,31 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, TypeGuard
+from typing import Any, ClassVar, NamedTuple
 
-from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, is_valid_address, verify_signature
+from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify_signature
 from .encoding import canonical_bytes, parse_json
-from .errors import InvalidTx, MoneyError
-from .money import is_int, to_ngonka
+from .errors import InvalidTx
+from .fields import (
+    AddressKind,
+    AmountKind,
+    Cli,
+    DecimalKind,
+    Declared,
+    DenomKind,
+    EnumKind,
+    FieldError,
+    IntKind,
+    ModelIdKind,
+    NestedKind,
+    PriceKind,
+    TextKind,
+    compute_ngonka,
+    require_object,
+    wire,
+)
+from .fields import is_decimal as is_decimal  # governance reads decimal params with it
+from .money import is_int
 
 SIGN_DOMAIN = b"uoc/tx/v1\n"
 MAX_TX_BYTES = 64 * 1024
@@ -33,314 +57,214 @@ def _malformed(message: str) -> InvalidTx:
     return InvalidTx(message, code="malformed")
 
 
-def _require_fields(obj: Any, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
-    """Check that `obj` is an object with exactly `fields`; name the missing or extra ones."""
-    if not isinstance(obj, dict):
-        raise _malformed(f"{where} must be a JSON object")
-    if len(obj) == len(fields) and all(f in obj for f in fields):
-        return obj
-    missing = [f for f in fields if f not in obj]
-    extra = sorted(k for k in obj if k not in fields)
-    if missing:
-        raise _malformed(f"{where} is missing field(s): {', '.join(missing)}")
-    if extra:
-        raise _malformed(f"{where} has unknown field(s): {', '.join(extra)}")
-    return obj
+# -- field kinds of the messages ------------------------------------------------------------------
 
-
-def _parse_address(value: Any, where: str) -> str:
-    """A bech32 `uoc` address, or InvalidTx."""
-    if not is_valid_address(value):
-        raise _malformed(f"{where} must be a bech32 'uoc1…' address, got {value!r}")
-    return value
-
-
-def _parse_coin(value: Any, where: str) -> int:
-    """A money object {"amount": int > 0, "denom": str} converted to ngonka."""
-    _require_fields(value, where, ("amount", "denom"))
-    try:
-        return to_ngonka(value["amount"], value["denom"], field=f"{where}.amount")
-    except MoneyError as exc:
-        raise _malformed(str(exc)) from None
-
-
-@dataclass(frozen=True)
-class Msg:
-    """Base class of messages; `TYPE` is the `@type` tag on the wire."""
-
-    TYPE: ClassVar[str] = ""
-    FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> Msg:
-        """Build the message from its JSON fields (already checked for exact field names)."""
-        raise NotImplementedError
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form of the message, with its `@type`."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class MsgSend(Msg):
-    """Bank transfer of `amount` ngonka to `to`."""
-
-    to: str
-    amount: int
-    TYPE: ClassVar[str] = "MsgSend"
-    FIELDS: ClassVar[tuple[str, ...]] = ("to", "amount")
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> MsgSend:
-        return cls(_parse_address(obj["to"], f"{where}.to"), _parse_coin(obj["amount"], f"{where}.amount"))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"@type": self.TYPE, "to": self.to, "amount": {"amount": self.amount, "denom": "ngonka"}}
-
-
-@dataclass(frozen=True)
-class MsgBond(Msg):
-    """Bond `amount` ngonka from the sender's balance; power changes at the next epoch boundary."""
-
-    amount: int
-    TYPE: ClassVar[str] = "MsgBond"
-    FIELDS: ClassVar[tuple[str, ...]] = ("amount",)
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> MsgBond:
-        return cls(_parse_coin(obj["amount"], f"{where}.amount"))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"@type": self.TYPE, "amount": {"amount": self.amount, "denom": "ngonka"}}
-
-
-@dataclass(frozen=True)
-class MsgUnbond(MsgBond):
-    """Unbond `amount` ngonka of the sender's stake at the next epoch boundary."""
-
-    TYPE: ClassVar[str] = "MsgUnbond"
-
-
-@dataclass(frozen=True)
-class MsgSubmitPriceProposal(Msg):
-    """The sender's vote for the unit-of-compute price, as given and in ngonka."""
-
-    price: int
-    denom: str
-    price_ngonka: int
-    TYPE: ClassVar[str] = "MsgSubmitPriceProposal"
-    FIELDS: ClassVar[tuple[str, ...]] = ("price", "denom")
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> MsgSubmitPriceProposal:
-        try:
-            ngonka = to_ngonka(obj["price"], obj["denom"], field=f"{where}.price")
-        except MoneyError as exc:
-            raise _malformed(str(exc)) from None
-        return cls(obj["price"], obj["denom"], ngonka)
-
-    @classmethod
-    def of(cls, price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
-        """Build a vote, validating the price as SPEC §1 requires."""
-        return cls(price, denom, to_ngonka(price, denom))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"@type": self.TYPE, "price": self.price, "denom": self.denom}
-
-
-# -- governance ------------------------------------------------------------------------------
-
-MAX_MODEL_ID = 128
-MAX_TEXT_FIELD = 256
 VOTE_OPTIONS = ("yes", "no", "abstain", "no_with_veto")
-_MODEL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./:")
+ADDRESS = AddressKind()
+AMOUNT = AmountKind()
+DENOM = DenomKind()
+PRICE = PriceKind()
+MODEL_ID = ModelIdKind()
+UNITS = IntKind(1, text="units of compute per token", code="invalid_units", reason="invalid_units")
+PROPOSAL_ID = IntKind(1, text="a proposal id")
+COUNT = IntKind(0, text="a count")
+SHORT_TEXT = TextKind()
+DECIMAL = DecimalKind()
+VOTE_OPTION = EnumKind(VOTE_OPTIONS, code="invalid_option", reason="invalid_option")
 
 
 def parse_model_id(value: Any, where: str) -> str:
     """A model id: 1 to 128 characters of letters, digits and `-_./:` (Hugging Face style)."""
-    if not isinstance(value, str) or not value:
-        raise InvalidTx(f"{where} must be a non-empty string", code="invalid_model_id")
-    if len(value) > MAX_MODEL_ID:
-        too_long = f"{where} is {len(value)} characters, over the limit of {MAX_MODEL_ID}"
-        raise InvalidTx(too_long, code="invalid_model_id")
-    if not set(value) <= _MODEL_ID_CHARS:
-        raise InvalidTx(f"{where} {value!r} may only hold letters, digits and - _ . / :", code="invalid_model_id")
-    return value
+    return MODEL_ID.check(value, where)
 
 
 def parse_units(value: Any, where: str) -> int:
     """Units of compute per token: an integer > 0 and < 2^63."""
-    if not is_int(value) or not 0 < value < 2**63:
-        shown = f"{value!r}"[:40]
-        raise InvalidTx(f"{where} must be an integer > 0 and < 2^63, got {shown}", code="invalid_units")
-    return value
+    return UNITS.check(value, where)
 
 
-def _parse_optional(obj: dict[str, Any], where: str, name: str, kind: str) -> Any:
-    """An optional RegisterModel field: a short string, an integer ≥ 0, or a decimal string."""
-    if name not in obj:
-        return None
-    value, field = obj[name], f"{where}.{name}"
-    if kind == "int":
-        if not is_int(value) or not 0 <= value < 2**63:
-            raise _malformed(f"{field} must be an integer ≥ 0 and < 2^63")
-    elif not isinstance(value, str) or len(value) > MAX_TEXT_FIELD:
-        raise _malformed(f"{field} must be a string of at most {MAX_TEXT_FIELD} characters")
-    elif kind == "decimal" and not is_decimal(value):
-        raise _malformed(f'{field} must be a decimal string such as "0.95", got {value!r}')
-    return value
+# -- messages and governance content ------------------------------------------------------------
+
+MESSAGE_TYPES: dict[str, type[Msg]] = {}
+CONTENT_TYPES: dict[str, type[Content]] = {}
 
 
-def is_decimal(value: object) -> TypeGuard[str]:
-    """True for a plain non-negative decimal string: digits, at most one point, digits on both sides."""
-    if not isinstance(value, str) or not value.isascii():
-        return False
-    whole, dot, frac = value.partition(".")
-    return whole.isdigit() and (not dot or frac.isdigit())
+def register_type(registry: dict[str, Any], cls: type[Declared]) -> None:
+    """Add a declared kind to its registry under its `@type` (once)."""
+    if cls.TYPE in registry and registry[cls.TYPE] is not cls:
+        raise TypeError(
+            f"@type {cls.TYPE!r} is declared twice: {registry[cls.TYPE].__qualname__} and {cls.__qualname__}"
+        )
+    registry[cls.TYPE] = cls
 
 
-@dataclass(frozen=True)
-class RegisterModel:
+class Msg(Declared):
+    """Base class of messages: a subclass that sets `TYPE` is a message kind, known to the wire parser,
+    the schemas and (with `CLI`) the command line as soon as it is declared."""
+
+    CLI: ClassVar[Cli | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TYPE" in cls.__dict__:
+            register_type(MESSAGE_TYPES, cls)
+        if "CLI" not in cls.__dict__:
+            cls.CLI = None  # a command line is not inherited
+
+
+class Content(Declared):
+    """Base class of governance content: a subclass that sets `TYPE` may be proposed (with `CLI`,
+    from the command line as `uocd tx PATH…`, with a --deposit)."""
+
+    CLI: ClassVar[Cli | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TYPE" in cls.__dict__:
+            register_type(CONTENT_TYPES, cls)
+        if "CLI" not in cls.__dict__:
+            cls.CLI = None
+
+
+CONTENT = NestedKind(Content, CONTENT_TYPES, "governance content")
+
+
+class MsgSend(Msg):
+    """Bank transfer of `amount` ngonka to `to`."""
+
+    TYPE = "MsgSend"
+    CLI = Cli(("send",), "send ngonka", "Send AMOUNT ngonka to ADDRESS.", ("to", "amount"), {"to": "ADDRESS"})
+    to: str = wire(ADDRESS, "the recipient")
+    amount: int = wire(AMOUNT, "the amount sent")
+
+
+class MsgBond(Msg):
+    """Bond `amount` ngonka from the sender's balance; power changes at the next epoch boundary."""
+
+    TYPE = "MsgBond"
+    CLI = Cli(("bond",), "bond stake", "Bond AMOUNT ngonka of stake (power from the next epoch).", ("amount",))
+    amount: int = wire(AMOUNT, "the stake bonded, from the sender's balance")
+
+
+class MsgUnbond(MsgBond):
+    """Unbond `amount` ngonka of the sender's stake at the next epoch boundary."""
+
+    TYPE = "MsgUnbond"
+    CLI = Cli(("unbond",), "unbond stake", "Unbond AMOUNT ngonka of stake (at the epoch end).", ("amount",))
+
+
+class MsgSubmitPriceProposal(Msg):
+    """The sender's vote for the unit-of-compute price, as given and in ngonka.
+
+    `price_ngonka` is derived from `price` and `denom` (leave it out, or give the same value)."""
+
+    TYPE = "MsgSubmitPriceProposal"
+    CLI = Cli(
+        ("price-proposal",),
+        "vote the unit-of-compute price",
+        "Vote PRICE DENOM as this validator's unit-of-compute price (it counts at the epoch end).",
+        ("price", "denom"),
+        defaults={"denom": "ngonka"},
+    )
+    price: int = wire(PRICE, "the price of a unit of compute, in `denom`")
+    denom: str = wire(DENOM, "the denomination of `price`")
+    price_ngonka: int = 0
+
+    def validate(self) -> None:
+        """The price in ngonka must be below 2^63 (and match `price_ngonka` when given)."""
+        ngonka = compute_ngonka(f"{self.TYPE}.price", self.price, self.denom)
+        if self.price_ngonka == 0:
+            object.__setattr__(self, "price_ngonka", ngonka)
+        elif self.price_ngonka != ngonka:
+            raise FieldError(
+                f"{self.TYPE}.price_ngonka is {self.price_ngonka}, but {self.price} {self.denom} is {ngonka}"
+            )
+
+    @classmethod
+    def of(cls, price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
+        """Build a vote, validating the price as SPEC §1 requires."""
+        return cls(price, denom)
+
+
+class RegisterModel(Content):
     """Governance content: register a model, or update the units of an existing id."""
 
-    id: str
-    units_of_compute_per_token: int
-    hf_repo: str | None = None
-    hf_commit: str | None = None
-    v_ram: int | None = None
-    throughput_per_nonce: int | None = None
-    validation_threshold: str | None = None
-    TYPE: ClassVar[str] = "RegisterModel"
-    REQUIRED: ClassVar[tuple[str, ...]] = ("id", "units_of_compute_per_token")
-    OPTIONAL: ClassVar[dict[str, str]] = {
-        "hf_repo": "str",
-        "hf_commit": "str",
-        "v_ram": "int",
-        "throughput_per_nonce": "int",
-        "validation_threshold": "decimal",
-    }
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> RegisterModel:
-        return cls(
-            parse_model_id(obj["id"], f"{where}.id"),
-            parse_units(obj["units_of_compute_per_token"], f"{where}.units_of_compute_per_token"),
-            **{name: _parse_optional(obj, where, name, kind) for name, kind in cls.OPTIONAL.items()},
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        optional = {name: getattr(self, name) for name in self.OPTIONAL if getattr(self, name) is not None}
-        units = self.units_of_compute_per_token
-        return {"@type": self.TYPE, "id": self.id, "units_of_compute_per_token": units, **optional}
+    TYPE = "RegisterModel"
+    CLI = Cli(
+        ("register-model",),
+        "propose to register (or update) a model",
+        "Submit a RegisterModel governance proposal: model ID at UNITS units of compute per token.",
+        ("id", "units_of_compute_per_token"),
+        {"id": "ID", "units_of_compute_per_token": "UNITS"},
+    )
+    id: str = wire(MODEL_ID, "the model id (Hugging Face style)")
+    units_of_compute_per_token: int = wire(UNITS, "units of compute one token costs")
+    hf_repo: str | None = wire(SHORT_TEXT, "the Hugging Face repository", default=None)
+    hf_commit: str | None = wire(SHORT_TEXT, "the repository commit", default=None)
+    v_ram: int | None = wire(COUNT, "the GPU memory it needs", default=None)
+    throughput_per_nonce: int | None = wire(COUNT, "the throughput per nonce", default=None)
+    validation_threshold: str | None = wire(DECIMAL, "the validation threshold", default=None)
 
 
-@dataclass(frozen=True)
-class RemoveModel:
+class RemoveModel(Content):
     """Governance content: remove a registered model."""
 
-    id: str
-    TYPE: ClassVar[str] = "RemoveModel"
-    REQUIRED: ClassVar[tuple[str, ...]] = ("id",)
-    OPTIONAL: ClassVar[dict[str, str]] = {}
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> RemoveModel:
-        return cls(parse_model_id(obj["id"], f"{where}.id"))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"@type": self.TYPE, "id": self.id}
-
-
-Content = RegisterModel | RemoveModel
-CONTENT_TYPES: dict[str, type[RegisterModel] | type[RemoveModel]] = {c.TYPE: c for c in (RegisterModel, RemoveModel)}
+    TYPE = "RemoveModel"
+    CLI = Cli(
+        ("remove-model",),
+        "propose to remove a model",
+        "Submit a RemoveModel governance proposal.",
+        ("id",),
+        {"id": "ID"},
+    )
+    id: str = wire(MODEL_ID, "the model id")
 
 
 def parse_content(obj: Any, where: str) -> Content:
     """Parse governance content by its `@type`, with its required and optional fields."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("@type"), str):
-        raise _malformed(f"{where} must be an object with a string '@type'")
-    cls = CONTENT_TYPES.get(obj["@type"])
-    if cls is None:
-        known = ", ".join(sorted(CONTENT_TYPES))
-        raise _malformed(f"{where}.@type {obj['@type']!r} is not known governance content; known: {known}")
-    missing = [f for f in cls.REQUIRED if f not in obj]
-    extra = sorted(k for k in obj if k != "@type" and k not in cls.REQUIRED and k not in cls.OPTIONAL)
-    if missing:
-        raise _malformed(f"{where} is missing field(s): {', '.join(missing)}")
-    if extra:
-        raise _malformed(f"{where} has unknown field(s): {', '.join(extra)}")
-    return cls.parse(obj, where)
+    return CONTENT.parse(obj, where)
 
 
-def _parse_proposal_id(value: Any, where: str) -> int:
-    """A proposal id: an integer ≥ 1."""
-    if not is_int(value) or not 1 <= value < 2**63:
-        raise _malformed(f"{where} must be an integer ≥ 1")
-    return value
-
-
-@dataclass(frozen=True)
 class MsgSubmitProposal(Msg):
     """A governance proposal; `initial_deposit` ngonka leave the sender's balance at once."""
 
-    content: Content
-    initial_deposit: int
-    TYPE: ClassVar[str] = "MsgSubmitProposal"
-    FIELDS: ClassVar[tuple[str, ...]] = ("content", "initial_deposit")
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> MsgSubmitProposal:
-        content = parse_content(obj["content"], f"{where}.content")
-        return cls(content, _parse_coin(obj["initial_deposit"], f"{where}.initial_deposit"))
-
-    def to_json(self) -> dict[str, Any]:
-        deposit = {"amount": self.initial_deposit, "denom": "ngonka"}
-        return {"@type": self.TYPE, "content": self.content.to_json(), "initial_deposit": deposit}
+    TYPE = "MsgSubmitProposal"
+    content: Content = wire(CONTENT, "what the proposal changes if it passes")
+    initial_deposit: int = wire(AMOUNT, "the deposit paid at once")
 
 
-@dataclass(frozen=True)
 class MsgDeposit(Msg):
     """Add `amount` ngonka to a proposal's deposit during its deposit period."""
 
-    proposal_id: int
-    amount: int
-    TYPE: ClassVar[str] = "MsgDeposit"
-    FIELDS: ClassVar[tuple[str, ...]] = ("proposal_id", "amount")
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> MsgDeposit:
-        proposal_id = _parse_proposal_id(obj["proposal_id"], f"{where}.proposal_id")
-        return cls(proposal_id, _parse_coin(obj["amount"], f"{where}.amount"))
-
-    def to_json(self) -> dict[str, Any]:
-        amount = {"amount": self.amount, "denom": "ngonka"}
-        return {"@type": self.TYPE, "proposal_id": self.proposal_id, "amount": amount}
+    TYPE = "MsgDeposit"
+    CLI = Cli(
+        ("gov", "deposit"),
+        "add to a proposal's deposit",
+        "Deposit AMOUNT ngonka on a proposal.",
+        ("proposal_id", "amount"),
+        {"proposal_id": "PROPOSAL"},
+    )
+    proposal_id: int = wire(PROPOSAL_ID, "the proposal, in its deposit period")
+    amount: int = wire(AMOUNT, "the amount added to its deposit")
 
 
-@dataclass(frozen=True)
 class MsgVote(Msg):
     """A validator's vote on a proposal in its voting period; a later vote replaces it."""
 
-    proposal_id: int
-    option: str
-    TYPE: ClassVar[str] = "MsgVote"
-    FIELDS: ClassVar[tuple[str, ...]] = ("proposal_id", "option")
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any], where: str) -> MsgVote:
-        proposal_id = _parse_proposal_id(obj["proposal_id"], f"{where}.proposal_id")
-        if obj["option"] not in VOTE_OPTIONS:
-            shown = f"{obj['option']!r}"[:40]
-            bad = f"{where}.option must be one of {', '.join(VOTE_OPTIONS)}, got {shown}"
-            raise InvalidTx(bad, code="invalid_option")
-        return cls(proposal_id, obj["option"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {"@type": self.TYPE, "proposal_id": self.proposal_id, "option": self.option}
+    TYPE = "MsgVote"
+    CLI = Cli(
+        ("gov", "vote"),
+        "vote on a proposal",
+        "Vote on a proposal in its voting period (validators only).",
+        ("proposal_id", "option"),
+        {"proposal_id": "PROPOSAL"},
+    )
+    proposal_id: int = wire(PROPOSAL_ID, "the proposal, in its voting period")
+    option: str = wire(VOTE_OPTION, "the vote")
 
 
-MESSAGE_TYPES: dict[str, type[Msg]] = {
-    m.TYPE: m for m in (MsgSend, MsgBond, MsgUnbond, MsgSubmitPriceProposal, MsgSubmitProposal, MsgDeposit, MsgVote)
+CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("gov",): ("governance votes and deposits", "Governance votes and deposits.")
 }
 
 
@@ -353,7 +277,6 @@ def parse_message(obj: Any, where: str) -> Msg:
         raise _malformed(
             f"{where}.@type {obj['@type']!r} is not a known message; known: {', '.join(sorted(MESSAGE_TYPES))}"
         )
-    _require_fields(obj, where, ("@type", *cls.FIELDS))
     return cls.parse(obj, where)
 
 
@@ -415,11 +338,11 @@ def decode_tx(raw: bytes) -> Tx:
         raise _malformed("a transaction is bytes")
     if len(raw) > MAX_TX_BYTES:
         raise _malformed(f"transaction is {len(raw)} bytes, over the limit of {MAX_TX_BYTES}")
-    doc = _require_fields(parse_json(bytes(raw)), "tx", ("body", "pubkey", "signature"))
-    body = _require_fields(doc["body"], "tx.body", ("chain_id", "sender", "sequence", "messages"))
+    doc = require_object(parse_json(bytes(raw)), "tx", ("body", "pubkey", "signature"))
+    body = require_object(doc["body"], "tx.body", ("chain_id", "sender", "sequence", "messages"))
     if not isinstance(body["chain_id"], str) or not body["chain_id"]:
         raise _malformed("tx.body.chain_id must be a non-empty string")
-    sender = _parse_address(body["sender"], "tx.body.sender")
+    sender = ADDRESS.check(body["sender"], "tx.body.sender")
     if not is_int(body["sequence"]) or not 0 <= body["sequence"] < 2**63:
         raise _malformed("tx.body.sequence must be an integer ≥ 0")
     msgs = body["messages"]

@@ -1,0 +1,584 @@
+"""Typed field kinds, and the declared objects built from them (messages, governance content).
+
+A field kind knows everything about one kind of value:
+
+- `parse(value, where)`: a wire (JSON) value to its Python value, or `FieldError`;
+- `check(value, where)`: validate an already-built Python value (what `parse` gives back);
+- `dump(value)`: the Python value back to its wire form;
+- `schema()`: its JSON schema (an OpenAPI 3.0 fragment);
+- `parse_text(text, where)`: a command-line or URL string to its Python value;
+- `describe()`: one line for people; `example()`: a valid value (for docs and tests).
+
+A declared object is a frozen dataclass whose fields are declared once with `wire(kind, text)`:
+
+    class MsgSend(Msg):
+        TYPE: ClassVar[str] = "MsgSend"
+        to: str = wire(ADDRESS, "the recipient")
+        amount: int = wire(AMOUNT, "the amount sent")
+
+From that one declaration come its wire parser, its JSON form, its schema and its validation when
+built: the constructor checks every field with the same `check` the wire parser uses, so a bad value
+raises the same `FieldError` (same code, same reason) whether it came off the wire or from Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar, dataclass_transform
+
+from .crypto import ADDRESS_PREFIX, is_valid_address
+from .errors import InvalidTx, MoneyError
+from .money import DENOMS, MAX_NGONKA, describe_int, get_denom_factor, is_int, to_ngonka
+
+T = TypeVar("T")
+MAX_INT64 = MAX_NGONKA - 1
+MAX_MODEL_ID = 128
+MAX_TEXT_FIELD = 256
+_MODEL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./:")
+_BECH32_CHARS = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_AMOUNT_TEXT = re.compile(r"\s*([0-9][0-9_]*)\s*([A-Za-z]*)\s*")
+_META = "uoc"
+
+
+class FieldError(InvalidTx, ValueError):
+    """A value a field kind refuses.
+
+    `code` is what a transaction carrying it is rejected with ("malformed" unless the kind has its
+    own code); `reason` is the kind's own code (invalid_address, invalid_amount, invalid_parameter…),
+    which an API answering for one field reports."""
+
+    code = "malformed"
+    reason = "invalid_field"
+
+    def __init__(self, message: str, *, code: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, code=code)
+        if reason is not None:
+            self.reason = reason
+
+
+def show(value: object) -> str:
+    """A value for an error message, cut short (huge integers are described, not printed)."""
+    if is_int(value):
+        assert isinstance(value, int)
+        return describe_int(value)
+    return repr(value)[:40]
+
+
+def require_object(
+    value: object, where: str, required: tuple[str, ...], allowed: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`value` as a JSON object holding every `required` key and nothing but them and `allowed`."""
+    if not isinstance(value, dict):
+        raise FieldError(f"{where} must be a JSON object")
+    if len(value) == len(required) and all(k in value for k in required):
+        return value
+    missing = [k for k in required if k not in value]
+    extra = sorted(k for k in value if k not in required and k not in allowed)
+    if missing:
+        raise FieldError(f"{where} is missing field(s): {', '.join(missing)}")
+    if extra:
+        raise FieldError(f"{where} has unknown field(s): {', '.join(extra)}")
+    return value
+
+
+def parse_int_text(text: str, where: str, error: FieldError | None = None) -> int:
+    """Decimal digits (underscores between them allowed) of at most 19 digits, or FieldError."""
+    digits = text.replace("_", "")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 19) or "__" in text or text[:1] == "_":
+        raise error or FieldError(f"{where} must be an integer, got {text[:40]!r}", reason="invalid_parameter")
+    return int(digits)
+
+
+# -- kinds --------------------------------------------------------------------------------------
+
+
+class Kind(Generic[T]):
+    """A typed field kind (see the module docstring)."""
+
+    code: str = "malformed"  # the code of a transaction carrying a bad value
+    reason: str = "invalid_field"  # the kind's own code
+
+    def fail(self, message: str) -> FieldError:
+        """The FieldError of this kind."""
+        return FieldError(message, code=self.code, reason=self.reason)
+
+    def check(self, value: Any, where: str) -> T:
+        """Validate a Python value of this kind; return it."""
+        raise NotImplementedError
+
+    def parse(self, value: Any, where: str) -> T:
+        """A wire (JSON) value to its Python value; by default the same value, checked."""
+        return self.check(value, where)
+
+    def dump(self, value: T) -> Any:
+        """The wire form of a Python value; by default the value itself."""
+        return value
+
+    def parse_text(self, text: str, where: str) -> T:
+        """A command-line or URL string to its Python value; by default the string, checked."""
+        return self.check(text, where)
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema (OpenAPI 3.0) of the wire form."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for people."""
+        raise NotImplementedError
+
+    def example(self) -> T:
+        """A valid Python value."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AddressKind(Kind[str]):
+    """A bech32 `uoc1…` account address."""
+
+    reason: str = "invalid_address"
+
+    def check(self, value: Any, where: str) -> str:
+        if not is_valid_address(value):
+            raise self.fail(f"{where} must be a bech32 'uoc1…' address, got {show(value)}")
+        return str(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^{ADDRESS_PREFIX}1[{_BECH32_CHARS}]{{38}}$"}
+
+    def describe(self) -> str:
+        return f"a bech32 '{ADDRESS_PREFIX}1…' address"
+
+    def example(self) -> str:
+        from .crypto import PrivateKey
+
+        return PrivateKey.from_name("example").address
+
+
+def compute_ngonka(where: str, amount: object, denom: object) -> int:
+    """to_ngonka with its MoneyError as a FieldError (the money code as the reason)."""
+    try:
+        return to_ngonka(amount, denom, field=where)
+    except MoneyError as exc:
+        raise FieldError(str(exc), reason=exc.code) from None
+
+
+@dataclass(frozen=True)
+class AmountKind(Kind[int]):
+    """An amount of money: a money object {"amount", "denom"} on the wire, ngonka (an int > 0) in Python."""
+
+    reason: str = "invalid_amount"
+
+    def check(self, value: Any, where: str) -> int:
+        return compute_ngonka(where, value, "ngonka")
+
+    def parse(self, value: Any, where: str) -> int:
+        coin = require_object(value, where, ("amount", "denom"))
+        return compute_ngonka(f"{where}.amount", coin["amount"], coin["denom"])
+
+    def dump(self, value: int) -> Any:
+        return {"amount": value, "denom": "ngonka"}
+
+    def parse_text(self, text: str, where: str) -> int:
+        """`1000` or `1_000` (ngonka), `5icoin` or `5 icoin`."""
+        match = _AMOUNT_TEXT.fullmatch(text)
+        if match is None:
+            raise self.fail(f"{where} must be an amount such as 1000 (ngonka) or 5icoin, got {text[:40]!r}")
+        amount = parse_int_text(match[1], where, self.fail(f"{where} has too many digits: {text[:40]!r}"))
+        return compute_ngonka(where, amount, match[2] or "ngonka")
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["amount", "denom"],
+            "properties": {
+                "amount": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+                "denom": DenomKind().schema(),
+            },
+            "additionalProperties": False,
+        }
+
+    def describe(self) -> str:
+        return 'a money object {"amount": int > 0, "denom": "ngonka"|"icoin"|…}, < 2^63 ngonka'
+
+    def example(self) -> int:
+        return 1000
+
+
+@dataclass(frozen=True)
+class DenomKind(Kind[str]):
+    """A denomination of SPEC §1 (case-sensitive)."""
+
+    reason: str = "invalid_denom"
+
+    def check(self, value: Any, where: str) -> str:
+        try:
+            get_denom_factor(value, field=where)
+        except MoneyError as exc:
+            raise self.fail(str(exc)) from None
+        return str(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": sorted(DENOMS)}
+
+    def describe(self) -> str:
+        return f"a denomination: {', '.join(DENOMS)}"
+
+    def example(self) -> str:
+        return "icoin"
+
+
+@dataclass(frozen=True)
+class PriceKind(Kind[int]):
+    """A price as given: an integer > 0 (its denomination is another field)."""
+
+    reason: str = "invalid_amount"
+
+    def check(self, value: Any, where: str) -> int:
+        return compute_ngonka(where, value, "ngonka")
+
+    def parse_text(self, text: str, where: str) -> int:
+        return self.check(
+            parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where
+        )
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1, "maximum": MAX_INT64}
+
+    def describe(self) -> str:
+        return "an integer > 0 (in its denomination; < 2^63 ngonka)"
+
+    def example(self) -> int:
+        return 300
+
+
+@dataclass(frozen=True)
+class IntKind(Kind[int]):
+    """An integer from `minimum` to `maximum` (an id, a count, an epoch…)."""
+
+    minimum: int = 0
+    maximum: int = MAX_INT64
+    text: str = "an integer"
+    code: str = "malformed"
+    reason: str = "invalid_parameter"
+
+    def check(self, value: Any, where: str) -> int:
+        if not is_int(value) or not self.minimum <= value <= self.maximum:
+            top = "2^63-1" if self.maximum == MAX_INT64 else str(self.maximum)
+            raise self.fail(f"{where} must be an integer from {self.minimum} to {top}, got {show(value)}")
+        return int(value)
+
+    def parse_text(self, text: str, where: str) -> int:
+        return self.check(
+            parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where
+        )
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+
+    def describe(self) -> str:
+        top = "2^63-1" if self.maximum == MAX_INT64 else str(self.maximum)
+        return f"{self.text}: an integer from {self.minimum} to {top}"
+
+    def example(self) -> int:
+        return max(self.minimum, 1)
+
+
+@dataclass(frozen=True)
+class ModelIdKind(Kind[str]):
+    """A model id: 1 to 128 characters of letters, digits and `-_./:` (Hugging Face style)."""
+
+    code: str = "invalid_model_id"
+    reason: str = "invalid_model_id"
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where} must be a non-empty string")
+        if len(value) > MAX_MODEL_ID:
+            raise self.fail(f"{where} is {len(value)} characters, over the limit of {MAX_MODEL_ID}")
+        if not set(value) <= _MODEL_ID_CHARS:
+            raise self.fail(f"{where} {value!r} may only hold letters, digits and - _ . / :")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_ID, "pattern": "^[A-Za-z0-9_./:-]+$"}
+
+    def describe(self) -> str:
+        return f"a model id: 1 to {MAX_MODEL_ID} letters, digits and - _ . / :"
+
+    def example(self) -> str:
+        return "Qwen/Qwen2.5-7B"
+
+
+@dataclass(frozen=True)
+class EnumKind(Kind[str]):
+    """One of a fixed list of strings."""
+
+    options: tuple[str, ...] = ()
+    code: str = "malformed"
+    reason: str = "invalid_option"
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or value not in self.options:
+            raise self.fail(f"{where} must be one of {', '.join(self.options)}, got {show(value)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.options)}
+
+    def describe(self) -> str:
+        return f"one of {' | '.join(self.options)}"
+
+    def example(self) -> str:
+        return self.options[0]
+
+
+@dataclass(frozen=True)
+class TextKind(Kind[str]):
+    """A short string (at most `max_length` characters)."""
+
+    max_length: int = MAX_TEXT_FIELD
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or len(value) > self.max_length:
+            raise self.fail(f"{where} must be a string of at most {self.max_length} characters")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "maxLength": self.max_length}
+
+    def describe(self) -> str:
+        return f"a string of at most {self.max_length} characters"
+
+    def example(self) -> str:
+        return "example"
+
+
+def is_decimal(value: Any) -> bool:
+    """True for a plain non-negative decimal string: digits, at most one point, digits on both sides."""
+    if not isinstance(value, str) or not value.isascii():
+        return False
+    whole, dot, frac = value.partition(".")
+    return whole.isdigit() and (not dot or frac.isdigit())
+
+
+@dataclass(frozen=True)
+class DecimalKind(TextKind):
+    """A non-negative decimal string such as "0.95" (exact: never a float)."""
+
+    def check(self, value: Any, where: str) -> str:
+        super().check(value, where)
+        if not is_decimal(value):
+            raise self.fail(f'{where} must be a decimal string such as "0.95", got {show(value)}')
+        return str(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "maxLength": self.max_length, "pattern": r"^[0-9]+(\.[0-9]+)?$"}
+
+    def describe(self) -> str:
+        return 'a decimal string such as "0.95"'
+
+    def example(self) -> str:
+        return "0.95"
+
+
+D = TypeVar("D", bound="Declared")
+
+
+@dataclass(frozen=True)
+class NestedKind(Kind[D]):
+    """A declared object nested in another, chosen by its `@type` among the subclasses of `base`."""
+
+    base: type[D]
+    registry: Mapping[str, type[D]]
+    text: str = "object"
+
+    def check(self, value: Any, where: str) -> D:
+        if not isinstance(value, self.base):
+            raise self.fail(f"{where} must be {self.text} ({', '.join(sorted(self.registry))}), got {show(value)}")
+        return value
+
+    def parse(self, value: Any, where: str) -> D:
+        if not isinstance(value, dict) or not isinstance(value.get("@type"), str):
+            raise self.fail(f"{where} must be an object with a string '@type'")
+        cls = self.registry.get(value["@type"])
+        if cls is None:
+            known = ", ".join(sorted(self.registry))
+            raise self.fail(f"{where}.@type {value['@type']!r} is not known {self.text}; known: {known}")
+        return cls.parse(value, where)
+
+    def dump(self, value: D) -> Any:
+        return value.to_json()
+
+    def parse_text(self, text: str, where: str) -> D:
+        raise self.fail(f"{where} ({self.text}) cannot be given as one string")
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "oneOf": [cls.schema() for _, cls in sorted(self.registry.items())],
+            "discriminator": {"propertyName": "@type"},
+        }
+
+    def describe(self) -> str:
+        return f"{self.text}: one of {', '.join(sorted(self.registry))}"
+
+    def example(self) -> D:
+        return self.registry[min(self.registry)].example()
+
+
+# -- declared objects ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One declared field: its name, kind, description and whether it may be absent (None)."""
+
+    name: str
+    kind: Kind[Any]
+    description: str
+    optional: bool = False
+
+
+def wire(kind: Kind[Any], description: str, *, default: Any = dataclasses.MISSING) -> Any:
+    """Declare a wire field of a declared object (with `default=None`, an optional one)."""
+    meta = {_META: (kind, description)}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(wire, dataclasses.field))
+class Declared:
+    """A frozen dataclass whose wire fields are declared with `wire`; validated when built.
+
+    Subclasses are made dataclasses by `__init_subclass__` (no decorator); a subclass that defines
+    `TYPE` is a concrete kind with that `@type` on the wire."""
+
+    TYPE: ClassVar[str] = ""
+    FIELDS: ClassVar[tuple[FieldSpec, ...]] = ()
+    _WIRE_REQUIRED: ClassVar[tuple[str, ...]] = ("@type",)  # the keys of the wire form
+    _WIRE_ALLOWED: ClassVar[tuple[str, ...]] = ("@type",)
+    _DEFAULTS: ClassVar[dict[str, Any]] = {}  # the value of every field with a default
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True)(cls)
+        specs = []
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if _META in f.metadata:
+                kind, description = f.metadata[_META]
+                specs.append(FieldSpec(f.name, kind, description, f.default is None))
+        cls.FIELDS = tuple(specs)
+        cls._WIRE_REQUIRED = ("@type", *(s.name for s in specs if not s.optional))
+        cls._WIRE_ALLOWED = ("@type", *(s.name for s in specs if s.optional))
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        cls._DEFAULTS = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+
+    def __post_init__(self) -> None:
+        """Check every field with its kind, then the object's own rules (`validate`)."""
+        for spec in self.FIELDS:
+            value = getattr(self, spec.name)
+            if not (value is None and spec.optional):
+                spec.kind.check(value, f"{self.TYPE}.{spec.name}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Rules between fields (none by default); FieldError if broken."""
+
+    @classmethod
+    def parse(cls: type[D], obj: Any, where: str) -> D:
+        """Build from the wire form (`@type` already matched): exact field names, each field parsed.
+
+        Each kind's `parse` checks its value (naming where it is on the wire) with the `check` the
+        constructor runs, so the object is put together without checking the fields a second time;
+        the rules between fields (`validate`) run as in the constructor."""
+        require_object(obj, where, cls._WIRE_REQUIRED, cls._WIRE_ALLOWED)
+        built = object.__new__(cls)
+        for name, default in cls._DEFAULTS.items():
+            object.__setattr__(built, name, default)
+        for spec in cls.FIELDS:
+            if spec.name in obj:
+                object.__setattr__(built, spec.name, spec.kind.parse(obj[spec.name], f"{where}.{spec.name}"))
+        built.validate()
+        return built
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form, with its `@type` (optional fields that are None are left out)."""
+        out: dict[str, Any] = {"@type": self.TYPE}
+        for spec in self.FIELDS:
+            value = getattr(self, spec.name)
+            if not (value is None and spec.optional):
+                out[spec.name] = spec.kind.dump(value)
+        return out
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """The JSON schema (OpenAPI 3.0) of the wire form."""
+        properties: dict[str, Any] = {"@type": {"type": "string", "enum": [cls.TYPE]}}
+        for spec in cls.FIELDS:
+            properties[spec.name] = {**spec.kind.schema(), "description": spec.description}
+        required = ["@type", *(s.name for s in cls.FIELDS if not s.optional)]
+        description = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else cls.TYPE
+        return {
+            "type": "object",
+            "title": cls.TYPE,
+            "description": description,
+            "required": required,
+            "properties": properties,
+            "additionalProperties": False,
+        }
+
+    @classmethod
+    def example(cls: type[D]) -> D:
+        """A valid instance built from each required field's example."""
+        return cls(**{s.name: s.kind.example() for s in cls.FIELDS if not s.optional})
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How the command line spells a declared object's command: `uocd tx PATH…`, its positional
+    fields (the others are --options), their metavars and their command-line defaults."""
+
+    path: tuple[str, ...]
+    help: str
+    description: str
+    positional: tuple[str, ...] = ()
+    metavars: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# -- arguments (commands and queries) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a command or a query: a positional (or path) argument, or an --option (a filter).
+
+    `default` is used when it is omitted; `default_param` names a chain param whose value is the
+    default instead (read from the node); `words` are strings that stand for a value ("current")."""
+
+    name: str
+    kind: Kind[Any]
+    description: str
+    positional: bool = False
+    required: bool = True
+    default: Any = None
+    default_param: str | None = None
+    metavar: str | None = None
+    words: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def parse_text(self, text: str) -> Any:
+        """The value of the argument given as a string."""
+        if text in self.words:
+            return self.words[text]
+        return self.kind.parse_text(text, self.name)
+
+    def check(self, value: Any) -> Any:
+        """An already-built value of the argument (None: the default)."""
+        if value is None or value in self.words.values():
+            return self.default if value is None else value
+        return self.kind.check(value, self.name)
+
+    def schema(self) -> dict[str, Any]:
+        """The argument as an OpenAPI 3.0 parameter schema."""
+        return {**self.kind.schema(), "description": self.description}
