@@ -27,7 +27,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Generic, TypeGuard, TypeVar, dataclass_transform
 
 from .crypto import ADDRESS_PREFIX, is_valid_address
 from .errors import InvalidTx, MoneyError
@@ -356,7 +356,7 @@ class TextKind(Kind[str]):
         return "example"
 
 
-def is_decimal(value: Any) -> bool:
+def is_decimal(value: Any) -> TypeGuard[str]:
     """True for a plain non-negative decimal string: digits, at most one point, digits on both sides."""
     if not isinstance(value, str) or not value.isascii():
         return False

@@ -226,7 +226,7 @@ def run_on_network(
         start_process(node, fabric)
     if wait_all_at(nodes, 1, 60.0) is None:
         raise DevnetError("the network did not commit its first block within 60 s; see the nodes' node.log")
-    ledger, stop, rss = Ledger(), threading.Event(), []
+    ledger, stop, rss = Ledger(), threading.Event(), list[dict[str, Any]]()
     t0 = time.monotonic()
     threads = [
         threading.Thread(target=run_guarded, args=(ledger, run_validator_load, n, ledger, stop, config.seed))

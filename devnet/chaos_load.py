@@ -134,7 +134,7 @@ def send_bad_input(kind: str, node: ChaosNode, rng: random.Random) -> str | None
             try:
                 call(rng.randbytes(rng.randint(1, 512)), timeout=2)
             except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
                 if code == grpc.StatusCode.INTERNAL or code == grpc.StatusCode.UNKNOWN:
                     return f"junk_grpc to {node.name}: {code.name}"
             return None

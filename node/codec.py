@@ -6,7 +6,9 @@ The protobuf forms only carry data: signatures cover the canonical JSON sign byt
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
 
 from .blocks import (
     Block,
@@ -27,6 +29,9 @@ HEADER_FIELDS = tuple(Header.__dataclass_fields__)
 
 
 # -- encode -----------------------------------------------------------------------------------
+M = TypeVar("M", bound=Message)
+
+
 def vote_to_pb(vote: Vote) -> pb.Vote:
     """A vote as protobuf (nil: block_id absent)."""
     out = pb.Vote(
@@ -173,7 +178,7 @@ def block_with_commit_from_pb(msg: pb.BlockWithCommit) -> tuple[Block, Commit]:
     return block, commit
 
 
-def parse_pb(message_type: type, data: bytes):
+def parse_pb(message_type: type[M], data: bytes) -> M:
     """Parse protobuf bytes into `message_type`, raising InvalidMessage when they are malformed."""
     out = message_type()
     try:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from chain.app import Application
 
-from .errors import MempoolFull, TxAlreadyKnown, TxRejected
+from .errors import MempoolError, MempoolFull, TxAlreadyKnown, TxRejected
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,10 @@ class Mempool:
             raise result
         return result
 
-    def add_batch(self, raws: Iterable[bytes]) -> list[str | TxRejected | TxAlreadyKnown | MempoolFull]:
+    def add_batch(self, raws: Iterable[bytes]) -> list[str | MempoolError]:
         """Admit transactions in order: each entry is the admitted hash or the MempoolError refusing it."""
         raws = [bytes(r) for r in raws]
-        out: list[str | TxRejected | TxAlreadyKnown | MempoolFull | None] = [None] * len(raws)
+        out: list[str | MempoolError | None] = [None] * len(raws)
         fresh: list[int] = []
         seen: set[bytes] = set()
         count, size = len(self._txs), self.total_bytes
@@ -133,9 +133,9 @@ class Mempool:
                 self._insert(result.hash, raws[i])
                 admitted.append(raws[i])
                 out[i] = result.hash
-        for result in out:
-            if isinstance(result, Exception):
-                log.debug("mempool rejected tx %s: %s", result.tx_hash, result)
+        for outcome in out:
+            if isinstance(outcome, MempoolError):
+                log.debug("mempool rejected tx %s: %s", outcome.tx_hash, outcome)
         if admitted and self.on_admit is not None:
             self.on_admit(admitted)
         return out  # type: ignore[return-value]

@@ -142,6 +142,7 @@ class Handlers:
         log.info("%s from %s rejected (%s): %s%s", method, peer, code.name, compute_error_text(exc), more)
 
     async def broadcast_tx(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxAck:
+        result: str | Exception
         try:
             tx = parse_pb(pb.Tx, request)
             result = self.node.submit_txs([bytes(tx.raw)])[0]
@@ -149,6 +150,7 @@ class Handlers:
             result = exc
         if isinstance(result, Exception):
             await self._reject(context, "BroadcastTx", result)
+            raise AssertionError("_reject aborts the call")
         return spb.TxAck(hash=result, accepted=True)
 
     async def broadcast_txs(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxBatchAck:
@@ -199,6 +201,7 @@ class Handlers:
         block = self.node.get_block_pb(req.height, req.block_id)
         if block is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block {req.block_id or ''} at height {req.height}")
+            raise AssertionError("context.abort raises")
         return block
 
     async def get_status(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.StatusResponse:
@@ -312,7 +315,7 @@ class PeerClient:
         self.channel = grpc.aio.insecure_channel(address, options=compute_grpc_options(max_message_bytes))
         ident = None  # payloads are already serialized bytes
 
-        def unary(path: str, response: type) -> grpc.aio.UnaryUnaryMultiCallable:
+        def unary(path: str, response: Any) -> grpc.aio.UnaryUnaryMultiCallable:
             return self.channel.unary_unary(path, request_serializer=ident, response_deserializer=response.FromString)
 
         self._send_consensus = unary("/uoc.v1.Gossip/SendConsensus", spb.Ack)
@@ -414,6 +417,11 @@ class PeerClient:
     async def _send_loop(self, queue: asyncio.Queue[tuple[str, bytes]], window: int) -> None:
         """Send a lane's messages in order with up to `window` calls in flight (1: each waits for the last)."""
         slots = asyncio.Semaphore(window)
+
+        def on_sent(done: asyncio.Task[None]) -> None:
+            self._in_flight.discard(done)
+            slots.release()
+
         while True:
             what, payload = await queue.get()
             if self.is_backed_off():
@@ -424,7 +432,7 @@ class PeerClient:
                 await slots.acquire()
                 task = asyncio.get_running_loop().create_task(self._send_one(what, payload))
                 self._in_flight.add(task)
-                task.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
+                task.add_done_callback(on_sent)
 
     async def _send_one(self, what: str, payload: bytes) -> None:
         """One gossip call; a refusal is logged at debug level (unreachable peers are backed off by `call`)."""

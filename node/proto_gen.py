@@ -32,7 +32,7 @@ def compute_fixed_imports(text: str) -> str:
 
 def generate(out: Path) -> list[Path]:
     """Compile every proto into `out` (created, old generated files replaced); return the files written."""
-    from grpc_tools import protoc
+    from grpc_tools import protoc  # type: ignore[import-untyped]
 
     with tempfile.TemporaryDirectory() as tmp:
         args = [

@@ -29,6 +29,11 @@ SYNC_BATCH = 500
 STALL_POLLS = 4  # polls one block behind without progress before syncing that block
 
 
+def get_peer_height(peer: PeerClient) -> int:
+    """The height a peer last said it has (-1 before it answered Status)."""
+    return peer.status.height if peer.status is not None else -1
+
+
 class BlockSync:
     """Polls peers' status and applies the verified blocks of peers that are ahead."""
 
@@ -67,8 +72,8 @@ class BlockSync:
             answered = await self.poll_peers()
             if not answered:
                 continue
-            best = max(answered, key=lambda p: p.status.height)
-            behind = best.status.height - ledger.height
+            best = max(answered, key=get_peer_height)
+            behind = get_peer_height(best) - ledger.height
             stalled = stalled + 1 if ledger.height == last_height and behind >= 1 else 0
             last_height = ledger.height
             if behind > 1 or (behind == 1 and stalled >= STALL_POLLS):
@@ -97,14 +102,14 @@ class BlockSync:
         self.syncing = True
         try:
             while peers:
-                ranked = sorted(peers, key=lambda p: -p.status.height)
-                target = ranked[0].status.height
+                ranked = sorted(peers, key=lambda p: -get_peer_height(p))
+                target = get_peer_height(ranked[0])
                 if target <= ledger.height:
                     break
                 first, last = ledger.height + 1, min(target, ledger.height + SYNC_BATCH)
                 got = 0
                 for peer in ranked:
-                    if peer.status.height < first:
+                    if get_peer_height(peer) < first:
                         break
                     try:
                         got = await self._sync_range(peer, first, last)

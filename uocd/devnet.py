@@ -213,8 +213,9 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         print(f"  {uocd} devnet status --dir {where}")
         print(f'  eval "$({uocd} devnet env --dir {where})"   # UOC_NODE, UOC_ADMIN, UOC_ADMIN_TOKEN')
         print(f"  {uocd} devnet down --dir {where}")
-        if summary.get("devnet_created"):
-            print(format_endpoints(read_state(Path(where))))
+        state = read_state(Path(where))
+        if summary.get("devnet_created") and state is not None:
+            print(format_endpoints(state))
     return 0
 
 

@@ -55,7 +55,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         listen=args.grpc,
         block_interval_ms=args.block_interval_ms,
     )
-    print(f"initialized {home.path} for {home.config.moniker}: validator {home.validator_key.address}")
+    validator = home.validator_key.address if home.validator_key is not None else "none"
+    print(f"initialized {home.path} for {home.config.moniker}: validator {validator}")
     return 0
 
 
