@@ -11,6 +11,8 @@ from aiohttp import web
 
 from chain.errors import ChainError, InvalidTx, MoneyError
 from chain.money import DENOMS, to_ngonka
+from chain.params import Params
+from chain.rules import compute_effective_epoch
 from chain.tx import MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
 
 from ..errors import ApiRequestError, MempoolError
@@ -66,7 +68,8 @@ async def post_price_proposal(request: web.Request) -> web.Response:
     tx_hash, outcome = await submit_and_wait(request, [msg])
     if outcome is None:
         return json_response({"tx_hash": tx_hash, "status": "pending"}, status=202)
-    assert outcome.epoch is not None
+    assert outcome.height is not None
+    params = Params.from_json(get_operator(request).query("params"))
     return json_response(
         {
             "tx_hash": tx_hash,
@@ -74,7 +77,7 @@ async def post_price_proposal(request: web.Request) -> web.Response:
             "price": msg.price,
             "denom": msg.denom,
             "price_ngonka": price_ngonka,
-            "effective_epoch": outcome.epoch + 1,  # counted at the end of the epoch it was committed in
+            "effective_epoch": compute_effective_epoch(params, outcome.height),
         }
     )
 
