@@ -2,6 +2,7 @@
 
 from .app import Application, BlockResult, TxResult
 from .crypto import PrivateKey, compute_address
+from .epochs import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height, is_epoch_end
 from .errors import ChainError, InvalidBlock, InvalidGenesis, InvalidTx, MoneyError, StoreError
 from .fields import FieldError
 from .governance import Tally, compute_tally, compute_tally_outcome
@@ -9,7 +10,6 @@ from .median import weighted_median
 from .money import to_ngonka
 from .params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
 from .queries import Query, run_query
-from .rules import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height, is_epoch_end
 from .store import MemoryStore, Store
 from .tx import (
     Content,

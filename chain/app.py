@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import rules
+from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidTx, StoreError
+from .genesis import process_genesis
 from .queries import QueryContext, run_query
 from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
@@ -88,7 +90,7 @@ class Application:
         if self.height >= 0:
             raise StoreError(f"the store already holds a chain at height {self.height}")
         state = State(self.store, 0)
-        rules.process_genesis(state, genesis)
+        process_genesis(state, genesis)
         info, changes = state.compute_commit()
         self.store.write_block(info, changes)
         self._after_commit(info)
@@ -147,13 +149,13 @@ class Application:
         info, changes = state.compute_commit()
         self._pending = (info, changes)
         params = rules.get_params(state)
-        epoch_ended = rules.is_epoch_end(params, height)
+        epoch_ended = is_epoch_end(params, height)
         return BlockResult(
             height,
             tuple(results),
             info.app_hash,
             epoch_ended,
-            epoch=rules.compute_epoch_at_height(params, height),
+            epoch=compute_epoch_at_height(params, height),
             next_powers=tuple(rules.get_validator_set(state)) if epoch_ended else None,
         )
 

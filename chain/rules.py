@@ -25,14 +25,14 @@ State layout (space / key -> canonical JSON value):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from .crypto import compute_address, is_valid_address, verify_signature
-from .errors import InvalidGenesis, InvalidTx
+from .crypto import compute_address, verify_signature
+from .epochs import is_epoch_end
+from .errors import InvalidTx
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
-from .money import MAX_NGONKA, is_int
+from .money import MAX_NGONKA
 from .params import Params, compute_params_of_text
 from .store import State
 from .tx import (
@@ -53,33 +53,6 @@ PROPOSAL_STATUSES = ("deposit_period", "voting_period", "passed", "rejected", "f
 # --------------------------------------------------------------------------------------------
 # Pure helpers
 # --------------------------------------------------------------------------------------------
-
-
-def compute_epoch_length(params_or_length: Params | int) -> int:
-    """The blocks per epoch of `params` (or the length itself)."""
-    return params_or_length if isinstance(params_or_length, int) else params_or_length.epoch_length
-
-
-def is_epoch_end(params_or_length: Params | int, height: int) -> bool:
-    """True if `height` is the last block of its epoch."""
-    return height > 0 and height % compute_epoch_length(params_or_length) == 0
-
-
-def compute_epoch_at_height(params_or_length: Params | int, height: int) -> int:
-    """The epoch a block runs in: epoch e spans heights e·L + 1 … (e+1)·L; genesis (height 0) is in epoch 0."""
-    return 0 if height <= 0 else (height - 1) // compute_epoch_length(params_or_length)
-
-
-def compute_epoch_start_height(params_or_length: Params | int, epoch: int) -> int:
-    """The first height of `epoch`."""
-    return epoch * compute_epoch_length(params_or_length) + 1
-
-
-def compute_effective_epoch(params_or_length: Params | int, height: int) -> int:
-    """The first epoch in which a change committed at `height` is in force: the epoch whose price a price
-    vote first counts in, from which a bond gives power, a passed proposal's model is active; also the
-    epoch whose price and validator set the end of `height` sets when it ends an epoch."""
-    return compute_epoch_at_height(params_or_length, height) + 1
 
 
 def compute_escrow(stake: int, pending_stake: int) -> int:
@@ -230,87 +203,6 @@ def get_model_changes(state: State) -> list[dict[str, Any]]:
 def is_validator_or_pending(state: State, address: str) -> bool:
     """True if `address` validates this epoch or has stake pending for the next one."""
     return get_epoch_power(state, address) > 0 or get_validator(state, address)["pending_stake"] > 0
-
-
-# --------------------------------------------------------------------------------------------
-# Genesis
-# --------------------------------------------------------------------------------------------
-
-
-def _genesis_int(value: Any, where: str, minimum: int) -> int:
-    """An integer genesis field ≥ minimum and < 2^63."""
-    if not is_int(value) or not minimum <= value < MAX_NGONKA:
-        raise InvalidGenesis(f"{where} must be an integer ≥ {minimum} and < 2^63, got {value!r}")
-    return value
-
-
-def _genesis_address(value: Any, where: str) -> str:
-    """A bech32 address in genesis."""
-    if not is_valid_address(value):
-        raise InvalidGenesis(f"{where} must be a bech32 'uoc1…' address, got {value!r}")
-    return value
-
-
-def process_genesis(state: State, genesis: Any) -> None:
-    """Write the genesis state: params, accounts, validators, epoch 0 and its record."""
-    if not isinstance(genesis, dict):
-        raise InvalidGenesis("genesis must be a JSON object")
-    unknown = sorted(k for k in genesis if k not in ("chain_id", "genesis_time", "params", "accounts", "validators"))
-    if unknown:
-        raise InvalidGenesis(f"genesis has unknown field(s): {', '.join(unknown)}")
-    chain_id = genesis.get("chain_id")
-    if not isinstance(chain_id, str) or not chain_id or len(chain_id) > 64:
-        raise InvalidGenesis("genesis.chain_id must be a non-empty string of at most 64 characters")
-    params = Params.from_json(genesis.get("params"))
-    state.set("meta", "chain_id", chain_id)
-    state.set("meta", "params", params.to_json())
-    state.set("meta", "height", 0)
-    supply = 0
-    for where, address, entry in _genesis_entries(state, genesis, "accounts", "acct", ("address", "balance")):
-        balance = _genesis_int(entry.get("balance", 0), f"{where}.balance", 0)
-        state.set("acct", address, {"balance": balance, "sequence": 0, "pubkey": None})
-        supply += balance
-    for where, address, entry in _genesis_entries(state, genesis, "validators", "val", ("address", "stake")):
-        stake = _genesis_int(entry.get("stake"), f"{where}.stake", 1)
-        state.set("val", address, {"stake": stake, "pending_stake": stake})
-        state.set("epval", address, stake)
-        supply += stake
-    if supply >= MAX_NGONKA:
-        raise InvalidGenesis("the total supply of genesis must be < 2^63 ngonka")
-    state.set("meta", "supply", supply)
-    validators = get_validator_set(state)
-    state.set(
-        "epoch",
-        "current",
-        {
-            "index": 0,
-            "price": params.default_unit_of_compute_price,
-            "total_power": sum(power for _, power in validators),
-            "validators": len(validators),
-            "start_height": 1,
-            "ballot": {"voters": 0, "non_voters": len(validators), "min_vote": None, "max_vote": None},
-        },
-    )
-    process_epoch_record(state)
-
-
-def _genesis_entries(
-    state: State, genesis: dict[str, Any], name: str, space: str, allowed: tuple[str, ...]
-) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """The (where, address, entry) of each entry of a genesis list, checked for unknown fields, a
-    valid address and an address not already in `space`."""
-    entries = genesis.get(name, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise InvalidGenesis(f"genesis.{name} must be a list of objects")
-    for i, entry in enumerate(entries):
-        where = f"genesis.{name}[{i}]"
-        unknown = sorted(k for k in entry if k not in allowed)
-        if unknown:
-            raise InvalidGenesis(f"{where} has unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-        address = _genesis_address(entry.get("address"), f"{where}.address")
-        if state.get(space, address) is not None:
-            raise InvalidGenesis(f"{where}.address {address} appears twice")
-        yield where, address, entry
 
 
 # --------------------------------------------------------------------------------------------

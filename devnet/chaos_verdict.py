@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chain.epochs import compute_effective_epoch, is_epoch_end
 from chain.errors import InvalidTx
 from chain.median import weighted_median
 from chain.params import Params
-from chain.rules import compute_effective_epoch, is_epoch_end
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_tx
 from node.config import DB_FILE, GENESIS_FILE
 from node.store import SqliteStore

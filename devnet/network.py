@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chain.rules import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height
+from chain.epochs import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height
 from chain.tx import Msg, MsgBond, MsgUnbond, MsgVote
 from node.client import ApiError, Client, broadcast
 

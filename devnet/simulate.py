@@ -34,8 +34,8 @@ from typing import Any
 
 from chain.app import Application
 from chain.crypto import PrivateKey
+from chain.epochs import compute_epoch_start_height
 from chain.errors import InvalidTx
-from chain.rules import compute_epoch_start_height
 from chain.tx import (
     Msg,
     MsgBond,

@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from chain.epochs import compute_effective_epoch
 from chain.errors import ChainError, InvalidTx, MoneyError
 from chain.money import DENOMS, to_ngonka
 from chain.params import Params
-from chain.rules import compute_effective_epoch
 from chain.tx import MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
 
 from ..errors import ApiRequestError, MempoolError

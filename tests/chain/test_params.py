@@ -9,14 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.app import Application
-from chain.errors import InvalidGenesis
-from chain.params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
-from chain.rules import (
+from chain.epochs import (
     compute_effective_epoch,
     compute_epoch_at_height,
     compute_epoch_start_height,
     is_epoch_end,
 )
+from chain.errors import InvalidGenesis
+from chain.params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
 from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSubmitPriceProposal, MsgUnbond
 from tests.helpers import ADDR, Wallets, make_app, make_genesis, run_block
