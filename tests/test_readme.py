@@ -78,7 +78,7 @@ def test_readme_first_command_starts_a_devnet_runs_the_scenario_and_leaves_the_n
         assert again.returncode == 1 and "has already run a scenario" in again.stderr
         pasted = paste_into_a_shell(block_under("## For providers") + block_under("## For clients"), cwd=tmp_path)
         assert pasted.returncode == 0, pasted.stderr
-        for answer in ('"tx_hash"', '"price_ngonka": 1000000000000', '"proposal_id"', '"unit_of_compute_price"'):
+        for answer in ('"tx_hash"', '"price_ngonka":1000000000000', '"proposal_id"', '"unit_of_compute_price"'):
             assert answer in pasted.stdout, pasted.stdout
     finally:
         uocd("devnet", "down", "--dir", str(devnet), cwd=tmp_path)
@@ -141,7 +141,7 @@ def readme_mentions() -> list[list[str]]:
     prose = re.sub(r"```.*?```", "", README, flags=re.S)
     spans = [span for span in re.findall(r"`([^`]+)`", prose) if span.startswith("uocd ")]
     lines = [part for line in readme_commands() for part in re.split(r"\.venv/bin/uocd ", line)[1:]]
-    return [shlex.split("uocd " + re.split(r"[;&]|\bdone\b", part)[0].replace("$i", "0"))[1:] for part in lines] + [
+    return [shlex.split("uocd " + re.split(r"[;&)]|\bdone\b", part)[0].replace("$i", "0"))[1:] for part in lines] + [
         span.split()[1:] for span in spans
     ]
 
