@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto import PrivateKey
-from chain.params import DEFAULT_PARAMS
+from chain.errors import InvalidGenesis
+from chain.params import DEFAULT_PARAMS, Params
 from node.client import ApiError, Client
 from node.config import (
     ADMIN_TOKEN_FILE,
@@ -68,9 +69,10 @@ def create_homes(
     epoch_length: int = DEFAULT_PARAMS.epoch_length,
     block_ms: int = 1000,
     genesis: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Node homes in root/<name> on free loopback ports, every node a peer of the others; one shared
-    genesis: the homes' own validators (collected), or `genesis` as given."""
+    genesis: the homes' own validators (collected) with `params` over the defaults, or `genesis` as given."""
     homes = []
     for spec in specs:
         home = root / spec.name
@@ -86,7 +88,15 @@ def create_homes(
         )
         homes.append(home)
     if genesis is None:
-        collect_genesis(homes)
+        collected = collect_genesis(homes)
+        if params:
+            doc = {**collected, "params": {**collected["params"], **params}}
+            try:
+                Params.from_json(doc["params"])
+            except InvalidGenesis as exc:
+                raise DevnetError(f"devnet params: {exc}") from None
+            for home in homes:
+                write_json(home / GENESIS_FILE, doc)
     else:
         listens = [load_home(h).config.listen for h in homes]
         for home, listen in zip(homes, listens):
@@ -218,9 +228,11 @@ def up(
     *,
     epoch_length: int = DEFAULT_PARAMS.epoch_length,
     block_ms: int = 1000,
+    params: dict[str, Any] | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Create and start a devnet in `root` (or restart a stopped one); DevnetError if it runs."""
+    """Create and start a devnet in `root` (or restart a stopped one); DevnetError if it runs.
+    `params` override genesis params other than `epoch_length` (e.g. `{"voting_period": 60}`)."""
     root = root.resolve()
     state = read_state(root)
     if state is not None:
@@ -242,7 +254,11 @@ def up(
         raise DevnetError(f"{root} exists and is not a devnet directory (no {STATE_FILE}); pick another --dir")
     root.mkdir(parents=True, exist_ok=True)
     homes = create_homes(
-        root, [NodeSpec(f"n{i}") for i in range(validators)], epoch_length=epoch_length, block_ms=block_ms
+        root,
+        [NodeSpec(f"n{i}") for i in range(validators)],
+        epoch_length=epoch_length,
+        block_ms=block_ms,
+        params=params,
     )
     return start_devnet(root, homes, {"epoch_length": epoch_length, "block_ms": block_ms})
 

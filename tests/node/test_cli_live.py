@@ -30,7 +30,10 @@ def ok_json(*args: str):
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli") / "devnet"
-    state = up(root, 4, epoch_length=5, block_ms=300, echo=lambda line: None)
+    # The governance test casts its votes with separate `uocd` processes after the proposal commits;
+    # a voting period of 60 blocks (about 18 s) leaves them time on a loaded machine, where the
+    # default 20 blocks (6 s) ran out before the first vote arrived.
+    state = up(root, 4, epoch_length=5, block_ms=300, params={"voting_period": 60}, echo=lambda line: None)
     yield state
     stop_devnet(root, grace=5.0)
     assert subprocess.run(["pgrep", "-f", str(root)], capture_output=True).stdout == b""
@@ -82,7 +85,7 @@ def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pric
     assert after["tally"]["yes"] == before["tally"]["yes"] + 100
     assert {"voter": voter, "option": "yes"} in after["votes"]
 
-    # a second yes (200 of 400) meets the quorum; the voting period is 20 blocks of 0.3 s
+    # a second yes (200 of 400) meets the quorum; the voting period is 60 blocks of 0.3 s
     assert uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 0)).returncode == 0
 
     def listed():
