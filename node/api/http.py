@@ -42,9 +42,14 @@ def is_loopback(host: str) -> bool:
 # =============================================================================================
 # responses and errors
 # =============================================================================================
+def encode_json(body: Any) -> bytes:
+    """The compact JSON bytes of a response body (integers only: SPEC §1)."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def json_response(body: Any, status: int = 200) -> web.Response:
     """A JSON response (integers only: SPEC §1)."""
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type=JSON_TYPE)
+    return web.Response(body=encode_json(body), status=status, content_type=JSON_TYPE)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -154,6 +159,7 @@ def query(request: web.Request, path: str, **params: Any) -> Any:
 __all__ = [
     "bad_request",
     "chain_error_to_api",
+    "encode_json",
     "error_response",
     "get_int_param",
     "get_int_path",
