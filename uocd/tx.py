@@ -30,7 +30,8 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         "key by default), fetch the chain id and the account's sequence from the node (--node), post it with "
         "?wait=commit and print the on-chain result. A rejected transaction exits 1.",
     )
-    groups = {(): tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)}
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {}
+    groups[()] = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
     declared = get_cli_groups()
     for command in sorted(get_commands(), key=lambda c: len(c.path)):  # the groups after the commands
         for depth in range(1, len(command.path)):
