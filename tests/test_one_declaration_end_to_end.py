@@ -1,4 +1,5 @@
-"""One declaration, end to end: a message kind, its state rule and a query declared in this file, and
+"""One declaration, end to end (the example is MsgSetNickname, so that it never meets a real
+MsgSetMoniker): a message kind, its state rule and a query declared in this file, and
 nowhere else, are a `uocd tx` command that signs it, a `uocd query` command, a public read route that
 answers it (with its arguments checked), and part of the OpenAPI document (the route, and the message
 in the body of `POST /v1/txs`), with no other registration."""
@@ -28,39 +29,39 @@ from uocd.tx import compute_messages
 
 
 @pytest.fixture
-def moniker() -> Iterator[type[Msg]]:
-    """Declare MsgSetMoniker, its rule and the `moniker` query (and take them back out afterwards)."""
+def nickname() -> Iterator[type[Msg]]:
+    """Declare MsgSetNickname, its rule and the `nickname` query (and take them back out afterwards)."""
     try:
 
-        class MsgSetMoniker(Msg):
+        class MsgSetNickname(Msg):
             """Set the sender's display name."""
 
-            TYPE = "MsgSetMoniker"
-            CLI = Cli(("set-moniker",), "set your display name", "Set the sender's moniker to NAME.", ("moniker",))
-            moniker: str = wire(TextKind(32), "the display name")
+            TYPE = "MsgSetNickname"
+            CLI = Cli(("set-nickname",), "set your display name", "Set the sender's nickname to NAME.", ("nickname",))
+            nickname: str = wire(TextKind(32), "the display name")
 
-        def process_msg_set_moniker(state: State, sender: str, msg: MsgSetMoniker) -> None:
-            state.set("moniker", sender, msg.moniker)
+        def process_msg_set_nickname(state: State, sender: str, msg: MsgSetNickname) -> None:
+            state.set("nickname", sender, msg.nickname)
 
-        MESSAGE_RULES[MsgSetMoniker] = process_msg_set_moniker
+        MESSAGE_RULES[MsgSetNickname] = process_msg_set_nickname
 
         @query(
-            "moniker",
+            "nickname",
             "An account's display name",
-            {"type": "object", "required": ["address", "moniker"], "properties": {"address": {}, "moniker": {}}},
+            {"type": "object", "required": ["address", "nickname"], "properties": {"address": {}, "nickname": {}}},
             args=(Arg("address", ADDRESS, "an account address", positional=True, metavar="ADDRESS"),),
-            http=(Http("/v1/monikers/{address}"),),
-            cli="moniker",
+            http=(Http("/v1/nicknames/{address}"),),
+            cli="nickname",
         )
-        def query_moniker(ctx: QueryContext, address: str) -> dict[str, Any]:
-            return {"address": address, "moniker": ctx.state.get("moniker", address)}
+        def query_nickname(ctx: QueryContext, address: str) -> dict[str, Any]:
+            return {"address": address, "nickname": ctx.state.get("nickname", address)}
 
-        yield MsgSetMoniker
+        yield MsgSetNickname
     finally:
-        MESSAGE_TYPES.pop("MsgSetMoniker", None)
-        for cls in [m for m in MESSAGE_RULES if m.TYPE == "MsgSetMoniker"]:
+        MESSAGE_TYPES.pop("MsgSetNickname", None)
+        for cls in [m for m in MESSAGE_RULES if m.TYPE == "MsgSetNickname"]:
             del MESSAGE_RULES[cls]
-        QUERIES.pop("moniker", None)
+        QUERIES.pop("nickname", None)
 
 
 def subcommand(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
@@ -91,30 +92,30 @@ async def get(app: web.Application, path: str, **match_info: str) -> Any:
 
 
 @pytest.mark.asyncio
-async def test_a_message_its_rule_and_a_query_declared_here_are_served_everywhere(moniker):
-    # `uocd tx set-moniker NAME` builds the message from its string; the chain applies it by its rule
+async def test_a_message_its_rule_and_a_query_declared_here_are_served_everywhere(nickname):
+    # `uocd tx set-nickname NAME` builds the message from its string; the chain applies it by its rule
     parser = build_parser()
-    assert "set-moniker" in subcommand(parser, "tx").format_help()
-    args = parser.parse_args(["tx", "set-moniker", "alice", "--from", "a"])
+    assert "set-nickname" in subcommand(parser, "tx").format_help()
+    args = parser.parse_args(["tx", "set-nickname", "alice", "--from", "a"])
     messages = compute_messages(args.tx, args, Client("http://127.0.0.1:9"))  # no param to fetch
-    assert messages == (moniker("alice"),)
+    assert messages == (nickname("alice"),)
     app = make_app(make_genesis({"a": 50}))
     result = app.finalize_block(1, [sign_tx(KEYS["a"], CHAIN_ID, 0, messages)])
     assert [r.code for r in result.tx_results] == ["ok"]
     app.commit()
 
-    # `uocd query moniker ADDRESS`, checked by the argument's kind, asks the route that serves it
-    args = parser.parse_args(["query", "moniker", ADDR["a"]])
-    assert args.path(args) == (f"/v1/monikers/{ADDR['a']}", {})
+    # `uocd query nickname ADDRESS`, checked by the argument's kind, asks the route that serves it
+    args = parser.parse_args(["query", "nickname", ADDR["a"]])
+    assert args.path(args) == (f"/v1/nicknames/{ADDR['a']}", {})
     with pytest.raises(SystemExit):
-        parser.parse_args(["query", "moniker", "not-an-address"])
+        parser.parse_args(["query", "nickname", "not-an-address"])
 
     # the public read route answers it, and refuses a bad address with the kind's code
     state = ApiState.__new__(ApiState)
     state.node = QueryNode(app)  # type: ignore[assignment]
     served = build_app(state, "public")
-    path = "/v1/monikers/{address}"
-    assert await get(served, path, address=ADDR["a"]) == {"address": ADDR["a"], "moniker": "alice"}
+    path = "/v1/nicknames/{address}"
+    assert await get(served, path, address=ADDR["a"]) == {"address": ADDR["a"], "nickname": "alice"}
     with pytest.raises(ApiRequestError) as refused:
         await get(served, path, address="uoc1nobody")
     assert (refused.value.status, refused.value.code) == (400, "invalid_address")
@@ -126,9 +127,9 @@ async def test_a_message_its_rule_and_a_query_declared_here_are_served_everywher
     assert [p["name"] for p in operation["parameters"]] == ["address"]
     body = document["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     messages_schema = body["properties"]["body"]["properties"]["messages"]["items"]["oneOf"]
-    assert "MsgSetMoniker" in [s["title"] for s in messages_schema]
+    assert "MsgSetNickname" in [s["title"] for s in messages_schema]
 
 
 def test_nothing_is_left_of_the_example_afterwards():
-    assert "set-moniker" not in subcommand(build_parser(), "tx").format_help()
-    assert "/v1/monikers/{address}" not in build_openapi()["paths"]
+    assert "set-nickname" not in subcommand(build_parser(), "tx").format_help()
+    assert "/v1/nicknames/{address}" not in build_openapi()["paths"]
