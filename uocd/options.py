@@ -1,12 +1,15 @@
-"""The options the command groups share (--home, --node, --output), integer arguments, and the node
-client that --home and --node resolve to."""
+"""The options the command groups share (--home, --node, --output), integer arguments, the arguments
+of the commands derived from chain's declarations, and the node client that --home and --node resolve to."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from chain.fields import Arg, EnumKind, FieldError
 from node.client import DEFAULT_NODE, Client
 from node.config import CONFIG_FILE, parse_config
 
@@ -19,6 +22,43 @@ def parse_int(text: str) -> int:
         return int(text.replace("_", ""), 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def describe_argument(arg: Arg) -> str:
+    """The --help line of a declared argument: its description, its choices and its default."""
+    text = arg.description
+    if isinstance(arg.kind, EnumKind):
+        text += ": " + " | ".join(arg.kind.options)
+    if arg.default is not None and "default" not in text:
+        text += f" (default: {arg.default})"
+    return text.replace("%", "%%")
+
+
+def compute_argument_parser(arg: Arg) -> Callable[[str], Any]:
+    """The argparse `type` of a declared argument: its kind's parse_text (a FieldError is argparse's error)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return arg.parse_text(text)
+        except FieldError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def add_declared_argument(parser: argparse.ArgumentParser, arg: Arg, dest: str, *, parse: bool) -> None:
+    """A declared argument as a positional (an optional one may be left out) or an --option, kept in
+    `dest`: its string (None when left out), or with `parse` its value (argparse reports a bad one)."""
+    options: dict[str, Any] = {"metavar": arg.metavar or arg.name.upper(), "help": describe_argument(arg)}
+    if isinstance(arg.kind, EnumKind):
+        options["choices"] = arg.kind.options
+    if parse:
+        options["type"] = compute_argument_parser(arg)
+    if arg.positional:
+        parser.add_argument(dest, nargs=None if arg.required else "?", default=None, **options)
+    else:
+        flag = "--" + arg.name.replace("_", "-")
+        parser.add_argument(flag, dest=dest, required=arg.required, default=None, **options)
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:

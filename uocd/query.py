@@ -1,54 +1,54 @@
-"""`uocd query …`: read the chain through a node's public HTTP API and print the answer."""
+"""`uocd query …`: read the chain through a node's public HTTP API and print the answer.
+
+Every query that `chain` declares with a CLI name (`chain.catalog.get_cli_queries`: pricing, epoch,
+history, validators, models, params, proposals, proposal) is a command here, read through the public
+route that serves it, with its arguments parsed by their declared kinds. Three stay written by hand,
+as they need more than the chain declares: `status` (the node's own fields: moniker, peers, catching
+up), `account` (a key NAME of --home, or the node home's validator, as well as an address) and `tx`
+(a committed transaction, which the node keeps, not the chain state)."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from chain.catalog import get_cli_queries
+from chain.queries import Http, Query
+
 from .keys import load_named_key
-from .options import add_node_options, parse_int, resolve_client, resolve_home
+from .options import add_declared_argument, add_node_options, resolve_client, resolve_home
 from .output import emit, render_rows
 
-QUERIES: dict[str, tuple[str, str]] = {
-    "pricing": ("the unit-of-compute price and the active models' prices per token", "/v1/pricing"),
-    "status": ("the node's height, app hash, epoch, price and peers", "/v1/status"),
-    "validators": ("the validator set with powers and stakes", "/v1/validators"),
-    "models": ("the active and every registered model", "/v1/models"),
-    "params": ("the chain params (epochs, default price, governance)", "/v1/params"),
-}
+ARG_DEST = "query_arg_{}"  # where an argument's value is kept (apart from --home, --node, --output)
+HAND_WRITTEN = ("status", "account", "tx")  # commands that need more than the chain's declaration
 
 
 def add_query_commands(commands: argparse._SubParsersAction) -> None:
-    """uocd query pricing|status|epoch|validators|proposals|proposal|models|params|account|history|tx."""
+    """uocd query NAME for every declared query with a CLI name, and status, account and tx."""
     query = commands.add_parser(
         "query", help="read the chain through a node's HTTP API", description="Read the chain through --node's API."
     )
     sub = query.add_subparsers(dest="query_command", metavar="COMMAND", required=True)
-    for name, (text, path) in QUERIES.items():
-        p = sub.add_parser(name, help=text, description=f"Print {text} (GET {path}).")
+    for q in get_cli_queries():
+        if q.cli in HAND_WRITTEN or not q.http:
+            continue
+        text = q.summary[:1].lower() + q.summary[1:]
+        paths = " or ".join(h.path for h in q.http)
+        p = sub.add_parser(q.cli, help=text, description=f"Print {text} (GET {paths}).")
+        for arg in q.args:
+            add_declared_argument(p, arg, ARG_DEST.format(arg.name), parse=True)
         add_node_options(p)
-        p.set_defaults(func=cmd_query, path=lambda a, path=path: (path, {}))
-    p = sub.add_parser("epoch", help="an epoch", description="Print the current epoch, or the record of epoch N.")
-    p.add_argument("number", metavar="N", nargs="?", type=parse_int, help="an epoch number (default: the current one)")
-    add_node_options(p)
-    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/epochs/{'current' if a.number is None else a.number}", {}))
-    p = sub.add_parser("history", help="the price history", description="Print the epoch records (price, ballot).")
-    p.add_argument("--from-epoch", type=parse_int, default=None)
-    p.add_argument("--to-epoch", type=parse_int, default=None)
-    add_node_options(p)
-    p.set_defaults(
-        func=cmd_query, path=lambda a: ("/v1/pricing/history", {"from_epoch": a.from_epoch, "to_epoch": a.to_epoch})
+        p.set_defaults(func=cmd_query, path=lambda a, q=q: compute_request(q, a))
+    p = sub.add_parser(
+        "status",
+        help="the node's height, app hash, epoch, price and peers",
+        description="Print the node's height, app hash, epoch, price and peers (GET /v1/status).",
     )
-    p = sub.add_parser("proposals", help="governance proposals", description="List the governance proposals.")
-    p.add_argument("--status", default=None, help="only proposals with this status (e.g. voting_period, passed)")
     add_node_options(p)
-    p.set_defaults(func=cmd_query, path=lambda a: ("/v1/governance/proposals", {"status": a.status}))
-    p = sub.add_parser("proposal", help="one proposal", description="Print a proposal with its live tally and votes.")
-    p.add_argument("id", metavar="ID", type=parse_int)
-    add_node_options(p)
-    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/governance/proposals/{a.id}", {}))
+    p.set_defaults(func=cmd_query, path=lambda a: ("/v1/status", {}))
     p = sub.add_parser("account", help="an account", description="Print an account's balance and sequence.")
     p.add_argument("address", metavar="ADDRESS|NAME", nargs="?", default=None, help="default: --home's validator key")
     add_node_options(p)
@@ -57,6 +57,16 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("hash", metavar="HASH")
     add_node_options(p)
     p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/txs/{a.hash}", {}))
+
+
+def compute_request(q: Query, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(path, query parameters) of the route that serves `q` with the values given: the route whose
+    placeholders are exactly the path arguments given (`/v1/epochs/current`, `/v1/epochs/{n}`)."""
+    values = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in q.args}
+    given = {a.name for a in q.args if a.positional and values[a.name] is not None}
+    http: Http = next(h for h in q.http if set(re.findall(r"{(\w+)}", h.path)) == given)
+    path = http.path.format(**{name: values[name] for name in given})
+    return path, {a.name: values[a.name] for a in q.args if not a.positional}
 
 
 def resolve_address(args: argparse.Namespace) -> str:

@@ -1,38 +1,28 @@
-"""`uocd tx send|bond|unbond|price-proposal|register-model|remove-model` and `uocd tx gov vote|deposit`:
-sign a transaction locally, broadcast it through a node's public API and wait for its commit."""
+"""`uocd tx …`: one command per message and governance content that `chain` declares with a `CLI`
+(`chain.catalog.get_commands`: `send`, `bond`, `price-proposal`, `register-model`, `gov vote`, …), in
+the groups it declares (`tx gov …`). Each signs a transaction locally, broadcasts it through a node's
+public API and waits for its commit. Nothing here names a message: a new one is a declaration in `chain`."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
+from chain.catalog import Command, get_cli_groups, get_commands, get_routes
 from chain.errors import ChainError
-from chain.tx import (
-    VOTE_OPTIONS,
-    Msg,
-    MsgBond,
-    MsgDeposit,
-    MsgSend,
-    MsgSubmitPriceProposal,
-    MsgSubmitProposal,
-    MsgUnbond,
-    MsgVote,
-    RegisterModel,
-    RemoveModel,
-)
-from node.client import broadcast
+from chain.fields import FieldError
+from node.client import Client, broadcast
 from node.errors import NodeError
 
 from .keys import load_named_key
-from .options import add_node_options, parse_int, resolve_client, resolve_home
+from .options import add_declared_argument, add_node_options, resolve_client, resolve_home
 from .output import emit, fail
 
-Build = Callable[[argparse.Namespace], list[Msg]]
+ARG_DEST = "tx_arg_{}"  # where an argument's string is kept (apart from --home, --node, --from…)
 
 
 def add_tx_commands(commands: argparse._SubParsersAction) -> None:
-    """uocd tx send|bond|unbond|price-proposal|register-model|remove-model and tx gov vote|deposit."""
+    """uocd tx COMMAND and uocd tx GROUP COMMAND, one per declared command."""
     tx = commands.add_parser(
         "tx",
         help="sign and broadcast a transaction",
@@ -40,78 +30,53 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         "key by default), fetch the chain id and the account's sequence from the node (--node), post it with "
         "?wait=commit and print the on-chain result. A rejected transaction exits 1.",
     )
-    sub = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("send", help="send ngonka", description="Send AMOUNT ngonka to ADDRESS.")
-    p.add_argument("to", metavar="ADDRESS")
-    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
-    add_signing_options(p, lambda a: [MsgSend(to=a.to, amount=a.amount)])
-    p = sub.add_parser(
-        "bond", help="bond stake", description="Bond AMOUNT ngonka of stake (power from the next epoch)."
-    )
-    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
-    add_signing_options(p, lambda a: [MsgBond(a.amount)])
-    p = sub.add_parser("unbond", help="unbond stake", description="Unbond AMOUNT ngonka of stake (at the epoch end).")
-    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
-    add_signing_options(p, lambda a: [MsgUnbond(a.amount)])
-    p = sub.add_parser(
-        "price-proposal",
-        help="vote the unit-of-compute price",
-        description="Vote PRICE DENOM as this validator's unit-of-compute price (it counts at the epoch end).",
-    )
-    p.add_argument("price", metavar="PRICE", type=parse_int)
-    p.add_argument("denom", metavar="DENOM", nargs="?", default="ngonka", help="ngonka (default), icoin, …")
-    add_signing_options(p, lambda a: [MsgSubmitPriceProposal.of(a.price, a.denom)])
-    p = sub.add_parser(
-        "register-model",
-        help="propose to register (or update) a model",
-        description="Submit a RegisterModel governance proposal: model ID at UNITS units of compute per token.",
-    )
-    p.add_argument("id", metavar="ID")
-    p.add_argument("units", metavar="UNITS", type=parse_int)
-    p.add_argument("--deposit", type=parse_int, default=None, help="ngonka (default: the chain's min_deposit)")
-    add_signing_options(p, lambda a: [MsgSubmitProposal(RegisterModel(a.id, a.units), a.deposit)])
-    p = sub.add_parser(
-        "remove-model", help="propose to remove a model", description="Submit a RemoveModel governance proposal."
-    )
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--deposit", type=parse_int, default=None, help="ngonka (default: the chain's min_deposit)")
-    add_signing_options(p, lambda a: [MsgSubmitProposal(RemoveModel(a.id), a.deposit)])
-
-    gov = sub.add_parser("gov", help="governance votes and deposits", description="Governance votes and deposits.")
-    gov_sub = gov.add_subparsers(dest="gov_command", metavar="COMMAND", required=True)
-    p = gov_sub.add_parser(
-        "vote", help="vote on a proposal", description="Vote on a proposal in its voting period (validators only)."
-    )
-    p.add_argument("proposal", metavar="PROPOSAL", type=parse_int)
-    p.add_argument("option", metavar="OPTION", choices=VOTE_OPTIONS, help=" | ".join(VOTE_OPTIONS))
-    add_signing_options(p, lambda a: [MsgVote(a.proposal, a.option)])
-    p = gov_sub.add_parser(
-        "deposit", help="add to a proposal's deposit", description="Deposit AMOUNT ngonka on a proposal."
-    )
-    p.add_argument("proposal", metavar="PROPOSAL", type=parse_int)
-    p.add_argument("amount", metavar="AMOUNT", type=parse_int)
-    add_signing_options(p, lambda a: [MsgDeposit(a.proposal, a.amount)])
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {}
+    groups[()] = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
+    declared = get_cli_groups()
+    for command in sorted(get_commands(), key=lambda c: len(c.path)):  # the groups after the commands
+        for depth in range(1, len(command.path)):
+            path = command.path[:depth]
+            if path not in groups:
+                text, description = declared[path]
+                group = groups[path[:-1]].add_parser(path[-1], help=text, description=description)
+                groups[path] = group.add_subparsers(dest=f"{path[-1]}_command", metavar="COMMAND", required=True)
+        parser = groups[command.path[:-1]].add_parser(
+            command.path[-1], help=command.help, description=command.description
+        )
+        for arg in command.args:
+            add_declared_argument(parser, arg, ARG_DEST.format(arg.name), parse=False)
+        parser.add_argument(
+            "--from", dest="sender", metavar="NAME", default=None, help="the signing key (uocd keys list)"
+        )
+        add_node_options(parser)
+        parser.set_defaults(func=cmd_tx, tx=command)
 
 
-def add_signing_options(parser: argparse.ArgumentParser, build: Build) -> None:
-    """--from, --home, --node, --output, and the messages the command signs."""
-    parser.add_argument("--from", dest="sender", metavar="NAME", default=None, help="the signing key (uocd keys list)")
-    add_node_options(parser)
-    parser.set_defaults(func=cmd_tx, build=build)
+def compute_messages(command: Command, args: argparse.Namespace, client: Client) -> tuple[Any, ...]:
+    """The command's messages from its arguments' strings; an argument left out whose default is a
+    chain param gets the node's value (`GET /v1/params`). NodeError("invalid transaction: …") if bad."""
+    try:
+        values = command.parse_texts({a.name: getattr(args, ARG_DEST.format(a.name)) for a in command.args})
+        missing = [a for a in command.args if values[a.name] is None and a.default_param is not None]
+        if missing:
+            params = client.get(get_route_path("params"))
+            values.update({a.name: params[a.default_param] for a in missing})
+        return command.build(values)
+    except (ChainError, FieldError, ValueError) as exc:
+        raise NodeError(f"invalid transaction: {exc}") from None
+
+
+def get_route_path(name: str) -> str:
+    """The public route of query `name` that takes no argument (`/v1/params`)."""
+    return next(http.path for http, q in get_routes() if q.name == name and "{" not in http.path)
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
     """Sign, broadcast and wait for a transaction; exit 1 if the chain rejects it."""
-    client = resolve_client(args)
-    if getattr(args, "deposit", 0) is None:  # a proposal without --deposit: the chain's min_deposit
-        args.deposit = client.get("/v1/params")["min_deposit"]
-    try:
-        messages = args.build(args)
-    except (ChainError, ValueError) as exc:
-        raise NodeError(f"invalid transaction: {exc}") from None
     _, key = load_named_key(resolve_home(args), args.sender)
-    result = broadcast(client, key, messages)
+    client = resolve_client(args)
+    messages = compute_messages(args.tx, args, client)
+    result = broadcast(client, key, list(messages))
     emit(args, result, render_tx_result)
     if result.get("status") == "committed" and result.get("code") != "ok":
         return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")

@@ -1,5 +1,5 @@
-"""The API's HTTP plumbing: listener addresses, JSON responses, the one error shape, and reading a
-request's body, path and query parameters (400 naming the field and the rule)."""
+"""The API's HTTP plumbing: listener addresses, JSON responses, the one error shape, reading a
+request's body (400 naming the field and the rule) and asking the node's committed-state query."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from chain.errors import ChainError
 
 from ..errors import ApiRequestError, MempoolError, MempoolFull
 from ..outcomes import TxOutcome
-from .openapi import JSON_TYPE, MAX_INT64
+from .openapi import JSON_TYPE
 from .state import get_state
 
 LOOPBACK_HOSTS = ("localhost",)
@@ -42,9 +42,14 @@ def is_loopback(host: str) -> bool:
 # =============================================================================================
 # responses and errors
 # =============================================================================================
+def encode_json(body: Any) -> bytes:
+    """The compact JSON bytes of a response body (integers only: SPEC §1)."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def json_response(body: Any, status: int = 200) -> web.Response:
     """A JSON response (integers only: SPEC §1)."""
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type=JSON_TYPE)
+    return web.Response(body=encode_json(body), status=status, content_type=JSON_TYPE)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -124,25 +129,6 @@ def require_fields(doc: dict[str, Any], fields: tuple[str, ...]) -> None:
         raise bad_request("unknown_field", f"unknown field(s) {shown}; the body takes only {', '.join(fields)}")
 
 
-def get_int_param(request: web.Request, name: str, *, minimum: int = 0, default: int | None = None) -> int | None:
-    """An optional integer query parameter in minimum..2^63-1; 400 otherwise."""
-    text = request.query.get(name)
-    return default if text is None else parse_int_text(text, name, minimum)
-
-
-def get_int_path(request: web.Request, name: str, *, minimum: int = 0) -> int:
-    """An integer path segment in minimum..2^63-1; 400 otherwise."""
-    return parse_int_text(request.match_info[name], name, minimum)
-
-
-def parse_int_text(text: str, name: str, minimum: int) -> int:
-    """Decimal digits naming an integer in minimum..2^63-1 (at most 19 digits, so never a huge
-    conversion); 400 otherwise."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not minimum <= int(text) <= MAX_INT64:
-        raise bad_request("invalid_parameter", f"{name} must be an integer from {minimum} to 2^63-1, got {text[:40]!r}")
-    return int(text)
-
-
 def query(request: web.Request, path: str, **params: Any) -> Any:
     """A committed-state query; ChainError as 404/400."""
     try:
@@ -154,14 +140,12 @@ def query(request: web.Request, path: str, **params: Any) -> Any:
 __all__ = [
     "bad_request",
     "chain_error_to_api",
+    "encode_json",
     "error_response",
-    "get_int_param",
-    "get_int_path",
     "is_loopback",
     "json_response",
     "mempool_error_to_api",
     "outcome_error",
-    "parse_int_text",
     "parse_json_object",
     "query",
     "read_body",

@@ -51,8 +51,6 @@ ANY_OBJ: Schema = {"type": "object"}
 COIN = obj({"amount": INT, "denom": STR})  # a money object (SPEC §1)
 ERROR = obj({"error": obj({"code": STR, "message": STR})})
 PENDING = obj({"tx_hash": STR, "status": {"type": "string", "enum": ["pending"]}})
-MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, "price_per_token": INT})
-INT_PARAM: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT64}
 
 
 # =============================================================================================
@@ -159,10 +157,8 @@ __all__ = [
     "COIN",
     "ERROR",
     "INT",
-    "INT_PARAM",
     "JSON_TYPE",
     "MAX_INT64",
-    "MODEL_PRICE",
     "PENDING",
     "RATE_LIMIT_HEADERS",
     "STR",

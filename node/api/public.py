@@ -1,19 +1,28 @@
-"""The public listener's routes ([api] public): chain reads, the prepared pricing body, transaction
-submission and lookup, the OpenAPI document and the metrics. Each handler is followed by its route."""
+"""The public listener's routes ([api] public).
+
+The chain's read routes are derived from its query declarations (`chain.catalog.get_routes`): one
+route per `Http` of a query, its path and query parameters parsed by their declared kinds (a bad one
+is a 400 with the kind's code), answered by the node's query in the declared shape and described by
+the declared schemas; a route without arguments is answered from bytes prepared once per committed
+block (`GET /v1/pricing` is the hot one). Written by hand, each followed by its route: the node's
+status, transaction submission and lookup, the OpenAPI document and the metrics."""
 
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 from aiohttp import web
 
-from chain.crypto import is_valid_address
+from chain.catalog import get_routes, get_tx_schema
+from chain.fields import Arg, FieldError
+from chain.queries import Http, Query
 
 from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
 from .http import (
     bad_request,
-    get_int_param,
-    get_int_path,
+    encode_json,
     json_response,
     mempool_error_to_api,
     outcome_error,
@@ -26,12 +35,10 @@ from .openapi import (
     ANY_OBJ,
     BOOL,
     INT,
-    INT_PARAM,
     JSON_TYPE,
-    MAX_INT64,
-    MODEL_PRICE,
     PENDING,
     STR,
+    Handler,
     Route,
     compute_openapi_document,
     obj,
@@ -41,7 +48,63 @@ from .state import get_state, get_table
 
 
 # =============================================================================================
-# status and pricing
+# the chain's read routes, from its query declarations
+# =============================================================================================
+def compute_query_values(
+    request: web.Request, path_args: tuple[Arg, ...], query_args: tuple[Arg, ...]
+) -> dict[str, Any]:
+    """A route's argument values from its path and query string (those left out are left to the
+    query's defaults); 400 with the kind's code for a bad one."""
+    values: dict[str, Any] = {}
+    try:
+        for arg in path_args:
+            values[arg.name] = arg.parse_text(request.match_info[arg.name])
+        for arg in query_args:
+            text = request.query.get(arg.name)
+            if text is not None:
+                values[arg.name] = arg.parse_text(text)
+    except FieldError as exc:
+        raise bad_request(exc.reason, str(exc)) from None
+    return values
+
+
+def compute_query_handler(http: Http, q: Query, path_args: tuple[Arg, ...], query_args: tuple[Arg, ...]) -> Handler:
+    """The handler of a route that answers query `q`."""
+
+    async def answer(request: web.Request) -> web.Response:
+        values = compute_query_values(request, path_args, query_args)
+        return json_response(http.compute_response(query(request, q.name, **values)))
+
+    async def answer_prepared(request: web.Request) -> web.Response:
+        state = get_state(request)
+        body = state.get_prepared(http.path)
+        if body is None:
+            body = state.set_prepared(http.path, encode_json(http.compute_response(query(request, q.name))))
+        return web.Response(body=body, content_type=JSON_TYPE)
+
+    return answer if path_args or query_args else answer_prepared
+
+
+def compute_query_route(http: Http, q: Query) -> Route:
+    """The public route `http` of query `q`: its handler and its OpenAPI description."""
+    placeholders = re.findall(r"{(\w+)}", http.path)
+    path_args = tuple(a for a in q.args if a.name in placeholders)
+    query_args = tuple(a for a in q.args if not a.positional)
+    params = tuple(param(a.name, "path", a.schema()) for a in path_args)
+    params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in query_args)
+    handler = compute_query_handler(http, q, path_args, query_args)
+    return Route("public", "GET", http.path, handler, q.summary, {200: q.route_schema(http)}, params)
+
+
+def compute_query_routes() -> tuple[Route, ...]:
+    """A route for every `Http` of every declared query, those without a placeholder first (a literal
+    path is matched before a templated one that would also match it: `/v1/epochs/current`)."""
+    routes = [compute_query_route(http, q) for http, q in get_routes()]
+    return tuple(sorted(routes, key=lambda r: "{" in r.path))
+
+
+# =============================================================================================
+# status
 # =============================================================================================
 async def get_status(request: web.Request) -> web.Response:
     node = get_state(request).node
@@ -85,219 +148,6 @@ STATUS = Route(
 )
 
 
-async def get_pricing(request: web.Request) -> web.Response:
-    state = get_state(request)
-    if state.node.app is not None and state.pricing_height != state.node.app.height:
-        state.refresh_pricing()  # a block applied before the listener registered (startup)
-    return web.Response(body=state.pricing_body, content_type=JSON_TYPE)
-
-
-PRICING = Route(
-    "public",
-    "GET",
-    "/v1/pricing",
-    get_pricing,
-    "Unit-of-compute price and active models' price per token",
-    {
-        200: obj(
-            {
-                "unit_of_compute_price": INT,
-                "denom": {"type": "string", "enum": ["ngonka"]},
-                "epoch": INT,
-                "models": {"type": "array", "items": MODEL_PRICE},
-            }
-        )
-    },
-)
-
-
-async def get_pricing_history(request: web.Request) -> web.Response:
-    from_epoch = get_int_param(request, "from_epoch", default=0)
-    to_epoch = get_int_param(request, "to_epoch")
-    return json_response({"epochs": query(request, "history", from_epoch=from_epoch, to_epoch=to_epoch)})
-
-
-PRICING_HISTORY = Route(
-    "public",
-    "GET",
-    "/v1/pricing/history",
-    get_pricing_history,
-    "Epoch records (SPEC §3)",
-    {200: obj({"epochs": {"type": "array", "items": ANY_OBJ}})},
-    (param("from_epoch", "query", INT_PARAM), param("to_epoch", "query", INT_PARAM)),
-)
-
-
-# =============================================================================================
-# epochs, params, models, validators, accounts
-# =============================================================================================
-async def get_epoch_current(request: web.Request) -> web.Response:
-    return json_response(query(request, "epoch/current"))
-
-
-EPOCH_CURRENT = Route("public", "GET", "/v1/epochs/current", get_epoch_current, "The current epoch", {200: ANY_OBJ})
-
-
-async def get_params(request: web.Request) -> web.Response:
-    return json_response(query(request, "params"))
-
-
-PARAMS = Route(
-    "public",
-    "GET",
-    "/v1/params",
-    get_params,
-    "The chain params: epochs, the default price and governance (min_deposit, periods, thresholds)",
-    {200: obj({"epoch_length": INT, "min_deposit": INT, "voting_period": INT, "max_deposit_period": INT})},
-)
-
-
-async def get_epoch(request: web.Request) -> web.Response:
-    return json_response(query(request, f"epoch/{get_int_path(request, 'n')}"))
-
-
-EPOCH = Route(
-    "public",
-    "GET",
-    "/v1/epochs/{n}",
-    get_epoch,
-    "The record of epoch n",
-    {200: ANY_OBJ},
-    (param("n", "path", INT_PARAM),),
-)
-
-
-async def get_models(request: web.Request) -> web.Response:
-    status = query(request, "status")
-    registry = query(request, "registry")
-    return json_response(
-        {
-            "epoch": status["epoch"],
-            "models": query(request, "models"),
-            "registry_version": registry["version"],
-            "registered": registry["models"],
-        }
-    )
-
-
-MODELS = Route(
-    "public",
-    "GET",
-    "/v1/models",
-    get_models,
-    "Active models (with price per token) and the registry",
-    {
-        200: obj(
-            {
-                "epoch": INT,
-                "models": {"type": "array", "items": MODEL_PRICE},
-                "registry_version": INT,
-                "registered": {"type": "array", "items": ANY_OBJ},
-            }
-        )
-    },
-)
-
-
-async def get_validators(request: web.Request) -> web.Response:
-    validators = [
-        {"address": v["address"], "power": v["power"], "stake": v["stake"], "pending_stake": v["pending_stake"]}
-        for v in query(request, "validators")
-    ]
-    return json_response({"validators": validators})
-
-
-VALIDATORS = Route(
-    "public",
-    "GET",
-    "/v1/validators",
-    get_validators,
-    "The current epoch's validators",
-    {
-        200: obj(
-            {
-                "validators": {
-                    "type": "array",
-                    "items": obj({"address": STR, "power": INT, "stake": INT, "pending_stake": INT}),
-                }
-            }
-        )
-    },
-)
-
-
-async def get_account(request: web.Request) -> web.Response:
-    address = request.match_info["address"]
-    if not is_valid_address(address):
-        raise bad_request("invalid_address", f"address must be a bech32 'uoc1…' address, got {address[:80]!r}")
-    account = query(request, f"account/{address}")
-    return json_response({k: account[k] for k in ("address", "balance", "sequence", "pubkey")})
-
-
-ACCOUNT = Route(
-    "public",
-    "GET",
-    "/v1/accounts/{address}",
-    get_account,
-    "An account (balance, sequence, pubkey)",
-    {200: obj({"address": STR, "balance": INT, "sequence": INT, "pubkey": {"type": "string", "nullable": True}})},
-    (param("address", "path", STR),),
-)
-
-
-# =============================================================================================
-# governance
-# =============================================================================================
-async def get_proposals(request: web.Request) -> web.Response:
-    status = request.query.get("status")
-    return json_response({"proposals": query(request, "proposals", status=status)})
-
-
-PROPOSALS = Route(
-    "public",
-    "GET",
-    "/v1/governance/proposals",
-    get_proposals,
-    "Governance proposals",
-    {200: obj({"proposals": {"type": "array", "items": ANY_OBJ}})},
-    (
-        param(
-            "status",
-            "query",
-            {
-                "type": "string",
-                "enum": ["deposit_period", "voting_period", "passed", "rejected", "failed", "dropped"],
-            },
-        ),
-    ),
-)
-
-
-async def get_proposal(request: web.Request) -> web.Response:
-    return json_response(query(request, f"proposal/{get_int_path(request, 'id', minimum=1)}"))
-
-
-PROPOSAL = Route(
-    "public",
-    "GET",
-    "/v1/governance/proposals/{id}",
-    get_proposal,
-    "A proposal with tally, deposits, votes",
-    {
-        200: obj(
-            {
-                "id": INT,
-                "status": STR,
-                "tally": {"nullable": True},
-                "deposits": {"type": "array"},
-                "votes": {"type": "array"},
-            }
-        )
-    },
-    (param("id", "path", {"type": "integer", "minimum": 1, "maximum": MAX_INT64}),),
-)
-
-
 # =============================================================================================
 # transactions
 # =============================================================================================
@@ -328,27 +178,30 @@ async def post_tx(request: web.Request) -> web.Response:
     )
 
 
-POST_TX = Route(
-    "public",
-    "POST",
-    "/v1/txs",
-    post_tx,
-    "Submit a signed transaction (the JSON that sign_tx returns)",
-    {
-        200: obj(
-            {
-                "tx_hash": STR,
-                "status": {"type": "string", "enum": ["committed"]},
-                "height": INT,
-                "code": STR,
-                "log": STR,
-            }
-        ),
-        202: PENDING,
-    },
-    (param("wait", "query", {"type": "string", "enum": ["commit"]}),),
-    obj({"body": ANY_OBJ, "pubkey": STR, "signature": STR}),
-)
+def compute_post_tx_route() -> Route:
+    """`POST /v1/txs`, its body described by the chain's schema of a signed transaction (a oneOf over
+    every message declared at this call)."""
+    return Route(
+        "public",
+        "POST",
+        "/v1/txs",
+        post_tx,
+        "Submit a signed transaction (the JSON that sign_tx returns)",
+        {
+            200: obj(
+                {
+                    "tx_hash": STR,
+                    "status": {"type": "string", "enum": ["committed"]},
+                    "height": INT,
+                    "code": STR,
+                    "log": STR,
+                }
+            ),
+            202: PENDING,
+        },
+        (param("wait", "query", {"type": "string", "enum": ["commit"]}),),
+        get_tx_schema(),
+    )
 
 
 async def get_tx(request: web.Request) -> web.Response:
@@ -406,22 +259,10 @@ async def get_metrics(request: web.Request) -> web.Response:
 METRICS = Route("public", "GET", "/metrics", get_metrics, "Prometheus metrics", {200: STR}, media="text/plain")
 
 
-PUBLIC_ROUTES: tuple[Route, ...] = (
-    STATUS,
-    PRICING,
-    PRICING_HISTORY,
-    EPOCH_CURRENT,  # before EPOCH, whose {n} would match "current"
-    PARAMS,
-    EPOCH,
-    MODELS,
-    VALIDATORS,
-    ACCOUNT,
-    PROPOSALS,
-    PROPOSAL,
-    POST_TX,
-    GET_TX,
-    OPENAPI,
-    METRICS,
-)
+def compute_public_routes() -> tuple[Route, ...]:
+    """Every route of the public listener: the status, the chain's read routes (derived from its query
+    declarations at this call), then transactions, the document and the metrics."""
+    return (STATUS, *compute_query_routes(), compute_post_tx_route(), GET_TX, OPENAPI, METRICS)
 
-__all__ = ["PUBLIC_ROUTES"]
+
+__all__ = ["compute_post_tx_route", "compute_public_routes", "compute_query_route", "compute_query_routes"]

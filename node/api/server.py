@@ -1,5 +1,6 @@
-"""The node's two HTTP listeners: the route table they serve, their aiohttp applications, and the
-server that binds and stops them."""
+"""The node's two HTTP listeners: the route table they serve (derived at construction, so it holds the
+read routes of every query the chain declares), their aiohttp applications, and the server that binds
+and stops them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .limits import LimitedSite
 from .middleware import compute_middlewares
 from .openapi import RouteTable, Schema, compute_openapi_document
 from .ports import ApiNode
-from .public import PUBLIC_ROUTES
+from .public import compute_public_routes
 from .state import COMMIT_TIMEOUT_S, STATE, TABLE_KEY, ApiState
 
 log = logging.getLogger("node.api")
@@ -27,7 +28,14 @@ ADMIN_MAX_BODY = 16 * 1024
 PUBLIC_MAX_BODY = MAX_TX_BYTES + 4096  # a signed tx (the chain's own limit) plus JSON slack
 SHUTDOWN_GRACE_S = 1.0  # in-flight requests get this long when the node stops
 
-ROUTE_TABLE = RouteTable((*PUBLIC_ROUTES, *ADMIN_ROUTES))  # what the node serves and documents
+
+def compute_route_table() -> RouteTable:
+    """What a node serves and documents: the public routes (with the chain's read routes derived from
+    its query declarations as they are now), then the admin routes."""
+    return RouteTable((*compute_public_routes(), *ADMIN_ROUTES))
+
+
+ROUTE_TABLE = compute_route_table()  # the table of the chain as imported (for tests and tools)
 ROUTES = ROUTE_TABLE.routes
 
 
@@ -41,13 +49,15 @@ def check_api_config(config: NodeConfig, admin_token: str | None) -> None:
         )
 
 
-def build_openapi(table: RouteTable = ROUTE_TABLE) -> Schema:
-    """The OpenAPI 3 document of every served route (public and admin listeners)."""
-    return compute_openapi_document(table)
+def build_openapi(table: RouteTable | None = None) -> Schema:
+    """The OpenAPI 3 document of every served route (public and admin listeners; by default of the
+    table derived now)."""
+    return compute_openapi_document(table or compute_route_table())
 
 
-def build_app(state: ApiState, listener: str, table: RouteTable = ROUTE_TABLE) -> web.Application:
-    """The aiohttp application of one listener, from the route table."""
+def build_app(state: ApiState, listener: str, table: RouteTable | None = None) -> web.Application:
+    """The aiohttp application of one listener, from the route table (by default the one derived now)."""
+    table = table or compute_route_table()
     app = web.Application(
         middlewares=compute_middlewares(listener),
         client_max_size=ADMIN_MAX_BODY if listener == "admin" else PUBLIC_MAX_BODY,
@@ -77,10 +87,10 @@ class ApiServer:
     """The public and admin listeners of a node."""
 
     def __init__(
-        self, node: ApiNode, *, commit_timeout_s: float = COMMIT_TIMEOUT_S, table: RouteTable = ROUTE_TABLE
+        self, node: ApiNode, *, commit_timeout_s: float = COMMIT_TIMEOUT_S, table: RouteTable | None = None
     ) -> None:
         self.node = node
-        self.table = table
+        self.table = table or compute_route_table()
         self.state = ApiState(node, node.home.admin_token, commit_timeout_s)
         self.runners: list[web.AppRunner] = []
         self.addresses: dict[str, str] = {}
@@ -132,4 +142,5 @@ __all__ = [
     "build_openapi",
     "check_api_config",
     "compute_handler_limits",
+    "compute_route_table",
 ]

@@ -3,8 +3,6 @@ table each application was built from (for `GET /openapi.json`)."""
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from ..config import NodeConfig
@@ -17,15 +15,16 @@ COMMIT_TIMEOUT_S = 10.0  # a POST that waits for its commit answers 202 after th
 
 
 class ApiState:
-    """What the handlers share: the node, the metrics, the prepared pricing body, the admin token."""
+    """What the handlers share: the node, the metrics, the answers prepared for the committed block,
+    the admin token."""
 
     def __init__(self, node: ApiNode, token: str | None, commit_timeout_s: float = COMMIT_TIMEOUT_S) -> None:
         self.node = node
         self.token = token
         self.commit_timeout_s = commit_timeout_s
         self.metrics = Metrics()
-        self.pricing_body = b""
-        self.pricing_height = -1
+        self.prepared: dict[str, bytes] = {}  # route path -> its answer at pricing_height
+        self.pricing_height = -1  # the block the prepared answers are of
         config = node.config
         self.read_timeout_s = config.api_request_read_timeout_ms / 1000
         self.limiter = make_rate_limiter(config)
@@ -38,25 +37,24 @@ class ApiState:
         }
 
     def refresh_pricing(self, height: int | None = None) -> None:
-        """Prepare the `GET /v1/pricing` body from the committed state (once per block)."""
-        node = self.node
-        status = node.query("status")
-        models = [
-            {
-                "id": m["id"],
-                "units_of_compute_per_token": m["units_of_compute_per_token"],
-                "price_per_token": m["price_per_token"],
-            }
-            for m in sorted(node.query("models"), key=lambda m: m["id"])
-        ]
-        body = {
-            "unit_of_compute_price": status["unit_of_compute_price"],
-            "denom": "ngonka",
-            "epoch": status["epoch"],
-            "models": models,
-        }
-        self.pricing_body = json.dumps(body, separators=(",", ":")).encode()
-        self.pricing_height = status["height"]
+        """Forget the answers prepared for an older block (a commit listener, named for its hot route:
+        `GET /v1/pricing` and the other routes without arguments are answered from bytes prepared
+        once per committed block)."""
+        app = self.node.app
+        self.prepared = {}
+        self.pricing_height = height if height is not None else app.height if app is not None else -1
+
+    def get_prepared(self, path: str) -> bytes | None:
+        """The answer of route `path` prepared for the committed block, if any."""
+        app = self.node.app
+        if app is not None and self.pricing_height != app.height:
+            self.refresh_pricing(app.height)  # a block applied before the listener registered (startup)
+        return self.prepared.get(path)
+
+    def set_prepared(self, path: str, body: bytes) -> bytes:
+        """Keep the answer of route `path` for the committed block; `body`."""
+        self.prepared[path] = body
+        return body
 
 
 STATE = web.AppKey("uoc_api_state", ApiState)
