@@ -28,6 +28,7 @@ from . import rules
 from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidTx, StoreError
 from .genesis import process_genesis
+from .params import Params
 from .queries import QueryContext, run_query
 from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
@@ -116,9 +117,11 @@ class Application:
     def process_proposal(self, height: int, txs: list[bytes]) -> list[TxResult]:
         """Run a proposed block's transactions in order on a copy of the state; nothing is written.
 
-        Consensus calls a proposal valid only when every result is ok. The copy is kept for a
-        `finalize_block` of the same block, which goes on from it."""
+        Consensus calls a proposal valid only when every result is ok; InvalidBlock if the block is
+        over the params' block limits. The copy is kept for a `finalize_block` of the same block,
+        which goes on from it."""
         self._check_next_height(height)
+        self.check_block_limits(txs)
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
         results = []
@@ -130,6 +133,14 @@ class Application:
             results.append(self._apply(state, tx))
         self._proposal = (height, list(txs), state, results)  # finalize_block of the same block goes on from here
         return list(results)
+
+    def get_params(self) -> Params:
+        """The params in force for the next block (those of the committed state)."""
+        return rules.get_params(self._new_state())
+
+    def check_block_limits(self, txs: list[bytes] | tuple[bytes, ...]) -> None:
+        """Raise InvalidBlock unless the next block's transactions fit the params' block limits."""
+        rules.check_block_limits(self.get_params(), txs)
 
     def finalize_block(self, height: int, txs: list[bytes]) -> BlockResult:
         """Run a block of transactions and the epoch transition; keep the result until commit."""

@@ -1,4 +1,11 @@
-"""Keys and addresses: ed25519 signatures and bech32 `uoc` addresses over sha256(pubkey)[:20]."""
+"""Keys and addresses: ed25519 signatures and bech32 `uoc` addresses over sha256(pubkey)[:20].
+
+Signature rules (consensus-critical, the same whatever the `cryptography` version): strict RFC 8032
+§5.1.7 with the cofactorless equation [S]B = R + [k]A, and before it, in integers here, the
+rejections libsodium makes and "Taming the many EdDSAs" (Chalkias, Garillot, Nikolaenko 2020)
+recommends: A and R must be canonical (y < p) and not one of the 8 points of small order (so none
+of the 14 encodings of such points, canonical or not, passes), and S must be canonical (S < L).
+"""
 
 from __future__ import annotations
 
@@ -110,8 +117,45 @@ def _load_pubkey(pubkey: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(pubkey)
 
 
+FIELD_PRIME = 2**255 - 19  # p: a point is encoded as y < p (255 bits) and the sign of x (the top bit)
+GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493  # L: S of a signature is below it
+ORDER_8_Y = 0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7  # y of 2 of the 4 points of order 8
+# The y of the 8 points of small order: order 1 (y = 1), 2 (y = p−1), 4 (y = 0) and 8 (±ORDER_8_Y).
+SMALL_ORDER_Y = frozenset({0, 1, FIELD_PRIME - 1, ORDER_8_Y, FIELD_PRIME - ORDER_8_Y})
+_Y_MASK = (1 << 255) - 1
+
+
+def get_point_y(encoding: bytes) -> int:
+    """The y coordinate of a 32-byte point encoding: little-endian, without the top bit (x's sign)."""
+    return int.from_bytes(encoding, "little") & _Y_MASK
+
+
+def is_acceptable_point(encoding: bytes) -> bool:
+    """True if a point encoding is canonical (y < p) and is not a point of small order, whatever x's sign bit."""
+    y = get_point_y(encoding)
+    return y < FIELD_PRIME and y not in SMALL_ORDER_Y
+
+
+def is_canonical_scalar(encoding: bytes) -> bool:
+    """True if a 32-byte little-endian scalar is below the group order L."""
+    return int.from_bytes(encoding, "little") < GROUP_ORDER
+
+
+def is_strict_signature_encoding(pubkey: bytes, signature: bytes) -> bool:
+    """True if A (pubkey), R and S (signature) have their sizes and pass the rejections of the rules."""
+    return (
+        len(pubkey) == PUBKEY_SIZE
+        and len(signature) == SIGNATURE_SIZE
+        and is_acceptable_point(pubkey)
+        and is_acceptable_point(signature[:32])
+        and is_canonical_scalar(signature[32:])
+    )
+
+
 def verify_signature(pubkey: bytes, signature: bytes, message: bytes) -> bool:
-    """True if `signature` is pubkey's ed25519 signature of `message`."""
+    """True if `signature` is pubkey's ed25519 signature of `message` under the rules (module docstring)."""
+    if not is_strict_signature_encoding(pubkey, signature):
+        return False
     try:
         _load_pubkey(pubkey).verify(signature, message)
     except (InvalidSignature, ValueError):

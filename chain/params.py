@@ -94,6 +94,10 @@ class Params:
     default_unit_of_compute_price: int = param(
         100, PRICE, "Ngonka per unit of compute in epoch 0, and while no validator has voted."
     )
+    max_block_txs: int = param(20_000, COUNT, "Transactions a block may hold; a block with more is invalid.")
+    max_block_bytes: int = param(
+        16 * 1024 * 1024, COUNT, "Bytes of transactions (the sum of their lengths) a block may hold; more is invalid."
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

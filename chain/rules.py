@@ -25,11 +25,12 @@ State layout (space / key -> canonical JSON value):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .crypto import compute_address, verify_signature
 from .epochs import is_epoch_end
-from .errors import InvalidTx
+from .errors import InvalidBlock, InvalidTx
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import MAX_NGONKA
@@ -480,6 +481,21 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
 # --------------------------------------------------------------------------------------------
 # Blocks and epochs
 # --------------------------------------------------------------------------------------------
+
+
+def is_within_block_limits(params: Params, txs: Sequence[bytes]) -> bool:
+    """True if a block's transactions fit the params' max_block_txs and max_block_bytes."""
+    return len(txs) <= params.max_block_txs and sum(len(tx) for tx in txs) <= params.max_block_bytes
+
+
+def check_block_limits(params: Params, txs: Sequence[bytes]) -> None:
+    """Raise InvalidBlock unless a block's transactions fit the block limits of the params."""
+    if not is_within_block_limits(params, txs):
+        raise InvalidBlock(
+            f"block of {len(txs)} txs and {sum(len(tx) for tx in txs)} bytes exceeds the params' limits "
+            f"({params.max_block_txs} txs, {params.max_block_bytes} bytes)",
+            code="block_too_large",
+        )
 
 
 def process_block_start(state: State, height: int) -> None:

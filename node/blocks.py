@@ -21,8 +21,10 @@ from .errors import InvalidMessage
 
 SIGN_DOMAIN = b"uoc/consensus/v1\n"
 VOTE_TYPES = ("prevote", "precommit")
-MAX_BLOCK_TXS = 20_000
-MAX_BLOCK_BYTES = 16 * 1024 * 1024
+# Absolute upper bounds for decoding a block, whatever the chain: they bound the work of parsing
+# only. Whether a block is valid is the params' max_block_txs / max_block_bytes (chain/params.py).
+MAX_DECODED_BLOCK_TXS = 20_000
+MAX_DECODED_BLOCK_BYTES = 16 * 1024 * 1024
 MAX_CHAIN_ID = 64
 MAX_INT = 2**63 - 1
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -283,8 +285,8 @@ class Block:
     @classmethod
     def from_json(cls, obj: Any) -> Block:
         o = _obj(obj, "block", ("header", "txs", "last_commit"))
-        if not isinstance(o["txs"], list) or len(o["txs"]) > MAX_BLOCK_TXS:
-            raise _bad("block.txs", f"a list of at most {MAX_BLOCK_TXS} hex strings", type(o["txs"]).__name__)
+        if not isinstance(o["txs"], list) or len(o["txs"]) > MAX_DECODED_BLOCK_TXS:
+            raise _bad("block.txs", f"a list of at most {MAX_DECODED_BLOCK_TXS} hex strings", type(o["txs"]).__name__)
         return cls(
             header=Header.from_json(o["header"]),
             txs=tuple(_hex(tx, f"block.txs[{i}]") for i, tx in enumerate(o["txs"])),
@@ -469,13 +471,14 @@ def check_vote_shape(vote: Vote) -> None:
 
 
 def check_block_shape(block: Block) -> None:
-    """Raise InvalidMessage unless the block's fields have the right types (not whether it is valid)."""
+    """Raise InvalidMessage unless the block's fields have the right types and fit the decoding bounds
+    (not whether it is valid: the params' block limits are the application's check)."""
     if not isinstance(block, Block) or not isinstance(block.header, Header):
         raise _bad("block", "a Block with a Header", type(block).__name__)
     Header.from_json(block.header.to_json())
     if not isinstance(block.txs, tuple) or not all(isinstance(tx, bytes) for tx in block.txs):
         raise _bad("block.txs", "a tuple of bytes", type(block.txs).__name__)
-    if len(block.txs) > MAX_BLOCK_TXS or block.size > MAX_BLOCK_BYTES:
+    if len(block.txs) > MAX_DECODED_BLOCK_TXS or block.size > MAX_DECODED_BLOCK_BYTES:
         raise InvalidMessage(f"block has {len(block.txs)} txs and {block.size} bytes, over the limits")
     commit = block.last_commit
     if commit is not None:

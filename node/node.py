@@ -170,8 +170,12 @@ class NodeCore:
     # the engine's host
     # =========================================================================================
     def reap_txs(self, height: int) -> list[bytes]:
-        """Transactions for a new block: the head of the mempool within the block limits."""
-        return self.mempool.reap(self.config.block_max_txs, self.config.block_max_bytes)
+        """Transactions for a new block: the head of the mempool within min(config, params) block limits."""
+        params = self.app.get_params()
+        return self.mempool.reap(
+            min(self.config.block_max_txs, params.max_block_txs),
+            min(self.config.block_max_bytes, params.max_block_bytes),
+        )
 
     def validate_block(self, block: Block) -> str | None:
         """None if every transaction of the block applies in order on the state after h−1."""

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import grpc
 
+from chain.errors import InvalidBlock
+
 from . import codec
 from .blocks import Block, Commit, compute_commit_hash, compute_txs_hash
 from .consensus import verify_commit
@@ -160,6 +162,10 @@ class BlockSync:
             raise SyncError(f"block {height} claims app hash {hd.app_hash}, ours after {height - 1} is {app_hash}")
         if hd.txs_hash != compute_txs_hash(block.txs) or hd.last_commit_hash != compute_commit_hash(block.last_commit):
             raise SyncError(f"block {height}: the header does not match its transactions or last commit")
+        try:
+            ledger.app.check_block_limits(block.txs)
+        except InvalidBlock as exc:
+            raise SyncError(f"block {height}: {exc}") from None
         vset = ledger.get_validator_set(height)
         if hd.validators_hash != vset.hash:
             raise SyncError(f"block {height}: validators hash is not the set's of this height")

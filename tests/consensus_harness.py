@@ -94,8 +94,14 @@ class MempoolHost:
         self.mempool: list[bytes] = []
 
     def reap_txs(self, height: int) -> list[bytes]:
-        """The pending transactions that apply in order on top of the state after height−1."""
-        txs = list(self.mempool)
+        """The pending transactions that apply in order on top of the state after height−1, within the
+        params' block limits."""
+        params = self.app.get_params()
+        txs: list[bytes] = []
+        for tx in self.mempool[: params.max_block_txs]:
+            if sum(map(len, txs)) + len(tx) > params.max_block_bytes:
+                break
+            txs.append(tx)
         while txs:
             results = self.app.process_proposal(height, txs)
             if all(r.ok for r in results):

@@ -13,8 +13,8 @@ from chain.crypto import PrivateKey
 from chain.errors import ChainError
 
 from ..blocks import (
-    MAX_BLOCK_BYTES,
-    MAX_BLOCK_TXS,
+    MAX_DECODED_BLOCK_BYTES,
+    MAX_DECODED_BLOCK_TXS,
     Block,
     Commit,
     Evidence,
@@ -51,11 +51,11 @@ def compute_block_time(now_ms: int, last_time_ms: int) -> int:
 
 
 def compute_capped_txs(txs: list[bytes]) -> tuple[bytes, ...]:
-    """The longest prefix of `txs` within the block limits (count and bytes)."""
+    """The longest prefix of `txs` within the decoding bounds (the host's reap applies the params' limits)."""
     out: list[bytes] = []
     size = 0
-    for tx in txs[:MAX_BLOCK_TXS]:
-        if size + len(tx) > MAX_BLOCK_BYTES:
+    for tx in txs[:MAX_DECODED_BLOCK_TXS]:
+        if size + len(tx) > MAX_DECODED_BLOCK_BYTES:
             break
         out.append(tx)
         size += len(tx)
@@ -382,8 +382,6 @@ class Consensus:
             return "validators hash is not the set's of this height"
         if hd.proposer not in self._vset:
             return f"proposer {hd.proposer} is not a validator"
-        if len(block.txs) > MAX_BLOCK_TXS or block.size > MAX_BLOCK_BYTES:
-            return f"{len(block.txs)} txs of {block.size} bytes exceed the block limits"
         if hd.txs_hash != compute_txs_hash(block.txs):
             return "txs hash does not match the transactions"
         if hd.last_commit_hash != compute_commit_hash(block.last_commit):

@@ -173,6 +173,8 @@ def test_genesis_params_default_when_omitted():
         "threshold": "0.5",
         "veto_threshold": "0.334",
         "burn_vote_veto": True,
+        "max_block_txs": 20_000,
+        "max_block_bytes": 16 * 1024 * 1024,
     }
     assert app.query("epoch/current")["price"] == 100
 
@@ -284,6 +286,29 @@ def test_process_proposal_of_a_wrong_height_is_refused():
     app = make_app(good_genesis())
     with pytest.raises(InvalidBlock, match="does not follow"):
         app.process_proposal(2, [])
+
+
+def test_process_proposal_refuses_a_block_over_the_genesis_max_block_txs_and_accepts_one_that_fits():
+    """Regression: the limits were node constants (20,000 txs, 16 MiB), not params the chain checks."""
+    genesis = good_genesis()
+    genesis["params"]["max_block_txs"] = 2
+    app = make_app(genesis)
+    txs = [signed("a", i, MsgSend(ADDR["b"], 1)) for i in range(3)]
+    with pytest.raises(InvalidBlock, match="3 txs") as info:
+        app.process_proposal(1, txs)
+    assert info.value.code == "block_too_large" and app.height == 0
+    assert [r.code for r in app.process_proposal(1, txs[:2])] == ["ok", "ok"]
+
+
+def test_process_proposal_refuses_a_block_over_the_genesis_max_block_bytes_and_accepts_one_that_fits():
+    txs = [signed("a", i, MsgSend(ADDR["b"], 1)) for i in range(2)]
+    genesis = good_genesis()
+    genesis["params"]["max_block_bytes"] = len(txs[0]) + len(txs[1]) - 1
+    app = make_app(genesis)
+    with pytest.raises(InvalidBlock, match="bytes exceeds"):
+        app.process_proposal(1, txs)
+    assert [r.code for r in app.process_proposal(1, txs[:1])] == ["ok"]
+    assert app.get_params().max_block_bytes == len(txs[0]) + len(txs[1]) - 1
 
 
 def _blocks() -> list[list[bytes]]:

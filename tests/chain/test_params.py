@@ -33,6 +33,8 @@ DEFAULTS = {
     "threshold": "0.5",
     "veto_threshold": "0.334",
     "burn_vote_veto": True,
+    "max_block_txs": 20_000,
+    "max_block_bytes": 16 * 1024 * 1024,
 }
 
 
@@ -83,6 +85,12 @@ BAD_VALUES = [
     ("default_unit_of_compute_price", 2**63),
     ("default_unit_of_compute_price", None),
     ("default_unit_of_compute_price", "100"),
+    ("max_block_txs", 0),
+    ("max_block_txs", 2**63),
+    ("max_block_txs", "2"),
+    ("max_block_bytes", 0),
+    ("max_block_bytes", -1),
+    ("max_block_bytes", 1.5),
 ]
 
 
@@ -146,6 +154,8 @@ params_json = st.fixed_dictionaries(
         "veto_threshold": st.sampled_from(["0", "0.334", "1.0"]),
         "burn_vote_veto": st.booleans(),
         "default_unit_of_compute_price": st.integers(1, 2**63 - 1),
+        "max_block_txs": st.integers(1, 2**63 - 1),
+        "max_block_bytes": st.integers(1, 2**63 - 1),
     },
 )
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.crypto import PrivateKey, verify_signature
+from chain.crypto import PrivateKey, compute_address, verify_signature
 from chain.encoding import canonical_bytes
 from chain.errors import ChainError, InvalidTx
 from chain.tx import (
@@ -214,6 +214,21 @@ REJECTIONS = [
 @pytest.mark.parametrize(("build", "code", "reason"), REJECTIONS)
 def test_invalid_tx_is_rejected_with_its_code_by_check_tx_and_block_and_changes_nothing(app, build, code, reason):
     assert_rejected_everywhere(app, build(), code, reason)
+
+
+def test_a_tx_from_the_identity_key_signed_with_identity_r_and_zero_s_is_refused_as_bad_signature():
+    """Regression: the small-order identity key verified any message, so its address was anyone-can-spend."""
+    identity = (1).to_bytes(32, "little")
+    victim = compute_address(identity)
+    genesis = make_genesis({"a": 50})
+    genesis["accounts"].append({"address": victim, "balance": 1000})
+    app = make_app(genesis)
+    raw = encode_tx(make_body(CHAIN_ID, victim, 0, [MsgSend(ADDR["e"], 1000)]), identity, identity + bytes(32))
+    assert app.check_tx(raw).code == "bad_signature"
+    result = app.finalize_block(app.height + 1, [raw])
+    assert [r.code for r in result.tx_results] == ["bad_signature"]
+    app.commit()
+    assert app.query("account/" + victim)["balance"] == 1000
 
 
 # --- malformed transactions --------------------------------------------------------------------

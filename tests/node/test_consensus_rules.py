@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain.tx import MsgSend
 from node.blocks import (
     Block,
     Commit,
@@ -42,8 +43,8 @@ from node.consensus import (
     verify_commit,
 )
 from node.errors import DoubleSignRefused, InvalidCommit, InvalidMessage
-from tests.consensus_harness import get_key
-from tests.helpers import ADDR, CHAIN_ID, KEYS
+from tests.consensus_harness import MempoolHost, get_key
+from tests.helpers import ADDR, CHAIN_ID, KEYS, make_app, make_genesis, signed
 
 APP_HASH = "aa" * 32
 NOW = 10_000
@@ -423,6 +424,17 @@ def test_rule_1_prevotes_a_valid_proposal_and_nil_for_an_invalid_one(change, hos
     assert vote is not None and vote.block_id == expected and vote.round == 0
     assert rig.engine.step == "prevote"
     assert_persisted_before_broadcast(actions)
+
+
+@pytest.mark.parametrize("count,valid", [(2, True), (3, False)], ids=["fits-max-block-txs", "over-max-block-txs"])
+def test_rule_1_prevotes_nil_for_a_block_over_the_genesis_max_block_txs(count, valid):
+    """Regression: validity checked the hard-coded 20,000 txs, not the params (here max_block_txs = 2)."""
+    rig = Rig("a")
+    app = make_app(make_genesis({n: 10 for n in "abcd"}, max_block_txs=2))
+    rig.engine.host = MempoolHost(app)
+    block = rig.block(0, txs=tuple(signed("a", i, MsgSend(ADDR["b"], 1)) for i in range(count)))
+    vote = own_vote(rig.send(rig.proposal(0, block)), "prevote")
+    assert vote is not None and vote.block_id == (block.id if valid else None)
 
 
 def test_rule_1_at_height_2_requires_a_last_commit_with_two_thirds_of_the_previous_set():

@@ -9,12 +9,14 @@ from dataclasses import replace
 
 import pytest
 
-from chain.tx import MsgBond, sign_tx
-from node.blocks import Block, Commit
+from chain.tx import MsgBond, MsgSend, sign_tx
+from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote
 from node.config import load_home, write_json
 from node.errors import NodeError, SyncError
+from node.ledger import open_ledger
 from node.node import Node
 from node.store import SqliteStore
+from node.sync import BlockSync
 from tests.node.netutil import make_homes
 
 pytestmark = pytest.mark.asyncio
@@ -112,6 +114,67 @@ async def test_block_sync_refuses_a_commit_without_a_quorum_or_for_another_chain
         follower.check_synced_block(block1, commit1)  # the genuine one verifies
     finally:
         await follower.stop(0.1)
+
+
+@pytest.mark.parametrize(
+    "param,limit,txs,valid",
+    [
+        ("max_block_txs", 2, (b"a", b"b"), True),
+        ("max_block_txs", 2, (b"a", b"b", b"c"), False),
+        ("max_block_bytes", 100, (b"x" * 100,), True),
+        ("max_block_bytes", 100, (b"x" * 50, b"y" * 51), False),
+    ],
+    ids=["txs-fit", "txs-over", "bytes-fit", "bytes-over"],
+)
+async def test_block_sync_refuses_a_committed_block_over_the_genesis_block_limits(tmp_path, param, limit, txs, valid):
+    """Regression: sync checked no block limit; now the params in force after h−1 (the block need not be
+    applicable: sync checks its header and commit before applying it)."""
+    (path,) = make_homes(tmp_path, 1)
+    genesis = json.loads((path / "genesis.json").read_text())
+    genesis["params"][param] = limit
+    write_json(path / "genesis.json", genesis)
+    home = load_home(path)
+    key, chain_id = home.validator_key, genesis["chain_id"]
+    with open_ledger(home) as ledger:
+        sync = BlockSync(ledger, [], status_interval_s=1.0, apply=lambda b, c: None, on_synced=lambda: None)
+        header = Header(
+            chain_id=chain_id,
+            height=1,
+            time_ms=1_000,
+            last_block_id="",
+            last_commit_hash=compute_commit_hash(None),
+            txs_hash=compute_txs_hash(txs),
+            app_hash=ledger.app.app_hash,
+            validators_hash=ledger.get_validator_set(1).hash,
+            proposer=key.address,
+        )
+        block = Block(header, txs, None)
+        commit = Commit(1, 0, block.id, (sign_vote(key, chain_id, "precommit", 1, 0, block.id, 1_000),))
+        if valid:
+            sync.check_block(block, commit)
+        else:
+            with pytest.raises(SyncError, match="exceeds the params' limits"):
+                sync.check_block(block, commit)
+
+
+async def test_a_validator_proposes_within_the_genesis_max_block_txs_below_its_config(tmp_path):
+    """Own proposals take min(config [block] max_txs = 5,000, params max_block_txs = 2) from the mempool."""
+    (path,) = make_homes(tmp_path, 1)
+    genesis = json.loads((path / "genesis.json").read_text())
+    genesis["params"]["max_block_txs"] = 2
+    write_json(path / "genesis.json", genesis)
+    home = load_home(path)
+    key = home.validator_key
+    node = Node(home)
+    await node.start()
+    try:
+        txs = [sign_tx(key, genesis["chain_id"], i, [MsgSend(to=key.address, amount=1)]) for i in range(5)]
+        assert all(isinstance(r, str) for r in node.submit_txs(txs))
+        await wait_for(lambda: node.query(f"account/{key.address}")["sequence"] == 5, "the 5 txs are committed")
+        sizes = [len(stored(node, h)[0].txs) for h in range(1, node.app.height + 1)]
+        assert sum(sizes) == 5 and max(sizes) == 2
+    finally:
+        await node.stop(0.1)
 
 
 async def test_a_restarted_validator_restores_its_durable_sign_state(tmp_path):
