@@ -4,16 +4,19 @@
     await api.start()           # binds config [api] public and admin
     await api.stop(grace_s)     # the node stops it before stopping the gRPC server
 
-One route table (`ROUTE_TABLE`: each route declared next to its handler in `public` and `admin`) builds
-both applications and the OpenAPI document (`GET /openapi.json`, `openapi`), so the document always lists
-exactly the served routes; a registry adds routes and named schemas with `RouteTable.extend`. Every
+One route table (`server.compute_route_table()`) builds both applications and the OpenAPI document
+(`GET /openapi.json`, `openapi`), so the document always lists exactly the served routes. The public read
+routes are derived from chain's query declarations (`chain.catalog.get_routes()`: arguments parsed by
+their declared kinds, responses in their declared shapes) and the body of `POST /v1/txs` from its message
+declarations; `/v1/status`, the tx routes, `/openapi.json`, `/metrics` and the admin routes are written
+next to their handlers in `public` and `admin`. Every
 response is JSON (Prometheus text for `GET /metrics`, `metrics`); every error is
 `{"error": {"code", "message"}}` with a 4xx for a bad request (`middleware` turns aiohttp's 404/405/413
 into that shape) and a 500 only for a real internal error, which is logged. The admin listener requires
 `Authorization: Bearer <HOME/admin_token>` (compared in constant time); its POSTs sign with the node's
 validator key, submit to the mempool (which relays) and wait for the commit (bounded: 202 with the tx
-hash on timeout; 422 with the chain's code on a rejection). `GET /v1/pricing` serves bytes prepared once
-per committed block (`state`).
+hash on timeout; 422 with the chain's code on a rejection). Read routes without arguments (such as
+`GET /v1/pricing`) serve bytes prepared once per committed block (`state`).
 
 Abuse limits ([api] in config.toml, `limits`): both listeners cap open connections in total and per
 client IP, header sizes and counts, and the time a request may take to arrive; the public listener also
