@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from chain.tx import MsgBond, sign_tx
-from node.blocks import Block, Commit
+from node.blocks import Block, Commit, sign_vote
 from node.config import load_home, write_json
 from node.errors import NodeError, SyncError
 from node.node import Node
@@ -110,6 +110,38 @@ async def test_block_sync_refuses_a_commit_without_a_quorum_or_for_another_chain
         with pytest.raises(SyncError, match="expected block 1"):
             follower.check_synced_block(*blocks[1])
         follower.check_synced_block(block1, commit1)  # the genuine one verifies
+    finally:
+        await follower.stop(0.1)
+
+
+def _retimed(block: Block, time_ms: int, key) -> tuple[Block, Commit]:
+    """`block` with another header time, and a commit for it signed by `key` (the only validator)."""
+    forged = replace(block, header=replace(block.header, time_ms=time_ms))
+    vote = sign_vote(key, forged.header.chain_id, "precommit", block.height, 0, forged.id, time_ms)
+    return forged, Commit(block.height, 0, forged.id, (vote,))
+
+
+async def test_block_sync_refuses_a_block_whose_time_is_not_its_bft_time_even_with_a_valid_commit(tmp_path):
+    homes = make_homes(tmp_path, 2, validators=1)
+    source = Node(load_home(homes[0]))
+    await source.start()
+    await wait_for(lambda: source.app.height >= 2, "the validator commits 2 blocks")
+    (block1, commit1), (block2, commit2) = stored(source, 1), stored(source, 2)
+    key = source.signer
+    await source.stop(0.1)
+    home = load_home(homes[1])
+    follower = Node(replace(home, config=replace(home.config, peers=())))
+    await follower.start()
+    try:
+        for time_ms in (2**63 - 1, block1.header.time_ms + 1):  # height 1: only the genesis time
+            with pytest.raises(SyncError, match="BFT time"):
+                follower.check_synced_block(*_retimed(block1, time_ms, key))
+        follower.check_synced_block(block1, commit1)
+        follower.apply_block(block1, commit1)
+        for time_ms in (2**63 - 1, block2.header.time_ms + 1, block2.header.time_ms - 1, block1.header.time_ms):
+            with pytest.raises(SyncError, match="BFT time|not after"):
+                follower.check_synced_block(*_retimed(block2, time_ms, key))
+        follower.check_synced_block(block2, commit2)
     finally:
         await follower.stop(0.1)
 
