@@ -33,7 +33,14 @@ from chain.crypto import PrivateKey  # noqa: E402
 from chain.tx import MsgSend, sign_tx  # noqa: E402
 from devnet.launch import spawn_node  # noqa: E402
 from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote  # noqa: E402
-from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
+from node.config import (  # noqa: E402
+    collect_genesis,
+    compute_genesis_time_ms,
+    init_home,
+    load_home,
+    update_config,
+    write_json,
+)
 from node.ledger import open_ledger  # noqa: E402
 from node.pb import services_pb2 as spb  # noqa: E402
 
@@ -52,7 +59,8 @@ async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_b
     with open_ledger(loaded) as ledger:  # build only: open the store, apply blocks, no network
         chain_id = loaded.genesis["chain_id"]
         last: tuple[Block, Commit] | None = None
-        t = 1_700_000_000_000
+        t0 = compute_genesis_time_ms(loaded.genesis)
+        t = t0 + 1  # the precommits of height h are at t + h·1000 (after the block's time)
         seq = 0
         to = PrivateKey.from_name("bench-sink").address
         for height in range(1, blocks + 1):
@@ -63,7 +71,7 @@ async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_b
             header = Header(
                 chain_id=chain_id,
                 height=height,
-                time_ms=t + height * 1000,
+                time_ms=t0 if height == 1 else t + (height - 1) * 1000,  # BFT time: the last commit's median
                 last_block_id=last[0].id if last else "",
                 last_commit_hash=compute_commit_hash(last_commit),
                 txs_hash=compute_txs_hash(txs),
@@ -73,7 +81,7 @@ async def build_chain(home: Path, keys: list[PrivateKey], blocks: int, txs_per_b
             )
             block = Block(header, txs, last_commit)
             votes = sorted(
-                (sign_vote(k, chain_id, "precommit", height, 0, block.id, t + height * 1000 + 1) for k in keys),
+                (sign_vote(k, chain_id, "precommit", height, 0, block.id, t + height * 1000) for k in keys),
                 key=lambda v: v.validator,
             )
             commit = Commit(height, 0, block.id, tuple(votes))

@@ -508,3 +508,19 @@ def check_proposal_shape(proposal: Proposal) -> None:
         raise InvalidMessage(
             f"proposal for height {proposal.height} carries a block of height {proposal.block.header.height}"
         )
+    check_block_hashes(proposal.block)
+
+
+def check_block_hashes(block: Block) -> None:
+    """Raise InvalidMessage unless the block's body is the one its header commits to: the txs hash and
+    the last commit hash match. A signature (of a proposal, or the precommits of a commit) covers only
+    the block id, the hash of the header; this binds the body to it, so a block id names one block.
+    Checked on receipt, before a block is cached, judged or relayed: a relay that swaps the body of an
+    honest proposal sends invalid input, and cannot make the honest block look invalid."""
+    header = block.header
+    if header.txs_hash != compute_txs_hash(block.txs):
+        raise InvalidMessage(f"block {block.id[:12]} at height {header.height}: the txs do not match its txs hash")
+    if header.last_commit_hash != compute_commit_hash(block.last_commit):
+        raise InvalidMessage(
+            f"block {block.id[:12]} at height {header.height}: the last commit does not match its last commit hash"
+        )

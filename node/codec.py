@@ -17,6 +17,7 @@ from .blocks import (
     Header,
     Proposal,
     Vote,
+    check_block_hashes,
     check_block_shape,
     check_proposal_shape,
     check_vote_shape,
@@ -132,6 +133,7 @@ def block_from_pb(msg: pb.Block) -> Block:
     last_commit = commit_from_pb(msg.last_commit) if msg.HasField("last_commit") else None
     block = Block(header_from_pb(msg.header), tuple(bytes(tx) for tx in msg.txs), last_commit)
     check_block_shape(block)
+    check_block_hashes(block)  # the body is the header's: a block id names one block
     return block
 
 

@@ -114,6 +114,7 @@ class NodeCore:
             status_interval_s=config.status_interval_ms / 1000,
             apply=self.apply_block,
             on_synced=self.start_next_height,
+            genesis_time_ms=compute_genesis_time_ms(self.genesis),
         )
         self.server = Server(
             self,

@@ -19,7 +19,7 @@ from chain.errors import InvalidBlock
 
 from . import codec
 from .blocks import Block, Commit, compute_commit_hash, compute_txs_hash
-from .consensus import verify_commit
+from .consensus import compute_block_time, verify_commit
 from .errors import InvalidCommit, InvalidMessage, SyncError
 from .ledger import Ledger
 from .network import PeerClient
@@ -47,8 +47,10 @@ class BlockSync:
         status_interval_s: float,
         apply: Callable[[Block, Commit], None],
         on_synced: Callable[[], None],
+        genesis_time_ms: int,
     ) -> None:
         self.ledger = ledger
+        self.genesis_time_ms = genesis_time_ms
         self.peers = peers
         self.status_interval_s = status_interval_s
         self.apply = apply
@@ -149,8 +151,9 @@ class BlockSync:
         return applied
 
     def check_block(self, block: Block, commit: Commit) -> None:
-        """SyncError unless `block` is the next block of our chain and `commit` decides it with +2/3 of
-        the validator set of its height."""
+        """SyncError unless `block` is the next block of our chain (its hashes, app hash, validators hash
+        and BFT time: the engine's valid(v) without the application's verdict) and `commit` decides it
+        with +2/3 of the validator set of its height."""
         ledger = self.ledger
         chain_id, height, app_hash = ledger.chain_id, ledger.height + 1, ledger.app.app_hash
         hd = block.header
@@ -169,7 +172,33 @@ class BlockSync:
         vset = ledger.get_validator_set(height)
         if hd.validators_hash != vset.hash:
             raise SyncError(f"block {height}: validators hash is not the set's of this height")
+        self._check_time(block)
         try:
             verify_commit(chain_id, commit, vset)
         except InvalidCommit as exc:
             raise SyncError(f"block {height}: {exc}") from None
+
+    def _check_time(self, block: Block) -> None:
+        """SyncError unless the block's last commit commits our last block with +2/3 of the set of h−1 and
+        the block's time is its BFT time (`compute_block_time`), after our last block's."""
+        ledger, height, time_ms = self.ledger, block.height, block.header.time_ms
+        last = ledger.last
+        if height == 1 or last is None:
+            if block.last_commit is not None:
+                raise SyncError(f"block {height} carries a last commit, but there is no block before it here")
+            expected = compute_block_time(None, None, self.genesis_time_ms)
+        else:
+            commit = block.last_commit
+            if commit is None or commit.height != height - 1 or commit.block_id != last[0].id:
+                raise SyncError(f"block {height}: its last commit does not commit our block {height - 1}")
+            last_vset = ledger.get_validator_set(height - 1)
+            try:
+                known = {v.signature: v for v in last[1].precommits}  # verified when block h−1 was applied
+                verify_commit(ledger.chain_id, commit, last_vset, verified=known)
+                expected = compute_block_time(commit, last_vset, self.genesis_time_ms)
+            except InvalidCommit as exc:
+                raise SyncError(f"block {height}: last commit: {exc}") from None
+            if time_ms <= last[0].header.time_ms:
+                raise SyncError(f"block {height}: time {time_ms} is not after block {height - 1}'s")
+        if time_ms != expected:
+            raise SyncError(f"block {height}: time {time_ms} is not its BFT time {expected}")

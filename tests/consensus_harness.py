@@ -16,7 +16,10 @@ algorithm assumes), and sends a lagging peer the block and commit of the height 
 (`Consensus.on_commit`, what block sync does for a real node). A node that sees +2/3 precommits
 for a block it never received asks for it (FetchBlock) and gets it from a peer.
 A byzantine node runs an engine too, but sends conflicting votes (equivocation) and conflicting
-proposals to different peers.
+proposals (another valid block: one transaction fewer, or one of its own) to different peers.
+Two more attacks, each by named nodes: `block_times` re-signs a node's own new proposals with a
+header time of its choosing (far future, far past), and `tamper_relay` makes a node relay every
+proposal with its transactions swapped (the header and signature kept).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from typing import Any
 from chain.app import Application
 from chain.crypto import PrivateKey
 from chain.store import MemoryStore
-from node.blocks import Block, Commit, Proposal, Vote, sign_proposal, sign_vote
+from chain.tx import MsgSend, sign_tx
+from node.blocks import Block, Commit, Proposal, Vote, compute_txs_hash, sign_proposal, sign_vote
 from node.consensus import (
     Broadcast,
     Consensus,
@@ -160,6 +164,8 @@ class Network:
         timeouts: Timeouts = FAST_TIMEOUTS,
         balances: dict[str, int] | None = None,
         epoch_length: int = 1000,
+        block_times: dict[str, int] | None = None,
+        tamper_relay: Iterable[str] = (),
     ) -> None:
         stakes = validators if isinstance(validators, dict) else {name: 10 for name in validators}
         names = list(stakes) + [n for n in observers if n not in stakes]
@@ -170,6 +176,8 @@ class Network:
         self.delay_ms, self.drop, self.dup, self.resend_ms, self.relay = delay_ms, drop, dup, resend_ms, relay
         self.timeouts = timeouts
         self.byzantine = set(byzantine)
+        self.block_times = dict(block_times or {})  # name -> the header time its own new proposals carry
+        self.tamper_relay = set(tamper_relay)  # nodes that relay proposals with swapped transactions
         self.now = START_MS
         self._events: list[tuple[int, int, str, tuple]] = []
         self._seq = 0
@@ -343,8 +351,9 @@ class Network:
                 node.persisted = action.sign_state
             elif isinstance(action, Broadcast):
                 assert node.persisted is not None and _is_persisted(node.persisted, action.message)
-                node.gossip.setdefault(action.message.height, {})[action.message.signature] = action.message
-                self._send(node, action.message)
+                msg = self._retime(node, action.message)
+                node.gossip.setdefault(msg.height, {})[msg.signature] = msg
+                self._send(node, msg)
             elif isinstance(action, ScheduleTimeout):
                 self._push(self.now + action.delay_ms, "timeout", (node.name, node.incarnation, action.timeout))
             elif isinstance(action, Decide):
@@ -390,8 +399,20 @@ class Network:
                     return False
         return True
 
+    def _retime(self, node: SimNode, msg: Proposal | Vote) -> Proposal | Vote:
+        """A `block_times` node's own new proposal, re-signed with the header time it chose."""
+        time_ms = self.block_times.get(node.name)
+        if time_ms is None or not isinstance(msg, Proposal) or msg.pol_round != -1:
+            return msg
+        block = replace(msg.block, header=replace(msg.block.header, time_ms=time_ms))
+        return sign_proposal(node.key, CHAIN_ID, msg.height, msg.round, msg.pol_round, block, msg.timestamp_ms)
+
     def _send(self, node: SimNode, msg: Proposal | Vote, relay: bool = False) -> None:
-        """Broadcast a message to every peer; a byzantine node sends half of them a conflicting one."""
+        """Broadcast a message to every peer; a byzantine node sends half of them a conflicting one, a
+        `tamper_relay` node relays proposals with other transactions."""
+        if relay and node.name in self.tamper_relay and isinstance(msg, Proposal):
+            block = msg.block
+            msg = replace(msg, block=replace(block, txs=block.txs[:-1] if block.txs else (b"poison",)))
         twin = self._conflicting(node, msg) if node.byzantine and not relay else msg
         for i, peer in enumerate(self.nodes.values()):
             if peer.name != node.name:
@@ -410,8 +431,8 @@ class Network:
         made one), nil or a fake id."""
         if isinstance(msg, Proposal):
             block = msg.block
-            header = replace(block.header, time_ms=block.header.time_ms + 1)
-            twin = Block(header, block.txs, block.last_commit)
+            txs = block.txs[:-1] if block.txs else (self._own_tx(node),)
+            twin = Block(replace(block.header, txs_hash=compute_txs_hash(txs)), txs, block.last_commit)
             self._twins[block.id], self._twins[twin.id] = twin.id, block.id
             return sign_proposal(node.key, CHAIN_ID, msg.height, msg.round, msg.pol_round, twin, msg.timestamp_ms)
         if msg.block_id is None:
@@ -419,6 +440,12 @@ class Network:
         else:
             other = self._twins.get(msg.block_id) or self.rng.choice([None, _fake_id(msg.block_id, node)])
         return sign_vote(node.key, CHAIN_ID, msg.type, msg.height, msg.round, other, msg.timestamp_ms)
+
+    def _own_tx(self, node: SimNode) -> bytes:
+        """A valid transaction of the byzantine node (1 ngonka to a sink at its next sequence): the
+        body of a conflicting block when the honest one has none."""
+        sequence = node.app.query(f"account/{node.key.address}")["sequence"]
+        return sign_tx(node.key, CHAIN_ID, sequence, [MsgSend(to=get_key("sink").address, amount=1)])
 
     # -- observations -------------------------------------------------------------------------
     def committed_height(self) -> int:

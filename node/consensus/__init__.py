@@ -26,7 +26,7 @@ from .engine import Consensus
 from .sign_state import SignedRecord, SignState
 from .steps import COMMIT, PRECOMMIT, PREVOTE, PROPOSE, Timeout, Timeouts
 from .validator_set import ValidatorSet, compute_joiner_priority
-from .vote_set import is_one_third, is_quorum, verify_commit
+from .vote_set import compute_block_time, compute_median_time, is_one_third, is_quorum, verify_commit
 
 __all__ = [
     "COMMIT",
@@ -47,7 +47,9 @@ __all__ = [
     "Timeout",
     "Timeouts",
     "ValidatorSet",
+    "compute_block_time",
     "compute_joiner_priority",
+    "compute_median_time",
     "is_one_third",
     "is_quorum",
     "verify_commit",

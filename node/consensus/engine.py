@@ -21,6 +21,7 @@ from ..blocks import (
     Header,
     Proposal,
     Vote,
+    check_block_hashes,
     check_block_shape,
     check_proposal_shape,
     check_vote_shape,
@@ -35,7 +36,7 @@ from .actions import Action, Broadcast, Decide, FetchBlock, Host, Persist, Recor
 from .sign_state import SignState
 from .steps import COMMIT, PRECOMMIT, PREVOTE, PROPOSE, Timeout, Timeouts
 from .validator_set import ValidatorSet
-from .vote_set import MAX_VOTES_PER_VALIDATOR, HeightVoteSet, is_one_third, verify_commit
+from .vote_set import MAX_VOTES_PER_VALIDATOR, HeightVoteSet, compute_block_time, is_one_third, verify_commit
 
 log = logging.getLogger("uoc.consensus")
 
@@ -43,11 +44,6 @@ FUTURE_HEIGHTS = 2  # messages up to h + 2 are buffered
 MAX_FUTURE_MESSAGES = 4096  # per buffered height
 MAX_ROUND_AHEAD = 64  # a round more than this above ours is not plausible
 MAX_PROPOSALS_PER_ROUND = 2  # conflicting proposals kept per round (a byzantine proposer may send many)
-
-
-def compute_block_time(now_ms: int, last_time_ms: int) -> int:
-    """A new block's time: now, but strictly after the previous block's."""
-    return max(now_ms, last_time_ms + 1)
 
 
 def compute_capped_txs(txs: list[bytes]) -> tuple[bytes, ...]:
@@ -233,10 +229,7 @@ class Consensus:
 
     def on_block(self, block: Block, now_ms: int) -> list[Action]:
         """A block fetched from a peer after +2/3 precommits for it were seen."""
-        try:
-            check_block_shape(block)
-        except (AttributeError, TypeError) as exc:
-            raise InvalidMessage(f"malformed block: {exc}") from None
+        _check_block(block)
         if self._decided is not None or block.height != self._height or block.id not in self._fetching:
             return []
         self._blocks.setdefault(block.id, block)
@@ -252,10 +245,7 @@ class Consensus:
 
         Rule 7 without the message log: a lagging node whose vote log cannot reach +2/3 (messages lost,
         or an equivocator's votes beyond the per-validator cap) still decides what the others decided."""
-        try:
-            check_block_shape(block)
-        except (AttributeError, TypeError) as exc:
-            raise InvalidMessage(f"malformed block: {exc}") from None
+        _check_block(block)
         if self._decided is not None or self._vset is None or block.height != self._height:
             return []
         if not isinstance(commit, Commit) or commit.height != self._height or commit.block_id != block.id:
@@ -374,8 +364,6 @@ class Consensus:
             return f"height {hd.height} is not {self._height}"
         if hd.last_block_id != self._last_block_id:
             return f"last block id {hd.last_block_id} is not {self._last_block_id}"
-        if hd.time_ms <= self._last_time_ms:
-            return f"time {hd.time_ms} is not after the previous block's {self._last_time_ms}"
         if hd.app_hash != self._app_hash:
             return f"app hash {hd.app_hash} is not ours after h−1 ({self._app_hash})"
         if hd.validators_hash != self._vset.hash:
@@ -387,6 +375,9 @@ class Consensus:
         if hd.last_commit_hash != compute_commit_hash(block.last_commit):
             return "last commit hash does not match the last commit"
         fault = self._get_last_commit_fault(block.last_commit)
+        if fault is not None:
+            return fault
+        fault = self._get_time_fault(block)
         if fault is not None:
             return fault
         try:
@@ -414,6 +405,20 @@ class Consensus:
             verify_commit(self.chain_id, commit, vset, verified=self._last_precommits)
         except InvalidCommit as exc:
             return f"last commit: {exc}"
+        return None
+
+    def _get_time_fault(self, block: Block) -> str | None:
+        """Why the block's time is not its BFT time (the genesis time at height 1, else the power-weighted
+        median of its last commit's precommit times) or not after the previous block's, or None."""
+        time_ms = block.header.time_ms
+        try:
+            expected = compute_block_time(block.last_commit, self._last_vset, self._last_time_ms)
+        except InvalidCommit as exc:
+            return f"last commit: {exc}"
+        if time_ms != expected:
+            return f"time {time_ms} is not the block's BFT time {expected}"
+        if self._height > 1 and time_ms <= self._last_time_ms:
+            return f"time {time_ms} is not after the previous block's {self._last_time_ms}"
         return None
 
     def is_valid_block(self, block: Block, round: int) -> bool:
@@ -562,7 +567,7 @@ class Consensus:
         header = Header(
             chain_id=self.chain_id,
             height=self._height,
-            time_ms=compute_block_time(now_ms, self._last_time_ms),
+            time_ms=compute_block_time(self._last_commit, self._last_vset, self._last_time_ms),
             last_block_id=self._last_block_id,
             last_commit_hash=compute_commit_hash(self._last_commit),
             txs_hash=compute_txs_hash(txs),
@@ -582,6 +587,14 @@ class Consensus:
         self._step = PRECOMMIT
         return self._vote(PRECOMMIT, block_id, now_ms)
 
+    def _vote_time(self, block_id: str | None, now_ms: int) -> int:
+        """Our vote's timestamp: now, but after the previous block's time and after the time of the block
+        voted for (as CometBFT's voteTime), so the BFT time of the next block (the weighted median of
+        the commit's precommit times) is after this block's."""
+        time_ms = max(now_ms, self._last_time_ms + 1)
+        block = self._blocks.get(block_id) if block_id is not None else None
+        return time_ms if block is None else max(time_ms, block.header.time_ms + 1)
+
     def _vote(self, type: str, block_id: str | None, now_ms: int) -> list[Action]:
         """Sign, persist, broadcast and log our own vote; [] if we are not a validator or the sign state refuses."""
         assert self._vset is not None
@@ -592,13 +605,24 @@ class Consensus:
         except DoubleSignRefused as exc:
             log.warning("%s", exc)
             return []
-        vote = sign_vote(self.signer, self.chain_id, type, self._height, self._round, block_id, now_ms)
+        vote = sign_vote(
+            self.signer, self.chain_id, type, self._height, self._round, block_id, self._vote_time(block_id, now_ms)
+        )
         self._sign_state = self._sign_state.with_signed(self._height, self._round, type, block_id)
         votes = self._votes.get_vote_set(self._round, type)
         if not any(v.block_id == block_id for v in votes.votes.get(vote.validator, [])):
             votes.add(vote, self._vset.power_of(vote.validator))
             self._participants.setdefault(self._round, set()).add(vote.validator)
         return [Persist(self._sign_state), Broadcast(vote)]
+
+
+def _check_block(block: Block) -> None:
+    """InvalidMessage unless a peer's block is well-formed and its body matches its header's hashes."""
+    try:
+        check_block_shape(block)
+        check_block_hashes(block)
+    except (AttributeError, TypeError) as exc:
+        raise InvalidMessage(f"malformed block: {exc}") from None
 
 
 def _block_id(block: Block | None) -> str | None:

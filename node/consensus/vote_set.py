@@ -86,6 +86,41 @@ def verify_commit(
         )
 
 
+def compute_median_time(commit: Commit, validator_set: ValidatorSet | None) -> int:
+    """BFT time: the power-weighted median of the precommit timestamps of `commit` (CometBFT's MedianTime).
+
+    Each validator counts once (its first precommit), with its power in `validator_set` (the set of
+    the commit's height; 0 if it is not in it; 1 each when the set is unknown). The median is the
+    smallest timestamp t such that the precommits at or before t carry more than half of the
+    commit's power: with less than a third of the set's power byzantine and more than two thirds in
+    the commit, it lies between the earliest and the latest honest timestamps.
+    InvalidCommit if the commit carries no power."""
+    weights: dict[str, tuple[int, int]] = {}
+    for vote in commit.precommits:
+        if vote.validator not in weights:
+            power = 1 if validator_set is None else validator_set.power_of(vote.validator)
+            weights[vote.validator] = (vote.timestamp_ms, power)
+    total = sum(power for _, power in weights.values())
+    if total <= 0:
+        raise InvalidCommit(f"commit for height {commit.height} carries no power: it has no median time")
+    acc = 0
+    for time_ms, power in sorted(weights.values()):
+        acc += power
+        if 2 * acc > total:
+            return time_ms
+    raise AssertionError("unreachable: the weights add up to the total")
+
+
+def compute_block_time(
+    last_commit: Commit | None, last_validator_set: ValidatorSet | None, genesis_time_ms: int
+) -> int:
+    """The time a block must carry (BFT time): the genesis time at height 1 (no last commit), else the
+    power-weighted median of its last commit's precommit timestamps (`compute_median_time`)."""
+    if last_commit is None:
+        return genesis_time_ms
+    return compute_median_time(last_commit, last_validator_set)
+
+
 class HeightVoteSet:
     """The vote sets of one height by (round, type), and the +2/3 questions the rules ask of them."""
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from chain.tx import MsgBond, MsgSubmitPriceProposal
 from node.consensus import verify_commit
-from tests.consensus_harness import Network, get_app_powers
+from tests.consensus_harness import START_MS, Network, get_app_powers
 from tests.helpers import ADDR, CHAIN_ID, signed
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -191,3 +191,28 @@ def test_safety_and_liveness_with_unequal_powers_and_the_largest_validator_byzan
     net.run(until_height=4, max_ms=120_000)
     assert_same_chain(net, 4)
     assert_commits_verify(net)
+
+
+@pytest.mark.parametrize("time_ms", [2**63 - 1, START_MS + 10**12, 0], ids=["int64-max", "far-future", "far-past"])
+def test_a_byzantine_proposer_that_sets_a_far_future_or_far_past_time_cannot_halt_the_chain(time_ms):
+    net = Network(["a", "b", "c", "d"], seed=3, block_times={"d": time_ms})  # d lies only about time
+    net.run(until_height=10, max_ms=120_000)
+    assert_same_chain(net, 10)
+    assert_commits_verify(net)
+    assert ADDR["d"] not in {b.header.proposer for b in net.honest[0].decided.values()}  # d's blocks: refused
+    assert any(c.round >= 1 for c in net.honest[0].commits.values())  # in d's turns, round 1 decided
+    times = [net.honest[0].decided[h].header.time_ms for h in range(1, 11)]
+    assert times == sorted(set(times)) and times[-1] < net.now + 1  # BFT time: increasing, never ahead of the clocks
+    assert all(n.invalid == 0 for n in net.honest)  # re-signed proposals verify; they are just not valid(v)
+
+
+def test_a_peer_that_relays_proposals_with_swapped_transactions_poisons_nobody():
+    net = Network(["a", "b", "c", "d"], seed=4, delay_ms=(1, 60), byzantine={"d"}, tamper_relay={"d"})
+    txs = [signed("a", i, MsgBond(amount=1)) for i in range(6)]
+    for i, tx in enumerate(txs):
+        net.submit(tx, at_ms=200 * i)
+    net.run(until_height=8, max_ms=120_000)
+    assert_same_chain(net, 8)
+    assert sum(n.invalid for n in net.honest) > 0  # the poison arrived, and was refused as invalid input
+    committed = [tx for b in net.honest[0].decided.values() for tx in b.txs]
+    assert all(tx in committed for tx in txs) and b"poison" not in committed

@@ -37,7 +37,9 @@ from node.consensus import (
     Timeout,
     Timeouts,
     ValidatorSet,
+    compute_block_time,
     compute_joiner_priority,
+    compute_median_time,
     is_one_third,
     is_quorum,
     verify_commit,
@@ -115,7 +117,7 @@ class Rig:
         fields = dict(
             chain_id=CHAIN_ID,
             height=self.height,
-            time_ms=6_000,
+            time_ms=5_000 if self.height == 1 else NOW,  # BFT time: genesis time, else the last commit's median
             last_block_id=self.last_block_id,
             last_commit_hash=compute_commit_hash(self.last_commit),
             txs_hash=compute_txs_hash(txs),
@@ -353,7 +355,7 @@ def test_start_round_as_the_proposer_proposes_a_new_block_from_the_mempool_and_p
     header = proposal.block.header
     assert (proposal.height, proposal.round, proposal.pol_round) == (1, 0, -1)
     assert proposal.block.txs == (b"tx-1", b"tx-2") and header.txs_hash == compute_txs_hash([b"tx-1", b"tx-2"])
-    assert header.time_ms == NOW + 51  # strictly after the previous block even if the clock is behind
+    assert header.time_ms == NOW + 50  # BFT time: the genesis time at height 1, whatever the clock
     assert (header.app_hash, header.validators_hash, header.proposer) == (APP_HASH, rig.vset.hash, ADDR["b"])
     assert proposal.is_signed_by_proposer(CHAIN_ID)
     assert own_vote(actions, "prevote").block_id == proposal.block.id
@@ -388,11 +390,9 @@ def _locked_state(rig: Rig, round: int, block: Block) -> SignState:
         ({"chain_id": "other"}, None),
         ({"height": 2}, None),
         ({"last_block_id": "12" * 32}, None),
-        ({"time_ms": 5_000}, None),
+        ({"time_ms": 5_001}, None),
         ({"app_hash": "bb" * 32}, None),
         ({"validators_hash": "00" * 32}, None),
-        ({"txs_hash": compute_txs_hash([b"x"])}, None),
-        ({"last_commit_hash": "00" * 32}, None),
         ({"proposer": ADDR["c"]}, None),
         ({"proposer": ADDR["e"]}, None),
         ({}, "tx 1 rejected: bad sequence"),
@@ -402,11 +402,9 @@ def _locked_state(rig: Rig, round: int, block: Block) -> SignState:
         "wrong-chain-id",
         "wrong-height",
         "wrong-last-block",
-        "time-not-after-previous",
+        "time-not-the-bft-time",
         "wrong-app-hash",
         "wrong-validators-hash",
-        "txs-hash-mismatch",
-        "last-commit-hash-mismatch",
         "proposer-not-of-this-round",
         "proposer-not-a-validator",
         "application-rejects",
@@ -452,7 +450,7 @@ def test_rule_1_at_height_2_requires_a_last_commit_with_two_thirds_of_the_previo
 def test_rule_1_a_locked_validator_prevotes_only_its_locked_value(same_block, expect_block):
     base = Rig("a")
     locked = base.block(0)
-    other = base.block(1, time_ms=6_001)
+    other = base.block(1, txs=(b"other",))
     rig = Rig("a", restored=_locked_state(base, 0, locked if same_block else other))
     proposal_block = locked if same_block else rig.block(0)
     vote = own_vote(rig.send(rig.proposal(0, proposal_block)), "prevote")
@@ -595,7 +593,7 @@ def test_rule_7_fetches_a_missing_block_once_and_commits_it_when_it_arrives():
     block = rig.block(0)
     actions = rig.votes("bcd", "precommit", 0, block.id)
     assert [a for a in actions if isinstance(a, FetchBlock)] == [FetchBlock(1, block.id)]
-    assert rig.engine.on_block(rig.block(0, time_ms=7_000), NOW) == []  # not the block asked for
+    assert rig.engine.on_block(rig.block(0, txs=(b"other",)), NOW) == []  # not the block asked for
     [decide] = rig.engine.on_block(block, NOW)
     assert isinstance(decide, Decide) and decide.block == block
 
@@ -616,7 +614,7 @@ def test_on_commit_decides_a_block_whose_commit_verifies_and_rejects_a_commit_wi
     with pytest.raises(InvalidMessage):
         rig.engine.on_commit(block, weak, NOW)
     with pytest.raises(InvalidMessage):
-        rig.engine.on_commit(rig.block(0, time_ms=7_000), rig.commit_for(1, 0, block.id, "bcd"), NOW)
+        rig.engine.on_commit(rig.block(0, txs=(b"other",)), rig.commit_for(1, 0, block.id, "bcd"), NOW)
     assert rig.engine.decided is None
     [decide] = rig.engine.on_commit(block, rig.commit_for(1, 3, block.id, "bcd"), NOW)
     assert isinstance(decide, Decide) and decide.block == block and rig.engine.step == "commit"
@@ -736,7 +734,7 @@ def test_after_a_restart_the_restored_sign_state_refuses_to_prevote_another_bloc
     persisted = [a.sign_state for a in actions if isinstance(a, Persist)][-1]
     restarted = Rig("a", restored=persisted)  # the process crashed and restarted at height 1
     assert restarted.engine.round == 0
-    second = restarted.block(0, time_ms=6_500)  # a byzantine proposer's second block for round 0
+    second = restarted.block(0, txs=(b"second",))  # a byzantine proposer's second block for round 0
     actions = restarted.send(restarted.proposal(0, second))
     assert own_vote(actions, "prevote") is None and restarted.engine.step == "prevote"
     again = Rig("a", restored=persisted)
@@ -878,7 +876,7 @@ def test_any_mutated_proposal_is_rejected_with_invalid_message_or_ignored_never_
 
 def test_conflicting_proposals_the_first_drives_the_prevote_and_a_polka_for_the_second_still_locks_it():
     rig = Rig("a")
-    first, second = rig.block(0), rig.block(0, time_ms=6_001)
+    first, second = rig.block(0), rig.block(0, txs=(b"second",))
     actions = rig.send(rig.proposal(0, first), rig.proposal(0, second))
     assert own_vote(actions, "prevote").block_id == first.id
     actions = rig.votes("bcd", "prevote", 0, second.id)
@@ -890,7 +888,7 @@ def test_conflicting_proposals_the_first_drives_the_prevote_and_a_polka_for_the_
 
 def test_a_byzantine_proposer_cannot_make_the_engine_keep_more_than_a_few_proposals_per_round():
     rig = Rig("a")
-    blocks = [rig.block(0, time_ms=6_000 + i) for i in range(6)]
+    blocks = [rig.block(0, txs=(bytes([i]),)) for i in range(6)]
     rig.send(*(rig.proposal(0, b) for b in blocks))
     assert sum(rig.engine.get_known_block(b.id) is not None for b in blocks) == 2
 
@@ -924,3 +922,90 @@ def test_a_badly_signed_vote_is_refused_whatever_its_height(offset):
     with pytest.raises(InvalidMessage, match="bad signature"):
         rig.engine.on_message(bad, NOW)
     rig.engine.on_message(good, NOW)  # the same vote correctly signed is no error at that height
+
+
+# -- BFT time (a block's time is the weighted median of its last commit's precommit times) ----------
+@pytest.mark.parametrize("height", [1, 2])
+def test_a_proposal_with_a_far_future_time_is_refused_so_the_next_height_stays_reachable(height):
+    rig = Rig("a", height=height)
+    block = rig.block(0, time_ms=2**63 - 1)  # the largest int64: no block could ever follow it
+    vote = own_vote(rig.send(rig.proposal(0, block)), "prevote")
+    assert vote is not None and vote.block_id is None
+    assert "BFT time" in (rig.engine.get_block_fault(block) or "")
+
+
+@pytest.mark.parametrize("time_ms", [0, 5_000, 5_001, NOW - 1, NOW + 1])
+def test_a_proposal_with_a_past_equal_or_any_other_time_than_the_bft_time_is_refused(time_ms):
+    rig = Rig("a", height=2)  # the previous block's time is 5_000; the last commit's precommits say NOW
+    vote = own_vote(rig.send(rig.proposal(0, rig.block(0, time_ms=time_ms))), "prevote")
+    assert vote is not None and vote.block_id is None
+    good = Rig("a", height=2)
+    assert own_vote(good.send(good.proposal(0)), "prevote").block_id == good.block(0).id  # time NOW: valid
+
+
+def test_the_median_time_is_weighted_by_power_and_stays_between_the_honest_precommit_times():
+    vset = ValidatorSet.from_powers([(ADDR[n], p) for n, p in {"a": 10, "b": 10, "c": 10, "d": 9}.items()])
+    times = {"a": 1_000, "b": 2_000, "c": 3_000, "d": 2**63 - 1}  # d (under a third) lies far in the future
+    votes = [sign_vote(KEYS[n], CHAIN_ID, "precommit", 1, 0, BLOCK_ID, t) for n, t in times.items()]
+    assert compute_median_time(_commit(votes), vset) == 2_000
+    times["d"] = 0  # or far in the past
+    votes = [sign_vote(KEYS[n], CHAIN_ID, "precommit", 1, 0, BLOCK_ID, t) for n, t in times.items()]
+    assert compute_median_time(_commit(votes), vset) == 2_000
+    heavy = ValidatorSet.from_powers([(ADDR["a"], 50), (ADDR["b"], 10), (ADDR["c"], 10)])
+    votes = [sign_vote(KEYS[n], CHAIN_ID, "precommit", 1, 0, BLOCK_ID, times[n]) for n in "abc"]
+    assert compute_median_time(_commit(votes), heavy) == 1_000  # a holds more than half the power
+    assert compute_block_time(None, None, 777) == 777  # height 1: the genesis time
+
+
+def test_own_votes_are_timed_after_the_block_they_vote_for_even_when_the_clock_is_behind():
+    rig = Rig("a", height=2)  # the block's BFT time is NOW; our clock says NOW - 3_000
+    block = rig.block(0)
+    actions = rig.engine.on_message(rig.proposal(0, block), NOW - 3_000)
+    actions += rig.engine.on_message(rig.vote("b", "prevote", 0, block.id), NOW - 3_000)
+    actions += rig.engine.on_message(rig.vote("c", "prevote", 0, block.id), NOW - 3_000)
+    precommit = own_vote(actions, "precommit")
+    assert precommit is not None and precommit.block_id == block.id and precommit.timestamp_ms == NOW + 1
+
+
+# -- proposal poisoning: the body must match the header's hashes on receipt ----------------------
+def _swapped_bodies(rig: Rig, block: Block) -> list[Block]:
+    bodies = [dataclasses.replace(block, txs=(b"evil",)), dataclasses.replace(block, txs=())]
+    if rig.last_commit is not None:
+        other = rig.commit_for(rig.height - 1, 0, rig.last_block_id, "abd")  # another valid last commit
+        bodies.append(dataclasses.replace(block, last_commit=other))
+    return bodies
+
+
+@pytest.mark.parametrize("height", [1, 2])
+def test_a_proposal_with_a_swapped_body_is_invalid_input_and_the_honest_copy_after_it_is_decided(height):
+    rig = Rig("a", height=height)
+    honest = rig.block(0, txs=(b"tx-1", b"tx-2"))
+    proposal = rig.proposal(0, honest)
+    for body in _swapped_bodies(rig, honest):
+        poisoned = dataclasses.replace(proposal, block=body)  # header and signature kept: the signature verifies
+        assert poisoned.is_signed_by_proposer(CHAIN_ID)
+        with pytest.raises(InvalidMessage, match="does not match|do not match"):
+            rig.engine.check_message(poisoned)
+        with pytest.raises(InvalidMessage):
+            rig.send(poisoned)
+        assert rig.engine.get_known_block(honest.id) is None  # not cached
+        assert rig.engine.step == "propose"  # nothing happened
+    vote = own_vote(rig.send(proposal), "prevote")
+    assert vote is not None and vote.block_id == honest.id
+    rig.votes("bc", "prevote", 0, honest.id)
+    [decide] = [a for a in rig.votes("bcd", "precommit", 0, honest.id) if isinstance(a, Decide)]
+    assert decide.block == honest and decide.block.txs == (b"tx-1", b"tx-2")
+
+
+def test_a_fetched_or_synced_block_with_a_swapped_body_is_invalid_input():
+    rig = Rig("a")
+    honest = rig.block(0, txs=(b"tx-1",))
+    rig.votes("bcd", "precommit", 0, honest.id)  # +2/3 for a block we never saw: fetched
+    poisoned = dataclasses.replace(honest, txs=(b"evil",))
+    with pytest.raises(InvalidMessage):
+        rig.engine.on_block(poisoned, NOW)
+    with pytest.raises(InvalidMessage):
+        rig.engine.on_commit(poisoned, rig.commit_for(1, 0, honest.id, "bcd"), NOW)
+    assert rig.engine.get_known_block(honest.id) is None
+    [decide] = [a for a in rig.engine.on_block(honest, NOW) if isinstance(a, Decide)]
+    assert decide.block == honest

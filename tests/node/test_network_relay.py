@@ -12,7 +12,7 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.tx import MsgSend, sign_tx
 from node import codec
-from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash, sign_vote
+from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash, sign_proposal, sign_vote
 from node.config import compute_genesis_time_ms, load_home
 from node.node import Node
 from node.pb import services_pb2 as spb
@@ -146,7 +146,7 @@ async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_fr
         header = Header(
             chain_id=node.chain_id,
             height=1,
-            time_ms=compute_genesis_time_ms(node.genesis) + 1,
+            time_ms=compute_genesis_time_ms(node.genesis),  # BFT time at height 1
             last_block_id="",
             last_commit_hash=compute_commit_hash(None),
             txs_hash=compute_txs_hash(()),
@@ -169,6 +169,53 @@ async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_fr
             await asyncio.sleep(0.05)
         assert served == [1]
         assert node.app.height == 1 and node.store.get_block_id(1) == block.id
+    finally:
+        await node.stop(0.1)
+        await spy.server.stop(0)
+
+
+async def test_a_proposal_with_a_swapped_body_is_refused_not_relayed_and_does_not_shadow_the_honest_copy(tmp_path):
+    homes = make_homes(tmp_path, 4)  # four validators; only node0 runs, the test holds the other keys
+    home = load_home(homes[0])
+    keys = {k.address: k for k in (load_home(h).validator_key for h in homes[1:])}
+    spy = Spy()
+    await spy.server.start()
+    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    await node.start()
+    try:
+        vset = node.get_validator_set(1)
+        round = next(r for r in range(8) if vset.proposer(r) in keys)  # a round another validator proposes
+        header = Header(
+            chain_id=node.chain_id,
+            height=1,
+            time_ms=compute_genesis_time_ms(node.genesis),
+            last_block_id="",
+            last_commit_hash=compute_commit_hash(None),
+            txs_hash=compute_txs_hash(()),
+            app_hash=node.app.app_hash,
+            validators_hash=vset.hash,
+            proposer=vset.proposer(round),
+        )
+        block = Block(header, (), None)
+        proposal = sign_proposal(keys[header.proposer], node.chain_id, 1, round, -1, block, 5)
+        poisoned = replace(proposal, block=replace(block, txs=(b"poison",)))  # a relay swapped the txs
+        honest_raw = codec.consensus_message_to_pb(proposal).SerializeToString()
+        poisoned_raw = codec.consensus_message_to_pb(poisoned).SerializeToString()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+            send = channel.unary_unary(
+                "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await send(poisoned_raw, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert node.consensus.get_known_block(block.id) is None  # not cached
+            assert (await send(honest_raw, timeout=5)).relayed
+        assert node.consensus.get_known_block(block.id) == block
+        for _ in range(40):
+            if honest_raw in spy.consensus:
+                break
+            await asyncio.sleep(0.05)
+        assert honest_raw in spy.consensus and poisoned_raw not in spy.consensus
     finally:
         await node.stop(0.1)
         await spy.server.stop(0)

@@ -11,7 +11,7 @@ import pytest
 
 from chain.tx import MsgBond, MsgSend, sign_tx
 from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote
-from node.config import load_home, write_json
+from node.config import compute_genesis_time_ms, load_home, write_json
 from node.errors import NodeError, SyncError
 from node.ledger import open_ledger
 from node.node import Node
@@ -136,11 +136,19 @@ async def test_block_sync_refuses_a_committed_block_over_the_genesis_block_limit
     home = load_home(path)
     key, chain_id = home.validator_key, genesis["chain_id"]
     with open_ledger(home) as ledger:
-        sync = BlockSync(ledger, [], status_interval_s=1.0, apply=lambda b, c: None, on_synced=lambda: None)
+        genesis_time_ms = compute_genesis_time_ms(genesis)
+        sync = BlockSync(
+            ledger,
+            [],
+            status_interval_s=1.0,
+            apply=lambda b, c: None,
+            on_synced=lambda: None,
+            genesis_time_ms=genesis_time_ms,
+        )
         header = Header(
             chain_id=chain_id,
             height=1,
-            time_ms=1_000,
+            time_ms=genesis_time_ms,  # a block's BFT time at height 1
             last_block_id="",
             last_commit_hash=compute_commit_hash(None),
             txs_hash=compute_txs_hash(txs),
@@ -175,6 +183,38 @@ async def test_a_validator_proposes_within_the_genesis_max_block_txs_below_its_c
         assert sum(sizes) == 5 and max(sizes) == 2
     finally:
         await node.stop(0.1)
+
+
+def _retimed(block: Block, time_ms: int, key) -> tuple[Block, Commit]:
+    """`block` with another header time, and a commit for it signed by `key` (the only validator)."""
+    forged = replace(block, header=replace(block.header, time_ms=time_ms))
+    vote = sign_vote(key, forged.header.chain_id, "precommit", block.height, 0, forged.id, time_ms)
+    return forged, Commit(block.height, 0, forged.id, (vote,))
+
+
+async def test_block_sync_refuses_a_block_whose_time_is_not_its_bft_time_even_with_a_valid_commit(tmp_path):
+    homes = make_homes(tmp_path, 2, validators=1)
+    source = Node(load_home(homes[0]))
+    await source.start()
+    await wait_for(lambda: source.app.height >= 2, "the validator commits 2 blocks")
+    (block1, commit1), (block2, commit2) = stored(source, 1), stored(source, 2)
+    key = source.signer
+    await source.stop(0.1)
+    home = load_home(homes[1])
+    follower = Node(replace(home, config=replace(home.config, peers=())))
+    await follower.start()
+    try:
+        for time_ms in (2**63 - 1, block1.header.time_ms + 1):  # height 1: only the genesis time
+            with pytest.raises(SyncError, match="BFT time"):
+                follower.check_synced_block(*_retimed(block1, time_ms, key))
+        follower.check_synced_block(block1, commit1)
+        follower.apply_block(block1, commit1)
+        for time_ms in (2**63 - 1, block2.header.time_ms + 1, block2.header.time_ms - 1, block1.header.time_ms):
+            with pytest.raises(SyncError, match="BFT time|not after"):
+                follower.check_synced_block(*_retimed(block2, time_ms, key))
+        follower.check_synced_block(block2, commit2)
+    finally:
+        await follower.stop(0.1)
 
 
 async def test_a_restarted_validator_restores_its_durable_sign_state(tmp_path):
