@@ -292,11 +292,18 @@ class NodeCore:
 
     def receive_consensus(self, raw: bytes) -> bool:
         """A peer's consensus message: verified by the engine (signature, membership, height and round),
-        then relayed once; InvalidMessage on bad input. Returns whether it was new."""
-        digest = hashlib.sha256(raw).digest()
-        if self.relay.is_seen(digest) or not self.running:
+        then relayed once in its canonical form; InvalidMessage on bad input. Returns whether it was new.
+
+        What is relayed, and what dedup keys on, is the re-encoding of the decoded message, never the
+        peer's bytes: unknown protobuf fields (padding) are dropped, and a padded copy and the honest
+        copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes)."""
+        if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
         msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, raw))
+        canonical = codec.consensus_message_to_pb(msg).SerializeToString()
+        digest = hashlib.sha256(canonical).digest()
+        if self.relay.is_seen(digest):
+            return False
         self.consensus.check_message(msg)  # shape and signature first: the verdict must not depend on our height
         height = self.consensus.height
         if msg.height > height + HEIGHT_SLACK_AHEAD:
@@ -309,7 +316,7 @@ class NodeCore:
         actions = self.consensus.on_message(msg, now_ms(), checked=True)
         self.relay.remember(digest)
         if msg.height == height:
-            self.relay.relay_consensus(raw)  # verified at our height: relay once
+            self.relay.relay_consensus(canonical)  # verified at our height: relay once, canonical
         elif msg.height > height + 1:
             self.sync.wake()
         self._execute(actions)

@@ -1,11 +1,13 @@
 """Gossip out: consensus messages relayed once, this node's own messages re-sent, admitted
 transactions relayed in batches.
 
-A consensus message is relayed once (dedup by the sha256 of its bytes, the last `SEEN_MESSAGES`
-remembered). Our own votes of the current height are re-sent every `REGOSSIP_S` and our proposals
-every `REGOSSIP_PROPOSAL_TICKS`-th time: a message dropped while a peer was unreachable would
-otherwise stall its round (peers drop duplicates by hash). Admitted transactions are relayed in
-`BroadcastTxs` batches every `RELAY_INTERVAL_S`.
+A consensus message is relayed once, in its canonical form (the re-encoding of the decoded message:
+unknown protobuf fields a peer padded it with are never forwarded), dedup by the sha256 of that
+canonical form (the last `SEEN_MESSAGES` remembered). Our own votes of the current height are re-sent
+every `REGOSSIP_S` and our proposals every `REGOSSIP_PROPOSAL_TICKS`-th time: a message dropped while a
+peer was unreachable would otherwise stall its round (peers drop duplicates by hash). Admitted
+transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the bytes the mempool
+stored: the submitted bytes, which need not be the canonical tx encoding (bounded by `MAX_TX_BYTES`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class Relay:
         return True
 
     def relay_consensus(self, raw: bytes) -> None:
-        """Send a (verified) consensus message to every peer."""
+        """Send a (verified) consensus message, re-encoded canonically by the caller, to every peer."""
         self.gossip("SendConsensus", raw)
 
     def send_own(self, height: int, round: int, kind: str, raw: bytes) -> None:

@@ -98,6 +98,61 @@ async def test_a_verified_vote_is_relayed_once_and_an_invalid_one_never(tmp_path
         await spy.server.stop(0)
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _length_delimited(field: int, data: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(data)) + data
+
+
+def _padded(raw: bytes, size: int, field: int = 999) -> bytes:
+    """A ConsensusMessage whose vote carries `size` bytes of an unknown field, and so does the wrapper."""
+    vote = pb.ConsensusMessage.FromString(raw).vote.SerializeToString() + _length_delimited(field, b"\xab" * size)
+    number = pb.ConsensusMessage.DESCRIPTOR.fields_by_name["vote"].number
+    return _length_delimited(number, vote) + _length_delimited(field + 1, b"\xcd" * size)
+
+
+async def test_a_vote_padded_with_unknown_fields_is_relayed_once_in_canonical_form(tmp_path):
+    spy = Spy()
+    await spy.server.start()
+    homes = make_homes(tmp_path, 2)  # two validators; node1 does not run, the spy is node0's only peer
+    home = load_home(homes[0])
+    other = load_home(homes[1]).validator_key
+    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    await node.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+            send = channel.unary_unary(
+                "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
+            )
+            vote = sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, 5)
+            raw = codec.consensus_message_to_pb(vote).SerializeToString()
+            padded = _padded(raw, 1 << 20)
+            assert len(padded) > 2 << 20
+            assert codec.consensus_message_from_pb(pb.ConsensusMessage.FromString(padded)) == vote  # engine ignores it
+            first = await send(padded, timeout=5)
+            others = [await send(m, timeout=5) for m in (raw, _padded(raw, 1000, field=77), padded)]
+            assert first.relayed and not any(r.relayed for r in others)  # one message however it is padded
+            for _ in range(40):
+                if raw in spy.consensus:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert spy.consensus.count(raw) == 1  # the canonical bytes, relayed once
+            mine = [m for m in spy.consensus if pb.ConsensusMessage.FromString(m).vote.validator == vote.validator]
+            assert mine == [raw]  # no padded copy was forwarded
+            assert max(len(m) for m in spy.consensus) < 64 * 1024
+    finally:
+        await node.stop(0.1)
+        await spy.server.stop(0)
+
+
 async def test_only_admitted_transactions_are_relayed(tmp_path):
     spy = Spy()
     await spy.server.start()
