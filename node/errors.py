@@ -55,6 +55,10 @@ class MempoolFull(MempoolError):
     code = "mempool_full"
 
 
+class RequestTooLarge(NodeError):
+    """A request with more entries than one call may carry (answered `RESOURCE_EXHAUSTED`, nothing done)."""
+
+
 class ConfigError(NodeError):
     """A node home, config.toml or genesis.json that is missing or invalid."""
 

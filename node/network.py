@@ -11,6 +11,7 @@ logged and answered with a status; the node keeps running:
 | tx already in the mempool | `ALREADY_EXISTS` |
 | mempool full | `RESOURCE_EXHAUSTED` |
 | message over `max_message_bytes` | `RESOURCE_EXHAUSTED` (gRPC itself) |
+| `BroadcastTxs` call with more than `MAX_BATCH_TXS` entries | `RESOURCE_EXHAUSTED` (none admitted) |
 
 Abuse limits: the server and every client cap messages both ways at `grpc.max_message_bytes`; the server
 allows `grpc.max_concurrent_streams` calls per connection and closes connections idle for
@@ -38,7 +39,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .codec import parse_pb
-from .errors import InvalidMessage, MempoolError, MempoolFull, NodeError, TxAlreadyKnown
+from .errors import InvalidMessage, MempoolError, MempoolFull, NodeError, RequestTooLarge, TxAlreadyKnown
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
 
@@ -50,6 +51,7 @@ DEFAULT_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
 MAX_BLOCKS_PER_REQUEST = 500
+MAX_BATCH_TXS = 2000  # entries of one BroadcastTxs call: each costs check_tx on the event loop
 PEER_QUEUE_LIMIT = 10_000
 PEER_CONSENSUS_IN_FLIGHT = 16  # consensus calls in flight per peer: one at a time caps a link at 1/RTT messages
 BACKOFF_BASE_S = 0.1
@@ -100,7 +102,7 @@ def compute_status_code(exc: Exception) -> grpc.StatusCode:
     """The gRPC status answering a rejected request."""
     if isinstance(exc, TxAlreadyKnown):
         return grpc.StatusCode.ALREADY_EXISTS
-    if isinstance(exc, MempoolFull):
+    if isinstance(exc, (MempoolFull, RequestTooLarge)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     return grpc.StatusCode.INVALID_ARGUMENT
 
@@ -156,7 +158,9 @@ class Handlers:
     async def broadcast_txs(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxBatchAck:
         try:
             batch = parse_pb(spb.TxBatch, request)
-        except InvalidMessage as exc:
+            if len(batch.txs) > MAX_BATCH_TXS:
+                raise RequestTooLarge(f"a BroadcastTxs call carries at most {MAX_BATCH_TXS} txs, got {len(batch.txs)}")
+        except (InvalidMessage, RequestTooLarge) as exc:
             await self._reject(context, "BroadcastTxs", exc)
         acks, errors = [], []
         for result in self.node.submit_txs([bytes(t) for t in batch.txs]):

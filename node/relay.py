@@ -17,12 +17,12 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .network import PeerClient
+from .network import MAX_BATCH_TXS, PeerClient
 from .pb import services_pb2 as spb
 
 SEEN_MESSAGES = 20_000  # consensus message hashes remembered for relay-once
 RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
-RELAY_BATCH = 2000
+RELAY_BATCH = MAX_BATCH_TXS  # no more than a peer takes in one BroadcastTxs call
 REGOSSIP_S = 0.5  # own votes of the current height are re-sent this often (lost messages)
 REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals every 4th time (they carry the block)
 

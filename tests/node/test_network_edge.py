@@ -17,6 +17,7 @@ from chain.tx import MsgSend, sign_tx
 from node import codec
 from node.blocks import sign_vote
 from node.config import load_home
+from node.network import MAX_BATCH_TXS
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
@@ -128,6 +129,19 @@ async def test_oversized_message_is_resource_exhausted(node, channel):
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "",
     )
+    await assert_still_running(node, channel)
+
+
+async def test_a_broadcast_txs_call_over_the_entry_cap_is_refused_whole(node, channel):
+    call = raw_call(channel, "/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck)
+    good = sign_tx(node.signer, node.chain_id, 0, [MsgSend(to=PrivateKey.from_name("r").address, amount=1)])
+    over = spb.TxBatch(txs=[good] + [bytes([i % 251]) for i in range(MAX_BATCH_TXS)])  # cap + 1 entries
+    assert len(over.SerializeToString()) < 64 * 1024  # under the message limit: the entry cap refuses it
+    await expect_rejected(call(over.SerializeToString(), timeout=5), grpc.StatusCode.RESOURCE_EXHAUSTED, "at most")
+    assert len(node.mempool) == 0  # none admitted
+    at_cap = spb.TxBatch(txs=[good] + [bytes([i % 251]) for i in range(MAX_BATCH_TXS - 1)])
+    ack = await call(at_cap.SerializeToString(), timeout=5)
+    assert len(ack.acks) == MAX_BATCH_TXS and ack.acks[0].accepted
     await assert_still_running(node, channel)
 
 
