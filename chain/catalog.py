@@ -45,14 +45,7 @@ class Command:
 
     def usage(self) -> str:
         """`tx PATH… POSITIONALS [--options]`."""
-        words = ["tx", *self.path]
-        for arg in self.args:
-            name = arg.metavar or arg.name.upper()
-            if arg.positional:
-                words.append(name if arg.required else f"[{name}]")
-            else:
-                words.append(f"[--{arg.name.replace('_', '-')} {name}]")
-        return " ".join(words)
+        return " ".join(["tx", *self.path, *compute_usage_words(self.args)])
 
 
 def compute_cli_args(cls: type[Declared], cli: Cli) -> tuple[Arg, ...]:
@@ -161,16 +154,21 @@ def get_tx_schema() -> dict[str, Any]:
     }
 
 
-def describe_query(q: Query) -> str:
-    """`query NAME POSITIONAL [--options]`."""
-    words = ["query", q.cli or q.name]
-    for arg in q.args:
+def compute_usage_words(args: tuple[Arg, ...]) -> list[str]:
+    """The usage words of arguments: `NAME` or `[NAME]` for a positional, `[--name NAME]` for an option."""
+    words = []
+    for arg in args:
         name = arg.metavar or arg.name.upper()
         if arg.positional:
             words.append(name if arg.required else f"[{name}]")
         else:
             words.append(f"[--{arg.name.replace('_', '-')} {name}]")
-    return " ".join(words)
+    return words
+
+
+def describe_query(q: Query) -> str:
+    """`query NAME POSITIONAL [--options]`."""
+    return " ".join(["query", q.cli or q.name, *compute_usage_words(q.args)])
 
 
 def describe_commands() -> list[tuple[str, str]]:

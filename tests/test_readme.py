@@ -16,7 +16,7 @@ from pathlib import Path
 
 from devnet.scenario import load_scenario, parse_scenario
 from uocd.main import build_parser
-from uocd.reference import compute_reference
+from uocd.reference import compute_reference, get_subcommands, iter_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -121,21 +121,6 @@ def test_readme_scenario_block_is_a_valid_scenario():
 GLOBAL_OPTIONS_WITH_VALUES = ("--log-level", "--log-format")
 
 
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """The subcommands of a parser by name (none for a command that runs)."""
-    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(groups[0].choices) if groups else {}
-
-
-def every_command(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The path of every command that runs (`("tx", "gov", "vote")`, `("start",)`, …)."""
-    commands = subcommands(parser)
-    if not commands:
-        yield path
-    for name, sub in commands.items():
-        yield from every_command(sub, (*path, name))
-
-
 def readme_mentions() -> list[list[str]]:
     """The words after `uocd` of every command the README shows: in its sh blocks, and in the
     backquoted spans of its prose (`uocd tx send|bond|unbond|remove-model`, `uocd grpc evidence ADDR`)."""
@@ -155,7 +140,7 @@ def named_commands(
     a command that runs."""
     while not path and words and words[0] in GLOBAL_OPTIONS_WITH_VALUES:
         words = words[2:]
-    commands = subcommands(parser)
+    commands = get_subcommands(parser)
     if not commands or not words or words[0].startswith("-") or words[0].isupper():
         yield path, None
         return
@@ -183,7 +168,7 @@ def test_docs_cli_md_is_the_generated_command_reference():
     expected = compute_reference()
     assert (ROOT / "docs/cli.md").read_text() == expected, "docs/cli.md is stale: python -m uocd.reference"
     listed = set(re.findall(r"^## `uocd ([^`]+)`$", expected, re.M))
-    assert listed == {" ".join(path) for path in every_command(build_parser())} and len(listed) > 20
+    assert listed == {" ".join(path) for path, _, _ in iter_commands(build_parser())} and len(listed) > 20
     assert "docs/cli.md" in README
 
 
