@@ -4,7 +4,10 @@ relayed once however often it arrives; an invalid one is not relayed; only admit
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -55,10 +58,13 @@ class Spy:
         self.port = self.server.add_insecure_port("127.0.0.1:0")
 
 
-async def test_a_verified_vote_is_relayed_once_and_an_invalid_one_never(tmp_path):
+@asynccontextmanager
+async def validator_with_spy(tmp_path) -> AsyncIterator[tuple[Node, Spy, Any, Any]]:
+    """A running validator (node0 of two; node1 never runs) whose only peer is a spy, a SendConsensus
+    call to it, and node1's key to sign votes with."""
     spy = Spy()
     await spy.server.start()
-    homes = make_homes(tmp_path, 2)  # two validators; node1 does not run, the spy is node0's only peer
+    homes = make_homes(tmp_path, 2)
     home = load_home(homes[0])
     other = load_home(homes[1]).validator_key
     node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
@@ -68,34 +74,39 @@ async def test_a_verified_vote_is_relayed_once_and_an_invalid_one_never(tmp_path
             send = channel.unary_unary(
                 "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
             )
-            vote = sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, 5)
-            raw = codec.consensus_message_to_pb(vote).SerializeToString()
-            replies = [await send(raw, timeout=5) for _ in range(3)]
-            assert [r.relayed for r in replies] == [True, False, False]
-            forged = codec.consensus_message_to_pb(replace(vote, timestamp_ms=6)).SerializeToString()
-            with pytest.raises(grpc.aio.AioRpcError):
-                await send(forged, timeout=5)
-            for _ in range(40):
-                if raw in spy.consensus:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
-            assert spy.consensus.count(raw) == 1
-            assert forged not in spy.consensus
-
-            def signers() -> set[str]:
-                msgs = [codec.consensus_message_from_pb(pb.ConsensusMessage.FromString(m)) for m in spy.consensus]
-                return {getattr(m, "validator", None) or m.proposer for m in msgs}
-
-            for _ in range(60):
-                if node.signer.address in signers():
-                    break
-                await asyncio.sleep(0.05)
-            assert node.signer.address in signers()  # its own messages reach the peer too
-            assert spy.consensus.count(raw) == 1
+            yield node, spy, send, other
     finally:
         await node.stop(0.1)
         await spy.server.stop(0)
+
+
+async def test_a_verified_vote_is_relayed_once_and_an_invalid_one_never(tmp_path):
+    async with validator_with_spy(tmp_path) as (node, spy, send, other):
+        vote = sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, 5)
+        raw = codec.consensus_message_to_pb(vote).SerializeToString()
+        replies = [await send(raw, timeout=5) for _ in range(3)]
+        assert [r.relayed for r in replies] == [True, False, False]
+        forged = codec.consensus_message_to_pb(replace(vote, timestamp_ms=6)).SerializeToString()
+        with pytest.raises(grpc.aio.AioRpcError):
+            await send(forged, timeout=5)
+        for _ in range(40):
+            if raw in spy.consensus:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert spy.consensus.count(raw) == 1
+        assert forged not in spy.consensus
+
+        def signers() -> set[str]:
+            msgs = [codec.consensus_message_from_pb(pb.ConsensusMessage.FromString(m)) for m in spy.consensus]
+            return {getattr(m, "validator", None) or m.proposer for m in msgs}
+
+        for _ in range(60):
+            if node.signer.address in signers():
+                break
+            await asyncio.sleep(0.05)
+        assert node.signer.address in signers()  # its own messages reach the peer too
+        assert spy.consensus.count(raw) == 1
 
 
 def _varint(n: int) -> bytes:
@@ -119,38 +130,24 @@ def _padded(raw: bytes, size: int, field: int = 999) -> bytes:
 
 
 async def test_a_vote_padded_with_unknown_fields_is_relayed_once_in_canonical_form(tmp_path):
-    spy = Spy()
-    await spy.server.start()
-    homes = make_homes(tmp_path, 2)  # two validators; node1 does not run, the spy is node0's only peer
-    home = load_home(homes[0])
-    other = load_home(homes[1]).validator_key
-    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
-    await node.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
-            send = channel.unary_unary(
-                "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
-            )
-            vote = sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, 5)
-            raw = codec.consensus_message_to_pb(vote).SerializeToString()
-            padded = _padded(raw, 1 << 20)
-            assert len(padded) > 2 << 20
-            assert codec.consensus_message_from_pb(pb.ConsensusMessage.FromString(padded)) == vote  # engine ignores it
-            first = await send(padded, timeout=5)
-            others = [await send(m, timeout=5) for m in (raw, _padded(raw, 1000, field=77), padded)]
-            assert first.relayed and not any(r.relayed for r in others)  # one message however it is padded
-            for _ in range(40):
-                if raw in spy.consensus:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
-            assert spy.consensus.count(raw) == 1  # the canonical bytes, relayed once
-            mine = [m for m in spy.consensus if pb.ConsensusMessage.FromString(m).vote.validator == vote.validator]
-            assert mine == [raw]  # no padded copy was forwarded
-            assert max(len(m) for m in spy.consensus) < 64 * 1024
-    finally:
-        await node.stop(0.1)
-        await spy.server.stop(0)
+    async with validator_with_spy(tmp_path) as (node, spy, send, other):
+        vote = sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, 5)
+        raw = codec.consensus_message_to_pb(vote).SerializeToString()
+        padded = _padded(raw, 1 << 20)
+        assert len(padded) > 2 << 20
+        assert codec.consensus_message_from_pb(pb.ConsensusMessage.FromString(padded)) == vote  # engine ignores it
+        first = await send(padded, timeout=5)
+        others = [await send(m, timeout=5) for m in (raw, _padded(raw, 1000, field=77), padded)]
+        assert first.relayed and not any(r.relayed for r in others)  # one message however it is padded
+        for _ in range(40):
+            if raw in spy.consensus:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert spy.consensus.count(raw) == 1  # the canonical bytes, relayed once
+        mine = [m for m in spy.consensus if pb.ConsensusMessage.FromString(m).vote.validator == vote.validator]
+        assert mine == [raw]  # no padded copy was forwarded
+        assert max(len(m) for m in spy.consensus) < 64 * 1024
 
 
 async def test_only_admitted_transactions_are_relayed(tmp_path):
