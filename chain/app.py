@@ -156,12 +156,14 @@ class Application:
         parsed = [e if isinstance(e, DoubleSign) else parse_evidence(e) for e in evidence]
         rules.check_block_limits(self.get_params(), txs, parsed)
 
-    def check_evidence(self, obj: Any, *, verify_signatures: bool = True) -> DoubleSign:
-        """The parsed evidence if it may be committed in the next block (on the committed state),
-        else InvalidEvidence; `verify_signatures=False` when the caller already verified them."""
+    def check_evidence(self, obj: Any, *, height: int | None = None, verify_signatures: bool = True) -> DoubleSign:
+        """The parsed evidence if it may be committed in a block at `height` (default: the next one) on
+        the committed state, else InvalidEvidence; `verify_signatures=False` when the caller already
+        verified them."""
         evidence = parse_evidence(obj)
-        state = State(self.store, self.height + 1, self._lthash)
-        rules.process_block_start(state, self.height + 1)
+        height = self.height + 1 if height is None else height
+        state = State(self.store, height, self._lthash)
+        rules.process_block_start(state, height)
         if verify_signatures and not is_signed_double_sign(rules.get_chain_id(state), evidence):
             raise InvalidEvidence(
                 f"evidence {evidence.key}: a vote is not signed by its validator", code="bad_signature"

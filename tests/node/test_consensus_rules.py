@@ -61,8 +61,13 @@ class FakeHost:
         self.txs: list[bytes] = []
         self.fault: str | None = None
         self.validated: list[str] = []
+        self.invalid_evidence: set[str] = set()  # keys select_evidence reports as never committable
 
-    def reap_txs(self, height: int) -> list[bytes]:
+    def select_evidence(self, height: int, pending: tuple) -> tuple[list, list]:
+        included = [e for e in pending if e.key not in self.invalid_evidence]
+        return included, [e for e in pending if e.key in self.invalid_evidence]
+
+    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
         return list(self.txs)
 
     def validate_block(self, block: Block) -> str | None:
