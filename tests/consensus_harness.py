@@ -17,6 +17,8 @@ algorithm assumes), and sends a lagging peer the block and commit of the height 
 for a block it never received asks for it (FetchBlock) and gets it from a peer.
 A byzantine node runs an engine too, but sends conflicting votes (equivocation) and conflicting
 proposals (another valid block: one transaction fewer, or one of its own) to different peers.
+Honest engines keep the double signs they see in their pending-evidence pools, proposers put them in
+their blocks, and every application punishes them (`genesis params` via `params=`).
 Two more attacks, each by named nodes: `block_times` re-signs a node's own new proposals with a
 header time of its choosing (far future, far past), and `tamper_relay` makes a node relay every
 proposal with its transactions swapped (the header and signature kept).
@@ -185,11 +187,15 @@ class Network:
         epoch_length: int = 1000,
         block_times: dict[str, int] | None = None,
         tamper_relay: Iterable[str] = (),
+        params: dict[str, Any] | None = None,
     ) -> None:
         stakes = validators if isinstance(validators, dict) else {name: 10 for name in validators}
         names = list(stakes) + [n for n in observers if n not in stakes]
         self.genesis = make_network_genesis(
-            stakes, balances if balances is not None else {n: 1000 for n in names}, epoch_length=epoch_length
+            stakes,
+            balances if balances is not None else {n: 1000 for n in names},
+            epoch_length=epoch_length,
+            **(params or {}),
         )
         self.rng = random.Random(seed)
         self.delay_ms, self.drop, self.dup, self.resend_ms, self.relay = delay_ms, drop, dup, resend_ms, relay
