@@ -102,10 +102,12 @@ class MempoolHost:
 
     def select_evidence(self, height: int, pending: tuple[Evidence, ...]) -> tuple[list[Evidence], list[Evidence]]:
         """The pending evidence the application accepts for the next block (within max_block_evidence),
-        and the rest, which it refuses."""
+        and what it refuses; evidence of `height` itself waits for a later block."""
         included: list[Evidence] = []
         invalid: list[Evidence] = []
         for evidence in pending:
+            if evidence.height >= height:
+                continue
             try:
                 self.app.check_evidence(evidence.to_json())
             except ChainError:
