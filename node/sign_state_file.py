@@ -2,7 +2,7 @@
 as CometBFT keeps `priv_validator_state.json`: it must outlive the data directory, so a validator
 whose store is wiped and resynced still knows what it signed.
 
-Every write is atomic and durable before it returns (a temporary file in the same directory, fsync,
+Every write is atomic and durable before it returns (a temporary file in the same directory, fdatasync,
 rename over the old file, fsync of the directory): the node writes it on every `Persist` action, so
 a signed message never leaves the node before the state that records it is on disk. A missing file at
 start means the state is lost; the node then watches `double_sign_check_height` heights before it signs
@@ -38,12 +38,12 @@ def load_sign_state(path: Path) -> SignState | None:
 
 
 def save_sign_state(path: Path, state: SignState) -> None:
-    """Write the sign state atomically and durably (temporary file, fsync, rename, fsync of the directory)."""
+    """Write the sign state atomically and durably (temporary file, fdatasync, rename, fsync of the directory)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
     try:
         os.write(fd, canonical_json(state.to_json()).encode())
-        os.fsync(fd)
+        os.fdatasync(fd)  # the data; the rename and the directory fsync make it the file
     finally:
         os.close(fd)
     os.replace(tmp, path)
