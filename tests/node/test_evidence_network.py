@@ -13,9 +13,11 @@ import grpc
 import pytest
 
 from node import codec
+from node import node as node_module
 from node.blocks import Block, Commit, make_evidence, sign_vote
 from node.config import load_home, write_json
 from node.node import Node
+from node.sign_state_file import save_sign_state
 from tests.node.netutil import make_homes
 
 pytestmark = pytest.mark.asyncio
@@ -101,8 +103,15 @@ async def test_a_double_sign_sent_to_one_node_is_committed_on_every_node_and_pun
 
 
 async def test_a_validator_whose_sign_state_file_is_lost_signs_nothing_for_double_sign_check_height_heights(
-    tmp_path,
+    tmp_path, monkeypatch
 ):
+    persisted: list[tuple[object, tuple[int, ...]]] = []  # (file, signed heights) of every write (a spy)
+
+    def spy(path, state):
+        persisted.append((path, tuple(r.height for r in state.signed)))
+        save_sign_state(path, state)
+
+    monkeypatch.setattr(node_module, "save_sign_state", spy)
     homes = make_homes(tmp_path, 4)
     nodes = await start_nodes(homes)
     wiped_home = load_home(homes[3])
@@ -110,26 +119,37 @@ async def test_a_validator_whose_sign_state_file_is_lost_signs_nothing_for_doubl
     try:
         first = nodes[0]
         await wait_for(lambda: first.app.height >= 3, "three blocks")
-        await nodes[3].stop(0.1)
+        await nodes[2].stop(0.1)  # three of four go on ...
+        await wait_for(lambda: first.app.height >= 5, "two more blocks")
+        await nodes[3].stop(0.1)  # ... two of four halt at K, node3 may have signed at K + 1
+        await asyncio.sleep(1.0)
+        halted = first.app.height
         shutil.rmtree(wiped_home.db_path.parent)  # the chain data and
         wiped_home.sign_state_path.unlink()  # the sign state are lost; the key is not
-        restarted_at = first.app.height
+        persisted.clear()
         nodes[3] = wiped = Node(load_home(homes[3]))
         await wiped.start()
         assert wiped.consensus.heights_to_watch == 2
-        await wait_for(lambda: wiped.consensus.heights_to_watch == 0, "two heights decided without it")
-        watched_until = wiped.consensus.height - 1  # its last height decided while watching
-        assert not wiped_home.sign_state_path.exists() or wiped.consensus.sign_state.height > watched_until
-        await wait_for(lambda: first.app.height >= watched_until + 1, "the others commit its last watched height")
-        for height in range(restarted_at + 1, watched_until + 1):
+        await wait_for(lambda: wiped.app.height >= halted, "the wiped node syncs to the halted height")
+        await asyncio.sleep(1.0)  # it sits at K + 1, where it may have signed before: it must not sign
+        assert first.app.height == halted  # still halted: two signers of four
+        nodes[2] = Node(load_home(homes[2]))  # the third signer returns: K + 1, K + 2 … are decided
+        await nodes[2].start()
+
+        def signed_heights() -> list[int]:
+            return [h for path, heights in persisted if path == wiped_home.sign_state_path for h in heights]
+
+        await wait_for(lambda: signed_heights(), "it signs again")
+        assert wiped.consensus.heights_to_watch == 0
+        assert min(signed_heights()) > halted + 2, (halted, signed_heights()[:6])
+        for height in range(halted + 1, halted + 3):
             block, commit = stored(first, height)
             assert address not in {v.validator for v in commit.precommits}, height
             assert block.header.proposer != address, height
-        await wait_for(lambda: wiped_home.sign_state_path.exists(), "it signs again")
         await wait_for(
             lambda: any(
                 address in {v.validator for v in stored(first, h)[1].precommits}
-                for h in range(watched_until + 1, first.app.height + 1)
+                for h in range(halted + 3, first.app.height + 1)
             ),
             "its precommits are in a commit again",
         )
