@@ -3,9 +3,10 @@
     app = Application(store)
     app.init_chain(genesis)                 # once, on an empty store: commits height 0
     app.check_tx(raw)                       # mempool admission against the check state
-    app.process_proposal(h, txs)            # would every tx of a proposed block apply? (no writes;
+    app.process_proposal(h, txs, evidence)  # would every tx of a proposed block apply? (no writes;
                                             # a finalize_block of the same block reuses its work)
-    result = app.finalize_block(h, txs)     # run a block; nothing is persisted yet
+    result = app.finalize_block(h, txs, evidence)  # run a block; nothing is persisted yet
+    app.check_evidence(obj)                 # may this double sign be committed in the next block?
     app.commit()                            # write the block in one store transaction
     app.query("epoch/current")              # also: status, account/<a>, validators, history,
                                             # price_vote/<a>, params, proposals, proposal/<id>,
@@ -15,6 +16,10 @@ Decoding and signature verification (`decode_and_verify`, pure and stateless) ru
 transaction: a transaction admitted by `check_tx` is remembered and its block neither decodes nor
 verifies it again. The application takes the batch `admit` function as a parameter, so a node or
 the simulator can run it in other processes.
+
+A block's evidence (double signs, as JSON: `chain.evidence`) is processed after the height advances
+and before the transactions: each piece is verified (signatures included) and punishes its
+validator (`rules.process_evidence`); one invalid piece makes the whole block invalid (InvalidEvidence).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 
 from . import rules
 from .epochs import compute_epoch_at_height, is_epoch_end
-from .errors import InvalidBlock, InvalidTx, StoreError
+from .errors import InvalidBlock, InvalidEvidence, InvalidTx, StoreError
+from .evidence import DoubleSign, is_signed_double_sign, parse_evidence
 from .genesis import process_genesis
 from .params import Params
 from .queries import QueryContext, run_query
@@ -76,7 +82,7 @@ class Application:
         self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
         self._pending: tuple[CommitInfo, list[Change]] | None = None
         info = store.last_commit()
-        self._proposal: tuple[int, list[bytes], State, list[TxResult]] | None = None  # the last process_proposal
+        self._proposal: tuple[int, list[bytes], list[Any], State, list[TxResult]] | None = None  # last process_proposal
         self.height = info.height if info else -1
         self.app_hash = info.app_hash if info else ""
         self._lthash = info.lthash if info else None
@@ -114,16 +120,20 @@ class Application:
             results.append(result)
         return results
 
-    def process_proposal(self, height: int, txs: list[bytes]) -> list[TxResult]:
-        """Run a proposed block's transactions in order on a copy of the state; nothing is written.
+    def process_proposal(self, height: int, txs: list[bytes], evidence: list[Any] | None = None) -> list[TxResult]:
+        """Run a proposed block's evidence, then its transactions in order, on a copy of the state;
+        nothing is written.
 
         Consensus calls a proposal valid only when every result is ok; InvalidBlock if the block is
-        over the params' block limits. The copy is kept for a `finalize_block` of the same block,
-        which goes on from it."""
+        over the params' block limits, InvalidEvidence if a piece of evidence is invalid. The copy is
+        kept for a `finalize_block` of the same block, which goes on from it."""
         self._check_next_height(height)
-        self.check_block_limits(txs)
+        evidence = list(evidence or [])
+        parsed = [parse_evidence(e) for e in evidence]
+        self.check_block_limits(txs, parsed)
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
+        rules.process_block_evidence(state, parsed)
         results = []
         for tx in self._admit(txs, keep=True):
             if isinstance(tx, TxResult):
@@ -131,28 +141,49 @@ class Application:
                 continue
             self._remember(tx)  # verified once: the block's finalize_block will not verify it again
             results.append(self._apply(state, tx))
-        self._proposal = (height, list(txs), state, results)  # finalize_block of the same block goes on from here
+        self._proposal = (height, list(txs), evidence, state, results)  # finalize_block of this block goes on here
         return list(results)
 
     def get_params(self) -> Params:
         """The params in force for the next block (those of the committed state)."""
         return rules.get_params(self._new_state())
 
-    def check_block_limits(self, txs: list[bytes] | tuple[bytes, ...]) -> None:
-        """Raise InvalidBlock unless the next block's transactions fit the params' block limits."""
-        rules.check_block_limits(self.get_params(), txs)
+    def check_block_limits(
+        self, txs: list[bytes] | tuple[bytes, ...], evidence: list[Any] | tuple[Any, ...] = ()
+    ) -> None:
+        """Raise InvalidBlock unless the next block's transactions and evidence (JSON or parsed) fit the
+        params' block limits; InvalidEvidence if a piece of evidence is malformed."""
+        parsed = [e if isinstance(e, DoubleSign) else parse_evidence(e) for e in evidence]
+        rules.check_block_limits(self.get_params(), txs, parsed)
 
-    def finalize_block(self, height: int, txs: list[bytes]) -> BlockResult:
-        """Run a block of transactions and the epoch transition; keep the result until commit."""
+    def check_evidence(self, obj: Any, *, height: int | None = None, verify_signatures: bool = True) -> DoubleSign:
+        """The parsed evidence if it may be committed in a block at `height` (default: the next one) on
+        the committed state, else InvalidEvidence; `verify_signatures=False` when the caller already
+        verified them."""
+        evidence = parse_evidence(obj)
+        height = self.height + 1 if height is None else height
+        state = State(self.store, height, self._lthash)
+        rules.process_block_start(state, height)
+        if verify_signatures and not is_signed_double_sign(rules.get_chain_id(state), evidence):
+            raise InvalidEvidence(
+                f"evidence {evidence.key}: a vote is not signed by its validator", code="bad_signature"
+            )
+        rules.check_evidence(state, evidence)
+        return evidence
+
+    def finalize_block(self, height: int, txs: list[bytes], evidence: list[Any] | None = None) -> BlockResult:
+        """Run a block's evidence, its transactions and the epoch transition; keep the result until commit."""
         self._check_next_height(height)
+        evidence = list(evidence or [])
         proposal, self._proposal = self._proposal, None
-        if proposal is not None and proposal[0] == height and proposal[1] == txs:
-            _, _, state, results = proposal  # the transactions already ran on this state in process_proposal
+        if proposal is not None and proposal[0] == height and proposal[1] == txs and proposal[2] == evidence:
+            _, _, _, state, results = proposal  # the block already ran on this state in process_proposal
             for raw in txs:
                 self._admitted.pop(raw, None)
         else:
             state = State(self.store, height, self._lthash)
             rules.process_block_start(state, height)
+            rules.process_block_evidence(state, [parse_evidence(e) for e in evidence])
             results = [
                 tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)
             ]

@@ -49,6 +49,12 @@ class InvalidBlock(ChainError):
     code = "invalid_block"
 
 
+class InvalidEvidence(ChainError):
+    """Double-sign evidence that the state machine refuses; `code` names the rule it broke."""
+
+    code = "invalid_evidence"
+
+
 class StoreError(ChainError):
     """A storage problem: a missing, corrupt or mismatched state store."""
 

@@ -99,6 +99,17 @@ class Params:
         16 * 1024 * 1024, COUNT, "Bytes of transactions (the sum of their lengths) a block may hold; more is invalid."
     )
 
+    max_block_evidence: int = param(
+        50, COUNT, "Pieces of double-sign evidence a block may hold (their bytes count toward max_block_bytes)."
+    )
+    max_evidence_age_blocks: int = param(
+        1000, COUNT, "Blocks after a double sign during which its evidence may be committed; older is refused."
+    )
+    slash_fraction_double_sign: str = param(
+        "0.05", FRACTION, "Share of a double-signing validator's bonded tokens that is slashed (burned)."
+    )
+    jail_blocks: int = param(100, COUNT, "Blocks a jailed validator must wait before MsgUnjail is accepted.")
+
     def __post_init__(self) -> None:
         for f in fields(self):
             f.metadata["validator"].check(getattr(self, f.name), f"{WHERE}.{f.name}")

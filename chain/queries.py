@@ -286,17 +286,49 @@ def query_account(ctx: QueryContext, address: str) -> dict[str, Any]:
     return {"address": address, **rules.get_account(ctx.state, address)}
 
 
+VALIDATOR = obj(
+    {
+        "address": STR,
+        "power": INT,
+        "stake": INT,
+        "pending_stake": INT,
+        "jailed": BOOL,
+        "jailed_until": INT,
+        "slashes": INT,
+        "slashed": INT,
+    }
+)
+
+
+def get_validator_view(state: State, address: str, power: int) -> dict[str, Any]:
+    """A validator as the queries show it: power, stakes and its jail and slash record."""
+    return {"address": address, "power": power, **rules.get_validator(state, address), **rules.get_jail(state, address)}
+
+
 @query(
     "validators",
     "The current epoch's validators",
-    array(obj({"address": STR, "power": INT, "stake": INT, "pending_stake": INT})),
+    array(VALIDATOR),
     http=(Http("/v1/validators", wrap="validators"),),
     cli="validators",
 )
 def query_validators(ctx: QueryContext) -> list[dict[str, Any]]:
-    """The current epoch's validator set with powers and stakes, by address."""
+    """The current epoch's validator set with powers, stakes and jail records, by address."""
     state = ctx.state
-    return [{"address": a, "power": p, **rules.get_validator(state, a)} for a, p in rules.get_validator_set(state)]
+    return [get_validator_view(state, a, p) for a, p in rules.get_validator_set(state)]
+
+
+@query(
+    "validator",
+    "A validator (or a former one): power, stakes, jailed, jailed_until and slashes",
+    VALIDATOR,
+    args=(ADDRESS_ARG,),
+    http=(Http("/v1/validators/{address}"),),
+    cli="validator",
+)
+def query_validator(ctx: QueryContext, address: str) -> dict[str, Any]:
+    """One address's power this epoch, stakes and jail record (zeros for an address that never validated)."""
+    return get_validator_view(ctx.state, address, rules.get_epoch_power(ctx.state, address))
 
 
 @query(

@@ -21,6 +21,8 @@ State layout (space / key -> canonical JSON value):
 - `amodel/<id>`      -> the models active in the current epoch (with their units)
 - `mchg/<id>`        -> models changed this epoch, activated at the boundary
 - `mlog/<version:012d>` -> the registry change log
+- `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever punished for a double sign
+- `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in)
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from typing import Any
 
 from .crypto import compute_address, verify_signature
 from .epochs import is_epoch_end
-from .errors import InvalidBlock, InvalidTx
+from .errors import InvalidBlock, InvalidEvidence, InvalidTx
+from .evidence import DoubleSign, is_signed_double_sign
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import MAX_NGONKA
-from .params import Params, compute_params_of_text
+from .params import Params, compute_fraction, compute_params_of_text
 from .store import State
 from .tx import (
     Msg,
@@ -44,6 +47,7 @@ from .tx import (
     MsgSubmitPriceProposal,
     MsgSubmitProposal,
     MsgUnbond,
+    MsgUnjail,
     MsgVote,
     RemoveModel,
     Tx,
@@ -467,6 +471,112 @@ def process_content(state: State, proposal_id: int, content: dict[str, Any]) -> 
     return None
 
 
+# --------------------------------------------------------------------------------------------
+# Double signs: evidence, jail and slashing
+# --------------------------------------------------------------------------------------------
+
+
+def get_jail(state: State, address: str) -> dict[str, Any]:
+    """A validator's punishment record: whether it is jailed, until when, and its slashes so far."""
+    return state.get("jail", address) or {"jailed": False, "jailed_until": 0, "slashes": 0, "slashed": 0}
+
+
+def is_jailed(state: State, address: str) -> bool:
+    """True if `address` is jailed (it leaves the validator set at the next epoch boundary)."""
+    return bool(get_jail(state, address)["jailed"])
+
+
+def is_committed_evidence(state: State, evidence: DoubleSign) -> bool:
+    """True if evidence of this offence was already committed."""
+    return state.get("evid", evidence.key) is not None
+
+
+def compute_slash_amount(held: int, fraction: str) -> int:
+    """The ngonka slashed from `held` bonded tokens: floor(held × fraction)."""
+    return int(held * compute_fraction(fraction))
+
+
+def check_evidence(state: State, evidence: DoubleSign) -> None:
+    """Raise InvalidEvidence unless the (signature-checked) evidence may be committed in this block:
+    from an earlier height within max_evidence_age_blocks, not committed before, by a validator with
+    bonded tokens."""
+    height, age = get_height(state), get_params(state).max_evidence_age_blocks
+    if evidence.height >= height:
+        raise InvalidEvidence(f"evidence of height {evidence.height} in block {height}", code="evidence_from_future")
+    if height - evidence.height > age:
+        raise InvalidEvidence(
+            f"evidence of height {evidence.height} is older than {age} blocks at height {height}",
+            code="evidence_too_old",
+        )
+    if is_committed_evidence(state, evidence):
+        raise InvalidEvidence(f"evidence {evidence.key} was already committed", code="duplicate_evidence")
+    if state.get("val", evidence.validator) is None:
+        raise InvalidEvidence(f"{evidence.validator} has no bonded tokens to slash", code="not_validator")
+
+
+def process_slash(state: State, address: str) -> int:
+    """Burn slash_fraction_double_sign of the tokens held for a validator (from both its stake and
+    its pending stake, so the escrow drops by exactly that); return the amount."""
+    validator = get_validator(state, address)
+    stake, pending = validator["stake"], validator["pending_stake"]
+    amount = compute_slash_amount(compute_escrow(stake, pending), get_params(state).slash_fraction_double_sign)
+    state.set("val", address, {"stake": max(stake - amount, 0), "pending_stake": max(pending - amount, 0)})
+    process_gov_counter(state, "burned", amount)
+    process_gov_counter(state, "supply", -amount)
+    return amount
+
+
+def process_evidence(state: State, evidence: DoubleSign, *, signature_verified: bool = False) -> None:
+    """Check a double sign and record it; jail and slash its validator unless it is jailed already.
+    InvalidEvidence (and nothing changes) if the evidence is not valid."""
+    if not signature_verified and not is_signed_double_sign(get_chain_id(state), evidence):
+        raise InvalidEvidence(f"evidence {evidence.key}: a vote is not signed by its validator", code="bad_signature")
+    check_evidence(state, evidence)
+    height = get_height(state)
+    state.set("evid", evidence.key, {"height": height})
+    record = get_jail(state, evidence.validator)
+    if record["jailed"]:
+        return  # one punishment per jailing: its other offences until then are recorded, not slashed again
+    amount = process_slash(state, evidence.validator)
+    jailed_until = height + get_params(state).jail_blocks
+    state.set(
+        "jail",
+        evidence.validator,
+        {
+            "jailed": True,
+            "jailed_until": jailed_until,
+            "slashes": record["slashes"] + 1,
+            "slashed": record["slashed"] + amount,
+        },
+    )
+
+
+def process_block_evidence(state: State, evidence: Sequence[DoubleSign]) -> None:
+    """Process a block's evidence in order (a piece repeated in one block is a duplicate)."""
+    for piece in evidence:
+        process_evidence(state, piece)
+
+
+def process_msg_unjail(state: State, sender: str, msg: MsgUnjail) -> None:
+    """Release a jailed validator once jail_blocks have passed; it rejoins at the next boundary."""
+    record = get_jail(state, sender)
+    if not record["jailed"]:
+        raise InvalidTx(f"{sender} is not jailed", code="not_jailed")
+    height = get_height(state)
+    if height < record["jailed_until"]:
+        raise InvalidTx(
+            f"{sender} is jailed until height {record['jailed_until']}, this is height {height}", code="still_jailed"
+        )
+    state.set("jail", sender, {**record, "jailed": False})
+
+
+def process_jailed_removal(state: State) -> None:
+    """Take the jailed validators out of the next epoch's set (`epval`), after the stake changes."""
+    for address, record in state.iterate("jail"):
+        if record["jailed"] and state.get("epval", address) is not None:
+            state.delete("epval", address)
+
+
 MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgSend: process_msg_send,
     MsgBond: process_msg_bond,
@@ -475,6 +585,7 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgSubmitProposal: process_msg_submit_proposal,
     MsgDeposit: process_msg_deposit,
     MsgVote: process_msg_vote,
+    MsgUnjail: process_msg_unjail,
 }
 
 
@@ -483,17 +594,24 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
 # --------------------------------------------------------------------------------------------
 
 
-def is_within_block_limits(params: Params, txs: Sequence[bytes]) -> bool:
-    """True if a block's transactions fit the params' max_block_txs and max_block_bytes."""
-    return len(txs) <= params.max_block_txs and sum(len(tx) for tx in txs) <= params.max_block_bytes
+def is_within_block_limits(params: Params, txs: Sequence[bytes], evidence: Sequence[DoubleSign] = ()) -> bool:
+    """True if a block's transactions and evidence fit max_block_txs, max_block_evidence and
+    max_block_bytes (the transactions' bytes and the evidence's JSON bytes together)."""
+    size = sum(len(tx) for tx in txs) + sum(e.size for e in evidence)
+    return (
+        len(txs) <= params.max_block_txs
+        and len(evidence) <= params.max_block_evidence
+        and size <= params.max_block_bytes
+    )
 
 
-def check_block_limits(params: Params, txs: Sequence[bytes]) -> None:
-    """Raise InvalidBlock unless a block's transactions fit the block limits of the params."""
-    if not is_within_block_limits(params, txs):
+def check_block_limits(params: Params, txs: Sequence[bytes], evidence: Sequence[DoubleSign] = ()) -> None:
+    """Raise InvalidBlock unless a block's transactions and evidence fit the block limits of the params."""
+    if not is_within_block_limits(params, txs, evidence):
+        size = sum(len(tx) for tx in txs) + sum(e.size for e in evidence)
         raise InvalidBlock(
-            f"block of {len(txs)} txs and {sum(len(tx) for tx in txs)} bytes exceeds the params' limits "
-            f"({params.max_block_txs} txs, {params.max_block_bytes} bytes)",
+            f"block of {len(txs)} txs, {len(evidence)} evidence and {size} bytes exceeds the params' limits "
+            f"({params.max_block_txs} txs, {params.max_block_evidence} evidence, {params.max_block_bytes} bytes)",
             code="block_too_large",
         )
 
@@ -513,6 +631,7 @@ def process_block_end(state: State) -> None:
 def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
     process_stake_changes(state)
+    process_jailed_removal(state)
     process_epoch_advance(state)
     process_unit_of_compute_price(state)
     process_model_activation(state)

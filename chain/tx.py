@@ -263,6 +263,18 @@ class MsgVote(Msg):
     option: str = wire(VOTE_OPTION, "the vote")
 
 
+class MsgUnjail(Msg):
+    """Release the sender, a validator jailed for a double sign, once `jail_blocks` have passed since
+    its jailing; it rejoins the validator set at the next epoch boundary."""
+
+    TYPE = "MsgUnjail"
+    CLI = Cli(
+        ("unjail",),
+        "release this validator from jail",
+        "Unjail the sender (after jail_blocks; it rejoins the validator set at the next epoch boundary).",
+    )
+
+
 CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {
     ("gov",): ("governance votes and deposits", "Governance votes and deposits.")
 }

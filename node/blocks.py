@@ -16,15 +16,18 @@ from typing import Any
 
 from chain.crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, compute_address, is_valid_address, verify_signature
 from chain.encoding import canonical_bytes
+from chain.evidence import CONSENSUS_SIGN_DOMAIN
+from chain.evidence import compute_vote_sign_bytes as compute_vote_sign_bytes
 
 from .errors import InvalidMessage
 
-SIGN_DOMAIN = b"uoc/consensus/v1\n"
+SIGN_DOMAIN = CONSENSUS_SIGN_DOMAIN  # the chain verifies evidence's votes over the same bytes
 VOTE_TYPES = ("prevote", "precommit")
 # Absolute upper bounds for decoding a block, whatever the chain: they bound the work of parsing
 # only. Whether a block is valid is the params' max_block_txs / max_block_bytes (chain/params.py).
 MAX_DECODED_BLOCK_TXS = 20_000
 MAX_DECODED_BLOCK_BYTES = 16 * 1024 * 1024
+MAX_DECODED_BLOCK_EVIDENCE = 1000
 MAX_CHAIN_ID = 64
 MAX_INT = 2**63 - 1
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -112,6 +115,14 @@ def compute_txs_hash(txs: tuple[bytes, ...] | list[bytes]) -> str:
     return _sha256(b"".join(hashlib.sha256(tx).digest() for tx in txs))
 
 
+def compute_evidence_hash(evidence: tuple[Evidence, ...] | list[Evidence]) -> str:
+    """sha256 over the concatenated sha256 of each piece of evidence's canonical JSON, in block order."""
+    return _sha256(b"".join(hashlib.sha256(canonical_bytes(e.to_json())).digest() for e in evidence))
+
+
+EMPTY_EVIDENCE_HASH = hashlib.sha256(b"").hexdigest()
+
+
 def compute_commit_hash(commit: Commit | None) -> str:
     """sha256 of a commit's canonical JSON; "" for no commit."""
     return "" if commit is None else _sha256(canonical_bytes(commit.to_json()))
@@ -129,7 +140,8 @@ def compute_sign_bytes(fields: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class Header:
-    """A block header; `app_hash` is the state after h−1 and `validators_hash` the set for h."""
+    """A block header; `app_hash` is the state after h−1, `validators_hash` the set for h and
+    `evidence_hash` the block's evidence (`compute_evidence_hash`)."""
 
     chain_id: str
     height: int
@@ -140,6 +152,7 @@ class Header:
     app_hash: str
     validators_hash: str
     proposer: str
+    evidence_hash: str = EMPTY_EVIDENCE_HASH
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +165,7 @@ class Header:
             "app_hash": self.app_hash,
             "validators_hash": self.validators_hash,
             "proposer": self.proposer,
+            "evidence_hash": self.evidence_hash,
         }
 
     @classmethod
@@ -168,6 +182,7 @@ class Header:
             app_hash=_str(o["app_hash"], "header.app_hash", 128),
             validators_hash=_hash(o["validators_hash"], "header.validators_hash"),
             proposer=_address(o["proposer"], "header.proposer"),
+            evidence_hash=_hash(o["evidence_hash"], "header.evidence_hash"),
         )
 
     @cached_property
@@ -260,11 +275,13 @@ class Commit:
 
 @dataclass(frozen=True)
 class Block:
-    """A header, the transactions and the commit of the previous block (None at height 1)."""
+    """A header, the transactions, the commit of the previous block (None at height 1) and the
+    evidence of double signs it commits."""
 
     header: Header
     txs: tuple[bytes, ...]
     last_commit: Commit | None
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def id(self) -> str:
@@ -280,23 +297,32 @@ class Block:
             "header": self.header.to_json(),
             "txs": [tx.hex() for tx in self.txs],
             "last_commit": None if self.last_commit is None else self.last_commit.to_json(),
+            "evidence": [e.to_json() for e in self.evidence],
         }
 
     @classmethod
     def from_json(cls, obj: Any) -> Block:
-        o = _obj(obj, "block", ("header", "txs", "last_commit"))
+        o = _obj(obj, "block", ("header", "txs", "last_commit", "evidence"))
         if not isinstance(o["txs"], list) or len(o["txs"]) > MAX_DECODED_BLOCK_TXS:
             raise _bad("block.txs", f"a list of at most {MAX_DECODED_BLOCK_TXS} hex strings", type(o["txs"]).__name__)
+        if not isinstance(o["evidence"], list) or len(o["evidence"]) > MAX_DECODED_BLOCK_EVIDENCE:
+            limit = MAX_DECODED_BLOCK_EVIDENCE
+            raise _bad("block.evidence", f"a list of at most {limit} pieces of evidence", type(o["evidence"]).__name__)
         return cls(
             header=Header.from_json(o["header"]),
             txs=tuple(_hex(tx, f"block.txs[{i}]") for i, tx in enumerate(o["txs"])),
             last_commit=None if o["last_commit"] is None else Commit.from_json(o["last_commit"]),
+            evidence=tuple(Evidence.from_json(e) for e in o["evidence"]),
         )
 
     @cached_property
     def size(self) -> int:
-        """The bytes of all transactions."""
-        return sum(len(tx) for tx in self.txs)
+        """The bytes of all transactions and of the evidence's canonical JSON (what max_block_bytes counts)."""
+        return sum(len(tx) for tx in self.txs) + sum(e.size for e in self.evidence)
+
+    def get_evidence_json(self) -> list[dict[str, Any]]:
+        """The evidence as the application reads it (JSON objects)."""
+        return [e.to_json() for e in self.evidence]
 
 
 @dataclass(frozen=True)
@@ -366,6 +392,23 @@ class Evidence:
         v = self.vote_a
         return f"{v.validator}/{v.height}/{v.round}/{v.type}"
 
+    @property
+    def height(self) -> int:
+        return self.vote_a.height
+
+    @property
+    def validator(self) -> str:
+        return self.vote_a.validator
+
+    @cached_property
+    def size(self) -> int:
+        """The bytes of its canonical JSON (what a block's size counts)."""
+        return len(canonical_bytes(self.to_json()))
+
+    def is_signed(self, chain_id: str) -> bool:
+        """True if both votes are signed by the validator for this chain."""
+        return self.vote_a.is_signed_by_validator(chain_id) and self.vote_b.is_signed_by_validator(chain_id)
+
     def to_json(self) -> dict[str, Any]:
         return {"vote_a": self.vote_a.to_json(), "vote_b": self.vote_b.to_json()}
 
@@ -378,22 +421,6 @@ class Evidence:
 # --------------------------------------------------------------------------------------------
 # Sign bytes, signing and checks
 # --------------------------------------------------------------------------------------------
-
-
-def compute_vote_sign_bytes(
-    chain_id: str, type: str, height: int, round: int, block_id: str | None, timestamp_ms: int
-) -> bytes:
-    """The sign bytes of a vote."""
-    return compute_sign_bytes(
-        {
-            "chain_id": chain_id,
-            "type": type,
-            "height": height,
-            "round": round,
-            "block_id": block_id,
-            "timestamp_ms": timestamp_ms,
-        }
-    )
 
 
 def compute_proposal_sign_bytes(
@@ -470,6 +497,14 @@ def check_vote_shape(vote: Vote) -> None:
     _bytes(vote.signature, "vote.signature", SIGNATURE_SIZE)
 
 
+def check_evidence_shape(evidence: Evidence) -> None:
+    """Raise InvalidMessage unless the evidence is two well-formed conflicting votes in canonical order."""
+    check_vote_shape(evidence.vote_a)
+    check_vote_shape(evidence.vote_b)
+    if make_evidence(evidence.vote_a, evidence.vote_b) != evidence:
+        raise InvalidMessage("evidence votes must be in canonical order (nil first, else the smaller block id)")
+
+
 def check_block_shape(block: Block) -> None:
     """Raise InvalidMessage unless the block's fields have the right types and fit the decoding bounds
     (not whether it is valid: the params' block limits are the application's check)."""
@@ -478,8 +513,18 @@ def check_block_shape(block: Block) -> None:
     Header.from_json(block.header.to_json())
     if not isinstance(block.txs, tuple) or not all(isinstance(tx, bytes) for tx in block.txs):
         raise _bad("block.txs", "a tuple of bytes", type(block.txs).__name__)
-    if len(block.txs) > MAX_DECODED_BLOCK_TXS or block.size > MAX_DECODED_BLOCK_BYTES:
-        raise InvalidMessage(f"block has {len(block.txs)} txs and {block.size} bytes, over the limits")
+    if not isinstance(block.evidence, tuple) or not all(isinstance(e, Evidence) for e in block.evidence):
+        raise _bad("block.evidence", "a tuple of Evidence", type(block.evidence).__name__)
+    for evidence in block.evidence:
+        check_evidence_shape(evidence)
+    if (
+        len(block.txs) > MAX_DECODED_BLOCK_TXS
+        or len(block.evidence) > MAX_DECODED_BLOCK_EVIDENCE
+        or block.size > MAX_DECODED_BLOCK_BYTES
+    ):
+        raise InvalidMessage(
+            f"block has {len(block.txs)} txs, {len(block.evidence)} evidence and {block.size} bytes, over the limits"
+        )
     commit = block.last_commit
     if commit is not None:
         if not isinstance(commit, Commit) or not isinstance(commit.precommits, tuple):
@@ -512,8 +557,8 @@ def check_proposal_shape(proposal: Proposal) -> None:
 
 
 def check_block_hashes(block: Block) -> None:
-    """Raise InvalidMessage unless the block's body is the one its header commits to: the txs hash and
-    the last commit hash match. A signature (of a proposal, or the precommits of a commit) covers only
+    """Raise InvalidMessage unless the block's body is the one its header commits to: the txs hash, the
+    last commit hash and the evidence hash match. A signature (of a proposal, or the precommits of a commit) covers only
     the block id, the hash of the header; this binds the body to it, so a block id names one block.
     Checked on receipt, before a block is cached, judged or relayed: a relay that swaps the body of an
     honest proposal sends invalid input, and cannot make the honest block look invalid."""
@@ -523,4 +568,8 @@ def check_block_hashes(block: Block) -> None:
     if header.last_commit_hash != compute_commit_hash(block.last_commit):
         raise InvalidMessage(
             f"block {block.id[:12]} at height {header.height}: the last commit does not match its last commit hash"
+        )
+    if header.evidence_hash != compute_evidence_hash(block.evidence):
+        raise InvalidMessage(
+            f"block {block.id[:12]} at height {header.height}: the evidence does not match its evidence hash"
         )

@@ -11,6 +11,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from .blocks import (
+    MAX_DECODED_BLOCK_EVIDENCE,
     Block,
     Commit,
     Evidence,
@@ -61,7 +62,11 @@ def commit_to_pb(commit: Commit) -> pb.Commit:
 
 def block_to_pb(block: Block) -> pb.Block:
     """A block as protobuf (last_commit absent at height 1)."""
-    out = pb.Block(header=pb.Header(**block.header.to_json()), txs=list(block.txs))
+    out = pb.Block(
+        header=pb.Header(**block.header.to_json()),
+        txs=list(block.txs),
+        evidence=[evidence_to_pb(e) for e in block.evidence],
+    )
     if block.last_commit is not None:
         out.last_commit.CopyFrom(commit_to_pb(block.last_commit))
     return out
@@ -86,10 +91,12 @@ def evidence_to_pb(evidence: Evidence) -> pb.Evidence:
     return pb.Evidence(vote_a=vote_to_pb(evidence.vote_a), vote_b=vote_to_pb(evidence.vote_b))
 
 
-def consensus_message_to_pb(message: Proposal | Vote) -> pb.ConsensusMessage:
-    """A proposal or vote wrapped in the ConsensusMessage oneof."""
+def consensus_message_to_pb(message: Proposal | Vote | Evidence) -> pb.ConsensusMessage:
+    """A proposal, vote or evidence wrapped in the ConsensusMessage oneof."""
     if isinstance(message, Proposal):
         return pb.ConsensusMessage(proposal=proposal_to_pb(message))
+    if isinstance(message, Evidence):
+        return pb.ConsensusMessage(evidence=evidence_to_pb(message))
     return pb.ConsensusMessage(vote=vote_to_pb(message))
 
 
@@ -131,7 +138,10 @@ def block_from_pb(msg: pb.Block) -> Block:
     if not msg.HasField("header"):
         raise InvalidMessage("block has no header")
     last_commit = commit_from_pb(msg.last_commit) if msg.HasField("last_commit") else None
-    block = Block(header_from_pb(msg.header), tuple(bytes(tx) for tx in msg.txs), last_commit)
+    if len(msg.evidence) > MAX_DECODED_BLOCK_EVIDENCE:
+        raise InvalidMessage(f"block has {len(msg.evidence)} pieces of evidence, over {MAX_DECODED_BLOCK_EVIDENCE}")
+    evidence = tuple(evidence_from_pb(e) for e in msg.evidence)
+    block = Block(header_from_pb(msg.header), tuple(bytes(tx) for tx in msg.txs), last_commit, evidence)
     check_block_shape(block)
     check_block_hashes(block)  # the body is the header's: a block id names one block
     return block
@@ -160,14 +170,16 @@ def evidence_from_pb(msg: pb.Evidence) -> Evidence:
     return make_evidence(vote_from_pb(msg.vote_a), vote_from_pb(msg.vote_b))
 
 
-def consensus_message_from_pb(msg: pb.ConsensusMessage) -> Proposal | Vote:
-    """The proposal or vote inside a ConsensusMessage."""
+def consensus_message_from_pb(msg: pb.ConsensusMessage) -> Proposal | Vote | Evidence:
+    """The proposal, vote or evidence inside a ConsensusMessage."""
     kind = msg.WhichOneof("message")
     if kind == "proposal":
         return proposal_from_pb(msg.proposal)
     if kind == "vote":
         return vote_from_pb(msg.vote)
-    raise InvalidMessage("consensus message holds neither a proposal nor a vote")
+    if kind == "evidence":
+        return evidence_from_pb(msg.evidence)
+    raise InvalidMessage("consensus message holds neither a proposal, a vote nor evidence")
 
 
 def block_with_commit_from_pb(msg: pb.BlockWithCommit) -> tuple[Block, Commit]:

@@ -4,8 +4,9 @@
     HOME/genesis.json         {chain_id, genesis_time, params, accounts, validators}
     HOME/node_key.json        the node's identity key (mode 0600)
     HOME/validator_key.json   the key that signs votes and proposals (mode 0600)
+    HOME/validator_state.json what that key last signed (the sign state, beside the key: node.sign_state_file)
     HOME/admin_token          the admin API bearer token (mode 0600)
-    HOME/data/node.db         the SQLite store (state, blocks, commits, sign state, evidence)
+    HOME/data/node.db         the SQLite store (state, blocks, commits, validator sets, evidence)
 
 Several homes share one genesis: `uocd init` each home, then `uocd genesis collect HOME…` merges
 their validators and accounts into one genesis.json, writes it to every home and lists every other
@@ -27,8 +28,9 @@ from chain.crypto import PrivateKey, is_valid_address
 from chain.errors import ChainError
 from chain.params import DEFAULT_PARAMS
 
-from .consensus import Timeouts
+from .consensus import SignState, Timeouts
 from .errors import ConfigError
+from .sign_state_file import SIGN_STATE_FILE, save_sign_state
 
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
@@ -50,6 +52,7 @@ class NodeConfig:
     rpc_timeout_ms: int = 2000
     status_interval_ms: int = 500
     timeouts: Timeouts = field(default_factory=Timeouts)
+    double_sign_check_height: int = 2
     mempool_max_txs: int = 20_000
     mempool_max_bytes: int = 64 * 1024 * 1024
     block_max_txs: int = 5_000
@@ -97,6 +100,10 @@ prevote_ms = {t.prevote_ms}
 prevote_delta_ms = {t.prevote_delta_ms}
 precommit_ms = {t.precommit_ms}
 precommit_delta_ms = {t.precommit_delta_ms}
+# when HOME/validator_state.json (what the validator key last signed) is missing at start, sign nothing
+# until this many heights have been decided by the others (0: sign at once); 2 covers a validator wiped
+# and restarted while its peers were still at the height it had signed last
+double_sign_check_height = {config.double_sign_check_height}
 
 [mempool]
 max_txs = {config.mempool_max_txs}
@@ -186,6 +193,9 @@ def parse_config(text: str) -> NodeConfig:
         rpc_timeout_ms=_get(doc, "grpc.rpc_timeout_ms", int, d.rpc_timeout_ms),
         status_interval_ms=_get(doc, "grpc.status_interval_ms", int, d.status_interval_ms),
         timeouts=timeouts,
+        double_sign_check_height=_get(
+            doc, "consensus.double_sign_check_height", int, d.double_sign_check_height, minimum=0
+        ),
         mempool_max_txs=_get(doc, "mempool.max_txs", int, d.mempool_max_txs),
         mempool_max_bytes=_get(doc, "mempool.max_bytes", int, d.mempool_max_bytes),
         block_max_txs=_get(doc, "block.max_txs", int, d.block_max_txs),
@@ -307,6 +317,11 @@ class Home:
     def db_path(self) -> Path:
         return self.path / DB_FILE
 
+    @property
+    def sign_state_path(self) -> Path:
+        """The validator's sign state, beside its key."""
+        return self.path / SIGN_STATE_FILE
+
 
 def init_home(
     home: Path,
@@ -342,6 +357,7 @@ def init_home(
     (home / CONFIG_FILE).write_text(render_config(config))
     write_secret(home / NODE_KEY_FILE, render_key(node_key))
     write_secret(home / VALIDATOR_KEY_FILE, render_key(validator_key))
+    save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
     write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
     write_json(home / GENESIS_FILE, make_genesis(chain_id, validator_key.address, stake, balance, epoch_length))
     return load_home(home)

@@ -78,7 +78,7 @@ class Ledger:
         validator set in one store transaction."""
         height, store = block.height, self.store
         vset = self.get_validator_set(height)
-        result = self.app.finalize_block(height, list(block.txs))
+        result = self.app.finalize_block(height, list(block.txs), block.get_evidence_json())
         write = BlockWrite(
             height=height,
             next_validator_set=lambda: compute_next_validator_set(vset, result, commit.round),

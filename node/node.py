@@ -13,8 +13,13 @@ Start-up, on one `AsyncExitStack` (shutdown is its exact reverse):
 
 The engine (`node.consensus.Consensus`) is sans-IO: every input (a peer's message, a timeout, a
 fetched block) runs on the event loop and its actions are executed at once, in order. `Persist`
-writes the sign state durably (synchronous=FULL) before the next action, so a vote is on disk before
-it is broadcast. `Decide` applies the block (`Ledger.apply`: the state changes, the block, its commit,
+writes the sign state durably to its own file beside the validator key (`node.sign_state_file`)
+before the next action, so a vote is on disk before it is broadcast; when that file is missing at
+start the engine signs nothing for `double_sign_check_height` heights. `RecordEvidence` (a double
+sign the engine saw) is stored and gossiped once; a peer's evidence is checked (the validator in the
+set of its height, age, not committed, signatures) before it enters the engine's pending pool and
+is relayed; a proposer puts pending evidence in its block and the chain punishes it.
+`Decide` applies the block (`Ledger.apply`: the state changes, the block, its commit,
 its tx results and the next validator set in one store transaction); the next height starts
 `block_interval_ms` later. Every applied block (by consensus or by sync) then updates the mempool and
 the commit waiters (the futures of `wait_for_commit` and the commit listeners: the HTTP API's
@@ -56,13 +61,14 @@ from .consensus import (
     Timeout,
     ValidatorSet,
 )
-from .errors import InvalidMessage, MempoolError, NodeError
+from .errors import InvalidMessage, MempoolError, NodeError, SyncError
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
 from .network import PeerClient, Server
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
 from .relay import Relay
+from .sign_state_file import load_sign_state, save_sign_state
 from .store import SqliteStore
 from .sync import BlockSync
 from .waiters import CommitWaiters, TxOutcome
@@ -107,7 +113,21 @@ class NodeCore:
         self.mempool = mempool
         self.relay = relay
         self.waiters = waiters
-        self.consensus = Consensus(chain_id=self.chain_id, signer=self.signer, host=self, timeouts=config.timeouts)
+        self._restored: SignState | None = load_sign_state(home.sign_state_path) if self.signer else None
+        watch = config.double_sign_check_height if self.signer is not None and self._restored is None else 0
+        if watch:
+            log.warning(
+                "%s is missing: this validator signs nothing until %d heights are decided without it",
+                home.sign_state_path,
+                watch,
+            )
+        self.consensus = Consensus(
+            chain_id=self.chain_id,
+            signer=self.signer,
+            host=self,
+            timeouts=config.timeouts,
+            double_sign_check_height=watch,
+        )
         self.sync = BlockSync(
             ledger,
             peers,
@@ -126,8 +146,6 @@ class NodeCore:
         self.api = ApiServer(self)
         self.grace_s = 1.0  # what in-flight requests get at shutdown (`Node.stop(grace_s)`)
         self.running = False
-        saved = ledger.store.get_sign_state()
-        self._restored: SignState | None = SignState.from_json(saved) if saved is not None else None
         self._timers: set[asyncio.TimerHandle] = set()
         self._fetches: set[asyncio.Task] = set()
         self._next_height_timer: asyncio.TimerHandle | None = None
@@ -170,18 +188,69 @@ class NodeCore:
     # =========================================================================================
     # the engine's host
     # =========================================================================================
-    def reap_txs(self, height: int) -> list[bytes]:
-        """Transactions for a new block: the head of the mempool within min(config, params) block limits."""
+    def select_evidence(self, height: int, pending: tuple[Evidence, ...]) -> tuple[list[Evidence], list[Evidence]]:
+        """Of the engine's pending evidence: what a block at `height` includes (valid, within the params'
+        max_block_evidence and max_block_bytes) and what can never be committed (dropped). Evidence of
+        `height` itself waits for the next block."""
+        params = self.app.get_params()
+        included: list[Evidence] = []
+        invalid: list[Evidence] = []
+        size = 0
+        for evidence in pending:
+            if evidence.height >= height:
+                continue
+            try:
+                self.check_evidence(evidence, verify_signatures=False)  # verified when it entered the pool
+            except InvalidMessage as exc:
+                log.info("dropping pending evidence %s: %s", evidence.key, exc)
+                invalid.append(evidence)
+                continue
+            if len(included) < params.max_block_evidence and size + evidence.size <= params.max_block_bytes:
+                included.append(evidence)
+                size += evidence.size
+        return included, invalid
+
+    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
+        """Transactions for a new block: the head of the mempool within min(config, params) block limits,
+        `reserved_bytes` of the params' byte limit left to the block's evidence."""
         params = self.app.get_params()
         return self.mempool.reap(
             min(self.config.block_max_txs, params.max_block_txs),
-            min(self.config.block_max_bytes, params.max_block_bytes),
+            min(self.config.block_max_bytes, params.max_block_bytes - reserved_bytes),
         )
 
-    def validate_block(self, block: Block) -> str | None:
-        """None if every transaction of the block applies in order on the state after h−1."""
+    def check_evidence(self, evidence: Evidence, *, verify_signatures: bool = True) -> None:
+        """InvalidMessage unless the evidence can be committed in a coming block: its validator is in the
+        validator set of its height, and the application accepts it (age, not committed before, a
+        validator with tokens; the signatures when `verify_signatures`). Cheapest checks first."""
+        height = self.app.height + 1
+        if evidence.height > height:
+            raise InvalidMessage(f"evidence {evidence.key} is from height {evidence.height}, beyond ours ({height})")
         try:
-            results = self.app.process_proposal(block.height, list(block.txs))
+            vset = self.get_validator_set(evidence.height)
+        except SyncError:
+            raise InvalidMessage(f"evidence {evidence.key}: no validator set is known for its height") from None
+        if evidence.validator not in vset:
+            raise InvalidMessage(f"evidence {evidence.key}: not a validator at height {evidence.height}")
+        try:
+            self.app.check_evidence(
+                evidence.to_json(), height=max(height, evidence.height + 1), verify_signatures=verify_signatures
+            )
+        except ChainError as exc:
+            raise InvalidMessage(f"evidence {evidence.key}: {exc}") from None
+
+    def validate_block(self, block: Block) -> str | None:
+        """None if the block's evidence is valid (each validator in the set of its height; the chain
+        checks the rest) and every transaction applies in order on the state after h−1."""
+        for evidence in block.evidence:
+            try:
+                vset = self.get_validator_set(evidence.height)
+            except SyncError:
+                return f"evidence {evidence.key}: no validator set is known for its height"
+            if evidence.validator not in vset:
+                return f"evidence {evidence.key}: not a validator at height {evidence.height}"
+        try:
+            results = self.app.process_proposal(block.height, list(block.txs), block.get_evidence_json())
         except ChainError as exc:
             return str(exc)
         for i, result in enumerate(results):
@@ -221,7 +290,7 @@ class NodeCore:
         """Run the engine's actions in order."""
         for action in actions:
             if isinstance(action, Persist):
-                self.store.save_sign_state(action.sign_state.to_json())  # durable before the next action
+                save_sign_state(self.home.sign_state_path, action.sign_state)  # durable before the next action
             elif isinstance(action, Broadcast):
                 msg = action.message
                 raws = [codec.consensus_message_to_pb(m).SerializeToString() for m in (*action.proof, msg)]
@@ -260,12 +329,29 @@ class NodeCore:
         """Apply a decided block (one store transaction), then re-check the mempool and resolve the
         commit waiters and listeners."""
         result = self.ledger.apply(block, commit)
+        min_height = block.height + 1 - self.app.get_params().max_evidence_age_blocks
+        self.consensus.remove_evidence(block.evidence, min_height=min_height)
         self.mempool.update(r.hash for r in result.tx_results)
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
 
     def _record_evidence(self, evidence: Evidence) -> None:
-        if self.store.add_evidence(evidence.key, evidence.vote_a.height, evidence.to_json()):
+        """Store a double sign the engine saw and gossip it once (its votes were verified by the engine)."""
+        if self.store.add_evidence(evidence.key, evidence.height, evidence.to_json()):
             log.warning("evidence recorded: double sign %s", evidence.key)
+        canonical = codec.consensus_message_to_pb(evidence).SerializeToString()
+        if self.relay.remember(hashlib.sha256(canonical).digest()):
+            self.relay.relay_consensus(canonical)
+
+    def receive_evidence(self, evidence: Evidence, canonical: bytes, digest: bytes) -> bool:
+        """A peer's evidence: checked (`check_evidence`, signatures last), then added to the engine's
+        pending pool, stored and relayed once; InvalidMessage on bad input. Returns whether it was new."""
+        self.check_evidence(evidence)
+        self.relay.remember(digest)
+        if not self.consensus.add_evidence(evidence):
+            return False
+        self.store.add_evidence(evidence.key, evidence.height, evidence.to_json())
+        self.relay.relay_consensus(canonical)
+        return True
 
     async def _fetch_block(self, height: int, block_id: str) -> None:
         """Ask peers for a block that +2/3 precommitted but we never received."""
@@ -304,6 +390,8 @@ class NodeCore:
         digest = hashlib.sha256(canonical).digest()
         if self.relay.is_seen(digest):
             return False
+        if isinstance(msg, Evidence):
+            return self.receive_evidence(msg, canonical, digest)
         self.consensus.check_message(msg)  # shape and signature first: the verdict must not depend on our height
         height = self.consensus.height
         if msg.height > height + HEIGHT_SLACK_AHEAD:

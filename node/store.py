@@ -1,10 +1,11 @@
-"""SQLite persistence of a node: the chain state, blocks, commits, validator sets, the consensus
-sign state and evidence, in one file (sqlite-utils, WAL, one transaction per block).
+"""SQLite persistence of a node: the chain state, blocks, commits, validator sets and evidence, in one
+file (sqlite-utils, WAL, one transaction per block). The consensus sign state is not here: it lives
+beside the validator key (`node.sign_state_file`), so that wiping the data directory does not lose it.
 
 Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block id, the block and
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
-for each height); `sign_state` (one row: what this validator last signed, and its locks); `evidence`
-(double signs, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result
+for each height); `evidence` (the double signs this node saw or was sent, keyed by `Evidence.key`);
+`txs` (the tx index: hash → height, index in the block, result
 code and log). `apply_block` writes a decided block, its commit, its tx results and the validator
 set of the next height with the block's state changes and the new height in ONE transaction.
 """
@@ -24,7 +25,7 @@ from chain.encoding import canonical_json
 from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: blocks carry evidence (and their header its hash); no sign_state table
 READ_CACHE_ENTRIES = 1 << 18
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
@@ -33,7 +34,6 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, block_id TEXT NOT NULL, block TEXT NOT NULL,"
     " commit_json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS validator_sets (height INTEGER PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS sign_state (id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS evidence (key TEXT PRIMARY KEY, height INTEGER NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS evidence_height ON evidence (height)",
     "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
@@ -59,8 +59,8 @@ class BlockWrite:
 
 
 class SqliteStore:
-    """A chain `Store` in one SQLite file (`state`, `meta`) plus the node's block, validator-set,
-    sign-state and evidence tables."""
+    """A chain `Store` in one SQLite file (`state`, `meta`) plus the node's block, validator-set and
+    evidence tables."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -227,24 +227,6 @@ class SqliteStore:
     def get_validator_set(self, height: int) -> dict[str, Any] | None:
         """The validator set JSON for `height`, or None."""
         row = self._conn.execute("SELECT value FROM validator_sets WHERE height = ?", (height,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    # -- consensus sign state (durable before anything signed is sent) ----------------------
-    def save_sign_state(self, sign_state: dict[str, Any]) -> None:
-        """Write the sign state in its own transaction with `synchronous=FULL`: the WAL is fsynced
-        before this returns, so the state survives a power cut, not only a process crash."""
-        self._conn.execute("PRAGMA synchronous=FULL")
-        try:
-            with self._conn:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO sign_state (id, value) VALUES (1, ?)", (canonical_json(sign_state),)
-                )
-        finally:
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-
-    def get_sign_state(self) -> dict[str, Any] | None:
-        """The last saved sign state JSON, or None."""
-        row = self._conn.execute("SELECT value FROM sign_state WHERE id = 1").fetchone()
         return json.loads(row[0]) if row else None
 
     # -- evidence ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import grpc
 
-from chain.errors import InvalidBlock
+from chain.errors import InvalidBlock, InvalidEvidence
 
 from . import codec
 from .blocks import Block, Commit, compute_commit_hash, compute_txs_hash
@@ -166,8 +166,8 @@ class BlockSync:
         if hd.txs_hash != compute_txs_hash(block.txs) or hd.last_commit_hash != compute_commit_hash(block.last_commit):
             raise SyncError(f"block {height}: the header does not match its transactions or last commit")
         try:
-            ledger.app.check_block_limits(block.txs)
-        except InvalidBlock as exc:
+            ledger.app.check_block_limits(block.txs, block.get_evidence_json())
+        except (InvalidBlock, InvalidEvidence) as exc:
             raise SyncError(f"block {height}: {exc}") from None
         vset = ledger.get_validator_set(height)
         if hd.validators_hash != vset.hash:

@@ -19,6 +19,8 @@ node that sees +2/3 precommits for a block it never received asks for it (FetchB
 from a peer.
 A byzantine node runs an engine too, but sends conflicting votes (equivocation) and conflicting
 proposals (another valid block: one transaction fewer, or one of its own) to different peers.
+Honest engines keep the double signs they see in their pending-evidence pools, proposers put them in
+their blocks, and every application punishes them (`genesis params` via `params=`).
 Two more attacks, each by named nodes: `block_times` re-signs a node's own new proposals with a
 header time of its choosing (far future, far past), and `tamper_relay` makes a node relay every
 proposal with its transactions swapped (the header and signature kept).
@@ -35,9 +37,10 @@ from typing import Any
 
 from chain.app import Application
 from chain.crypto import PrivateKey
+from chain.errors import ChainError
 from chain.store import MemoryStore
 from chain.tx import MsgSend, sign_tx
-from node.blocks import Block, Commit, Proposal, Vote, compute_txs_hash, sign_proposal, sign_vote
+from node.blocks import Block, Commit, Evidence, Proposal, Vote, compute_txs_hash, sign_proposal, sign_vote
 from node.consensus import (
     Broadcast,
     Consensus,
@@ -99,13 +102,29 @@ class MempoolHost:
         self.app = app
         self.mempool: list[bytes] = []
 
-    def reap_txs(self, height: int) -> list[bytes]:
+    def select_evidence(self, height: int, pending: tuple[Evidence, ...]) -> tuple[list[Evidence], list[Evidence]]:
+        """The pending evidence the application accepts for the next block (within max_block_evidence),
+        and what it refuses; evidence of `height` itself waits for a later block."""
+        included: list[Evidence] = []
+        invalid: list[Evidence] = []
+        for evidence in pending:
+            if evidence.height >= height:
+                continue
+            try:
+                self.app.check_evidence(evidence.to_json())
+            except ChainError:
+                invalid.append(evidence)
+                continue
+            included.append(evidence)
+        return included[: self.app.get_params().max_block_evidence], invalid
+
+    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
         """The pending transactions that apply in order on top of the state after height−1, within the
-        params' block limits."""
+        params' block limits (`reserved_bytes` of them left to the block's evidence)."""
         params = self.app.get_params()
         txs: list[bytes] = []
         for tx in self.mempool[: params.max_block_txs]:
-            if sum(map(len, txs)) + len(tx) > params.max_block_bytes:
+            if sum(map(len, txs)) + len(tx) > params.max_block_bytes - reserved_bytes:
                 break
             txs.append(tx)
         while txs:
@@ -116,8 +135,12 @@ class MempoolHost:
         return txs
 
     def validate_block(self, block: Block) -> str | None:
-        """None if every transaction of the block applies, else the first rejection."""
-        for result in self.app.process_proposal(block.height, list(block.txs)):
+        """None if the block's evidence is valid and every transaction applies, else the first rejection."""
+        try:
+            results = self.app.process_proposal(block.height, list(block.txs), block.get_evidence_json())
+        except ChainError as exc:
+            return f"the application refused the block: {exc}"
+        for result in results:
             if not result.ok:
                 return f"tx {result.hash[:12]} rejected: {result.code} {result.log}"
         return None
@@ -170,11 +193,15 @@ class Network:
         epoch_length: int = 1000,
         block_times: dict[str, int] | None = None,
         tamper_relay: Iterable[str] = (),
+        params: dict[str, Any] | None = None,
     ) -> None:
         stakes = validators if isinstance(validators, dict) else {name: 10 for name in validators}
         names = list(stakes) + [n for n in observers if n not in stakes]
         self.genesis = make_network_genesis(
-            stakes, balances if balances is not None else {n: 1000 for n in names}, epoch_length=epoch_length
+            stakes,
+            balances if balances is not None else {n: 1000 for n in names},
+            epoch_length=epoch_length,
+            **(params or {}),
         )
         self.rng = random.Random(seed)
         self.delay_ms, self.drop, self.dup, self.resend_ms, self.relay = delay_ms, drop, dup, resend_ms, relay
@@ -386,7 +413,7 @@ class Network:
         """Apply a decided block with finalize_block + commit, then start the next height after commit_ms."""
         height = block.height
         assert height == node.app.height + 1, (node.name, height, node.app.height)
-        node.app.finalize_block(height, list(block.txs))
+        node.app.finalize_block(height, list(block.txs), block.get_evidence_json())
         node.app.commit()
         self._applied += 1
         node.decided[height] = block
@@ -395,6 +422,7 @@ class Network:
         node.proposers[height] = block.header.proposer
         committed = set(block.txs)
         node.host.mempool = [tx for tx in node.host.mempool if tx not in committed]
+        node.engine.remove_evidence(block.evidence, min_height=height - node.app.get_params().max_evidence_age_blocks)
         node.gossip.pop(height - 1, None)
         assert node.vset is not None
         node.last_vset = node.vset
@@ -449,7 +477,7 @@ class Network:
         if isinstance(msg, Proposal):
             block = msg.block
             txs = block.txs[:-1] if block.txs else (self._own_tx(node),)
-            twin = Block(replace(block.header, txs_hash=compute_txs_hash(txs)), txs, block.last_commit)
+            twin = Block(replace(block.header, txs_hash=compute_txs_hash(txs)), txs, block.last_commit, block.evidence)
             self._twins[block.id], self._twins[twin.id] = twin.id, block.id
             return sign_proposal(node.key, CHAIN_ID, msg.height, msg.round, msg.pol_round, twin, msg.timestamp_ms)
         if msg.block_id is None:

@@ -16,9 +16,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     init = commands.add_parser(
         "init",
         help="create a node home (config.toml, keys, admin token, genesis.json)",
-        description="Create a node home: config.toml, node_key.json and validator_key.json, admin_token "
-        "(mode 0600) and a one-validator genesis.json. Several homes share one genesis: init each, then "
-        "`uocd genesis collect HOME...`.",
+        description="Create a node home: config.toml, node_key.json, validator_key.json with its empty sign "
+        "state validator_state.json, admin_token (mode 0600) and a one-validator genesis.json. Several "
+        "homes share one genesis: init each, then `uocd genesis collect HOME...`.",
     )
     init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
     init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")

@@ -4,6 +4,7 @@
     validator_set  the validators of a height and proposer selection (`ValidatorSet`)
     vote_set       vote sets, the +2/3 and +1/3 thresholds and commit checks (`verify_commit`)
     sign_state     what a validator persists to never double-sign (`SignState`)
+    evidence_pool  the bounded pool of double signs waiting for a block (`EvidencePool`)
     actions        what the engine returns to its host, and what it asks of it (`Action`, `Host`)
     engine         the sans-IO state machine (`Consensus`)
 
@@ -16,7 +17,9 @@ feeds it messages, timeouts and fetched blocks, and executes the returned action
     actions += engine.on_timeout(Timeout(h, r, "prevote"), now_ms)
     # Persist(sign_state) -> write durably before the next action; Broadcast(msg) -> gossip;
     # ScheduleTimeout(t, delay_ms) -> call on_timeout(t) later; Decide(block, commit) -> apply,
-    # then start_height(h + 1) after timeouts.commit_ms; RecordEvidence(e); FetchBlock(h, id).
+    # then start_height(h + 1) after timeouts.commit_ms; RecordEvidence(e) -> store and gossip;
+    # FetchBlock(h, id). The host also answers `select_evidence` and `reap_txs` for new blocks, and
+    # tells the engine of peers' evidence (`add_evidence`) and committed evidence (`remove_evidence`).
 
 Rules are the numbered rules of CONSENSUS.md "Rules"; see docs/consensus.md for the mapping.
 """

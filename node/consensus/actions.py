@@ -61,12 +61,19 @@ Action = Persist | Broadcast | ScheduleTimeout | Decide | RecordEvidence | Fetch
 
 
 class Host(Protocol):
-    """What the engine asks of the node: transactions for a new block and application validity."""
+    """What the engine asks of the node: evidence and transactions for a new block and application validity."""
 
-    def reap_txs(self, height: int) -> list[bytes]:
-        """The mempool's transactions for a new block at `height`."""
+    def select_evidence(self, height: int, pending: tuple[Evidence, ...]) -> tuple[list[Evidence], list[Evidence]]:
+        """Of the pending evidence: what a new block at `height` includes (valid, within the params'
+        limits), and what can never be committed any more (the engine drops it)."""
+        ...
+
+    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
+        """The mempool's transactions for a new block at `height`, leaving `reserved_bytes` of the
+        block size limit to its evidence."""
         ...
 
     def validate_block(self, block: Block) -> str | None:
-        """None if the application accepts the block's transactions, else the reason."""
+        """None if the application accepts the block's evidence (each validator in the set of its
+        height) and transactions, else the reason."""
         ...

@@ -14,6 +14,7 @@ from chain.errors import ChainError
 
 from ..blocks import (
     MAX_DECODED_BLOCK_BYTES,
+    MAX_DECODED_BLOCK_EVIDENCE,
     MAX_DECODED_BLOCK_TXS,
     Block,
     Commit,
@@ -26,6 +27,7 @@ from ..blocks import (
     check_proposal_shape,
     check_vote_shape,
     compute_commit_hash,
+    compute_evidence_hash,
     compute_txs_hash,
     make_evidence,
     sign_proposal,
@@ -33,6 +35,7 @@ from ..blocks import (
 )
 from ..errors import DoubleSignRefused, InvalidCommit, InvalidMessage, NodeError
 from .actions import Action, Broadcast, Decide, FetchBlock, Host, Persist, RecordEvidence, ScheduleTimeout
+from .evidence_pool import EvidencePool
 from .sign_state import SignState
 from .steps import COMMIT, PRECOMMIT, PREVOTE, PROPOSE, Timeout, Timeouts
 from .validator_set import ValidatorSet
@@ -62,14 +65,23 @@ class Consensus:
     """One node's Tendermint state machine for the current height (sans-IO)."""
 
     def __init__(
-        self, *, chain_id: str, signer: PrivateKey | None, host: Host, timeouts: Timeouts | None = None
+        self,
+        *,
+        chain_id: str,
+        signer: PrivateKey | None,
+        host: Host,
+        timeouts: Timeouts | None = None,
+        double_sign_check_height: int = 0,
     ) -> None:
+        """`double_sign_check_height` N > 0: sign nothing until N heights have been decided here without
+        us (the host passes it when this validator's sign state was lost: CometBFT's check)."""
         self.chain_id = chain_id
         self.signer = signer
         self.host = host
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self._sign_state = SignState()
-        self._evidence: dict[str, Evidence] = {}
+        self._evidence = EvidencePool()
+        self._heights_to_watch = double_sign_check_height
         self._future: dict[int, dict[bytes, Proposal | Vote]] = {}
         self._height = 0
         self._round = 0
@@ -119,8 +131,23 @@ class Consensus:
 
     @property
     def evidence(self) -> tuple[Evidence, ...]:
-        """The deduplicated double signs seen so far, by key."""
-        return tuple(self._evidence[k] for k in sorted(self._evidence))
+        """The pending evidence: double signs seen (or gossiped) and not yet committed, oldest first."""
+        return self._evidence.pending()
+
+    @property
+    def heights_to_watch(self) -> int:
+        """How many more heights must be decided before this engine signs again (double_sign_check_height)."""
+        return self._heights_to_watch
+
+    def add_evidence(self, evidence: Evidence) -> bool:
+        """Add a peer's evidence (its signatures and validity checked by the host) to the pending pool;
+        False if it was pending already or the pool is full."""
+        return self._evidence.add(evidence)
+
+    def remove_evidence(self, evidence: tuple[Evidence, ...] | list[Evidence], *, min_height: int = 0) -> None:
+        """Forget pending evidence that a block committed, and every piece below `min_height` (too old)."""
+        self._evidence.remove(evidence)
+        self._evidence.prune(min_height)
 
     @property
     def decided(self) -> Block | None:
@@ -258,6 +285,7 @@ class Consensus:
             return []
         self._decided = block
         self._step = COMMIT
+        self._heights_to_watch = max(0, self._heights_to_watch - 1)
         return [Decide(block, commit)]
 
     # -- message checks -------------------------------------------------------------------------
@@ -326,11 +354,10 @@ class Consensus:
         self._participants.setdefault(proposal.round, set()).add(proposal.proposer)
 
     def _record_evidence(self, vote_a: Vote, vote_b: Vote) -> list[Action]:
-        """Keep a double sign once per (validator, height, round, type)."""
+        """Keep a double sign once per (validator, height, round, type) in the pending pool."""
         evidence = make_evidence(vote_a, vote_b)
-        if evidence.key in self._evidence:
+        if not self._evidence.add(evidence):
             return []
-        self._evidence[evidence.key] = evidence
         log.warning(
             "double sign by %s at height %d round %d (%s)", vote_a.validator, vote_a.height, vote_a.round, vote_a.type
         )
@@ -374,6 +401,9 @@ class Consensus:
             return "txs hash does not match the transactions"
         if hd.last_commit_hash != compute_commit_hash(block.last_commit):
             return "last commit hash does not match the last commit"
+        fault = self._get_evidence_fault(block)
+        if fault is not None:
+            return fault
         fault = self._get_last_commit_fault(block.last_commit)
         if fault is not None:
             return fault
@@ -384,6 +414,19 @@ class Consensus:
             return self.host.validate_block(block)
         except (ChainError, NodeError) as exc:
             return f"the application refused the block: {exc}"
+
+    def _get_evidence_fault(self, block: Block) -> str | None:
+        """Why the block's evidence is not valid on its face (hash, heights, one piece per offence), or
+        None; the host checks the rest (the validator in the set of its height, signatures, age, not
+        committed before: `host.validate_block`)."""
+        if block.header.evidence_hash != compute_evidence_hash(block.evidence):
+            return "evidence hash does not match the evidence"
+        if len({e.key for e in block.evidence}) != len(block.evidence):
+            return "the block holds one offence twice"
+        for evidence in block.evidence:
+            if evidence.height >= self._height:
+                return f"evidence {evidence.key} is not from a height before {self._height}"
+        return None
 
     def _get_last_commit_fault(self, commit: Commit | None) -> str | None:
         """Why a block's last commit does not commit block h−1 with +2/3 of the set of h−1, or None."""
@@ -466,6 +509,7 @@ class Consensus:
         commit = Commit(self._height, round, block.id, precommits)
         self._decided = block
         self._step = COMMIT
+        self._heights_to_watch = max(0, self._heights_to_watch - 1)
         log.debug("height %d decided %s at round %d", self._height, block.id[:12], round)
         return [Decide(block, commit)]
 
@@ -551,6 +595,8 @@ class Consensus:
         votes, so without them two locked validators and one that missed the lock wait forever.
         [] if the sign state refuses."""
         assert self.signer is not None
+        if self._is_watching():
+            return []
         state = self._sign_state
         if state.valid_block is not None:
             block, pol_round, proof = state.valid_block, state.valid_round, state.valid_votes
@@ -567,9 +613,12 @@ class Consensus:
         return [Persist(self._sign_state), Broadcast(proposal, proof)]
 
     def _make_block(self, now_ms: int) -> Block:
-        """A new block at this height from the host's transactions."""
+        """A new block at this height from the host's pending evidence and transactions."""
         assert self._vset is not None and self.address is not None
-        txs = compute_capped_txs(list(self.host.reap_txs(self._height)))
+        selected, invalid = self.host.select_evidence(self._height, self._evidence.pending())
+        self._evidence.remove(invalid)
+        evidence = tuple(selected[:MAX_DECODED_BLOCK_EVIDENCE])
+        txs = compute_capped_txs(list(self.host.reap_txs(self._height, sum(e.size for e in evidence))))
         header = Header(
             chain_id=self.chain_id,
             height=self._height,
@@ -580,8 +629,9 @@ class Consensus:
             app_hash=self._app_hash,
             validators_hash=self._vset.hash,
             proposer=self.address,
+            evidence_hash=compute_evidence_hash(evidence),
         )
-        return Block(header, txs, self._last_commit)
+        return Block(header, txs, self._last_commit, evidence)
 
     def _prevote(self, block_id: str | None, now_ms: int) -> list[Action]:
         """Prevote `block_id` (None: nil) and move to the prevote step."""
@@ -604,7 +654,7 @@ class Consensus:
     def _vote(self, type: str, block_id: str | None, now_ms: int) -> list[Action]:
         """Sign, persist, broadcast and log our own vote; [] if we are not a validator or the sign state refuses."""
         assert self._vset is not None
-        if self.signer is None or self.signer.address not in self._vset:
+        if self.signer is None or self.signer.address not in self._vset or self._is_watching():
             return []
         try:
             self._sign_state.check_sign(self._height, self._round, type, block_id)
@@ -620,6 +670,18 @@ class Consensus:
             votes.add(vote, self._vset.power_of(vote.validator))
             self._participants.setdefault(self._round, set()).add(vote.validator)
         return [Persist(self._sign_state), Broadcast(vote)]
+
+    def _is_watching(self) -> bool:
+        """True while double_sign_check_height forbids signing (logged once per height)."""
+        if self._heights_to_watch <= 0:
+            return False
+        if self._is_first_time(-1, "watching"):
+            log.warning(
+                "not signing at height %d: the sign state was missing at start; %d more height(s) to watch",
+                self._height,
+                self._heights_to_watch,
+            )
+        return True
 
 
 def _check_block(block: Block) -> None:

@@ -13,7 +13,7 @@ class Tx(_message.Message):
     def __init__(self, raw: _Optional[bytes] = ...) -> None: ...
 
 class Header(_message.Message):
-    __slots__ = ("chain_id", "height", "time_ms", "last_block_id", "last_commit_hash", "txs_hash", "app_hash", "validators_hash", "proposer")
+    __slots__ = ("chain_id", "height", "time_ms", "last_block_id", "last_commit_hash", "txs_hash", "app_hash", "validators_hash", "proposer", "evidence_hash")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Header(_message.Message):
     APP_HASH_FIELD_NUMBER: _ClassVar[int]
     VALIDATORS_HASH_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_HASH_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     time_ms: int
@@ -32,7 +33,8 @@ class Header(_message.Message):
     app_hash: str
     validators_hash: str
     proposer: str
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ..., last_block_id: _Optional[str] = ..., last_commit_hash: _Optional[str] = ..., txs_hash: _Optional[str] = ..., app_hash: _Optional[str] = ..., validators_hash: _Optional[str] = ..., proposer: _Optional[str] = ...) -> None: ...
+    evidence_hash: str
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., time_ms: _Optional[int] = ..., last_block_id: _Optional[str] = ..., last_commit_hash: _Optional[str] = ..., txs_hash: _Optional[str] = ..., app_hash: _Optional[str] = ..., validators_hash: _Optional[str] = ..., proposer: _Optional[str] = ..., evidence_hash: _Optional[str] = ...) -> None: ...
 
 class Vote(_message.Message):
     __slots__ = ("type", "height", "round", "block_id", "timestamp_ms", "validator", "pubkey", "signature")
@@ -67,14 +69,16 @@ class Commit(_message.Message):
     def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., block_id: _Optional[str] = ..., precommits: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "txs", "last_commit")
+    __slots__ = ("header", "txs", "last_commit", "evidence")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     TXS_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     header: Header
     txs: _containers.RepeatedScalarFieldContainer[bytes]
     last_commit: Commit
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., txs: _Optional[_Iterable[bytes]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., txs: _Optional[_Iterable[bytes]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ...) -> None: ...
 
 class Proposal(_message.Message):
     __slots__ = ("height", "round", "pol_round", "block", "timestamp_ms", "proposer", "pubkey", "signature")
@@ -105,12 +109,14 @@ class Evidence(_message.Message):
     def __init__(self, vote_a: _Optional[_Union[Vote, _Mapping]] = ..., vote_b: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
 
 class ConsensusMessage(_message.Message):
-    __slots__ = ("proposal", "vote")
+    __slots__ = ("proposal", "vote", "evidence")
     PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     VOTE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     proposal: Proposal
     vote: Vote
-    def __init__(self, proposal: _Optional[_Union[Proposal, _Mapping]] = ..., vote: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
+    evidence: Evidence
+    def __init__(self, proposal: _Optional[_Union[Proposal, _Mapping]] = ..., vote: _Optional[_Union[Vote, _Mapping]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ...) -> None: ...
 
 class BlockWithCommit(_message.Message):
     __slots__ = ("block", "commit")

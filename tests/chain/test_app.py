@@ -175,6 +175,10 @@ def test_genesis_params_default_when_omitted():
         "burn_vote_veto": True,
         "max_block_txs": 20_000,
         "max_block_bytes": 16 * 1024 * 1024,
+        "max_block_evidence": 50,
+        "max_evidence_age_blocks": 1000,
+        "slash_fraction_double_sign": "0.05",
+        "jail_blocks": 100,
     }
     assert app.query("epoch/current")["price"] == 100
 

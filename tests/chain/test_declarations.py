@@ -279,6 +279,7 @@ EXAMPLE_ARGS: dict[str, list[str]] = {
     "epoch": ["epoch", "epoch/current", "epoch/0", "epoch/2"],
     "account": ["account/" + ADDR["a"], "account/" + ADDR["h"]],
     "price_vote": ["price_vote/" + ADDR["a"]],
+    "validator": ["validator/" + ADDR["a"], "validator/" + ADDR["h"]],
     "proposal": ["proposal/1", "proposal/2", "proposal/3"],
 }
 
@@ -361,6 +362,7 @@ def test_every_route_placeholder_is_a_path_argument_of_its_query():
         "/v1/epochs/{n}",
         "/v1/models",
         "/v1/validators",
+        "/v1/validators/{address}",
         "/v1/accounts/{address}",
         "/v1/governance/proposals",
         "/v1/governance/proposals/{id}",
@@ -384,6 +386,7 @@ def test_the_tx_commands_are_the_ones_the_cli_has():
         ("remove-model",),
         ("gov", "vote"),
         ("gov", "deposit"),
+        ("unjail",),
     }
     assert {q.cli for q in get_cli_queries()} >= {
         "pricing",

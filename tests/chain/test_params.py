@@ -35,6 +35,10 @@ DEFAULTS = {
     "burn_vote_veto": True,
     "max_block_txs": 20_000,
     "max_block_bytes": 16 * 1024 * 1024,
+    "max_block_evidence": 50,
+    "max_evidence_age_blocks": 1000,
+    "slash_fraction_double_sign": "0.05",
+    "jail_blocks": 100,
 }
 
 
@@ -91,6 +95,11 @@ BAD_VALUES = [
     ("max_block_bytes", 0),
     ("max_block_bytes", -1),
     ("max_block_bytes", 1.5),
+    ("max_block_evidence", 0),
+    ("max_evidence_age_blocks", 0),
+    ("slash_fraction_double_sign", "1.01"),
+    ("slash_fraction_double_sign", 0.05),
+    ("jail_blocks", 0),
 ]
 
 

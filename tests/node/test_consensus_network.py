@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from chain.tx import MsgBond, MsgSubmitPriceProposal
 from node.consensus import verify_commit
 from tests.consensus_harness import START_MS, Network, get_app_powers
-from tests.helpers import ADDR, CHAIN_ID, signed
+from tests.helpers import ADDR, CHAIN_ID, signed, supply_parts
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -92,6 +92,26 @@ def test_safety_with_two_byzantine_validators_of_seven(seed):
     assert_same_chain(net, 3)
     evidence = {e.vote_a.validator for node in net.honest for e in node.evidence}
     assert evidence <= {ADDR["f"], ADDR["g"]} and evidence  # only the byzantine double-signed, and it was seen
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_an_equivocating_validator_is_committed_as_evidence_jailed_slashed_and_removed_while_the_chain_goes_on(seed):
+    stakes = {"a": 1000, "b": 1000, "c": 1000, "d": 1000}
+    net = Network(stakes, seed=seed, drop=0.05, delay_ms=(1, 100), byzantine={"d"}, epoch_length=4)
+    net.run(until_height=12, max_ms=120_000)
+    assert_same_chain(net, 12)
+    for node in net.honest:
+        committed = [e for h in range(1, 13) for e in node.decided[h].evidence]
+        assert committed and {e.validator for e in committed} == {ADDR["d"]}
+        first = min(h for h in range(1, 13) if node.decided[h].evidence)
+        view = node.app.query("validator/" + ADDR["d"])
+        assert view["jailed"] is True and view["slashes"] == 1 and view["slashed"] == 50  # 5% of 1000, once
+        assert view["jailed_until"] == first + 100 and view["power"] == 0
+        assert view["stake"] == 950
+        assert ADDR["d"] not in node.vset  # out of the set from the boundary after the evidence
+    supply, held = supply_parts(net.honest[0].app.store)
+    assert supply == held == 4 * 1000 + 4 * 1000 - 50
+    assert net.committed_height() >= 12  # three honest validators of four go on without it
 
 
 @pytest.mark.parametrize("seed", range(3))

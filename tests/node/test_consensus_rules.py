@@ -21,6 +21,7 @@ from node.blocks import (
     Proposal,
     Vote,
     compute_commit_hash,
+    compute_evidence_hash,
     compute_txs_hash,
     sign_proposal,
     sign_vote,
@@ -61,8 +62,13 @@ class FakeHost:
         self.txs: list[bytes] = []
         self.fault: str | None = None
         self.validated: list[str] = []
+        self.invalid_evidence: set[str] = set()  # keys select_evidence reports as never committable
 
-    def reap_txs(self, height: int) -> list[bytes]:
+    def select_evidence(self, height: int, pending: tuple) -> tuple[list, list]:
+        included = [e for e in pending if e.key not in self.invalid_evidence]
+        return included, [e for e in pending if e.key in self.invalid_evidence]
+
+    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
         return list(self.txs)
 
     def validate_block(self, block: Block) -> str | None:
@@ -112,7 +118,7 @@ class Rig:
         votes = [sign_vote(KEYS[n], CHAIN_ID, "precommit", height, round, block_id, NOW) for n in names]
         return Commit(height, round, block_id, tuple(sorted(votes, key=lambda v: v.validator)))
 
-    def block(self, round: int = 0, *, txs: tuple[bytes, ...] = (), **changes) -> Block:
+    def block(self, round: int = 0, *, txs: tuple[bytes, ...] = (), evidence: tuple = (), **changes) -> Block:
         """A valid block proposed at `round` (header fields may be overridden)."""
         fields = dict(
             chain_id=CHAIN_ID,
@@ -124,9 +130,10 @@ class Rig:
             app_hash=APP_HASH,
             validators_hash=self.vset.hash,
             proposer=ADDR[self.proposer(round)],
+            evidence_hash=compute_evidence_hash(evidence),
         )
         fields.update(changes)
-        return Block(Header(**fields), txs, self.last_commit)
+        return Block(Header(**fields), txs, self.last_commit, evidence)
 
     def proposal(self, round: int = 0, block: Block | None = None, pol_round: int = -1, by: str | None = None):
         block = block if block is not None else self.block(round)

@@ -1,4 +1,4 @@
-"""The node tables of the SQLite store: blocks, commits, validator sets, sign state and evidence,
+"""The node tables of the SQLite store: blocks, commits, validator sets and evidence,
 written with the state in one transaction; real SQLite files, including a SIGKILL mid-write."""
 
 from __future__ import annotations
@@ -87,16 +87,6 @@ def test_decided_blocks_saved_before_application_are_reported_unapplied(store: S
     assert store.get_unapplied_heights() == [1, 2, 3]
     apply_block(app, store, [])
     assert store.get_unapplied_heights() == [2, 3]
-
-
-def test_sign_state_round_trips_durably_and_restores_normal_sync(tmp_path: Path, store: SqliteStore):
-    assert store.get_sign_state() is None
-    store.save_sign_state({"height": 3, "round": 1, "step": "prevote", "block_id": None})
-    store.save_sign_state({"height": 3, "round": 1, "step": "precommit", "block_id": "ab"})
-    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again for blocks
-    reopened = SqliteStore(tmp_path / "node.db")
-    assert reopened.get_sign_state() == {"height": 3, "round": 1, "step": "precommit", "block_id": "ab"}
-    reopened.close()
 
 
 def test_evidence_is_deduplicated_by_key_and_listed_by_height(store: SqliteStore):
