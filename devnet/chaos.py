@@ -50,6 +50,14 @@ from typing import Any
 
 from node.config import DB_FILE
 
+from .adversary import RECORD_FILE
+from .adversary_plan import (
+    ATTACK_KINDS,
+    compute_adversaries,
+    compute_attack_plan,
+    compute_attack_seed,
+    is_byzantine_count_allowed,
+)
 from .chaos_load import (
     REQUEST_TIMEOUT_S,
     Ledger,
@@ -57,6 +65,7 @@ from .chaos_load import (
     run_guarded,
     run_reader_load,
     run_rss_sampler,
+    run_status_sampler,
     run_validator_load,
 )
 from .chaos_nodes import (
@@ -73,13 +82,14 @@ from .chaos_nodes import (
     wait_all_at,
 )
 from .chaos_plan import FAULT_KINDS, RESTART_KINDS, ChaosConfig, Fault, compute_fault_plan
-from .chaos_verdict import judge_stores
+from .chaos_verdict import judge_equivocations, judge_liveness, judge_stores
 from .errors import DevnetError
 from .fabric import Fabric
 
 RECOVERY_TIMEOUT_S = 90.0
 FAULT_GAP_S = (1.0, 3.0)
 TAIL_RESERVE_S = 15.0  # no fault starts this close to the end of the run
+RECOVERY_GRACE_S = 6.0  # a byzantine run excuses a stall for this long after a crash fault of an honest node ends
 
 
 # =============================================================================================
@@ -93,6 +103,7 @@ class FaultRecord:
     started_s: float
     recovered_s: float | None = None
     kind_of_recovery: str = "heal"
+    healed_s: float | None = None  # when the fault ended: the restart, the SIGCONT or the heal
 
     def to_json(self) -> dict[str, Any]:
         """The summary entry."""
@@ -106,6 +117,7 @@ class FaultRecord:
             "started_s": round(self.started_s, 1),
             "recovery": self.kind_of_recovery,
             "recovery_s": None if self.recovered_s is None else round(self.recovered_s, 2),
+            "healed_s": None if self.healed_s is None else round(self.healed_s, 1),
         }
 
 
@@ -149,20 +161,30 @@ def end_fault(fault: Fault, nodes: list[ChaosNode], fabric: Fabric, killed_at: i
 
 
 def run_fault(
-    fault: Fault, nodes: list[ChaosNode], fabric: Fabric, t0: float, echo: Callable[[str], None]
+    fault: Fault,
+    nodes: list[ChaosNode],
+    fabric: Fabric,
+    t0: float,
+    echo: Callable[[str], None],
+    disturbed: set[int] | None = None,
 ) -> FaultRecord:
-    """Apply a fault, hold it, end it and measure the recovery (to the network's height then, plus one block)."""
+    """Apply a fault, hold it, end it and measure the recovery (to the network's height then, plus one block).
+    The targets are in `disturbed` from the start of the fault until the recovery."""
     record = FaultRecord(
         fault, time.monotonic() - t0, kind_of_recovery="restart" if fault.kind in RESTART_KINDS else "heal"
     )
+    disturbed = set() if disturbed is None else disturbed
     killed_at = get_network_height(nodes)
+    disturbed.update(fault.targets)
     apply_fault(fault, nodes, fabric)
     time.sleep(fault.hold_s)
     end_fault(fault, nodes, fabric, killed_at)
     ended = time.monotonic()
+    record.healed_s = ended - t0
     target = get_network_height(nodes) + 1
     waited = wait_all_at(nodes, target, RECOVERY_TIMEOUT_S)
     record.recovered_s = None if waited is None else time.monotonic() - ended
+    disturbed.difference_update(fault.targets)
     took = "NOT RECOVERED" if record.recovered_s is None else f"recovered in {record.recovered_s:.2f} s"
     echo(f"[{record.started_s:6.1f} s] {fault.describe()}: {took} (height {target})")
     return record
@@ -202,6 +224,11 @@ def run_chaos(root: Path, config: ChaosConfig, echo: Callable[[str], None] = pri
         raise DevnetError(f"--validators must be 4 to 7, got {config.validators}")
     if config.duration_s < 30:
         raise DevnetError(f"--duration must be at least 30 seconds, got {config.duration_s:g}")
+    if not is_byzantine_count_allowed(config.byzantine, config.validators):
+        raise DevnetError(
+            f"--byzantine must be below a third of the validators (3K < N): at most {(config.validators - 1) // 3} "
+            f"of {config.validators}, got {config.byzantine}"
+        )
     root = root.resolve()
     if root.exists() and any(root.iterdir()):
         raise DevnetError(f"{root} exists and is not empty; pick another --dir")
@@ -221,13 +248,23 @@ def run_chaos(root: Path, config: ChaosConfig, echo: Callable[[str], None] = pri
 def run_on_network(
     root: Path, config: ChaosConfig, nodes: list[ChaosNode], fabric: Fabric, echo: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Start the nodes, load them, inject the faults, heal, stop and judge."""
+    """Start the nodes (the adversaries among them), load them, inject the faults, heal, stop and judge."""
+    wall_t0 = time.time()
+    adversaries = compute_adversaries(config.seed, config.validators, config.byzantine)
+    for i in adversaries:
+        nodes[i].adversary = compute_adversary_args(config, i, wall_t0)
+    honest = [n for n in nodes if n.is_honest]
     for node in nodes:
         start_process(node, fabric)
     if wait_all_at(nodes, 1, 60.0) is None:
         raise DevnetError("the network did not commit its first block within 60 s; see the nodes' node.log")
+    if adversaries:
+        echo(f"adversaries: {', '.join(nodes[i].name for i in adversaries)} (attacks: {', '.join(config.attacks)})")
     ledger, stop, rss = Ledger(), threading.Event(), list[dict[str, Any]]()
+    status_samples: list[tuple[float, str, float, int | None]] = []
+    disturbed: set[int] = set()
     t0 = time.monotonic()
+    attack_offset_s = time.time() - wall_t0  # an adversary's schedule time is the run's time plus this
     threads = [
         threading.Thread(target=run_guarded, args=(ledger, run_validator_load, n, ledger, stop, config.seed))
         for n in nodes
@@ -237,6 +274,9 @@ def run_on_network(
         threading.Thread(target=run_guarded, args=(ledger, run_abuse_load, nodes, ledger, stop, config.seed))
     )
     threads.append(threading.Thread(target=run_rss_sampler, args=(nodes, rss, stop, t0)))
+    threads.extend(
+        threading.Thread(target=run_status_sampler, args=(n, status_samples, disturbed, stop, t0)) for n in honest
+    )
     for t in threads:
         t.daemon = True
         t.start()
@@ -248,7 +288,7 @@ def run_on_network(
         for fault in plan:
             if time.monotonic() - t0 + fault.hold_s + TAIL_RESERVE_S > config.duration_s:
                 break
-            records.append(run_fault(fault, nodes, fabric, t0, echo))
+            records.append(run_fault(fault, nodes, fabric, t0, echo, disturbed))
             time.sleep(rng.uniform(*FAULT_GAP_S))
         time.sleep(max(0.0, config.duration_s - (time.monotonic() - t0)))
     finally:
@@ -260,12 +300,28 @@ def run_on_network(
         for t in threads:
             t.join(REQUEST_TIMEOUT_S + 5)
     duration = time.monotonic() - t0
-    echo(f"load stopped after {duration:.1f} s; waiting for every node to agree")
-    tip = settle(nodes)
+    echo(f"load stopped after {duration:.1f} s; waiting for every honest node to agree")
+    tip = settle(honest)
     for node in nodes:
         terminate_process(node)
-    verdict = judge_stores(nodes, ledger.committed, [tx["tx_hash"] for tx in ledger.pending])
+    verdict = judge_stores(honest, ledger.committed, [tx["tx_hash"] for tx in ledger.pending])
     problems = [f"load thread crashed: {line}" for line in ledger.crashes] + verdict.pop("problems")
+    byzantine: dict[str, Any] = {}
+    if adversaries:
+        hit_honest = [r for r in records if any(nodes[i].is_honest for i in r.fault.targets)]
+        windows = [compute_fault_window(r, duration) for r in hit_honest]
+        liveness = judge_liveness(status_samples, 0.0, duration, windows)
+        attacks = read_adversary_records([nodes[i] for i in adversaries])
+        evidence = judge_equivocations(honest, attacks.pop("equivocation_log"))
+        problems += liveness.pop("problems") + evidence.pop("problems")
+        byzantine = {
+            "adversaries": [nodes[i].name for i in adversaries],
+            "attack_windows": compute_attack_windows(config, adversaries),
+            **attacks,
+            **evidence,
+            **liveness,
+            "attack_clock_offset_s": round(attack_offset_s, 2),
+        }
     problems += [f"bad input answered wrongly: {line}" for line in ledger.bad_answers]
     if tip is None:
         problems.insert(0, f"the nodes did not reach one height and app hash within {SETTLE_TIMEOUT_S:g} s")
@@ -300,9 +356,19 @@ def run_on_network(
         "bad_inputs": dict(sorted(ledger.bad_inputs.items())),
         "rss_growth": compute_rss_growth(rss, duration),
         **verdict,
+        "byzantine": byzantine,
     }
     (root / "chaos.json").write_text(
-        json.dumps({**summary, "rss_samples": rss, "committed": ledger.committed, "pending": ledger.pending}, indent=2)
+        json.dumps(
+            {
+                **summary,
+                "rss_samples": rss,
+                "status_samples": status_samples,
+                "committed": ledger.committed,
+                "pending": ledger.pending,
+            },
+            indent=2,
+        )
         + "\n"
     )
     return summary
@@ -334,8 +400,86 @@ def format_summary(summary: dict[str, Any]) -> str:
         "RSS growth over the last half: "
         + (", ".join(f"{n} {g['growth_pct']}%" for n, g in summary["rss_growth"].items()) or "too short to tell"),
     ]
+    lines.extend(format_byzantine(summary["byzantine"]))
     lines.extend(f"PROBLEM: {p}" for p in summary["problems"])
     return "\n".join(lines)
+
+
+# =============================================================================================
+# byzantine runs
+# =============================================================================================
+def compute_adversary_args(config: ChaosConfig, index: int, wall_t0: float) -> tuple[str, ...]:
+    """The arguments of validator `index`'s `python -m devnet.adversary`: its seed, attacks and schedule clock."""
+    return (
+        "--seed",
+        str(compute_attack_seed(config.seed, index)),
+        "--attacks",
+        ",".join(config.attacks),
+        "--t0",
+        f"{wall_t0:.3f}",
+        "--until",
+        f"{compute_attack_until_s(config):g}",
+    )
+
+
+def compute_attack_until_s(config: ChaosConfig) -> float:
+    """No attack window is open this close to the end of the run (so the honest nodes settle)."""
+    return max(0.0, config.duration_s - TAIL_RESERVE_S)
+
+
+def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
+    """The time a crash fault excuses a stall: from its start to RECOVERY_GRACE_S after it ended (the longest
+    recovery of the crash-only runs, docs/reliability.md). A slower recovery is a stall the verdict counts."""
+    healed = record.healed_s if record.healed_s is not None else duration_s
+    return (record.started_s, min(duration_s, healed + RECOVERY_GRACE_S))
+
+
+def read_adversary_records(adversaries: list[ChaosNode]) -> dict[str, Any]:
+    """What the adversaries did, from their HOME/adversary.jsonl: actions by kind, windows by kind, the
+    equivocations delivered."""
+    actions: Counter[str] = Counter()
+    equivocations: list[dict[str, Any]] = []
+    for node in adversaries:
+        path = node.home / RECORD_FILE
+        lines = path.read_text().splitlines() if path.exists() else []
+        for line in lines:
+            entry = json.loads(line)
+            actions.update(entry.get("counts", {}))
+            if "equivocation" in entry:
+                equivocations.append(entry["equivocation"])
+    return {
+        "attacks": {k: actions.get(k, 0) for k in ATTACK_KINDS},
+        "equivocation_log": equivocations,
+    }
+
+
+def compute_attack_windows(config: ChaosConfig, adversaries: tuple[int, ...]) -> dict[str, int]:
+    """How many attack windows each kind had, over every adversary's plan."""
+    windows: Counter[str] = Counter()
+    for i in adversaries:
+        plan = compute_attack_plan(compute_attack_seed(config.seed, i), compute_attack_until_s(config), config.attacks)
+        for window in plan:
+            windows.update(window.kinds)
+    return {k: windows.get(k, 0) for k in ATTACK_KINDS}
+
+
+def format_byzantine(byzantine: dict[str, Any]) -> list[str]:
+    """The summary lines of a byzantine run (none for a run without adversaries)."""
+    if not byzantine:
+        return []
+    eq, status = byzantine["equivocations"], byzantine["status_latency"]
+    return [
+        f"adversaries: {', '.join(byzantine['adversaries'])}; attack windows: "
+        + ", ".join(f"{k} {v}" for k, v in byzantine["attack_windows"].items()),
+        "attack actions: " + ", ".join(f"{k} {v}" for k, v in byzantine["attacks"].items()),
+        f"equivocations delivered {eq['delivered']}: held as evidence by some honest node "
+        f"{eq['held_by_some_honest_node']}, by every honest node {eq['held_by_every_honest_node']}",
+        f"longest stretch without a block: {byzantine['longest_stall_s']} s, "
+        f"{byzantine['longest_stall_outside_faults_s']} s outside crash faults of honest nodes "
+        f"(bound {byzantine['stall_bound_s']:g} s)",
+        f"/v1/status of honest nodes: {status['count']} samples, max {status.get('max_s')} s, "
+        f"p99 {status.get('p99_s')} s, {status['over_bound']} over {status['bound_s']:g} s or failed",
+    ]
 
 
 __all__ = ["ChaosConfig", "FAULT_KINDS", "Fault", "compute_fault_plan", "format_summary", "run_chaos"]

@@ -191,3 +191,30 @@ def run_rss_sampler(nodes: list[ChaosNode], samples: list[dict[str, Any]], stop:
             rss = read_rss_kib(pid) if pid is not None else None
             if rss is not None:
                 samples.append({"t": now, "node": node.name, "rss_kib": rss})
+
+
+STATUS_SAMPLE_S = 0.25
+STATUS_SAMPLE_TIMEOUT_S = 5.0
+
+
+def run_status_sampler(
+    node: ChaosNode,
+    samples: list[tuple[float, str, float, int | None]],
+    disturbed: set[int],
+    stop: threading.Event,
+    t0: float,
+) -> None:
+    """Until `stop`: every STATUS_SAMPLE_S, time a GET /v1/status of `node` and append (t, node, seconds, height or
+    None if it failed); not while the node is a fault's target (`disturbed`), when slowness is the fault's."""
+    client = Client(node.public, timeout=STATUS_SAMPLE_TIMEOUT_S)
+    while not stop.wait(STATUS_SAMPLE_S):
+        if node.index in disturbed or node.pid is None:
+            continue
+        start = time.monotonic()
+        try:
+            height: int | None = client.get("/v1/status")["height"]
+        except ApiError:
+            height = None
+        took = time.monotonic() - start
+        if node.index not in disturbed and not stop.is_set():
+            samples.append((round(start - t0, 3), node.name, round(took, 4), height))
