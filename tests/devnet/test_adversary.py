@@ -202,7 +202,7 @@ def test_the_overlap_is_the_part_of_a_span_the_union_of_windows_covers(start, en
     [
         (list(range(1, 20)), [], 1.0, 1.0),
         ([1, 2, 14, 15], [], 12.0, 12.0),  # a 12 s stall
-        ([1, 2, 14, 15], [(3, 12)], 12.0, 5.0),  # 9 s of it in a crash fault of an honest node: 3 s left; 15 to 20 is 5 s
+        ([1, 2, 14, 15], [(3, 12)], 12.0, 5.0),  # 9 of the 12 s excused; 15 s to the end is 5 s
         ([1, 2], [], 18.0, 18.0),  # the stall to the end of the run counts
         ([], [(0, 20)], 20.0, 0.0),
     ],
