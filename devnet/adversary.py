@@ -11,8 +11,8 @@ start, so a restarted adversary resumes the schedule where it was). What each ki
 
 - equivocate: each own prevote and precommit gets a twin (nil for a block, a made-up id for nil) signed
   with the validator key and sent first to every other peer; each own proposal a twin block (other
-  transactions); the honest copy goes to every peer as usual. Each twin vote one peer accepted is an
-  equivocation, recorded with its evidence key (validator/height/round/type).
+  transactions); the honest copy goes to every peer as usual. Each twin vote that a peer took as new is a
+  delivered equivocation, recorded with its evidence key (validator/height/round/type).
 - time_future, time_past: own new proposals re-signed with block time 2^63−1 or 1 ms.
 - tamper_relay: proposals this node relays go out with their transactions swapped.
 - flood_txs: every FLOOD_TXS_EVERY_S, a `BroadcastTxs` of MAX_BATCH_TXS junk entries (garbage and
@@ -261,10 +261,11 @@ class AdversaryCore(NodeCore):
         self._spawn(self._send_twin(twin, self.peers[::2]))
 
     async def _send_twin(self, twin: Proposal | Vote, peers: list[PeerClient]) -> None:
-        """Send a twin; a twin vote that a peer accepted is a delivered equivocation, recorded."""
+        """Send a twin; a twin vote that a peer took as a new message (`Ack.relayed`: not dropped while it syncs
+        or stops) is a delivered equivocation, recorded."""
         raw = encode_message(twin)
         results = await asyncio.gather(*(p.call("SendConsensus", raw) for p in peers), return_exceptions=True)
-        if isinstance(twin, Vote) and any(isinstance(r, spb.Ack) for r in results):
+        if isinstance(twin, Vote) and any(isinstance(r, spb.Ack) and r.relayed for r in results):
             entry = {"validator": twin.validator, "height": twin.height, "round": twin.round, "type": twin.type}
             entry["key"] = f"{twin.validator}/{twin.height}/{twin.round}/{twin.type}"
             self.equivocations.append(entry)

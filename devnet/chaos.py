@@ -26,6 +26,17 @@ faults) goes through these steps:
    each epoch's price equals the weighted median that `chain.median` computes from the committed votes
    (the validator set is the genesis one: the load sends no bonds), as the in-process engine does.
 
+5. **Adversaries** (`--byzantine K`, K < N/3; `devnet.adversary_plan`, `devnet.adversary`). K validators, drawn
+   from the seed, run `python -m devnet.adversary` instead of `uocd start`: the same node, with a NodeCore that
+   lies in seeded windows of one to three attacks at a time (equivocate, time_future, time_past, tamper_relay,
+   flood_txs, flood_future, pad, lie_height, withhold, replay; `--attacks` picks some). Crash faults go on
+   beside them and may hit them too. The verdict is then judged on the honest nodes only, and adds: the longest
+   stretch without a new block, outside crash faults of honest nodes (from a fault's start to 6 s after it
+   ended: more than a third may be down then), stays under 10 s; every /v1/status of an honest node, sampled
+   four times a second, is answered within 1 s; every equivocation an adversary delivered is held as evidence
+   by an honest node. The summary reports the attacks by kind (windows and actions), the equivocations and the
+   evidence, the longest stall and the status latency (max and p99).
+
 A wiped validator keeps its keys but loses its sign state (it lives in the store). The run restarts
 it only once the network has committed two blocks past the height at which it was killed, so it
 cannot sign a second, different vote at a height it voted on before (see docs/design.md).
@@ -37,6 +48,8 @@ committed and lost (must be 0), recovery times, the /v1/pricing reads, and each 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.process
 import os
 import random
 import shutil
@@ -60,12 +73,13 @@ from .adversary_plan import (
 )
 from .chaos_load import (
     REQUEST_TIMEOUT_S,
+    STATUS_SAMPLE_TIMEOUT_S,
     Ledger,
     run_abuse_load,
     run_guarded,
     run_reader_load,
     run_rss_sampler,
-    run_status_sampler,
+    run_status_probe,
     run_validator_load,
 )
 from .chaos_nodes import (
@@ -89,6 +103,7 @@ from .fabric import Fabric
 RECOVERY_TIMEOUT_S = 90.0
 FAULT_GAP_S = (1.0, 3.0)
 TAIL_RESERVE_S = 15.0  # no fault starts this close to the end of the run
+STATUS_PROBE_FILE = "status_probe.jsonl"
 RECOVERY_GRACE_S = 6.0  # a byzantine run excuses a stall for this long after a crash fault of an honest node ends
 
 
@@ -166,16 +181,12 @@ def run_fault(
     fabric: Fabric,
     t0: float,
     echo: Callable[[str], None],
-    disturbed: set[int] | None = None,
 ) -> FaultRecord:
-    """Apply a fault, hold it, end it and measure the recovery (to the network's height then, plus one block).
-    The targets are in `disturbed` from the start of the fault until the recovery."""
+    """Apply a fault, hold it, end it and measure the recovery (to the network's height then, plus one block)."""
     record = FaultRecord(
         fault, time.monotonic() - t0, kind_of_recovery="restart" if fault.kind in RESTART_KINDS else "heal"
     )
-    disturbed = set() if disturbed is None else disturbed
     killed_at = get_network_height(nodes)
-    disturbed.update(fault.targets)
     apply_fault(fault, nodes, fabric)
     time.sleep(fault.hold_s)
     end_fault(fault, nodes, fabric, killed_at)
@@ -184,7 +195,6 @@ def run_fault(
     target = get_network_height(nodes) + 1
     waited = wait_all_at(nodes, target, RECOVERY_TIMEOUT_S)
     record.recovered_s = None if waited is None else time.monotonic() - ended
-    disturbed.difference_update(fault.targets)
     took = "NOT RECOVERED" if record.recovered_s is None else f"recovered in {record.recovered_s:.2f} s"
     echo(f"[{record.started_s:6.1f} s] {fault.describe()}: {took} (height {target})")
     return record
@@ -261,9 +271,8 @@ def run_on_network(
     if adversaries:
         echo(f"adversaries: {', '.join(nodes[i].name for i in adversaries)} (attacks: {', '.join(config.attacks)})")
     ledger, stop, rss = Ledger(), threading.Event(), list[dict[str, Any]]()
-    status_samples: list[tuple[float, str, float, int | None]] = []
-    disturbed: set[int] = set()
-    t0 = time.monotonic()
+    probe = start_status_probe({n.name: n.public for n in honest}, root / STATUS_PROBE_FILE)
+    t0, t0_wall = time.monotonic(), time.time()
     attack_offset_s = time.time() - wall_t0  # an adversary's schedule time is the run's time plus this
     threads = [
         threading.Thread(target=run_guarded, args=(ledger, run_validator_load, n, ledger, stop, config.seed))
@@ -274,9 +283,6 @@ def run_on_network(
         threading.Thread(target=run_guarded, args=(ledger, run_abuse_load, nodes, ledger, stop, config.seed))
     )
     threads.append(threading.Thread(target=run_rss_sampler, args=(nodes, rss, stop, t0)))
-    threads.extend(
-        threading.Thread(target=run_status_sampler, args=(n, status_samples, disturbed, stop, t0)) for n in honest
-    )
     for t in threads:
         t.daemon = True
         t.start()
@@ -288,7 +294,7 @@ def run_on_network(
         for fault in plan:
             if time.monotonic() - t0 + fault.hold_s + TAIL_RESERVE_S > config.duration_s:
                 break
-            records.append(run_fault(fault, nodes, fabric, t0, echo, disturbed))
+            records.append(run_fault(fault, nodes, fabric, t0, echo))
             time.sleep(rng.uniform(*FAULT_GAP_S))
         time.sleep(max(0.0, config.duration_s - (time.monotonic() - t0)))
     finally:
@@ -297,8 +303,11 @@ def run_on_network(
             if node.stopped:
                 pause_process(node, False)
         stop.set()
+        probe_stop, probe_process = probe
+        probe_stop.set()
         for t in threads:
             t.join(REQUEST_TIMEOUT_S + 5)
+        probe_process.join(STATUS_SAMPLE_TIMEOUT_S + 5)
     duration = time.monotonic() - t0
     echo(f"load stopped after {duration:.1f} s; waiting for every honest node to agree")
     tip = settle(honest)
@@ -307,6 +316,7 @@ def run_on_network(
     verdict = judge_stores(honest, ledger.committed, [tx["tx_hash"] for tx in ledger.pending])
     problems = [f"load thread crashed: {line}" for line in ledger.crashes] + verdict.pop("problems")
     byzantine: dict[str, Any] = {}
+    status_samples = read_status_samples(root / STATUS_PROBE_FILE, t0_wall, duration, records, nodes)
     if adversaries:
         hit_honest = [r for r in records if any(nodes[i].is_honest for i in r.fault.targets)]
         windows = [compute_fault_window(r, duration) for r in hit_honest]
@@ -425,6 +435,35 @@ def compute_adversary_args(config: ChaosConfig, index: int, wall_t0: float) -> t
 def compute_attack_until_s(config: ChaosConfig) -> float:
     """No attack window is open this close to the end of the run (so the honest nodes settle)."""
     return max(0.0, config.duration_s - TAIL_RESERVE_S)
+
+
+def start_status_probe(urls: dict[str, str], out: Path) -> tuple[Any, multiprocessing.process.BaseProcess]:
+    """Start `chaos_load.run_status_probe` of the nodes at `urls` in a process of its own: (its stop event, it)."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    process = context.Process(target=run_status_probe, args=(urls, str(out), stop), daemon=True)
+    process.start()
+    return stop, process
+
+
+def read_status_samples(
+    path: Path, t0_wall: float, duration_s: float, records: list[FaultRecord], nodes: list[ChaosNode]
+) -> list[tuple[float, str, float, int | None]]:
+    """The status probe's samples in the run's time, without those of a node while a fault held it or it was
+    recovering (from the fault's start to the network's recovery), when slowness is the fault's."""
+    held: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        end = duration_s if r.healed_s is None or r.recovered_s is None else r.healed_s + r.recovered_s
+        for i in r.fault.targets:
+            held.setdefault(nodes[i].name, []).append((r.started_s, end))
+    samples = []
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        at, name, took, height = json.loads(line)
+        t = at - t0_wall
+        if 0 <= t <= duration_s and not any(a <= t <= b for a, b in held.get(name, [])):
+            samples.append((round(t, 3), name, took, height))
+    return sorted(samples)
 
 
 def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
