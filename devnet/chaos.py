@@ -326,7 +326,7 @@ def run_on_network(
         problems += liveness.pop("problems") + evidence.pop("problems")
         byzantine = {
             "adversaries": [nodes[i].name for i in adversaries],
-            "attack_windows": compute_attack_windows(config, adversaries),
+            "attack_windows": compute_attack_windows(config, adversaries, attack_offset_s),
             **attacks,
             **evidence,
             **liveness,
@@ -492,13 +492,15 @@ def read_adversary_records(adversaries: list[ChaosNode]) -> dict[str, Any]:
     }
 
 
-def compute_attack_windows(config: ChaosConfig, adversaries: tuple[int, ...]) -> dict[str, int]:
-    """How many attack windows each kind had, over every adversary's plan."""
+def compute_attack_windows(config: ChaosConfig, adversaries: tuple[int, ...], offset_s: float) -> dict[str, int]:
+    """How many attack windows of each kind opened while the load ran, over every adversary's plan (an adversary's
+    clock is the run's plus `offset_s`: it starts when the processes do, before the first block)."""
     windows: Counter[str] = Counter()
     for i in adversaries:
         plan = compute_attack_plan(compute_attack_seed(config.seed, i), compute_attack_until_s(config), config.attacks)
         for window in plan:
-            windows.update(window.kinds)
+            if window.start_s >= offset_s:
+                windows.update(window.kinds)
     return {k: windows.get(k, 0) for k in ATTACK_KINDS}
 
 
