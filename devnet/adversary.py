@@ -6,8 +6,10 @@ It runs `node.node.open_node(home, make_core=AdversaryCore)`: the store, ledger,
 block sync, gRPC server and HTTP API of an honest node, with its validator key, and overrides only the
 points where an adversary lies (the node's seams: `NodeCore._execute`, `NodeCore.receive_consensus`,
 `NodeCore.grpc_handlers`, and the relay's `relay_consensus` on this instance). The attacks come in the
-seeded windows of `devnet.adversary_plan.compute_attack_plan(seed, …)`, timed from `--t0` (the run's
-start, so a restarted adversary resumes the schedule where it was). What each kind does:
+seeded windows of `devnet.adversary_plan.compute_attack_plan(seed, …)`, timed from `--t0` or, without it,
+from the unix time in HOME/attack_clock once that file exists (the chaos runner writes it when its load
+starts, after the first block): so no attack runs before the network is up, and a restarted adversary
+resumes the schedule where it was. What each kind does:
 
 - equivocate: each own prevote and precommit gets a twin (nil for a block, a made-up id for nil) signed
   with the validator key and sent first to every other peer; each own proposal a twin block (other
@@ -64,6 +66,7 @@ from .adversary_plan import ATTACK_KINDS, AttackWindow, compute_attack_plan, get
 log = logging.getLogger("uoc.adversary")
 
 RECORD_FILE = "adversary.jsonl"
+CLOCK_FILE = "attack_clock"  # the unix time the schedule counts from (without --t0)
 TICK_S = 0.1
 LIE_HEIGHT = 2**62
 STALL_S = 600.0  # GetBlocks under lie_height sleeps this long: the caller's deadline ends it first
@@ -182,7 +185,7 @@ class AdversaryCore(NodeCore):
 
     grpc_handlers = LyingHandlers
 
-    def __init__(self, *args: Any, plan: list[AttackWindow], t0: float, seed: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, plan: list[AttackWindow], t0: float | None, seed: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plan, self.t0 = plan, t0
         self.rng = random.Random(f"adversary/{seed}")
@@ -205,11 +208,18 @@ class AdversaryCore(NodeCore):
         self.counts[kind] += n
 
     def get_elapsed_s(self) -> float:
-        """Seconds since the run's start."""
-        return time.time() - self.t0
+        """Seconds since the schedule's start (negative before the clock is known)."""
+        return -1.0 if self.t0 is None else time.time() - self.t0
+
+    def read_clock(self) -> None:
+        """Take the schedule's start from HOME/attack_clock once it exists (unless --t0 gave it)."""
+        path = self.home.path / CLOCK_FILE
+        if self.t0 is None and path.exists():
+            self.t0 = float(path.read_text())
 
     def update_active(self) -> None:
         """Switch the kinds of the windows open now on, the others off (logged when it changes)."""
+        self.read_clock()
         active = get_active_kinds(self.plan, self.get_elapsed_s())
         if active != self.active:
             log.warning("adversary attacks now: %s", ", ".join(sorted(active)) or "none")
@@ -305,7 +315,7 @@ class AdversaryCore(NodeCore):
         """Signed nil prevotes for the next two heights, at far rounds, to every peer."""
         if self.signer is None:
             return
-        now = int(self.get_elapsed_s() * 1000) + int(self.t0 * 1000)
+        now = time.time_ns() // 1_000_000
         for i in range(FLOOD_FUTURE_PER_TICK):
             height = self.consensus.height + 1 + i % 2
             round_ = self.rng.randint(*FLOOD_FUTURE_ROUNDS)
@@ -366,7 +376,7 @@ class AdversaryCore(NodeCore):
 # =============================================================================================
 # the program
 # =============================================================================================
-async def run_adversary(home: Home, seed: int, kinds: tuple[str, ...], t0: float, until_s: float) -> None:
+async def run_adversary(home: Home, seed: int, kinds: tuple[str, ...], t0: float | None, until_s: float) -> None:
     """Run the adversary node of `home` until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -394,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", required=True, metavar="DIR", help="the node home (a validator's)")
     parser.add_argument("--seed", type=int, required=True, metavar="S", help="the attack schedule's seed")
     parser.add_argument("--attacks", default="all", metavar="KINDS", help=f"all, or some of {','.join(ATTACK_KINDS)}")
-    parser.add_argument("--t0", type=float, default=None, metavar="UNIX_S", help="the run's start (default: now)")
+    parser.add_argument(
+        "--t0", type=float, default=None, metavar="UNIX_S", help=f"the schedule's start (default: HOME/{CLOCK_FILE})"
+    )
     parser.add_argument("--until", type=float, default=3600.0, metavar="S", help="no window ends later (default 3600)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -414,8 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, NodeError, OSError) as exc:
         print(f"adversary: {exc}", file=sys.stderr)
         return 2
-    t0 = args.t0 if args.t0 is not None else time.time()
-    asyncio.run(run_adversary(home, args.seed, kinds, t0, args.until))
+    asyncio.run(run_adversary(home, args.seed, kinds, args.t0, args.until))
     return 0
 
 

@@ -63,6 +63,7 @@ from typing import Any
 
 from node.config import DB_FILE
 
+from .adversary import CLOCK_FILE as ADVERSARY_CLOCK_FILE
 from .adversary import RECORD_FILE
 from .adversary_plan import (
     ATTACK_KINDS,
@@ -259,10 +260,9 @@ def run_on_network(
     root: Path, config: ChaosConfig, nodes: list[ChaosNode], fabric: Fabric, echo: Callable[[str], None]
 ) -> dict[str, Any]:
     """Start the nodes (the adversaries among them), load them, inject the faults, heal, stop and judge."""
-    wall_t0 = time.time()
     adversaries = compute_adversaries(config.seed, config.validators, config.byzantine)
     for i in adversaries:
-        nodes[i].adversary = compute_adversary_args(config, i, wall_t0)
+        nodes[i].adversary = compute_adversary_args(config, i)
     honest = [n for n in nodes if n.is_honest]
     for node in nodes:
         start_process(node, fabric)
@@ -273,7 +273,8 @@ def run_on_network(
     ledger, stop, rss = Ledger(), threading.Event(), list[dict[str, Any]]()
     probe = start_status_probe({n.name: n.public for n in honest}, root / STATUS_PROBE_FILE)
     t0, t0_wall = time.monotonic(), time.time()
-    attack_offset_s = time.time() - wall_t0  # an adversary's schedule time is the run's time plus this
+    for i in adversaries:  # the adversaries' schedules start now (devnet/adversary.py reads the file)
+        (nodes[i].home / ADVERSARY_CLOCK_FILE).write_text(f"{t0_wall:.3f}\n")
     threads = [
         threading.Thread(target=run_guarded, args=(ledger, run_validator_load, n, ledger, stop, config.seed))
         for n in nodes
@@ -326,11 +327,10 @@ def run_on_network(
         problems += liveness.pop("problems") + evidence.pop("problems")
         byzantine = {
             "adversaries": [nodes[i].name for i in adversaries],
-            "attack_windows": compute_attack_windows(config, adversaries, attack_offset_s),
+            "attack_windows": compute_attack_windows(config, adversaries),
             **attacks,
             **evidence,
             **liveness,
-            "attack_clock_offset_s": round(attack_offset_s, 2),
         }
     problems += [f"bad input answered wrongly: {line}" for line in ledger.bad_answers]
     if tip is None:
@@ -418,15 +418,14 @@ def format_summary(summary: dict[str, Any]) -> str:
 # =============================================================================================
 # byzantine runs
 # =============================================================================================
-def compute_adversary_args(config: ChaosConfig, index: int, wall_t0: float) -> tuple[str, ...]:
-    """The arguments of validator `index`'s `python -m devnet.adversary`: its seed, attacks and schedule clock."""
+def compute_adversary_args(config: ChaosConfig, index: int) -> tuple[str, ...]:
+    """The arguments of validator `index`'s `python -m devnet.adversary`: its seed, attacks and last window's end
+    (its schedule starts when the runner writes HOME/attack_clock)."""
     return (
         "--seed",
         str(compute_attack_seed(config.seed, index)),
         "--attacks",
         ",".join(config.attacks),
-        "--t0",
-        f"{wall_t0:.3f}",
         "--until",
         f"{compute_attack_until_s(config):g}",
     )
@@ -492,15 +491,13 @@ def read_adversary_records(adversaries: list[ChaosNode]) -> dict[str, Any]:
     }
 
 
-def compute_attack_windows(config: ChaosConfig, adversaries: tuple[int, ...], offset_s: float) -> dict[str, int]:
-    """How many attack windows of each kind opened while the load ran, over every adversary's plan (an adversary's
-    clock is the run's plus `offset_s`: it starts when the processes do, before the first block)."""
+def compute_attack_windows(config: ChaosConfig, adversaries: tuple[int, ...]) -> dict[str, int]:
+    """How many attack windows each kind had, over every adversary's plan."""
     windows: Counter[str] = Counter()
     for i in adversaries:
         plan = compute_attack_plan(compute_attack_seed(config.seed, i), compute_attack_until_s(config), config.attacks)
         for window in plan:
-            if window.start_s >= offset_s:
-                windows.update(window.kinds)
+            windows.update(window.kinds)
     return {k: windows.get(k, 0) for k in ATTACK_KINDS}
 
 
