@@ -177,11 +177,7 @@ def end_fault(fault: Fault, nodes: list[ChaosNode], fabric: Fabric, killed_at: i
 
 
 def run_fault(
-    fault: Fault,
-    nodes: list[ChaosNode],
-    fabric: Fabric,
-    t0: float,
-    echo: Callable[[str], None],
+    fault: Fault, nodes: list[ChaosNode], fabric: Fabric, t0: float, echo: Callable[[str], None]
 ) -> FaultRecord:
     """Apply a fault, hold it, end it and measure the recovery (to the network's height then, plus one block)."""
     record = FaultRecord(
