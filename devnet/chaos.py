@@ -29,7 +29,8 @@ faults) goes through these steps:
 5. **Adversaries** (`--byzantine K`, K < N/3; `devnet.adversary_plan`, `devnet.adversary`). K validators, drawn
    from the seed, run `python -m devnet.adversary` instead of `uocd start`: the same node, with a NodeCore that
    lies in seeded windows of one to three attacks at a time (equivocate, time_future, time_past, tamper_relay,
-   flood_txs, flood_future, pad, lie_height, withhold, replay; `--attacks` picks some). Crash faults go on
+   flood_txs, flood_future, pad, lie_height, withhold, replay; `--attacks` picks some), timed from the load's
+   start (the runner writes it to the adversary's HOME/attack_clock). Crash faults go on
    beside them and may hit them too. The verdict is then judged on the honest nodes only, and adds: the longest
    stretch without a new block, outside crash faults of honest nodes (from a fault's start to 6 s after it
    ended: more than a third may be down then), stays under 10 s; every /v1/status of an honest node, sampled
