@@ -121,6 +121,7 @@ class FaultRecord:
     recovered_s: float | None = None
     kind_of_recovery: str = "heal"
     healed_s: float | None = None  # when the fault ended: the restart, the SIGCONT or the heal
+    up_s: float | None = None  # a restarted honest node: when it first answered /v1/status again
 
     def to_json(self) -> dict[str, Any]:
         """The summary entry."""
@@ -135,6 +136,7 @@ class FaultRecord:
             "recovery": self.kind_of_recovery,
             "recovery_s": None if self.recovered_s is None else round(self.recovered_s, 2),
             "healed_s": None if self.healed_s is None else round(self.healed_s, 1),
+            "up_s": None if self.up_s is None else round(self.up_s, 1),
         }
 
 
@@ -447,26 +449,26 @@ def read_status_samples(
 ) -> list[tuple[float, str, float, int | None]]:
     """The status probe's samples in the run's time, without those of a node while a fault held it or it was
     recovering (from the fault's start to the network's recovery), when slowness is the fault's."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    raw = sorted((round(at - t0_wall, 3), name, took, height) for at, name, took, height in map(json.loads, lines))
     held: dict[str, list[tuple[float, float]]] = {}
     for r in records:
         end = duration_s if r.healed_s is None or r.recovered_s is None else r.healed_s + r.recovered_s
         for i in r.fault.targets:
             held.setdefault(nodes[i].name, []).append((r.started_s, end))
-    samples = []
-    lines = path.read_text().splitlines() if path.exists() else []
-    for line in lines:
-        at, name, took, height = json.loads(line)
-        t = at - t0_wall
-        if 0 <= t <= duration_s and not any(a <= t <= b for a, b in held.get(name, [])):
-            samples.append((round(t, 3), name, took, height))
-    return sorted(samples)
+        if r.fault.kind in RESTART_KINDS and r.healed_s is not None:
+            names = {nodes[i].name for i in r.fault.targets}
+            answers = [t for t, name, _, height in raw if name in names and t >= r.healed_s and height is not None]
+            r.up_s = answers[0] if answers else None
+    return [s for s in raw if 0 <= s[0] <= duration_s and not any(a <= s[0] <= b for a, b in held.get(s[1], []))]
 
 
 def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
-    """The time a crash fault excuses a stall: from its start to RECOVERY_GRACE_S after it ended (the longest
-    recovery of the crash-only runs, docs/reliability.md). A slower recovery is a stall the verdict counts."""
+    """The time a crash fault excuses a stall: from its start to RECOVERY_GRACE_S after it ended (for a restart,
+    after the restarted node answered again: starting a process takes seconds on a loaded machine). The grace is
+    the longest recovery of the crash-only runs (docs/reliability.md); a slower recovery is a stall."""
     healed = record.healed_s if record.healed_s is not None else duration_s
-    return (record.started_s, min(duration_s, healed + RECOVERY_GRACE_S))
+    return (record.started_s, min(duration_s, max(healed, record.up_s or 0.0) + RECOVERY_GRACE_S))
 
 
 def read_adversary_records(adversaries: list[ChaosNode]) -> dict[str, Any]:

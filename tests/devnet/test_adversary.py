@@ -3,6 +3,7 @@ byzantine parts of the verdict (longest stall, /v1/status latency, equivocations
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +36,9 @@ from devnet.adversary_plan import (
     is_byzantine_count_allowed,
     parse_attack_kinds,
 )
+from devnet.chaos import RECOVERY_GRACE_S, FaultRecord, compute_fault_window, read_status_samples
 from devnet.chaos_nodes import ChaosNode
+from devnet.chaos_plan import Fault
 from devnet.chaos_verdict import (
     STALL_BOUND_S,
     compute_commit_times,
@@ -266,3 +269,21 @@ def test_every_delivered_equivocation_must_be_held_as_evidence_by_an_honest_stor
     }
     missing = judge_equivocations([n1], made)
     assert missing["problems"] == [f"equivocation {KEY.address}/4/1/precommit is held as evidence by no honest node"]
+
+
+def test_a_crash_fault_excuses_a_stall_until_its_target_answers_again_plus_the_grace(tmp_path):
+    nodes = [ChaosNode(i, tmp_path / f"n{i}", public="", admin="", token="", key=KEY) for i in range(2)]
+    kill = FaultRecord(Fault("kill", (1,), 3.0), started_s=10.0, recovered_s=4.0, healed_s=13.0)
+    pause = FaultRecord(Fault("pause", (0,), 5.0), started_s=30.0, recovered_s=1.0, healed_s=35.0)
+    t0 = 1_000.0
+    probe = [[t0 + 5.0, "n1", 0.01, 3], [t0 + 12.0, "n1", 5.0, None], [t0 + 16.5, "n1", 0.9, 4]]
+    probe += [[t0 + 20.0, "n1", 0.02, 5], [t0 + 32.0, "n0", 2.0, 9], [t0 + 40.0, "n0", 0.01, 10]]
+    path = tmp_path / "probe.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in probe))
+    samples = read_status_samples(path, t0, 60.0, [kill, pause], nodes)
+    # n1 is held from the kill to the recovery (10 to 17 s), n0 by the pause (30 to 36 s)
+    assert samples == [(5.0, "n1", 0.01, 3), (20.0, "n1", 0.02, 5), (40.0, "n0", 0.01, 10)]
+    assert kill.up_s == 16.5 and pause.up_s is None  # the restarted node's first answer
+    assert compute_fault_window(kill, 60.0) == (10.0, 16.5 + RECOVERY_GRACE_S)
+    assert compute_fault_window(pause, 60.0) == (30.0, 35.0 + RECOVERY_GRACE_S)
+    assert compute_fault_window(FaultRecord(Fault("loss", (0,), 2.0), started_s=58.0), 60.0) == (58.0, 60.0)
