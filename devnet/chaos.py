@@ -30,13 +30,14 @@ faults) goes through these steps:
    from the seed, run `python -m devnet.adversary` instead of `uocd start`: the same node, with a NodeCore that
    lies in seeded windows of one to three attacks at a time (equivocate, time_future, time_past, tamper_relay,
    flood_txs, flood_future, pad, lie_height, withhold, replay; `--attacks` picks some), timed from the load's
-   start (the runner writes it to the adversary's HOME/attack_clock). Crash faults go on
-   beside them and may hit them too. The verdict is then judged on the honest nodes only, and adds: the longest
-   stretch without a new block, outside crash faults of honest nodes (from a fault's start to 6 s after it
-   ended: more than a third may be down then), stays under 10 s; every /v1/status of an honest node, sampled
-   four times a second, is answered within 1 s; every equivocation an adversary delivered is held as evidence
-   by an honest node. The summary reports the attacks by kind (windows and actions), the equivocations and the
-   evidence, the longest stall and the status latency (max and p99).
+   start (the runner writes it to the adversary's HOME/attack_clock). Crash faults go on beside them and may
+   hit them too. The verdict is then judged on the honest nodes only, and adds: the longest stretch without a
+   new block, outside crash faults of honest nodes (from a fault's start to 6 s after it ended, or after a
+   restarted node answers again: more than a third may be down then), stays under 10 s; every /v1/status of
+   an honest node, sampled four times a second by a probe process, is answered within 1 s; every
+   equivocation an adversary delivered is held as evidence by an honest node. The summary reports the
+   attacks by kind (windows and actions), the equivocations and the evidence, the longest stall and the
+   status latency (max and p99).
 
 A wiped validator keeps its keys but loses its sign state (it lives in the store). The run restarts
 it only once the network has committed two blocks past the height at which it was killed, so it
