@@ -5,7 +5,7 @@
 It runs `node.node.open_node(home, make_core=AdversaryCore)`: the store, ledger, engine, mempool, relay,
 block sync, gRPC server and HTTP API of an honest node, with its validator key, and overrides only the
 points where an adversary lies (the node's seams: `NodeCore._execute`, `NodeCore.receive_consensus`,
-`NodeCore.grpc_handlers`, and the relay's `relay_consensus` on this instance). The attacks come in the
+`NodeCore.grpc_handlers`, and the relay's `relay_consensus` and `gossip` on this instance). The attacks come in the
 seeded windows of `devnet.adversary_plan.compute_attack_plan(seed, …)`, timed from `--t0` or, without it,
 from the unix time in HOME/attack_clock once that file exists (the chaos runner writes it when its load
 starts, after the first block): so no attack runs before the network is up, and a restarted adversary
@@ -20,7 +20,7 @@ resumes the schedule where it was. What each kind does:
 - flood_txs: every FLOOD_TXS_EVERY_S, a `BroadcastTxs` of MAX_BATCH_TXS junk entries (garbage and
   well-formed transactions with bad signatures) to every peer.
 - flood_future: FLOOD_FUTURE_PER_TICK signed nil prevotes for heights h+1 and h+2 per tick, to every peer.
-- pad: own and relayed messages carry PAD_BYTES of an unknown protobuf field.
+- pad: own, re-sent and relayed messages carry PAD_BYTES of an unknown protobuf field.
 - lie_height: `Status` answers height LIE_HEIGHT; `GetBlocks` sends nothing until the caller's deadline.
 - withhold: own prevotes and precommits are never sent.
 - replay: consensus messages of past heights and transactions of committed blocks are sent again.
@@ -194,8 +194,9 @@ class AdversaryCore(NodeCore):
         self.equivocations: list[dict[str, Any]] = []
         self._history: deque[tuple[int, bytes]] = deque(maxlen=REPLAY_KEEP)  # (height, raw) of peers' messages
         self._tasks: set[asyncio.Task] = set()
-        self._honest_relay = self.relay.relay_consensus
+        self._honest_relay, self._honest_gossip = self.relay.relay_consensus, self.relay.gossip
         setattr(self.relay, "relay_consensus", self._relay_consensus)  # noqa: B010 - this instance only
+        setattr(self.relay, "gossip", self._gossip_out)  # noqa: B010
         self._junk = compute_junk_txs(self.rng, self.chain_id, f"junk/{seed}".encode(), MAX_BATCH_TXS)
 
     # -- the schedule ---------------------------------------------------------------------------
@@ -227,18 +228,22 @@ class AdversaryCore(NodeCore):
 
     # -- own messages ---------------------------------------------------------------------------
     def _execute(self, actions: list[Action]) -> None:
-        """Run the engine's actions in order, with this node's own broadcasts going through `_broadcast_own`."""
+        """Run the engine's actions in order; our own broadcasts first go through `_forge_own` (and are sent by
+        the node's own Broadcast handling, whatever its relay's interface)."""
         for action in actions:
             if isinstance(action, Broadcast):
-                self._broadcast_own(action.message)
+                msg = self._forge_own(action.message)
+                if msg is not None:
+                    super()._execute([replace(action, message=msg)])
             else:
                 super()._execute([action])
 
-    def _broadcast_own(self, msg: Proposal | Vote) -> None:
-        """Send a message our engine signed, as the open windows say: withheld, retimed, twinned or padded."""
+    def _forge_own(self, msg: Proposal | Vote) -> Proposal | Vote | None:
+        """A message our engine signed, as the open windows say: None (withheld), retimed, or sent after its
+        twin (padding is added on the way out, in `_gossip_out`)."""
         if isinstance(msg, Vote) and self.is_active("withhold"):
             self.count("withhold")
-            return
+            return None
         if isinstance(msg, Proposal) and msg.pol_round == -1:
             for kind, time_ms in (("time_future", FAR_FUTURE_MS), ("time_past", FAR_PAST_MS)):
                 if self.is_active(kind):
@@ -247,11 +252,7 @@ class AdversaryCore(NodeCore):
                     break
         if self.is_active("equivocate"):
             self._equivocate(msg)
-        raw = encode_message(msg)
-        if self.is_active("pad"):
-            self.count("pad")
-            raw = compute_padded(raw)
-        self.relay.send_own(msg.height, msg.round, getattr(msg, "type", "proposal"), raw)
+        return msg
 
     def _sign_proposal(self, msg: Proposal, block: Block) -> Proposal:
         """`msg` re-signed with our validator key for another block."""
@@ -289,16 +290,21 @@ class AdversaryCore(NodeCore):
         return relayed
 
     def _relay_consensus(self, canonical: bytes) -> None:
-        """Relay a verified message, its body tampered (proposals) or padded as the open windows say."""
+        """Relay a verified message, a proposal's body tampered while tamper_relay is on."""
         if self.is_active("tamper_relay"):
             msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, canonical))
             if isinstance(msg, Proposal):
                 self.count("tamper_relay")
                 canonical = encode_message(replace(msg, block=compute_tampered_block(msg.block)))
-        if self.is_active("pad"):
-            self.count("pad")
-            canonical = compute_padded(canonical)
         self._honest_relay(canonical)
+
+    def _gossip_out(self, what: str, payload: bytes) -> None:
+        """The relay's gossip to every peer (own messages, their re-sends and relayed ones), consensus messages
+        padded with an unknown field while pad is on."""
+        if what == "SendConsensus" and self.is_active("pad"):
+            self.count("pad")
+            payload = compute_padded(payload)
+        self._honest_gossip(what, payload)
 
     # -- floods and replays -----------------------------------------------------------------------
     def _gossip(self, what: str, payload: bytes) -> None:
