@@ -231,8 +231,8 @@ class NodeCore:
                 self.store.save_sign_state(action.sign_state.to_json())  # durable before the next action
             elif isinstance(action, Broadcast):
                 msg = action.message
-                raw = codec.consensus_message_to_pb(msg).SerializeToString()
-                self.relay.send_own(msg.height, msg.round, getattr(msg, "type", "proposal"), raw)
+                raws = [codec.consensus_message_to_pb(m).SerializeToString() for m in (*action.proof, msg)]
+                self.relay.send_own(msg.height, msg.round, getattr(msg, "type", "proposal"), raws)
             elif isinstance(action, ScheduleTimeout):
                 self._schedule_timeout(action.timeout, action.delay_ms)
             elif isinstance(action, Decide):

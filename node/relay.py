@@ -5,7 +5,9 @@ A consensus message is relayed once, in its canonical form (the re-encoding of t
 unknown protobuf fields a peer padded it with are never forwarded), dedup by the sha256 of that
 canonical form (the last `SEEN_MESSAGES` remembered). Our own votes of the current height are re-sent
 every `REGOSSIP_S` and our proposals every `REGOSSIP_PROPOSAL_TICKS`-th time: a message dropped while a
-peer was unreachable would otherwise stall its round (peers drop duplicates by hash). Admitted
+peer was unreachable would otherwise stall its round (peers drop duplicates by hash). A re-proposal
+goes with its proof of lock (the prevotes of its valid round, signed by others), sent and re-sent just
+before it: nobody re-sends an old round's votes, and a peer that missed them cannot accept it. Admitted
 transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the bytes the mempool
 stored: the submitted bytes, which need not be the canonical tx encoding (bounded by `MAX_TX_BYTES`).
 """
@@ -33,7 +35,7 @@ class Relay:
     def __init__(self, peers: list[PeerClient]) -> None:
         self.peers = peers
         self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._own: dict[tuple[int, int, str], bytes] = {}  # (height, round, kind) -> our signed message
+        self._own: dict[tuple[int, int, str], list[bytes]] = {}  # (height, round, kind) -> [proof…, our message]
         self._txs: list[bytes] = []
 
     # -- consensus messages -----------------------------------------------------------------
@@ -54,11 +56,13 @@ class Relay:
         """Send a (verified) consensus message, re-encoded canonically by the caller, to every peer."""
         self.gossip("SendConsensus", raw)
 
-    def send_own(self, height: int, round: int, kind: str, raw: bytes) -> None:
-        """Send a message this node signed, and keep it for re-sending while its height runs."""
-        self.remember(hashlib.sha256(raw).digest())
-        self._own[(height, round, kind)] = raw
-        self.gossip("SendConsensus", raw)
+    def send_own(self, height: int, round: int, kind: str, raws: list[bytes]) -> None:
+        """Send a message this node signed (last of `raws`, after the proof of lock a re-proposal carries),
+        and keep them for re-sending while their height runs."""
+        self._own[(height, round, kind)] = raws
+        for raw in raws:
+            self.remember(hashlib.sha256(raw).digest())
+            self.gossip("SendConsensus", raw)
 
     # -- transactions -----------------------------------------------------------------------
     def queue_txs(self, raws: list[bytes]) -> None:
@@ -83,9 +87,10 @@ class Relay:
             height, round = now
             for key in [k for k in self._own if k[0] < height]:
                 del self._own[key]
-            for (h, r, kind), raw in sorted(self._own.items()):
+            for (h, r, kind), raws in sorted(self._own.items()):
                 if h == height and r >= round - 1 and (kind != "proposal" or tick % REGOSSIP_PROPOSAL_TICKS == 0):
-                    self.gossip("SendConsensus", raw)
+                    for raw in raws:
+                        self.gossip("SendConsensus", raw)
 
     async def run_tx_relay(self) -> None:
         """Relay admitted transactions to every peer in batches."""

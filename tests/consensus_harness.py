@@ -10,11 +10,13 @@ Everything happens in a heap of events ordered by (virtual time, sequence number
 only from `random.Random(seed)`, so a seed replays exactly. The transport delivers each message to
 each peer after a random delay, and may drop it, duplicate it (reordering comes from the delays),
 or drop it because a partition separates the two nodes until it heals. Gossip is modelled as
-CONSENSUS.md says: a node relays each message its engine accepted once, re-sends all messages of
-its current height every `resend_ms` (so a dropped message is eventually delivered, as the
-algorithm assumes), and sends a lagging peer the block and commit of the height it is stuck at
-(`Consensus.on_commit`, what block sync does for a real node). A node that sees +2/3 precommits
-for a block it never received asks for it (FetchBlock) and gets it from a peer.
+CONSENSUS.md says: a node relays each message its engine accepted once, re-sends all messages of its
+current height every `resend_ms` (so a dropped message is eventually delivered, as the algorithm
+assumes; `resend="own"` re-sends instead only what the real node's relay does: its own messages of
+the last two rounds, a re-proposal with its proof of lock), and sends a lagging peer the block and
+commit of the height it is stuck at (`Consensus.on_commit`, what block sync does for a real node). A
+node that sees +2/3 precommits for a block it never received asks for it (FetchBlock) and gets it
+from a peer.
 A byzantine node runs an engine too, but sends conflicting votes (equivocation) and conflicting
 proposals (another valid block: one transaction fewer, or one of its own) to different peers.
 Two more attacks, each by named nodes: `block_times` re-signs a node's own new proposals with a
@@ -139,6 +141,7 @@ class SimNode:
     proposers: dict[int, str] = field(default_factory=dict)
     vsets: dict[int, ValidatorSet] = field(default_factory=dict)  # the set each height ran with
     gossip: dict[int, dict[bytes, Proposal | Vote]] = field(default_factory=dict)  # own + relayed, by height
+    own: dict[tuple[int, int, str], list[Proposal | Vote]] = field(default_factory=dict)  # [proof…, own message]
     persisted: SignState | None = None
     evidence: list[Any] = field(default_factory=list)
     invalid: int = 0
@@ -160,6 +163,7 @@ class Network:
         drop: float = 0.0,
         dup: float = 0.0,
         resend_ms: int | None = 100,
+        resend: str = "all",
         relay: bool = True,
         timeouts: Timeouts = FAST_TIMEOUTS,
         balances: dict[str, int] | None = None,
@@ -174,6 +178,8 @@ class Network:
         )
         self.rng = random.Random(seed)
         self.delay_ms, self.drop, self.dup, self.resend_ms, self.relay = delay_ms, drop, dup, resend_ms, relay
+        assert resend in ("all", "own")
+        self.resend = resend
         self.timeouts = timeouts
         self.byzantine = set(byzantine)
         self.block_times = dict(block_times or {})  # name -> the header time its own new proposals carry
@@ -318,8 +324,15 @@ class Network:
         self._push(self.now + self.resend_ms, "tick", (name,))
         if not node.up:
             return
-        for msg in list(node.gossip.get(node.engine.height, {}).values()):
-            self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
+        if self.resend == "own":
+            engine = node.engine
+            for (height, round, _), msgs in sorted(node.own.items(), key=lambda item: item[0]):
+                if height == engine.height and round >= engine.round - 1:
+                    for msg in msgs:
+                        self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
+        else:
+            for msg in list(node.gossip.get(node.engine.height, {}).values()):
+                self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
         for peer in self._sorted_peers(name):
             height = peer.engine.height
             if height in node.commits and peer.engine.decided is None and peer.up:
@@ -352,7 +365,11 @@ class Network:
             elif isinstance(action, Broadcast):
                 assert node.persisted is not None and _is_persisted(node.persisted, action.message)
                 msg = self._retime(node, action.message)
+                for vote in action.proof:  # a re-proposal's proof of lock goes first
+                    node.gossip.setdefault(vote.height, {})[vote.signature] = vote
+                    self._send(node, vote, relay=True)
                 node.gossip.setdefault(msg.height, {})[msg.signature] = msg
+                node.own[(msg.height, msg.round, getattr(msg, "type", "proposal"))] = [*action.proof, msg]
                 self._send(node, msg)
             elif isinstance(action, ScheduleTimeout):
                 self._push(self.now + action.delay_ms, "timeout", (node.name, node.incarnation, action.timeout))

@@ -19,9 +19,11 @@ class Persist:
 
 @dataclass(frozen=True)
 class Broadcast:
-    """Send our own signed proposal or vote to all peers."""
+    """Send our own signed proposal or vote to all peers; a re-proposal (pol_round ≥ 0) goes with its
+    proof of lock, the +2/3 prevotes of its pol_round for its block, sent (and re-sent) before it."""
 
     message: Proposal | Vote
+    proof: tuple[Vote, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ class Consensus:
         self._reset_height_state()
         state = restored if restored is not None else self._sign_state
         if state.height != height:
-            state = replace(state, height=height, locked_round=-1, locked_block=None, valid_round=-1, valid_block=None)
+            state = SignState(height=height, signed=state.signed)  # no lock or valid value at a new height
         self._sign_state = state
         buffered = self._future.pop(height, {})
         for old in [h for h in self._future if h < height]:
@@ -535,7 +535,9 @@ class Consensus:
             if not self._is_first_time(r, "polka"):
                 return []
             block = proposal.block
-            self._sign_state = replace(self._sign_state, valid_round=r, valid_block=block)
+            proof = self._votes.get_vote_set(r, PREVOTE).by_block[block_id]
+            votes = tuple(proof[a] for a in sorted(proof))
+            self._sign_state = replace(self._sign_state, valid_round=r, valid_block=block, valid_votes=votes)
             if self._step == PREVOTE:
                 self._sign_state = replace(self._sign_state, locked_round=r, locked_block=block)
                 return self._precommit(block_id, now_ms) or [Persist(self._sign_state)]
@@ -558,13 +560,17 @@ class Consensus:
         return [self._schedule(PROPOSE)]
 
     def _propose(self, now_ms: int) -> list[Action]:
-        """Sign and broadcast PROPOSAL(h, r, v, validRound); [] if the sign state refuses."""
+        """Sign and broadcast PROPOSAL(h, r, v, validRound), a re-proposal with its proof of lock (the +2/3
+        prevotes of validRound, kept in the sign state): a validator that missed that round (it was
+        syncing, partitioned or down) can accept v only with them, and no peer re-sends old rounds'
+        votes, so without them two locked validators and one that missed the lock wait forever.
+        [] if the sign state refuses."""
         assert self.signer is not None
         state = self._sign_state
         if state.valid_block is not None:
-            block, pol_round = state.valid_block, state.valid_round
+            block, pol_round, proof = state.valid_block, state.valid_round, state.valid_votes
         else:
-            block, pol_round = self._make_block(now_ms), -1
+            block, pol_round, proof = self._make_block(now_ms), -1, ()
         try:
             state.check_sign(self._height, self._round, PROPOSE, block.id)
         except DoubleSignRefused as exc:
@@ -573,7 +579,7 @@ class Consensus:
         proposal = sign_proposal(self.signer, self.chain_id, self._height, self._round, pol_round, block, now_ms)
         self._sign_state = state.with_signed(self._height, self._round, PROPOSE, block.id)
         self._add_proposal(proposal)
-        return [Persist(self._sign_state), Broadcast(proposal)]
+        return [Persist(self._sign_state), Broadcast(proposal, proof)]
 
     def _make_block(self, now_ms: int) -> Block:
         """A new block at this height from the host's transactions."""

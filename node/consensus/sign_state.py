@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..blocks import Block
+from ..blocks import Block, Vote
 from ..errors import DoubleSignRefused, InvalidMessage
 from .steps import SIGN_STEPS
 
@@ -33,6 +33,7 @@ class SignState:
     locked_block: Block | None = None
     valid_round: int = -1
     valid_block: Block | None = None
+    valid_votes: tuple[Vote, ...] = ()  # the +2/3 prevotes of valid_round for valid_block (its proof of lock)
 
     def get_signed(self, step: str) -> SignedRecord | None:
         """The last signature of `step`, if any."""
@@ -73,6 +74,7 @@ class SignState:
             "locked_block": None if self.locked_block is None else self.locked_block.to_json(),
             "valid_round": self.valid_round,
             "valid_block": None if self.valid_block is None else self.valid_block.to_json(),
+            "valid_votes": [v.to_json() for v in self.valid_votes],
         }
 
     @classmethod
@@ -89,6 +91,7 @@ class SignState:
                 locked_block=None if obj["locked_block"] is None else Block.from_json(obj["locked_block"]),
                 valid_round=obj["valid_round"],
                 valid_block=None if obj["valid_block"] is None else Block.from_json(obj["valid_block"]),
+                valid_votes=tuple(Vote.from_json(v) for v in obj.get("valid_votes", [])),
             )
         except (TypeError, KeyError, AttributeError):
             raise InvalidMessage("a sign state is {height, signed, locked_round, locked_block, …}") from None

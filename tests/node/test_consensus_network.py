@@ -125,6 +125,30 @@ def test_a_validator_that_crashes_and_restarts_resumes_from_its_sign_state_and_s
     assert net.nodes["c"].persisted.get_signed("precommit").height > crashed_at + 1  # c votes again
 
 
+@pytest.mark.parametrize("restart", [False, True], ids=["proposer-stays-down", "proposer-restarts"])
+def test_two_locked_validators_and_one_that_missed_the_lock_still_commit_with_the_relays_own_resends(restart):
+    """Regression (a 4-node chaos run halted for good): round 0's proposer P crashes right after its proposal
+    and prevote; X and Y see P's, X's and Y's prevotes, lock and precommit (no +2/3); Z was partitioned
+    through round 0. The real relay re-sends only a node's own messages of its last two rounds, so Z can
+    never see round 0's prevotes: X's re-proposal (valid round 0) must carry them, or Z prevotes nil on
+    it forever while X and Y, locked, prevote nil on everything else."""
+    net = Network(["a", "b", "c", "d"], seed=1, resend="own")
+    vset = net.nodes["a"].vset
+    assert vset is not None
+    proposer = next(n for n in net.nodes.values() if n.key.address == vset.proposer(0)).name
+    lagger = next(name for name in "abcd" if name != proposer)
+    net.partition([lagger], [n for n in "abcd" if n != lagger], start_ms=0, end_ms=400)
+    net.crash(proposer, at_ms=1, restart_ms=1_500 if restart else 10_000_000)
+    net.run(max_ms=390)
+    locked = [n for n in net.nodes.values() if n.persisted is not None and n.persisted.locked_round == 0]
+    assert len(locked) == 2 and net.committed_height() == 0  # the setup of the halt
+    net.run(max_ms=20_000)
+    live = [n for n in net.nodes.values() if n.up]
+    assert len(live) == (4 if restart else 3) and min(n.app.height for n in live) >= 1
+    net.check_safety()
+    assert len({n.decided[1].id for n in live}) == 1
+
+
 def test_signed_price_votes_submitted_to_single_nodes_are_committed_with_equal_app_hashes():
     net = Network(["a", "b", "c", "d"], seed=3, drop=0.05, dup=0.1, delay_ms=(1, 60))
     prices = {"a": 100, "b": 120, "c": 90, "d": 110}

@@ -374,6 +374,42 @@ def test_the_proposer_re_proposes_its_valid_value_with_its_valid_round():
     assert (proposal.round, proposal.pol_round, proposal.block.id) == (2, 0, block.id)
 
 
+def _re_proposal(actions: list) -> Broadcast:
+    [broadcast] = [a for a in actions if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
+    return broadcast
+
+
+def test_a_re_proposal_carries_its_proof_of_lock_and_a_validator_that_missed_the_round_prevotes_it():
+    """Regression (a chaos run halted): nobody re-sends an old round's votes, so a validator that missed round
+    0 could never accept a re-proposal of its polka's block without the prevotes travelling with it."""
+    locker = Rig("a")  # a proposes round 2
+    block = locker.block(0)
+    locker.send(locker.proposal(0, block))  # a prevotes it
+    locker.votes("bd", "prevote", 0, block.id)  # with b and d: a polka; a locks
+    assert [v.validator for v in locker.engine.sign_state.valid_votes] == sorted(ADDR[n] for n in "abd")
+    _at_round(locker, 1)
+    locker.timeout("propose")
+    locker.timeout("prevote")
+    broadcast = _re_proposal(locker.timeout("precommit"))
+    assert (broadcast.message.round, broadcast.message.pol_round) == (2, 0)
+    assert {(v.type, v.round, v.block_id) for v in broadcast.proof} == {("prevote", 0, block.id)}
+    lagger = Rig("c")  # saw nothing of round 0
+    _at_round(lagger, 2)
+    assert own_vote(lagger.send(broadcast.message), "prevote") is None  # the proposal alone: rule 2 waits
+    assert own_vote(lagger.send(*broadcast.proof), "prevote").block_id == block.id
+
+
+def test_after_a_restart_the_re_proposal_still_carries_the_proof_of_lock_kept_in_the_sign_state():
+    base = Rig("a")
+    block = base.block(0)
+    proof = tuple(base.vote(n, "prevote", 0, block.id) for n in "abd")
+    state = SignState(1, (), 0, block, 0, block, proof).with_signed(1, 2, "prevote", None)
+    restarted = Rig("a", restored=state)  # resumes at round 2, where a proposes
+    broadcast = _re_proposal(restarted.start_actions)
+    assert broadcast.message.pol_round == 0 and broadcast.proof == proof
+    assert_persisted_before_broadcast(restarted.start_actions)
+
+
 # --------------------------------------------------------------------------------------------
 # Rule 1: PROPOSAL(h, r, v, −1)
 # --------------------------------------------------------------------------------------------
@@ -719,10 +755,15 @@ def test_sign_state_refuses_a_conflicting_or_earlier_signature(height, round, st
 def test_sign_state_round_trips_through_json():
     rig = Rig("a")
     block = rig.block(0)
+    proof = tuple(rig.vote(n, "prevote", 2, block.id) for n in "abc")
     state = (
-        SignState(3, (), 1, block, 2, block).with_signed(3, 2, "prevote", None).with_signed(3, 2, "propose", "a" * 64)
+        SignState(3, (), 1, block, 2, block, proof)
+        .with_signed(3, 2, "prevote", None)
+        .with_signed(3, 2, "propose", "a" * 64)
     )
     assert SignState.from_json(state.to_json()) == state
+    legacy = {k: v for k, v in state.to_json().items() if k != "valid_votes"}  # written before proofs were kept
+    assert SignState.from_json(legacy).valid_votes == ()
     with pytest.raises(InvalidMessage):
         SignState.from_json({"height": "3"})
 

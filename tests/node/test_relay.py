@@ -1,0 +1,58 @@
+"""The relay's own-message re-sends, against a peer stand-in that records what it is given (unit test)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from node import relay as relay_module
+from node.relay import REGOSSIP_PROPOSAL_TICKS, Relay
+
+pytestmark = pytest.mark.asyncio
+
+
+class RecordingPeer:
+    """Records each gossip payload handed to it (the PeerClient.send interface)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def send(self, what: str, payload: bytes) -> None:
+        self.sent.append((what, payload))
+
+
+async def test_a_re_proposal_is_sent_after_its_proof_of_lock_and_both_are_re_sent_together(monkeypatch):
+    monkeypatch.setattr(relay_module, "REGOSSIP_S", 0.001)
+    peer = RecordingPeer()
+    relay = Relay([peer])  # type: ignore[list-item]
+    proof, proposal = [b"prevote-a", b"prevote-b", b"prevote-d"], b"proposal"
+    relay.send_own(5, 2, "proposal", [*proof, proposal])
+    relay.send_own(5, 2, "prevote", [b"own-prevote"])
+    assert [p for _, p in peer.sent] == [*proof, proposal, b"own-prevote"]
+    assert all(relay.is_seen(hashlib.sha256(p).digest()) for p in [*proof, proposal])
+    peer.sent.clear()
+    task = asyncio.get_running_loop().create_task(relay.run_regossip(lambda: (5, 2)))
+    while sum(p == proposal for _, p in peer.sent) < 1:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    sent = [p for _, p in peer.sent]
+    first = sent.index(proof[0])
+    assert sent[first : first + 4] == [*proof, proposal]  # the proof travels with the proposal, just before it
+    assert sent.count(b"own-prevote") >= REGOSSIP_PROPOSAL_TICKS - 1  # votes every tick, proposals every 4th
+
+
+async def test_own_messages_of_rounds_before_the_last_two_and_of_past_heights_are_not_re_sent(monkeypatch):
+    monkeypatch.setattr(relay_module, "REGOSSIP_S", 0.001)
+    peer = RecordingPeer()
+    relay = Relay([peer])  # type: ignore[list-item]
+    relay.send_own(4, 9, "prevote", [b"old-height"])
+    relay.send_own(5, 0, "prevote", [b"old-round"])
+    relay.send_own(5, 2, "prevote", [b"last-round"])
+    peer.sent.clear()
+    task = asyncio.get_running_loop().create_task(relay.run_regossip(lambda: (5, 3)))
+    while len(peer.sent) < 3:
+        await asyncio.sleep(0.001)
+    task.cancel()
+    assert {p for _, p in peer.sent} == {b"last-round"}
