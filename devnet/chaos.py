@@ -27,6 +27,19 @@ faults) goes through these steps:
    each epoch's price equals the weighted median that `chain.median` computes from the committed votes
    (the validator set is the genesis one: the load sends no bonds), as the in-process engine does.
 
+5. **Adversaries** (`--byzantine K`, K < N/3; `devnet.adversary_plan`, `devnet.adversary`). K validators, drawn
+   from the seed, run `python -m devnet.adversary` instead of `uocd start`: the same node, with a NodeCore that
+   lies in seeded windows of one to three attacks at a time (equivocate, time_future, time_past, tamper_relay,
+   flood_txs, flood_future, pad, lie_height, withhold, replay; `--attacks` picks some), timed from the load's
+   start (the runner writes it to the adversary's HOME/attack_clock). Crash faults go on beside them and may
+   hit them too. The verdict is then judged on the honest nodes only, and adds: the longest stretch without a
+   new block, outside crash faults of honest nodes (from a fault's start to 6 s after it ended, or after a
+   restarted node answers again: more than a third may be down then), stays under 10 s; every /v1/status of
+   an honest node, sampled four times a second by a probe process, is answered within 1 s; every
+   equivocation an adversary delivered is held as evidence by an honest node. The summary reports the
+   attacks by kind (windows and actions), the equivocations and the evidence, the longest stall and the
+   status latency (max and p99).
+
 A wiped validator keeps its keys and config but loses its chain data and its sign state file
 (`HOME/validator_state.json`, which otherwise survives a wipe of the data directory). It is
 restarted at once: with its sign state missing it signs nothing until it has seen
@@ -41,6 +54,8 @@ committed and lost (must be 0), recovery times, the /v1/pricing reads, and each 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.process
 import os
 import random
 import shutil
@@ -55,13 +70,24 @@ from typing import Any
 from node.config import DB_FILE
 from node.sign_state_file import SIGN_STATE_FILE
 
+from .adversary import CLOCK_FILE as ADVERSARY_CLOCK_FILE
+from .adversary import RECORD_FILE
+from .adversary_plan import (
+    ATTACK_KINDS,
+    compute_adversaries,
+    compute_attack_plan,
+    compute_attack_seed,
+    is_byzantine_count_allowed,
+)
 from .chaos_load import (
     REQUEST_TIMEOUT_S,
+    STATUS_SAMPLE_TIMEOUT_S,
     Ledger,
     run_abuse_load,
     run_guarded,
     run_reader_load,
     run_rss_sampler,
+    run_status_probe,
     run_validator_load,
 )
 from .chaos_nodes import (
@@ -78,13 +104,15 @@ from .chaos_nodes import (
     wait_all_at,
 )
 from .chaos_plan import FAULT_KINDS, RESTART_KINDS, ChaosConfig, Fault, compute_fault_plan
-from .chaos_verdict import judge_stores
+from .chaos_verdict import judge_equivocations, judge_liveness, judge_stores
 from .errors import DevnetError
 from .fabric import Fabric
 
 RECOVERY_TIMEOUT_S = 90.0
 FAULT_GAP_S = (1.0, 3.0)
 TAIL_RESERVE_S = 15.0  # no fault starts this close to the end of the run
+STATUS_PROBE_FILE = "status_probe.jsonl"
+RECOVERY_GRACE_S = 6.0  # a byzantine run excuses a stall for this long after a crash fault of an honest node ends
 
 
 # =============================================================================================
@@ -98,6 +126,8 @@ class FaultRecord:
     started_s: float
     recovered_s: float | None = None
     kind_of_recovery: str = "heal"
+    healed_s: float | None = None  # when the fault ended: the restart, the SIGCONT or the heal
+    up_s: float | None = None  # a restarted honest node: when it first answered /v1/status again
 
     def to_json(self) -> dict[str, Any]:
         """The summary entry."""
@@ -111,6 +141,8 @@ class FaultRecord:
             "started_s": round(self.started_s, 1),
             "recovery": self.kind_of_recovery,
             "recovery_s": None if self.recovered_s is None else round(self.recovered_s, 2),
+            "healed_s": None if self.healed_s is None else round(self.healed_s, 1),
+            "up_s": None if self.up_s is None else round(self.up_s, 1),
         }
 
 
@@ -162,6 +194,7 @@ def run_fault(
     time.sleep(fault.hold_s)
     end_fault(fault, nodes, fabric)
     ended = time.monotonic()
+    record.healed_s = ended - t0
     target = get_network_height(nodes) + 1
     waited = wait_all_at(nodes, target, RECOVERY_TIMEOUT_S)
     record.recovered_s = None if waited is None else time.monotonic() - ended
@@ -204,6 +237,11 @@ def run_chaos(root: Path, config: ChaosConfig, echo: Callable[[str], None] = pri
         raise DevnetError(f"--validators must be 4 to 7, got {config.validators}")
     if config.duration_s < 30:
         raise DevnetError(f"--duration must be at least 30 seconds, got {config.duration_s:g}")
+    if not is_byzantine_count_allowed(config.byzantine, config.validators):
+        raise DevnetError(
+            f"--byzantine must be below a third of the validators (3K < N): at most {(config.validators - 1) // 3} "
+            f"of {config.validators}, got {config.byzantine}"
+        )
     root = root.resolve()
     if root.exists() and any(root.iterdir()):
         raise DevnetError(f"{root} exists and is not empty; pick another --dir")
@@ -223,13 +261,22 @@ def run_chaos(root: Path, config: ChaosConfig, echo: Callable[[str], None] = pri
 def run_on_network(
     root: Path, config: ChaosConfig, nodes: list[ChaosNode], fabric: Fabric, echo: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Start the nodes, load them, inject the faults, heal, stop and judge."""
+    """Start the nodes (the adversaries among them), load them, inject the faults, heal, stop and judge."""
+    adversaries = compute_adversaries(config.seed, config.validators, config.byzantine)
+    for i in adversaries:
+        nodes[i].adversary = compute_adversary_args(config, i)
+    honest = [n for n in nodes if n.is_honest]
     for node in nodes:
         start_process(node, fabric)
     if wait_all_at(nodes, 1, 60.0) is None:
         raise DevnetError("the network did not commit its first block within 60 s; see the nodes' node.log")
+    if adversaries:
+        echo(f"adversaries: {', '.join(nodes[i].name for i in adversaries)} (attacks: {', '.join(config.attacks)})")
     ledger, stop, rss = Ledger(), threading.Event(), list[dict[str, Any]]()
-    t0 = time.monotonic()
+    probe = start_status_probe({n.name: n.public for n in honest}, root / STATUS_PROBE_FILE)
+    t0, t0_wall = time.monotonic(), time.time()
+    for i in adversaries:  # the adversaries' schedules start now (devnet/adversary.py reads the file)
+        (nodes[i].home / ADVERSARY_CLOCK_FILE).write_text(f"{t0_wall:.3f}\n")
     threads = [
         threading.Thread(target=run_guarded, args=(ledger, run_validator_load, n, ledger, stop, config.seed))
         for n in nodes
@@ -259,15 +306,34 @@ def run_on_network(
             if node.stopped:
                 pause_process(node, False)
         stop.set()
+        probe_stop, probe_process = probe
+        probe_stop.set()
         for t in threads:
             t.join(REQUEST_TIMEOUT_S + 5)
+        probe_process.join(STATUS_SAMPLE_TIMEOUT_S + 5)
     duration = time.monotonic() - t0
-    echo(f"load stopped after {duration:.1f} s; waiting for every node to agree")
-    tip = settle(nodes)
+    echo(f"load stopped after {duration:.1f} s; waiting for every honest node to agree")
+    tip = settle(honest)
     for node in nodes:
         terminate_process(node)
-    verdict = judge_stores(nodes, ledger.committed, [tx["tx_hash"] for tx in ledger.pending])
+    verdict = judge_stores(honest, ledger.committed, [tx["tx_hash"] for tx in ledger.pending])
     problems = [f"load thread crashed: {line}" for line in ledger.crashes] + verdict.pop("problems")
+    byzantine: dict[str, Any] = {}
+    status_samples = read_status_samples(root / STATUS_PROBE_FILE, t0_wall, duration, records, nodes)
+    if adversaries:
+        hit_honest = [r for r in records if any(nodes[i].is_honest for i in r.fault.targets)]
+        windows = [compute_fault_window(r, duration) for r in hit_honest]
+        liveness = judge_liveness(status_samples, 0.0, duration, windows)
+        attacks = read_adversary_records([nodes[i] for i in adversaries])
+        evidence = judge_equivocations(honest, attacks.pop("equivocation_log"))
+        problems += liveness.pop("problems") + evidence.pop("problems")
+        byzantine = {
+            "adversaries": [nodes[i].name for i in adversaries],
+            "attack_windows": compute_attack_windows(config, adversaries),
+            **attacks,
+            **evidence,
+            **liveness,
+        }
     problems += [f"bad input answered wrongly: {line}" for line in ledger.bad_answers]
     if tip is None:
         problems.insert(0, f"the nodes did not reach one height and app hash within {SETTLE_TIMEOUT_S:g} s")
@@ -302,9 +368,19 @@ def run_on_network(
         "bad_inputs": dict(sorted(ledger.bad_inputs.items())),
         "rss_growth": compute_rss_growth(rss, duration),
         **verdict,
+        "byzantine": byzantine,
     }
     (root / "chaos.json").write_text(
-        json.dumps({**summary, "rss_samples": rss, "committed": ledger.committed, "pending": ledger.pending}, indent=2)
+        json.dumps(
+            {
+                **summary,
+                "rss_samples": rss,
+                "status_samples": status_samples,
+                "committed": ledger.committed,
+                "pending": ledger.pending,
+            },
+            indent=2,
+        )
         + "\n"
     )
     return summary
@@ -336,8 +412,114 @@ def format_summary(summary: dict[str, Any]) -> str:
         "RSS growth over the last half: "
         + (", ".join(f"{n} {g['growth_pct']}%" for n, g in summary["rss_growth"].items()) or "too short to tell"),
     ]
+    lines.extend(format_byzantine(summary["byzantine"]))
     lines.extend(f"PROBLEM: {p}" for p in summary["problems"])
     return "\n".join(lines)
+
+
+# =============================================================================================
+# byzantine runs
+# =============================================================================================
+def compute_adversary_args(config: ChaosConfig, index: int) -> tuple[str, ...]:
+    """The arguments of validator `index`'s `python -m devnet.adversary`: its seed, attacks and last window's end
+    (its schedule starts when the runner writes HOME/attack_clock)."""
+    return (
+        "--seed",
+        str(compute_attack_seed(config.seed, index)),
+        "--attacks",
+        ",".join(config.attacks),
+        "--until",
+        f"{compute_attack_until_s(config):g}",
+    )
+
+
+def compute_attack_until_s(config: ChaosConfig) -> float:
+    """No attack window is open this close to the end of the run (so the honest nodes settle)."""
+    return max(0.0, config.duration_s - TAIL_RESERVE_S)
+
+
+def start_status_probe(urls: dict[str, str], out: Path) -> tuple[Any, multiprocessing.process.BaseProcess]:
+    """Start `chaos_load.run_status_probe` of the nodes at `urls` in a process of its own: (its stop event, it)."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    process = context.Process(target=run_status_probe, args=(urls, str(out), stop), daemon=True)
+    process.start()
+    return stop, process
+
+
+def read_status_samples(
+    path: Path, t0_wall: float, duration_s: float, records: list[FaultRecord], nodes: list[ChaosNode]
+) -> list[tuple[float, str, float, int | None]]:
+    """The status probe's samples in the run's time, without those of a node while a fault held it or it was
+    recovering (from the fault's start to the network's recovery), when slowness is the fault's."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    raw = sorted((round(at - t0_wall, 3), name, took, height) for at, name, took, height in map(json.loads, lines))
+    held: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        end = duration_s if r.healed_s is None or r.recovered_s is None else r.healed_s + r.recovered_s
+        for i in r.fault.targets:
+            held.setdefault(nodes[i].name, []).append((r.started_s, end))
+        if r.fault.kind in RESTART_KINDS and r.healed_s is not None:
+            names = {nodes[i].name for i in r.fault.targets}
+            answers = [t for t, name, _, height in raw if name in names and t >= r.healed_s and height is not None]
+            r.up_s = answers[0] if answers else None
+    return [s for s in raw if 0 <= s[0] <= duration_s and not any(a <= s[0] <= b for a, b in held.get(s[1], []))]
+
+
+def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
+    """The time a crash fault excuses a stall: from its start to RECOVERY_GRACE_S after it ended (for a restart,
+    after the restarted node answered again: starting a process takes seconds on a loaded machine). The grace is
+    the longest recovery of the crash-only runs (docs/reliability.md); a slower recovery is a stall."""
+    healed = record.healed_s if record.healed_s is not None else duration_s
+    return (record.started_s, min(duration_s, max(healed, record.up_s or 0.0) + RECOVERY_GRACE_S))
+
+
+def read_adversary_records(adversaries: list[ChaosNode]) -> dict[str, Any]:
+    """What the adversaries did, from their HOME/adversary.jsonl: actions by kind, windows by kind, the
+    equivocations delivered."""
+    actions: Counter[str] = Counter()
+    equivocations: list[dict[str, Any]] = []
+    for node in adversaries:
+        path = node.home / RECORD_FILE
+        lines = path.read_text().splitlines() if path.exists() else []
+        for line in lines:
+            entry = json.loads(line)
+            actions.update(entry.get("counts", {}))
+            if "equivocation" in entry:
+                equivocations.append(entry["equivocation"])
+    return {
+        "attacks": {k: actions.get(k, 0) for k in ATTACK_KINDS},
+        "equivocation_log": equivocations,
+    }
+
+
+def compute_attack_windows(config: ChaosConfig, adversaries: tuple[int, ...]) -> dict[str, int]:
+    """How many attack windows each kind had, over every adversary's plan."""
+    windows: Counter[str] = Counter()
+    for i in adversaries:
+        plan = compute_attack_plan(compute_attack_seed(config.seed, i), compute_attack_until_s(config), config.attacks)
+        for window in plan:
+            windows.update(window.kinds)
+    return {k: windows.get(k, 0) for k in ATTACK_KINDS}
+
+
+def format_byzantine(byzantine: dict[str, Any]) -> list[str]:
+    """The summary lines of a byzantine run (none for a run without adversaries)."""
+    if not byzantine:
+        return []
+    eq, status = byzantine["equivocations"], byzantine["status_latency"]
+    return [
+        f"adversaries: {', '.join(byzantine['adversaries'])}; attack windows: "
+        + ", ".join(f"{k} {v}" for k, v in byzantine["attack_windows"].items()),
+        "attack actions: " + ", ".join(f"{k} {v}" for k, v in byzantine["attacks"].items()),
+        f"equivocations delivered {eq['delivered']}: held as evidence by some honest node "
+        f"{eq['held_by_some_honest_node']}, by every honest node {eq['held_by_every_honest_node']}",
+        f"longest stretch without a block: {byzantine['longest_stall_s']} s, "
+        f"{byzantine['longest_stall_outside_faults_s']} s outside crash faults of honest nodes "
+        f"(bound {byzantine['stall_bound_s']:g} s)",
+        f"/v1/status of honest nodes: {status['count']} samples, max {status.get('max_s')} s, "
+        f"p99 {status.get('p99_s')} s, {status['over_bound']} over {status['bound_s']:g} s or failed",
+    ]
 
 
 __all__ = ["ChaosConfig", "FAULT_KINDS", "Fault", "compute_fault_plan", "format_summary", "run_chaos"]

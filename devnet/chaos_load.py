@@ -191,3 +191,34 @@ def run_rss_sampler(nodes: list[ChaosNode], samples: list[dict[str, Any]], stop:
             rss = read_rss_kib(pid) if pid is not None else None
             if rss is not None:
                 samples.append({"t": now, "node": node.name, "rss_kib": rss})
+
+
+STATUS_SAMPLE_S = 0.25
+STATUS_SAMPLE_TIMEOUT_S = 5.0
+
+
+def run_status_probe(urls: dict[str, str], out: str, stop: Any) -> None:
+    """In a process of its own (so the runner's threads and GIL add nothing to what it measures), until `stop`
+    (a multiprocessing Event): every STATUS_SAMPLE_S, time a GET /v1/status of each node in its own thread, and
+    append `[unix time, node, seconds, height or null if it failed]` lines to the file `out`."""
+    lock = threading.Lock()
+
+    def probe(name: str, url: str) -> None:
+        client = Client(url, timeout=STATUS_SAMPLE_TIMEOUT_S)
+        with open(out, "a") as f:
+            while not stop.wait(STATUS_SAMPLE_S):
+                start, begun = time.time(), time.monotonic()
+                try:
+                    height: int | None = client.get("/v1/status")["height"]
+                except ApiError:
+                    height = None
+                took = time.monotonic() - begun
+                with lock:
+                    f.write(json.dumps([round(start, 3), name, round(took, 4), height]) + "\n")
+                    f.flush()
+
+    threads = [threading.Thread(target=probe, args=item) for item in sorted(urls.items())]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -66,6 +66,12 @@ class ChaosNode:
     grpc: str = ""
     proc: subprocess.Popen[bytes] | None = None
     stopped: bool = False
+    adversary: tuple[str, ...] | None = None  # the adversary's arguments if this validator lies
+
+    @property
+    def is_honest(self) -> bool:
+        """False for a validator run as an adversary."""
+        return self.adversary is None
 
     @property
     def name(self) -> str:
@@ -119,8 +125,9 @@ def create_chaos_homes(root: Path, fabric: Fabric, config: ChaosConfig) -> list[
 
 
 def start_process(node: ChaosNode, fabric: Fabric) -> None:
-    """Start the node's `uocd start` through the fabric (in its namespace), logging to HOME/node.log."""
-    node.proc = spawn_node(node.home, lambda argv: fabric.wrap_command(node.index, argv))
+    """Start the node's `uocd start` (an adversary's `python -m devnet.adversary`) through the fabric (in its
+    namespace), logging to HOME/node.log."""
+    node.proc = spawn_node(node.home, lambda argv: fabric.wrap_command(node.index, argv), adversary=node.adversary)
     node.stopped = False
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .adversary_plan import ATTACK_KINDS
+
 FAULT_KINDS = ("kill", "pause", "wipe", "partition", "loss", "delay")
 RESTART_KINDS = ("kill", "wipe")
 HOLD_S = (2.0, 5.0)  # how long a fault is held
@@ -13,7 +15,7 @@ PAUSE_HOLD_S = (5.0, 10.0)  # a long pause: the peers' calls to the node time ou
 
 @dataclass(frozen=True)
 class ChaosConfig:
-    """What a chaos run does: network size, seed, length, chain timing and the fabric to use."""
+    """What a chaos run does: network size, seed, length, chain timing, the fabric, and the adversaries."""
 
     validators: int = 4
     seed: int = 1
@@ -22,6 +24,8 @@ class ChaosConfig:
     block_ms: int = 500
     fabric: str = "auto"
     faults: bool = True
+    byzantine: int = 0  # validators run as adversaries (devnet/adversary.py); 3 * byzantine < validators
+    attacks: tuple[str, ...] = ATTACK_KINDS
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from chain.errors import InvalidTx
 from chain.median import weighted_median
 from chain.params import Params
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_tx
+from node.blocks import Evidence
 from node.config import DB_FILE, GENESIS_FILE
 from node.store import SqliteStore
 
@@ -128,4 +129,124 @@ def judge_stores(nodes: list[ChaosNode], committed: list[dict[str, Any]], pendin
         "epochs_checked": epochs_checked,
         "pending_later_committed": pending_committed,
         "blocks_compared": min(len(ids) for ids in block_ids.values()) if block_ids else 0,
+    }
+
+
+# =============================================================================================
+# byzantine runs: liveness, responsiveness and evidence
+# =============================================================================================
+STALL_BOUND_S = 10.0  # the honest nodes commit a block at least this often outside crash faults
+STATUS_BOUND_S = 1.0  # every sampled /v1/status of an honest node is answered this fast
+
+
+def compute_overlap_s(start: float, end: float, windows: list[tuple[float, float]]) -> float:
+    """How much of (start, end) the union of `windows` covers."""
+    covered, cursor = 0.0, start
+    for a, b in sorted(windows):
+        a, b = max(a, cursor), min(b, end)
+        if b > a:
+            covered += b - a
+            cursor = b
+    return covered
+
+
+def compute_longest_stall(
+    commits: list[float], start: float, end: float, windows: list[tuple[float, float]]
+) -> tuple[float, float]:
+    """The longest time without a new block, from `start` to `end` with new blocks at `commits`: as measured,
+    and without the time covered by `windows` (faults of honest nodes, when more than a third may be down)."""
+    marks = [start, *sorted(t for t in commits if start < t < end), end]
+    raw = clean = 0.0
+    for a, b in zip(marks, marks[1:]):
+        raw = max(raw, b - a)
+        clean = max(clean, b - a - compute_overlap_s(a, b, windows))
+    return round(raw, 2), round(clean, 2)
+
+
+def compute_commit_times(samples: list[tuple[float, str, float, int | None]]) -> list[float]:
+    """The times at which the highest height any honest node reported went up."""
+    tip, times = -1, []
+    for t, _, _, height in sorted(samples):
+        if height is not None and height > tip:
+            if tip >= 0:
+                times.append(t)
+            tip = height
+    return times
+
+
+def compute_latency_stats(samples: list[tuple[float, str, float, int | None]]) -> dict[str, Any]:
+    """Count, max, p99 of the sampled /v1/status latencies (a failed request counts as its time), and how many
+    were over STATUS_BOUND_S or failed."""
+    times = sorted(latency for _, _, latency, _ in samples)
+    if not times:
+        return {"count": 0, "over_bound": 0, "failed": 0}
+    p99 = times[min(len(times) - 1, (99 * len(times)) // 100)]
+    return {
+        "count": len(times),
+        "max_s": round(times[-1], 3),
+        "p99_s": round(p99, 3),
+        "over_bound": sum(t > STATUS_BOUND_S for t in times),
+        "failed": sum(h is None for _, _, _, h in samples),
+    }
+
+
+def judge_liveness(
+    samples: list[tuple[float, str, float, int | None]], start: float, end: float, windows: list[tuple[float, float]]
+) -> dict[str, Any]:
+    """The liveness part of a byzantine run's verdict: the longest stall (outside honest nodes' crash faults)
+    stays under STALL_BOUND_S and every /v1/status sample of an honest node is answered within STATUS_BOUND_S."""
+    raw, clean = compute_longest_stall(compute_commit_times(samples), start, end, windows)
+    status = compute_latency_stats(samples)
+    problems = []
+    if clean >= STALL_BOUND_S:
+        problems.append(
+            f"the honest nodes committed no block for {clean} s outside crash faults (bound {STALL_BOUND_S:g} s)"
+        )
+    if status["over_bound"]:
+        slow = sorted((s for s in samples if s[2] > STATUS_BOUND_S), key=lambda s: -s[2])[:3]
+        worst = ", ".join(f"{n} {lat:.2f} s at {t:.0f} s" for t, n, lat, _ in slow)
+        problems.append(
+            f"{status['over_bound']} /v1/status samples of honest nodes took over {STATUS_BOUND_S:g} s or failed "
+            f"(worst: {worst})"
+        )
+    return {
+        "problems": problems,
+        "longest_stall_s": raw,
+        "longest_stall_outside_faults_s": clean,
+        "stall_bound_s": STALL_BOUND_S,
+        "status_latency": {**status, "bound_s": STATUS_BOUND_S},
+    }
+
+
+def read_evidence_keys(store: SqliteStore) -> set[str]:
+    """The keys (validator/height/round/type) of the double signs a store holds."""
+    return {Evidence.from_json(e).key for e in store.get_evidence(0)}
+
+
+def judge_equivocations(nodes: list[ChaosNode], equivocations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every equivocation an adversary delivered (a twin vote a peer accepted) is held as evidence by the honest
+    nodes' stores. Today that is the evidence each node detected itself (`SqliteStore.add_evidence`), so the check
+    is that at least one honest store holds it. Once evidence is committed in blocks, this must read the committed
+    evidence (then in every honest store) and check the offender was jailed and slashed."""
+    held: dict[str, set[str]] = {}
+    for node in nodes:
+        store = SqliteStore(node.home / DB_FILE)
+        try:
+            held[node.name] = read_evidence_keys(store)
+        finally:
+            store.close()
+    keys = sorted({e["key"] for e in equivocations})
+    missing = [k for k in keys if not any(k in h for h in held.values())]
+    everywhere = sum(all(k in h for h in held.values()) for k in keys)
+    problems = [f"equivocation {k} is held as evidence by no honest node" for k in missing[:20]]
+    if len(missing) > 20:
+        problems.append(f"and {len(missing) - 20} more equivocations held by no honest node")
+    return {
+        "problems": problems,
+        "equivocations": {
+            "delivered": len(keys),
+            "held_by_some_honest_node": len(keys) - len(missing),
+            "held_by_every_honest_node": everywhere,
+            "evidence_per_honest_node": {name: len(h) for name, h in sorted(held.items())},
+        },
     }

@@ -64,7 +64,7 @@ from .consensus import (
 from .errors import InvalidMessage, MempoolError, NodeError, SyncError
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
-from .network import PeerClient, Server
+from .network import Handlers, NodeApi, PeerClient, Server
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
 from .relay import Relay
@@ -88,7 +88,13 @@ class NodeCore:
     """A node with every part built: the ledger, mempool, gossip, commit waiters and peers it is
     given, and the parts that call back into it (consensus engine, block sync, gRPC server, HTTP API),
     which it builds. `open_node` starts and stops them; this class runs the engine's actions and
-    answers the gRPC handlers (`network.NodeApi`) and the HTTP API."""
+    answers the gRPC handlers (`network.NodeApi`) and the HTTP API.
+
+    Seams for `devnet.adversary` (the chaos suite's byzantine node, which subclasses this class and is
+    passed to `open_node(home, make_core=…)`): `_execute` runs the engine's actions, `receive_consensus`
+    takes a peer's message, and `grpc_handlers` builds the gRPC handlers. The node itself has no attack code."""
+
+    grpc_handlers: Callable[[NodeApi], Handlers] = Handlers
 
     def __init__(
         self,
@@ -142,6 +148,7 @@ class NodeCore:
             max_message_bytes=config.max_message_bytes,
             max_concurrent_streams=config.grpc_max_concurrent_streams,
             max_connection_idle_ms=config.grpc_max_connection_idle_ms,
+            handlers=self.grpc_handlers,
         )
         self.api = ApiServer(self)
         self.grace_s = 1.0  # what in-flight requests get at shutdown (`Node.stop(grace_s)`)
@@ -514,9 +521,10 @@ async def cancel_tasks(tasks: set[asyncio.Task] | list[asyncio.Task]) -> None:
 
 
 @asynccontextmanager
-async def open_node(home: Home) -> AsyncIterator[NodeCore]:
+async def open_node(home: Home, *, make_core: Callable[..., NodeCore] = NodeCore) -> AsyncIterator[NodeCore]:
     """Build and start a node's parts in order (see the module docstring); on exit, stop them in the
-    exact reverse order. The API's config is checked before anything is opened."""
+    exact reverse order. The API's config is checked before anything is opened. `make_core` builds the
+    NodeCore from its parts (`devnet.adversary` passes a subclass)."""
     config = home.config
     check_api_config(config, home.admin_token)
     async with AsyncExitStack() as stack:
@@ -536,7 +544,7 @@ async def open_node(home: Home) -> AsyncIterator[NodeCore]:
             on_admit=relay.queue_txs,
             on_drop=waiters.on_drop,
         )
-        node = NodeCore(home, ledger, peers=peers, mempool=mempool, relay=relay, waiters=waiters)
+        node = make_core(home, ledger, peers=peers, mempool=mempool, relay=relay, waiters=waiters)
 
         stack.push_async_callback(lambda: node.server.stop(node.grace_s))  # also after a failed start
         await node.server.start()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chain.params import DEFAULT_PARAMS
+from devnet.adversary_plan import ATTACK_KINDS, parse_attack_kinds
 from devnet.chaos import ChaosConfig, format_summary, run_chaos
 from devnet.chaos import __doc__ as chaos_doc
 from devnet.devnet import __doc__ as devnet_doc
@@ -147,8 +148,10 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
         description="Start N validators (each in its own network namespace when allowed, else behind a TCP "
         "fault relay), load them with price votes, governance and /v1/pricing reads, inject seeded faults "
         "(kill, pause, wipe, partition, loss, delay) one at a time, heal, and check that every node agrees, "
-        "no committed transaction is lost and the epoch prices match the committed votes. Exits 1 on a failed "
-        "verdict. Needs root for namespaces.",
+        "no committed transaction is lost and the epoch prices match the committed votes. With --byzantine K, "
+        "K validators lie (see below) and the verdict also checks that the honest nodes kept committing (no "
+        "stretch of 10 s without a block outside crash faults), answered /v1/status within 1 s, and hold every "
+        "equivocation as evidence. Exits 1 on a failed verdict. Needs root for namespaces.",
         epilog=chaos_doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -163,6 +166,22 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
         "loud fallback to the relay (auto, the default)",
     )
     chaos.add_argument("--no-faults", action="store_true", help="load only (a soak run)")
+    chaos.add_argument(
+        "--byzantine",
+        type=parse_int,
+        default=0,
+        metavar="K",
+        help="run K of the N validators (seeded) as adversaries: real nodes that equivocate, forge block times, "
+        "tamper and pad what they relay, flood, lie about their height, withhold votes and replay old messages, "
+        "in seeded windows (python -m devnet.adversary); K must be below N/3 (default 0)",
+    )
+    chaos.add_argument(
+        "--attacks",
+        type=parse_attacks,
+        default=ATTACK_KINDS,
+        metavar="KINDS",
+        help=f"with --byzantine: all (the default) or a comma-separated subset of {','.join(ATTACK_KINDS)}",
+    )
     chaos.add_argument(
         "--dir", default="out/chaos", metavar="D", help="where the homes and chaos.json go (new or empty)"
     )
@@ -262,10 +281,20 @@ def cmd_devnet_chaos(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         fabric=args.fabric,
         faults=not args.no_faults,
+        byzantine=args.byzantine,
+        attacks=args.attacks,
     )
     summary = run_chaos(Path(args.dir), config, echo=progress_echo(args))
     emit(args, summary, format_summary)
     return 0 if summary["ok"] else 1
+
+
+def parse_attacks(text: str) -> tuple[str, ...]:
+    """--attacks: all, or a comma-separated subset of the attack kinds."""
+    try:
+        return parse_attack_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def progress_echo(args: argparse.Namespace) -> Callable[[str], None]:

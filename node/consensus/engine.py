@@ -226,13 +226,13 @@ class Consensus:
         if msg.height > self._height + FUTURE_HEIGHTS:
             return []
         if msg.height < self._height or (msg.height == self._height and self._vset is None):
-            return []
+            return self._check_late_precommit(msg)
         if msg.height > self._height:
             return self._buffer(msg)
         self._check_membership(msg)
         self._check_round(msg)
         if self._decided is not None:
-            return []
+            return self._log_vote(msg)[0] if isinstance(msg, Vote) else []  # no rule runs; a double sign is evidence
         if isinstance(msg, Vote):
             return self._on_vote(msg, now_ms)
         return self._on_proposal(msg, now_ms)
@@ -326,17 +326,32 @@ class Consensus:
     # -- the message log ------------------------------------------------------------------------
     def _on_vote(self, vote: Vote, now_ms: int) -> list[Action]:
         """Add a vote to the log (a conflicting one is also evidence) and run the rules."""
+        actions, added = self._log_vote(vote)
+        return actions + self._check_rules(vote.round, now_ms) if added else actions
+
+    def _log_vote(self, vote: Vote) -> tuple[list[Action], bool]:
+        """Add a vote to the log, a conflicting one also as evidence; the evidence actions and whether it was added."""
         votes = self._votes.get_vote_set(vote.round, vote.type)
         mine = votes.votes.get(vote.validator, [])
         if any(v.block_id == vote.block_id for v in mine):
-            return []
+            return [], False
         actions = self._record_evidence(mine[0], vote) if mine else []
         if len(mine) >= MAX_VOTES_PER_VALIDATOR:
-            return actions
+            return actions, False
         assert self._vset is not None
         votes.add(vote, self._vset.power_of(vote.validator))
         self._participants.setdefault(vote.round, set()).add(vote.validator)
-        return actions + self._check_rules(vote.round, now_ms)
+        return actions, True
+
+    def _check_late_precommit(self, msg: Proposal | Vote) -> list[Action]:
+        """A message of a past height is not counted; but a precommit of height−1 that conflicts with one of
+        that height's precommits we hold (the decided height's log) is evidence of a double sign."""
+        if not isinstance(msg, Vote) or msg.type != PRECOMMIT or msg.height != self._height - 1:
+            return []
+        for seen in self._last_precommits.values():
+            if (seen.validator, seen.round) == (msg.validator, msg.round) and seen.block_id != msg.block_id:
+                return self._record_evidence(seen, msg)
+        return []
 
     def _on_proposal(self, proposal: Proposal, now_ms: int) -> list[Action]:
         """Add a proposal (at most a few per round) to the log and run the rules."""

@@ -172,6 +172,9 @@ def test_a_short_run_behind_the_tcp_fault_relay_agrees_and_loses_nothing(tmp_pat
         (["--validators", "8"], "--validators must be 4 to 7, got 8"),
         (["--duration", "10"], "--duration must be at least 30 seconds"),
         (["--fabric", "docker"], "invalid choice: 'docker'"),
+        (["--byzantine", "2"], "--byzantine must be below a third of the validators (3K < N): at most 1 of 4, got 2"),
+        (["--validators", "7", "--byzantine", "3"], "at most 2 of 7, got 3"),
+        (["--attacks", "pad,bribe"], "unknown attack kind 'bribe'"),
     ],
 )
 def test_chaos_refuses_bad_arguments_in_one_line(tmp_path, args, message):

@@ -1057,3 +1057,40 @@ def test_a_fetched_or_synced_block_with_a_swapped_body_is_invalid_input():
     assert rig.engine.get_known_block(honest.id) is None
     [decide] = [a for a in rig.engine.on_block(honest, NOW) if isinstance(a, Decide)]
     assert decide.block == honest
+
+
+def test_a_double_sign_that_arrives_after_the_decision_is_still_evidence():
+    # Found by the byzantine chaos run: an equivocator's second precommit usually arrives after +2/3 of the
+    # others decided the height, and the engine ignored every message once decided, so the double sign was lost.
+    rig = Rig("a")
+    block = rig.block(0)
+    rig.send(rig.proposal(0, block))
+    rig.send(rig.vote("d", "precommit", 0, None))  # d's twin: nil ...
+    assert any(isinstance(a, Decide) for a in rig.votes("abc", "precommit", 0, block.id))
+    late = rig.send(rig.vote("d", "precommit", 0, block.id))  # ... then its other precommit, after the decision
+    evidence = [a.evidence for a in late if isinstance(a, RecordEvidence)]
+    assert len(evidence) == 1 and evidence[0].key == f"{ADDR['d']}/1/0/precommit"
+    assert not [a for a in late if not isinstance(a, RecordEvidence)]  # nothing else: no rule runs after a decision
+
+
+def test_a_late_precommit_of_the_last_height_that_conflicts_with_one_we_hold_is_evidence():
+    rig = Rig("a")
+    block = rig.block(0)
+    rig.send(rig.proposal(0, block))
+    rig.send(rig.vote("d", "precommit", 0, None))
+    decided = [a for a in rig.votes("bcd", "precommit", 0, block.id) if isinstance(a, Decide)]
+    assert decided
+    commit = decided[0].commit
+    rig.engine.start_height(
+        height=2,
+        validator_set=rig.vset,
+        last_commit=commit,
+        last_block_id=block.id,
+        last_time_ms=5_000,
+        app_hash=APP_HASH,
+        now_ms=NOW,
+        last_validator_set=rig.vset,
+    )
+    assert rig.engine.on_message(rig.vote("b", "precommit", 0, block.id, height=1), NOW) == []  # a duplicate
+    late = rig.engine.on_message(rig.vote("c", "precommit", 0, None, height=1), NOW)
+    assert [a.evidence.key for a in late if isinstance(a, RecordEvidence)] == [f"{ADDR['c']}/1/0/precommit"]
