@@ -81,7 +81,7 @@ def format_byzantine_table(summaries: list[dict]) -> str:
             + " | ".join(f"{b['attack_windows'][k]}w/{b['attacks'][k]:,}" for k in ATTACK_KINDS)
             + f" | {sum(s['faults'].values())} | {b['longest_stall_s']} ({b['longest_stall_outside_faults_s']}) | "
             f"{status.get('max_s', '-')} / {status.get('p99_s', '-')} | {eq['delivered']} / "
-            f"{eq['held_by_some_honest_node']} | **{s['txs']['lost']}** | {'PASS' if s['ok'] else 'FAIL'} |"
+            f"{eq['committed_on_every_honest_node']} | **{s['txs']['lost']}** | {'PASS' if s['ok'] else 'FAIL'} |"
         )
     return "\n".join(lines)
 

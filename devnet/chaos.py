@@ -325,7 +325,8 @@ def run_on_network(
         windows = [compute_fault_window(r, duration) for r in hit_honest]
         liveness = judge_liveness(status_samples, 0.0, duration, windows)
         attacks = read_adversary_records([nodes[i] for i in adversaries])
-        evidence = judge_equivocations(honest, attacks.pop("equivocation_log"))
+        final_height = tip[0] if tip else 0  # no agreed tip is a failed verdict already
+        evidence = judge_equivocations(honest, attacks.pop("equivocation_log"), final_height)
         problems += liveness.pop("problems") + evidence.pop("problems")
         byzantine = {
             "adversaries": [nodes[i].name for i in adversaries],
@@ -512,8 +513,9 @@ def format_byzantine(byzantine: dict[str, Any]) -> list[str]:
         f"adversaries: {', '.join(byzantine['adversaries'])}; attack windows: "
         + ", ".join(f"{k} {v}" for k, v in byzantine["attack_windows"].items()),
         "attack actions: " + ", ".join(f"{k} {v}" for k, v in byzantine["attacks"].items()),
-        f"equivocations delivered {eq['delivered']}: held as evidence by some honest node "
-        f"{eq['held_by_some_honest_node']}, by every honest node {eq['held_by_every_honest_node']}",
+        f"equivocations delivered {eq['delivered']}, of which {eq['due']} at least {eq['margin_blocks']} blocks "
+        f"before the end: committed as evidence on every honest node {eq['committed_on_every_honest_node']}; "
+        f"jailed and slashed: {', '.join(eq['equivocators_jailed_and_slashed']) or 'none'}",
         f"longest stretch without a block: {byzantine['longest_stall_s']} s, "
         f"{byzantine['longest_stall_outside_faults_s']} s outside crash faults of honest nodes "
         f"(bound {byzantine['stall_bound_s']:g} s)",

@@ -13,7 +13,6 @@ from chain.errors import InvalidTx
 from chain.median import weighted_median
 from chain.params import Params
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_tx
-from node.blocks import Evidence
 from node.config import DB_FILE, GENESIS_FILE
 from node.store import SqliteStore
 
@@ -59,7 +58,9 @@ def get_ok_tx(store: SqliteStore, raw_hex: str, height: int, index: int) -> Tx |
 
 def compute_expected_prices(store: SqliteStore, genesis: dict[str, Any]) -> dict[int, int]:
     """Epoch → unit price recomputed from the committed price votes: each genesis validator's vote in force (or the
-    current price if it never voted), weighted by its genesis stake, through `chain.median.weighted_median`."""
+    current price if it never voted), weighted by its genesis stake, through `chain.median.weighted_median`. A
+    validator whose double sign a block committed is jailed from that block on and leaves the ballot at the
+    next boundary (the load sends no bonds or unjails; slashing changes only a jailed validator's stake)."""
     params = Params.from_json(genesis.get("params"))
     price = params.default_unit_of_compute_price
     powers = {v["address"]: int(v["stake"]) for v in genesis["validators"]}
@@ -67,7 +68,10 @@ def compute_expected_prices(store: SqliteStore, genesis: dict[str, Any]) -> dict
     last = store.get_max_block_height()
     prices = {0: price}
     for height, block_text, _ in store.iterate_block_rows(0, last):
-        for index, raw in enumerate(json.loads(block_text)["txs"]):
+        block = json.loads(block_text)
+        for piece in block.get("evidence", []):
+            powers.pop(piece["vote_a"]["validator"], None)
+        for index, raw in enumerate(block["txs"]):
             tx = get_ok_tx(store, raw, height, index)
             if tx is None:
                 continue
@@ -137,6 +141,7 @@ def judge_stores(nodes: list[ChaosNode], committed: list[dict[str, Any]], pendin
 # =============================================================================================
 STALL_BOUND_S = 10.0  # the honest nodes commit a block at least this often outside crash faults
 STATUS_BOUND_S = 1.0  # every sampled /v1/status of an honest node is answered this fast
+EVIDENCE_MARGIN_BLOCKS = 5  # a double sign this close to the final height may still be on its way into a block
 
 
 def compute_overlap_s(start: float, end: float, windows: list[tuple[float, float]]) -> float:
@@ -218,35 +223,53 @@ def judge_liveness(
     }
 
 
-def read_evidence_keys(store: SqliteStore) -> set[str]:
-    """The keys (validator/height/round/type) of the double signs a store holds."""
-    return {Evidence.from_json(e).key for e in store.get_evidence(0)}
+def compute_evidence_key(equivocation: dict[str, Any]) -> str:
+    """The chain's key of a committed double sign (`evid/<height:012d>/<validator>/<round>/<type>`)."""
+    e = equivocation
+    return f"{e['height']:012d}/{e['validator']}/{e['round']}/{e['type']}"
 
 
-def judge_equivocations(nodes: list[ChaosNode], equivocations: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every equivocation an adversary delivered (a twin vote a peer accepted) is held as evidence by the honest
-    nodes' stores. Today that is the evidence each node detected itself (`SqliteStore.add_evidence`), so the check
-    is that at least one honest store holds it. Once evidence is committed in blocks, this must read the committed
-    evidence (then in every honest store) and check the offender was jailed and slashed."""
-    held: dict[str, set[str]] = {}
+def read_committed_evidence(store: SqliteStore) -> tuple[set[str], dict[str, dict[str, Any]]]:
+    """The offences a store's state has committed (`evid/` keys) and its jail records by address."""
+    committed = {key for key, _ in store.iterate("evid")}
+    jail = {address: json.loads(value) for address, value in store.iterate("jail")}
+    return committed, jail
+
+
+def judge_equivocations(
+    nodes: list[ChaosNode], equivocations: list[dict[str, Any]], final_height: int
+) -> dict[str, Any]:
+    """Every equivocation an adversary delivered (a twin vote a peer accepted) at a height at least
+    `EVIDENCE_MARGIN_BLOCKS` below the final one was committed as evidence on every honest node, and every
+    adversary that delivered one is jailed and slashed there (the chain slashes once per jailing)."""
+    committed: dict[str, set[str]] = {}
+    jails: dict[str, dict[str, dict[str, Any]]] = {}
     for node in nodes:
         store = SqliteStore(node.home / DB_FILE)
         try:
-            held[node.name] = read_evidence_keys(store)
+            committed[node.name], jails[node.name] = read_committed_evidence(store)
         finally:
             store.close()
-    keys = sorted({e["key"] for e in equivocations})
-    missing = [k for k in keys if not any(k in h for h in held.values())]
-    everywhere = sum(all(k in h for h in held.values()) for k in keys)
-    problems = [f"equivocation {k} is held as evidence by no honest node" for k in missing[:20]]
+    due = [e for e in equivocations if e["height"] <= final_height - EVIDENCE_MARGIN_BLOCKS]
+    keys = sorted({compute_evidence_key(e) for e in due})
+    missing = [k for k in keys if not all(k in c for c in committed.values())]
+    problems = [f"equivocation {k} is not committed as evidence on every honest node" for k in missing[:20]]
     if len(missing) > 20:
-        problems.append(f"and {len(missing) - 20} more equivocations held by no honest node")
+        problems.append(f"and {len(missing) - 20} more equivocations not committed on every honest node")
+    offenders = sorted({e["validator"] for e in due})
+    for address in offenders:
+        for name, jail in sorted(jails.items()):
+            record = jail.get(address)
+            if record is None or record["slashes"] < 1 or record["slashed"] <= 0:
+                problems.append(f"{name}: equivocator {address} was not jailed and slashed ({record})")
     return {
         "problems": problems,
         "equivocations": {
-            "delivered": len(keys),
-            "held_by_some_honest_node": len(keys) - len(missing),
-            "held_by_every_honest_node": everywhere,
-            "evidence_per_honest_node": {name: len(h) for name, h in sorted(held.items())},
+            "delivered": len({compute_evidence_key(e) for e in equivocations}),
+            "due": len(keys),
+            "committed_on_every_honest_node": len(keys) - len(missing),
+            "evidence_committed_per_honest_node": {name: len(c) for name, c in sorted(committed.items())},
+            "equivocators_jailed_and_slashed": offenders,
+            "margin_blocks": EVIDENCE_MARGIN_BLOCKS,
         },
     }

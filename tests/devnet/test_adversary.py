@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from devnet.chaos import RECOVERY_GRACE_S, FaultRecord, compute_fault_window, re
 from devnet.chaos_nodes import ChaosNode
 from devnet.chaos_plan import Fault
 from devnet.chaos_verdict import (
+    EVIDENCE_MARGIN_BLOCKS,
     STALL_BOUND_S,
     compute_commit_times,
     compute_latency_stats,
@@ -49,7 +51,7 @@ from devnet.chaos_verdict import (
     judge_liveness,
 )
 from node import codec
-from node.blocks import Block, Header, check_block_hashes, compute_txs_hash, make_evidence, sign_proposal, sign_vote
+from node.blocks import Block, Header, check_block_hashes, compute_txs_hash, sign_proposal, sign_vote
 from node.config import DB_FILE
 from node.errors import InvalidMessage
 from node.pb import types_pb2 as pb
@@ -242,33 +244,46 @@ def test_liveness_fails_on_a_long_stall_or_a_slow_status_and_passes_otherwise():
     assert len(problems) == 1 and "n1 1.50 s at 20 s" in problems[0]
 
 
-def make_store_with_evidence(home: Path, votes: list[tuple[int, int, str]]) -> ChaosNode:
-    """A node home whose store holds evidence of a double sign of KEY at each (height, round, type)."""
+def make_store_with_evidence(home: Path, offences: list[tuple[int, int, str]], *, jailed: bool = True) -> ChaosNode:
+    """A node home whose store's state has committed a double sign of KEY at each (height, round, type), and
+    (`jailed`) the jail record of KEY, as `chain.rules.process_evidence` leaves them."""
     (home / DB_FILE).parent.mkdir(parents=True)
-    store = SqliteStore(home / DB_FILE)
-    for height, round_, type_ in votes:
-        a = sign_vote(KEY, CHAIN, type_, height, round_, None, 1)
-        b = sign_vote(KEY, CHAIN, type_, height, round_, "e" * 64, 1)
-        evidence = make_evidence(a, b)
-        store.add_evidence(evidence.key, height, evidence.to_json())
-    store.close()
+    SqliteStore(home / DB_FILE).close()
+    db = sqlite3.connect(home / DB_FILE)
+    with db:
+        for height, round_, type_ in offences:
+            key = f"{height:012d}/{KEY.address}/{round_}/{type_}"
+            db.execute("INSERT INTO state (space, key, value) VALUES ('evid', ?, ?)", (key, '{"height":9}'))
+        if jailed:
+            record = '{"jailed":true,"jailed_until":109,"slashed":5,"slashes":1}'
+            db.execute("INSERT INTO state (space, key, value) VALUES ('jail', ?, ?)", (KEY.address, record))
+    db.close()
     return ChaosNode(0, home, public="", admin="", token="", key=KEY)
 
 
-def test_every_delivered_equivocation_must_be_held_as_evidence_by_an_honest_store(tmp_path):
+def test_every_delivered_equivocation_must_be_committed_on_every_honest_node_and_its_validator_jailed(tmp_path):
     n0 = make_store_with_evidence(tmp_path / "n0", [(3, 0, "prevote"), (4, 1, "precommit")])
-    n1 = make_store_with_evidence(tmp_path / "n1", [(3, 0, "prevote")])
-    made = [{"key": f"{KEY.address}/{h}/{r}/{t}"} for h, r, t in [(3, 0, "prevote"), (4, 1, "precommit")]]
-    verdict = judge_equivocations([n0, n1], made)
+    n1 = make_store_with_evidence(tmp_path / "n1", [(3, 0, "prevote"), (4, 1, "precommit")])
+    made = [
+        {"validator": KEY.address, "height": h, "round": r, "type": t}
+        for h, r, t in [(3, 0, "prevote"), (4, 1, "precommit"), (19, 0, "prevote")]
+    ]
+    verdict = judge_equivocations([n0, n1], made, final_height=20)  # height 19 is within the margin: not due
     assert verdict["problems"] == []
     assert verdict["equivocations"] == {
-        "delivered": 2,
-        "held_by_some_honest_node": 2,
-        "held_by_every_honest_node": 1,
-        "evidence_per_honest_node": {"n0": 2, "n1": 1},
+        "delivered": 3,
+        "due": 2,
+        "committed_on_every_honest_node": 2,
+        "evidence_committed_per_honest_node": {"n0": 2, "n1": 2},
+        "equivocators_jailed_and_slashed": [KEY.address],
+        "margin_blocks": EVIDENCE_MARGIN_BLOCKS,
     }
-    missing = judge_equivocations([n1], made)
-    assert missing["problems"] == [f"equivocation {KEY.address}/4/1/precommit is held as evidence by no honest node"]
+    behind = make_store_with_evidence(tmp_path / "n2", [(3, 0, "prevote")], jailed=False)
+    problems = judge_equivocations([n0, behind], made, final_height=20)["problems"]
+    assert problems[0] == (
+        f"equivocation {4:012d}/{KEY.address}/1/precommit is not committed as evidence on every honest node"
+    )
+    assert problems[1].startswith(f"n2: equivocator {KEY.address} was not jailed and slashed")
 
 
 def test_a_crash_fault_excuses_a_stall_until_its_target_answers_again_plus_the_grace(tmp_path):

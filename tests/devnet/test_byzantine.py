@@ -14,11 +14,19 @@ from devnet.adversary import RECORD_FILE
 from devnet.adversary_plan import ATTACK_KINDS
 from devnet.chaos_verdict import STALL_BOUND_S, STATUS_BOUND_S
 from devnet.launch import NODE_PROGRAM
+from node.config import load_home
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 3
 # Kinds that act whatever the adversary's turn: time_future and time_past act only on its own new proposals.
 ALWAYS_ACTING = tuple(k for k in ATTACK_KINDS if k not in ("time_future", "time_past"))
+
+
+def liar_address(out: Path, name: str) -> str:
+    """The validator address of the adversary whose home is out/NAME."""
+    key = load_home(out / name).validator_key
+    assert key is not None
+    return key.address
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +63,10 @@ def test_the_adversary_ran_every_attack_and_every_equivocation_it_delivered_is_e
     assert all(byzantine["attack_windows"][k] >= 1 for k in ATTACK_KINDS)
     assert all(byzantine["attacks"][k] > 0 for k in ALWAYS_ACTING), byzantine["attacks"]
     equivocations = byzantine["equivocations"]
-    assert equivocations["delivered"] > 0
-    assert equivocations["held_by_some_honest_node"] == equivocations["delivered"]
+    assert equivocations["due"] > 0
+    assert equivocations["committed_on_every_honest_node"] == equivocations["due"]
+    assert equivocations["equivocators_jailed_and_slashed"] == [liar_address(out, byzantine["adversaries"][0])]
     liar = out / byzantine["adversaries"][0]
     assert (liar / RECORD_FILE).exists() and "adversary attacks now" in (liar / "node.log").read_text()
-    honest = [name for name in equivocations["evidence_per_honest_node"]]
+    honest = [name for name in equivocations["evidence_committed_per_honest_node"]]
     assert byzantine["adversaries"][0] not in honest and len(honest) == 3  # its own store is never judged
