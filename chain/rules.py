@@ -16,7 +16,7 @@ State layout (space / key -> canonical JSON value):
 - `gov/<id:012d>`    -> a governance proposal (content, status, heights, total deposit, final tally)
 - `dep/<id:012d>/<address>` -> ngonka deposited and still held
 - `gvote/<id:012d>/<address>` -> vote option, while the proposal is in its voting period
-- `gq/<height:012d>` -> ids of the proposals whose deposit or voting period ends at that height
+- `gq/<height:012d>/<id:012d>` -> id: a proposal whose deposit or voting period ends at that height
 - `model/<id>`       -> the registry: every registered model, changes applied when they pass
 - `amodel/<id>`      -> the models active in the current epoch (with their units)
 - `mchg/<id>`        -> models changed this epoch, activated at the boundary
@@ -135,11 +135,8 @@ def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
 
 def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
     """The epoch records with from_epoch ≤ epoch ≤ to_epoch, oldest first."""
-    return [
-        record
-        for _, record in state.iterate("hist")
-        if record["epoch"] >= from_epoch and (to_epoch is None or record["epoch"] <= to_epoch)
-    ]
+    end = None if to_epoch is None else compute_index_key(to_epoch + 1)
+    return [record for _, record in state.iterate("hist", compute_index_key(from_epoch), end)]
 
 
 def get_registry_version(state: State) -> int:
@@ -173,8 +170,7 @@ def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any
 
 def get_entries_of_proposal(state: State, space: str, proposal_id: int) -> list[tuple[str, Any]]:
     """The (address, value) deposits or votes of one proposal, in address order."""
-    prefix = compute_index_key(proposal_id) + "/"
-    return [(key[len(prefix) :], value) for key, value in state.iterate(space) if key.startswith(prefix)]
+    return state.iterate_prefix(space, compute_index_key(proposal_id) + "/")
 
 
 def get_tally(state: State, proposal_id: int) -> Tally:
@@ -312,20 +308,19 @@ def process_gov_counter(state: State, name: str, delta: int) -> int:
     return value
 
 
+def compute_queue_key(height: int, proposal_id: int) -> str:
+    """The state key of a proposal in the queue of block `height`: `<height>/<id>`."""
+    return f"{compute_index_key(height)}/{compute_index_key(proposal_id)}"
+
+
 def process_queue_add(state: State, height: int, proposal_id: int) -> None:
     """Queue a proposal for the end of block `height`."""
-    key = compute_index_key(height)
-    state.set("gq", key, [*(state.get("gq", key) or ()), proposal_id])
+    state.set("gq", compute_queue_key(height, proposal_id), proposal_id)
 
 
 def process_queue_remove(state: State, height: int, proposal_id: int) -> None:
     """Take a proposal out of the queue of block `height`."""
-    key = compute_index_key(height)
-    rest = [i for i in state.get("gq", key) or () if i != proposal_id]
-    if rest:
-        state.set("gq", key, rest)
-    else:
-        state.delete("gq", key)
+    state.delete("gq", compute_queue_key(height, proposal_id))
 
 
 def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amount: int) -> dict[str, Any]:
@@ -404,11 +399,9 @@ def process_deposits_settlement(state: State, proposal_id: int, *, burn: bool) -
 
 def process_proposal_queue(state: State) -> None:
     """End the deposit or voting period of every proposal queued for this block."""
-    key = compute_index_key(get_height(state))
-    due = state.get("gq", key)
-    if due is None:
-        return
-    for proposal_id in due:
+    height = get_height(state)
+    for _, proposal_id in state.iterate_prefix("gq", compute_index_key(height) + "/"):
+        state.delete("gq", compute_queue_key(height, proposal_id))
         proposal = get_proposal(state, proposal_id)
         if proposal["status"] == "deposit_period":
             process_deposits_settlement(state, proposal_id, burn=False)
@@ -416,7 +409,6 @@ def process_proposal_queue(state: State) -> None:
         else:
             proposal = process_voting_end(state, proposal)
         state.set("gov", compute_index_key(proposal_id), proposal)
-    state.delete("gq", key)
 
 
 def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]:

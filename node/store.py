@@ -26,6 +26,7 @@ from chain.store import Change, CommitInfo, compute_lthash
 
 SCHEMA_VERSION = 1
 READ_CACHE_ENTRIES = 1 << 18
+ITERATE_PAGE = 256  # rows per query of a range scan
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
 
@@ -98,10 +99,26 @@ class SqliteStore:
         self._cache[(space, key)] = value = row[0] if row else None
         return value
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]:
-        return iter(
-            self._conn.execute("SELECT key, value FROM state WHERE space = ? ORDER BY key", (space,)).fetchall()
-        )
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
+    ) -> Iterator[tuple[str, str]]:
+        """The rows of `space` with start <= key < end in key order (descending if `reverse`), read
+        by primary-key range in pages of ITERATE_PAGE rows, so a caller that stops early reads no more."""
+        lo, hi = ("key >= ?", start), ("key < ?", end)
+        while True:
+            bounds = [b for b in (lo, hi) if b[1] is not None]
+            where = " AND ".join(["space = ?", *(b[0] for b in bounds)])
+            rows = self._conn.execute(
+                f"SELECT key, value FROM state WHERE {where} ORDER BY key {'DESC' if reverse else 'ASC'} LIMIT ?",
+                (space, *(b[1] for b in bounds), ITERATE_PAGE),
+            ).fetchall()
+            yield from rows
+            if len(rows) < ITERATE_PAGE:
+                return
+            if reverse:
+                hi = ("key < ?", rows[-1][0])
+            else:
+                lo = ("key > ?", rows[-1][0])
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         return iter(self._conn.execute("SELECT space, key, value FROM state ORDER BY space, key"))
