@@ -175,6 +175,11 @@ def test_genesis_params_default_when_omitted():
         "burn_vote_veto": True,
         "max_block_txs": 20_000,
         "max_block_bytes": 16 * 1024 * 1024,
+        "min_self_bond": 1,
+        "max_validators": 100,
+        "min_initial_deposit": 1,
+        "max_open_proposals_per_account": 16,
+        "burn_proposal_deposit_prevote": True,
     }
     assert app.query("epoch/current")["price"] == 100
 

@@ -166,18 +166,26 @@ def test_submit_with_min_deposit_goes_straight_to_voting_and_withdraws_the_depos
     assert escrow_matches_deposits(app)
 
 
-def test_unfunded_proposal_is_dropped_after_the_deposit_period_and_refunded():
-    app, w = gov_chain()
+@pytest.mark.parametrize(("burn", "balance_after", "burned"), [(True, 960, 40), (False, 1000, 0)])
+def test_unfunded_proposal_is_dropped_after_the_deposit_period_and_its_deposit_burned_or_refunded(
+    burn, balance_after, burned
+):
+    app, w = gov_chain(burn_proposal_deposit_prevote=burn)
+    supply, _ = supply_parts(app.store)
     run_block(app, [w.tx("e", register(deposit=40))])
     assert proposal(app, 1)["status"] == "deposit_period" and balance(app, "e") == 960
     run_until(app, 4)
     assert proposal(app, 1)["status"] == "deposit_period"
     run_block(app)  # height 5 = 1 + max_deposit_period
     p = proposal(app, 1)
-    assert p["status"] == "dropped" and p["deposits"] == []
-    assert balance(app, "e") == 1000
+    assert p["status"] == "dropped" and p["deposits"] == [] and p["burned"] is burn
+    assert balance(app, "e") == balance_after
     assert app.query("registry")["models"] == []
     assert escrow_matches_deposits(app)
+    snap = store_snapshot(app.store)
+    assert json.loads(snap.get(("meta", "burned"), "0")) == burned
+    total, held = supply_parts(app.store)
+    assert total == held and total + burned == supply
 
 
 def test_top_up_deposits_move_a_proposal_to_voting():
@@ -490,5 +498,5 @@ def test_escrow_equals_deposits_held_and_supply_is_conserved_but_for_burns(block
 def test_the_explicit_invariant_example_reaches_every_outcome():
     app = run_checking_invariants(EVERY_OUTCOME)
     outcomes = [(p["status"], p["burned"]) for p in app.query("proposals")]
-    assert outcomes == [("passed", False), ("failed", False), ("rejected", True), ("dropped", False)]
+    assert outcomes == [("passed", False), ("failed", False), ("rejected", True), ("dropped", True)]
     assert all(p["status"] in ("passed", "rejected", "failed", "dropped") for p in app.query("proposals"))

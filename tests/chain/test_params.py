@@ -35,6 +35,11 @@ DEFAULTS = {
     "burn_vote_veto": True,
     "max_block_txs": 20_000,
     "max_block_bytes": 16 * 1024 * 1024,
+    "min_self_bond": 1,
+    "max_validators": 100,
+    "min_initial_deposit": 1,
+    "max_open_proposals_per_account": 16,
+    "burn_proposal_deposit_prevote": True,
 }
 
 
@@ -91,6 +96,12 @@ BAD_VALUES = [
     ("max_block_bytes", 0),
     ("max_block_bytes", -1),
     ("max_block_bytes", 1.5),
+    ("min_self_bond", 0),
+    ("max_validators", 0),
+    ("max_validators", "100"),
+    ("min_initial_deposit", -1),
+    ("max_open_proposals_per_account", 0),
+    ("burn_proposal_deposit_prevote", 1),
 ]
 
 
@@ -156,6 +167,11 @@ params_json = st.fixed_dictionaries(
         "default_unit_of_compute_price": st.integers(1, 2**63 - 1),
         "max_block_txs": st.integers(1, 2**63 - 1),
         "max_block_bytes": st.integers(1, 2**63 - 1),
+        "min_self_bond": st.integers(1, 2**63 - 1),
+        "max_validators": st.integers(1, 2**63 - 1),
+        "min_initial_deposit": st.integers(1, 2**63 - 1),
+        "max_open_proposals_per_account": st.integers(1, 2**63 - 1),
+        "burn_proposal_deposit_prevote": st.booleans(),
     },
 )
 
