@@ -3,10 +3,12 @@ sign state and evidence, in one file (sqlite-utils, WAL, one transaction per blo
 
 Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block id, the block and
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
-for each height); `sign_state` (one row: what this validator last signed, and its locks); `evidence`
-(double signs, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result
-code and log). `apply_block` writes a decided block, its commit, its tx results and the validator
-set of the next height with the block's state changes and the new height in ONE transaction.
+at each height where its powers change and at checkpoints: `node.ledger` steps the priorities of the
+heights between; older rows are pruned); `sign_state` (one row: what this validator last signed, and
+its locks); `evidence` (double signs, keyed by `Evidence.key`); `txs` (the tx index: hash → height,
+index in the block, result code and log). `apply_block` writes a decided block, its commit, its tx
+results and, when due, the validator set of the next height with the block's state changes and the
+new height in ONE transaction.
 """
 
 from __future__ import annotations
@@ -46,17 +48,20 @@ NODE_TABLES = (
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
     that decided it (None at genesis, height 0), its tx results `(hash, code, log)` in block order, and
-    the validator set of the next height.
+    the validator set of the next height when it is to be stored.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
-    the powers after the block."""
+    the powers after the block; None stores no row (the set follows from the last stored one, see
+    `node.ledger`). Rows no longer needed for the heights from `keep_validator_sets_from` on are pruned
+    in the same transaction (0: none)."""
 
     height: int
-    next_validator_set: Callable[[], dict[str, Any]]
+    next_validator_set: Callable[[], dict[str, Any] | None]
     block_id: str = ""
     block: dict[str, Any] | None = None
     commit: dict[str, Any] | None = None
     tx_results: tuple[tuple[str, str, str], ...] = ()
+    keep_validator_sets_from: int = 0
 
 
 class SqliteStore:
@@ -190,10 +195,17 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
                 (write.height, write.block_id, canonical_json(write.block), canonical_json(write.commit)),
             )
-        self._conn.execute(
-            "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
-            (write.height + 1, canonical_json(write.next_validator_set())),
-        )
+        next_set = write.next_validator_set()
+        if next_set is not None:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
+                (write.height + 1, canonical_json(next_set)),
+            )
+        if write.keep_validator_sets_from > 0:
+            self._conn.execute(
+                "DELETE FROM validator_sets WHERE height < (SELECT MAX(height) FROM validator_sets WHERE height <= ?)",
+                (write.keep_validator_sets_from,),
+            )
         self._conn.executemany(
             "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)",
             [(h, write.height, i, code, log) for i, (h, code, log) in enumerate(write.tx_results)],
@@ -241,10 +253,16 @@ class SqliteStore:
             r[0] for r in self._conn.execute("SELECT height FROM blocks WHERE height > ? ORDER BY height", (applied,))
         ]
 
-    def get_validator_set(self, height: int) -> dict[str, Any] | None:
-        """The validator set JSON for `height`, or None."""
-        row = self._conn.execute("SELECT value FROM validator_sets WHERE height = ?", (height,)).fetchone()
-        return json.loads(row[0]) if row else None
+    def get_validator_set_row(self, height: int) -> tuple[int, dict[str, Any]] | None:
+        """(stored height, validator set JSON) of the last set stored at or below `height`, or None."""
+        row = self._conn.execute(
+            "SELECT height, value FROM validator_sets WHERE height <= ? ORDER BY height DESC LIMIT 1", (height,)
+        ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def get_validator_set_heights(self) -> list[int]:
+        """The heights whose validator set is stored, in order."""
+        return [r[0] for r in self._conn.execute("SELECT height FROM validator_sets ORDER BY height")]
 
     # -- consensus sign state (durable before anything signed is sent) ----------------------
     def save_sign_state(self, sign_state: dict[str, Any]) -> None:
