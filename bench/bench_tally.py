@@ -23,8 +23,8 @@ from pathlib import Path
 from chain import rules
 from chain.app import Application
 from chain.crypto import PrivateKey
-from chain.encoding import decode_canonical
-from chain.store import State, compute_entry_lanes
+from chain.encoding import _decode_cached
+from chain.store import State, _compute_entry_lanes_cached
 from chain.tx import MsgSubmitProposal, MsgVote, RegisterModel
 from node.store import SqliteStore
 
@@ -61,8 +61,8 @@ class Case:
 
     def run(self) -> str:
         """Time one voting end on a throw-away state; return the resulting status."""
-        compute_entry_lanes.cache_clear()
-        decode_canonical.cache_clear()
+        _compute_entry_lanes_cached.cache_clear()
+        _decode_cached.cache_clear()
         started = time.perf_counter()
         state = State(self.app.store, 2, self.app._lthash)
         proposal = rules.process_voting_end(state, rules.get_proposal(state, 1))

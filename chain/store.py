@@ -41,10 +41,21 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
     return LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
 
 
-@lru_cache(maxsize=1 << 11)
+LANES_CACHE_ENTRIES = 1 << 11
+LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh: the cache holds at most 12 MiB
+
+
 def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
-    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached: an entry added
-    now is often removed soon)."""
+    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached for short entries:
+    an entry added now is often removed soon)."""
+    if len(space) + len(key) + len(value) > LANES_CACHE_MAX_TEXT:
+        return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+    return _compute_entry_lanes_cached(space, key, value)
+
+
+@lru_cache(maxsize=LANES_CACHE_ENTRIES)
+def _compute_entry_lanes_cached(space: str, key: str, value: str) -> bytes:
+    """compute_entry_lanes of a short entry, cached (bounded in bytes by the count and the entry size)."""
     return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
 
 

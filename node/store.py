@@ -27,7 +27,8 @@ from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
 SCHEMA_VERSION = 1
-READ_CACHE_ENTRIES = 1 << 18
+READ_CACHE_BYTES = 64 * 1024 * 1024  # committed values read, by (space, key); cleared when full
+READ_CACHE_ENTRY_OVERHEAD = 160  # bytes per entry beyond its strings: the dict slot, tuple and str headers
 ITERATE_PAGE = 256  # rows per query of a range scan
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
@@ -42,6 +43,11 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " code TEXT NOT NULL, log TEXT NOT NULL)",
 )
+
+
+def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
+    """The bytes one entry of the read cache is counted as."""
+    return len(space) + len(key) + len(value or "") + READ_CACHE_ENTRY_OVERHEAD
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
+        self._cache_bytes = 0
         self._writing: BlockWrite | None = None  # set only during `apply_block`
         try:
             self.db = sqlite_utils.Database(str(self.path))
@@ -99,9 +106,15 @@ class SqliteStore:
         except KeyError:
             pass
         row = self._conn.execute("SELECT value FROM state WHERE space = ? AND key = ?", (space, key)).fetchone()
-        if len(self._cache) >= READ_CACHE_ENTRIES:
+        value = row[0] if row else None
+        size = compute_read_cache_size(space, key, value)
+        if size > READ_CACHE_BYTES:
+            return value
+        if self._cache_bytes + size > READ_CACHE_BYTES:
             self._cache.clear()
-        self._cache[(space, key)] = value = row[0] if row else None
+            self._cache_bytes = 0
+        self._cache[(space, key)] = value
+        self._cache_bytes += size
         return value
 
     def iterate(
@@ -173,7 +186,9 @@ class SqliteStore:
         self._writing = None
         for space, key, value in changes:
             if (space, key) in self._cache:
+                old = self._cache[(space, key)]
                 self._cache[(space, key)] = value
+                self._cache_bytes += len(value or "") - len(old or "")
 
     def close(self) -> None:
         self.db.close()
