@@ -119,7 +119,7 @@ def part1(tmp: Path) -> None:
     for _ in range(BLOCKS):
         for size, app in apps.items():
             times[size].append(run_block(app))
-    for size, app in apps.items():
+    for app in apps.values():
         dropped = sum(1 for p in app.query("proposals") if p["status"] == "dropped")
         assert dropped == BLOCKS * DUE_PER_BLOCK, dropped
     medians = {size: statistics.median(t) for size, t in times.items()}
