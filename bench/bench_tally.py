@@ -42,7 +42,12 @@ class Case:
         self.app.init_chain(
             {
                 "chain_id": "bench",
-                "params": {"epoch_length": 1_000_000, "min_deposit": 100, "voting_period": 10},
+                "params": {
+                    "epoch_length": 1_000_000,
+                    "min_deposit": 100,
+                    "voting_period": 10,
+                    "max_validators": 10_000,
+                },
                 "accounts": [{"address": addresses[0], "balance": 1_000}],
                 "validators": [{"address": a, "stake": 100} for a in addresses],
             }
