@@ -203,7 +203,10 @@ class State:
         self.height = height
         self.base_lthash = lthash
         self.layers: list[dict[tuple[str, str], str | None]] = [{}]
-        self.touched: dict[str, Any] = {}  # space -> SortedList of every key written in any layer (a superset)
+        # the keys written in any layer (a superset: a discarded layer's keys stay), per space: a set until
+        # the space is first iterated, then a SortedList kept up to date (spaces never scanned pay a set add)
+        self.written: dict[str, set[str]] = {}
+        self.sorted_written: dict[str, Any] = {}
 
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
@@ -227,13 +230,13 @@ class State:
         self._write(space, key, _DELETED)
 
     def _write(self, space: str, key: str, raw: str | None) -> None:
-        """Record a write in the top layer and the key in the space's index of written keys."""
+        """Record a write in the top layer and its key among the space's written keys."""
         top = self.layers[-1]
         if (space, key) not in top:
-            index = self.touched.get(space)
+            index = self.sorted_written.get(space)
             if index is None:
-                index = self.touched[space] = SortedList()
-            if key not in index:
+                self.written.setdefault(space, set()).add(key)
+            elif key not in index:
                 index.add(key)
         top[(space, key)] = raw
 
@@ -245,8 +248,10 @@ class State:
 
         A merge of the store's range scan with the keys written in that range: its cost follows the
         entries taken and the writes in the range, never the size of the space."""
-        index = self.touched.get(space)
-        pending = iter(index.irange(start, end, inclusive=(True, False), reverse=reverse) if index else ())
+        index = self.sorted_written.get(space)
+        if index is None:
+            index = self.sorted_written[space] = SortedList(self.written.pop(space, ()))
+        pending = iter(index.irange(start, end, inclusive=(True, False), reverse=reverse))
         out: list[tuple[str, Any]] = []
         want = -1 if limit is None else limit
         nxt: str | None = next(pending, None)

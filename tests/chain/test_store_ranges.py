@@ -19,14 +19,15 @@ OPS = st.lists(
     st.one_of(
         st.tuples(st.just("set"), st.sampled_from(["s", "t"]), KEYS, VALUES),
         st.tuples(st.just("delete"), st.sampled_from(["s", "t"]), KEYS, st.none()),
-        st.tuples(st.sampled_from(["begin", "keep", "discard"]), st.none(), st.none(), st.none()),
+        st.tuples(st.sampled_from(["begin", "keep", "discard", "scan"]), st.none(), st.none(), st.none()),
     ),
     max_size=30,
 )
 
 
-def apply_ops(state: State, ops) -> None:
-    """Run writes and layer operations on a state; unmatched keep/discard are skipped."""
+def apply_ops(state: State, ops, universe: set[str]) -> None:
+    """Run writes, layer operations and whole-space scans (each checked) on a state; unmatched
+    keep/discard are skipped. A scan sorts the written keys: later writes keep them sorted."""
     for op, space, key, value in ops:
         if op == "set":
             state.set(space, key, value)
@@ -34,6 +35,8 @@ def apply_ops(state: State, ops) -> None:
             state.delete(space, key)
         elif op == "begin":
             state.begin()
+        elif op == "scan":
+            assert state.iterate("s") == expected_range(state, universe, "", None, False, None)
         elif len(state.layers) > 1:
             getattr(state, op)()
 
@@ -62,8 +65,8 @@ def test_range_iteration_equals_filtering_the_merged_space(kind, committed, ops,
         store = MemoryStore() if kind == "memory" else SqliteStore(Path(tmp) / "s.db")
         store.write_block(CommitInfo(0, "h", bytes(2048)), [("s", k, str(v)) for k, v in committed.items()])
         state = State(store, 1)
-        apply_ops(state, ops)
         universe = set(committed) | {key for _, space, key, _ in ops if space == "s"}
+        apply_ops(state, ops, universe)
         got = state.iterate("s", start, end, reverse=reverse, limit=limit)
         assert got == expected_range(state, universe, start, end, reverse, limit)
 
