@@ -15,7 +15,11 @@ change). Target: at most 2.
 
 Part 2. N = 512, 1,024, 2,048 proposals all ending at one empty block (the case measured on main
 before range scans: 0.39 / 1.46 / 9.48 s): the time of that block and the time per proposal, which
-is flat when the work is linear (median of 3 fresh states each).
+is flat when the work is linear (median of 3 fresh states each). `--all-at-once` runs part 2 only;
+it also runs on a checkout from before range scans, for a comparison on one machine:
+
+    git worktree add --detach /tmp/base 0278043
+    PYTHONPATH=/tmp/base .venv/bin/python bench/bench_gov_expiry.py --all-at-once
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from chain import rules
+from chain import encoding, rules, store
 from chain.app import Application
 from chain.crypto import PrivateKey
-from chain.encoding import _decode_cached
-from chain.store import State, _compute_entry_lanes_cached
+from chain.params import Params
+from chain.store import State
 from chain.tx import MsgSubmitProposal, RegisterModel
 from node.store import SqliteStore
 
@@ -42,6 +47,15 @@ ALL_AT_ONCE = (512, 1_024, 2_048)
 REPEATS_ALL_AT_ONCE = 3
 PROPOSER = PrivateKey.from_name("proposer", "bench-gov").address
 DEPOSIT_PERIOD = 100
+PARAMS = Params().to_json()
+
+
+# the chain's decode and entry-hash caches (their names before this bench's commit too: --all-at-once
+# runs on older checkouts, for a before/after comparison)
+CACHES = [
+    getattr(encoding, "_decode_cached", encoding.decode_canonical),
+    getattr(store, "_compute_entry_lanes_cached", store.compute_entry_lanes),
+]
 
 
 class CountingStore(SqliteStore):
@@ -53,10 +67,8 @@ class CountingStore(SqliteStore):
         self.rows_read += 1
         return super().get(space, key)
 
-    def iterate(
-        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
-    ) -> Iterator[tuple[str, str]]:
-        for row in super().iterate(space, start, end, reverse):
+    def iterate(self, space: str, *bounds: Any) -> Iterator[tuple[str, str]]:
+        for row in super().iterate(space, *bounds):
             self.rows_read += 1
             yield row
 
@@ -71,7 +83,7 @@ def make_app(path: Path) -> Application:
                 "epoch_length": 1_000_000,
                 "min_deposit": 1_000,
                 "max_deposit_period": DEPOSIT_PERIOD,
-                "max_open_proposals_per_account": 10**9,
+                **({"max_open_proposals_per_account": 10**9} if "max_open_proposals_per_account" in PARAMS else {}),
             },
             "accounts": [{"address": PROPOSER, "balance": 10**15}],
             "validators": [{"address": PROPOSER, "stake": 1000}],
@@ -108,8 +120,8 @@ def skip_to(app: Application, height: int) -> None:
 def run_block(app: Application, cpu: list[float] | None = None) -> float:
     """Time one empty block: finalize_block + commit, with the chain's caches cold; its CPU time
     goes to `cpu`."""
-    _compute_entry_lanes_cached.cache_clear()
-    _decode_cached.cache_clear()
+    for cache in CACHES:
+        cache.cache_clear()  # type: ignore[attr-defined]
     started, cpu_started = time.perf_counter(), time.process_time()
     app.finalize_block(app.height + 1, [])
     app.commit()
@@ -184,7 +196,8 @@ def part2(tmp: Path) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        part1(Path(tmp))
+        if "--all-at-once" not in sys.argv[1:]:
+            part1(Path(tmp))
         part2(Path(tmp))
 
 
