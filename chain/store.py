@@ -129,11 +129,6 @@ def compute_prefix_end(prefix: str) -> str | None:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
 
 
-def is_in_range(key: str, start: str, end: str | None) -> bool:
-    """True if start <= key < end (no upper bound when end is None)."""
-    return start <= key and (end is None or key < end)
-
-
 class Store(Protocol):
     """Committed state: point reads, ordered range scans of one space, and atomic block writes.
 
