@@ -26,7 +26,7 @@ from chain.encoding import canonical_json
 from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: range-scanned layout (gq/<height>/<id>, vrank/, vchg/, gopen/), sparse validator_sets
 READ_CACHE_BYTES = 64 * 1024 * 1024  # committed values read, by (space, key); cleared when full
 READ_CACHE_ENTRY_OVERHEAD = 160  # bytes per entry beyond its strings: the dict slot, tuple and str headers
 ITERATE_PAGE = 256  # rows per query of a range scan
