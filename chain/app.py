@@ -24,12 +24,12 @@ validator (`rules.process_evidence`); one invalid piece makes the whole block in
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import rules
+from .cache import ByteBoundedCache
 from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidEvidence, InvalidTx, StoreError
 from .evidence import DoubleSign, is_signed_double_sign, parse_evidence
@@ -39,7 +39,7 @@ from .queries import QueryContext, run_query
 from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
 
-ADMITTED_CACHE_SIZE = 100_000
+ADMITTED_CACHE_BYTES = 256 * 1024 * 1024  # the verify cache: decoded, signature-verified txs by raw bytes
 Admit = Callable[[list[bytes]], "list[Tx | InvalidTx]"]
 
 
@@ -54,6 +54,12 @@ class TxResult:
     @property
     def ok(self) -> bool:
         return self.code == "ok"
+
+
+def compute_admitted_size(tx: Tx) -> int:
+    """The bytes a verified tx keeps alive in the verify cache: its raw and sign bytes, and its decoded
+    messages (estimated at the raw size again, plus 256 bytes per message object)."""
+    return 2 * len(tx.raw) + len(tx.sign_bytes) + 256 * len(tx.messages)
 
 
 Powers = tuple[tuple[str, int], ...]  # (address, power) sorted by address
@@ -79,7 +85,7 @@ class Application:
     def __init__(self, store: Store, *, admit: Admit = decode_and_verify) -> None:
         self.store = store
         self.admit = admit
-        self._admitted: OrderedDict[bytes, Tx] = OrderedDict()  # raw -> decoded tx, signature verified
+        self._admitted: ByteBoundedCache[bytes, Tx] = ByteBoundedCache(ADMITTED_CACHE_BYTES)  # raw -> verified tx
         self._pending: tuple[CommitInfo, list[Change]] | None = None
         info = store.last_commit()
         self._proposal: tuple[int, list[bytes], list[Any], State, list[TxResult]] | None = None  # last process_proposal
@@ -179,7 +185,7 @@ class Application:
         if proposal is not None and proposal[0] == height and proposal[1] == txs and proposal[2] == evidence:
             _, _, _, state, results = proposal  # the block already ran on this state in process_proposal
             for raw in txs:
-                self._admitted.pop(raw, None)
+                self._admitted.pop(raw)
         else:
             state = State(self.store, height, self._lthash)
             rules.process_block_start(state, height)
@@ -221,9 +227,7 @@ class Application:
 
     # -- helpers ----------------------------------------------------------------------------
     def _remember(self, tx: Tx) -> None:
-        self._admitted[tx.raw] = tx
-        if len(self._admitted) > ADMITTED_CACHE_SIZE:
-            self._admitted.popitem(last=False)
+        self._admitted.put(tx.raw, tx, compute_admitted_size(tx))
 
     def _check_next_height(self, height: int) -> None:
         if self.height < 0:
@@ -236,9 +240,7 @@ class Application:
 
         Admitted txs come from the cache (taken out of it unless `keep`); the others go through
         one `admit` call."""
-        out: list[Tx | TxResult | None] = [
-            self._admitted.get(raw) if keep else self._admitted.pop(raw, None) for raw in raws
-        ]
+        out: list[Tx | TxResult | None] = [self._admitted.get(raw) if keep else self._admitted.pop(raw) for raw in raws]
         fresh = [i for i, tx in enumerate(out) if tx is None]
         if fresh:
             for i, tx in zip(fresh, self.admit([raws[i] for i in fresh])):

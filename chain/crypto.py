@@ -62,6 +62,9 @@ def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, pad: bo
     return out
 
 
+BECH32_MAX_LENGTH = 90  # BIP-173; also what keeps the address-check cache bounded in bytes
+
+
 def bech32_encode(hrp: str, payload: bytes) -> str:
     """Encode bytes as bech32 (BIP-173) with the given prefix."""
     data = _convert_bits(payload, 8, 5, True)
@@ -73,8 +76,8 @@ def bech32_encode(hrp: str, payload: bytes) -> str:
 
 def bech32_decode(text: str) -> tuple[str, bytes]:
     """Decode a bech32 string to (prefix, payload); raise ValueError if it is not valid bech32."""
-    if not isinstance(text, str) or text.lower() != text or not 8 <= len(text) <= 90:
-        raise ValueError("not a lower-case bech32 string of 8 to 90 characters")
+    if not isinstance(text, str) or text.lower() != text or not 8 <= len(text) <= BECH32_MAX_LENGTH:
+        raise ValueError(f"not a lower-case bech32 string of 8 to {BECH32_MAX_LENGTH} characters")
     pos = text.rfind("1")
     if pos < 1 or pos + 7 > len(text):
         raise ValueError("bech32 separator '1' missing or misplaced")
@@ -98,7 +101,7 @@ def compute_address(pubkey: bytes) -> str:
 
 def is_valid_address(address: object) -> TypeGuard[str]:
     """True if `address` is a well-formed bech32 `uoc` address of 20 bytes."""
-    return isinstance(address, str) and _is_valid_address(address)
+    return isinstance(address, str) and len(address) <= BECH32_MAX_LENGTH and _is_valid_address(address)
 
 
 @lru_cache(maxsize=65536)

@@ -45,9 +45,20 @@ def thaw(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=1 << 12)
+DECODE_CACHE_ENTRIES = 1 << 12
+DECODE_CACHE_MAX_TEXT = 4096  # longer texts are decoded afresh: the cache holds at most 16 MiB of text
+
+
 def decode_canonical(text: str) -> Any:
-    """Decode stored state into read-only mappings; equal text gives the same shared object."""
+    """Decode stored state into read-only mappings; equal short text gives the same shared object."""
+    if len(text) > DECODE_CACHE_MAX_TEXT:
+        return _DECODER.decode(text)
+    return _decode_cached(text)
+
+
+@lru_cache(maxsize=DECODE_CACHE_ENTRIES)
+def _decode_cached(text: str) -> Any:
+    """decode_canonical of a short text, cached (bounded in bytes by the count and the text size)."""
     return _DECODER.decode(text)
 
 

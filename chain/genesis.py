@@ -11,7 +11,7 @@ from .crypto import is_valid_address
 from .errors import InvalidGenesis
 from .money import MAX_NGONKA, is_int
 from .params import Params
-from .rules import get_validator_set, process_epoch_record
+from .rules import compute_rank_key, get_validator_set, process_epoch_record, process_validator_selection
 from .store import State
 
 
@@ -49,13 +49,14 @@ def process_genesis(state: State, genesis: Any) -> None:
         state.set("acct", address, {"balance": balance, "sequence": 0, "pubkey": None})
         supply += balance
     for where, address, entry in _genesis_entries(state, genesis, "validators", "val", ("address", "stake")):
-        stake = _genesis_int(entry.get("stake"), f"{where}.stake", 1)
+        stake = _genesis_int(entry.get("stake"), f"{where}.stake", params.min_self_bond)
         state.set("val", address, {"stake": stake, "pending_stake": stake})
-        state.set("epval", address, stake)
+        state.set("vrank", compute_rank_key(stake, address), stake)
         supply += stake
     if supply >= MAX_NGONKA:
         raise InvalidGenesis("the total supply of genesis must be < 2^63 ngonka")
     state.set("meta", "supply", supply)
+    process_validator_selection(state)
     validators = get_validator_set(state)
     state.set(
         "epoch",

@@ -98,6 +98,21 @@ class Params:
     max_block_bytes: int = param(
         16 * 1024 * 1024, COUNT, "Bytes of transactions (the sum of their lengths) a block may hold; more is invalid."
     )
+    min_self_bond: int = param(
+        1, COUNT, "Least next-epoch stake, in ngonka, that a bond may leave; an unbond leaves at least this or 0."
+    )
+    max_validators: int = param(
+        100,
+        COUNT,
+        "Validators with the most stake (ties: lower address) that get power in an epoch; the rest keep their bond.",
+    )
+    min_initial_deposit: int = param(1, COUNT, "Least initial_deposit, in ngonka, of a new proposal.")
+    max_open_proposals_per_account: int = param(
+        16, COUNT, "Proposals one account may have in its deposit or voting period at once."
+    )
+    burn_proposal_deposit_prevote: bool = param(
+        True, BOOLEAN, "Whether the deposits of a proposal dropped for lack of deposit are burned (else refunded)."
+    )
 
     max_block_evidence: int = param(
         50, COUNT, "Pieces of double-sign evidence a block may hold (their bytes count toward max_block_bytes)."

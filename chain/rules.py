@@ -8,7 +8,9 @@ State layout (space / key -> canonical JSON value):
 - `meta/chain_id`, `meta/height`, `meta/params`, `meta/supply`
 - `acct/<address>`   -> {"balance", "sequence", "pubkey"}
 - `val/<address>`    -> {"stake", "pending_stake"}: stake in force this epoch, stake from the next
-- `epval/<address>`  -> power: the validator set of the current epoch
+- `vchg/<address>`   -> true: a validator whose pending stake changed this epoch (applied at the boundary)
+- `vrank/<2^63-1-stake:019d>/<address>` -> stake: every stake in force, most first, ties by address
+- `epval/<address>`  -> power: the validator set of the current epoch (the first max_validators of `vrank`)
 - `epoch/current`    -> {"index", "price", "total_power", "validators", "start_height", "ballot"}
 - `vote/<address>`   -> {"price", "denom", "price_ngonka", "height", "epoch"}
 - `hist/<epoch:012d>` -> the epoch record of SPEC §3
@@ -16,7 +18,8 @@ State layout (space / key -> canonical JSON value):
 - `gov/<id:012d>`    -> a governance proposal (content, status, heights, total deposit, final tally)
 - `dep/<id:012d>/<address>` -> ngonka deposited and still held
 - `gvote/<id:012d>/<address>` -> vote option, while the proposal is in its voting period
-- `gq/<height:012d>` -> ids of the proposals whose deposit or voting period ends at that height
+- `gopen/<address>`  -> how many of its proposals are in their deposit or voting period
+- `gq/<height:012d>/<id:012d>` -> id: a proposal whose deposit or voting period ends at that height
 - `model/<id>`       -> the registry: every registered model, changes applied when they pass
 - `amodel/<id>`      -> the models active in the current epoch (with their units)
 - `mchg/<id>`        -> models changed this epoch, activated at the boundary
@@ -69,6 +72,16 @@ def compute_index_key(index: int) -> str:
     """The sortable state key of an epoch, a proposal id (also the prefix of the proposal's deposits
     and votes), a height or a registry version."""
     return f"{index:012d}"
+
+
+def compute_rank_key(stake: int, address: str) -> str:
+    """The key of a validator in the stake index: the most stake sorts first, then the lower address."""
+    return f"{MAX_NGONKA - 1 - stake:019d}/{address}"
+
+
+def is_valid_next_stake(params: Params, pending_stake: int) -> bool:
+    """True if a next-epoch stake is 0 (leaving) or at least min_self_bond."""
+    return pending_stake == 0 or pending_stake >= params.min_self_bond
 
 
 def compute_price_per_token(units_of_compute_per_token: int, unit_price: int) -> int:
@@ -125,6 +138,11 @@ def get_validator_set(state: State) -> list[tuple[str, int]]:
     return state.iterate("epval")
 
 
+def get_top_stakes(state: State, count: int) -> list[tuple[str, int]]:
+    """The `count` validators with the most stake in force (ties: lower address), from the stake index."""
+    return [(key.split("/", 1)[1], stake) for key, stake in state.iterate("vrank", limit=count)]
+
+
 def get_price_vote(state: State, address: str) -> dict[str, Any] | None:
     """The price vote in force for `address`, if it ever voted."""
     vote: dict[str, Any] | None = state.get("vote", address)
@@ -139,11 +157,8 @@ def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
 
 def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
     """The epoch records with from_epoch ≤ epoch ≤ to_epoch, oldest first."""
-    return [
-        record
-        for _, record in state.iterate("hist")
-        if record["epoch"] >= from_epoch and (to_epoch is None or record["epoch"] <= to_epoch)
-    ]
+    end = None if to_epoch is None else compute_index_key(to_epoch + 1)
+    return [record for _, record in state.iterate("hist", compute_index_key(from_epoch), end)]
 
 
 def get_registry_version(state: State) -> int:
@@ -175,10 +190,14 @@ def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any
     return [p for _, p in state.iterate("gov") if status is None or p["status"] == status]
 
 
+def get_open_proposals(state: State, proposer: str) -> int:
+    """How many proposals of `proposer` are in their deposit or voting period."""
+    return state.get("gopen", proposer) or 0
+
+
 def get_entries_of_proposal(state: State, space: str, proposal_id: int) -> list[tuple[str, Any]]:
     """The (address, value) deposits or votes of one proposal, in address order."""
-    prefix = compute_index_key(proposal_id) + "/"
-    return [(key[len(prefix) :], value) for key, value in state.iterate(space) if key.startswith(prefix)]
+    return state.iterate_prefix(space, compute_index_key(proposal_id) + "/")
 
 
 def get_tally(state: State, proposal_id: int) -> Tally:
@@ -269,8 +288,16 @@ def process_set_pending_stake(state: State, address: str, pending_stake: int) ->
     after = compute_escrow(validator["stake"], pending_stake)
     if after >= MAX_NGONKA:
         raise InvalidTx("stake would overflow 2^63 ngonka", code="amount_overflow")
+    params = get_params(state)
+    if not is_valid_next_stake(params, pending_stake):
+        raise InvalidTx(
+            f"next-epoch stake would be {pending_stake} ngonka, below min_self_bond {params.min_self_bond} "
+            "(unbond all of it to leave)",
+            code="below_min_self_bond",
+        )
     process_balance_change(state, address, before - after)
     state.set("val", address, {**validator, "pending_stake": pending_stake})
+    state.set("vchg", address, True)
 
 
 def process_msg_bond(state: State, sender: str, msg: MsgBond) -> None:
@@ -316,20 +343,28 @@ def process_gov_counter(state: State, name: str, delta: int) -> int:
     return value
 
 
+def compute_queue_key(height: int, proposal_id: int) -> str:
+    """The state key of a proposal in the queue of block `height`: `<height>/<id>`."""
+    return f"{compute_index_key(height)}/{compute_index_key(proposal_id)}"
+
+
+def process_open_proposals_change(state: State, proposer: str, delta: int) -> None:
+    """Count a proposal of `proposer` opening (+1) or ending (-1); the entry goes when it reaches 0."""
+    count = get_open_proposals(state, proposer) + delta
+    if count:
+        state.set("gopen", proposer, count)
+    else:
+        state.delete("gopen", proposer)
+
+
 def process_queue_add(state: State, height: int, proposal_id: int) -> None:
     """Queue a proposal for the end of block `height`."""
-    key = compute_index_key(height)
-    state.set("gq", key, [*(state.get("gq", key) or ()), proposal_id])
+    state.set("gq", compute_queue_key(height, proposal_id), proposal_id)
 
 
 def process_queue_remove(state: State, height: int, proposal_id: int) -> None:
     """Take a proposal out of the queue of block `height`."""
-    key = compute_index_key(height)
-    rest = [i for i in state.get("gq", key) or () if i != proposal_id]
-    if rest:
-        state.set("gq", key, rest)
-    else:
-        state.delete("gq", key)
+    state.delete("gq", compute_queue_key(height, proposal_id))
 
 
 def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amount: int) -> dict[str, Any]:
@@ -356,6 +391,19 @@ def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amou
 
 def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposal) -> None:
     """Open a proposal in its deposit period (or straight in voting) with the initial deposit."""
+    params = get_params(state)
+    if msg.initial_deposit < params.min_initial_deposit:
+        raise InvalidTx(
+            f"initial_deposit is {msg.initial_deposit} ngonka, below min_initial_deposit {params.min_initial_deposit}",
+            code="below_min_initial_deposit",
+        )
+    if get_open_proposals(state, sender) >= params.max_open_proposals_per_account:
+        raise InvalidTx(
+            f"{sender} already has {params.max_open_proposals_per_account} open proposals "
+            "(max_open_proposals_per_account); wait for one to end",
+            code="too_many_open_proposals",
+        )
+    process_open_proposals_change(state, sender, 1)
     proposal_id = state.get("meta", "next_proposal_id") or 1
     state.set("meta", "next_proposal_id", proposal_id + 1)
     height = get_height(state)
@@ -408,19 +456,19 @@ def process_deposits_settlement(state: State, proposal_id: int, *, burn: bool) -
 
 def process_proposal_queue(state: State) -> None:
     """End the deposit or voting period of every proposal queued for this block."""
-    key = compute_index_key(get_height(state))
-    due = state.get("gq", key)
-    if due is None:
-        return
-    for proposal_id in due:
+    height = get_height(state)
+    for _, proposal_id in state.iterate_prefix("gq", compute_index_key(height) + "/"):
+        state.delete("gq", compute_queue_key(height, proposal_id))
         proposal = get_proposal(state, proposal_id)
         if proposal["status"] == "deposit_period":
-            process_deposits_settlement(state, proposal_id, burn=False)
-            proposal = {**proposal, "status": "dropped", "result": "deposit period ended below min_deposit"}
+            burn = get_params(state).burn_proposal_deposit_prevote
+            process_deposits_settlement(state, proposal_id, burn=burn)
+            result = "deposit period ended below min_deposit" + (": deposits burned" if burn else "")
+            proposal = {**proposal, "status": "dropped", "result": result, "burned": burn}
         else:
             proposal = process_voting_end(state, proposal)
+        process_open_proposals_change(state, proposal["proposer"], -1)
         state.set("gov", compute_index_key(proposal_id), proposal)
-    state.delete("gq", key)
 
 
 def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]:
@@ -516,10 +564,13 @@ def check_evidence(state: State, evidence: DoubleSign) -> None:
 
 def process_slash(state: State, address: str) -> int:
     """Burn slash_fraction_double_sign of the tokens held for a validator (from both its stake and
-    its pending stake, so the escrow drops by exactly that); return the amount."""
+    its pending stake, so the escrow drops by exactly that) and take it out of the stake index while
+    it is jailed (so the next boundary's selection leaves it out); return the amount."""
     validator = get_validator(state, address)
     stake, pending = validator["stake"], validator["pending_stake"]
     amount = compute_slash_amount(compute_escrow(stake, pending), get_params(state).slash_fraction_double_sign)
+    if stake > 0:
+        state.delete("vrank", compute_rank_key(stake, address))
     state.set("val", address, {"stake": max(stake - amount, 0), "pending_stake": max(pending - amount, 0)})
     process_gov_counter(state, "burned", amount)
     process_gov_counter(state, "supply", -amount)
@@ -568,13 +619,9 @@ def process_msg_unjail(state: State, sender: str, msg: MsgUnjail) -> None:
             f"{sender} is jailed until height {record['jailed_until']}, this is height {height}", code="still_jailed"
         )
     state.set("jail", sender, {**record, "jailed": False})
-
-
-def process_jailed_removal(state: State) -> None:
-    """Take the jailed validators out of the next epoch's set (`epval`), after the stake changes."""
-    for address, record in state.iterate("jail"):
-        if record["jailed"] and state.get("epval", address) is not None:
-            state.delete("epval", address)
+    stake = get_validator(state, sender)["stake"]
+    if stake > 0:
+        state.set("vrank", compute_rank_key(stake, sender), stake)  # back in the selection at the next boundary
 
 
 MESSAGE_RULES: dict[type[Msg], Any] = {
@@ -631,7 +678,6 @@ def process_block_end(state: State) -> None:
 def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
     process_stake_changes(state)
-    process_jailed_removal(state)
     process_epoch_advance(state)
     process_unit_of_compute_price(state)
     process_model_activation(state)
@@ -639,19 +685,35 @@ def process_epoch(state: State) -> None:
 
 
 def process_stake_changes(state: State) -> None:
-    """Apply pending bonds and unbonds and snapshot the next epoch's validator set (`epval`)."""
-    powers: dict[str, int] = {}
-    for address, validator in state.iterate("val"):
-        stake, pending = validator["stake"], validator["pending_stake"]
-        if stake > pending:
-            process_balance_change(state, address, stake - pending)
-        if pending == 0:
-            state.delete("val", address)
-            continue
-        if stake != pending:
-            state.set("val", address, {"stake": pending, "pending_stake": pending})
-        powers[address] = pending
-    current = dict(state.iterate("epval"))
+    """Apply the pending bonds and unbonds of the validators that changed (`vchg`) and snapshot the
+    next epoch's validator set (`epval`): work that follows the changes, not the bonded accounts."""
+    for address, _ in state.iterate("vchg"):
+        state.delete("vchg", address)
+        process_stake_change(state, address)
+    process_validator_selection(state)
+
+
+def process_stake_change(state: State, address: str) -> None:
+    """Put a validator's pending stake in force: refund an unbond, move it in the stake index."""
+    validator = get_validator(state, address)
+    stake, pending = validator["stake"], validator["pending_stake"]
+    if stake > pending:
+        process_balance_change(state, address, stake - pending)
+    if stake > 0:
+        state.delete("vrank", compute_rank_key(stake, address))
+    if pending == 0:
+        state.delete("val", address)
+        return
+    if stake != pending:
+        state.set("val", address, {"stake": pending, "pending_stake": pending})
+    if not is_jailed(state, address):  # a jailed validator stays out of the index until MsgUnjail
+        state.set("vrank", compute_rank_key(pending, address), pending)
+
+
+def process_validator_selection(state: State) -> None:
+    """Give power to the max_validators with the most stake (ties: lower address); the rest keep their bond."""
+    powers = dict(get_top_stakes(state, get_params(state).max_validators))
+    current = dict(get_validator_set(state))
     for address in current:
         if address not in powers:
             state.delete("epval", address)

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
+from sortedcontainers import SortedDict, SortedList
 
 from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
@@ -40,10 +41,21 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
     return LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
 
 
-@lru_cache(maxsize=1 << 11)
+LANES_CACHE_ENTRIES = 1 << 11
+LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh: the cache holds at most 12 MiB
+
+
 def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
-    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached: an entry added
-    now is often removed soon)."""
+    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached for short entries:
+    an entry added now is often removed soon)."""
+    if len(space) + len(key) + len(value) > LANES_CACHE_MAX_TEXT:
+        return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+    return _compute_entry_lanes_cached(space, key, value)
+
+
+@lru_cache(maxsize=LANES_CACHE_ENTRIES)
+def _compute_entry_lanes_cached(space: str, key: str, value: str) -> bytes:
+    """compute_entry_lanes of a short entry, cached (bounded in bytes by the count and the entry size)."""
     return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
 
 
@@ -110,12 +122,25 @@ class CommitInfo:
     lthash: bytes
 
 
+def compute_prefix_end(prefix: str) -> str | None:
+    """The least key above every key that starts with `prefix` (None: no bound, for the empty prefix)."""
+    while prefix and ord(prefix[-1]) == 0x10FFFF:
+        prefix = prefix[:-1]
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
+
+
 class Store(Protocol):
-    """Committed state: point reads, ordered scans of one space, and atomic block writes."""
+    """Committed state: point reads, ordered range scans of one space, and atomic block writes.
+
+    `iterate(space, start, end, reverse)` yields the (key, value) of `space` with start <= key < end
+    (end None: no upper bound) in key order (descending if `reverse`), lazily: its cost follows the
+    rows taken, not the size of the space."""
 
     def get(self, space: str, key: str) -> str | None: ...
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]: ...
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
+    ) -> Iterator[tuple[str, str]]: ...
 
     def entries(self) -> Iterator[tuple[str, str, str]]: ...
 
@@ -128,15 +153,21 @@ class MemoryStore:
     """A dict-backed Store for tests and throw-away simulations."""
 
     def __init__(self) -> None:
-        self.spaces: dict[str, dict[str, str]] = {}
+        self.spaces: dict[str, Any] = {}  # space -> SortedDict of key -> value
         self.commit_info: CommitInfo | None = None
 
     def get(self, space: str, key: str) -> str | None:
-        return self.spaces.get(space, {}).get(key)
+        data = self.spaces.get(space)
+        return None if data is None else data.get(key)
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]:
-        data = self.spaces.get(space, {})
-        return iter([(k, data[k]) for k in sorted(data)])
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
+    ) -> Iterator[tuple[str, str]]:
+        data = self.spaces.get(space)
+        if data is None:
+            return iter(())
+        keys = list(data.irange(start, end, inclusive=(True, False), reverse=reverse))
+        return iter([(k, data[k]) for k in keys])
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         for space in sorted(self.spaces):
@@ -148,7 +179,7 @@ class MemoryStore:
 
     def write_block(self, info: CommitInfo, changes: list[Change]) -> None:
         for space, key, value in changes:
-            data = self.spaces.setdefault(space, {})
+            data = self.spaces.setdefault(space, SortedDict())
             if value is None:
                 data.pop(key, None)
             else:
@@ -167,6 +198,10 @@ class State:
         self.height = height
         self.base_lthash = lthash
         self.layers: list[dict[tuple[str, str], str | None]] = [{}]
+        # the keys written in any layer (a superset: a discarded layer's keys stay), per space: a set until
+        # the space is first iterated, then a SortedList kept up to date (spaces never scanned pay a set add)
+        self.written: dict[str, set[str]] = {}
+        self.sorted_written: dict[str, Any] = {}
 
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
@@ -183,20 +218,71 @@ class State:
 
     def set(self, space: str, key: str, value: Any) -> None:
         """Write an entry (canonical JSON of `value`)."""
-        self.layers[-1][(space, key)] = canonical_json(value)
+        self._write(space, key, canonical_json(value))
 
     def delete(self, space: str, key: str) -> None:
         """Remove an entry."""
-        self.layers[-1][(space, key)] = _DELETED
+        self._write(space, key, _DELETED)
 
-    def iterate(self, space: str) -> list[tuple[str, Any]]:
-        """All live entries of a space, pending writes included, in sorted key order."""
-        pending = [(key, value) for layer in self.layers for (sp, key), value in layer.items() if sp == space]
-        if not pending:  # the store's rows come sorted already
-            return [(k, decode_canonical(v)) for k, v in self.store.iterate(space)]
-        merged: dict[str, str | None] = dict(self.store.iterate(space))
-        merged.update(pending)
-        return [(k, decode_canonical(merged[k])) for k in sorted(merged) if merged[k] is not None]
+    def _write(self, space: str, key: str, raw: str | None) -> None:
+        """Record a write in the top layer and its key among the space's written keys."""
+        top = self.layers[-1]
+        if (space, key) not in top:
+            index = self.sorted_written.get(space)
+            if index is None:
+                self.written.setdefault(space, set()).add(key)
+            elif key not in index:
+                index.add(key)
+        top[(space, key)] = raw
+
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+    ) -> list[tuple[str, Any]]:
+        """The live entries of `space` with start <= key < end (end None: no bound), pending writes
+        included, in key order (descending if `reverse`), at most `limit` of them.
+
+        A merge of the store's range scan with the keys written in that range: its cost follows the
+        entries taken and the writes in the range, never the size of the space."""
+        index = self.sorted_written.get(space)
+        if index is None:
+            index = self.sorted_written[space] = SortedList(self.written.pop(space, ()))
+        pending = iter(index.irange(start, end, inclusive=(True, False), reverse=reverse))
+        out: list[tuple[str, Any]] = []
+        want = -1 if limit is None else limit
+        nxt: str | None = next(pending, None)
+        for key, raw in self.store.iterate(space, start, end, reverse):
+            if len(out) == want:
+                return out
+            while nxt is not None and (nxt > key if reverse else nxt < key):
+                self._take(out, space, nxt, None)
+                nxt = next(pending, None)
+                if len(out) == want:
+                    return out
+            if nxt == key:
+                self._take(out, space, key, raw)
+                nxt = next(pending, None)
+            else:
+                out.append((key, decode_canonical(raw)))
+        while nxt is not None and len(out) != want:
+            self._take(out, space, nxt, None)
+            nxt = next(pending, None)
+        return out
+
+    def iterate_prefix(self, space: str, prefix: str, *, limit: int | None = None) -> list[tuple[str, Any]]:
+        """The live entries of `space` whose key starts with `prefix`, in key order, the prefix removed."""
+        rows = self.iterate(space, prefix, compute_prefix_end(prefix), limit=limit)
+        return [(key[len(prefix) :], value) for key, value in rows]
+
+    def _take(self, out: list[tuple[str, Any]], space: str, key: str, stored: str | None) -> None:
+        """Append a written key's live value (its store value if no open layer holds it any more)."""
+        for layer in reversed(self.layers):
+            if (space, key) in layer:
+                raw = layer[(space, key)]
+                break
+        else:
+            raw = stored  # written only in discarded layers: the store's value (None if it has none)
+        if raw is not None:
+            out.append((key, decode_canonical(raw)))
 
     # -- transactional layers ---------------------------------------------------------------
     def begin(self) -> None:

@@ -128,6 +128,7 @@ class Scenario:
             min_deposit=self.min_deposit,
             voting_period=self.voting_period,
             max_deposit_period=self.voting_period,
+            max_validators=max(DEFAULT_PARAMS.max_validators, len(self.validators)),  # every provider validates
         )
 
     def deposit_of(self, proposal: ProposalSpec) -> int:

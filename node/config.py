@@ -69,6 +69,7 @@ class NodeConfig:
     api_rate_limit_loopback: bool = False
     grpc_max_concurrent_streams: int = 100
     grpc_max_connection_idle_ms: int = 300_000
+    validator_set_retention: int = 100_000
 
 
 def render_config(config: NodeConfig) -> str:
@@ -132,6 +133,10 @@ max_headers = {config.api_max_headers}
 rate_limit_per_s = {config.api_rate_limit_per_s}
 rate_limit_burst = {config.api_rate_limit_burst}
 rate_limit_loopback = {"true" if config.api_rate_limit_loopback else "false"}
+
+[storage]
+# heights back from the tip whose validator set stays in data/node.db (older sets are pruned); at least 2
+validator_set_retention = {config.validator_set_retention}
 """
 
 
@@ -214,6 +219,7 @@ def parse_config(text: str) -> NodeConfig:
         api_rate_limit_loopback=_get(doc, "api.rate_limit_loopback", bool, d.api_rate_limit_loopback),
         grpc_max_concurrent_streams=_get(doc, "grpc.max_concurrent_streams", int, d.grpc_max_concurrent_streams),
         grpc_max_connection_idle_ms=_get(doc, "grpc.max_connection_idle_ms", int, d.grpc_max_connection_idle_ms),
+        validator_set_retention=_get(doc, "storage.validator_set_retention", int, d.validator_set_retention, minimum=2),
     )
     for key, value in (("api.public", config.api_public), ("api.admin", config.api_admin)):
         if not is_host_port(value):

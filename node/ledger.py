@@ -5,9 +5,11 @@ decided block.
         ledger.apply(block, commit)     # finalize_block, then ONE store transaction (store.apply_block)
 
 `Ledger.apply` runs `finalize_block`, then `SqliteStore.apply_block` writes the state changes, the
-block, its commit, the tx results and the validator set of the next height in one SQLite
-transaction. Block sync and consensus both apply through it; what follows a block (mempool, commit
-waiters) is the caller's.
+block, its commit, the tx results and (when its powers change, or at a checkpoint) the validator set
+of the next height in one SQLite transaction, and prunes the sets older than the retention.
+Priorities advance one step per height whatever happens, so the set of any height is the last stored
+one stepped forward (`get_validator_set`). Block sync and consensus both apply through it; what
+follows a block (mempool, commit waiters) is the caller's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from chain.app import Application, BlockResult
 
@@ -29,23 +30,44 @@ from .store import BlockWrite, SqliteStore
 log = logging.getLogger(__name__)
 
 VALIDATOR_SET_CACHE = 16
+VALIDATOR_SET_CHECKPOINT = 1000  # a set is stored at least every this many heights: a cold read steps fewer
+DEFAULT_VALIDATOR_SET_RETENTION = 100_000  # heights back from the tip whose set stays computable
 
 
-def compute_next_validator_set(vset: ValidatorSet, result: BlockResult, commit_round: int) -> dict[str, Any]:
-    """The validator set of the height after `result` (JSON): the chain's next powers if the block ended
-    an epoch (else the same powers), with proposer priorities advanced from `vset`."""
+def compute_next_validator_set(vset: ValidatorSet, result: BlockResult, commit_round: int) -> ValidatorSet:
+    """The validator set of the height after `result`: the chain's next powers if the block ended an
+    epoch (else the same powers), with proposer priorities advanced from `vset`."""
     powers = list(vset.powers if result.next_powers is None else result.next_powers)
-    return vset.next_height(powers, commit_round).to_json()
+    return vset.next_height(powers, commit_round)
+
+
+def compute_stepped_validator_set(vset: ValidatorSet, steps: int) -> ValidatorSet:
+    """The set `steps` heights after `vset` with the same powers (priorities advance one step per height)."""
+    for _ in range(steps):
+        vset = vset.next_height(list(vset.powers), 0)
+    return vset
+
+
+def is_validator_set_stored(height: int, vset: ValidatorSet, previous: ValidatorSet) -> bool:
+    """True if the set of `height` is written to the store: its powers changed, or a checkpoint height."""
+    return vset.powers != previous.powers or height % VALIDATOR_SET_CHECKPOINT == 0
 
 
 # -- the ledger ---------------------------------------------------------------------------------
 class Ledger:
     """The committed chain of one node: store, application, last block and validator sets."""
 
-    def __init__(self, store: SqliteStore, app: Application, chain_id: str) -> None:
+    def __init__(
+        self,
+        store: SqliteStore,
+        app: Application,
+        chain_id: str,
+        validator_set_retention: int = DEFAULT_VALIDATOR_SET_RETENTION,
+    ) -> None:
         self.store = store
         self.app = app
         self.chain_id = chain_id
+        self.validator_set_retention = validator_set_retention
         self._sets: dict[int, ValidatorSet] = {}
         self.last: tuple[Block, Commit] | None = None
         if app.height > 0:
@@ -62,16 +84,27 @@ class Ledger:
         return self.last[0].id if self.last else ""
 
     def get_validator_set(self, height: int) -> ValidatorSet:
-        """The validator set of `height` (from the store, cached)."""
+        """The validator set of `height`: the last one stored at or below it (or a cached one in
+        between), its priorities stepped to `height`; cached."""
         vset = self._sets.get(height)
         if vset is None:
-            doc = self.store.get_validator_set(height)
-            if doc is None:
+            row = self.store.get_validator_set_row(height)
+            if row is None:
                 raise SyncError(f"no validator set is known for height {height}")
-            vset = self._sets[height] = ValidatorSet.from_json(doc)
-            if len(self._sets) > VALIDATOR_SET_CACHE:
-                self._sets.pop(min(self._sets))
+            base, doc = row
+            start = max((h for h in self._sets if base <= h < height), default=None)
+            if start is None:
+                start, vset = base, ValidatorSet.from_json(doc)
+            else:
+                vset = self._sets[start]
+            vset = compute_stepped_validator_set(vset, height - start)
+            self._cache_validator_set(height, vset)
         return vset
+
+    def _cache_validator_set(self, height: int, vset: ValidatorSet) -> None:
+        self._sets[height] = vset
+        if len(self._sets) > VALIDATOR_SET_CACHE:
+            self._sets.pop(min(self._sets))
 
     def apply(self, block: Block, commit: Commit) -> BlockResult:
         """finalize_block, then the state changes, the block, its commit, its tx results and the next
@@ -79,15 +112,19 @@ class Ledger:
         height, store = block.height, self.store
         vset = self.get_validator_set(height)
         result = self.app.finalize_block(height, list(block.txs), block.get_evidence_json())
+        next_vset = compute_next_validator_set(vset, result, commit.round)
+        stored = is_validator_set_stored(height + 1, next_vset, vset)
         write = BlockWrite(
             height=height,
-            next_validator_set=lambda: compute_next_validator_set(vset, result, commit.round),
+            next_validator_set=lambda: next_vset.to_json() if stored else None,
             block_id=block.id,
             block=block.to_json(),
             commit=commit.to_json(),
             tx_results=tuple((r.hash, r.code, r.log) for r in result.tx_results),
+            keep_validator_sets_from=max(0, height + 1 - self.validator_set_retention),
         )
         store.apply_block(write, self.app.commit)
+        self._cache_validator_set(height + 1, next_vset)
         self.last = (block, commit)
         log.info("committed height %d (%d txs) app hash %s", height, len(block.txs), self.app.app_hash[:16])
         return result
@@ -133,7 +170,7 @@ def open_ledger(home: Home) -> Iterator[Ledger]:
                 )
             elif app.query("status")["chain_id"] != chain_id:
                 raise ConfigError(f"{home.db_path} holds chain {app.query('status')['chain_id']!r}, not {chain_id!r}")
-            ledger = Ledger(store, app, chain_id)
+            ledger = Ledger(store, app, chain_id, home.config.validator_set_retention)
             ledger.recover()
             yield ledger
         finally:

@@ -4,10 +4,11 @@ beside the validator key (`node.sign_state_file`), so that wiping the data direc
 
 Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block id, the block and
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
-for each height); `evidence` (the double signs this node saw or was sent, keyed by `Evidence.key`);
-`txs` (the tx index: hash → height, index in the block, result
-code and log). `apply_block` writes a decided block, its commit, its tx results and the validator
-set of the next height with the block's state changes and the new height in ONE transaction.
+at each height where its powers change and at checkpoints: `node.ledger` steps the priorities of the
+heights between; older rows are pruned); `evidence` (the double signs this node saw or was sent, keyed
+by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result code and log).
+`apply_block` writes a decided block, its commit, its tx results and, when due, the validator set of
+the next height with the block's state changes and the new height in ONE transaction.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from chain.encoding import canonical_json
 from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
-SCHEMA_VERSION = 2  # 2: blocks carry evidence (and their header its hash); no sign_state table
-READ_CACHE_ENTRIES = 1 << 18
+SCHEMA_VERSION = 2  # 2: blocks carry evidence (and their header its hash), no sign_state table; range-scanned
+# state layout (gq/<height>/<id>, vrank/, vchg/, gopen/), sparse validator_sets
+READ_CACHE_BYTES = 64 * 1024 * 1024  # committed values read, by (space, key); cleared when full
+READ_CACHE_ENTRY_OVERHEAD = 160  # bytes per entry beyond its strings: the dict slot, tuple and str headers
+ITERATE_PAGE = 256  # rows per query of a range scan
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
 
@@ -41,21 +45,29 @@ NODE_TABLES = (
 )
 
 
+def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
+    """The bytes one entry of the read cache is counted as."""
+    return len(space) + len(key) + len(value or "") + READ_CACHE_ENTRY_OVERHEAD
+
+
 @dataclass(frozen=True)
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
     that decided it (None at genesis, height 0), its tx results `(hash, code, log)` in block order, and
-    the validator set of the next height.
+    the validator set of the next height when it is to be stored.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
-    the powers after the block."""
+    the powers after the block; None stores no row (the set follows from the last stored one, see
+    `node.ledger`). Rows no longer needed for the heights from `keep_validator_sets_from` on are pruned
+    in the same transaction (0: none)."""
 
     height: int
-    next_validator_set: Callable[[], dict[str, Any]]
+    next_validator_set: Callable[[], dict[str, Any] | None]
     block_id: str = ""
     block: dict[str, Any] | None = None
     commit: dict[str, Any] | None = None
     tx_results: tuple[tuple[str, str, str], ...] = ()
+    keep_validator_sets_from: int = 0
 
 
 class SqliteStore:
@@ -65,6 +77,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._cache: dict[tuple[str, str], str | None] = {}  # committed values only
+        self._cache_bytes = 0
         self._writing: BlockWrite | None = None  # set only during `apply_block`
         try:
             self.db = sqlite_utils.Database(str(self.path))
@@ -93,15 +106,37 @@ class SqliteStore:
         except KeyError:
             pass
         row = self._conn.execute("SELECT value FROM state WHERE space = ? AND key = ?", (space, key)).fetchone()
-        if len(self._cache) >= READ_CACHE_ENTRIES:
+        value = row[0] if row else None
+        size = compute_read_cache_size(space, key, value)
+        if size > READ_CACHE_BYTES:
+            return value
+        if self._cache_bytes + size > READ_CACHE_BYTES:
             self._cache.clear()
-        self._cache[(space, key)] = value = row[0] if row else None
+            self._cache_bytes = 0
+        self._cache[(space, key)] = value
+        self._cache_bytes += size
         return value
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]:
-        return iter(
-            self._conn.execute("SELECT key, value FROM state WHERE space = ? ORDER BY key", (space,)).fetchall()
-        )
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
+    ) -> Iterator[tuple[str, str]]:
+        """The rows of `space` with start <= key < end in key order (descending if `reverse`), read
+        by primary-key range in pages of ITERATE_PAGE rows, so a caller that stops early reads no more."""
+        lo, hi = ("key >= ?", start), ("key < ?", end)
+        while True:
+            bounds = [b for b in (lo, hi) if b[1] is not None]
+            where = " AND ".join(["space = ?", *(b[0] for b in bounds)])
+            rows = self._conn.execute(
+                f"SELECT key, value FROM state WHERE {where} ORDER BY key {'DESC' if reverse else 'ASC'} LIMIT ?",
+                (space, *(b[1] for b in bounds), ITERATE_PAGE),
+            ).fetchall()
+            yield from rows
+            if len(rows) < ITERATE_PAGE:
+                return
+            if reverse:
+                hi = ("key < ?", rows[-1][0])
+            else:
+                lo = ("key > ?", rows[-1][0])
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         return iter(self._conn.execute("SELECT space, key, value FROM state ORDER BY space, key"))
@@ -151,7 +186,9 @@ class SqliteStore:
         self._writing = None
         for space, key, value in changes:
             if (space, key) in self._cache:
+                old = self._cache[(space, key)]
                 self._cache[(space, key)] = value
+                self._cache_bytes += len(value or "") - len(old or "")
 
     def close(self) -> None:
         self.db.close()
@@ -173,10 +210,17 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
                 (write.height, write.block_id, canonical_json(write.block), canonical_json(write.commit)),
             )
-        self._conn.execute(
-            "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
-            (write.height + 1, canonical_json(write.next_validator_set())),
-        )
+        next_set = write.next_validator_set()
+        if next_set is not None:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
+                (write.height + 1, canonical_json(next_set)),
+            )
+        if write.keep_validator_sets_from > 0:
+            self._conn.execute(
+                "DELETE FROM validator_sets WHERE height < (SELECT MAX(height) FROM validator_sets WHERE height <= ?)",
+                (write.keep_validator_sets_from,),
+            )
         self._conn.executemany(
             "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)",
             [(h, write.height, i, code, log) for i, (h, code, log) in enumerate(write.tx_results)],
@@ -224,10 +268,16 @@ class SqliteStore:
             r[0] for r in self._conn.execute("SELECT height FROM blocks WHERE height > ? ORDER BY height", (applied,))
         ]
 
-    def get_validator_set(self, height: int) -> dict[str, Any] | None:
-        """The validator set JSON for `height`, or None."""
-        row = self._conn.execute("SELECT value FROM validator_sets WHERE height = ?", (height,)).fetchone()
-        return json.loads(row[0]) if row else None
+    def get_validator_set_row(self, height: int) -> tuple[int, dict[str, Any]] | None:
+        """(stored height, validator set JSON) of the last set stored at or below `height`, or None."""
+        row = self._conn.execute(
+            "SELECT height, value FROM validator_sets WHERE height <= ? ORDER BY height DESC LIMIT 1", (height,)
+        ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def get_validator_set_heights(self) -> list[int]:
+        """The heights whose validator set is stored, in order."""
+        return [r[0] for r in self._conn.execute("SELECT height FROM validator_sets ORDER BY height")]
 
     # -- evidence ---------------------------------------------------------------------------
     def add_evidence(self, key: str, height: int, evidence: dict[str, Any]) -> bool:

@@ -179,6 +179,11 @@ def test_genesis_params_default_when_omitted():
         "max_evidence_age_blocks": 1000,
         "slash_fraction_double_sign": "0.05",
         "jail_blocks": 100,
+        "min_self_bond": 1,
+        "max_validators": 100,
+        "min_initial_deposit": 1,
+        "max_open_proposals_per_account": 16,
+        "burn_proposal_deposit_prevote": True,
     }
     assert app.query("epoch/current")["price"] == 100
 

@@ -39,6 +39,11 @@ DEFAULTS = {
     "max_evidence_age_blocks": 1000,
     "slash_fraction_double_sign": "0.05",
     "jail_blocks": 100,
+    "min_self_bond": 1,
+    "max_validators": 100,
+    "min_initial_deposit": 1,
+    "max_open_proposals_per_account": 16,
+    "burn_proposal_deposit_prevote": True,
 }
 
 
@@ -100,6 +105,12 @@ BAD_VALUES = [
     ("slash_fraction_double_sign", "1.01"),
     ("slash_fraction_double_sign", 0.05),
     ("jail_blocks", 0),
+    ("min_self_bond", 0),
+    ("max_validators", 0),
+    ("max_validators", "100"),
+    ("min_initial_deposit", -1),
+    ("max_open_proposals_per_account", 0),
+    ("burn_proposal_deposit_prevote", 1),
 ]
 
 
@@ -165,6 +176,11 @@ params_json = st.fixed_dictionaries(
         "default_unit_of_compute_price": st.integers(1, 2**63 - 1),
         "max_block_txs": st.integers(1, 2**63 - 1),
         "max_block_bytes": st.integers(1, 2**63 - 1),
+        "min_self_bond": st.integers(1, 2**63 - 1),
+        "max_validators": st.integers(1, 2**63 - 1),
+        "min_initial_deposit": st.integers(1, 2**63 - 1),
+        "max_open_proposals_per_account": st.integers(1, 2**63 - 1),
+        "burn_proposal_deposit_prevote": st.booleans(),
     },
 )
 

@@ -474,10 +474,10 @@ def test_governance_run_writes_models_csv_from_the_epoch_after_each_change_at_th
     assert rows == expected
 
 
-def test_governance_run_summary_counts_proposals_and_burns_the_vetoed_deposit(governance) -> None:
+def test_governance_run_summary_counts_proposals_and_burns_the_vetoed_and_the_dropped_deposits(governance) -> None:
     summary = governance.summary
     assert summary["proposals"] == {"dropped": 1, "failed": 1, "passed": 2, "rejected": 2}
     assert (summary["registry_version"], summary["final_models"]) == (2, {"m-alpha": 7})
-    assert summary["deposits_burned"] == 500  # proposal 4 was vetoed
+    assert summary["deposits_burned"] == 500 + 100  # proposal 4 was vetoed, proposal 5 dropped (prevote burn)
     assert (governance.out / "models.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["txs_rejected"] == 0

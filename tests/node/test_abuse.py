@@ -471,6 +471,7 @@ VALID = [
     ("api", "rate_limit_loopback", True, "api_rate_limit_loopback"),
     ("grpc", "max_concurrent_streams", 16, "grpc_max_concurrent_streams"),
     ("grpc", "max_connection_idle_ms", 60_000, "grpc_max_connection_idle_ms"),
+    ("storage", "validator_set_retention", 2, "validator_set_retention"),
 ]
 INVALID = [
     ("api", "max_connections", -1, "api.max_connections must be a positive integer"),
@@ -484,6 +485,7 @@ INVALID = [
     ("api", "rate_limit_loopback", 1, "api.rate_limit_loopback must be true or false"),
     ("grpc", "max_concurrent_streams", -2, "grpc.max_concurrent_streams must be a positive integer"),
     ("grpc", "max_connection_idle_ms", '"soon"', "grpc.max_connection_idle_ms must be a positive integer"),
+    ("storage", "validator_set_retention", 1, "storage.validator_set_retention must be an integer of at least 2"),
 ]
 
 

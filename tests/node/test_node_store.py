@@ -58,9 +58,9 @@ def test_block_commit_and_next_validator_set_are_written_with_the_state(tmp_path
     block_id, block, commit = reopened.get_block_row(1)
     assert (block_id, block, commit) == fake_block(1)
     assert reopened.get_block_id(1) == block_id and reopened.get_block_id(2) is None
-    assert reopened.get_validator_set(1) == {"for": 1}
+    assert reopened.get_validator_set_row(1) == (1, {"for": 1})
     # computed inside the block's transaction: it sees the powers after the block
-    assert reopened.get_validator_set(2) == {"for": 2, "powers": sorted([[ADDR["a"], 50], [ADDR["b"], 30]])}
+    assert reopened.get_validator_set_row(2) == (2, {"for": 2, "powers": sorted([[ADDR["a"], 50], [ADDR["b"], 30]])})
     assert reopened.get_max_block_height() == 1 and reopened.get_unapplied_heights() == []
     assert [h for h, _, _ in reopened.iterate_block_rows(1, 5)] == [1]
     reopened.close()
@@ -78,6 +78,38 @@ def test_block_rows_are_not_written_when_the_block_fails_nor_by_a_later_commit(s
     app.finalize_block(1, [])
     app.commit()
     assert store.get_block_row(1) is None
+
+
+def test_a_validator_set_row_is_written_only_when_given_and_reads_fall_back_to_the_last_one(store: SqliteStore):
+    app = Application(store)
+    init_chain(app, store, make_genesis({"a": 50}))
+    for height, doc in ((1, None), (2, {"for": 3}), (3, None), (4, None)):
+        app.finalize_block(height, [])
+        store.apply_block(BlockWrite(height, lambda doc=doc: doc, *fake_block(height)), app.commit)
+    assert store.get_validator_set_heights() == [1, 3]
+    assert [store.get_validator_set_row(h) for h in (0, 1, 2, 3, 5)] == [
+        None,
+        (1, {"for": 1}),
+        (1, {"for": 1}),
+        (3, {"for": 3}),
+        (3, {"for": 3}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("keep_from", "left"),
+    [(0, [1, 3, 5, 7]), (1, [1, 3, 5, 7]), (2, [1, 3, 5, 7]), (3, [3, 5, 7]), (6, [5, 7]), (7, [7]), (99, [7])],
+)
+def test_pruning_keeps_the_row_in_force_at_the_kept_height_and_every_later_one(store: SqliteStore, keep_from, left):
+    app = Application(store)
+    init_chain(app, store, make_genesis({"a": 50}))
+    for height in range(1, 7):
+        app.finalize_block(height, [])
+        doc = {"for": height + 1} if height % 2 == 0 else None
+        keep = keep_from if height == 6 else 0
+        write = BlockWrite(height, lambda doc=doc: doc, *fake_block(height), keep_validator_sets_from=keep)
+        store.apply_block(write, app.commit)
+    assert store.get_validator_set_heights() == left
 
 
 def test_decided_blocks_saved_before_application_are_reported_unapplied(store: SqliteStore):
@@ -146,7 +178,7 @@ def test_sigkill_mid_write_leaves_blocks_commits_sets_and_state_consistent(tmp_p
     assert height >= seen
     assert store.get_max_block_height() == height  # the block rows went in with the state, never apart
     assert store.get_unapplied_heights() == []
-    assert [store.get_validator_set(h)["for"] for h in range(1, height + 2)] == list(range(1, height + 2))
+    assert [store.get_validator_set_row(h)[1]["for"] for h in range(1, height + 2)] == list(range(1, height + 2))
     assert app.recompute_app_hash() == app.app_hash
     assert app.query(f"account/{ADDR['a']}")["sequence"] == 50 * height
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

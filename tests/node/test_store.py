@@ -347,3 +347,32 @@ def test_opening_a_store_with_another_schema_version_raises_store_error(tmp_path
     conn.close()
     with pytest.raises(StoreError, match="schema"):
         Application(SqliteStore(path))
+
+
+def test_the_read_cache_is_bounded_in_bytes_and_tracks_committed_changes(tmp_path, monkeypatch):
+    """Regression: the read cache was bounded by count (2^18 values of any size)."""
+    import node.store
+
+    monkeypatch.setattr(node.store, "READ_CACHE_BYTES", 20_000)
+    store = SqliteStore(tmp_path / "a.db")
+    values = {f"k{i}": json.dumps("v" * 1000 * (1 + i % 3)) for i in range(40)}
+    store.write_block(CommitInfo(0, "h", bytes(2048)), [("s", k, v) for k, v in values.items()])
+    for key, value in values.items():
+        assert store.get("s", key) == value
+        counted = sum(node.store.compute_read_cache_size(s, k, v) for (s, k), v in store._cache.items())
+        assert store._cache_bytes == counted <= 20_000
+    last = list(values)[-1]
+    store.write_block(CommitInfo(1, "h", bytes(2048)), [("s", last, '"short"')])
+    assert store.get("s", last) == '"short"'
+    assert store._cache_bytes == sum(node.store.compute_read_cache_size(s, k, v) for (s, k), v in store._cache.items())
+
+
+def test_a_store_of_the_previous_layout_is_refused_with_its_schema(tmp_path):
+    """Schema 1 kept each height's proposal queue as one list and had no stake index: read by this
+    uocd, proposals would never end and the validator set would empty at the next boundary."""
+    path = tmp_path / "a.db"
+    SqliteStore(path).write_block(CommitInfo(0, "h", bytes(2048)), [("meta", "height", "0")])
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET schema = 1")
+    with pytest.raises(StoreError, match="has schema 1, this uocd reads schema 2"):
+        SqliteStore(path).last_commit()

@@ -1,0 +1,79 @@
+"""chain.cache.ByteBoundedCache, and the caches built on it or bounded by entry size: the verify cache
+of the Application, the decode and entry-lanes caches."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import chain.app
+from chain.cache import ENTRY_OVERHEAD, ByteBoundedCache
+from chain.encoding import DECODE_CACHE_MAX_TEXT, _decode_cached, canonical_json, decode_canonical
+from chain.store import LANES_CACHE_MAX_TEXT, _compute_entry_lanes_cached, compute_entry_lanes
+from chain.tx import MsgSend
+from tests.helpers import ADDR, make_app, make_genesis, signed
+
+
+def test_the_least_recently_used_entries_go_when_the_bytes_exceed_the_bound():
+    cache: ByteBoundedCache[str, int] = ByteBoundedCache(3 * (100 + ENTRY_OVERHEAD))
+    for key in "abc":
+        cache.put(key, ord(key), 100)
+    assert cache.get("a") == ord("a")  # "a" is now the most recent: "b" goes first
+    cache.put("d", 4, 100)
+    assert ("b" in cache, "a" in cache, "c" in cache, "d" in cache) == (False, True, True, True)
+    assert cache.bytes == 3 * (100 + ENTRY_OVERHEAD)
+
+
+def test_an_entry_larger_than_the_bound_is_not_kept_and_evicts_nothing():
+    cache: ByteBoundedCache[str, int] = ByteBoundedCache(1000)
+    cache.put("a", 1, 10)
+    cache.put("huge", 2, 1000)
+    assert "huge" not in cache and cache.get("a") == 1
+
+
+@given(st.lists(st.tuples(st.sampled_from(["put", "pop"]), st.integers(0, 9), st.integers(0, 500)), max_size=60))
+def test_the_counted_bytes_are_the_sum_of_the_kept_entries_and_never_exceed_the_bound(ops):
+    cache: ByteBoundedCache[int, int] = ByteBoundedCache(1500)
+    sizes: dict[int, int] = {}
+    for op, key, size in ops:
+        if op == "put":
+            cache.put(key, size, size)
+            sizes[key] = size
+        else:
+            cache.pop(key)
+    kept = {key: sizes[key] for key in range(10) if key in cache}
+    assert cache.bytes == sum(size + ENTRY_OVERHEAD for size in kept.values()) <= 1500
+    assert all(cache.get(key) == size for key, size in kept.items())
+
+
+def test_the_verify_cache_is_bounded_in_bytes_and_an_evicted_tx_is_verified_again_in_its_block(monkeypatch):
+    """Regression: the cache was bounded by count (100,000 txs of up to 64 KiB: ~13 GB)."""
+    monkeypatch.setattr(chain.app, "ADMITTED_CACHE_BYTES", 64 * 1024)
+    app = make_app(make_genesis({"a": 100}, balances={"b": 10**9}))
+    big = [signed("b", i, *[MsgSend(ADDR["c"], 1)] * 32) for i in range(40)]  # ~40 × 5 KiB
+    assert all(r.ok for r in app.check_txs(big))
+    kept = [raw for raw in big if raw in app._admitted]
+    assert 0 < len(kept) < len(big) and app._admitted.bytes <= 64 * 1024
+    assert sum(chain.app.compute_admitted_size(app._admitted.get(raw)) for raw in kept) <= 64 * 1024
+    result = app.finalize_block(1, big)  # the evicted ones are decoded and verified again
+    assert all(r.ok for r in result.tx_results)
+
+
+@pytest.mark.parametrize(
+    ("size", "cached"), [(DECODE_CACHE_MAX_TEXT - 2, True), (DECODE_CACHE_MAX_TEXT - 1, False)], ids=["fits", "over"]
+)
+def test_only_short_texts_enter_the_decode_cache(size, cached):
+    text = canonical_json("x" * size)  # two quotes around `size` characters
+    _decode_cached.cache_clear()
+    assert decode_canonical(text) == "x" * size
+    assert (_decode_cached.cache_info().currsize == 1) is cached
+
+
+@pytest.mark.parametrize(("size", "cached"), [(LANES_CACHE_MAX_TEXT - 2, True), (LANES_CACHE_MAX_TEXT - 1, False)])
+def test_only_short_entries_enter_the_lanes_cache_and_the_lanes_are_the_same(size, cached):
+    _compute_entry_lanes_cached.cache_clear()
+    lanes = compute_entry_lanes("s", "k", "v" * size)
+    assert (_compute_entry_lanes_cached.cache_info().currsize == 1) is cached
+    _compute_entry_lanes_cached.cache_clear()
+    assert lanes == _compute_entry_lanes_cached("s", "k", "v" * size)
