@@ -943,7 +943,9 @@ def test_the_future_height_buffer_is_capped_per_height(monkeypatch):
     rig.send(rig.proposal(0, block))
     rig.votes("bcd", "prevote", 0, block.id)
     [decide] = [a for a in rig.votes("bcd", "precommit", 0, block.id) if isinstance(a, Decide)]
-    rig.send(*(rig.vote(n, "precommit", 0, None, height=2) for n in "bcd"))  # the third is dropped
+    rig.send(*(rig.vote(n, "precommit", 0, None, height=2) for n in "bc"))
+    with pytest.raises(InvalidMessage, match="2 messages for height 2 are buffered already"):
+        rig.send(rig.vote("d", "precommit", 0, None, height=2))  # the third is refused, so never marked seen
     actions = rig.engine.start_height(
         height=2, validator_set=rig.vset, last_commit=decide.commit, last_block_id=block.id,
         last_time_ms=block.header.time_ms, app_hash=APP_HASH, now_ms=NOW,
