@@ -15,7 +15,7 @@ import pytest_asyncio
 import node.consensus.engine as engine
 from chain.crypto import PrivateKey
 from chain.tx import MsgSend, sign_tx
-from node import codec
+from node import codec, network
 from node.blocks import (
     Block,
     Commit,
@@ -290,3 +290,27 @@ async def test_get_evidence_answers_at_most_a_page_and_get_block_refuses_a_malfo
     get_block = raw_call(channel, "/uoc.v1.BlockSync/GetBlock", pb.Block)
     for request in (spb.GetBlockRequest(height=0), spb.GetBlockRequest(height=1, block_id="x" * 5000)):
         await expect_code(get_block(request.SerializeToString(), timeout=5), grpc.StatusCode.INVALID_ARGUMENT, "bad")
+
+
+# =============================================================================================
+# the budgets themselves (unit)
+# =============================================================================================
+async def test_a_budget_refuses_without_spending_refills_with_time_and_tracks_a_bounded_number_of_peers(
+    monkeypatch,
+):
+    now = [0.0]
+    budgets = PeerBudgets(
+        PeerLimits(items_per_s=2.0, items_burst=4, bytes_per_s=100.0, bytes_burst=1000), lambda: now[0]
+    )
+    assert budgets.take("p", "gossip", 4, 1000)
+    assert not budgets.take("p", "gossip", 1, 0)  # items spent
+    assert budgets.take("q", "gossip", 1, 0) and budgets.take("p", "serve", 1, 0)  # per peer and per kind
+    now[0] = 1.0
+    assert not budgets.take("p", "gossip", 1, 101)  # 2 items are back but only 100 bytes: nothing spent
+    assert budgets.take("p", "gossip", 2, 100)
+    assert budgets.take_bytes_after("q", "serve", 5000)  # an answer may overdraw once …
+    assert not budgets.take_bytes_after("q", "serve", 1)  # … and is refused until it is paid back
+    monkeypatch.setattr(network, "MAX_TRACKED_PEERS", 3)
+    for i in range(10):
+        budgets.take(f"peer{i}", "gossip", 1, 0)
+    assert len(budgets._budgets) == 6
