@@ -57,6 +57,7 @@ MAX_BLOCKS_BYTES_PER_REQUEST = 32 * 1024 * 1024  # a GetBlocks stream ends after
 MAX_EVIDENCE_PER_REQUEST = 100  # evidence of one GetEvidence answer (the caller pages by height)
 MAX_BATCH_TXS = 2000  # entries of one BroadcastTxs call: each costs check_tx on the event loop
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes of one BroadcastTxs call, checked before it is parsed
+ADMIT_CHUNK_TXS = 20  # a BroadcastTxs call's entries are admitted this many per event-loop turn
 MAX_TRACKED_PEERS = 1024  # per-peer budgets kept; a new peer evicts the least recently seen one
 PEER_QUEUE_LIMIT = 10_000
 PEER_LANE_BYTES = 64 * 1024 * 1024  # bytes waiting in one outgoing lane of one peer
@@ -284,8 +285,22 @@ class Handlers:
         except (InvalidMessage, RequestTooLarge) as exc:
             await self._reject(context, "BroadcastTxs", exc)
         await self._charge(context, "BroadcastTxs", "gossip", len(batch.txs), 0)
+        raws = [bytes(t) for t in batch.txs]
+        unique = list(dict.fromkeys(raws))  # a repeated entry is checked once, as the mempool does in one batch
+        outcome: dict[bytes, str | MempoolError] = {}
+        for i in range(0, len(unique), ADMIT_CHUNK_TXS):
+            if i:
+                await asyncio.sleep(0)  # a chunk's signature checks at a time, then the loop's other work
+            chunk = unique[i : i + ADMIT_CHUNK_TXS]
+            outcome.update(zip(chunk, self.node.submit_txs(chunk)))
+        results: list[str | MempoolError] = []
+        for raw in raws:
+            repeated = raw not in outcome
+            results.append(
+                TxAlreadyKnown("this transaction is already in the batch", tx_hash="") if repeated else outcome.pop(raw)
+            )
         acks, errors = [], []
-        for result in self.node.submit_txs([bytes(t) for t in batch.txs]):
+        for result in results:
             if isinstance(result, Exception):
                 acks.append(spb.TxAck(hash=result.tx_hash, accepted=False))
                 errors.append("" if isinstance(result, TxAlreadyKnown) else compute_error_text(result))

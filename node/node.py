@@ -314,21 +314,21 @@ class NodeCore:
 
         What is relayed, and what dedup keys on, is the re-encoding of the decoded message, never the
         peer's bytes: unknown protobuf fields (padding) are dropped, and a padded copy and the honest
-        copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes)."""
+        copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes).
+        The height window and the signer's membership are read from the parsed protobuf first
+        (`check_sender`), so a message no validator could have sent costs no decoding, hashing or
+        signature check, however large it is."""
         if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
-        msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, raw))
+        parsed = codec.parse_pb(pb.ConsensusMessage, raw)
+        self.check_sender(parsed)
+        msg = codec.consensus_message_from_pb(parsed)
         canonical = codec.consensus_message_to_pb(msg).SerializeToString()
         digest = hashlib.sha256(canonical).digest()
         if self.relay.is_seen(digest):
             return False
-        self.consensus.check_message(msg)  # shape and signature first: the verdict must not depend on our height
+        self.consensus.check_message(msg)  # shape and signature before the message is used at any height
         height = self.consensus.height
-        if msg.height > height + HEIGHT_SLACK_AHEAD:
-            self.sync.wake()
-            raise InvalidMessage(f"message for height {msg.height} is implausible: this node is at height {height}")
-        if msg.height < height - HEIGHT_SLACK_BEHIND:
-            raise InvalidMessage(f"message for height {msg.height} is stale: this node is at height {height}")
         actions = self.consensus.on_message(msg, now_ms(), checked=True)
         self.relay.remember(digest)
         if msg.height == height:
@@ -337,6 +337,19 @@ class NodeCore:
             self.sync.wake()
         self._execute(actions)
         return True
+
+    def check_sender(self, parsed: pb.ConsensusMessage) -> None:
+        """InvalidMessage unless the message's height is within h−1..h+2 and, from height h on, its signer is
+        a validator of a set this node knows for that height (cheap: read from the protobuf fields)."""
+        inner = parsed.proposal if parsed.WhichOneof("message") == "proposal" else parsed.vote
+        signer = inner.proposer if inner is parsed.proposal else inner.validator
+        height, ours = inner.height, self.consensus.height
+        if height > ours + HEIGHT_SLACK_AHEAD:
+            raise InvalidMessage(f"message for height {height} is implausible: this node is at height {ours}")
+        if height < ours - HEIGHT_SLACK_BEHIND:
+            raise InvalidMessage(f"message for height {height} is stale: this node is at height {ours}")
+        if height >= ours and not self.consensus.is_known_validator(height, signer):
+            raise InvalidMessage(f"{signer!r} is not a validator at height {height} as far as this node knows")
 
     def get_status(self) -> spb.StatusResponse:
         """This node's Status."""

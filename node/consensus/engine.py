@@ -317,7 +317,9 @@ class Consensus:
         seen nor relayed, and its signer's re-gossip reaches us once we are at its height."""
         signer = msg.validator if isinstance(msg, Vote) else msg.proposer
         if not self.is_known_validator(msg.height, signer):
-            raise InvalidMessage(f"{_describe(msg)}: {signer} is not in a validator set known at height {self._height}")
+            raise InvalidMessage(
+                f"{_describe(msg)}: {signer} is not a validator at height {msg.height} as far as we know"
+            )
         if msg.round > MAX_ROUND_AHEAD:
             raise InvalidMessage(f"{_describe(msg)}: round {msg.round} is implausible for a future height")
         refused = self._future.add(msg, signer, compute_message_bytes(msg))

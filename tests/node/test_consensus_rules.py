@@ -959,11 +959,11 @@ def test_the_future_height_buffer_is_capped_per_height(monkeypatch):
     [
         ("b", 2, 0, None, None),  # a member of the current set, h+1
         ("b", 3, 5, None, None),  # h+2, a later round
-        ("e", 2, 0, None, "not in a validator set known"),  # a stranger
-        ("e", 3, 0, None, "not in a validator set known"),
+        ("e", 2, 0, None, "not a validator at height"),  # a stranger
+        ("e", 3, 0, None, "not a validator at height"),
         ("e", 2, 0, 2, None),  # a joiner of the set learned for h+1 (the block before it was applied)
         ("e", 3, 0, 2, None),  # … and at h+2 (sets change only at epoch boundaries)
-        ("e", 2, 0, 3, "not in a validator set known"),  # a set learned for h+2 says nothing about h+1
+        ("e", 2, 0, 3, "not a validator at height"),  # a set learned for h+2 says nothing about h+1
         ("b", 2, 65, None, "implausible"),  # a round beyond MAX_ROUND_AHEAD
     ],
 )
