@@ -108,6 +108,21 @@ async def test_a_flood_of_future_height_messages_from_a_non_validator_buffers_no
     assert node.consensus.future.count(height + 1) == node.consensus.future.count(height + 2) == 0
 
 
+async def test_a_message_no_validator_could_have_sent_is_refused_before_it_is_decoded_or_hashed(stuck):
+    """Regression: a stranger's proposal was decoded, its body hashed (16 MiB: about a second of loop time
+    here) and its signature checked before its signer was looked at."""
+    node, _, channel = stuck
+    stranger = PrivateKey.from_name("stranger")
+    proposal = future_proposal(stranger, node.chain_id, node.consensus.height, 0, 1000)
+    message = codec.consensus_message_to_pb(proposal)
+    message.proposal.block.txs[0] = b"swapped"  # decoding it would fail on the txs hash
+    await expect_code(
+        raw_call(channel, "/uoc.v1.Gossip/SendConsensus")(message.SerializeToString(), timeout=5),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "is not a validator at height",
+    )
+
+
 async def test_a_validator_flooding_the_future_buffer_stays_within_its_byte_share(stuck, monkeypatch):
     """Regression: one validator could buffer 4,096 messages of up to the message limit per height."""
     node, other, channel = stuck
