@@ -11,19 +11,32 @@ logged and answered with a status; the node keeps running:
 | tx already in the mempool | `ALREADY_EXISTS` |
 | mempool full | `RESOURCE_EXHAUSTED` |
 | message over `max_message_bytes` | `RESOURCE_EXHAUSTED` (gRPC itself) |
-| `BroadcastTxs` call with more than `MAX_BATCH_TXS` entries | `RESOURCE_EXHAUSTED` (none admitted) |
+| `BroadcastTxs` call over `MAX_BATCH_TXS` entries or `MAX_BATCH_BYTES` bytes | `RESOURCE_EXHAUSTED` (none admitted) |
+| a call over its peer's budget (`PeerBudgets`: items and bytes per second) | `RESOURCE_EXHAUSTED` (no work done) |
+| `GetBlock`/`GetEvidence` with a height below 1 (0 for evidence) or a malformed block id | `INVALID_ARGUMENT` |
+
+Every call is charged to its peer (`compute_peer_key`) before any work: gossip (`SendConsensus`,
+`BroadcastTx[s]`: one item per message or tx entry, the request's bytes) and serving (`GetBlocks`,
+`GetBlock`, `GetStatus`, `GetEvidence`: one item per call, the answer's bytes) have separate token
+buckets. Serving is bounded too: `GetBlocks` streams at most MAX_BLOCKS_PER_REQUEST blocks and about
+MAX_BLOCKS_BYTES_PER_REQUEST bytes, converting one block at a time with a yield to the event loop in
+between; `GetEvidence` answers a page of MAX_EVIDENCE_PER_REQUEST; `BroadcastTxs` admits its entries
+ADMIT_CHUNK_TXS per loop turn.
 
 Abuse limits: the server and every client cap messages both ways at `grpc.max_message_bytes`; the server
 allows `grpc.max_concurrent_streams` calls per connection and closes connections idle for
 `grpc.max_connection_idle_ms`. Rejections are logged at INFO at most once per second per method (the
 rest at DEBUG, with a count in the next INFO line), so a flood of junk costs parsing, not log volume.
 
-Peer clients put a deadline on EVERY call. Outgoing gossip goes through two bounded lanes per peer:
+Peer clients put a deadline on EVERY call. Outgoing gossip goes through two lanes per peer, each
+bounded in messages (PEER_QUEUE_LIMIT) and bytes (PEER_LANE_BYTES):
 consensus messages, with up to PEER_CONSENSUS_IN_FLIGHT calls in flight (the engine takes them in any
 order, and one call per round trip would stall consensus on a slow link), and transaction batches,
 one call at a time so that a sender's sequences arrive in order. A failing peer is backed off
 exponentially (messages for it are dropped while it is backed off: consensus repeats what matters by
-rounds, and a peer that fell behind syncs).
+rounds, and a peer that fell behind syncs). Separately, block sync penalizes a peer that stalls, lies
+about its height or serves an invalid block (`PeerClient.penalize`): backed off as a sync source, then
+dropped as one for PEER_BAN_S.
 """
 
 from __future__ import annotations

@@ -113,6 +113,7 @@ class NodeCore:
             status_interval_s=config.status_interval_ms / 1000,
             apply=self.apply_synced_block,
             genesis_time_ms=compute_genesis_time_ms(self.genesis),
+            block_wait_s=config.rpc_timeout_ms / 1000,
         )
         self.server = Server(
             self,
