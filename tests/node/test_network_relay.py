@@ -17,11 +17,9 @@ from chain.tx import MsgSend, sign_tx
 from node import codec
 from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash, sign_proposal, sign_vote
 from node.config import compute_genesis_time_ms, load_home
-from node.network import MAX_BATCH_BYTES, MAX_BATCH_TXS
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from node.relay import compute_batch
 from tests.node.netutil import make_homes
 
 pytestmark = pytest.mark.asyncio
@@ -273,25 +271,3 @@ async def test_a_proposal_with_a_swapped_body_is_refused_not_relayed_and_does_no
     finally:
         await node.stop(0.1)
         await spy.server.stop(0)
-
-
-MiB = 1024 * 1024
-
-
-@pytest.mark.parametrize(
-    "sizes, taken",
-    [
-        ([], 0),
-        ([100] * 3, 3),
-        ([100] * (MAX_BATCH_TXS + 5), MAX_BATCH_TXS),  # the entry cap
-        ([MiB] * 5, 3),  # the byte cap: a fourth MiB would pass RELAY_BATCH_BYTES
-        ([5 * MiB, 10], 1),  # one tx over the cap still goes alone (the receiver's message limit decides)
-    ],
-)
-async def test_a_relayed_batch_stays_within_what_a_peer_takes_in_one_call(sizes, taken):
-    """Regression: batches were cut by entries only, so 2,000 large txs made a call over the byte cap."""
-    txs = [bytes(s) for s in sizes]
-    batch = compute_batch(txs)
-    assert len(batch) == taken and batch == txs[:taken]
-    if taken > 1:
-        assert len(spb.TxBatch(txs=batch).SerializeToString()) <= MAX_BATCH_BYTES
