@@ -267,12 +267,12 @@ class NodeCore:
         self._next_height_timer = loop.call_later(delay_s, self.start_next_height)
 
     def apply_synced_block(self, block: Block, commit: Commit) -> None:
-        """Apply a block fetched by block sync, and move the engine past it within the block interval:
-        consensus keeps running during sync, so it must not stay at a height sync has committed (during a
-        long sync it restarts at most once per interval, at the latest height then)."""
+        """Apply a block fetched by block sync, and move the engine past it at the next loop turn: consensus
+        keeps running during sync, and a node that catches up must vote at the network's height at once
+        (not after another block interval: lagging nodes would make every round wait)."""
         self.apply_block(block, commit)
         if self.consensus.height <= block.height:
-            self._schedule_next_height(self.config.timeouts.commit_ms / 1000)
+            self._schedule_next_height(0.0)
 
     def apply_block(self, block: Block, commit: Commit) -> None:
         """Apply a decided block (one store transaction), then re-check the mempool and resolve the
