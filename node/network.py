@@ -431,13 +431,12 @@ class Server:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS,
         max_connection_idle_ms: int = DEFAULT_MAX_CONNECTION_IDLE_MS,
-        limits: PeerLimits | None = None,
     ) -> None:
         self.listen = listen
         self.server = grpc.aio.server(
             options=compute_server_options(max_message_bytes, max_concurrent_streams, max_connection_idle_ms)
         )
-        self.handlers = Handlers(node, limits)
+        self.handlers = Handlers(node)
         self.server.add_generic_rpc_handlers(build_generic_handlers(self.handlers))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
