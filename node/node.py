@@ -340,11 +340,14 @@ class NodeCore:
         return True
 
     def check_sender(self, parsed: pb.ConsensusMessage) -> None:
-        """InvalidMessage unless the message's height is within h−1..h+2 and, from height h on, its signer is
-        a validator of a set this node knows for that height (cheap: read from the protobuf fields)."""
-        inner = parsed.proposal if parsed.WhichOneof("message") == "proposal" else parsed.vote
-        signer = inner.proposer if inner is parsed.proposal else inner.validator
-        height, ours = inner.height, self.consensus.height
+        """InvalidMessage unless a proposal's or vote's height is within h−1..h+2 and, from height h on, its
+        signer is a validator of a set this node knows for that height (cheap: read from the protobuf
+        fields). Other kinds of message, and an empty one, are left to the decoder."""
+        kind = parsed.WhichOneof("message")
+        if kind not in ("proposal", "vote"):
+            return
+        height, ours = (parsed.proposal if kind == "proposal" else parsed.vote).height, self.consensus.height
+        signer = parsed.proposal.proposer if kind == "proposal" else parsed.vote.validator
         if height > ours + HEIGHT_SLACK_AHEAD:
             raise InvalidMessage(f"message for height {height} is implausible: this node is at height {ours}")
         if height < ours - HEIGHT_SLACK_BEHIND:
