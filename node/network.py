@@ -11,19 +11,32 @@ logged and answered with a status; the node keeps running:
 | tx already in the mempool | `ALREADY_EXISTS` |
 | mempool full | `RESOURCE_EXHAUSTED` |
 | message over `max_message_bytes` | `RESOURCE_EXHAUSTED` (gRPC itself) |
-| `BroadcastTxs` call with more than `MAX_BATCH_TXS` entries | `RESOURCE_EXHAUSTED` (none admitted) |
+| `BroadcastTxs` call over `MAX_BATCH_TXS` entries or `MAX_BATCH_BYTES` bytes | `RESOURCE_EXHAUSTED` (none admitted) |
+| a call over its peer's budget (`PeerBudgets`: items and bytes per second) | `RESOURCE_EXHAUSTED` (no work done) |
+| `GetBlock`/`GetEvidence` with a height below 1 (0 for evidence) or a malformed block id | `INVALID_ARGUMENT` |
+
+Every call is charged to its peer (`compute_peer_key`) before any work: gossip (`SendConsensus`,
+`BroadcastTx[s]`: one item per message or tx entry, the request's bytes) and serving (`GetBlocks`,
+`GetBlock`, `GetStatus`, `GetEvidence`: one item per call, the answer's bytes) have separate token
+buckets. Serving is bounded too: `GetBlocks` streams at most MAX_BLOCKS_PER_REQUEST blocks and about
+MAX_BLOCKS_BYTES_PER_REQUEST bytes, converting one block at a time with a yield to the event loop in
+between; `GetEvidence` answers a page of MAX_EVIDENCE_PER_REQUEST; `BroadcastTxs` admits its entries
+ADMIT_CHUNK_TXS per loop turn.
 
 Abuse limits: the server and every client cap messages both ways at `grpc.max_message_bytes`; the server
 allows `grpc.max_concurrent_streams` calls per connection and closes connections idle for
 `grpc.max_connection_idle_ms`. Rejections are logged at INFO at most once per second per method (the
 rest at DEBUG, with a count in the next INFO line), so a flood of junk costs parsing, not log volume.
 
-Peer clients put a deadline on EVERY call. Outgoing gossip goes through two bounded lanes per peer:
+Peer clients put a deadline on EVERY call. Outgoing gossip goes through two lanes per peer, each
+bounded in messages (PEER_QUEUE_LIMIT) and bytes (PEER_LANE_BYTES):
 consensus messages, with up to PEER_CONSENSUS_IN_FLIGHT calls in flight (the engine takes them in any
 order, and one call per round trip would stall consensus on a slow link), and transaction batches,
 one call at a time so that a sender's sequences arrive in order. A failing peer is backed off
 exponentially (messages for it are dropped while it is backed off: consensus repeats what matters by
-rounds, and a peer that fell behind syncs).
+rounds, and a peer that fell behind syncs). Separately, block sync penalizes a peer that stalls, lies
+about its height or serves an invalid block (`PeerClient.penalize`): backed off as a sync source, then
+dropped as one for PEER_BAN_S.
 """
 
 from __future__ import annotations
@@ -31,7 +44,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -50,9 +65,17 @@ DEFAULT_RPC_TIMEOUT_S = 2.0
 DEFAULT_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
-MAX_BLOCKS_PER_REQUEST = 500
+MAX_BLOCKS_PER_REQUEST = 500  # blocks of one GetBlocks call
+MAX_BLOCKS_BYTES_PER_REQUEST = 32 * 1024 * 1024  # a GetBlocks stream ends after the block that passes this
+MAX_EVIDENCE_PER_REQUEST = 100  # evidence of one GetEvidence answer (the caller pages by height)
 MAX_BATCH_TXS = 2000  # entries of one BroadcastTxs call: each costs check_tx on the event loop
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes of one BroadcastTxs call, checked before it is parsed
+ADMIT_CHUNK_TXS = 20  # a BroadcastTxs call's entries are admitted this many per event-loop turn
+MAX_TRACKED_PEERS = 1024  # per-peer budgets kept; a new peer evicts the least recently seen one
 PEER_QUEUE_LIMIT = 10_000
+PEER_LANE_BYTES = 64 * 1024 * 1024  # bytes waiting in one outgoing lane of one peer
+PEER_MAX_STRIKES = 3  # sync faults (stall, lie, invalid block) before a peer is dropped as a sync source
+PEER_BAN_S = 60.0  # how long a dropped peer is left alone as a sync source
 PEER_CONSENSUS_IN_FLIGHT = 16  # consensus calls in flight per peer: one at a time caps a link at 1/RTT messages
 BACKOFF_BASE_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -68,11 +91,11 @@ class NodeApi(Protocol):
 
     def get_status(self) -> spb.StatusResponse: ...
 
-    def get_blocks_pb(self, first: int, last: int) -> list[pb.BlockWithCommit]: ...
+    def iterate_blocks_pb(self, first: int, last: int) -> Iterator[pb.BlockWithCommit]: ...
 
     def get_block_pb(self, height: int, block_id: str) -> pb.Block | None: ...
 
-    def get_evidence_pb(self, from_height: int) -> list[pb.Evidence]: ...
+    def get_evidence_pb(self, from_height: int, limit: int) -> list[pb.Evidence]: ...
 
 
 def compute_grpc_options(max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -113,13 +136,109 @@ def compute_error_text(exc: Exception) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Per-peer budgets
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PeerLimits:
+    """Token-bucket rates and sizes of one peer's budget (one for gossip, one for serving).
+
+    An item is one consensus message, one transaction entry or one read call; bytes are the request's
+    (gossip) or the answer's (serving). A burst must hold a call of `max_message_bytes`."""
+
+    items_per_s: float = 5000.0
+    items_burst: int = 10_000
+    bytes_per_s: float = 32 * 1024 * 1024
+    bytes_burst: int = 64 * 1024 * 1024
+
+
+class TokenBucket:
+    """`burst` tokens refilled at `rate_per_s` on the monotonic clock."""
+
+    __slots__ = ("rate_per_s", "burst", "tokens", "at")
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        self.rate_per_s, self.burst = rate_per_s, burst
+        self.tokens, self.at = float(burst), now
+
+    def refill(self, now: float) -> float:
+        """The tokens now."""
+        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate_per_s)
+        self.at = now
+        return self.tokens
+
+
+class PeerBudget:
+    """One peer's items and bytes buckets for one kind of call."""
+
+    __slots__ = ("items", "bytes")
+
+    def __init__(self, limits: PeerLimits, now: float) -> None:
+        self.items = TokenBucket(limits.items_per_s, limits.items_burst, now)
+        self.bytes = TokenBucket(limits.bytes_per_s, limits.bytes_burst, now)
+
+    def take(self, items: int, nbytes: int, now: float) -> bool:
+        """Spend `items` and `nbytes` if both buckets hold them; else spend nothing and return False."""
+        if self.items.refill(now) < items or self.bytes.refill(now) < nbytes:
+            return False
+        self.items.tokens -= items
+        self.bytes.tokens -= nbytes
+        return True
+
+    def take_bytes_after(self, nbytes: int, now: float) -> bool:
+        """Spend `nbytes` of an answer already built if any byte token is left (the bucket may go below
+        zero by one answer, which the next calls pay back); False if none was left."""
+        if self.bytes.refill(now) <= 0:
+            return False
+        self.bytes.tokens -= nbytes
+        return True
+
+
+def compute_peer_key(context: grpc.aio.ServicerContext) -> str:
+    """Whom a call's budget is charged to: the transport peer (`ipv4:HOST:PORT`, one connection). The one
+    place to change when peers are authenticated (a node id)."""
+    return str(context.peer())
+
+
+class PeerBudgets:
+    """Budgets per (peer, kind), at most MAX_TRACKED_PEERS peers (least recently seen evicted)."""
+
+    def __init__(self, limits: PeerLimits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits or PeerLimits()
+        self.clock = clock
+        self._budgets: OrderedDict[tuple[str, str], PeerBudget] = OrderedDict()
+
+    def get(self, peer: str, kind: str) -> tuple[PeerBudget, float]:
+        """The budget of `peer` for `kind` ("gossip" or "serve") and the time now."""
+        now = self.clock()
+        key = (peer, kind)
+        budget = self._budgets.get(key)
+        if budget is None:
+            while len(self._budgets) >= 2 * MAX_TRACKED_PEERS:
+                self._budgets.popitem(last=False)
+            budget = self._budgets[key] = PeerBudget(self.limits, now)
+        self._budgets.move_to_end(key)
+        return budget, now
+
+    def take(self, peer: str, kind: str, items: int, nbytes: int) -> bool:
+        """Spend from `peer`'s `kind` budget; False (nothing spent) if it is short."""
+        budget, now = self.get(peer, kind)
+        return budget.take(items, nbytes, now)
+
+    def take_bytes_after(self, peer: str, kind: str, nbytes: int) -> bool:
+        """Charge an answer's bytes (see PeerBudget.take_bytes_after)."""
+        budget, now = self.get(peer, kind)
+        return budget.take_bytes_after(nbytes, now)
+
+
+# ---------------------------------------------------------------------------------------------
 # Server
 # ---------------------------------------------------------------------------------------------
 class Handlers:
-    """The Gossip, BlockSync and Status handlers over a NodeApi."""
+    """The Gossip, BlockSync and Status handlers over a NodeApi, each call charged to its peer's budget."""
 
-    def __init__(self, node: NodeApi) -> None:
+    def __init__(self, node: NodeApi, limits: PeerLimits | None = None) -> None:
         self.node = node
+        self.budgets = PeerBudgets(limits)
         self.rejected: dict[str, int] = {}  # method -> rejected calls
         self._logged_at: dict[str, float] = {}  # method -> when its last INFO line was logged
         self._unlogged: dict[str, int] = {}  # method -> rejections since then
@@ -129,6 +248,13 @@ class Handlers:
         self.rejected[method] = self.rejected.get(method, 0) + 1
         self._log_rejection(method, context.peer(), code, exc)
         await context.abort(code, compute_error_text(exc))
+
+    async def _charge(self, context: grpc.aio.ServicerContext, method: str, kind: str, items: int, nbytes: int) -> None:
+        """Spend `items` and `nbytes` of the caller's `kind` budget, or abort with RESOURCE_EXHAUSTED."""
+        if not self.budgets.take(compute_peer_key(context), kind, items, nbytes):
+            exc = RequestTooLarge(f"over this peer's {kind} budget ({items} items, {nbytes} bytes): slow down")
+            await self._reject(context, method, exc)
+            raise AssertionError("_reject aborts the call")
 
     def _log_rejection(self, method: str, peer: str, code: grpc.StatusCode, exc: Exception) -> None:
         """INFO at most once per REJECT_LOG_INTERVAL_S per method (with the count since), DEBUG otherwise."""
@@ -144,6 +270,7 @@ class Handlers:
         log.info("%s from %s rejected (%s): %s%s", method, peer, code.name, compute_error_text(exc), more)
 
     async def broadcast_tx(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxAck:
+        await self._charge(context, "BroadcastTx", "gossip", 1, len(request))
         result: str | Exception
         try:
             tx = parse_pb(pb.Tx, request)
@@ -157,13 +284,36 @@ class Handlers:
 
     async def broadcast_txs(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.TxBatchAck:
         try:
+            if len(request) > MAX_BATCH_BYTES:
+                raise RequestTooLarge(
+                    f"a BroadcastTxs call carries at most {MAX_BATCH_BYTES} bytes, got {len(request)}"
+                )
+        except RequestTooLarge as exc:
+            await self._reject(context, "BroadcastTxs", exc)
+        await self._charge(context, "BroadcastTxs", "gossip", 0, len(request))
+        try:
             batch = parse_pb(spb.TxBatch, request)
             if len(batch.txs) > MAX_BATCH_TXS:
                 raise RequestTooLarge(f"a BroadcastTxs call carries at most {MAX_BATCH_TXS} txs, got {len(batch.txs)}")
         except (InvalidMessage, RequestTooLarge) as exc:
             await self._reject(context, "BroadcastTxs", exc)
+        await self._charge(context, "BroadcastTxs", "gossip", len(batch.txs), 0)
+        raws = [bytes(t) for t in batch.txs]
+        unique = list(dict.fromkeys(raws))  # a repeated entry is checked once, as the mempool does in one batch
+        outcome: dict[bytes, str | MempoolError] = {}
+        for i in range(0, len(unique), ADMIT_CHUNK_TXS):
+            if i:
+                await asyncio.sleep(0)  # a chunk's signature checks at a time, then the loop's other work
+            chunk = unique[i : i + ADMIT_CHUNK_TXS]
+            outcome.update(zip(chunk, self.node.submit_txs(chunk)))
+        results: list[str | MempoolError] = []
+        for raw in raws:
+            repeated = raw not in outcome
+            results.append(
+                TxAlreadyKnown("this transaction is already in the batch", tx_hash="") if repeated else outcome.pop(raw)
+            )
         acks, errors = [], []
-        for result in self.node.submit_txs([bytes(t) for t in batch.txs]):
+        for result in results:
             if isinstance(result, Exception):
                 acks.append(spb.TxAck(hash=result.tx_hash, accepted=False))
                 errors.append("" if isinstance(result, TxAlreadyKnown) else compute_error_text(result))
@@ -173,6 +323,7 @@ class Handlers:
         return spb.TxBatchAck(acks=acks, errors=errors)
 
     async def send_consensus(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.Ack:
+        await self._charge(context, "SendConsensus", "gossip", 1, len(request))
         try:
             relayed = self.node.receive_consensus(request)
         except InvalidMessage as exc:
@@ -180,6 +331,10 @@ class Handlers:
         return spb.Ack(relayed=relayed)
 
     async def get_blocks(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BlockWithCommit]:
+        """Stream stored blocks, at most MAX_BLOCKS_PER_REQUEST and about MAX_BLOCKS_BYTES_PER_REQUEST, one
+        converted at a time with a yield to the event loop between blocks; the caller's serve budget pays
+        the bytes (the stream ends when it runs dry; RESOURCE_EXHAUSTED if it was dry at the start)."""
+        await self._charge(context, "GetBlocks", "serve", 1, 0)
         try:
             span = parse_pb(spb.BlockRange, request)
             if span.from_height < 1 or span.to_height < span.from_height:
@@ -187,36 +342,51 @@ class Handlers:
         except InvalidMessage as exc:
             await self._reject(context, "GetBlocks", exc)
         last = min(span.to_height, span.from_height + MAX_BLOCKS_PER_REQUEST - 1)
-        first = span.from_height
-        while first <= last:
-            chunk_last = min(last, first + 49)
-            rows = self.node.get_blocks_pb(first, chunk_last)
-            for row in rows:
-                yield row
-            if len(rows) < chunk_last - first + 1:
+        peer, sent = compute_peer_key(context), 0
+        for row in self.node.iterate_blocks_pb(span.from_height, last):
+            size = row.ByteSize()
+            if not self.budgets.take_bytes_after(peer, "serve", size):
+                if not sent:
+                    dry = RequestTooLarge("over this peer's serve budget: slow down")
+                    await self._reject(context, "GetBlocks", dry)
                 return
-            first = chunk_last + 1
+            yield row
+            sent += size
+            if sent >= MAX_BLOCKS_BYTES_PER_REQUEST:
+                return
+            await asyncio.sleep(0)  # one block's conversion at a time, then the loop's other work
 
     async def get_block(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.Block:
+        await self._charge(context, "GetBlock", "serve", 1, 0)
         try:
             req = parse_pb(spb.GetBlockRequest, request)
+            if req.height < 1 or len(req.block_id) not in (0, 64):
+                raise InvalidMessage(f"bad block request: height {req.height}, block id of {len(req.block_id)} chars")
         except InvalidMessage as exc:
             await self._reject(context, "GetBlock", exc)
         block = self.node.get_block_pb(req.height, req.block_id)
         if block is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block {req.block_id or ''} at height {req.height}")
             raise AssertionError("context.abort raises")
+        self.budgets.take_bytes_after(compute_peer_key(context), "serve", block.ByteSize())
         return block
 
     async def get_status(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.StatusResponse:
+        await self._charge(context, "GetStatus", "serve", 1, 0)
         return self.node.get_status()
 
     async def get_evidence(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.EvidenceList:
+        """At most MAX_EVIDENCE_PER_REQUEST pieces from `from_height` up (by height): the caller pages on."""
+        await self._charge(context, "GetEvidence", "serve", 1, 0)
         try:
             req = parse_pb(spb.EvidenceRequest, request)
+            if req.from_height < 0:
+                raise InvalidMessage(f"bad evidence request: from_height {req.from_height}")
         except InvalidMessage as exc:
             await self._reject(context, "GetEvidence", exc)
-        return spb.EvidenceList(evidence=self.node.get_evidence_pb(req.from_height))
+        answer = spb.EvidenceList(evidence=self.node.get_evidence_pb(req.from_height, MAX_EVIDENCE_PER_REQUEST))
+        self.budgets.take_bytes_after(compute_peer_key(context), "serve", answer.ByteSize())
+        return answer
 
 
 def _serialize(message: Any) -> bytes:
@@ -333,17 +503,48 @@ class PeerClient:
             "/uoc.v1.BlockSync/GetBlocks", request_serializer=ident, response_deserializer=pb.BlockWithCommit.FromString
         )
         self._queues: dict[str, asyncio.Queue[tuple[str, bytes]]] = {}  # lane -> gossip waiting to be sent
+        self._queued_bytes: dict[str, int] = {}  # lane -> payload bytes waiting in it
         self._senders: list[asyncio.Task] = []
         self._in_flight: set[asyncio.Task] = set()
         self.failures = 0
         self.retry_at = 0.0
         self.dropped = 0
         self.status: spb.StatusResponse | None = None
+        self.strikes = 0  # sync faults since it last served a verified block
+        self.penalized_until = 0.0
 
     # -- state ------------------------------------------------------------------------------
     def is_backed_off(self) -> bool:
         """True while the peer is left alone after failures."""
         return time.monotonic() < self.retry_at
+
+    def is_penalized(self) -> bool:
+        """True while the peer is not used as a sync source (it stalled, lied or served an invalid block)."""
+        return time.monotonic() < self.penalized_until
+
+    def penalize(self, reason: str) -> None:
+        """A sync fault: back the peer off as a sync source (exponentially), and drop it as one for
+        PEER_BAN_S at the PEER_MAX_STRIKES-th fault. Gossip to it goes on (votes cost it nothing to lie about)."""
+        self.strikes += 1
+        if self.strikes >= PEER_MAX_STRIKES:
+            self.penalized_until = time.monotonic() + PEER_BAN_S
+            self.strikes = 0
+            log.warning("peer %s dropped as a sync source for %.0f s: %s", self.address, PEER_BAN_S, reason)
+            return
+        wait = compute_backoff_s(self.strikes + 3)  # 0.8 s, 1.6 s, …
+        self.penalized_until = time.monotonic() + wait
+        log.warning(
+            "peer %s backed off as a sync source for %.1f s (fault %d of %d): %s",
+            self.address,
+            wait,
+            self.strikes,
+            PEER_MAX_STRIKES,
+            reason,
+        )
+
+    def credit(self) -> None:
+        """The peer served a verified block: forget its faults."""
+        self.strikes = 0
 
     def _on_success(self) -> None:
         if self.failures:
@@ -392,34 +593,47 @@ class PeerClient:
         """One stored block of the peer."""
         return await self.call("GetBlock", spb.GetBlockRequest(height=height, block_id=block_id).SerializeToString())
 
-    async def get_blocks(self, first: int, last: int, timeout_s: float = 30.0) -> AsyncIterator[pb.BlockWithCommit]:
+    async def get_blocks(
+        self, first: int, last: int, timeout_s: float = 30.0
+    ) -> AsyncGenerator[pb.BlockWithCommit, None]:
         """Stream blocks first..last with their commits (the deadline covers the whole stream)."""
         request = spb.BlockRange(from_height=first, to_height=last).SerializeToString()
+        call = self._get_blocks(request, timeout=timeout_s)
         try:
-            async for item in self._get_blocks(request, timeout=timeout_s):
+            async for item in call:
                 yield item
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 self._on_failure("GetBlocks", exc)
             raise
+        finally:
+            call.cancel()  # the caller stopped reading (a stalling peer): end the call now, not at its deadline
         self._on_success()
 
     # -- gossip queues ----------------------------------------------------------------------
     def send(self, what: str, payload: bytes) -> None:
-        """Queue a gossip message in its lane; dropped when the peer is backed off or the lane is full."""
+        """Queue a gossip message in its lane; dropped when the peer is backed off or the lane is full
+        (PEER_QUEUE_LIMIT messages or PEER_LANE_BYTES bytes)."""
         lane = "consensus" if what == "SendConsensus" else "txs"
         queue = self._queues.get(lane)
         if queue is None:
             queue = self._queues[lane] = asyncio.Queue(PEER_QUEUE_LIMIT)
+            self._queued_bytes[lane] = 0
             loop = asyncio.get_running_loop()
             window = PEER_CONSENSUS_IN_FLIGHT if lane == "consensus" else 1
-            self._senders.append(loop.create_task(self._send_loop(queue, window), name=f"peer {self.address} {lane}"))
-        if self.is_backed_off() or queue.full():
+            task = loop.create_task(self._send_loop(lane, queue, window), name=f"peer {self.address} {lane}")
+            self._senders.append(task)
+        if self.is_backed_off() or queue.full() or self._queued_bytes[lane] + len(payload) > PEER_LANE_BYTES:
             self.dropped += 1
             return
+        self._queued_bytes[lane] += len(payload)
         queue.put_nowait((what, payload))
 
-    async def _send_loop(self, queue: asyncio.Queue[tuple[str, bytes]], window: int) -> None:
+    def get_queued_bytes(self, lane: str) -> int:
+        """Payload bytes waiting in a lane ("consensus" or "txs")."""
+        return self._queued_bytes.get(lane, 0)
+
+    async def _send_loop(self, lane: str, queue: asyncio.Queue[tuple[str, bytes]], window: int) -> None:
         """Send a lane's messages in order with up to `window` calls in flight (1: each waits for the last)."""
         slots = asyncio.Semaphore(window)
 
@@ -429,6 +643,7 @@ class PeerClient:
 
         while True:
             what, payload = await queue.get()
+            self._queued_bytes[lane] -= len(payload)
             if self.is_backed_off():
                 self.dropped += 1
             elif window == 1:

@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -138,9 +137,9 @@ class NodeCore:
             ledger,
             peers,
             status_interval_s=config.status_interval_ms / 1000,
-            apply=self.apply_block,
-            on_synced=self.start_next_height,
+            apply=self.apply_synced_block,
             genesis_time_ms=compute_genesis_time_ms(self.genesis),
+            block_wait_s=config.rpc_timeout_ms / 1000,
         )
         self.server = Server(
             self,
@@ -188,9 +187,9 @@ class NodeCore:
             self._next_height_timer.cancel()
         await cancel_tasks(self._fetches)
 
-    def position(self) -> tuple[int, int] | None:
-        """The engine's (height, round), None while syncing (for regossip)."""
-        return None if self.sync.syncing else (self.consensus.height, self.consensus.round)
+    def position(self) -> tuple[int, int]:
+        """The engine's (height, round) (for regossip; consensus runs while block sync does too)."""
+        return (self.consensus.height, self.consensus.round)
 
     # =========================================================================================
     # the engine's host
@@ -317,20 +316,39 @@ class NodeCore:
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
+            # Never dropped while the node runs (block sync included): a lost timeout can leave the
+            # engine waiting forever at its step. The engine itself ignores a stale one.
             self._timers.discard(handle)
-            if self.running and not self.sync.syncing:
+            if self.running:
                 self._execute(self.consensus.on_timeout(timeout, now_ms()))
 
         handle = loop.call_later(delay_ms / 1000, fire)
         self._timers.add(handle)
 
     def _on_decide(self, block: Block, commit: Commit) -> None:
-        """Apply a decided block, then start the next height after the block interval."""
-        if block.height != self.app.height + 1:
-            return  # block sync applied it already
+        """Apply a decided block (unless block sync applied it already), then start the next height
+        after the block interval: always, or the engine would wait at a decided height."""
+        if block.height == self.app.height + 1:
+            self.apply_block(block, commit)
+        self._schedule_next_height(self.config.timeouts.commit_ms / 1000)
+
+    def _schedule_next_height(self, delay_s: float) -> None:
+        """Run `start_next_height` in `delay_s` (or sooner, if it is already due sooner)."""
+        loop = asyncio.get_running_loop()
+        timer = self._next_height_timer
+        if timer is not None and not timer.cancelled() and timer.when() <= loop.time() + delay_s:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._next_height_timer = loop.call_later(delay_s, self.start_next_height)
+
+    def apply_synced_block(self, block: Block, commit: Commit) -> None:
+        """Apply a block fetched by block sync, and move the engine past it at the next loop turn: consensus
+        keeps running during sync, and a node that catches up must vote at the network's height at once
+        (not after another block interval: lagging nodes would make every round wait)."""
         self.apply_block(block, commit)
-        delay = self.config.timeouts.commit_ms / 1000
-        self._next_height_timer = asyncio.get_running_loop().call_later(delay, self.start_next_height)
+        if self.consensus.height <= block.height:
+            self._schedule_next_height(0.0)
 
     def apply_block(self, block: Block, commit: Commit) -> None:
         """Apply a decided block (one store transaction), then re-check the mempool and resolve the
@@ -338,6 +356,7 @@ class NodeCore:
         result = self.ledger.apply(block, commit)
         min_height = block.height + 1 - self.app.get_params().max_evidence_age_blocks
         self.consensus.remove_evidence(block.evidence, min_height=min_height)
+        self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
         self.mempool.update(r.hash for r in result.tx_results)
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
 
@@ -362,7 +381,7 @@ class NodeCore:
 
     async def _fetch_block(self, height: int, block_id: str) -> None:
         """Ask peers for a block that +2/3 precommitted but we never received."""
-        for peer in self.peers:
+        for peer in sorted(self.peers, key=lambda p: p.is_penalized() or p.is_backed_off()):
             try:
                 block = codec.block_from_pb(await peer.get_block(height, block_id))
             except (grpc.aio.AioRpcError, InvalidMessage):
@@ -389,25 +408,23 @@ class NodeCore:
 
         What is relayed, and what dedup keys on, is the re-encoding of the decoded message, never the
         peer's bytes: unknown protobuf fields (padding) are dropped, and a padded copy and the honest
-        copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes)."""
+        copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes).
+        The height window and the signer's membership are read from the parsed protobuf first
+        (`check_sender`), so a message no validator could have sent costs no decoding, hashing or
+        signature check, however large it is."""
         if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
-        msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, raw))
+        parsed = codec.parse_pb(pb.ConsensusMessage, raw)
+        self.check_sender(parsed)
+        msg = codec.consensus_message_from_pb(parsed)
         canonical = codec.consensus_message_to_pb(msg).SerializeToString()
         digest = hashlib.sha256(canonical).digest()
         if self.relay.is_seen(digest):
             return False
         if isinstance(msg, Evidence):
             return self.receive_evidence(msg, canonical, digest)
-        self.consensus.check_message(msg)  # shape and signature first: the verdict must not depend on our height
+        self.consensus.check_message(msg)  # shape and signature before the message is used at any height
         height = self.consensus.height
-        if msg.height > height + HEIGHT_SLACK_AHEAD:
-            self.sync.wake()
-            raise InvalidMessage(f"message for height {msg.height} is implausible: this node is at height {height}")
-        if msg.height < height - HEIGHT_SLACK_BEHIND:
-            raise InvalidMessage(f"message for height {msg.height} is stale: this node is at height {height}")
-        if self.sync.syncing:
-            return False
         actions = self.consensus.on_message(msg, now_ms(), checked=True)
         self.relay.remember(digest)
         if msg.height == height:
@@ -416,6 +433,22 @@ class NodeCore:
             self.sync.wake()
         self._execute(actions)
         return True
+
+    def check_sender(self, parsed: pb.ConsensusMessage) -> None:
+        """InvalidMessage unless a proposal's or vote's height is within h−1..h+2 and, from height h on, its
+        signer is a validator of a set this node knows for that height (cheap: read from the protobuf
+        fields). Other kinds of message, and an empty one, are left to the decoder."""
+        kind = parsed.WhichOneof("message")
+        if kind not in ("proposal", "vote"):
+            return
+        height, ours = (parsed.proposal if kind == "proposal" else parsed.vote).height, self.consensus.height
+        signer = parsed.proposal.proposer if kind == "proposal" else parsed.vote.validator
+        if height > ours + HEIGHT_SLACK_AHEAD:
+            raise InvalidMessage(f"message for height {height} is implausible: this node is at height {ours}")
+        if height < ours - HEIGHT_SLACK_BEHIND:
+            raise InvalidMessage(f"message for height {height} is stale: this node is at height {ours}")
+        if height >= ours and not self.consensus.is_known_validator(height, signer):
+            raise InvalidMessage(f"{signer!r} is not a validator at height {height} as far as this node knows")
 
     def get_status(self) -> spb.StatusResponse:
         """This node's Status."""
@@ -435,12 +468,14 @@ class NodeCore:
             configured_peers=len(self.peers),
         )
 
-    def get_blocks_pb(self, first: int, last: int) -> list[pb.BlockWithCommit]:
-        """Stored blocks first..last with their commits, as protobuf."""
-        return [
-            codec.block_with_commit_to_pb(Block.from_json(json.loads(b)), Commit.from_json(json.loads(c)))
-            for _, b, c in self.store.iterate_block_rows(first, last)
-        ]
+    def iterate_blocks_pb(self, first: int, last: int) -> Iterator[pb.BlockWithCommit]:
+        """Stored blocks first..last with their commits, as protobuf, read and converted one at a time
+        (the caller may yield to the event loop between them)."""
+        for height in range(first, last + 1):
+            row = self.store.get_block_row(height)
+            if row is None:
+                return
+            yield codec.block_with_commit_to_pb(Block.from_json(row[1]), Commit.from_json(row[2]))
 
     def get_block_pb(self, height: int, block_id: str) -> pb.Block | None:
         """A stored block (if `block_id` is given, only that one)."""
@@ -452,12 +487,12 @@ class NodeCore:
             return None if block is None else codec.block_to_pb(block)
         return None
 
-    def get_evidence(self, from_height: int = 0) -> list[Evidence]:
-        """The double signs this node recorded, from `from_height` up."""
-        return [Evidence.from_json(e) for e in self.store.get_evidence(from_height)]
+    def get_evidence(self, from_height: int = 0, limit: int | None = None) -> list[Evidence]:
+        """The double signs this node recorded, from `from_height` up (the first `limit` of them)."""
+        return [Evidence.from_json(e) for e in self.store.get_evidence(from_height, limit)]
 
-    def get_evidence_pb(self, from_height: int) -> list[pb.Evidence]:
-        return [codec.evidence_to_pb(e) for e in self.get_evidence(from_height)]
+    def get_evidence_pb(self, from_height: int, limit: int) -> list[pb.Evidence]:
+        return [codec.evidence_to_pb(e) for e in self.get_evidence(from_height, limit)]
 
     # =========================================================================================
     # for the HTTP API

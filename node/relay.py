@@ -19,12 +19,13 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .network import MAX_BATCH_TXS, PeerClient
+from .network import MAX_BATCH_BYTES, MAX_BATCH_TXS, PeerClient
 from .pb import services_pb2 as spb
 
 SEEN_MESSAGES = 20_000  # consensus message hashes remembered for relay-once
 RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
 RELAY_BATCH = MAX_BATCH_TXS  # no more than a peer takes in one BroadcastTxs call
+RELAY_BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024  # nor more bytes (with room for the message framing)
 REGOSSIP_S = 0.5  # own votes of the current height are re-sent this often (lost messages)
 REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals every 4th time (they carry the block)
 
@@ -74,17 +75,14 @@ class Relay:
             peer.send(what, payload)
 
     # -- tasks ------------------------------------------------------------------------------
-    async def run_regossip(self, position: Callable[[], tuple[int, int] | None]) -> None:
+    async def run_regossip(self, position: Callable[[], tuple[int, int]]) -> None:
         """Re-send our own votes (every tick) and proposals (every 4th) of the current height, latest
-        two rounds; `position()` is the engine's (height, round), None while syncing."""
+        two rounds; `position()` is the engine's (height, round)."""
         tick = 0
         while True:
             await asyncio.sleep(REGOSSIP_S)
             tick += 1
-            now = position()
-            if now is None:
-                continue
-            height, round = now
+            height, round = position()
             for key in [k for k in self._own if k[0] < height]:
                 del self._own[key]
             for (h, r, kind), raws in sorted(self._own.items()):
@@ -97,5 +95,17 @@ class Relay:
         while True:
             await asyncio.sleep(RELAY_INTERVAL_S)
             while self._txs:
-                batch, self._txs[:RELAY_BATCH] = self._txs[:RELAY_BATCH], []
+                batch = compute_batch(self._txs)
+                del self._txs[: len(batch)]
                 self.gossip("BroadcastTxs", spb.TxBatch(txs=batch).SerializeToString())
+
+
+def compute_batch(txs: list[bytes]) -> list[bytes]:
+    """The longest prefix of `txs` a peer takes in one BroadcastTxs call: at most RELAY_BATCH entries and
+    RELAY_BATCH_BYTES of txs (at least one: a tx alone is within the call's byte cap)."""
+    size = 0
+    for i, tx in enumerate(txs[:RELAY_BATCH]):
+        size += len(tx) + 8  # the entry's tag and length
+        if size > RELAY_BATCH_BYTES and i:
+            return txs[:i]
+    return txs[:RELAY_BATCH]

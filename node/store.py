@@ -289,10 +289,11 @@ class SqliteStore:
             )
         return cursor.rowcount == 1
 
-    def get_evidence(self, from_height: int = 0) -> list[dict[str, Any]]:
-        """Stored evidence JSON from `from_height` up, by height then key."""
+    def get_evidence(self, from_height: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored evidence JSON from `from_height` up, by height then key (the first `limit`; all if None)."""
         rows = self._conn.execute(
-            "SELECT value FROM evidence WHERE height >= ? ORDER BY height, key", (from_height,)
+            "SELECT value FROM evidence WHERE height >= ? ORDER BY height, key LIMIT ?",
+            (from_height, -1 if limit is None else limit),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 

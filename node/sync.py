@@ -1,10 +1,17 @@
-"""Block sync: catch up with peers that are ahead.
+"""Block sync: catch up with peers that are ahead, without ever stopping consensus.
 
-Peers' `Status` is polled every `status_interval_ms` (or at once after `wake()`); when a peer is more
-than one block ahead (or one block ahead while this node makes no progress for `STALL_POLLS` polls),
-blocks are streamed with `GetBlocks` from the best peer, each checked to follow ours and its commit
-verified with `verify_commit` against the validator set of its height (known: blocks apply in
-order), then applied one by one; when no peer is ahead, `on_synced` restarts consensus.
+Peers' `Status` is polled every `status_interval_ms` (or at once after `wake()`); when a peer says it
+is more than one block ahead (or one block ahead while this node makes no progress for `STALL_POLLS`
+polls), blocks are streamed with `GetBlocks` from the peers that say so, highest first, each checked
+to follow ours and its commit verified with `verify_commit` against the validator set of its height
+(known: blocks apply in order), then applied one by one (the node moves its consensus engine past
+each). Consensus keeps running meanwhile: a peer's word alone never stops it.
+
+A claimed height is only a reason to ask: a peer is believed when it serves the next block with a
+verifying commit. Each block of the stream must arrive within `block_wait_s` (the first one
+included). A peer that claims to be ahead and then stalls, serves nothing, or serves a malformed or
+invalid block is penalized (`PeerClient.penalize`): backed off as a sync source, then dropped as one
+for `PEER_BAN_S`; serving a verified block clears its record.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ SYNC_BATCH = 500
 STALL_POLLS = 4  # polls one block behind without progress before syncing that block
 
 
+class PeerFault(SyncError):
+    """A peer failed to serve what it claimed, or served an invalid block (it is penalized)."""
+
+
 def get_peer_height(peer: PeerClient) -> int:
     """The height a peer last said it has (-1 before it answered Status)."""
     return peer.status.height if peer.status is not None else -1
@@ -46,15 +57,15 @@ class BlockSync:
         *,
         status_interval_s: float,
         apply: Callable[[Block, Commit], None],
-        on_synced: Callable[[], None],
         genesis_time_ms: int,
+        block_wait_s: float = 2.0,
     ) -> None:
         self.ledger = ledger
         self.genesis_time_ms = genesis_time_ms
         self.peers = peers
         self.status_interval_s = status_interval_s
+        self.block_wait_s = block_wait_s
         self.apply = apply
-        self.on_synced = on_synced
         self.syncing = False
         self.reachable_peers = 0
         self._wake = asyncio.Event()
@@ -64,7 +75,7 @@ class BlockSync:
         self._wake.set()
 
     async def run(self) -> None:
-        """Poll peers' status; sync from the best peer when behind."""
+        """Poll peers' status; sync from the peers that say they are ahead."""
         ledger = self.ledger
         stalled, last_height = 0, ledger.height
         while True:
@@ -88,19 +99,19 @@ class BlockSync:
                 stalled = 0
 
     async def poll_peers(self) -> list[PeerClient]:
-        """Refresh every reachable peer's status; return the peers that answered."""
-        peers = [p for p in self.peers if not p.is_backed_off()]
+        """Refresh the status of every reachable peer not dropped as a sync source; return those that answered."""
+        peers = [p for p in self.peers if not p.is_backed_off() and not p.is_penalized()]
         results = await asyncio.gather(*(p.get_status() for p in peers), return_exceptions=True)
         answered = []
         for peer, result in zip(peers, results):
             if isinstance(result, spb.StatusResponse) and result.chain_id == self.ledger.chain_id:
                 answered.append(peer)
-        self.reachable_peers = len(answered)  # backed-off peers count as unreachable
+        self.reachable_peers = len(answered)  # backed-off and dropped peers count as unreachable
         return answered
 
     async def sync_from(self, peers: list[PeerClient]) -> int:
-        """Fetch, verify and apply blocks from the peers (best first) until none is ahead of us; then
-        restart consensus at the next height. Returns the number of blocks applied."""
+        """Fetch, verify and apply blocks from the peers (highest claim first) until none is ahead of us.
+        Returns the number of blocks applied."""
         ledger = self.ledger
         applied = 0
         self.syncing = True
@@ -115,11 +126,14 @@ class BlockSync:
                 for peer in ranked:
                     if get_peer_height(peer) < first:
                         break
+                    if peer.is_penalized():
+                        continue
                     try:
                         got = await self._sync_range(peer, first, last)
+                    except PeerFault as exc:
+                        peer.penalize(str(exc))
                     except (grpc.aio.AioRpcError, SyncError) as exc:
                         log.info("sync from %s failed: %s", peer.address, exc)
-                        continue
                     if got:
                         break
                 if not got:
@@ -130,24 +144,55 @@ class BlockSync:
             self.syncing = False
             if applied:
                 log.info("block sync applied %d blocks; now at height %d", applied, ledger.height)
-                self.on_synced()
         return applied
 
     async def _sync_range(self, peer: PeerClient, first: int, last: int) -> int:
-        """Apply the verified blocks first..last streamed by `peer`; return how many were applied."""
-        applied = 0
-        async for item in peer.get_blocks(first, last):
-            try:
-                block, commit = codec.block_with_commit_from_pb(item)
-            except InvalidMessage as exc:
-                raise SyncError(f"peer {peer.address} sent a malformed block: {exc}") from None
-            if block.height <= self.ledger.height:
-                continue  # consensus applied it meanwhile
-            self.check_block(block, commit)
-            self.apply(block, commit)
-            applied += 1
-            if applied % 20 == 0:
-                await asyncio.sleep(0)  # let gRPC handlers run
+        """Apply the verified blocks first..last streamed by `peer`; return how many were applied. PeerFault
+        if it claimed block `first` and served none within `block_wait_s`, or served an invalid block."""
+        applied = served = 0
+        claimed = get_peer_height(peer)
+        stream = peer.get_blocks(first, last)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(anext(stream), self.block_wait_s)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if applied:
+                        break  # it served what it could in time; ask again from where we are
+                    raise PeerFault(
+                        f"claimed height {claimed} but served no block {first} within {self.block_wait_s:.1f} s"
+                    ) from None
+                except grpc.aio.AioRpcError as exc:
+                    if applied:
+                        break
+                    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        raise SyncError(f"peer {peer.address} is busy: {exc.details()}") from None  # our budget
+                    fault = f"claimed height {claimed} but failed to serve block {first}: {exc.code().name}"
+                    raise PeerFault(fault) from None
+                try:
+                    block, commit = codec.block_with_commit_from_pb(item)
+                except InvalidMessage as exc:
+                    raise PeerFault(f"served a malformed block: {exc}") from None
+                if block.height != first + served or block.height > last:
+                    due = first + served
+                    raise PeerFault(f"served block {block.height} when block {due} of {first}..{last} was due")
+                served += 1
+                if block.height <= self.ledger.height:
+                    continue  # consensus applied it meanwhile
+                try:
+                    self.check_block(block, commit)
+                except SyncError as exc:
+                    raise PeerFault(f"served an invalid block: {exc}") from None
+                self.apply(block, commit)
+                peer.credit()
+                applied += 1
+                await asyncio.sleep(0)  # let consensus and the gRPC handlers run between blocks
+        finally:
+            await stream.aclose()
+        if not applied and self.ledger.height < first <= claimed:
+            raise PeerFault(f"claimed height {claimed} but served no block {first}")
         return applied
 
     def check_block(self, block: Block, commit: Commit) -> None:

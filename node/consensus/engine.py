@@ -45,6 +45,11 @@ log = logging.getLogger("uoc.consensus")
 
 FUTURE_HEIGHTS = 2  # messages up to h + 2 are buffered
 MAX_FUTURE_MESSAGES = 4096  # per buffered height
+MAX_FUTURE_BYTES = 2 * MAX_DECODED_BLOCK_BYTES + 1024 * 1024  # per buffered height: two full proposals and votes
+MAX_FUTURE_SIGNER_BYTES = MAX_DECODED_BLOCK_BYTES + 256 * 1024  # per signer and buffered height
+MAX_FUTURE_PER_SLOT = 2  # buffered messages per (height, signer, round, type): an equivocation, not a flood
+VOTE_BYTES = 256  # what a vote counts against the buffer's byte budgets (about its encoded size)
+PROPOSAL_BYTES = 512  # a proposal's header and signature; its block's txs and last commit count on top
 MAX_ROUND_AHEAD = 64  # a round more than this above ours is not plausible
 MAX_PROPOSALS_PER_ROUND = 2  # conflicting proposals kept per round (a byzantine proposer may send many)
 
@@ -82,7 +87,8 @@ class Consensus:
         self._sign_state = SignState()
         self._evidence = EvidencePool()
         self._heights_to_watch = double_sign_check_height
-        self._future: dict[int, dict[bytes, Proposal | Vote]] = {}
+        self._future = FutureBuffer()
+        self._known_sets: dict[int, ValidatorSet] = {}  # sets of heights above ours learned from the host
         self._height = 0
         self._round = 0
         self._step = COMMIT
@@ -150,6 +156,11 @@ class Consensus:
         self._evidence.prune(min_height)
 
     @property
+    def future(self) -> FutureBuffer:
+        """The messages buffered for the next heights (read-only use)."""
+        return self._future
+
+    @property
     def decided(self) -> Block | None:
         """The block decided at this height, if any."""
         return self._decided
@@ -192,12 +203,11 @@ class Consensus:
         if state.height != height:
             state = SignState(height=height, signed=state.signed)  # no lock or valid value at a new height
         self._sign_state = state
-        buffered = self._future.pop(height, {})
-        for old in [h for h in self._future if h < height]:
-            del self._future[old]
+        buffered = self._future.pop(height)
+        self._known_sets = {h: v for h, v in self._known_sets.items() if h > height}
         actions = self._start_round(max(0, state.get_max_round(height)), now_ms)
         actions += self._check_rules(self._round, now_ms)
-        for msg in buffered.values():
+        for msg in buffered:
             try:
                 actions += self.on_message(msg, now_ms)
             except InvalidMessage as exc:
@@ -316,11 +326,33 @@ class Consensus:
         if msg.round > self._round + MAX_ROUND_AHEAD:
             raise InvalidMessage(f"{_describe(msg)}: round {msg.round} is implausible (we are at {self._round})")
 
+    def learn_validator_set(self, height: int, validator_set: ValidatorSet) -> None:
+        """The set of a height above ours became known (the host applied the block before it): its members'
+        messages for that height are buffered too (at an epoch boundary it may hold joiners)."""
+        if height > self._height:
+            self._known_sets[height] = validator_set
+
+    def is_known_validator(self, height: int, address: str) -> bool:
+        """True if `address` may sign at future `height` as far as we know: a member of the current set, or
+        of a set learned for a height up to `height` (sets change only at epoch boundaries)."""
+        if self._vset is not None and address in self._vset:
+            return True
+        return any(h <= height and address in vset for h, vset in self._known_sets.items())
+
     def _buffer(self, msg: Proposal | Vote) -> list[Action]:
-        """Keep a signed message for one of the next few heights (bounded); drop it if it is further ahead."""
-        bucket = self._future.setdefault(msg.height, {})
-        if len(bucket) < MAX_FUTURE_MESSAGES:
-            bucket.setdefault(msg.signature, msg)
+        """Keep a signed message for one of the next FUTURE_HEIGHTS heights, from a known validator, within the
+        buffer's bounds (see FutureBuffer); InvalidMessage if it is refused, so it is neither remembered as
+        seen nor relayed, and its signer's re-gossip reaches us once we are at its height."""
+        signer = msg.validator if isinstance(msg, Vote) else msg.proposer
+        if not self.is_known_validator(msg.height, signer):
+            raise InvalidMessage(
+                f"{_describe(msg)}: {signer} is not a validator at height {msg.height} as far as we know"
+            )
+        if msg.round > MAX_ROUND_AHEAD:
+            raise InvalidMessage(f"{_describe(msg)}: round {msg.round} is implausible for a future height")
+        refused = self._future.add(msg, signer, compute_message_bytes(msg))
+        if refused is not None:
+            raise InvalidMessage(f"{_describe(msg)} not buffered: {refused}")
         return []
 
     # -- the message log ------------------------------------------------------------------------
@@ -697,6 +729,66 @@ class Consensus:
                 self._heights_to_watch,
             )
         return True
+
+
+def compute_message_bytes(msg: Proposal | Vote) -> int:
+    """What a message counts against the future buffer's byte budgets: about its encoded size."""
+    if isinstance(msg, Vote):
+        return VOTE_BYTES
+    commit = msg.block.last_commit
+    return (
+        PROPOSAL_BYTES + msg.block.size + 8 * len(msg.block.txs) + VOTE_BYTES * len(commit.precommits if commit else ())
+    )
+
+
+class FutureBuffer:
+    """Signed messages of known validators for the next heights, bounded per height (MAX_FUTURE_MESSAGES,
+    MAX_FUTURE_BYTES), per signer and height (MAX_FUTURE_SIGNER_BYTES) and per (height, signer, round,
+    type) (MAX_FUTURE_PER_SLOT), so one validator cannot crowd the others out."""
+
+    def __init__(self) -> None:
+        self._messages: dict[int, dict[bytes, Proposal | Vote]] = {}  # height -> signature -> message
+        self._bytes: dict[int, int] = {}  # height -> bytes
+        self._signer_bytes: dict[tuple[int, str], int] = {}
+        self._slots: dict[tuple[int, str, int, str], int] = {}
+
+    def add(self, msg: Proposal | Vote, signer: str, size: int) -> str | None:
+        """Keep `msg` (a duplicate is no error); the bound it would break if refused, else None."""
+        height = msg.height
+        kept = self._messages.setdefault(height, {})
+        if msg.signature in kept:
+            return None
+        slot = (height, signer, msg.round, msg.type if isinstance(msg, Vote) else "proposal")
+        if self._slots.get(slot, 0) >= MAX_FUTURE_PER_SLOT:
+            return f"{MAX_FUTURE_PER_SLOT} messages of this signer, round and type are buffered already"
+        if len(kept) >= MAX_FUTURE_MESSAGES:
+            return f"{MAX_FUTURE_MESSAGES} messages for height {height} are buffered already"
+        if self._bytes.get(height, 0) + size > MAX_FUTURE_BYTES:
+            return f"the buffer for height {height} is full ({MAX_FUTURE_BYTES} bytes)"
+        if self._signer_bytes.get((height, signer), 0) + size > MAX_FUTURE_SIGNER_BYTES:
+            return f"this signer's share of the buffer for height {height} is full ({MAX_FUTURE_SIGNER_BYTES} bytes)"
+        kept[msg.signature] = msg
+        self._bytes[height] = self._bytes.get(height, 0) + size
+        self._signer_bytes[(height, signer)] = self._signer_bytes.get((height, signer), 0) + size
+        self._slots[slot] = self._slots.get(slot, 0) + 1
+        return None
+
+    def pop(self, height: int) -> list[Proposal | Vote]:
+        """The messages buffered for `height`, in arrival order; forget them and those of lower heights."""
+        out = list(self._messages.get(height, {}).values())
+        self._messages = {h: m for h, m in self._messages.items() if h > height}
+        self._bytes = {h: b for h, b in self._bytes.items() if h > height}
+        self._signer_bytes = {k: b for k, b in self._signer_bytes.items() if k[0] > height}
+        self._slots = {k: n for k, n in self._slots.items() if k[0] > height}
+        return out
+
+    def get_bytes(self, height: int) -> int:
+        """The bytes buffered for `height`."""
+        return self._bytes.get(height, 0)
+
+    def count(self, height: int) -> int:
+        """The messages buffered for `height`."""
+        return len(self._messages.get(height, {}))
 
 
 def _check_block(block: Block) -> None:

@@ -950,13 +950,68 @@ def test_the_future_height_buffer_is_capped_per_height(monkeypatch):
     rig.send(rig.proposal(0, block))
     rig.votes("bcd", "prevote", 0, block.id)
     [decide] = [a for a in rig.votes("bcd", "precommit", 0, block.id) if isinstance(a, Decide)]
-    rig.send(*(rig.vote(n, "precommit", 0, None, height=2) for n in "bcd"))  # the third is dropped
+    rig.send(*(rig.vote(n, "precommit", 0, None, height=2) for n in "bc"))
+    with pytest.raises(InvalidMessage, match="2 messages for height 2 are buffered already"):
+        rig.send(rig.vote("d", "precommit", 0, None, height=2))  # the third is refused, so never marked seen
     actions = rig.engine.start_height(
         height=2, validator_set=rig.vset, last_commit=decide.commit, last_block_id=block.id,
         last_time_ms=block.header.time_ms, app_hash=APP_HASH, now_ms=NOW,
     )  # fmt: skip
     assert not [t for t in timeouts_of(actions) if t[0] == "precommit"]  # two of four precommits: no +2/3
     assert timeouts_of(rig.send(rig.vote("d", "precommit", 0, None, height=2)))[0][0] == "precommit"
+
+
+@pytest.mark.parametrize(
+    "signer, height, round, learned, refusal",
+    [
+        ("b", 2, 0, None, None),  # a member of the current set, h+1
+        ("b", 3, 5, None, None),  # h+2, a later round
+        ("e", 2, 0, None, "not a validator at height"),  # a stranger
+        ("e", 3, 0, None, "not a validator at height"),
+        ("e", 2, 0, 2, None),  # a joiner of the set learned for h+1 (the block before it was applied)
+        ("e", 3, 0, 2, None),  # … and at h+2 (sets change only at epoch boundaries)
+        ("e", 2, 0, 3, "not a validator at height"),  # a set learned for h+2 says nothing about h+1
+        ("b", 2, 65, None, "implausible"),  # a round beyond MAX_ROUND_AHEAD
+    ],
+)
+def test_the_future_buffer_holds_only_known_validators_messages(signer, height, round, learned, refusal):
+    """Regression: messages for h+1 and h+2 were buffered from any key, at any round."""
+    rig = Rig("a")
+    if learned is not None:
+        powers = [(ADDR[n], 10) for n in "abcde"]
+        rig.engine.learn_validator_set(learned, ValidatorSet.from_powers(powers))
+    vote = rig.vote(signer, "prevote", round, None, height=height)
+    if refusal is None:
+        assert rig.send(vote) == [] and rig.engine.future.count(height) == 1
+    else:
+        with pytest.raises(InvalidMessage, match=refusal):
+            rig.send(vote)
+        assert rig.engine.future.count(height) == 0
+
+
+def test_the_future_buffer_keeps_a_few_messages_per_signer_round_and_type_and_a_byte_share_per_signer(monkeypatch):
+    import node.consensus.engine as consensus
+
+    monkeypatch.setattr(consensus, "MAX_FUTURE_SIGNER_BYTES", 3 * consensus.VOTE_BYTES)
+    rig = Rig("a")
+    ids = ["cd" * 32, "ef" * 32, "12" * 32]
+    rig.send(*(rig.vote("b", "prevote", 0, i, height=2) for i in ids[:2]))
+    with pytest.raises(InvalidMessage, match="2 messages of this signer, round and type"):
+        rig.send(rig.vote("b", "prevote", 0, ids[2], height=2))
+    rig.send(rig.vote("b", "precommit", 0, None, height=2))  # another type: its own slot, the share's last bytes
+    with pytest.raises(InvalidMessage, match="share of the buffer"):
+        rig.send(rig.vote("b", "precommit", 1, None, height=2))
+    rig.send(rig.vote("c", "precommit", 1, None, height=2))  # another signer has its own share
+    assert rig.engine.future.count(2) == 4 and rig.engine.future.get_bytes(2) == 4 * consensus.VOTE_BYTES
+    rig.send(rig.vote("b", "prevote", 0, ids[0], height=2))  # a duplicate is no error and counts once
+    assert rig.engine.future.count(2) == 4
+
+
+def test_a_started_height_replays_its_buffer_and_forgets_lower_heights():
+    rig = Rig("a")
+    rig.send(rig.vote("b", "prevote", 0, None, height=2), rig.vote("c", "prevote", 0, None, height=3))
+    assert rig.engine.future.pop(2) and rig.engine.future.count(2) == 0 and rig.engine.future.count(3) == 1
+    assert rig.engine.future.pop(3) and rig.engine.future.get_bytes(3) == 0
 
 
 @pytest.mark.parametrize("offset", [-1, 0, 1, 2], ids=["previous-height", "this-height", "next-height", "h+2"])

@@ -4,11 +4,14 @@ gossip dropped while a peer is backed off; the server's graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 import grpc
 import pytest
 
-from node.network import BACKOFF_MAX_S, PeerClient, compute_backoff_s
+from node import network
+from node.network import BACKOFF_MAX_S, PEER_BAN_S, PEER_MAX_STRIKES, PeerClient, compute_backoff_s
 from node.pb import services_pb2 as spb
 from tests.node.netutil import free_port
 
@@ -101,3 +104,42 @@ async def test_consensus_gossip_to_a_slow_peer_is_pipelined_and_tx_batches_keep_
     finally:
         await peer.close()
         await server.stop(0)
+
+
+async def test_an_outgoing_lane_is_bounded_in_bytes_not_only_in_messages(monkeypatch):
+    """Regression: a lane held up to 10,000 messages whatever their size (10,000 × 16 MiB)."""
+    monkeypatch.setattr(network, "PEER_LANE_BYTES", 1024 * 1024)
+    peer = PeerClient(f"127.0.0.1:{free_port()}", rpc_timeout_s=1.0)
+    try:
+        for i in range(30):  # no await in between: nothing leaves the lane meanwhile
+            peer.send("BroadcastTxs", bytes([i]) * 100 * 1024)
+        assert peer.get_queued_bytes("txs") == 10 * 100 * 1024 and peer.dropped == 20
+        peer.send("SendConsensus", b"v" * 1000)  # the other lane has its own bound
+        assert peer.get_queued_bytes("consensus") == 1000 and peer.dropped == 20
+    finally:
+        await peer.close()
+
+
+async def test_a_peer_that_fails_to_serve_is_backed_off_then_dropped_as_a_sync_source_and_credit_clears_it(caplog):
+    caplog.set_level(logging.WARNING, logger="node.network")
+    peer = PeerClient(f"127.0.0.1:{free_port()}")
+    try:
+        waits = []
+        for strike in range(1, PEER_MAX_STRIKES):
+            peer.penalize(f"stalled ({strike})")
+            assert peer.is_penalized() and peer.strikes == strike
+            waits.append(peer.penalized_until - time.monotonic())
+        assert waits == sorted(waits) and waits[0] < PEER_BAN_S / 10
+        peer.credit()
+        assert peer.strikes == 0 and peer.is_penalized()  # credit forgets faults; the wait already set runs out
+        for _ in range(PEER_MAX_STRIKES):
+            peer.penalize("lied")
+        assert PEER_BAN_S - 1 < peer.penalized_until - time.monotonic() <= PEER_BAN_S
+        assert not peer.is_backed_off()  # gossip to it goes on: penalties concern block sync only
+        lines = [r.getMessage() for r in caplog.records]
+        assert sum("backed off as a sync source" in line for line in lines) == 2 * (PEER_MAX_STRIKES - 1)
+        assert [line for line in lines if "dropped as a sync source" in line] == [
+            f"peer {peer.address} dropped as a sync source for {PEER_BAN_S:.0f} s: lied"
+        ]
+    finally:
+        await peer.close()

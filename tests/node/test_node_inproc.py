@@ -142,7 +142,6 @@ async def test_block_sync_refuses_a_committed_block_over_the_genesis_block_limit
             [],
             status_interval_s=1.0,
             apply=lambda b, c: None,
-            on_synced=lambda: None,
             genesis_time_ms=genesis_time_ms,
         )
         header = Header(

@@ -1,4 +1,5 @@
-"""The relay's own-message re-sends, against a peer stand-in that records what it is given (unit test)."""
+"""The relay's own-message re-sends, against a peer stand-in that records what it is given, and its tx batches
+(unit tests)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import hashlib
 import pytest
 
 from node import relay as relay_module
-from node.relay import REGOSSIP_PROPOSAL_TICKS, Relay
+from node.network import MAX_BATCH_BYTES, MAX_BATCH_TXS
+from node.pb import services_pb2 as spb
+from node.relay import REGOSSIP_PROPOSAL_TICKS, Relay, compute_batch
 
 pytestmark = pytest.mark.asyncio
 
@@ -56,3 +59,25 @@ async def test_own_messages_of_rounds_before_the_last_two_and_of_past_heights_ar
         await asyncio.sleep(0.001)
     task.cancel()
     assert {p for _, p in peer.sent} == {b"last-round"}
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "sizes, taken",
+    [
+        ([], 0),
+        ([100] * 3, 3),
+        ([100] * (MAX_BATCH_TXS + 5), MAX_BATCH_TXS),  # the entry cap
+        ([MiB] * 5, 3),  # the byte cap: a fourth MiB would pass RELAY_BATCH_BYTES
+        ([5 * MiB, 10], 1),  # one tx over the cap still goes alone (the receiver's message limit decides)
+    ],
+)
+async def test_a_relayed_batch_stays_within_what_a_peer_takes_in_one_call(sizes, taken):
+    """Regression: batches were cut by entries only, so 2,000 large txs made a call over the byte cap."""
+    txs = [bytes(s) for s in sizes]
+    batch = compute_batch(txs)
+    assert len(batch) == taken and batch == txs[:taken]
+    if taken > 1:
+        assert len(spb.TxBatch(txs=batch).SerializeToString()) <= MAX_BATCH_BYTES
