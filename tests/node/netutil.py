@@ -8,8 +8,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from devnet.launch import spawn_node
-from node.config import collect_genesis, compute_loopback_timeouts, find_free_port, init_home, load_home, update_config
+from node.config import (
+    collect_genesis,
+    compute_loopback_timeouts,
+    compute_peer_address,
+    find_free_port,
+    init_home,
+    load_home,
+    update_config,
+)
+from node.tls import TlsIdentity, build_channel_credentials, compute_channel_options, load_identity
 
 FAST = compute_loopback_timeouts(100)
 
@@ -75,7 +86,7 @@ def make_homes(root: Path, count: int, *, validators: int | None = None, **confi
     genesis = (homes[0] / "genesis.json").read_text()
     for home in homes[validators:]:
         (home / "genesis.json").write_text(genesis)
-    addresses = [load_home(h).config.listen for h in homes]
+    addresses = [compute_peer_address(load_home(h)) for h in homes]
     for home, address in zip(homes, addresses):
         update_config(home, peers=tuple(a for a in addresses if a != address), **config)
     return homes
@@ -87,3 +98,26 @@ def with_config(home: Path, **changes) -> None:
 
 
 __all__ = ["FAST", "NodeProcess", "free_port", "make_homes", "wait_until", "with_config"]
+
+
+def load_tls_identity(home: Path) -> TlsIdentity:
+    """A home's TLS identity (made at init)."""
+    return load_identity(home, load_home(home).node_key)
+
+
+def self_credentials(home: Path) -> tuple[grpc.ChannelCredentials, list[tuple[str, str]]]:
+    """Credentials and options of a channel to a home's node as that node itself (which its server accepts)."""
+    identity = load_tls_identity(home)
+    return build_channel_credentials(identity, identity.cert_pem), compute_channel_options(identity.node_id)
+
+
+def aio_self_channel(home: Path, address: str) -> grpc.aio.Channel:
+    """An aio gRPC channel to the node of `home` at `address`, authenticated as that node."""
+    credentials, options = self_credentials(home)
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+def self_channel(home: Path, address: str) -> grpc.Channel:
+    """A blocking gRPC channel to the node of `home` at `address`, authenticated as that node."""
+    credentials, options = self_credentials(home)
+    return grpc.secure_channel(address, credentials, options=options)
