@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from chain.crypto import PrivateKey
 from devnet.launch import spawn_node
 from node.config import (
     collect_genesis,
@@ -20,7 +21,7 @@ from node.config import (
     load_home,
     update_config,
 )
-from node.tls import TlsIdentity, build_channel_credentials, compute_channel_options, load_identity
+from node.tls import TlsIdentity, build_channel_credentials, compute_channel_options, create_identity, load_identity
 
 FAST = compute_loopback_timeouts(100)
 
@@ -121,3 +122,19 @@ def self_channel(home: Path, address: str) -> grpc.Channel:
     """A blocking gRPC channel to the node of `home` at `address`, authenticated as that node."""
     credentials, options = self_credentials(home)
     return grpc.secure_channel(address, credentials, options=options)
+
+
+def make_identity(directory: Path, name: str) -> TlsIdentity:
+    """A node TLS identity of its own (the node key derived from `name`) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return create_identity(directory, PrivateKey.from_name(name, salt="uoc-tests"))
+
+
+def add_tls_port(server: grpc.aio.Server, directory: Path, client: TlsIdentity) -> str:
+    """Give a test server a node identity (made in `directory`) and a mutual-TLS loopback port that accepts
+    the client identity `client`; the server's peer address NODE_ID@127.0.0.1:PORT."""
+    identity = make_identity(directory, f"server-{directory}")
+    credentials = grpc.ssl_server_credentials(
+        [(identity.key_pem, identity.cert_pem)], client.cert_pem, require_client_auth=True
+    )
+    return f"{identity.node_id}@127.0.0.1:{server.add_secure_port('127.0.0.1:0', credentials)}"
