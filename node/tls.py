@@ -288,6 +288,11 @@ def compute_channel_options(node_id: str) -> list[tuple[str, str]]:
     return [("grpc.ssl_target_name_override", node_id)]
 
 
+def build_self_channel(identity: TlsIdentity) -> tuple[grpc.ChannelCredentials, list[tuple[str, str]]]:
+    """Credentials and options of a channel to this node as itself (tools and tests run with the node's home)."""
+    return build_channel_credentials(identity, identity.cert_pem), compute_channel_options(identity.node_id)
+
+
 async def fetch_peer_certificate(host_port: str, identity: TlsIdentity, timeout_s: float) -> bytes:
     """The certificate (DER) a gRPC server at `host_port` presents, taken in a TLS handshake that trusts
     nothing (the caller verifies it). OSError, ssl.SSLError or TimeoutError if there is none."""

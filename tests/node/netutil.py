@@ -21,7 +21,7 @@ from node.config import (
     load_home,
     update_config,
 )
-from node.tls import TlsIdentity, build_channel_credentials, compute_channel_options, create_identity, load_identity
+from node.tls import TlsIdentity, build_self_channel, create_identity, load_identity
 
 FAST = compute_loopback_timeouts(100)
 
@@ -108,8 +108,7 @@ def load_tls_identity(home: Path) -> TlsIdentity:
 
 def self_credentials(home: Path) -> tuple[grpc.ChannelCredentials, list[tuple[str, str]]]:
     """Credentials and options of a channel to a home's node as that node itself (which its server accepts)."""
-    identity = load_tls_identity(home)
-    return build_channel_credentials(identity, identity.cert_pem), compute_channel_options(identity.node_id)
+    return build_self_channel(load_tls_identity(home))
 
 
 def aio_self_channel(home: Path, address: str) -> grpc.aio.Channel:
