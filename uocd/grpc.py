@@ -15,7 +15,7 @@ from node.config import compute_peer_address, load_home
 from node.errors import ConfigError, NodeError
 from node.network import PeerClient
 from node.pb import services_pb2 as spb
-from node.tls import load_identity, parse_peer_address
+from node.tls import TlsIdentity, load_identity, parse_peer_address
 
 QUESTIONS = {"status": "the node's Status", "evidence": "the double signs the node recorded"}
 
@@ -49,13 +49,15 @@ def cmd_grpc_query(args: argparse.Namespace) -> int:
         parse_peer_address(address)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    print(json.dumps(asyncio.run(ask(home.path, home.node_key, address, args.what)), indent=2))
+    identity = load_identity(home.path, home.node_key)
+    print(json.dumps(asyncio.run(ask(identity, address, args.what)), indent=2))
     return 0
 
 
-async def ask(home: Path, node_key: Any, address: str, what: str) -> dict[str, Any]:
-    """The node's reply to `what` (status or evidence) as a JSON document; NodeError if it fails."""
-    peer = PeerClient(address, identity=load_identity(home, node_key))
+async def ask(identity: TlsIdentity, address: str, what: str) -> dict[str, Any]:
+    """The node's reply to `what` (status or evidence), asked as `identity`, as a JSON document; NodeError if it
+    fails."""
+    peer = PeerClient(address, identity=identity)
     try:
         if what == "status":
             return MessageToDict(await peer.get_status(), always_print_fields_with_no_presence=True)

@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey, bech32_decode
 from node import tls
@@ -128,6 +130,24 @@ def test_a_certificate_not_bound_to_the_expected_node_is_refused(make, expected,
     with pytest.raises(PeerIdentityError) as info:
         tls.verify_certificate(make(), tls.compute_node_id(expected.pubkey))
     assert message in str(info.value)
+
+
+GENUINE_KEY = p256()
+GENUINE = tls.make_certificate(NODE, GENUINE_KEY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_changing_any_byte_of_a_binding_makes_the_certificate_refused(data):
+    value = GENUINE.extensions.get_extension_for_oid(tls.BINDING_OID).value
+    assert isinstance(value, x509.UnrecognizedExtension)
+    index = data.draw(st.integers(0, len(value.value) - 1))
+    flip = data.draw(st.integers(1, 255))
+    changed = bytearray(value.value)
+    changed[index] ^= flip
+    cert = build_cert(GENUINE_KEY, binding=bytes(changed))
+    with pytest.raises(PeerIdentityError):
+        tls.verify_certificate(pem(cert), tls.compute_node_id(NODE.pubkey))
 
 
 def test_init_makes_the_tls_identity_with_safe_modes_and_a_first_start_makes_a_missing_one(tmp_path):
