@@ -268,6 +268,14 @@ class NodeCore:
         self.mempool.update(r.hash for r in result.tx_results)
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
 
+    def redial_unpinned(self, pins: tls.PeerPins) -> None:
+        """Dial now the peers whose certificate is not pinned yet (one of them may be knocking: the server
+        accepts it only once this node has verified it), backed off or not."""
+        for peer in self.peers:
+            if pins.get(peer.node_id) is None:
+                peer.retry_at = 0.0
+        self.sync.wake()
+
     def _record_evidence(self, evidence: Evidence) -> None:
         if self.store.add_evidence(evidence.key, evidence.vote_a.height, evidence.to_json()):
             log.warning("evidence recorded: double sign %s", evidence.key)
@@ -468,13 +476,14 @@ async def open_node(home: Home) -> AsyncIterator[NodeCore]:
         node = NodeCore(
             home, ledger, peers=peers, mempool=mempool, relay=relay, waiters=waiters, server_credentials=credentials
         )
+        loop = asyncio.get_running_loop()
+        pins.on_unpinned = lambda: loop.call_soon_threadsafe(node.redial_unpinned, pins)
 
         stack.push_async_callback(lambda: node.server.stop(node.grace_s))  # also after a failed start
         await node.server.start()
         stack.push_async_callback(lambda: node.api.stop(node.grace_s))  # stops the listeners that did start
         await node.api.start()
         stack.callback(waiters.release)  # waiting API requests answer "pending" before the API stops
-        loop = asyncio.get_running_loop()
         tasks = [
             loop.create_task(relay.run_tx_relay(), name="relay"),
             loop.create_task(node.sync.run(), name="sync"),

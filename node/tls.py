@@ -25,7 +25,9 @@ gRPC in Python has no certificate-verify callback, so identity is checked by pin
 * the server requires a client certificate and accepts only the pinned certificates: those of the
   configured peers that this node has fetched and verified, and its own (so that tools run with the
   node's home can call it). `PeerPins` holds them; `grpc.dynamic_ssl_server_credentials` reads its
-  current set at each new handshake.
+  current set at each new handshake. A handshake while some configured peer is not pinned yet also
+  calls `on_unpinned` (at most every `REDIAL_INTERVAL_S`): the node then dials its unpinned peers at
+  once, so a peer that starts later is accepted within its own retry, not after this node's backoff.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import os
 import re
 import secrets
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +71,7 @@ _NODE_ID = re.compile(r"[0-9a-f]{40}")
 _NOT_BEFORE = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 _NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 MAX_CERT_BYTES = 8192  # a bound certificate is about 600 bytes
+REDIAL_INTERVAL_S = 0.5  # the most often a handshake makes the node dial its unpinned peers
 
 
 def compute_node_id(pubkey: bytes) -> str:
@@ -241,6 +246,8 @@ class PeerPins:
         self._roots = identity.cert_pem  # replaced whole, never changed in place (read from gRPC's threads)
         self._version = 0
         self._served = 0
+        self.on_unpinned: Callable[[], object] | None = None  # called from gRPC's threads: must be thread-safe
+        self._redialed_at = -REDIAL_INTERVAL_S
 
     def get(self, node_id: str) -> bytes | None:
         """The pinned certificate (PEM) of `node_id`, if any."""
@@ -262,6 +269,12 @@ class PeerPins:
 
     def fetch_configuration(self) -> grpc.ServerCertificateConfiguration | None:
         """gRPC's per-handshake question: a new configuration if the pins changed, else None."""
+        if self.on_unpinned is not None and len(self._certs) < len(self.allowed):
+            now = time.monotonic()
+            if now - self._redialed_at >= REDIAL_INTERVAL_S:
+                self._redialed_at = now
+                with contextlib.suppress(RuntimeError):  # the event loop is closing: nothing to dial
+                    self.on_unpinned()
         version = self._version
         if version == self._served:
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat
+import time
 from dataclasses import replace
 
 import grpc
@@ -372,4 +373,30 @@ async def test_a_peer_that_makes_a_new_tls_key_is_pinned_again(pair):
         assert first.reachable_peers == 1 and second.reachable_peers == 1
     finally:
         await second.stop(0.1)
+        await first.stop(0.1)
+
+
+@pytest.mark.asyncio
+async def test_a_peer_starting_while_this_node_backs_it_off_is_accepted_at_its_first_knock(pair):
+    first = Node(load_home(pair[0]))
+    await first.start()
+    second = None
+    try:
+        peer = first.peers[0]
+        for _ in range(100):
+            if peer.failures:
+                break
+            await asyncio.sleep(0.05)
+        assert peer.failures and first.reachable_peers == 0  # the other node is not up: dial failed
+        peer.retry_at = time.monotonic() + 3600  # as if backed off for an hour
+        second = Node(load_home(pair[1]))
+        await second.start()  # it dials `first`, which has not pinned its certificate yet: refused ...
+        for _ in range(200):  # ... but the knock makes `first` dial it now, and its next try is accepted
+            if second.reachable_peers == 1 and first.reachable_peers == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert second.reachable_peers == 1 and first.reachable_peers == 1
+    finally:
+        if second is not None:
+            await second.stop(0.1)
         await first.stop(0.1)
