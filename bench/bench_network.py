@@ -13,6 +13,10 @@ over the four nodes):
    window between the first and the last block that holds load. Target ≥ 1,000 tx/s.
 
 Then the peak RSS (VmHWM) of each node process. The four nodes and this client share the machine.
+
+The whole run is made twice, on two fresh networks: with gRPC over mutual TLS (as nodes always run) and
+then in plaintext (`UOC_BENCH_PLAINTEXT_GRPC=1`, a switch for this comparison only); the last line gives
+both and the ratio TLS / plaintext. `--tls-only` skips the plaintext run.
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from devnet.launch import spawn_node  # noqa: E402
 from node import codec  # noqa: E402
 from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
 from node.consensus import Timeouts  # noqa: E402
+from node.node import PLAINTEXT_ENV  # noqa: E402
 from node.pb import services_pb2 as spb  # noqa: E402
 from node.pb import types_pb2 as pb  # noqa: E402
+from node.tls import build_self_channel, load_identity  # noqa: E402
 
 BATCH = 50
 WINDOW = 6000  # saturation: at most this many submitted txs not yet committed (bounds the mempool)
@@ -70,9 +76,19 @@ def make_network(root: Path, validators: int, senders: list[PrivateKey], block_i
     return homes
 
 
-def start(home: Path, profile: str | None = None) -> subprocess.Popen:
+def start(home: Path, profile: str | None, plaintext: bool) -> subprocess.Popen:
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
-    return spawn_node(home, log_level="warning", log_format=None, prefix=prefix)
+    env = {**os.environ, PLAINTEXT_ENV: "1"} if plaintext else None
+    return spawn_node(home, log_level="warning", log_format=None, prefix=prefix, env=env)
+
+
+def open_channel(home: Path, plaintext: bool) -> grpc.Channel:
+    """A channel to the node of `home`: plaintext, or mutual TLS as that node itself."""
+    address = load_home(home).config.listen
+    if plaintext:
+        return grpc.insecure_channel(address)
+    credentials, options = build_self_channel(load_identity(home, load_home(home).node_key))
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 def unary(channel: grpc.Channel, path: str, response):
@@ -82,9 +98,9 @@ def unary(channel: grpc.Channel, path: str, response):
 class Watcher(threading.Thread):
     """Follows node 0's blocks and records when each tx hash is first seen committed."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
         super().__init__(daemon=True)
-        self.channel = grpc.insecure_channel(address)
+        self.channel = channel
         self.status = unary(self.channel, "/uoc.v1.Status/GetStatus", spb.StatusResponse)
         self.blocks = self.channel.unary_stream(
             "/uoc.v1.BlockSync/GetBlocks", request_serializer=None, response_deserializer=pb.BlockWithCommit.FromString
@@ -174,78 +190,96 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=400)
     parser.add_argument("--block-interval-ms", type=int, default=1000)
     parser.add_argument("--profile", metavar="FILE", help="run node 0 under cProfile, writing FILE")
+    parser.add_argument("--tls-only", action="store_true", help="skip the plaintext run")
     args = parser.parse_args()
 
     senders = [PrivateKey.from_name(f"bench-sender-{i}") for i in range(args.senders)]
-    with tempfile.TemporaryDirectory() as tmp:
-        homes = make_network(Path(tmp), 4, senders, args.block_interval_ms)
-        chain_id = load_home(homes[0]).genesis["chain_id"]
-        addresses = [load_home(h).config.listen for h in homes]
-        lat_rounds = max(1, int(args.rate * args.seconds / args.senders))
-        print(f"signing {args.senders} x {lat_rounds} latency txs ...", flush=True)
-        lat_txs = presign(senders, lat_rounds, 0, chain_id)
-        sat_rounds = max(1, int(3000 * args.seconds / args.senders))
-        print(f"signing {args.senders} x {sat_rounds} saturation txs ...", flush=True)
-        sat_txs = presign(senders, sat_rounds, lat_rounds, chain_id)
-        procs = [start(h, args.profile if i == 0 else None) for i, h in enumerate(homes)]
-        channels = [grpc.insecure_channel(a) for a in addresses]
-        stubs = [unary(c, "/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck) for c in channels]
-        try:
-            status = unary(channels[0], "/uoc.v1.Status/GetStatus", spb.StatusResponse)
-            while True:
-                try:
-                    if status(b"", timeout=2).height >= 2:
-                        break
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-            watcher = Watcher(addresses[0])
-            watcher.start()
+    chain_id = "uoc-bench"
+    lat_rounds = max(1, int(args.rate * args.seconds / args.senders))
+    print(f"signing {args.senders} x {lat_rounds} latency txs ...", flush=True)
+    lat_txs = presign(senders, lat_rounds, 0, chain_id)
+    sat_rounds = max(1, int(3000 * args.seconds / args.senders))
+    print(f"signing {args.senders} x {sat_rounds} saturation txs ...", flush=True)
+    sat_txs = presign(senders, sat_rounds, lat_rounds, chain_id)
+    results = {}
+    for plaintext in (False,) if args.tls_only else (False, True):
+        name = "plaintext" if plaintext else "mutual TLS"
+        print(f"== gRPC {name}: a fresh 4-node network", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            homes = make_network(Path(tmp), 4, senders, args.block_interval_ms)
+            assert load_home(homes[0]).genesis["chain_id"] == chain_id
+            results[name] = run(args, homes, lat_txs, sat_txs, plaintext)
+    summary = {name: round(r["tx_per_s"]) for name, r in results.items()}
+    if len(results) == 2:
+        summary["ratio_tls_to_plaintext"] = round(
+            results["mutual TLS"]["tx_per_s"] / results["plaintext"]["tx_per_s"], 2
+        )
+    print(json.dumps({"saturation_tx_per_s": summary}))
 
-            sent: dict[str, float] = {}
-            print(f"latency phase: {args.rate:.0f} tx/s offered for {args.seconds:.0f} s", flush=True)
-            submit(stubs, lat_txs, args.rate, sent)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(h in watcher.committed for h in sent):
-                time.sleep(0.2)
-            latencies = sorted(watcher.committed[h] - t for h, t in sent.items() if h in watcher.committed)
-            missing = len(sent) - len(latencies)
-            p50 = statistics.median(latencies)
-            p99 = latencies[int(0.99 * (len(latencies) - 1))]
-            print(f"  committed {len(latencies)} of {len(sent)} ({missing} missing)")
-            print(f"  submission->commit p50 {p50:.2f} s, p99 {p99:.2f} s (block interval {args.block_interval_ms} ms)")
 
-            sat_sent: dict[str, float] = {}
-            first_height = watcher.height + 1
-            print("saturation phase: as fast as the nodes admit", flush=True)
-            t0 = time.monotonic()
-            base = len(watcher.committed)
-            submit(stubs, sat_txs, None, sat_sent, lambda: len(sat_sent) - (len(watcher.committed) - base))
-            submit_s = time.monotonic() - t0
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not all(h in watcher.committed for h in sat_sent):
-                time.sleep(0.2)
-            done = [t for h, t in ((h, watcher.committed.get(h)) for h in sat_sent) if t is not None]
-            blocks = [(t, h, n) for t, h, n in watcher.block_times if h >= first_height and n > 0]
-            window = max(done) - t0
-            admitted = len(sat_sent) / submit_s
-            print(f"  submitted {len(sat_sent)} txs in {submit_s:.1f} s ({admitted:,.0f} tx/s, window {WINDOW})")
-            print(
-                f"  committed {len(done)} in {window:.1f} s from the first submission: "
-                f"{len(done) / window:,.0f} tx/s over {len(blocks)} blocks "
-                f"(max {max(n for _, _, n in blocks)} txs in a block)"
-            )
-            watcher.stop.set()
-            rss = [get_rss_kb(p.pid) for p in procs]
-            print(f"peak RSS per node: {', '.join(f'{r / 1024:.0f} MiB' for r in rss)}")
-            print(json.dumps({"p50_s": p50, "p99_s": p99, "tx_per_s": len(done) / window, "rss_kb": rss}))
-        finally:
-            for channel in channels:
-                channel.close()
-            for proc in procs:
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=30)
+def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext: bool) -> dict:
+    """Both phases on a fresh network of `homes`; the figures."""
+    procs = [start(h, args.profile if i == 0 else None, plaintext) for i, h in enumerate(homes)]
+    channels = [open_channel(h, plaintext) for h in homes]
+    stubs = [unary(c, "/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck) for c in channels]
+    try:
+        status = unary(channels[0], "/uoc.v1.Status/GetStatus", spb.StatusResponse)
+        while True:
+            try:
+                if status(b"", timeout=2).height >= 2:
+                    break
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+        watcher = Watcher(channels[0])
+        watcher.start()
+
+        sent: dict[str, float] = {}
+        print(f"latency phase: {args.rate:.0f} tx/s offered for {args.seconds:.0f} s", flush=True)
+        submit(stubs, lat_txs, args.rate, sent)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(h in watcher.committed for h in sent):
+            time.sleep(0.2)
+        latencies = sorted(watcher.committed[h] - t for h, t in sent.items() if h in watcher.committed)
+        missing = len(sent) - len(latencies)
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(0.99 * (len(latencies) - 1))]
+        print(f"  committed {len(latencies)} of {len(sent)} ({missing} missing)")
+        print(f"  submission->commit p50 {p50:.2f} s, p99 {p99:.2f} s (block interval {args.block_interval_ms} ms)")
+
+        sat_sent: dict[str, float] = {}
+        first_height = watcher.height + 1
+        print("saturation phase: as fast as the nodes admit", flush=True)
+        t0 = time.monotonic()
+        base = len(watcher.committed)
+        submit(stubs, sat_txs, None, sat_sent, lambda: len(sat_sent) - (len(watcher.committed) - base))
+        submit_s = time.monotonic() - t0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(h in watcher.committed for h in sat_sent):
+            time.sleep(0.2)
+        done = [t for h, t in ((h, watcher.committed.get(h)) for h in sat_sent) if t is not None]
+        blocks = [(t, h, n) for t, h, n in watcher.block_times if h >= first_height and n > 0]
+        window = max(done) - t0
+        admitted = len(sat_sent) / submit_s
+        print(f"  submitted {len(sat_sent)} txs in {submit_s:.1f} s ({admitted:,.0f} tx/s, window {WINDOW})")
+        print(
+            f"  committed {len(done)} in {window:.1f} s from the first submission: "
+            f"{len(done) / window:,.0f} tx/s over {len(blocks)} blocks "
+            f"(max {max(n for _, _, n in blocks)} txs in a block)"
+        )
+        watcher.stop.set()
+        rss = [get_rss_kb(p.pid) for p in procs]
+        print(f"peak RSS per node: {', '.join(f'{r / 1024:.0f} MiB' for r in rss)}")
+        figures = {"p50_s": p50, "p99_s": p99, "tx_per_s": len(done) / window, "rss_kb": rss}
+        print(json.dumps(figures))
+        return figures
+    finally:
+        for channel in channels:
+            channel.close()
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_
 from node.config import (  # noqa: E402
     collect_genesis,
     compute_genesis_time_ms,
+    compute_peer_address,
     init_home,
     load_home,
     update_config,
@@ -43,6 +44,7 @@ from node.config import (  # noqa: E402
 )
 from node.ledger import open_ledger  # noqa: E402
 from node.pb import services_pb2 as spb  # noqa: E402
+from node.tls import build_self_channel, load_identity  # noqa: E402
 
 
 def free_port() -> int:
@@ -93,9 +95,12 @@ def start(home: Path) -> subprocess.Popen:
     return spawn_node(home)
 
 
-def height_of(address: str) -> int:
+def height_of(home: Path) -> int:
+    """The node's height over gRPC (mutual TLS, as the node itself); -1 if it does not answer."""
+    loaded = load_home(home)
+    credentials, options = build_self_channel(load_identity(home, loaded.node_key))
     try:
-        with grpc.insecure_channel(address) as channel:
+        with grpc.secure_channel(loaded.config.listen, credentials, options=options) as channel:
             stub = channel.unary_unary(
                 "/uoc.v1.Status/GetStatus", request_serializer=None, response_deserializer=spb.StatusResponse.FromString
             )
@@ -128,21 +133,21 @@ def main() -> None:
         print(f"  built in {time.monotonic() - t0:.1f} s")
         (homes[0] / "validator_key.json").unlink()  # serve only: never propose
         server_addr, fresh_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        update_config(homes[0], listen=server_addr, peers=())
         fresh = root / "fresh"
         init_home(fresh, "fresh", chain_id="uoc-syncbench", listen=fresh_addr)
         (fresh / "validator_key.json").unlink()
         shutil.copy(homes[0] / "genesis.json", fresh / "genesis.json")
-        update_config(fresh, peers=(server_addr,), status_interval_ms=100)
+        update_config(homes[0], listen=server_addr, peers=(compute_peer_address(load_home(fresh)),))
+        update_config(fresh, peers=(compute_peer_address(load_home(homes[0])),), status_interval_ms=100)
         server = start(homes[0])
         procs = [server]
         try:
-            while height_of(server_addr) < args.blocks:
+            while height_of(homes[0]) < args.blocks:
                 time.sleep(0.1)
             t_start = time.monotonic()
             procs.append(start(fresh))
             first_seen = None
-            while (h := height_of(fresh_addr)) < args.blocks:
+            while (h := height_of(fresh)) < args.blocks:
                 if h > 0 and first_seen is None:
                     first_seen = (time.monotonic(), h)
                 time.sleep(0.02)

@@ -21,6 +21,8 @@ import grpc
 
 from chain.tx import MsgVote
 from node.client import ApiError, Client, broadcast
+from node.config import load_home
+from node.tls import build_self_channel, load_identity
 
 from .chaos_nodes import STATUS_TIMEOUT_S, ChaosNode
 
@@ -129,7 +131,8 @@ def send_bad_input(kind: str, node: ChaosNode, rng: random.Random) -> str | None
             with contextlib.suppress(OSError), socket.create_connection((host, int(port)), timeout=2) as sock:
                 sock.sendall(rng.randbytes(rng.randint(1, 4096)))
             return None
-        with grpc.insecure_channel(node.grpc) as channel:
+        credentials, options = build_self_channel(load_identity(node.home, load_home(node.home).node_key))
+        with grpc.secure_channel(node.grpc, credentials, options=options) as channel:  # an authenticated peer
             call = channel.unary_unary("/uoc.v1.Gossip/SendConsensus")
             try:
                 call(rng.randbytes(rng.randint(1, 512)), timeout=2)

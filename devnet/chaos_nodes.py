@@ -21,6 +21,7 @@ from node.config import (
     load_home,
     update_config,
 )
+from node.tls import compute_node_id
 
 from . import fabric_netns
 from .chaos_plan import ChaosConfig
@@ -104,9 +105,10 @@ def create_chaos_homes(root: Path, fabric: Fabric, config: ChaosConfig) -> list[
         grpc_ports.append(port)
         homes.append(home)
     collect_genesis(homes, set_peers=False)
+    node_ids = [compute_node_id(load_home(h).node_key.pubkey) for h in homes]
     nodes = []
     for i, home in enumerate(homes):
-        peers = tuple(fabric.peer_address(i, j, grpc_ports[j]) for j in range(len(homes)) if j != i)
+        peers = tuple(f"{node_ids[j]}@{fabric.peer_address(i, j, grpc_ports[j])}" for j in range(len(homes)) if j != i)
         update_config(home, peers=peers)
         loaded = load_home(home)
         assert loaded.validator_key is not None

@@ -32,6 +32,7 @@ from node.config import (
     VALIDATOR_KEY_FILE,
     collect_genesis,
     compute_loopback_timeouts,
+    compute_peer_address,
     find_free_port,
     init_home,
     load_home,
@@ -98,10 +99,10 @@ def create_homes(
             for home in homes:
                 write_json(home / GENESIS_FILE, doc)
     else:
-        listens = [load_home(h).config.listen for h in homes]
-        for home, listen in zip(homes, listens):
+        addresses = [compute_peer_address(load_home(h)) for h in homes]
+        for home, address in zip(homes, addresses):
             write_json(home / GENESIS_FILE, genesis)
-            update_config(home, peers=tuple(a for a in listens if a != listen))
+            update_config(home, peers=tuple(a for a in addresses if a != address))
     return homes
 
 

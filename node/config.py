@@ -2,7 +2,9 @@
 
     HOME/config.toml          listen address, peers, timeouts, block interval, limits
     HOME/genesis.json         {chain_id, genesis_time, params, accounts, validators}
-    HOME/node_key.json        the node's identity key (mode 0600)
+    HOME/node_key.json        the node's identity key (mode 0600); its node id names it to peers
+    HOME/node_tls_key.pem     the TLS key bound to the node key, and its certificate (node.tls)
+    HOME/node_tls_cert.pem
     HOME/validator_key.json   the key that signs votes and proposals (mode 0600)
     HOME/validator_state.json what that key last signed (the sign state, beside the key: node.sign_state_file)
     HOME/admin_token          the admin API bearer token (mode 0600)
@@ -10,7 +12,7 @@
 
 Several homes share one genesis: `uocd init` each home, then `uocd genesis collect HOME…` merges
 their validators and accounts into one genesis.json, writes it to every home and lists every other
-home's gRPC address as a peer. (Or copy one genesis.json to every home and set `grpc.peers`.)
+home as a peer, NODE_ID@HOST:PORT. (Or copy one genesis.json to every home and set `grpc.peers`.)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from chain.params import DEFAULT_PARAMS
 from .consensus import SignState, Timeouts
 from .errors import ConfigError
 from .sign_state_file import SIGN_STATE_FILE, save_sign_state
+from .tls import compute_node_id, create_identity, parse_peer_address
 
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
@@ -80,7 +83,8 @@ def render_config(config: NodeConfig) -> str:
 moniker = {json.dumps(config.moniker)}
 
 [grpc]
-# this node's gRPC server (host:port) and the other nodes' addresses
+# this node's gRPC server (host:port) and the other nodes, NODE_ID@HOST:PORT (mutual TLS: a peer must present
+# a certificate bound to that node id, and only these peers may call this node)
 listen = {json.dumps(config.listen)}
 peers = [{peers}]
 max_message_bytes = {config.max_message_bytes}
@@ -167,6 +171,22 @@ def is_host_port(text: Any) -> bool:
     return bool(host) and port.isascii() and port.isdigit() and len(port) <= 5 and 0 <= int(port) <= 65535
 
 
+def parse_peers(peers: Any) -> list[str]:
+    """grpc.peers checked: a list of distinct nodes' NODE_ID@HOST:PORT; ConfigError naming the bad entry."""
+    if not isinstance(peers, list):
+        raise ConfigError(f"{CONFIG_FILE}: grpc.peers must be a list of NODE_ID@HOST:PORT strings, got {peers!r}")
+    seen: set[str] = set()
+    for i, peer in enumerate(peers):
+        try:
+            node_id, _ = parse_peer_address(peer)
+        except ValueError as exc:
+            raise ConfigError(f"{CONFIG_FILE}: grpc.peers[{i}]: {exc}") from None
+        if node_id in seen:
+            raise ConfigError(f"{CONFIG_FILE}: grpc.peers lists node {node_id} twice")
+        seen.add(node_id)
+    return peers
+
+
 def parse_config(text: str) -> NodeConfig:
     """NodeConfig from config.toml text; ConfigError naming the key on any bad value."""
     try:
@@ -178,9 +198,7 @@ def parse_config(text: str) -> NodeConfig:
     listen = _get(doc, "grpc.listen", str, d.listen)
     if not is_host_port(listen):
         raise ConfigError(f"{CONFIG_FILE}: grpc.listen must be host:port, got {listen!r}")
-    peers = doc.get("grpc", {}).get("peers", [])
-    if not isinstance(peers, list) or not all(is_host_port(p) and not p.endswith(":0") for p in peers):
-        raise ConfigError(f"{CONFIG_FILE}: grpc.peers must be a list of host:port strings, got {peers!r}")
+    peers = parse_peers(doc.get("grpc", {}).get("peers", []))
     timeouts = Timeouts(
         propose_ms=_get(doc, "consensus.propose_ms", int, dt.propose_ms),
         propose_delta_ms=_get(doc, "consensus.propose_delta_ms", int, dt.propose_delta_ms),
@@ -362,6 +380,7 @@ def init_home(
     config = NodeConfig(moniker=moniker, listen=listen, timeouts=timeouts, api_public=api_public, api_admin=api_admin)
     (home / CONFIG_FILE).write_text(render_config(config))
     write_secret(home / NODE_KEY_FILE, render_key(node_key))
+    create_identity(home, node_key)
     write_secret(home / VALIDATOR_KEY_FILE, render_key(validator_key))
     save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
     write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
@@ -477,9 +496,14 @@ def update_config(home: Path, **changes: Any) -> NodeConfig:
     return config
 
 
+def compute_peer_address(home: Home) -> str:
+    """How other nodes address this home's node: NODE_ID@HOST:PORT (its gRPC listen address)."""
+    return f"{compute_node_id(home.node_key.pubkey)}@{home.config.listen}"
+
+
 def collect_genesis(homes: list[Path], *, set_peers: bool = True) -> dict[str, Any]:
     """Merge the homes' genesis validators and accounts into one genesis (chain id, time and params of
-    the first), write it to every home and, with `set_peers`, list every other home's gRPC address as a peer."""
+    the first), write it to every home and, with `set_peers`, list every other home as a peer (NODE_ID@HOST:PORT)."""
     loaded = [load_home(h) for h in homes]
     if not loaded:
         raise ConfigError("genesis collect needs at least one home")
@@ -495,5 +519,5 @@ def collect_genesis(homes: list[Path], *, set_peers: bool = True) -> dict[str, A
     for home in loaded:
         write_json(home.path / GENESIS_FILE, merged)
         if set_peers:
-            update_config(home.path, peers=tuple(h.config.listen for h in loaded if h.path != home.path))
+            update_config(home.path, peers=tuple(compute_peer_address(h) for h in loaded if h.path != home.path))
     return merged

@@ -72,6 +72,10 @@ class ApiRequestError(NodeError):
         self.code = code
 
 
+class PeerIdentityError(NodeError):
+    """A peer's TLS certificate that is not bound to the node id expected of it (or to any)."""
+
+
 class SyncError(NodeError):
     """Block sync received a block or commit that does not verify, or no peer could serve it."""
 
@@ -89,5 +93,6 @@ __all__ = [
     "InvalidCommit",
     "InvalidMessage",
     "NodeError",
+    "PeerIdentityError",
     "StoreError",
 ]

@@ -28,6 +28,12 @@ allows `grpc.max_concurrent_streams` calls per connection and closes connections
 `grpc.max_connection_idle_ms`. Rejections are logged at INFO at most once per second per method (the
 rest at DEBUG, with a count in the next INFO line), so a flood of junk costs parsing, not log volume.
 
+Transport: mutual TLS with certificates bound to node keys, peers dialed as NODE_ID@HOST:PORT (`node.tls`
+and docs/network.md). A peer client opens its channel lazily: it takes the peer's certificate, checks its
+binding to the node id it dials, and pins it; a peer that presents another node's certificate, a forged
+binding or no TLS is refused (UNAUTHENTICATED, logged at WARNING) and backed off like an unreachable one.
+After a failure the next attempt takes the certificate again (a peer may have made a new TLS key).
+
 Peer clients put a deadline on EVERY call. Outgoing gossip goes through two lanes per peer, each
 bounded in messages (PEER_QUEUE_LIMIT) and bytes (PEER_LANE_BYTES):
 consensus messages, with up to PEER_CONSENSUS_IN_FLIGHT calls in flight (the engine takes them in any
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
@@ -50,11 +57,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from . import tls
 from .codec import parse_pb
-from .errors import InvalidMessage, MempoolError, MempoolFull, NodeError, RequestTooLarge, TxAlreadyKnown
+from .errors import (
+    InvalidMessage,
+    MempoolError,
+    MempoolFull,
+    NodeError,
+    PeerIdentityError,
+    RequestTooLarge,
+    TxAlreadyKnown,
+)
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
 
@@ -194,9 +211,10 @@ class PeerBudget:
 
 
 def compute_peer_key(context: grpc.aio.ServicerContext) -> str:
-    """Whom a call's budget is charged to: the transport peer (`ipv4:HOST:PORT`, one connection). The one
-    place to change when peers are authenticated (a node id)."""
-    return str(context.peer())
+    """Whom a call's budget is charged to: the caller's node id (mutual TLS: one budget per node, however
+    many connections it opens), or the transport peer (`ipv4:HOST:PORT`) on a plaintext server."""
+    node_id = tls.get_peer_node_id(context)
+    return f"node:{node_id}" if node_id else str(context.peer())
 
 
 class PeerBudgets:
@@ -432,8 +450,10 @@ class Server:
         max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS,
         max_connection_idle_ms: int = DEFAULT_MAX_CONNECTION_IDLE_MS,
         handlers: Callable[[NodeApi], Handlers] = Handlers,
+        credentials: grpc.ServerCredentials | None,
     ) -> None:
         self.listen = listen
+        self.credentials = credentials  # None: plaintext (benchmarks only, see node.node.PLAINTEXT_ENV)
         self.server = grpc.aio.server(
             options=compute_server_options(max_message_bytes, max_concurrent_streams, max_connection_idle_ms)
         )
@@ -450,7 +470,10 @@ class Server:
     async def start(self) -> int:
         """Bind and start serving; return the bound port."""
         try:
-            self.port = self.server.add_insecure_port(self.listen)
+            if self.credentials is None:
+                self.port = self.server.add_insecure_port(self.listen)
+            else:
+                self.port = self.server.add_secure_port(self.listen, self.credentials)
         except RuntimeError:
             self.port = 0
         if self.port == 0:
@@ -458,7 +481,8 @@ class Server:
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gRPC listening on %s (port %d)", self.listen, self.port)
+        tls_text = "mutual TLS" if self.credentials is not None else "PLAINTEXT"
+        log.info("gRPC listening on %s (port %d, %s)", self.listen, self.port, tls_text)
         return self.port
 
     async def stop(self, grace_s: float = 1.0) -> None:
@@ -470,38 +494,50 @@ class Server:
 # ---------------------------------------------------------------------------------------------
 # Peer clients
 # ---------------------------------------------------------------------------------------------
+PEER_METHODS: dict[str, tuple[str, Any]] = {  # PeerClient.call's names: (path, response type)
+    "SendConsensus": ("/uoc.v1.Gossip/SendConsensus", spb.Ack),
+    "BroadcastTxs": ("/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck),
+    "BroadcastTx": ("/uoc.v1.Gossip/BroadcastTx", spb.TxAck),
+    "GetStatus": ("/uoc.v1.Status/GetStatus", spb.StatusResponse),
+    "GetEvidence": ("/uoc.v1.Status/GetEvidence", spb.EvidenceList),
+    "GetBlock": ("/uoc.v1.BlockSync/GetBlock", pb.Block),
+}
+
+
 def compute_backoff_s(failures: int) -> float:
     """Seconds to leave a peer alone after `failures` consecutive failures (exponential, capped)."""
     return 0.0 if failures <= 0 else min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** min(failures - 1, 16))
 
 
+def compute_connect_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    """The error a call raises when the channel could not be opened (callers handle it as any failed call)."""
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
 class PeerClient:
-    """One peer: a channel, a deadline on every call, a bounded gossip queue and backoff."""
+    """One peer (NODE_ID@HOST:PORT): a channel pinned to its certificate, a deadline on every call, a bounded
+    gossip queue and backoff. `identity` None is plaintext (benchmarks only); `pins` gets the verified certificate."""
 
     def __init__(
         self,
         address: str,
         *,
+        identity: tls.TlsIdentity | None,
+        pins: tls.PeerPins | None = None,
         rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.address = address
+        self.node_id, self.host_port = tls.parse_peer_address(address)
+        self.identity = identity
+        self.pins = pins
         self.rpc_timeout_s = rpc_timeout_s
-        self.channel = grpc.aio.insecure_channel(address, options=compute_grpc_options(max_message_bytes))
-        ident = None  # payloads are already serialized bytes
-
-        def unary(path: str, response: Any) -> grpc.aio.UnaryUnaryMultiCallable:
-            return self.channel.unary_unary(path, request_serializer=ident, response_deserializer=response.FromString)
-
-        self._send_consensus = unary("/uoc.v1.Gossip/SendConsensus", spb.Ack)
-        self._broadcast_txs = unary("/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck)
-        self._broadcast_tx = unary("/uoc.v1.Gossip/BroadcastTx", spb.TxAck)
-        self._get_status = unary("/uoc.v1.Status/GetStatus", spb.StatusResponse)
-        self._get_evidence = unary("/uoc.v1.Status/GetEvidence", spb.EvidenceList)
-        self._get_block = unary("/uoc.v1.BlockSync/GetBlock", pb.Block)
-        self._get_blocks = self.channel.unary_stream(
-            "/uoc.v1.BlockSync/GetBlocks", request_serializer=ident, response_deserializer=pb.BlockWithCommit.FromString
-        )
+        self._options = compute_grpc_options(max_message_bytes)
+        self.channel: grpc.aio.Channel | None = None
+        self._pinned: bytes | None = None  # the peer certificate (PEM) the channel trusts
+        self._recheck = False  # take the peer's certificate again before the next call (after a failure)
+        self._connecting = asyncio.Lock()
+        self._methods: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}  # of the current channel
         self._queues: dict[str, asyncio.Queue[tuple[str, bytes]]] = {}  # lane -> gossip waiting to be sent
         self._queued_bytes: dict[str, int] = {}  # lane -> payload bytes waiting in it
         self._senders: list[asyncio.Task] = []
@@ -554,27 +590,70 @@ class PeerClient:
     def _on_failure(self, what: str, exc: grpc.aio.AioRpcError) -> None:
         self.failures += 1
         self.retry_at = time.monotonic() + compute_backoff_s(self.failures)
+        self._recheck = True
         level = logging.INFO if self.failures == 1 else logging.DEBUG
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            level = logging.WARNING if self.failures == 1 else logging.INFO
         log.log(
             level,
-            "peer %s: %s failed (%s), retry in %.1fs",
+            "peer %s: %s failed (%s: %s), retry in %.1fs",
             self.address,
             what,
             exc.code().name,
+            exc.details(),
             self.retry_at - time.monotonic(),
         )
+
+    # -- the channel: pinned to the peer's verified certificate ------------------------------
+    async def _ensure_channel(self, what: str) -> grpc.aio.Channel:
+        """The channel to the peer, opened (or re-pinned after a failure) first; a failed handshake or a
+        certificate not bound to the node id raises AioRpcError (UNAVAILABLE or UNAUTHENTICATED) and backs off."""
+        if self.channel is not None and not self._recheck:
+            return self.channel
+        async with self._connecting:
+            if self.channel is not None and not self._recheck:
+                return self.channel
+            if self.identity is None:
+                self._recheck = False
+                if self.channel is None:
+                    self.channel = grpc.aio.insecure_channel(self.host_port, options=self._options)
+                return self.channel
+            try:
+                der = await tls.fetch_peer_certificate(self.host_port, self.identity, self.rpc_timeout_s)
+                tls.verify_certificate(der, self.node_id)
+            except PeerIdentityError as exc:
+                error = compute_connect_error(grpc.StatusCode.UNAUTHENTICATED, f"TLS identity refused: {exc}")
+                self._on_failure(what, error)
+                raise error from None
+            except (OSError, ssl.SSLError, TimeoutError) as exc:
+                text = str(exc) or type(exc).__name__
+                error = compute_connect_error(grpc.StatusCode.UNAVAILABLE, f"TLS handshake failed: {text}")
+                self._on_failure(what, error)
+                raise error from None
+            pem = tls.load_certificate(der).public_bytes(serialization.Encoding.PEM)
+            self._recheck = False
+            if self.pins is not None:
+                self.pins.pin(self.node_id, pem)
+            if self.channel is not None and pem == self._pinned:
+                return self.channel
+            if self.channel is not None:
+                log.info("peer %s presents a new certificate (bound to its node key): re-pinned", self.address)
+                await self.channel.close()
+            self._pinned, self._methods = pem, {}
+            options = [*self._options, *tls.compute_channel_options(self.node_id)]
+            credentials = tls.build_channel_credentials(self.identity, pem)
+            self.channel = grpc.aio.secure_channel(self.host_port, credentials, options=options)
+            return self.channel
 
     # -- calls with deadlines ---------------------------------------------------------------
     async def call(self, what: str, request: bytes, timeout_s: float | None = None) -> Any:
         """One unary call with a deadline; failures count towards backoff and are re-raised."""
-        method = {
-            "SendConsensus": self._send_consensus,
-            "BroadcastTxs": self._broadcast_txs,
-            "BroadcastTx": self._broadcast_tx,
-            "GetStatus": self._get_status,
-            "GetEvidence": self._get_evidence,
-            "GetBlock": self._get_block,
-        }[what]
+        channel = await self._ensure_channel(what)
+        method = self._methods.get(what)
+        if method is None:
+            path, response_type = PEER_METHODS[what]
+            method = channel.unary_unary(path, request_serializer=None, response_deserializer=response_type.FromString)
+            self._methods[what] = method
         try:
             response = await method(request, timeout=timeout_s or self.rpc_timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -598,7 +677,11 @@ class PeerClient:
     ) -> AsyncGenerator[pb.BlockWithCommit, None]:
         """Stream blocks first..last with their commits (the deadline covers the whole stream)."""
         request = spb.BlockRange(from_height=first, to_height=last).SerializeToString()
-        call = self._get_blocks(request, timeout=timeout_s)
+        channel = await self._ensure_channel("GetBlocks")
+        stream = channel.unary_stream(
+            "/uoc.v1.BlockSync/GetBlocks", request_serializer=None, response_deserializer=pb.BlockWithCommit.FromString
+        )
+        call = stream(request, timeout=timeout_s)
         try:
             async for item in call:
                 yield item
@@ -668,4 +751,5 @@ class PeerClient:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.channel.close()
+        if self.channel is not None:
+            await self.channel.close()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -43,7 +44,7 @@ from chain.app import Application
 from chain.errors import ChainError
 from chain.tx import Msg, compute_tx_hash, sign_tx
 
-from . import codec
+from . import codec, tls
 from .api import ApiServer, check_api_config
 from .blocks import Block, Commit, Evidence
 from .config import Home, compute_genesis_time_ms
@@ -76,6 +77,8 @@ log = logging.getLogger(__name__)
 
 HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an error
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
+# Benchmarks only (bench/bench_network.py compares): "1" runs gRPC in plaintext, without identities.
+PLAINTEXT_ENV = "UOC_BENCH_PLAINTEXT_GRPC"
 
 
 def now_ms() -> int:
@@ -104,13 +107,14 @@ class NodeCore:
         mempool: Mempool,
         relay: Relay,
         waiters: CommitWaiters,
+        server_credentials: grpc.ServerCredentials | None,
     ) -> None:
         config = self.config = home.config
         self.home = home
         self.genesis = home.genesis
         self.chain_id: str = home.genesis["chain_id"]
         self.signer = home.validator_key
-        self.node_id = home.node_key.address
+        self.node_id = tls.compute_node_id(home.node_key.pubkey)
         self.ledger = ledger
         self.store: SqliteStore = ledger.store
         self.app: Application = ledger.app
@@ -148,6 +152,7 @@ class NodeCore:
             max_concurrent_streams=config.grpc_max_concurrent_streams,
             max_connection_idle_ms=config.grpc_max_connection_idle_ms,
             handlers=self.grpc_handlers,
+            credentials=server_credentials,
         )
         self.api = ApiServer(self)
         self.grace_s = 1.0  # what in-flight requests get at shutdown (`Node.stop(grace_s)`)
@@ -360,6 +365,14 @@ class NodeCore:
         self.mempool.update(r.hash for r in result.tx_results)
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
 
+    def redial_unpinned(self, pins: tls.PeerPins) -> None:
+        """Dial now the peers whose certificate is not pinned yet (one of them may be knocking: the server
+        accepts it only once this node has verified it), backed off or not."""
+        for peer in self.peers:
+            if pins.get(peer.node_id) is None:
+                peer.retry_at = 0.0
+        self.sync.wake()
+
     def _record_evidence(self, evidence: Evidence) -> None:
         """Store a double sign the engine saw and gossip it once (its votes were verified by the engine)."""
         if self.store.add_evidence(evidence.key, evidence.height, evidence.to_json()):
@@ -564,8 +577,20 @@ async def open_node(home: Home, *, make_core: Callable[..., NodeCore] = NodeCore
     check_api_config(config, home.admin_token)
     async with AsyncExitStack() as stack:
         ledger = stack.enter_context(open_ledger(home))
+        identity = tls.load_or_create_identity(home.path, home.node_key)  # after the home lock
+        pins = tls.PeerPins(identity, frozenset(tls.parse_peer_address(a)[0] for a in config.peers))
+        credentials: grpc.ServerCredentials | None = tls.build_server_credentials(pins)
+        if os.environ.get(PLAINTEXT_ENV) == "1":
+            log.warning("%s=1: gRPC runs in PLAINTEXT, peers unauthenticated (a benchmark switch)", PLAINTEXT_ENV)
+            credentials = None
         peers = [
-            PeerClient(a, rpc_timeout_s=config.rpc_timeout_ms / 1000, max_message_bytes=config.max_message_bytes)
+            PeerClient(
+                a,
+                identity=identity if credentials is not None else None,
+                pins=pins,
+                rpc_timeout_s=config.rpc_timeout_ms / 1000,
+                max_message_bytes=config.max_message_bytes,
+            )
             for a in config.peers
         ]
         for peer in peers:
@@ -579,14 +604,17 @@ async def open_node(home: Home, *, make_core: Callable[..., NodeCore] = NodeCore
             on_admit=relay.queue_txs,
             on_drop=waiters.on_drop,
         )
-        node = make_core(home, ledger, peers=peers, mempool=mempool, relay=relay, waiters=waiters)
+        node = make_core(
+            home, ledger, peers=peers, mempool=mempool, relay=relay, waiters=waiters, server_credentials=credentials
+        )
+        loop = asyncio.get_running_loop()
+        pins.on_unpinned = lambda: loop.call_soon_threadsafe(node.redial_unpinned, pins)
 
         stack.push_async_callback(lambda: node.server.stop(node.grace_s))  # also after a failed start
         await node.server.start()
         stack.push_async_callback(lambda: node.api.stop(node.grace_s))  # stops the listeners that did start
         await node.api.start()
         stack.callback(waiters.release)  # waiting API requests answer "pending" before the API stops
-        loop = asyncio.get_running_loop()
         tasks = [
             loop.create_task(relay.run_tx_relay(), name="relay"),
             loop.create_task(node.sync.run(), name="sync"),

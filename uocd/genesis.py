@@ -17,7 +17,7 @@ def add_genesis_commands(commands: argparse._SubParsersAction) -> None:
         help="merge several homes' validators and accounts into one genesis written to every home",
         description="Merge the validators and accounts of the homes' genesis.json files (chain id, time and "
         "params of the first home) into one genesis, write it to every home, and list every other "
-        "home's gRPC address in each config.toml's grpc.peers.",
+        "home in each config.toml's grpc.peers as NODE_ID@HOST:PORT (its node id and gRPC address).",
     )
     collect.add_argument("homes", nargs="+", metavar="HOME")
     collect.add_argument("--no-peers", action="store_true", help="leave grpc.peers unchanged")

@@ -1,41 +1,63 @@
-"""`uocd grpc status|evidence`: ask a node over gRPC and print the reply as JSON."""
+"""`uocd grpc status|evidence`: ask a node over gRPC (mutual TLS, as a home's node) and print the reply as JSON."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from node.errors import NodeError
+from node.config import compute_peer_address, load_home
+from node.errors import ConfigError, NodeError
 from node.network import PeerClient
 from node.pb import services_pb2 as spb
+from node.tls import TlsIdentity, load_identity, parse_peer_address
 
 QUESTIONS = {"status": "the node's Status", "evidence": "the double signs the node recorded"}
 
 
 def add_grpc_commands(commands: argparse._SubParsersAction) -> None:
     """uocd grpc status|evidence."""
-    grpc_cmd = commands.add_parser("grpc", help="ask a node over gRPC", description="Ask a node over gRPC.")
+    grpc_cmd = commands.add_parser(
+        "grpc",
+        help="ask a node over gRPC",
+        description="Ask a node over gRPC. The call is mutual TLS with the identity of the node of --home, "
+        "which the asked node accepts if it is that node or one of its peers.",
+    )
     grpc_commands = grpc_cmd.add_subparsers(dest="grpc_command", metavar="COMMAND", required=True)
     for name, text in QUESTIONS.items():
         sub = grpc_commands.add_parser(name, help=text, description=f"Print {text} as JSON.")
-        sub.add_argument("address", metavar="HOST:PORT", help="the node's gRPC address")
+        sub.add_argument("--home", required=True, metavar="DIR", help="the node home whose identity to present")
+        sub.add_argument(
+            "address",
+            nargs="?",
+            metavar="NODE_ID@HOST:PORT",
+            help="the node to ask (default: the node of --home)",
+        )
         sub.set_defaults(func=cmd_grpc_query, what=name)
 
 
 def cmd_grpc_query(args: argparse.Namespace) -> int:
     """uocd grpc status|evidence."""
-    print(json.dumps(asyncio.run(ask(args.address, args.what)), indent=2))
+    home = load_home(Path(args.home))
+    address = args.address or compute_peer_address(home)
+    try:
+        parse_peer_address(address)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    identity = load_identity(home.path, home.node_key)
+    print(json.dumps(asyncio.run(ask(identity, address, args.what)), indent=2))
     return 0
 
 
-async def ask(address: str, what: str) -> dict[str, Any]:
-    """The node's reply to `what` (status or evidence) as a JSON document; NodeError if it fails."""
-    peer = PeerClient(address)
+async def ask(identity: TlsIdentity, address: str, what: str) -> dict[str, Any]:
+    """The node's reply to `what` (status or evidence), asked as `identity`, as a JSON document; NodeError if it
+    fails."""
+    peer = PeerClient(address, identity=identity)
     try:
         if what == "status":
             return MessageToDict(await peer.get_status(), always_print_fields_with_no_presence=True)

@@ -7,8 +7,9 @@ import asyncio
 from pathlib import Path
 
 from chain.params import DEFAULT_PARAMS
-from node.config import init_home, load_home
+from node.config import compute_peer_address, init_home, load_home
 from node.node import run_node
+from node.tls import compute_node_id
 
 
 def add_node_commands(commands: argparse._SubParsersAction) -> None:
@@ -17,8 +18,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
         "init",
         help="create a node home (config.toml, keys, admin token, genesis.json)",
         description="Create a node home: config.toml, node_key.json, validator_key.json with its empty sign "
-        "state validator_state.json, admin_token (mode 0600) and a one-validator genesis.json. Several "
-        "homes share one genesis: init each, then `uocd genesis collect HOME...`.",
+        "state validator_state.json, admin_token (mode 0600), the TLS key and certificate bound to the node key "
+        "(node_tls_key.pem, mode 0600, and node_tls_cert.pem) and a one-validator genesis.json. Several homes "
+        "share one genesis: init each, then `uocd genesis collect HOME...`.",
     )
     init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
     init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")
@@ -41,6 +43,15 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--home", required=True, metavar="DIR", help="the node home (see uocd init)")
     start.set_defaults(func=cmd_start)
 
+    show = commands.add_parser(
+        "show-node-id",
+        help="print a home's node id and peer address",
+        description="Print the node id of a home (hex of the first 20 bytes of sha256 of its node key) and "
+        "how other nodes list it in grpc.peers: NODE_ID@HOST:PORT.",
+    )
+    show.add_argument("--home", required=True, metavar="DIR", help="the node home")
+    show.set_defaults(func=cmd_show_node_id)
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     """uocd init."""
@@ -56,7 +67,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         block_interval_ms=args.block_interval_ms,
     )
     validator = home.validator_key.address if home.validator_key is not None else "none"
-    print(f"initialized {home.path} for {home.config.moniker}: validator {validator}")
+    peer = compute_peer_address(home)
+    print(f"initialized {home.path} for {home.config.moniker}: validator {validator}, peer address {peer}")
+    return 0
+
+
+def cmd_show_node_id(args: argparse.Namespace) -> int:
+    """uocd show-node-id."""
+    home = load_home(Path(args.home))
+    print(f"{compute_node_id(home.node_key.pubkey)}\n{compute_peer_address(home)}")
     return 0
 
 

@@ -8,8 +8,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from chain.crypto import PrivateKey
 from devnet.launch import spawn_node
-from node.config import collect_genesis, compute_loopback_timeouts, find_free_port, init_home, load_home, update_config
+from node.config import (
+    collect_genesis,
+    compute_loopback_timeouts,
+    compute_peer_address,
+    find_free_port,
+    init_home,
+    load_home,
+    update_config,
+)
+from node.tls import TlsIdentity, build_self_channel, create_identity, load_identity
 
 FAST = compute_loopback_timeouts(100)
 
@@ -75,7 +87,7 @@ def make_homes(root: Path, count: int, *, validators: int | None = None, **confi
     genesis = (homes[0] / "genesis.json").read_text()
     for home in homes[validators:]:
         (home / "genesis.json").write_text(genesis)
-    addresses = [load_home(h).config.listen for h in homes]
+    addresses = [compute_peer_address(load_home(h)) for h in homes]
     for home, address in zip(homes, addresses):
         update_config(home, peers=tuple(a for a in addresses if a != address), **config)
     return homes
@@ -87,3 +99,41 @@ def with_config(home: Path, **changes) -> None:
 
 
 __all__ = ["FAST", "NodeProcess", "free_port", "make_homes", "wait_until", "with_config"]
+
+
+def load_tls_identity(home: Path) -> TlsIdentity:
+    """A home's TLS identity (made at init)."""
+    return load_identity(home, load_home(home).node_key)
+
+
+def self_credentials(home: Path) -> tuple[grpc.ChannelCredentials, list[tuple[str, str]]]:
+    """Credentials and options of a channel to a home's node as that node itself (which its server accepts)."""
+    return build_self_channel(load_tls_identity(home))
+
+
+def aio_self_channel(home: Path, address: str) -> grpc.aio.Channel:
+    """An aio gRPC channel to the node of `home` at `address`, authenticated as that node."""
+    credentials, options = self_credentials(home)
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+def self_channel(home: Path, address: str) -> grpc.Channel:
+    """A blocking gRPC channel to the node of `home` at `address`, authenticated as that node."""
+    credentials, options = self_credentials(home)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def make_identity(directory: Path, name: str) -> TlsIdentity:
+    """A node TLS identity of its own (the node key derived from `name`) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return create_identity(directory, PrivateKey.from_name(name, salt="uoc-tests"))
+
+
+def add_tls_port(server: grpc.aio.Server, directory: Path, client: TlsIdentity) -> str:
+    """Give a test server a node identity (made in `directory`) and a mutual-TLS loopback port that accepts
+    the client identity `client`; the server's peer address NODE_ID@127.0.0.1:PORT."""
+    identity = make_identity(directory, f"server-{directory}")
+    credentials = grpc.ssl_server_credentials(
+        [(identity.key_pem, identity.cert_pem)], client.cert_pem, require_client_auth=True
+    )
+    return f"{identity.node_id}@127.0.0.1:{server.add_secure_port('127.0.0.1:0', credentials)}"

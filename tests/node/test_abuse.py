@@ -28,7 +28,7 @@ from node.blocks import sign_vote
 from node.config import NodeConfig, parse_config, render_config
 from node.errors import ConfigError
 from node.pb import services_pb2 as spb
-from tests.node.netutil import NodeProcess, make_homes, wait_until
+from tests.node.netutil import NodeProcess, aio_self_channel, make_homes, wait_until
 
 TIMEOUT = 10
 
@@ -424,7 +424,7 @@ async def test_thousands_of_junk_grpc_messages_and_raw_garbage_do_not_stop_the_n
     messages.sort(key=lambda m: len(m[1]) > 100_000)  # oversized last: on one HTTP/2 connection they hold up
     # the calls behind them (flow control), which slows only this client, not the node
     codes: dict[str, int] = {}
-    async with grpc.aio.insecure_channel(loris.grpc) as channel:
+    async with aio_self_channel(loris.home, loris.grpc) as channel:  # an authenticated peer sending junk
         calls = {
             name: channel.unary_unary(f"/uoc.v1.Gossip/{name}", request_serializer=None, response_deserializer=None)
             for name in ("SendConsensus", "BroadcastTx", "BroadcastTxs")

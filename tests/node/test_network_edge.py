@@ -21,7 +21,7 @@ from node.network import MAX_BATCH_TXS
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import make_homes
+from tests.node.netutil import aio_self_channel, make_homes
 
 pytestmark = pytest.mark.asyncio
 
@@ -40,7 +40,7 @@ async def node(tmp_path):
 
 @pytest_asyncio.fixture
 async def channel(node):
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as ch:
+    async with aio_self_channel(node.home.path, f"127.0.0.1:{node.port}") as ch:
         yield ch
 
 
@@ -221,7 +221,7 @@ async def test_double_sign_is_recorded_as_evidence_and_queryable(tmp_path):
     node = Node(load_home(homes[0]))
     await node.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        async with aio_self_channel(homes[0], f"127.0.0.1:{node.port}") as channel:
             round = node.consensus.round
             for block_id in (H, "cd" * 32, "ef" * 32):
                 vote = sign_vote(other, node.chain_id, "prevote", 1, round, block_id, 1)

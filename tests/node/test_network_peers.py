@@ -13,7 +13,7 @@ import pytest
 from node import network
 from node.network import BACKOFF_MAX_S, PEER_BAN_S, PEER_MAX_STRIKES, PeerClient, compute_backoff_s
 from node.pb import services_pb2 as spb
-from tests.node.netutil import free_port
+from tests.node.netutil import add_tls_port, free_port, make_identity
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,8 +25,9 @@ async def test_backoff_doubles_from_a_tenth_of_a_second_up_to_a_cap(failures, se
     assert compute_backoff_s(failures) == pytest.approx(seconds)
 
 
-async def test_an_unreachable_peer_is_backed_off_and_its_gossip_dropped():
-    peer = PeerClient(f"127.0.0.1:{free_port()}", rpc_timeout_s=1.0)
+async def test_an_unreachable_peer_is_backed_off_and_its_gossip_dropped(tmp_path):
+    client = make_identity(tmp_path / "client", "client")
+    peer = PeerClient(f"{'ab' * 20}@127.0.0.1:{free_port()}", identity=client, rpc_timeout_s=1.0)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await peer.get_status()
@@ -38,7 +39,7 @@ async def test_an_unreachable_peer_is_backed_off_and_its_gossip_dropped():
         await peer.close()
 
 
-async def test_a_silent_peer_hits_the_deadline_and_recovers_when_it_answers():
+async def test_a_silent_peer_hits_the_deadline_and_recovers_when_it_answers(tmp_path):
     answer = asyncio.Event()
 
     async def get_status(request: bytes, context) -> spb.StatusResponse:
@@ -49,9 +50,10 @@ async def test_a_silent_peer_hits_the_deadline_and_recovers_when_it_answers():
     server = grpc.aio.server()
     handler = grpc.unary_unary_rpc_method_handler(get_status, response_serializer=lambda m: m.SerializeToString())
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("uoc.v1.Status", {"GetStatus": handler})])
-    port = server.add_insecure_port("127.0.0.1:0")
+    client = make_identity(tmp_path / "client", "client")
+    address = add_tls_port(server, tmp_path / "server", client)
     await server.start()
-    peer = PeerClient(f"127.0.0.1:{port}", rpc_timeout_s=0.3)
+    peer = PeerClient(address, identity=client, rpc_timeout_s=0.3)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await peer.get_status()
@@ -65,7 +67,7 @@ async def test_a_silent_peer_hits_the_deadline_and_recovers_when_it_answers():
         await server.stop(0)
 
 
-async def test_consensus_gossip_to_a_slow_peer_is_pipelined_and_tx_batches_keep_their_order():
+async def test_consensus_gossip_to_a_slow_peer_is_pipelined_and_tx_batches_keep_their_order(tmp_path):
     consensus_seen: list[bytes] = []
     batches_seen: list[bytes] = []
 
@@ -85,9 +87,10 @@ async def test_consensus_gossip_to_a_slow_peer_is_pipelined_and_tx_batches_keep_
     server = grpc.aio.server()
     methods = {"SendConsensus": unary(send_consensus), "BroadcastTxs": unary(broadcast_txs)}
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("uoc.v1.Gossip", methods)])
-    port = server.add_insecure_port("127.0.0.1:0")
+    client = make_identity(tmp_path / "client", "client")
+    address = add_tls_port(server, tmp_path / "server", client)
     await server.start()
-    peer = PeerClient(f"127.0.0.1:{port}", rpc_timeout_s=2.0)
+    peer = PeerClient(address, identity=client, rpc_timeout_s=2.0)
     try:
         start = asyncio.get_running_loop().time()
         for i in range(16):

@@ -16,19 +16,19 @@ from chain.tx import MsgSend, MsgSubmitPriceProposal, sign_tx
 from node.config import load_home
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import NodeProcess, make_homes, wait_until
+from tests.node.netutil import NodeProcess, make_homes, self_channel, wait_until
 
 
-def call(address: str, path: str, request: bytes, response):
-    """One unary call with a deadline."""
-    with grpc.insecure_channel(address) as channel:
+def call(target: tuple[Path, str], path: str, request: bytes, response):
+    """One unary call with a deadline to the node (home, gRPC address), as that node (mutual TLS)."""
+    with self_channel(*target) as channel:
         stub = channel.unary_unary(path, request_serializer=None, response_deserializer=response.FromString)
         return stub(request, timeout=3)
 
 
-def height_of(address: str) -> int:
+def height_of(target: tuple[Path, str]) -> int:
     try:
-        return call(address, "/uoc.v1.Status/GetStatus", b"", spb.StatusResponse).height
+        return call(target, "/uoc.v1.Status/GetStatus", b"", spb.StatusResponse).height
     except grpc.RpcError:
         return -1
 
@@ -62,7 +62,7 @@ def test_four_validator_processes_commit_agree_survive_sigkill_and_sync_a_fresh_
     procs = [NodeProcess(h) for h in homes[:4]]
     fresh = None
     try:
-        addresses = [p.grpc for p in procs]
+        addresses = [(p.home, p.grpc) for p in procs]
         wait_until(lambda: min(height_of(a) for a in addresses) >= 3, "all four validators commit blocks")
 
         # signed price votes (and a transfer) submitted over gRPC to different nodes
@@ -93,7 +93,9 @@ def test_four_validator_processes_commit_agree_survive_sigkill_and_sync_a_fresh_
 
         # a fresh non-validator node syncs from genesis
         fresh = NodeProcess(homes[4])
-        wait_until(lambda: height_of(fresh.grpc) >= min(height_of(a) for a in addresses), "the fresh node syncs")
+        wait_until(
+            lambda: height_of((fresh.home, fresh.grpc)) >= min(height_of(a) for a in addresses), "the fresh node syncs"
+        )
         time.sleep(0.3)
     finally:
         codes = [p.signal(signal.SIGTERM) for p in procs if p.popen.poll() is None]

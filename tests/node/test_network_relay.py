@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,21 +15,25 @@ import pytest
 
 from chain.crypto import PrivateKey
 from chain.tx import MsgSend, sign_tx
-from node import codec
+from node import codec, tls
 from node.blocks import Block, Header, compute_commit_hash, compute_txs_hash, sign_proposal, sign_vote
 from node.config import compute_genesis_time_ms, load_home
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import make_homes
+from tests.node.netutil import aio_self_channel, load_tls_identity, make_homes
 
 pytestmark = pytest.mark.asyncio
 
 
 class Spy:
-    """A peer that records every Gossip payload it receives."""
+    """A peer that records every Gossip payload it receives: a TLS server with its own node identity
+    (made in `directory`) that accepts the node of `client_home`; the node lists it as `spy.address`."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path, client_home: Path) -> None:
+        directory.mkdir()
+        identity = tls.create_identity(directory, PrivateKey.from_name("spy"))
+        client = load_tls_identity(client_home)
         self.consensus: list[bytes] = []
         self.txs: list[bytes] = []
         self.server = grpc.aio.server()
@@ -55,22 +60,26 @@ class Spy:
                 grpc.method_handlers_generic_handler("uoc.v1.Status", {"GetStatus": unary(get_status)}),
             ]
         )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        credentials = grpc.ssl_server_credentials(
+            [(identity.key_pem, identity.cert_pem)], client.cert_pem, require_client_auth=True
+        )
+        self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
+        self.address = f"{identity.node_id}@127.0.0.1:{self.port}"
 
 
 @asynccontextmanager
 async def validator_with_spy(tmp_path) -> AsyncIterator[tuple[Node, Spy, Any, Any]]:
     """A running validator (node0 of two; node1 never runs) whose only peer is a spy, a SendConsensus
     call to it, and node1's key to sign votes with."""
-    spy = Spy()
-    await spy.server.start()
     homes = make_homes(tmp_path, 2)
+    spy = Spy(tmp_path / "spy", homes[0])
+    await spy.server.start()
     home = load_home(homes[0])
     other = load_home(homes[1]).validator_key
-    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    node = Node(replace(home, config=replace(home.config, peers=(spy.address,))))
     await node.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        async with aio_self_channel(home.path, f"127.0.0.1:{node.port}") as channel:
             send = channel.unary_unary(
                 "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
             )
@@ -151,11 +160,11 @@ async def test_a_vote_padded_with_unknown_fields_is_relayed_once_in_canonical_fo
 
 
 async def test_only_admitted_transactions_are_relayed(tmp_path):
-    spy = Spy()
-    await spy.server.start()
     (home_path,) = make_homes(tmp_path, 1)
+    spy = Spy(tmp_path / "spy", home_path)
+    await spy.server.start()
     home = load_home(home_path)
-    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    node = Node(replace(home, config=replace(home.config, peers=(spy.address,))))
     await node.start()
     try:
         good = sign_tx(node.signer, node.chain_id, 0, [MsgSend(to=PrivateKey.from_name("r").address, amount=1)])
@@ -177,7 +186,7 @@ async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_fr
     homes = make_homes(tmp_path, 4)  # four validators; only node0 runs, the test holds the other keys
     home = load_home(homes[0])
     others = [load_home(h).validator_key for h in homes[1:]]
-    spy = Spy()
+    spy = Spy(tmp_path / "spy", homes[0])
     served: list[int] = []
     block_holder: dict[str, Block] = {}
 
@@ -191,7 +200,7 @@ async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_fr
         [grpc.method_handlers_generic_handler("uoc.v1.BlockSync", {"GetBlock": handler})]
     )
     await spy.server.start()
-    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    node = Node(replace(home, config=replace(home.config, peers=(spy.address,))))
     await node.start()
     try:
         vset = node.get_validator_set(1)
@@ -208,7 +217,7 @@ async def test_a_block_precommitted_by_a_quorum_but_never_received_is_fetched_fr
         )
         block = Block(header, (), None)
         block_holder[block.id] = block
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        async with aio_self_channel(home.path, f"127.0.0.1:{node.port}") as channel:
             send = channel.unary_unary(
                 "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
             )
@@ -230,9 +239,9 @@ async def test_a_proposal_with_a_swapped_body_is_refused_not_relayed_and_does_no
     homes = make_homes(tmp_path, 4)  # four validators; only node0 runs, the test holds the other keys
     home = load_home(homes[0])
     keys = {k.address: k for k in (load_home(h).validator_key for h in homes[1:])}
-    spy = Spy()
+    spy = Spy(tmp_path / "spy", homes[0])
     await spy.server.start()
-    node = Node(replace(home, config=replace(home.config, peers=(f"127.0.0.1:{spy.port}",))))
+    node = Node(replace(home, config=replace(home.config, peers=(spy.address,))))
     await node.start()
     try:
         vset = node.get_validator_set(1)
@@ -253,7 +262,7 @@ async def test_a_proposal_with_a_swapped_body_is_refused_not_relayed_and_does_no
         poisoned = replace(proposal, block=replace(block, txs=(b"poison",)))  # a relay swapped the txs
         honest_raw = codec.consensus_message_to_pb(proposal).SerializeToString()
         poisoned_raw = codec.consensus_message_to_pb(poisoned).SerializeToString()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        async with aio_self_channel(home.path, f"127.0.0.1:{node.port}") as channel:
             send = channel.unary_unary(
                 "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
             )

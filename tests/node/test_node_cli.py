@@ -18,6 +18,7 @@ from node.config import (
     read_ephemeral_port_range,
     render_config,
 )
+from node.tls import compute_node_id
 from uocd.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,15 +51,16 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
     assert len(texts) == 1
     genesis = json.loads(texts.pop())
     assert len(genesis["validators"]) == 3 and len(genesis["accounts"]) == 3
-    assert load_home(homes[1]).config.peers == ("127.0.0.1:30000", "127.0.0.1:30002")
+    ids = [compute_node_id(load_home(h).node_key.pubkey) for h in homes]
+    assert load_home(homes[1]).config.peers == (f"{ids[0]}@127.0.0.1:30000", f"{ids[2]}@127.0.0.1:30002")
 
 
 @pytest.mark.parametrize(
     "edit, message",
     [
         (("config.toml", "propose_ms = 3000", "propose_ms = -1"), "consensus.propose_ms must be a positive integer"),
-        (("config.toml", "peers = []", 'peers = ["nowhere"]'), "grpc.peers must be a list of host:port"),
-        (("config.toml", "peers = []", f'peers = ["h:{"9" * 5000}"]'), "grpc.peers must be a list of host:port"),
+        (("config.toml", "peers = []", 'peers = ["127.0.0.1:26656"]'), "grpc.peers[0]: peer '127.0.0.1:26656' has no"),
+        (("config.toml", "peers = []", f'peers = ["{"a" * 40}@h:{"9" * 5000}"]'), "a port in 1..65535"),
         (("config.toml", "[grpc]", "[grpc"), "config.toml:"),
         (
             ("config.toml", "max_bytes = 4194304", "max_bytes = 16777216"),
@@ -91,9 +93,14 @@ def test_init_refuses_an_existing_home_and_start_a_missing_one(tmp_path):
 
 
 def test_grpc_status_of_an_unreachable_node_is_one_line(tmp_path):
-    result = uocd("grpc", "status", "127.0.0.1:1")
-    assert result.returncode == 1 and result.stderr.startswith("uocd: error: 127.0.0.1:1: UNAVAILABLE")
-    assert "Traceback" not in result.stderr
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    address = f"{'a' * 40}@127.0.0.1:1"
+    result = uocd("grpc", "status", "--home", str(home), address)
+    assert result.returncode == 1 and result.stderr.startswith(f"uocd: error: {address}: UNAVAILABLE")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    bare = uocd("grpc", "status", "--home", str(home), "127.0.0.1:1")
+    assert bare.returncode == 1 and "has no node id" in bare.stderr and bare.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -51,10 +51,10 @@ async def test_a_bond_at_an_epoch_boundary_adds_a_proposer_and_a_voter(tmp_path)
         assert [a for a, _ in first.get_validator_set(1).powers] == sorted(
             load_home(h).validator_key.address for h in homes[:3]
         )
-        nodes[3].submit_txs([sign_tx(joiner, genesis["chain_id"], 0, [MsgBond(amount=100)])])
-        await wait_for(lambda: first.query(f"account/{joiner.address}")["sequence"] == 1, "the bond is committed")
-        bonded_at = first.app.height
-        boundary = (bonded_at // 4 + 1) * 4  # the last block of the epoch the bond was made in
+        [bond_hash] = nodes[3].submit_txs([sign_tx(joiner, genesis["chain_id"], 0, [MsgBond(amount=100)])])
+        await wait_for(lambda: first.get_tx_outcome(bond_hash) is not None, "the bond is committed")
+        bonded_at = first.get_tx_outcome(bond_hash).height  # not the height seen now: a block may have followed
+        boundary = -(-bonded_at // 4) * 4  # the last block of the epoch the bond was made in (maybe its own)
         await wait_for(lambda: first.app.height >= boundary + 12, "blocks after the epoch boundary")
         assert joiner.address not in first.get_validator_set(boundary)
         assert first.get_validator_set(boundary + 1).power_of(joiner.address) == 100
