@@ -35,7 +35,7 @@ from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import MAX_NGONKA
 from .params import Params, compute_params_of_text
-from .store import State
+from .store import State, compute_prefix_end
 from .tx import (
     Msg,
     MsgBond,
@@ -133,15 +133,6 @@ def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
     return record
 
 
-def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
-    """The epoch records with from_epoch ≤ epoch ≤ to_epoch, oldest first."""
-    return [
-        record
-        for _, record in state.iterate("hist")
-        if record["epoch"] >= from_epoch and (to_epoch is None or record["epoch"] <= to_epoch)
-    ]
-
-
 def get_registry_version(state: State) -> int:
     """The model registry's version counter (0 until governance changes it)."""
     return state.get("meta", "registry_version") or 0
@@ -166,25 +157,15 @@ def get_proposal_in(state: State, proposal_id: int, status: str, what: str) -> d
     return proposal
 
 
-def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any]]:
-    """Every proposal in id order, or those with `status`."""
-    return [p for _, p in state.iterate("gov") if status is None or p["status"] == status]
-
-
 def get_entries_of_proposal(state: State, space: str, proposal_id: int) -> list[tuple[str, Any]]:
     """The (address, value) deposits or votes of one proposal, in address order."""
     prefix = compute_index_key(proposal_id) + "/"
-    return [(key[len(prefix) :], value) for key, value in state.iterate(space) if key.startswith(prefix)]
+    return [(key[len(prefix) :], value) for key, value in state.iterate(space, prefix, compute_prefix_end(prefix))]
 
 
 def get_tally(state: State, proposal_id: int) -> Tally:
     """The live tally of a proposal's votes over the current epoch's validator powers."""
     return compute_tally(get_entries_of_proposal(state, "gvote", proposal_id), dict(get_validator_set(state)))
-
-
-def get_registered_models(state: State) -> list[dict[str, Any]]:
-    """Every model in the registry (changes that passed, active or not yet), by id."""
-    return [model for _, model in state.iterate("model")]
 
 
 def get_active_models(state: State) -> list[dict[str, Any]]:
@@ -194,11 +175,6 @@ def get_active_models(state: State) -> list[dict[str, Any]]:
         {**model, "price_per_token": compute_price_per_token(model["units_of_compute_per_token"], price)}
         for _, model in state.iterate("amodel")
     ]
-
-
-def get_model_changes(state: State) -> list[dict[str, Any]]:
-    """The registry change log, oldest first."""
-    return [entry for _, entry in state.iterate("mlog")]
 
 
 def is_validator_or_pending(state: State, address: str) -> bool:

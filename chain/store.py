@@ -101,6 +101,19 @@ def compute_lthash(entries: Iterable[tuple[str, str, str]]) -> LtHash:
     return acc
 
 
+def is_in_range(key: str, start: str, end: str | None) -> bool:
+    """True if `start <= key < end` (no upper bound when `end` is None)."""
+    return key >= start and (end is None or key < end)
+
+
+def compute_prefix_end(prefix: str) -> str | None:
+    """The least key above every key that starts with `prefix` (None: no bound), for a prefix range scan."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[i]) < 0x10FFFF:
+            return prefix[:i] + chr(ord(prefix[i]) + 1)
+    return None
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     """What a store knows about its last committed block."""
@@ -115,7 +128,9 @@ class Store(Protocol):
 
     def get(self, space: str, key: str) -> str | None: ...
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]: ...
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[tuple[str, str]]: ...
 
     def entries(self) -> Iterator[tuple[str, str, str]]: ...
 
@@ -134,9 +149,12 @@ class MemoryStore:
     def get(self, space: str, key: str) -> str | None:
         return self.spaces.get(space, {}).get(key)
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]:
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[tuple[str, str]]:
         data = self.spaces.get(space, {})
-        return iter([(k, data[k]) for k in sorted(data)])
+        keys = [k for k in sorted(data, reverse=reverse) if is_in_range(k, start, end)]
+        return iter([(k, data[k]) for k in keys[:limit]])
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         for space in sorted(self.spaces):
@@ -189,14 +207,25 @@ class State:
         """Remove an entry."""
         self.layers[-1][(space, key)] = _DELETED
 
-    def iterate(self, space: str) -> list[tuple[str, Any]]:
-        """All live entries of a space, pending writes included, in sorted key order."""
-        pending = [(key, value) for layer in self.layers for (sp, key), value in layer.items() if sp == space]
-        if not pending:  # the store's rows come sorted already
-            return [(k, decode_canonical(v)) for k, v in self.store.iterate(space)]
-        merged: dict[str, str | None] = dict(self.store.iterate(space))
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+    ) -> list[tuple[str, Any]]:
+        """The live entries of a space with `start <= key < end` (every key by default), pending writes
+        included, in key order (descending with `reverse`), at most `limit` of them."""
+        pending = [
+            (key, value)
+            for layer in self.layers
+            for (sp, key), value in layer.items()
+            if sp == space and is_in_range(key, start, end)
+        ]
+        if not pending:  # the store's rows come sorted and bounded already
+            return [
+                (k, decode_canonical(v)) for k, v in self.store.iterate(space, start, end, reverse=reverse, limit=limit)
+            ]
+        merged: dict[str, str | None] = dict(self.store.iterate(space, start, end, reverse=reverse))
         merged.update(pending)
-        return [(k, decode_canonical(merged[k])) for k in sorted(merged) if merged[k] is not None]
+        live = [k for k in sorted(merged, reverse=reverse) if merged[k] is not None][:limit]
+        return [(k, decode_canonical(merged[k])) for k in live]
 
     # -- transactional layers ---------------------------------------------------------------
     def begin(self) -> None:

@@ -84,11 +84,12 @@ def run_validator_load(node: ChaosNode, ledger: Ledger, stop: threading.Event, s
                 if "proposal_id" in reply:  # committed: its height and result are in the node's tx index
                     reply = {**public.get(f"/v1/txs/{reply['tx_hash']}"), "status": "committed"}
             else:
-                open_ = public.get("/v1/governance/proposals", status="voting_period")["proposals"]
+                newest = {"pagination.reverse": "true", "pagination.limit": 1}
+                open_ = public.get("/v1/governance/proposals", status="voting_period", **newest)["proposals"]
                 if not open_:
                     continue
                 option = rng.choice(("yes", "yes", "no", "abstain", "no_with_veto"))
-                reply = broadcast(public, node.key, [MsgVote(open_[-1]["id"], option)])
+                reply = broadcast(public, node.key, [MsgVote(open_[0]["id"], option)])
         except ApiError as exc:
             ledger.record(kind, f"error:{exc.code}")
             stop.wait(0.5)

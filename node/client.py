@@ -46,6 +46,16 @@ class Client:
         """GET `path` (query parameters that are None are left out); the JSON body."""
         return self.request("GET", path, params=params)[1]
 
+    def get_all(self, path: str, field: str, **params: Any) -> list[Any]:
+        """Every item of the list `field` of a paginated route, its pages followed by `next_key`."""
+        items: list[Any] = []
+        while True:
+            page = self.get(path, **params)
+            items += page[field]
+            if page["pagination"]["next_key"] is None:
+                return items
+            params = {**params, "pagination.key": page["pagination"]["next_key"]}
+
     def post(self, path: str, body: bytes | dict[str, Any], *, timeout: float | None = None, **params: Any) -> Any:
         """POST a JSON body (a dict, or bytes sent as they are); the JSON body of the reply."""
         return self.request("POST", path, body=body, params=params, timeout=timeout)[1]

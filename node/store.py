@@ -98,10 +98,21 @@ class SqliteStore:
         self._cache[(space, key)] = value = row[0] if row else None
         return value
 
-    def iterate(self, space: str) -> Iterator[tuple[str, str]]:
-        return iter(
-            self._conn.execute("SELECT key, value FROM state WHERE space = ? ORDER BY key", (space,)).fetchall()
-        )
+    def iterate(
+        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[tuple[str, str]]:
+        """The rows of `space` with `start <= key < end`, by key (descending with `reverse`), at most
+        `limit`: one range read of the primary key, never a scan of the space."""
+        sql = "SELECT key, value FROM state WHERE space = ? AND key >= ?"
+        args: list[Any] = [space, start]
+        if end is not None:
+            sql += " AND key < ?"
+            args.append(end)
+        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return iter(self._conn.execute(sql, args).fetchall())
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         return iter(self._conn.execute("SELECT space, key, value FROM state ORDER BY space, key"))

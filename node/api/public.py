@@ -73,13 +73,13 @@ def compute_query_handler(http: Http, q: Query, path_args: tuple[Arg, ...], quer
 
     async def answer(request: web.Request) -> web.Response:
         values = compute_query_values(request, path_args, query_args)
-        return json_response(http.compute_response(query(request, q.name, **values)))
+        return json_response(query(request, q.name, **values))
 
     async def answer_prepared(request: web.Request) -> web.Response:
         state = get_state(request)
         body = state.get_prepared(http.path)
         if body is None:
-            body = state.set_prepared(http.path, encode_json(http.compute_response(query(request, q.name))))
+            body = state.set_prepared(http.path, encode_json(query(request, q.name)))
         return web.Response(body=body, content_type=JSON_TYPE)
 
     return answer if path_args or query_args else answer_prepared
@@ -89,11 +89,11 @@ def compute_query_route(http: Http, q: Query) -> Route:
     """The public route `http` of query `q`: its handler and its OpenAPI description."""
     placeholders = re.findall(r"{(\w+)}", http.path)
     path_args = tuple(a for a in q.args if a.name in placeholders)
-    query_args = tuple(a for a in q.args if not a.positional)
+    query_args = tuple(a for a in q.all_args if not a.positional)
     params = tuple(param(a.name, "path", a.schema()) for a in path_args)
     params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in query_args)
     handler = compute_query_handler(http, q, path_args, query_args)
-    return Route("public", "GET", http.path, handler, q.summary, {200: q.route_schema(http)}, params)
+    return Route("public", "GET", http.path, handler, q.summary, {200: q.response}, params)
 
 
 def compute_query_routes() -> tuple[Route, ...]:

@@ -224,7 +224,7 @@ def test_failure_mid_block_leaves_the_previous_height_and_no_partial_rows(tmp_pa
     assert (reopened.height, reopened.app_hash) == (height, app_hash)
     assert reopened.recompute_app_hash() == app_hash
     assert reopened.query("account/" + ADDR["a"])["sequence"] == 1
-    assert ADDR["d"] in {v["address"] for v in reopened.query("validators")}
+    assert ADDR["d"] in {v["address"] for v in reopened.query_all("validators")}
 
 
 def test_failed_commit_can_be_retried_and_lands_on_the_same_app_hash(tmp_path):
@@ -240,7 +240,7 @@ def test_failed_commit_can_be_retried_and_lands_on_the_same_app_hash(tmp_path):
     assert app.commit() == expected
     assert app.recompute_app_hash() == expected
     assert app.query("account/" + ADDR["b"])["balance"] == 1001 - 17
-    assert ADDR["d"] not in {v["address"] for v in app.query("validators")}
+    assert ADDR["d"] not in {v["address"] for v in app.query_all("validators")}
     assert supply_parts(app.store)[0] == supply_parts(app.store)[1]
     assert expected == reference_hashes(BLOCKS + [txs])[-1]
 
@@ -293,7 +293,7 @@ def test_reopened_store_does_not_see_a_block_that_was_finalized_but_not_committe
     reopened = Application(SqliteStore(path))
     assert reopened.height == len(BLOCKS)
     assert reopened.query("account/" + ADDR["a"])["sequence"] == 1
-    assert ADDR["d"] in {v["address"] for v in reopened.query("validators")}
+    assert ADDR["d"] in {v["address"] for v in reopened.query_all("validators")}
 
 
 def test_init_chain_on_a_reopened_store_is_refused(tmp_path):
