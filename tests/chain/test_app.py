@@ -189,7 +189,8 @@ def test_genesis_writes_epoch_0_with_the_genesis_validator_set_and_supply():
         "epoch": 0,
         "unit_of_compute_price": 100,
     }
-    assert {v["address"]: v["power"] for v in app.query_all("validators")} == {ADDR["a"]: 50, ADDR["b"]: 30, ADDR["c"]: 20}
+    powers = {v["address"]: v["power"] for v in app.query_all("validators")}
+    assert powers == {ADDR["a"]: 50, ADDR["b"]: 30, ADDR["c"]: 20}
     epoch = app.query("epoch/current")
     assert (epoch["index"], epoch["total_power"], epoch["validators"], epoch["start_height"]) == (0, 100, 3, 1)
     assert json.loads(app.store.get("meta", "supply")) == 5 * 1000 + 100
