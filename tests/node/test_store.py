@@ -303,7 +303,7 @@ def test_init_chain_on_a_reopened_store_is_refused(tmp_path):
         Application(SqliteStore(path)).init_chain(GENESIS)
 
 
-def test_sqlite_store_orders_keys_like_the_memory_store(tmp_path):
+def test_sqlite_store_orders_and_ranges_keys_like_the_memory_store(tmp_path):
     keys = ["b", "B", "a", "10", "9", "\u00e9", "z", "\u4e2d", "a\u0000", "", "uoc1zz", "uoc1a"]
     changes = [("s", k, json.dumps(i)) for i, k in enumerate(keys)]
     sqlite, memory = SqliteStore(tmp_path / "a.db"), MemoryStore()
@@ -311,6 +311,12 @@ def test_sqlite_store_orders_keys_like_the_memory_store(tmp_path):
         store.write_block(CommitInfo(0, "h", bytes(2048)), changes)
     assert list(sqlite.iterate("s")) == list(memory.iterate("s"))
     assert list(sqlite.entries()) == list(memory.entries())
+    for start, end in [("", None), ("a", "b"), ("9", "a\u0000"), ("\u00e9", None), ("uoc1", "uoc2"), ("z", "a")]:
+        for reverse in (False, True):
+            for limit in (None, 0, 1, 3):
+                got = list(sqlite.iterate("s", start, end, reverse=reverse, limit=limit))
+                assert got == list(memory.iterate("s", start, end, reverse=reverse, limit=limit)), (start, end)
+    assert list(sqlite.iterate("s", "a", "b", reverse=True)) == [("a\u0000", "8"), ("a", "2")]
 
 
 # --- the file ------------------------------------------------------------------------------------
