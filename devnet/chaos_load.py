@@ -21,6 +21,7 @@ import grpc
 
 from chain.tx import MsgVote
 from node.client import ApiError, Client, broadcast
+from node.config import load_home
 
 from .chaos_nodes import STATUS_TIMEOUT_S, ChaosNode
 
@@ -68,6 +69,7 @@ def run_validator_load(node: ChaosNode, ledger: Ledger, stop: threading.Event, s
     rng = random.Random(seed * 7919 + node.index)
     admin = Client(node.admin, token=node.token, timeout=REQUEST_TIMEOUT_S)
     public = Client(node.public, timeout=REQUEST_TIMEOUT_S)
+    chain_id = load_home(node.home).genesis["chain_id"]  # the run's own, never the one a node names
     models = 0
     while not stop.is_set():
         kind = rng.choices(("price_vote", "register_model", "gov_vote"), weights=(6, 1, 2))[0]
@@ -89,7 +91,7 @@ def run_validator_load(node: ChaosNode, ledger: Ledger, stop: threading.Event, s
                 if not open_:
                     continue
                 option = rng.choice(("yes", "yes", "no", "abstain", "no_with_veto"))
-                reply = broadcast(public, node.key, [MsgVote(open_[0]["id"], option)])
+                reply = broadcast(public, node.key, [MsgVote(open_[0]["id"], option)], chain_id)
         except ApiError as exc:
             ledger.record(kind, f"error:{exc.code}")
             stop.wait(0.5)

@@ -114,7 +114,7 @@ class Driver:
 
     def send(self, name: str, messages: list[Msg], epoch: int, what: str) -> dict[str, Any]:
         """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit."""
-        result = broadcast(public(self.nodes[name]), get_key(name), messages)
+        result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
         if result.get("status") != "committed":
             raise DevnetError(f"{what} was not committed in time (tx {result.get('tx_hash')})")
         if result.get("code") != "ok":

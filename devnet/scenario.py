@@ -6,6 +6,7 @@ Every error names the file, the line and the key, e.g.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -255,6 +256,13 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+def compute_scenario_chain_id(path: str, text: str) -> str:
+    """The chain id of a scenario that names none: `uoc-sim-`, its file's stem and 8 hex digits of the
+    sha256 of its text, so scenarios never share one and a run of the same file always has the same."""
+    stem = "".join(c if c.isascii() and c.isalnum() else "-" for c in Path(path).stem.lower()).strip("-")[:32]
+    return f"uoc-sim-{stem or 'scenario'}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Parse and check scenario TOML text."""
     try:
@@ -307,7 +315,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         default_unit_of_compute_price=check.integer(
             data, "default_unit_of_compute_price", minimum=1, default=DEFAULT_PARAMS.default_unit_of_compute_price
         ),
-        chain_id=check.string(data, "chain_id", default="uoc-sim-1"),
+        chain_id=check.string(data, "chain_id", default=compute_scenario_chain_id(path, text)),
         description=check.string(data, "description", default=""),
         validators=validators,
         proposals=proposals,
