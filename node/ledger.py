@@ -86,6 +86,7 @@ class Ledger:
             block=block.to_json(),
             commit=commit.to_json(),
             tx_results=tuple((r.hash, r.code, r.log) for r in result.tx_results),
+            txs=tuple(block.txs),
         )
         store.apply_block(write, self.app.commit)
         self.last = (block, commit)

@@ -5,8 +5,9 @@ Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
 for each height); `sign_state` (one row: what this validator last signed, and its locks); `evidence`
 (double signs, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result
-code and log). `apply_block` writes a decided block, its commit, its tx results and the validator
-set of the next height with the block's state changes and the new height in ONE transaction.
+code, log and the transaction's bytes, so a lookup reads one row and never a block). `apply_block` writes a
+decided block, its commit, its tx results and the validator set of the next height with the block's state
+changes and the new height in ONE transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from chain.encoding import canonical_json
 from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: txs holds each transaction's bytes
 READ_CACHE_ENTRIES = 1 << 18
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
@@ -37,15 +38,15 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS evidence (key TEXT PRIMARY KEY, height INTEGER NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS evidence_height ON evidence (height)",
     "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " code TEXT NOT NULL, log TEXT NOT NULL)",
+    " code TEXT NOT NULL, log TEXT NOT NULL, tx BLOB NOT NULL)",
 )
 
 
 @dataclass(frozen=True)
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
-    that decided it (None at genesis, height 0), its tx results `(hash, code, log)` in block order, and
-    the validator set of the next height.
+    that decided it (None at genesis, height 0), its tx results `(hash, code, log)` and its transactions'
+    bytes in block order, and the validator set of the next height.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
     the powers after the block."""
@@ -56,6 +57,7 @@ class BlockWrite:
     block: dict[str, Any] | None = None
     commit: dict[str, Any] | None = None
     tx_results: tuple[tuple[str, str, str], ...] = ()
+    txs: tuple[bytes, ...] = ()
 
 
 class SqliteStore:
@@ -173,6 +175,11 @@ class SqliteStore:
         row = self._conn.execute("SELECT height, idx, code, log FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
         return (row[0], row[1], row[2], row[3]) if row else None
 
+    def get_tx_bytes(self, tx_hash: str) -> bytes | None:
+        """The bytes of a committed transaction, as its block holds them (one row of the index), or None."""
+        row = self._conn.execute("SELECT tx FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        return bytes(row[0]) if row else None
+
     def count_txs(self) -> int:
         """How many transactions the tx index holds."""
         return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
@@ -188,9 +195,14 @@ class SqliteStore:
             "INSERT OR REPLACE INTO validator_sets (height, value) VALUES (?, ?)",
             (write.height + 1, canonical_json(write.next_validator_set())),
         )
+        if len(write.txs) != len(write.tx_results):
+            raise StoreError(f"height {write.height}: {len(write.tx_results)} tx results for {len(write.txs)} txs")
         self._conn.executemany(
-            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)",
-            [(h, write.height, i, code, log) for i, (h, code, log) in enumerate(write.tx_results)],
+            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log, tx) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (h, write.height, i, code, log, raw)
+                for i, ((h, code, log), raw) in enumerate(zip(write.tx_results, write.txs))
+            ],
         )
 
     def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:

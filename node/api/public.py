@@ -210,7 +210,7 @@ async def get_tx(request: web.Request) -> web.Response:
     if len(tx_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in tx_hash):
         raise bad_request("invalid_hash", f"hash must be 64 hex characters, got {tx_hash[:80]!r}")
     outcome = node.get_tx_outcome(tx_hash.upper())
-    raw = node.get_tx_raw(outcome.height, outcome.index) if outcome is not None and outcome.height is not None else None
+    raw = node.get_tx_raw(tx_hash.upper()) if outcome is not None else None
     if outcome is None or raw is None:
         raise ApiRequestError(404, "not_found", f"no committed transaction has hash {tx_hash.upper()}")
     return json_response(
