@@ -253,14 +253,18 @@ def read_page(
     keep: Callable[[Any], bool] | None = None,
 ) -> Paged:
     """One page of the entries of `space` with `start <= key < end`: `item(key, value)` of each entry
-    (those `keep` accepts), reading at most `limit + 1` entries, or `MAX_PAGE_SCAN + 1` with a filter."""
+    (those `keep` accepts), reading at most `limit + 1` entries, or `MAX_PAGE_SCAN + 1` with a filter (a
+    filtered page that reads that many ends there: it may hold fewer than `limit` items, none even, and
+    still have a next key)."""
     budget = page.limit if keep is None else MAX_PAGE_SCAN
     low, high = compute_page_range(page, start, end)
     items: list[Any] = []
     for read, (key, value) in enumerate(state.iterate(space, low, high, reverse=page.reverse, limit=budget + 1)):
-        if len(items) == page.limit or read == budget:
+        if read == budget:
             return Paged(items, key)
         if keep is None or keep(value):
+            if len(items) == page.limit:  # the next page starts at the next entry it will return
+                return Paged(items, key)
             items.append(item(key, value))
     return Paged(items, None)
 

@@ -210,8 +210,8 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
         "units_of_compute_per_token": 10,
         "price_per_token": 10 * pricing["unit_of_compute_price"],
     }
-    models = network[2].get("/v1/models").json()
-    assert any(m["id"] == "model-alpha" for m in models["registered"]) and models["registry_version"] >= 1
+    models = network[2].get("/v1/models/registered").json()
+    assert any(m["id"] == "model-alpha" for m in models["models"]) and models["registry_version"] >= 1
     proposals = operator.get("/v1/governance/proposals", status="passed").json()["proposals"]
     assert proposal_id in [p["id"] for p in proposals]
 

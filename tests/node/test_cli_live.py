@@ -50,10 +50,13 @@ def home(state, i: int) -> str:
         (("status",), {"chain_id", "height", "app_hash", "epoch", "catching_up", "peers"}),
         (("epoch",), {"index", "price"}),
         (("epoch", "0"), {"epoch", "price", "total_power"}),
-        (("validators",), {"validators"}),
-        (("proposals",), {"proposals"}),
+        (("validators",), {"validators", "pagination"}),
+        (("validators", "--limit", "2", "--reverse"), {"validators", "pagination"}),
+        (("proposals",), {"proposals", "pagination"}),
         (("proposals", "--status", "passed"), {"proposals"}),
-        (("models",), {"epoch", "models", "registry_version", "registered"}),
+        (("models",), {"epoch", "models", "registry_version", "pagination"}),
+        (("registered-models",), {"models", "registry_version", "pagination"}),
+        (("model-changes",), {"changes", "pagination"}),
         (("params",), {"epoch_length", "min_deposit", "voting_period", "quorum"}),
         (("account",), {"address", "balance", "sequence"}),
         (("history", "--from-epoch", "0", "--to-epoch", "1"), {"epochs"}),
@@ -72,7 +75,8 @@ def test_query_uses_node_over_the_home_and_prints_text_by_default(devnet):
 def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pricing(devnet):
     submitted = ok_json("tx", "register-model", "model-cli", "10", "--home", home(devnet, 0))
     assert submitted["status"] == "committed" and submitted["code"] == "ok"
-    proposal_id = max(p["id"] for p in ok_json("query", "proposals", "--home", home(devnet, 0))["proposals"])
+    newest = ok_json("query", "proposals", "--reverse", "--limit", "1", "--home", home(devnet, 0))["proposals"]
+    proposal_id = newest[0]["id"]
     seen = lambda: uocd("query", "proposal", str(proposal_id), "--home", home(devnet, 1), "-o", "json")  # noqa: E731
     before = json.loads(wait_until(lambda: (p := seen()).returncode == 0 and p.stdout, "node n1 has the proposal"))
     assert before["status"] == "voting_period" and before["tally"]["yes"] == 0
@@ -83,7 +87,8 @@ def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pric
     after = ok_json("query", "proposal", str(proposal_id), "--home", home(devnet, 1))
     voter = devnet["nodes"][1]["validator_address"]
     assert after["tally"]["yes"] == before["tally"]["yes"] + 100
-    assert {"voter": voter, "option": "yes"} in after["votes"]
+    votes = ok_json("query", "votes", str(proposal_id), "--home", home(devnet, 1))["votes"]
+    assert {"voter": voter, "option": "yes"} in votes
 
     # a second yes (200 of 400) meets the quorum; the voting period is 60 blocks of 0.3 s
     assert uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 0)).returncode == 0
