@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from typing import Any, Protocol
 
 import numpy as np
@@ -129,7 +130,7 @@ class Store(Protocol):
     def get(self, space: str, key: str) -> str | None: ...
 
     def iterate(
-        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
     ) -> Iterator[tuple[str, str]]: ...
 
     def entries(self) -> Iterator[tuple[str, str, str]]: ...
@@ -150,11 +151,10 @@ class MemoryStore:
         return self.spaces.get(space, {}).get(key)
 
     def iterate(
-        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
     ) -> Iterator[tuple[str, str]]:
         data = self.spaces.get(space, {})
-        keys = [k for k in sorted(data, reverse=reverse) if is_in_range(k, start, end)]
-        return iter([(k, data[k]) for k in keys[:limit]])
+        return iter([(k, data[k]) for k in sorted(data, reverse=reverse) if is_in_range(k, start, end)])
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         for space in sorted(self.spaces):
@@ -218,11 +218,9 @@ class State:
             for (sp, key), value in layer.items()
             if sp == space and is_in_range(key, start, end)
         ]
-        if not pending:  # the store's rows come sorted and bounded already
-            return [
-                (k, decode_canonical(v)) for k, v in self.store.iterate(space, start, end, reverse=reverse, limit=limit)
-            ]
-        merged: dict[str, str | None] = dict(self.store.iterate(space, start, end, reverse=reverse))
+        if not pending:  # the store's rows come sorted, and are read lazily: only those taken
+            return [(k, decode_canonical(v)) for k, v in islice(self.store.iterate(space, start, end, reverse), limit)]
+        merged: dict[str, str | None] = dict(self.store.iterate(space, start, end, reverse))
         merged.update(pending)
         live = [k for k in sorted(merged, reverse=reverse) if merged[k] is not None][:limit]
         return [(k, decode_canonical(merged[k])) for k in live]

@@ -27,6 +27,7 @@ from chain.store import Change, CommitInfo, compute_lthash
 
 SCHEMA_VERSION = 2  # 2: txs holds each transaction's bytes
 READ_CACHE_ENTRIES = 1 << 18
+ITERATE_PAGE = 256  # rows per query of a range scan
 WAL_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL between checkpoints: fewer fsyncs per block
 
 
@@ -101,20 +102,26 @@ class SqliteStore:
         return value
 
     def iterate(
-        self, space: str, start: str = "", end: str | None = None, *, reverse: bool = False, limit: int | None = None
+        self, space: str, start: str = "", end: str | None = None, reverse: bool = False
     ) -> Iterator[tuple[str, str]]:
-        """The rows of `space` with `start <= key < end`, by key (descending with `reverse`), at most
-        `limit`: one range read of the primary key, never a scan of the space."""
-        sql = "SELECT key, value FROM state WHERE space = ? AND key >= ?"
-        args: list[Any] = [space, start]
-        if end is not None:
-            sql += " AND key < ?"
-            args.append(end)
-        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return iter(self._conn.execute(sql, args).fetchall())
+        """The rows of `space` with `start <= key < end`, by key (descending with `reverse`), read by
+        primary-key range in pages of ITERATE_PAGE rows: a caller that stops early reads no more."""
+        low, high = start, end
+        while True:
+            sql = "SELECT key, value FROM state WHERE space = ? AND key >= ?"
+            args: list[Any] = [space, low]
+            if high is not None:
+                sql += " AND key < ?"
+                args.append(high)
+            sql += f" ORDER BY key {'DESC' if reverse else 'ASC'} LIMIT {ITERATE_PAGE}"
+            rows = self._conn.execute(sql, args).fetchall()
+            yield from rows
+            if len(rows) < ITERATE_PAGE:
+                return
+            if reverse:
+                high = rows[-1][0]
+            else:
+                low = rows[-1][0] + "\x00"  # the least key above the last one read
 
     def entries(self) -> Iterator[tuple[str, str, str]]:
         return iter(self._conn.execute("SELECT space, key, value FROM state ORDER BY space, key"))

@@ -88,10 +88,10 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.read = 0
 
-    def iterate(self, space, start="", end=None, *, reverse=False, limit=None):
-        rows = list(super().iterate(space, start, end, reverse=reverse, limit=limit))
-        self.read += len(rows)
-        return iter(rows)
+    def iterate(self, space, start="", end=None, reverse=False):
+        for row in super().iterate(space, start, end, reverse):
+            self.read += 1
+            yield row
 
 
 def test_a_filtered_page_reads_at_most_max_page_scan_entries_and_the_walk_finds_every_match():
