@@ -256,11 +256,10 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def compute_scenario_chain_id(path: str, text: str) -> str:
-    """The chain id of a scenario that names none: `uoc-sim-`, its file's stem and 8 hex digits of the
-    sha256 of its text, so scenarios never share one and a run of the same file always has the same."""
-    stem = "".join(c if c.isascii() and c.isalnum() else "-" for c in Path(path).stem.lower()).strip("-")[:32]
-    return f"uoc-sim-{stem or 'scenario'}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+def compute_scenario_chain_id(text: str) -> str:
+    """The chain id of a scenario that names none: `uoc-sim-` and 12 hex digits of the sha256 of its text,
+    so two scenarios never share one and the same scenario always has the same (wherever its file is)."""
+    return f"uoc-sim-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
@@ -315,7 +314,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         default_unit_of_compute_price=check.integer(
             data, "default_unit_of_compute_price", minimum=1, default=DEFAULT_PARAMS.default_unit_of_compute_price
         ),
-        chain_id=check.string(data, "chain_id", default=compute_scenario_chain_id(path, text)),
+        chain_id=check.string(data, "chain_id", default=compute_scenario_chain_id(text)),
         description=check.string(data, "description", default=""),
         validators=validators,
         proposals=proposals,
