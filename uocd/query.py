@@ -107,7 +107,9 @@ def render_proposals(doc: dict[str, Any], width: int | None = None) -> str:
         }
         for p in doc["proposals"]
     ]
-    return render_rows(rows, width=width) if rows else "no proposals"
+    text = render_rows(rows, width=width) if rows else "no proposals"
+    next_key = doc.get("pagination", {}).get("next_key")
+    return text + (f"\nmore: --page-key {next_key}" if next_key else "")
 
 
 def describe_content(content: dict[str, Any]) -> str:

@@ -273,6 +273,7 @@ RAW_CASES = [  # (body bytes, content type, status, code)
     (b"", "application/json", 400, "invalid_json"),
     (b"price=1000&denom=icoin", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
     (b"{}", "text/plain", 415, "unsupported_media_type"),
+    (b'{"price": 1000, "denom": "icoin"}', None, 415, "unsupported_media_type"),  # no Content-Type: requests omits it
     (b'{"price": 1, "denom": "icoin", "pad": "' + b"x" * 20_000 + b'"}', "application/json", 413, "body_too_large"),
 ]
 ADMIN_POSTS = ("/v1/admin/unit-of-compute-price-proposal", "/v1/admin/models")
