@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from chain.catalog import Command, get_cli_groups, get_commands, get_routes
 from chain.errors import ChainError
 from chain.fields import FieldError
 from chain.tx import compute_tx_hash, sign_tx
-from node.client import Client, broadcast
+from node.client import COMMIT_TIMEOUT, Client, broadcast, check_chain_id
 from node.config import GENESIS_FILE
 from node.errors import NodeError
 
@@ -61,6 +62,15 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         add_signing_options(parser)
         add_node_options(parser)
         parser.set_defaults(func=cmd_tx, tx=command)
+    parser = groups[()].add_parser(
+        "broadcast",
+        help="send a signed transaction (from --offline)",
+        description="Post a signed transaction (what `uocd tx … --offline` prints) to --node with ?wait=commit, "
+        "once the node is known to serve the transaction's chain id, and print the on-chain result.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the signed transaction's JSON, or - for stdin")
+    add_node_options(parser)
+    parser.set_defaults(func=cmd_broadcast)
 
 
 def add_signing_options(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +147,22 @@ def cmd_tx(args: argparse.Namespace) -> int:
     client = resolve_client(args)
     messages = compute_messages(args.tx, args, client)
     result = broadcast(client, key, list(messages), chain_id, sequence=args.sequence)
+    emit(args, result, render_tx_result)
+    if result.get("status") == "committed" and result.get("code") != "ok":
+        return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")
+    return 0
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    """Post a signed transaction after checking the node's chain id; exit 1 if the chain rejects it."""
+    raw = (sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()).strip()
+    try:
+        chain_id = json.loads(raw)["body"]["chain_id"]
+    except (ValueError, KeyError, TypeError):
+        raise NodeError(f"{args.file} is not a signed transaction (uocd tx … --offline prints one)") from None
+    client = resolve_client(args)
+    check_chain_id(client, str(chain_id))
+    result = client.post("/v1/txs", raw, timeout=COMMIT_TIMEOUT, wait="commit")
     emit(args, result, render_tx_result)
     if result.get("status") == "committed" and result.get("code") != "ok":
         return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")

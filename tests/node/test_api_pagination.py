@@ -7,7 +7,8 @@ whole list (a max-limit page) in order, with `next_key` null on the last page; a
 one-line 400 and changes nothing. Auth: the admin listener answers 401 without the token, on loopback too.
 Content-Type: a body without `application/json` is a 415 on both listeners and reaches no mempool. Signing:
 `uocd tx --chain-id` for another chain fails before anything is sent; `--offline --sequence` signs a tx the
-node accepts; `GET /v1/txs/{hash}` answers from the tx index even with the block row gone."""
+node accepts (`uocd tx broadcast` sends it, after checking its chain id); `GET /v1/txs/{hash}` answers from
+the tx index even with the block row gone."""
 
 from __future__ import annotations
 
@@ -255,8 +256,15 @@ def test_offline_signing_needs_no_node_and_makes_a_tx_the_node_commits(node, cap
     assert "--offline needs --sequence" in capsys.readouterr().err
     assert uocd([*base, "--offline", "--sequence", str(sequence), "--chain-id", "uoc-pagetest"]) == 0
     raw = capsys.readouterr().out.strip().encode()
-    committed = node.post_tx(raw)
-    assert committed["status"] == "committed"
+    signed = tmp_path / "tx.json"
+    signed.write_bytes(raw)
+    assert uocd([*base, "--offline", "--sequence", str(sequence), "--chain-id", "uoc-other"]) == 0
+    (tmp_path / "other.json").write_text(capsys.readouterr().out)
+    assert uocd(["tx", "broadcast", str(tmp_path / "other.json"), "--node", node.public]) == 1  # another chain's
+    assert "'uoc-other'" in capsys.readouterr().err and node.mempool() == 0
+    assert uocd(["tx", "broadcast", str(signed), "--node", node.public, "--output", "json"]) == 0
+    committed = json.loads(capsys.readouterr().out)
+    assert committed["status"] == "committed" and committed["code"] == "ok"
     assert node.sequence(node.key) == sequence + 1
 
     # the tx index answers without the block: drop the block's row behind the node's back
