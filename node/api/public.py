@@ -3,8 +3,10 @@
 The chain's read routes are derived from its query declarations (`chain.catalog.get_routes`): one
 route per `Http` of a query, its path and query parameters parsed by their declared kinds (a bad one
 is a 400 with the kind's code), answered by the node's query in the declared shape and described by
-the declared schemas; a route without arguments is answered from bytes prepared once per committed
-block (`GET /v1/pricing` is the hot one). Written by hand, each followed by its route: the node's
+the declared schemas; a list query's route takes `pagination.limit`, `pagination.key` and
+`pagination.reverse` as query parameters like any other declared argument (`Query.all_args`); a route
+without arguments is answered from bytes prepared once per committed block (`GET /v1/pricing` is the
+hot one). Written by hand, each followed by its route: the node's
 status, transaction submission and lookup, the OpenAPI document and the metrics."""
 
 from __future__ import annotations
