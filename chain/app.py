@@ -35,7 +35,7 @@ from .errors import InvalidBlock, InvalidEvidence, InvalidTx, StoreError
 from .evidence import DoubleSign, is_signed_double_sign, parse_evidence
 from .genesis import process_genesis
 from .params import Params
-from .queries import QueryContext, run_query
+from .queries import QueryContext, run_query, run_query_all
 from .store import Change, CommitInfo, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify
 
@@ -224,6 +224,10 @@ class Application:
     def query(self, path: str, **params: Any) -> Any:
         """Read committed state: "name" or "name/arg" with keyword arguments (see chain.queries)."""
         return run_query(QueryContext(self._new_state(), self.height, self.app_hash), path, **params)
+
+    def query_all(self, path: str, **params: Any) -> list[Any]:
+        """The whole list of a list query, every page read (in-process callers: the simulator, tests)."""
+        return run_query_all(QueryContext(self._new_state(), self.height, self.app_hash), path, **params)
 
     # -- helpers ----------------------------------------------------------------------------
     def _remember(self, tx: Tx) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE
 from .fields import MAX_INT64, Arg, Cli, Declared, FieldError
-from .queries import QUERIES, Http, Query
+from .queries import QUERIES, BoolKind, Http, Query
 from .tx import ADDRESS, CLI_GROUPS, CONTENT_TYPES, MAX_MESSAGES, MESSAGE_TYPES, Content, Msg, MsgSubmitProposal
 
 
@@ -162,13 +162,13 @@ def compute_usage_words(args: tuple[Arg, ...]) -> list[str]:
         if arg.positional:
             words.append(name if arg.required else f"[{name}]")
         else:
-            words.append(f"[--{arg.name.replace('_', '-')} {name}]")
+            words.append(f"[{arg.option}]" if isinstance(arg.kind, BoolKind) else f"[{arg.option} {name}]")
     return words
 
 
 def describe_query(q: Query) -> str:
     """`query NAME POSITIONAL [--options]`."""
-    return " ".join(["query", q.cli or q.name, *compute_usage_words(q.args)])
+    return " ".join(["query", q.cli or q.name, *compute_usage_words(q.all_args)])
 
 
 def describe_commands() -> list[tuple[str, str]]:

@@ -566,6 +566,7 @@ class Arg:
     default_param: str | None = None
     metavar: str | None = None
     words: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    flag: str | None = None  # its command-line option (default: --name, with - for _)
 
     def parse_text(self, text: str) -> Any:
         """The value of the argument given as a string."""
@@ -578,6 +579,11 @@ class Arg:
         if value is None or value in self.words.values():
             return self.default if value is None else value
         return self.kind.check(value, self.name)
+
+    @property
+    def option(self) -> str:
+        """Its command-line option (`--from-epoch`, `--limit`)."""
+        return self.flag or "--" + self.name.replace("_", "-")
 
     def schema(self) -> dict[str, Any]:
         """The argument as an OpenAPI 3.0 parameter schema."""

@@ -9,21 +9,29 @@ the public HTTP read route that serves it (as Cosmos modules annotate their Quer
 
 `run_query(ctx, "epoch/3")` (what `Application.query` calls) parses the path argument from its text
 and checks keyword arguments with their kinds; a bad argument is `ChainError(code="bad_query")`.
-A route answers `{wrap: result}` when its `Http` has a `wrap`, else the result itself.
+
+A list query is declared with `page="proposals"` (the name of its list in the answer): it takes the
+Cosmos pagination arguments `pagination.limit` (1 to `MAX_PAGE_LIMIT`, default `DEFAULT_PAGE_LIMIT`),
+`pagination.key` (the opaque `next_key` of the previous page) and `pagination.reverse`, reads one key
+range of the state (`read_page`: at most `limit + 1` entries, or `MAX_PAGE_SCAN + 1` under a filter)
+and answers `{"proposals": [...], "pagination": {"next_key": "…" or null}}`. Every route and CLI
+command of a list query takes these arguments because they are declared here once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import base64
+import binascii
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import rules
 from .encoding import thaw
 from .errors import ChainError, InvalidTx
-from .fields import Arg, EnumKind, FieldError, IntKind
+from .fields import Arg, EnumKind, FieldError, IntKind, Kind
 from .params import describe_params
-from .store import State
+from .store import State, compute_prefix_end
 from .tx import ADDRESS, CONTENT, PROPOSAL_ID, VOTE_OPTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,16 +114,160 @@ PROPOSAL_FIELDS = {
     "burned": BOOL,
 }
 PROPOSAL = obj(PROPOSAL_FIELDS)
-PROPOSAL_DETAIL = obj(
-    {
-        **PROPOSAL_FIELDS,
-        "tally": nullable(TALLY),
-        "deposits": array(obj({"depositor": STR, "amount": INT})),
-        "votes": array(obj({"voter": STR, "option": {"type": "string", "enum": list(VOTE_OPTIONS)}})),
-    }
-)
+PROPOSAL_DETAIL = obj({**PROPOSAL_FIELDS, "tally": nullable(TALLY)})
 PARAMS = obj({p.name: {**p.schema, "description": p.description, "default": p.default} for p in describe_params()})
 EPOCH_INDEX = IntKind(0, text="an epoch index")
+
+# -- pagination ------------------------------------------------------------------------------
+
+DEFAULT_PAGE_LIMIT = 100  # items per page when pagination.limit is not given
+MAX_PAGE_LIMIT = 1000  # the largest pagination.limit
+MAX_PAGE_SCAN = MAX_PAGE_LIMIT  # entries a filtered page reads at most (it may then return fewer than limit)
+MAX_PAGE_KEY = 256  # characters of a decoded page key
+PAGINATION = obj({"next_key": nullable({**STR, "description": "pagination.key of the next page; null on the last"})})
+
+
+def encode_page_key(key: str) -> str:
+    """The opaque `next_key` of a state key: unpadded URL-safe base64 of its UTF-8 bytes."""
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_page_key(text: str) -> str | None:
+    """The state key of a `next_key`, or None unless `text` is exactly what `encode_page_key` makes."""
+    if not text or len(text) > 2 * MAX_PAGE_KEY or text != text.strip():
+        return None
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (binascii.Error, ValueError):
+        return None
+    return key if len(key) <= MAX_PAGE_KEY and encode_page_key(key) == text else None
+
+
+@dataclass(frozen=True)
+class PageKeyKind(Kind[str]):
+    """An opaque page key (the `next_key` of a previous page)."""
+
+    reason: str = "invalid_page_key"
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or decode_page_key(value) is None:
+            raise self.fail(f"{where} is not a next_key this node gave out, got {show_text(value)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 2 * MAX_PAGE_KEY}
+
+    def describe(self) -> str:
+        return "the next_key of the previous page"
+
+    def example(self) -> str:
+        return encode_page_key("000000000001")
+
+
+@dataclass(frozen=True)
+class BoolKind(Kind[bool]):
+    """A boolean: `true` or `false` in a URL or on the command line."""
+
+    reason: str = "invalid_parameter"
+
+    def check(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(f"{where} must be true or false, got {show_text(value)}")
+        return value
+
+    def parse_text(self, text: str, where: str) -> bool:
+        if text not in ("true", "false"):
+            raise self.fail(f"{where} must be true or false, got {show_text(text)}")
+        return text == "true"
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def example(self) -> bool:
+        return False
+
+
+def show_text(value: Any) -> str:
+    """A bad argument value for an error message, cut short."""
+    return repr(value)[:40]
+
+
+PAGE_LIMIT = "pagination.limit"
+PAGE_KEY = "pagination.key"
+PAGE_REVERSE = "pagination.reverse"
+PAGE_ARGS = (
+    Arg(
+        PAGE_LIMIT,
+        IntKind(1, MAX_PAGE_LIMIT, text="a page size"),
+        f"items per page, 1 to {MAX_PAGE_LIMIT}",
+        required=False,
+        default=DEFAULT_PAGE_LIMIT,
+        metavar="N",
+        flag="--limit",
+    ),
+    Arg(PAGE_KEY, PageKeyKind(), "the next_key of the previous page", required=False, metavar="KEY", flag="--page-key"),
+    Arg(PAGE_REVERSE, BoolKind(), "newest (highest key) first", required=False, default=False, flag="--reverse"),
+)
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page to read: from state key `key` (None: the first or, with `reverse`, the last), `limit` items."""
+
+    key: str | None = None
+    limit: int = DEFAULT_PAGE_LIMIT
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
+class Paged:
+    """What a list query reads: its page of items, the state key the next page starts at (None: this was
+    the last page) and the answer's other fields."""
+
+    items: list[Any]
+    next_key: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def compute_page_range(page: PageRequest, start: str, end: str | None) -> tuple[str, str | None]:
+    """The key range `[start, end)` narrowed to the keys from `page.key` on (or up to it, reversed)."""
+    if page.key is None:
+        return start, end
+    if not page.reverse:
+        return max(start, page.key), end
+    below = page.key + "\x00"  # the least key above page.key: the range ends just after it
+    return start, below if end is None or below < end else end
+
+
+def read_page(
+    state: State,
+    space: str,
+    page: PageRequest,
+    start: str = "",
+    end: str | None = None,
+    *,
+    item: Callable[[str, Any], Any] = lambda key, value: value,
+    keep: Callable[[Any], bool] | None = None,
+) -> Paged:
+    """One page of the entries of `space` with `start <= key < end`: `item(key, value)` of each entry
+    (those `keep` accepts), reading at most `limit + 1` entries, or `MAX_PAGE_SCAN + 1` with a filter (a
+    filtered page that reads that many ends there: it may hold fewer than `limit` items, none even, and
+    still have a next key)."""
+    budget = page.limit if keep is None else MAX_PAGE_SCAN
+    low, high = compute_page_range(page, start, end)
+    items: list[Any] = []
+    for read, (key, value) in enumerate(state.iterate(space, low, high, reverse=page.reverse, limit=budget + 1)):
+        if read == budget:
+            return Paged(items, key)
+        if keep is None or keep(value):
+            if len(items) == page.limit:  # the next page starts at the next entry it will return
+                return Paged(items, key)
+            items.append(item(key, value))
+    return Paged(items, None)
+
 
 # -- declarations ------------------------------------------------------------------------------
 
@@ -131,20 +283,14 @@ class QueryContext:
 
 @dataclass(frozen=True)
 class Http:
-    """A public read route that serves a query: `path` with `{arg}` placeholders for its path
-    argument; the route answers `{wrap: result}` when `wrap` is set, else the result."""
+    """A public read route that serves a query: `path` with `{arg}` placeholders for its path argument."""
 
     path: str
-    wrap: str | None = None
-
-    def compute_response(self, result: Any) -> Any:
-        """The route's answer for a query result."""
-        return result if self.wrap is None else {self.wrap: result}
 
 
 @dataclass(frozen=True)
 class Query:
-    """One declared query (see the module docstring)."""
+    """One declared query (see the module docstring); `page` names the list of a list query."""
 
     name: str
     summary: str
@@ -153,10 +299,12 @@ class Query:
     args: tuple[Arg, ...] = ()
     http: tuple[Http, ...] = ()
     cli: str | None = None
+    page: str | None = None
 
-    def route_schema(self, http: Http) -> dict[str, Any]:
-        """The JSON schema of a route's answer."""
-        return self.response if http.wrap is None else obj({http.wrap: self.response})
+    @property
+    def all_args(self) -> tuple[Arg, ...]:
+        """Its arguments, the pagination ones included."""
+        return (*self.args, *PAGE_ARGS) if self.page else self.args
 
     @property
     def path_arg(self) -> Arg | None:
@@ -175,13 +323,18 @@ def query(
     args: tuple[Arg, ...] = (),
     http: tuple[Http, ...] = (),
     cli: str | None = None,
+    page: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Declare the decorated function `(ctx, **args) -> JSON` as query `name` (its one registration)."""
+    """Declare the decorated function `(ctx, **args) -> JSON` as query `name` (its one registration). A
+    list query (`page`: its list's name) answers `Paged`; its response is `{page: response, **extra,
+    "pagination": {"next_key"}}`."""
 
     def declare(run: F) -> F:
         if name in QUERIES:
             raise TypeError(f"query {name!r} is declared twice")
-        QUERIES[name] = Query(name, summary, response, run, args, http, cli)
+        schema = obj({page: response, **(extra or {}), "pagination": PAGINATION}) if page else response
+        QUERIES[name] = Query(name, summary, schema, run, args, http, cli, page)
         return run
 
     return declare
@@ -196,24 +349,31 @@ def compute_query_args(q: Query, text: str, params: dict[str, Any]) -> dict[str,
     """The query's arguments: the path's `text` (parsed by its kind), the keyword ones (checked),
     the defaults of the others; ChainError(bad_query) for a bad or unknown one."""
     values: dict[str, Any] = {}
+    args = q.all_args
     try:
         if text:
             if q.path_arg is None:
                 raise bad_query(f"query {q.name!r} takes no path argument, got {text[:40]!r}")
             values[q.path_arg.name] = q.path_arg.parse_text(text)
         for name, value in params.items():
-            arg = next((a for a in q.args if a.name == name), None)
+            arg = next((a for a in args if a.name == name), None)
             if arg is None:
-                raise bad_query(f"query {q.name!r} has no argument {name!r}")
+                raise bad_query(f"query {q.name!r} has no argument {name[:40]!r}")
             values[name] = arg.check(value)
     except FieldError as exc:
         raise bad_query(str(exc)) from None
-    for arg in q.args:
+    for arg in args:
         if arg.name not in values:
             if arg.required:
                 raise bad_query(f"query {q.name!r} needs its argument {arg.name} ({arg.kind.describe()})")
             values[arg.name] = arg.default
     return values
+
+
+def compute_page_request(values: dict[str, Any]) -> PageRequest:
+    """The page asked for by the pagination arguments (taken out of `values`)."""
+    key = values.pop(PAGE_KEY)
+    return PageRequest(None if key is None else decode_page_key(key), values.pop(PAGE_LIMIT), values.pop(PAGE_REVERSE))
 
 
 def run_query(ctx: QueryContext, path: str, **params: Any) -> Any:
@@ -222,7 +382,32 @@ def run_query(ctx: QueryContext, path: str, **params: Any) -> Any:
     q = QUERIES.get(name)
     if q is None:
         raise ChainError(f"unknown query path {path!r}; known: {', '.join(sorted(QUERIES))}", code="unknown_query")
-    return thaw(q.run(ctx, **compute_query_args(q, text, params)))
+    values = compute_query_args(q, text, params)
+    if q.page is None:
+        return thaw(q.run(ctx, **values))
+    page = compute_page_request(values)
+    result: Paged = q.run(ctx, page=page, **values)
+    next_key = None if result.next_key is None else encode_page_key(result.next_key)
+    return thaw({q.page: result.items, **result.extra, "pagination": {"next_key": next_key}})
+
+
+def iterate_pages(ctx: QueryContext, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a list query, in order (for in-process callers: the simulator, tests)."""
+    while True:
+        answer = run_query(ctx, path, **params)
+        yield answer
+        if answer["pagination"]["next_key"] is None:
+            return
+        params = {**params, PAGE_KEY: answer["pagination"]["next_key"]}
+
+
+def run_query_all(ctx: QueryContext, path: str, **params: Any) -> list[Any]:
+    """The whole list of a list query, its pages concatenated (in-process callers only: unbounded)."""
+    name = path.partition("/")[0]
+    q = QUERIES.get(name)
+    if q is None or q.page is None:
+        raise ChainError(f"{path!r} is not a list query", code="unknown_query")
+    return [item for answer in iterate_pages(ctx, path, **params) for item in answer[q.page]]
 
 
 # -- the queries ----------------------------------------------------------------------------------
@@ -309,13 +494,14 @@ def get_validator_view(state: State, address: str, power: int) -> dict[str, Any]
     "validators",
     "The current epoch's validators",
     array(VALIDATOR),
-    http=(Http("/v1/validators", wrap="validators"),),
+    http=(Http("/v1/validators"),),
     cli="validators",
+    page="validators",
 )
-def query_validators(ctx: QueryContext) -> list[dict[str, Any]]:
+def query_validators(ctx: QueryContext, page: PageRequest) -> Paged:
     """The current epoch's validator set with powers, stakes and jail records, by address."""
     state = ctx.state
-    return [get_validator_view(state, a, p) for a, p in rules.get_validator_set(state)]
+    return read_page(state, "epval", page, item=lambda a, p: get_validator_view(state, a, p))
 
 
 @query(
@@ -367,12 +553,14 @@ def query_epoch(ctx: QueryContext, n: int | None) -> dict[str, Any]:
         Arg("from_epoch", EPOCH_INDEX, "the first epoch (default 0)", required=False, default=0),
         Arg("to_epoch", EPOCH_INDEX, "the last epoch (default: the latest)", required=False),
     ),
-    http=(Http("/v1/pricing/history", wrap="epochs"),),
+    http=(Http("/v1/pricing/history"),),
     cli="history",
+    page="epochs",
 )
-def query_history(ctx: QueryContext, from_epoch: int, to_epoch: int | None) -> list[dict[str, Any]]:
+def query_history(ctx: QueryContext, from_epoch: int, to_epoch: int | None, page: PageRequest) -> Paged:
     """The epoch records from `from_epoch` to `to_epoch`, oldest first."""
-    return rules.get_history(ctx.state, from_epoch, to_epoch)
+    end = None if to_epoch is None else rules.compute_index_key(to_epoch + 1)
+    return read_page(ctx.state, "hist", page, rules.compute_index_key(from_epoch), end)
 
 
 @query(
@@ -406,76 +594,154 @@ def query_params(ctx: QueryContext) -> Any:
     "Governance proposals",
     array(PROPOSAL),
     args=(Arg("status", PROPOSAL_STATUS, "only the proposals in this status", required=False),),
-    http=(Http("/v1/governance/proposals", wrap="proposals"),),
+    http=(Http("/v1/governance/proposals"),),
     cli="proposals",
+    page="proposals",
 )
-def query_proposals(ctx: QueryContext, status: str | None) -> list[dict[str, Any]]:
-    """Every proposal in id order, or those in `status`."""
-    return rules.get_proposals(ctx.state, status)
+def query_proposals(ctx: QueryContext, status: str | None, page: PageRequest) -> Paged:
+    """The proposals in id order, or those in `status` (a filtered page reads at most MAX_PAGE_SCAN)."""
+    keep = None if status is None else (lambda p: p["status"] == status)
+    return read_page(ctx.state, "gov", page, keep=keep)
+
+
+PROPOSAL_ID_ARG = Arg("id", PROPOSAL_ID, "the proposal id", positional=True, metavar="ID")
+
+
+def get_known_proposal(state: State, proposal_id: int) -> dict[str, Any]:
+    """A proposal, or ChainError(not_found)."""
+    try:
+        return rules.get_proposal(state, proposal_id)
+    except InvalidTx as exc:
+        raise ChainError(str(exc), code="not_found") from None
 
 
 @query(
     "proposal",
-    "A proposal with tally, deposits, votes",
+    "A proposal with its tally",
     PROPOSAL_DETAIL,
-    args=(Arg("id", PROPOSAL_ID, "the proposal id", positional=True, metavar="ID"),),
+    args=(PROPOSAL_ID_ARG,),
     http=(Http("/v1/governance/proposals/{id}"),),
     cli="proposal",
 )
 def query_proposal(ctx: QueryContext, id: int) -> dict[str, Any]:
-    """A proposal with its live (or final) tally, its deposits held and its votes."""
-    state = ctx.state
-    try:
-        proposal = rules.get_proposal(state, id)
-    except InvalidTx as exc:
-        raise ChainError(str(exc), code="not_found") from None
+    """A proposal with its live (or final) tally; its deposits and votes are list queries of their own."""
+    proposal = get_known_proposal(ctx.state, id)
     live = proposal["status"] == "voting_period"
-    tally = rules.get_tally(state, proposal["id"]).to_json() if live else proposal["final_tally"]
-    deposits = rules.get_entries_of_proposal(state, "dep", proposal["id"])
-    votes = rules.get_entries_of_proposal(state, "gvote", proposal["id"])
-    return {
-        **proposal,
-        "tally": tally,
-        "deposits": [{"depositor": a, "amount": n} for a, n in deposits],
-        "votes": [{"voter": a, "option": o} for a, o in votes],
-    }
+    return {**proposal, "tally": rules.get_tally(ctx.state, id).to_json() if live else proposal["final_tally"]}
 
 
-@query("models", "The models active this epoch, with their price per token", array(ACTIVE_MODEL))
-def query_models(ctx: QueryContext) -> list[dict[str, Any]]:
-    """The active models, by id."""
-    return rules.get_active_models(ctx.state)
+def read_proposal_page(ctx: QueryContext, space: str, id: int, page: PageRequest, names: tuple[str, str]) -> Paged:
+    """A page of a proposal's deposits or votes (one key range: `<id>/…`), by address."""
+    get_known_proposal(ctx.state, id)
+    prefix = rules.compute_index_key(id) + "/"
+    return read_page(
+        ctx.state,
+        space,
+        page,
+        prefix,
+        compute_prefix_end(prefix),
+        item=lambda key, value: {names[0]: key[len(prefix) :], names[1]: value},
+    )
 
 
 @query(
-    "registry",
-    "The model registry: its version, every registered model and the change log",
-    obj({"version": INT, "models": array(MODEL), "changes": array(MODEL_CHANGE)}),
+    "deposits",
+    "A proposal's deposits held",
+    array(obj({"depositor": STR, "amount": INT})),
+    args=(PROPOSAL_ID_ARG,),
+    http=(Http("/v1/governance/proposals/{id}/deposits"),),
+    cli="deposits",
+    page="deposits",
 )
-def query_registry(ctx: QueryContext) -> dict[str, Any]:
-    """The registry: version, models (active or not yet), change log."""
-    return {
-        "version": rules.get_registry_version(ctx.state),
-        "models": rules.get_registered_models(ctx.state),
-        "changes": rules.get_model_changes(ctx.state),
-    }
+def query_deposits(ctx: QueryContext, id: int, page: PageRequest) -> Paged:
+    """The deposits a proposal holds, by depositor."""
+    return read_proposal_page(ctx, "dep", id, page, ("depositor", "amount"))
 
 
 @query(
-    "catalog",
-    "Active models (with price per token) and the registry",
-    obj({"epoch": INT, "models": array(ACTIVE_MODEL), "registry_version": INT, "registered": array(MODEL)}),
+    "votes",
+    "A proposal's votes (until its tally)",
+    array(obj({"voter": STR, "option": {"type": "string", "enum": list(VOTE_OPTIONS)}})),
+    args=(PROPOSAL_ID_ARG,),
+    http=(Http("/v1/governance/proposals/{id}/votes"),),
+    cli="votes",
+    page="votes",
+)
+def query_votes(ctx: QueryContext, id: int, page: PageRequest) -> Paged:
+    """The votes of a proposal in its voting period, by voter (deleted once tallied)."""
+    return read_proposal_page(ctx, "gvote", id, page, ("voter", "option"))
+
+
+@query(
+    "models",
+    "The models active this epoch, with their price per token",
+    array(ACTIVE_MODEL),
     http=(Http("/v1/models"),),
     cli="models",
+    page="models",
+    extra={"epoch": INT, "registry_version": INT},
 )
-def query_catalog(ctx: QueryContext) -> dict[str, Any]:
-    """The epoch, its active models and the registry's version and models (what GET /v1/models shows)."""
-    return {
-        "epoch": rules.get_current_epoch(ctx.state)["index"],
-        "models": rules.get_active_models(ctx.state),
-        "registry_version": rules.get_registry_version(ctx.state),
-        "registered": rules.get_registered_models(ctx.state),
-    }
+def query_models(ctx: QueryContext, page: PageRequest) -> Paged:
+    """The active models by id, with the epoch and the registry's version."""
+    state = ctx.state
+    epoch = rules.get_current_epoch(state)
+
+    def item(_: str, model: dict[str, Any]) -> dict[str, Any]:
+        units = model["units_of_compute_per_token"]
+        return {**model, "price_per_token": rules.compute_price_per_token(units, epoch["price"])}
+
+    result = read_page(state, "amodel", page, item=item)
+    return Paged(
+        result.items, result.next_key, {"epoch": epoch["index"], "registry_version": rules.get_registry_version(state)}
+    )
 
 
-__all__ = ["QUERIES", "Http", "Query", "QueryContext", "query", "run_query"]
+@query(
+    "registered_models",
+    "Every registered model (active, or from the next epoch)",
+    array(MODEL),
+    http=(Http("/v1/models/registered"),),
+    cli="registered-models",
+    page="models",
+    extra={"registry_version": INT},
+)
+def query_registered_models(ctx: QueryContext, page: PageRequest) -> Paged:
+    """The registry's models by id (changes that passed, active or not yet), with its version."""
+    result = read_page(ctx.state, "model", page)
+    return Paged(result.items, result.next_key, {"registry_version": rules.get_registry_version(ctx.state)})
+
+
+@query(
+    "model_changes",
+    "The model registry's change log",
+    array(MODEL_CHANGE),
+    http=(Http("/v1/models/changes"),),
+    cli="model-changes",
+    page="changes",
+)
+def query_model_changes(ctx: QueryContext, page: PageRequest) -> Paged:
+    """The registry change log, oldest first."""
+    return read_page(ctx.state, "mlog", page)
+
+
+__all__ = [
+    "DEFAULT_PAGE_LIMIT",
+    "BoolKind",
+    "MAX_PAGE_LIMIT",
+    "MAX_PAGE_SCAN",
+    "PAGE_ARGS",
+    "PageKeyKind",
+    "QUERIES",
+    "Http",
+    "PageRequest",
+    "Paged",
+    "Query",
+    "QueryContext",
+    "decode_page_key",
+    "encode_page_key",
+    "iterate_pages",
+    "query",
+    "read_page",
+    "run_query",
+    "run_query_all",
+]

@@ -155,12 +155,6 @@ def get_epoch_record(state: State, epoch: int) -> dict[str, Any] | None:
     return record
 
 
-def get_history(state: State, from_epoch: int = 0, to_epoch: int | None = None) -> list[dict[str, Any]]:
-    """The epoch records with from_epoch ≤ epoch ≤ to_epoch, oldest first."""
-    end = None if to_epoch is None else compute_index_key(to_epoch + 1)
-    return [record for _, record in state.iterate("hist", compute_index_key(from_epoch), end)]
-
-
 def get_registry_version(state: State) -> int:
     """The model registry's version counter (0 until governance changes it)."""
     return state.get("meta", "registry_version") or 0
@@ -185,11 +179,6 @@ def get_proposal_in(state: State, proposal_id: int, status: str, what: str) -> d
     return proposal
 
 
-def get_proposals(state: State, status: str | None = None) -> list[dict[str, Any]]:
-    """Every proposal in id order, or those with `status`."""
-    return [p for _, p in state.iterate("gov") if status is None or p["status"] == status]
-
-
 def get_open_proposals(state: State, proposer: str) -> int:
     """How many proposals of `proposer` are in their deposit or voting period."""
     return state.get("gopen", proposer) or 0
@@ -205,11 +194,6 @@ def get_tally(state: State, proposal_id: int) -> Tally:
     return compute_tally(get_entries_of_proposal(state, "gvote", proposal_id), dict(get_validator_set(state)))
 
 
-def get_registered_models(state: State) -> list[dict[str, Any]]:
-    """Every model in the registry (changes that passed, active or not yet), by id."""
-    return [model for _, model in state.iterate("model")]
-
-
 def get_active_models(state: State) -> list[dict[str, Any]]:
     """The models active in the current epoch with their price per token, by id."""
     price = get_current_epoch(state)["price"]
@@ -217,11 +201,6 @@ def get_active_models(state: State) -> list[dict[str, Any]]:
         {**model, "price_per_token": compute_price_per_token(model["units_of_compute_per_token"], price)}
         for _, model in state.iterate("amodel")
     ]
-
-
-def get_model_changes(state: State) -> list[dict[str, Any]]:
-    """The registry change log, oldest first."""
-    return [entry for _, entry in state.iterate("mlog")]
 
 
 def is_validator_or_pending(state: State, address: str) -> bool:

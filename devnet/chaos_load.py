@@ -70,6 +70,7 @@ def run_validator_load(node: ChaosNode, ledger: Ledger, stop: threading.Event, s
     rng = random.Random(seed * 7919 + node.index)
     admin = Client(node.admin, token=node.token, timeout=REQUEST_TIMEOUT_S)
     public = Client(node.public, timeout=REQUEST_TIMEOUT_S)
+    chain_id = load_home(node.home).genesis["chain_id"]  # the run's own, never the one a node names
     models = 0
     while not stop.is_set():
         kind = rng.choices(("price_vote", "register_model", "gov_vote"), weights=(6, 1, 2))[0]
@@ -86,11 +87,12 @@ def run_validator_load(node: ChaosNode, ledger: Ledger, stop: threading.Event, s
                 if "proposal_id" in reply:  # committed: its height and result are in the node's tx index
                     reply = {**public.get(f"/v1/txs/{reply['tx_hash']}"), "status": "committed"}
             else:
-                open_ = public.get("/v1/governance/proposals", status="voting_period")["proposals"]
+                newest = {"pagination.reverse": "true", "pagination.limit": 1}
+                open_ = public.get("/v1/governance/proposals", status="voting_period", **newest)["proposals"]
                 if not open_:
                     continue
                 option = rng.choice(("yes", "yes", "no", "abstain", "no_with_veto"))
-                reply = broadcast(public, node.key, [MsgVote(open_[-1]["id"], option)])
+                reply = broadcast(public, node.key, [MsgVote(open_[0]["id"], option)], chain_id)
         except ApiError as exc:
             ledger.record(kind, f"error:{exc.code}")
             stop.wait(0.5)

@@ -25,7 +25,7 @@ from node.tls import compute_node_id
 
 from . import fabric_netns
 from .chaos_plan import ChaosConfig
-from .devnet import tail
+from .devnet import compute_devnet_chain_id, tail
 from .errors import DevnetError
 from .fabric import Fabric
 from .fabric_netns import NetnsFabric
@@ -89,13 +89,14 @@ def create_chaos_homes(root: Path, fabric: Fabric, config: ChaosConfig) -> list[
     """One home per validator, its listeners on the fabric's address for it, its peers through the fabric."""
     grpc_ports: list[int] = []
     homes = []
+    chain_id = compute_devnet_chain_id()  # a run's own: no other devnet takes its transactions
     for i in range(config.validators):
         host, port = fabric.node_host(i), fabric.free_port(i)
         home = root / f"n{i}"
         init_home(
             home,
             home.name,
-            chain_id="uoc-chaos",
+            chain_id=chain_id,
             epoch_length=config.epoch_length,
             listen=f"{host}:{port}",
             api_public=f"{host}:{fabric.free_port(i)}",

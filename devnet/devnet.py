@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import signal
 import time
@@ -63,6 +64,12 @@ class NodeSpec:
     key: PrivateKey | None = None
 
 
+def compute_devnet_chain_id() -> str:
+    """A chain id of its own for a new devnet (`uoc-devnet-` and 8 random hex digits): a transaction signed
+    for one devnet never verifies on another."""
+    return f"uoc-devnet-{secrets.token_hex(4)}"
+
+
 def create_homes(
     root: Path,
     specs: list[NodeSpec],
@@ -75,9 +82,17 @@ def create_homes(
     """Node homes in root/<name> on free loopback ports, every node a peer of the others; one shared
     genesis: the homes' own validators (collected) with `params` over the defaults, or `genesis` as given."""
     homes = []
+    chain_id = compute_devnet_chain_id()
     for spec in specs:
         home = root / spec.name
-        init_home(home, spec.name, epoch_length=epoch_length, listen=f"127.0.0.1:{free_port()}", block_interval_ms=1)
+        init_home(
+            home,
+            spec.name,
+            chain_id=chain_id,
+            epoch_length=epoch_length,
+            listen=f"127.0.0.1:{free_port()}",
+            block_interval_ms=1,
+        )
         if spec.key is not None:
             write_secret(home / VALIDATOR_KEY_FILE, render_key(spec.key))
         update_config(

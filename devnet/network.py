@@ -114,7 +114,7 @@ class Driver:
 
     def send(self, name: str, messages: list[Msg], epoch: int, what: str) -> dict[str, Any]:
         """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit."""
-        result = broadcast(public(self.nodes[name]), get_key(name), messages)
+        result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
         if result.get("status") != "committed":
             raise DevnetError(f"{what} was not committed in time (tx {result.get('tx_hash')})")
         if result.get("code") != "ok":
@@ -149,11 +149,11 @@ class Driver:
     def submit_proposal(self, proposal: ProposalSpec, epoch: int) -> tuple[int, int]:
         """Submit a governance event's proposal from its proposer; (its id, the height it was committed at)."""
         node = public(self.nodes[proposal.proposer])
-        before = {p["id"] for p in node.get("/v1/governance/proposals")["proposals"]}
         msg = compute_proposal_message(self.scenario, proposal)
         result = self.send(proposal.proposer, [msg], epoch, f"{proposal.proposer}'s proposal for {proposal.id}")
-        new = [p for p in node.get("/v1/governance/proposals")["proposals"] if p["id"] not in before]
-        mine = [p for p in new if p.get("submit_height") == result["height"]] or new
+        newest = node.get("/v1/governance/proposals", **{"pagination.reverse": "true"})["proposals"]
+        proposer = get_key(proposal.proposer).address
+        mine = [p for p in newest if (p["proposer"], p["submit_height"]) == (proposer, result["height"])]
         if not mine:
             raise DevnetError(f"the proposal for {proposal.id} does not appear in /v1/governance/proposals")
         return max(p["id"] for p in mine), result["height"]
@@ -356,7 +356,7 @@ def read_models(
 def read_history(driver: Driver) -> list[dict[str, Any]]:
     """epochs.csv's records: genesis, then the chain's records of the scenario's epochs, renumbered."""
     epochs = driver.scenario.epochs
-    records = driver.head.get("/v1/pricing/history", from_epoch=0, to_epoch=driver.offset + epochs)["epochs"]
+    records = driver.head.get_all("/v1/pricing/history", "epochs", from_epoch=0, to_epoch=driver.offset + epochs)
     by_epoch = {r["epoch"]: r for r in records}
     missing = [e for e in [0, *range(driver.offset + 1, driver.offset + epochs + 1)] if e not in by_epoch]
     if missing:
@@ -418,7 +418,7 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
     scenario = driver.scenario
     history = read_history(driver)
     head = driver.head
-    listed = head.get("/v1/governance/proposals")["proposals"]
+    listed = head.get_all("/v1/governance/proposals", "proposals")
     proposals = [head.get(f"/v1/governance/proposals/{p['id']}") for p in listed]
     for p in proposals:
         p["submit_epoch"] -= driver.offset

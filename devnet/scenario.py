@@ -6,6 +6,7 @@ Every error names the file, the line and the key, e.g.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -256,6 +257,12 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+def compute_scenario_chain_id(text: str) -> str:
+    """The chain id of a scenario that names none: `uoc-sim-` and 12 hex digits of the sha256 of its text,
+    so two scenarios never share one and the same scenario always has the same (wherever its file is)."""
+    return f"uoc-sim-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Parse and check scenario TOML text."""
     try:
@@ -308,7 +315,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         default_unit_of_compute_price=check.integer(
             data, "default_unit_of_compute_price", minimum=1, default=DEFAULT_PARAMS.default_unit_of_compute_price
         ),
-        chain_id=check.string(data, "chain_id", default="uoc-sim-1"),
+        chain_id=check.string(data, "chain_id", default=compute_scenario_chain_id(text)),
         description=check.string(data, "description", default=""),
         validators=validators,
         proposals=proposals,

@@ -315,7 +315,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         app.init_chain(make_genesis(scenario))
         rejections: dict[str, int] = {}
         committed = 0
-        models = [(0, app.query("models"))]
+        models = [(0, app.query_all("models"))]
         with tqdm(
             total=scenario.epochs * scenario.epoch_length,
             unit="block",
@@ -334,12 +334,12 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                         else:
                             rejections[result.code] = rejections.get(result.code, 0) + 1
                     bar.update(1)
-                models.append((epoch + 1, app.query("models")))
+                models.append((epoch + 1, app.query_all("models")))
         elapsed = time.perf_counter() - started
-        history = app.query("history")
+        history = app.query_all("history")
         status = app.query("status")
-        proposals = [app.query(f"proposal/{p['id']}") for p in app.query("proposals")]
-        registry = app.query("registry")
+        proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
+        registry_version = app.query("models")["registry_version"]
     log.info(
         "simulated %d blocks, %d transactions committed in %.2f s (%d of %d epochs signed and admitted here)",
         app.height,
@@ -355,7 +355,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         "final_epoch": status["epoch"],
         "final_price": status["unit_of_compute_price"],
         "final_app_hash": status["app_hash"],
-        "registry_version": registry["version"],
+        "registry_version": registry_version,
         **compute_governance_summary(models, proposals),
         "txs_committed": committed,
         "txs_rejected": sum(rejections.values()),

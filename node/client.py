@@ -46,6 +46,16 @@ class Client:
         """GET `path` (query parameters that are None are left out); the JSON body."""
         return self.request("GET", path, params=params)[1]
 
+    def get_all(self, path: str, field: str, **params: Any) -> list[Any]:
+        """Every item of the list `field` of a paginated route, its pages followed by `next_key`."""
+        items: list[Any] = []
+        while True:
+            page = self.get(path, **params)
+            items += page[field]
+            if page["pagination"]["next_key"] is None:
+                return items
+            params = {**params, "pagination.key": page["pagination"]["next_key"]}
+
     def post(self, path: str, body: bytes | dict[str, Any], *, timeout: float | None = None, **params: Any) -> Any:
         """POST a JSON body (a dict, or bytes sent as they are); the JSON body of the reply."""
         return self.request("POST", path, body=body, params=params, timeout=timeout)[1]
@@ -85,18 +95,32 @@ class Client:
             raise ApiError(f"cannot reach the node at {self.base}: {exc}") from None
 
 
-def broadcast(client: Client, key: Any, messages: list[Any], *, wait: bool = True) -> dict[str, Any]:
-    """Sign `messages` with `key` at the account's next sequence (chain id and sequence from the
-    node) and post the tx, waiting for its commit unless `wait` is False; the node's reply."""
+def check_chain_id(client: Client, chain_id: str) -> None:
+    """NodeError naming both chain ids unless the node serves `chain_id` (a signer never takes the chain id
+    from the node it sends to: a node of another chain could make it sign a replayable transaction)."""
+    served = client.get("/v1/status")["chain_id"]
+    if served != chain_id:
+        raise NodeError(
+            f"the node at {client.base} serves chain {str(served)[:80]!r}, not {chain_id!r}; nothing was signed or sent"
+        )
+
+
+def broadcast(
+    client: Client, key: Any, messages: list[Any], chain_id: str, *, sequence: int | None = None, wait: bool = True
+) -> dict[str, Any]:
+    """Sign `messages` with `key` for `chain_id` (NodeError if the node serves another chain) at `sequence`
+    (default: the account's next, from the node) and post the tx, waiting for its commit unless `wait` is
+    False; the node's reply."""
     from chain.tx import sign_tx
 
-    chain_id = client.get("/v1/status")["chain_id"]
-    try:
-        sequence = client.get(f"/v1/accounts/{key.address}")["sequence"]
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        sequence = 0  # an account the chain has never seen
+    check_chain_id(client, chain_id)
+    if sequence is None:
+        try:
+            sequence = client.get(f"/v1/accounts/{key.address}")["sequence"]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            sequence = 0  # an account the chain has never seen
     raw = sign_tx(key, chain_id, sequence, messages)
     params = {"wait": "commit"} if wait else {}
     return client.post("/v1/txs", raw, timeout=COMMIT_TIMEOUT if wait else None, **params)
@@ -123,4 +147,4 @@ def api_error(exc: urllib.error.HTTPError, url: str) -> ApiError:
     return ApiError(f"{message} ({code})", status=exc.code, code=code)
 
 
-__all__ = ["ApiError", "COMMIT_TIMEOUT", "Client", "DEFAULT_NODE", "broadcast", "normalize_url"]
+__all__ = ["ApiError", "COMMIT_TIMEOUT", "Client", "DEFAULT_NODE", "broadcast", "check_chain_id", "normalize_url"]

@@ -119,7 +119,7 @@ max_txs = {config.block_max_txs}
 max_bytes = {config.block_max_bytes}
 
 [api]
-# HTTP API listeners: public (reads, tx submission) and admin (Bearer HOME/admin_token; loopback unless a token)
+# HTTP API listeners: public (reads, tx submission) and admin (every request needs Bearer HOME/admin_token)
 public = {json.dumps(config.api_public)}
 admin = {json.dumps(config.api_admin)}
 # abuse limits (both listeners): open connections in total and per client IP (more are answered 503 and closed);

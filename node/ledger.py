@@ -122,6 +122,7 @@ class Ledger:
             commit=commit.to_json(),
             tx_results=tuple((r.hash, r.code, r.log) for r in result.tx_results),
             keep_validator_sets_from=max(0, height + 1 - self.validator_set_retention),
+            txs=tuple(block.txs),
         )
         store.apply_block(write, self.app.commit)
         self._cache_validator_set(height + 1, next_vset)

@@ -528,13 +528,9 @@ class NodeCore:
         row = self.store.get_tx_row(tx_hash)
         return None if row is None else TxOutcome(tx_hash, row[0], row[1], row[2], row[3])
 
-    def get_tx_raw(self, height: int, index: int) -> bytes | None:
-        """The raw bytes of the `index`-th tx of the stored block at `height`."""
-        row = self.store.get_block_row(height)
-        if row is None:
-            return None
-        txs = row[1].get("txs", [])
-        return bytes.fromhex(txs[index]) if 0 <= index < len(txs) else None
+    def get_tx_raw(self, tx_hash: str) -> bytes | None:
+        """The bytes of a committed tx, from the tx index (no block is read)."""
+        return self.store.get_tx_bytes(tx_hash)
 
     def get_next_sequence(self, address: str) -> int:
         """The sequence of `address`'s next tx: committed, or one past this node's own pending txs."""

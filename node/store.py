@@ -6,9 +6,10 @@ Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
 at each height where its powers change and at checkpoints: `node.ledger` steps the priorities of the
 heights between; older rows are pruned); `evidence` (the double signs this node saw or was sent, keyed
-by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result code and log).
-`apply_block` writes a decided block, its commit, its tx results and, when due, the validator set of
-the next height with the block's state changes and the new height in ONE transaction.
+by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result code, log and the
+transaction's bytes, so a lookup reads one row and never a block). `apply_block` writes a decided
+block, its commit, its tx results and, when due, the validator set of the next height with the
+block's state changes and the new height in ONE transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
 SCHEMA_VERSION = 2  # 2: blocks carry evidence (and their header its hash), no sign_state table; range-scanned
-# state layout (gq/<height>/<id>, vrank/, vchg/, gopen/), sparse validator_sets
+# state layout (gq/<height>/<id>, vrank/, vchg/, gopen/), sparse validator_sets; txs holds each tx's bytes
 READ_CACHE_BYTES = 64 * 1024 * 1024  # committed values read, by (space, key); cleared when full
 READ_CACHE_ENTRY_OVERHEAD = 160  # bytes per entry beyond its strings: the dict slot, tuple and str headers
 ITERATE_PAGE = 256  # rows per query of a range scan
@@ -41,7 +42,7 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS evidence (key TEXT PRIMARY KEY, height INTEGER NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS evidence_height ON evidence (height)",
     "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " code TEXT NOT NULL, log TEXT NOT NULL)",
+    " code TEXT NOT NULL, log TEXT NOT NULL, tx BLOB NOT NULL)",
 )
 
 
@@ -53,8 +54,8 @@ def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
 @dataclass(frozen=True)
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
-    that decided it (None at genesis, height 0), its tx results `(hash, code, log)` in block order, and
-    the validator set of the next height when it is to be stored.
+    that decided it (None at genesis, height 0), its tx results `(hash, code, log)` and its transactions'
+    bytes in block order, and the validator set of the next height when it is to be stored.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
     the powers after the block; None stores no row (the set follows from the last stored one, see
@@ -68,6 +69,7 @@ class BlockWrite:
     commit: dict[str, Any] | None = None
     tx_results: tuple[tuple[str, str, str], ...] = ()
     keep_validator_sets_from: int = 0
+    txs: tuple[bytes, ...] = ()
 
 
 class SqliteStore:
@@ -199,6 +201,11 @@ class SqliteStore:
         row = self._conn.execute("SELECT height, idx, code, log FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
         return (row[0], row[1], row[2], row[3]) if row else None
 
+    def get_tx_bytes(self, tx_hash: str) -> bytes | None:
+        """The bytes of a committed transaction, as its block holds them (one row of the index), or None."""
+        row = self._conn.execute("SELECT tx FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        return bytes(row[0]) if row else None
+
     def count_txs(self) -> int:
         """How many transactions the tx index holds."""
         return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
@@ -221,9 +228,14 @@ class SqliteStore:
                 "DELETE FROM validator_sets WHERE height < (SELECT MAX(height) FROM validator_sets WHERE height <= ?)",
                 (write.keep_validator_sets_from,),
             )
+        if len(write.txs) != len(write.tx_results):
+            raise StoreError(f"height {write.height}: {len(write.tx_results)} tx results for {len(write.txs)} txs")
         self._conn.executemany(
-            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log) VALUES (?, ?, ?, ?, ?)",
-            [(h, write.height, i, code, log) for i, (h, code, log) in enumerate(write.tx_results)],
+            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log, tx) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (h, write.height, i, code, log, raw)
+                for i, ((h, code, log), raw) in enumerate(zip(write.tx_results, write.txs))
+            ],
         )
 
     def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:

@@ -92,7 +92,7 @@ def make_network_genesis(
 
 def get_app_powers(app: Application) -> list[tuple[str, int]]:
     """The validator set of the current epoch of the application, as (address, power)."""
-    return [(v["address"], v["power"]) for v in app.query("validators")]
+    return [(v["address"], v["power"]) for v in app.query_all("validators")]
 
 
 class MempoolHost:

@@ -122,4 +122,4 @@ def supply_parts(store: Any) -> tuple[int, int]:
 
 def validators(app: Application) -> dict[str, int]:
     """The current epoch's validator powers by address."""
-    return {v["address"]: v["power"] for v in app.query("validators")}
+    return {v["address"]: v["power"] for v in app.query_all("validators")}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.fields import Arg, EnumKind, FieldError
+from chain.queries import BoolKind
 from node.client import DEFAULT_NODE, Client
 from node.config import CONFIG_FILE, parse_config
 
@@ -29,7 +30,7 @@ def describe_argument(arg: Arg) -> str:
     text = arg.description
     if isinstance(arg.kind, EnumKind):
         text += ": " + " | ".join(arg.kind.options)
-    if arg.default is not None and "default" not in text:
+    if arg.default is not None and not isinstance(arg.default, bool) and "default" not in text:
         text += f" (default: {arg.default})"
     return text.replace("%", "%%")
 
@@ -50,6 +51,9 @@ def add_declared_argument(parser: argparse.ArgumentParser, arg: Arg, dest: str, 
     """A declared argument as a positional (an optional one may be left out) or an --option, kept in
     `dest`: its string (None when left out), or with `parse` its value (argparse reports a bad one)."""
     options: dict[str, Any] = {"metavar": arg.metavar or arg.name.upper(), "help": describe_argument(arg)}
+    if isinstance(arg.kind, BoolKind):  # a flag: given means true
+        parser.add_argument(arg.option, dest=dest, action="store_true", default=None, help=options["help"])
+        return
     if isinstance(arg.kind, EnumKind):
         options["choices"] = arg.kind.options
     if parse:
@@ -57,8 +61,7 @@ def add_declared_argument(parser: argparse.ArgumentParser, arg: Arg, dest: str, 
     if arg.positional:
         parser.add_argument(dest, nargs=None if arg.required else "?", default=None, **options)
     else:
-        flag = "--" + arg.name.replace("_", "-")
-        parser.add_argument(flag, dest=dest, required=arg.required, default=None, **options)
+        parser.add_argument(arg.option, dest=dest, required=arg.required, default=None, **options)
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,7 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
         text = q.summary[:1].lower() + q.summary[1:]
         paths = " or ".join(h.path for h in q.http)
         p = sub.add_parser(q.cli, help=text, description=f"Print {text} (GET {paths}).")
-        for arg in q.args:
+        for arg in q.all_args:
             add_declared_argument(p, arg, ARG_DEST.format(arg.name), parse=True)
         add_node_options(p)
         p.set_defaults(func=cmd_query, path=lambda a, q=q: compute_request(q, a))
@@ -62,11 +62,12 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
 def compute_request(q: Query, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """(path, query parameters) of the route that serves `q` with the values given: the route whose
     placeholders are exactly the path arguments given (`/v1/epochs/current`, `/v1/epochs/{n}`)."""
-    values = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in q.args}
+    values = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in q.all_args}
     given = {a.name for a in q.args if a.positional and values[a.name] is not None}
     http: Http = next(h for h in q.http if set(re.findall(r"{(\w+)}", h.path)) == given)
     path = http.path.format(**{name: values[name] for name in given})
-    return path, {a.name: values[a.name] for a in q.args if not a.positional}
+    params = {a.name: values[a.name] for a in q.all_args if not a.positional}
+    return path, {name: str(value).lower() if isinstance(value, bool) else value for name, value in params.items()}
 
 
 def resolve_address(args: argparse.Namespace) -> str:
@@ -106,7 +107,9 @@ def render_proposals(doc: dict[str, Any], width: int | None = None) -> str:
         }
         for p in doc["proposals"]
     ]
-    return render_rows(rows, width=width) if rows else "no proposals"
+    text = render_rows(rows, width=width) if rows else "no proposals"
+    next_key = doc.get("pagination", {}).get("next_key")
+    return text + (f"\nmore: --page-key {next_key}" if next_key else "")
 
 
 def describe_content(content: dict[str, Any]) -> str:

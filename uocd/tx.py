@@ -1,21 +1,30 @@
 """`uocd tx …`: one command per message and governance content that `chain` declares with a `CLI`
 (`chain.catalog.get_commands`: `send`, `bond`, `price-proposal`, `register-model`, `gov vote`, …), in
 the groups it declares (`tx gov …`). Each signs a transaction locally, broadcasts it through a node's
-public API and waits for its commit. Nothing here names a message: a new one is a declaration in `chain`."""
+public API and waits for its commit. Nothing here names a message: a new one is a declaration in `chain`.
+
+Every command signs for the chain id of `--chain-id` (default: the genesis of a `--home` node home), never
+for the one the node names: a node of another chain is refused before anything is signed. `--offline`
+with `--sequence` signs without a node and prints the signed transaction, for `POST /v1/txs` later."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from chain.catalog import Command, get_cli_groups, get_commands, get_routes
 from chain.errors import ChainError
 from chain.fields import FieldError
-from node.client import Client, broadcast
+from chain.tx import compute_tx_hash, sign_tx
+from node.client import COMMIT_TIMEOUT, Client, broadcast, check_chain_id
+from node.config import GENESIS_FILE
 from node.errors import NodeError
 
 from .keys import load_named_key
-from .options import add_declared_argument, add_node_options, resolve_client, resolve_home
+from .options import add_declared_argument, add_node_options, parse_int, resolve_client, resolve_home
 from .output import emit, fail
 
 ARG_DEST = "tx_arg_{}"  # where an argument's string is kept (apart from --home, --node, --from…)
@@ -27,8 +36,10 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         "tx",
         help="sign and broadcast a transaction",
         description="Sign a transaction locally with a key of --home (--from NAME; in a node home the validator "
-        "key by default), fetch the chain id and the account's sequence from the node (--node), post it with "
-        "?wait=commit and print the on-chain result. A rejected transaction exits 1.",
+        "key by default) for --chain-id (default: the node home's genesis), check that the node (--node) serves "
+        "that chain, fetch the account's sequence from it (or take --sequence), post it with ?wait=commit and "
+        "print the on-chain result. A rejected transaction exits 1. With --offline and --sequence, print the "
+        "signed transaction instead and contact no node.",
     )
     groups: dict[tuple[str, ...], argparse._SubParsersAction] = {}
     groups[()] = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
@@ -48,17 +59,53 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--from", dest="sender", metavar="NAME", default=None, help="the signing key (uocd keys list)"
         )
+        add_signing_options(parser)
         add_node_options(parser)
         parser.set_defaults(func=cmd_tx, tx=command)
+    parser = groups[()].add_parser(
+        "broadcast",
+        help="send a signed transaction (from --offline)",
+        description="Post a signed transaction (what `uocd tx … --offline` prints) to --node with ?wait=commit, "
+        "once the node is known to serve the transaction's chain id, and print the on-chain result.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the signed transaction's JSON, or - for stdin")
+    add_node_options(parser)
+    parser.set_defaults(func=cmd_broadcast)
 
 
-def compute_messages(command: Command, args: argparse.Namespace, client: Client) -> tuple[Any, ...]:
+def add_signing_options(parser: argparse.ArgumentParser) -> None:
+    """--chain-id, --sequence and --offline (as gaiad's)."""
+    parser.add_argument(
+        "--chain-id",
+        metavar="ID",
+        default=None,
+        help="the chain to sign for (default: the genesis chain id of --home, if a node home); "
+        "a node serving another chain is refused",
+    )
+    parser.add_argument(
+        "--sequence", metavar="N", type=parse_int, default=None, help="the account's sequence (default: from the node)"
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="sign without a node (needs --sequence and the chain id) and print the signed transaction",
+    )
+
+
+def compute_messages(command: Command, args: argparse.Namespace, client: Client | None) -> tuple[Any, ...]:
     """The command's messages from its arguments' strings; an argument left out whose default is a
-    chain param gets the node's value (`GET /v1/params`). NodeError("invalid transaction: …") if bad."""
+    chain param gets the node's value (`GET /v1/params`; offline, without `client`, it must be given).
+    NodeError("invalid transaction: …") if bad."""
     try:
         values = command.parse_texts({a.name: getattr(args, ARG_DEST.format(a.name)) for a in command.args})
         missing = [a for a in command.args if values[a.name] is None and a.default_param is not None]
+        if missing and client is None:
+            flags = ", ".join("--" + a.name.replace("_", "-") for a in missing)
+            raise NodeError(
+                f"{flags} must be given with --offline (its default is the node's {missing[0].default_param})"
+            )
         if missing:
+            assert client is not None
             params = client.get(get_route_path("params"))
             values.update({a.name: params[a.default_param] for a in missing})
         return command.build(values)
@@ -71,12 +118,51 @@ def get_route_path(name: str) -> str:
     return next(http.path for http, q in get_routes() if q.name == name and "{" not in http.path)
 
 
+def resolve_chain_id(args: argparse.Namespace) -> str:
+    """--chain-id, else the genesis chain id of the --home node home; NodeError if neither is there."""
+    if args.chain_id:
+        return str(args.chain_id)
+    genesis = resolve_home(args) / GENESIS_FILE
+    if genesis.is_file():
+        try:
+            return str(json.loads(genesis.read_text())["chain_id"])
+        except (ValueError, KeyError, TypeError):
+            raise NodeError(f"{genesis} holds no chain_id; give --chain-id") from None
+    raise NodeError(f"--chain-id is needed: {resolve_home(args)} is not a node home with a genesis to take it from")
+
+
 def cmd_tx(args: argparse.Namespace) -> int:
-    """Sign, broadcast and wait for a transaction; exit 1 if the chain rejects it."""
+    """Sign, broadcast and wait for a transaction (or, --offline, print it signed); exit 1 if the chain
+    rejects it."""
     _, key = load_named_key(resolve_home(args), args.sender)
+    chain_id = resolve_chain_id(args)
+    if args.offline:
+        if args.sequence is None:
+            raise NodeError("--offline needs --sequence (the account's next sequence: uocd query account)")
+        raw = sign_tx(key, chain_id, args.sequence, list(compute_messages(args.tx, args, None)))
+        if args.output == "json":
+            return emit(args, {"tx_hash": compute_tx_hash(raw), "tx": json.loads(raw)})
+        sys.stdout.write(raw.decode() + "\n")
+        return 0
     client = resolve_client(args)
     messages = compute_messages(args.tx, args, client)
-    result = broadcast(client, key, list(messages))
+    result = broadcast(client, key, list(messages), chain_id, sequence=args.sequence)
+    emit(args, result, render_tx_result)
+    if result.get("status") == "committed" and result.get("code") != "ok":
+        return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")
+    return 0
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    """Post a signed transaction after checking the node's chain id; exit 1 if the chain rejects it."""
+    raw = (sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()).strip()
+    try:
+        chain_id = json.loads(raw)["body"]["chain_id"]
+    except (ValueError, KeyError, TypeError):
+        raise NodeError(f"{args.file} is not a signed transaction (uocd tx … --offline prints one)") from None
+    client = resolve_client(args)
+    check_chain_id(client, str(chain_id))
+    result = client.post("/v1/txs", raw, timeout=COMMIT_TIMEOUT, wait="commit")
     emit(args, result, render_tx_result)
     if result.get("status") == "committed" and result.get("code") != "ok":
         return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")

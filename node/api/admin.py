@@ -135,18 +135,22 @@ GET_PRICE_PROPOSAL = Route(
 # model proposals
 # =============================================================================================
 def find_own_proposal(node: ApiNode, height: int, model_id: str) -> dict[str, Any]:
-    """The operator's proposal for `model_id` submitted at `height`: among the open ones (it starts voting at
-    once, its deposit being min_deposit), else among all (a voting period over since)."""
+    """The operator's proposal for `model_id` submitted at `height`, newest first: the pages read stop at
+    the first proposal submitted before `height` (ids follow submission order)."""
     assert node.signer is not None
-    for status in ("voting_period", None):
-        mine = [
-            p
-            for p in node.query("proposals", status=status)
-            if (p["proposer"], p["submit_height"], p["content"].get("id")) == (node.signer.address, height, model_id)
-        ]
-        if mine:
-            return mine[-1]
-    raise ApiRequestError(500, "internal", f"the proposal committed at height {height} is not in the state")
+    params: dict[str, Any] = {"pagination.reverse": True}
+    while True:
+        answer = node.query("proposals", **params)
+        for p in answer["proposals"]:
+            if (p["proposer"], p["submit_height"], p["content"].get("id")) == (node.signer.address, height, model_id):
+                return p
+            if p["submit_height"] < height:
+                break
+        else:
+            if answer["pagination"]["next_key"] is not None:
+                params["pagination.key"] = answer["pagination"]["next_key"]
+                continue
+        raise ApiRequestError(500, "internal", f"the proposal committed at height {height} is not in the state")
 
 
 async def post_model(request: web.Request) -> web.Response:

@@ -89,12 +89,16 @@ def _reject_constant(text: str) -> Any:
     raise ValueError(f"{text} is not allowed in JSON bodies")
 
 
+def is_json_declared(request: web.Request) -> bool:
+    """True if the request declares a JSON body (`Content-Type: application/json`, or a `+json` type)."""
+    if "Content-Type" not in request.headers:
+        return False
+    return request.content_type == JSON_TYPE or request.content_type.endswith("+json")
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The request body; 415 if it is declared as something other than JSON, 413 (via aiohttp) if too large,
-    408 if it has not fully arrived within the request read timeout."""
-    declared = request.headers.get("Content-Type")
-    if declared is not None and request.content_type != JSON_TYPE and not request.content_type.endswith("+json"):
-        raise ApiRequestError(415, "unsupported_media_type", f"the body must be {JSON_TYPE}, got {declared!r}")
+    """The request body (its Content-Type checked by the middleware); 413 (via aiohttp) if too large, 408 if
+    it has not fully arrived within the request read timeout."""
     timeout_s = get_state(request).read_timeout_s
     try:
         async with asyncio.timeout(timeout_s):
@@ -142,6 +146,7 @@ __all__ = [
     "chain_error_to_api",
     "encode_json",
     "error_response",
+    "is_json_declared",
     "is_loopback",
     "json_response",
     "mempool_error_to_api",

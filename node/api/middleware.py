@@ -1,5 +1,8 @@
 """The API's middlewares: every failure as the one JSON error shape (and every request counted and timed),
-the public listener's per-client rate limit, and the admin listener's bearer token."""
+the public listener's per-client rate limit, the admin listener's bearer token (always required, also on
+loopback) and, on both, `Content-Type: application/json` on every request with a body (a browser's
+cross-site form or `no-cors` request cannot send that type without a CORS preflight, which the node never
+grants)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from ..errors import ApiRequestError
-from .http import error_response, is_loopback
-from .openapi import Handler
+from .http import error_response, is_json_declared, is_loopback
+from .openapi import JSON_TYPE, Handler
 from .state import get_state
 
 log = logging.getLogger("node.api")
@@ -88,25 +91,38 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The admin listener's bearer-token auth (constant-time comparison; none when there is no token)."""
+    """The admin listener's bearer-token auth, on every request from any address (constant-time comparison;
+    a node without a token refuses every admin request: it does not start without one)."""
     token = get_state(request).token
-    if token is not None:
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            what = "is missing" if not given else "is wrong"
-            raise ApiRequestError(401, "unauthorized", f"the Authorization: Bearer <HOME/admin_token> header {what}")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        what = "is missing" if not given else "is wrong"
+        raise ApiRequestError(401, "unauthorized", f"the Authorization: Bearer <HOME/admin_token> header {what}")
+    return await handler(request)
+
+
+@web.middleware
+async def require_json_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """415 for a request with a body that does not declare `Content-Type: application/json`."""
+    if request.body_exists and not is_json_declared(request):
+        declared = request.headers.get("Content-Type")
+        got = "no Content-Type" if declared is None else f"Content-Type {declared[:80]!r}"
+        raise ApiRequestError(
+            415, "unsupported_media_type", f"a request body must be sent as Content-Type: {JSON_TYPE}, got {got}"
+        )
     return await handler(request)
 
 
 def compute_middlewares(listener: str) -> list[Middleware]:
     """The middlewares of a listener, outermost first: the rate limit (public: a refused request costs no
-    handler work), errors and metrics, the token (admin)."""
+    handler work), errors and metrics, the token (admin), the body's Content-Type."""
     middlewares: list[Middleware] = [errors_and_metrics]
     if listener == "public":
         middlewares.insert(0, rate_limit)
     if listener == "admin":
         middlewares.append(require_token)
+    middlewares.append(require_json_body)
     return middlewares
 
 
@@ -115,6 +131,7 @@ __all__ = [
     "errors_and_metrics",
     "http_exception_response",
     "rate_limit",
+    "require_json_body",
     "require_token",
     "route_label",
 ]

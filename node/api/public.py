@@ -3,8 +3,10 @@
 The chain's read routes are derived from its query declarations (`chain.catalog.get_routes`): one
 route per `Http` of a query, its path and query parameters parsed by their declared kinds (a bad one
 is a 400 with the kind's code), answered by the node's query in the declared shape and described by
-the declared schemas; a route without arguments is answered from bytes prepared once per committed
-block (`GET /v1/pricing` is the hot one). Written by hand, each followed by its route: the node's
+the declared schemas; a list query's route takes `pagination.limit`, `pagination.key` and
+`pagination.reverse` as query parameters like any other declared argument (`Query.all_args`); a route
+without arguments is answered from bytes prepared once per committed block (`GET /v1/pricing` is the
+hot one). Written by hand, each followed by its route: the node's
 status, transaction submission and lookup, the OpenAPI document and the metrics."""
 
 from __future__ import annotations
@@ -73,13 +75,13 @@ def compute_query_handler(http: Http, q: Query, path_args: tuple[Arg, ...], quer
 
     async def answer(request: web.Request) -> web.Response:
         values = compute_query_values(request, path_args, query_args)
-        return json_response(http.compute_response(query(request, q.name, **values)))
+        return json_response(query(request, q.name, **values))
 
     async def answer_prepared(request: web.Request) -> web.Response:
         state = get_state(request)
         body = state.get_prepared(http.path)
         if body is None:
-            body = state.set_prepared(http.path, encode_json(http.compute_response(query(request, q.name))))
+            body = state.set_prepared(http.path, encode_json(query(request, q.name)))
         return web.Response(body=body, content_type=JSON_TYPE)
 
     return answer if path_args or query_args else answer_prepared
@@ -89,11 +91,11 @@ def compute_query_route(http: Http, q: Query) -> Route:
     """The public route `http` of query `q`: its handler and its OpenAPI description."""
     placeholders = re.findall(r"{(\w+)}", http.path)
     path_args = tuple(a for a in q.args if a.name in placeholders)
-    query_args = tuple(a for a in q.args if not a.positional)
+    query_args = tuple(a for a in q.all_args if not a.positional)
     params = tuple(param(a.name, "path", a.schema()) for a in path_args)
     params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in query_args)
     handler = compute_query_handler(http, q, path_args, query_args)
-    return Route("public", "GET", http.path, handler, q.summary, {200: q.route_schema(http)}, params)
+    return Route("public", "GET", http.path, handler, q.summary, {200: q.response}, params)
 
 
 def compute_query_routes() -> tuple[Route, ...]:
@@ -210,7 +212,7 @@ async def get_tx(request: web.Request) -> web.Response:
     if len(tx_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in tx_hash):
         raise bad_request("invalid_hash", f"hash must be 64 hex characters, got {tx_hash[:80]!r}")
     outcome = node.get_tx_outcome(tx_hash.upper())
-    raw = node.get_tx_raw(outcome.height, outcome.index) if outcome is not None and outcome.height is not None else None
+    raw = node.get_tx_raw(tx_hash.upper()) if outcome is not None else None
     if outcome is None or raw is None:
         raise ApiRequestError(404, "not_found", f"no committed transaction has hash {tx_hash.upper()}")
     return json_response(

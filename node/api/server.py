@@ -14,7 +14,7 @@ from chain.tx import MAX_TX_BYTES
 from ..config import NodeConfig
 from ..errors import ConfigError, NodeError
 from .admin import ADMIN_ROUTES
-from .http import is_loopback, split_host_port
+from .http import split_host_port
 from .limits import LimitedSite
 from .middleware import compute_middlewares
 from .openapi import RouteTable, Schema, compute_openapi_document
@@ -40,12 +40,13 @@ ROUTES = ROUTE_TABLE.routes
 
 
 def check_api_config(config: NodeConfig, admin_token: str | None) -> None:
-    """ConfigError unless the admin listener is on loopback or protected by an admin token."""
-    host, _ = split_host_port(config.api_admin)
-    if not admin_token and not is_loopback(host):
+    """ConfigError unless there is an admin token: the admin API requires it on every address, loopback too
+    (any web page the operator opens can reach a loopback port)."""
+    if not admin_token:
         raise ConfigError(
-            f"[api] admin = {config.api_admin!r} is not a loopback address and HOME/admin_token is missing or empty; "
-            "bind the admin API to 127.0.0.1 or write a token"
+            f"HOME/admin_token is missing or empty; the admin API ([api] admin = {config.api_admin!r}) always "
+            "requires a token: write one, e.g. `python -c 'import secrets; print(secrets.token_hex(32))' > "
+            "HOME/admin_token` (uocd init writes one)"
         )
 
 

@@ -93,7 +93,7 @@ def test_genesis_default_price_applies_to_never_voters_in_the_first_transition()
 def test_price_with_no_votes_at_all_stays_at_the_genesis_default():
     app = chain({"a": 50, "b": 30, "c": 20}, default_unit_of_compute_price=123)
     run_until(app, 9)
-    assert [r["price"] for r in app.query("history")] == [123, 123, 123, 123]
+    assert [r["price"] for r in app.query_all("history")] == [123, 123, 123, 123]
 
 
 def test_vote_stays_in_force_across_epochs_until_replaced():
@@ -180,7 +180,7 @@ def test_bond_and_unbond_change_power_only_at_the_epoch_boundary():
         assert validators(app) == {ADDR["a"]: 60, ADDR["b"]: 25, ADDR["c"]: 15}
         epoch = app.query("epoch/current")
         assert (epoch["index"], epoch["total_power"], epoch["validators"]) == (0, 100, 3)
-        stakes = {v["address"]: (v["stake"], v["pending_stake"]) for v in app.query("validators")}
+        stakes = {v["address"]: (v["stake"], v["pending_stake"]) for v in app.query_all("validators")}
         assert stakes == {ADDR["a"]: (60, 100), ADDR["b"]: (25, 15), ADDR["c"]: (15, 0)}
         # a bond is escrowed at once; unbonded tokens come back only at the boundary
         assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (960, 1000, 1000)
@@ -307,14 +307,14 @@ def test_epoch_length_one_runs_a_transition_every_block():
     for height in range(1, 5):
         assert run_block(app, [w.tx("a", vote(height * 10))]).epoch_ended
         assert price(app) == height * 10
-    assert len(app.query("history")) == 5
+    assert len(app.query_all("history")) == 5
 
 
 def test_history_has_one_record_per_epoch_from_epoch_0_with_the_spec_fields():
     app, w = chain({"a": 50, "b": 30, "c": 20}), Wallets()
     run_block(app, [w.tx("a", vote(200))])
     run_until(app, 9)
-    history = app.query("history")
+    history = app.query_all("history")
     assert [r["epoch"] for r in history] == [0, 1, 2, 3]
     assert all(set(r) == RECORD_FIELDS for r in history)
     assert history[0] == {
@@ -331,8 +331,8 @@ def test_history_has_one_record_per_epoch_from_epoch_0_with_the_spec_fields():
         assert r == {**history[0], "epoch": r["epoch"], "voters": 1, "non_voters": 2, "min_vote": 200, "max_vote": 200}
     for n, r in enumerate(history):
         assert record(app, n) == r
-    assert app.query("history", from_epoch=1, to_epoch=2) == history[1:3]
-    assert app.query("history", from_epoch=3) == history[3:]
+    assert app.query_all("history", from_epoch=1, to_epoch=2) == history[1:3]
+    assert app.query_all("history", from_epoch=3) == history[3:]
     with pytest.raises(ChainError) as info:
         record(app, 4)
     assert info.value.code == "not_found"
@@ -393,12 +393,12 @@ def test_random_valid_activity_conserves_supply_and_keeps_the_app_hash_recomputa
         assert supply == held == supply0
         assert app.app_hash == app.recompute_app_hash() == result.app_hash
         snap = store_snapshot(app.store)
-        assert all(v["power"] == v["stake"] > 0 for v in app.query("validators"))
+        assert all(v["power"] == v["stake"] > 0 for v in app.query_all("validators"))
         assert all(app.query("account/" + ADDR[n])["balance"] >= 0 for n in "abcde")
         epoch = app.query("epoch/current")
         assert epoch["price"] > 0
         assert epoch["index"] == app.height // 2
-        assert len(app.query("history")) == epoch["index"] + 1
+        assert len(app.query_all("history")) == epoch["index"] + 1
         assert store_snapshot(mirror.store) == snap
 
 

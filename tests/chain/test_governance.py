@@ -137,7 +137,7 @@ def proposal(app: Application, pid: int) -> dict:
 
 
 def models(app: Application) -> dict[str, tuple[int, int]]:
-    return {m["id"]: (m["units_of_compute_per_token"], m["price_per_token"]) for m in app.query("models")}
+    return {m["id"]: (m["units_of_compute_per_token"], m["price_per_token"]) for m in app.query_all("models")}
 
 
 def escrow_matches_deposits(app: Application) -> bool:
@@ -149,7 +149,7 @@ def escrow_matches_deposits(app: Application) -> bool:
 def pass_proposal(app: Application, w: Wallets, msg: MsgSubmitProposal, voters=("a", "b")) -> int:
     """Submit with the full deposit, vote yes with `voters`, and run to the voting end."""
     run_block(app, [w.tx("e", msg)])
-    pid = app.query("proposals")[-1]["id"]
+    pid = app.query_all("proposals")[-1]["id"]
     run_block(app, [w.tx(v, MsgVote(pid, "yes")) for v in voters])
     run_until(app, proposal(app, pid)["voting_end_height"])
     assert proposal(app, pid)["status"] == "passed", proposal(app, pid)["result"]
@@ -163,7 +163,7 @@ def test_submit_with_min_deposit_goes_straight_to_voting_and_withdraws_the_depos
     assert p["status"] == "voting_period"
     assert (p["voting_start_height"], p["voting_end_height"]) == (1, 5)
     assert p["total_deposit"] == 100 and balance(app, "e") == 900
-    assert p["deposits"] == [{"depositor": ADDR["e"], "amount": 100}]
+    assert app.query_all("deposits/1") == [{"depositor": ADDR["e"], "amount": 100}]
     assert escrow_matches_deposits(app)
 
 
@@ -179,9 +179,9 @@ def test_unfunded_proposal_is_dropped_after_the_deposit_period_and_its_deposit_b
     assert proposal(app, 1)["status"] == "deposit_period"
     run_block(app)  # height 5 = 1 + max_deposit_period
     p = proposal(app, 1)
-    assert p["status"] == "dropped" and p["deposits"] == [] and p["burned"] is burn
+    assert p["status"] == "dropped" and app.query_all("deposits/1") == [] and p["burned"] is burn
     assert balance(app, "e") == balance_after
-    assert app.query("registry")["models"] == []
+    assert app.query_all("registered_models") == []
     assert escrow_matches_deposits(app)
     snap = store_snapshot(app.store)
     assert json.loads(snap.get(("meta", "burned"), "0")) == burned
@@ -200,7 +200,7 @@ def test_top_up_deposits_move_a_proposal_to_voting():
     assert (p["voting_start_height"], p["voting_end_height"]) == (3, 7)
     run_until(app, 5)  # the old deposit end height no longer drops it
     assert proposal(app, 1)["status"] == "voting_period"
-    assert sorted(d["amount"] for d in proposal(app, 1)["deposits"]) == [40, 60]
+    assert sorted(d["amount"] for d in app.query_all("deposits/1")) == [40, 60]
 
 
 def test_a_vote_can_be_changed_before_the_end_and_the_last_one_counts():
@@ -213,7 +213,7 @@ def test_a_vote_can_be_changed_before_the_end_and_the_last_one_counts():
     assert (live["yes"], live["no"], live["total_power"]) == (80, 0, 100)
     run_until(app, 5)
     p = proposal(app, 1)
-    assert p["status"] == "passed" and p["final_tally"]["yes"] == 80 and p["votes"] == []
+    assert p["status"] == "passed" and p["final_tally"]["yes"] == 80 and app.query_all("votes/1") == []
     assert balance(app, "e") == 1000  # deposit refunded
 
 
@@ -221,7 +221,7 @@ def test_a_passed_registration_is_listed_only_from_the_next_epoch_with_its_price
     app, w = gov_chain()
     pass_proposal(app, w, register("model-alpha", 10))  # passes at height 5, inside epoch 0
     assert models(app) == {}
-    assert [m["id"] for m in app.query("registry")["models"]] == ["model-alpha"]
+    assert [m["id"] for m in app.query_all("registered_models")] == ["model-alpha"]
     run_until(app, 9)
     assert models(app) == {}
     run_block(app)  # height 10 ends epoch 0
@@ -237,7 +237,7 @@ def test_an_update_changes_the_price_per_token_from_the_next_epoch():
     assert models(app) == {"model-alpha": (10, 1000)}
     run_until(app, 20)
     assert models(app) == {"model-alpha": (25, 2500)}
-    log = app.query("registry")["changes"]
+    log = app.query_all("model_changes")
     assert [(c["kind"], c["units_before"], c["units_after"], c["epoch"]) for c in log] == [
         ("register_model", None, 10, 1),
         ("update_model", 10, 25, 2),
@@ -253,8 +253,8 @@ def test_a_removal_delists_the_model_from_the_next_epoch():
     assert set(models(app)) == {"model-alpha", "model-beta"}
     run_until(app, 30)
     assert models(app) == {"model-beta": (3, 300)}
-    assert [m["id"] for m in app.query("registry")["models"]] == ["model-beta"]
-    assert app.query("registry")["version"] == 3
+    assert [m["id"] for m in app.query_all("registered_models")] == ["model-beta"]
+    assert app.query("registered_models")["registry_version"] == 3
 
 
 def test_a_passed_removal_of_an_unknown_model_fails_and_changes_nothing_but_refunds():
@@ -264,7 +264,8 @@ def test_a_passed_removal_of_an_unknown_model_fails_and_changes_nothing_but_refu
     run_until(app, 5)
     p = proposal(app, 1)
     assert p["status"] == "failed" and "not registered" in p["result"]
-    assert app.query("registry") == {"version": 0, "models": [], "changes": []}
+    assert app.query("registered_models") == {"models": [], "registry_version": 0, "pagination": {"next_key": None}}
+    assert app.query_all("model_changes") == []
     assert balance(app, "e") == 1000
 
 
@@ -305,11 +306,11 @@ def test_the_tally_uses_the_powers_of_the_epoch_at_the_voting_end():
 def test_proposals_query_filters_by_status():
     app, w = gov_chain()
     run_block(app, [w.tx("e", register("m1", deposit=40)), w.tx("e", register("m2"))])
-    assert [p["id"] for p in app.query("proposals", status="deposit_period")] == [1]
-    assert [p["id"] for p in app.query("proposals", status="voting_period")] == [2]
-    assert [p["id"] for p in app.query("proposals")] == [1, 2]
+    assert [p["id"] for p in app.query_all("proposals", status="deposit_period")] == [1]
+    assert [p["id"] for p in app.query_all("proposals", status="voting_period")] == [2]
+    assert [p["id"] for p in app.query_all("proposals")] == [1, 2]
     with pytest.raises(ChainError, match="status must be one of"):
-        app.query("proposals", status="open")
+        app.query_all("proposals", status="open")
 
 
 @pytest.mark.parametrize("path", ["proposal/0", "proposal/x", "proposal/", "proposal/99"])
@@ -467,7 +468,7 @@ def run_checking_invariants(blocks) -> Application:
     app = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, min_deposit=100, max_deposit_period=3, voting_period=4))
     initial, _ = supply_parts(app.store)
     for ops in blocks:
-        existing = [p["id"] for p in app.query("proposals")]
+        existing = [p["id"] for p in app.query_all("proposals")]
         txs: list[bytes] = []
         for op in ops:
             kind, name = op[0], op[1]
@@ -498,9 +499,9 @@ def test_escrow_equals_deposits_held_and_supply_is_conserved_but_for_burns(block
 
 def test_the_explicit_invariant_example_reaches_every_outcome():
     app = run_checking_invariants(EVERY_OUTCOME)
-    outcomes = [(p["status"], p["burned"]) for p in app.query("proposals")]
+    outcomes = [(p["status"], p["burned"]) for p in app.query_all("proposals")]
     assert outcomes == [("passed", False), ("failed", False), ("rejected", True), ("dropped", True)]
-    assert all(p["status"] in ("passed", "rejected", "failed", "dropped") for p in app.query("proposals"))
+    assert all(p["status"] in ("passed", "rejected", "failed", "dropped") for p in app.query_all("proposals"))
 
 
 class CountingStore(MemoryStore):
@@ -529,7 +530,7 @@ def rows_read_by_the_expiry_block(open_later: int) -> int:
     before = app.store.rows_read
     run_block(app)  # height 4
     rows = app.store.rows_read - before
-    assert [p["status"] for p in app.query("proposals")][:6] == ["dropped"] * 5 + ["deposit_period"]
+    assert [p["status"] for p in app.query_all("proposals")][:6] == ["dropped"] * 5 + ["deposit_period"]
     return rows
 
 

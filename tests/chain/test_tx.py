@@ -60,10 +60,10 @@ def observable(app) -> dict:
             votes[name] = exc.code
     return {
         "accounts": {name: app.query("account/" + address) for name, address in ADDR.items()},
-        "validators": app.query("validators"),
+        "validators": app.query_all("validators"),
         "votes": votes,
         "epoch": app.query("epoch/current"),
-        "history": app.query("history"),
+        "history": app.query_all("history"),
     }
 
 
@@ -457,7 +457,7 @@ def test_tx_whose_later_message_fails_leaves_no_trace_of_earlier_messages_or_seq
     assert_rejected_everywhere(app, raw, code)
     assert seq(app, "a") == 1
     assert balance(app, "a") == 990
-    assert {v["address"]: v["pending_stake"] for v in app.query("validators")}[ADDR["a"]] == 50
+    assert {v["address"]: v["pending_stake"] for v in app.query_all("validators")}[ADDR["a"]] == 50
     with pytest.raises(ChainError) as info:
         app.query("price_vote/" + ADDR["a"])
     assert info.value.code == "not_found"
@@ -551,7 +551,7 @@ def test_price_vote_from_a_non_validator_is_rejected_with_not_validator(app):
 
 def test_price_vote_from_a_non_validator_is_accepted_once_it_has_pending_stake(app):
     run_block(app, [signed("d", 0, MsgBond(10))])
-    assert ADDR["d"] not in {v["address"] for v in app.query("validators")}
+    assert ADDR["d"] not in {v["address"] for v in app.query_all("validators")}
     result = run_block(app, [signed("d", 1, MsgSubmitPriceProposal.of(300))])
     assert result.tx_results[0].ok
     vote = app.query("price_vote/" + ADDR["d"])

@@ -13,7 +13,14 @@ import pytest
 
 from chain.money import MAX_NGONKA
 from devnet.errors import DevnetError, ScenarioError
-from devnet.scenario import ProposalSpec, Scenario, ValidatorSpec, load_scenario, parse_scenario
+from devnet.scenario import (
+    ProposalSpec,
+    Scenario,
+    ValidatorSpec,
+    compute_scenario_chain_id,
+    load_scenario,
+    parse_scenario,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PATH = "scenarios/case.toml"
@@ -106,7 +113,7 @@ def test_base_scenario_of_these_tests_parses_into_the_written_values() -> None:
         epochs=10,
         epoch_length=2,
         default_unit_of_compute_price=100,
-        chain_id="uoc-sim-1",
+        chain_id=compute_scenario_chain_id(BASE),
         description="",
         validators=(
             ValidatorSpec(name="alice", stake=100, strategy="honest", true_cost=1000, noise_bps=100),
@@ -114,6 +121,13 @@ def test_base_scenario_of_these_tests_parses_into_the_written_values() -> None:
         ),
         voting_period=2,  # defaults to epoch_length
     )
+
+
+def test_a_scenario_without_a_chain_id_gets_one_of_its_own_from_its_text() -> None:
+    ids = {parse_scenario(text, PATH).chain_id for text in (BASE, BASE + "\n# another scenario\n", BASE + " ")}
+    assert len(ids) == 3 and all(re.fullmatch(r"uoc-sim-[0-9a-f]{12}", i) for i in ids)
+    assert parse_scenario(BASE, PATH).chain_id == parse_scenario(BASE, "elsewhere/x.toml").chain_id
+    assert len({load_scenario(p).chain_id for p in EXAMPLES.glob("*.toml")}) == len(list(EXAMPLES.glob("*.toml")))
 
 
 def test_issue_example_with_every_key_parses_into_the_written_values() -> None:

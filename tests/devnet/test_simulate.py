@@ -156,7 +156,7 @@ def test_summary_final_app_hash_equals_a_recomputation_from_state_db(mixed) -> N
         assert app.height == 24
         assert app.app_hash == mixed.summary["final_app_hash"]
         assert app.recompute_app_hash() == mixed.summary["final_app_hash"]
-        history = app.query("history")
+        history = app.query_all("history")
         assert [r["price"] for r in history] == mixed.prices
     finally:
         store.close()

@@ -1,6 +1,6 @@
-"""The HTTP API's lifecycle inside one node process: the admin listener's token rule at start, a taken
-port, 202 "pending" when the commit does not come in time (and when the node stops mid-request), the
-pricing body prepared once per block, a loopback admin listener without a token."""
+"""The HTTP API's lifecycle inside one node process: the admin listener's token rule at start (always
+required, loopback too), a taken port, 202 "pending" when the commit does not come in time (and when the
+node stops mid-request), the pricing body prepared once per block."""
 
 from __future__ import annotations
 
@@ -26,18 +26,19 @@ JSON = {"Content-Type": "application/json"}
 @pytest.mark.parametrize(
     ("admin", "token", "refused"),
     [
-        ("127.0.0.1:26651", None, False),
-        ("localhost:26651", None, False),
-        ("[::1]:26651", None, False),
+        ("127.0.0.1:26651", None, True),
+        ("localhost:26651", "", True),
+        ("[::1]:26651", None, True),
         ("0.0.0.0:26651", None, True),
         ("10.1.2.3:26651", "", True),
+        ("127.0.0.1:26651", "s3cret", False),
         ("0.0.0.0:26651", "s3cret", False),
     ],
 )
-async def test_admin_listener_off_loopback_needs_a_token(admin, token, refused):
+async def test_admin_listener_needs_a_token_on_every_address(admin, token, refused):
     config = NodeConfig(moniker="m", api_admin=admin)
     if refused:
-        with pytest.raises(ConfigError, match="not a loopback address"):
+        with pytest.raises(ConfigError, match="always requires a token"):
             check_api_config(config, token)
     else:
         check_api_config(config, token)
@@ -140,20 +141,16 @@ async def test_pricing_body_is_prepared_once_per_committed_block(tmp_path):
         await node.stop()
 
 
-async def test_loopback_admin_listener_without_a_token_file_serves_without_auth(tmp_path):
+async def test_a_loopback_admin_listener_without_a_token_file_refuses_to_start(tmp_path):
     (home_path,) = make_homes(tmp_path, 1)
     (home_path / ADMIN_TOKEN_FILE).write_text("\n")
     home = load_home(home_path)
-    assert home.admin_token is None
+    assert home.admin_token is None and is_loopback(home.config.api_admin.rpartition(":")[0])
     node = Node(home)
-    await node.start()
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            async with http.get(f"http://{home.config.api_admin}/v1/admin/unit-of-compute-price-proposal") as response:
-                assert response.status == 404
-                assert (await response.json())["error"]["code"] == "never_voted"
-    finally:
-        await node.stop()
+    with pytest.raises(ConfigError, match="always requires a token"):
+        await node.start()
+    await node.stop(0)
+    assert node.store is None
 
 
 async def test_uocd_start_with_a_public_admin_listener_and_no_token_fails_with_one_line(tmp_path):
@@ -165,4 +162,4 @@ async def test_uocd_start_with_a_public_admin_listener_and_no_token_fails_with_o
     done = subprocess.run(node_argv(home, log_level=None, log_format=None), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("uocd: error: [api] admin = '0.0.0.0:"), done.stderr
+    assert len(lines) == 1 and lines[0].startswith("uocd: error: HOME/admin_token is missing or empty"), done.stderr

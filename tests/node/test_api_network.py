@@ -210,8 +210,8 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
         "units_of_compute_per_token": 10,
         "price_per_token": 10 * pricing["unit_of_compute_price"],
     }
-    models = network[2].get("/v1/models").json()
-    assert any(m["id"] == "model-alpha" for m in models["registered"]) and models["registry_version"] >= 1
+    models = network[2].get("/v1/models/registered").json()
+    assert any(m["id"] == "model-alpha" for m in models["models"]) and models["registry_version"] >= 1
     proposals = operator.get("/v1/governance/proposals", status="passed").json()["proposals"]
     assert proposal_id in [p["id"] for p in proposals]
 
@@ -273,6 +273,7 @@ RAW_CASES = [  # (body bytes, content type, status, code)
     (b"", "application/json", 400, "invalid_json"),
     (b"price=1000&denom=icoin", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
     (b"{}", "text/plain", 415, "unsupported_media_type"),
+    (b'{"price": 1000, "denom": "icoin"}', None, 415, "unsupported_media_type"),  # no Content-Type: requests omits it
     (b'{"price": 1, "denom": "icoin", "pad": "' + b"x" * 20_000 + b'"}', "application/json", 413, "body_too_large"),
 ]
 ADMIN_POSTS = ("/v1/admin/unit-of-compute-price-proposal", "/v1/admin/models")

@@ -224,7 +224,7 @@ def test_failure_mid_block_leaves_the_previous_height_and_no_partial_rows(tmp_pa
     assert (reopened.height, reopened.app_hash) == (height, app_hash)
     assert reopened.recompute_app_hash() == app_hash
     assert reopened.query("account/" + ADDR["a"])["sequence"] == 1
-    assert ADDR["d"] in {v["address"] for v in reopened.query("validators")}
+    assert ADDR["d"] in {v["address"] for v in reopened.query_all("validators")}
 
 
 def test_failed_commit_can_be_retried_and_lands_on_the_same_app_hash(tmp_path):
@@ -240,7 +240,7 @@ def test_failed_commit_can_be_retried_and_lands_on_the_same_app_hash(tmp_path):
     assert app.commit() == expected
     assert app.recompute_app_hash() == expected
     assert app.query("account/" + ADDR["b"])["balance"] == 1001 - 17
-    assert ADDR["d"] not in {v["address"] for v in app.query("validators")}
+    assert ADDR["d"] not in {v["address"] for v in app.query_all("validators")}
     assert supply_parts(app.store)[0] == supply_parts(app.store)[1]
     assert expected == reference_hashes(BLOCKS + [txs])[-1]
 
@@ -293,7 +293,7 @@ def test_reopened_store_does_not_see_a_block_that_was_finalized_but_not_committe
     reopened = Application(SqliteStore(path))
     assert reopened.height == len(BLOCKS)
     assert reopened.query("account/" + ADDR["a"])["sequence"] == 1
-    assert ADDR["d"] in {v["address"] for v in reopened.query("validators")}
+    assert ADDR["d"] in {v["address"] for v in reopened.query_all("validators")}
 
 
 def test_init_chain_on_a_reopened_store_is_refused(tmp_path):
@@ -303,7 +303,7 @@ def test_init_chain_on_a_reopened_store_is_refused(tmp_path):
         Application(SqliteStore(path)).init_chain(GENESIS)
 
 
-def test_sqlite_store_orders_keys_like_the_memory_store(tmp_path):
+def test_sqlite_store_orders_and_ranges_keys_like_the_memory_store(tmp_path):
     keys = ["b", "B", "a", "10", "9", "\u00e9", "z", "\u4e2d", "a\u0000", "", "uoc1zz", "uoc1a"]
     changes = [("s", k, json.dumps(i)) for i, k in enumerate(keys)]
     sqlite, memory = SqliteStore(tmp_path / "a.db"), MemoryStore()
@@ -311,6 +311,22 @@ def test_sqlite_store_orders_keys_like_the_memory_store(tmp_path):
         store.write_block(CommitInfo(0, "h", bytes(2048)), changes)
     assert list(sqlite.iterate("s")) == list(memory.iterate("s"))
     assert list(sqlite.entries()) == list(memory.entries())
+    for start, end in [("", None), ("a", "b"), ("9", "a\u0000"), ("\u00e9", None), ("uoc1", "uoc2"), ("z", "a")]:
+        for reverse in (False, True):
+            got = list(sqlite.iterate("s", start, end, reverse))
+            assert got == list(memory.iterate("s", start, end, reverse)), (start, end, reverse)
+    assert list(sqlite.iterate("s", "a", "b", True)) == [("a\u0000", "8"), ("a", "2")]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_sqlite_range_scan_reads_page_by_page_and_finds_every_row_past_a_page(tmp_path, reverse):
+    from node.store import ITERATE_PAGE
+
+    keys = [f"{i:06d}" for i in range(3 * ITERATE_PAGE + 5)]
+    sqlite = SqliteStore(tmp_path / "a.db")
+    sqlite.write_block(CommitInfo(0, "h", bytes(2048)), [("s", k, "1") for k in keys] + [("t", "000001", "2")])
+    expected = [k for k in sorted(keys, reverse=reverse) if "000007" <= k < "000700"]
+    assert [k for k, _ in sqlite.iterate("s", "000007", "000700", reverse)] == expected
 
 
 # --- the file ------------------------------------------------------------------------------------

@@ -109,6 +109,8 @@ def test_the_proposals_table_shows_the_main_fields_whole_in_80_columns():
     assert lines[0].split() == ["id", "status", "content", "voting_end", "deposit"]
     assert lines[1].split() == ["1", "voting_period", "RegisterModel", "model-1-alpha", "10", "141", "25000000"]
     assert render_proposals({"proposals": []}) == "no proposals"
+    paged = render_proposals({**PROPOSALS, "pagination": {"next_key": "MDAwMDAwMDAwMDEz"}}, width=80)
+    assert paged.splitlines()[-1] == "more: --page-key MDAwMDAwMDAwMDEz"
 
 
 def test_the_proposals_table_cuts_the_content_first_on_a_narrow_terminal():
