@@ -250,9 +250,9 @@ class State:
         out: list[tuple[str, Any]] = []
         want = -1 if limit is None else limit
         nxt: str | None = next(pending, None)
-        for key, raw in self.store.iterate(space, start, end, reverse):
-            if len(out) == want:
-                return out
+        if want == 0:
+            return out
+        for key, raw in self.store.iterate(space, start, end, reverse):  # no row is read past the limit
             while nxt is not None and (nxt > key if reverse else nxt < key):
                 self._take(out, space, nxt, None)
                 nxt = next(pending, None)
@@ -263,6 +263,8 @@ class State:
                 nxt = next(pending, None)
             else:
                 out.append((key, decode_canonical(raw)))
+            if len(out) == want:
+                return out
         while nxt is not None and len(out) != want:
             self._take(out, space, nxt, None)
             nxt = next(pending, None)

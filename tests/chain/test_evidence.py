@@ -207,11 +207,11 @@ def test_burned_tokens_are_counted_and_leave_the_supply():
 def test_a_jailed_validator_leaves_the_set_at_the_next_boundary_with_its_price_vote():
     app = make_chain()
     result = run_evidence_block(app, [make_evidence("a", 1)])  # height 3
-    assert result.next_powers is None and {v["address"] for v in app.query("validators")} == {ADDR["a"], ADDR["b"]}
+    assert result.next_powers is None and {v["address"] for v in app.query_all("validators")} == {ADDR["a"], ADDR["b"]}
     run_until(app, 4)
     result = run_evidence_block(app, [])  # height 5 ends epoch 0
     assert result.next_powers == ((ADDR["b"], 3000),)
-    assert [v["address"] for v in app.query("validators")] == [ADDR["b"]]
+    assert [v["address"] for v in app.query_all("validators")] == [ADDR["b"]]
     assert app.query("epoch/current")["total_power"] == 3000
     assert app.query("validator/" + ADDR["a"])["power"] == 0
 
