@@ -31,7 +31,7 @@ from .genesis import process_genesis
 from .params import Params
 from .queries import QueryContext, run_query
 from .store import Change, CommitInfo, State, Store, compute_lthash
-from .tx import Tx, decode_and_verify
+from .tx import Tx, decode_and_verify, decode_tx
 
 ADMITTED_CACHE_SIZE = 100_000
 Admit = Callable[[list[bytes]], "list[Tx | InvalidTx]"]
@@ -44,6 +44,7 @@ class TxResult:
     hash: str
     code: str = "ok"
     log: str = ""
+    gas_used: int = 0  # 0 for a tx refused before it ran
 
     @property
     def ok(self) -> bool:
@@ -113,6 +114,23 @@ class Application:
                 self._remember(tx)
             results.append(result)
         return results
+
+    def simulate(self, raw: bytes) -> TxResult:
+        """Run a transaction on top of the check state without its gas limit, fee minimum or signature
+        check, and discard what it wrote: the gas it would use (`gas_used`) or why it would fail."""
+        try:
+            tx = decode_tx(raw)
+        except InvalidTx as exc:
+            return TxResult(exc.tx_hash, exc.code, str(exc))
+        state = self._check_state
+        state.begin()
+        try:
+            gas_used = rules.process_tx(state, tx, signature_verified=True, simulate=True)
+        except InvalidTx as exc:
+            return TxResult(tx.hash, exc.code, str(exc))
+        finally:
+            state.discard()
+        return TxResult(tx.hash, gas_used=gas_used)
 
     def process_proposal(self, height: int, txs: list[bytes]) -> list[TxResult]:
         """Run a proposed block's transactions in order on a copy of the state; nothing is written.
@@ -217,10 +235,10 @@ class Application:
     def _apply(self, state: State, tx: Tx) -> TxResult:
         """Apply a transaction whose signature is verified to `state`."""
         try:
-            rules.process_tx(state, tx, signature_verified=True)
+            gas_used = rules.process_tx(state, tx, signature_verified=True)
         except InvalidTx as exc:
             return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
-        return TxResult(hash=tx.hash)
+        return TxResult(hash=tx.hash, gas_used=gas_used)
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash

@@ -175,6 +175,7 @@ def test_genesis_params_default_when_omitted():
         "burn_vote_veto": True,
         "max_block_txs": 20_000,
         "max_block_bytes": 16 * 1024 * 1024,
+        "min_gas_price": "0.01",
     }
     assert app.query("epoch/current")["price"] == 100
 
