@@ -68,7 +68,9 @@ class GasMeter:
         """Add `amount` gas for `what`; out of gas if the total passes the limit."""
         self.used += amount
         if self.used > self.limit:
-            raise InvalidTx(f"out of gas: {what} brings the use to {self.used}, over the limit of {self.limit}", code="out_of_gas")
+            raise InvalidTx(
+                f"out of gas: {what} brings the use to {self.used}, over the limit of {self.limit}", code="out_of_gas"
+            )
 
     def consume_read(self, size: int) -> None:
         """Charge one state read of an entry of `size` bytes (0 if absent)."""
@@ -81,7 +83,11 @@ class GasMeter:
 
 def compute_intrinsic_gas(message_types: Iterable[str], tx_bytes: int) -> int:
     """The gas a transaction costs before it touches the state: per tx, per byte and per message kind."""
-    return GAS_PER_TX + GAS_PER_TX_BYTE * tx_bytes + sum(GAS_PER_MESSAGE.get(t, GAS_PER_MESSAGE_DEFAULT) for t in message_types)
+    return (
+        GAS_PER_TX
+        + GAS_PER_TX_BYTE * tx_bytes
+        + sum(GAS_PER_MESSAGE.get(t, GAS_PER_MESSAGE_DEFAULT) for t in message_types)
+    )
 
 
 def compute_gas_estimate(message_types: Iterable[str], tx_bytes: int) -> int:

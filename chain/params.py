@@ -65,7 +65,9 @@ def _check_price(value: object, where: str) -> None:
 def _check_gas_price(value: object, where: str) -> None:
     """A decimal string of ngonka per gas from "0" to 10^9, such as "0.01"."""
     if not is_decimal(value) or compute_fraction(value) > MAX_GAS_PRICE:
-        raise InvalidGenesis(f'{where} must be a decimal string of ngonka per gas from "0" to {MAX_GAS_PRICE}, got {value!r}')
+        raise InvalidGenesis(
+            f'{where} must be a decimal string of ngonka per gas from "0" to {MAX_GAS_PRICE}, got {value!r}'
+        )
 
 
 COUNT = Validator(_check_count, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})

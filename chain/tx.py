@@ -29,7 +29,6 @@ from typing import Any, ClassVar, NamedTuple
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify_signature
 from .encoding import canonical_bytes, parse_json
 from .errors import InvalidTx
-from .gas import MAX_GAS_LIMIT, compute_gas_estimate, compute_gas_price, compute_min_fee
 from .fields import (
     AddressKind,
     AmountKind,
@@ -49,6 +48,7 @@ from .fields import (
     wire,
 )
 from .fields import is_decimal as is_decimal  # governance reads decimal params with it
+from .gas import MAX_GAS_LIMIT, compute_gas_estimate, compute_gas_price, compute_min_fee
 from .money import MAX_NGONKA, is_int
 
 SIGN_DOMAIN = b"uoc/tx/v1\n"

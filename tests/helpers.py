@@ -47,7 +47,9 @@ def make_app(genesis: dict[str, Any], store: Any = None) -> Application:
     return app
 
 
-def signed(name: str, sequence: int, *msgs: Msg, chain_id: str = CHAIN_ID, fee: int = 0, gas_limit: int | None = None) -> bytes:
+def signed(
+    name: str, sequence: int, *msgs: Msg, chain_id: str = CHAIN_ID, fee: int = 0, gas_limit: int | None = None
+) -> bytes:
     """A transaction from the named key's account: by default fee-free (for `make_genesis`'s
     min_gas_price "0") with the gas table's upper bound as its gas limit."""
     return sign_tx(KEYS[name], chain_id, sequence, list(msgs), fee=fee, gas_limit=gas_limit)

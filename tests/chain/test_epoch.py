@@ -26,7 +26,17 @@ from tests.helpers import (
     validators,
 )
 
-RECORD_FIELDS = {"epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote", "registry_version", "fees_collected"}
+RECORD_FIELDS = {
+    "epoch",
+    "price",
+    "total_power",
+    "voters",
+    "non_voters",
+    "min_vote",
+    "max_vote",
+    "registry_version",
+    "fees_collected",
+}
 
 
 def vote(price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:

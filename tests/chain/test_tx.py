@@ -114,7 +114,14 @@ REPLAYED = signed("a", 0, MsgSend(ADDR["b"], 10))
 
 def body(messages, **fields) -> dict:
     """A tx body from a (sequence 1) with the given raw messages, overriding fields as given."""
-    result = {"chain_id": CHAIN_ID, "sender": ADDR["a"], "sequence": 1, "fee": 0, "gas_limit": 10**6, "messages": messages}
+    result = {
+        "chain_id": CHAIN_ID,
+        "sender": ADDR["a"],
+        "sequence": 1,
+        "fee": 0,
+        "gas_limit": 10**6,
+        "messages": messages,
+    }
     result.update(fields)
     return result
 
