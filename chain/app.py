@@ -22,11 +22,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from . import rules
 from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidTx, StoreError
+from .gas import compute_min_fee
 from .genesis import process_genesis
 from .params import Params
 from .queries import QueryContext, run_query
@@ -102,18 +104,26 @@ class Application:
         """Admit a transaction to the mempool if it applies on top of the pending ones."""
         return self.check_txs([raw])[0]
 
-    def check_txs(self, raws: list[bytes]) -> list[TxResult]:
-        """check_tx for a batch, decoding and verifying the new ones in one `admit` call."""
-        results = []
-        for tx in self._admit(raws, keep=True):
-            if isinstance(tx, TxResult):
-                results.append(tx)
-                continue
-            result = self._apply(self._check_state, tx)
-            if result.ok:
-                self._remember(tx)
-            results.append(result)
-        return results
+    def check_txs(self, raws: list[bytes], *, min_gas_price: Fraction | None = None) -> list[TxResult]:
+        """check_tx for a batch, decoding and verifying the new ones in one `admit` call.
+
+        `min_gas_price` is a node's own admission minimum (ngonka per gas), checked besides the chain's."""
+        return [
+            tx if isinstance(tx, TxResult) else self.check_verified(tx, min_gas_price=min_gas_price)
+            for tx in self._admit(raws, keep=True)
+        ]
+
+    def check_verified(self, tx: Tx, *, min_gas_price: Fraction | None = None) -> TxResult:
+        """check_tx for a tx that `admit` decoded and verified: apply it to the check state (and
+        remember it for its block) if it pays `min_gas_price` and applies."""
+        least = 0 if min_gas_price is None else compute_min_fee(tx.gas_limit, min_gas_price)
+        if tx.fee < least:
+            log = f"fee is {tx.fee} ngonka; this node admits a gas limit of {tx.gas_limit} for at least {least}"
+            return TxResult(tx.hash, "insufficient_fee", log)
+        result = self._apply(self._check_state, tx)
+        if result.ok:
+            self._remember(tx)
+        return result
 
     def simulate(self, raw: bytes) -> TxResult:
         """Run a transaction on top of the check state without its gas limit, fee minimum or signature
@@ -132,14 +142,27 @@ class Application:
             state.discard()
         return TxResult(tx.hash, gas_used=gas_used)
 
+    def prepare_proposal(self, height: int, txs: list[bytes]) -> list[bytes]:
+        """The proposer's block: `txs` in order without those that would fail on the state after h−1.
+
+        A failing tx changes nothing, so the kept txs give the same results without them; the run is
+        kept for the `process_proposal` and `finalize_block` of the returned block."""
+        results = self.process_proposal(height, txs)
+        kept = [raw for raw, result in zip(txs, results) if result.ok]
+        assert self._proposal is not None
+        self._proposal = (height, kept, self._proposal[2], [r for r in results if r.ok])
+        return kept
+
     def process_proposal(self, height: int, txs: list[bytes]) -> list[TxResult]:
         """Run a proposed block's transactions in order on a copy of the state; nothing is written.
 
         Consensus calls a proposal valid only when every result is ok; InvalidBlock if the block is
         over the params' block limits. The copy is kept for a `finalize_block` of the same block,
-        which goes on from it."""
+        which goes on from it (and for a second `process_proposal` of it, which answers at once)."""
         self._check_next_height(height)
         self.check_block_limits(txs)
+        if self._proposal is not None and self._proposal[0] == height and self._proposal[1] == txs:
+            return list(self._proposal[3])
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
         results = []

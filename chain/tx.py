@@ -365,6 +365,12 @@ def decode_tx(raw: bytes) -> Tx:
     signature = _b64(doc["signature"], "tx.signature", SIGNATURE_SIZE)
     sign_bytes = compute_sign_bytes(body)
     canonical = compute_tx_bytes(sign_bytes, pubkey, signature)
+    if canonical != raw:
+        raise InvalidTx(
+            "transaction is not in canonical form (sorted keys, no whitespace, no duplicate keys, minimal "
+            "escapes, canonical base64); sign and send the canonical encoding",
+            code="non_canonical",
+        )
     return Tx(
         chain_id=body["chain_id"],
         sender=sender,
