@@ -109,6 +109,15 @@ def compute_gas_price(text: str) -> Fraction:
     return Fraction(text)
 
 
+def describe_gas_price(price: Fraction) -> str:
+    """A gas price as the decimal string `compute_gas_price` reads back (rounded up to 18 places if
+    it has no finite decimal form)."""
+    scaled = price * 10**18
+    units = -(-scaled.numerator // scaled.denominator)
+    whole, frac = divmod(units, 10**18)
+    return f"{whole}.{frac:018d}".rstrip("0").rstrip(".") if frac else str(whole)
+
+
 def compute_min_fee(gas_limit: int, gas_price: Fraction) -> int:
     """The least fee, in ngonka, for `gas_limit` at `gas_price`: the product rounded up."""
     product = gas_price * gas_limit

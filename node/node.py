@@ -38,7 +38,7 @@ import grpc
 
 from chain.app import Application
 from chain.errors import ChainError
-from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee
+from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.tx import Msg, compute_tx_hash, sign_tx
 
 from . import codec
@@ -415,11 +415,20 @@ class NodeCore:
         """Sign `msgs` with the validator key, with the simulated gas (× 1.2) as the gas limit and the
         least fee this node admits for it (gaiad's `--gas auto`)."""
         assert self.signer is not None
-        probe = sign_tx(self.signer, self.chain_id, sequence, msgs, fee=0)
-        simulated = self.app.simulate(probe)
+        price = self.get_gas_price()
+        probe = sign_tx(self.signer, self.chain_id, sequence, msgs, gas_price=describe_gas_price(price))
+        simulated = self.app.simulate(probe)  # with a fee, so that paying it is metered too
         gas_limit = compute_adjusted_gas(simulated.gas_used) if simulated.ok else None  # else: fails below
-        fee = None if gas_limit is None else compute_min_fee(gas_limit, self.get_gas_price())
-        return sign_tx(self.signer, self.chain_id, sequence, msgs, gas_limit=gas_limit, fee=fee)
+        fee = None if gas_limit is None else compute_min_fee(gas_limit, price)
+        return sign_tx(
+            self.signer,
+            self.chain_id,
+            sequence,
+            msgs,
+            gas_limit=gas_limit,
+            fee=fee,
+            gas_price=describe_gas_price(price),
+        )
 
     def submit_own(self, msgs: list[Msg]) -> str:
         """Sign `msgs` with the validator key at the next sequence and admit them to the mempool (which

@@ -19,8 +19,10 @@ from chain.gas import (
     GasMeter,
     compute_adjusted_gas,
     compute_gas_estimate,
+    compute_gas_price,
     compute_intrinsic_gas,
     compute_min_fee,
+    describe_gas_price,
 )
 from chain.rules import compute_fee_shares
 from chain.tx import (
@@ -344,3 +346,16 @@ def test_signing_without_a_fee_pays_the_least_fee_at_the_default_price_for_an_es
     assert 0 < app.simulate(raw).gas_used <= tx.gas_limit
     run_block(app, [raw])
     assert balance(app, "d") == RICH - 1 - tx.fee
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [("0.01", "0.01"), ("0", "0"), ("5", "5"), ("12.50", "12.5"), ("0.000001", "0.000001")]
+)
+def test_a_gas_price_is_shown_as_the_decimal_string_it_reads_back_from(text, shown):
+    assert describe_gas_price(compute_gas_price(text)) == shown
+    assert compute_gas_price(shown) == compute_gas_price(text)
+
+
+def test_a_gas_price_without_a_finite_decimal_is_shown_rounded_up():
+    assert describe_gas_price(Fraction(1, 3)) == "0.333333333333333334"
+    assert compute_gas_price(describe_gas_price(Fraction(1, 3))) > Fraction(1, 3)
