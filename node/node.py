@@ -36,7 +36,7 @@ from typing import Any
 
 import grpc
 
-from chain.app import Application
+from chain.app import Application, TxResult
 from chain.errors import ChainError
 from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.tx import Msg, compute_tx_hash, sign_tx
@@ -404,6 +404,10 @@ class NodeCore:
             del self._own_pending[tx_hash]  # committed or dropped
         pending = [s for s in self._own_pending.values() if s >= committed]
         return max(pending) + 1 if pending else committed
+
+    def simulate_tx(self, raw: bytes) -> TxResult:
+        """The gas `raw` would use on top of the mempool's txs (`Application.simulate`), or why it fails."""
+        return self.app.simulate(raw)
 
     def get_gas_price(self) -> Fraction:
         """The least fee per gas this node admits: the chain's min_gas_price or its own, the larger."""
