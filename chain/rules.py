@@ -6,7 +6,7 @@ rule is a small function; invalid input raises `InvalidTx` (transactions) or `In
 State layout (space / key -> canonical JSON value):
 
 - `meta/chain_id`, `meta/height`, `meta/params`, `meta/supply`
-- `meta/fee_pool` (fees not yet paid out), `meta/epoch_fees` (fees the current epoch's txs paid)
+- `meta/fees` -> {"pool": fees not yet paid out, "epoch": fees the current epoch's txs paid}
 - `acct/<address>`   -> {"balance", "sequence", "pubkey"}
 - `val/<address>`    -> {"stake", "pending_stake"}: stake in force this epoch, stake from the next
 - `epval/<address>`  -> power: the validator set of the current epoch
@@ -234,8 +234,7 @@ def process_tx(state: State, tx: Tx, *, signature_verified: bool = False, simula
     state.begin()
     state.meter = meter
     try:
-        state.set("acct", tx.sender, {**account, "sequence": account["sequence"] + 1, "pubkey": tx.pubkey.hex()})
-        process_fee_payment(state, tx.sender, tx.fee)
+        process_fee_payment(state, tx.sender, account, tx.fee, tx.pubkey.hex())
         for msg in tx.messages:
             process_message(state, tx.sender, msg)
     except BaseException:
@@ -258,19 +257,28 @@ def check_fee(params: Params, tx: Tx) -> None:
         )
 
 
-def process_fee_payment(state: State, sender: str, fee: int) -> None:
-    """Move the fee from the sender's balance into the fee pool, counting it in the epoch's fees."""
-    if fee == 0:
-        return
-    balance = get_account(state, sender)["balance"]
-    if balance < fee:
+def get_fees(state: State) -> dict[str, int]:
+    """The fee pool (fees not yet paid out) and the fees the current epoch's transactions paid."""
+    fees: dict[str, int] | None = state.get("meta", "fees")
+    return fees or {"pool": 0, "epoch": 0}
+
+
+def process_fee_payment(state: State, sender: str, account: dict[str, Any], fee: int, pubkey: str) -> None:
+    """Take the fee from the sender's balance into the fee pool and the epoch's fees, with the
+    sequence increment (one account write)."""
+    if account["balance"] < fee:
         raise InvalidTx(
-            f"insufficient funds for the fee: {sender} has {balance} ngonka, the fee is {fee}",
+            f"insufficient funds for the fee: {sender} has {account['balance']} ngonka, the fee is {fee}",
             code="insufficient_funds",
         )
-    process_balance_change(state, sender, -fee)
-    process_gov_counter(state, "fee_pool", fee)
-    process_gov_counter(state, "epoch_fees", fee)
+    state.set(
+        "acct",
+        sender,
+        {**account, "balance": account["balance"] - fee, "sequence": account["sequence"] + 1, "pubkey": pubkey},
+    )
+    if fee:
+        fees = get_fees(state)
+        state.set("meta", "fees", {"pool": fees["pool"] + fee, "epoch": fees["epoch"] + fee})
 
 
 def process_message(state: State, sender: str, msg: Msg) -> None:
@@ -571,20 +579,18 @@ def compute_fee_shares(pool: int, powers: list[tuple[str, int]]) -> list[tuple[s
 def process_fee_distribution(state: State) -> None:
     """Record the ending epoch's fees and pay the fee pool to its validators in proportion to power;
     the remainder of the division stays in the pool for the next epoch."""
-    collected = state.get("meta", "epoch_fees") or 0
-    if collected:
+    fees = get_fees(state)
+    if fees["epoch"]:
         key = compute_index_key(get_current_epoch(state)["index"])
-        state.set("hist", key, {**state.get("hist", key), "fees_collected": collected})
-        state.delete("meta", "epoch_fees")
-    pool = state.get("meta", "fee_pool") or 0
-    if pool == 0:
+        state.set("hist", key, {**state.get("hist", key), "fees_collected": fees["epoch"]})
+    if fees["pool"] == 0:
         return
     paid = 0
-    for address, share in compute_fee_shares(pool, get_validator_set(state)):
+    for address, share in compute_fee_shares(fees["pool"], get_validator_set(state)):
         if share:
             process_balance_change(state, address, share)
             paid += share
-    state.set("meta", "fee_pool", pool - paid)
+    state.set("meta", "fees", {"pool": fees["pool"] - paid, "epoch": 0})
 
 
 def process_stake_changes(state: State) -> None:

@@ -127,6 +127,10 @@ class Mempool:
     def __contains__(self, tx_hash: str) -> bool:
         return tx_hash in self._txs
 
+    def count_of(self, sender: str) -> int:
+        """How many of `sender`'s transactions the pool holds."""
+        return len(self._by_sender.get(sender, ()))
+
     def get_hashes(self) -> list[str]:
         """The hashes of the pool's transactions, in admission order."""
         return list(self._txs)

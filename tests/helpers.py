@@ -117,7 +117,9 @@ def supply_parts(store: Any) -> tuple[int, int]:
     + fee pool)."""
     snap = store_snapshot(store)
     supply = json.loads(snap[("meta", "supply")])
-    held = json.loads(snap.get(("meta", "gov_escrow"), "0")) + json.loads(snap.get(("meta", "fee_pool"), "0"))
+    held = (
+        json.loads(snap.get(("meta", "gov_escrow"), "0")) + json.loads(snap.get(("meta", "fees"), '{"pool":0}'))["pool"]
+    )
     for (space, _), value in snap.items():
         record = json.loads(value)
         if space == "acct":

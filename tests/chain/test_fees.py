@@ -74,7 +74,7 @@ def paid(name: str, sequence: int, *msgs, gas_limit: int = 100_000) -> bytes:
 
 
 def fee_pool(app) -> int:
-    return json.loads(store_snapshot(app.store).get(("meta", "fee_pool"), "0"))
+    return app.query("fees")["pool"]
 
 
 def assert_refused_everywhere(app, raw: bytes, code: str, reason: str) -> None:
@@ -334,7 +334,7 @@ def test_fees_never_create_or_lose_money_over_any_sequence_of_txs_and_blocks(blo
         assert total_money(app.store) == total
         assert app.app_hash == app.recompute_app_hash()
     ended = [r["fees_collected"] for r in app.query("history")]
-    assert sum(ended) + json.loads(store_snapshot(app.store).get(("meta", "epoch_fees"), "0")) == collected
+    assert sum(ended) + app.query("fees")["epoch"] == collected
     assert all(v >= 0 for v in (balance(app, n) for n in "abcde"))
 
 
