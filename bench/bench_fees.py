@@ -186,7 +186,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"1. spam from {len(SPAMMERS)} accounts vs {len(VALIDATORS)} validators' votes, {args.blocks} blocks of ≤ {args.block_txs} txs"
+        f"1. spam from {len(SPAMMERS)} accounts vs {len(VALIDATORS)} validators' votes, "
+        f"{args.blocks} blocks of ≤ {args.block_txs} txs"
     )
     for label, spam in (("reference, no spam", False), ("with spam", True)):
         r = run_spam(args.blocks, args.block_txs, spam)
