@@ -120,8 +120,7 @@ def describe_gas_price(price: Fraction) -> str:
 
 def compute_min_fee(gas_limit: int, gas_price: Fraction) -> int:
     """The least fee, in ngonka, for `gas_limit` at `gas_price`: the product rounded up."""
-    product = gas_price * gas_limit
-    return -(-product.numerator // product.denominator)
+    return -(-gas_limit * gas_price.numerator // gas_price.denominator)
 
 
 def compute_adjusted_gas(gas_used: int, adjustment: Fraction = Fraction(6, 5)) -> int:

@@ -65,11 +65,18 @@ class MempoolTx:
     lane: int = ORDINARY_LANE
     price: Fraction = Fraction(0)  # fee / gas_limit
     order: int = 0  # admission counter
+    rank: int = 0  # −price in units of 10^-12 ngonka per gas, rounded: the heaps' integer key
 
 
 def compute_raw_digest(raw: bytes) -> bytes:
     """The sha256 of a transaction's exact bytes (dedup before decoding)."""
     return hashlib.sha256(raw).digest()
+
+
+def compute_rank(fee: int, gas_limit: int) -> int:
+    """The ordering key of a fee per gas: its negation in 10^-12 ngonka per gas (rounded down), an
+    integer so that the heaps compare cheaply (ordering is local to this node, never consensus)."""
+    return -(fee * 10**12 // gas_limit)
 
 
 def compute_fee_per_gas(tx: Tx) -> Fraction:
@@ -115,7 +122,7 @@ class Mempool:
         self._sender_bytes: dict[str, int] = defaultdict(int)  # ordinary-lane bytes per sender
         self._sender_count: dict[str, int] = defaultdict(int)  # ordinary-lane txs per sender
         self._raw_index: dict[bytes, str] = {}  # digest of the submitted bytes -> hash
-        self._tails: list[tuple[int, Fraction, int, str]] = []  # heap of (−lane, price, −order, hash), lazy
+        self._tails: list[tuple[int, int, int, str]] = []  # heap of (−lane, −rank, −order, hash), lazy
         self._order = 0
         self._powers: tuple[int, dict[str, int]] = (-1, {})  # (height, validator powers) cache
         self.total_bytes = 0
@@ -138,10 +145,10 @@ class Mempool:
     def reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
         """Transactions for a block within the limits (they stay in the pool): each sender's in
         sequence order, senders interleaved by lane, fee per gas (highest first) and admission order."""
-        heads: list[tuple[int, Fraction, int, str, int]] = []
+        heads: list[tuple[int, int, int, str, int]] = []
         for sender, hashes in self._by_sender.items():
             tx = self._txs[hashes[0]]
-            heads.append((tx.lane, -tx.price, tx.order, sender, 0))
+            heads.append((tx.lane, tx.rank, tx.order, sender, 0))
         heapq.heapify(heads)
         out: list[bytes] = []
         size = 0
@@ -154,7 +161,7 @@ class Mempool:
             size += len(tx.raw)
             if index + 1 < len(self._by_sender[sender]):
                 nxt = self._txs[self._by_sender[sender][index + 1]]
-                heapq.heappush(heads, (nxt.lane, -nxt.price, nxt.order, sender, index + 1))
+                heapq.heappush(heads, (nxt.lane, nxt.rank, nxt.order, sender, index + 1))
         return out
 
     # -- admission --------------------------------------------------------------------------
@@ -277,7 +284,16 @@ class Mempool:
 
     def _insert(self, tx: Tx, lane: int) -> None:
         self._order += 1
-        entry = MempoolTx(tx.hash, tx.raw, tx.sender, tx.sequence, lane, compute_fee_per_gas(tx), self._order)
+        entry = MempoolTx(
+            tx.hash,
+            tx.raw,
+            tx.sender,
+            tx.sequence,
+            lane,
+            compute_fee_per_gas(tx),
+            self._order,
+            compute_rank(tx.fee, tx.gas_limit),
+        )
         self._txs[tx.hash] = entry
         self._by_sender[tx.sender].append(tx.hash)
         self._raw_index[compute_raw_digest(tx.raw)] = tx.hash
@@ -285,7 +301,7 @@ class Mempool:
         if lane == ORDINARY_LANE:
             self._sender_count[tx.sender] += 1
             self._sender_bytes[tx.sender] += len(tx.raw)
-            heapq.heappush(self._tails, (-lane, entry.price, -entry.order, tx.hash))
+            heapq.heappush(self._tails, (-lane, -entry.rank, -entry.order, tx.hash))
 
     def _remove(self, tx_hash: str) -> None:
         tx = self._txs.pop(tx_hash, None)
@@ -294,13 +310,14 @@ class Mempool:
         self._raw_index.pop(compute_raw_digest(tx.raw), None)
         self.total_bytes -= len(tx.raw)
         hashes = self._by_sender[tx.sender]
-        hashes.remove(tx_hash)
+        was_last = hashes[-1] == tx_hash
+        hashes.remove(tx_hash)  # at most a sender's quota long, usually its first entry
         if not hashes:
             del self._by_sender[tx.sender]
-        else:
+        elif was_last:
             last = self._txs[hashes[-1]]
             if last.lane == ORDINARY_LANE:  # the sender's new last tx becomes evictable
-                heapq.heappush(self._tails, (-last.lane, last.price, -last.order, last.hash))
+                heapq.heappush(self._tails, (-last.lane, -last.rank, -last.order, last.hash))
         if tx.lane == ORDINARY_LANE:
             self._sender_count[tx.sender] -= 1
             self._sender_bytes[tx.sender] -= len(tx.raw)
@@ -328,7 +345,7 @@ class Mempool:
                 log.debug("mempool dropped tx %s after commit: %s", tx.hash, result.code)
         if len(self._tails) > 2 * len(self._txs) + 64:  # stale heap entries: rebuild
             self._tails = [
-                (-t.lane, t.price, -t.order, t.hash)
+                (-t.lane, -t.rank, -t.order, t.hash)
                 for t in self._txs.values()
                 if t.lane == ORDINARY_LANE and self._by_sender[t.sender][-1] == t.hash
             ]
