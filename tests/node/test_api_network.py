@@ -153,6 +153,8 @@ def test_seed_price_vote_is_committed_and_read_back(operator):
     tx = operator.get(f"/v1/txs/{vote['tx_hash']}").json()
     assert tx["height"] == vote["height"] and tx["code"] == "ok"
     assert tx["tx"]["body"]["messages"][0]["@type"] == "MsgSubmitPriceProposal"
+    body = tx["tx"]["body"]  # the node set gas and fee itself: the simulated use × 1.2, the least fee
+    assert 5_000 < body["gas_limit"] < 20_000 and body["fee"] == -(-body["gas_limit"] // 100)
 
 
 def test_two_quick_admin_votes_do_not_collide_on_the_sequence(operator):
