@@ -18,7 +18,8 @@
 - **Eviction.** When the pool is full, an ordinary tx that pays more per gas than the cheapest
   evictable tx (the last pending tx of some sender, so no sender is left with a sequence gap)
   takes its place; one that pays as little or less is refused (`FeeTooLow`). An evicted tx's effect
-  stays in the check state until the next commit's re-check, so its sender's next tx waits a block.
+  stays in the check state until the next commit's re-check, so its sender's txs are refused
+  (`MempoolFull`, "send again after the next block") until then: none can follow a gap.
 - **Reaping** (for a proposal): senders' pending txs in sequence order, the senders interleaved by
   their next tx's lane, then fee per gas (highest first), then admission order. The proposer then
   drops the txs that would fail in that order (`Application.prepare_proposal`).
@@ -124,6 +125,7 @@ class Mempool:
         self._raw_index: dict[bytes, str] = {}  # digest of the submitted bytes -> hash
         self._tails: list[tuple[int, int, int, str]] = []  # heap of (−lane, −rank, −order, hash), lazy
         self._order = 0
+        self._evicted: set[str] = set()  # senders with a tx evicted since the last commit
         self._powers: tuple[int, dict[str, int]] = (-1, {})  # (height, validator powers) cache
         self.total_bytes = 0
 
@@ -210,6 +212,11 @@ class Mempool:
             return TxRejected(str(tx), tx_hash=tx.tx_hash, code=tx.code)
         if tx.hash in self._txs:
             return TxAlreadyKnown(f"transaction {tx.hash} is already in the mempool", tx_hash=tx.hash)
+        if tx.sender in self._evicted:  # its evicted tx is still applied in the check state: a gap
+            return MempoolFull(
+                f"a transaction of {tx.sender} was evicted from the full mempool; send again after the next block",
+                tx_hash=tx.hash,
+            )
         lane = self._get_lane(tx, own)
         refusal = self._check_room(tx, lane)
         if refusal is not None:
@@ -281,6 +288,7 @@ class Mempool:
                 return
             log.debug("mempool evicts tx %s (%s per gas)", cheapest.hash, cheapest.price)
             self._remove(cheapest.hash)
+            self._evicted.add(cheapest.sender)
 
     def _insert(self, tx: Tx, lane: int) -> None:
         self._order += 1
@@ -330,6 +338,7 @@ class Mempool:
         fresh check state, drop those that fail; return how many were dropped as invalid."""
         for tx_hash in committed_hashes:
             self._remove(tx_hash)
+        self._evicted.clear()  # the check state is rebuilt from the pool: evicted txs are gone from it
         remaining = list(self._txs.values())
         if not remaining:
             self._tails = []

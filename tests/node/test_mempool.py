@@ -6,12 +6,14 @@ import json
 from fractions import Fraction
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey
 from chain.tx import MsgSend, MsgSubmitPriceProposal, sign_tx
-from node.errors import FeeTooLow, MempoolFull, SenderQuotaExceeded, TxAlreadyKnown, TxRejected
+from node.errors import FeeTooLow, MempoolError, MempoolFull, SenderQuotaExceeded, TxAlreadyKnown, TxRejected
 from node.mempool import Mempool
-from tests.helpers import ADDR, make_app, make_genesis, signed
+from tests.helpers import ADDR, NAMES, make_app, make_genesis, signed
 
 
 def send(name: str, seq: int, amount: int = 1, to: str = "e") -> bytes:
@@ -294,3 +296,39 @@ def test_the_proposer_drops_a_reaped_tx_that_depends_on_one_reaped_after_it(fee_
     assert all(r.ok for r in fee_app.process_proposal(fee_app.height + 1, block))
     result = fee_app.finalize_block(fee_app.height + 1, block)
     assert [r.ok for r in result.tx_results] == [True]
+
+
+# (sender, fee in units of the least fee, own)
+ADDS = st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(1, 6), st.booleans()), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ADDS)
+def test_any_admissions_keep_the_limits_and_gap_free_senders_and_reap_a_valid_block(fee_app, adds):
+    app = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, {n: 10**12 for n in NAMES}, min_gas_price="0.01"))
+    pool = Mempool(app, max_txs=8, max_txs_per_sender=3)
+    nxt = dict.fromkeys(NAMES, 0)
+    for name, times, own in adds:
+        try:
+            pool.add(paying(name, nxt[name], 1_000 * times), own=own and name == "a")
+            nxt[name] += 1
+        except MempoolError:
+            nxt[name] = app.query(f"account/{ADDR[name]}")["sequence"] + pool.count_of(ADDR[name])
+    assert len(pool) <= 8
+    block = pool.reap(100, 10**9)
+    assert len(block) == len(pool)
+    results = app.process_proposal(app.height + 1, block)
+    assert all(r.ok for r in results), [(r.code, r.log) for r in results if not r.ok]  # no sender has a gap
+
+
+def test_a_sender_whose_tx_was_evicted_is_refused_until_the_next_commit_so_no_gap_enters(fee_app):
+    pool = Mempool(fee_app, max_txs=2)
+    evicted = paying("d", 0, 1_000)
+    pool.add(evicted)
+    pool.add(paying("e", 0, 3_000))
+    pool.add(paying("f", 0, 2_000))  # evicts d's tx
+    assert evicted not in pool.reap(10, 10**9)
+    with pytest.raises(MempoolFull, match="evicted"):
+        pool.add(paying("d", 1, 10**6))  # would follow the evicted sequence 0: a gap
+    pool.update(commit(fee_app, pool.reap(10, 10**9)))
+    pool.add(paying("d", 0, 10**6))  # after the commit the check state no longer holds it
