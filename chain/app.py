@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from . import rules
@@ -33,11 +34,12 @@ from .cache import ByteBoundedCache
 from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidEvidence, InvalidTx, StoreError
 from .evidence import DoubleSign, is_signed_double_sign, parse_evidence
+from .gas import compute_min_fee
 from .genesis import process_genesis
 from .params import Params
 from .queries import QueryContext, run_query, run_query_all
 from .store import Change, CommitInfo, State, Store, compute_lthash
-from .tx import Tx, decode_and_verify
+from .tx import Tx, decode_and_verify, decode_tx
 
 ADMITTED_CACHE_BYTES = 256 * 1024 * 1024  # the verify cache: decoded, signature-verified txs by raw bytes
 Admit = Callable[[list[bytes]], "list[Tx | InvalidTx]"]
@@ -50,6 +52,7 @@ class TxResult:
     hash: str
     code: str = "ok"
     log: str = ""
+    gas_used: int = 0  # 0 for a tx refused before it ran
 
     @property
     def ok(self) -> bool:
@@ -113,18 +116,55 @@ class Application:
         """Admit a transaction to the mempool if it applies on top of the pending ones."""
         return self.check_txs([raw])[0]
 
-    def check_txs(self, raws: list[bytes]) -> list[TxResult]:
-        """check_tx for a batch, decoding and verifying the new ones in one `admit` call."""
-        results = []
-        for tx in self._admit(raws, keep=True):
-            if isinstance(tx, TxResult):
-                results.append(tx)
-                continue
-            result = self._apply(self._check_state, tx)
-            if result.ok:
-                self._remember(tx)
-            results.append(result)
-        return results
+    def check_txs(self, raws: list[bytes], *, min_gas_price: Fraction | None = None) -> list[TxResult]:
+        """check_tx for a batch, decoding and verifying the new ones in one `admit` call.
+
+        `min_gas_price` is a node's own admission minimum (ngonka per gas), checked besides the chain's."""
+        return [
+            tx if isinstance(tx, TxResult) else self.check_verified(tx, min_gas_price=min_gas_price)
+            for tx in self._admit(raws, keep=True)
+        ]
+
+    def check_verified(self, tx: Tx, *, min_gas_price: Fraction | None = None) -> TxResult:
+        """check_tx for a tx that `admit` decoded and verified: apply it to the check state (and
+        remember it for its block) if it pays `min_gas_price` and applies."""
+        least = 0 if min_gas_price is None else compute_min_fee(tx.gas_limit, min_gas_price)
+        if tx.fee < least:
+            log = f"fee is {tx.fee} ngonka; this node admits a gas limit of {tx.gas_limit} for at least {least}"
+            return TxResult(tx.hash, "insufficient_fee", log)
+        result = self._apply(self._check_state, tx)
+        if result.ok:
+            self._remember(tx)
+        return result
+
+    def simulate(self, raw: bytes) -> TxResult:
+        """Run a transaction on top of the check state without its gas limit, fee minimum or signature
+        check, and discard what it wrote: the gas it would use (`gas_used`) or why it would fail."""
+        try:
+            tx = decode_tx(raw)
+        except InvalidTx as exc:
+            return TxResult(exc.tx_hash, exc.code, str(exc))
+        state = self._check_state
+        state.begin()
+        try:
+            gas_used = rules.process_tx(state, tx, signature_verified=True, simulate=True)
+        except InvalidTx as exc:
+            return TxResult(tx.hash, exc.code, str(exc))
+        finally:
+            state.discard()
+        return TxResult(tx.hash, gas_used=gas_used)
+
+    def prepare_proposal(self, height: int, txs: list[bytes]) -> list[bytes]:
+        """The proposer's block: `txs` in order without those that would fail on the state after h−1.
+
+        A failing tx changes nothing, so the kept txs give the same results without them; the run is
+        kept for the `process_proposal` and `finalize_block` of the returned block."""
+        results = self.process_proposal(height, txs)
+        kept = [raw for raw, result in zip(txs, results) if result.ok]
+        assert self._proposal is not None
+        _, _, evidence, state, _ = self._proposal
+        self._proposal = (height, kept, evidence, state, [r for r in results if r.ok])
+        return kept
 
     def process_proposal(self, height: int, txs: list[bytes], evidence: list[Any] | None = None) -> list[TxResult]:
         """Run a proposed block's evidence, then its transactions in order, on a copy of the state;
@@ -132,11 +172,15 @@ class Application:
 
         Consensus calls a proposal valid only when every result is ok; InvalidBlock if the block is
         over the params' block limits, InvalidEvidence if a piece of evidence is invalid. The copy is
-        kept for a `finalize_block` of the same block, which goes on from it."""
+        kept for a `finalize_block` of the same block, which goes on from it (and for a second
+        `process_proposal` of it, which answers at once)."""
         self._check_next_height(height)
         evidence = list(evidence or [])
         parsed = [parse_evidence(e) for e in evidence]
         self.check_block_limits(txs, parsed)
+        proposal = self._proposal
+        if proposal is not None and proposal[0] == height and proposal[1] == txs and proposal[2] == evidence:
+            return list(proposal[4])
         state = State(self.store, height, self._lthash)
         rules.process_block_start(state, height)
         rules.process_block_evidence(state, parsed)
@@ -254,10 +298,10 @@ class Application:
     def _apply(self, state: State, tx: Tx) -> TxResult:
         """Apply a transaction whose signature is verified to `state`."""
         try:
-            rules.process_tx(state, tx, signature_verified=True)
+            gas_used = rules.process_tx(state, tx, signature_verified=True)
         except InvalidTx as exc:
             return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
-        return TxResult(hash=tx.hash)
+        return TxResult(hash=tx.hash, gas_used=gas_used)
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash

@@ -17,6 +17,7 @@ from typing import Any
 
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE
 from .fields import MAX_INT64, Arg, Cli, Declared, FieldError
+from .gas import MAX_GAS_LIMIT
 from .queries import QUERIES, BoolKind, Http, Query
 from .tx import ADDRESS, CLI_GROUPS, CONTENT_TYPES, MAX_MESSAGES, MESSAGE_TYPES, Content, Msg, MsgSubmitProposal
 
@@ -137,11 +138,23 @@ def get_tx_schema() -> dict[str, Any]:
     }
     body = {
         "type": "object",
-        "required": ["chain_id", "sender", "sequence", "messages"],
+        "required": ["chain_id", "sender", "sequence", "fee", "gas_limit", "messages"],
         "properties": {
             "chain_id": {"type": "string", "minLength": 1},
             "sender": ADDRESS.schema(),
             "sequence": {"type": "integer", "minimum": 0, "maximum": MAX_INT64},
+            "fee": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_INT64,
+                "description": "ngonka paid for the gas limit",
+            },
+            "gas_limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_GAS_LIMIT,
+                "description": "the most gas it may use",
+            },
             "messages": messages,
         },
         "additionalProperties": False,

@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 from .encoding import decode_canonical
 from .errors import InvalidGenesis, MoneyError
 from .money import MAX_NGONKA, is_int, to_ngonka
-from .tx import is_decimal
+from .tx import DEFAULT_GAS_PRICE, is_decimal
+
+MAX_GAS_PRICE = 10**9  # ngonka per gas: with gas limits ≤ 10^9, every fee stays below 2^63
 
 T = TypeVar("T")
 WHERE = "genesis.params"  # params come from genesis only: errors name the genesis field
@@ -60,9 +62,18 @@ def _check_price(value: object, where: str) -> None:
         raise InvalidGenesis(str(exc)) from None
 
 
+def _check_gas_price(value: object, where: str) -> None:
+    """A decimal string of ngonka per gas from "0" to 10^9, such as "0.01"."""
+    if not is_decimal(value) or compute_fraction(value) > MAX_GAS_PRICE:
+        raise InvalidGenesis(
+            f'{where} must be a decimal string of ngonka per gas from "0" to {MAX_GAS_PRICE}, got {value!r}'
+        )
+
+
 COUNT = Validator(_check_count, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 FRACTION = Validator(_check_fraction, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
 BOOLEAN = Validator(_check_bool, {"type": "boolean"})
+GAS_PRICE = Validator(_check_gas_price, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
 PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 
 
@@ -73,7 +84,7 @@ def param(default: T, validator: Validator, description: str) -> T:
 
 
 def compute_fraction(text: str) -> Fraction:
-    """The exact value of a decimal string param such as "0.334"."""
+    """The exact value of a decimal string param such as "0.334" or "0.01"."""
     if not is_decimal(text):
         raise ValueError(f'{text!r} is not a decimal string such as "0.334"')
     return Fraction(text)
@@ -124,6 +135,9 @@ class Params:
         "0.05", FRACTION, "Share of a double-signing validator's bonded tokens that is slashed (burned)."
     )
     jail_blocks: int = param(100, COUNT, "Blocks a jailed validator must wait before MsgUnjail is accepted.")
+    min_gas_price: str = param(
+        DEFAULT_GAS_PRICE, GAS_PRICE, "Ngonka per gas a fee must pay at least: fee ≥ ceil(gas_limit × this)."
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

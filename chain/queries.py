@@ -71,6 +71,7 @@ EPOCH_RECORD = obj(
         "min_vote": nullable(INT),
         "max_vote": nullable(INT),
         "registry_version": INT,
+        "fees_collected": INT,
     }
 )
 MODEL = obj(
@@ -575,6 +576,18 @@ def query_price_vote(ctx: QueryContext, address: str) -> dict[str, Any]:
     if vote is None:
         raise ChainError(f"{address} has never voted a unit-of-compute price", code="not_found")
     return vote
+
+
+@query(
+    "fees",
+    "The fee pool (paid to the validators by power at the epoch's end) and the fees of this epoch so far",
+    obj({"pool": INT, "epoch": INT, "min_gas_price": STR}),
+    http=(Http("/v1/fees"),),
+    cli="fees",
+)
+def query_fees(ctx: QueryContext) -> dict[str, Any]:
+    """The fee pool, the current epoch's fees and the chain's min_gas_price."""
+    return {**rules.get_fees(ctx.state), "min_gas_price": rules.get_params(ctx.state).min_gas_price}
 
 
 @query(

@@ -6,6 +6,7 @@ rule is a small function; invalid input raises `InvalidTx` (transactions) or `In
 State layout (space / key -> canonical JSON value):
 
 - `meta/chain_id`, `meta/height`, `meta/params`, `meta/supply`
+- `meta/fees` -> {"pool": fees not yet paid out, "epoch": fees the current epoch's txs paid}
 - `acct/<address>`   -> {"balance", "sequence", "pubkey"}
 - `val/<address>`    -> {"stake", "pending_stake"}: stake in force this epoch, stake from the next
 - `vchg/<address>`   -> true: a validator whose pending stake changed this epoch (applied at the boundary)
@@ -37,6 +38,7 @@ from .crypto import compute_address, verify_signature
 from .epochs import is_epoch_end
 from .errors import InvalidBlock, InvalidEvidence, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
+from .gas import MAX_GAS_LIMIT, GasMeter, compute_gas_price, compute_intrinsic_gas, compute_min_fee
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import weighted_median
 from .money import MAX_NGONKA
@@ -213,8 +215,11 @@ def is_validator_or_pending(state: State, address: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def process_tx(state: State, tx: Tx, *, signature_verified: bool = False) -> None:
-    """Apply a transaction atomically, or raise InvalidTx and change nothing."""
+def process_tx(state: State, tx: Tx, *, signature_verified: bool = False, simulate: bool = False) -> int:
+    """Apply a transaction atomically and return the gas it used, or raise InvalidTx and change nothing.
+
+    With `simulate`, its gas limit and the fee minimum do not apply (to estimate its gas); the caller
+    discards the state."""
     if tx.chain_id != get_chain_id(state):
         raise InvalidTx(f"chain_id is {tx.chain_id!r}, this chain is {get_chain_id(state)!r}", code="wrong_chain_id")
     if compute_address(tx.pubkey) != tx.sender:
@@ -224,15 +229,58 @@ def process_tx(state: State, tx: Tx, *, signature_verified: bool = False) -> Non
     account = get_account(state, tx.sender)
     if tx.sequence != account["sequence"]:
         raise InvalidTx(f"sequence is {tx.sequence}, account expects {account['sequence']}", code="wrong_sequence")
+    if not simulate:
+        check_fee(get_params(state), tx)
+    meter = GasMeter(MAX_GAS_LIMIT if simulate else tx.gas_limit)
+    meter.consume(compute_intrinsic_gas((m.TYPE for m in tx.messages), len(tx.raw)), "the tx's bytes and messages")
     state.begin()
+    state.meter = meter
     try:
-        state.set("acct", tx.sender, {**account, "sequence": account["sequence"] + 1, "pubkey": tx.pubkey.hex()})
+        process_fee_payment(state, tx.sender, account, tx.fee, tx.pubkey.hex())
         for msg in tx.messages:
             process_message(state, tx.sender, msg)
     except BaseException:
+        state.meter = None
         state.discard()
         raise
+    state.meter = None
     state.keep()
+    return meter.used
+
+
+def check_fee(params: Params, tx: Tx) -> None:
+    """Raise InvalidTx(code="insufficient_fee") unless the fee pays the gas limit at min_gas_price."""
+    least = compute_min_fee(tx.gas_limit, compute_gas_price(params.min_gas_price))
+    if tx.fee < least:
+        raise InvalidTx(
+            f"fee is {tx.fee} ngonka; a gas limit of {tx.gas_limit} at min_gas_price {params.min_gas_price} "
+            f"needs at least {least}",
+            code="insufficient_fee",
+        )
+
+
+def get_fees(state: State) -> dict[str, int]:
+    """The fee pool (fees not yet paid out) and the fees the current epoch's transactions paid."""
+    fees: dict[str, int] | None = state.get("meta", "fees")
+    return fees or {"pool": 0, "epoch": 0}
+
+
+def process_fee_payment(state: State, sender: str, account: dict[str, Any], fee: int, pubkey: str) -> None:
+    """Take the fee from the sender's balance into the fee pool and the epoch's fees, with the
+    sequence increment (one account write)."""
+    if account["balance"] < fee:
+        raise InvalidTx(
+            f"insufficient funds for the fee: {sender} has {account['balance']} ngonka, the fee is {fee}",
+            code="insufficient_funds",
+        )
+    state.set(
+        "acct",
+        sender,
+        {**account, "balance": account["balance"] - fee, "sequence": account["sequence"] + 1, "pubkey": pubkey},
+    )
+    if fee:
+        fees = get_fees(state)
+        state.set("meta", "fees", {"pool": fees["pool"] + fee, "epoch": fees["epoch"] + fee})
 
 
 def process_message(state: State, sender: str, msg: Msg) -> None:
@@ -656,11 +704,37 @@ def process_block_end(state: State) -> None:
 
 def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
+    process_fee_distribution(state)
     process_stake_changes(state)
     process_epoch_advance(state)
     process_unit_of_compute_price(state)
     process_model_activation(state)
     process_epoch_record(state)
+
+
+def compute_fee_shares(pool: int, powers: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Each validator's share of the fee pool, `pool × power // total power` (the rest stays)."""
+    total = sum(power for _, power in powers)
+    if total == 0:
+        return []
+    return [(address, pool * power // total) for address, power in powers]
+
+
+def process_fee_distribution(state: State) -> None:
+    """Record the ending epoch's fees and pay the fee pool to its validators in proportion to power;
+    the remainder of the division stays in the pool for the next epoch."""
+    fees = get_fees(state)
+    if fees["epoch"]:
+        key = compute_index_key(get_current_epoch(state)["index"])
+        state.set("hist", key, {**state.get("hist", key), "fees_collected": fees["epoch"]})
+    if fees["pool"] == 0:
+        return
+    paid = 0
+    for address, share in compute_fee_shares(fees["pool"], get_validator_set(state)):
+        if share:
+            process_balance_change(state, address, share)
+            paid += share
+    state.set("meta", "fees", {"pool": fees["pool"] - paid, "epoch": 0})
 
 
 def process_stake_changes(state: State) -> None:
@@ -766,5 +840,6 @@ def process_epoch_record(state: State) -> None:
             "total_power": epoch["total_power"],
             **epoch["ballot"],
             "registry_version": get_registry_version(state),
+            "fees_collected": 0,
         },
     )

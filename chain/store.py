@@ -25,6 +25,7 @@ from sortedcontainers import SortedDict, SortedList
 
 from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
+from .gas import GasMeter
 
 APP_HASH_DOMAIN = b"uoc/apphash/v1"
 LTHASH_DOMAIN = b"uoc/lthash/v1"
@@ -202,14 +203,20 @@ class State:
         # the space is first iterated, then a SortedList kept up to date (spaces never scanned pay a set add)
         self.written: dict[str, set[str]] = {}
         self.sorted_written: dict[str, Any] = {}
+        self.meter: GasMeter | None = None  # while set, point reads and writes are charged to it (chain.gas)
 
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
         """The committed-or-pending canonical text of an entry, or None."""
         for layer in reversed(self.layers):
             if (space, key) in layer:
-                return layer[(space, key)]
-        return self.store.get(space, key)
+                raw = layer[(space, key)]
+                break
+        else:
+            raw = self.store.get(space, key)
+        if self.meter is not None:
+            self.meter.consume_read(0 if raw is None else len(raw))
+        return raw
 
     def get(self, space: str, key: str) -> Any:
         """The decoded value of an entry, or None if absent."""
@@ -218,10 +225,15 @@ class State:
 
     def set(self, space: str, key: str, value: Any) -> None:
         """Write an entry (canonical JSON of `value`)."""
-        self._write(space, key, canonical_json(value))
+        text = canonical_json(value)
+        if self.meter is not None:
+            self.meter.consume_write(len(text))
+        self._write(space, key, text)
 
     def delete(self, space: str, key: str) -> None:
         """Remove an entry."""
+        if self.meter is not None:
+            self.meter.consume_write(0)
         self._write(space, key, _DELETED)
 
     def _write(self, space: str, key: str, raw: str | None) -> None:

@@ -2,8 +2,11 @@
 
 Wire form (canonical JSON, see `chain.encoding`):
 
-    {"body": {"chain_id": str, "sender": "uoc1…", "sequence": int, "messages": [{"@type": …}, …]},
+    {"body": {"chain_id": str, "sender": "uoc1…", "sequence": int, "fee": int, "gas_limit": int,
+              "messages": [{"@type": …}, …]},
      "pubkey": base64(32 bytes), "signature": base64(64 bytes)}
+
+`fee` is in ngonka (≥ 0), `gas_limit` in gas (1 to `chain.gas.MAX_GAS_LIMIT`); see `chain.gas`.
 
 Sign bytes are `SIGN_DOMAIN + canonical_json(body)`. The tx hash is the upper-case hex sha256 of the
 canonical encoding of the whole tx. Messages are parsed strictly: unknown or missing fields, wrong
@@ -45,9 +48,12 @@ from .fields import (
     wire,
 )
 from .fields import is_decimal as is_decimal  # governance reads decimal params with it
-from .money import is_int
+from .gas import MAX_GAS_LIMIT, compute_gas_estimate, compute_gas_price, compute_min_fee
+from .money import MAX_NGONKA, is_int
 
 SIGN_DOMAIN = b"uoc/tx/v1\n"
+BODY_FIELDS = ("chain_id", "sender", "sequence", "fee", "gas_limit", "messages")
+DEFAULT_GAS_PRICE = "0.01"  # ngonka per gas: the default min_gas_price of chain.params
 MAX_TX_BYTES = 64 * 1024
 MAX_MESSAGES = 32
 
@@ -298,6 +304,8 @@ class Tx(NamedTuple):
     chain_id: str
     sender: str
     sequence: int
+    fee: int
+    gas_limit: int
     messages: tuple[Msg, ...]
     pubkey: bytes
     signature: bytes
@@ -351,12 +359,16 @@ def decode_tx(raw: bytes) -> Tx:
     if len(raw) > MAX_TX_BYTES:
         raise _malformed(f"transaction is {len(raw)} bytes, over the limit of {MAX_TX_BYTES}")
     doc = require_object(parse_json(bytes(raw)), "tx", ("body", "pubkey", "signature"))
-    body = require_object(doc["body"], "tx.body", ("chain_id", "sender", "sequence", "messages"))
+    body = require_object(doc["body"], "tx.body", BODY_FIELDS)
     if not isinstance(body["chain_id"], str) or not body["chain_id"]:
         raise _malformed("tx.body.chain_id must be a non-empty string")
     sender = ADDRESS.check(body["sender"], "tx.body.sender")
     if not is_int(body["sequence"]) or not 0 <= body["sequence"] < 2**63:
         raise _malformed("tx.body.sequence must be an integer ≥ 0")
+    if not is_int(body["fee"]) or not 0 <= body["fee"] < MAX_NGONKA:
+        raise _malformed("tx.body.fee must be an integer of ngonka ≥ 0 and < 2^63")
+    if not is_int(body["gas_limit"]) or not 1 <= body["gas_limit"] <= MAX_GAS_LIMIT:
+        raise _malformed(f"tx.body.gas_limit must be an integer from 1 to {MAX_GAS_LIMIT}")
     msgs = body["messages"]
     if not isinstance(msgs, list) or not 1 <= len(msgs) <= MAX_MESSAGES:
         raise _malformed(f"tx.body.messages must be a list of 1 to {MAX_MESSAGES} messages")
@@ -365,10 +377,18 @@ def decode_tx(raw: bytes) -> Tx:
     signature = _b64(doc["signature"], "tx.signature", SIGNATURE_SIZE)
     sign_bytes = compute_sign_bytes(body)
     canonical = compute_tx_bytes(sign_bytes, pubkey, signature)
+    if canonical != raw:
+        raise InvalidTx(
+            "transaction is not in canonical form (sorted keys, no whitespace, no duplicate keys, minimal "
+            "escapes, canonical base64); sign and send the canonical encoding",
+            code="non_canonical",
+        )
     return Tx(
         chain_id=body["chain_id"],
         sender=sender,
         sequence=body["sequence"],
+        fee=body["fee"],
+        gas_limit=body["gas_limit"],
         messages=messages,
         pubkey=pubkey,
         signature=signature,
@@ -378,14 +398,53 @@ def decode_tx(raw: bytes) -> Tx:
     )
 
 
-def make_body(chain_id: str, sender: str, sequence: int, messages: list[Msg] | tuple[Msg, ...]) -> dict[str, Any]:
-    """The JSON body of a transaction."""
-    return {"chain_id": chain_id, "sender": sender, "sequence": sequence, "messages": [m.to_json() for m in messages]}
+def make_body(
+    chain_id: str,
+    sender: str,
+    sequence: int,
+    messages: list[Msg] | tuple[Msg, ...],
+    *,
+    fee: int = 0,
+    gas_limit: int | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a transaction; without `gas_limit`, the gas table's upper bound for it."""
+    body = {
+        "chain_id": chain_id,
+        "sender": sender,
+        "sequence": sequence,
+        "fee": fee,
+        "gas_limit": 1,
+        "messages": [m.to_json() for m in messages],
+    }
+    body["gas_limit"] = compute_body_gas_estimate(body) if gas_limit is None else gas_limit
+    return body
 
 
-def sign_tx(key: PrivateKey, chain_id: str, sequence: int, messages: list[Msg] | tuple[Msg, ...]) -> bytes:
-    """Build, sign and encode a transaction from `key`'s account."""
-    sign_bytes = compute_sign_bytes(make_body(chain_id, key.address, sequence, messages))
+def compute_body_gas_estimate(body: dict[str, Any]) -> int:
+    """`chain.gas.compute_gas_estimate` for a body, its bytes counted with the largest fee and gas limit."""
+    widest = {**body, "fee": MAX_NGONKA - 1, "gas_limit": MAX_GAS_LIMIT}
+    size = len(compute_tx_bytes(compute_sign_bytes(widest), bytes(PUBKEY_SIZE), bytes(SIGNATURE_SIZE)))
+    return compute_gas_estimate((m["@type"] for m in body["messages"]), size)
+
+
+def sign_tx(
+    key: PrivateKey,
+    chain_id: str,
+    sequence: int,
+    messages: list[Msg] | tuple[Msg, ...],
+    *,
+    gas_limit: int | None = None,
+    fee: int | None = None,
+    gas_price: str = DEFAULT_GAS_PRICE,
+) -> bytes:
+    """Build, sign and encode a transaction from `key`'s account.
+
+    Without `gas_limit`, the gas table's upper bound for its messages (`compute_body_gas_estimate`);
+    without `fee`, the least fee for that limit at `gas_price` (ngonka per gas, a decimal string)."""
+    body = make_body(chain_id, key.address, sequence, messages, gas_limit=gas_limit)
+    if fee is None:
+        fee = compute_min_fee(body["gas_limit"], compute_gas_price(gas_price))
+    sign_bytes = compute_sign_bytes({**body, "fee": fee})
     return compute_tx_bytes(sign_bytes, key.pubkey, key.sign(sign_bytes))
 
 

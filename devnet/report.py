@@ -7,7 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-EPOCH_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote", "chain_epoch")
+EPOCH_COLUMNS = (
+    "epoch",
+    "price",
+    "total_power",
+    "voters",
+    "non_voters",
+    "min_vote",
+    "max_vote",
+    "fees_collected",  # ngonka of fees the epoch's transactions paid (0 until the epoch has ended)
+    "chain_epoch",
+)
 MODEL_COLUMNS = ("epoch", "model", "units_of_compute_per_token", "price_per_token", "chain_epoch")
 PROPOSAL_COLUMNS = ("id", "model", "kind", "submitted_epoch", "status", "yes", "no", "abstain", "no_with_veto")
 KINDS = {"RegisterModel": "register_model", "RemoveModel": "remove_model"}

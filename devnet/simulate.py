@@ -36,6 +36,7 @@ from chain.app import Application
 from chain.crypto import PrivateKey
 from chain.epochs import compute_epoch_start_height
 from chain.errors import InvalidTx
+from chain.params import DEFAULT_PARAMS
 from chain.tx import (
     Msg,
     MsgBond,
@@ -141,6 +142,7 @@ class EpochJob:
     epoch_length: int
     sends: tuple[tuple[int, ValidatorSpec, int], ...]  # (validator index, spec, sequence)
     gov: tuple[GovTx, ...] = ()
+    gas_price: str = DEFAULT_PARAMS.min_gas_price  # the fee: the gas table's bound at this price
 
 
 def sign_epoch(job: EpochJob) -> list[list[bytes]]:
@@ -148,10 +150,12 @@ def sign_epoch(job: EpochJob) -> list[list[bytes]]:
     block's governance transactions come first."""
     blocks: list[list[bytes]] = [[] for _ in range(job.epoch_length)]
     for gov in job.gov:
-        blocks[gov.offset].append(sign_tx(get_key(gov.sender), job.chain_id, gov.sequence, gov.messages))
+        raw = sign_tx(get_key(gov.sender), job.chain_id, gov.sequence, gov.messages, gas_price=job.gas_price)
+        blocks[gov.offset].append(raw)
     for index, spec, sequence in job.sends:
         msgs = compute_messages(spec, job.seed, job.epoch)
-        blocks[index % job.epoch_length].append(sign_tx(get_key(spec.name), job.chain_id, sequence, msgs))
+        raw = sign_tx(get_key(spec.name), job.chain_id, sequence, msgs, gas_price=job.gas_price)
+        blocks[index % job.epoch_length].append(raw)
     return blocks
 
 
@@ -253,13 +257,26 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
                 gov.append(GovTx(offset, scenario.validators[i].name, sequences[i], msgs))
             sequences[i] += 1
         sends.sort(key=lambda send: send[0])
-        jobs.append(EpochJob(scenario.chain_id, scenario.seed, epoch, scenario.epoch_length, tuple(sends), tuple(gov)))
+        jobs.append(
+            EpochJob(
+                scenario.chain_id,
+                scenario.seed,
+                epoch,
+                scenario.epoch_length,
+                tuple(sends),
+                tuple(gov),
+                scenario.params.min_gas_price,
+            )
+        )
     return jobs
+
+
+FEE_FUND = 10**9  # ngonka each provider holds for fees: one gonka, about a million price votes
 
 
 def make_genesis(scenario: Scenario) -> dict[str, Any]:
     """The genesis of a scenario: every provider holds its stake liquid, plus the deposits of the
-    proposals it submits; genesis ones are also bonded."""
+    proposals it submits and FEE_FUND for its fees; genesis ones are also bonded."""
     deposits = {v.name: 0 for v in scenario.validators}
     for proposal in scenario.proposals:
         deposits[proposal.proposer] += scenario.deposit_of(proposal)
@@ -268,7 +285,8 @@ def make_genesis(scenario: Scenario) -> dict[str, Any]:
         "genesis_time": "1970-01-01T00:00:00Z",
         "params": scenario.params.to_json(),
         "accounts": [
-            {"address": get_key(v.name).address, "balance": v.stake + deposits[v.name]} for v in scenario.validators
+            {"address": get_key(v.name).address, "balance": v.stake + deposits[v.name] + FEE_FUND}
+            for v in scenario.validators
         ],
         "validators": [
             {"address": get_key(v.name).address, "stake": v.stake} for v in scenario.validators if v.is_genesis()

@@ -7,6 +7,8 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from .errors import NodeError
@@ -14,6 +16,7 @@ from .errors import NodeError
 DEFAULT_NODE = "http://127.0.0.1:26650"
 DEFAULT_TIMEOUT = 10.0
 COMMIT_TIMEOUT = 30.0  # a `?wait=commit` post waits for the next blocks
+DEFAULT_PROBE_PRICE = "0.01"  # the fee of a `--gas auto` probe (any fee > 0: paying it is simulated too)
 
 
 class ApiError(NodeError):
@@ -105,14 +108,53 @@ def check_chain_id(client: Client, chain_id: str) -> None:
         )
 
 
-def broadcast(
-    client: Client, key: Any, messages: list[Any], chain_id: str, *, sequence: int | None = None, wait: bool = True
-) -> dict[str, Any]:
-    """Sign `messages` with `key` for `chain_id` (NodeError if the node serves another chain) at `sequence`
-    (default: the account's next, from the node) and post the tx, waiting for its commit unless `wait` is
-    False; the node's reply."""
+@dataclass(frozen=True)
+class GasChoice:
+    """How a client sets gas and fee (gaiad's flags): `gas` "auto" (simulate, × `adjustment`) or a
+    limit; `fees` in ngonka, or None for `gas_prices` (ngonka per gas, a decimal string; None: the
+    node's least) × the limit, rounded up."""
+
+    gas: int | str = "auto"
+    fees: int | None = None
+    gas_prices: str | None = None
+    adjustment: Fraction = Fraction(6, 5)
+
+
+def sign_with_gas(
+    client: Client, key: Any, chain_id: str, sequence: int, messages: list[Any], choice: GasChoice
+) -> bytes:
+    """Sign `messages` with the gas limit and fee `choice` asks for (simulating on the node for "auto")."""
+    from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee
     from chain.tx import sign_tx
 
+    price = None if choice.gas_prices is None else compute_gas_price(choice.gas_prices)
+    if choice.gas == "auto":
+        probe = sign_tx(key, chain_id, sequence, messages, gas_price=choice.gas_prices or DEFAULT_PROBE_PRICE)
+        simulated = client.post("/v1/txs/simulate", probe)
+        gas_limit = compute_adjusted_gas(simulated["gas_used"], choice.adjustment)
+        price = compute_gas_price(simulated["min_gas_price"]) if price is None else price
+    else:
+        gas_limit = int(choice.gas)
+        if price is None and choice.fees is None:
+            price = compute_gas_price(client.get("/v1/params")["min_gas_price"])
+    fee = choice.fees if choice.fees is not None else compute_min_fee(gas_limit, price or Fraction(0))
+    return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit, fee=fee)
+
+
+def broadcast(
+    client: Client,
+    key: Any,
+    messages: list[Any],
+    chain_id: str,
+    *,
+    sequence: int | None = None,
+    wait: bool = True,
+    gas: GasChoice | None = None,
+) -> dict[str, Any]:
+    """Sign `messages` with `key` for `chain_id` (NodeError if the node serves another chain) at `sequence`
+    (default: the account's next, from the node), with the gas and fee of `gas` (by default: simulated gas
+    × 1.2 at the node's least price), and post the tx, waiting for its commit unless `wait` is False; the
+    node's reply."""
     check_chain_id(client, chain_id)
     if sequence is None:
         try:
@@ -121,7 +163,7 @@ def broadcast(
             if exc.status != 404:
                 raise
             sequence = 0  # an account the chain has never seen
-    raw = sign_tx(key, chain_id, sequence, messages)
+    raw = sign_with_gas(client, key, chain_id, sequence, messages, gas or GasChoice())
     params = {"wait": "commit"} if wait else {}
     return client.post("/v1/txs", raw, timeout=COMMIT_TIMEOUT if wait else None, **params)
 
@@ -147,4 +189,14 @@ def api_error(exc: urllib.error.HTTPError, url: str) -> ApiError:
     return ApiError(f"{message} ({code})", status=exc.code, code=code)
 
 
-__all__ = ["ApiError", "COMMIT_TIMEOUT", "Client", "DEFAULT_NODE", "broadcast", "check_chain_id", "normalize_url"]
+__all__ = [
+    "ApiError",
+    "COMMIT_TIMEOUT",
+    "Client",
+    "DEFAULT_NODE",
+    "GasChoice",
+    "broadcast",
+    "check_chain_id",
+    "normalize_url",
+    "sign_with_gas",
+]

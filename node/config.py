@@ -29,6 +29,7 @@ from typing import Any
 from chain.crypto import PrivateKey, is_valid_address
 from chain.errors import ChainError
 from chain.params import DEFAULT_PARAMS
+from chain.tx import is_decimal
 
 from .consensus import SignState, Timeouts
 from .errors import ConfigError
@@ -58,6 +59,9 @@ class NodeConfig:
     double_sign_check_height: int = 2
     mempool_max_txs: int = 20_000
     mempool_max_bytes: int = 64 * 1024 * 1024
+    mempool_max_txs_per_sender: int = 100
+    mempool_max_bytes_per_sender: int = 1024 * 1024
+    min_gas_price: str = ""  # ngonka per gas this node admits at least, besides the chain's ("": the chain's)
     block_max_txs: int = 5_000
     block_max_bytes: int = 4 * 1024 * 1024
     api_public: str = "127.0.0.1:26650"
@@ -113,6 +117,12 @@ double_sign_check_height = {config.double_sign_check_height}
 [mempool]
 max_txs = {config.mempool_max_txs}
 max_bytes = {config.mempool_max_bytes}
+# per sender, besides the node's own txs and validators' price votes (the priority lane)
+max_txs_per_sender = {config.mempool_max_txs_per_sender}
+max_bytes_per_sender = {config.mempool_max_bytes_per_sender}
+# the least fee per gas (ngonka, a decimal string such as "0.05") this node admits, besides the chain's
+# min_gas_price; "" admits what the chain does
+min_gas_price = {json.dumps(config.min_gas_price)}
 
 [block]
 max_txs = {config.block_max_txs}
@@ -161,6 +171,18 @@ def _get(doc: dict[str, Any], path: str, kind: type, default: Any, *, minimum: i
     if kind is str and (not isinstance(value, str) or not value):
         raise ConfigError(f"{CONFIG_FILE}: {path} must be a non-empty string, got {value!r}")
     return value
+
+
+def _get_gas_price(doc: dict[str, Any], default: str) -> str:
+    """`[mempool] min_gas_price`: "" or a decimal string of ngonka per gas such as "0.05"."""
+    value = (
+        doc.get("mempool", {}).get("min_gas_price", default) if isinstance(doc.get("mempool", {}), dict) else default
+    )
+    if value != "" and not is_decimal(value):
+        raise ConfigError(
+            f'{CONFIG_FILE}: mempool.min_gas_price must be "" or a decimal string such as "0.05", got {value!r}'
+        )
+    return str(value)
 
 
 def is_host_port(text: Any) -> bool:
@@ -221,6 +243,9 @@ def parse_config(text: str) -> NodeConfig:
         ),
         mempool_max_txs=_get(doc, "mempool.max_txs", int, d.mempool_max_txs),
         mempool_max_bytes=_get(doc, "mempool.max_bytes", int, d.mempool_max_bytes),
+        mempool_max_txs_per_sender=_get(doc, "mempool.max_txs_per_sender", int, d.mempool_max_txs_per_sender),
+        mempool_max_bytes_per_sender=_get(doc, "mempool.max_bytes_per_sender", int, d.mempool_max_bytes_per_sender),
+        min_gas_price=_get_gas_price(doc, d.min_gas_price),
         block_max_txs=_get(doc, "block.max_txs", int, d.block_max_txs),
         block_max_bytes=_get(doc, "block.max_bytes", int, d.block_max_bytes),
         api_public=_get(doc, "api.public", str, d.api_public),

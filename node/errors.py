@@ -55,6 +55,18 @@ class MempoolFull(MempoolError):
     code = "mempool_full"
 
 
+class SenderQuotaExceeded(MempoolFull):
+    """The sender already has its quota of transactions or bytes in the mempool's ordinary lane."""
+
+    code = "sender_quota_exceeded"
+
+
+class FeeTooLow(MempoolFull):
+    """The mempool is full and the transaction pays no more per gas than the cheapest pending one."""
+
+    code = "fee_too_low"
+
+
 class RequestTooLarge(NodeError):
     """A request with more entries than one call may carry (answered `RESOURCE_EXHAUSTED`, nothing done)."""
 
@@ -85,6 +97,8 @@ __all__ = [
     "ConfigError",
     "MempoolError",
     "MempoolFull",
+    "FeeTooLow",
+    "SenderQuotaExceeded",
     "SyncError",
     "TxAlreadyKnown",
     "TxRejected",

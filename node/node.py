@@ -36,12 +36,14 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from fractions import Fraction
 from typing import Any
 
 import grpc
 
-from chain.app import Application
+from chain.app import Application, TxResult
 from chain.errors import ChainError
+from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.tx import Msg, compute_tx_hash, sign_tx
 
 from . import codec, tls
@@ -222,13 +224,15 @@ class NodeCore:
         return included, invalid
 
     def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
-        """Transactions for a new block: the head of the mempool within min(config, params) block limits,
-        `reserved_bytes` of the params' byte limit left to the block's evidence."""
+        """Transactions for a new block: the mempool's best within min(config, params) block limits,
+        `reserved_bytes` of the params' byte limit left to the block's evidence, without those that would
+        fail in that order (`Application.prepare_proposal`)."""
         params = self.app.get_params()
-        return self.mempool.reap(
+        reaped = self.mempool.reap(
             min(self.config.block_max_txs, params.max_block_txs),
             min(self.config.block_max_bytes, params.max_block_bytes - reserved_bytes),
         )
+        return self.app.prepare_proposal(height, reaped) if reaped else reaped
 
     def check_evidence(self, evidence: Evidence, *, verify_signatures: bool = True) -> None:
         """InvalidMessage unless the evidence can be committed in a coming block: its validator is in the
@@ -540,14 +544,43 @@ class NodeCore:
         pending = [s for s in self._own_pending.values() if s >= committed]
         return max(pending) + 1 if pending else committed
 
+    def simulate_tx(self, raw: bytes) -> TxResult:
+        """The gas `raw` would use on top of the mempool's txs (`Application.simulate`), or why it fails."""
+        return self.app.simulate(raw)
+
+    def get_gas_price(self) -> Fraction:
+        """The least fee per gas this node admits: the chain's min_gas_price or its own, the larger."""
+        chain = compute_gas_price(self.app.get_params().min_gas_price)
+        own = self.mempool.min_gas_price
+        return chain if own is None else max(chain, own)
+
+    def sign_own(self, sequence: int, msgs: list[Msg]) -> bytes:
+        """Sign `msgs` with the validator key, with the simulated gas (× 1.2) as the gas limit and the
+        least fee this node admits for it (gaiad's `--gas auto`)."""
+        assert self.signer is not None
+        price = self.get_gas_price()
+        probe = sign_tx(self.signer, self.chain_id, sequence, msgs, gas_price=describe_gas_price(price))
+        simulated = self.app.simulate(probe)  # with a fee, so that paying it is metered too
+        gas_limit = compute_adjusted_gas(simulated.gas_used) if simulated.ok else None  # else: fails below
+        fee = None if gas_limit is None else compute_min_fee(gas_limit, price)
+        return sign_tx(
+            self.signer,
+            self.chain_id,
+            sequence,
+            msgs,
+            gas_limit=gas_limit,
+            fee=fee,
+            gas_price=describe_gas_price(price),
+        )
+
     def submit_own(self, msgs: list[Msg]) -> str:
         """Sign `msgs` with the validator key at the next sequence and admit them to the mempool (which
         relays); the tx hash, or the MempoolError refusing it. NodeError if this node has no validator key."""
         if self.signer is None:
             raise NodeError("this node has no validator key to sign with")
         sequence = self.get_next_sequence(self.signer.address)
-        raw = sign_tx(self.signer, self.chain_id, sequence, msgs)
-        tx_hash = self.mempool.add(raw)
+        raw = self.sign_own(sequence, msgs)
+        tx_hash = self.mempool.add(raw, own=True)
         self._own_pending[tx_hash] = sequence
         assert tx_hash == compute_tx_hash(raw)
         return tx_hash
@@ -597,6 +630,9 @@ async def open_node(home: Home, *, make_core: Callable[..., NodeCore] = NodeCore
             ledger.app,
             max_txs=config.mempool_max_txs,
             max_bytes=config.mempool_max_bytes,
+            max_txs_per_sender=config.mempool_max_txs_per_sender,
+            max_bytes_per_sender=config.mempool_max_bytes_per_sender,
+            min_gas_price=compute_gas_price(config.min_gas_price) if config.min_gas_price else None,
             on_admit=relay.queue_txs,
             on_drop=waiters.on_drop,
         )

@@ -84,7 +84,7 @@ def make_network_genesis(
         return make_genesis(stakes, balances, **params)
     return {
         "chain_id": CHAIN_ID,
-        "params": params,
+        "params": {"min_gas_price": "0", **params},  # fee-free, as tests.helpers.make_genesis
         "accounts": [{"address": get_key(n).address, "balance": b} for n, b in balances.items()],
         "validators": [{"address": get_key(n).address, "stake": s} for n, s in stakes.items()],
     }
@@ -490,7 +490,7 @@ class Network:
         """A valid transaction of the byzantine node (1 ngonka to a sink at its next sequence): the
         body of a conflicting block when the honest one has none."""
         sequence = node.app.query(f"account/{node.key.address}")["sequence"]
-        return sign_tx(node.key, CHAIN_ID, sequence, [MsgSend(to=get_key("sink").address, amount=1)])
+        return sign_tx(node.key, CHAIN_ID, sequence, [MsgSend(to=get_key("sink").address, amount=1)], fee=0)
 
     # -- observations -------------------------------------------------------------------------
     def committed_height(self) -> int:

@@ -26,12 +26,15 @@ def make_genesis(
     chain_id: str = CHAIN_ID,
     **params: Any,
 ) -> dict[str, Any]:
-    """A genesis with the named validators' stakes and the named accounts' balances."""
+    """A genesis with the named validators' stakes and the named accounts' balances.
+
+    Its `min_gas_price` is "0" unless given, so that the rule tests count balances to the ngonka with
+    fee-free transactions (`signed`); the fee tests set a price and pay (`signed_with_fee`)."""
     if balances is None:
         balances = {name: 1000 for name in NAMES[:5]}
     return {
         "chain_id": chain_id,
-        "params": params,
+        "params": {"min_gas_price": "0", **params},
         "accounts": [{"address": ADDR[n], "balance": b} for n, b in balances.items()],
         "validators": [{"address": ADDR[n], "stake": s} for n, s in stakes.items()],
     }
@@ -44,9 +47,12 @@ def make_app(genesis: dict[str, Any], store: Any = None) -> Application:
     return app
 
 
-def signed(name: str, sequence: int, *msgs: Msg, chain_id: str = CHAIN_ID) -> bytes:
-    """A transaction from the named key's account."""
-    return sign_tx(KEYS[name], chain_id, sequence, list(msgs))
+def signed(
+    name: str, sequence: int, *msgs: Msg, chain_id: str = CHAIN_ID, fee: int = 0, gas_limit: int | None = None
+) -> bytes:
+    """A transaction from the named key's account: by default fee-free (for `make_genesis`'s
+    min_gas_price "0") with the gas table's upper bound as its gas limit."""
+    return sign_tx(KEYS[name], chain_id, sequence, list(msgs), fee=fee, gas_limit=gas_limit)
 
 
 def encode_tx(body: Any, pubkey: bytes, signature: bytes) -> bytes:
@@ -107,10 +113,13 @@ def store_snapshot(store: Any) -> dict[tuple[str, str], str]:
 
 
 def supply_parts(store: Any) -> tuple[int, int]:
-    """(meta supply, sum of balances + escrowed stake max(stake, pending_stake) + governance escrow)."""
+    """(meta supply, sum of balances + escrowed stake max(stake, pending_stake) + governance escrow
+    + fee pool)."""
     snap = store_snapshot(store)
     supply = json.loads(snap[("meta", "supply")])
-    held = json.loads(snap.get(("meta", "gov_escrow"), "0"))
+    held = (
+        json.loads(snap.get(("meta", "gov_escrow"), "0")) + json.loads(snap.get(("meta", "fees"), '{"pool":0}'))["pool"]
+    )
     for (space, _), value in snap.items():
         record = json.loads(value)
         if space == "acct":

@@ -100,7 +100,7 @@ async def test_a_message_its_rule_and_a_query_declared_here_are_served_everywher
     messages = compute_messages(args.tx, args, Client("http://127.0.0.1:9"))  # no param to fetch
     assert messages == (nickname("alice"),)
     app = make_app(make_genesis({"a": 50}))
-    result = app.finalize_block(1, [sign_tx(KEYS["a"], CHAIN_ID, 0, messages)])
+    result = app.finalize_block(1, [sign_tx(KEYS["a"], CHAIN_ID, 0, messages, fee=0)])
     assert [r.code for r in result.tx_results] == ["ok"]
     app.commit()
 

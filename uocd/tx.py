@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from chain.catalog import Command, get_cli_groups, get_commands, get_routes
-from chain.errors import ChainError
+from chain.errors import ChainError, MoneyError
 from chain.fields import FieldError
-from chain.tx import compute_tx_hash, sign_tx
-from node.client import COMMIT_TIMEOUT, Client, broadcast, check_chain_id
+from chain.gas import MAX_GAS_LIMIT
+from chain.money import to_ngonka
+from chain.tx import compute_tx_hash, is_decimal, sign_tx
+from node.client import COMMIT_TIMEOUT, Client, GasChoice, broadcast, check_chain_id
 from node.config import GENESIS_FILE
 from node.errors import NodeError
 
@@ -37,9 +40,11 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         help="sign and broadcast a transaction",
         description="Sign a transaction locally with a key of --home (--from NAME; in a node home the validator "
         "key by default) for --chain-id (default: the node home's genesis), check that the node (--node) serves "
-        "that chain, fetch the account's sequence from it (or take --sequence), post it with ?wait=commit and "
-        "print the on-chain result. A rejected transaction exits 1. With --offline and --sequence, print the "
-        "signed transaction instead and contact no node.",
+        "that chain, fetch the account's sequence from it (or take --sequence), set its gas limit (--gas auto: "
+        "simulated by the node) and fee (--fees, or --gas-prices × the limit; by default the least the node "
+        "admits), post it with ?wait=commit and print the on-chain result. A rejected transaction exits 1. With "
+        "--offline and --sequence, print the signed transaction instead and contact no node (--gas auto is then "
+        "the gas table's bound for the messages, at --gas-prices or the default least price).",
     )
     groups: dict[tuple[str, ...], argparse._SubParsersAction] = {}
     groups[()] = tx.add_subparsers(dest="tx_command", metavar="COMMAND", required=True)
@@ -61,6 +66,7 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
         )
         add_signing_options(parser)
         add_node_options(parser)
+        add_gas_options(parser)
         parser.set_defaults(func=cmd_tx, tx=command)
     parser = groups[()].add_parser(
         "broadcast",
@@ -90,6 +96,61 @@ def add_signing_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="sign without a node (needs --sequence and the chain id) and print the signed transaction",
     )
+
+
+def add_gas_options(parser: argparse.ArgumentParser) -> None:
+    """--gas, --gas-adjustment, --fees, --gas-prices (as in gaiad)."""
+    parser.add_argument(
+        "--gas",
+        default="auto",
+        metavar="auto|N",
+        help="the gas limit, or auto: the gas the node simulates × --gas-adjustment (default auto)",
+    )
+    parser.add_argument(
+        "--gas-adjustment", default="1.2", metavar="X", help="what auto multiplies the simulated gas by (default 1.2)"
+    )
+    parser.add_argument(
+        "--fees", default=None, metavar="AMOUNT", help="the fee, e.g. 5000ngonka or 5uicoin (not with --gas-prices)"
+    )
+    parser.add_argument(
+        "--gas-prices",
+        default=None,
+        metavar="PRICE",
+        help="ngonka per gas, e.g. 0.05 or 0.05ngonka: fee = gas limit × PRICE, rounded up "
+        "(default: the least the node admits)",
+    )
+
+
+def compute_gas_choice(args: argparse.Namespace) -> GasChoice:
+    """The GasChoice of --gas, --gas-adjustment, --fees and --gas-prices; NodeError on bad input."""
+    if args.fees is not None and args.gas_prices is not None:
+        raise NodeError("give --fees or --gas-prices, not both")
+    gas: int | str = args.gas
+    if gas != "auto":
+        if not (isinstance(gas, str) and gas.isascii() and gas.isdigit() and 1 <= int(gas) <= MAX_GAS_LIMIT):
+            raise NodeError(f"--gas must be auto or an integer from 1 to {MAX_GAS_LIMIT}, got {args.gas!r}")
+        gas = int(gas)
+    if not is_decimal(args.gas_adjustment) or Fraction(args.gas_adjustment) < 1:
+        raise NodeError(f"--gas-adjustment must be a decimal ≥ 1 such as 1.2, got {args.gas_adjustment!r}")
+    fees = None
+    if args.fees is not None:
+        digits = args.fees.rstrip("abcdefghijklmnopqrstuvwxyz")
+        denom = args.fees[len(digits) :] or "ngonka"
+        try:
+            fees = to_ngonka(
+                int(digits) if digits.isascii() and digits.isdigit() else args.fees,
+                denom,
+                field="--fees",
+                allow_zero=True,
+            )
+        except MoneyError as exc:
+            raise NodeError(str(exc)) from None
+    prices = args.gas_prices
+    if prices is not None:
+        prices = prices.removesuffix("ngonka")
+        if not is_decimal(prices):
+            raise NodeError(f"--gas-prices must be ngonka per gas as a decimal such as 0.05, got {args.gas_prices!r}")
+    return GasChoice(gas, fees, prices, Fraction(args.gas_adjustment))
 
 
 def compute_messages(command: Command, args: argparse.Namespace, client: Client | None) -> tuple[Any, ...]:
@@ -131,22 +192,34 @@ def resolve_chain_id(args: argparse.Namespace) -> str:
     raise NodeError(f"--chain-id is needed: {resolve_home(args)} is not a node home with a genesis to take it from")
 
 
+def sign_offline(key: Any, chain_id: str, sequence: int, messages: list[Any], choice: GasChoice) -> bytes:
+    """--offline: sign with --gas N or the gas table's bound for the messages (auto needs a node to
+    simulate), and the fee of --fees or of --gas-prices (default: the chain's default least price) × it."""
+    gas_limit = None if choice.gas == "auto" else int(choice.gas)
+    if choice.fees is not None:
+        return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit, fee=choice.fees)
+    if choice.gas_prices is not None:
+        return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit, gas_price=choice.gas_prices)
+    return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit)
+
+
 def cmd_tx(args: argparse.Namespace) -> int:
     """Sign, broadcast and wait for a transaction (or, --offline, print it signed); exit 1 if the chain
     rejects it."""
+    choice = compute_gas_choice(args)
     _, key = load_named_key(resolve_home(args), args.sender)
     chain_id = resolve_chain_id(args)
     if args.offline:
         if args.sequence is None:
             raise NodeError("--offline needs --sequence (the account's next sequence: uocd query account)")
-        raw = sign_tx(key, chain_id, args.sequence, list(compute_messages(args.tx, args, None)))
+        raw = sign_offline(key, chain_id, args.sequence, list(compute_messages(args.tx, args, None)), choice)
         if args.output == "json":
             return emit(args, {"tx_hash": compute_tx_hash(raw), "tx": json.loads(raw)})
         sys.stdout.write(raw.decode() + "\n")
         return 0
     client = resolve_client(args)
     messages = compute_messages(args.tx, args, client)
-    result = broadcast(client, key, list(messages), chain_id, sequence=args.sequence)
+    result = broadcast(client, key, list(messages), chain_id, sequence=args.sequence, gas=choice)
     emit(args, result, render_tx_result)
     if result.get("status") == "committed" and result.get("code") != "ok":
         return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")

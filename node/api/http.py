@@ -71,7 +71,7 @@ def mempool_error_to_api(exc: MempoolError) -> ApiRequestError:
     """A mempool refusal: 400 for a malformed tx, 429 when full, 422 for a rule the chain enforces."""
     if isinstance(exc, MempoolFull):
         return ApiRequestError(429, exc.code, str(exc))
-    if exc.code in ("malformed", "tx_too_large"):
+    if exc.code in ("malformed", "tx_too_large", "non_canonical"):
         return ApiRequestError(400, exc.code, str(exc))
     return ApiRequestError(422, exc.code, str(exc))
 

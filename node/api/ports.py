@@ -9,7 +9,10 @@ while the node is not running.
 from __future__ import annotations
 
 from collections.abc import Callable, Sized
+from fractions import Fraction
 from typing import Any, Protocol
+
+from chain.app import TxResult
 
 from ..config import Home, NodeConfig
 from ..errors import MempoolError
@@ -86,6 +89,10 @@ class ApiNode(Protocol):
     def submit_txs(self, raws: list[bytes]) -> list[str | MempoolError]: ...
 
     def submit_own(self, msgs: list[Any]) -> str: ...
+
+    def simulate_tx(self, raw: bytes) -> TxResult: ...
+
+    def get_gas_price(self) -> Fraction: ...
 
     async def wait_for_commit(self, tx_hash: str, timeout_s: float) -> TxOutcome | None: ...
 

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from chain.catalog import get_routes, get_tx_schema
 from chain.fields import Arg, FieldError
+from chain.gas import describe_gas_price
 from chain.queries import Http, Query
 
 from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
@@ -206,6 +207,32 @@ def compute_post_tx_route() -> Route:
     )
 
 
+async def post_simulate(request: web.Request) -> web.Response:
+    node = get_state(request).node
+    raw = await read_body(request)
+    parse_json_object(raw)
+    result = node.simulate_tx(raw)
+    if not result.ok:
+        status = 400 if result.code in ("malformed", "non_canonical") else 422
+        raise ApiRequestError(status, result.code, result.log or result.code)
+    return json_response({"gas_used": result.gas_used, "min_gas_price": describe_gas_price(node.get_gas_price())})
+
+
+def compute_simulate_route() -> Route:
+    """`POST /v1/txs/simulate`: the gas a signed transaction would use now, for `--gas auto`."""
+    return Route(
+        "public",
+        "POST",
+        "/v1/txs/simulate",
+        post_simulate,
+        "The gas a signed transaction would use on top of the pending ones (its gas limit, fee and "
+        "signature are not checked; nothing is written), and the least fee per gas this node admits",
+        {200: obj({"gas_used": INT, "min_gas_price": STR})},
+        (),
+        get_tx_schema(),
+    )
+
+
 async def get_tx(request: web.Request) -> web.Response:
     node = get_state(request).node
     tx_hash = request.match_info["hash"]
@@ -264,7 +291,15 @@ METRICS = Route("public", "GET", "/metrics", get_metrics, "Prometheus metrics", 
 def compute_public_routes() -> tuple[Route, ...]:
     """Every route of the public listener: the status, the chain's read routes (derived from its query
     declarations at this call), then transactions, the document and the metrics."""
-    return (STATUS, *compute_query_routes(), compute_post_tx_route(), GET_TX, OPENAPI, METRICS)
+    return (
+        STATUS,
+        *compute_query_routes(),
+        compute_post_tx_route(),
+        compute_simulate_route(),
+        GET_TX,
+        OPENAPI,
+        METRICS,
+    )
 
 
 __all__ = ["compute_post_tx_route", "compute_public_routes", "compute_query_route", "compute_query_routes"]

@@ -184,6 +184,7 @@ def test_genesis_params_default_when_omitted():
         "min_initial_deposit": 1,
         "max_open_proposals_per_account": 16,
         "burn_proposal_deposit_prevote": True,
+        "min_gas_price": "0.01",
     }
     assert app.query("epoch/current")["price"] == 100
 

@@ -61,7 +61,14 @@ def full_example(cls: type[Declared]) -> Declared:
 
 
 def body_with(message: dict[str, Any]) -> dict[str, Any]:
-    return {"chain_id": CHAIN_ID, "sender": ADDR["a"], "sequence": 0, "messages": [message]}
+    return {
+        "chain_id": CHAIN_ID,
+        "sender": ADDR["a"],
+        "sequence": 0,
+        "fee": 0,
+        "gas_limit": 10**6,
+        "messages": [message],
+    }
 
 
 # --- round trips --------------------------------------------------------------------------------

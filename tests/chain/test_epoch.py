@@ -26,7 +26,17 @@ from tests.helpers import (
     validators,
 )
 
-RECORD_FIELDS = {"epoch", "price", "total_power", "voters", "non_voters", "min_vote", "max_vote", "registry_version"}
+RECORD_FIELDS = {
+    "epoch",
+    "price",
+    "total_power",
+    "voters",
+    "non_voters",
+    "min_vote",
+    "max_vote",
+    "registry_version",
+    "fees_collected",
+}
 
 
 def vote(price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
@@ -87,6 +97,7 @@ def test_genesis_default_price_applies_to_never_voters_in_the_first_transition()
         "min_vote": 5000,
         "max_vote": 5000,
         "registry_version": 0,
+        "fees_collected": 0,
     }
 
 
@@ -226,6 +237,7 @@ def test_zero_total_power_keeps_the_price_and_a_new_validator_restarts_voting():
         "min_vote": None,
         "max_vote": None,
         "registry_version": 0,
+        "fees_collected": 0,
     }
     assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (1050, 1030, 1020)
     assert_supply_conserved(app)
@@ -326,6 +338,7 @@ def test_history_has_one_record_per_epoch_from_epoch_0_with_the_spec_fields():
         "min_vote": None,
         "max_vote": None,
         "registry_version": 0,
+        "fees_collected": 0,
     }
     for r in history[1:]:  # a's vote (50 of 100) stays in force; 100 still holds half
         assert r == {**history[0], "epoch": r["epoch"], "voters": 1, "non_voters": 2, "min_vote": 200, "max_vote": 200}

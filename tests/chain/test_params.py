@@ -44,6 +44,7 @@ DEFAULTS = {
     "min_initial_deposit": 1,
     "max_open_proposals_per_account": 16,
     "burn_proposal_deposit_prevote": True,
+    "min_gas_price": "0.01",
 }
 
 
@@ -85,6 +86,10 @@ BAD_VALUES = [
     ("threshold", "½"),
     ("veto_threshold", None),
     ("veto_threshold", "0,334"),
+    ("min_gas_price", 0),
+    ("min_gas_price", "-1"),
+    ("min_gas_price", "1000000000.5"),
+    ("min_gas_price", "1e-3"),
     ("burn_vote_veto", 1),
     ("burn_vote_veto", "true"),
     ("burn_vote_veto", None),
@@ -195,7 +200,8 @@ def test_params_round_trip_to_the_same_dict(obj):
 def test_the_chain_stores_and_serves_the_params_dict_unchanged():
     genesis = make_genesis({"a": 10}, epoch_length=4, quorum="0.40", burn_vote_veto=False)
     app = make_app(genesis)
-    assert app.query("params") == {**DEFAULTS, "epoch_length": 4, "quorum": "0.40", "burn_vote_veto": False}
+    expected = {**DEFAULTS, "epoch_length": 4, "quorum": "0.40", "burn_vote_veto": False, "min_gas_price": "0"}
+    assert app.query("params") == expected
 
 
 # --- epoch arithmetic --------------------------------------------------------------------------

@@ -114,7 +114,14 @@ REPLAYED = signed("a", 0, MsgSend(ADDR["b"], 10))
 
 def body(messages, **fields) -> dict:
     """A tx body from a (sequence 1) with the given raw messages, overriding fields as given."""
-    result = {"chain_id": CHAIN_ID, "sender": ADDR["a"], "sequence": 1, "messages": messages}
+    result = {
+        "chain_id": CHAIN_ID,
+        "sender": ADDR["a"],
+        "sequence": 1,
+        "fee": 0,
+        "gas_limit": 10**6,
+        "messages": messages,
+    }
     result.update(fields)
     return result
 
@@ -502,6 +509,8 @@ def test_send_of_one_ugonka_moves_one_thousand_ngonka():
             "chain_id": CHAIN_ID,
             "sender": ADDR["a"],
             "sequence": 0,
+            "fee": 0,
+            "gas_limit": 10**6,
             "messages": [send_json(amount={"amount": 1, "denom": "ugonka"})],
         },
     )
@@ -680,22 +689,54 @@ def test_decode_then_reencode_is_stable(messages, sequence, name):
     assert tx.messages == tuple(messages)
     assert tx.sender == ADDR[name] and tx.sequence == sequence and tx.chain_id == CHAIN_ID
     assert tx.hash == compute_tx_hash(raw)
-    assert tx.sign_bytes == compute_sign_bytes(make_body(CHAIN_ID, ADDR[name], sequence, messages))
+    body = make_body(CHAIN_ID, ADDR[name], sequence, messages, fee=tx.fee, gas_limit=tx.gas_limit)
+    assert tx.sign_bytes == compute_sign_bytes(body)
     assert verify_signature(tx.pubkey, tx.signature, tx.sign_bytes)
-    again = decode_tx(encode_tx(make_body(tx.chain_id, tx.sender, tx.sequence, tx.messages), tx.pubkey, tx.signature))
+    again = decode_tx(encode_tx(body, tx.pubkey, tx.signature))
     assert again == tx
 
 
-def test_non_canonical_wire_form_of_a_signed_tx_is_accepted_with_the_canonical_hash(app):
-    raw = signed("a", 1, MsgSend(ADDR["b"], 5), MsgSubmitPriceProposal.of(300))
-    doc = _reversed_keys(json.loads(raw))
-    loose = json.dumps(doc, indent=2, ensure_ascii=True).encode()
-    assert loose != raw
-    assert decode_tx(loose).raw == raw
-    assert decode_tx(loose).hash == decode_tx(raw).hash
-    result = run_block(app, [loose])
-    assert result.tx_results[0].hash == compute_tx_hash(raw)
-    assert balance(app, "b") == 1015
+CANONICAL = signed("a", 1, MsgSend(ADDR["b"], 5), MsgSubmitPriceProposal.of(300))
+
+
+def _flip_base64_padding_bits(raw: bytes) -> bytes:
+    """The same tx with the unused low bits of the pubkey's last base64 digit set (same bytes decoded)."""
+    doc = json.loads(raw)
+    b64 = doc["pubkey"]  # 32 bytes: 43 digits and one "=", the last digit carries 2 unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    doc["pubkey"] = b64[:42] + alphabet[alphabet.index(b64[42]) | 1] + b64[43:]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+# (case, a non-canonical encoding of CANONICAL): each decodes to the same signed content
+NON_CANONICAL = [
+    ("keys-reversed", lambda: json.dumps(_reversed_keys(json.loads(CANONICAL)), separators=(",", ":")).encode()),
+    ("indented", lambda: json.dumps(json.loads(CANONICAL), indent=2, sort_keys=True).encode()),
+    ("trailing-space", lambda: CANONICAL + b" "),
+    ("leading-newline", lambda: b"\n" + CANONICAL),
+    ("duplicate-key", lambda: CANONICAL.replace(b'{"body":{', b'{"body":{"chain_id":"other",', 1)),
+    ("escaped-letter", lambda: CANONICAL.replace(b'"chain_id":"uoc-test"', b'"chain_id":"\\u0075oc-test"')),
+    ("escaped-denom", lambda: CANONICAL.replace(b'"denom":"ngonka"', b'"denom":"ngonk\\u0061"', 1)),
+    ("base64-padding-bits", lambda: _flip_base64_padding_bits(CANONICAL)),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in NON_CANONICAL], ids=[c[0] for c in NON_CANONICAL])
+def test_a_non_canonical_encoding_of_a_signed_tx_is_refused_everywhere_and_changes_nothing(app, make):
+    loose = make()
+    assert loose != CANONICAL
+    with pytest.raises(InvalidTx) as info:
+        decode_tx(loose)
+    assert info.value.code in ("non_canonical", "malformed")
+    assert_rejected_everywhere(app, loose, info.value.code, "")
+    assert app.check_tx(CANONICAL).ok
+
+
+def test_the_canonical_form_is_refused_only_for_its_encoding(app):
+    with pytest.raises(InvalidTx, match="canonical") as info:
+        decode_tx(CANONICAL.replace(b'"chain_id":"uoc-test"', b'"chain_id":"\\u0075oc-test"'))
+    assert info.value.code == "non_canonical"
+    assert decode_tx(CANONICAL).raw == CANONICAL
 
 
 def test_sign_bytes_cover_every_body_field():
@@ -708,6 +749,8 @@ def test_sign_bytes_cover_every_body_field():
         make_body(CHAIN_ID, ADDR["a"], 1, [MsgSend(ADDR["b"], 6)]),
         make_body(CHAIN_ID, ADDR["a"], 1, [MsgBond(5)]),
         make_body(CHAIN_ID, ADDR["a"], 1, [MsgSend(ADDR["b"], 5), MsgSend(ADDR["b"], 5)]),
+        make_body(CHAIN_ID, ADDR["a"], 1, [MsgSend(ADDR["b"], 5)], fee=1),
+        make_body(CHAIN_ID, ADDR["a"], 1, [MsgSend(ADDR["b"], 5)], gas_limit=12_345),
     ]
     all_bytes = {compute_sign_bytes(v) for v in variants} | {compute_sign_bytes(base)}
     assert len(all_bytes) == len(variants) + 1
@@ -739,7 +782,7 @@ def test_tx_hash_cannot_be_changed_by_reencoding_base64_without_the_key(app, fie
     try:
         tx = decode_tx(mauled)
     except InvalidTx as exc:
-        assert exc.code == "malformed"
+        assert exc.code in ("malformed", "non_canonical")
         return
     assert tx.hash == decode_tx(raw).hash
 

@@ -24,7 +24,7 @@ from devnet.fabric_netns import probe_netns
 from devnet.scenario import parse_scenario
 from devnet.simulate import run_inproc
 
-INT_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters")
+INT_COLUMNS = ("epoch", "price", "total_power", "voters", "non_voters", "fees_collected")
 REQUIRE_NETNS = "UOC_REQUIRE_NETNS"
 NETNS_REFUSAL = pytest.StashKey[str | None]()
 

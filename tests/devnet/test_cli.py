@@ -129,6 +129,7 @@ def test_simulate_basic_example_prints_the_epoch_and_proposal_tables_final_price
         "non_voters",
         "min_vote",
         "max_vote",
+        "fees_collected",
         "chain_epoch",
     ]
     # first and last epochs of the table are the first and last rows of epochs.csv
@@ -163,7 +164,7 @@ def test_simulate_small_scenario_gives_the_same_result_from_uocd_and_python_m_uo
     proc = run(program, "devnet", "simulate", str(scenario), "--out", str(tmp_path / "out"), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     rows = (tmp_path / "out" / "epochs.csv").read_text().splitlines()
-    assert rows[0] == "epoch,price,total_power,voters,non_voters,min_vote,max_vote,chain_epoch"
+    assert rows[0] == "epoch,price,total_power,voters,non_voters,min_vote,max_vote,fees_collected,chain_epoch"
     assert [r.split(",")[1] for r in rows[1:]] == ["1000", "250", "250", "250", "250"]
     assert "final price 250 ngonka" in proc.stdout
 

@@ -16,7 +16,7 @@ import pytest
 from chain.app import Application
 from node.store import SqliteStore
 
-EPOCHS_HEADER = "epoch,price,total_power,voters,non_voters,min_vote,max_vote,chain_epoch"
+EPOCHS_HEADER = "epoch,price,total_power,voters,non_voters,min_vote,max_vote,fees_collected,chain_epoch"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # a: honest; b: fixed; c: silent; d: fixed in uicoin, joins at 2 and leaves at 6.
@@ -116,13 +116,18 @@ def test_epochs_csv_has_the_exact_header_and_one_row_per_epoch_from_0_to_epochs_
     assert lines[0] == EPOCHS_HEADER
     assert len(lines) == 1 + 8 + 1
     assert mixed.column("epoch") == list(range(0, 9))
-    assert all(line.count(",") == 7 for line in lines)
+    assert all(line.count(",") == 8 for line in lines)
 
 
 def test_epochs_csv_row_0_is_genesis_default_price_with_empty_min_and_max_vote(mixed) -> None:
     first = (mixed.out / "epochs.csv").read_text().splitlines()[1]
     # genesis validators a, b, c (d joins later): power 90, nobody has voted yet
-    assert first == "0,1000,90,0,3,,,0"
+    assert first.startswith("0,1000,90,0,3,,,") and first.endswith(",0")
+
+
+def test_epochs_csv_has_the_fees_each_epochs_txs_paid_and_none_for_the_last_unended_epoch(mixed) -> None:
+    fees = mixed.column("fees_collected")
+    assert all(fee is not None and fee > 0 for fee in fees[:-1]) and fees[-1] == 0
 
 
 def test_epochs_csv_tracks_joiner_leaver_silent_and_the_uicoin_vote(mixed) -> None:

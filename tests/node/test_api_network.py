@@ -21,7 +21,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from chain.tx import MsgVote, sign_tx
+from chain.tx import MsgSend, MsgVote, sign_tx
 from node.config import update_config
 from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
 from uocd.main import main as uocd
@@ -153,6 +153,8 @@ def test_seed_price_vote_is_committed_and_read_back(operator):
     tx = operator.get(f"/v1/txs/{vote['tx_hash']}").json()
     assert tx["height"] == vote["height"] and tx["code"] == "ok"
     assert tx["tx"]["body"]["messages"][0]["@type"] == "MsgSubmitPriceProposal"
+    body = tx["tx"]["body"]  # the node set gas and fee itself: the simulated use × 1.2, the least fee
+    assert 5_000 < body["gas_limit"] < 20_000 and body["fee"] == -(-body["gas_limit"] // 100)
 
 
 def test_two_quick_admin_votes_do_not_collide_on_the_sequence(operator):
@@ -225,6 +227,33 @@ def test_a_tx_rejected_by_the_chain_is_a_422_with_its_code(network):
     assert_error(requests.post(node.public + "/v1/txs", json={"body": {}}, timeout=9), 400, "malformed")
     assert_error(node.get("/v1/txs/" + "AB" * 32), 404, "not_found")
     assert_error(node.get("/v1/txs/nothex"), 400, "invalid_hash")
+
+
+def test_an_underpaid_out_of_gas_or_non_canonical_tx_is_a_4xx_and_changes_nothing_and_simulate_gives_the_gas(network):
+    node = network[3]
+    address = node.key.address
+    before = node.get(f"/v1/accounts/{address}").json()
+    send = [MsgSend(to=address, amount=1)]
+    cases = [
+        (
+            sign_tx(node.key, node.chain_id, before["sequence"], send, gas_limit=100_000, fee=999),
+            422,
+            "insufficient_fee",
+        ),
+        (sign_tx(node.key, node.chain_id, before["sequence"], send, gas_limit=3_000, fee=10**6), 422, "out_of_gas"),
+        (sign_tx(node.key, node.chain_id, before["sequence"], send) + b" ", 400, "non_canonical"),
+    ]
+    headers = {"Content-Type": "application/json"}
+    for raw, status, code in cases:
+        error = assert_error(requests.post(node.public + "/v1/txs", data=raw, headers=headers, timeout=9), status, code)
+        assert "\n" not in error["message"]
+    after = node.get(f"/v1/accounts/{address}").json()
+    assert (after["balance"], after["sequence"]) == (before["balance"], before["sequence"])
+    probe = sign_tx(node.key, node.chain_id, before["sequence"], send)
+    simulated = requests.post(node.public + "/v1/txs/simulate", data=probe, headers=headers, timeout=9)
+    assert simulated.status_code == 200, simulated.text
+    assert simulated.json()["min_gas_price"] == "0.01" and 5_000 < simulated.json()["gas_used"] < 50_000
+    assert_error(requests.post(node.public + "/v1/txs/simulate", data=probe + b" ", headers=headers, timeout=9), 400)
 
 
 # =============================================================================================

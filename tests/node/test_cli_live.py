@@ -123,7 +123,7 @@ def test_send_and_price_proposal_commit_and_a_rejected_tx_is_one_line_exit_1(dev
 def test_a_key_of_the_home_signs_with_from(devnet, tmp_path):
     keys = str(tmp_path / "keys")
     address = ok_json("keys", "add", "carl", "--home", keys)["address"]
-    funded = ok_json("tx", "send", address, "1000", "--home", home(devnet, 0))
+    funded = ok_json("tx", "send", address, "1000000", "--home", home(devnet, 0))
     assert funded["code"] == "ok"
     node = devnet["nodes"][0]["public"]
     send = ("tx", "send", devnet["nodes"][0]["validator_address"], "10", "--from", "carl", "--home", keys)
@@ -133,5 +133,26 @@ def test_a_key_of_the_home_signs_with_from(devnet, tmp_path):
     assert chain_id.startswith("uoc-devnet-")  # a devnet's own
     back = ok_json(*send, "--node", node, "--chain-id", chain_id)
     assert back["code"] == "ok"
+    fee = ok_json("query", "tx", back["tx_hash"], "--node", node)["tx"]["body"]["fee"]
     account = ok_json("query", "account", "carl", "--home", keys, "--node", node)
-    assert account["sequence"] == 1 and account["balance"] == 990
+    assert account["sequence"] == 1 and account["balance"] == 1_000_000 - 10 - fee and fee > 0
+
+
+def test_gas_flags_set_the_gas_limit_and_fee_and_an_underpaid_tx_is_one_line_exit_1(devnet):
+    to, h = devnet["nodes"][3]["validator_address"], home(devnet, 1)
+    fixed = ok_json("tx", "send", to, "1", "--home", h, "--gas", "200000", "--gas-prices", "0.05")
+    body = ok_json("query", "tx", fixed["tx_hash"], "--home", h)["tx"]["body"]
+    assert (body["gas_limit"], body["fee"]) == (200_000, 10_000)
+    auto = ok_json("tx", "send", to, "1", "--home", h, "--fees", "3uicoin")
+    body = ok_json("query", "tx", auto["tx_hash"], "--home", h)["tx"]["body"]
+    assert body["fee"] == 3_000 and 5_000 < body["gas_limit"] < 50_000  # simulated × 1.2, not the offline bound
+    for args, words in [
+        (("--gas", "200000", "--fees", "1ngonka"), "insufficient_fee"),
+        (("--gas", "3000"), "out_of_gas"),
+        (("--fees", "5", "--gas-prices", "0.1"), "not both"),
+        (("--gas", "0"), "--gas must be auto or an integer"),
+        (("--gas-prices", "cheap"), "--gas-prices must be"),
+    ]:
+        refused = uocd("tx", "send", to, "1", "--home", h, *args)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert refused.stderr.count("\n") == 1 and words in refused.stderr, refused.stderr
