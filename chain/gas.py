@@ -40,6 +40,7 @@ GAS_PER_MESSAGE: dict[str, int] = {
     "MsgSubmitProposal": 20_000,  # it also costs end-of-block work: a queue entry and a tally
     "MsgDeposit": 1_000,
     "MsgVote": 500,
+    "MsgUnjail": 1_000,
 }
 GAS_PER_MESSAGE_DEFAULT = 1_000  # a kind declared without an entry above
 MAX_GAS_LIMIT = 10**9  # a gas limit is an integer from 1 to this
