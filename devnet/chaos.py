@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.config import DB_FILE
+from node.config import DB_FILE, NodeConfig
 from node.sign_state_file import SIGN_STATE_FILE
 
 from .adversary import CLOCK_FILE as ADVERSARY_CLOCK_FILE
@@ -112,6 +112,7 @@ RECOVERY_TIMEOUT_S = 90.0
 FAULT_GAP_S = (1.0, 3.0)
 TAIL_RESERVE_S = 15.0  # no fault starts this close to the end of the run
 STATUS_PROBE_FILE = "status_probe.jsonl"
+WIPED_WATCH_HEIGHTS = NodeConfig.double_sign_check_height + 1  # a wiped node signs again past these heights
 RECOVERY_GRACE_S = 6.0  # a byzantine run excuses a stall for this long after a crash fault of an honest node ends
 
 
@@ -462,14 +463,21 @@ def read_status_samples(
             held.setdefault(nodes[i].name, []).append((r.started_s, end))
         if r.fault.kind in RESTART_KINDS and r.healed_s is not None:
             names = {nodes[i].name for i in r.fault.targets}
-            answers = [t for t, name, _, height in raw if name in names and t >= r.healed_s and height is not None]
-            r.up_s = answers[0] if answers else None
+            after = [(t, h) for t, name, _, h in raw if name in names and t >= r.healed_s and h is not None]
+            if r.fault.kind == "wipe":  # it signs again only once it has seen the others decide a few heights
+                before = [h for t, name, _, h in raw if name not in names and t <= r.healed_s and h is not None]
+                back = max(before, default=0) + WIPED_WATCH_HEIGHTS
+                after = [(t, height) for t, height in after if height >= back]
+            r.up_s = after[0][0] if after else None
     return [s for s in raw if 0 <= s[0] <= duration_s and not any(a <= s[0] <= b for a, b in held.get(s[1], []))]
 
 
 def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
     """The time a crash fault excuses a stall: from its start to RECOVERY_GRACE_S after it ended (for a restart,
-    after the restarted node answered again: starting a process takes seconds on a loaded machine). The grace is
+    after the restarted node answered again: starting a process takes seconds on a loaded machine; for a wipe,
+    after it reported WIPED_WATCH_HEIGHTS heights above the others' at the restart: until then its missing sign
+    state keeps it from signing, so with an adversary more than a third of the power is out and a halt is
+    correct). The grace is
     the longest recovery of the crash-only runs (docs/reliability.md); a slower recovery is a stall."""
     healed = record.healed_s if record.healed_s is not None else duration_s
     return (record.started_s, min(duration_s, max(healed, record.up_s or 0.0) + RECOVERY_GRACE_S))
