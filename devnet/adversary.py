@@ -22,7 +22,9 @@ resumes the schedule where it was. What each kind does:
 - flood_future: FLOOD_FUTURE_PER_TICK signed nil prevotes for heights h+1 and h+2 per tick, to every peer.
 - pad: own, re-sent and relayed messages carry PAD_BYTES of an unknown protobuf field.
 - lie_height: `Status` answers height LIE_HEIGHT; `GetBlocks` sends nothing until the caller's deadline.
-- withhold: own prevotes and precommits are never sent.
+- withhold: own prevotes and precommits are not sent while the window is open (the node's relay keeps them,
+  and re-sends those of its last two rounds once it closes, as it does for any lost message). A vote
+  withheld for good, while an honest node is down, would stall any BFT chain: two of four out.
 - replay: consensus messages of past heights and transactions of committed blocks are sent again.
 
 Everything it did goes to HOME/adversary.jsonl, one JSON object a line: `{"t", "counts": {kind: n}}`
@@ -232,18 +234,13 @@ class AdversaryCore(NodeCore):
         the node's own Broadcast handling, whatever its relay's interface)."""
         for action in actions:
             if isinstance(action, Broadcast):
-                msg = self._forge_own(action.message)
-                if msg is not None:
-                    super()._execute([replace(action, message=msg)])
+                super()._execute([replace(action, message=self._forge_own(action.message))])
             else:
                 super()._execute([action])
 
-    def _forge_own(self, msg: Proposal | Vote) -> Proposal | Vote | None:
-        """A message our engine signed, as the open windows say: None (withheld), retimed, or sent after its
-        twin (padding is added on the way out, in `_gossip_out`)."""
-        if isinstance(msg, Vote) and self.is_active("withhold"):
-            self.count("withhold")
-            return None
+    def _forge_own(self, msg: Proposal | Vote) -> Proposal | Vote:
+        """A message our engine signed, as the open windows say: retimed, or sent after its twin (padding
+        and withholding happen on the way out, in `_gossip_out`)."""
         if isinstance(msg, Proposal) and msg.pol_round == -1:
             for kind, time_ms in (("time_future", FAR_FUTURE_MS), ("time_past", FAR_PAST_MS)):
                 if self.is_active(kind):
@@ -301,10 +298,18 @@ class AdversaryCore(NodeCore):
     def _gossip_out(self, what: str, payload: bytes) -> None:
         """The relay's gossip to every peer (own messages, their re-sends and relayed ones), consensus messages
         padded with an unknown field while pad is on."""
+        if what == "SendConsensus" and self.is_active("withhold") and self._is_own_vote(payload):
+            self.count("withhold")
+            return
         if what == "SendConsensus" and self.is_active("pad"):
             self.count("pad")
             payload = compute_padded(payload)
         self._honest_gossip(what, payload)
+
+    def _is_own_vote(self, payload: bytes) -> bool:
+        """True if a consensus message is a vote this node signed."""
+        parsed = pb.ConsensusMessage.FromString(payload)
+        return parsed.WhichOneof("message") == "vote" and parsed.vote.validator == self.consensus.address
 
     # -- floods and replays -----------------------------------------------------------------------
     def _gossip(self, what: str, payload: bytes) -> None:
