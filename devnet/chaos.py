@@ -40,12 +40,12 @@ faults) goes through these steps:
    attacks by kind (windows and actions), the equivocations and the evidence, the longest stall and the
    status latency (max and p99).
 
-A wiped validator keeps its keys and config but loses its chain data and its sign state file
-(`HOME/validator_state.json`, which otherwise survives a wipe of the data directory). It is
-restarted at once: with its sign state missing it signs nothing until it has seen
-`double_sign_check_height` (2) heights decided by the others, so it cannot sign a second, different
-vote at a height it voted on before (see docs/consensus.md); a double sign would be committed as
-evidence and jail it.
+A wiped validator keeps its keys, config and sign state file (`HOME/validator_state.json`, beside
+the validator key) but loses its data directory, as a node reset to resync does; it is restarted at
+once, resyncs, and its sign state keeps it from signing a second, different vote at a height it voted
+on before. A lost sign state file is another matter (docs/consensus.md, "double_sign_check_height"):
+the node then signs nothing until the others have decided 2 heights without it, which halts a chain
+that needs its vote; the node tests cover it, the chaos runs do not inject it.
 
 The summary (printed and in DIR/chaos.json): duration, faults by kind, transactions submitted,
 committed and lost (must be 0), recovery times, the /v1/pricing reads, and each node's RSS over time.
@@ -67,8 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.config import DB_FILE, NodeConfig
-from node.sign_state_file import SIGN_STATE_FILE
+from node.config import DB_FILE
 
 from .adversary import CLOCK_FILE as ADVERSARY_CLOCK_FILE
 from .adversary import RECORD_FILE
@@ -112,7 +111,6 @@ RECOVERY_TIMEOUT_S = 90.0
 FAULT_GAP_S = (1.0, 3.0)
 TAIL_RESERVE_S = 15.0  # no fault starts this close to the end of the run
 STATUS_PROBE_FILE = "status_probe.jsonl"
-WIPED_WATCH_HEIGHTS = NodeConfig.double_sign_check_height + 1  # a wiped node signs again past these heights
 RECOVERY_GRACE_S = 6.0  # a byzantine run excuses a stall for this long after a crash fault of an honest node ends
 
 
@@ -168,12 +166,11 @@ def apply_fault(fault: Fault, nodes: list[ChaosNode], fabric: Fabric) -> None:
 
 
 def end_fault(fault: Fault, nodes: list[ChaosNode], fabric: Fabric) -> None:
-    """End the fault: restart (a wiped node without its data and sign state), continue, or heal."""
+    """End the fault: restart (a wiped node without its data directory), continue, or heal."""
     targets = [nodes[i] for i in fault.targets]
     if fault.kind == "wipe":
         for node in targets:
             shutil.rmtree(node.home / Path(DB_FILE).parent)
-            (node.home / SIGN_STATE_FILE).unlink(missing_ok=True)
     if fault.kind in RESTART_KINDS:
         for node in targets:
             start_process(node, fabric)
@@ -464,20 +461,13 @@ def read_status_samples(
         if r.fault.kind in RESTART_KINDS and r.healed_s is not None:
             names = {nodes[i].name for i in r.fault.targets}
             after = [(t, h) for t, name, _, h in raw if name in names and t >= r.healed_s and h is not None]
-            if r.fault.kind == "wipe":  # it signs again only once it has seen the others decide a few heights
-                before = [h for t, name, _, h in raw if name not in names and t <= r.healed_s and h is not None]
-                back = max(before, default=0) + WIPED_WATCH_HEIGHTS
-                after = [(t, height) for t, height in after if height >= back]
             r.up_s = after[0][0] if after else None
     return [s for s in raw if 0 <= s[0] <= duration_s and not any(a <= s[0] <= b for a, b in held.get(s[1], []))]
 
 
 def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
     """The time a crash fault excuses a stall: from its start to RECOVERY_GRACE_S after it ended (for a restart,
-    after the restarted node answered again: starting a process takes seconds on a loaded machine; for a wipe,
-    after it reported WIPED_WATCH_HEIGHTS heights above the others' at the restart: until then its missing sign
-    state keeps it from signing, so with an adversary more than a third of the power is out and a halt is
-    correct). The grace is
+    after the restarted node answered again: starting a process takes seconds on a loaded machine). The grace is
     the longest recovery of the crash-only runs (docs/reliability.md); a slower recovery is a stall."""
     healed = record.healed_s if record.healed_s is not None else duration_s
     return (record.started_s, min(duration_s, max(healed, record.up_s or 0.0) + RECOVERY_GRACE_S))
