@@ -78,7 +78,7 @@ def node(tmp_path_factory):
     try:
         wait_until(lambda: process.get("/v1/status").json()["height"] >= 2, "the node commits", ignore=RETRYABLE)
         key = process.key
-        funding = [MsgSend(k.address, 10_000) for k in DEPOSITORS]
+        funding = [MsgSend(k.address, 100_000) for k in [*DEPOSITORS, *EXTRA]]  # every tx pays a fee
         opened = [MsgSubmitProposal(RegisterModel(f"open-{i}", i + 1), 400) for i in range(6)]  # deposit period
         voting = [MsgSubmitProposal(RegisterModel(f"vote-{i}", i + 1), 1000) for i in range(6)]  # ids 7..12
         process.post_tx(sign_tx(key, process.chain_id, process.sequence(key), [*funding, *opened, *voting]))

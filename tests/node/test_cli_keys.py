@@ -72,7 +72,12 @@ def test_keys_of_a_node_home_include_its_validator_key(tmp_path, capsys):
         (("query", "pricing", "--node", "127.0.0.1:9", "-o", "json"), None, ("http://127.0.0.1:9",)),
         (("tx", "send", "uoc1xyz", "5"), None, ("--from NAME is needed",)),
         (("tx", "bond", "10", "--from", "ghost"), None, ("no key named 'ghost'",)),
-        (("tx", "price-proposal", "10", "zcoin", "--from", "dup"), None, ("invalid transaction", "zcoin")),
+        (
+            ("tx", "price-proposal", "10", "zcoin", "--from", "dup", "--chain-id", "uoc-x"),
+            None,
+            ("invalid transaction", "zcoin"),
+        ),
+        (("tx", "price-proposal", "10", "ngonka", "--from", "dup"), None, ("--chain-id is needed",)),
     ],
 )
 def test_cli_failures_print_one_line_and_exit_1(tmp_path, args, stdin, fragments):

@@ -18,7 +18,7 @@ from node.blocks import Block, Commit, make_evidence, sign_vote
 from node.config import load_home, write_json
 from node.node import Node
 from node.sign_state_file import save_sign_state
-from tests.node.netutil import make_homes
+from tests.node.netutil import aio_self_channel, make_homes
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,7 +46,7 @@ async def start_nodes(homes) -> list[Node]:
 
 
 async def send_consensus(node: Node, payload: bytes):
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+    async with aio_self_channel(node.home.path, f"127.0.0.1:{node.port}") as channel:  # mutual TLS as the node
         call = channel.unary_unary("/uoc.v1.Gossip/SendConsensus", request_serializer=None)
         return await call(payload, timeout=5)
 
