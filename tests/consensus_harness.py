@@ -351,21 +351,27 @@ class Network:
         self._push(self.now + self.resend_ms, "tick", (name,))
         if not node.up:
             return
-        if self.resend == "own":
-            engine = node.engine
-            for (height, round, _), msgs in sorted(node.own.items(), key=lambda item: item[0]):
-                if height == engine.height and round >= engine.round - 1:
-                    for msg in msgs:
-                        self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
-        else:
-            for msg in list(node.gossip.get(node.engine.height, {}).values()):
-                self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
+        for msg in self._resends(node):
+            self._send(node, msg, relay=msg.pubkey != node.key.pubkey)
         for peer in self._sorted_peers(name):
             height = peer.engine.height
             if height in node.commits and peer.engine.decided is None and peer.up:
                 if self._is_reachable(name, peer.name) and self.rng.random() >= self.drop:
                     args = (peer.name, peer.incarnation, node.decided[height], node.commits[height])
                     self._push(self.now + self.rng.randint(*self.delay_ms), "commit", args)
+
+    def _resends(self, node: SimNode) -> list[Proposal | Vote]:
+        """What a node re-sends each tick: every message of its height, or (`resend="own"`, as the real relay)
+        its own messages of its last two rounds, a re-proposal after its proof of lock."""
+        engine = node.engine
+        if self.resend == "all":
+            return list(node.gossip.get(engine.height, {}).values())
+        return [
+            msg
+            for (height, round, _), msgs in sorted(node.own.items())
+            if height == engine.height and round >= engine.round - 1
+            for msg in msgs
+        ]
 
     def _on_crash(self, name: str) -> None:
         node = self.nodes[name]
