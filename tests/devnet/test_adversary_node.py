@@ -13,9 +13,10 @@ import pytest
 import pytest_asyncio
 
 from devnet.adversary import LIE_HEIGHT, AdversaryCore
-from node.config import load_home
+from node.config import compute_peer_address, load_home
 from node.network import PeerClient
 from node.node import Node, NodeCore, open_node
+from node.tls import load_identity
 from tests.node.netutil import make_homes
 
 pytestmark = pytest.mark.asyncio
@@ -55,7 +56,9 @@ async def wait_blocks(honest: list[NodeCore], count: int, what: str) -> None:
 
 async def test_a_lying_adversary_claims_a_far_height_and_stalls_block_serving_over_real_grpc(network):
     liar, honest = network
-    peer = PeerClient(liar.config.listen, rpc_timeout_s=2.0)
+    home = liar.home  # the adversary's own identity: a node's server accepts it
+    identity = load_identity(home.path, home.node_key)
+    peer = PeerClient(compute_peer_address(home), identity=identity, rpc_timeout_s=2.0)
     try:
         assert (await peer.get_status()).height == liar.app.height  # honest while the window is closed
         liar.active = frozenset({"lie_height"})

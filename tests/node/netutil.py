@@ -129,11 +129,10 @@ def make_identity(directory: Path, name: str) -> TlsIdentity:
     return create_identity(directory, PrivateKey.from_name(name, salt="uoc-tests"))
 
 
-def add_tls_port(server: grpc.aio.Server, directory: Path, client: TlsIdentity) -> str:
+def add_tls_port(server: grpc.aio.Server, directory: Path, *clients: TlsIdentity) -> str:
     """Give a test server a node identity (made in `directory`) and a mutual-TLS loopback port that accepts
-    the client identity `client`; the server's peer address NODE_ID@127.0.0.1:PORT."""
+    the client identities `clients`; the server's peer address NODE_ID@127.0.0.1:PORT."""
     identity = make_identity(directory, f"server-{directory}")
-    credentials = grpc.ssl_server_credentials(
-        [(identity.key_pem, identity.cert_pem)], client.cert_pem, require_client_auth=True
-    )
+    roots = b"".join(client.cert_pem for client in clients)
+    credentials = grpc.ssl_server_credentials([(identity.key_pem, identity.cert_pem)], roots, require_client_auth=True)
     return f"{identity.node_id}@127.0.0.1:{server.add_secure_port('127.0.0.1:0', credentials)}"

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,7 +24,7 @@ from node.network import PEER_MAX_STRIKES
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import make_homes
+from tests.node.netutil import add_tls_port, aio_self_channel, load_tls_identity, make_homes
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,9 +33,10 @@ TOP = 2**63 - 1
 
 class Liar:
     """A peer whose Status says height 2^63−1 of `chain_id`; its GetBlocks stalls (`serve="stall"`) or
-    answers one bogus block (`serve="junk"`). It takes gossip and answers nothing else."""
+    answers one bogus block (`serve="junk"`). It takes gossip and answers nothing else. It speaks mutual TLS
+    with a node identity of its own (made in `directory`) and accepts the nodes of `homes`."""
 
-    def __init__(self, chain_id: str, serve: str = "stall") -> None:
+    def __init__(self, chain_id: str, homes: list[Path], directory: Path, serve: str = "stall") -> None:
         self.asked: list[int] = []  # the first height of each GetBlocks call
         self.server = grpc.aio.server()
 
@@ -65,8 +67,7 @@ class Liar:
                 ),
             ]
         )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = add_tls_port(self.server, directory, *(load_tls_identity(h) for h in homes))
 
 
 async def start_with_liar(home_path, liar: Liar, **config) -> Node:
@@ -95,7 +96,7 @@ async def test_a_peer_lying_about_its_height_stops_neither_a_four_validator_netw
     every consensus message and timeout while its GetBlocks stalled (30 s): the chain halted."""
     caplog.set_level(logging.INFO, logger="node")
     homes = make_homes(tmp_path, 4)
-    liar = Liar("uoc-nettest")
+    liar = Liar("uoc-nettest", homes, tmp_path / "liar")
     await liar.server.start()
     nodes = [await start_with_liar(h, liar) for h in homes]
     try:
@@ -119,14 +120,14 @@ async def test_timeouts_fire_and_votes_count_while_block_sync_waits_on_a_stallin
     at the vote, so a validator waiting on a stalled sync never moved."""
     homes = make_homes(tmp_path, 2)  # two validators; node1 does not run, the test signs its votes
     other = load_home(homes[1]).validator_key
-    liar = Liar("uoc-nettest")
+    liar = Liar("uoc-nettest", homes[:1], tmp_path / "liar")
     await liar.server.start()
     node = await start_with_liar(homes[0], liar, peers=())
     node.sync.block_wait_s = 30.0  # keep this sync attempt waiting on the liar for the whole test
     try:
         await wait_for(lambda: node.syncing, "the node syncs from the liar", 10)
         height, round = node.consensus.height, node.consensus.round
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        async with aio_self_channel(homes[0], f"127.0.0.1:{node.port}") as channel:
             send = channel.unary_unary(
                 "/uoc.v1.Gossip/SendConsensus", request_serializer=None, response_deserializer=spb.Ack.FromString
             )
@@ -146,7 +147,7 @@ async def test_timeouts_fire_and_votes_count_while_block_sync_waits_on_a_stallin
 async def test_a_peer_that_serves_a_block_that_does_not_verify_is_backed_off_then_dropped(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="node")
     (home,) = make_homes(tmp_path, 1)
-    liar = Liar("uoc-nettest", serve="junk")
+    liar = Liar("uoc-nettest", [home], tmp_path / "liar", serve="junk")
     await liar.server.start()
     node = await start_with_liar(home, liar)
     try:

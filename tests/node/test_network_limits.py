@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -39,7 +40,8 @@ from node.network import (
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import make_homes
+from node.tls import build_channel_credentials, compute_channel_options
+from tests.node.netutil import load_tls_identity, make_homes
 
 pytestmark = pytest.mark.asyncio
 
@@ -59,14 +61,28 @@ async def expect_code(call, code: grpc.StatusCode, match: str = "") -> str:
     return info.value.details() or ""
 
 
+def peer_channel(server: Path, client: Path, address: str, options=OWN_CONNECTION) -> grpc.aio.Channel:
+    """A channel of its own to the node of home `server` at `address`, authenticated as the node of home
+    `client` (whose certificate that node must have pinned)."""
+    identity, target = load_tls_identity(client), load_tls_identity(server)
+    credentials = build_channel_credentials(identity, target.cert_pem)
+    return grpc.aio.secure_channel(address, credentials, options=[*compute_channel_options(target.node_id), *options])
+
+
+@pytest.fixture
+def homes(tmp_path) -> list[Path]:
+    """Two validators' homes."""
+    return make_homes(tmp_path, 2)
+
+
 @pytest_asyncio.fixture
-async def stuck(tmp_path):
-    """node0 of two validators (node1 never runs, so height 1 never commits), node1's key, and a channel."""
-    homes = make_homes(tmp_path, 2)
+async def stuck(homes):
+    """node0 of two validators (node1 never runs, so height 1 never commits), node1's key, and a channel to
+    node0 as node0 itself (mutual TLS: the one identity a node with no running peer accepts)."""
     node = Node(load_home(homes[0]))
     await node.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}", options=OWN_CONNECTION) as channel:
+        async with peer_channel(homes[0], homes[0], f"127.0.0.1:{node.port}") as channel:
             yield node, load_home(homes[1]).validator_key, channel
     finally:
         await node.stop(0.1)
@@ -151,7 +167,7 @@ async def test_a_validator_flooding_the_future_buffer_stays_within_its_byte_shar
 # =============================================================================================
 # per-peer budgets
 # =============================================================================================
-async def test_a_peer_over_its_gossip_budget_gets_resource_exhausted_and_others_are_still_served(stuck):
+async def test_a_peer_over_its_gossip_budget_gets_resource_exhausted_and_others_are_still_served(stuck, homes):
     """Regression: a peer's calls were limited only per call (entries, message size), never per peer."""
     node, other, channel = stuck
     node.server.handlers.budgets = PeerBudgets(PeerLimits(items_per_s=1.0, items_burst=5, bytes_burst=1 << 20))
@@ -167,7 +183,9 @@ async def test_a_peer_over_its_gossip_budget_gets_resource_exhausted_and_others_
     assert codes[:5] == ["ok"] * 5 and set(codes[5:]) == {"RESOURCE_EXHAUSTED"}
     log = node.consensus._votes.get_vote_set(node.consensus.round, "prevote").votes.get(other.address, [])
     assert len(log) <= 3  # refused calls did no work (the vote log holds only what was admitted)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}", options=OWN_CONNECTION) as second:
+    second_peer = load_tls_identity(homes[1])
+    node.peers[0].pins.pin(second_peer.node_id, second_peer.cert_pem)  # as dialing node1 would
+    async with peer_channel(homes[0], homes[1], f"127.0.0.1:{node.port}") as second:
         await expect_code(
             raw_call(second, "/uoc.v1.Gossip/SendConsensus")(b"\xff\xff", timeout=5),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -251,15 +269,14 @@ async def test_get_blocks_of_big_blocks_yields_between_blocks_and_stops_at_its_b
                 await asyncio.sleep(0.001)
                 lags.append(loop.time() - at - 0.001)
 
-        async with grpc.aio.insecure_channel(
-            f"127.0.0.1:{node.port}", options=[("grpc.max_receive_message_length", 16 << 20)]
-        ) as channel:
+        address = f"127.0.0.1:{node.port}"
+        async with peer_channel(home, home, address, [("grpc.max_receive_message_length", 16 << 20)]) as channel:
             stream = channel.unary_stream(
                 "/uoc.v1.BlockSync/GetBlocks",
                 request_serializer=None,
                 response_deserializer=pb.BlockWithCommit.FromString,
             )
-            observer = grpc.aio.insecure_channel(f"127.0.0.1:{node.port}", options=OWN_CONNECTION)
+            observer = peer_channel(home, home, address)
             status = raw_call(observer, "/uoc.v1.Status/GetStatus", spb.StatusResponse)
             await status(b"", timeout=5)
             tick = loop.create_task(ticker())

@@ -109,10 +109,11 @@ async def test_consensus_gossip_to_a_slow_peer_is_pipelined_and_tx_batches_keep_
         await server.stop(0)
 
 
-async def test_an_outgoing_lane_is_bounded_in_bytes_not_only_in_messages(monkeypatch):
+async def test_an_outgoing_lane_is_bounded_in_bytes_not_only_in_messages(tmp_path, monkeypatch):
     """Regression: a lane held up to 10,000 messages whatever their size (10,000 × 16 MiB)."""
     monkeypatch.setattr(network, "PEER_LANE_BYTES", 1024 * 1024)
-    peer = PeerClient(f"127.0.0.1:{free_port()}", rpc_timeout_s=1.0)
+    client = make_identity(tmp_path / "client", "client")
+    peer = PeerClient(f"{'ab' * 20}@127.0.0.1:{free_port()}", identity=client, rpc_timeout_s=1.0)
     try:
         for i in range(30):  # no await in between: nothing leaves the lane meanwhile
             peer.send("BroadcastTxs", bytes([i]) * 100 * 1024)
@@ -123,9 +124,12 @@ async def test_an_outgoing_lane_is_bounded_in_bytes_not_only_in_messages(monkeyp
         await peer.close()
 
 
-async def test_a_peer_that_fails_to_serve_is_backed_off_then_dropped_as_a_sync_source_and_credit_clears_it(caplog):
+async def test_a_peer_that_fails_to_serve_is_backed_off_then_dropped_as_a_sync_source_and_credit_clears_it(
+    tmp_path, caplog
+):
     caplog.set_level(logging.WARNING, logger="node.network")
-    peer = PeerClient(f"127.0.0.1:{free_port()}")
+    client = make_identity(tmp_path / "client", "client")
+    peer = PeerClient(f"{'ab' * 20}@127.0.0.1:{free_port()}", identity=client)
     try:
         waits = []
         for strike in range(1, PEER_MAX_STRIKES):
