@@ -125,11 +125,14 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
 
 
-def print_csv_table(path: Path, limit: int = 12, width: int | None = None) -> None:
-    """Print a CSV file as a right-aligned table fit to `width` (default the terminal's), eliding the
-    middle of one longer than `limit` rows."""
-    rows = path.read_text().splitlines()
-    header, body = rows[0].split(","), [r.split(",") for r in rows[1:]]
+def print_csv_table(
+    path: Path, limit: int = 12, width: int | None = None, columns: Sequence[str] | None = None
+) -> None:
+    """Print a CSV file (its `columns`, default all) as a right-aligned table fit to `width` (default the
+    terminal's), eliding the middle of one longer than `limit` rows."""
+    rows = [r.split(",") for r in path.read_text().splitlines()]
+    keep = [rows[0].index(c) for c in columns] if columns else range(len(rows[0]))
+    header, body = [rows[0][i] for i in keep], [[r[i] for i in keep] for r in rows[1:]]
     if len(body) > limit:
         body = body[: limit // 2] + [[ELLIPSIS] * len(header)] + body[-limit // 2 :]
     print(format_table([header, *body], width=width, right=True))

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from devnet.report import EPOCH_COLUMNS
 from node.client import Client
+from uocd.devnet import SUMMARY_EPOCH_COLUMNS
 from uocd.main import main
 from uocd.output import ELLIPSIS, fit_widths, format_table, print_csv_table, render_rows, render_text
 from uocd.query import render_proposals
@@ -158,3 +160,13 @@ def test_uocd_query_proposals_fits_the_terminal_and_json_is_whole(monkeypatch, c
     assert main(["query", "proposals", "--node", "http://127.0.0.1:1", "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == PROPOSALS
     assert [path for path, _ in asked] == ["/v1/governance/proposals"] * 2
+
+
+def test_the_simulate_summary_prints_its_epoch_columns_as_one_table_in_80_columns(tmp_path: Path, capsys):
+    path = tmp_path / "epochs.csv"
+    values = {"epoch": "12", "price": "1234567", "fees_collected": "98765432", "chain_epoch": "13"}
+    path.write_text(",".join(EPOCH_COLUMNS) + "\n" + ",".join(values.get(c, "1050") for c in EPOCH_COLUMNS) + "\n")
+    print_csv_table(path, width=80, columns=SUMMARY_EPOCH_COLUMNS)
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == list(SUMMARY_EPOCH_COLUMNS) and max(len(header), len(row)) <= 80
+    assert row.split()[SUMMARY_EPOCH_COLUMNS.index("fees_collected")] == "98765432"
