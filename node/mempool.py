@@ -7,7 +7,11 @@
   blocks carry. A rejection is a typed `MempoolError` (`TxRejected` with the chain's code,
   `TxAlreadyKnown`, `MempoolFull` and its kinds `SenderQuotaExceeded` and `FeeTooLow`) and changes
   nothing.
-- **Dedup** by the chain's tx hash (and by the exact raw bytes before any work).
+- **Dedup** by the chain's tx hash (and by the exact raw bytes before any work). The hashes of the
+  last `RECENT_COMMITTED` committed transactions are kept (CometBFT's mempool cache): a late copy of
+  a committed tx, which peers relay while the block commits, is refused (`wrong_sequence`: its
+  sequence is used) before it is decoded or its signature checked. A tx that a proposal carried
+  before it reached the pool is taken from the app's verify cache, not verified again.
 - **Lanes.** The priority lane holds this node's own transactions (`own=True`: the operator's
   votes and proposals) and price votes from validators of the current epoch (every message a
   `MsgSubmitPriceProposal`, the sender with power). They are exempt from the per-sender quota, are
@@ -53,6 +57,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_TXS_PER_SENDER = 100
 DEFAULT_MAX_BYTES_PER_SENDER = 1024 * 1024
 PRIORITY_LANE, ORDINARY_LANE = 0, 1
+RECENT_COMMITTED = 65_536  # committed tx digests kept to refuse late copies (32 B each: about 8 MiB with the dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class Mempool:
         self._sender_bytes: dict[str, int] = defaultdict(int)  # ordinary-lane bytes per sender
         self._sender_count: dict[str, int] = defaultdict(int)  # ordinary-lane txs per sender
         self._raw_index: dict[bytes, str] = {}  # digest of the submitted bytes -> hash
+        self._committed: OrderedDict[bytes, None] = OrderedDict()  # digests of recently committed txs
         self._tails: list[tuple[int, int, int, str]] = []  # heap of (−lane, −rank, −order, hash), lazy
         self._order = 0
         self._evicted: set[str] = set()  # senders with a tx evicted since the last commit
@@ -178,7 +184,7 @@ class Mempool:
     def add_batch(self, raws: Iterable[bytes], *, own: bool = False) -> list[str | MempoolError]:
         """Admit transactions in order: each entry is the admitted hash or the MempoolError refusing it.
 
-        The new ones are decoded and verified in one `app.admit` call, then placed one by one."""
+        The new ones are decoded and verified in one `app.decode_verified` call, then placed one by one."""
         raws = [bytes(r) for r in raws]
         out: list[str | MempoolError | None] = [None] * len(raws)
         fresh: list[int] = []
@@ -190,11 +196,16 @@ class Mempool:
                 what = f"transaction {known}" if known else "this transaction"
                 out[i] = TxAlreadyKnown(f"{what} is already in the mempool", tx_hash=known or "")
                 continue
+            if digest in self._committed:
+                tx_hash = digest.hex().upper()  # canonical bytes only: the chain's tx hash
+                message = f"transaction {tx_hash} was committed in a recent block: its sequence is used"
+                out[i] = TxRejected(message, tx_hash=tx_hash, code="wrong_sequence")
+                continue
             seen.add(digest)
             fresh.append(i)
         admitted: list[bytes] = []
         if fresh:
-            for i, tx in zip(fresh, self.app.admit([raws[i] for i in fresh])):
+            for i, tx in zip(fresh, self.app.decode_verified([raws[i] for i in fresh])):
                 out[i] = self._add_verified(tx, own)
                 if isinstance(out[i], str):
                     admitted.append(raws[i])
@@ -334,10 +345,14 @@ class Mempool:
 
     # -- after a commit ---------------------------------------------------------------------
     def update(self, committed_hashes: Iterable[str]) -> int:
-        """After a block is committed: drop its transactions, re-check the rest in order against the
-        fresh check state, drop those that fail; return how many were dropped as invalid."""
+        """After a block is committed: drop its applied transactions (`committed_hashes`, remembered as
+        committed), re-check the rest in order against the fresh check state, drop those that fail;
+        return how many were dropped as invalid."""
         for tx_hash in committed_hashes:
             self._remove(tx_hash)
+            self._committed[bytes.fromhex(tx_hash)] = None
+        while len(self._committed) > RECENT_COMMITTED:
+            self._committed.popitem(last=False)
         self._evicted.clear()  # the check state is rebuilt from the pool: evicted txs are gone from it
         remaining = list(self._txs.values())
         if not remaining:

@@ -366,7 +366,7 @@ class NodeCore:
         min_height = block.height + 1 - self.app.get_params().max_evidence_age_blocks
         self.consensus.remove_evidence(block.evidence, min_height=min_height)
         self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
-        self.mempool.update(r.hash for r in result.tx_results)
+        self.mempool.update(r.hash for r in result.tx_results if r.ok)  # a failed tx used no sequence
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
 
     def redial_unpinned(self, pins: tls.PeerPins) -> None:

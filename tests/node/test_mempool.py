@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey
-from chain.tx import MsgSend, MsgSubmitPriceProposal, sign_tx
+from chain.tx import MsgSend, MsgSubmitPriceProposal, decode_and_verify, sign_tx
+from node import mempool as mempool_module
 from node.errors import FeeTooLow, MempoolError, MempoolFull, SenderQuotaExceeded, TxAlreadyKnown, TxRejected
 from node.mempool import Mempool
 from tests.helpers import ADDR, NAMES, make_app, make_genesis, signed
@@ -141,6 +142,52 @@ def test_replayed_committed_tx_is_rejected(app):
     with pytest.raises(TxRejected) as info:
         pool.add(raw)
     assert info.value.code == "wrong_sequence"
+
+
+class CountingAdmit:
+    """The app's decode-and-verify step, counting the txs it is given."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, raws: list[bytes]) -> list:
+        self.count += len(raws)
+        return decode_and_verify(raws)
+
+
+def test_a_late_copy_of_a_committed_tx_is_refused_before_it_is_decoded_or_verified(app):
+    """Regression: peers relay a tx while its block commits; each late copy cost a decode and an
+    ed25519 verification before `wrong_sequence` (about a third of a node's verifications at load)."""
+    app.admit = counting = CountingAdmit()
+    pool = Mempool(app)
+    raw = send("a", 0)
+    pool.update(commit(app, [raw]))
+    verified = counting.count
+    with pytest.raises(TxRejected, match="committed in a recent block") as info:
+        pool.add(raw)
+    assert info.value.code == "wrong_sequence" and counting.count == verified and len(pool) == 0
+
+
+def test_a_tx_a_proposal_carried_first_is_admitted_without_a_second_verification(app):
+    app.admit = counting = CountingAdmit()
+    raw = send("a", 0)
+    assert [r.ok for r in app.process_proposal(app.height + 1, [raw])] == [True]
+    assert counting.count == 1
+    pool = Mempool(app)
+    assert pool.add(raw) in pool and counting.count == 1  # from the verify cache
+
+
+def test_the_committed_digests_are_bounded_and_a_forgotten_one_still_fails_in_the_state(app, monkeypatch):
+    monkeypatch.setattr(mempool_module, "RECENT_COMMITTED", 2)
+    pool = Mempool(app)
+    txs = [send("a", 0), send("a", 1), send("a", 2)]
+    pool.update(commit(app, txs))
+    assert len(pool._committed) == 2
+    with pytest.raises(TxRejected) as info:
+        pool.add(txs[0])  # forgotten: decoded, verified and refused by the state
+    assert info.value.code == "wrong_sequence" and "committed in a recent block" not in str(info.value)
+    with pytest.raises(TxRejected, match="committed in a recent block"):
+        pool.add(txs[2])
 
 
 def test_only_admitted_txs_are_handed_to_relay(app):
