@@ -99,6 +99,7 @@ class Consensus:
         self._last_time_ms = 0
         self._app_hash = ""
         self._last_precommits: dict[bytes, Vote] = {}  # precommits of height−1 whose signatures we checked
+        self._last_votes: dict[tuple[str, int, str], list[Vote]] = {}  # height−1's log: (validator, round, type)
         self._reset_height_state()
 
     def _reset_height_state(self) -> None:
@@ -191,10 +192,12 @@ class Consensus:
 
         `last_validator_set` is the set of height−1 (to verify proposals' last commits); when None,
         the engine uses the one it ran height−1 with, if any."""
-        self._last_precommits = {}
+        self._last_precommits, self._last_votes = {}, {}
         if self._vset is not None and self._height == height - 1:
             last_validator_set = last_validator_set or self._vset
             self._last_precommits = {v.signature: v for v in self._votes.get_votes(PRECOMMIT)}
+            for vote in [*self._votes.get_votes(PREVOTE), *self._last_precommits.values()]:
+                self._last_votes.setdefault((vote.validator, vote.round, vote.type), []).append(vote)
         self._height, self._vset, self._last_vset = height, validator_set, last_validator_set
         self._last_commit, self._last_block_id, self._last_time_ms = last_commit, last_block_id, last_time_ms
         self._app_hash = app_hash
@@ -236,7 +239,7 @@ class Consensus:
         if msg.height > self._height + FUTURE_HEIGHTS:
             return []
         if msg.height < self._height or (msg.height == self._height and self._vset is None):
-            return self._check_late_precommit(msg)
+            return self._check_late_vote(msg)
         if msg.height > self._height:
             return self._buffer(msg)
         self._check_membership(msg)
@@ -375,13 +378,14 @@ class Consensus:
         self._participants.setdefault(vote.round, set()).add(vote.validator)
         return actions, True
 
-    def _check_late_precommit(self, msg: Proposal | Vote) -> list[Action]:
-        """A message of a past height is not counted; but a precommit of height−1 that conflicts with one of
-        that height's precommits we hold (the decided height's log) is evidence of a double sign."""
-        if not isinstance(msg, Vote) or msg.type != PRECOMMIT or msg.height != self._height - 1:
+    def _check_late_vote(self, msg: Proposal | Vote) -> list[Action]:
+        """A message of a past height is not counted; but a prevote or precommit of height−1 that conflicts
+        with one we hold from that height (the decided height's log) is evidence of a double sign: an
+        equivocator's twin often arrives after the others decided without it."""
+        if not isinstance(msg, Vote) or msg.height != self._height - 1:
             return []
-        for seen in self._last_precommits.values():
-            if (seen.validator, seen.round) == (msg.validator, msg.round) and seen.block_id != msg.block_id:
+        for seen in self._last_votes.get((msg.validator, msg.round, msg.type), ()):
+            if seen.block_id != msg.block_id:
                 return self._record_evidence(seen, msg)
         return []
 
