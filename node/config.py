@@ -33,8 +33,9 @@ from chain.tx import is_decimal
 
 from .consensus import SignState, Timeouts
 from .errors import ConfigError
+from .secret_files import read_secret, write_secret
 from .sign_state_file import SIGN_STATE_FILE, save_sign_state
-from .tls import compute_node_id, create_identity, parse_peer_address
+from .tls import TLS_CERT_FILE, TLS_KEY_FILE, compute_node_id, load_or_create_identity, parse_peer_address
 
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
@@ -42,7 +43,6 @@ NODE_KEY_FILE = "node_key.json"
 VALIDATOR_KEY_FILE = "validator_key.json"
 ADMIN_TOKEN_FILE = "admin_token"
 DB_FILE = "data/node.db"
-SECRET_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -276,23 +276,15 @@ def parse_config(text: str) -> NodeConfig:
 
 
 # -- keys -------------------------------------------------------------------------------------
-def write_secret(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (mode 0600 from creation)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, SECRET_MODE)
-
-
 def render_key(key: PrivateKey) -> str:
     """A key file: address, public key and private seed (hex)."""
     return json.dumps({"address": key.address, "pubkey": key.pubkey.hex(), "seed": key.seed().hex()}, indent=2) + "\n"
 
 
 def load_key(path: Path) -> PrivateKey:
-    """A key from a key file; ConfigError if it is missing or inconsistent."""
+    """A key from a key file; ConfigError if it is missing, inconsistent, a link or readable by others."""
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(read_secret(path))
         key = PrivateKey(bytes.fromhex(doc["seed"]))
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing (run uocd init)") from None
@@ -372,12 +364,26 @@ class Home:
         return self.path / SIGN_STATE_FILE
 
 
+HOME_SECRETS = (NODE_KEY_FILE, TLS_KEY_FILE, TLS_CERT_FILE, VALIDATOR_KEY_FILE, SIGN_STATE_FILE, ADMIN_TOKEN_FILE)
+
+
+def get_kept_files(home: Path) -> list[str]:
+    """The key, token and sign state files already in `home`: those `init_home` keeps unless told to overwrite."""
+    return [name for name in HOME_SECRETS if os.path.lexists(home / name)]
+
+
+def load_kept_key(path: Path) -> PrivateKey | None:
+    """The key in `path` if there is one (checked: a regular owner-only key file), else None."""
+    return load_key(path) if os.path.lexists(path) else None
+
+
 def init_home(
     home: Path,
     moniker: str,
     *,
     chain_id: str = "uoc-devnet-1",
     key_name: str | None = None,
+    validator_key: PrivateKey | None = None,
     stake: int = 100,
     balance: int = 10**12,
     epoch_length: int = DEFAULT_PARAMS.epoch_length,
@@ -385,31 +391,53 @@ def init_home(
     block_interval_ms: int = 1000,
     api_public: str | None = None,
     api_admin: str | None = None,
+    overwrite: bool = False,
 ) -> Home:
-    """Create a node home; ConfigError if it already holds one.
+    """Create a node home; ConfigError if it already holds one (config.toml), unless `overwrite`.
 
-    The API listeners default to 26650/26651 with the default gRPC address, and to free loopback ports
-    on the gRPC host otherwise (so several homes on one machine never collide)."""
+    Keys, the admin token and the sign state already in the home are kept (checked first, before
+    anything is written); `overwrite` deletes them and makes new ones. The validator key is the one
+    given, else derived from `key_name`, else random. The API listeners default to 26650/26651 with
+    the default gRPC address, and to free loopback ports on the gRPC host otherwise (so several homes
+    on one machine never collide)."""
     home = Path(home)
-    if (home / CONFIG_FILE).exists():
-        raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
+    if (home / CONFIG_FILE).exists() and not overwrite:
+        raise ConfigError(
+            f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home "
+            "(--overwrite replaces it and its keys)"
+        )
     if not moniker or not isinstance(moniker, str):
         raise ConfigError("the moniker must be a non-empty name")
     if not is_host_port(listen):
         raise ConfigError(f"the listen address must be host:port, got {listen!r}")
-    (home / "data").mkdir(parents=True, exist_ok=True)
-    validator_key = PrivateKey.from_name(key_name) if key_name else PrivateKey.generate()
-    node_key = PrivateKey.generate()
     api_public, api_admin = compute_api_addresses(listen, api_public, api_admin)
+    if overwrite:
+        for name in (CONFIG_FILE, GENESIS_FILE, *HOME_SECRETS):
+            (home / name).unlink(missing_ok=True)
+    node_key, kept_validator_key = load_kept_key(home / NODE_KEY_FILE), load_kept_key(home / VALIDATOR_KEY_FILE)
+    if node_key is None and any(os.path.lexists(home / name) for name in (TLS_KEY_FILE, TLS_CERT_FILE)):
+        raise ConfigError(
+            f"{home / TLS_KEY_FILE}: a TLS identity without its {NODE_KEY_FILE}; delete {TLS_KEY_FILE} and "
+            f"{TLS_CERT_FILE}, or pass --overwrite"
+        )
+    if os.path.lexists(home / ADMIN_TOKEN_FILE):
+        read_secret(home / ADMIN_TOKEN_FILE)  # a link or a wide mode is refused before anything is written
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    if node_key is None:
+        node_key = PrivateKey.generate()
+        write_secret(home / NODE_KEY_FILE, render_key(node_key))
+    load_or_create_identity(home, node_key)
+    if kept_validator_key is None:
+        kept_validator_key = validator_key or (PrivateKey.from_name(key_name) if key_name else PrivateKey.generate())
+        write_secret(home / VALIDATOR_KEY_FILE, render_key(kept_validator_key))
+        save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
+    if not os.path.lexists(home / ADMIN_TOKEN_FILE):
+        write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
     timeouts = Timeouts(commit_ms=block_interval_ms)
     config = NodeConfig(moniker=moniker, listen=listen, timeouts=timeouts, api_public=api_public, api_admin=api_admin)
     (home / CONFIG_FILE).write_text(render_config(config))
-    write_secret(home / NODE_KEY_FILE, render_key(node_key))
-    create_identity(home, node_key)
-    write_secret(home / VALIDATOR_KEY_FILE, render_key(validator_key))
-    save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
-    write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
-    write_json(home / GENESIS_FILE, make_genesis(chain_id, validator_key.address, stake, balance, epoch_length))
+    genesis = make_genesis(chain_id, kept_validator_key.address, stake, balance, epoch_length)
+    write_json(home / GENESIS_FILE, genesis)
     return load_home(home)
 
 
@@ -488,7 +516,7 @@ def compute_api_addresses(listen: str, public: str | None, admin: str | None) ->
 def read_admin_token(path: Path) -> str | None:
     """The admin token in `path`, stripped; None if the file is absent or empty."""
     try:
-        token = path.read_text().strip()
+        token = read_secret(path).decode().strip()
     except FileNotFoundError:
         return None
     return token or None

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from chain.params import DEFAULT_PARAMS
-from node.config import compute_peer_address, init_home, load_home
+from node.config import compute_peer_address, get_kept_files, init_home, load_home
 from node.node import run_node
 from node.tls import compute_node_id
 
@@ -20,7 +20,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
         description="Create a node home: config.toml, node_key.json, validator_key.json with its empty sign "
         "state validator_state.json, admin_token (mode 0600), the TLS key and certificate bound to the node key "
         "(node_tls_key.pem, mode 0600, and node_tls_cert.pem) and a one-validator genesis.json. Several homes "
-        "share one genesis: init each, then `uocd genesis collect HOME...`.",
+        "share one genesis: init each, then `uocd genesis collect HOME...`. Keys, the admin token and the sign state "
+        "already in DIR are kept (and listed); a home with a config.toml is refused. With --overwrite, every one "
+        "of them is replaced by a new one.",
     )
     init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
     init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")
@@ -35,6 +37,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     )
     init.add_argument("--grpc", default="127.0.0.1:26656", metavar="HOST:PORT", help="gRPC listen address")
     init.add_argument("--block-interval-ms", type=int, default=1000, help="block interval (default 1000)")
+    init.add_argument(
+        "--overwrite", action="store_true", help="replace an existing home, its keys included (they are lost)"
+    )
     init.set_defaults(func=cmd_init)
 
     start = commands.add_parser(
@@ -55,6 +60,7 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """uocd init."""
+    kept = get_kept_files(Path(args.home))
     home = init_home(
         Path(args.home),
         args.moniker,
@@ -65,7 +71,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         epoch_length=args.epoch_length,
         listen=args.grpc,
         block_interval_ms=args.block_interval_ms,
+        overwrite=args.overwrite,
     )
+    if kept:
+        print(f"{'replaced' if args.overwrite else 'kept the existing'} {', '.join(kept)} in {home.path}")
     validator = home.validator_key.address if home.validator_key is not None else "none"
     peer = compute_peer_address(home)
     print(f"initialized {home.path} for {home.config.moniker}: validator {validator}, peer address {peer}")
