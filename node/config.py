@@ -74,6 +74,7 @@ class NodeConfig:
     api_rate_limit_per_s: int = 100
     api_rate_limit_burst: int = 200
     api_rate_limit_loopback: bool = False
+    api_rate_limit_ipv6_prefix: int = 64
     grpc_max_concurrent_streams: int = 100
     grpc_max_connection_idle_ms: int = 300_000
     validator_set_retention: int = 100_000
@@ -147,6 +148,9 @@ max_headers = {config.api_max_headers}
 rate_limit_per_s = {config.api_rate_limit_per_s}
 rate_limit_burst = {config.api_rate_limit_burst}
 rate_limit_loopback = {"true" if config.api_rate_limit_loopback else "false"}
+# IPv6 clients share one bucket per network of this prefix length (1..128; 64: one bucket per /64, the
+# block a single host or home router usually holds); IPv4 clients have one bucket per address
+rate_limit_ipv6_prefix = {config.api_rate_limit_ipv6_prefix}
 
 [storage]
 # heights back from the tip whose validator set stays in data/node.db (older sets are pruned); at least 2
@@ -260,10 +264,15 @@ def parse_config(text: str) -> NodeConfig:
         api_rate_limit_per_s=_get(doc, "api.rate_limit_per_s", int, d.api_rate_limit_per_s, minimum=0),
         api_rate_limit_burst=_get(doc, "api.rate_limit_burst", int, d.api_rate_limit_burst),
         api_rate_limit_loopback=_get(doc, "api.rate_limit_loopback", bool, d.api_rate_limit_loopback),
+        api_rate_limit_ipv6_prefix=_get(doc, "api.rate_limit_ipv6_prefix", int, d.api_rate_limit_ipv6_prefix),
         grpc_max_concurrent_streams=_get(doc, "grpc.max_concurrent_streams", int, d.grpc_max_concurrent_streams),
         grpc_max_connection_idle_ms=_get(doc, "grpc.max_connection_idle_ms", int, d.grpc_max_connection_idle_ms),
         validator_set_retention=_get(doc, "storage.validator_set_retention", int, d.validator_set_retention, minimum=2),
     )
+    if config.api_rate_limit_ipv6_prefix > 128:
+        raise ConfigError(
+            f"{CONFIG_FILE}: api.rate_limit_ipv6_prefix must be 1..128, got {config.api_rate_limit_ipv6_prefix}"
+        )
     for key, value in (("api.public", config.api_public), ("api.admin", config.api_admin)):
         if not is_host_port(value):
             raise ConfigError(f"{CONFIG_FILE}: {key} must be host:port, got {value!r}")
