@@ -28,6 +28,7 @@ from typing import Any
 
 from chain.crypto import PrivateKey, is_valid_address
 from chain.errors import ChainError
+from chain.fields import FieldError, IdentifierKind
 from chain.params import DEFAULT_PARAMS
 from chain.tx import is_decimal
 
@@ -37,6 +38,7 @@ from .secret_files import read_secret, write_secret
 from .sign_state_file import SIGN_STATE_FILE, save_sign_state
 from .tls import TLS_CERT_FILE, TLS_KEY_FILE, compute_node_id, load_or_create_identity, parse_peer_address
 
+MONIKER = IdentifierKind("a moniker", 64, "-_.", "node0")
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
 NODE_KEY_FILE = "node_key.json"
@@ -189,6 +191,14 @@ def _get_gas_price(doc: dict[str, Any], default: str) -> str:
     return str(value)
 
 
+def check_moniker(value: Any, where: str) -> str:
+    """A node's name: 1 to 64 ASCII letters, digits and - _ . (it is served and shown as is); else ConfigError."""
+    try:
+        return MONIKER.check(value, where)
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def is_host_port(text: Any) -> bool:
     """True for "host:port" with a port in 1..65535 (0 allowed only for listening)."""
     if not isinstance(text, str) or ":" not in text:
@@ -235,7 +245,7 @@ def parse_config(text: str) -> NodeConfig:
         commit_ms=_get(doc, "consensus.block_interval_ms", int, dt.commit_ms),
     )
     config = NodeConfig(
-        moniker=_get(doc, "moniker", str, None),
+        moniker=check_moniker(_get(doc, "moniker", str, None), f"{CONFIG_FILE}: moniker"),
         listen=listen,
         peers=tuple(peers),
         max_message_bytes=_get(doc, "grpc.max_message_bytes", int, d.max_message_bytes),
@@ -415,8 +425,7 @@ def init_home(
             f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home "
             "(--overwrite replaces it and its keys)"
         )
-    if not moniker or not isinstance(moniker, str):
-        raise ConfigError("the moniker must be a non-empty name")
+    check_moniker(moniker, "the moniker")
     if not is_host_port(listen):
         raise ConfigError(f"the listen address must be host:port, got {listen!r}")
     api_public, api_admin = compute_api_addresses(listen, api_public, api_admin)

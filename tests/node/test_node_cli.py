@@ -68,6 +68,8 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
         ),
         (("genesis.json", '"genesis_time": "', '"genesis_time": "yesterday'), "genesis_time must be an RFC 3339"),
         (("genesis.json", '"chain_id"', '"chain"'), "chain_id is missing"),
+        (("config.toml", 'moniker = "m"', 'moniker = "m\\u001b[2J"'), "config.toml: moniker 'm\\x1b[2J' may only hold"),
+        (("config.toml", 'moniker = "m"', f'moniker = "{"m" * 65}"'), "moniker is 65 characters, over the limit of 64"),
     ],
 )
 def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path, edit, message):
@@ -81,6 +83,13 @@ def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("uocd: error: ")
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("moniker", ["<b>node</b>", "node\x07", "", "n" * 65, "n\u00f6de"])
+def test_init_with_a_moniker_outside_its_character_set_or_length_is_one_line_and_writes_nothing(tmp_path, moniker):
+    result = uocd("init", "--home", str(tmp_path / "h"), "--moniker", moniker)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "the moniker" in result.stderr
+    assert not (tmp_path / "h").exists()
 
 
 def test_init_refuses_an_existing_home_and_start_a_missing_one(tmp_path):
