@@ -24,7 +24,7 @@ from chain.app import Application, BlockResult
 from .blocks import Block, Commit
 from .config import Home
 from .consensus import ValidatorSet
-from .errors import ConfigError, NodeError, SyncError
+from .errors import ConfigError, NodeError, StoreError, SyncError
 from .store import BlockWrite, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -151,15 +151,48 @@ def lock_home(home: Home) -> Iterator[None]:
         yield  # closing the file releases the flock
 
 
+def compute_store_fix(home: Home) -> str:
+    """What to do about a damaged store of `home` (one clause)."""
+    data = home.db_path.parent
+    return f"restore {data} from a backup, or move it aside and restart to sync the chain from the peers"
+
+
+def check_app_hash(app: Application, home: Home) -> None:
+    """StoreError naming the home and the height unless the committed state hashes to the stored app hash."""
+    if app.height >= 0 and app.recompute_app_hash() != app.app_hash:
+        raise StoreError(
+            f"{home.path}: the state stored at height {app.height} does not match its app hash "
+            f"{app.app_hash[:16]}…; {compute_store_fix(home)}"
+        )
+
+
+def open_checked_store(home: Home) -> tuple[SqliteStore, Application]:
+    """The home's store (integrity checked: `PRAGMA quick_check`) and its app (app hash checked); StoreError
+    naming the home and the fix otherwise, with the store closed."""
+    store = SqliteStore(home.db_path)
+    try:
+        answer = store.run_quick_check()
+        if answer != "ok":
+            raise StoreError(
+                f"{home.db_path} is corrupt (PRAGMA quick_check: {answer[:200]}); {compute_store_fix(home)}"
+            )
+        app = Application(store)
+        check_app_hash(app, home)
+    except BaseException:
+        store.close()
+        raise
+    return store, app
+
+
 @contextmanager
 def open_ledger(home: Home) -> Iterator[Ledger]:
-    """Lock the home and open its store and app: init genesis on an empty store, refuse another
-    chain's store, apply decided-but-unapplied blocks. The store closes and the lock is released on exit."""
+    """Lock the home and open its store and app (both checked: `open_checked_store`): init genesis on an
+    empty store, refuse another chain's store, apply decided-but-unapplied blocks. The store closes and
+    the lock is released on exit."""
     chain_id: str = home.genesis["chain_id"]
     with lock_home(home):
-        store = SqliteStore(home.db_path)
+        store, app = open_checked_store(home)
         try:
-            app = Application(store)
             if app.height < 0:
                 genesis = home.genesis
                 store.apply_block(
