@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from chain.params import DEFAULT_PARAMS
 from node.config import compute_peer_address, get_kept_files, init_home, load_home
+from node.doctor import check_home
 from node.node import run_node
 from node.tls import compute_node_id
+
+from .options import add_output_option
+from .output import emit, fail
 
 
 def add_node_commands(commands: argparse._SubParsersAction) -> None:
@@ -57,6 +62,18 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--home", required=True, metavar="DIR", help="the node home")
     show.set_defaults(func=cmd_show_node_id)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a node home and say how to fix what is wrong",
+        description="Check a node home without changing it: config.toml, genesis.json, every key and token file "
+        "(a regular file of mode 0600 that loads; the TLS key bound to the node key), the sign state, and the "
+        "store: PRAGMA quick_check, its chain and its app hash against the state (not while a node runs on the "
+        "home). Each problem comes with its fix; the exit status is 1 if there is any.",
+    )
+    doctor.add_argument("--home", required=True, metavar="DIR", help="the node home")
+    add_output_option(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     """uocd init."""
@@ -86,6 +103,26 @@ def cmd_show_node_id(args: argparse.Namespace) -> int:
     home = load_home(Path(args.home))
     print(f"{compute_node_id(home.node_key.pubkey)}\n{compute_peer_address(home)}")
     return 0
+
+
+def render_findings(doc: dict[str, Any]) -> str:
+    """The doctor's findings, one line each (`ok` or `PROBLEM`), each problem followed by its fix."""
+    lines = []
+    for f in doc["findings"]:
+        note = f" ({f['note']})" if f["note"] else ""
+        lines.append(f"ok       {f['check']}{note}" if f["ok"] else f"PROBLEM  {f['check']}: {f['problem']}")
+        if not f["ok"]:
+            lines.append(f"         fix: {f['fix']}")
+    return "\n".join(lines)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """uocd doctor."""
+    home = Path(args.home).expanduser()
+    findings = check_home(home)
+    emit(args, {"home": str(home), "findings": [f.to_json() for f in findings]}, render_findings)
+    problems = sum(f.problem is not None for f in findings)
+    return fail(f"{problems} problem(s) in {home}") if problems else 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
