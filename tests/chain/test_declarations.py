@@ -309,11 +309,16 @@ def test_queries_answer_the_same_with_path_text_and_keyword_arguments(busy_app):
     assert [p["id"] for p in busy_app.query_all("proposals", status="voting_period")] == [3]
     price = busy_app.query("status")["unit_of_compute_price"]
     assert busy_app.query("pricing")["models"] == [
-        {"id": "Qwen/Qwen2.5-7B", "units_of_compute_per_token": 12, "price_per_token": 12 * price}
+        {
+            "id": "Qwen/Qwen2.5-7B",
+            "units_of_compute_per_token": 12,
+            "price_per_token": 12 * price,
+            "price_per_token_str": str(12 * price),
+        }
     ]
     assert [m["id"] for m in busy_app.query_all("models")] == ["Qwen/Qwen2.5-7B"]
     assert busy_app.query_all("registered_models") == [
-        {k: v for k, v in m.items() if k != "price_per_token"} for m in busy_app.query_all("models")
+        {k: v for k, v in m.items() if not k.startswith("price_per_token")} for m in busy_app.query_all("models")
     ]
     assert [(d["depositor"], d["amount"]) for d in busy_app.query_all("deposits/3")] == [(ADDR["e"], 100)]
 
