@@ -1,7 +1,7 @@
 """The node's chain: its store and application, the last block, the validator sets, and applying a
 decided block.
 
-    with open_ledger(home) as ledger:   # lock the home, open the store and app, init genesis, recover
+    with open_ledger(home) as ledger:   # lock the home, open and check the store and app, init genesis, recover
         ledger.apply(block, commit)     # finalize_block, then ONE store transaction (store.apply_block)
 
 `Ledger.apply` runs `finalize_block`, then `SqliteStore.apply_block` writes the state changes, the
@@ -9,7 +9,8 @@ block, its commit, the tx results and (when its powers change, or at a checkpoin
 of the next height in one SQLite transaction, and prunes the sets older than the retention.
 Priorities advance one step per height whatever happens, so the set of any height is the last stored
 one stepped forward (`get_validator_set`). Block sync and consensus both apply through it; what
-follows a block (mempool, commit waiters) is the caller's.
+follows a block (mempool, commit waiters) is the caller's. Opening checks the store first
+(`open_checked_store`: `PRAGMA quick_check`, then the state re-hashed against the stored app hash).
 """
 
 from __future__ import annotations

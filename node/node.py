@@ -23,7 +23,9 @@ is relayed; a proposer puts pending evidence in its block and the chain punishes
 its tx results and the next validator set in one store transaction); the next height starts
 `block_interval_ms` later. Every applied block (by consensus or by sync) then updates the mempool and
 the commit waiters (the futures of `wait_for_commit` and the commit listeners: the HTTP API's
-pricing cache and metrics). The HTTP API (`node.api`) signs the operator's own transactions with
+pricing cache and metrics). A block that cannot be stored (`StoreError`: disk full, I/O error) stops
+consensus at once (`NodeCore.fail`: no further action runs, so nothing more is signed) and `run_node`
+stops the node and raises it. The HTTP API (`node.api`) signs the operator's own transactions with
 `submit_own` (sequence = committed + own pending in the mempool).
 """
 
