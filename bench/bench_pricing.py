@@ -40,9 +40,17 @@ from node.config import (  # noqa: E402
 BARE_BODY = json.dumps(
     {
         "unit_of_compute_price": 100,
+        "unit_of_compute_price_str": "100",
         "denom": "ngonka",
         "epoch": 3,
-        "models": [{"id": "model-alpha", "units_of_compute_per_token": 10, "price_per_token": 1000}],
+        "models": [
+            {
+                "id": "model-alpha",
+                "units_of_compute_per_token": 10,
+                "price_per_token": 1000,
+                "price_per_token_str": "1000",
+            }
+        ],
     }
 ).encode()
 

@@ -37,7 +37,12 @@ T = TypeVar("T")
 MAX_INT64 = MAX_NGONKA - 1
 MAX_MODEL_ID = 128
 MAX_TEXT_FIELD = 256
-_MODEL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./:")
+MAX_HF_REPO = 256
+MAX_HF_COMMIT = 128
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_CONTROL_CHARS = frozenset(
+    chr(c) for c in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
 _BECH32_CHARS = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _AMOUNT_TEXT = re.compile(r"\s*([0-9][0-9_]*)\s*([A-Za-z]*)\s*")
 _META = "uoc"
@@ -286,30 +291,46 @@ class IntKind(Kind[int]):
         return max(self.minimum, 1)
 
 
-@dataclass(frozen=True)
-class ModelIdKind(Kind[str]):
-    """A model id: 1 to 128 characters of letters, digits and `-_./:` (Hugging Face style)."""
+def is_identifier(value: str, punctuation: str) -> bool:
+    """Whether every character of `value` is an ASCII letter, an ASCII digit or one of `punctuation`."""
+    return all(c in _ALNUM or c in punctuation for c in value)
 
-    code: str = "invalid_model_id"
-    reason: str = "invalid_model_id"
+
+def is_free_text(value: str) -> bool:
+    """Whether `value` holds no control character (C0, DEL, C1) and no bidirectional override."""
+    return not any(c in _CONTROL_CHARS for c in value)
+
+
+@dataclass(frozen=True)
+class IdentifierKind(Kind[str]):
+    """An identifier: 1 to `max_length` ASCII letters, digits and `punctuation` (no space, control
+    character or markup, so it is safe in a URL, a terminal, HTML and any client's string)."""
+
+    what: str = "an identifier"
+    max_length: int = MAX_MODEL_ID
+    punctuation: str = "-_./:"
+    sample: str = "Qwen/Qwen2.5-7B"
+    code: str = "malformed"
+    reason: str = "invalid_identifier"
 
     def check(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value:
             raise self.fail(f"{where} must be a non-empty string")
-        if len(value) > MAX_MODEL_ID:
-            raise self.fail(f"{where} is {len(value)} characters, over the limit of {MAX_MODEL_ID}")
-        if not set(value) <= _MODEL_ID_CHARS:
-            raise self.fail(f"{where} {value!r} may only hold letters, digits and - _ . / :")
+        if len(value) > self.max_length:
+            raise self.fail(f"{where} is {len(value)} characters, over the limit of {self.max_length}")
+        if not is_identifier(value, self.punctuation):
+            raise self.fail(f"{where} {show(value)} may only hold letters, digits and {' '.join(self.punctuation)}")
         return value
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_ID, "pattern": "^[A-Za-z0-9_./:-]+$"}
+        ordered = self.punctuation.replace("-", "") + ("-" if "-" in self.punctuation else "")
+        return {"type": "string", "minLength": 1, "maxLength": self.max_length, "pattern": f"^[A-Za-z0-9{ordered}]+$"}
 
     def describe(self) -> str:
-        return f"a model id: 1 to {MAX_MODEL_ID} letters, digits and - _ . / :"
+        return f"{self.what}: 1 to {self.max_length} letters, digits and {' '.join(self.punctuation)}"
 
     def example(self) -> str:
-        return "Qwen/Qwen2.5-7B"
+        return self.sample
 
 
 @dataclass(frozen=True)
@@ -337,20 +358,22 @@ class EnumKind(Kind[str]):
 
 @dataclass(frozen=True)
 class TextKind(Kind[str]):
-    """A short string (at most `max_length` characters)."""
+    """A short free text (at most `max_length` characters, no control character nor bidirectional override)."""
 
     max_length: int = MAX_TEXT_FIELD
 
     def check(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or len(value) > self.max_length:
             raise self.fail(f"{where} must be a string of at most {self.max_length} characters")
+        if not is_free_text(value):
+            raise self.fail(f"{where} {show(value)} holds a control character")
         return value
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "maxLength": self.max_length}
+        return {"type": "string", "maxLength": self.max_length, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}
 
     def describe(self) -> str:
-        return f"a string of at most {self.max_length} characters"
+        return f"a string of at most {self.max_length} characters, no control characters"
 
     def example(self) -> str:
         return "example"

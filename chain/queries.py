@@ -57,6 +57,26 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 INT = {"type": "integer"}
 STR = {"type": "string"}
 BOOL = {"type": "boolean"}
+MAX_JSON_SAFE_INT = 2**53 - 1  # the largest integer every JSON client (JavaScript's doubles too) reads exactly
+
+
+def compute_number_with_twin(name: str, value: int) -> dict[str, Any]:
+    """`value` as `name`, a JSON number while every client reads it exactly (at most 2^53 - 1, else null),
+    and as `name_str`, its exact decimal string."""
+    return {name: value if value <= MAX_JSON_SAFE_INT else None, f"{name}_str": str(value)}
+
+
+def twin_schema(name: str) -> dict[str, Any]:
+    """The schemas of `compute_number_with_twin(name, …)`: a nullable integer and its decimal string."""
+    number = {
+        **INT,
+        "nullable": True,
+        "maximum": MAX_JSON_SAFE_INT,
+        "description": f"null past 2^53 - 1: read {name}_str",
+    }
+    return {name: number, f"{name}_str": {**STR, "pattern": "^[0-9]+$", "description": f"{name}, exact"}}
+
+
 BALLOT = obj({"voters": INT, "non_voters": INT, "min_vote": nullable(INT), "max_vote": nullable(INT)})
 CURRENT_EPOCH = obj(
     {"index": INT, "price": INT, "total_power": INT, "validators": INT, "start_height": INT, "ballot": BALLOT}
@@ -82,9 +102,9 @@ MODEL = obj(
     throughput_per_nonce=INT,
     validation_threshold=STR,
 )
-ACTIVE_MODEL = {**MODEL, "required": [*MODEL["required"], "price_per_token"]}
-ACTIVE_MODEL["properties"] = {**MODEL["properties"], "price_per_token": INT}
-MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, "price_per_token": INT})
+ACTIVE_MODEL = {**MODEL, "required": [*MODEL["required"], "price_per_token", "price_per_token_str"]}
+ACTIVE_MODEL["properties"] = {**MODEL["properties"], **twin_schema("price_per_token")}
+MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, **twin_schema("price_per_token")})
 MODEL_CHANGE = obj(
     {
         "version": INT,
@@ -438,7 +458,7 @@ def query_status(ctx: QueryContext) -> dict[str, Any]:
     "Unit-of-compute price and active models' price per token",
     obj(
         {
-            "unit_of_compute_price": INT,
+            **twin_schema("unit_of_compute_price"),
             "denom": {"type": "string", "enum": ["ngonka"]},
             "epoch": INT,
             "models": array(MODEL_PRICE),
@@ -452,10 +472,17 @@ def query_pricing(ctx: QueryContext) -> dict[str, Any]:
     epoch = rules.get_current_epoch(ctx.state)
     models = sorted(rules.get_active_models(ctx.state), key=lambda m: m["id"])
     return {
-        "unit_of_compute_price": epoch["price"],
+        **compute_number_with_twin("unit_of_compute_price", epoch["price"]),
         "denom": "ngonka",
         "epoch": epoch["index"],
-        "models": [{k: m[k] for k in ("id", "units_of_compute_per_token", "price_per_token")} for m in models],
+        "models": [
+            {
+                "id": m["id"],
+                "units_of_compute_per_token": m["units_of_compute_per_token"],
+                **compute_number_with_twin("price_per_token", m["price_per_token"]),
+            }
+            for m in models
+        ],
     }
 
 
@@ -700,8 +727,8 @@ def query_models(ctx: QueryContext, page: PageRequest) -> Paged:
     epoch = rules.get_current_epoch(state)
 
     def item(_: str, model: dict[str, Any]) -> dict[str, Any]:
-        units = model["units_of_compute_per_token"]
-        return {**model, "price_per_token": rules.compute_price_per_token(units, epoch["price"])}
+        price = rules.compute_price_per_token(model["units_of_compute_per_token"], epoch["price"])
+        return {**model, **compute_number_with_twin("price_per_token", price)}
 
     result = read_page(state, "amodel", page, item=item)
     return Paged(

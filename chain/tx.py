@@ -30,6 +30,9 @@ from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify_signature
 from .encoding import canonical_bytes, parse_json
 from .errors import InvalidTx
 from .fields import (
+    MAX_HF_COMMIT,
+    MAX_HF_REPO,
+    MAX_MODEL_ID,
     AddressKind,
     AmountKind,
     Cli,
@@ -38,11 +41,10 @@ from .fields import (
     DenomKind,
     EnumKind,
     FieldError,
+    IdentifierKind,
     IntKind,
-    ModelIdKind,
     NestedKind,
     PriceKind,
-    TextKind,
     compute_ngonka,
     require_object,
     wire,
@@ -70,11 +72,12 @@ ADDRESS = AddressKind()
 AMOUNT = AmountKind()
 DENOM = DenomKind()
 PRICE = PriceKind()
-MODEL_ID = ModelIdKind()
+MODEL_ID = IdentifierKind("a model id", MAX_MODEL_ID, "-_./:", code="invalid_model_id", reason="invalid_model_id")
+HF_REPO = IdentifierKind("a Hugging Face repository", MAX_HF_REPO, "-_./", "Qwen/Qwen2.5-7B-Instruct")
+HF_COMMIT = IdentifierKind("a repository revision (commit hash, tag or branch)", MAX_HF_COMMIT, "-_./", "a09a3545")
 UNITS = IntKind(1, text="units of compute per token", code="invalid_units", reason="invalid_units")
 PROPOSAL_ID = IntKind(1, text="a proposal id")
 COUNT = IntKind(0, text="a count")
-SHORT_TEXT = TextKind()
 DECIMAL = DecimalKind()
 VOTE_OPTION = EnumKind(VOTE_OPTIONS, code="invalid_option", reason="invalid_option")
 
@@ -205,8 +208,8 @@ class RegisterModel(Content):
     )
     id: str = wire(MODEL_ID, "the model id (Hugging Face style)")
     units_of_compute_per_token: int = wire(UNITS, "units of compute one token costs")
-    hf_repo: str | None = wire(SHORT_TEXT, "the Hugging Face repository", default=None)
-    hf_commit: str | None = wire(SHORT_TEXT, "the repository commit", default=None)
+    hf_repo: str | None = wire(HF_REPO, "the Hugging Face repository", default=None)
+    hf_commit: str | None = wire(HF_COMMIT, "the repository commit", default=None)
     v_ram: int | None = wire(COUNT, "the GPU memory it needs", default=None)
     throughput_per_nonce: int | None = wire(COUNT, "the throughput per nonce", default=None)
     validation_threshold: str | None = wire(DECIMAL, "the validation threshold", default=None)

@@ -30,18 +30,16 @@ from node.client import ApiError, Client
 from node.config import (
     ADMIN_TOKEN_FILE,
     GENESIS_FILE,
-    VALIDATOR_KEY_FILE,
     collect_genesis,
     compute_loopback_timeouts,
     compute_peer_address,
     find_free_port,
     init_home,
     load_home,
-    render_key,
     update_config,
     write_json,
-    write_secret,
 )
+from node.secret_files import replace_secret
 
 from .errors import DevnetError
 from .launch import spawn_node
@@ -92,9 +90,8 @@ def create_homes(
             epoch_length=epoch_length,
             listen=f"127.0.0.1:{free_port()}",
             block_interval_ms=1,
+            validator_key=spec.key,
         )
-        if spec.key is not None:
-            write_secret(home / VALIDATOR_KEY_FILE, render_key(spec.key))
         update_config(
             home,
             timeouts=compute_loopback_timeouts(block_ms),
@@ -178,8 +175,8 @@ def read_state(root: Path) -> dict[str, Any] | None:
 
 
 def write_state(root: Path, state: dict[str, Any]) -> None:
-    """Write devnet.json."""
-    write_json(root / STATE_FILE, state)
+    """Write devnet.json, mode 0600 (it holds the admin tokens)."""
+    replace_secret(root / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 def running_nodes(state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.epochs import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height
+from chain.queries import compute_number_with_twin
 from chain.tx import Msg, MsgBond, MsgUnbond, MsgVote
 from node.client import ApiError, Client, broadcast
 
@@ -347,7 +348,8 @@ def read_models(
                 else:
                     units[content["id"]] = content["units_of_compute_per_token"]
         models = [
-            {"id": m, "units_of_compute_per_token": u, "price_per_token": u * price} for m, u in sorted(units.items())
+            {"id": m, "units_of_compute_per_token": u, **compute_number_with_twin("price_per_token", u * price)}
+            for m, u in sorted(units.items())
         ]
         out.append((k, models))
     return out

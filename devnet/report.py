@@ -47,7 +47,9 @@ def write_models_csv(path: Path, models: list[tuple[int, list[dict[str, Any]]]],
         for epoch, active in models:
             chain_epoch = compute_chain_epoch(epoch, epoch_offset)
             for m in active:
-                writer.writerow([epoch, m["id"], m["units_of_compute_per_token"], m["price_per_token"], chain_epoch])
+                writer.writerow(
+                    [epoch, m["id"], m["units_of_compute_per_token"], m["price_per_token_str"], chain_epoch]
+                )
 
 
 def write_proposals_csv(path: Path, proposals: list[dict[str, Any]]) -> None:
@@ -135,7 +137,7 @@ def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], titl
     series: dict[str, list[tuple[int, int]]] = {}
     for epoch, active in models:
         for m in active:
-            series.setdefault(m["id"], []).append((epoch, m["price_per_token"]))
+            series.setdefault(m["id"], []).append((epoch, int(m["price_per_token_str"])))
     if not series:
         return
     fig, ax = _new_plot()

@@ -28,21 +28,23 @@ from typing import Any
 
 from chain.crypto import PrivateKey, is_valid_address
 from chain.errors import ChainError
+from chain.fields import FieldError, IdentifierKind
 from chain.params import DEFAULT_PARAMS
 from chain.tx import is_decimal
 
 from .consensus import SignState, Timeouts
 from .errors import ConfigError
+from .secret_files import read_secret, write_secret
 from .sign_state_file import SIGN_STATE_FILE, save_sign_state
-from .tls import compute_node_id, create_identity, parse_peer_address
+from .tls import TLS_CERT_FILE, TLS_KEY_FILE, compute_node_id, load_or_create_identity, parse_peer_address
 
+MONIKER = IdentifierKind("a moniker", 64, "-_.", "node0")
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
 NODE_KEY_FILE = "node_key.json"
 VALIDATOR_KEY_FILE = "validator_key.json"
 ADMIN_TOKEN_FILE = "admin_token"
 DB_FILE = "data/node.db"
-SECRET_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class NodeConfig:
     api_rate_limit_per_s: int = 100
     api_rate_limit_burst: int = 200
     api_rate_limit_loopback: bool = False
+    api_rate_limit_ipv6_prefix: int = 64
     grpc_max_concurrent_streams: int = 100
     grpc_max_connection_idle_ms: int = 300_000
     validator_set_retention: int = 100_000
@@ -147,6 +150,9 @@ max_headers = {config.api_max_headers}
 rate_limit_per_s = {config.api_rate_limit_per_s}
 rate_limit_burst = {config.api_rate_limit_burst}
 rate_limit_loopback = {"true" if config.api_rate_limit_loopback else "false"}
+# IPv6 clients share one bucket per network of this prefix length (1..128; 64: one bucket per /64, the
+# block a single host or home router usually holds); IPv4 clients have one bucket per address
+rate_limit_ipv6_prefix = {config.api_rate_limit_ipv6_prefix}
 
 [storage]
 # heights back from the tip whose validator set stays in data/node.db (older sets are pruned); at least 2
@@ -183,6 +189,14 @@ def _get_gas_price(doc: dict[str, Any], default: str) -> str:
             f'{CONFIG_FILE}: mempool.min_gas_price must be "" or a decimal string such as "0.05", got {value!r}'
         )
     return str(value)
+
+
+def check_moniker(value: Any, where: str) -> str:
+    """A node's name: 1 to 64 ASCII letters, digits and - _ . (it is served and shown as is); else ConfigError."""
+    try:
+        return MONIKER.check(value, where)
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def is_host_port(text: Any) -> bool:
@@ -231,7 +245,7 @@ def parse_config(text: str) -> NodeConfig:
         commit_ms=_get(doc, "consensus.block_interval_ms", int, dt.commit_ms),
     )
     config = NodeConfig(
-        moniker=_get(doc, "moniker", str, None),
+        moniker=check_moniker(_get(doc, "moniker", str, None), f"{CONFIG_FILE}: moniker"),
         listen=listen,
         peers=tuple(peers),
         max_message_bytes=_get(doc, "grpc.max_message_bytes", int, d.max_message_bytes),
@@ -260,10 +274,15 @@ def parse_config(text: str) -> NodeConfig:
         api_rate_limit_per_s=_get(doc, "api.rate_limit_per_s", int, d.api_rate_limit_per_s, minimum=0),
         api_rate_limit_burst=_get(doc, "api.rate_limit_burst", int, d.api_rate_limit_burst),
         api_rate_limit_loopback=_get(doc, "api.rate_limit_loopback", bool, d.api_rate_limit_loopback),
+        api_rate_limit_ipv6_prefix=_get(doc, "api.rate_limit_ipv6_prefix", int, d.api_rate_limit_ipv6_prefix),
         grpc_max_concurrent_streams=_get(doc, "grpc.max_concurrent_streams", int, d.grpc_max_concurrent_streams),
         grpc_max_connection_idle_ms=_get(doc, "grpc.max_connection_idle_ms", int, d.grpc_max_connection_idle_ms),
         validator_set_retention=_get(doc, "storage.validator_set_retention", int, d.validator_set_retention, minimum=2),
     )
+    if config.api_rate_limit_ipv6_prefix > 128:
+        raise ConfigError(
+            f"{CONFIG_FILE}: api.rate_limit_ipv6_prefix must be 1..128, got {config.api_rate_limit_ipv6_prefix}"
+        )
     for key, value in (("api.public", config.api_public), ("api.admin", config.api_admin)):
         if not is_host_port(value):
             raise ConfigError(f"{CONFIG_FILE}: {key} must be host:port, got {value!r}")
@@ -276,23 +295,15 @@ def parse_config(text: str) -> NodeConfig:
 
 
 # -- keys -------------------------------------------------------------------------------------
-def write_secret(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (mode 0600 from creation)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, SECRET_MODE)
-
-
 def render_key(key: PrivateKey) -> str:
     """A key file: address, public key and private seed (hex)."""
     return json.dumps({"address": key.address, "pubkey": key.pubkey.hex(), "seed": key.seed().hex()}, indent=2) + "\n"
 
 
 def load_key(path: Path) -> PrivateKey:
-    """A key from a key file; ConfigError if it is missing or inconsistent."""
+    """A key from a key file; ConfigError if it is missing, inconsistent, a link or readable by others."""
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(read_secret(path))
         key = PrivateKey(bytes.fromhex(doc["seed"]))
     except FileNotFoundError:
         raise ConfigError(f"{path} is missing (run uocd init)") from None
@@ -372,12 +383,26 @@ class Home:
         return self.path / SIGN_STATE_FILE
 
 
+HOME_SECRETS = (NODE_KEY_FILE, TLS_KEY_FILE, TLS_CERT_FILE, VALIDATOR_KEY_FILE, SIGN_STATE_FILE, ADMIN_TOKEN_FILE)
+
+
+def get_kept_files(home: Path) -> list[str]:
+    """The key, token and sign state files already in `home`: those `init_home` keeps unless told to overwrite."""
+    return [name for name in HOME_SECRETS if os.path.lexists(home / name)]
+
+
+def load_kept_key(path: Path) -> PrivateKey | None:
+    """The key in `path` if there is one (checked: a regular owner-only key file), else None."""
+    return load_key(path) if os.path.lexists(path) else None
+
+
 def init_home(
     home: Path,
     moniker: str,
     *,
     chain_id: str = "uoc-devnet-1",
     key_name: str | None = None,
+    validator_key: PrivateKey | None = None,
     stake: int = 100,
     balance: int = 10**12,
     epoch_length: int = DEFAULT_PARAMS.epoch_length,
@@ -385,31 +410,52 @@ def init_home(
     block_interval_ms: int = 1000,
     api_public: str | None = None,
     api_admin: str | None = None,
+    overwrite: bool = False,
 ) -> Home:
-    """Create a node home; ConfigError if it already holds one.
+    """Create a node home; ConfigError if it already holds one (config.toml), unless `overwrite`.
 
-    The API listeners default to 26650/26651 with the default gRPC address, and to free loopback ports
-    on the gRPC host otherwise (so several homes on one machine never collide)."""
+    Keys, the admin token and the sign state already in the home are kept (checked first, before
+    anything is written); `overwrite` deletes them and makes new ones. The validator key is the one
+    given, else derived from `key_name`, else random. The API listeners default to 26650/26651 with
+    the default gRPC address, and to free loopback ports on the gRPC host otherwise (so several homes
+    on one machine never collide)."""
     home = Path(home)
-    if (home / CONFIG_FILE).exists():
-        raise ConfigError(f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home")
-    if not moniker or not isinstance(moniker, str):
-        raise ConfigError("the moniker must be a non-empty name")
+    if (home / CONFIG_FILE).exists() and not overwrite:
+        raise ConfigError(
+            f"{home / CONFIG_FILE} already exists; refusing to overwrite a node home "
+            "(--overwrite replaces it and its keys)"
+        )
+    check_moniker(moniker, "the moniker")
     if not is_host_port(listen):
         raise ConfigError(f"the listen address must be host:port, got {listen!r}")
-    (home / "data").mkdir(parents=True, exist_ok=True)
-    validator_key = PrivateKey.from_name(key_name) if key_name else PrivateKey.generate()
-    node_key = PrivateKey.generate()
     api_public, api_admin = compute_api_addresses(listen, api_public, api_admin)
+    if overwrite:
+        for name in (CONFIG_FILE, GENESIS_FILE, *HOME_SECRETS):
+            (home / name).unlink(missing_ok=True)
+    node_key, kept_validator_key = load_kept_key(home / NODE_KEY_FILE), load_kept_key(home / VALIDATOR_KEY_FILE)
+    if node_key is None and any(os.path.lexists(home / name) for name in (TLS_KEY_FILE, TLS_CERT_FILE)):
+        raise ConfigError(
+            f"{home / TLS_KEY_FILE}: a TLS identity without its {NODE_KEY_FILE}; delete {TLS_KEY_FILE} and "
+            f"{TLS_CERT_FILE}, or pass --overwrite"
+        )
+    if os.path.lexists(home / ADMIN_TOKEN_FILE):
+        read_secret(home / ADMIN_TOKEN_FILE)  # a link or a wide mode is refused before anything is written
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    if node_key is None:
+        node_key = PrivateKey.generate()
+        write_secret(home / NODE_KEY_FILE, render_key(node_key))
+    load_or_create_identity(home, node_key)
+    if kept_validator_key is None:
+        kept_validator_key = validator_key or (PrivateKey.from_name(key_name) if key_name else PrivateKey.generate())
+        write_secret(home / VALIDATOR_KEY_FILE, render_key(kept_validator_key))
+        save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
+    if not os.path.lexists(home / ADMIN_TOKEN_FILE):
+        write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
     timeouts = Timeouts(commit_ms=block_interval_ms)
     config = NodeConfig(moniker=moniker, listen=listen, timeouts=timeouts, api_public=api_public, api_admin=api_admin)
     (home / CONFIG_FILE).write_text(render_config(config))
-    write_secret(home / NODE_KEY_FILE, render_key(node_key))
-    create_identity(home, node_key)
-    write_secret(home / VALIDATOR_KEY_FILE, render_key(validator_key))
-    save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
-    write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
-    write_json(home / GENESIS_FILE, make_genesis(chain_id, validator_key.address, stake, balance, epoch_length))
+    genesis = make_genesis(chain_id, kept_validator_key.address, stake, balance, epoch_length)
+    write_json(home / GENESIS_FILE, genesis)
     return load_home(home)
 
 
@@ -488,7 +534,7 @@ def compute_api_addresses(listen: str, public: str | None, admin: str | None) ->
 def read_admin_token(path: Path) -> str | None:
     """The admin token in `path`, stripped; None if the file is absent or empty."""
     try:
-        token = path.read_text().strip()
+        token = read_secret(path).decode().strip()
     except FileNotFoundError:
         return None
     return token or None

@@ -1,7 +1,7 @@
 """The node's chain: its store and application, the last block, the validator sets, and applying a
 decided block.
 
-    with open_ledger(home) as ledger:   # lock the home, open the store and app, init genesis, recover
+    with open_ledger(home) as ledger:   # lock the home, open and check the store and app, init genesis, recover
         ledger.apply(block, commit)     # finalize_block, then ONE store transaction (store.apply_block)
 
 `Ledger.apply` runs `finalize_block`, then `SqliteStore.apply_block` writes the state changes, the
@@ -9,7 +9,8 @@ block, its commit, the tx results and (when its powers change, or at a checkpoin
 of the next height in one SQLite transaction, and prunes the sets older than the retention.
 Priorities advance one step per height whatever happens, so the set of any height is the last stored
 one stepped forward (`get_validator_set`). Block sync and consensus both apply through it; what
-follows a block (mempool, commit waiters) is the caller's.
+follows a block (mempool, commit waiters) is the caller's. Opening checks the store first
+(`open_checked_store`: `PRAGMA quick_check`, then the state re-hashed against the stored app hash).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from chain.app import Application, BlockResult
 
 from .blocks import Block, Commit
-from .config import Home
+from .config import DB_FILE, Home
 from .consensus import ValidatorSet
-from .errors import ConfigError, NodeError, SyncError
+from .errors import ConfigError, NodeError, StoreError, SyncError
 from .store import BlockWrite, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -140,26 +142,58 @@ class Ledger:
 
 
 @contextmanager
-def lock_home(home: Home) -> Iterator[None]:
+def lock_home(home: Path) -> Iterator[None]:
     """Hold an exclusive lock on HOME/data/LOCK: one process per home."""
-    home.db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(home.db_path.parent / "LOCK", "w") as lock:
+    data = (home / DB_FILE).parent
+    data.mkdir(parents=True, exist_ok=True)
+    with open(data / "LOCK", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise NodeError(f"{home.path} is in use by another uocd process") from None
+            raise NodeError(f"{home} is in use by another uocd process") from None
         yield  # closing the file releases the flock
+
+
+def compute_store_fix(home: Path) -> str:
+    """What to do about a damaged store of `home` (one clause)."""
+    data = (home / DB_FILE).parent
+    return f"restore {data} from a backup, or move it aside and restart to sync the chain from the peers"
+
+
+def check_app_hash(app: Application, home: Path) -> None:
+    """StoreError naming the home and the height unless the committed state hashes to the stored app hash."""
+    if app.height >= 0 and app.recompute_app_hash() != app.app_hash:
+        raise StoreError(
+            f"{home}: the state stored at height {app.height} does not match its app hash "
+            f"{app.app_hash[:16]}…; {compute_store_fix(home)}"
+        )
+
+
+def open_checked_store(home: Path) -> tuple[SqliteStore, Application]:
+    """The store of `home` (integrity checked: `PRAGMA quick_check`) and its app (app hash checked);
+    StoreError naming the file or the home, and the fix, otherwise (the store closed)."""
+    store = SqliteStore(home / DB_FILE)
+    try:
+        answer = store.run_quick_check()
+        if answer != "ok":
+            raise StoreError(f"{store.path} is corrupt (PRAGMA quick_check: {answer[:200]}); {compute_store_fix(home)}")
+        app = Application(store)
+        check_app_hash(app, home)
+    except BaseException:
+        store.close()
+        raise
+    return store, app
 
 
 @contextmanager
 def open_ledger(home: Home) -> Iterator[Ledger]:
-    """Lock the home and open its store and app: init genesis on an empty store, refuse another
-    chain's store, apply decided-but-unapplied blocks. The store closes and the lock is released on exit."""
+    """Lock the home and open its store and app (both checked: `open_checked_store`): init genesis on an
+    empty store, refuse another chain's store, apply decided-but-unapplied blocks. The store closes and
+    the lock is released on exit."""
     chain_id: str = home.genesis["chain_id"]
-    with lock_home(home):
-        store = SqliteStore(home.db_path)
+    with lock_home(home.path):
+        store, app = open_checked_store(home.path)
         try:
-            app = Application(store)
             if app.height < 0:
                 genesis = home.genesis
                 store.apply_block(

@@ -23,7 +23,9 @@ is relayed; a proposer puts pending evidence in its block and the chain punishes
 its tx results and the next validator set in one store transaction); the next height starts
 `block_interval_ms` later. Every applied block (by consensus or by sync) then updates the mempool and
 the commit waiters (the futures of `wait_for_commit` and the commit listeners: the HTTP API's
-pricing cache and metrics). The HTTP API (`node.api`) signs the operator's own transactions with
+pricing cache and metrics). A block that cannot be stored (`StoreError`: disk full, I/O error) stops
+consensus at once (`NodeCore.fail`: no further action runs, so nothing more is signed) and `run_node`
+stops the node and raises it. The HTTP API (`node.api`) signs the operator's own transactions with
 `submit_own` (sequence = committed + own pending in the mempool).
 """
 
@@ -42,7 +44,7 @@ from typing import Any
 import grpc
 
 from chain.app import Application, TxResult
-from chain.errors import ChainError
+from chain.errors import ChainError, StoreError
 from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.tx import Msg, compute_tx_hash, sign_tx
 
@@ -163,6 +165,8 @@ class NodeCore:
         self._fetches: set[asyncio.Task] = set()
         self._next_height_timer: asyncio.TimerHandle | None = None
         self._own_pending: dict[str, int] = {}  # hash -> sequence of txs this node signed, until committed
+        self.failed: StoreError | None = None  # a block could not be stored: consensus stopped (see `fail`)
+        self.failed_event = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -186,13 +190,28 @@ class NodeCore:
 
     async def halt(self) -> None:
         """Stop consensus: no more inputs, timers or block fetches."""
+        self._stop_consensus()
+        await cancel_tasks(self._fetches)
+
+    def _stop_consensus(self) -> None:
+        """No more inputs to the engine and no more of its actions: its timers are cancelled."""
         self.running = False
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
         if self._next_height_timer is not None:
             self._next_height_timer.cancel()
-        await cancel_tasks(self._fetches)
+
+    def fail(self, exc: StoreError) -> None:
+        """A decided block could not be stored (disk full, I/O error): stop consensus at once, so nothing
+        further is signed or applied, and let `run_node` stop the node with `exc`. The height stays
+        undecided in the store; after a restart the node gets it again (block sync or a new round)."""
+        self._stop_consensus()
+        self.failed = StoreError(
+            f"{exc}; the node stopped before signing anything further: fix the disk (free space) and restart it, "
+            "it catches up from its peers"
+        )
+        self.failed_event.set()  # run_node stops the node and reports it (the one line of `uocd start`)
 
     def position(self) -> tuple[int, int]:
         """The engine's (height, round) (for regossip; consensus runs while block sync does too)."""
@@ -302,8 +321,10 @@ class NodeCore:
         self._execute(actions)
 
     def _execute(self, actions: list[Action]) -> None:
-        """Run the engine's actions in order."""
+        """Run the engine's actions in order (none once consensus stopped: `fail` during a `Decide`)."""
         for action in actions:
+            if not self.running:
+                return
             if isinstance(action, Persist):
                 save_sign_state(self.home.sign_state_path, action.sign_state)  # durable before the next action
             elif isinstance(action, Broadcast):
@@ -361,8 +382,14 @@ class NodeCore:
 
     def apply_block(self, block: Block, commit: Commit) -> None:
         """Apply a decided block (one store transaction), then re-check the mempool and resolve the
-        commit waiters and listeners."""
-        result = self.ledger.apply(block, commit)
+        commit waiters and listeners; a block that cannot be stored stops the node (`fail`)."""
+        if self.failed is not None:
+            return
+        try:
+            result = self.ledger.apply(block, commit)
+        except StoreError as exc:
+            self.fail(exc)
+            return
         min_height = block.height + 1 - self.app.get_params().max_evidence_age_blocks
         self.consensus.remove_evidence(block.evidence, min_height=min_height)
         self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
@@ -707,7 +734,8 @@ class Node:
 
 
 async def run_node(home: Home, stop: asyncio.Event | None = None) -> None:
-    """Run a node until `stop` is set (or SIGINT/SIGTERM), then stop it gracefully."""
+    """Run a node until `stop` is set (or SIGINT/SIGTERM), then stop it gracefully; StoreError after a
+    clean stop if a block could not be stored."""
     import signal
 
     stop = stop or asyncio.Event()
@@ -717,8 +745,12 @@ async def run_node(home: Home, stop: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    async with open_node(home):
-        await stop.wait()
+    async with open_node(home) as node:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(node.failed_event.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await cancel_tasks(waits)
+    if node.failed is not None:
+        raise node.failed
 
 
 __all__ = ["Node", "NodeCore", "NodeError", "TxOutcome", "open_node", "run_node"]

@@ -175,16 +175,21 @@ class SqliteStore:
             raise StoreError(f"the application committed height {info.height}, apply_block writes {write.height}")
         upserts = [(s, k, v) for s, k, v in changes if v is not None]
         deletes = [(s, k) for s, k, v in changes if v is None]
-        with self._conn:  # BEGIN … COMMIT, or ROLLBACK on any exception
-            self._conn.executemany("INSERT OR REPLACE INTO state (space, key, value) VALUES (?, ?, ?)", upserts)
-            if deletes:
-                self._conn.executemany("DELETE FROM state WHERE space = ? AND key = ?", deletes)
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meta (id, schema, height, app_hash, lthash) VALUES (1, ?, ?, ?, ?)",
-                (SCHEMA_VERSION, info.height, info.app_hash, info.lthash),
-            )
-            if write is not None:
-                self._write_node_rows(write)
+        try:
+            with self._conn:  # BEGIN … COMMIT, or ROLLBACK on any exception
+                self._conn.executemany("INSERT OR REPLACE INTO state (space, key, value) VALUES (?, ?, ?)", upserts)
+                if deletes:
+                    self._conn.executemany("DELETE FROM state WHERE space = ? AND key = ?", deletes)
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO meta (id, schema, height, app_hash, lthash) VALUES (1, ?, ?, ?, ?)",
+                    (SCHEMA_VERSION, info.height, info.app_hash, info.lthash),
+                )
+                if write is not None:
+                    self._write_node_rows(write)
+        except sqlite3.Error as exc:  # disk full, I/O error, a read-only file: the transaction is rolled back
+            raise StoreError(
+                f"{self.path}: writing height {info.height} failed ({exc}); nothing of it was written"
+            ) from None
         self._writing = None
         for space, key, value in changes:
             if (space, key) in self._cache:
@@ -355,6 +360,14 @@ class SqliteStore:
     def check_integrity(self) -> str:
         """SQLite's `PRAGMA integrity_check` answer: "ok" when the file is sound, else its findings joined by "; "."""
         return "; ".join(row[0] for row in self._conn.execute("PRAGMA integrity_check").fetchall())
+
+    def run_quick_check(self) -> str:
+        """SQLite's `PRAGMA quick_check` answer (O(N), cheaper than integrity_check): "ok" when the file is
+        sound, else its findings (or the error that stopped it) joined by "; "."""
+        try:
+            return "; ".join(row[0] for row in self._conn.execute("PRAGMA quick_check").fetchall())
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
 
     def get_block_ids(self, first: int, last: int) -> dict[int, str]:
         """Height → block id of the stored blocks first..last."""

@@ -37,7 +37,6 @@ import contextlib
 import datetime
 import hashlib
 import logging
-import os
 import re
 import secrets
 import ssl
@@ -56,6 +55,7 @@ from cryptography.x509.oid import NameOID
 from chain.crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify_signature
 
 from .errors import ConfigError, PeerIdentityError
+from .secret_files import create_file, read_secret, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +199,8 @@ def create_identity(home: Path, node_key: PrivateKey) -> TlsIdentity:
     )
     cert_pem = make_certificate(node_key, tls_key).public_bytes(serialization.Encoding.PEM)
     key_path, cert_path = home / TLS_KEY_FILE, home / TLS_CERT_FILE
-    for path, data, mode in ((key_path, key_pem, 0o600), (cert_path, cert_pem, 0o644)):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(path, mode)
+    write_secret(key_path, key_pem)
+    create_file(cert_path, cert_pem, 0o644)
     return TlsIdentity(compute_node_id(node_key.pubkey), key_pem, cert_pem, key_path, cert_path)
 
 
@@ -213,7 +210,7 @@ def load_identity(home: Path, node_key: PrivateKey) -> TlsIdentity:
     node_id = compute_node_id(node_key.pubkey)
     fix = f"(delete {key_path} and {cert_path} to have new ones made at the next start)"
     try:
-        key_pem, cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+        key_pem, cert_pem = read_secret(key_path), cert_path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"{exc.filename} is missing (run uocd init, or start the node once)") from None
     try:

@@ -4,6 +4,7 @@ key as NAME 'validator'."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import re
 import sys
@@ -35,7 +36,8 @@ def add_keys_commands(commands: argparse._SubParsersAction) -> None:
         "add",
         help="create a key (or import one with --recover)",
         description="Generate a new ed25519 key NAME in HOME/keys/NAME.json (mode 0600) and print its address. "
-        "With --recover, read its 32-byte seed as 64 hex digits from standard input instead.",
+        "With --recover, read its 32-byte seed as 64 hex digits instead: typed without echo at a terminal, "
+        "else one line of standard input. A key file is never overwritten.",
     )
     add.add_argument("name", metavar="NAME", help="a-z, 0-9, '_' and '-'")
     add.add_argument("--recover", action="store_true", help="import: read the hex seed from standard input")
@@ -89,6 +91,13 @@ def key_doc(name: str, key: PrivateKey, path: Path) -> dict[str, Any]:
     return {"name": name, "address": key.address, "pubkey": key.pubkey.hex(), "path": str(path)}
 
 
+def read_seed() -> str:
+    """The hex seed of --recover: typed at a terminal without echo, else one line of standard input."""
+    if sys.stdin.isatty():
+        return getpass.getpass("seed (64 hex digits, not echoed): ").strip()
+    return sys.stdin.readline().strip()
+
+
 def cmd_keys_add(args: argparse.Namespace) -> int:
     """uocd keys add."""
     home = resolve_home(args)
@@ -96,7 +105,7 @@ def cmd_keys_add(args: argparse.Namespace) -> int:
     if path.exists():
         raise NodeError(f"a key named {args.name!r} already exists in {path}")
     if args.recover:
-        text = sys.stdin.readline().strip()
+        text = read_seed()
         try:
             key = PrivateKey(bytes.fromhex(text))
         except (ValueError, ChainError):

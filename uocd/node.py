@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from chain.params import DEFAULT_PARAMS
-from node.config import compute_peer_address, init_home, load_home
+from node.config import compute_peer_address, get_kept_files, init_home, load_home
+from node.doctor import check_home
 from node.node import run_node
 from node.tls import compute_node_id
+
+from .options import add_output_option
+from .output import emit, fail
 
 
 def add_node_commands(commands: argparse._SubParsersAction) -> None:
@@ -20,7 +25,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
         description="Create a node home: config.toml, node_key.json, validator_key.json with its empty sign "
         "state validator_state.json, admin_token (mode 0600), the TLS key and certificate bound to the node key "
         "(node_tls_key.pem, mode 0600, and node_tls_cert.pem) and a one-validator genesis.json. Several homes "
-        "share one genesis: init each, then `uocd genesis collect HOME...`.",
+        "share one genesis: init each, then `uocd genesis collect HOME...`. Keys, the admin token and the sign state "
+        "already in DIR are kept (and listed); a home with a config.toml is refused. With --overwrite, every one "
+        "of them is replaced by a new one.",
     )
     init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
     init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")
@@ -35,6 +42,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     )
     init.add_argument("--grpc", default="127.0.0.1:26656", metavar="HOST:PORT", help="gRPC listen address")
     init.add_argument("--block-interval-ms", type=int, default=1000, help="block interval (default 1000)")
+    init.add_argument(
+        "--overwrite", action="store_true", help="replace an existing home, its keys included (they are lost)"
+    )
     init.set_defaults(func=cmd_init)
 
     start = commands.add_parser(
@@ -52,9 +62,22 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--home", required=True, metavar="DIR", help="the node home")
     show.set_defaults(func=cmd_show_node_id)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a node home and say how to fix what is wrong",
+        description="Check a node home without changing it: config.toml, genesis.json, every key and token file "
+        "(a regular file of mode 0600 that loads; the TLS key bound to the node key), the sign state, and the "
+        "store: PRAGMA quick_check, its chain and its app hash against the state (not while a node runs on the "
+        "home). Each problem comes with its fix; the exit status is 1 if there is any.",
+    )
+    doctor.add_argument("--home", required=True, metavar="DIR", help="the node home")
+    add_output_option(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     """uocd init."""
+    kept = get_kept_files(Path(args.home))
     home = init_home(
         Path(args.home),
         args.moniker,
@@ -65,7 +88,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         epoch_length=args.epoch_length,
         listen=args.grpc,
         block_interval_ms=args.block_interval_ms,
+        overwrite=args.overwrite,
     )
+    if kept:
+        print(f"{'replaced' if args.overwrite else 'kept the existing'} {', '.join(kept)} in {home.path}")
     validator = home.validator_key.address if home.validator_key is not None else "none"
     peer = compute_peer_address(home)
     print(f"initialized {home.path} for {home.config.moniker}: validator {validator}, peer address {peer}")
@@ -77,6 +103,26 @@ def cmd_show_node_id(args: argparse.Namespace) -> int:
     home = load_home(Path(args.home))
     print(f"{compute_node_id(home.node_key.pubkey)}\n{compute_peer_address(home)}")
     return 0
+
+
+def render_findings(doc: dict[str, Any]) -> str:
+    """The doctor's findings, one line each (`ok` or `PROBLEM`), each problem followed by its fix."""
+    lines = []
+    for f in doc["findings"]:
+        note = f" ({f['note']})" if f["note"] else ""
+        lines.append(f"ok       {f['check']}{note}" if f["ok"] else f"PROBLEM  {f['check']}: {f['problem']}")
+        if not f["ok"]:
+            lines.append(f"         fix: {f['fix']}")
+    return "\n".join(lines)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """uocd doctor."""
+    home = Path(args.home).expanduser()
+    findings = check_home(home)
+    emit(args, {"home": str(home), "findings": [f.to_json() for f in findings]}, render_findings)
+    problems = sum(f.problem is not None for f in findings)
+    return fail(f"{problems} problem(s) in {home}") if problems else 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:

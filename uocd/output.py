@@ -16,24 +16,35 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from chain.fields import is_free_text
+
 GAP = "  "
 ELLIPSIS = "…"
 MIN_COLUMN = 16  # a column is cut to no fewer characters than this and its header: short ones stay whole
 EXIT_FAILURE = 1
 
 
+def escape_controls(text: str, keep: str = "\n") -> str:
+    """`text` with every control character (C0, DEL, C1) and bidirectional override but those in `keep`
+    written as a Python escape (\\x1b, \\u202e): a node's strings cannot move a terminal's cursor or
+    recolour it, nor reorder what is shown."""
+    return "".join(c if c in keep or is_free_text(c) else repr(c)[1:-1] for c in text)
+
+
 def fail(message: str) -> int:
-    """Report a failure as the one line `uocd: error: MESSAGE` on stderr; the exit status 1."""
-    print(f"uocd: error: {message}", file=sys.stderr)
+    """Report a failure as the one line `uocd: error: MESSAGE` on stderr (control characters escaped, line
+    breaks included); the exit status 1."""
+    print(f"uocd: error: {escape_controls(message, keep='')}", file=sys.stderr)
     return EXIT_FAILURE
 
 
 def emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str] | None = None) -> int:
-    """Print a result: JSON with --output json, else `text(doc)` (or a generic rendering); exit status 0."""
+    """Print a result: JSON with --output json (which escapes control characters itself), else `text(doc)`
+    (or a generic rendering) with its control characters escaped; exit status 0."""
     if args.output == "json":
         print(json.dumps(doc, indent=2))
     else:
-        print((text or render_text)(doc))
+        print(escape_controls((text or render_text)(doc)))
     return 0
 
 

@@ -85,11 +85,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def render_pricing(doc: dict[str, Any]) -> str:
-    """The pricing document for people."""
-    lines = [f"epoch {doc['epoch']}: {doc['unit_of_compute_price']} {doc['denom']} per unit of compute"]
+    """The pricing document for people (its prices from their exact decimal strings)."""
+    lines = [f"epoch {doc['epoch']}: {doc['unit_of_compute_price_str']} {doc['denom']} per unit of compute"]
     for m in doc["models"]:
         lines.append(
-            f"  {m['id']}: {m['units_of_compute_per_token']} units/token = {m['price_per_token']} ngonka/token"
+            f"  {m['id']}: {m['units_of_compute_per_token']} units/token = {m['price_per_token_str']} ngonka/token"
         )
     return "\n".join(lines) if doc["models"] else lines[0] + " (no active model)"
 

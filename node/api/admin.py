@@ -13,7 +13,7 @@ from chain.epochs import compute_effective_epoch
 from chain.errors import ChainError, InvalidTx, MoneyError
 from chain.money import DENOMS, to_ngonka
 from chain.params import Params
-from chain.tx import MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
+from chain.tx import MODEL_ID, MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
 
 from ..errors import ApiRequestError, MempoolError
 from ..outcomes import TxOutcome
@@ -192,7 +192,7 @@ POST_MODEL = Route(
     },
     body=obj(
         {
-            "id": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_./:-]+$"},
+            "id": MODEL_ID.schema(),
             "units_of_compute_per_token": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
         }
     ),

@@ -1,7 +1,10 @@
 """The HTTP API's abuse limits: a per-client token bucket, connection caps, and header/read limits.
 
-    limiter = RateLimiter(rate_per_s=100, burst=200)       # the public listener's per-IP requests
+    limiter = RateLimiter(rate_per_s=100, burst=200)       # the public listener's per-client requests
     verdict = limiter.take("203.0.113.7")                   # Verdict(allowed, remaining, retry_after_s, reset_s)
+
+A client is an IPv4 address, or the IPv6 network of `ipv6_prefix` bits (default /64) its address is in:
+one host usually holds a whole /64, and a bucket per address would let it fill the bounded table alone.
     gate = ConnectionGate("public", total=512, per_client=128)
     site = LimitedSite(runner, host, port, gate=gate)       # a TCPSite whose accepted connections pass the gate
 
@@ -17,6 +20,7 @@ over the limit, 400 otherwise) and logged at DEBUG only: junk from the network i
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import math
@@ -66,8 +70,23 @@ class Verdict:
         return headers
 
 
+def compute_client_key(ip: str, ipv6_prefix: int) -> str:
+    """The rate-limit bucket of a client IP: an IPv4 address itself (an IPv4-mapped IPv6 one as IPv4), an IPv6
+    address its network of `ipv6_prefix` bits ("2001:db8:1:2::/64"), anything else (a Unix socket's "") as is."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+
+
 class RateLimiter:
-    """Token buckets per client key (`burst` tokens, refilled at `rate_per_s`), on the monotonic clock.
+    """Token buckets per client (`burst` tokens, refilled at `rate_per_s`), on the monotonic clock; a client is
+    an IPv4 address or an IPv6 network of `ipv6_prefix` bits (compute_client_key).
 
     At most `max_clients` buckets are kept: a new client evicts the least recently seen one (the most idle
     client, whose bucket has usually refilled already, so forgetting it changes nothing)."""
@@ -78,17 +97,20 @@ class RateLimiter:
         burst: int,
         *,
         max_clients: int = MAX_TRACKED_CLIENTS,
+        ipv6_prefix: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
+        self.ipv6_prefix = ipv6_prefix
         self.max_clients = max_clients
         self.clock = clock
         self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
         self.refused = 0
 
-    def take(self, key: str) -> Verdict:
-        """Spend one token of `key`'s bucket if it has one."""
+    def take(self, ip: str) -> Verdict:
+        """Spend one token of the bucket of client `ip` (its IPv6 network) if it has one."""
+        key = compute_client_key(ip, self.ipv6_prefix)
         now = self.clock()
         tokens = self._tokens(key, now)
         allowed = tokens >= 1.0
@@ -264,4 +286,4 @@ class LimitedSite(web.TCPSite):
         )
 
 
-__all__ = ["ConnectionGate", "LimitedSite", "RateLimiter", "Verdict", "classify_bad_request"]
+__all__ = ["ConnectionGate", "LimitedSite", "RateLimiter", "Verdict", "classify_bad_request", "compute_client_key"]

@@ -131,6 +131,14 @@ def describe_operation(route: Route) -> Schema:
     return operation
 
 
+NUMBERS_RULE = (
+    "Numbers: every integer the chain stores (amounts, prices, stakes, powers, units) is below 2^63 and served "
+    "as a JSON number (exact in int64 clients; JavaScript needs a big-integer parser past 2^53 - 1). The price "
+    "per token (units x unit price, up to 2^126) and /v1/pricing's unit price also come as an exact decimal "
+    "string, NAME_str; their number is null past 2^53 - 1."
+)
+
+
 def compute_openapi_document(table: RouteTable) -> Schema:
     """The OpenAPI 3 document of every route of `table` (public and admin listeners)."""
     paths: dict[str, dict[str, Any]] = {}
@@ -144,7 +152,8 @@ def compute_openapi_document(table: RouteTable) -> Schema:
         "info": {
             "title": "uoc node API",
             "version": "1",
-            "description": "Public listener ([api] public) and admin listener ([api] admin, tag 'admin').",
+            "description": "Public listener ([api] public) and admin listener ([api] admin, tag 'admin'). "
+            + NUMBERS_RULE,
         },
         "paths": paths,
         "components": components,

@@ -62,10 +62,12 @@ TABLE_KEY = web.AppKey("uoc_api_routes", RouteTable)  # every listener's routes:
 
 
 def make_rate_limiter(config: NodeConfig) -> RateLimiter | None:
-    """The public listener's per-client rate limiter (None when [api] rate_limit_per_s = 0)."""
+    """The public listener's per-client rate limiter, IPv6 clients by network (None when [api] rate_limit_per_s = 0)."""
     if config.api_rate_limit_per_s == 0:
         return None
-    return RateLimiter(config.api_rate_limit_per_s, config.api_rate_limit_burst)
+    return RateLimiter(
+        config.api_rate_limit_per_s, config.api_rate_limit_burst, ipv6_prefix=config.api_rate_limit_ipv6_prefix
+    )
 
 
 def get_state(request: web.Request) -> ApiState:

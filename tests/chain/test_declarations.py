@@ -27,9 +27,9 @@ from chain.fields import (
     DenomKind,
     EnumKind,
     FieldError,
+    IdentifierKind,
     IntKind,
     Kind,
-    ModelIdKind,
     NestedKind,
     PriceKind,
     TextKind,
@@ -121,9 +121,9 @@ BAD_VALUES: dict[type[Kind[Any]], list[Any]] = {
     DenomKind: ["btc", "ICOIN", None, 5],
     PriceKind: [0, -1, 2**63, "300", True, None],
     IntKind: [0, -1, 2**63, "1", True, None],
-    ModelIdKind: ["", "a b", "m" * 129, 7, None],
+    IdentifierKind: ["", "a b", "m" * 257, 7, None, "a\x07b", "<b>x</b>", "caf\u00e9", "a\u202eb"],
     EnumKind: ["maybe", None, 1],
-    TextKind: ["x" * 257, 5],
+    TextKind: ["x" * 257, 5, "a\nb"],
     DecimalKind: ["1e-3", "0.", ".5", 0, "x" * 257],
     NestedKind: ["x", 5],
 }
@@ -309,11 +309,16 @@ def test_queries_answer_the_same_with_path_text_and_keyword_arguments(busy_app):
     assert [p["id"] for p in busy_app.query_all("proposals", status="voting_period")] == [3]
     price = busy_app.query("status")["unit_of_compute_price"]
     assert busy_app.query("pricing")["models"] == [
-        {"id": "Qwen/Qwen2.5-7B", "units_of_compute_per_token": 12, "price_per_token": 12 * price}
+        {
+            "id": "Qwen/Qwen2.5-7B",
+            "units_of_compute_per_token": 12,
+            "price_per_token": 12 * price,
+            "price_per_token_str": str(12 * price),
+        }
     ]
     assert [m["id"] for m in busy_app.query_all("models")] == ["Qwen/Qwen2.5-7B"]
     assert busy_app.query_all("registered_models") == [
-        {k: v for k, v in m.items() if k != "price_per_token"} for m in busy_app.query_all("models")
+        {k: v for k, v in m.items() if not k.startswith("price_per_token")} for m in busy_app.query_all("models")
     ]
     assert [(d["depositor"], d["amount"]) for d in busy_app.query_all("deposits/3")] == [(ADDR["e"], 100)]
 

@@ -381,6 +381,17 @@ BAD_CONTENT = [
         "invalid_model_id",
     ),
     ("non-string model id", {"@type": "RemoveModel", "id": 7}, "invalid_model_id"),
+    ("control character in a model id", {"@type": "RemoveModel", "id": "m\x1b[31m"}, "invalid_model_id"),
+    (
+        "markup in hf_repo",
+        {"@type": "RegisterModel", "id": "m", "units_of_compute_per_token": 1, "hf_repo": "<script>x</script>"},
+        "malformed",
+    ),
+    (
+        "newline in hf_commit",
+        {"@type": "RegisterModel", "id": "m", "units_of_compute_per_token": 1, "hf_commit": "abc\ndef"},
+        "malformed",
+    ),
     ("unknown content", {"@type": "UpdateParams", "id": "m"}, "malformed"),
     ("unknown field", {"@type": "RemoveModel", "id": "m", "units_of_compute_per_token": 1}, "malformed"),
     ("missing units", {"@type": "RegisterModel", "id": "m"}, "malformed"),

@@ -5,6 +5,7 @@ stopped devnet restarts the same chain."""
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ def test_devnet_up_status_down_and_restart(devnet_dir):
     up = uocd("devnet", "up", "--validators", "3", "--epoch-length", "4", "--block-time", "0.2", "--dir", d)
     assert up.returncode == 0, up.stderr
     state = json.loads((devnet_dir / "devnet.json").read_text())
+    assert stat.S_IMODE((devnet_dir / "devnet.json").stat().st_mode) == 0o600  # it holds the admin tokens
     assert [n["name"] for n in state["nodes"]] == ["n0", "n1", "n2"]
     n0 = state["nodes"][0]
     assert n0["public"] in up.stdout and n0["admin"] in up.stdout and n0["grpc"] in up.stdout

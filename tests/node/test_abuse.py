@@ -23,7 +23,7 @@ from chain.crypto import PrivateKey
 from chain.tx import MsgSend, sign_tx
 from node import codec
 from node.api import PUBLIC_MAX_BODY, build_openapi, make_rate_limiter
-from node.api.limits import ConnectionGate, RateLimiter
+from node.api.limits import ConnectionGate, RateLimiter, compute_client_key
 from node.blocks import sign_vote
 from node.config import NodeConfig, parse_config, render_config
 from node.errors import ConfigError
@@ -253,6 +253,35 @@ def test_openapi_documents_the_429_of_public_routes():
     assert "429" not in paths["/v1/admin/models"]["post"]["responses"]
 
 
+@pytest.mark.parametrize(
+    ("ip", "prefix", "key"),
+    [
+        ("203.0.113.7", 64, "203.0.113.7"),  # IPv4: one bucket per address
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", 64, "2001:db8:1:2::/64"),  # the same /64: the same bucket
+        ("2001:db8:1:3::1", 64, "2001:db8:1:3::/64"),  # the next /64: another
+        ("2001:db8:1:2:ffff::1", 48, "2001:db8:1::/48"),
+        ("2001:db8:1:2::1", 128, "2001:db8:1:2::1/128"),  # 128: one bucket per address
+        ("::ffff:198.51.100.9", 64, "198.51.100.9"),  # IPv4-mapped: the IPv4 address
+        ("", 64, ""),  # a Unix socket: no address
+    ],
+)
+def test_rate_limit_buckets_are_ipv4_addresses_and_ipv6_networks(ip, prefix, key):
+    assert compute_client_key(ip, prefix) == key
+
+
+def test_one_ipv6_64_shares_one_bucket_and_cannot_evict_other_clients():
+    limiter = RateLimiter(1, 3, max_clients=10, clock=lambda: 0.0)
+    assert limiter.take("2001:db8::1").allowed and limiter.take("203.0.113.1").allowed
+    verdicts = [limiter.take(f"2001:db8::{i:x}") for i in range(2, 1002)]  # 1000 addresses of one /64
+    assert [v.allowed for v in verdicts[:2]] == [True, True] and not any(v.allowed for v in verdicts[2:])
+    assert set(limiter.buckets) == {"2001:db8::/64", "203.0.113.1"}
+    assert limiter.take("2001:db8:0:1::1").allowed  # the neighbouring /64 is another client
+    assert RateLimiter(1, 1, ipv6_prefix=128).take("2001:db8::1").allowed
+    exact = RateLimiter(1, 1, ipv6_prefix=128, clock=lambda: 0.0)
+    assert exact.take("2001:db8::1").allowed and exact.take("2001:db8::2").allowed
+
+
 def test_rate_limiter_memory_is_bounded_and_evicts_the_least_recently_seen_client():
     now = [0.0]
     limiter = RateLimiter(1, 2, max_clients=100, clock=lambda: now[0])
@@ -469,6 +498,8 @@ VALID = [
     ("api", "rate_limit_per_s", 7, "api_rate_limit_per_s"),
     ("api", "rate_limit_burst", 9, "api_rate_limit_burst"),
     ("api", "rate_limit_loopback", True, "api_rate_limit_loopback"),
+    ("api", "rate_limit_ipv6_prefix", 48, "api_rate_limit_ipv6_prefix"),
+    ("api", "rate_limit_ipv6_prefix", 128, "api_rate_limit_ipv6_prefix"),
     ("grpc", "max_concurrent_streams", 16, "grpc_max_concurrent_streams"),
     ("grpc", "max_connection_idle_ms", 60_000, "grpc_max_connection_idle_ms"),
     ("storage", "validator_set_retention", 2, "validator_set_retention"),
@@ -483,6 +514,8 @@ INVALID = [
     ("api", "rate_limit_per_s", -5, "api.rate_limit_per_s must be an integer of at least 0"),
     ("api", "rate_limit_burst", 0, "api.rate_limit_burst must be a positive integer"),
     ("api", "rate_limit_loopback", 1, "api.rate_limit_loopback must be true or false"),
+    ("api", "rate_limit_ipv6_prefix", 0, "api.rate_limit_ipv6_prefix must be a positive integer"),
+    ("api", "rate_limit_ipv6_prefix", 129, "api.rate_limit_ipv6_prefix must be 1..128, got 129"),
     ("grpc", "max_concurrent_streams", -2, "grpc.max_concurrent_streams must be a positive integer"),
     ("grpc", "max_connection_idle_ms", '"soon"', "grpc.max_connection_idle_ms must be a positive integer"),
     ("storage", "validator_set_retention", 1, "storage.validator_set_retention must be an integer of at least 2"),
@@ -518,6 +551,7 @@ def test_defaults_suit_a_devnet_and_zero_disables_the_rate_limit():
     assert config.api_max_connections >= 256 and config.api_max_connections_per_client >= 64
     assert 1000 <= config.api_request_read_timeout_ms <= 30_000
     assert config.api_rate_limit_per_s > 0 and not config.api_rate_limit_loopback
+    assert config.api_rate_limit_ipv6_prefix == 64 and make_rate_limiter(config).ipv6_prefix == 64
     assert make_rate_limiter(parse_config(with_value("api", "rate_limit_per_s", 0))) is None
     gate = ConnectionGate("public", total=2, per_client=1)
     assert gate.admit("a") and not gate.admit("a") and gate.admit("b") and not gate.admit("c")

@@ -130,7 +130,10 @@ def test_status_and_pricing_have_the_contract_fields(network):
     }
     assert status["chain_id"] == "uoc-apitest" and status["validator_address"] == network[1].key.address
     pricing = network[1].get("/v1/pricing").json()
-    assert set(pricing) == {"unit_of_compute_price", "denom", "epoch", "models"} and pricing["denom"] == "ngonka"
+    assert set(pricing) == {"unit_of_compute_price", "unit_of_compute_price_str", "denom", "epoch", "models"}
+    assert pricing["denom"] == "ngonka" and pricing["unit_of_compute_price_str"] == str(
+        pricing["unit_of_compute_price"]
+    )
     validators = network[2].get("/v1/validators").json()["validators"]
     assert sorted(v["address"] for v in validators) == sorted(n.key.address for n in network)
 
@@ -211,6 +214,7 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
         "id": "model-alpha",
         "units_of_compute_per_token": 10,
         "price_per_token": 10 * pricing["unit_of_compute_price"],
+        "price_per_token_str": str(10 * pricing["unit_of_compute_price"]),
     }
     models = network[2].get("/v1/models/registered").json()
     assert any(m["id"] == "model-alpha" for m in models["models"]) and models["registry_version"] >= 1
@@ -292,6 +296,8 @@ MODEL_CASES = [
     ({"id": "bad id!", "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
     ({"id": "m" * 129, "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
     ({"id": 7, "units_of_compute_per_token": 10}, "invalid_model_id", "id"),
+    ({"id": "m\x1b[2J", "units_of_compute_per_token": 10}, "invalid_model_id", "id"),  # a control character
+    ({"id": "<b>m</b>", "units_of_compute_per_token": 10}, "invalid_model_id", "id"),  # markup
     ([], "invalid_json", "object"),
     (42, "invalid_json", "object"),
 ]

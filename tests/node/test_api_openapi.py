@@ -61,3 +61,18 @@ def test_the_api_package_never_imports_the_node_module():
                 continue
             for name in names:
                 assert not name.startswith(("node.node", "..node.", "...node")), f"{path.name} imports {name}"
+
+
+def test_the_document_states_the_numbers_rule_and_the_pricing_twins():
+    document = build_openapi()
+    assert "null past 2^53 - 1" in document["info"]["description"] and "below 2^63" in document["info"]["description"]
+    pricing = document["paths"]["/v1/pricing"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"unit_of_compute_price", "unit_of_compute_price_str"} <= set(pricing["required"])
+    model = pricing["properties"]["models"]["items"]
+    assert model["properties"]["price_per_token"] == {
+        "type": "integer",
+        "nullable": True,
+        "maximum": 2**53 - 1,
+        "description": "null past 2^53 - 1: read price_per_token_str",
+    }
+    assert model["properties"]["price_per_token_str"]["pattern"] == "^[0-9]+$"

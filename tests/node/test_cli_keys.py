@@ -111,3 +111,45 @@ def test_every_new_command_explains_itself_with_help():
 def test_node_urls_accept_host_port_or_a_url():
     assert normalize_url("127.0.0.1:26650") == "http://127.0.0.1:26650"
     assert normalize_url("http://localhost:1/") == "http://localhost:1"
+
+
+def test_keys_add_recover_at_a_terminal_reads_the_seed_without_echo(tmp_path):
+    import os
+    import pty
+    import select
+
+    key = PrivateKey.from_name("typed-seed")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uocd", "keys", "add", "carol", "--recover", "--home", str(tmp_path)],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,  # no controlling terminal: getpass turns echo off on stdin, the pty
+    )
+    os.close(slave)
+    seen = b""
+    while b"not echoed" not in seen:
+        assert select.select([master], [], [], 30)[0], seen
+        seen += os.read(master, 1024)
+    os.write(master, key.seed().hex().encode() + b"\n")
+    assert proc.wait(timeout=60) == 0
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:  # the child closed its side
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert key.address in seen.decode() and key.seed().hex() not in seen.decode()
+
+
+def test_keys_add_refuses_a_symlink_in_place_of_the_key_file(tmp_path):
+    (tmp_path / "keys").mkdir()
+    target = tmp_path / "elsewhere.json"
+    (tmp_path / "keys" / "eve.json").symlink_to(target)
+    assert_one_error_line(uocd("keys", "add", "eve", "--home", str(tmp_path)), "eve.json already exists")
+    assert not target.exists()

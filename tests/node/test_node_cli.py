@@ -68,6 +68,8 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
         ),
         (("genesis.json", '"genesis_time": "', '"genesis_time": "yesterday'), "genesis_time must be an RFC 3339"),
         (("genesis.json", '"chain_id"', '"chain"'), "chain_id is missing"),
+        (("config.toml", 'moniker = "m"', 'moniker = "m\\u001b[2J"'), "config.toml: moniker 'm\\x1b[2J' may only hold"),
+        (("config.toml", 'moniker = "m"', f'moniker = "{"m" * 65}"'), "moniker is 65 characters, over the limit of 64"),
     ],
 )
 def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path, edit, message):
@@ -81,6 +83,13 @@ def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("uocd: error: ")
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("moniker", ["<b>node</b>", "node\x07", "", "n" * 65, "n\u00f6de"])
+def test_init_with_a_moniker_outside_its_character_set_or_length_is_one_line_and_writes_nothing(tmp_path, moniker):
+    result = uocd("init", "--home", str(tmp_path / "h"), "--moniker", moniker)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "the moniker" in result.stderr
+    assert not (tmp_path / "h").exists()
 
 
 def test_init_refuses_an_existing_home_and_start_a_missing_one(tmp_path):
@@ -120,3 +129,70 @@ def test_find_free_port_never_hands_out_an_ephemeral_or_repeated_port():
     ports = [find_free_port("127.0.0.1") for _ in range(50)]
     assert len(set(ports)) == 50
     assert not any(low <= port <= high for port in ports)
+
+
+SECRETS = ("node_key.json", "node_tls_key.pem", "node_tls_cert.pem", "validator_key.json", "validator_state.json")
+
+
+def test_init_on_a_home_with_keys_keeps_them_and_says_so(tmp_path):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    before = {name: (home / name).read_bytes() for name in (*SECRETS, "admin_token")}
+    (home / "config.toml").unlink()
+    again = uocd("init", "--home", str(home), "--moniker", "m2", "--key-name", "other")
+    assert again.returncode == 0, again.stderr
+    assert "kept the existing node_key.json, node_tls_key.pem, node_tls_cert.pem, validator_key.json, " in again.stdout
+    assert before == {name: (home / name).read_bytes() for name in before}
+    loaded = load_home(home)
+    assert loaded.config.moniker == "m2"
+    assert json.loads((home / "genesis.json").read_text())["validators"][0]["address"] == loaded.validator_key.address
+
+
+def test_init_overwrite_replaces_the_home_and_its_keys(tmp_path):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    old = load_home(home)
+    again = uocd("init", "--home", str(home), "--moniker", "m", "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert "replaced node_key.json" in again.stdout
+    new = load_home(home)
+    assert new.node_key.address != old.node_key.address and new.validator_key.address != old.validator_key.address
+    for name in ("node_key.json", "validator_key.json", "admin_token", "node_tls_key.pem"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+
+
+def link_to_a_moved_file(path: Path) -> None:
+    path.rename(path.with_name("moved"))
+    path.symlink_to(path.with_name("moved"))
+
+
+@pytest.mark.parametrize(
+    "spoil, fragments",
+    [
+        (lambda h: (h / "validator_key.json").chmod(0o644), ("validator_key.json: permissions 0644", "chmod 600")),
+        (lambda h: (h / "admin_token").chmod(0o640), ("admin_token: permissions 0640", "chmod 600")),
+        (lambda h: link_to_a_moved_file(h / "node_key.json"), ("node_key.json is a symbolic link",)),
+    ],
+)
+def test_init_over_a_bad_key_file_is_one_line_and_changes_nothing(tmp_path, spoil, fragments):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    (home / "config.toml").unlink()
+    spoil(home)
+    before = {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
+    result = uocd("init", "--home", str(home), "--moniker", "m")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("uocd: error: ")
+    assert all(f in result.stderr for f in fragments), result.stderr
+    assert before == {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["node_key.json", "validator_key.json", "node_tls_key.pem", "admin_token"])
+def test_start_with_a_key_file_others_may_read_names_it_and_the_chmod(tmp_path, name):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    (home / name).chmod(0o644)
+    result = uocd("start", "--home", str(home))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{home / name}: permissions 0644 are too open" in result.stderr
+    assert result.stderr.rstrip().endswith(f"run: chmod 600 {home / name}")
+    assert stat.S_IMODE((home / name).stat().st_mode) == 0o644  # reported, not silently changed

@@ -251,7 +251,7 @@ def test_write_block_with_an_unwritable_change_midway_writes_nothing(tmp_path):
     store.write_block(CommitInfo(0, "h0", bytes(2048)), [("s", "k0", '"v0"'), ("s", "gone", '"x"')])
     before = table_rows(path)
     changes = [("s", "k1", '"v1"'), ("s", "k2", '"v2"'), ("s", "k3", object()), ("s", "gone", None)]
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(StoreError, match=f"^{path}: writing height 1 failed .*; nothing of it was written$"):
         store.write_block(CommitInfo(1, "h1", bytes(2048)), changes)  # type: ignore[list-item]
     assert table_rows(path) == before
     assert store.last_commit().height == 0

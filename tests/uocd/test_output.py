@@ -170,3 +170,34 @@ def test_the_simulate_summary_prints_its_epoch_columns_as_one_table_in_80_column
     header, row = capsys.readouterr().out.splitlines()
     assert header.split() == list(SUMMARY_EPOCH_COLUMNS) and max(len(header), len(row)) <= 80
     assert row.split()[SUMMARY_EPOCH_COLUMNS.index("fees_collected")] == "98765432"
+
+
+@pytest.mark.parametrize(
+    ("text", "keep", "shown"),
+    [
+        ("moniker\x1b]0;pwned\x07", "\n", "moniker\\x1b]0;pwned\\x07"),  # a terminal title change, escaped
+        ("line one\nline two", "\n", "line one\nline two"),
+        ("line one\nline two", "", "line one\\nline two"),
+        ("abc\u202edef", "\n", "abc\\u202edef"),  # a right-to-left override
+        ("caf\u00e9 <b>", "\n", "caf\u00e9 <b>"),  # printable text stays as it is
+        ("c1\x9b31m", "\n", "c1\\x9b31m"),
+    ],
+)
+def test_escape_controls_writes_control_characters_as_escapes(text, keep, shown):
+    from uocd.output import escape_controls
+
+    assert escape_controls(text, keep) == shown
+
+
+def test_text_output_and_errors_never_pass_a_control_character_to_the_terminal(capsys):
+    import argparse
+
+    from uocd.output import emit, fail
+
+    assert emit(argparse.Namespace(output="text"), {"moniker": "evil\x1b[2J", "peers": [{"id": "p\x07"}]}) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "evil\\x1b[2J" in out and "p\\x07" in out
+    assert emit(argparse.Namespace(output="json"), {"moniker": "evil\x1b[2J"}) == 0
+    assert json.loads(capsys.readouterr().out) == {"moniker": "evil\x1b[2J"}  # JSON escapes it itself
+    assert fail("a node said: bad\nthing\x1b[1m") == 1
+    assert capsys.readouterr().err == "uocd: error: a node said: bad\\nthing\\x1b[1m\n"
