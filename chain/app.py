@@ -154,16 +154,17 @@ class Application:
             state.discard()
         return TxResult(tx.hash, gas_used=gas_used)
 
-    def prepare_proposal(self, height: int, txs: list[bytes]) -> list[bytes]:
-        """The proposer's block: `txs` in order without those that would fail on the state after h−1.
+    def prepare_proposal(self, height: int, txs: list[bytes], evidence: list[Any] | None = None) -> list[bytes]:
+        """The proposer's block of `evidence` then `txs`: the txs in order without those that would fail
+        on the state after h−1 and the evidence (a slashed validator's own tx may).
 
         A failing tx changes nothing, so the kept txs give the same results without them; the run is
         kept for the `process_proposal` and `finalize_block` of the returned block."""
-        results = self.process_proposal(height, txs)
+        results = self.process_proposal(height, txs, evidence)
         kept = [raw for raw, result in zip(txs, results) if result.ok]
         assert self._proposal is not None
-        _, _, evidence, state, _ = self._proposal
-        self._proposal = (height, kept, evidence, state, [r for r in results if r.ok])
+        _, _, ran_evidence, state, _ = self._proposal
+        self._proposal = (height, kept, ran_evidence, state, [r for r in results if r.ok])
         return kept
 
     def process_proposal(self, height: int, txs: list[bytes], evidence: list[Any] | None = None) -> list[TxResult]:

@@ -242,16 +242,16 @@ class NodeCore:
                 size += evidence.size
         return included, invalid
 
-    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
-        """Transactions for a new block: the mempool's best within min(config, params) block limits,
-        `reserved_bytes` of the params' byte limit left to the block's evidence, without those that would
-        fail in that order (`Application.prepare_proposal`)."""
+    def reap_txs(self, height: int, evidence: tuple[Evidence, ...] = ()) -> list[bytes]:
+        """Transactions for a new block that carries `evidence`: the mempool's best within min(config,
+        params) block limits (the params' bytes less the evidence's), without those that would fail in
+        that order after the evidence (`Application.prepare_proposal`)."""
         params = self.app.get_params()
         reaped = self.mempool.reap(
             min(self.config.block_max_txs, params.max_block_txs),
-            min(self.config.block_max_bytes, params.max_block_bytes - reserved_bytes),
+            min(self.config.block_max_bytes, params.max_block_bytes - sum(e.size for e in evidence)),
         )
-        return self.app.prepare_proposal(height, reaped) if reaped else reaped
+        return self.app.prepare_proposal(height, reaped, [e.to_json() for e in evidence]) if reaped else reaped
 
     def check_evidence(self, evidence: Evidence, *, verify_signatures: bool = True) -> None:
         """InvalidMessage unless the evidence can be committed in a coming block: its validator is in the

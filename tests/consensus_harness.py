@@ -118,17 +118,19 @@ class MempoolHost:
             included.append(evidence)
         return included[: self.app.get_params().max_block_evidence], invalid
 
-    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
-        """The pending transactions that apply in order on top of the state after height−1, within the
-        params' block limits (`reserved_bytes` of them left to the block's evidence)."""
+    def reap_txs(self, height: int, evidence: tuple = ()) -> list[bytes]:
+        """The pending transactions that apply in order on top of the state after height−1 and `evidence`,
+        within the params' block limits (less the evidence's bytes)."""
         params = self.app.get_params()
+        reserved_bytes = sum(e.size for e in evidence)
+        evidence_json = [e.to_json() for e in evidence]
         txs: list[bytes] = []
         for tx in self.mempool[: params.max_block_txs]:
             if sum(map(len, txs)) + len(tx) > params.max_block_bytes - reserved_bytes:
                 break
             txs.append(tx)
         while txs:
-            results = self.app.process_proposal(height, txs)
+            results = self.app.process_proposal(height, txs, evidence_json)
             if all(r.ok for r in results):
                 break
             txs = [tx for tx, r in zip(txs, results) if r.ok]

@@ -68,9 +68,9 @@ class Host(Protocol):
         limits), and what can never be committed any more (the engine drops it)."""
         ...
 
-    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
-        """The mempool's transactions for a new block at `height`, leaving `reserved_bytes` of the
-        block size limit to its evidence."""
+    def reap_txs(self, height: int, evidence: tuple[Evidence, ...] = ()) -> list[bytes]:
+        """The mempool's transactions for a new block at `height` that carries `evidence`: within the
+        block size limit left after the evidence, and valid after it (a slashed validator's tx may fail)."""
         ...
 
     def validate_block(self, block: Block) -> str | None:

@@ -669,7 +669,7 @@ class Consensus:
         selected, invalid = self.host.select_evidence(self._height, self._evidence.pending())
         self._evidence.remove(invalid)
         evidence = tuple(selected[:MAX_DECODED_BLOCK_EVIDENCE])
-        txs = compute_capped_txs(list(self.host.reap_txs(self._height, sum(e.size for e in evidence))))
+        txs = compute_capped_txs(list(self.host.reap_txs(self._height, evidence)))
         header = Header(
             chain_id=self.chain_id,
             height=self._height,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from chain.crypto import PrivateKey
 from chain.errors import InvalidBlock, InvalidEvidence
 from chain.evidence import compute_vote_sign_bytes, parse_evidence
-from chain.tx import MsgBond, MsgUnjail
+from chain.tx import MsgBond, MsgSend, MsgUnbond, MsgUnjail
 from tests.helpers import ADDR, CHAIN_ID, KEYS, make_app, make_genesis, run_block, run_until, signed, supply_parts
 
 H1 = "1" * 64
@@ -260,3 +260,19 @@ def test_slashing_conserves_the_supply(stake, bond, text):
     expected = int(max(stake, stake + bond) * Fraction(text))
     assert supply == held == supply_before - expected
     assert app.query("validator/" + ADDR["a"])["slashed"] == expected
+
+
+def test_the_proposer_drops_a_tx_that_fails_after_its_blocks_evidence_and_the_block_is_valid():
+    """Regression: prepare_proposal ran the txs without the block's evidence, so a validator unbonding all
+    of its stake in the block that slashes it made the proposer's own block invalid (the round failed)."""
+    app = make_chain()
+    evidence = [make_evidence("a", 1)]
+    flee = signed("a", 0, MsgUnbond(amount=1000))  # all of a's stake; after the 5% slash only 950 is left
+    send = signed("b", 0, MsgSend(to=ADDR["c"], amount=1))
+    assert [r.ok for r in app.process_proposal(app.height + 1, [flee, send])] == [True, True]  # without evidence
+    app._proposal = None
+    kept = app.prepare_proposal(app.height + 1, [flee, send], evidence)
+    assert kept == [send]
+    assert all(r.ok for r in app.process_proposal(app.height + 1, kept, evidence))  # the block is valid
+    result = run_evidence_block(app, evidence, kept)
+    assert [r.ok for r in result.tx_results] == [True] and app.query("validator/" + ADDR["a"])["slashed"] == 50

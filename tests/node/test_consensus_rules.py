@@ -68,7 +68,7 @@ class FakeHost:
         included = [e for e in pending if e.key not in self.invalid_evidence]
         return included, [e for e in pending if e.key in self.invalid_evidence]
 
-    def reap_txs(self, height: int, reserved_bytes: int = 0) -> list[bytes]:
+    def reap_txs(self, height: int, evidence: tuple = ()) -> list[bytes]:
         return list(self.txs)
 
     def validate_block(self, block: Block) -> str | None:
