@@ -217,6 +217,10 @@ class NodeCore:
         """The engine's (height, round) (for regossip; consensus runs while block sync does too)."""
         return (self.consensus.height, self.consensus.round)
 
+    def encode_pending_evidence(self) -> list[bytes]:
+        """The engine's pending evidence as canonical consensus messages (for regossip)."""
+        return [codec.consensus_message_to_pb(e).SerializeToString() for e in self.consensus.evidence]
+
     # =========================================================================================
     # the engine's host
     # =========================================================================================
@@ -678,7 +682,7 @@ async def open_node(home: Home, *, make_core: Callable[..., NodeCore] = NodeCore
         tasks = [
             loop.create_task(relay.run_tx_relay(), name="relay"),
             loop.create_task(node.sync.run(), name="sync"),
-            loop.create_task(relay.run_regossip(node.position), name="regossip"),
+            loop.create_task(relay.run_regossip(node.position, node.encode_pending_evidence), name="regossip"),
         ]
         stack.push_async_callback(cancel_tasks, tasks)
         node.begin()

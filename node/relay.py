@@ -7,9 +7,12 @@ canonical form (the last `SEEN_MESSAGES` remembered). Our own votes of the curre
 every `REGOSSIP_S` and our proposals every `REGOSSIP_PROPOSAL_TICKS`-th time: a message dropped while a
 peer was unreachable would otherwise stall its round (peers drop duplicates by hash). A re-proposal
 goes with its proof of lock (the prevotes of its valid round, signed by others), sent and re-sent just
-before it: nobody re-sends an old round's votes, and a peer that missed them cannot accept it. Admitted
-transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the bytes the mempool
-stored: the submitted bytes, which need not be the canonical tx encoding (bounded by `MAX_TX_BYTES`).
+before it: nobody re-sends an old round's votes, and a peer that missed them cannot accept it. The
+evidence pending in the engine (double signs not yet committed) is re-sent at the proposals' pace too:
+a peer that was down or cut off when it was first gossiped would otherwise never hold it, and the
+offence would go unpunished if the node that saw it never proposes again (it is wiped, or jailed).
+Admitted transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the mempool
+stored them (canonical bytes only).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this oft
 RELAY_BATCH = MAX_BATCH_TXS  # no more than a peer takes in one BroadcastTxs call
 RELAY_BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024  # nor more bytes (with room for the message framing)
 REGOSSIP_S = 0.5  # own votes of the current height are re-sent this often (lost messages)
-REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals every 4th time (they carry the block)
+REGOSSIP_PROPOSAL_TICKS = 4  # and own proposals and pending evidence every 4th time (they are bigger)
 
 
 class Relay:
@@ -75,9 +78,12 @@ class Relay:
             peer.send(what, payload)
 
     # -- tasks ------------------------------------------------------------------------------
-    async def run_regossip(self, position: Callable[[], tuple[int, int]]) -> None:
+    async def run_regossip(
+        self, position: Callable[[], tuple[int, int]], evidence: Callable[[], list[bytes]] = list
+    ) -> None:
         """Re-send our own votes (every tick) and proposals (every 4th) of the current height, latest
-        two rounds; `position()` is the engine's (height, round)."""
+        two rounds, and the pending evidence (every 4th); `position()` is the engine's (height, round),
+        `evidence()` the canonical messages of its pending evidence."""
         tick = 0
         while True:
             await asyncio.sleep(REGOSSIP_S)
@@ -89,6 +95,9 @@ class Relay:
                 if h == height and r >= round - 1 and (kind != "proposal" or tick % REGOSSIP_PROPOSAL_TICKS == 0):
                     for raw in raws:
                         self.gossip("SendConsensus", raw)
+            if tick % REGOSSIP_PROPOSAL_TICKS == 0:
+                for raw in evidence():
+                    self.gossip("SendConsensus", raw)
 
     async def run_tx_relay(self) -> None:
         """Relay admitted transactions to every peer in batches."""

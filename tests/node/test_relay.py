@@ -46,6 +46,25 @@ async def test_a_re_proposal_is_sent_after_its_proof_of_lock_and_both_are_re_sen
     assert sent.count(b"own-prevote") >= REGOSSIP_PROPOSAL_TICKS - 1  # votes every tick, proposals every 4th
 
 
+async def test_pending_evidence_is_re_sent_at_the_proposals_pace_until_it_leaves_the_pool(monkeypatch):
+    """Regression: evidence was gossiped once, so a peer cut off at that moment never held it, and the
+    offence went unpunished if the node that saw it was wiped before it proposed."""
+    monkeypatch.setattr(relay_module, "REGOSSIP_S", 0.001)
+    peer = RecordingPeer()
+    relay = Relay([peer])  # type: ignore[list-item]
+    pending = [b"evidence-1", b"evidence-2"]
+    task = asyncio.get_running_loop().create_task(relay.run_regossip(lambda: (5, 0), lambda: list(pending)))
+    while len(peer.sent) < 4:
+        await asyncio.sleep(0.001)
+    pending.clear()  # committed: it leaves the engine's pool
+    sent = len(peer.sent)
+    for _ in range(4 * REGOSSIP_PROPOSAL_TICKS):
+        await asyncio.sleep(0.002)
+    task.cancel()
+    assert [p for _, p in peer.sent[:4]] == [b"evidence-1", b"evidence-2"] * 2
+    assert len(peer.sent) == sent  # nothing once it left the pool
+
+
 async def test_own_messages_of_rounds_before_the_last_two_and_of_past_heights_are_not_re_sent(monkeypatch):
     monkeypatch.setattr(relay_module, "REGOSSIP_S", 0.001)
     peer = RecordingPeer()
