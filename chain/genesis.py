@@ -41,7 +41,7 @@ def process_genesis(state: State, genesis: Any) -> None:
         raise InvalidGenesis("genesis.chain_id must be a non-empty string of at most 64 characters")
     params = Params.from_json(genesis.get("params"))
     state.set("meta", "chain_id", chain_id)
-    state.set("meta", "params", params.to_json())
+    state.set("meta", "params", params.to_state_json())
     state.set("meta", "height", 0)
     supply = 0
     for where, address, entry in _genesis_entries(state, genesis, "accounts", "acct", ("address", "balance")):

@@ -101,6 +101,20 @@ def compute_lower_median(entries: list[tuple[int, int]]) -> int | None:
     raise AssertionError("unreachable: cumulative power reaches the total")
 
 
+def compute_lower_quantile(entries: list[tuple[int, int]], numerator: int, denominator: int) -> int | None:
+    """Return the smallest price whose votes at or below it hold power c with denominator·c >= numerator·total
+    (the lower weighted quantile numerator/denominator of validated entries), or None if no power voted."""
+    total = sum(power for _, power in entries)
+    if total == 0:
+        return None
+    cumulative = 0
+    for price, power in sorted(entries):
+        cumulative += power
+        if denominator * cumulative >= numerator * total:
+            return price
+    raise AssertionError("unreachable: cumulative power reaches the total")
+
+
 def compute_weighted_median_pure(pairs: Iterable[tuple[int, int]]) -> int | None:
     """Return the lower weighted median of a ballot without numpy."""
     return compute_lower_median(compute_voting_entries(pairs))

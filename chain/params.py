@@ -77,9 +77,12 @@ GAS_PRICE = Validator(_check_gas_price, {"type": "string", "pattern": r"^[0-9]+(
 PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 
 
-def param(default: T, validator: Validator, description: str) -> T:
-    """Declare a field of `Params`: its default, its validator and what it means."""
-    result: T = field(default=default, metadata={"validator": validator, "description": description})
+def param(default: T, validator: Validator, description: str, *, stored_at_default: bool = True) -> T:
+    """Declare a field of `Params`: its default, its validator and what it means. A param added after
+    chains were started is declared with `stored_at_default=False`: the state stores it only when
+    it differs from its default, so a chain that leaves it alone keeps its app hash."""
+    metadata = {"validator": validator, "description": description, "stored_at_default": stored_at_default}
+    result: T = field(default=default, metadata=metadata)
     return result
 
 
@@ -138,6 +141,19 @@ class Params:
     min_gas_price: str = param(
         DEFAULT_GAS_PRICE, GAS_PRICE, "Ngonka per gas a fee must pay at least: fee ≥ ceil(gas_limit × this)."
     )
+    vote_reward_share: str = param(
+        "0",
+        FRACTION,
+        "Share of each epoch's fees paid, by power, to the validators whose price vote lies in the reward band.",
+        stored_at_default=False,
+    )
+    reward_band: str = param(
+        "0.01",
+        FRACTION,
+        "Half-width of the reward band around the median, as a fraction of it (the band is at least the ballot's "
+        "weighted interquartile range).",
+        stored_at_default=False,
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -157,8 +173,17 @@ class Params:
         return cls(**obj)
 
     def to_json(self) -> dict[str, Any]:
-        """The canonical dict of every param, as the state stores it and `/v1/params` shows it."""
+        """The canonical dict of every param, as `/v1/params` shows it."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_state_json(self) -> dict[str, Any]:
+        """The params as the state stores them: every param, except those declared
+        `stored_at_default=False` while at their default (`from_json` gives them back)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.metadata["stored_at_default"] or getattr(self, f.name) != f.default
+        }
 
 
 DEFAULT_PARAMS = Params()

@@ -32,6 +32,7 @@ State layout (space / key -> canonical JSON value):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 from .crypto import compute_address, verify_signature
@@ -40,7 +41,7 @@ from .errors import InvalidBlock, InvalidEvidence, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
 from .gas import MAX_GAS_LIMIT, GasMeter, compute_gas_price, compute_intrinsic_gas, compute_min_fee
 from .governance import Tally, compute_tally, compute_tally_outcome
-from .median import weighted_median
+from .median import compute_lower_quantile, compute_voting_entries, weighted_median
 from .money import MAX_NGONKA
 from .params import Params, compute_fraction, compute_params_of_text
 from .store import State
@@ -704,12 +705,74 @@ def process_block_end(state: State) -> None:
 
 def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
+    process_vote_rewards(state)
     process_fee_distribution(state)
     process_stake_changes(state)
     process_epoch_advance(state)
     process_unit_of_compute_price(state)
     process_model_activation(state)
     process_epoch_record(state)
+
+
+def get_ballot_votes(state: State) -> list[tuple[str, int, int | None]]:
+    """(address, power, vote in force in ngonka or None) of each validator of the current epoch, by address."""
+    votes = []
+    for address, power in get_validator_set(state):
+        vote = get_price_vote(state, address)
+        votes.append((address, power, vote["price_ngonka"] if vote else None))
+    return votes
+
+
+def compute_reward_band(pairs: list[tuple[int, int]], band: Fraction) -> tuple[Fraction, Fraction] | None:
+    """The reward band [low, high] of a (price, power) ballot: the wider of its weighted interquartile
+    range and the median × (1 ± band); None if no power voted."""
+    entries = compute_voting_entries(pairs)
+    median = compute_lower_quantile(entries, 1, 2)
+    if median is None:
+        return None
+    low, high = compute_lower_quantile(entries, 1, 4), compute_lower_quantile(entries, 3, 4)
+    assert low is not None and high is not None
+    return min(Fraction(low), median * (1 - band)), max(Fraction(high), median * (1 + band))
+
+
+def is_in_reward_band(price: int, band: tuple[Fraction, Fraction]) -> bool:
+    """True if `price` lies in the band, its edges included (a vote on an edge is in)."""
+    return band[0] <= price <= band[1]
+
+
+def compute_vote_rewards(
+    reward: int, votes: list[tuple[str, int, int | None]], current_price: int, band_fraction: Fraction
+) -> list[tuple[str, int]]:
+    """Each validator's share of `reward`: `reward × power // in-band power` for a validator with a
+    vote in force inside the ballot's reward band, by address; nothing for the others."""
+    band = compute_reward_band(compute_ballot_pairs(votes, current_price), band_fraction)
+    if band is None:
+        return []
+    winners = [
+        (address, power) for address, power, price in votes if price is not None and is_in_reward_band(price, band)
+    ]
+    return compute_fee_shares(reward, winners)
+
+
+def process_vote_rewards(state: State) -> None:
+    """Pay vote_reward_share of the ending epoch's fees from the pool to the validators whose vote in
+    force lies in the reward band, in proportion to power; the remainder stays in the pool (and is
+    paid by power in the fee distribution that follows)."""
+    params = get_params(state)
+    fees = get_fees(state)
+    reward = int(fees["epoch"] * compute_fraction(params.vote_reward_share))
+    if reward == 0:
+        return
+    shares = compute_vote_rewards(
+        reward, get_ballot_votes(state), get_current_epoch(state)["price"], compute_fraction(params.reward_band)
+    )
+    paid = 0
+    for address, share in shares:
+        if share:
+            process_balance_change(state, address, share)
+            paid += share
+    if paid:
+        state.set("meta", "fees", {**fees, "pool": fees["pool"] - paid})
 
 
 def compute_fee_shares(pool: int, powers: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -792,9 +855,14 @@ def process_epoch_advance(state: State) -> None:
     )
 
 
+def compute_ballot_pairs(votes: list[tuple[str, int, int | None]], current_price: int) -> list[tuple[int, int]]:
+    """The (price, power) ballot of (address, power, vote or None): a never-voter counts at the current price."""
+    return [(price if price is not None else current_price, power) for _, power, price in votes]
+
+
 def compute_ballot(votes: list[tuple[str, int, int | None]], current_price: int) -> tuple[int, dict[str, Any]]:
     """The next price and ballot summary from (address, power, vote or None) of each validator."""
-    pairs = [(price if price is not None else current_price, power) for _, power, price in votes]
+    pairs = compute_ballot_pairs(votes, current_price)
     cast = [price for _, _, price in votes if price is not None]
     median = weighted_median(pairs)
     summary = {
@@ -809,11 +877,7 @@ def compute_ballot(votes: list[tuple[str, int, int | None]], current_price: int)
 def process_unit_of_compute_price(state: State) -> None:
     """Set the epoch's price to the weighted median of the validators' votes in force."""
     epoch = get_current_epoch(state)
-    votes = []
-    for address, power in get_validator_set(state):
-        vote = get_price_vote(state, address)
-        votes.append((address, power, vote["price_ngonka"] if vote else None))
-    price, ballot = compute_ballot(votes, epoch["price"])
+    price, ballot = compute_ballot(get_ballot_votes(state), epoch["price"])
     state.set("epoch", "current", {**epoch, "price": price, "ballot": ballot})
 
 

@@ -185,6 +185,8 @@ def test_genesis_params_default_when_omitted():
         "max_open_proposals_per_account": 16,
         "burn_proposal_deposit_prevote": True,
         "min_gas_price": "0.01",
+        "vote_reward_share": "0",
+        "reward_band": "0.01",
     }
     assert app.query("epoch/current")["price"] == 100
 

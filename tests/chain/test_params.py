@@ -45,6 +45,8 @@ DEFAULTS = {
     "max_open_proposals_per_account": 16,
     "burn_proposal_deposit_prevote": True,
     "min_gas_price": "0.01",
+    "vote_reward_share": "0",
+    "reward_band": "0.01",
 }
 
 
@@ -116,6 +118,10 @@ BAD_VALUES = [
     ("min_initial_deposit", -1),
     ("max_open_proposals_per_account", 0),
     ("burn_proposal_deposit_prevote", 1),
+    ("vote_reward_share", "1.5"),
+    ("vote_reward_share", 0.5),
+    ("reward_band", "-0.01"),
+    ("reward_band", None),
 ]
 
 
