@@ -70,10 +70,20 @@ def _check_gas_price(value: object, where: str) -> None:
         )
 
 
+MAX_MISS_WINDOW = 10_000  # epochs: a validator's miss window is stored as one character per epoch
+
+
+def _check_window(value: object, where: str) -> None:
+    """An integer from 0 to MAX_MISS_WINDOW (0: off)."""
+    if not is_int(value) or not 0 <= value <= MAX_MISS_WINDOW:
+        raise InvalidGenesis(f"{where} must be an integer from 0 to {MAX_MISS_WINDOW}, got {value!r}")
+
+
 COUNT = Validator(_check_count, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 FRACTION = Validator(_check_fraction, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
 BOOLEAN = Validator(_check_bool, {"type": "boolean"})
 GAS_PRICE = Validator(_check_gas_price, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
+WINDOW = Validator(_check_window, {"type": "integer", "minimum": 0, "maximum": MAX_MISS_WINDOW})
 PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 
 
@@ -154,10 +164,33 @@ class Params:
         "weighted interquartile range).",
         stored_at_default=False,
     )
+    miss_window: int = param(
+        0,
+        WINDOW,
+        "Epochs in a validator's sliding window of price votes (fresh or missed); 0 counts no misses.",
+        stored_at_default=False,
+    )
+    min_valid_per_window: int = param(
+        0,
+        WINDOW,
+        "Fresh votes a validator must be able to reach in its miss window; with more misses it is jailed (0: never).",
+        stored_at_default=False,
+    )
+    slash_fraction_miss: str = param(
+        "0",
+        FRACTION,
+        "Share of a validator's bonded tokens slashed (burned) when it is jailed for missing votes.",
+        stored_at_default=False,
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
             f.metadata["validator"].check(getattr(self, f.name), f"{WHERE}.{f.name}")
+        if self.min_valid_per_window > self.miss_window:
+            raise InvalidGenesis(
+                f"{WHERE}.min_valid_per_window must be at most miss_window ({self.miss_window}), "
+                f"got {self.min_valid_per_window}"
+            )
 
     @classmethod
     def from_json(cls, obj: object) -> Params:

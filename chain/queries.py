@@ -509,13 +509,37 @@ VALIDATOR = obj(
         "jailed_until": INT,
         "slashes": INT,
         "slashed": INT,
+        "misses": INT,
+        "window_epochs": INT,
+        "missed": INT,
+        "miss_jails": INT,
+        "last_vote": nullable(INT),
+        "last_vote_epoch": nullable(INT),
+        "vote_distance_bps": nullable(INT),
     }
 )
 
 
 def get_validator_view(state: State, address: str, power: int) -> dict[str, Any]:
-    """A validator as the queries show it: power, stakes and its jail and slash record."""
-    return {"address": address, "power": power, **rules.get_validator(state, address), **rules.get_jail(state, address)}
+    """A validator as the queries show it: power, stakes, its jail and slash record, its price-vote
+    misses (in its window, the epochs the window holds, ever, and miss jails), its vote in force and
+    that vote's distance from the current price (the last median) in basis points, rounded down."""
+    misses = rules.get_miss_record(state, address)
+    vote = rules.get_price_vote(state, address)
+    price = rules.get_current_epoch(state)["price"]
+    return {
+        "address": address,
+        "power": power,
+        **rules.get_validator(state, address),
+        **rules.get_jail(state, address),
+        "misses": misses["window"].count("0"),
+        "window_epochs": len(misses["window"]),
+        "missed": misses["missed"],
+        "miss_jails": misses["jails"],
+        "last_vote": vote["price_ngonka"] if vote else None,
+        "last_vote_epoch": vote["epoch"] if vote else None,
+        "vote_distance_bps": abs(vote["price_ngonka"] - price) * 10_000 // price if vote else None,
+    }
 
 
 @query(
@@ -527,21 +551,22 @@ def get_validator_view(state: State, address: str, power: int) -> dict[str, Any]
     page="validators",
 )
 def query_validators(ctx: QueryContext, page: PageRequest) -> Paged:
-    """The current epoch's validator set with powers, stakes and jail records, by address."""
+    """The current epoch's validator set with powers, stakes, jail records and vote misses, by address."""
     state = ctx.state
     return read_page(state, "epval", page, item=lambda a, p: get_validator_view(state, a, p))
 
 
 @query(
     "validator",
-    "A validator (or a former one): power, stakes, jailed, jailed_until and slashes",
+    "A validator (or a former one): power, stakes, jailed, jailed_until, slashes, vote misses and last vote",
     VALIDATOR,
     args=(ADDRESS_ARG,),
     http=(Http("/v1/validators/{address}"),),
     cli="validator",
 )
 def query_validator(ctx: QueryContext, address: str) -> dict[str, Any]:
-    """One address's power this epoch, stakes and jail record (zeros for an address that never validated)."""
+    """One address's power this epoch, stakes, jail record and vote misses (zeros for an address that never
+    validated)."""
     return get_validator_view(ctx.state, address, rules.get_epoch_power(ctx.state, address))
 
 

@@ -25,8 +25,9 @@ State layout (space / key -> canonical JSON value):
 - `amodel/<id>`      -> the models active in the current epoch (with their units)
 - `mchg/<id>`        -> models changed this epoch, activated at the boundary
 - `mlog/<version:012d>` -> the registry change log
-- `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever punished for a double sign
+- `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever jailed (double sign, misses)
 - `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in)
+- `miss/<address>`   -> {"window", "missed", "counted", "jails"}: price-vote misses (with miss_window > 0)
 """
 
 from __future__ import annotations
@@ -590,13 +591,13 @@ def check_evidence(state: State, evidence: DoubleSign) -> None:
         raise InvalidEvidence(f"{evidence.validator} has no bonded tokens to slash", code="not_validator")
 
 
-def process_slash(state: State, address: str) -> int:
-    """Burn slash_fraction_double_sign of the tokens held for a validator (from both its stake and
-    its pending stake, so the escrow drops by exactly that) and take it out of the stake index while
-    it is jailed (so the next boundary's selection leaves it out); return the amount."""
+def process_slash(state: State, address: str, fraction: str) -> int:
+    """Burn `fraction` of the tokens held for a validator (from both its stake and its pending stake,
+    so the escrow drops by exactly that) and take it out of the stake index while it is jailed (so
+    the next boundary's selection leaves it out); return the amount."""
     validator = get_validator(state, address)
     stake, pending = validator["stake"], validator["pending_stake"]
-    amount = compute_slash_amount(compute_escrow(stake, pending), get_params(state).slash_fraction_double_sign)
+    amount = compute_slash_amount(compute_escrow(stake, pending), fraction)
     if stake > 0:
         state.delete("vrank", compute_rank_key(stake, address))
     state.set("val", address, {"stake": max(stake - amount, 0), "pending_stake": max(pending - amount, 0)})
@@ -613,17 +614,23 @@ def process_evidence(state: State, evidence: DoubleSign, *, signature_verified: 
     check_evidence(state, evidence)
     height = get_height(state)
     state.set("evid", evidence.key, {"height": height})
-    record = get_jail(state, evidence.validator)
-    if record["jailed"]:
+    if is_jailed(state, evidence.validator):
         return  # one punishment per jailing: its other offences until then are recorded, not slashed again
-    amount = process_slash(state, evidence.validator)
-    jailed_until = height + get_params(state).jail_blocks
+    process_jail(state, evidence.validator, get_params(state).slash_fraction_double_sign)
+
+
+def process_jail(state: State, address: str, fraction: str) -> None:
+    """Jail a validator until height + jail_blocks and slash `fraction` of its bonded tokens (a
+    punishment counted in `slashes`, even when the fraction is "0"); it leaves the set at the next
+    epoch boundary."""
+    record = get_jail(state, address)
+    amount = process_slash(state, address, fraction)
     state.set(
         "jail",
-        evidence.validator,
+        address,
         {
             "jailed": True,
-            "jailed_until": jailed_until,
+            "jailed_until": get_height(state) + get_params(state).jail_blocks,
             "slashes": record["slashes"] + 1,
             "slashed": record["slashed"] + amount,
         },
@@ -707,6 +714,7 @@ def process_epoch(state: State) -> None:
     """The epoch transition of SPEC §3, in order."""
     process_vote_rewards(state)
     process_fee_distribution(state)
+    process_vote_misses(state)
     process_stake_changes(state)
     process_epoch_advance(state)
     process_unit_of_compute_price(state)
@@ -798,6 +806,52 @@ def process_fee_distribution(state: State) -> None:
             process_balance_change(state, address, share)
             paid += share
     state.set("meta", "fees", {"pool": fees["pool"] - paid, "epoch": 0})
+
+
+def get_miss_record(state: State, address: str) -> dict[str, Any]:
+    """A validator's price-vote record: its miss window (one character per epoch it validated, oldest
+    first: "1" a fresh vote, "0" a miss), its misses and epochs counted ever, and its miss jails."""
+    return state.get("miss", address) or {"window": "", "missed": 0, "counted": 0, "jails": 0}
+
+
+def is_fresh_vote(vote: dict[str, Any] | None, epoch: int) -> bool:
+    """True if a vote is in force and was cast during `epoch` (the epoch now ending)."""
+    return vote is not None and vote["epoch"] == epoch
+
+
+def compute_miss_window(window: str, fresh: bool, size: int) -> str:
+    """The window after one more epoch: its last `size` outcomes, oldest first."""
+    return (window + ("1" if fresh else "0"))[-size:]
+
+
+def is_over_miss_limit(params: Params, window: str) -> bool:
+    """True if a window holds more misses than miss_window − min_valid_per_window allows."""
+    return window.count("0") > params.miss_window - params.min_valid_per_window
+
+
+def process_vote_misses(state: State) -> None:
+    """With miss_window > 0: count each validator of the ending epoch's fresh vote or miss in its
+    sliding window, and jail (slash_fraction_miss) one whose misses pass the limit, its window reset."""
+    params = get_params(state)
+    if params.miss_window == 0:
+        return
+    epoch = get_current_epoch(state)["index"]
+    for address, _ in get_validator_set(state):
+        if is_jailed(state, address):
+            continue  # it leaves the set at this boundary: its punishment is already running
+        fresh = is_fresh_vote(get_price_vote(state, address), epoch)
+        record = get_miss_record(state, address)
+        window = compute_miss_window(record["window"], fresh, params.miss_window)
+        record = {
+            **record,
+            "window": window,
+            "missed": record["missed"] + int(not fresh),
+            "counted": record["counted"] + 1,
+        }
+        if is_over_miss_limit(params, window):
+            process_jail(state, address, params.slash_fraction_miss)
+            record = {**record, "window": "", "jails": record["jails"] + 1}
+        state.set("miss", address, record)
 
 
 def process_stake_changes(state: State) -> None:

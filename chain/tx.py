@@ -273,8 +273,8 @@ class MsgVote(Msg):
 
 
 class MsgUnjail(Msg):
-    """Release the sender, a validator jailed for a double sign, once `jail_blocks` have passed since
-    its jailing; it rejoins the validator set at the next epoch boundary."""
+    """Release the sender, a validator jailed (double sign or missed price votes), once `jail_blocks`
+    have passed since its jailing; it rejoins the validator set at the next epoch boundary."""
 
     TYPE = "MsgUnjail"
     CLI = Cli(

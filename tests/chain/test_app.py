@@ -187,6 +187,9 @@ def test_genesis_params_default_when_omitted():
         "min_gas_price": "0.01",
         "vote_reward_share": "0",
         "reward_band": "0.01",
+        "miss_window": 0,
+        "min_valid_per_window": 0,
+        "slash_fraction_miss": "0",
     }
     assert app.query("epoch/current")["price"] == 100
 

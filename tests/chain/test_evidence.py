@@ -181,6 +181,13 @@ def test_a_double_sign_jails_and_burns_exactly_the_slash_fraction_of_the_stake(f
         "jailed_until": 3 + 10,
         "slashes": 1,
         "slashed": slashed,
+        "misses": 0,
+        "window_epochs": 0,
+        "missed": 0,
+        "miss_jails": 0,
+        "last_vote": None,
+        "last_vote_epoch": None,
+        "vote_distance_bps": None,
     }
     held_supply, held = supply_parts(app.store)
     assert held_supply == held == supply - slashed

@@ -47,6 +47,9 @@ DEFAULTS = {
     "min_gas_price": "0.01",
     "vote_reward_share": "0",
     "reward_band": "0.01",
+    "miss_window": 0,
+    "min_valid_per_window": 0,
+    "slash_fraction_miss": "0",
 }
 
 
@@ -122,6 +125,9 @@ BAD_VALUES = [
     ("vote_reward_share", 0.5),
     ("reward_band", "-0.01"),
     ("reward_band", None),
+    ("miss_window", -1),
+    ("min_valid_per_window", 1),
+    ("slash_fraction_miss", "2"),
 ]
 
 
