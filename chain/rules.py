@@ -831,26 +831,30 @@ def is_over_miss_limit(params: Params, window: str) -> bool:
 
 def process_vote_misses(state: State) -> None:
     """With miss_window > 0: count each validator of the ending epoch's fresh vote or miss in its
-    sliding window, and jail (slash_fraction_miss) one whose misses pass the limit, its window reset."""
+    sliding window, and jail (slash_fraction_miss) those whose misses pass the limit, their windows
+    reset; unless that would jail every validator left, which would leave the chain without a set."""
     params = get_params(state)
     if params.miss_window == 0:
         return
     epoch = get_current_epoch(state)["index"]
+    records = {}
     for address, _ in get_validator_set(state):
         if is_jailed(state, address):
             continue  # it leaves the set at this boundary: its punishment is already running
         fresh = is_fresh_vote(get_price_vote(state, address), epoch)
         record = get_miss_record(state, address)
-        window = compute_miss_window(record["window"], fresh, params.miss_window)
-        record = {
+        records[address] = {
             **record,
-            "window": window,
+            "window": compute_miss_window(record["window"], fresh, params.miss_window),
             "missed": record["missed"] + int(not fresh),
             "counted": record["counted"] + 1,
         }
-        if is_over_miss_limit(params, window):
+    over = [address for address, record in records.items() if is_over_miss_limit(params, record["window"])]
+    if len(over) < len(records):
+        for address in over:
             process_jail(state, address, params.slash_fraction_miss)
-            record = {**record, "window": "", "jails": record["jails"] + 1}
+            records[address] = {**records[address], "window": "", "jails": records[address]["jails"] + 1}
+    for address, record in records.items():
         state.set("miss", address, record)
 
 

@@ -149,6 +149,19 @@ def test_a_stale_vote_still_sets_the_price_but_counts_as_a_miss():
     assert (a["last_vote"], a["last_vote_epoch"], a["vote_distance_bps"]) == (300, 0, 0)
 
 
+def test_misses_never_jail_every_validator_left_so_the_chain_keeps_a_set():
+    app = miss_app(miss_window=1, min_valid_per_window=1)  # every epoch's vote required
+    sequences: dict[str, int] = {}
+    vote_epoch(app, "ab", sequences)  # c misses: jailed, a and b stay
+    assert [view(app, n)["jailed"] for n in "abc"] == [False, False, True]
+    vote_epoch(app, "", sequences)  # a and b both miss: jailing both would empty the set
+    rows = {v["address"]: v for v in app.query_all("validators")}
+    assert {n: (rows[ADDR[n]]["jailed"], rows[ADDR[n]]["misses"]) for n in "ab"} == {"a": (False, 1), "b": (False, 1)}
+    vote_epoch(app, "a", sequences)  # now b alone is over: jailed, a keeps the chain going
+    assert [view(app, n)["jailed"] for n in "ab"] == [False, True]
+    assert [v["address"] for v in app.query_all("validators")] == [ADDR["a"]]
+
+
 def test_the_default_counts_nothing_writes_nothing_and_keeps_the_app_hash():
     implicit = miss_app()
     explicit = miss_app(miss_window=0, min_valid_per_window=0, slash_fraction_miss="0")
@@ -178,19 +191,20 @@ def test_the_vote_distance_is_in_basis_points_of_the_current_price_rounded_down(
 
 
 def model_misses(pattern: list[str], window_size: int, min_valid: int) -> dict[str, tuple[str, int, bool]]:
-    """(window, misses ever, jailed) per validator after the epochs of `pattern` (each: who votes)."""
+    """(window, misses ever, jailed) per validator after the epochs of `pattern` (each: who votes);
+    a boundary that would jail every validator left jails none."""
     state = {n: ("", 0, False) for n in "abc"}
     for epoch_voters in pattern:
+        counted = {}
         for name in "abc":
             window, missed, jailed = state[name]
-            if jailed:
-                continue
-            fresh = name in epoch_voters
-            window = (window + ("1" if fresh else "0"))[-window_size:]
-            missed += not fresh
-            if window.count("0") > window_size - min_valid:
-                window, jailed = "", True
-            state[name] = (window, missed, jailed)
+            if not jailed:
+                fresh = name in epoch_voters
+                counted[name] = ((window + ("1" if fresh else "0"))[-window_size:], missed + (not fresh), False)
+        over = [n for n, (window, _, _) in counted.items() if window.count("0") > window_size - min_valid]
+        if len(over) < len(counted):
+            counted.update({n: ("", counted[n][1], True) for n in over})
+        state.update(counted)
     return state
 
 
