@@ -12,9 +12,11 @@ starts, after the first block): so no attack runs before the network is up, and 
 resumes the schedule where it was. What each kind does:
 
 - equivocate: each own prevote and precommit gets a twin (nil for a block, a made-up id for nil) signed
-  with the validator key and sent first to every other peer; each own proposal a twin block (other
-  transactions); the honest copy goes to every peer as usual. Each twin vote that a peer took as new is a
-  delivered equivocation, recorded with its evidence key (validator/height/round/type).
+  with the validator key, sent to every other peer right after the honest copy (so that a peer that takes
+  the twin as new holds both halves: one that only ever saw the twin, or saw the honest copy only after it
+  had moved heights, could not tell); each own proposal a twin block (other transactions), sent first to
+  every other peer; the honest copies go to every peer as usual. Each twin vote that a peer took as new
+  is a delivered equivocation, recorded with its evidence key (validator/height/round/type).
 - time_future, time_past: own new proposals re-signed with block time 2^63−1 or 1 ms.
 - tamper_relay: proposals this node relays go out with their transactions swapped.
 - flood_txs: every FLOOD_TXS_EVERY_S, a `BroadcastTxs` of MAX_BATCH_TXS junk entries (garbage and
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -257,7 +260,7 @@ class AdversaryCore(NodeCore):
         return sign_proposal(self.signer, self.chain_id, msg.height, msg.round, msg.pol_round, block, msg.timestamp_ms)
 
     def _equivocate(self, msg: Proposal | Vote) -> None:
-        """Sign a conflicting twin of our message and send it first to every other peer."""
+        """Sign a conflicting twin of our message and send it to every other peer (see `_send_twin`)."""
         assert self.signer is not None
         twin: Proposal | Vote
         if isinstance(msg, Vote):
@@ -266,13 +269,21 @@ class AdversaryCore(NodeCore):
         else:
             twin = self._sign_proposal(msg, compute_twin_block(msg.block))
         self.count("equivocate")
-        self._spawn(self._send_twin(twin, self.peers[::2]))
+        self._spawn(self._send_twin(msg, twin, self.peers[::2]))
 
-    async def _send_twin(self, twin: Proposal | Vote, peers: list[PeerClient]) -> None:
-        """Send a twin; a twin vote that a peer took as a new message (`Ack.relayed`: not dropped while it syncs
-        or stops) is a delivered equivocation, recorded."""
-        raw = encode_message(twin)
-        results = await asyncio.gather(*(p.call("SendConsensus", raw) for p in peers), return_exceptions=True)
+    async def _send_twin(self, honest: Proposal | Vote, twin: Proposal | Vote, peers: list[PeerClient]) -> None:
+        """Send a twin to each of `peers` (a vote's right after its honest copy, a proposal's first); a twin vote
+        that a peer took as new (`Ack.relayed`: at its height, not dropped while it stops) lands where the
+        honest copy already is, so it is a delivered equivocation, recorded."""
+        raws = [encode_message(twin)] if isinstance(twin, Proposal) else [encode_message(honest), encode_message(twin)]
+
+        async def send(peer: PeerClient) -> spb.Ack:
+            for raw in raws[:-1]:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await peer.call("SendConsensus", raw)
+            return await peer.call("SendConsensus", raws[-1])
+
+        results = await asyncio.gather(*(send(p) for p in peers), return_exceptions=True)
         if isinstance(twin, Vote) and any(isinstance(r, spb.Ack) and r.relayed for r in results):
             entry = {"validator": twin.validator, "height": twin.height, "round": twin.round, "type": twin.type}
             entry["key"] = f"{twin.validator}/{twin.height}/{twin.round}/{twin.type}"
