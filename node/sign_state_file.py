@@ -40,7 +40,8 @@ def load_sign_state(path: Path) -> SignState | None:
 def save_sign_state(path: Path, state: SignState) -> None:
     """Write the sign state atomically and durably (temporary file, fdatasync, rename, fsync of the directory)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE)
+    tmp.unlink(missing_ok=True)  # a leftover (or a planted link) goes: the new file is made 0600, never through a link
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, SECRET_MODE)
     try:
         os.write(fd, canonical_json(state.to_json()).encode())
         os.fdatasync(fd)  # the data; the rename and the directory fsync make it the file

@@ -26,6 +26,20 @@ def test_the_sign_state_round_trips_through_its_file_and_replaces_it_whole(tmp_p
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
+def test_a_link_or_a_wide_leftover_in_place_of_the_temporary_file_is_never_written_through(tmp_path: Path):
+    path = tmp_path / SIGN_STATE_FILE
+    target = tmp_path / "elsewhere"
+    target.write_text("keep")
+    (tmp_path / f"{SIGN_STATE_FILE}.tmp").symlink_to(target)
+    save_sign_state(path, SignState().with_signed(3, 1, "prevote", None))
+    assert target.read_text() == "keep" and not path.is_symlink()
+    leftover = tmp_path / f"{SIGN_STATE_FILE}.tmp"
+    leftover.write_text("old")
+    leftover.chmod(0o644)
+    save_sign_state(path, SignState().with_signed(3, 1, "precommit", None))
+    assert os.stat(path).st_mode & 0o777 == 0o600 and load_sign_state(path) is not None
+
+
 @pytest.mark.parametrize("text", ["", "{", "[]", '{"height": "3"}', '{"height": 1, "signed": [{"step": "x"}]}'])
 def test_an_unreadable_sign_state_file_is_a_one_line_config_error(tmp_path: Path, text: str):
     path = tmp_path / SIGN_STATE_FILE
