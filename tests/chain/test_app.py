@@ -18,7 +18,17 @@ from chain.errors import ChainError, InvalidBlock, InvalidGenesis, StoreError
 from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSend, MsgSubmitPriceProposal, MsgUnbond
 from node.store import SqliteStore
-from tests.helpers import ADDR, CHAIN_ID, balance, make_app, make_genesis, run_block, signed, store_snapshot
+from tests.helpers import (
+    ADDR,
+    CHAIN_ID,
+    DEFAULT_PARAMS,
+    balance,
+    make_app,
+    make_genesis,
+    run_block,
+    signed,
+    store_snapshot,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,34 +173,7 @@ def test_genesis_params_default_when_omitted():
     genesis = good_genesis()
     del genesis["params"]
     app = make_app(genesis)
-    assert app.query("params") == {
-        "epoch_length": 10,
-        "default_unit_of_compute_price": 100,
-        "min_deposit": 25_000_000,
-        "max_deposit_period": 20,
-        "voting_period": 20,
-        "quorum": "0.334",
-        "threshold": "0.5",
-        "veto_threshold": "0.334",
-        "burn_vote_veto": True,
-        "max_block_txs": 20_000,
-        "max_block_bytes": 16 * 1024 * 1024,
-        "max_block_evidence": 50,
-        "max_evidence_age_blocks": 1000,
-        "slash_fraction_double_sign": "0.05",
-        "jail_blocks": 100,
-        "min_self_bond": 1,
-        "max_validators": 100,
-        "min_initial_deposit": 1,
-        "max_open_proposals_per_account": 16,
-        "burn_proposal_deposit_prevote": True,
-        "min_gas_price": "0.01",
-        "vote_reward_share": "0",
-        "reward_band": "0.01",
-        "miss_window": 0,
-        "min_valid_per_window": 0,
-        "slash_fraction_miss": "0",
-    }
+    assert app.query("params") == DEFAULT_PARAMS
     assert app.query("epoch/current")["price"] == 100
 
 

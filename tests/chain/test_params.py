@@ -20,37 +20,9 @@ from chain.params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
 from chain.store import MemoryStore
 from chain.tx import MsgBond, MsgSubmitPriceProposal, MsgUnbond
 from tests.helpers import ADDR, Wallets, make_app, make_genesis, run_block
+from tests.helpers import DEFAULT_PARAMS as DEFAULTS
 
 # --- Params ------------------------------------------------------------------------------------
-
-DEFAULTS = {
-    "epoch_length": 10,
-    "default_unit_of_compute_price": 100,
-    "min_deposit": 25_000_000,
-    "max_deposit_period": 20,
-    "voting_period": 20,
-    "quorum": "0.334",
-    "threshold": "0.5",
-    "veto_threshold": "0.334",
-    "burn_vote_veto": True,
-    "max_block_txs": 20_000,
-    "max_block_bytes": 16 * 1024 * 1024,
-    "max_block_evidence": 50,
-    "max_evidence_age_blocks": 1000,
-    "slash_fraction_double_sign": "0.05",
-    "jail_blocks": 100,
-    "min_self_bond": 1,
-    "max_validators": 100,
-    "min_initial_deposit": 1,
-    "max_open_proposals_per_account": 16,
-    "burn_proposal_deposit_prevote": True,
-    "min_gas_price": "0.01",
-    "vote_reward_share": "0",
-    "reward_band": "0.01",
-    "miss_window": 0,
-    "min_valid_per_window": 0,
-    "slash_fraction_miss": "0",
-}
 
 
 def test_defaults_are_the_documented_ones_and_missing_params_take_them():
