@@ -14,6 +14,7 @@ from chain.median import weighted_median
 from chain.params import Params
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_tx
 from node.config import DB_FILE, GENESIS_FILE
+from node.consensus.evidence_pool import MAX_PENDING_PER_VALIDATOR
 from node.store import SqliteStore
 
 from .chaos_nodes import ChaosNode
@@ -236,11 +237,22 @@ def read_committed_evidence(store: SqliteStore) -> tuple[set[str], dict[str, dic
     return committed, jail
 
 
+def is_beyond_pool_cap(key: str, committed: set[str]) -> bool:
+    """Whether the offence `key` (height/validator/round/type) need not be committed: its validator already
+    has `MAX_PENDING_PER_VALIDATOR` offences of that height committed. The engine's pool keeps that many
+    pending per validator and drops the rest of a burst (one offence jails and slashes; a jailed validator
+    is not slashed again), so an equivocator that double-signs in many rounds of one height has the first
+    ones committed."""
+    height, validator = key.split("/")[:2]
+    return sum(k.startswith(f"{height}/{validator}/") for k in committed) >= MAX_PENDING_PER_VALIDATOR
+
+
 def judge_equivocations(
     nodes: list[ChaosNode], equivocations: list[dict[str, Any]], final_height: int
 ) -> dict[str, Any]:
     """Every equivocation an adversary delivered (a twin vote a peer accepted) at a height at least
-    `EVIDENCE_MARGIN_BLOCKS` below the final one was committed as evidence on every honest node, and every
+    `EVIDENCE_MARGIN_BLOCKS` below the final one was committed as evidence on every honest node (unless it is
+    beyond the pool's cap: `is_beyond_pool_cap`), and every
     adversary that delivered one is jailed and slashed there (the chain slashes once per jailing)."""
     committed: dict[str, set[str]] = {}
     jails: dict[str, dict[str, dict[str, Any]]] = {}
@@ -252,7 +264,8 @@ def judge_equivocations(
             store.close()
     due = [e for e in equivocations if e["height"] <= final_height - EVIDENCE_MARGIN_BLOCKS]
     keys = sorted({compute_evidence_key(e) for e in due})
-    missing = [k for k in keys if not all(k in c for c in committed.values())]
+    capped = [k for k in keys if all(k not in c and is_beyond_pool_cap(k, c) for c in committed.values())]
+    missing = [k for k in keys if not all(k in c or is_beyond_pool_cap(k, c) for c in committed.values())]
     problems = [f"equivocation {k} is not committed as evidence on every honest node" for k in missing[:20]]
     if len(missing) > 20:
         problems.append(f"and {len(missing) - 20} more equivocations not committed on every honest node")
@@ -267,7 +280,8 @@ def judge_equivocations(
         "equivocations": {
             "delivered": len({compute_evidence_key(e) for e in equivocations}),
             "due": len(keys),
-            "committed_on_every_honest_node": len(keys) - len(missing),
+            "committed_on_every_honest_node": len(keys) - len(missing) - len(capped),
+            "beyond_the_pool_cap": len(capped),
             "evidence_committed_per_honest_node": {name: len(c) for name, c in sorted(committed.items())},
             "equivocators_jailed_and_slashed": offenders,
             "margin_blocks": EVIDENCE_MARGIN_BLOCKS,

@@ -459,8 +459,10 @@ class NodeCore:
         copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes).
         The height window and the signer's membership are read from the parsed protobuf first
         (`check_sender`), so a message no validator could have sent costs no decoding, hashing or
-        signature check, however large it is. A vote of a past height is new only if it was evidence
-        (the Ack's `relayed`, which the byzantine runs use to tell what an equivocator delivered)."""
+        signature check, however large it is. Returns (the Ack's `relayed`, which the byzantine runs use to
+        tell what an equivocator delivered) whether it was relayed, or was evidence: a message of a later
+        height is only buffered (a node that syncs past that height never runs it), one of an earlier
+        height counts only as evidence."""
         if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
         parsed = codec.parse_pb(pb.ConsensusMessage, raw)
@@ -481,7 +483,7 @@ class NodeCore:
         elif msg.height > height + 1:
             self.sync.wake()
         self._execute(actions)
-        return msg.height >= height or bool(actions)  # a past height's vote is of use only as evidence
+        return msg.height == height or bool(actions)  # relayed, or evidence (see the docstring)
 
     def check_sender(self, parsed: pb.ConsensusMessage) -> None:
         """InvalidMessage unless a proposal's or vote's height is within h−1..h+2 and, from height h on, its

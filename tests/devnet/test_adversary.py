@@ -53,6 +53,7 @@ from devnet.chaos_verdict import (
 from node import codec
 from node.blocks import Block, Header, check_block_hashes, compute_txs_hash, sign_proposal, sign_vote
 from node.config import DB_FILE
+from node.consensus.evidence_pool import MAX_PENDING_PER_VALIDATOR
 from node.errors import InvalidMessage
 from node.pb import types_pb2 as pb
 from node.store import SqliteStore
@@ -274,6 +275,7 @@ def test_every_delivered_equivocation_must_be_committed_on_every_honest_node_and
         "delivered": 3,
         "due": 2,
         "committed_on_every_honest_node": 2,
+        "beyond_the_pool_cap": 0,
         "evidence_committed_per_honest_node": {"n0": 2, "n1": 2},
         "equivocators_jailed_and_slashed": [KEY.address],
         "margin_blocks": EVIDENCE_MARGIN_BLOCKS,
@@ -284,6 +286,21 @@ def test_every_delivered_equivocation_must_be_committed_on_every_honest_node_and
         f"equivocation {4:012d}/{KEY.address}/1/precommit is not committed as evidence on every honest node"
     )
     assert problems[1].startswith(f"n2: equivocator {KEY.address} was not jailed and slashed")
+
+
+def test_offences_of_one_height_beyond_the_pools_cap_per_validator_need_not_be_committed(tmp_path):
+    """Seen in a 1-of-4 run: six offences of one validator at one height (rounds 0 to 2); the engine's pool
+    keeps MAX_PENDING_PER_VALIDATOR of them and drops the rest, by design."""
+    offences = [(10, r, t) for r in range(3) for t in ("prevote", "precommit")]
+    kept = offences[:MAX_PENDING_PER_VALIDATOR]
+    nodes = [make_store_with_evidence(tmp_path / f"n{i}", kept) for i in range(2)]
+    made = [{"validator": KEY.address, "height": h, "round": r, "type": t} for h, r, t in offences]
+    verdict = judge_equivocations(nodes, made, final_height=30)
+    assert verdict["problems"] == []
+    counts = verdict["equivocations"]
+    assert (counts["due"], counts["committed_on_every_honest_node"], counts["beyond_the_pool_cap"]) == (6, 4, 2)
+    short = [make_store_with_evidence(tmp_path / f"m{i}", kept[:3]) for i in range(2)]  # one fewer: not excused
+    assert len(judge_equivocations(short, made, final_height=30)["problems"]) == 3
 
 
 def test_a_crash_fault_excuses_a_stall_until_its_target_answers_again_plus_the_grace(tmp_path):
