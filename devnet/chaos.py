@@ -450,7 +450,8 @@ def read_status_samples(
     path: Path, t0_wall: float, duration_s: float, records: list[FaultRecord], nodes: list[ChaosNode]
 ) -> list[tuple[float, str, float, int | None]]:
     """The status probe's samples in the run's time, without those of a node while a fault held it or it was
-    recovering (from the fault's start to the network's recovery), when slowness is the fault's."""
+    recovering (from the fault's start to the network's recovery), when slowness is the fault's: a request
+    still in flight when the fault began counts as held too."""
     lines = path.read_text().splitlines() if path.exists() else []
     raw = sorted((round(at - t0_wall, 3), name, took, height) for at, name, took, height in map(json.loads, lines))
     held: dict[str, list[tuple[float, float]]] = {}
@@ -462,7 +463,11 @@ def read_status_samples(
             names = {nodes[i].name for i in r.fault.targets}
             after = [(t, h) for t, name, _, h in raw if name in names and t >= r.healed_s and h is not None]
             r.up_s = after[0][0] if after else None
-    return [s for s in raw if 0 <= s[0] <= duration_s and not any(a <= s[0] <= b for a, b in held.get(s[1], []))]
+    return [
+        s
+        for s in raw
+        if 0 <= s[0] <= duration_s and not any(a <= s[0] + s[2] and s[0] <= b for a, b in held.get(s[1], []))
+    ]
 
 
 def compute_fault_window(record: FaultRecord, duration_s: float) -> tuple[float, float]:
