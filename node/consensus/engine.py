@@ -407,7 +407,10 @@ class Consensus:
     def _record_evidence(self, vote_a: Vote, vote_b: Vote) -> list[Action]:
         """Keep a double sign once per (validator, height, round, type) in the pending pool."""
         evidence = make_evidence(vote_a, vote_b)
+        if evidence in self._evidence:
+            return []
         if not self._evidence.add(evidence):
+            log.warning("double sign %s not kept: the evidence pool is at one of its bounds", evidence.key)
             return []
         log.warning(
             "double sign by %s at height %d round %d (%s)", vote_a.validator, vote_a.height, vote_a.round, vote_a.type

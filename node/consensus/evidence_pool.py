@@ -1,10 +1,12 @@
 """The pending-evidence pool: double signs seen (by this engine or gossiped) and not yet committed.
 
 Bounded: at most `MAX_PENDING_EVIDENCE` pieces, `MAX_PENDING_EVIDENCE_BYTES` bytes of canonical JSON
-and `MAX_PENDING_PER_VALIDATOR` pieces per validator (one punishes a validator; more only cost
-space), one per offence (`Evidence.key`). A piece leaves when a block commits it, when the host
-says it can no longer be committed (too old, already committed, its validator gone), or when it is
-older than the host's age limit (`prune`).
+and `MAX_PENDING_PER_VALIDATOR` pieces per validator (so that one equivocator cannot fill it), one per
+offence (`Evidence.key`). The per-validator bound is generous: while the chain cannot commit (a
+partition), an equivocator's offences pile up, and each one dropped is never committed (4 was too
+few in the byzantine runs: a fifth offence during a partition was lost). A piece leaves when a block
+commits it, when the host says it can no longer be committed (too old, already committed, its
+validator gone), or when it is older than the host's age limit (`prune`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from ..blocks import Evidence
 
 MAX_PENDING_EVIDENCE = 256
 MAX_PENDING_EVIDENCE_BYTES = 512 * 1024
-MAX_PENDING_PER_VALIDATOR = 4
+MAX_PENDING_PER_VALIDATOR = 32  # 64 KiB of a validator's evidence at the pool's average piece size
 
 
 class EvidencePool:

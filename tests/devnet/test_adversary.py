@@ -289,17 +289,19 @@ def test_every_delivered_equivocation_must_be_committed_on_every_honest_node_and
 
 
 def test_offences_of_one_height_beyond_the_pools_cap_per_validator_need_not_be_committed(tmp_path):
-    """Seen in a 1-of-4 run: six offences of one validator at one height (rounds 0 to 2); the engine's pool
-    keeps MAX_PENDING_PER_VALIDATOR of them and drops the rest, by design."""
-    offences = [(10, r, t) for r in range(3) for t in ("prevote", "precommit")]
+    """Seen in a 1-of-4 run (with a bound of 4): more offences of one validator at one height than the
+    engine's pool keeps pending (MAX_PENDING_PER_VALIDATOR); it drops the rest, by design."""
+    offences = [(10, r, t) for r in range(MAX_PENDING_PER_VALIDATOR) for t in ("prevote", "precommit")]
+    offences = offences[: MAX_PENDING_PER_VALIDATOR + 2]
     kept = offences[:MAX_PENDING_PER_VALIDATOR]
     nodes = [make_store_with_evidence(tmp_path / f"n{i}", kept) for i in range(2)]
     made = [{"validator": KEY.address, "height": h, "round": r, "type": t} for h, r, t in offences]
     verdict = judge_equivocations(nodes, made, final_height=30)
     assert verdict["problems"] == []
     counts = verdict["equivocations"]
-    assert (counts["due"], counts["committed_on_every_honest_node"], counts["beyond_the_pool_cap"]) == (6, 4, 2)
-    short = [make_store_with_evidence(tmp_path / f"m{i}", kept[:3]) for i in range(2)]  # one fewer: not excused
+    due = (counts["due"], counts["committed_on_every_honest_node"], counts["beyond_the_pool_cap"])
+    assert due == (MAX_PENDING_PER_VALIDATOR + 2, MAX_PENDING_PER_VALIDATOR, 2)
+    short = [make_store_with_evidence(tmp_path / f"m{i}", kept[:-1]) for i in range(2)]  # one fewer: not excused
     assert len(judge_equivocations(short, made, final_height=30)["problems"]) == 3
 
 

@@ -129,6 +129,15 @@ def test_the_pool_keeps_one_piece_per_offence_oldest_first_and_forgets_committed
     assert pool.pending() == (other,) and pool.bytes == other.size
 
 
+def test_an_equivocators_offences_piled_up_during_a_partition_are_all_kept():
+    """Regression: seen in the byzantine runs, offences at heights 9 and 10 were pending while a partition
+    stopped commits, and the pool (4 per validator) dropped the round-0 pair of height 11 on arrival."""
+    pool = EvidencePool()
+    offences = [(h, r, t) for h in (9, 10, 11) for r in (0, 1) for t in ("prevote", "precommit")]
+    assert all(pool.add(evidence("a", h, round=r, type=t)) for h, r, t in offences)
+    assert len(pool) == 12
+
+
 def test_the_pool_is_bounded_per_validator_in_count_and_in_bytes():
     pool = EvidencePool()
     assert all(pool.add(evidence("a", h)) for h in range(1, MAX_PENDING_PER_VALIDATOR + 1))
