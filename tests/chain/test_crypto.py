@@ -19,6 +19,7 @@ from chain.crypto import (
     compute_address,
     is_acceptable_point,
     is_canonical_scalar,
+    is_strict_signature_encoding,
     is_valid_address,
     verify_signature,
 )
@@ -458,3 +459,39 @@ def test_a_valid_signature_with_s_plus_l_is_refused():
 def test_every_key_of_a_seed_is_an_acceptable_point(seed):
     key = PrivateKey(seed)
     assert is_acceptable_point(key.pubkey) and verify_signature(key.pubkey, key.sign(b"m"), b"m")
+
+
+def _openssl_verdict(pubkey: bytes, signature: bytes, message: bytes) -> bool:
+    """The rules with OpenSSL (`cryptography`) deciding the equation: the library the chain used before."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not is_strict_signature_encoding(pubkey, signature):
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("message", "pubkey", "signature", "accepted"), TAMING_CASES)
+def test_openssl_behind_the_rules_checks_gives_the_same_taming_verdicts(message, pubkey, signature, accepted):
+    """The equation's library may change (libsodium now, OpenSSL before): the verdicts may not."""
+    assert _openssl_verdict(bytes.fromhex(pubkey), bytes.fromhex(signature), bytes.fromhex(message)) is accepted
+
+
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.binary(max_size=200),
+    st.integers(min_value=0, max_value=64 * 8 - 1),
+    st.booleans(),
+)
+def test_libsodium_and_openssl_agree_on_valid_and_bit_flipped_signatures(seed, message, bit, flip):
+    """A signature, or one with any one bit flipped, gets the same verdict from either library."""
+    key = PrivateKey(seed)
+    signature = bytearray(key.sign(message))
+    if flip:
+        signature[bit // 8] ^= 1 << (bit % 8)
+    verdict = verify_signature(key.pubkey, bytes(signature), message)
+    assert verdict is _openssl_verdict(key.pubkey, bytes(signature), message) and verdict is not flip
