@@ -706,10 +706,30 @@ class Consensus:
         return time_ms if block is None else max(time_ms, block.header.time_ms + 1)
 
     def _vote(self, type: str, block_id: str | None, now_ms: int) -> list[Action]:
-        """Sign, persist, broadcast and log our own vote; [] if we are not a validator or the sign state refuses."""
+        """Sign, persist, broadcast and log our own vote; [] if we are not a validator or the sign state refuses.
+
+        A vote of this (height, round, type) signed before a restart is cast again as it was, for its
+        block, whatever the engine would choose now: it is no new statement, and without it the peers
+        that never received it may wait for it forever (with a third of the power jailed or down, the
+        rest need every vote to leave the round)."""
         assert self._vset is not None
         if self.signer is None or self.signer.address not in self._vset or self._is_watching():
             return []
+        signed = self._sign_state.get_signed(type)
+        if (
+            signed is not None
+            and (signed.height, signed.round) == (self._height, self._round)
+            and signed.block_id != block_id
+        ):
+            log.warning(
+                "casting again the %s for %s at (%d, %d) signed before a restart, not one for %s",
+                type,
+                signed.block_id,
+                self._height,
+                self._round,
+                block_id,
+            )
+            block_id = signed.block_id
         try:
             self._sign_state.check_sign(self._height, self._round, type, block_id)
         except DoubleSignRefused as exc:

@@ -95,20 +95,21 @@ class Rig:
         self.height = height
         self.last_block_id = "" if height == 1 else "12" * 32
         self.last_commit = None if height == 1 else self.commit_for(height - 1, 0, self.last_block_id, "abc")
-        self.start_actions = (
-            self.engine.start_height(
-                height=height,
-                validator_set=self.vset,
-                last_commit=self.last_commit,
-                last_block_id=self.last_block_id,
-                last_time_ms=5_000,
-                app_hash=APP_HASH,
-                now_ms=NOW,
-                restored=restored,
-                last_validator_set=self.vset,
-            )
-            if start
-            else []
+        self.restored = restored
+        self.start_actions = self.start() if start else []
+
+    def start(self) -> list:
+        """Start the engine at the rig's height (its actions)."""
+        return self.engine.start_height(
+            height=self.height,
+            validator_set=self.vset,
+            last_commit=self.last_commit,
+            last_block_id=self.last_block_id,
+            last_time_ms=5_000,
+            app_hash=APP_HASH,
+            now_ms=NOW,
+            restored=self.restored,
+            last_validator_set=self.vset,
         )
 
     def proposer(self, round: int) -> str:
@@ -775,7 +776,7 @@ def test_sign_state_round_trips_through_json():
         SignState.from_json({"height": "3"})
 
 
-def test_after_a_restart_the_restored_sign_state_refuses_to_prevote_another_block_in_the_same_round():
+def test_after_a_restart_the_engine_casts_again_the_prevote_it_signed_and_never_one_for_another_block():
     rig = Rig("a")
     first = rig.block(0)
     actions = rig.send(rig.proposal(0, first))
@@ -784,9 +785,36 @@ def test_after_a_restart_the_restored_sign_state_refuses_to_prevote_another_bloc
     assert restarted.engine.round == 0
     second = restarted.block(0, txs=(b"second",))  # a byzantine proposer's second block for round 0
     actions = restarted.send(restarted.proposal(0, second))
-    assert own_vote(actions, "prevote") is None and restarted.engine.step == "prevote"
+    assert own_vote(actions, "prevote").block_id == first.id and restarted.engine.step == "prevote"
     again = Rig("a", restored=persisted)
     assert own_vote(again.send(again.proposal(0, first)), "prevote").block_id == first.id  # same vote is fine
+
+
+def test_a_validator_restarted_after_prevoting_a_block_nobody_received_lets_the_round_end():
+    """The halt of a byzantine run (1 of 4, seed 2): with the fourth validator jailed, the three left
+    need each other's votes to leave a round. One of them proposed and prevoted its block, and was
+    killed before either left its process. Restarted without the block, its engine wanted to prevote
+    nil at timeout_propose and the sign state refused it, so the others never saw three prevotes of
+    round 0 and waited forever. It now casts its signed prevote again, and the round goes on."""
+    powers = {"a": 10, "b": 10, "c": 10}
+    me = Rig(None, powers).proposer(0)
+    others = "".join(n for n in "abc" if n != me)
+    actions = Rig(me, powers).start_actions
+    signed = own_vote(actions, "prevote")
+    assert signed is not None and signed.block_id is not None  # the proposer prevotes its own block at once
+    persisted = [a.sign_state for a in actions if isinstance(a, Persist)][-1]
+    restarted = Rig(me, powers, restored=persisted, start=False)  # the block and the prevote were lost
+    restarted.host.txs = [b"came after the restart"]  # so the block it would make now is another one
+    assert own(restarted.start(), Proposal) == []  # it never signs a second block for round 0
+    actions = restarted.timeout("propose", 0)
+    assert own_vote(actions, "prevote").block_id == signed.block_id
+    actions = restarted.votes(others, "prevote", 0, None)
+    assert ("prevote", 0) in [(step, round) for step, round, _ in timeouts_of(actions)]
+    actions = restarted.timeout("prevote", 0)
+    assert own_vote(actions, "precommit").block_id is None
+    actions += restarted.votes(others, "precommit", 0, None)
+    actions += restarted.timeout("precommit", 0)
+    assert restarted.engine.round == 1
 
 
 def test_after_a_restart_the_lock_is_kept_and_the_engine_resumes_at_its_last_signed_round():
