@@ -55,10 +55,11 @@ from chain.tx import Msg, MsgBond, MsgUnbond, MsgVote
 from node.client import ApiError, Client, broadcast
 
 from .devnet import NodeSpec, create_homes, read_state, running_nodes, start_devnet, stop_devnet
-from .errors import DevnetError
+from .errors import DevnetError, ScenarioError
 from .report import compute_governance_summary, compute_scenario_summary, write_run_files
-from .scenario import ProposalSpec, Scenario, ValidatorSpec
+from .scenario import STRATEGIES, ProposalSpec, Scenario, ValidatorSpec
 from .simulate import compute_proposal_message, compute_vote, get_key, is_joining, is_leaving, is_voting, make_genesis
+from .strategies import CHAIN_READING_STRATEGIES, is_chain_reading
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,7 @@ def prepare_devnet(
     """The scenario's devnet in `root`: a running one made for this scenario and still unused, or a
     fresh one (replacing a stopped devnet only with `replace_stopped`); (devnet state, True if this
     call started it)."""
+    check_network_strategies(scenario)
     root = root.resolve()
     genesis = scenario_genesis(scenario)
     state = read_state(root)
@@ -290,6 +292,18 @@ def prepare_devnet(
         "scenario_genesis": genesis_digest(genesis),
     }
     return start_devnet(root, homes, extra), True
+
+
+def check_network_strategies(scenario: Scenario) -> None:
+    """Refuse the strategies that read the chain as they act (copycat, cartel, free_rider): this
+    engine drives nodes through their APIs from plans made ahead; they run in-process only."""
+    for spec in scenario.validators:
+        if is_chain_reading(spec):
+            raise ScenarioError(
+                f"{scenario.path}: validator {spec.name} is a {spec.strategy}, which reads the chain as it acts; "
+                f"the network engine runs {', '.join(s for s in STRATEGIES if s not in CHAIN_READING_STRATEGIES)} "
+                "validators only: use the in-process engine (--engine inproc)"
+            )
 
 
 def up_scenario(scenario: Scenario, root: Path, block_ms: int = 200) -> dict[str, Any]:

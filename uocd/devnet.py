@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from chain.params import DEFAULT_PARAMS
 from devnet.adversary_plan import ATTACK_KINDS, parse_attack_kinds
@@ -222,6 +223,8 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         print()
         print_csv_table(out / "proposals.csv")
     print(f"final price {summary['final_price']} ngonka per unit of compute; app hash {summary['final_app_hash']}")
+    if "strategies" in summary:
+        print(format_strategies(summary))
     for model, units in summary["final_models"].items():
         price = units * summary["final_price"]
         print(f"model {model}: {units} units of compute per token = {price} ngonka per token")
@@ -239,6 +242,22 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         if summary.get("devnet_created") and state is not None:
             print(format_endpoints(state))
     return 0
+
+
+def format_strategies(summary: dict[str, Any]) -> str:
+    """The per-strategy table of an in-process run, and the price against the honest-only median."""
+    rows = [
+        {"strategy": name, **{k: v for k, v in figures.items() if k != "stake"}}
+        for name, figures in summary["strategies"].items()
+    ]
+    honest = summary["price_vs_honest"]
+    line = (
+        f"price vs the honest-only median: mean {honest['mean_deviation_bps']} bps, max {honest['max_deviation_bps']} bps, "
+        f"outside the honest votes' [min, max] in {honest['epochs_outside_honest_range']} of {honest['epochs_compared']} epochs"
+        if honest["epochs_compared"]
+        else "price vs the honest-only median: no honest vote to compare with"
+    )
+    return "per strategy (rewards in ngonka; distances and price effect in bps):\n" + render_rows(rows) + "\n" + line
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
