@@ -4,7 +4,7 @@ For each share `s` of the total stake and each vote mode, the scenario runs on t
 engine with its `honest` validators only (every other validator and the proposals are left out)
 and one attacker holding `s` of the stake: the honest stakes are scaled by `q − p` and the attacker
 holds `H × p` (`s = p/q`, `H` the honest stake), so the share is exact. The attacker is a cartel of
-one validator pushing the price up by ATTACK_TARGET_BPS each epoch, shaded into the reward band
+one validator aiming at twice the price the others vote (ATTACK_TARGET_BPS), shaded into the reward band
 while it holds at most half of the power (`devnet.strategies`): below half, the median depends
 only on the order of the votes, so a vote at the band's top edge moves it as far as any higher
 vote would. Each run is compared with the honest-only median of its ballot at every epoch
@@ -24,14 +24,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-VOTE_MODES = ("open",)  # TODO(merge i17-cr): chain.params.VOTE_MODES
+from chain.params import VOTE_MODES
 
 from .errors import DevnetError, ScenarioError
 from .report import new_plot, save_plot
 from .scenario import Scenario, ValidatorSpec
 from .simulate import run_inproc
 
-ATTACK_TARGET_BPS = 1_000  # the attacker aims 10% above the price, every epoch
+ATTACK_TARGET_BPS = 10_000  # the attacker aims at twice the price the others vote
 MAX_SHARES = 100  # shares one command may run (each is one run per vote mode)
 DECIMAL = re.compile(r"^(0|[1-9][0-9]*)?(\.[0-9]{1,6})?$")
 ATTACK_COLUMNS = (
@@ -41,7 +41,6 @@ ATTACK_COLUMNS = (
     "mean_deviation_bps",
     "outside_honest_range",
     "epochs_outside_honest_range",
-    "attacker_stake",
     "attacker_rewards",
     "rewards_lost",
     "jails",
@@ -108,7 +107,7 @@ def compute_attack_scenario(scenario: Scenario, share: Fraction, vote_mode: str)
     )
 
 
-def compute_attack_row(share: Fraction, vote_mode: str, attacker_stake: int, summary: dict[str, Any]) -> dict[str, Any]:
+def compute_attack_row(share: Fraction, vote_mode: str, summary: dict[str, Any]) -> dict[str, Any]:
     """One row of attack.csv from a run's summary."""
     honest = summary["price_vs_honest"]
     strategies = summary["strategies"]
@@ -121,7 +120,6 @@ def compute_attack_row(share: Fraction, vote_mode: str, attacker_stake: int, sum
         "mean_deviation_bps": honest["mean_deviation_bps"],
         "outside_honest_range": honest["epochs_outside_honest_range"] > 0,
         "epochs_outside_honest_range": honest["epochs_outside_honest_range"],
-        "attacker_stake": attacker_stake,
         "attacker_rewards": attacker["rewards"],
         "rewards_lost": round(float(total * share) - attacker["rewards"], 2),
         "jails": attacker["jails"],
@@ -129,25 +127,35 @@ def compute_attack_row(share: Fraction, vote_mode: str, attacker_stake: int, sum
     }
 
 
-def run_attack(scenario: Scenario, shares: list[Fraction], out: Path, *, progress: bool | None = None) -> dict[str, Any]:
+def run_attack(
+    scenario: Scenario, shares: list[Fraction], out: Path, *, progress: bool | None = None
+) -> dict[str, Any]:
     """Run the scenario with an attacker at each share in each vote mode; write attack.csv and
     attack.png in `out` (each run's own files in out/runs/MODE-SHARE) and return the report."""
     from tqdm import tqdm
 
     rows = []
     runs = [(mode, share) for mode in VOTE_MODES for share in shares]
-    with tqdm(runs, unit="run", desc="attacking", disable=(not progress) if progress is not None else None, file=sys.stderr) as bar:
+    with tqdm(
+        runs, unit="run", desc="attacking", disable=(not progress) if progress is not None else None, file=sys.stderr
+    ) as bar:
         for mode, share in bar:
             attacked = compute_attack_scenario(scenario, share, mode)
             summary = run_inproc(attacked, out / "runs" / f"{mode}-{format_share(share)}", progress=False)
-            rows.append(compute_attack_row(share, mode, attacked.validators[-1].stake, summary))
+            rows.append(compute_attack_row(share, mode, summary))
     first = {
         mode: next((r["share"] for r in rows if r["vote_mode"] == mode and r["outside_honest_range"]), None)
         for mode in VOTE_MODES
     }
     write_attack_csv(out / "attack.csv", rows)
     plot_attack(out / "attack.png", rows, first, f"{Path(scenario.path).name}: the cost to move the price")
-    return {"scenario": scenario.path, "target_bps": ATTACK_TARGET_BPS, "first_outside_honest_range": first, "rows": rows, "dir": str(out)}
+    return {
+        "scenario": scenario.path,
+        "target_bps": ATTACK_TARGET_BPS,
+        "first_outside_honest_range": first,
+        "rows": rows,
+        "dir": str(out),
+    }
 
 
 def write_attack_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -158,7 +166,10 @@ def write_attack_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerow(ATTACK_COLUMNS)
         for row in rows:
             writer.writerow(
-                ["true" if v is True else "false" if v is False else "" if v is None else v for v in (row[c] for c in ATTACK_COLUMNS)]
+                [
+                    "true" if v is True else "false" if v is False else "" if v is None else v
+                    for v in (row[c] for c in ATTACK_COLUMNS)
+                ]
             )
 
 
@@ -185,4 +196,11 @@ def plot_attack(path: Path, rows: list[dict[str, Any]], first: dict[str, str | N
             )
     ax.axvline(50, color="black", linestyle=":", label="half of the stake")
     ax.set_yscale("symlog", linthresh=100)
-    save_plot(fig, ax, path, "largest deviation of the price from the honest median (bps)", title, "attacker's share of the stake (%)")
+    save_plot(
+        fig,
+        ax,
+        path,
+        "largest deviation of the price from the honest median (bps)",
+        title,
+        "attacker's share of the stake (%)",
+    )

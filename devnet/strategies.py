@@ -9,14 +9,16 @@ in-process engine signs their transactions in its own process just before the bl
   vote is visible once its block is committed, not while it waits), or, if there is none yet, the
   current price (the previous epoch's median). In commit–reveal mode nothing of this epoch is
   visible: it votes the current price.
-- `cartel`: its members aim at `target` = the current price × (1 ± target_bps / 10⁴). A group with
-  more than half of the epoch's power votes the target (its vote is then the median, inside the
-  band). A smaller group votes the point nearest the target inside the reward band of the other
-  validators' votes in force (`chain.rules.compute_reward_band`; a never-voter counts at the
-  current price). The median depends on the order of the votes only, so below half of the power
-  this shading costs the cartel nothing in price effect, and adding its votes on the far side of
-  the band can only widen the final band towards them, so the members stay inside it (unless
-  the other votes move after the cartel voted).
+- `cartel`: its members aim at `target` = the reference × (1 ± target_bps / 10⁴), the reference
+  being the weighted median of the other validators' votes in force (a never-voter counts at the
+  current price): where the price would be without the cartel, as far as it can see (in open mode
+  the votes cast so far this epoch and the older ones still in force; in commit–reveal mode the
+  revealed ones). A group with more than half of the epoch's power votes the target (its vote is
+  then the median, inside the band). A smaller group votes the point nearest the target inside
+  the reward band of those other votes (`chain.rules.compute_reward_band`). The median depends on
+  the order of the votes only, so below half of the power this shading costs the cartel nothing
+  in price effect, and adding its votes on the far side of the band can only widen the final band
+  towards them, so the members stay inside it (unless the other votes move after it voted).
 - `free_rider` never votes; when a miss jail has run out (`jail_blocks`) it sends MsgUnjail to
   get back into the set and its fee shares.
 
@@ -53,10 +55,10 @@ def compute_copycat_vote(price: int, visible: list[tuple[int, int]], vote_mode: 
     return price if median is None else median
 
 
-def compute_cartel_target(price: int, target_bps: int, direction: str) -> int:
-    """The price a cartel aims at this epoch: the current price moved by target_bps, in [1, 2^63 − 1]."""
+def compute_cartel_target(reference: int, target_bps: int, direction: str) -> int:
+    """The price a cartel aims at: the reference moved by target_bps, in [1, 2^63 − 1]."""
     sign = 1 if direction == "up" else -1
-    return min(max(price * (10_000 + sign * target_bps) // 10_000, 1), MAX_NGONKA - 1)
+    return min(max(reference * (10_000 + sign * target_bps) // 10_000, 1), MAX_NGONKA - 1)
 
 
 def compute_cartel_vote(
@@ -68,9 +70,9 @@ def compute_cartel_vote(
     others: list[tuple[int, int]],
     band: Fraction,
 ) -> int:
-    """A cartel member's vote: the target with more than half of the power, else the point of the
-    other votes' reward band nearest the target (the target itself if it lies in the band)."""
-    target = compute_cartel_target(price, target_bps, direction)
+    """A cartel member's vote: the target (from the others' median, else the current price) with
+    more than half of the power, else the point of the others' reward band nearest the target."""
+    target = compute_cartel_target(weighted_median(others) or price, target_bps, direction)
     edges = compute_reward_band(others, band)
     if 2 * cartel_power > total_power or edges is None:
         return target

@@ -10,6 +10,8 @@ from typing import Any
 
 from chain.params import DEFAULT_PARAMS
 from devnet.adversary_plan import ATTACK_KINDS, parse_attack_kinds
+from devnet.attack import __doc__ as attack_doc
+from devnet.attack import parse_shares, run_attack
 from devnet.chaos import ChaosConfig, format_summary, run_chaos
 from devnet.chaos import __doc__ as chaos_doc
 from devnet.devnet import __doc__ as devnet_doc
@@ -36,6 +38,7 @@ def add_devnet_commands(commands: argparse._SubParsersAction) -> None:
     )
     sub = devnet.add_subparsers(dest="devnet_command", metavar="COMMAND", required=True)
     add_simulate_command(sub)
+    add_attack_command(sub)
     add_up_status_down_commands(sub)
     add_chaos_command(sub)
 
@@ -77,6 +80,34 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
     )
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
+
+
+def add_attack_command(sub: argparse._SubParsersAction) -> None:
+    """uocd devnet attack."""
+    attack = sub.add_parser(
+        "attack",
+        help="the stake it takes to move the price, and what it costs",
+        description="Run a scenario on the in-process engine with an attacker holding each share of the stake, "
+        "in each vote mode, and report per share and mode the largest deviation of the price from the honest "
+        "median (bps), whether it left the honest votes' [min, max], the rewards the attacker lost and its "
+        "slashes. Writes DIR/attack.csv and DIR/attack.png (each run's files in DIR/runs/MODE-SHARE).",
+        epilog=attack_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    attack.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file: its honest validators are attacked")
+    attack.add_argument(
+        "--share",
+        default="0.05:0.60:0.05",
+        metavar="FROM:TO:STEP",
+        help="the attacker's shares of the total stake, each strictly between 0 and 1, or one share "
+        "(default 0.05:0.60:0.05)",
+    )
+    attack.add_argument(
+        "--dir", metavar="DIR", default=None, help="output directory (default: out/attack/<scenario name>)"
+    )
+    attack.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_output_option(attack)
+    attack.set_defaults(func=cmd_devnet_attack)
 
 
 def add_up_status_down_commands(sub: argparse._SubParsersAction) -> None:
@@ -252,12 +283,42 @@ def format_strategies(summary: dict[str, Any]) -> str:
     ]
     honest = summary["price_vs_honest"]
     line = (
-        f"price vs the honest-only median: mean {honest['mean_deviation_bps']} bps, max {honest['max_deviation_bps']} bps, "
-        f"outside the honest votes' [min, max] in {honest['epochs_outside_honest_range']} of {honest['epochs_compared']} epochs"
+        f"price vs the honest-only median: mean {honest['mean_deviation_bps']} bps, "
+        f"max {honest['max_deviation_bps']} bps, outside the honest votes' [min, max] in "
+        f"{honest['epochs_outside_honest_range']} of {honest['epochs_compared']} epochs"
         if honest["epochs_compared"]
         else "price vs the honest-only median: no honest vote to compare with"
     )
     return "per strategy (rewards in ngonka; distances and price effect in bps):\n" + render_rows(rows) + "\n" + line
+
+
+def cmd_devnet_attack(args: argparse.Namespace) -> int:
+    """uocd devnet attack."""
+    shares = parse_shares(args.share)
+    scenario = load_scenario(args.scenario)
+    out = Path(args.dir) if args.dir else Path("out") / "attack" / Path(args.scenario).stem
+    report = run_attack(scenario, shares, out, progress=False if args.no_progress else None)
+    return emit(args, report, format_attack)
+
+
+def format_attack(report: dict[str, Any]) -> str:
+    """The attack table, where the price first left the honest range, and the files written."""
+    columns = (
+        "share",
+        "vote_mode",
+        "max_deviation_bps",
+        "outside_honest_range",
+        "attacker_rewards",
+        "rewards_lost",
+        "jails",
+        "slashed",
+    )
+    lines = [render_rows([{c: row[c] for c in columns} for row in report["rows"]])]
+    for mode, share in report["first_outside_honest_range"].items():
+        where = f"at a share of {share}" if share is not None else "at none of the shares run"
+        lines.append(f"{mode}: the price first leaves the honest votes' [min, max] {where}")
+    lines.append(f"wrote {report['dir']}/attack.csv, {report['dir']}/attack.png")
+    return "\n".join(lines)
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
