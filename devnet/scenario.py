@@ -15,7 +15,7 @@ from typing import Any
 
 from chain.errors import ChainError, MoneyError
 from chain.money import DENOMS, MAX_NGONKA, to_ngonka
-from chain.params import DEFAULT_PARAMS, Params
+from chain.params import DEFAULT_PARAMS, VOTE_MODES, Params
 from chain.tx import VOTE_OPTIONS, parse_model_id
 
 from .errors import ScenarioError
@@ -32,6 +32,7 @@ TOP_KEYS = (
     "description",
     "min_deposit",
     "voting_period",
+    "vote_mode",
     "validators",
     "proposals",
 )
@@ -119,6 +120,7 @@ class Scenario:
     proposals: tuple[ProposalSpec, ...] = field(default_factory=tuple)
     min_deposit: int = DEFAULT_PARAMS.min_deposit
     voting_period: int = DEFAULT_PARAMS.epoch_length  # one epoch, as load_scenario defaults it
+    vote_mode: str = DEFAULT_PARAMS.vote_mode
 
     @property
     def params(self) -> Params:
@@ -130,6 +132,7 @@ class Scenario:
             voting_period=self.voting_period,
             max_deposit_period=self.voting_period,
             max_validators=max(DEFAULT_PARAMS.max_validators, len(self.validators)),  # every provider validates
+            vote_mode=self.vote_mode,
         )
 
     def deposit_of(self, proposal: ProposalSpec) -> int:
@@ -321,7 +324,16 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         proposals=proposals,
         min_deposit=min_deposit,
         voting_period=check.integer(data, "voting_period", minimum=1, maximum=1_000_000, default=epoch_length),
+        vote_mode=_parse_vote_mode(check, data),
     )
+
+
+def _parse_vote_mode(check: _Checker, data: dict[str, Any]) -> str:
+    """The scenario's vote_mode: "open" (the default) or "commit_reveal"."""
+    mode = check.string(data, "vote_mode", default=DEFAULT_PARAMS.vote_mode)
+    if mode not in VOTE_MODES:
+        raise check.fail(f"must be one of {', '.join(VOTE_MODES)}, got {_show(mode)}", "vote_mode")
+    return mode
 
 
 def _parse_proposal(
