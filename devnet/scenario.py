@@ -15,7 +15,7 @@ from typing import Any
 
 from chain.errors import ChainError, InvalidGenesis, MoneyError
 from chain.money import DENOMS, MAX_NGONKA, to_ngonka
-from chain.params import DEFAULT_PARAMS, Params
+from chain.params import DEFAULT_PARAMS, VOTE_MODES, Params
 from chain.tx import VOTE_OPTIONS, parse_model_id
 
 from .errors import ScenarioError
@@ -35,6 +35,7 @@ TOP_KEYS = (
     "description",
     "min_deposit",
     "voting_period",
+    "vote_mode",
     "validators",
     "proposals",
     "params",
@@ -47,6 +48,7 @@ TOP_LEVEL_PARAMS = (
     "voting_period",
     "max_deposit_period",
     "max_validators",
+    "vote_mode",
 )
 PROPOSAL_KINDS = ("register_model", "remove_model")
 PROPOSAL_KEYS = ("at_epoch", "proposer", "kind", "id", "units_of_compute_per_token", "deposit", "votes")
@@ -145,6 +147,7 @@ class Scenario:
     min_deposit: int = DEFAULT_PARAMS.min_deposit
     voting_period: int = DEFAULT_PARAMS.epoch_length  # one epoch, as load_scenario defaults it
     chain_params: tuple[tuple[str, Any], ...] = ()  # the [params] table, sorted by name
+    vote_mode: str = DEFAULT_PARAMS.vote_mode
 
     @property
     def params(self) -> Params:
@@ -157,6 +160,7 @@ class Scenario:
             voting_period=self.voting_period,
             max_deposit_period=self.voting_period,
             max_validators=max(DEFAULT_PARAMS.max_validators, len(self.validators)),  # every provider validates
+            vote_mode=self.vote_mode,
         )
 
     def deposit_of(self, proposal: ProposalSpec) -> int:
@@ -365,6 +369,7 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         min_deposit=min_deposit,
         voting_period=check.integer(data, "voting_period", minimum=1, maximum=1_000_000, default=epoch_length),
         chain_params=_parse_params(check, data.get("params", {})),
+        vote_mode=_parse_vote_mode(check, data),
     )
 
 
@@ -414,6 +419,14 @@ def _check_cartels(check: _Checker, validators: list[tuple[int, ValidatorSpec]])
                 "validators",
                 i,
             )
+
+
+def _parse_vote_mode(check: _Checker, data: dict[str, Any]) -> str:
+    """The scenario's vote_mode: "open" (the default) or "commit_reveal"."""
+    mode = check.string(data, "vote_mode", default=DEFAULT_PARAMS.vote_mode)
+    if mode not in VOTE_MODES:
+        raise check.fail(f"must be one of {', '.join(VOTE_MODES)}, got {_show(mode)}", "vote_mode")
+    return mode
 
 
 def _parse_proposal(

@@ -2,7 +2,10 @@
 
 Each validator's key is derived from its name. In epoch `e` the validators that act send one
 transaction each, spread over the epoch's blocks: a joiner bonds (and votes) in its join epoch, a
-leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. Honest noise is
+leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. With vote_mode
+"commit_reveal" a vote of epoch `e` is committed in `e` and revealed in `e+1` (the reveal and the
+next commit in one transaction), its salt drawn from sha256(seed, name, e), so it counts one epoch
+later than the same vote in "open" mode. Honest noise is
 drawn from sha256(seed, name, epoch), so a run depends on the scenario alone. A governance event
 is a proposal submitted in the first block of its epoch and the validators' votes in the second;
 proposal ids follow the order of submission.
@@ -40,6 +43,8 @@ from chain.params import DEFAULT_PARAMS
 from chain.tx import (
     Msg,
     MsgBond,
+    MsgCommitPrice,
+    MsgRevealPrice,
     MsgSubmitPriceProposal,
     MsgSubmitProposal,
     MsgUnbond,
@@ -48,6 +53,7 @@ from chain.tx import (
     RegisterModel,
     RemoveModel,
     Tx,
+    compute_price_commit_hash,
     decode_and_verify,
     sign_tx,
 )
@@ -99,9 +105,24 @@ def is_voting(spec: ValidatorSpec, epoch: int) -> bool:
     )
 
 
-def is_sending(spec: ValidatorSpec, epoch: int) -> bool:
-    """True if the validator sends a transaction in `epoch`: it joins, leaves or votes."""
-    return is_joining(spec, epoch) or is_leaving(spec, epoch) or is_voting(spec, epoch)
+def is_revealing(spec: ValidatorSpec, epoch: int, vote_mode: str) -> bool:
+    """True if, in commit_reveal mode, the validator reveals in `epoch` the vote it committed in the one before."""
+    return vote_mode == "commit_reveal" and epoch > 0 and is_voting(spec, epoch - 1)
+
+
+def is_sending(spec: ValidatorSpec, epoch: int, vote_mode: str = "open") -> bool:
+    """True if the validator sends a transaction in `epoch`: it joins, leaves, votes or reveals."""
+    return (
+        is_joining(spec, epoch)
+        or is_leaving(spec, epoch)
+        or is_voting(spec, epoch)
+        or is_revealing(spec, epoch, vote_mode)
+    )
+
+
+def compute_salt(spec: ValidatorSpec, seed: int, epoch: int) -> str:
+    """The 32-byte salt (hex) of the validator's commit of `epoch`, drawn from the scenario."""
+    return hashlib.sha256(f"{seed}/{spec.name}/{epoch}/salt".encode()).hexdigest()
 
 
 def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
@@ -116,15 +137,24 @@ def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
     return max(1, spec.true_cost * (10_000 + noise) // 10_000), "ngonka"
 
 
-def compute_messages(spec: ValidatorSpec, seed: int, epoch: int) -> list[Msg]:
-    """The messages of the validator's transaction in `epoch`."""
+def compute_messages(spec: ValidatorSpec, seed: int, epoch: int, vote_mode: str = "open") -> list[Msg]:
+    """The messages of the validator's transaction in `epoch`: a bond or an unbond, and its vote (in
+    commit_reveal mode: the reveal of last epoch's vote, then the commit of this epoch's)."""
     msgs: list[Msg] = []
     if is_joining(spec, epoch):
         msgs.append(MsgBond(spec.stake))
     if is_leaving(spec, epoch):
         msgs.append(MsgUnbond(spec.stake))
+    if vote_mode == "open":
+        if is_voting(spec, epoch):
+            msgs.append(MsgSubmitPriceProposal.of(*compute_vote(spec, seed, epoch)))
+        return msgs
+    if is_revealing(spec, epoch, vote_mode):
+        msgs.append(MsgRevealPrice(compute_salt(spec, seed, epoch - 1), *compute_vote(spec, seed, epoch - 1)))
     if is_voting(spec, epoch):
-        msgs.append(MsgSubmitPriceProposal.of(*compute_vote(spec, seed, epoch)))
+        price, denom = compute_vote(spec, seed, epoch)
+        salt = compute_salt(spec, seed, epoch)
+        msgs.append(MsgCommitPrice(compute_price_commit_hash(salt, price, denom, get_key(spec.name).address)))
     return msgs
 
 
@@ -159,6 +189,7 @@ class EpochJob:
     sends: tuple[tuple[int, ValidatorSpec, int], ...]  # (validator index, spec, sequence)
     gov: tuple[GovTx, ...] = ()
     gas_price: str = DEFAULT_PARAMS.min_gas_price  # the fee: the gas table's bound at this price
+    vote_mode: str = DEFAULT_PARAMS.vote_mode
 
 
 def sign_epoch(job: EpochJob) -> list[list[bytes]]:
@@ -172,7 +203,7 @@ def sign_epoch(job: EpochJob) -> list[list[bytes]]:
     for index, spec, sequence in job.sends:
         if is_chain_reading(spec):
             continue
-        msgs = compute_messages(spec, job.seed, job.epoch)
+        msgs = compute_messages(spec, job.seed, job.epoch, job.vote_mode)
         raw = sign_tx(get_key(spec.name), job.chain_id, sequence, msgs, gas_price=job.gas_price)
         blocks[index % job.epoch_length].append(raw)
     return blocks
@@ -270,7 +301,7 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
             for name, option in proposal.votes:
                 planned.append((1, 0, len(planned), index[name], (MsgVote(proposal_id, option),)))
         for i, spec in enumerate(scenario.validators):
-            if is_sending(spec, epoch):
+            if is_sending(spec, epoch, scenario.vote_mode):
                 planned.append((i % scenario.epoch_length, 1, i, i, None))
         sends, gov = [], []
         for offset, _, _, i, msgs in sorted(planned, key=lambda p: p[:3]):
@@ -289,6 +320,7 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
                 tuple(sends),
                 tuple(gov),
                 scenario.params.min_gas_price,
+                scenario.vote_mode,
             )
         )
     return jobs
@@ -301,20 +333,30 @@ def read_chain_view(app: Application) -> ChainView:
     return ChainView(app.height, status["epoch"], status["unit_of_compute_price"], app.get_params(), validators)
 
 
-def compute_chain_messages(app: Application, scenario: Scenario, spec: ValidatorSpec, epoch: int) -> list[Msg]:
+def compute_chain_messages(
+    app: Application, scenario: Scenario, spec: ValidatorSpec, epoch: int, committed: dict[tuple[str, int], int]
+) -> list[Msg]:
     """The messages of a chain-reading validator's transaction in `epoch`, read from the chain just
-    before its block: its bond or unbond as any validator's, a copycat's or cartel's vote, a free
-    rider's MsgUnjail once its jail has run out."""
+    before its block: its bond or unbond as any validator's, a copycat's or cartel's vote (in
+    commit_reveal mode: the reveal of the price it committed last epoch, kept in `committed`, and
+    the commit of this epoch's), a free rider's MsgUnjail once its jail has run out."""
     msgs: list[Msg] = []
     if is_joining(spec, epoch):
         msgs.append(MsgBond(spec.stake))
     if is_leaving(spec, epoch):
         msgs.append(MsgUnbond(spec.stake))
+    if is_revealing(spec, epoch, scenario.vote_mode):
+        price = committed.pop((spec.name, epoch - 1))
+        msgs.append(MsgRevealPrice(compute_salt(spec, scenario.seed, epoch - 1), price, "ngonka"))
     if is_voting(spec, epoch):
         addresses = {v.name: get_key(v.name).address for v in scenario.validators}
-        msgs.append(
-            MsgSubmitPriceProposal.of(compute_chain_vote(spec, read_chain_view(app), scenario, addresses), "ngonka")
-        )
+        price = compute_chain_vote(spec, read_chain_view(app), scenario, addresses)
+        if scenario.vote_mode == "open":
+            msgs.append(MsgSubmitPriceProposal.of(price, "ngonka"))
+        else:
+            committed[(spec.name, epoch)] = price
+            salt = compute_salt(spec, scenario.seed, epoch)
+            msgs.append(MsgCommitPrice(compute_price_commit_hash(salt, price, "ngonka", addresses[spec.name])))
     elif spec.is_active(epoch) and is_unjailing(
         spec, app.query(f"validator/{get_key(spec.name).address}"), app.height + 1
     ):
@@ -322,14 +364,16 @@ def compute_chain_messages(app: Application, scenario: Scenario, spec: Validator
     return msgs
 
 
-def compute_chain_txs(app: Application, scenario: Scenario, epoch: int, offset: int) -> list[bytes]:
+def compute_chain_txs(
+    app: Application, scenario: Scenario, epoch: int, offset: int, committed: dict[tuple[str, int], int]
+) -> list[bytes]:
     """The signed transactions of the chain-reading validators whose block is `offset` of `epoch`
     (validator i → block i mod L, as the others), each at its account's sequence."""
     txs = []
     for i, spec in enumerate(scenario.validators):
         if i % scenario.epoch_length != offset or not is_chain_reading(spec):
             continue
-        msgs = compute_chain_messages(app, scenario, spec, epoch)
+        msgs = compute_chain_messages(app, scenario, spec, epoch, committed)
         if msgs:
             key = get_key(spec.name)
             sequence = app.query(f"account/{key.address}")["sequence"]
@@ -428,6 +472,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         start = read_accounts(app, scenario, {})
         observations: list[Observation] = []
         chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
+        commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
         with tqdm(
             total=scenario.epochs * scenario.epoch_length,
             unit="block",
@@ -438,7 +483,7 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
             for epoch in range(scenario.epochs):
                 for offset, txs in enumerate(pipeline.next_epoch()):
                     if chain_reading:
-                        txs = txs + compute_chain_txs(app, scenario, epoch, offset)
+                        txs = txs + compute_chain_txs(app, scenario, epoch, offset, commitments)
                     height = compute_epoch_start_height(scenario.params, epoch) + offset
                     block = app.finalize_block(height, txs)
                     app.commit()

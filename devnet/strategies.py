@@ -105,7 +105,7 @@ def compute_chain_vote(spec: ValidatorSpec, view: ChainView, scenario: Scenario,
             for v in view.validators.values()
             if v["last_vote"] is not None and v["last_vote_epoch"] == view.epoch
         ]
-        return compute_copycat_vote(view.price, visible, getattr(view.params, "vote_mode", "open"))
+        return compute_copycat_vote(view.price, visible, view.params.vote_mode)
     members = {addresses[v.name] for v in scenario.validators if v.strategy == "cartel" and v.group == spec.group}
     cartel_power = sum(v["power"] for a, v in view.validators.items() if a in members)
     total = sum(v["power"] for v in view.validators.values())
