@@ -193,6 +193,7 @@ def plot_attack(path: Path, rows: list[dict[str, Any]], first: dict[str, str | N
                 xytext=(-230, -30 if mode == "open" else -45),
                 arrowprops={"arrowstyle": "->", "color": color},
                 color=color,
+                bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": color},
             )
     ax.axvline(50, color="black", linestyle=":", label="half of the stake")
     ax.set_yscale("symlog", linthresh=100)
