@@ -231,6 +231,6 @@ def compute_strategy_summary(
     return out
 
 
-def _round(value: Fraction) -> float:
+def _round(value: Fraction | float) -> float:
     """A figure for the summary: bps or ngonka to two decimals."""
     return round(float(value), 2)
