@@ -313,7 +313,10 @@ def format_attack(report: dict[str, Any]) -> str:
         "jails",
         "slashed",
     )
-    lines = [render_rows([{c: row[c] for c in columns} for row in report["rows"]])]
+    shown = [
+        {c: str(row[c]).lower() if isinstance(row[c], bool) else row[c] for c in columns} for row in report["rows"]
+    ]
+    lines = [render_rows(shown)]
     for mode, share in report["first_outside_honest_range"].items():
         where = f"at a share of {share}" if share is not None else "at none of the shares run"
         lines.append(f"{mode}: the price first leaves the honest votes' [min, max] {where}")
