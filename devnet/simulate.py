@@ -15,7 +15,11 @@ directory; there is no mempool in between (that is the node's part). Two helper 
 lower priority, keep both cores busy: each takes whole epochs, signs their transactions and runs
 the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
 process does the epochs the helpers have not started when it would otherwise wait. Every
-signature is verified exactly once.
+signature is verified exactly once. The strategies that read the chain (copycat, cartel,
+free_rider: `devnet.strategies`) are signed here instead, right before their block, from the
+state committed so far. After each epoch the ballot that set the price is read (one pass over
+the validator set), and each validator's holdings at the start and the end, for the summary's
+`strategies` and `price_vs_honest`.
 """
 
 from __future__ import annotations
