@@ -28,6 +28,18 @@ from .output import emit, print_csv_table, program_name, render_rows
 DEFAULT_DIR = "out/devnet"
 # the epochs table `devnet simulate` prints: 69 characters, so it fits an 80-column terminal as a table
 # (epochs.csv has every column, total_power and non_voters too)
+# the per-strategy table: (summary.json key, column), short enough for a 100-column terminal
+STRATEGY_COLUMNS = (
+    ("validators", "n"),
+    ("rewards", "rewards"),
+    ("rewards_per_epoch", "per_epoch"),
+    ("misses", "misses"),
+    ("jails", "jails"),
+    ("slashed", "slashed"),
+    ("vote_distance_mean_bps", "vote_distance"),
+    ("price_effect_mean_bps", "price_effect"),
+    ("price_effect_max_bps", "max_effect"),
+)
 SUMMARY_EPOCH_COLUMNS = ("epoch", "price", "voters", "min_vote", "max_vote", "fees_collected", "chain_epoch")
 
 
@@ -254,11 +266,11 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         print()
         print_csv_table(out / "proposals.csv")
     print(f"final price {summary['final_price']} ngonka per unit of compute; app hash {summary['final_app_hash']}")
-    if "strategies" in summary:
-        print(format_strategies(summary))
     for model, units in summary["final_models"].items():
         price = units * summary["final_price"]
         print(f"model {model}: {units} units of compute per token = {price} ngonka per token")
+    if "strategies" in summary:
+        print(format_strategies(summary))
     files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
     files += ["models.png"] if (out / "models.png").exists() else []
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
@@ -278,7 +290,7 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
 def format_strategies(summary: dict[str, Any]) -> str:
     """The per-strategy table of an in-process run, and the price against the honest-only median."""
     rows = [
-        {"strategy": name, **{k: v for k, v in figures.items() if k != "stake"}}
+        {"strategy": name, **{column: figures[key] for key, column in STRATEGY_COLUMNS}}
         for name, figures in summary["strategies"].items()
     ]
     honest = summary["price_vs_honest"]
@@ -289,7 +301,12 @@ def format_strategies(summary: dict[str, Any]) -> str:
         if honest["epochs_compared"]
         else "price vs the honest-only median: no honest vote to compare with"
     )
-    return "per strategy (rewards in ngonka; distances and price effect in bps):\n" + render_rows(rows) + "\n" + line
+    return (
+        "per strategy (summary.json: strategies; rewards in ngonka, distances in bps):\n"
+        + render_rows(rows)
+        + "\n"
+        + line
+    )
 
 
 def cmd_devnet_attack(args: argparse.Namespace) -> int:
