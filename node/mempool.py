@@ -14,9 +14,10 @@
   before it reached the pool is taken from the app's verify cache, not verified again.
 - **Lanes.** The priority lane holds this node's own transactions (`own=True`: the operator's
   votes and proposals) and price votes from validators of the current epoch (every message a
-  `MsgSubmitPriceProposal`, `MsgCommitPrice` or `MsgRevealPrice`, the sender with power). They are exempt from the per-sender quota, are
-  reaped first, and when the pool is full they evict the cheapest ordinary transaction whatever
-  they pay, so no spammer can starve the validators' votes. Every other tx is in the ordinary lane.
+  `MsgSubmitPriceProposal`, `MsgCommitPrice` or `MsgRevealPrice`, the sender with power). They are
+  exempt from the per-sender quota, are reaped first, and when the pool is full they evict the
+  cheapest ordinary transaction whatever they pay, so no spammer can starve the validators' votes.
+  Every other tx is in the ordinary lane.
 - **Limits** on the number of transactions and their total bytes, and per sender in the ordinary
   lane (`max_txs_per_sender`, `max_bytes_per_sender`): one account cannot fill the pool.
 - **Eviction.** When the pool is full, an ordinary tx that pays more per gas than the cheapest
