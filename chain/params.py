@@ -1,7 +1,8 @@
 """The chain params: each declared once, with its default, its validator and a one-line description.
 
 `Params` is frozen and typed; genesis fixes it (`Params.from_json`), the state stores its canonical
-dict (`to_json`) under `meta/params`, and the rules read its attributes. A new param is one field:
+dict (`to_json`) under `meta/params`, and the rules read its attributes. A `ParamChange` proposal may
+change the few `CHANGEABLE_PARAMS` (`compute_changed_params`), from the epoch after it passes. A new param is one field:
 
     max_validators: int = param(100, COUNT, "Validators with the most stake that get power in an epoch.")
 
@@ -26,7 +27,7 @@ from .money import MAX_NGONKA, is_int, to_ngonka
 MAX_GAS_PRICE = 10**9  # ngonka per gas: with gas limits ≤ 10^9, every fee stays below 2^63
 
 T = TypeVar("T")
-WHERE = "genesis.params"  # params come from genesis only: errors name the genesis field
+WHERE = "genesis.params"  # errors name the genesis field (a ParamChange's name its own)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def compute_fraction(text: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Params:
-    """The chain params, fixed at genesis. Each field is checked when a `Params` is built."""
+    """The chain params, set at genesis (a few changed by governance). Each field is checked when built."""
 
     epoch_length: int = param(10, COUNT, "Blocks per epoch; the price and the validator set change at its last block.")
     min_deposit: int = param(25_000_000, COUNT, "Ngonka of deposit that moves a proposal into its voting period.")
@@ -308,7 +309,7 @@ def describe_params() -> tuple[ParamInfo, ...]:
 
 @lru_cache(maxsize=16)
 def compute_params_of_text(text: str) -> Params:
-    """The params stored as canonical JSON `text` (cached: they never change on a chain)."""
+    """The params stored as canonical JSON `text` (cached by text: they change only by governance)."""
     return Params.from_json(decode_canonical(text))
 
 

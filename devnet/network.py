@@ -6,7 +6,9 @@ engine's), and one shared genesis, `devnet.simulate.make_genesis(scenario)` (joi
 accounts whose nodes start as non-validators). Every action is a real request:
 
 - a price vote is `POST /v1/admin/unit-of-compute-price-proposal` on the validator's own node, with
-  the price and denom of `compute_vote` (the node signs with its validator key);
+  the price and denom of `compute_vote` (the node signs with its validator key; in vote_mode
+  commit_reveal it commits the price at once and its price feeder reveals it in the next epoch, as
+  the in-process engine does);
 - bonds, unbonds, proposals and governance votes are transactions signed with the home's key and
   posted with `POST /v1/txs?wait=commit` to the validator's own node.
 
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.02
 EPOCH_WAIT_SLACK = 30.0  # seconds beyond the expected epoch time before giving up on the chain
+SEQUENCE_RETRIES = 10
 
 
 @dataclass
@@ -115,8 +118,19 @@ class Driver:
             )
 
     def send(self, name: str, messages: list[Msg], epoch: int, what: str) -> dict[str, Any]:
-        """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit."""
-        result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
+        """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit. In
+        vote_mode commit_reveal the node's price feeder signs with the same key on its own: a sequence
+        it took first is retried after a block."""
+        for _ in range(SEQUENCE_RETRIES):
+            try:
+                result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
+                break
+            except ApiError as exc:
+                if exc.code != "wrong_sequence" or self.scenario.vote_mode != "commit_reveal":
+                    raise
+                time.sleep(self.block_ms / 1000)
+        else:
+            raise DevnetError(f"{what} kept losing its sequence to the node's own transactions")
         if result.get("status") != "committed":
             raise DevnetError(f"{what} was not committed in time (tx {result.get('tx_hash')})")
         if result.get("code") != "ok":
