@@ -334,7 +334,7 @@ def read_chain_view(app: Application) -> ChainView:
     """What a strategy that reads the chain sees now: the committed state after the last block."""
     status = app.query("status")
     validators = {v["address"]: v for v in app.query_all("validators")}
-    return ChainView(app.height, status["epoch"], status["unit_of_compute_price"], app.get_params(), validators)
+    return ChainView(status["epoch"], status["unit_of_compute_price"], app.get_params(), validators)
 
 
 def compute_chain_messages(

@@ -82,10 +82,9 @@ def compute_cartel_vote(
 
 @dataclass(frozen=True)
 class ChainView:
-    """What a chain-reading strategy sees before its block: the epoch, its price and the validators
-    (address → power, vote in force, the epoch of that vote, jailed, jailed_until)."""
+    """What a chain-reading strategy sees before its block: the epoch, its price, the params and the
+    validators (address → the `validators` query's view: power, vote in force and its epoch)."""
 
-    height: int
     epoch: int
     price: int
     params: Params
