@@ -379,6 +379,33 @@ class TextKind(Kind[str]):
         return "example"
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class HexKind(Kind[str]):
+    """Exactly `size` bytes as lower-case hex (2 × size digits), such as a sha256 hash or a salt."""
+
+    size: int = 32
+    what: str = "32 bytes"
+    code: str = "malformed"
+    reason: str = "invalid_hex"
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or len(value) != 2 * self.size or not set(value) <= _HEX_DIGITS:
+            raise self.fail(f"{where} must be {self.what}: {2 * self.size} lower-case hex digits, got {show(value)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^[0-9a-f]{{{2 * self.size}}}$"}
+
+    def describe(self) -> str:
+        return f"{self.what} as {2 * self.size} lower-case hex digits"
+
+    def example(self) -> str:
+        return "ab" * self.size
+
+
 def is_decimal(value: Any) -> TypeGuard[str]:
     """True for a plain non-negative decimal string: digits, at most one point, digits on both sides."""
     if not isinstance(value, str) or not value.isascii():

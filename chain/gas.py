@@ -37,6 +37,8 @@ GAS_PER_MESSAGE: dict[str, int] = {
     "MsgBond": 1_000,
     "MsgUnbond": 1_000,
     "MsgSubmitPriceProposal": 500,
+    "MsgCommitPrice": 500,
+    "MsgRevealPrice": 500,  # a hash of under 100 bytes: as cheap as a vote
     "MsgSubmitProposal": 20_000,  # it also costs end-of-block work: a queue entry and a tally
     "MsgDeposit": 1_000,
     "MsgVote": 500,
@@ -44,6 +46,7 @@ GAS_PER_MESSAGE: dict[str, int] = {
 }
 GAS_PER_MESSAGE_DEFAULT = 1_000  # a kind declared without an entry above
 MAX_GAS_LIMIT = 10**9  # a gas limit is an integer from 1 to this
+DEFAULT_GAS_PRICE = "0.01"  # ngonka per gas: the default min_gas_price of chain.params
 
 # What `compute_gas_estimate` allows for a message's state access without running it: more reads and
 # writes than any message rule makes (tests/chain/test_fees.py runs each kind's worst case), each

@@ -1,7 +1,8 @@
 """The chain params: each declared once, with its default, its validator and a one-line description.
 
 `Params` is frozen and typed; genesis fixes it (`Params.from_json`), the state stores its canonical
-dict (`to_json`) under `meta/params`, and the rules read its attributes. A new param is one field:
+dict (`to_json`) under `meta/params`, and the rules read its attributes. A `ParamChange` proposal may
+change the few `CHANGEABLE_PARAMS` (`compute_changed_params`), from the epoch after it passes. A new param is one field:
 
     max_validators: int = param(100, COUNT, "Validators with the most stake that get power in an epoch.")
 
@@ -19,13 +20,14 @@ from typing import Any, TypeVar
 
 from .encoding import decode_canonical
 from .errors import InvalidGenesis, MoneyError
+from .fields import Kind, is_decimal
+from .gas import DEFAULT_GAS_PRICE
 from .money import MAX_NGONKA, is_int, to_ngonka
-from .tx import DEFAULT_GAS_PRICE, is_decimal
 
 MAX_GAS_PRICE = 10**9  # ngonka per gas: with gas limits ≤ 10^9, every fee stays below 2^63
 
 T = TypeVar("T")
-WHERE = "genesis.params"  # params come from genesis only: errors name the genesis field
+WHERE = "genesis.params"  # errors name the genesis field (a ParamChange's name its own)
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,22 @@ def _check_window(value: object, where: str) -> None:
         raise InvalidGenesis(f"{where} must be an integer from 0 to {MAX_MISS_WINDOW}, got {value!r}")
 
 
+VOTE_MODES = ("open", "commit_reveal")
+
+
+def _check_vote_mode(value: object, where: str) -> None:
+    """One of VOTE_MODES."""
+    if not isinstance(value, str) or value not in VOTE_MODES:
+        raise InvalidGenesis(f"{where} must be one of {', '.join(VOTE_MODES)}, got {value!r}")
+
+
 COUNT = Validator(_check_count, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 FRACTION = Validator(_check_fraction, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
 BOOLEAN = Validator(_check_bool, {"type": "boolean"})
 GAS_PRICE = Validator(_check_gas_price, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
 WINDOW = Validator(_check_window, {"type": "integer", "minimum": 0, "maximum": MAX_MISS_WINDOW})
 PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
+VOTE_MODE = Validator(_check_vote_mode, {"type": "string", "enum": list(VOTE_MODES)})
 
 
 def param(default: T, validator: Validator, description: str, *, stored_at_default: bool = True) -> T:
@@ -105,7 +117,7 @@ def compute_fraction(text: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Params:
-    """The chain params, fixed at genesis. Each field is checked when a `Params` is built."""
+    """The chain params, set at genesis (a few changed by governance). Each field is checked when built."""
 
     epoch_length: int = param(10, COUNT, "Blocks per epoch; the price and the validator set change at its last block.")
     min_deposit: int = param(25_000_000, COUNT, "Ngonka of deposit that moves a proposal into its voting period.")
@@ -182,15 +194,18 @@ class Params:
         "Share of a validator's bonded tokens slashed (burned) when it is jailed for missing votes.",
         stored_at_default=False,
     )
+    vote_mode: str = param(
+        "open",
+        VOTE_MODE,
+        'How price votes are cast: "open" (MsgSubmitPriceProposal, public at once) or "commit_reveal" '
+        "(MsgCommitPrice in one epoch, MsgRevealPrice in the next).",
+        stored_at_default=False,
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
             f.metadata["validator"].check(getattr(self, f.name), f"{WHERE}.{f.name}")
-        if self.min_valid_per_window > self.miss_window:
-            raise InvalidGenesis(
-                f"{WHERE}.min_valid_per_window must be at most miss_window ({self.miss_window}), "
-                f"got {self.min_valid_per_window}"
-            )
+        check_params_consistency(self.to_json(), WHERE)
 
     @classmethod
     def from_json(cls, obj: object) -> Params:
@@ -219,7 +234,60 @@ class Params:
         }
 
 
+def check_params_consistency(values: Mapping[str, Any], where: str) -> None:
+    """Raise InvalidGenesis if params that are each valid do not hold together (the rules between them)."""
+    if values["min_valid_per_window"] > values["miss_window"]:
+        raise InvalidGenesis(
+            f"{where}.min_valid_per_window must be at most miss_window ({values['miss_window']}), "
+            f"got {values['min_valid_per_window']}"
+        )
+
+
 DEFAULT_PARAMS = Params()
+
+# The params a ParamChange proposal may change: none that the node or the epoch arithmetic reads
+# once (epoch_length, block limits, gas price), so a change needs nothing but the state machine.
+CHANGEABLE_PARAMS = (
+    "vote_mode",
+    "vote_reward_share",
+    "reward_band",
+    "miss_window",
+    "min_valid_per_window",
+    "slash_fraction_miss",
+)
+
+
+def check_param_changes(changes: Mapping[str, object], where: str) -> None:
+    """Raise InvalidGenesis unless each name is one of CHANGEABLE_PARAMS and each value is valid as
+    genesis checks it (errors name `where`.name)."""
+    declared = {f.name: f for f in fields(Params)}
+    for name in sorted(changes):
+        if name not in CHANGEABLE_PARAMS:
+            raise InvalidGenesis(
+                f"{where}.{name}: {name!r} is not a param governance may change; changeable: "
+                f"{', '.join(CHANGEABLE_PARAMS)}"
+            )
+        declared[name].metadata["validator"].check(changes[name], f"{where}.{name}")
+
+
+def compute_changed_params(params: Params, changes: Mapping[str, object], where: str) -> Params:
+    """`params` with `changes` applied: each change checked (`check_param_changes`) and the result
+    consistent (`check_params_consistency`); or InvalidGenesis."""
+    check_param_changes(changes, where)
+    values = {**params.to_json(), **changes}
+    check_params_consistency(values, where)
+    return Params(**values)
+
+
+def compute_param_text_value(name: str, text: str) -> object:
+    """The value of a changeable param given as command-line text: an integer param's digits as an
+    int, a boolean's true/false as a bool, any other as the string itself."""
+    default = next((f.default for f in fields(Params) if f.name == name), None)
+    if isinstance(default, bool):
+        return {"true": True, "false": False}.get(text, text)
+    if isinstance(default, int) and text.isascii() and text.isdigit():
+        return int(text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -241,5 +309,61 @@ def describe_params() -> tuple[ParamInfo, ...]:
 
 @lru_cache(maxsize=16)
 def compute_params_of_text(text: str) -> Params:
-    """The params stored as canonical JSON `text` (cached: they never change on a chain)."""
+    """The params stored as canonical JSON `text` (cached by text: they change only by governance)."""
     return Params.from_json(decode_canonical(text))
+
+
+ParamChanges = tuple[tuple[str, Any], ...]  # (name, value) pairs, by name
+
+
+class ParamChangesKind(Kind[ParamChanges]):
+    """The changes of a ParamChange proposal: a JSON object {name: value} of 1 or more of
+    CHANGEABLE_PARAMS, each value valid as genesis requires (code "invalid_param_change")."""
+
+    code = "invalid_param_change"
+    reason = "invalid_param_change"
+
+    def check(self, value: Any, where: str) -> ParamChanges:
+        pairs = tuple(value) if isinstance(value, tuple) else ()
+        if not pairs or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+            raise self.fail(f"{where} must be one or more (name, value) pairs")
+        return self.parse(dict(pairs), where)
+
+    def parse(self, value: Any, where: str) -> ParamChanges:
+        if not isinstance(value, dict) or not value:
+            raise self.fail(f"{where} must be a JSON object of one or more {{name: value}} changes")
+        if len(value) > len(CHANGEABLE_PARAMS):
+            raise self.fail(f"{where} names {len(value)} params; at most {len(CHANGEABLE_PARAMS)} may change")
+        try:
+            check_param_changes(value, where)
+        except InvalidGenesis as exc:
+            raise self.fail(str(exc)) from None
+        return tuple(sorted(value.items()))
+
+    def dump(self, value: ParamChanges) -> Any:
+        return dict(value)
+
+    def parse_text(self, text: str, where: str) -> ParamChanges:
+        """`name=value[,name=value…]`, such as `vote_mode=commit_reveal,miss_window=10`."""
+        changes: dict[str, Any] = {}
+        for item in text.split(","):
+            name, eq, raw = item.strip().partition("=")
+            if not eq or not name:
+                raise self.fail(f"{where} must be name=value[,name=value…], got {text[:60]!r}")
+            changes[name] = compute_param_text_value(name, raw)
+        return self.parse(changes, where)
+
+    def schema(self) -> dict[str, Any]:
+        info = {f.name: f for f in fields(Params)}
+        return {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {name: dict(info[name].metadata["validator"].schema) for name in CHANGEABLE_PARAMS},
+            "additionalProperties": False,
+        }
+
+    def describe(self) -> str:
+        return f"params to change, name=value[,…]; changeable: {', '.join(CHANGEABLE_PARAMS)}"
+
+    def example(self) -> ParamChanges:
+        return (("vote_mode", "commit_reveal"),)

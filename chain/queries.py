@@ -631,6 +631,36 @@ def query_price_vote(ctx: QueryContext, address: str) -> dict[str, Any]:
 
 
 @query(
+    "price_commits",
+    "An account's price commits not yet revealed (vote_mode commit_reveal): at most one per epoch, two in all",
+    obj(
+        {
+            "address": STR,
+            "vote_mode": STR,
+            "commits": array(
+                obj({"epoch": INT, "hash": STR, "height": INT, "reveal_epoch": INT, "in_force_epoch": INT})
+            ),
+        }
+    ),
+    args=(ADDRESS_ARG,),
+    http=(Http("/v1/validators/{address}/price-commits"),),
+    cli="price-commits",
+)
+def query_price_commits(ctx: QueryContext, address: str) -> dict[str, Any]:
+    """The unrevealed commits of `address` (of the previous epoch and this one, oldest first): each with the
+    epoch it may be revealed in and the first epoch its price would be in force."""
+    epoch = rules.get_current_epoch(ctx.state)["index"]
+    commits = []
+    for committed in (epoch - 1, epoch):
+        commit = rules.get_price_commit(ctx.state, committed, address)
+        if commit is not None:
+            commits.append(
+                {"epoch": committed, **commit, "reveal_epoch": committed + 1, "in_force_epoch": committed + 2}
+            )
+    return {"address": address, "vote_mode": rules.get_params(ctx.state).vote_mode, "commits": commits}
+
+
+@query(
     "fees",
     "The fee pool (paid to the validators by power at the epoch's end) and the fees of this epoch so far",
     obj({"pool": INT, "epoch": INT, "min_gas_price": STR}),

@@ -28,6 +28,9 @@ State layout (space / key -> canonical JSON value):
 - `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever jailed (double sign, misses)
 - `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in)
 - `miss/<address>`   -> {"window", "missed", "counted", "jails"}: price-vote misses (with miss_window > 0)
+- `pcommit/<epoch:012d>/<address>` -> {"hash", "height"}: a price commit (vote_mode commit_reveal) not yet
+  revealed; those of epoch e are revealed during e+1 and dropped at its end
+- `pchg/<id:012d>`   -> {name: value}: the params of a passed ParamChange, applied at the epoch boundary
 """
 
 from __future__ import annotations
@@ -38,26 +41,30 @@ from typing import Any
 
 from .crypto import compute_address, verify_signature
 from .epochs import is_epoch_end
-from .errors import InvalidBlock, InvalidEvidence, InvalidTx
+from .errors import InvalidBlock, InvalidEvidence, InvalidGenesis, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
 from .gas import MAX_GAS_LIMIT, GasMeter, compute_gas_price, compute_intrinsic_gas, compute_min_fee
 from .governance import Tally, compute_tally, compute_tally_outcome
 from .median import compute_lower_quantile, compute_voting_entries, weighted_median
 from .money import MAX_NGONKA
-from .params import Params, compute_fraction, compute_params_of_text
+from .params import Params, compute_changed_params, compute_fraction, compute_params_of_text
 from .store import State
 from .tx import (
     Msg,
     MsgBond,
+    MsgCommitPrice,
     MsgDeposit,
+    MsgRevealPrice,
     MsgSend,
     MsgSubmitPriceProposal,
     MsgSubmitProposal,
     MsgUnbond,
     MsgUnjail,
     MsgVote,
+    ParamChange,
     RemoveModel,
     Tx,
+    compute_price_commit_hash,
 )
 
 PROPOSAL_STATUSES = ("deposit_period", "voting_period", "passed", "rejected", "failed", "dropped")
@@ -342,22 +349,86 @@ def process_msg_unbond(state: State, sender: str, msg: MsgUnbond) -> None:
     process_set_pending_stake(state, sender, pending - msg.amount)
 
 
-def process_msg_submit_price_proposal(state: State, sender: str, msg: MsgSubmitPriceProposal) -> None:
-    """Record the sender's price vote; it stays in force until replaced."""
+def check_vote_mode(state: State, mode: str, msg_type: str) -> None:
+    """Raise InvalidTx(code="wrong_vote_mode") unless the chain's vote_mode is `mode`."""
+    current = get_params(state).vote_mode
+    if current != mode:
+        how = "MsgCommitPrice, then MsgRevealPrice" if current == "commit_reveal" else "MsgSubmitPriceProposal"
+        raise InvalidTx(f"{msg_type} is refused: vote_mode is {current}; vote with {how}", code="wrong_vote_mode")
+
+
+def check_voter(state: State, sender: str) -> None:
+    """Raise InvalidTx(code="not_validator") unless the sender validates or has stake pending."""
     if not is_validator_or_pending(state, sender):
         raise InvalidTx(f"{sender} is not a validator and has no pending stake", code="not_validator")
-    height = get_height(state)
+
+
+def process_price_vote(state: State, sender: str, price: int, denom: str, price_ngonka: int) -> None:
+    """Put the sender's price vote in force, cast in the current epoch; it stays until replaced."""
     state.set(
         "vote",
         sender,
         {
-            "price": msg.price,
-            "denom": msg.denom,
-            "price_ngonka": msg.price_ngonka,
-            "height": height,
+            "price": price,
+            "denom": denom,
+            "price_ngonka": price_ngonka,
+            "height": get_height(state),
             "epoch": get_current_epoch(state)["index"],
         },
     )
+
+
+def process_msg_submit_price_proposal(state: State, sender: str, msg: MsgSubmitPriceProposal) -> None:
+    """In vote_mode open: record the sender's price vote; it stays in force until replaced."""
+    check_vote_mode(state, "open", msg.TYPE)
+    check_voter(state, sender)
+    process_price_vote(state, sender, msg.price, msg.denom, msg.price_ngonka)
+
+
+def compute_commit_key(epoch: int, address: str) -> str:
+    """The state key of a validator's price commit of `epoch`: `<epoch>/<address>` (an epoch's commits
+    are one key range)."""
+    return f"{compute_index_key(epoch)}/{address}"
+
+
+def get_price_commit(state: State, epoch: int, address: str) -> dict[str, Any] | None:
+    """The price commit `address` made in `epoch` and has not revealed, if any."""
+    if epoch < 0:
+        return None
+    commit: dict[str, Any] | None = state.get("pcommit", compute_commit_key(epoch, address))
+    return commit
+
+
+def process_msg_commit_price(state: State, sender: str, msg: MsgCommitPrice) -> None:
+    """In vote_mode commit_reveal: store the sender's price commit of this epoch (one per epoch)."""
+    check_vote_mode(state, "commit_reveal", msg.TYPE)
+    check_voter(state, sender)
+    epoch = get_current_epoch(state)["index"]
+    if get_price_commit(state, epoch, sender) is not None:
+        raise InvalidTx(f"{sender} already committed a price in epoch {epoch}", code="duplicate_price_commit")
+    state.set("pcommit", compute_commit_key(epoch, sender), {"hash": msg.hash, "height": get_height(state)})
+
+
+def process_msg_reveal_price(state: State, sender: str, msg: MsgRevealPrice) -> None:
+    """In vote_mode commit_reveal: check the reveal against the sender's commit of the previous epoch;
+    if it matches, the commit is spent and the price is the sender's vote, cast in this epoch."""
+    check_vote_mode(state, "commit_reveal", msg.TYPE)
+    epoch = get_current_epoch(state)["index"]
+    commit = get_price_commit(state, epoch - 1, sender)
+    if commit is None:
+        raise InvalidTx(
+            f"{sender} has no unrevealed price commit of epoch {epoch - 1} (a reveal in epoch {epoch} "
+            "opens the commit of the epoch before)",
+            code="no_price_commit",
+        )
+    if compute_price_commit_hash(msg.salt, msg.price, msg.denom, sender) != commit["hash"]:
+        raise InvalidTx(
+            f"the reveal ({msg.price} {msg.denom} with its salt) does not hash to {sender}'s commit {commit['hash']} "
+            f"of epoch {epoch - 1}",
+            code="reveal_mismatch",
+        )
+    state.delete("pcommit", compute_commit_key(epoch - 1, sender))
+    process_price_vote(state, sender, msg.price, msg.denom, msg.price_ngonka)
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,6 +492,10 @@ def process_deposit(state: State, proposal: dict[str, Any], depositor: str, amou
 def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposal) -> None:
     """Open a proposal in its deposit period (or straight in voting) with the initial deposit."""
     params = get_params(state)
+    if isinstance(msg.content, ParamChange):
+        error = compute_param_change_error(state, dict(msg.content.changes))
+        if error is not None:
+            raise InvalidTx(error, code="invalid_param_change")
     if msg.initial_deposit < params.min_initial_deposit:
         raise InvalidTx(
             f"initial_deposit is {msg.initial_deposit} ngonka, below min_initial_deposit {params.min_initial_deposit}",
@@ -518,7 +593,40 @@ def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]
 
 
 def process_content(state: State, proposal_id: int, content: dict[str, Any]) -> str | None:
-    """Apply passed content to the registry atomically; return why it cannot apply, or None."""
+    """Apply passed content atomically; return why it cannot apply, or None."""
+    if content["@type"] == ParamChange.TYPE:
+        return process_param_change(state, proposal_id, content["changes"])
+    return process_model_change(state, proposal_id, content)
+
+
+def get_pending_params(state: State) -> Params:
+    """The params as they will be from the next epoch: the current ones with the passed ParamChanges."""
+    params = get_params(state)
+    for _, changes in state.iterate("pchg"):
+        params = compute_changed_params(params, changes, "ParamChange.changes")
+    return params
+
+
+def compute_param_change_error(state: State, changes: dict[str, Any]) -> str | None:
+    """Why `changes` cannot apply over the params of the next epoch (each change checked as genesis
+    checks it, the result consistent), or None."""
+    try:
+        compute_changed_params(get_pending_params(state), changes, "ParamChange.changes")
+    except InvalidGenesis as exc:
+        return str(exc)
+    return None
+
+
+def process_param_change(state: State, proposal_id: int, changes: dict[str, Any]) -> str | None:
+    """Queue a passed ParamChange for the epoch boundary; return why it cannot apply, or None."""
+    error = compute_param_change_error(state, changes)
+    if error is None:
+        state.set("pchg", compute_index_key(proposal_id), changes)
+    return error
+
+
+def process_model_change(state: State, proposal_id: int, content: dict[str, Any]) -> str | None:
+    """Apply a passed RegisterModel or RemoveModel to the registry; return why it cannot, or None."""
     model_id = content["id"]
     before = state.get("model", model_id)
     if content["@type"] == RemoveModel.TYPE:
@@ -664,6 +772,8 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgBond: process_msg_bond,
     MsgUnbond: process_msg_unbond,
     MsgSubmitPriceProposal: process_msg_submit_price_proposal,
+    MsgCommitPrice: process_msg_commit_price,
+    MsgRevealPrice: process_msg_reveal_price,
     MsgSubmitProposal: process_msg_submit_proposal,
     MsgDeposit: process_msg_deposit,
     MsgVote: process_msg_vote,
@@ -720,6 +830,32 @@ def process_epoch(state: State) -> None:
     process_unit_of_compute_price(state)
     process_model_activation(state)
     process_epoch_record(state)
+    process_price_commit_expiry(state)
+    process_param_changes(state)
+
+
+def process_price_commit_expiry(state: State) -> None:
+    """Drop the commits of the epoch before the one just ended: their reveal epoch is over (one key
+    range; a validator holds at most the commits of two epochs)."""
+    ended = get_current_epoch(state)["index"] - 2  # the index advanced: the ended epoch is index - 1
+    if ended < 0:
+        return
+    prefix = compute_index_key(ended) + "/"
+    for key, _ in state.iterate_prefix("pcommit", prefix):
+        state.delete("pcommit", prefix + key)
+
+
+def process_param_changes(state: State) -> None:
+    """Put the params of the ParamChanges passed during the ended epoch in force, by proposal id: the
+    new epoch runs (and its ballot is tallied) under them."""
+    changed = False
+    params = get_params(state)
+    for key, changes in state.iterate("pchg"):
+        params = compute_changed_params(params, changes, "ParamChange.changes")
+        state.delete("pchg", key)
+        changed = True
+    if changed:
+        state.set("meta", "params", params.to_state_json())
 
 
 def get_ballot_votes(state: State) -> list[tuple[str, int, int | None]]:

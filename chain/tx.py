@@ -41,6 +41,7 @@ from .fields import (
     DenomKind,
     EnumKind,
     FieldError,
+    HexKind,
     IdentifierKind,
     IntKind,
     NestedKind,
@@ -50,12 +51,13 @@ from .fields import (
     wire,
 )
 from .fields import is_decimal as is_decimal  # governance reads decimal params with it
+from .gas import DEFAULT_GAS_PRICE as DEFAULT_GAS_PRICE
 from .gas import MAX_GAS_LIMIT, compute_gas_estimate, compute_gas_price, compute_min_fee
 from .money import MAX_NGONKA, is_int
+from .params import ParamChanges, ParamChangesKind
 
 SIGN_DOMAIN = b"uoc/tx/v1\n"
 BODY_FIELDS = ("chain_id", "sender", "sequence", "fee", "gas_limit", "messages")
-DEFAULT_GAS_PRICE = "0.01"  # ngonka per gas: the default min_gas_price of chain.params
 MAX_TX_BYTES = 64 * 1024
 MAX_MESSAGES = 32
 
@@ -80,6 +82,9 @@ PROPOSAL_ID = IntKind(1, text="a proposal id")
 COUNT = IntKind(0, text="a count")
 DECIMAL = DecimalKind()
 VOTE_OPTION = EnumKind(VOTE_OPTIONS, code="invalid_option", reason="invalid_option")
+COMMIT_HASH = HexKind(32, "a sha256 price commitment", code="invalid_commit_hash", reason="invalid_commit_hash")
+SALT = HexKind(32, "a 32-byte salt", code="invalid_salt", reason="invalid_salt")
+PARAM_CHANGES = ParamChangesKind()
 
 
 def parse_model_id(value: Any, where: str) -> str:
@@ -181,18 +186,78 @@ class MsgSubmitPriceProposal(Msg):
 
     def validate(self) -> None:
         """The price in ngonka must be below 2^63 (and match `price_ngonka` when given)."""
-        ngonka = compute_ngonka(f"{self.TYPE}.price", self.price, self.denom)
-        if self.price_ngonka == 0:
-            object.__setattr__(self, "price_ngonka", ngonka)
-        elif self.price_ngonka != ngonka:
-            raise FieldError(
-                f"{self.TYPE}.price_ngonka is {self.price_ngonka}, but {self.price} {self.denom} is {ngonka}"
-            )
+        compute_ngonka_of_vote(self)
 
     @classmethod
     def of(cls, price: int, denom: str = "ngonka") -> MsgSubmitPriceProposal:
         """Build a vote, validating the price as SPEC §1 requires."""
         return cls(price, denom)
+
+
+def compute_ngonka_of_vote(msg: MsgSubmitPriceProposal | MsgRevealPrice) -> None:
+    """Derive a price vote's `price_ngonka` from its price and denom (or check the one given)."""
+    ngonka = compute_ngonka(f"{msg.TYPE}.price", msg.price, msg.denom)
+    if msg.price_ngonka == 0:
+        object.__setattr__(msg, "price_ngonka", ngonka)
+    elif msg.price_ngonka != ngonka:
+        raise FieldError(f"{msg.TYPE}.price_ngonka is {msg.price_ngonka}, but {msg.price} {msg.denom} is {ngonka}")
+
+
+PRICE_COMMIT_SALT_BYTES = 32
+
+
+def compute_price_commit_hash(salt: str, price: int, denom: str, validator: str) -> str:
+    """The commitment of a price vote: lower-case hex sha256 of salt (32 bytes) ‖ price (8 bytes, big
+    endian) ‖ len(denom) (1 byte) ‖ denom (ASCII) ‖ validator (its bech32 address, ASCII)."""
+    data = bytes.fromhex(salt)
+    if len(data) != PRICE_COMMIT_SALT_BYTES:
+        raise ValueError(f"a salt is {PRICE_COMMIT_SALT_BYTES} bytes, got {len(data)}")
+    encoded = denom.encode("ascii")
+    payload = data + price.to_bytes(8, "big") + len(encoded).to_bytes(1, "big") + encoded + validator.encode("ascii")
+    return hashlib.sha256(payload).hexdigest()
+
+
+class MsgCommitPrice(Msg):
+    """A commitment to a price vote (vote_mode commit_reveal), to reveal next epoch; one per epoch.
+
+    `hash` is `compute_price_commit_hash(salt, price, denom, sender)`."""
+
+    TYPE = "MsgCommitPrice"
+    CLI = Cli(
+        ("price-commit",),
+        "commit a unit-of-compute price vote (commit_reveal mode)",
+        "Commit HASH = sha256(salt ‖ price ‖ denom ‖ validator) this epoch; reveal it with price-reveal next epoch.",
+        ("hash",),
+        {"hash": "HASH"},
+    )
+    hash: str = wire(COMMIT_HASH, "sha256(salt ‖ price ‖ denom ‖ validator), 64 lower-case hex digits")
+
+
+class MsgRevealPrice(Msg):
+    """The reveal of last epoch's price commit: if it matches, the price is this epoch's vote.
+
+    In vote_mode commit_reveal: the salt, price and denom of the sender's commit of the previous
+    epoch; if they hash to it, the price is the sender's vote, cast in this epoch.
+
+    `price_ngonka` is derived from `price` and `denom` (leave it out, or give the same value)."""
+
+    TYPE = "MsgRevealPrice"
+    CLI = Cli(
+        ("price-reveal",),
+        "reveal last epoch's committed price vote (commit_reveal mode)",
+        "Reveal SALT PRICE DENOM committed last epoch: the price counts in this epoch's ballot.",
+        ("salt", "price", "denom"),
+        {"salt": "SALT"},
+        defaults={"denom": "ngonka"},
+    )
+    salt: str = wire(SALT, "the 32-byte salt of the commit, 64 lower-case hex digits")
+    price: int = wire(PRICE, "the committed price of a unit of compute, in `denom`")
+    denom: str = wire(DENOM, "the denomination of `price`")
+    price_ngonka: int = 0
+
+    def validate(self) -> None:
+        """The price in ngonka must be below 2^63 (and match `price_ngonka` when given)."""
+        compute_ngonka_of_vote(self)
 
 
 class RegisterModel(Content):
@@ -227,6 +292,21 @@ class RemoveModel(Content):
         {"id": "ID"},
     )
     id: str = wire(MODEL_ID, "the model id")
+
+
+class ParamChange(Content):
+    """Governance content: change chain params (of CHANGEABLE_PARAMS) from the epoch after it passes."""
+
+    TYPE = "ParamChange"
+    CLI = Cli(
+        ("param-change",),
+        "propose to change chain params",
+        "Submit a ParamChange governance proposal: CHANGES as name=value[,name=value…] (such as "
+        "vote_mode=commit_reveal); in force from the epoch after it passes.",
+        ("changes",),
+        {"changes": "CHANGES"},
+    )
+    changes: ParamChanges = wire(PARAM_CHANGES, "the params to change and their new values")
 
 
 def parse_content(obj: Any, where: str) -> Content:

@@ -6,7 +6,9 @@ engine's), and one shared genesis, `devnet.simulate.make_genesis(scenario)` (joi
 accounts whose nodes start as non-validators). Every action is a real request:
 
 - a price vote is `POST /v1/admin/unit-of-compute-price-proposal` on the validator's own node, with
-  the price and denom of `compute_vote` (the node signs with its validator key);
+  the price and denom of `compute_vote` (the node signs with its validator key; in vote_mode
+  commit_reveal it commits the price at once and its price feeder reveals it in the next epoch, as
+  the in-process engine does);
 - bonds, unbonds, proposals and governance votes are transactions signed with the home's key and
   posted with `POST /v1/txs?wait=commit` to the validator's own node.
 
@@ -55,15 +57,17 @@ from chain.tx import Msg, MsgBond, MsgUnbond, MsgVote
 from node.client import ApiError, Client, broadcast
 
 from .devnet import NodeSpec, create_homes, read_state, running_nodes, start_devnet, stop_devnet
-from .errors import DevnetError
+from .errors import DevnetError, ScenarioError
 from .report import compute_governance_summary, compute_scenario_summary, write_run_files
-from .scenario import ProposalSpec, Scenario, ValidatorSpec
+from .scenario import STRATEGIES, ProposalSpec, Scenario, ValidatorSpec
 from .simulate import compute_proposal_message, compute_vote, get_key, is_joining, is_leaving, is_voting, make_genesis
+from .strategies import CHAIN_READING_STRATEGIES, is_chain_reading
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.02
 EPOCH_WAIT_SLACK = 30.0  # seconds beyond the expected epoch time before giving up on the chain
+SEQUENCE_RETRIES = 10
 
 
 @dataclass
@@ -114,8 +118,19 @@ class Driver:
             )
 
     def send(self, name: str, messages: list[Msg], epoch: int, what: str) -> dict[str, Any]:
-        """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit."""
-        result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
+        """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit. In
+        vote_mode commit_reveal the node's price feeder signs with the same key on its own: a sequence
+        it took first is retried after a block."""
+        for _ in range(SEQUENCE_RETRIES):
+            try:
+                result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
+                break
+            except ApiError as exc:
+                if exc.code != "wrong_sequence" or self.scenario.vote_mode != "commit_reveal":
+                    raise
+                time.sleep(self.block_ms / 1000)
+        else:
+            raise DevnetError(f"{what} kept losing its sequence to the node's own transactions")
         if result.get("status") != "committed":
             raise DevnetError(f"{what} was not committed in time (tx {result.get('tx_hash')})")
         if result.get("code") != "ok":
@@ -268,6 +283,7 @@ def prepare_devnet(
     """The scenario's devnet in `root`: a running one made for this scenario and still unused, or a
     fresh one (replacing a stopped devnet only with `replace_stopped`); (devnet state, True if this
     call started it)."""
+    check_network_strategies(scenario)
     root = root.resolve()
     genesis = scenario_genesis(scenario)
     state = read_state(root)
@@ -290,6 +306,18 @@ def prepare_devnet(
         "scenario_genesis": genesis_digest(genesis),
     }
     return start_devnet(root, homes, extra), True
+
+
+def check_network_strategies(scenario: Scenario) -> None:
+    """Refuse the strategies that read the chain as they act (copycat, cartel, free_rider): this
+    engine drives nodes through their APIs from plans made ahead; they run in-process only."""
+    for spec in scenario.validators:
+        if is_chain_reading(spec):
+            raise ScenarioError(
+                f"{scenario.path}: validator {spec.name} is a {spec.strategy}, which reads the chain as it acts; "
+                f"the network engine runs {', '.join(s for s in STRATEGIES if s not in CHAIN_READING_STRATEGIES)} "
+                "validators only: use the in-process engine (--engine inproc)"
+            )
 
 
 def up_scenario(scenario: Scenario, root: Path, block_ms: int = 200) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
     epochs = [r["epoch"] for r in history]
     prices = [r["price"] for r in history]
     spread = [(r["epoch"], r["min_vote"], r["max_vote"]) for r in history if r["min_vote"] is not None]
-    fig, ax = _new_plot()
+    fig, ax = new_plot()
     if spread:
         xs, lows, highs = zip(*spread)
         ax.fill_between(xs, lows, highs, step="post", alpha=0.25, color="tab:orange", label="votes in force (min–max)")
@@ -129,7 +129,7 @@ def plot_prices(path: Path, history: list[dict[str, Any]], title: str) -> None:
     values = [v for v in prices + [x for s in spread for x in s[1:]] if v]
     if values and max(values) > 100 * min(values):
         ax.set_yscale("log")
-    _save_plot(fig, ax, path, "ngonka per unit of compute", title)
+    save_plot(fig, ax, path, "ngonka per unit of compute", title)
 
 
 def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], title: str) -> None:
@@ -140,15 +140,15 @@ def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], titl
             series.setdefault(m["id"], []).append((epoch, int(m["price_per_token_str"])))
     if not series:
         return
-    fig, ax = _new_plot()
+    fig, ax = new_plot()
     for model in sorted(series):
         epochs, prices = zip(*series[model])
         ax.step(epochs, prices, where="post", linewidth=2, marker=".", label=model)
     ax.set_xlim(models[0][0], models[-1][0])
-    _save_plot(fig, ax, path, "ngonka per token", title)
+    save_plot(fig, ax, path, "ngonka per token", title)
 
 
-def _new_plot() -> tuple[Any, Any]:
+def new_plot() -> tuple[Any, Any]:
     """A figure and axes of the size every plot here uses (headless backend)."""
     import matplotlib
 
@@ -158,11 +158,11 @@ def _new_plot() -> tuple[Any, Any]:
     return plt.subplots(figsize=(9, 4.5), dpi=110)
 
 
-def _save_plot(fig: Any, ax: Any, path: Path, ylabel: str, title: str) -> None:
-    """Label the axes (epochs across), add grid and legend, write the PNG and free the figure."""
+def save_plot(fig: Any, ax: Any, path: Path, ylabel: str, title: str, xlabel: str = "epoch") -> None:
+    """Label the axes, add grid and legend, write the PNG and free the figure."""
     import matplotlib.pyplot as plt
 
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)

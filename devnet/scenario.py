@@ -9,18 +9,21 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from chain.errors import ChainError, MoneyError
+from chain.errors import ChainError, InvalidGenesis, MoneyError
 from chain.money import DENOMS, MAX_NGONKA, to_ngonka
-from chain.params import DEFAULT_PARAMS, Params
+from chain.params import DEFAULT_PARAMS, VOTE_MODES, Params
 from chain.tx import VOTE_OPTIONS, parse_model_id
 
 from .errors import ScenarioError
 
-STRATEGIES = ("honest", "fixed", "silent", "extreme")
+STRATEGIES = ("honest", "fixed", "silent", "extreme", "copycat", "cartel", "sybil", "free_rider")
+DIRECTIONS = ("up", "down")
+MAX_SYBILS = 1_000  # validators one sybil stake may be split over
+MAX_CARTEL_TARGET_BPS = 100_000  # a cartel may aim at most 10 times the price up (down: below 100%)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 TOP_KEYS = (
@@ -32,8 +35,20 @@ TOP_KEYS = (
     "description",
     "min_deposit",
     "voting_period",
+    "vote_mode",
     "validators",
     "proposals",
+    "params",
+)
+# chain params a scenario sets with its own top-level keys (or computes), so [params] refuses them
+TOP_LEVEL_PARAMS = (
+    "epoch_length",
+    "default_unit_of_compute_price",
+    "min_deposit",
+    "voting_period",
+    "max_deposit_period",
+    "max_validators",
+    "vote_mode",
 )
 PROPOSAL_KINDS = ("register_model", "remove_model")
 PROPOSAL_KEYS = ("at_epoch", "proposer", "kind", "id", "units_of_compute_per_token", "deposit", "votes")
@@ -50,13 +65,22 @@ VALIDATOR_KEYS = (
     "join_epoch",
     "leave_epoch",
     "vote_every",
+    "group",
+    "target_bps",
+    "direction",
+    "count",
 )
 STRATEGY_KEYS = {
     "honest": ("true_cost", "noise_bps"),
     "fixed": ("price", "denom"),
     "silent": (),
     "extreme": ("low", "high"),
+    "copycat": (),
+    "cartel": ("group", "target_bps", "direction"),
+    "sybil": ("count", "price", "denom"),
+    "free_rider": (),
 }
+ALL_STRATEGY_KEYS = tuple(dict.fromkeys(key for keys in STRATEGY_KEYS.values() for key in keys))
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,9 @@ class ValidatorSpec:
     join_epoch: int = 0
     leave_epoch: int | None = None
     vote_every: int = 1
+    group: str = ""  # cartel: its group; sybil: the name of the stake it was split from
+    target_bps: int = 0  # cartel: how far it aims to move the price, in basis points of the price
+    direction: str = "up"  # cartel: "up" or "down"
 
     def is_genesis(self) -> bool:
         """True if the validator is bonded at genesis."""
@@ -119,17 +146,21 @@ class Scenario:
     proposals: tuple[ProposalSpec, ...] = field(default_factory=tuple)
     min_deposit: int = DEFAULT_PARAMS.min_deposit
     voting_period: int = DEFAULT_PARAMS.epoch_length  # one epoch, as load_scenario defaults it
+    chain_params: tuple[tuple[str, Any], ...] = ()  # the [params] table, sorted by name
+    vote_mode: str = DEFAULT_PARAMS.vote_mode
 
     @property
     def params(self) -> Params:
-        """The chain params of the scenario's genesis: its own, the chain's defaults for the others."""
+        """The chain params of the scenario's genesis: its own, its [params], the chain's defaults for the others."""
         return Params(
+            **dict(self.chain_params),
             epoch_length=self.epoch_length,
             default_unit_of_compute_price=self.default_unit_of_compute_price,
             min_deposit=self.min_deposit,
             voting_period=self.voting_period,
             max_deposit_period=self.voting_period,
             max_validators=max(DEFAULT_PARAMS.max_validators, len(self.validators)),  # every provider validates
+            vote_mode=self.vote_mode,
         )
 
     def deposit_of(self, proposal: ProposalSpec) -> int:
@@ -148,8 +179,8 @@ class _Locator:
         self.lines = _blank_multiline_strings(text.splitlines())
 
     def _header_lines(self, table: str) -> list[int]:
-        """0-based lines of the `[[table]]` headers."""
-        pattern = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+        """0-based lines of the `[[table]]` (or `[table]`) headers."""
+        pattern = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?")
         return [i for i, line in enumerate(self.lines) if pattern.match(line)]
 
     def line_of(self, key: str, table: str | None = None, index: int = 0) -> int | None:
@@ -158,6 +189,7 @@ class _Locator:
         start, end = 0, len(self.lines)
         if table is not None:
             headers = self._header_lines(table)
+            index = max(index, 0)  # -1: the one [table] of that name
             if index >= len(headers):
                 return self.line_of(table)
             start = headers[index]
@@ -203,7 +235,7 @@ class _Checker:
         """A ScenarioError located at `key`."""
         line = self.locator.line_of(key, table, index)
         where = f"{self.path}:{line}" if line else self.path
-        name = f"{table}[{index}].{key}" if table else key
+        name = key if not table else f"{table}.{key}" if index < 0 else f"{table}[{index}].{key}"
         return ScenarioError(f"{where}: {name} {message}")
 
     def integer(
@@ -282,11 +314,18 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     ):
         raise check.fail("must be at least one [[validators]] table", "validators")
     epochs = check.integer(data, "epochs", minimum=1, maximum=1_000_000)
-    validators = tuple(_parse_validator(check, v, i, epochs) for i, v in enumerate(raw_validators))
+    parsed = [(i, member) for i, v in enumerate(raw_validators) for member in _parse_validator(check, v, i, epochs)]
+    validators = tuple(member for _, member in parsed)
     names = [v.name for v in validators]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise check.fail(f'"{name}" is used by another validator; names must be unique', "name", "validators", i)
+    for k, name in enumerate(names):
+        if name in names[:k]:
+            raise check.fail(
+                f'"{name}" is used by another validator (a sybil N is split into N-1 … N-count); names must be unique',
+                "name",
+                "validators",
+                parsed[k][0],
+            )
+    _check_cartels(check, parsed)
     if not any(v.is_genesis() for v in validators):
         raise check.fail("must include at least one validator bonded at genesis (no join_epoch)", "validators")
     epoch_length = check.integer(data, "epoch_length", minimum=1, maximum=100_000, default=DEFAULT_PARAMS.epoch_length)
@@ -295,6 +334,14 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         raise check.fail("must be [[proposals]] tables", "proposals")
     by_name = {v.name: v for v in validators}
     proposals = tuple(_parse_proposal(check, p, i, epochs, by_name) for i, p in enumerate(raw_proposals))
+    for i, proposal in enumerate(proposals):
+        riders = [
+            n for n in (proposal.proposer, *(name for name, _ in proposal.votes)) if by_name[n].strategy == "free_rider"
+        ]
+        if riders:
+            raise check.fail(
+                f"names {riders[0]}, a free_rider: a free rider takes no part in governance", "proposer", "proposals", i
+            )
     if proposals and epoch_length < 2:
         raise check.fail("must be at least 2 when the scenario has proposals (submit, then vote)", "epoch_length")
     min_deposit = check.integer(data, "min_deposit", minimum=1, maximum=2**53, default=DEFAULT_PARAMS.min_deposit)
@@ -321,7 +368,65 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         proposals=proposals,
         min_deposit=min_deposit,
         voting_period=check.integer(data, "voting_period", minimum=1, maximum=1_000_000, default=epoch_length),
+        chain_params=_parse_params(check, data.get("params", {})),
+        vote_mode=_parse_vote_mode(check, data),
     )
+
+
+def _parse_params(check: _Checker, data: Any) -> tuple[tuple[str, Any], ...]:
+    """Check the [params] table: chain params by name (those the scenario does not set otherwise),
+    each checked as genesis checks it, and together."""
+    if not isinstance(data, dict):
+        raise check.fail("must be a [params] table of chain params", "params")
+    declared = {f.name: f for f in fields(Params) if f.name not in TOP_LEVEL_PARAMS}
+    for key, value in data.items():
+        if key in TOP_LEVEL_PARAMS:
+            raise check.fail("is a top-level key of the scenario (or computed), not a [params] one", key, "params", -1)
+        check.only({key: value}, tuple(declared), "params", -1)
+        try:
+            declared[key].metadata["validator"].check(value, key)
+        except InvalidGenesis as exc:
+            raise check.fail(str(exc).removeprefix(f"{key} "), key, "params", -1) from None
+    try:
+        Params(**data)
+    except InvalidGenesis as exc:
+        key, _, reason = str(exc).removeprefix("genesis.params.").partition(" ")
+        raise check.fail(reason, key if key in data else "params", "params", -1) from None
+    return tuple(sorted(data.items()))
+
+
+def compute_sybil_members(spec: ValidatorSpec, count: int) -> tuple[ValidatorSpec, ...]:
+    """A sybil's validators `name-1` … `name-count`, its stake split evenly (the first ones take the
+    remainder), each voting its price, with `group` its name."""
+    share, extra = divmod(spec.stake, count)
+    return tuple(
+        replace(spec, name=f"{spec.name}-{k + 1}", stake=share + (k < extra), group=spec.name) for k in range(count)
+    )
+
+
+def _check_cartels(check: _Checker, validators: list[tuple[int, ValidatorSpec]]) -> None:
+    """The members of one cartel group aim at one target: the same target_bps and direction."""
+    first: dict[str, ValidatorSpec] = {}
+    for i, spec in validators:
+        if spec.strategy != "cartel":
+            continue
+        leader = first.setdefault(spec.group, spec)
+        if (spec.target_bps, spec.direction) != (leader.target_bps, leader.direction):
+            raise check.fail(
+                f"{_show(spec.group)} aims at {spec.direction} {spec.target_bps} bps, but its member {leader.name} at "
+                f"{leader.direction} {leader.target_bps} bps; a group has one target",
+                "group",
+                "validators",
+                i,
+            )
+
+
+def _parse_vote_mode(check: _Checker, data: dict[str, Any]) -> str:
+    """The scenario's vote_mode: "open" (the default) or "commit_reveal"."""
+    mode = check.string(data, "vote_mode", default=DEFAULT_PARAMS.vote_mode)
+    if mode not in VOTE_MODES:
+        raise check.fail(f"must be one of {', '.join(VOTE_MODES)}, got {_show(mode)}", "vote_mode")
+    return mode
 
 
 def _parse_proposal(
@@ -363,8 +468,8 @@ def _parse_proposal(
     return ProposalSpec(at_epoch, proposer, kind, model_id, units, deposit, tuple(votes))
 
 
-def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int) -> ValidatorSpec:
-    """Check one [[validators]] table."""
+def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int) -> tuple[ValidatorSpec, ...]:
+    """Check one [[validators]] table: its validator, or a sybil's validators."""
     t = "validators"
     check.only(data, VALIDATOR_KEYS, t, i)
     name = check.string(data, "name", table=t, index=i)
@@ -378,7 +483,7 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
     strategy = check.string(data, "strategy", table=t, index=i)
     if strategy not in STRATEGIES:
         raise check.fail(f"must be one of {', '.join(STRATEGIES)}; got {_show(strategy)}", "strategy", t, i)
-    for key in ("true_cost", "noise_bps", "price", "denom", "low", "high"):
+    for key in ALL_STRATEGY_KEYS:
         if key in data and key not in STRATEGY_KEYS[strategy]:
             raise check.fail(f'does not apply to strategy "{strategy}"', key, t, i)
     spec: dict[str, Any] = {
@@ -403,7 +508,7 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
                 t,
                 i,
             )
-    elif strategy == "fixed":
+    elif strategy in ("fixed", "sybil"):
         spec["price"] = check.integer(data, "price", minimum=1, table=t, index=i)
         spec["denom"] = check.string(data, "denom", default="ngonka", table=t, index=i)
         if spec["denom"] not in DENOMS:
@@ -415,7 +520,27 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
     elif strategy == "extreme":
         spec["low"] = check.integer(data, "low", minimum=1, default=1, table=t, index=i)
         spec["high"] = check.integer(data, "high", minimum=1, default=MAX_NGONKA - 1, table=t, index=i)
-    return ValidatorSpec(**spec)
+    elif strategy == "cartel":
+        spec["group"] = check.string(data, "group", table=t, index=i)
+        if not NAME_PATTERN.match(spec["group"]):
+            raise check.fail(
+                f"must be 1-32 characters of a-z, 0-9, '_' or '-'; got {_show(spec['group'])}", "group", t, i
+            )
+        spec["direction"] = check.string(data, "direction", table=t, index=i)
+        if spec["direction"] not in DIRECTIONS:
+            raise check.fail(
+                f"must be one of {', '.join(DIRECTIONS)}; got {_show(spec['direction'])}", "direction", t, i
+            )
+        top = MAX_CARTEL_TARGET_BPS if spec["direction"] == "up" else 9_999
+        spec["target_bps"] = check.integer(data, "target_bps", minimum=1, maximum=top, table=t, index=i)
+    if strategy == "sybil":
+        count = check.integer(data, "count", minimum=2, maximum=MAX_SYBILS, table=t, index=i)
+        if spec["stake"] < count:
+            raise check.fail(f"must be at least count ({count}): each sybil validator needs stake ≥ 1", "stake", t, i)
+        if len(f"{name}-{count}") > 32:
+            raise check.fail(f"with count {count} makes names ({name}-{count}) over 32 characters", "name", t, i)
+        return compute_sybil_members(ValidatorSpec(**spec), count)
+    return (ValidatorSpec(**spec),)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -2,7 +2,10 @@
 
 Each validator's key is derived from its name. In epoch `e` the validators that act send one
 transaction each, spread over the epoch's blocks: a joiner bonds (and votes) in its join epoch, a
-leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. Honest noise is
+leaver unbonds in its leave epoch, and a voter votes every `vote_every` epochs. With vote_mode
+"commit_reveal" a vote of epoch `e` is committed in `e` and revealed in `e+1` (the reveal and the
+next commit in one transaction), its salt drawn from sha256(seed, name, e), so it counts one epoch
+later than the same vote in "open" mode. Honest noise is
 drawn from sha256(seed, name, epoch), so a run depends on the scenario alone. A governance event
 is a proposal submitted in the first block of its epoch and the validators' votes in the second;
 proposal ids follow the order of submission.
@@ -12,7 +15,11 @@ directory; there is no mempool in between (that is the node's part). Two helper 
 lower priority, keep both cores busy: each takes whole epochs, signs their transactions and runs
 the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
 process does the epochs the helpers have not started when it would otherwise wait. Every
-signature is verified exactly once.
+signature is verified exactly once. The strategies that read the chain (copycat, cartel,
+free_rider: `devnet.strategies`) are signed here instead, right before their block, from the
+state committed so far. After each epoch the ballot that set the price is read (one pass over
+the validator set), and each validator's holdings at the start and the end, for the summary's
+`strategies` and `price_vs_honest`.
 """
 
 from __future__ import annotations
@@ -40,13 +47,17 @@ from chain.params import DEFAULT_PARAMS
 from chain.tx import (
     Msg,
     MsgBond,
+    MsgCommitPrice,
+    MsgRevealPrice,
     MsgSubmitPriceProposal,
     MsgSubmitProposal,
     MsgUnbond,
+    MsgUnjail,
     MsgVote,
     RegisterModel,
     RemoveModel,
     Tx,
+    compute_price_commit_hash,
     decode_and_verify,
     sign_tx,
 )
@@ -55,6 +66,16 @@ from node.store import SqliteStore
 from .errors import DevnetError
 from .report import compute_governance_summary, compute_scenario_summary, write_run_files
 from .scenario import ProposalSpec, Scenario, ValidatorSpec
+from .strategies import (
+    Account,
+    ChainView,
+    Observation,
+    compute_chain_vote,
+    compute_price_vs_honest,
+    compute_strategy_summary,
+    is_chain_reading,
+    is_unjailing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +102,37 @@ def is_leaving(spec: ValidatorSpec, epoch: int) -> bool:
 
 def is_voting(spec: ValidatorSpec, epoch: int) -> bool:
     """True if the validator votes in `epoch`."""
-    return spec.strategy != "silent" and spec.is_active(epoch) and (epoch - spec.join_epoch) % spec.vote_every == 0
+    return (
+        spec.strategy not in ("silent", "free_rider")
+        and spec.is_active(epoch)
+        and (epoch - spec.join_epoch) % spec.vote_every == 0
+    )
 
 
-def is_sending(spec: ValidatorSpec, epoch: int) -> bool:
-    """True if the validator sends a transaction in `epoch`: it joins, leaves or votes."""
-    return is_joining(spec, epoch) or is_leaving(spec, epoch) or is_voting(spec, epoch)
+def is_revealing(spec: ValidatorSpec, epoch: int, vote_mode: str) -> bool:
+    """True if, in commit_reveal mode, the validator reveals in `epoch` the vote it committed in the one before."""
+    return vote_mode == "commit_reveal" and epoch > 0 and is_voting(spec, epoch - 1)
+
+
+def is_sending(spec: ValidatorSpec, epoch: int, vote_mode: str = "open") -> bool:
+    """True if the validator sends a transaction in `epoch`: it joins, leaves, votes or reveals."""
+    return (
+        is_joining(spec, epoch)
+        or is_leaving(spec, epoch)
+        or is_voting(spec, epoch)
+        or is_revealing(spec, epoch, vote_mode)
+    )
+
+
+def compute_salt(spec: ValidatorSpec, seed: int, epoch: int) -> str:
+    """The 32-byte salt (hex) of the validator's commit of `epoch`, drawn from the scenario."""
+    return hashlib.sha256(f"{seed}/{spec.name}/{epoch}/salt".encode()).hexdigest()
 
 
 def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
-    """The (price, denom) a voting validator votes in `epoch`."""
-    if spec.strategy == "fixed":
+    """The (price, denom) a voting validator votes in `epoch` (a strategy that reads the chain: see
+    `compute_chain_messages`)."""
+    if spec.strategy in ("fixed", "sybil"):
         return spec.price, spec.denom
     if spec.strategy == "extreme":
         return (spec.high if epoch % 2 == 0 else spec.low), "ngonka"
@@ -100,15 +141,24 @@ def compute_vote(spec: ValidatorSpec, seed: int, epoch: int) -> tuple[int, str]:
     return max(1, spec.true_cost * (10_000 + noise) // 10_000), "ngonka"
 
 
-def compute_messages(spec: ValidatorSpec, seed: int, epoch: int) -> list[Msg]:
-    """The messages of the validator's transaction in `epoch`."""
+def compute_messages(spec: ValidatorSpec, seed: int, epoch: int, vote_mode: str = "open") -> list[Msg]:
+    """The messages of the validator's transaction in `epoch`: a bond or an unbond, and its vote (in
+    commit_reveal mode: the reveal of last epoch's vote, then the commit of this epoch's)."""
     msgs: list[Msg] = []
     if is_joining(spec, epoch):
         msgs.append(MsgBond(spec.stake))
     if is_leaving(spec, epoch):
         msgs.append(MsgUnbond(spec.stake))
+    if vote_mode == "open":
+        if is_voting(spec, epoch):
+            msgs.append(MsgSubmitPriceProposal.of(*compute_vote(spec, seed, epoch)))
+        return msgs
+    if is_revealing(spec, epoch, vote_mode):
+        msgs.append(MsgRevealPrice(compute_salt(spec, seed, epoch - 1), *compute_vote(spec, seed, epoch - 1)))
     if is_voting(spec, epoch):
-        msgs.append(MsgSubmitPriceProposal.of(*compute_vote(spec, seed, epoch)))
+        price, denom = compute_vote(spec, seed, epoch)
+        salt = compute_salt(spec, seed, epoch)
+        msgs.append(MsgCommitPrice(compute_price_commit_hash(salt, price, denom, get_key(spec.name).address)))
     return msgs
 
 
@@ -143,17 +193,21 @@ class EpochJob:
     sends: tuple[tuple[int, ValidatorSpec, int], ...]  # (validator index, spec, sequence)
     gov: tuple[GovTx, ...] = ()
     gas_price: str = DEFAULT_PARAMS.min_gas_price  # the fee: the gas table's bound at this price
+    vote_mode: str = DEFAULT_PARAMS.vote_mode
 
 
 def sign_epoch(job: EpochJob) -> list[list[bytes]]:
     """Sign an epoch's transactions, spread over its blocks (validator i → block i mod L); a
-    block's governance transactions come first."""
+    block's governance transactions come first. The strategies that read the chain are left to
+    the chain process (`compute_chain_txs`)."""
     blocks: list[list[bytes]] = [[] for _ in range(job.epoch_length)]
     for gov in job.gov:
         raw = sign_tx(get_key(gov.sender), job.chain_id, gov.sequence, gov.messages, gas_price=job.gas_price)
         blocks[gov.offset].append(raw)
     for index, spec, sequence in job.sends:
-        msgs = compute_messages(spec, job.seed, job.epoch)
+        if is_chain_reading(spec):
+            continue
+        msgs = compute_messages(spec, job.seed, job.epoch, job.vote_mode)
         raw = sign_tx(get_key(spec.name), job.chain_id, sequence, msgs, gas_price=job.gas_price)
         blocks[index % job.epoch_length].append(raw)
     return blocks
@@ -183,6 +237,7 @@ class EpochPipeline:
         self.submitted = 0
         self.done_here = 0  # epochs this process signed and admitted itself
         self.ready: dict[bytes, Tx | InvalidTx] = {}
+        self.fees_paid: dict[str, int] = {}  # address → fees of its admitted transactions
 
     def _fill(self) -> None:
         """Submit jobs until two epochs and SIGN_AHEAD_TXS transactions are under way."""
@@ -225,6 +280,9 @@ class EpochPipeline:
         for raw in raws:
             result = self.ready.pop(raw, None)
             out.extend(decode_and_verify([raw]) if result is None else [result])
+        for tx in out:
+            if isinstance(tx, Tx):
+                self.fees_paid[tx.sender] = self.fees_paid.get(tx.sender, 0) + tx.fee
         return out
 
 
@@ -247,7 +305,7 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
             for name, option in proposal.votes:
                 planned.append((1, 0, len(planned), index[name], (MsgVote(proposal_id, option),)))
         for i, spec in enumerate(scenario.validators):
-            if is_sending(spec, epoch):
+            if is_sending(spec, epoch, scenario.vote_mode):
                 planned.append((i % scenario.epoch_length, 1, i, i, None))
         sends, gov = [], []
         for offset, _, _, i, msgs in sorted(planned, key=lambda p: p[:3]):
@@ -266,9 +324,89 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
                 tuple(sends),
                 tuple(gov),
                 scenario.params.min_gas_price,
+                scenario.vote_mode,
             )
         )
     return jobs
+
+
+def read_chain_view(app: Application) -> ChainView:
+    """What a strategy that reads the chain sees now: the committed state after the last block."""
+    status = app.query("status")
+    validators = {v["address"]: v for v in app.query_all("validators")}
+    return ChainView(status["epoch"], status["unit_of_compute_price"], app.get_params(), validators)
+
+
+def compute_chain_messages(
+    app: Application, scenario: Scenario, spec: ValidatorSpec, epoch: int, committed: dict[tuple[str, int], int]
+) -> list[Msg]:
+    """The messages of a chain-reading validator's transaction in `epoch`, read from the chain just
+    before its block: its bond or unbond as any validator's, a copycat's or cartel's vote (in
+    commit_reveal mode: the reveal of the price it committed last epoch, kept in `committed`, and
+    the commit of this epoch's), a free rider's MsgUnjail once its jail has run out."""
+    msgs: list[Msg] = []
+    if is_joining(spec, epoch):
+        msgs.append(MsgBond(spec.stake))
+    if is_leaving(spec, epoch):
+        msgs.append(MsgUnbond(spec.stake))
+    if is_revealing(spec, epoch, scenario.vote_mode):
+        price = committed.pop((spec.name, epoch - 1))
+        msgs.append(MsgRevealPrice(compute_salt(spec, scenario.seed, epoch - 1), price, "ngonka"))
+    if is_voting(spec, epoch):
+        addresses = {v.name: get_key(v.name).address for v in scenario.validators}
+        price = compute_chain_vote(spec, read_chain_view(app), scenario, addresses)
+        if scenario.vote_mode == "open":
+            msgs.append(MsgSubmitPriceProposal.of(price, "ngonka"))
+        else:
+            committed[(spec.name, epoch)] = price
+            salt = compute_salt(spec, scenario.seed, epoch)
+            msgs.append(MsgCommitPrice(compute_price_commit_hash(salt, price, "ngonka", addresses[spec.name])))
+    elif spec.is_active(epoch) and is_unjailing(
+        spec, app.query(f"validator/{get_key(spec.name).address}"), app.height + 1
+    ):
+        msgs.append(MsgUnjail())
+    return msgs
+
+
+def compute_chain_txs(
+    app: Application, scenario: Scenario, epoch: int, offset: int, committed: dict[tuple[str, int], int]
+) -> list[bytes]:
+    """The signed transactions of the chain-reading validators whose block is `offset` of `epoch`
+    (validator i → block i mod L, as the others), each at its account's sequence."""
+    txs = []
+    for i, spec in enumerate(scenario.validators):
+        if i % scenario.epoch_length != offset or not is_chain_reading(spec):
+            continue
+        msgs = compute_chain_messages(app, scenario, spec, epoch, committed)
+        if msgs:
+            key = get_key(spec.name)
+            sequence = app.query(f"account/{key.address}")["sequence"]
+            txs.append(sign_tx(key, scenario.chain_id, sequence, msgs, gas_price=scenario.params.min_gas_price))
+    return txs
+
+
+def read_observation(app: Application, names: dict[str, str], epoch: int, previous_price: int) -> Observation:
+    """The ballot that set the price at the boundary just committed (the new set's powers and votes in force)."""
+    ballot = {names[v["address"]]: (v["power"], v["last_vote"]) for v in app.query_all("validators")}
+    return Observation(epoch, app.query("status")["unit_of_compute_price"], previous_price, ballot)
+
+
+def read_accounts(app: Application, scenario: Scenario, fees_paid: dict[str, int]) -> dict[str, Account]:
+    """Each validator's wealth (balance, tokens held bonded, deposits of its proposals spent or
+    held), fees paid, misses, jails and slashes, now."""
+    spent: dict[str, int] = {}
+    for p in app.query_all("proposals"):
+        if p["burned"] or p["status"] in ("deposit_period", "voting_period"):
+            spent[p["proposer"]] = spent.get(p["proposer"], 0) + p["total_deposit"]
+    out = {}
+    for spec in scenario.validators:
+        address = get_key(spec.name).address
+        v = app.query(f"validator/{address}")
+        wealth = (
+            app.query(f"account/{address}")["balance"] + max(v["stake"], v["pending_stake"]) + spent.get(address, 0)
+        )
+        out[spec.name] = Account(wealth, fees_paid.get(address, 0), v["missed"], v["slashes"], v["slashed"])
+    return out
 
 
 FEE_FUND = 10**9  # ngonka each provider holds for fees: one gonka, about a million price votes
@@ -334,6 +472,11 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         rejections: dict[str, int] = {}
         committed = 0
         models = [(0, app.query_all("models"))]
+        names = {get_key(v.name).address: v.name for v in scenario.validators}
+        start = read_accounts(app, scenario, {})
+        observations: list[Observation] = []
+        chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
+        commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
         with tqdm(
             total=scenario.epochs * scenario.epoch_length,
             unit="block",
@@ -343,6 +486,8 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         ) as bar:
             for epoch in range(scenario.epochs):
                 for offset, txs in enumerate(pipeline.next_epoch()):
+                    if chain_reading:
+                        txs = txs + compute_chain_txs(app, scenario, epoch, offset, commitments)
                     height = compute_epoch_start_height(scenario.params, epoch) + offset
                     block = app.finalize_block(height, txs)
                     app.commit()
@@ -353,11 +498,14 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
                             rejections[result.code] = rejections.get(result.code, 0) + 1
                     bar.update(1)
                 models.append((epoch + 1, app.query_all("models")))
+                previous = observations[-1].price if observations else scenario.default_unit_of_compute_price
+                observations.append(read_observation(app, names, epoch, previous))
         elapsed = time.perf_counter() - started
         history = app.query_all("history")
         status = app.query("status")
         proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
         registry_version = app.query("models")["registry_version"]
+        end = read_accounts(app, scenario, pipeline.fees_paid)
     log.info(
         "simulated %d blocks, %d transactions committed in %.2f s (%d of %d epochs signed and admitted here)",
         app.height,
@@ -378,6 +526,10 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         "txs_committed": committed,
         "txs_rejected": sum(rejections.values()),
         "rejections": dict(sorted(rejections.items())),
+        "price_vs_honest": compute_price_vs_honest(
+            observations, {v.name for v in scenario.validators if v.strategy == "honest"}
+        ),
+        "strategies": compute_strategy_summary(scenario, observations, start, end),
     }
     write_run_files(out, Path(scenario.path).name, scenario.seed, history, models, proposals, summary)
     summary["elapsed_seconds"] = elapsed

@@ -14,9 +14,10 @@
   before it reached the pool is taken from the app's verify cache, not verified again.
 - **Lanes.** The priority lane holds this node's own transactions (`own=True`: the operator's
   votes and proposals) and price votes from validators of the current epoch (every message a
-  `MsgSubmitPriceProposal`, the sender with power). They are exempt from the per-sender quota, are
-  reaped first, and when the pool is full they evict the cheapest ordinary transaction whatever
-  they pay, so no spammer can starve the validators' votes. Every other tx is in the ordinary lane.
+  `MsgSubmitPriceProposal`, `MsgCommitPrice` or `MsgRevealPrice`, the sender with power). They are
+  exempt from the per-sender quota, are reaped first, and when the pool is full they evict the
+  cheapest ordinary transaction whatever they pay, so no spammer can starve the validators' votes.
+  Every other tx is in the ordinary lane.
 - **Limits** on the number of transactions and their total bytes, and per sender in the ordinary
   lane (`max_txs_per_sender`, `max_bytes_per_sender`): one account cannot fill the pool.
 - **Eviction.** When the pool is full, an ordinary tx that pays more per gas than the cheapest
@@ -46,7 +47,7 @@ from fractions import Fraction
 
 from chain.app import Application
 from chain.errors import InvalidTx
-from chain.tx import MsgSubmitPriceProposal, Tx
+from chain.tx import MsgCommitPrice, MsgRevealPrice, MsgSubmitPriceProposal, Tx
 
 from .errors import FeeTooLow, MempoolError, MempoolFull, SenderQuotaExceeded, TxAlreadyKnown, TxRejected
 
@@ -95,9 +96,12 @@ def describe_price(price: Fraction) -> str:
     return str(price.numerator) if price.denominator == 1 else f"{price.numerator}/{price.denominator}"
 
 
+PRICE_VOTE_MESSAGES = (MsgSubmitPriceProposal, MsgCommitPrice, MsgRevealPrice)
+
+
 def is_price_vote(tx: Tx) -> bool:
-    """True if every message of the transaction is a price vote."""
-    return all(isinstance(m, MsgSubmitPriceProposal) for m in tx.messages)
+    """True if every message of the transaction is a price vote (open, or a commit or reveal)."""
+    return all(isinstance(m, PRICE_VOTE_MESSAGES) for m in tx.messages)
 
 
 class Mempool:

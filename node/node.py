@@ -46,6 +46,7 @@ import grpc
 from chain.app import Application, TxResult
 from chain.errors import ChainError, StoreError
 from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
+from chain.params import Params
 from chain.tx import Msg, compute_tx_hash, sign_tx
 
 from . import codec, tls
@@ -66,6 +67,7 @@ from .consensus import (
     ValidatorSet,
 )
 from .errors import InvalidMessage, MempoolError, NodeError, SyncError
+from .feeder import FEEDER_FILE, PriceFeeder
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
 from .network import Handlers, NodeApi, PeerClient, Server
@@ -165,6 +167,9 @@ class NodeCore:
         self._fetches: set[asyncio.Task] = set()
         self._next_height_timer: asyncio.TimerHandle | None = None
         self._own_pending: dict[str, int] = {}  # hash -> sequence of txs this node signed, until committed
+        self.feeder = PriceFeeder(self, self.signer.address, home.path / FEEDER_FILE) if self.signer else None
+        if self.feeder is not None:
+            waiters.add_listener(self.feeder.on_block)
         self.failed: StoreError | None = None  # a block could not be stored: consensus stopped (see `fail`)
         self.failed_event = asyncio.Event()
 
@@ -577,6 +582,14 @@ class NodeCore:
             del self._own_pending[tx_hash]  # committed or dropped
         pending = [s for s in self._own_pending.values() if s >= committed]
         return max(pending) + 1 if pending else committed
+
+    def is_pending(self, tx_hash: str) -> bool:
+        """True if a transaction is in this node's mempool."""
+        return tx_hash in self.mempool
+
+    def get_params(self) -> Params:
+        """The chain params of the committed state."""
+        return self.app.get_params()
 
     def simulate_tx(self, raw: bytes) -> TxResult:
         """The gas `raw` would use on top of the mempool's txs (`Application.simulate`), or why it fails."""

@@ -162,4 +162,5 @@ DEFAULT_PARAMS: dict = {
     "miss_window": 0,
     "min_valid_per_window": 0,
     "slash_fraction_miss": "0",
+    "vote_mode": "open",
 }

@@ -114,7 +114,15 @@ def test_every_uocd_line_of_the_readme_parses():
 def test_readme_scenario_block_is_a_valid_scenario():
     block = re.search(r"```toml\n(.*?)```", README, re.S).group(1)
     scenario = parse_scenario(block, "README.md")
-    assert [v.strategy for v in scenario.validators] == ["honest", "fixed", "extreme", "silent"]
+    assert [v.strategy for v in scenario.validators] == [
+        "honest",
+        "fixed",
+        "extreme",
+        "silent",
+        "copycat",
+        "cartel",
+    ] + ["sybil"] * 5 + ["free_rider"]
+    assert scenario.params.vote_reward_share == "0.5"
     assert [(p.kind, p.id, len(p.votes)) for p in scenario.proposals] == [("register_model", "model-alpha", 3)]
 
 

@@ -6,9 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from chain.params import DEFAULT_PARAMS
 from devnet.adversary_plan import ATTACK_KINDS, parse_attack_kinds
+from devnet.attack import __doc__ as attack_doc
+from devnet.attack import parse_shares, run_attack
 from devnet.chaos import ChaosConfig, format_summary, run_chaos
 from devnet.chaos import __doc__ as chaos_doc
 from devnet.devnet import __doc__ as devnet_doc
@@ -25,6 +28,18 @@ from .output import emit, print_csv_table, program_name, render_rows
 DEFAULT_DIR = "out/devnet"
 # the epochs table `devnet simulate` prints: 69 characters, so it fits an 80-column terminal as a table
 # (epochs.csv has every column, total_power and non_voters too)
+# the per-strategy table: (summary.json key, column), short enough for a 100-column terminal
+STRATEGY_COLUMNS = (
+    ("validators", "n"),
+    ("rewards", "rewards"),
+    ("rewards_per_epoch", "per_epoch"),
+    ("misses", "misses"),
+    ("jails", "jails"),
+    ("slashed", "slashed"),
+    ("vote_distance_mean_bps", "vote_distance"),
+    ("price_effect_mean_bps", "price_effect"),
+    ("price_effect_max_bps", "max_effect"),
+)
 SUMMARY_EPOCH_COLUMNS = ("epoch", "price", "voters", "min_vote", "max_vote", "fees_collected", "chain_epoch")
 
 
@@ -35,6 +50,7 @@ def add_devnet_commands(commands: argparse._SubParsersAction) -> None:
     )
     sub = devnet.add_subparsers(dest="devnet_command", metavar="COMMAND", required=True)
     add_simulate_command(sub)
+    add_attack_command(sub)
     add_up_status_down_commands(sub)
     add_chaos_command(sub)
 
@@ -76,6 +92,34 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
     )
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
+
+
+def add_attack_command(sub: argparse._SubParsersAction) -> None:
+    """uocd devnet attack."""
+    attack = sub.add_parser(
+        "attack",
+        help="the stake it takes to move the price, and what it costs",
+        description="Run a scenario on the in-process engine with an attacker holding each share of the stake, "
+        "in each vote mode, and report per share and mode the largest deviation of the price from the honest "
+        "median (bps), whether it left the honest votes' [min, max], the rewards the attacker lost and its "
+        "slashes. Writes DIR/attack.csv and DIR/attack.png (each run's files in DIR/runs/MODE-SHARE).",
+        epilog=attack_doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    attack.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file: its honest validators are attacked")
+    attack.add_argument(
+        "--share",
+        default="0.05:0.60:0.05",
+        metavar="FROM:TO:STEP",
+        help="the attacker's shares of the total stake, each strictly between 0 and 1, or one share "
+        "(default 0.05:0.60:0.05)",
+    )
+    attack.add_argument(
+        "--dir", metavar="DIR", default=None, help="output directory (default: out/attack/<scenario name>)"
+    )
+    attack.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_output_option(attack)
+    attack.set_defaults(func=cmd_devnet_attack)
 
 
 def add_up_status_down_commands(sub: argparse._SubParsersAction) -> None:
@@ -225,6 +269,8 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     for model, units in summary["final_models"].items():
         price = units * summary["final_price"]
         print(f"model {model}: {units} units of compute per token = {price} ngonka per token")
+    if "strategies" in summary:
+        print(format_strategies(summary))
     files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
     files += ["models.png"] if (out / "models.png").exists() else []
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
@@ -239,6 +285,60 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         if summary.get("devnet_created") and state is not None:
             print(format_endpoints(state))
     return 0
+
+
+def format_strategies(summary: dict[str, Any]) -> str:
+    """The per-strategy table of an in-process run, and the price against the honest-only median."""
+    rows = [
+        {"strategy": name, **{column: figures[key] for key, column in STRATEGY_COLUMNS}}
+        for name, figures in summary["strategies"].items()
+    ]
+    honest = summary["price_vs_honest"]
+    line = (
+        f"price vs the honest-only median: mean {honest['mean_deviation_bps']} bps, "
+        f"max {honest['max_deviation_bps']} bps, outside the honest votes' [min, max] in "
+        f"{honest['epochs_outside_honest_range']} of {honest['epochs_compared']} epochs"
+        if honest["epochs_compared"]
+        else "price vs the honest-only median: no honest vote to compare with"
+    )
+    return (
+        "per strategy (summary.json: strategies; rewards in ngonka, distances in bps):\n"
+        + render_rows(rows)
+        + "\n"
+        + line
+    )
+
+
+def cmd_devnet_attack(args: argparse.Namespace) -> int:
+    """uocd devnet attack."""
+    shares = parse_shares(args.share)
+    scenario = load_scenario(args.scenario)
+    out = Path(args.dir) if args.dir else Path("out") / "attack" / Path(args.scenario).stem
+    report = run_attack(scenario, shares, out, progress=False if args.no_progress else None)
+    return emit(args, report, format_attack)
+
+
+def format_attack(report: dict[str, Any]) -> str:
+    """The attack table, where the price first left the honest range, and the files written."""
+    columns = (
+        "share",
+        "vote_mode",
+        "max_deviation_bps",
+        "outside_honest_range",
+        "attacker_rewards",
+        "rewards_lost",
+        "jails",
+        "slashed",
+    )
+    shown = [
+        {c: str(row[c]).lower() if isinstance(row[c], bool) else row[c] for c in columns} for row in report["rows"]
+    ]
+    lines = [render_rows(shown)]
+    for mode, share in report["first_outside_honest_range"].items():
+        where = f"at a share of {share}" if share is not None else "at none of the shares run"
+        lines.append(f"{mode}: the price first leaves the honest votes' [min, max] {where}")
+    lines.append(f"wrote {report['dir']}/attack.csv, {report['dir']}/attack.png")
+    return "\n".join(lines)
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:

@@ -113,8 +113,11 @@ def render_proposals(doc: dict[str, Any], width: int | None = None) -> str:
 
 
 def describe_content(content: dict[str, Any]) -> str:
-    """A proposal's content in one line: its type, then its values (`RegisterModel model-alpha 10`)."""
-    return " ".join([str(content.get("@type", "?")), *(str(v) for k, v in content.items() if k != "@type")])
+    """A proposal's content in one line: its type, then its values (`RegisterModel model-alpha 10`,
+    `ParamChange vote_mode=commit_reveal`)."""
+    values = [v for k, v in content.items() if k != "@type"]
+    words = [" ".join(f"{n}={x}" for n, x in v.items()) if isinstance(v, dict) else str(v) for v in values]
+    return " ".join([str(content.get("@type", "?")), *words])
 
 
 TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {"pricing": render_pricing, "proposals": render_proposals}

@@ -5,6 +5,7 @@ followed by its route."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from chain.params import Params
 from chain.tx import MODEL_ID, MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
 
 from ..errors import ApiRequestError, MempoolError
+from ..feeder import compute_commit_hash
 from ..outcomes import TxOutcome
 from .http import (
     bad_request,
@@ -29,6 +31,8 @@ from .http import (
 from .openapi import COIN, INT, MAX_INT64, PENDING, STR, Route, obj
 from .ports import ApiNode
 from .state import get_state
+
+FEEDER_POLL_S = 0.05  # how often a price proposal waiting for the next epoch's commit looks for it
 
 
 def get_operator(request: web.Request) -> ApiNode:
@@ -57,29 +61,69 @@ async def submit_and_wait(request: web.Request, msgs: list[Any]) -> tuple[str, T
 # the price vote
 # =============================================================================================
 async def post_price_proposal(request: web.Request) -> web.Response:
-    get_operator(request)
+    node = get_operator(request)
+    assert node.feeder is not None  # every node with a validator key has one
     doc = parse_json_object(await read_body(request))
     require_fields(doc, ("price", "denom"))
     try:
         price_ngonka = to_ngonka(doc["price"], doc["denom"], field="price")
     except MoneyError as exc:
         raise bad_request(exc.code, str(exc)) from None
-    msg = MsgSubmitPriceProposal(doc["price"], doc["denom"], price_ngonka)
-    tx_hash, outcome = await submit_and_wait(request, [msg])
+    node.feeder.set_price(doc["price"], doc["denom"])  # the standing price, should the mode become commit_reveal
+    params = Params.from_json(node.query("params"))
+    if params.vote_mode == "commit_reveal":
+        tx_hash, outcome, commit_epoch = await commit_price(request)
+    else:
+        msg = MsgSubmitPriceProposal(doc["price"], doc["denom"], price_ngonka)
+        tx_hash, outcome = await submit_and_wait(request, [msg])
+        commit_epoch = None
     if outcome is None:
         return json_response({"tx_hash": tx_hash, "status": "pending"}, status=202)
     assert outcome.height is not None
-    params = Params.from_json(get_operator(request).query("params"))
+    effective = compute_effective_epoch(params, outcome.height) if commit_epoch is None else commit_epoch + 2
     return json_response(
         {
             "tx_hash": tx_hash,
             "height": outcome.height,
-            "price": msg.price,
-            "denom": msg.denom,
+            "price": doc["price"],
+            "denom": doc["denom"],
             "price_ngonka": price_ngonka,
-            "effective_epoch": compute_effective_epoch(params, outcome.height),
+            "effective_epoch": effective,
         }
     )
+
+
+async def commit_price(request: web.Request) -> tuple[str, TxOutcome | None, int]:
+    """In vote_mode commit_reveal: have the feeder commit the standing price (now if this epoch has no
+    commit of the operator's yet, else at the next epoch's start) and wait for its commit; the tx hash
+    ("" if not sent within the commit timeout), the outcome (None: pending) and the commit's epoch."""
+    state = get_state(request)
+    node = get_operator(request)
+    feeder = node.feeder
+    assert feeder is not None and node.app is not None
+    epoch = node.query("epoch/current")["index"]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + state.commit_timeout_s
+    if epoch not in feeder.get_commits() and not feeder.is_in_flight("commit", epoch):
+        try:
+            sent = feeder.tick(node.app.height, commit_now=True)
+        except MempoolError as exc:
+            raise mempool_error_to_api(exc) from None
+        if sent is None:
+            raise ApiRequestError(409, "commit_not_due", feeder.explain_no_commit())
+        tx_hash = sent
+    else:
+        epoch += 1
+        feeder.commit_next = True
+        while (found := feeder.get_sent_commit(epoch)) is None:
+            if loop.time() > deadline:
+                return "", None, epoch
+            await asyncio.sleep(FEEDER_POLL_S)
+        tx_hash = found
+    outcome = node.get_tx_outcome(tx_hash) or await node.wait_for_commit(tx_hash, max(0.0, deadline - loop.time()))
+    if outcome is not None and (not outcome.committed or outcome.code != "ok"):
+        raise outcome_error(outcome)
+    return tx_hash, outcome, epoch
 
 
 POST_PRICE_PROPOSAL = Route(
@@ -105,29 +149,79 @@ POST_PRICE_PROPOSAL = Route(
 
 async def get_price_proposal(request: web.Request) -> web.Response:
     node = get_operator(request)
-    assert node.signer is not None
+    assert node.signer is not None and node.feeder is not None
     try:
         vote = node.query(f"price_vote/{node.signer.address}")
     except ChainError:
-        raise ApiRequestError(404, "never_voted", f"the operator {node.signer.address} never voted a price") from None
+        vote = None
+    commits = node.query(f"price_commits/{node.signer.address}")
+    shown = []
+    for commit in commits["commits"]:
+        known = node.feeder.get_known_commit(commit["epoch"])
+        price = None if known is None or compute_commit_hash(known, node.signer.address) != commit["hash"] else known
+        shown.append(
+            {
+                "epoch": commit["epoch"],
+                "height": commit["height"],
+                "hash": commit["hash"],
+                "price": price and price["price"],
+                "denom": price and price["denom"],
+                "price_ngonka": price and to_ngonka(price["price"], price["denom"]),
+                "reveal_epoch": commit["reveal_epoch"],
+                "in_force_epoch": commit["in_force_epoch"],
+            }
+        )
+    if vote is None and not shown:
+        raise ApiRequestError(404, "never_voted", f"the operator {node.signer.address} never voted a price")
     return json_response(
         {
-            "price": vote["price"],
-            "denom": vote["denom"],
-            "price_ngonka": vote["price_ngonka"],
-            "proposed_at_height": vote["height"],
-            "proposed_at_epoch": vote["epoch"],
+            "price": vote and vote["price"],
+            "denom": vote and vote["denom"],
+            "price_ngonka": vote and vote["price_ngonka"],
+            "proposed_at_height": vote and vote["height"],
+            "proposed_at_epoch": vote and vote["epoch"],
+            "vote_mode": commits["vote_mode"],
+            "commits": shown,
         }
     )
 
 
+NULLABLE_INT = {**INT, "nullable": True}
+NULLABLE_STR = {**STR, "nullable": True}
 GET_PRICE_PROPOSAL = Route(
     "admin",
     "GET",
     "/v1/admin/unit-of-compute-price-proposal",
     get_price_proposal,
-    "This operator's current price vote",
-    {200: obj({"price": INT, "denom": STR, "price_ngonka": INT, "proposed_at_height": INT, "proposed_at_epoch": INT})},
+    "This operator's price vote in force (null before its first) and, in vote_mode commit_reveal, its unrevealed "
+    "commits: each with its price, the epoch its reveal makes it public and the epoch it is in force from",
+    {
+        200: obj(
+            {
+                "price": NULLABLE_INT,
+                "denom": NULLABLE_STR,
+                "price_ngonka": NULLABLE_INT,
+                "proposed_at_height": NULLABLE_INT,
+                "proposed_at_epoch": NULLABLE_INT,
+                "vote_mode": STR,
+                "commits": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "epoch": INT,
+                            "height": INT,
+                            "hash": STR,
+                            "price": NULLABLE_INT,
+                            "denom": NULLABLE_STR,
+                            "price_ngonka": NULLABLE_INT,
+                            "reveal_epoch": INT,
+                            "in_force_epoch": INT,
+                        }
+                    ),
+                },
+            }
+        )
+    },
 )
 
 

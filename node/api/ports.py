@@ -16,6 +16,7 @@ from chain.app import TxResult
 
 from ..config import Home, NodeConfig
 from ..errors import MempoolError
+from ..feeder import PriceFeeder
 from ..outcomes import TxOutcome
 
 
@@ -80,6 +81,9 @@ class ApiNode(Protocol):
 
     @property
     def syncing(self) -> bool: ...
+
+    @property
+    def feeder(self) -> PriceFeeder | None: ...
 
     @property
     def reachable_peers(self) -> int: ...

@@ -27,6 +27,7 @@ from chain.fields import (
     DenomKind,
     EnumKind,
     FieldError,
+    HexKind,
     IdentifierKind,
     IntKind,
     Kind,
@@ -34,6 +35,7 @@ from chain.fields import (
     PriceKind,
     TextKind,
 )
+from chain.params import ParamChangesKind
 from chain.queries import QUERIES
 from chain.tx import (
     CONTENT_TYPES,
@@ -126,6 +128,8 @@ BAD_VALUES: dict[type[Kind[Any]], list[Any]] = {
     TextKind: ["x" * 257, 5, "a\nb"],
     DecimalKind: ["1e-3", "0.", ".5", 0, "x" * 257],
     NestedKind: ["x", 5],
+    HexKind: ["ab" * 31, "AB" * 32, "zz" * 32, "ab" * 33, 5, None],
+    ParamChangesKind: [(), (("epoch_length", 5),), (("vote_mode", "secret"),), (("miss_window", "3"),), 5, None],
 }
 
 
@@ -143,7 +147,9 @@ def _bad_cases() -> list[Any]:
 
 
 def _wire(kind: Kind[Any], value: Any) -> Any:
-    """The wire form of a (bad) Python value: an amount is a money object in ngonka."""
+    """The wire form of a (bad) Python value: an amount is a money object in ngonka, param changes an object."""
+    if isinstance(kind, ParamChangesKind) and isinstance(value, tuple):
+        return dict(value)
     return {"amount": value, "denom": "ngonka"} if isinstance(kind, AmountKind) else value
 
 
@@ -286,6 +292,7 @@ EXAMPLE_ARGS: dict[str, list[str]] = {
     "epoch": ["epoch", "epoch/current", "epoch/0", "epoch/2"],
     "account": ["account/" + ADDR["a"], "account/" + ADDR["h"]],
     "price_vote": ["price_vote/" + ADDR["a"]],
+    "price_commits": ["price_commits/" + ADDR["a"]],  # none in open mode: tests/chain/test_commit_reveal.py
     "validator": ["validator/" + ADDR["a"], "validator/" + ADDR["h"]],
     "proposal": ["proposal/1", "proposal/2", "proposal/3"],
     "deposits": ["deposits/1", "deposits/2", "deposits/3"],
@@ -400,7 +407,10 @@ def test_the_tx_commands_are_the_ones_the_cli_has():
         ("bond",),
         ("unbond",),
         ("price-proposal",),
+        ("price-commit",),
+        ("price-reveal",),
         ("register-model",),
+        ("param-change",),
         ("remove-model",),
         ("gov", "vote"),
         ("gov", "deposit"),

@@ -144,6 +144,9 @@ def test_simulate_basic_example_prints_the_epoch_and_proposal_tables_final_price
     assert lines[final_line + 1] == (
         f"model model-alpha: {units} units of compute per token = {units * summary['final_price']} ngonka per token"
     )
+    assert lines[final_line + 2].startswith("per strategy")
+    assert [line.split()[0] for line in lines[final_line + 4 : final_line + 7]] == ["fixed", "honest", "silent"]
+    assert lines[-2].startswith("price vs the honest-only median: mean ")
     names = ("epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png", "models.png")
     assert lines[-1] == "wrote " + ", ".join(f"{out}/{name}" for name in names)
     for name in names:

@@ -110,3 +110,53 @@ def without_chain_epoch(row: dict) -> dict:
     the fees (the network engine's txs carry simulated gas limits, the in-process engine's the
     offline bound, and the network's devnet runs blocks before the scenario starts)."""
     return {k: v for k, v in row.items() if k not in ("chain_epoch", "fees_collected")}
+
+
+COMMIT_REVEAL_SCENARIO = """\
+seed = 9
+epochs = 5
+epoch_length = 8
+default_unit_of_compute_price = 100
+vote_mode = "commit_reveal"
+
+[[validators]]
+name = "alice"
+stake = 400
+strategy = "honest"
+true_cost = 1200
+noise_bps = 500
+
+[[validators]]
+name = "bob"
+stake = 300
+strategy = "fixed"
+price = 900
+
+[[validators]]
+name = "carol"
+stake = 200
+strategy = "extreme"
+low = 1
+high = 100000
+
+[[validators]]
+name = "erin"
+stake = 350
+strategy = "fixed"
+price = 1500
+join_epoch = 1
+leave_epoch = 4
+"""
+
+
+def test_network_engine_in_commit_reveal_mode_gives_the_inproc_price_series(tmp_path):
+    path = tmp_path / "cr.toml"
+    path.write_text(COMMIT_REVEAL_SCENARIO)
+    scenario = parse_scenario(COMMIT_REVEAL_SCENARIO, str(path))
+    inproc = run_inproc(scenario, tmp_path / "inproc", progress=False)
+    network = run_network(scenario, tmp_path / "network", block_ms=250, progress=False)
+    net, inp = (read_csv(tmp_path / engine / "epochs.csv") for engine in ("network", "inproc"))
+    assert [without_chain_epoch(r) for r in net] == [without_chain_epoch(r) for r in inp]
+    prices = [int(r["price"]) for r in inp]
+    assert prices[:2] == [100, 100] and len(set(prices[2:])) > 1  # the first reveals count from epoch 2
+    assert network["final_price"] == inproc["final_price"]

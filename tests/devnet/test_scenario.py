@@ -123,6 +123,12 @@ def test_base_scenario_of_these_tests_parses_into_the_written_values() -> None:
     )
 
 
+def test_vote_mode_defaults_to_open_and_commit_reveal_reaches_the_genesis_params() -> None:
+    assert parse_scenario(BASE, PATH).params.vote_mode == "open"
+    scenario = parse_scenario(variant(l5='vote_mode = "commit_reveal"'), PATH)
+    assert (scenario.vote_mode, scenario.params.vote_mode) == ("commit_reveal", "commit_reveal")
+
+
 def test_a_scenario_without_a_chain_id_gets_one_of_its_own_from_its_text() -> None:
     ids = {parse_scenario(text, PATH).chain_id for text in (BASE, BASE + "\n# another scenario\n", BASE + " ")}
     assert len(ids) == 3 and all(re.fullmatch(r"uoc-sim-[0-9a-f]{12}", i) for i in ids)
@@ -240,6 +246,8 @@ MALFORMED = [
     ("epochs 0", variant(l3="epochs = 0"), 3, "epochs", "got 0"),
     ("negative seed", variant(l2="seed = -1"), 2, "seed", "-1"),
     ("chain_id not a string", variant(l5="chain_id = 7"), 5, "chain_id", "string"),
+    ("unknown vote_mode", variant(l5='vote_mode = "secret"'), 5, "vote_mode", "open, commit_reveal"),
+    ("vote_mode not a string", variant(l5="vote_mode = 1"), 5, "vote_mode", "string"),
     ("default price 0", variant(l5="default_unit_of_compute_price = 0"), 5, "default_unit_of_compute_price", "got 0"),
     ("validator without a stake (points at its header)", variant(l15=""), 13, "validators[1].stake", "required"),
     ("validator without a name (points at its header)", variant(l7=""), 6, "validators[0].name", "required"),

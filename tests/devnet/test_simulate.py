@@ -486,3 +486,29 @@ def test_governance_run_summary_counts_proposals_and_burns_the_vetoed_and_the_dr
     assert summary["deposits_burned"] == 500 + 100  # proposal 4 was vetoed, proposal 5 dropped (prevote burn)
     assert (governance.out / "models.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["txs_rejected"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Commit–reveal voting
+# ---------------------------------------------------------------------------------------------
+
+
+COMMIT_REVEAL_SCENARIO = (
+    header(epochs=8, epoch_length=3, default=1000, seed=5)
+    + honest("h1", 40, 1200, 400)
+    + honest("h2", 30, 1100, 300)
+    + fixed("f", 20, 900)
+    + honest("slow", 10, 1500, 100, vote_every=3)
+)
+
+
+def test_the_same_scenario_converges_in_both_vote_modes_with_commit_reveal_one_epoch_later(simulate) -> None:
+    opened = simulate(COMMIT_REVEAL_SCENARIO, "open")
+    revealed = simulate('vote_mode = "commit_reveal"\n' + COMMIT_REVEAL_SCENARIO, "commit_reveal")
+    assert revealed.summary["txs_rejected"] == 0
+    # a vote committed in e is revealed in e+1 and sets the price of e+2; in open mode it sets e+1's
+    assert revealed.prices[:2] == [1000, 1000]
+    assert revealed.prices[2:] == opened.prices[1:-1]
+    assert revealed.column("voters")[2:] == opened.column("voters")[1:-1]
+    assert revealed.column("min_vote")[2:] == opened.column("min_vote")[1:-1]
+    assert len(set(opened.prices[1:])) > 1  # the honest noise moves the price: the shift is not trivial

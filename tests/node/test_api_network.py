@@ -152,6 +152,8 @@ def test_seed_price_vote_is_committed_and_read_back(operator):
         "price_ngonka": 1000 * 10**9,
         "proposed_at_height": vote["height"],
         "proposed_at_epoch": vote["effective_epoch"] - 1,
+        "vote_mode": "open",
+        "commits": [],
     }
     tx = operator.get(f"/v1/txs/{vote['tx_hash']}").json()
     assert tx["height"] == vote["height"] and tx["code"] == "ok"

@@ -14,7 +14,7 @@ from node.client import Client
 from uocd.devnet import SUMMARY_EPOCH_COLUMNS
 from uocd.main import main
 from uocd.output import ELLIPSIS, fit_widths, format_table, print_csv_table, render_rows, render_text
-from uocd.query import render_proposals
+from uocd.query import describe_content, render_proposals
 
 VOTER = "uoc1" + "q" * 38
 
@@ -201,3 +201,18 @@ def test_text_output_and_errors_never_pass_a_control_character_to_the_terminal(c
     assert json.loads(capsys.readouterr().out) == {"moniker": "evil\x1b[2J"}  # JSON escapes it itself
     assert fail("a node said: bad\nthing\x1b[1m") == 1
     assert capsys.readouterr().err == "uocd: error: a node said: bad\\nthing\\x1b[1m\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ({"@type": "RegisterModel", "id": "m", "units_of_compute_per_token": 10}, "RegisterModel m 10"),
+        ({"@type": "RemoveModel", "id": "m"}, "RemoveModel m"),
+        (
+            {"@type": "ParamChange", "changes": {"miss_window": 3, "vote_mode": "commit_reveal"}},
+            "ParamChange miss_window=3 vote_mode=commit_reveal",
+        ),
+    ],
+)
+def test_a_proposal_content_is_one_line_of_its_type_and_values(content, line):
+    assert describe_content(content) == line
