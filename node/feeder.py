@@ -202,15 +202,15 @@ class PriceFeeder:
             self.attempts[kind] = self.attempts.get(kind, 0) + 1
         return tx_hash if ("commit", index) in kinds else None
 
-    def explain_no_commit(self) -> str:
-        """Why `tick(commit_now=True)` sent no commit."""
+    def explain_no_commit(self) -> tuple[str, str]:
+        """Why `tick(commit_now=True)` sent no commit: a code and a message."""
         if self.node.query(f"validator/{self.address}")["pending_stake"] == 0:
-            return (
+            return "not_validator", (
                 f"{self.address} has no stake for the next epoch: a commit made now would be revealed when it no "
                 "longer validates (the price is kept, and committed once it bonds)"
             )
-        return (
-            f"the feeder already sent {MAX_ATTEMPTS} commits this epoch and the chain refused them; see the node's log"
+        return "commit_refused", (
+            f"the feeder already sent {MAX_ATTEMPTS} commits this epoch and they were refused; see the node's log"
         )
 
     def get_sent_commit(self, epoch: int) -> str | None:

@@ -110,7 +110,7 @@ async def commit_price(request: web.Request) -> tuple[str, TxOutcome | None, int
         except MempoolError as exc:
             raise mempool_error_to_api(exc) from None
         if sent is None:
-            raise ApiRequestError(409, "commit_not_due", feeder.explain_no_commit())
+            raise ApiRequestError(422, *feeder.explain_no_commit())
         tx_hash = sent
     else:
         epoch += 1

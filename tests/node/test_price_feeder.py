@@ -198,3 +198,13 @@ def test_a_feeder_file_readable_by_others_is_refused(tmp_path):
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_feeder_file(path)
+
+
+def test_an_operator_without_stake_for_the_next_epoch_gets_no_commit_and_is_told_why(tmp_path):
+    node = ChainNode()
+    feeder = PriceFeeder(node, ADDR["c"], tmp_path / FEEDER_FILE, draw_salt=salts())  # c has no stake
+    feeder.set_price(100, "ngonka")
+    assert feeder.tick(node.app.height, commit_now=True) is None and node.queue == []
+    code, message = feeder.explain_no_commit()
+    assert code == "not_validator" and "no stake for the next epoch" in message
+    assert json.loads((tmp_path / FEEDER_FILE).read_text())["price"] == 100  # kept for when it bonds
