@@ -146,8 +146,30 @@ def test_a_price_posted_after_the_epochs_commit_waits_for_the_next_epoch(tmp_pat
     while node.query("epoch/current")["index"] == 0:
         node.block(feeder)
     assert kinds(node.block(feeder)) == [["MsgRevealPrice", "MsgCommitPrice"]]  # both at the epoch's start
-    commit = feeder.get_known_commit(1)
+    (on_chain,) = [c for c in node.query("price_commits/" + ADDR["a"])["commits"] if c["epoch"] == 1]
+    commit = feeder.get_known_commit(1, on_chain["hash"])
     assert commit is not None and commit["price"] == 120
+
+
+def test_a_commit_sent_again_before_the_first_lands_is_revealed_whichever_the_chain_took(tmp_path):
+    node = ChainNode()
+    feeder = make_feeder(node, tmp_path)
+    feeder.set_price(100, "ngonka")
+    feeder.tick(node.app.height, commit_now=True)
+    first = list(node.queue)
+    node.queue.clear()  # the node restarts with its commit still out there; a new feeder sends another
+    restarted = make_feeder(node, tmp_path)
+    restarted.draw_salt = lambda: bytes([7]) * 32
+    restarted.set_price(130, "ngonka")
+    restarted.tick(node.app.height, commit_now=True)
+    node.queue, node.sequence = first, 1  # the first commit is the one that lands; the second is never sent
+    node.block()
+    assert len(json.loads((tmp_path / FEEDER_FILE).read_text())["commits"]["0"]) == 2
+    while node.query("epoch/current")["index"] == 0:
+        node.block()
+    restarted.on_block(node.app.height)
+    assert kinds(node.block()) == [["MsgRevealPrice"]]
+    assert node.query("price_vote/" + ADDR["a"])["price"] == 100  # the commit the chain holds
 
 
 def test_the_feeder_does_nothing_in_open_mode_or_while_syncing(tmp_path):
@@ -170,7 +192,7 @@ def test_a_commit_whose_salt_was_lost_is_not_revealed_and_is_tried_once(tmp_path
     feeder.set_price(100, "ngonka")
     feeder.tick(node.app.height, commit_now=True)
     node.block()
-    feeder.file.commits[0] = {**feeder.file.commits[0], "salt": "00" * 32}  # not the salt committed
+    feeder.file.commits[0] = [{**feeder.file.commits[0][0], "salt": "00" * 32}]  # not the salt committed
     while node.query("epoch/current")["index"] == 0:
         node.block()
     feeder.on_block(node.app.height)
@@ -184,8 +206,10 @@ def test_a_commit_whose_salt_was_lost_is_not_revealed_and_is_tried_once(tmp_path
         ("not json", "not a price feeder file"),
         ('{"price": 1}', "must be an object with price, denom and commits"),
         ('{"price": 0, "denom": "ngonka", "commits": {}}', "not a price feeder file"),
-        ('{"price": 1, "denom": "ngonka", "commits": {"0": {"salt": "zz"}}}', "commits.0"),
-        ('{"price": 1, "denom": "ngonka", "commits": {"x": {"salt": "00", "price": 1, "denom": "ngonka"}}}', "file"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"0": {"salt": "00"}}}', "commits.0 must be a list"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"0": [{"salt": "zz"}]}}', "commits.0"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"0": [{"salt": "zz", "price": 1, "denom": "ngonka"}]}}', "file"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"x": [{"salt": "00", "price": 1, "denom": "ngonka"}]}}', "file"),
     ],
 )
 def test_a_feeder_file_that_cannot_be_read_is_a_config_error_naming_the_file(tmp_path, content, words):
