@@ -2,7 +2,8 @@
 
 `Params` is frozen and typed; genesis fixes it (`Params.from_json`), the state stores its canonical
 dict (`to_json`) under `meta/params`, and the rules read its attributes. A `ParamChange` proposal may
-change the few `CHANGEABLE_PARAMS` (`compute_changed_params`), from the epoch after it passes. A new param is one field:
+change the few `CHANGEABLE_PARAMS` (`compute_changed_params`), from the epoch after it passes. A new
+param is one field:
 
     max_validators: int = param(100, COUNT, "Validators with the most stake that get power in an epoch.")
 

@@ -33,6 +33,7 @@ from .config import (
     read_admin_token,
 )
 from .errors import NodeError
+from .feeder import FEEDER_FILE, load_feeder_file
 from .ledger import compute_store_fix, lock_home, open_checked_store
 from .secret_files import is_private_mode
 from .sign_state_file import SIGN_STATE_FILE, load_sign_state
@@ -101,6 +102,7 @@ def check_keys(home: Path) -> list[Finding]:
     findings += [
         check_file(VALIDATOR_KEY_FILE, home / VALIDATOR_KEY_FILE, home, load_key, required=False),
         check_sign_state(home),
+        check_feeder_file(home),
         check_file(ADMIN_TOKEN_FILE, home / ADMIN_TOKEN_FILE, home, read_admin_token, required=False),
     ]
     findings += [
@@ -117,6 +119,16 @@ def check_sign_state(home: Path) -> Finding:
         return found
     fix = "restore it from a backup, or delete it (the node then signs nothing for double_sign_check_height heights)"
     return Finding(SIGN_STATE_FILE, found.problem, fix)
+
+
+def check_feeder_file(home: Path) -> Finding:
+    """The price feeder's file: absent is fine (no price posted yet), unreadable is not (the node would not start)."""
+    found = check_file(FEEDER_FILE, home / FEEDER_FILE, home, load_feeder_file, required=False)
+    path = home / FEEDER_FILE
+    if found.problem is None or path.is_symlink() or not is_private_mode(path.stat().st_mode):
+        return found  # fine, or the link or chmod fix of any secret file
+    fix = "delete it and post the price again (a commit made this epoch or the last then goes unrevealed: a miss)"
+    return Finding(FEEDER_FILE, found.problem, fix)
 
 
 def check_store(home: Path, chain_id: str | None) -> list[Finding]:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FEEDER_FILE = "price_feeder.json"
 MAX_ATTEMPTS = 3  # sends of one reveal or commit per epoch
+MAX_COMMITS_PER_EPOCH = 8  # commits kept per epoch in the file (the newest)
 
 
 class FeederNode(Protocol):
@@ -57,11 +58,13 @@ class FeederNode(Protocol):
 
 @dataclass
 class FeederFile:
-    """The feeder's file: the standing price and the commits it made (epoch -> salt, price, denom)."""
+    """The feeder's file: the standing price and, per epoch, the commits it sent (salt, price, denom),
+    newest last: a commit sent again (its first still in some mempool) keeps the earlier ones, and
+    the reveal opens the one the chain holds."""
 
     price: int | None = None
     denom: str = "ngonka"
-    commits: dict[int, dict[str, Any]] = field(default_factory=dict)
+    commits: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"price": self.price, "denom": self.denom, "commits": {str(e): c for e, c in self.commits.items()}}
@@ -74,11 +77,14 @@ class FeederFile:
         if doc["price"] is not None:
             to_ngonka(doc["price"], doc["denom"], field="price")
         commits = {}
-        for epoch, commit in doc["commits"].items():
-            if not isinstance(commit, dict) or set(commit) != {"salt", "price", "denom"}:
-                raise ValueError(f"commits.{epoch} must be an object with salt, price and denom")
-            bytes.fromhex(commit["salt"])
-            commits[int(epoch)] = commit
+        for epoch, sent in doc["commits"].items():
+            if not isinstance(sent, list) or not 1 <= len(sent) <= MAX_COMMITS_PER_EPOCH:
+                raise ValueError(f"commits.{epoch} must be a list of 1 to {MAX_COMMITS_PER_EPOCH} commits")
+            for commit in sent:
+                if not isinstance(commit, dict) or set(commit) != {"salt", "price", "denom"}:
+                    raise ValueError(f"commits.{epoch} must hold objects with salt, price and denom")
+                bytes.fromhex(commit["salt"])
+            commits[int(epoch)] = sent
         return cls(doc["price"], doc["denom"], commits)
 
 
@@ -132,9 +138,10 @@ class PriceFeeder:
         """The commit listener: send what is due after a block."""
         self.tick(height)
 
-    def get_known_commit(self, epoch: int) -> dict[str, Any] | None:
-        """The salt, price and denom of this node's commit of `epoch`, if it made it."""
-        return self.file.commits.get(epoch)
+    def get_known_commit(self, epoch: int, commit_hash: str) -> dict[str, Any] | None:
+        """The salt, price and denom of this node's commit of `epoch` that hashes to `commit_hash`, if any."""
+        sent = self.file.commits.get(epoch, [])
+        return next((c for c in reversed(sent) if compute_commit_hash(c, self.address) == commit_hash), None)
 
     def is_in_flight(self, kind: str, epoch: int) -> bool:
         """True if a reveal or commit of `epoch` was sent and is still in the mempool."""
@@ -165,14 +172,16 @@ class PriceFeeder:
         on_chain = self.get_commits()
         msgs: list[Msg] = []
         kinds = []
+        self.sent = {k: v for k, v in self.sent.items() if k[1] >= index - 1}  # bounded: two epochs
+        self.attempts = {k: v for k, v in self.attempts.items() if k[1] >= index - 1}
         previous = on_chain.get(index - 1)
-        known = self.get_known_commit(index - 1)
-        if previous is not None and known is not None and self.may_send("reveal", index - 1):
-            if compute_commit_hash(known, self.address) == previous["hash"]:
+        if previous is not None and self.may_send("reveal", index - 1):
+            known = self.get_known_commit(index - 1, previous["hash"])
+            if known is not None:
                 msgs.append(MsgRevealPrice(known["salt"], known["price"], known["denom"]))
                 kinds.append(("reveal", index - 1))
             else:
-                log.warning("the commit of epoch %d on chain is not the one in %s: not revealed", index - 1, self.path)
+                log.warning("the commit of epoch %d on chain is none in %s: not revealed", index - 1, self.path)
                 self.attempts[("reveal", index - 1)] = MAX_ATTEMPTS
         if (
             index not in on_chain
@@ -181,7 +190,8 @@ class PriceFeeder:
         ):
             assert self.file.price is not None
             commit = {"salt": self.draw_salt().hex(), "price": self.file.price, "denom": self.file.denom}
-            self.file.commits = {e: c for e, c in self.file.commits.items() if e >= index - 1} | {index: commit}
+            sent = [*self.file.commits.get(index, []), commit][-MAX_COMMITS_PER_EPOCH:]
+            self.file.commits = {e: c for e, c in self.file.commits.items() if e >= index - 1} | {index: sent}
             self.save()  # the salt is on disk before the commit leaves the node
             msgs.append(MsgCommitPrice(compute_commit_hash(commit, self.address)))
             kinds.append(("commit", index))
@@ -202,15 +212,15 @@ class PriceFeeder:
             self.attempts[kind] = self.attempts.get(kind, 0) + 1
         return tx_hash if ("commit", index) in kinds else None
 
-    def explain_no_commit(self) -> str:
-        """Why `tick(commit_now=True)` sent no commit."""
+    def explain_no_commit(self) -> tuple[str, str]:
+        """Why `tick(commit_now=True)` sent no commit: a code and a message."""
         if self.node.query(f"validator/{self.address}")["pending_stake"] == 0:
-            return (
+            return "not_validator", (
                 f"{self.address} has no stake for the next epoch: a commit made now would be revealed when it no "
                 "longer validates (the price is kept, and committed once it bonds)"
             )
-        return (
-            f"the feeder already sent {MAX_ATTEMPTS} commits this epoch and the chain refused them; see the node's log"
+        return "commit_refused", (
+            f"the feeder already sent {MAX_ATTEMPTS} commits this epoch and they were refused; see the node's log"
         )
 
     def get_sent_commit(self, epoch: int) -> str | None:

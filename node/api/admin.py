@@ -17,7 +17,6 @@ from chain.params import Params
 from chain.tx import MODEL_ID, MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
 
 from ..errors import ApiRequestError, MempoolError
-from ..feeder import compute_commit_hash
 from ..outcomes import TxOutcome
 from .http import (
     bad_request,
@@ -110,7 +109,7 @@ async def commit_price(request: web.Request) -> tuple[str, TxOutcome | None, int
         except MempoolError as exc:
             raise mempool_error_to_api(exc) from None
         if sent is None:
-            raise ApiRequestError(409, "commit_not_due", feeder.explain_no_commit())
+            raise ApiRequestError(422, *feeder.explain_no_commit())
         tx_hash = sent
     else:
         epoch += 1
@@ -157,8 +156,7 @@ async def get_price_proposal(request: web.Request) -> web.Response:
     commits = node.query(f"price_commits/{node.signer.address}")
     shown = []
     for commit in commits["commits"]:
-        known = node.feeder.get_known_commit(commit["epoch"])
-        price = None if known is None or compute_commit_hash(known, node.signer.address) != commit["hash"] else known
+        price = node.feeder.get_known_commit(commit["epoch"], commit["hash"])
         shown.append(
             {
                 "epoch": commit["epoch"],

@@ -426,3 +426,72 @@ def test_the_param_change_content_round_trips_through_its_wire_form():
     assert content.to_json() == {"@type": "ParamChange", "changes": {"miss_window": 3, "vote_mode": "commit_reveal"}}
     assert json.loads(json.dumps(content.to_json())) == content.to_json()
     assert ParamChange.parse(content.to_json(), "content") == content
+
+
+# --- random commit and reveal patterns against a model ------------------------------------------
+
+ACTIONS = st.sampled_from(["none", "commit", "reveal", "reveal+commit", "commit+reveal", "commit twice"])
+
+
+def model_step(name, action, price, epoch, commits, votes):
+    """The codes a model of the rules expects for `name`'s transaction this epoch (None: no tx), updating
+    its commits {epoch: price} and votes {name: (price, epoch)}."""
+    parts = {"none": [], "commit twice": ["commit", "commit"]}.get(action, action.split("+"))
+    if not parts:
+        return None, []
+    staged = dict(commits)
+    for part in parts:
+        if part == "commit":
+            if epoch in staged:
+                return "duplicate_price_commit", parts
+            staged[epoch] = price
+        elif epoch - 1 not in staged:
+            return "no_price_commit", parts
+        else:
+            votes[name] = (staged.pop(epoch - 1), epoch)
+    commits.clear()
+    commits.update(staged)
+    return "ok", parts
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(ACTIONS, ACTIONS, st.integers(50, 150)), min_size=1, max_size=6))
+def test_commits_reveals_and_votes_follow_a_model_of_the_rules(pattern):
+    app = cr_app()
+    wallets = Wallets()
+    commits = {"a": {}, "b": {}}  # name -> {epoch: price}
+    votes: dict[str, tuple[int, int]] = {}
+    for epoch, (action_a, action_b, price) in enumerate(pattern):
+        txs, expected = [], []
+        for name, action in (("a", action_a), ("b", action_b)):
+            prices = dict(commits[name])
+            code, parts = model_step(name, action, price + epoch, epoch, commits[name], votes)
+            if code is None:
+                continue
+            msgs = []
+            for part in parts:
+                if part == "commit":
+                    msgs.append(commit(name, price + epoch, salt=hashlib.sha256(f"{name}{epoch}".encode()).hexdigest()))
+                else:
+                    old = prices.get(epoch - 1, 1)
+                    msgs.append(reveal(name, old, salt=hashlib.sha256(f"{name}{epoch - 1}".encode()).hexdigest()))
+            raw = signed(name, wallets.next[name], *msgs)
+            if code == "ok":
+                wallets.next[name] += 1
+            txs.append(raw)
+            expected.append(code)
+        result = run_block(app, txs, expect_ok=False)
+        assert [r.code for r in result.tx_results] == expected
+        run_block(app)
+        for name in "ab":
+            on_chain = {c["epoch"] for c in app.query("price_commits/" + ADDR[name])["commits"]}
+            assert on_chain == {e for e in commits[name] if e >= epoch}  # the one before expired at the boundary
+            commits[name] = {e: p for e, p in commits[name].items() if e >= epoch}
+            vote = votes.get(name)
+            if vote is None:
+                assert app.query("validator/" + ADDR[name])["last_vote"] is None
+            else:
+                assert (
+                    app.query("price_vote/" + ADDR[name])["price"],
+                    app.query("price_vote/" + ADDR[name])["epoch"],
+                ) == vote

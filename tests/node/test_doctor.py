@@ -77,6 +77,16 @@ def write(name: str, text: str):
     return lambda home: (home / name).write_text(text)
 
 
+def write_private(name: str, text: str):
+    """Write a 0600 file (so only its content is wrong)."""
+
+    def damage(home: Path) -> None:
+        (home / name).write_text(text)
+        (home / name).chmod(0o600)
+
+    return damage
+
+
 DAMAGES = [
     # (what, damage, the check that fails, a fragment of its problem, a fragment of its fix)
     ("key 0644", lambda h: (h / "validator_key.json").chmod(0o644), "validator_key.json", "are too open", "chmod 600"),
@@ -85,6 +95,8 @@ DAMAGES = [
     ("bad config", write("config.toml", "moniker = 5\n"), "config.toml", "moniker", "edit "),
     ("bad genesis", write("genesis.json", "{}"), "genesis.json", "chain_id is missing", "copy the network's"),
     ("bad sign state", write("validator_state.json", "junk"), "validator_state.json", "not a sign state", "delete it"),
+    ("bad feeder file", write_private("price_feeder.json", "{}"), "price_feeder.json", "not a price", "post the price"),
+    ("feeder file 0644", write("price_feeder.json", "{}"), "price_feeder.json", "too open", "chmod 600"),
     ("app hash", lambda h: tamper_balance(h / "data" / "node.db"), "data/node.db", "does not match", "restore"),
     ("corrupt store", lambda h: corrupt_pages(h / "data" / "node.db"), "data/node.db", "quick_check", "restore"),
 ]

@@ -3,25 +3,31 @@ each commit's salt in HOME/price_feeder.json (0600), reveals at the start of the
 again once half an epoch has passed (or at once when asked), survives a restart between commit and
 reveal, and refuses a file it cannot trust.
 
-Unit tests: the feeder runs against a real state machine (`chain.app.Application`) through a small
-stand-in for the node, which puts what the feeder submits in the next block."""
+The feeder runs against a real state machine (`chain.app.Application`) through a small stand-in for
+the node, which puts what the feeder submits in the next block; the admin route's two paths (commit
+now, or at the next epoch's start) run on a real in-process node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from chain.app import Application
 from chain.params import Params
 from chain.store import MemoryStore
 from chain.tx import Msg, decode_tx, sign_tx
+from node.config import load_home
 from node.errors import ConfigError
 from node.feeder import FEEDER_FILE, MAX_ATTEMPTS, PriceFeeder, load_feeder_file
+from node.node import Node
 from tests.helpers import ADDR, CHAIN_ID, KEYS, make_genesis
+from tests.node.netutil import make_homes
 
 EPOCH = 4  # blocks
 
@@ -140,8 +146,30 @@ def test_a_price_posted_after_the_epochs_commit_waits_for_the_next_epoch(tmp_pat
     while node.query("epoch/current")["index"] == 0:
         node.block(feeder)
     assert kinds(node.block(feeder)) == [["MsgRevealPrice", "MsgCommitPrice"]]  # both at the epoch's start
-    commit = feeder.get_known_commit(1)
+    (on_chain,) = [c for c in node.query("price_commits/" + ADDR["a"])["commits"] if c["epoch"] == 1]
+    commit = feeder.get_known_commit(1, on_chain["hash"])
     assert commit is not None and commit["price"] == 120
+
+
+def test_a_commit_sent_again_before_the_first_lands_is_revealed_whichever_the_chain_took(tmp_path):
+    node = ChainNode()
+    feeder = make_feeder(node, tmp_path)
+    feeder.set_price(100, "ngonka")
+    feeder.tick(node.app.height, commit_now=True)
+    first = list(node.queue)
+    node.queue.clear()  # the node restarts with its commit still out there; a new feeder sends another
+    restarted = make_feeder(node, tmp_path)
+    restarted.draw_salt = lambda: bytes([7]) * 32
+    restarted.set_price(130, "ngonka")
+    restarted.tick(node.app.height, commit_now=True)
+    node.queue, node.sequence = first, 1  # the first commit is the one that lands; the second is never sent
+    node.block()
+    assert len(json.loads((tmp_path / FEEDER_FILE).read_text())["commits"]["0"]) == 2
+    while node.query("epoch/current")["index"] == 0:
+        node.block()
+    restarted.on_block(node.app.height)
+    assert kinds(node.block()) == [["MsgRevealPrice"]]
+    assert node.query("price_vote/" + ADDR["a"])["price"] == 100  # the commit the chain holds
 
 
 def test_the_feeder_does_nothing_in_open_mode_or_while_syncing(tmp_path):
@@ -164,7 +192,7 @@ def test_a_commit_whose_salt_was_lost_is_not_revealed_and_is_tried_once(tmp_path
     feeder.set_price(100, "ngonka")
     feeder.tick(node.app.height, commit_now=True)
     node.block()
-    feeder.file.commits[0] = {**feeder.file.commits[0], "salt": "00" * 32}  # not the salt committed
+    feeder.file.commits[0] = [{**feeder.file.commits[0][0], "salt": "00" * 32}]  # not the salt committed
     while node.query("epoch/current")["index"] == 0:
         node.block()
     feeder.on_block(node.app.height)
@@ -178,8 +206,10 @@ def test_a_commit_whose_salt_was_lost_is_not_revealed_and_is_tried_once(tmp_path
         ("not json", "not a price feeder file"),
         ('{"price": 1}', "must be an object with price, denom and commits"),
         ('{"price": 0, "denom": "ngonka", "commits": {}}', "not a price feeder file"),
-        ('{"price": 1, "denom": "ngonka", "commits": {"0": {"salt": "zz"}}}', "commits.0"),
-        ('{"price": 1, "denom": "ngonka", "commits": {"x": {"salt": "00", "price": 1, "denom": "ngonka"}}}', "file"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"0": {"salt": "00"}}}', "commits.0 must be a list"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"0": [{"salt": "zz"}]}}', "commits.0"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"0": [{"salt": "zz", "price": 1, "denom": "ngonka"}]}}', "file"),
+        ('{"price": 1, "denom": "ngonka", "commits": {"x": [{"salt": "00", "price": 1, "denom": "ngonka"}]}}', "file"),
     ],
 )
 def test_a_feeder_file_that_cannot_be_read_is_a_config_error_naming_the_file(tmp_path, content, words):
@@ -198,3 +228,51 @@ def test_a_feeder_file_readable_by_others_is_refused(tmp_path):
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_feeder_file(path)
+
+
+def test_an_operator_without_stake_for_the_next_epoch_gets_no_commit_and_is_told_why(tmp_path):
+    node = ChainNode()
+    feeder = PriceFeeder(node, ADDR["c"], tmp_path / FEEDER_FILE, draw_salt=salts())  # c has no stake
+    feeder.set_price(100, "ngonka")
+    assert feeder.tick(node.app.height, commit_now=True) is None and node.queue == []
+    code, message = feeder.explain_no_commit()
+    assert code == "not_validator" and "no stake for the next epoch" in message
+    assert json.loads((tmp_path / FEEDER_FILE).read_text())["price"] == 100  # kept for when it bonds
+
+
+# --- the admin route on an in-process node -------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_second_price_in_one_epoch_is_committed_at_the_next_epochs_start_and_answered_then(tmp_path):
+    (path,) = make_homes(tmp_path, 1)
+    genesis = json.loads((path / "genesis.json").read_text())
+    genesis["params"] = {**genesis.get("params", {}), "vote_mode": "commit_reveal", "epoch_length": 6}
+    (path / "genesis.json").write_text(json.dumps(genesis))
+    home = load_home(path)
+    node = Node(home)
+    await node.start()
+    try:
+        url = f"http://{home.config.api_admin}/v1/admin/unit-of-compute-price-proposal"
+        auth = {"Authorization": f"Bearer {home.admin_token}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            while node.app.height % 6 not in (0, 1):  # the start of an epoch: both posts fit in it
+                await asyncio.sleep(0.02)
+            async with http.post(url, json={"price": 500, "denom": "ngonka"}, headers=auth) as response:
+                assert response.status == 200, await response.text()
+                first = await response.json()
+            async with http.post(url, json={"price": 600, "denom": "ngonka"}, headers=auth) as response:
+                assert response.status == 200, await response.text()
+                second = await response.json()
+            first_epoch = (first["height"] - 1) // 6
+            assert first["effective_epoch"] == first_epoch + 2
+            assert (second["height"] - 1) // 6 == first_epoch + 1  # committed in the next epoch, with the reveal
+            assert (second["price"], second["effective_epoch"]) == (600, first_epoch + 3)
+            async with http.get(url, headers=auth) as response:
+                shown = await response.json()
+            assert (shown["price"], shown["proposed_at_epoch"]) == (500, first_epoch + 1)  # the first, revealed
+            assert [(c["epoch"], c["price"], c["reveal_epoch"]) for c in shown["commits"]] == [
+                (first_epoch + 1, 600, first_epoch + 2)
+            ]
+    finally:
+        await node.stop(0)
