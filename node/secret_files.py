@@ -2,8 +2,9 @@
 
 A secret file is created with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode 0600, so there is no window with
 a wider mode, an existing file (or a symbolic link planted in its place) is never written through, and
-nothing is truncated. A file rewritten on purpose (devnet.json) goes through a new 0600 file renamed
-over the old one. Reading a secret refuses a symbolic link and, as ssh does, a file that others than
+nothing is truncated. A file rewritten on purpose (devnet.json, the price feeder's salts) goes through a
+new 0600 file renamed over the old one. Every write is durable before it returns (fsync of the file,
+and of the directory after a rename). Reading a secret refuses a symbolic link and, as ssh does, a file that others than
 its owner may read or write, naming the file and the `chmod 600` that fixes it.
 """
 
@@ -28,6 +29,8 @@ def create_file(path: Path, data: str | bytes, mode: int) -> None:
         raise ConfigError(f"{path} already exists ({what}); refusing to overwrite a key or token file") from None
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())  # a key, token or salt on disk before anything that depends on it is sent
 
 
 def write_secret(path: Path, data: str | bytes) -> None:
@@ -41,6 +44,11 @@ def replace_secret(path: Path, data: str) -> None:
     tmp.unlink(missing_ok=True)
     write_secret(tmp, data)
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself, so a crash cannot bring the old file back
+    finally:
+        os.close(directory)
 
 
 def is_private_mode(mode: int) -> bool:
