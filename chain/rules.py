@@ -28,6 +28,7 @@ State layout (space / key -> canonical JSON value):
 - `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever jailed (double sign, misses)
 - `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in)
 - `miss/<address>`   -> {"window", "missed", "counted", "jails"}: price-vote misses (with miss_window > 0)
+- usage (escrow, settlements, their indexes and totals): see `chain.usage`
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ def process_tx(state: State, tx: Tx, *, signature_verified: bool = False, simula
     meter.consume(compute_intrinsic_gas((m.TYPE for m in tx.messages), len(tx.raw)), "the tx's bytes and messages")
     state.begin()
     state.meter = meter
+    state.tx_hash = tx.hash
     try:
         process_fee_payment(state, tx.sender, account, tx.fee, tx.pubkey.hex())
         for msg in tx.messages:
@@ -668,7 +670,8 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgDeposit: process_msg_deposit,
     MsgVote: process_msg_vote,
     MsgUnjail: process_msg_unjail,
-}
+}  # chain.usage adds its messages' rules here when it is imported (as chain.app does)
+BLOCK_END_RULES: list[Any] = []  # end-of-block rules of modules built on this one (chain.usage), in order
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,8 +707,12 @@ def process_block_start(state: State, height: int) -> None:
 
 
 def process_block_end(state: State) -> None:
-    """End the governance periods due at this height, then, at an epoch's last block, the epoch."""
+    """End the governance periods due at this height, run the block-end rules other modules
+    registered (`BLOCK_END_RULES`: usage's withdrawals and dispute windows), then, at an epoch's last
+    block, the epoch."""
     process_proposal_queue(state)
+    for rule in BLOCK_END_RULES:
+        rule(state)
     if is_epoch_end(get_params(state), get_height(state)):
         process_epoch(state)
 
