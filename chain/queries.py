@@ -104,7 +104,16 @@ MODEL = obj(
 )
 ACTIVE_MODEL = {**MODEL, "required": [*MODEL["required"], "price_per_token", "price_per_token_str"]}
 ACTIVE_MODEL["properties"] = {**MODEL["properties"], **twin_schema("price_per_token")}
-MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, **twin_schema("price_per_token")})
+MODEL_PRICE = obj(
+    {
+        "id": STR,
+        "units_of_compute_per_token": INT,
+        **twin_schema("price_per_token"),
+        **twin_schema("inputPricePerMTok"),  # ngonka per million input tokens (the seed lexicon's name)
+        **twin_schema("outputPricePerMTok"),  # and output tokens: a token costs the same either way
+    }
+)
+TOKENS_PER_MTOK = 1_000_000
 MODEL_CHANGE = obj(
     {
         "version": INT,
@@ -480,6 +489,8 @@ def query_pricing(ctx: QueryContext) -> dict[str, Any]:
                 "id": m["id"],
                 "units_of_compute_per_token": m["units_of_compute_per_token"],
                 **compute_number_with_twin("price_per_token", m["price_per_token"]),
+                **compute_number_with_twin("inputPricePerMTok", m["price_per_token"] * TOKENS_PER_MTOK),
+                **compute_number_with_twin("outputPricePerMTok", m["price_per_token"] * TOKENS_PER_MTOK),
             }
             for m in models
         ],
@@ -928,8 +939,7 @@ REQUESTER_ARG = Arg("requester", ADDRESS, "the requester (request ids are unique
     "A usage settlement by its requester and request id",
     SETTLEMENT,
     args=(REQUEST_ID_ARG, REQUESTER_ARG),
-    http=(Http("/v1/settlements/{request_id}"),),
-    cli="settlement",
+    cli="settlement",  # GET /v1/settlements/{request_id} is node.api.usage's (it adds PAC charge reports)
 )
 def query_settlement(ctx: QueryContext, request_id: str, requester: str) -> dict[str, Any]:
     """One settlement (not_found if the requester has none with this id)."""

@@ -461,6 +461,14 @@ class MsgSettleUsage(Msg):
     """A provider settles a requester's signed receipt: the charge moves from the requester's escrow."""
 
     TYPE = "MsgSettleUsage"
+    CLI = Cli(
+        ("settle",),
+        "settle a requester-signed usage receipt",
+        "Settle RECEIPT (its JSON, or @FILE: what `uocd receipt sign --out FILE` writes) signed by its requester "
+        "(SIGNATURE, base64); the sender must be the receipt's provider.",
+        ("receipt", "requester_signature"),
+        {"receipt": "RECEIPT", "requester_signature": "SIGNATURE"},
+    )
     receipt: Receipt = wire(RECEIPT, "the requester's receipt, naming the sender as provider")
     requester_signature: bytes = wire(SIGNATURE, "the requester's signature of the receipt's sign bytes")
 

@@ -334,6 +334,10 @@ def test_queries_answer_the_same_with_path_text_and_keyword_arguments(busy_app):
             "units_of_compute_per_token": 12,
             "price_per_token": 12 * price,
             "price_per_token_str": str(12 * price),
+            "inputPricePerMTok": 12 * price * 10**6,
+            "inputPricePerMTok_str": str(12 * price * 10**6),
+            "outputPricePerMTok": 12 * price * 10**6,
+            "outputPricePerMTok_str": str(12 * price * 10**6),
         }
     ]
     assert [m["id"] for m in busy_app.query_all("models")] == ["Qwen/Qwen2.5-7B"]
@@ -429,6 +433,7 @@ def test_the_tx_commands_are_the_ones_the_cli_has():
         ("escrow", "withdraw"),
         ("dispute",),
         ("refund",),
+        ("settle",),
     }
     assert {q.cli for q in get_cli_queries()} >= {
         "pricing",
