@@ -1,0 +1,273 @@
+"""Usage settlement throughput and cost-record aggregation, in process.
+
+    .venv/bin/python bench/bench_usage.py [--settlements 4000] [--block-txs 500] [--records 10000,1000000]
+
+1. **Settlements per second.** A chain with one active model; 40 requesters with funded escrows and
+   20 providers. The providers' signed `MsgSettleUsage` transactions (each with its requester's
+   receipt signature) are made before the clock starts; then a node's work runs on them: admission
+   (`check_tx`: decode, the tx signature, the rules, the requester's signature) and, per block of
+   --block-txs, `finalize_block` and `commit`. Prints settlements committed per second, and the
+   reference measured in the same run: the raw ed25519 verify rate over the same two signatures of
+   each settlement (the tx's and the receipt's), halved. Target: ratio ≥ 0.35.
+2. **Aggregation p99.** For each size of --records, a SQLite state store holding that many settlement
+   records with their by-provider and by-model index rows and the running totals the rules keep
+   (the totals summed with the rules' own `compute_groups`; rows inserted in bulk, no block
+   committed), then `usage_totals` (GET /v1/cost-records/totals) for every grouping, 200 requests
+   each (a page of 100 groups): p50 and p99 per grouping. Target: p99 ≤ 50 ms for every grouping at
+   1M records, about the same as at 10k (a page reads its groups' totals, never the records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chain.app import Application
+from chain.crypto import PrivateKey, verify_signature
+from chain.encoding import canonical_json
+from chain.queries import QueryContext, run_query
+from chain.store import MemoryStore, State
+from chain.tx import (
+    MsgFundEscrow,
+    MsgSettleUsage,
+    MsgSubmitProposal,
+    MsgVote,
+    Receipt,
+    RegisterModel,
+    Tokens,
+    compute_receipt_sign_bytes,
+    decode_tx,
+    sign_receipt,
+    sign_tx,
+)
+from chain.usage import DIMENSIONS, TOTAL_FIELDS, compute_aggregate_key, compute_groups, compute_index_entry_key
+from node.store import SqliteStore
+
+CHAIN_ID = "bench-usage"
+VALIDATOR = PrivateKey.from_name("validator", "bench-usage")
+REQUESTERS = [PrivateKey.from_name(f"requester-{i}", "bench-usage") for i in range(40)]
+PROVIDERS = [PrivateKey.from_name(f"provider-{i}", "bench-usage") for i in range(20)]
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+
+
+def make_chain() -> tuple[Application, int]:
+    """A chain at an epoch start with MODEL active and every requester's escrow funded; its height."""
+    app = Application(MemoryStore())
+    app.init_chain(
+        {
+            "chain_id": CHAIN_ID,
+            "params": {
+                "epoch_length": 4,
+                "voting_period": 2,
+                "min_deposit": 10,
+                "max_block_txs": 100_000,
+                "protocol_fee_bps": 250,
+                "fee_min": 1,
+            },
+            "accounts": [{"address": k.address, "balance": 10**15} for k in [VALIDATOR, *REQUESTERS, *PROVIDERS]],
+            "validators": [{"address": VALIDATOR.address, "stake": 1_000}],
+        }
+    )
+    setup = [
+        [sign_tx(VALIDATOR, CHAIN_ID, 0, [MsgSubmitProposal(RegisterModel(MODEL, 3), 10)])],
+        [sign_tx(VALIDATOR, CHAIN_ID, 1, [MsgVote(1, "yes")])],
+        [sign_tx(k, CHAIN_ID, 0, [MsgFundEscrow(10**14)]) for k in REQUESTERS],
+    ]
+    height = 0
+    while height < 8:
+        height += 1
+        results = app.finalize_block(height, setup[height - 1] if height <= len(setup) else [])
+        assert all(r.ok for r in results.tx_results), [(r.code, r.log) for r in results.tx_results]
+        app.commit()
+    assert app.query("pricing")["models"], "the model is not active"
+    return app, height
+
+
+def make_settlements(count: int, expires_at: int) -> list[bytes]:
+    """`count` settlement txs (requester signatures and tx signatures made here, before any clock)."""
+    sequences = [0] * len(PROVIDERS)
+    raws = []
+    for i in range(count):
+        p = i % len(PROVIDERS)
+        requester = REQUESTERS[i % len(REQUESTERS)]
+        receipt = Receipt(
+            f"job-{i}",
+            requester.address,
+            PROVIDERS[p].address,
+            MODEL,
+            Tokens(800 + i % 400, 200 + i % 100),
+            10**9,
+            expires_at,
+            workforce=f"team-{i % 8}",
+            function=f"fn-{i % 5}",
+            worker=f"agent-{i % 50}",
+        )
+        msg = MsgSettleUsage(receipt, sign_receipt(requester, CHAIN_ID, receipt))
+        raws.append(sign_tx(PROVIDERS[p], CHAIN_ID, sequences[p], [msg]))
+        sequences[p] += 1
+    return raws
+
+
+def measure_verify_rate(raws: list[bytes], pubkeys: dict[str, bytes]) -> float:
+    """Raw ed25519 verifications per second over the two signatures of each settlement tx."""
+    work = []
+    for raw in raws:
+        tx = decode_tx(raw)
+        msg = tx.messages[0]
+        assert isinstance(msg, MsgSettleUsage)
+        work.append((tx.pubkey, tx.signature, tx.sign_bytes))
+        sign_bytes = compute_receipt_sign_bytes(CHAIN_ID, msg.receipt)
+        work.append((pubkeys[msg.receipt.requester], msg.requester_signature, sign_bytes))
+    started = time.perf_counter()
+    for pubkey, signature, message in work:
+        assert verify_signature(pubkey, signature, message)
+    return len(work) / (time.perf_counter() - started)
+
+
+def run_settlements(count: int, block_txs: int) -> dict[str, float]:
+    """Settlements committed per second by admission + finalize + commit, and the verify reference."""
+    app, height = make_chain()
+    raws = make_settlements(count, expires_at=10**6)
+    pubkeys = {k.address: k.pubkey for k in REQUESTERS}
+    verify_rate = measure_verify_rate(raws, pubkeys)
+    started = time.perf_counter()
+    committed = 0
+    for start in range(0, len(raws), block_txs):
+        block = raws[start : start + block_txs]
+        assert all(r.ok for r in app.check_txs(block))
+        height += 1
+        result = app.finalize_block(height, block)
+        app.commit()
+        committed += sum(r.ok for r in result.tx_results)
+    elapsed = time.perf_counter() - started
+    assert committed == count, f"{count - committed} settlements failed"
+    rate = committed / elapsed
+    return {"settlements": committed, "rate": rate, "verify_rate": verify_rate, "ratio": rate / (verify_rate / 2)}
+
+
+# -- aggregation ---------------------------------------------------------------------------------
+
+
+def build_store(path: Path, records: int, seed: int = 7) -> SqliteStore:
+    """A state store holding `records` settlements, their index rows and the running totals."""
+    rng = random.Random(seed)
+    requesters = [PrivateKey.from_name(f"agg-requester-{i}", "bench-usage").address for i in range(200)]
+    providers = [PrivateKey.from_name(f"agg-provider-{i}", "bench-usage").address for i in range(50)]
+    totals: dict[str, list[int]] = defaultdict(lambda: [0] * len(TOTAL_FIELDS))
+    store = SqliteStore(path)
+    rows: list[tuple[str, str, str]] = []
+    conn = store._conn  # bulk load: the bench builds a big store without running 1M transactions
+
+    def flush() -> None:
+        with conn:
+            conn.executemany("INSERT INTO state (space, key, value) VALUES (?, ?, ?)", rows)
+        rows.clear()
+
+    for i in range(records):
+        tokens_in, tokens_out = rng.randrange(50, 4000), rng.randrange(10, 1000)
+        charged = (tokens_in + tokens_out) * 300
+        fee = max(charged * 250 // 10_000, 1)
+        record = {
+            "request_id": f"job-{i:08d}",
+            "requester": requesters[i % len(requesters)],
+            "provider": providers[rng.randrange(len(providers))],
+            "model": f"model-{rng.randrange(20)}",
+            "tokens": {"in": tokens_in, "out": tokens_out},
+            "price_per_token": 300,
+            "charged": charged,
+            "payout": charged - fee,
+            "fee": fee,
+            "status": "settled",
+            "epoch": i // 5000,
+            "price_record": {"epoch": i // 5000, "unit_of_compute_price": 100, "units_per_token": 3},
+            "height": 1 + i // 100,
+            "tx_hash": f"{i:064X}",
+            "dispute_until": 101 + i // 100,
+            "fee_released": True,
+            "attribution": {
+                "workforce": f"wf-{rng.randrange(20)}",
+                "function": f"fn-{rng.randrange(10)}",
+                "intent": f"in-{rng.randrange(5)}",
+                "role": f"role-{rng.randrange(8)}",
+                "worker": f"agent-{rng.randrange(400)}",
+            },
+        }
+        key = f"{record['requester']}|{record['request_id']}"
+        rows.append(("usettle", key, canonical_json(record)))
+        for space, owner in (("uprov", record["provider"]), ("umodel", record["model"])):
+            index_key = compute_index_entry_key(owner, record["height"], record["requester"], record["request_id"])
+            rows.append((space, index_key, "1"))
+        delta = (1, tokens_in, tokens_out, charged, charged - fee, fee)
+        for dimension, group in compute_groups(record):
+            acc = totals[compute_aggregate_key(dimension, group)]
+            for n, d in enumerate(delta):
+                acc[n] += d
+        if len(rows) >= 100_000:
+            flush()
+    rows.extend(("uagg", k, canonical_json(dict(zip(TOTAL_FIELDS, v)))) for k, v in totals.items())
+    flush()
+    return store
+
+
+def run_aggregation(records: int, requests: int) -> dict[str, tuple[float, float, int]]:
+    """(p50 ms, p99 ms, records covered by the first page) of usage_totals for every grouping."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = build_store(Path(tmp) / "state.db", records)
+        ctx = QueryContext(State(store, 1), 1, "")
+        out = {}
+        for dimension in DIMENSIONS:
+            times = []
+            covered = 0
+            for _ in range(requests):
+                started = time.perf_counter()
+                answer = run_query(ctx, "usage_totals", group_by=dimension)
+                times.append((time.perf_counter() - started) * 1000)
+                covered = answer["covered"]
+            times.sort()
+            out[dimension] = (statistics.median(times), times[int(len(times) * 0.99) - 1], covered)
+        store.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settlements", type=int, default=4000)
+    parser.add_argument("--block-txs", type=int, default=500)
+    parser.add_argument("--records", default="10000,1000000", help="comma-separated store sizes")
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    s = run_settlements(args.settlements, args.block_txs)
+    print(f"settlements committed: {s['settlements']:.0f} in process, {s['rate']:.0f}/s")
+    print(f"reference: raw ed25519 verify {s['verify_rate']:.0f}/s, /2 = {s['verify_rate'] / 2:.0f} settlements/s")
+    print(f"ratio: {s['ratio']:.2f} (target >= 0.35)")
+
+    sizes = [int(n) for n in args.records.split(",")]
+    results = {}
+    for size in sizes:
+        started = time.perf_counter()
+        results[size] = run_aggregation(size, args.requests)
+        print(f"store of {size:,} records built and queried in {time.perf_counter() - started:.0f} s")
+    print("grouping" + "".join(f" | p50/p99 ms at {n:,} (covered)" for n in sizes))
+    for dimension in DIMENSIONS:
+        cells = "".join(
+            f" | {results[n][dimension][0]:.2f}/{results[n][dimension][1]:.2f} ({results[n][dimension][2]:,})"
+            for n in sizes
+        )
+        print(f"{dimension}{cells}")
+    worst = {n: max(v[1] for v in results[n].values()) for n in sizes}
+    print("worst p99: " + ", ".join(f"{worst[n]:.2f} ms at {n:,}" for n in sizes) + " (target <= 50 ms)")
+    if len(sizes) > 1:
+        print(f"ratio of worst p99, {sizes[-1]:,} to {sizes[0]:,}: {worst[sizes[-1]] / worst[sizes[0]]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
