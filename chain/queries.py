@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -1013,15 +1013,16 @@ def query_cost_records(
     return read_settlement_page(ctx, page, compute_cost_record, requester, provider, model)
 
 
-def compute_totals_view(key: str, totals: dict[str, int]) -> dict[str, Any]:
-    """One group's totals as the API shows them."""
+def compute_totals_view(key: str, totals: Sequence[int]) -> dict[str, Any]:
+    """One group's totals (in `usage.TOTAL_FIELDS` order) as the API shows them."""
+    records, tokens_in, tokens_out, charged, payout, fee = totals
     return {
         "group": key.partition("|")[2],
-        "records": totals["records"],
-        "tokens": {"input": totals["tokens_in"], "output": totals["tokens_out"]},
-        "amount": compute_money(totals["charged"]),
-        "payout": compute_money(totals["payout"]),
-        "fee": compute_money(totals["fee"]),
+        "records": records,
+        "tokens": {"input": tokens_in, "output": tokens_out},
+        "amount": compute_money(charged),
+        "payout": compute_money(payout),
+        "fee": compute_money(fee),
     }
 
 
@@ -1061,14 +1062,13 @@ def query_usage_totals(
         if to_epoch is not None:
             end = base + rules.compute_index_key(to_epoch + 1)
     result = read_page(ctx.state, "uagg", page, start, end, item=compute_totals_view)
-    total = dict.fromkeys(usage.TOTAL_FIELDS, 0)
-    for group in result.items:
-        total["records"] += group["records"]
-        total["tokens_in"] += group["tokens"]["input"]
-        total["tokens_out"] += group["tokens"]["output"]
-        for name, field_name in (("charged", "amount"), ("payout", "payout"), ("fee", "fee")):
-            total[name] += group[field_name]["amount"]
-    extra = {"covered": total["records"], "total": compute_totals_view(base + "*", total)}
+    total = [
+        sum(g["records"] for g in result.items),
+        sum(g["tokens"]["input"] for g in result.items),
+        sum(g["tokens"]["output"] for g in result.items),
+        *(sum(g[name]["amount"] for g in result.items) for name in ("amount", "payout", "fee")),
+    ]
+    extra = {"covered": total[0], "total": compute_totals_view(base + "*", total)}
     return Paged(result.items, result.next_key, extra)
 
 

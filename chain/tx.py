@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 from typing import Any, ClassVar, NamedTuple
 
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify_signature
@@ -423,6 +424,7 @@ class Receipt(Declared):
 RECEIPT = NestedKind(Receipt, {Receipt.TYPE: Receipt}, "a usage receipt")
 
 
+@lru_cache(maxsize=8192)  # pure: a settlement's mempool check and its block's run share it
 def compute_receipt_sign_bytes(chain_id: str, receipt: Receipt) -> bytes:
     """The bytes a requester signs: a domain tag and the canonical JSON of the chain id and the receipt."""
     return RECEIPT_DOMAIN + canonical_bytes({"chain_id": chain_id, "receipt": receipt.to_json()})

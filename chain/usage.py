@@ -18,7 +18,8 @@ holds one):
 - `uprov/<provider>|<height:012d>|<requester>|<request_id>` -> 1: settlements by provider, oldest first
 - `umodel/<model>|<height:012d>|<requester>|<request_id>` -> 1: settlements by model, oldest first
 - `udq/<height:012d>/<requester>|<request_id>` -> 1: a settlement whose dispute window ends at that height
-- `uagg/<dimension>|<group>` -> running totals of the settlements not refunded, for each dimension
+- `uagg/<dimension>|<group>` -> [records, tokens_in, tokens_out, charged, payout, fee]: running totals
+  of the settlements not refunded, for each dimension
   (`requester`, `provider`, `model`, `epoch`, and the five prefixes of the attribution chain
   `workforce`, `workforce/function`, … `workforce/function/intent/role/worker`)
 - `meta/usage_fees_held` -> the fees of settlements still in their dispute window (or disputed)
@@ -100,6 +101,12 @@ def compute_groups(record: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def compute_totals_delta(record: dict[str, Any]) -> list[int]:
+    """What one settlement adds to each total, in TOTAL_FIELDS order."""
+    tokens = record["tokens"]
+    return [1, tokens["in"], tokens["out"], record["charged"], record["payout"], record["fee"]]
+
+
 def compute_aggregate_key(dimension: str, group: str) -> str:
     """The state key of a group's totals: `<dimension>|<group>`."""
     return f"{dimension}|{group}"
@@ -141,11 +148,6 @@ def get_active_model(state: State, model_id: str) -> dict[str, Any]:
     if model is None:
         raise InvalidTx(f"model {model_id!r} is not active in this epoch", code="inactive_model")
     return model
-
-
-def get_totals(state: State, dimension: str, group: str) -> dict[str, int]:
-    """The running totals of one group (zeros if no settlement counts in it)."""
-    return state.get("uagg", compute_aggregate_key(dimension, group)) or dict.fromkeys(TOTAL_FIELDS, 0)
 
 
 def get_fees_held(state: State) -> int:
@@ -268,24 +270,37 @@ def process_escrow_charge(state: State, requester: str, charged: int) -> None:
     process_escrow_set(state, requester, {**escrow, "amount": escrow["amount"] - charged})
 
 
-def process_totals(state: State, record: dict[str, Any], sign: int) -> None:
-    """Add (`sign` = 1) or take away (-1) a settlement from the totals of every group it counts in."""
-    delta = {
-        "records": 1,
-        "tokens_in": record["tokens"]["in"],
-        "tokens_out": record["tokens"]["out"],
-        "charged": record["charged"],
-        "payout": record["payout"],
-        "fee": record["fee"],
-    }
-    for dimension, group in compute_groups(record):
-        totals = get_totals(state, dimension, group)
-        updated = {name: totals[name] + sign * delta[name] for name in TOTAL_FIELDS}
-        key = compute_aggregate_key(dimension, group)
-        if updated["records"] == 0:
+def process_totals_deltas(state: State, deltas: dict[str, list[int]]) -> None:
+    """Add summed deltas to the totals of their groups (a group left with no record is deleted)."""
+    for key in sorted(deltas):
+        stored = state.get("uagg", key)
+        updated = [total + d for total, d in zip(stored or [0] * len(TOTAL_FIELDS), deltas[key])]
+        if updated[0] == 0:
             state.delete("uagg", key)
         else:
             state.set("uagg", key, updated)
+
+
+def compute_totals_deltas(records: list[dict[str, Any]], sign: int) -> dict[str, list[int]]:
+    """The summed deltas (`sign` = 1: added, -1: taken away) of settlements, by group key."""
+    deltas: dict[str, list[int]] = {}
+    for record in records:
+        delta = compute_totals_delta(record)
+        for dimension, group in compute_groups(record):
+            acc = deltas.setdefault(compute_aggregate_key(dimension, group), [0] * len(TOTAL_FIELDS))
+            for n, d in enumerate(delta):
+                acc[n] += sign * d
+    return deltas
+
+
+def process_block_totals(state: State) -> None:
+    """Add the block's settlements to the running totals, one read and write per group they touch
+    (not per settlement): they are the `udq` entries due at height + dispute_window, written by this
+    block (a settlement refunded in its own block has lost its entry)."""
+    prefix = rules.compute_index_key(rules.get_height(state) + rules.get_params(state).dispute_window) + "/"
+    records = [state.get("usettle", key) for key, _ in state.iterate_prefix("udq", prefix)]
+    settled = [record for record in records if record["status"] != "refunded"]
+    process_totals_deltas(state, compute_totals_deltas(settled, 1))
 
 
 def compute_settlement(
@@ -355,8 +370,7 @@ def process_msg_settle_usage(state: State, sender: str, msg: MsgSettleUsage) -> 
         rules.process_gov_counter(state, "usage_fees_held", record["fee"])
     state.set("usettle", compute_settlement_key(receipt.requester, receipt.request_id), record)
     process_settlement_indexes(state, record, add=True)
-    state.set("udq", compute_dispute_queue_key(record), 1)
-    process_totals(state, record, 1)
+    state.set("udq", compute_dispute_queue_key(record), 1)  # the block's end adds it to the totals
 
 
 def process_msg_dispute(state: State, sender: str, msg: MsgDispute) -> None:
@@ -393,9 +407,9 @@ def process_msg_refund(state: State, sender: str, msg: MsgRefund) -> None:
         rules.process_gov_counter(state, "usage_fees_held", -record["fee"])
     escrow = get_escrow(state, msg.requester)
     process_escrow_set(state, msg.requester, {**escrow, "amount": escrow["amount"] + record["charged"]})
-    if record["status"] == "settled":
-        state.delete("udq", compute_dispute_queue_key(record))
-    process_totals(state, record, -1)
+    state.delete("udq", compute_dispute_queue_key(record))  # no fee release, no totals at its block's end
+    if record["height"] < rules.get_height(state):  # one of this block is not in the totals yet
+        process_totals_deltas(state, compute_totals_deltas([record], -1))
     record = {**record, "status": "refunded", "refunded_height": rules.get_height(state)}
     state.set("usettle", compute_settlement_key(msg.requester, msg.request_id), record)
 
@@ -417,7 +431,9 @@ def process_dispute_windows(state: State) -> None:
 
 
 def process_usage_block_end(state: State) -> None:
-    """The usage work of a block's end: escrow withdrawals due, then dispute windows ending."""
+    """The usage work of a block's end: the block's settlements into the totals, the escrow
+    withdrawals due, then the dispute windows ending."""
+    process_block_totals(state)
     process_escrow_withdrawals(state)
     process_dispute_windows(state)
 

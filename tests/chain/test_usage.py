@@ -225,6 +225,16 @@ def test_a_dispute_within_the_window_keeps_the_fee_held_and_a_refund_reverses_ex
     assert c.app.query("usage_totals", group_by="provider")["covered"] == 0
 
 
+def test_a_settlement_refunded_in_its_own_block_never_counts_in_the_totals():
+    c = Chain()
+    c.ok(c.tx("e", settle(receipt("r1")), MsgRefund(ADDR["d"], "r1")))  # one tx, one block
+    c.ok(c.tx("e", settle(receipt("r2"))))
+    run_until(c.app, 20)
+    assert settlement(c.app, "d", "r1")["status"] == "refunded" and escrow(c.app, "d") == 10**6 - 1500 * PPT
+    totals = c.app.query("usage_totals", group_by="requester")
+    assert totals["covered"] == 1 and totals["total"]["amount"]["amount"] == 1500 * PPT
+
+
 def test_a_withdrawal_is_paid_after_the_delay_and_the_escrow_stays_chargeable_until_then():
     c = Chain()
     d_balance = balance(c.app, "d")
@@ -418,7 +428,8 @@ def op_tx(c: Chain, op, last: list) -> bytes | None:
     if kind == "settle":
         _, requester, provider, rid, tokens = op
         last.append((requester, provider, f"r{rid}"))
-        return c.tx(provider, settle(receipt(f"r{rid}", requester, provider, tokens=Tokens(tokens, 7)), requester))
+        r = receipt(f"r{rid}", requester, provider, tokens=Tokens(tokens, 7), workforce="w", worker=f"k{tokens % 3}")
+        return c.tx(provider, settle(r, requester))
     if kind == "dispute":
         return c.tx(op[1], MsgDispute(f"r{op[2]}"))
     if kind == "refund":
@@ -445,8 +456,15 @@ def test_settling_disputing_refunding_and_withdrawing_never_create_or_lose_money
         else:
             c.run(raw)
         assert supply_parts(c.app.store) == (supply, supply)
+    counted = []
     for name in "df":
         for s in c.app.query_all("settlements", requester=ADDR[name]):
             charged, payout, fee = (s[k]["amount"] for k in ("amountCharged", "providerPayout", "exchangeFee"))
             assert charged == payout + fee and payout >= 0 and fee >= 0
+            if s["status"] != "refunded":
+                counted.append(s)
+    for dimension in ("requester", "provider", "epoch", "workforce/function/intent/role/worker"):
+        totals = c.app.query("usage_totals", group_by=dimension)  # a few groups: one page holds them
+        assert totals["covered"] == len(counted)
+        assert totals["total"]["amount"]["amount"] == sum(s["amountCharged"]["amount"] for s in counted)
     assert c.app.app_hash == c.app.recompute_app_hash()
