@@ -344,7 +344,7 @@ def run_network(count: int) -> dict[str, float]:
             window = max(done) - t0
             watcher.stop.set()
             time.sleep(2)
-            counted = get_json(homes[0], "/v1/cost-records/totals", group_by="provider")["covered"]
+            counted = get_json(homes[0], "/v1/cost-records/totals", group_by="model")["covered"]  # one model: one group
             return {"committed": len(done), "counted": counted, "window_s": window, "rate": counted / window}
         finally:
             for channel in channels:
