@@ -939,7 +939,8 @@ REQUESTER_ARG = Arg("requester", ADDRESS, "the requester (request ids are unique
     "A usage settlement by its requester and request id",
     SETTLEMENT,
     args=(REQUEST_ID_ARG, REQUESTER_ARG),
-    cli="settlement",  # GET /v1/settlements/{request_id} is node.api.usage's (it adds PAC charge reports)
+    http=(Http("/v1/settlements/{request_id}"),),  # served by node.api.usage's handler (PAC charge reports)
+    cli="settlement",
 )
 def query_settlement(ctx: QueryContext, request_id: str, requester: str) -> dict[str, Any]:
     """One settlement (not_found if the requester has none with this id)."""

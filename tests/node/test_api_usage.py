@@ -226,6 +226,24 @@ def test_uocd_signs_a_receipt_and_settles_it_and_queries_it_back(node, tmp_path,
     assert uocd([*query, "-o", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)["settlements"]
     assert "cli-1" in [s["request_id"] for s in listed]
+    node_args = ["--home", str(home), "--node", node.public]
+    assert uocd(["tx", "dispute", "cli-1", "--from", "requester", *node_args]) == 0
+    assert uocd(["tx", "refund", REQUESTER.address, "cli-1", *node_args]) == 0
+    assert uocd(["tx", "refund", REQUESTER.address, "cli-1", *node_args]) == 1  # already_refunded: exit 1
+    capsys.readouterr()
+    assert uocd(["query", "settlement", "cli-1", "--requester", REQUESTER.address, *node_args, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "refunded"
+    assert uocd(["query", "cost-totals", "--group-by", "workforce", *node_args, "-o", "json"]) == 0
+    assert "ops" not in [g["group"] for g in json.loads(capsys.readouterr().out)["groups"]]  # refunded: out
+
+
+def test_the_openapi_document_lists_the_usage_routes(node):
+    paths = node.get("/openapi.json").json()["paths"]
+    for path in ("/v1/settlements/{request_id}", "/v1/settlements", "/v1/cost-records", "/v1/cost-records/totals"):
+        assert "get" in paths[path], path
+    assert "get" in paths["/.well-known/acp-price-model"] and "post" in paths["/v1/admin/usage"]
+    header = [p for p in paths["/v1/settlements/{request_id}"]["get"]["parameters"] if p["in"] == "header"]
+    assert header[0]["name"] == "PAC-Charge-Report"
 
 
 # --- bad input ---------------------------------------------------------------------------------------
