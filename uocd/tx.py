@@ -110,7 +110,7 @@ def add_receipt_commands(commands: argparse._SubParsersAction) -> None:
         "`uocd tx settle @FILE SIGNATURE`. Nothing is sent.",
     )
     for arg in get_receipt_args():
-        add_declared_argument(parser, arg, ARG_DEST.format(arg.name), parse=True)
+        add_declared_argument(parser, arg, ARG_DEST.format(arg.name), parse=False)
     parser.add_argument("--from", dest="sender", metavar="NAME", default=None, help="the requester's key")
     parser.add_argument("--chain-id", metavar="ID", default=None, help="the chain (default: the genesis of --home)")
     parser.add_argument("--out", metavar="FILE", default=None, help="write the receipt's JSON here")
@@ -122,9 +122,10 @@ def add_receipt_commands(commands: argparse._SubParsersAction) -> None:
 def cmd_receipt_sign(args: argparse.Namespace) -> int:
     """Build and sign a receipt; print it with its signature (or write it, and print the signature)."""
     _, key = load_named_key(resolve_home(args), args.sender)
-    values = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in get_receipt_args()}
+    texts = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in get_receipt_args()}
     try:
-        receipt = Receipt(requester=key.address, **{k: v for k, v in values.items() if v is not None})
+        values = {a.name: a.parse_text(texts[a.name]) for a in get_receipt_args() if texts[a.name] is not None}
+        receipt = Receipt(requester=key.address, **values)
     except FieldError as exc:
         raise NodeError(f"invalid receipt: {exc}") from None
     signature = base64.b64encode(sign_receipt(key, resolve_chain_id(args), receipt)).decode()
