@@ -829,6 +829,7 @@ SETTLEMENT = obj(
     },
     disputed_height=INT,
     refunded_height=INT,
+    refunded_by={**STR, "description": "provider, or proposal N (a passed RefundSettlement)"},
 )
 COST_RECORD = obj(
     {

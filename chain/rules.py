@@ -520,7 +520,12 @@ def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]
 
 
 def process_content(state: State, proposal_id: int, content: dict[str, Any]) -> str | None:
-    """Apply passed content to the registry atomically; return why it cannot apply, or None."""
+    """Apply passed content atomically (to the registry, or by the rule another module registered for
+    its kind in `CONTENT_RULES`); return why it cannot apply, or None."""
+    rule = CONTENT_RULES.get(content["@type"])
+    if rule is not None:
+        result: str | None = rule(state, proposal_id, content)
+        return result
     model_id = content["id"]
     before = state.get("model", model_id)
     if content["@type"] == RemoveModel.TYPE:
@@ -672,6 +677,7 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgUnjail: process_msg_unjail,
 }  # chain.usage adds its messages' rules here when it is imported (as chain.app does)
 BLOCK_END_RULES: list[Any] = []  # end-of-block rules of modules built on this one (chain.usage), in order
+CONTENT_RULES: dict[str, Any] = {}  # @type -> rule of governance content other modules apply (chain.usage)
 
 
 # --------------------------------------------------------------------------------------------

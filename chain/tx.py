@@ -502,6 +502,21 @@ class MsgRefund(Msg):
     request_id: str = wire(REQUEST_ID, "its request id")
 
 
+class RefundSettlement(Content):
+    """Governance content: refund a disputed usage settlement, as its provider would."""
+
+    TYPE = "RefundSettlement"
+    CLI = Cli(
+        ("refund-settlement",),
+        "propose to refund a disputed usage settlement",
+        "Submit a RefundSettlement governance proposal: if it passes, REQUESTER's disputed settlement REQUEST_ID "
+        "is refunded (the payout from its provider, the fee from the held fees, back to the escrow).",
+        ("requester", "request_id"),
+    )
+    requester: str = wire(ADDRESS, "the settlement's requester")
+    request_id: str = wire(REQUEST_ID, "its request id")
+
+
 CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {
     ("gov",): ("governance votes and deposits", "Governance votes and deposits."),
     ("escrow",): ("the usage escrow", "Fund or withdraw the escrow that usage settlements charge."),

@@ -44,6 +44,7 @@ from .tx import (
     MsgSettleUsage,
     MsgWithdrawEscrow,
     Receipt,
+    RefundSettlement,
     Tokens,
     compute_receipt_sign_bytes,
 )
@@ -401,17 +402,38 @@ def process_msg_refund(state: State, sender: str, msg: MsgRefund) -> None:
             f"the dispute window of {msg.request_id!r} ended at height {record['dispute_until']}: its fee is paid out",
             code="refund_window_passed",
         )
+    process_refund(state, record, "provider")
+
+
+def process_refund(state: State, record: dict[str, Any], by: str) -> None:
+    """Reverse a settlement whose fee is still held: the payout from the provider's balance and the fee
+    from the held fees go back to the requester's escrow; it leaves the totals; status refunded."""
     if record["payout"]:
-        rules.process_balance_change(state, sender, -record["payout"])
+        rules.process_balance_change(state, record["provider"], -record["payout"])
     if record["fee"]:
         rules.process_gov_counter(state, "usage_fees_held", -record["fee"])
-    escrow = get_escrow(state, msg.requester)
-    process_escrow_set(state, msg.requester, {**escrow, "amount": escrow["amount"] + record["charged"]})
+    escrow = get_escrow(state, record["requester"])
+    process_escrow_set(state, record["requester"], {**escrow, "amount": escrow["amount"] + record["charged"]})
     state.delete("udq", compute_dispute_queue_key(record))  # no fee release, no totals at its block's end
     if record["height"] < rules.get_height(state):  # one of this block is not in the totals yet
         process_totals_deltas(state, compute_totals_deltas([record], -1))
-    record = {**record, "status": "refunded", "refunded_height": rules.get_height(state)}
-    state.set("usettle", compute_settlement_key(msg.requester, msg.request_id), record)
+    record = {**record, "status": "refunded", "refunded_height": rules.get_height(state), "refunded_by": by}
+    state.set("usettle", compute_settlement_key(record["requester"], record["request_id"]), record)
+
+
+def process_refund_proposal(state: State, proposal_id: int, content: dict[str, Any]) -> str | None:
+    """Apply a passed RefundSettlement: refund a disputed settlement (as its provider would); return
+    why it cannot apply (no such settlement, not disputed, the provider's balance short of the payout)."""
+    record = get_settlement(state, content["requester"], content["request_id"])
+    if record is None:
+        return f"{content['requester']} has no settlement with request id {content['request_id']!r}"
+    if record["status"] != "disputed":
+        return f"settlement {content['request_id']!r} is {record['status']}; governance refunds disputed ones only"
+    balance = rules.get_account(state, record["provider"])["balance"]
+    if balance < record["payout"]:
+        return f"the provider {record['provider']} holds {balance} ngonka, less than the payout {record['payout']}"
+    process_refund(state, record, f"proposal {proposal_id}")
+    return None
 
 
 def process_dispute_windows(state: State) -> None:
@@ -446,5 +468,6 @@ USAGE_RULES: dict[type[Any], Any] = {
     MsgRefund: process_msg_refund,
 }
 rules.MESSAGE_RULES.update(USAGE_RULES)  # importing this module registers its rules with the state machine
+rules.CONTENT_RULES[RefundSettlement.TYPE] = process_refund_proposal
 if process_usage_block_end not in rules.BLOCK_END_RULES:
     rules.BLOCK_END_RULES.append(process_usage_block_end)

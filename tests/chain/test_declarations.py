@@ -434,6 +434,7 @@ def test_the_tx_commands_are_the_ones_the_cli_has():
         ("dispute",),
         ("refund",),
         ("settle",),
+        ("refund-settlement",),
     }
     assert {q.cli for q in get_cli_queries()} >= {
         "pricing",

@@ -22,6 +22,7 @@ from chain.tx import (
     MsgVote,
     MsgWithdrawEscrow,
     Receipt,
+    RefundSettlement,
     RegisterModel,
     Tokens,
     decode_tx,
@@ -233,6 +234,39 @@ def test_a_settlement_refunded_in_its_own_block_never_counts_in_the_totals():
     assert settlement(c.app, "d", "r1")["status"] == "refunded" and escrow(c.app, "d") == 10**6 - 1500 * PPT
     totals = c.app.query("usage_totals", group_by="requester")
     assert totals["covered"] == 1 and totals["total"]["amount"]["amount"] == 1500 * PPT
+
+
+def pass_proposal(c: Chain, content) -> dict:
+    """Submit `content` from f with the full deposit, vote yes with a and b, run to its voting end."""
+    c.ok(c.tx("f", MsgSubmitProposal(content, 100)))
+    pid = c.app.query_all("proposals")[-1]["id"]
+    c.ok(c.tx("a", MsgVote(pid, "yes")), c.tx("b", MsgVote(pid, "yes")))
+    run_until(c.app, c.app.query(f"proposal/{pid}")["voting_end_height"])
+    return c.app.query(f"proposal/{pid}")
+
+
+def test_a_passed_refund_proposal_refunds_a_disputed_settlement_exactly():
+    c = Chain()
+    e_before, d_escrow = balance(c.app, "e"), escrow(c.app, "d")
+    c.ok(c.tx("e", settle(receipt())))
+    c.ok(c.tx("d", MsgDispute("r1")))
+    proposal = pass_proposal(c, RefundSettlement(ADDR["d"], "r1"))
+    assert proposal["status"] == "passed", proposal["result"]
+    s = settlement(c.app, "d", "r1")
+    assert (s["status"], s["refunded_by"]) == ("refunded", f"proposal {proposal['id']}")
+    assert (escrow(c.app, "d"), balance(c.app, "e")) == (d_escrow, e_before)
+    assert supply_parts(c.app.store)[0] == supply_parts(c.app.store)[1]
+
+
+def test_a_refund_proposal_for_a_settlement_not_disputed_fails_and_moves_nothing():
+    c = Chain()
+    c.ok(c.tx("e", settle(receipt())))
+    run_until(c.app, 17)  # its dispute window is over: the fee is in the pool
+    before = (escrow(c.app, "d"), balance(c.app, "e"))
+    proposal = pass_proposal(c, RefundSettlement(ADDR["d"], "r1"))
+    assert proposal["status"] == "failed" and "disputed ones only" in proposal["result"]
+    assert (escrow(c.app, "d"), balance(c.app, "e")) == before
+    assert settlement(c.app, "d", "r1")["status"] == "settled"
 
 
 def test_a_withdrawal_is_paid_after_the_delay_and_the_escrow_stays_chargeable_until_then():
