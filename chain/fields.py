@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeGuard, TypeVar, dataclass_transform
 
 from .crypto import ADDRESS_PREFIX, is_valid_address
+from .encoding import parse_json
 from .errors import InvalidTx, MoneyError
 from .money import DENOMS, MAX_NGONKA, describe_int, get_denom_factor, is_int, to_ngonka
 
@@ -463,7 +464,12 @@ class NestedKind(Kind[D]):
         return value.to_json()
 
     def parse_text(self, text: str, where: str) -> D:
-        raise self.fail(f"{where} ({self.text}) cannot be given as one string")
+        """Its wire form as JSON text (the command line reads `@FILE` into it)."""
+        try:
+            value = parse_json(text)
+        except InvalidTx as exc:
+            raise self.fail(f"{where} ({self.text}) must be its JSON: {exc}") from None
+        return self.parse(value, where)
 
     def schema(self) -> dict[str, Any]:
         return {

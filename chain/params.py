@@ -100,6 +100,22 @@ PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX
 VOTE_MODE = Validator(_check_vote_mode, {"type": "string", "enum": list(VOTE_MODES)})
 
 
+def _check_bps(value: object, where: str) -> None:
+    """An integer of basis points from 0 to 10000."""
+    if not is_int(value) or not 0 <= value <= 10_000:
+        raise InvalidGenesis(f"{where} must be an integer of basis points from 0 to 10000, got {value!r}")
+
+
+def _check_nonnegative(value: object, where: str) -> None:
+    """An integer ≥ 0 and < 2^63."""
+    if not is_int(value) or not 0 <= value < MAX_NGONKA:
+        raise InvalidGenesis(f"{where} must be an integer ≥ 0 and < 2^63, got {value!r}")
+
+
+BPS = Validator(_check_bps, {"type": "integer", "minimum": 0, "maximum": 10_000})
+NONNEGATIVE = Validator(_check_nonnegative, {"type": "integer", "minimum": 0, "maximum": MAX_NGONKA - 1})
+
+
 def param(default: T, validator: Validator, description: str, *, stored_at_default: bool = True) -> T:
     """Declare a field of `Params`: its default, its validator and what it means. A param added after
     chains were started is declared with `stored_at_default=False`: the state stores it only when
@@ -200,6 +216,32 @@ class Params:
         VOTE_MODE,
         'How price votes are cast: "open" (MsgSubmitPriceProposal, public at once) or "commit_reveal" '
         "(MsgCommitPrice in one epoch, MsgRevealPrice in the next).",
+        stored_at_default=False,
+    )
+
+    protocol_fee_bps: int = param(
+        0,
+        BPS,
+        "Basis points of a usage settlement's charge taken as the protocol fee (into the fee pool once its "
+        "dispute window ends).",
+        stored_at_default=False,
+    )
+    fee_min: int = param(
+        0,
+        NONNEGATIVE,
+        "Least protocol fee of a usage settlement, in ngonka (never more than the charge itself).",
+        stored_at_default=False,
+    )
+    dispute_window: int = param(
+        100,
+        COUNT,
+        "Blocks after a usage settlement during which its requester may dispute it and its provider refund it.",
+        stored_at_default=False,
+    )
+    escrow_withdraw_delay: int = param(
+        100,
+        COUNT,
+        "Blocks from a MsgWithdrawEscrow to the payout of the escrow it withdraws (still chargeable meanwhile).",
         stored_at_default=False,
     )
 

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import rules
+from . import rules, usage
 from .encoding import thaw
 from .errors import ChainError, InvalidTx
-from .fields import Arg, EnumKind, FieldError, IntKind, Kind
+from .fields import Arg, EnumKind, FieldError, IdentifierKind, IntKind, Kind
 from .params import describe_params
 from .store import State, compute_prefix_end
-from .tx import ADDRESS, CONTENT, PROPOSAL_ID, VOTE_OPTIONS
+from .tx import ADDRESS, ATTRIBUTION_FIELDS, CONTENT, MODEL_ID, PROPOSAL_ID, REQUEST_ID, VOTE_OPTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,7 +104,16 @@ MODEL = obj(
 )
 ACTIVE_MODEL = {**MODEL, "required": [*MODEL["required"], "price_per_token", "price_per_token_str"]}
 ACTIVE_MODEL["properties"] = {**MODEL["properties"], **twin_schema("price_per_token")}
-MODEL_PRICE = obj({"id": STR, "units_of_compute_per_token": INT, **twin_schema("price_per_token")})
+MODEL_PRICE = obj(
+    {
+        "id": STR,
+        "units_of_compute_per_token": INT,
+        **twin_schema("price_per_token"),
+        **twin_schema("inputPricePerMTok"),  # ngonka per million input tokens (the seed lexicon's name)
+        **twin_schema("outputPricePerMTok"),  # and output tokens: a token costs the same either way
+    }
+)
+TOKENS_PER_MTOK = 1_000_000
 MODEL_CHANGE = obj(
     {
         "version": INT,
@@ -480,6 +489,8 @@ def query_pricing(ctx: QueryContext) -> dict[str, Any]:
                 "id": m["id"],
                 "units_of_compute_per_token": m["units_of_compute_per_token"],
                 **compute_number_with_twin("price_per_token", m["price_per_token"]),
+                **compute_number_with_twin("inputPricePerMTok", m["price_per_token"] * TOKENS_PER_MTOK),
+                **compute_number_with_twin("outputPricePerMTok", m["price_per_token"] * TOKENS_PER_MTOK),
             }
             for m in models
         ],
@@ -817,6 +828,280 @@ def query_registered_models(ctx: QueryContext, page: PageRequest) -> Paged:
 def query_model_changes(ctx: QueryContext, page: PageRequest) -> Paged:
     """The registry change log, oldest first."""
     return read_page(ctx.state, "mlog", page)
+
+
+# -- usage: escrows, settlements, cost records and their totals ----------------------------------------
+
+CURRENCY = "NGONKA"
+MONEY = obj({"amount": INT, "currency": {"type": "string", "enum": [CURRENCY]}})
+TOKEN_COUNTS = obj({"in": INT, "out": INT})
+ATTRIBUTION_OBJ = {"type": "object", "properties": {name: STR for name in ATTRIBUTION_FIELDS}}
+SETTLEMENT_STATUS = EnumKind(usage.SETTLEMENT_STATUSES, code="bad_query", reason="bad_query")
+SETTLEMENT = obj(
+    {
+        "request_id": STR,
+        "requester": STR,
+        "provider": STR,
+        "model": STR,
+        "tokens": TOKEN_COUNTS,
+        "pricePerToken": MONEY,
+        "amountCharged": MONEY,
+        "providerPayout": MONEY,
+        "exchangeFee": MONEY,
+        "status": SETTLEMENT_STATUS.schema(),
+        "epoch": INT,
+        "height": INT,
+        "tx_hash": STR,
+        "price_record": obj({"epoch": INT, "unit_of_compute_price": INT, "units_per_token": INT}),
+        "dispute_until": INT,
+        "fee_released": BOOL,
+        "attribution": ATTRIBUTION_OBJ,
+    },
+    disputed_height=INT,
+    refunded_height=INT,
+    refunded_by={**STR, "description": "provider, or proposal N (a passed RefundSettlement)"},
+)
+COST_RECORD = obj(
+    {
+        "cost_record_id": STR,
+        "envelope_id": STR,
+        "event_id": STR,
+        "provider_id": STR,
+        "capability_kind": STR,
+        "units": obj({"tokens.input": INT, "tokens.output": INT, CURRENCY: INT}),
+        "amount": MONEY,
+        "attribution": ATTRIBUTION_OBJ,
+        "model_or_sku": STR,
+        "is_estimate": BOOL,
+        "status": SETTLEMENT_STATUS.schema(),
+        "epoch": INT,
+        "requester": STR,
+    }
+)
+TOTALS = obj(
+    {
+        "group": STR,
+        "records": INT,
+        "tokens": obj({"input": INT, "output": INT}),
+        "amount": MONEY,
+        "payout": MONEY,
+        "fee": MONEY,
+    }
+)
+CAPABILITY_KIND = "uoc:inference/tokens"
+DIMENSION = EnumKind(usage.DIMENSIONS, code="bad_query", reason="bad_query")
+GROUP_TEXT = IdentifierKind("a group or a prefix of one", 400, "-_.:@/", "team-a/", reason="bad_query")
+
+
+def compute_money(amount: int) -> dict[str, Any]:
+    """Money as the usage reads show it: integer ngonka, currency NGONKA."""
+    return {"amount": amount, "currency": CURRENCY}
+
+
+def compute_settlement_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A settlement record as the API shows it (money as money objects)."""
+    view = {key: value for key, value in record.items() if key not in ("charged", "payout", "fee", "price_per_token")}
+    return {
+        **view,
+        "pricePerToken": compute_money(record["price_per_token"]),
+        "amountCharged": compute_money(record["charged"]),
+        "providerPayout": compute_money(record["payout"]),
+        "exchangeFee": compute_money(record["fee"]),
+    }
+
+
+def compute_cost_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A settlement as a cost record (cost-record.txt §10.1): bound to its tx, never an estimate."""
+    key = usage.compute_settlement_key(record["requester"], record["request_id"])
+    return {
+        "cost_record_id": key,
+        "envelope_id": record["request_id"],
+        "event_id": record["tx_hash"],
+        "provider_id": record["provider"],
+        "capability_kind": CAPABILITY_KIND,
+        "units": {
+            "tokens.input": record["tokens"]["in"],
+            "tokens.output": record["tokens"]["out"],
+            CURRENCY: record["charged"],
+        },
+        "amount": compute_money(record["charged"]),
+        "attribution": record["attribution"],
+        "model_or_sku": record["model"],
+        "is_estimate": False,
+        "status": record["status"],
+        "epoch": record["epoch"],
+        "requester": record["requester"],
+    }
+
+
+@query(
+    "escrow",
+    "An account's usage escrow and its pending withdrawal",
+    obj(
+        {
+            "address": STR,
+            "amount": MONEY,
+            "withdrawal": nullable(obj({"amount": MONEY, "height": INT})),
+        }
+    ),
+    args=(ADDRESS_ARG,),
+    http=(Http("/v1/escrows/{address}"),),
+    cli="escrow",
+)
+def query_escrow(ctx: QueryContext, address: str) -> dict[str, Any]:
+    """An escrow (zero if never funded) and the withdrawal paid out at the end of block `height`."""
+    escrow = usage.get_escrow(ctx.state, address)
+    withdrawal = escrow["withdrawal"]
+    return {
+        "address": address,
+        "amount": compute_money(escrow["amount"]),
+        "withdrawal": None
+        if withdrawal is None
+        else {"amount": compute_money(withdrawal["amount"]), "height": withdrawal["height"]},
+    }
+
+
+REQUEST_ID_ARG = Arg("request_id", REQUEST_ID, "the request id", positional=True, metavar="REQUEST_ID")
+REQUESTER_ARG = Arg("requester", ADDRESS, "the requester (request ids are unique per requester)", metavar="ADDRESS")
+
+
+@query(
+    "settlement",
+    "A usage settlement by its requester and request id",
+    SETTLEMENT,
+    args=(REQUEST_ID_ARG, REQUESTER_ARG),
+    http=(Http("/v1/settlements/{request_id}"),),  # served by node.api.usage's handler (PAC charge reports)
+    cli="settlement",
+)
+def query_settlement(ctx: QueryContext, request_id: str, requester: str) -> dict[str, Any]:
+    """One settlement (not_found if the requester has none with this id)."""
+    record = usage.get_settlement(ctx.state, requester, request_id)
+    if record is None:
+        raise ChainError(f"{requester} has no settlement with request id {request_id!r}", code="not_found")
+    return compute_settlement_view(record)
+
+
+SETTLEMENT_FILTERS = (
+    Arg("requester", ADDRESS, "only this requester's, by request id", required=False, metavar="ADDRESS"),
+    Arg("provider", ADDRESS, "only this provider's, oldest first", required=False, metavar="ADDRESS"),
+    Arg("model", MODEL_ID, "only this model's, oldest first", required=False, metavar="MODEL"),
+)
+
+
+def read_settlement_page(
+    ctx: QueryContext,
+    page: PageRequest,
+    view: Callable[[dict[str, Any]], Any],
+    requester: str | None,
+    provider: str | None,
+    model: str | None,
+) -> Paged:
+    """A page of settlements from one key range: a requester's (or everyone's) by request id, or a
+    provider's or a model's from its index, oldest first; at most one filter."""
+    if sum(v is not None for v in (requester, provider, model)) > 1:
+        raise bad_query("give at most one of requester, provider and model")
+    state = ctx.state
+    if provider is None and model is None:
+        prefix = "" if requester is None else requester + "|"
+        return read_page(state, "usettle", page, prefix, compute_prefix_end(prefix), item=lambda _, r: view(r))
+    space, owner = ("uprov", provider) if provider is not None else ("umodel", model)
+    prefix = f"{owner}|"
+
+    def item(key: str, _: Any) -> Any:
+        return view(state.get("usettle", key[len(prefix) + 13 :]))
+
+    return read_page(state, space, page, prefix, compute_prefix_end(prefix), item=item)
+
+
+@query(
+    "settlements",
+    "Usage settlements: a requester's, a provider's or a model's",
+    array(SETTLEMENT),
+    args=SETTLEMENT_FILTERS,
+    http=(Http("/v1/settlements"),),
+    cli="settlements",
+    page="settlements",
+)
+def query_settlements(
+    ctx: QueryContext, requester: str | None, provider: str | None, model: str | None, page: PageRequest
+) -> Paged:
+    """Settlements by requester and request id, or by provider or model, oldest first."""
+    return read_settlement_page(ctx, page, compute_settlement_view, requester, provider, model)
+
+
+@query(
+    "cost_records",
+    "Cost records (one per settlement): a requester's, a provider's or a model's",
+    array(COST_RECORD),
+    args=SETTLEMENT_FILTERS,
+    http=(Http("/v1/cost-records"),),
+    cli="cost-records",
+    page="records",
+)
+def query_cost_records(
+    ctx: QueryContext, requester: str | None, provider: str | None, model: str | None, page: PageRequest
+) -> Paged:
+    """The settlements as cost records, by requester and request id, or by provider or model."""
+    return read_settlement_page(ctx, page, compute_cost_record, requester, provider, model)
+
+
+def compute_totals_view(key: str, totals: Sequence[int]) -> dict[str, Any]:
+    """One group's totals (in `usage.TOTAL_FIELDS` order) as the API shows them."""
+    records, tokens_in, tokens_out, charged, payout, fee = totals
+    return {
+        "group": key.partition("|")[2],
+        "records": records,
+        "tokens": {"input": tokens_in, "output": tokens_out},
+        "amount": compute_money(charged),
+        "payout": compute_money(payout),
+        "fee": compute_money(fee),
+    }
+
+
+@query(
+    "usage_totals",
+    "Totals of the settlements not refunded, grouped by requester, provider, model, epoch or a prefix of "
+    "the attribution chain (workforce, workforce/function, … workforce/function/intent/role/worker)",
+    array(TOTALS),
+    args=(
+        Arg("group_by", DIMENSION, "what the totals are grouped by", metavar="DIMENSION"),
+        Arg("prefix", GROUP_TEXT, "only the groups whose name starts with this", required=False),
+        Arg("from_epoch", EPOCH_INDEX, "with group_by=epoch: the first epoch", required=False),
+        Arg("to_epoch", EPOCH_INDEX, "with group_by=epoch: the last epoch", required=False),
+    ),
+    http=(Http("/v1/cost-records/totals"),),
+    cli="cost-totals",
+    page="groups",
+    extra={"covered": INT, "total": TOTALS},
+)
+def query_usage_totals(
+    ctx: QueryContext,
+    group_by: str,
+    prefix: str | None,
+    from_epoch: int | None,
+    to_epoch: int | None,
+    page: PageRequest,
+) -> Paged:
+    """One page of groups, each read from its running totals (no record is read: the cost of a page
+    follows its groups, never the records they cover), with how many records the page covers."""
+    if group_by != "epoch" and (from_epoch is not None or to_epoch is not None):
+        raise bad_query("from_epoch and to_epoch go with group_by=epoch")
+    base = usage.compute_aggregate_key(group_by, "")
+    start = base + (prefix or "")
+    end = compute_prefix_end(start)
+    if group_by == "epoch":
+        start = max(start, base + rules.compute_index_key(from_epoch or 0))
+        if to_epoch is not None:
+            end = base + rules.compute_index_key(to_epoch + 1)
+    result = read_page(ctx.state, "uagg", page, start, end, item=compute_totals_view)
+    total = [
+        sum(g["records"] for g in result.items),
+        sum(g["tokens"]["input"] for g in result.items),
+        sum(g["tokens"]["output"] for g in result.items),
+        *(sum(g[name]["amount"] for g in result.items) for name in ("amount", "payout", "fee")),
+    ]
+    extra = {"covered": total[0], "total": compute_totals_view(base + "*", total)}
+    return Paged(result.items, result.next_key, extra)
 
 
 __all__ = [

@@ -31,6 +31,7 @@ State layout (space / key -> canonical JSON value):
 - `pcommit/<epoch:012d>/<address>` -> {"hash", "height"}: a price commit (vote_mode commit_reveal) not yet
   revealed; those of epoch e are revealed during e+1 and dropped at its end
 - `pchg/<id:012d>`   -> {name: value}: the params of a passed ParamChange, applied at the epoch boundary
+- usage (escrow, settlements, their indexes and totals): see `chain.usage`
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ def process_tx(state: State, tx: Tx, *, signature_verified: bool = False, simula
     meter.consume(compute_intrinsic_gas((m.TYPE for m in tx.messages), len(tx.raw)), "the tx's bytes and messages")
     state.begin()
     state.meter = meter
+    state.tx_hash = tx.hash
     try:
         process_fee_payment(state, tx.sender, account, tx.fee, tx.pubkey.hex())
         for msg in tx.messages:
@@ -593,9 +595,15 @@ def process_voting_end(state: State, proposal: dict[str, Any]) -> dict[str, Any]
 
 
 def process_content(state: State, proposal_id: int, content: dict[str, Any]) -> str | None:
-    """Apply passed content atomically; return why it cannot apply, or None."""
+    """Apply passed content atomically (a ParamChange to the next epoch's params, a kind another module
+    registered in `CONTENT_RULES` by its rule, a model change to the registry); return why it cannot
+    apply, or None."""
     if content["@type"] == ParamChange.TYPE:
         return process_param_change(state, proposal_id, content["changes"])
+    rule = CONTENT_RULES.get(content["@type"])
+    if rule is not None:
+        result: str | None = rule(state, proposal_id, content)
+        return result
     return process_model_change(state, proposal_id, content)
 
 
@@ -778,7 +786,9 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgDeposit: process_msg_deposit,
     MsgVote: process_msg_vote,
     MsgUnjail: process_msg_unjail,
-}
+}  # chain.usage adds its messages' rules here when it is imported (as chain.app does)
+BLOCK_END_RULES: list[Any] = []  # end-of-block rules of modules built on this one (chain.usage), in order
+CONTENT_RULES: dict[str, Any] = {}  # @type -> rule of governance content other modules apply (chain.usage)
 
 
 # --------------------------------------------------------------------------------------------
@@ -814,8 +824,12 @@ def process_block_start(state: State, height: int) -> None:
 
 
 def process_block_end(state: State) -> None:
-    """End the governance periods due at this height, then, at an epoch's last block, the epoch."""
+    """End the governance periods due at this height, run the block-end rules other modules
+    registered (`BLOCK_END_RULES`: usage's withdrawals and dispute windows), then, at an epoch's last
+    block, the epoch."""
     process_proposal_queue(state)
+    for rule in BLOCK_END_RULES:
+        rule(state)
     if is_epoch_end(get_params(state), get_height(state)):
         process_epoch(state)
 

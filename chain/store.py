@@ -204,6 +204,7 @@ class State:
         self.written: dict[str, set[str]] = {}
         self.sorted_written: dict[str, Any] = {}
         self.meter: GasMeter | None = None  # while set, point reads and writes are charged to it (chain.gas)
+        self.tx_hash = ""  # the hash of the transaction running (settlements record it)
 
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 from typing import Any, ClassVar, NamedTuple
 
 from .crypto import PUBKEY_SIZE, SIGNATURE_SIZE, PrivateKey, verify_signature
@@ -44,10 +45,13 @@ from .fields import (
     HexKind,
     IdentifierKind,
     IntKind,
+    Kind,
     NestedKind,
     PriceKind,
     compute_ngonka,
+    parse_int_text,
     require_object,
+    show,
     wire,
 )
 from .fields import is_decimal as is_decimal  # governance reads decimal params with it
@@ -364,8 +368,238 @@ class MsgUnjail(Msg):
     )
 
 
+# -- usage: escrow, receipts and settlements (the rules are in chain.usage) -----------------------
+
+RECEIPT_DOMAIN = b"uoc/receipt/v1\n"
+MAX_REQUEST_ID = 128
+MAX_ATTRIBUTION = 64
+ATTRIBUTION_FIELDS = ("workforce", "function", "intent", "role", "worker")  # the chain, widest first
+REQUEST_ID = IdentifierKind(
+    "a request id", MAX_REQUEST_ID, "-_.:", "req-0001", code="invalid_request_id", reason="invalid_request_id"
+)
+ATTRIBUTION = IdentifierKind(
+    "an attribution name", MAX_ATTRIBUTION, "-_.:@", "team-a", code="invalid_attribution", reason="invalid_attribution"
+)
+HEIGHT = IntKind(1, text="a block height")
+
+
+class Tokens(NamedTuple):
+    """The tokens one inference job used: its prompt (`input`) and its completion (`output`)."""
+
+    input: int
+    output: int
+
+
+class TokensKind(Kind[Tokens]):
+    """Token counts `{"in": int ≥ 0, "out": int ≥ 0}` on the wire, each below 2^63."""
+
+    code = "invalid_tokens"
+    reason = "invalid_tokens"
+
+    def check(self, value: Any, where: str) -> Tokens:
+        if not isinstance(value, Tokens) or not all(is_int(v) and 0 <= v < MAX_NGONKA for v in value):
+            raise self.fail(f"{where} must be token counts: integers from 0 to 2^63-1, got {show(value)}")
+        return value
+
+    def parse(self, value: Any, where: str) -> Tokens:
+        if not isinstance(value, dict) or set(value) != {"in", "out"}:
+            raise self.fail(f'{where} must be an object {{"in": int, "out": int}}, got {show(value)}')
+        for name in ("in", "out"):
+            if not is_int(value[name]) or not 0 <= value[name] < MAX_NGONKA:
+                raise self.fail(f"{where}.{name} must be an integer from 0 to 2^63-1, got {show(value[name])}")
+        return Tokens(value["in"], value["out"])
+
+    def dump(self, value: Tokens) -> Any:
+        return {"in": value.input, "out": value.output}
+
+    def parse_text(self, text: str, where: str) -> Tokens:
+        """`IN,OUT`, such as `1200,350`."""
+        parts = text.split(",")
+        if len(parts) != 2:
+            raise self.fail(f"{where} must be IN,OUT token counts such as 1200,350, got {text[:40]!r}")
+        counts = [parse_int_text(p.strip(), where, self.fail(f"{where} must be IN,OUT integers")) for p in parts]
+        return self.check(Tokens(counts[0], counts[1]), where)
+
+    def schema(self) -> dict[str, Any]:
+        count = {"type": "integer", "minimum": 0, "maximum": MAX_NGONKA - 1}
+        return {
+            "type": "object",
+            "required": ["in", "out"],
+            "properties": {"in": count, "out": count},
+            "additionalProperties": False,
+        }
+
+    def describe(self) -> str:
+        return 'token counts {"in": int ≥ 0, "out": int ≥ 0}'
+
+    def example(self) -> Tokens:
+        return Tokens(1200, 350)
+
+
+class SignatureKind(Kind[bytes]):
+    """An ed25519 signature: 64 bytes, standard base64 on the wire."""
+
+    code = "malformed"
+    reason = "invalid_signature"
+
+    def check(self, value: Any, where: str) -> bytes:
+        if not isinstance(value, bytes) or len(value) != SIGNATURE_SIZE:
+            raise self.fail(f"{where} must be a {SIGNATURE_SIZE}-byte signature")
+        return value
+
+    def parse(self, value: Any, where: str) -> bytes:
+        if not isinstance(value, str):
+            raise self.fail(f"{where} must be a base64 string")
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise self.fail(f"{where} is not valid base64") from None
+        if base64.b64encode(data).decode() != value:
+            raise self.fail(f"{where} is not canonical base64")
+        return self.check(data, where)
+
+    def dump(self, value: bytes) -> Any:
+        return base64.b64encode(value).decode()
+
+    def parse_text(self, text: str, where: str) -> bytes:
+        return self.parse(text, where)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$"}
+
+    def describe(self) -> str:
+        return f"a {SIGNATURE_SIZE}-byte ed25519 signature in base64"
+
+    def example(self) -> bytes:
+        return bytes(SIGNATURE_SIZE)
+
+
+TOKENS = TokensKind()
+SIGNATURE = SignatureKind()
+
+
+class Receipt(Declared):
+    """A requester's receipt for one inference job, signed off chain and settled by its provider."""
+
+    TYPE = "UsageReceipt"
+    request_id: str = wire(REQUEST_ID, "the job's id, unique per requester")
+    requester: str = wire(ADDRESS, "who pays, from its escrow")
+    provider: str = wire(ADDRESS, "who ran the job and is paid")
+    model: str = wire(MODEL_ID, "the model that ran (active at settlement)")
+    tokens: Tokens = wire(TOKENS, "the tokens it used")
+    price_ceiling: int = wire(AMOUNT, "the most the requester pays for it")
+    expires_at: int = wire(HEIGHT, "the last height at which it may be settled")
+    workforce: str | None = wire(ATTRIBUTION, "attribution: the workforce", default=None)
+    function: str | None = wire(ATTRIBUTION, "attribution: the function", default=None)
+    intent: str | None = wire(ATTRIBUTION, "attribution: the intent", default=None)
+    role: str | None = wire(ATTRIBUTION, "attribution: the role", default=None)
+    worker: str | None = wire(ATTRIBUTION, "attribution: the worker", default=None)
+
+    @property
+    def attribution(self) -> tuple[str | None, ...]:
+        """The attribution chain, widest first (workforce … worker); None where not given."""
+        return tuple(getattr(self, name) for name in ATTRIBUTION_FIELDS)
+
+
+RECEIPT = NestedKind(Receipt, {Receipt.TYPE: Receipt}, "a usage receipt")
+
+
+@lru_cache(maxsize=8192)  # pure: a settlement's mempool check and its block's run share it
+def compute_receipt_sign_bytes(chain_id: str, receipt: Receipt) -> bytes:
+    """The bytes a requester signs: a domain tag and the canonical JSON of the chain id and the receipt."""
+    return RECEIPT_DOMAIN + canonical_bytes({"chain_id": chain_id, "receipt": receipt.to_json()})
+
+
+def sign_receipt(key: PrivateKey, chain_id: str, receipt: Receipt) -> bytes:
+    """The requester's signature of a receipt."""
+    return key.sign(compute_receipt_sign_bytes(chain_id, receipt))
+
+
+class MsgFundEscrow(Msg):
+    """Move `amount` from the sender's balance into its usage escrow."""
+
+    TYPE = "MsgFundEscrow"
+    CLI = Cli(
+        ("escrow", "fund"), "fund the usage escrow", "Move AMOUNT ngonka into this account's escrow.", ("amount",)
+    )
+    amount: int = wire(AMOUNT, "the amount escrowed, from the sender's balance")
+
+
+class MsgWithdrawEscrow(Msg):
+    """Withdraw `amount` of the sender's escrow after escrow_withdraw_delay blocks (it stays chargeable
+    until then; a later withdrawal replaces a pending one)."""
+
+    TYPE = "MsgWithdrawEscrow"
+    CLI = Cli(
+        ("escrow", "withdraw"),
+        "withdraw from the usage escrow",
+        "Withdraw AMOUNT ngonka of this account's escrow after escrow_withdraw_delay blocks.",
+        ("amount",),
+    )
+    amount: int = wire(AMOUNT, "the amount withdrawn (at most the escrow when it is paid out)")
+
+
+class MsgSettleUsage(Msg):
+    """A provider settles a requester's signed receipt: the charge moves from the requester's escrow."""
+
+    TYPE = "MsgSettleUsage"
+    CLI = Cli(
+        ("settle",),
+        "settle a requester-signed usage receipt",
+        "Settle RECEIPT (its JSON, or @FILE: what `uocd receipt sign --out FILE` writes) signed by its requester "
+        "(SIGNATURE, base64); the sender must be the receipt's provider.",
+        ("receipt", "requester_signature"),
+        {"receipt": "RECEIPT", "requester_signature": "SIGNATURE"},
+    )
+    receipt: Receipt = wire(RECEIPT, "the requester's receipt, naming the sender as provider")
+    requester_signature: bytes = wire(SIGNATURE, "the requester's signature of the receipt's sign bytes")
+
+
+class MsgDispute(Msg):
+    """The requester disputes one of its settlements within dispute_window blocks."""
+
+    TYPE = "MsgDispute"
+    CLI = Cli(
+        ("dispute",),
+        "dispute a usage settlement",
+        "Dispute the settlement of REQUEST_ID (this account's) within dispute_window blocks.",
+        ("request_id",),
+    )
+    request_id: str = wire(REQUEST_ID, "the request id of the sender's settlement")
+
+
+class MsgRefund(Msg):
+    """The provider of a settlement refunds it: what it moved goes back to the requester's escrow."""
+
+    TYPE = "MsgRefund"
+    CLI = Cli(
+        ("refund",),
+        "refund a usage settlement",
+        "Refund REQUESTER's settlement REQUEST_ID (its provider only).",
+        ("requester", "request_id"),
+    )
+    requester: str = wire(ADDRESS, "the settlement's requester")
+    request_id: str = wire(REQUEST_ID, "its request id")
+
+
+class RefundSettlement(Content):
+    """Governance content: refund a disputed usage settlement, as its provider would."""
+
+    TYPE = "RefundSettlement"
+    CLI = Cli(
+        ("refund-settlement",),
+        "propose to refund a disputed usage settlement",
+        "Submit a RefundSettlement governance proposal: if it passes, REQUESTER's disputed settlement REQUEST_ID "
+        "is refunded (the payout from its provider, the fee from the held fees, back to the escrow).",
+        ("requester", "request_id"),
+    )
+    requester: str = wire(ADDRESS, "the settlement's requester")
+    request_id: str = wire(REQUEST_ID, "its request id")
+
+
 CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("gov",): ("governance votes and deposits", "Governance votes and deposits.")
+    ("gov",): ("governance votes and deposits", "Governance votes and deposits."),
+    ("escrow",): ("the usage escrow", "Fund or withdraw the escrow that usage settlements charge."),
 }
 
 

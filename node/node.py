@@ -575,6 +575,11 @@ class NodeCore:
         """The bytes of a committed tx, from the tx index (no block is read)."""
         return self.store.get_tx_bytes(tx_hash)
 
+    def get_block_time_ms(self, height: int) -> int | None:
+        """The header time of a committed block, or None if this node does not hold it."""
+        row = self.store.get_block_row(height)
+        return None if row is None else int(row[1]["header"]["time_ms"])
+
     def get_next_sequence(self, address: str) -> int:
         """The sequence of `address`'s next tx: committed, or one past this node's own pending txs."""
         committed = self.query(f"account/{address}")["sequence"]

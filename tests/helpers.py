@@ -114,11 +114,13 @@ def store_snapshot(store: Any) -> dict[tuple[str, str], str]:
 
 def supply_parts(store: Any) -> tuple[int, int]:
     """(meta supply, sum of balances + escrowed stake max(stake, pending_stake) + governance escrow
-    + fee pool)."""
+    + fee pool + usage escrows + usage fees held)."""
     snap = store_snapshot(store)
     supply = json.loads(snap[("meta", "supply")])
     held = (
-        json.loads(snap.get(("meta", "gov_escrow"), "0")) + json.loads(snap.get(("meta", "fees"), '{"pool":0}'))["pool"]
+        json.loads(snap.get(("meta", "gov_escrow"), "0"))
+        + json.loads(snap.get(("meta", "fees"), '{"pool":0}'))["pool"]
+        + json.loads(snap.get(("meta", "usage_fees_held"), "0"))
     )
     for (space, _), value in snap.items():
         record = json.loads(value)
@@ -126,6 +128,8 @@ def supply_parts(store: Any) -> tuple[int, int]:
             held += record["balance"]
         elif space == "val":
             held += max(record["stake"], record["pending_stake"])
+        elif space == "escrow":
+            held += record["amount"]
     return supply, held
 
 
@@ -163,4 +167,8 @@ DEFAULT_PARAMS: dict = {
     "min_valid_per_window": 0,
     "slash_fraction_miss": "0",
     "vote_mode": "open",
+    "protocol_fee_bps": 0,
+    "fee_min": 0,
+    "dispute_window": 100,
+    "escrow_withdraw_delay": 100,
 }

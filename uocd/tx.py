@@ -10,24 +10,33 @@ with `--sequence` signs without a node and prints the signed transaction, for `P
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from chain.catalog import Command, get_cli_groups, get_commands, get_routes
+from chain.catalog import Command, compute_cli_args, get_cli_groups, get_commands, get_routes
 from chain.errors import ChainError, MoneyError
-from chain.fields import FieldError
+from chain.fields import Arg, Cli, FieldError, NestedKind
 from chain.gas import MAX_GAS_LIMIT
 from chain.money import to_ngonka
-from chain.tx import compute_tx_hash, is_decimal, sign_tx
+from chain.tx import Receipt, compute_tx_hash, is_decimal, sign_receipt, sign_tx
 from node.client import COMMIT_TIMEOUT, Client, GasChoice, broadcast, check_chain_id
 from node.config import GENESIS_FILE
 from node.errors import NodeError
 
 from .keys import load_named_key
-from .options import add_declared_argument, add_node_options, parse_int, resolve_client, resolve_home
+from .options import (
+    add_declared_argument,
+    add_home_option,
+    add_node_options,
+    add_output_option,
+    parse_int,
+    resolve_client,
+    resolve_home,
+)
 from .output import emit, fail
 
 ARG_DEST = "tx_arg_{}"  # where an argument's string is kept (apart from --home, --node, --from…)
@@ -77,6 +86,54 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("file", metavar="FILE", help="the signed transaction's JSON, or - for stdin")
     add_node_options(parser)
     parser.set_defaults(func=cmd_broadcast)
+    add_receipt_commands(commands)
+
+
+RECEIPT_CLI = Cli(("receipt", "sign"), "sign a usage receipt", "", ())
+
+
+def get_receipt_args() -> tuple[Arg, ...]:
+    """The fields of a receipt as --options, but its requester: the signing key's account."""
+    return tuple(a for a in compute_cli_args(Receipt, RECEIPT_CLI) if a.name != "requester")
+
+
+def add_receipt_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd receipt sign: a requester's signed usage receipt, from flags."""
+    receipt = commands.add_parser("receipt", help="usage receipts (requester side)", description="Usage receipts.")
+    sub = receipt.add_subparsers(dest="receipt_command", metavar="COMMAND", required=True)
+    parser = sub.add_parser(
+        "sign",
+        help="sign a usage receipt as its requester",
+        description="Make a usage receipt from flags, its requester the --from key's account, and sign it for "
+        "--chain-id (default: the genesis of --home). Print {receipt, requester_signature}: the body of POST "
+        "/v1/admin/usage. With --out FILE, write the receipt's JSON to FILE and print only the signature, for "
+        "`uocd tx settle @FILE SIGNATURE`. Nothing is sent.",
+    )
+    for arg in get_receipt_args():
+        add_declared_argument(parser, arg, ARG_DEST.format(arg.name), parse=False)
+    parser.add_argument("--from", dest="sender", metavar="NAME", default=None, help="the requester's key")
+    parser.add_argument("--chain-id", metavar="ID", default=None, help="the chain (default: the genesis of --home)")
+    parser.add_argument("--out", metavar="FILE", default=None, help="write the receipt's JSON here")
+    add_home_option(parser)
+    add_output_option(parser)
+    parser.set_defaults(func=cmd_receipt_sign)
+
+
+def cmd_receipt_sign(args: argparse.Namespace) -> int:
+    """Build and sign a receipt; print it with its signature (or write it, and print the signature)."""
+    _, key = load_named_key(resolve_home(args), args.sender)
+    texts = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in get_receipt_args()}
+    try:
+        values = {a.name: a.parse_text(texts[a.name]) for a in get_receipt_args() if texts[a.name] is not None}
+        receipt = Receipt(requester=key.address, **values)
+    except FieldError as exc:
+        raise NodeError(f"invalid receipt: {exc}") from None
+    signature = base64.b64encode(sign_receipt(key, resolve_chain_id(args), receipt)).decode()
+    if args.out is not None:
+        Path(args.out).write_text(json.dumps(receipt.to_json(), sort_keys=True) + "\n")
+        sys.stdout.write(signature + "\n")
+        return 0
+    return emit(args, {"receipt": receipt.to_json(), "requester_signature": signature}, lambda d: json.dumps(d))
 
 
 def add_signing_options(parser: argparse.ArgumentParser) -> None:
@@ -158,7 +215,8 @@ def compute_messages(command: Command, args: argparse.Namespace, client: Client 
     chain param gets the node's value (`GET /v1/params`; offline, without `client`, it must be given).
     NodeError("invalid transaction: …") if bad."""
     try:
-        values = command.parse_texts({a.name: getattr(args, ARG_DEST.format(a.name)) for a in command.args})
+        texts = {a.name: read_json_argument(a, getattr(args, ARG_DEST.format(a.name))) for a in command.args}
+        values = command.parse_texts(texts)
         missing = [a for a in command.args if values[a.name] is None and a.default_param is not None]
         if missing and client is None:
             flags = ", ".join("--" + a.name.replace("_", "-") for a in missing)
@@ -172,6 +230,16 @@ def compute_messages(command: Command, args: argparse.Namespace, client: Client 
         return command.build(values)
     except (ChainError, FieldError, ValueError) as exc:
         raise NodeError(f"invalid transaction: {exc}") from None
+
+
+def read_json_argument(arg: Arg, text: str | None) -> str | None:
+    """An argument given as JSON (a receipt, governance content) may be `@FILE`: the file's text."""
+    if text is None or not text.startswith("@") or not isinstance(arg.kind, NestedKind):
+        return text
+    try:
+        return Path(text[1:]).read_text()
+    except OSError as exc:
+        raise NodeError(f"{arg.name}: cannot read {text[1:]}: {exc.strerror}") from None
 
 
 def get_route_path(name: str) -> str:

@@ -48,6 +48,7 @@ from .openapi import (
     param,
 )
 from .state import get_state, get_table
+from .usage import PUBLIC_USAGE_ROUTES
 
 
 # =============================================================================================
@@ -290,10 +291,13 @@ METRICS = Route("public", "GET", "/metrics", get_metrics, "Prometheus metrics", 
 
 def compute_public_routes() -> tuple[Route, ...]:
     """Every route of the public listener: the status, the chain's read routes (derived from its query
-    declarations at this call), then transactions, the document and the metrics."""
+    declarations at this call), the usage routes written by hand, then transactions, the document and
+    the metrics."""
+    by_hand = {(r.method, r.path) for r in PUBLIC_USAGE_ROUTES}  # a route written by hand replaces the derived one
     return (
         STATUS,
-        *compute_query_routes(),
+        *(r for r in compute_query_routes() if (r.method, r.path) not in by_hand),
+        *PUBLIC_USAGE_ROUTES,
         compute_post_tx_route(),
         compute_simulate_route(),
         GET_TX,

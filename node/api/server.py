@@ -21,6 +21,7 @@ from .openapi import RouteTable, Schema, compute_openapi_document
 from .ports import ApiNode
 from .public import compute_public_routes
 from .state import COMMIT_TIMEOUT_S, STATE, TABLE_KEY, ApiState
+from .usage import ADMIN_USAGE_ROUTES
 
 log = logging.getLogger("node.api")
 
@@ -32,7 +33,7 @@ SHUTDOWN_GRACE_S = 1.0  # in-flight requests get this long when the node stops
 def compute_route_table() -> RouteTable:
     """What a node serves and documents: the public routes (with the chain's read routes derived from
     its query declarations as they are now), then the admin routes."""
-    return RouteTable((*compute_public_routes(), *ADMIN_ROUTES))
+    return RouteTable((*compute_public_routes(), *ADMIN_ROUTES, *ADMIN_USAGE_ROUTES))
 
 
 ROUTE_TABLE = compute_route_table()  # the table of the chain as imported (for tests and tools)

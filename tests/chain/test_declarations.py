@@ -43,15 +43,24 @@ from chain.tx import (
     Declared,
     MsgBond,
     MsgDeposit,
+    MsgFundEscrow,
     MsgSend,
+    MsgSettleUsage,
     MsgSubmitPriceProposal,
     MsgSubmitProposal,
     MsgVote,
+    MsgWithdrawEscrow,
+    Receipt,
     RegisterModel,
+    SignatureKind,
+    Tokens,
+    TokensKind,
     decode_tx,
     parse_message,
+    sign_receipt,
     sign_tx,
 )
+from chain.usage import DIMENSIONS
 from tests.helpers import ADDR, CHAIN_ID, KEYS, make_app, make_genesis, run_block, run_until, sign_body, signed
 
 DECLARED: list[type[Declared]] = [*MESSAGE_TYPES.values(), *CONTENT_TYPES.values()]
@@ -130,6 +139,8 @@ BAD_VALUES: dict[type[Kind[Any]], list[Any]] = {
     NestedKind: ["x", 5],
     HexKind: ["ab" * 31, "AB" * 32, "zz" * 32, "ab" * 33, 5, None],
     ParamChangesKind: [(), (("epoch_length", 5),), (("vote_mode", "secret"),), (("miss_window", "3"),), 5, None],
+    TokensKind: [{"in": -1, "out": 0}, {"in": 1}, {"in": "12", "out": 0}, {"in": 2**63, "out": 0}, 5, None],
+    SignatureKind: ["x", "AAAA", 5, None],
 }
 
 
@@ -284,7 +295,10 @@ def busy_app():
     run_until(app, 10)
     run_block(app, [signed("d", 0, MsgSubmitProposal(RegisterModel("m2", 3), 40))])
     run_block(app, [signed("e", 1, MsgSubmitProposal(RegisterModel("m3", 4), 100))])
-    run_block(app, [signed("a", 2, MsgVote(3, "no"))])
+    run_block(app, [signed("a", 2, MsgVote(3, "no")), signed("d", 1, MsgFundEscrow(500))])
+    r = Receipt("r1", ADDR["d"], ADDR["e"], "Qwen/Qwen2.5-7B", Tokens(0, 0), 10, 100, workforce="w", worker="k")
+    run_block(app, [signed("e", 2, MsgSettleUsage(r, sign_receipt(KEYS["d"], CHAIN_ID, r)))])
+    run_block(app, [signed("d", 2, MsgWithdrawEscrow(100))])
     return app
 
 
@@ -297,6 +311,11 @@ EXAMPLE_ARGS: dict[str, list[str]] = {
     "proposal": ["proposal/1", "proposal/2", "proposal/3"],
     "deposits": ["deposits/1", "deposits/2", "deposits/3"],
     "votes": ["votes/1", "votes/3"],
+    "escrow": ["escrow/" + ADDR["d"], "escrow/" + ADDR["h"]],
+    "settlement": [("settlement/r1", {"requester": ADDR["d"]})],
+    "settlements": ["settlements", ("settlements", {"provider": ADDR["e"]}), ("settlements", {"model": "m2"})],
+    "cost_records": ["cost_records", ("cost_records", {"requester": ADDR["d"]})],
+    "usage_totals": [("usage_totals", {"group_by": d}) for d in DIMENSIONS],
 }
 
 
@@ -304,8 +323,9 @@ EXAMPLE_ARGS: dict[str, list[str]] = {
 def test_every_query_answers_in_the_shape_it_declares(busy_app, name):
     q = QUERIES[name]
     assert_openapi_shape(q.response, name)
-    for path in EXAMPLE_ARGS.get(name, [name]):
-        assert_valid(q.response, busy_app.query(path))
+    for example in EXAMPLE_ARGS.get(name, [name]):
+        path, params = example if isinstance(example, tuple) else (example, {})
+        assert_valid(q.response, busy_app.query(path, **params))
 
 
 def test_queries_answer_the_same_with_path_text_and_keyword_arguments(busy_app):
@@ -321,6 +341,10 @@ def test_queries_answer_the_same_with_path_text_and_keyword_arguments(busy_app):
             "units_of_compute_per_token": 12,
             "price_per_token": 12 * price,
             "price_per_token_str": str(12 * price),
+            "inputPricePerMTok": 12 * price * 10**6,
+            "inputPricePerMTok_str": str(12 * price * 10**6),
+            "outputPricePerMTok": 12 * price * 10**6,
+            "outputPricePerMTok_str": str(12 * price * 10**6),
         }
     ]
     assert [m["id"] for m in busy_app.query_all("models")] == ["Qwen/Qwen2.5-7B"]
@@ -415,6 +439,12 @@ def test_the_tx_commands_are_the_ones_the_cli_has():
         ("gov", "vote"),
         ("gov", "deposit"),
         ("unjail",),
+        ("escrow", "fund"),
+        ("escrow", "withdraw"),
+        ("dispute",),
+        ("refund",),
+        ("settle",),
+        ("refund-settlement",),
     }
     assert {q.cli for q in get_cli_queries()} >= {
         "pricing",

@@ -189,9 +189,11 @@ def _worst_messages():
 
 def test_every_message_kind_is_in_the_table_and_the_offline_estimate_covers_its_worst_case():
     # MsgUnjail needs a jailed sender (tests/chain/test_evidence.py): its rule reads and writes two entries;
-    # MsgCommitPrice and MsgRevealPrice need vote_mode commit_reveal (tests/chain/test_commit_reveal.py)
-    others = {"MsgUnjail", "MsgCommitPrice", "MsgRevealPrice"}
-    assert {type(m).TYPE for m in _worst_messages()} | others == set(MESSAGE_TYPES) == set(GAS_PER_MESSAGE)
+    # MsgCommitPrice and MsgRevealPrice need vote_mode commit_reveal (tests/chain/test_commit_reveal.py);
+    # the usage messages need an active model and an escrow: tests/chain/test_usage.py runs their worst cases
+    usage = {"MsgFundEscrow", "MsgWithdrawEscrow", "MsgSettleUsage", "MsgDispute", "MsgRefund"}
+    kinds = {type(m).TYPE for m in _worst_messages()} | {"MsgUnjail", "MsgCommitPrice", "MsgRevealPrice"} | usage
+    assert kinds == set(MESSAGE_TYPES) == set(GAS_PER_MESSAGE)
     app = fee_app(min_deposit=25_000_000, max_deposit_period=20)
     run_block(
         app, [paid("a", 0, MsgSubmitProposal(RegisterModel(id="x", units_of_compute_per_token=1), 10), gas_limit=10**6)]

@@ -43,6 +43,10 @@ def test_pricing_and_models_serve_a_price_per_token_past_2_to_the_63_exactly_as_
             "units_of_compute_per_token": units,
             "price_per_token": None,
             "price_per_token_str": str(units * price),
+            "inputPricePerMTok": None,
+            "inputPricePerMTok_str": str(units * price * 10**6),
+            "outputPricePerMTok": None,
+            "outputPricePerMTok_str": str(units * price * 10**6),
         }
     ]
     (model,) = app.query_all("models")

@@ -217,6 +217,10 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
         "units_of_compute_per_token": 10,
         "price_per_token": 10 * pricing["unit_of_compute_price"],
         "price_per_token_str": str(10 * pricing["unit_of_compute_price"]),
+        "inputPricePerMTok": 10 * pricing["unit_of_compute_price"] * 10**6,
+        "inputPricePerMTok_str": str(10 * pricing["unit_of_compute_price"] * 10**6),
+        "outputPricePerMTok": 10 * pricing["unit_of_compute_price"] * 10**6,
+        "outputPricePerMTok_str": str(10 * pricing["unit_of_compute_price"] * 10**6),
     }
     models = network[2].get("/v1/models/registered").json()
     assert any(m["id"] == "model-alpha" for m in models["models"]) and models["registry_version"] >= 1
