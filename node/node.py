@@ -38,12 +38,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 import grpc
 
-from chain.app import Application, TxResult
+from chain.app import Application, BlockResult, TxResult
 from chain.errors import ChainError, StoreError
 from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.tx import Msg, compute_tx_hash, sign_tx
@@ -83,6 +84,11 @@ HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an err
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
 # Benchmarks only (bench/bench_network.py compares): "1" runs gRPC in plaintext, without identities.
 PLAINTEXT_ENV = "UOC_BENCH_PLAINTEXT_GRPC"
+
+
+def format_time_ms(ms: int) -> str:
+    """A time in ms since the epoch as ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_ms() -> int:
@@ -165,6 +171,7 @@ class NodeCore:
         self._fetches: set[asyncio.Task] = set()
         self._next_height_timer: asyncio.TimerHandle | None = None
         self._own_pending: dict[str, int] = {}  # hash -> sequence of txs this node signed, until committed
+        self._own_kinds: dict[str, str] = {}  # hash -> message kinds of the same txs (for their log line)
         self.failed: StoreError | None = None  # a block could not be stored: consensus stopped (see `fail`)
         self.failed_event = asyncio.Event()
 
@@ -399,6 +406,54 @@ class NodeCore:
         self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
         self.mempool.update(r.hash for r in result.tx_results if r.ok)  # a failed tx used no sequence
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
+        self._log_block(block, commit, result)
+
+    def _log_block(self, block: Block, commit: Commit, result: BlockResult) -> None:
+        """The info lines of a committed block: the block, this node's own txs in it, and the epoch it ended."""
+        log.info(
+            "committed block",
+            extra={
+                "height": block.height,
+                "round": commit.round,
+                "txs": len(block.txs),
+                "block_time": format_time_ms(block.header.time_ms),
+                "proposer": block.header.proposer,
+                "app_hash": self.app.app_hash[:16],
+            },
+        )
+        for r in result.tx_results:
+            kind = self._own_kinds.pop(r.hash, None)
+            if kind is not None:
+                fields = {"height": block.height, "kind": kind, "tx_hash": r.hash, "result": r.code}
+                log.info("own tx committed", extra={**fields, **({"reason": r.log} if r.log else {})})
+        if result.epoch_ended:
+            log.info("epoch ended", extra={"height": block.height, **self.get_epoch_summary(result.epoch)})
+
+    def get_epoch_summary(self, epoch: int) -> dict[str, Any]:
+        """The epoch's record as log fields: price, voters, participation (voters over the validator count),
+        and this validator's vote in force and its distance from the price (both ngonka)."""
+        record = self.query(f"epoch/{epoch}")
+        counted = record["voters"] + record["non_voters"]
+        summary: dict[str, Any] = {
+            "epoch": epoch,
+            "price": record["price"],
+            "voters": record["voters"],
+            "non_voters": record["non_voters"],
+            "participation": f"{record['voters'] / counted:.2f}" if counted else "0.00",
+        }
+        if self.signer is not None:
+            vote = self.get_own_vote()
+            summary["own_vote"] = vote
+            summary["own_vote_distance"] = None if vote is None else vote - record["price"]
+        return summary
+
+    def get_own_vote(self) -> int | None:
+        """This validator's price vote in force, in ngonka (None if it never voted)."""
+        assert self.signer is not None
+        try:
+            return int(self.query(f"price_vote/{self.signer.address}")["price_ngonka"])
+        except ChainError:
+            return None
 
     def redial_unpinned(self, pins: tls.PeerPins) -> None:
         """Dial now the peers whose certificate is not pinned yet (one of them may be knocking: the server
@@ -575,6 +630,7 @@ class NodeCore:
         committed = self.query(f"account/{address}")["sequence"]
         for tx_hash in [h for h in self._own_pending if h not in self.mempool]:
             del self._own_pending[tx_hash]  # committed or dropped
+            self._own_kinds.pop(tx_hash, None)
         pending = [s for s in self._own_pending.values() if s >= committed]
         return max(pending) + 1 if pending else committed
 
@@ -616,6 +672,7 @@ class NodeCore:
         raw = self.sign_own(sequence, msgs)
         tx_hash = self.mempool.add(raw, own=True)
         self._own_pending[tx_hash] = sequence
+        self._own_kinds[tx_hash] = ",".join(m.TYPE for m in msgs)
         assert tx_hash == compute_tx_hash(raw)
         return tx_hash
 
