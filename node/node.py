@@ -69,6 +69,7 @@ from .consensus import (
 from .errors import InvalidMessage, MempoolError, NodeError, SyncError
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
+from .metrics import NodeMetrics
 from .network import Handlers, NodeApi, PeerClient, Server
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
@@ -164,6 +165,8 @@ class NodeCore:
             handlers=self.grpc_handlers,
             credentials=server_credentials,
         )
+        self.metrics = NodeMetrics()
+        self.metrics.add_live(self.read_live_metrics)
         self.api = ApiServer(self)
         self.grace_s = 1.0  # what in-flight requests get at shutdown (`Node.stop(grace_s)`)
         self.running = False
@@ -192,6 +195,7 @@ class NodeCore:
     # =========================================================================================
     def begin(self) -> None:
         """Start consensus at the next height."""
+        self.metrics.on_pricing(self.query("pricing"))
         self.running = True
         self.start_next_height()
 
@@ -406,6 +410,17 @@ class NodeCore:
         self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
         self.mempool.update(r.hash for r in result.tx_results if r.ok)  # a failed tx used no sequence
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
+        vset = self.get_validator_set(block.height)
+        self.metrics.on_block(
+            height=block.height,
+            round=commit.round,
+            time_ms=block.header.time_ms,
+            txs=len(block.txs),
+            size=block.size,
+            powers=vset.powers,
+            signers=(v.validator for v in commit.precommits),
+            byzantine=(e.validator for e in block.evidence),
+        )
         self._log_block(block, commit, result)
 
     def _log_block(self, block: Block, commit: Commit, result: BlockResult) -> None:
@@ -427,7 +442,53 @@ class NodeCore:
                 fields = {"height": block.height, "kind": kind, "tx_hash": r.hash, "result": r.code}
                 log.info("own tx committed", extra={**fields, **({"reason": r.log} if r.log else {})})
         if result.epoch_ended:
-            log.info("epoch ended", extra={"height": block.height, **self.get_epoch_summary(result.epoch)})
+            summary = self.get_epoch_summary(result.epoch)
+            log.info("epoch ended", extra={"height": block.height, **summary})
+            self.metrics.on_epoch(summary)
+            self.metrics.on_pricing(self.query("pricing"))
+
+    def read_live_metrics(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+        """The series read at scrape time (`node.metrics.LiveCollector`)."""
+        return [
+            (
+                "cometbft_blocksync_syncing",
+                "gauge",
+                "Whether the node is catching up by block sync.",
+                [({}, self.syncing)],
+            ),
+            ("cometbft_p2p_peers", "gauge", "Peers that answered the last status poll.", [({}, self.reachable_peers)]),
+            (
+                "cometbft_p2p_peer_send_bytes",
+                "counter",
+                "Gossip payload bytes queued for each peer.",
+                [({"peer_id": p.node_id}, p.sent_bytes) for p in self.peers],
+            ),
+            (
+                "cometbft_p2p_peer_receive_bytes",
+                "counter",
+                "Gossip payload bytes taken from peers.",
+                [({}, self.server.handlers.received_bytes)],
+            ),
+            ("cometbft_mempool_size", "gauge", "Transactions in the mempool.", [({}, len(self.mempool))]),
+            (
+                "cometbft_mempool_size_bytes",
+                "gauge",
+                "Bytes of the mempool's transactions.",
+                [({}, self.mempool.total_bytes)],
+            ),
+            (
+                "cometbft_mempool_failed_txs",
+                "counter",
+                "Transactions refused by the mempool because they failed their checks.",
+                [({}, self.mempool.failed)],
+            ),
+            (
+                "cometbft_consensus_round",
+                "gauge",
+                "Consensus round at the current height.",
+                [({}, self.consensus.round)],
+            ),
+        ]
 
     def get_epoch_summary(self, epoch: int) -> dict[str, Any]:
         """The epoch's record as log fields: price, voters, participation (voters over the validator count),

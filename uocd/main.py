@@ -23,6 +23,7 @@ from .tx import add_tx_commands
 
 EXIT_BROKEN_PIPE = 141
 EXIT_INTERRUPTED = 130
+CLIENT_LOG_LEVEL = "warning"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="uocd",
         description="uoc: epoch-based unit-of-compute price voting for decentralized AI inference.",
     )
-    add_logging_options(parser, DEFAULT_LOG_LEVEL, DEFAULT_LOG_FORMAT)
+    add_logging_options(parser, None, DEFAULT_LOG_FORMAT)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_devnet_commands(commands)
     add_node_commands(commands)
@@ -45,14 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_logging_options(parser: argparse.ArgumentParser, level: str, fmt: str, *, shown: bool = True) -> None:
+def compute_default_log_level(command: str) -> str:
+    """`info` for a node (`start`: a line per block, epoch and own tx); `warning` for a client command, whose
+    output is its answer."""
+    return DEFAULT_LOG_LEVEL if command == "start" else CLIENT_LOG_LEVEL
+
+
+def add_logging_options(parser: argparse.ArgumentParser, level: str | None, fmt: str, *, shown: bool = True) -> None:
     """--log-level and --log-format with these defaults; on a subcommand (SUPPRESS: the program's value
     stays unless given there) they are accepted but not listed again in its help."""
     parser.add_argument(
         "--log-level",
         default=level,
         choices=LOG_LEVELS,
-        help=f"log verbosity (default: {DEFAULT_LOG_LEVEL})" if shown else argparse.SUPPRESS,
+        help=f"log verbosity (default: {DEFAULT_LOG_LEVEL} for start, {CLIENT_LOG_LEVEL} for the other commands)"
+        if shown
+        else argparse.SUPPRESS,
     )
     parser.add_argument(
         "--log-format",
@@ -76,7 +85,7 @@ def iterate_subcommands(parser: argparse.ArgumentParser) -> Iterator[argparse.Ar
 def main(argv: Sequence[str] | None = None) -> int:
     """Run uocd; a failure prints one line and exits non-zero."""
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, args.log_format)
+    configure_logging(args.log_level or compute_default_log_level(args.command), args.log_format)
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader went away (`uocd … | head`): stop quietly, like other tools

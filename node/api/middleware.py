@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from ..errors import ApiRequestError
 from .http import error_response, is_json_declared, is_loopback
 from .openapi import JSON_TYPE, Handler
-from .state import get_state
+from .state import LISTENER_KEY, get_state
 
 log = logging.getLogger("node.api")
 
@@ -43,8 +43,8 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except Exception:  # noqa: BLE001 - the one catch-all: log and answer 500
         log.exception("internal error serving %s %s", request.method, request.path)
         response = error_response(500, "internal", "internal error; see the node log")
-    get_state(request).metrics.observe(
-        route_label(request), request.method, response.status, time.perf_counter() - started
+    get_state(request).metrics.observe_request(
+        request.app[LISTENER_KEY], route_label(request), request.method, response.status, time.perf_counter() - started
     )
     return response
 

@@ -16,6 +16,7 @@ from chain.app import TxResult
 
 from ..config import Home, NodeConfig
 from ..errors import MempoolError
+from ..metrics import NodeMetrics
 from ..outcomes import TxOutcome
 
 
@@ -77,6 +78,9 @@ class ApiNode(Protocol):
 
     @property
     def server(self) -> GrpcServer | None: ...
+
+    @property
+    def metrics(self) -> NodeMetrics: ...
 
     @property
     def syncing(self) -> bool: ...

@@ -23,6 +23,7 @@ from chain.gas import describe_gas_price
 from chain.queries import Http, Query
 
 from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
+from ..metrics import CONTENT_TYPE
 from .http import (
     bad_request,
     encode_json,
@@ -33,7 +34,6 @@ from .http import (
     query,
     read_body,
 )
-from .metrics import render_limit_metrics
 from .openapi import (
     ANY_OBJ,
     BOOL,
@@ -276,21 +276,18 @@ OPENAPI = Route("public", "GET", "/openapi.json", get_openapi, "This document", 
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    state = get_state(request)
-    return web.Response(
-        text=state.metrics.render(state.node, render_limit_metrics(state.node, state.limiter, state.gates)),
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Prometheus-Format": "0.0.4"},
-    )
+    body = get_state(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-METRICS = Route("public", "GET", "/metrics", get_metrics, "Prometheus metrics", {200: STR}, media="text/plain")
+METRICS = Route(
+    "metrics", "GET", "/metrics", get_metrics, "Prometheus metrics (text format 0.0.4)", {200: STR}, media="text/plain"
+)
 
 
 def compute_public_routes() -> tuple[Route, ...]:
     """Every route of the public listener: the status, the chain's read routes (derived from its query
-    declarations at this call), then transactions, the document and the metrics."""
+    declarations at this call), then transactions and the document; and the metrics listener's one route."""
     return (
         STATUS,
         *compute_query_routes(),

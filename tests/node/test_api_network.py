@@ -6,7 +6,6 @@ exposition and schemathesis over `/openapi.json` (public and admin listeners).""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from schemathesis.checks import (
 
 from chain.tx import MsgSend, MsgVote, sign_tx
 from node.config import update_config
-from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
+from tests.node.netutil import FAST, NodeProcess, free_port, read_metric, read_metrics, wait_until
 from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)  # a node not answering yet
@@ -90,9 +89,7 @@ def admin_post(node: Node, path: str, body, *, headers=None, data=None) -> reque
 
 
 def mempool_size(node: Node) -> int:
-    found = re.search(r"^uoc_mempool_txs (\d+)$", node.get("/metrics").text, re.M)
-    assert found is not None
-    return int(found.group(1))
+    return int(read_metric(node.metrics, "cometbft_mempool_size"))
 
 
 def chain_view(node: Node) -> tuple[int, int]:
@@ -384,29 +381,16 @@ def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(opera
 # =============================================================================================
 # metrics and OpenAPI
 # =============================================================================================
-SAMPLE = re.compile(
-    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$'
-)
-
-
-def test_metrics_parse_line_by_line_and_carry_the_node_gauges_and_route_histograms(operator):
+def test_metrics_are_served_on_their_own_listener_with_the_route_histograms_and_not_on_the_public_one(operator):
     operator.get("/v1/pricing")
-    text = operator.get("/metrics").text
-    names = set()
-    for line in text.splitlines():
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            assert len(line.split(" ", 3)) >= 3, line
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a Prometheus sample line: {line!r}"
-        names.add(match.group(1))
-    for gauge in ("uoc_height", "uoc_epoch", "uoc_unit_of_compute_price_ngonka", "uoc_mempool_txs", "uoc_peers"):
-        assert gauge in names
-    assert "uoc_consensus_round" in names
-    assert 'uoc_http_requests_total{route="/v1/pricing",method="GET",status="200"}' in text
-    assert 'uoc_http_request_duration_seconds_bucket{route="/v1/pricing",method="GET",le="+Inf"}' in text
-    assert "uoc_http_request_duration_seconds_count" in text and "uoc_http_request_duration_seconds_sum" in text
-    assert 1 <= int(re.search(r"^uoc_peers (\d+)$", text, re.M).group(1)) <= 3
+    samples = read_metrics(operator.metrics)
+    for name in ("cometbft_consensus_height", "uoc_epoch", "uoc_unit_of_compute_price_ngonka", "cometbft_p2p_peers"):
+        assert name in samples
+    requests_key = (("listener", "public"), ("method", "GET"), ("route", "/v1/pricing"), ("status", "200"))
+    assert samples["uoc_http_requests_total"][requests_key] >= 1
+    assert samples["uoc_http_request_duration_seconds_count"][requests_key[:3]] >= 1
+    assert 1 <= samples["cometbft_p2p_peers"][()] <= 3
+    assert_error(operator.get("/metrics"), 404)
 
 
 def test_openapi_document_lists_exactly_the_served_routes_of_both_listeners(operator):
@@ -417,7 +401,7 @@ def test_openapi_document_lists_exactly_the_served_routes_of_both_listeners(oper
     documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     state = ApiState.__new__(ApiState)
     served = set()
-    for listener in ("public", "admin"):
+    for listener in ("public", "admin", "metrics"):
         for route in build_app(state, listener).router.routes():
             served.add((route.method, route.resource.canonical))
     assert documented == served
