@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+
+import argcomplete
 
 from chain.errors import ChainError
 from devnet.errors import DevnetError
@@ -32,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="uocd",
         description="uoc: epoch-based unit-of-compute price voting for decentralized AI inference.",
     )
+    parser.add_argument("--version", action="version", version=f"uocd {compute_version()}")
     add_logging_options(parser, None, DEFAULT_LOG_FORMAT)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_devnet_commands(commands)
@@ -41,9 +45,51 @@ def build_parser() -> argparse.ArgumentParser:
     add_tx_commands(commands)
     add_query_commands(commands)
     add_grpc_commands(commands)
+    add_program_commands(commands)
     for command in iterate_subcommands(parser):
         add_logging_options(command, argparse.SUPPRESS, argparse.SUPPRESS, shown=False)
     return parser
+
+
+def add_program_commands(commands: argparse._SubParsersAction) -> None:
+    """uocd version and uocd completion SHELL."""
+    version = commands.add_parser(
+        "version", help="print the version", description="Print uocd's version (the installed package's)."
+    )
+    version.add_argument("--output", "-o", choices=["text", "json"], default="text", help="text or json")
+    version.set_defaults(func=cmd_version)
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print the completion script of SHELL for uocd (argcomplete). Load it in the running shell "
+        'with `eval "$(uocd completion bash)"` (zsh: the same; fish: `uocd completion fish | source`), or save '
+        "it where the shell reads completions.",
+    )
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"], metavar="SHELL", help="bash, zsh or fish")
+    completion.set_defaults(func=cmd_completion)
+
+
+def compute_version() -> str:
+    """The installed uoc package's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("uoc")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    """uocd version."""
+    text = compute_version()
+    print(json.dumps({"version": text, "name": "uocd"}) if args.output == "json" else text)
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """uocd completion SHELL."""
+    print(argcomplete.shellcode(["uocd"], shell=args.shell))
+    return 0
 
 
 def compute_default_log_level(command: str) -> str:
@@ -84,7 +130,9 @@ def iterate_subcommands(parser: argparse.ArgumentParser) -> Iterator[argparse.Ar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run uocd; a failure prints one line and exits non-zero."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argcomplete.autocomplete(parser)  # answers a shell's completion request (and exits) when one is running
+    args = parser.parse_args(argv)
     configure_logging(args.log_level or compute_default_log_level(args.command), args.log_format)
     try:
         return args.func(args)

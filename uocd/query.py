@@ -29,7 +29,10 @@ HAND_WRITTEN = ("status", "account", "tx")  # commands that need more than the c
 def add_query_commands(commands: argparse._SubParsersAction) -> None:
     """uocd query NAME for every declared query with a CLI name, and status, account and tx."""
     query = commands.add_parser(
-        "query", help="read the chain through a node's HTTP API", description="Read the chain through --node's API."
+        "query",
+        aliases=["q"],
+        help="read the chain through a node's HTTP API (alias: q)",
+        description="Read the chain through --node's API.",
     )
     sub = query.add_subparsers(dest="query_command", metavar="COMMAND", required=True)
     for q in get_cli_queries():

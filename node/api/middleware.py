@@ -27,6 +27,20 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+SERVICE_DESC = '</openapi.json>; rel="service-desc"'
+SERVICE_DOC = '</docs>; rel="service-doc"'  # the Swagger UI, on the public listener
+
+
+@web.middleware
+async def service_links(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """RFC 8631 `Link` to this listener's OpenAPI document (and on the public one the Swagger UI) on every
+    response."""
+    response = await handler(request)
+    public = request.app[LISTENER_KEY] == "public"
+    response.headers["Link"] = f"{SERVICE_DESC}, {SERVICE_DOC}" if public else SERVICE_DESC
+    return response
+
+
 @web.middleware
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     """JSON errors for everything (404/405/413 included), 500 only for internal errors; count and time it."""
@@ -115,15 +129,15 @@ async def require_json_body(request: web.Request, handler: Handler) -> web.Strea
 
 
 def compute_middlewares(listener: str) -> list[Middleware]:
-    """The middlewares of a listener, outermost first: the rate limit (public: a refused request costs no
-    handler work), errors and metrics, the token (admin), the body's Content-Type."""
+    """The middlewares of a listener, outermost first: the service links, the rate limit (public: a refused
+    request costs no handler work), errors and metrics, the token (admin), the body's Content-Type."""
     middlewares: list[Middleware] = [errors_and_metrics]
     if listener == "public":
         middlewares.insert(0, rate_limit)
     if listener == "admin":
         middlewares.append(require_token)
     middlewares.append(require_json_body)
-    return middlewares
+    return [service_links, *middlewares]
 
 
 __all__ = [
@@ -133,5 +147,6 @@ __all__ = [
     "rate_limit",
     "require_json_body",
     "require_token",
+    "service_links",
     "route_label",
 ]

@@ -11,8 +11,10 @@ status, transaction submission and lookup, the OpenAPI document and the metrics.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -47,7 +49,7 @@ from .openapi import (
     obj,
     param,
 )
-from .state import get_state, get_table
+from .state import LISTENER_KEY, LISTENERS, get_state, get_table
 
 
 # =============================================================================================
@@ -269,10 +271,61 @@ GET_TX = Route(
 # the document and the metrics
 # =============================================================================================
 async def get_openapi(request: web.Request) -> web.Response:
-    return json_response(compute_openapi_document(get_table(request)))
+    return json_response(compute_openapi_document(get_table(request), request.app[LISTENER_KEY]))
 
 
-OPENAPI = Route("public", "GET", "/openapi.json", get_openapi, "This document", {200: ANY_OBJ})
+OPENAPI_ROUTES = tuple(
+    Route(listener, "GET", "/openapi.json", get_openapi, "This listener's OpenAPI document", {200: ANY_OBJ})
+    for listener in LISTENERS
+)
+SWAGGER_ASSETS = {  # file of the swagger-ui-bundle package -> its media type (the only files /docs serves)
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui-standalone-preset.js": "application/javascript",
+    "favicon-32x32.png": "image/png",
+}
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>uoc node API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"><link rel="icon" href="/docs/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
+</body></html>
+"""
+
+
+async def get_docs(request: web.Request) -> web.Response:
+    return web.Response(text=SWAGGER_PAGE, content_type="text/html")
+
+
+async def get_docs_asset(request: web.Request) -> web.Response:
+    name = request.match_info["file"]
+    media = SWAGGER_ASSETS.get(name)
+    if media is None:
+        raise ApiRequestError(404, "not_found", f"no file {name[:80]!r} under /docs; see GET /docs")
+    return web.Response(body=read_swagger_asset(name), content_type=media)
+
+
+@functools.cache
+def read_swagger_asset(name: str) -> bytes:
+    """A Swagger UI file shipped by the swagger-ui-bundle package (no network needed), read once."""
+    import swagger_ui_bundle
+
+    return (Path(swagger_ui_bundle.swagger_ui_path) / name).read_bytes()
+
+
+DOCS = Route("public", "GET", "/docs", get_docs, "Swagger UI over /openapi.json", {200: STR}, media="text/html")
+DOCS_ASSET = Route(
+    "public",
+    "GET",
+    "/docs/{file}",
+    get_docs_asset,
+    "A file of the Swagger UI",
+    {200: STR},
+    (param("file", "path", {"type": "string", "enum": sorted(SWAGGER_ASSETS)}),),
+    media=tuple(sorted(set(SWAGGER_ASSETS.values()))),
+)
 
 
 async def get_metrics(request: web.Request) -> web.Response:
@@ -294,7 +347,9 @@ def compute_public_routes() -> tuple[Route, ...]:
         compute_post_tx_route(),
         compute_simulate_route(),
         GET_TX,
-        OPENAPI,
+        *OPENAPI_ROUTES,
+        DOCS,
+        DOCS_ASSET,
         METRICS,
     )
 

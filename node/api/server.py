@@ -50,10 +50,10 @@ def check_api_config(config: NodeConfig, admin_token: str | None) -> None:
         )
 
 
-def build_openapi(table: RouteTable | None = None) -> Schema:
-    """The OpenAPI 3 document of every served route (public and admin listeners; by default of the
-    table derived now)."""
-    return compute_openapi_document(table or compute_route_table())
+def build_openapi(table: RouteTable | None = None, listener: str | None = "public") -> Schema:
+    """The OpenAPI 3 document of a listener's routes (None: every listener's; by default of the table derived
+    now)."""
+    return compute_openapi_document(table or compute_route_table(), listener)
 
 
 def build_app(state: ApiState, listener: str, table: RouteTable | None = None) -> web.Application:
