@@ -686,6 +686,11 @@ class NodeCore:
         """The bytes of a committed tx, from the tx index (no block is read)."""
         return self.store.get_tx_bytes(tx_hash)
 
+    def get_block_doc(self, height: int) -> dict[str, Any] | None:
+        """A stored block as the API shows it (height, id, block, commit), or None (not stored, or pruned)."""
+        row = self.store.get_block_row(height)
+        return None if row is None else {"height": height, "block_id": row[0], "block": row[1], "commit": row[2]}
+
     def get_next_sequence(self, address: str) -> int:
         """The sequence of `address`'s next tx: committed, or one past this node's own pending txs."""
         committed = self.query(f"account/{address}")["sequence"]

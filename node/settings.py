@@ -95,7 +95,7 @@ def check_moniker_value(value: str) -> str:
 
 
 HostPort = Annotated[str, AfterValidator(check_host_port)]
-Peers = Annotated[list[str], AfterValidator(check_peers)]
+Peers = Annotated[list[Any], AfterValidator(check_peers)]  # each entry checked (and named) by check_peers
 
 
 def setting(default: Any, comment: str = "", **rules: Any) -> Any:

@@ -267,6 +267,27 @@ GET_TX = Route(
 )
 
 
+async def get_block(request: web.Request) -> web.Response:
+    text = request.match_info["height"]
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) >= 1):
+        raise bad_request("invalid_height", f"height must be a positive integer, got {text[:80]!r}")
+    found = get_state(request).node.get_block_doc(int(text))
+    if found is None:
+        raise ApiRequestError(404, "not_found", f"this node has no block at height {int(text)}")
+    return json_response(found)
+
+
+GET_BLOCK = Route(
+    "public",
+    "GET",
+    "/v1/blocks/{height}",
+    get_block,
+    "A committed block: its id, header, transactions and evidence, and the commit that decided it",
+    {200: obj({"height": INT, "block_id": STR, "block": ANY_OBJ, "commit": ANY_OBJ})},
+    (param("height", "path", {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}),),
+)
+
+
 # =============================================================================================
 # the document and the metrics
 # =============================================================================================
@@ -347,6 +368,7 @@ def compute_public_routes() -> tuple[Route, ...]:
         compute_post_tx_route(),
         compute_simulate_route(),
         GET_TX,
+        GET_BLOCK,
         *OPENAPI_ROUTES,
         DOCS,
         DOCS_ASSET,

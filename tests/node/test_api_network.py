@@ -476,3 +476,27 @@ def test_admin_api_conforms_to_its_openapi_document(operator):
     document = requests.get(operator.admin + "/openapi.json", headers=operator.auth, timeout=TIMEOUT).json()
     calls = run_schemathesis(document, operator.admin, operator.auth, examples=4)
     assert calls >= 3
+
+
+@pytest.mark.parametrize(("height", "status"), [("1", 200), ("0", 400), ("x1", 400), ("999999999", 404)])
+def test_a_committed_block_is_served_by_height(operator, height, status):
+    response = operator.get(f"/v1/blocks/{height}")
+    assert response.status_code == status
+    if status == 200:
+        doc = response.json()
+        assert doc["height"] == 1 and doc["block"]["header"]["height"] == 1 and doc["commit"]["height"] == 1
+        assert doc["block_id"] == doc["commit"]["block_id"]
+
+
+def test_uocd_q_block_prints_the_block_the_api_serves(operator):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "uocd", "q", "block", "1", "--node", operator.public, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == operator.get("/v1/blocks/1").json()
