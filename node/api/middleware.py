@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from ..errors import ApiRequestError
 from .http import error_response, is_json_declared, is_loopback
 from .openapi import JSON_TYPE, Handler
-from .state import LISTENER_KEY, get_state
+from .state import LISTENER_KEY, get_state, get_table
 
 log = logging.getLogger("node.api")
 
@@ -63,6 +63,14 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
+def compute_allowed_methods(request: web.Request, matched: set[str]) -> list[str]:
+    """The methods of the documented path the request names literally (`/v1/txs/simulate`: POST, not the GET
+    of `/v1/txs/{hash}` that aiohttp also matched), else those aiohttp matched."""
+    listener = request.app[LISTENER_KEY]
+    literal = {r.method for r in get_table(request).for_listener(listener) if r.path == request.path}
+    return sorted(literal or matched)
+
+
 def http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
     """aiohttp's own HTTP errors as the API's JSON errors."""
     if isinstance(exc, web.HTTPNotFound):
@@ -70,7 +78,7 @@ def http_exception_response(request: web.Request, exc: web.HTTPException) -> web
             404, "not_found", f"no route {request.method} {request.path[:200]}; see GET /openapi.json"
         )
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed = ", ".join(sorted(exc.allowed_methods))
+        allowed = ", ".join(compute_allowed_methods(request, exc.allowed_methods))
         return error_response(
             405,
             "method_not_allowed",

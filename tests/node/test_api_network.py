@@ -368,6 +368,9 @@ def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(opera
     response = requests.put(operator.admin + "/v1/admin/models", headers=operator.auth, timeout=9)
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST"
+    simulate = requests.options(operator.public + "/v1/txs/simulate", timeout=9)  # {hash} also matches the path
+    assert_error(simulate, 405, "method_not_allowed")
+    assert simulate.headers["Allow"] == "POST"
     assert_error(operator.get("/v1/epochs/x1"), 400, "invalid_parameter")
     assert_error(operator.get("/v1/epochs/" + "9" * 5000), 400, "invalid_parameter")
     assert_error(operator.get("/v1/governance/proposals/" + "9" * 5000), 400, "invalid_parameter")
