@@ -238,6 +238,8 @@ def compute_simulate_route() -> Route:
 async def get_tx(request: web.Request) -> web.Response:
     node = get_state(request).node
     tx_hash = request.match_info["hash"]
+    if tx_hash == "simulate":  # GET of POST /v1/txs/simulate, which this templated route also matches
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
     if len(tx_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in tx_hash):
         raise bad_request("invalid_hash", f"hash must be 64 hex characters, got {tx_hash[:80]!r}")
     outcome = node.get_tx_outcome(tx_hash.upper())

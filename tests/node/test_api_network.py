@@ -371,6 +371,9 @@ def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(opera
     simulate = requests.options(operator.public + "/v1/txs/simulate", timeout=9)  # {hash} also matches the path
     assert_error(simulate, 405, "method_not_allowed")
     assert simulate.headers["Allow"] == "POST"
+    simulate = requests.get(operator.public + "/v1/txs/simulate", timeout=9)
+    assert_error(simulate, 405, "method_not_allowed")
+    assert simulate.headers["Allow"] == "POST"
     assert_error(operator.get("/v1/epochs/x1"), 400, "invalid_parameter")
     assert_error(operator.get("/v1/epochs/" + "9" * 5000), 400, "invalid_parameter")
     assert_error(operator.get("/v1/governance/proposals/" + "9" * 5000), 400, "invalid_parameter")
