@@ -513,7 +513,7 @@ class NodeCore:
         assert self.signer is not None
         try:
             return int(self.query(f"price_vote/{self.signer.address}")["price_ngonka"])
-        except ChainError:
+        except (ChainError, KeyError, TypeError, ValueError):  # never voted (or a vote of another shape)
             return None
 
     def redial_unpinned(self, pins: tls.PeerPins) -> None:
