@@ -61,6 +61,7 @@ from node.blocks import Block, Proposal, Vote, compute_txs_hash, sign_proposal, 
 from node.config import Home, load_home
 from node.consensus import Action, Broadcast
 from node.errors import NodeError
+from node.logs import DEFAULT_LOG_FORMAT, DEFAULT_LOG_LEVEL, LOG_FORMATS, LOG_LEVELS, configure_logging
 from node.network import MAX_BATCH_TXS, Handlers, PeerClient
 from node.node import NodeCore, open_node
 from node.pb import services_pb2 as spb
@@ -430,18 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--t0", type=float, default=None, metavar="UNIX_S", help=f"the schedule's start (default: HOME/{CLOCK_FILE})"
     )
     parser.add_argument("--until", type=float, default=3600.0, metavar="S", help="no window ends later (default 3600)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument("--log-level", default=DEFAULT_LOG_LEVEL, choices=LOG_LEVELS)
+    parser.add_argument("--log-format", default=DEFAULT_LOG_FORMAT, choices=LOG_FORMATS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the adversary; a bad argument or home is one line on stderr and exit 2."""
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    if args.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
+    configure_logging(args.log_level, args.log_format)
     try:
         kinds = parse_attack_kinds(args.attacks)
         home = load_home(Path(args.home))
@@ -450,17 +448,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     asyncio.run(run_adversary(home, args.seed, kinds, args.t0, args.until))
     return 0
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per log line (the node's format, so HOME/node.log reads the same)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname.lower(), "logger": record.name}
-        entry["message"] = record.getMessage()
-        if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ network engine. Every request has a timeout; every failure is an `ApiError` with
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +17,8 @@ from .errors import NodeError
 DEFAULT_NODE = "http://127.0.0.1:26650"
 DEFAULT_TIMEOUT = 10.0
 COMMIT_TIMEOUT = 30.0  # a `?wait=commit` post waits for the next blocks
+MAX_RATE_LIMIT_RETRIES = 3  # a request answered 429 with Retry-After is sent again at most this many times
+MAX_RETRY_AFTER_S = 30  # and never after waiting longer than this
 DEFAULT_PROBE_PRICE = "0.01"  # the fee of a `--gas auto` probe (any fee > 0: paying it is simulated too)
 
 
@@ -82,20 +85,35 @@ class Client:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
-                return resp.status, decode_body(resp.read(), url)
-        except urllib.error.HTTPError as exc:
-            raise api_error(exc, url) from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason.strerror if isinstance(exc.reason, OSError) and exc.reason.strerror else exc.reason
-            raise ApiError(f"cannot reach the node at {self.base}: {reason} (is it running? see --node)") from None
-        except TimeoutError:
-            raise ApiError(
-                f"the node at {self.base} did not answer {method} {path} within {timeout or self.timeout:g} s"
-            ) from None
-        except (ConnectionError, OSError) as exc:
-            raise ApiError(f"cannot reach the node at {self.base}: {exc}") from None
+        for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
+                    return resp.status, decode_body(resp.read(), url)
+            except urllib.error.HTTPError as exc:
+                wait = compute_retry_after(exc)
+                if wait is None or attempt == MAX_RATE_LIMIT_RETRIES:
+                    raise api_error(exc, url) from None
+                exc.close()
+                time.sleep(wait)  # the node refused it before doing anything (429): the same request again
+            except urllib.error.URLError as exc:
+                reason = exc.reason.strerror if isinstance(exc.reason, OSError) and exc.reason.strerror else exc.reason
+                raise ApiError(f"cannot reach the node at {self.base}: {reason} (is it running? see --node)") from None
+            except TimeoutError:
+                raise ApiError(
+                    f"the node at {self.base} did not answer {method} {path} within {timeout or self.timeout:g} s"
+                ) from None
+            except (ConnectionError, OSError) as exc:
+                raise ApiError(f"cannot reach the node at {self.base}: {exc}") from None
+        raise AssertionError("the loop returns or raises")
+
+
+def compute_retry_after(exc: urllib.error.HTTPError) -> float | None:
+    """How long to wait before sending a request answered 429 again: its Retry-After seconds, at most
+    MAX_RETRY_AFTER_S; None for another status or a 429 without a usable Retry-After."""
+    header = exc.headers.get("Retry-After") if exc.code == 429 and exc.headers is not None else None
+    if header is None or not header.strip().isdigit():
+        return None
+    return float(min(int(header.strip()), MAX_RETRY_AFTER_S))
 
 
 def check_chain_id(client: Client, chain_id: str) -> None:

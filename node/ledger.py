@@ -129,7 +129,6 @@ class Ledger:
         store.apply_block(write, self.app.commit)
         self._cache_validator_set(height + 1, next_vset)
         self.last = (block, commit)
-        log.info("committed height %d (%d txs) app hash %s", height, len(block.txs), self.app.app_hash[:16])
         return result
 
     def recover(self) -> None:

@@ -138,6 +138,7 @@ class Mempool:
         self._evicted: set[str] = set()  # senders with a tx evicted since the last commit
         self._powers: tuple[int, dict[str, int]] = (-1, {})  # (height, validator powers) cache
         self.total_bytes = 0
+        self.failed = 0  # txs refused because they failed their checks (the metrics' mempool_failed_txs)
 
     # -- reads ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -216,6 +217,7 @@ class Mempool:
         for outcome in out:
             if isinstance(outcome, MempoolError):
                 log.debug("mempool rejected tx %s: %s", outcome.tx_hash, outcome)
+                self.failed += isinstance(outcome, TxRejected)  # failed its checks (not a duplicate, not room)
         if admitted and self.on_admit is not None:
             self.on_admit(admitted)
         return out  # type: ignore[return-value]

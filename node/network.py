@@ -258,6 +258,7 @@ class Handlers:
         self.node = node
         self.budgets = PeerBudgets(limits)
         self.rejected: dict[str, int] = {}  # method -> rejected calls
+        self.received_bytes = 0  # gossip payload bytes taken from peers (charged to their budgets)
         self._logged_at: dict[str, float] = {}  # method -> when its last INFO line was logged
         self._unlogged: dict[str, int] = {}  # method -> rejections since then
 
@@ -269,6 +270,7 @@ class Handlers:
 
     async def _charge(self, context: grpc.aio.ServicerContext, method: str, kind: str, items: int, nbytes: int) -> None:
         """Spend `items` and `nbytes` of the caller's `kind` budget, or abort with RESOURCE_EXHAUSTED."""
+        self.received_bytes += nbytes
         if not self.budgets.take(compute_peer_key(context), kind, items, nbytes):
             exc = RequestTooLarge(f"over this peer's {kind} budget ({items} items, {nbytes} bytes): slow down")
             await self._reject(context, method, exc)
@@ -538,6 +540,7 @@ class PeerClient:
         self._recheck = False  # take the peer's certificate again before the next call (after a failure)
         self._connecting = asyncio.Lock()
         self._methods: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}  # of the current channel
+        self.sent_bytes = 0  # gossip payload bytes queued for this peer
         self._queues: dict[str, asyncio.Queue[tuple[str, bytes]]] = {}  # lane -> gossip waiting to be sent
         self._queued_bytes: dict[str, int] = {}  # lane -> payload bytes waiting in it
         self._senders: list[asyncio.Task] = []
@@ -710,6 +713,7 @@ class PeerClient:
             self.dropped += 1
             return
         self._queued_bytes[lane] += len(payload)
+        self.sent_bytes += len(payload)
         queue.put_nowait((what, payload))
 
     def get_queued_bytes(self, lane: str) -> int:

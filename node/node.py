@@ -38,12 +38,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 import grpc
 
-from chain.app import Application, TxResult
+from chain.app import Application, BlockResult, TxResult
 from chain.errors import ChainError, StoreError
 from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.params import Params
@@ -70,6 +71,7 @@ from .errors import InvalidMessage, MempoolError, NodeError, SyncError
 from .feeder import FEEDER_FILE, PriceFeeder
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
+from .metrics import NodeMetrics
 from .network import Handlers, NodeApi, PeerClient, Server
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
@@ -85,6 +87,11 @@ HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an err
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
 # Benchmarks only (bench/bench_network.py compares): "1" runs gRPC in plaintext, without identities.
 PLAINTEXT_ENV = "UOC_BENCH_PLAINTEXT_GRPC"
+
+
+def format_time_ms(ms: int) -> str:
+    """A time in ms since the epoch as ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_ms() -> int:
@@ -160,6 +167,8 @@ class NodeCore:
             handlers=self.grpc_handlers,
             credentials=server_credentials,
         )
+        self.metrics = NodeMetrics()
+        self.metrics.add_live(self.read_live_metrics)
         self.api = ApiServer(self)
         self.grace_s = 1.0  # what in-flight requests get at shutdown (`Node.stop(grace_s)`)
         self.running = False
@@ -170,6 +179,7 @@ class NodeCore:
         self.feeder = PriceFeeder(self, self.signer.address, home.path / FEEDER_FILE) if self.signer else None
         if self.feeder is not None:
             waiters.add_listener(self.feeder.on_block)
+        self._own_kinds: dict[str, str] = {}  # hash -> message kinds of the same txs (for their log line)
         self.failed: StoreError | None = None  # a block could not be stored: consensus stopped (see `fail`)
         self.failed_event = asyncio.Event()
 
@@ -190,6 +200,7 @@ class NodeCore:
     # =========================================================================================
     def begin(self) -> None:
         """Start consensus at the next height."""
+        self.metrics.on_pricing(self.query("pricing"))
         self.running = True
         self.start_next_height()
 
@@ -404,6 +415,111 @@ class NodeCore:
         self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
         self.mempool.update(r.hash for r in result.tx_results if r.ok)  # a failed tx used no sequence
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
+        vset = self.get_validator_set(block.height)
+        self.metrics.on_block(
+            height=block.height,
+            round=commit.round,
+            time_ms=block.header.time_ms,
+            txs=len(block.txs),
+            size=block.size,
+            powers=vset.powers,
+            signers=(v.validator for v in commit.precommits),
+            byzantine=(e.validator for e in block.evidence),
+        )
+        self._log_block(block, commit, result)
+
+    def _log_block(self, block: Block, commit: Commit, result: BlockResult) -> None:
+        """The info lines of a committed block: the block, this node's own txs in it, and the epoch it ended."""
+        log.info(
+            "committed block",
+            extra={
+                "height": block.height,
+                "round": commit.round,
+                "txs": len(block.txs),
+                "block_time": format_time_ms(block.header.time_ms),
+                "proposer": block.header.proposer,
+                "app_hash": self.app.app_hash[:16],
+            },
+        )
+        for r in result.tx_results:
+            kind = self._own_kinds.pop(r.hash, None)
+            if kind is not None:
+                fields = {"height": block.height, "kind": kind, "tx_hash": r.hash, "result": r.code}
+                log.info("own tx committed", extra={**fields, **({"reason": r.log} if r.log else {})})
+        if result.epoch_ended:
+            summary = self.get_epoch_summary(result.epoch)
+            log.info("epoch ended", extra={"height": block.height, **summary})
+            self.metrics.on_epoch(summary)
+            self.metrics.on_pricing(self.query("pricing"))
+
+    def read_live_metrics(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+        """The series read at scrape time (`node.metrics.LiveCollector`)."""
+        return [
+            (
+                "cometbft_blocksync_syncing",
+                "gauge",
+                "Whether the node is catching up by block sync.",
+                [({}, self.syncing)],
+            ),
+            ("cometbft_p2p_peers", "gauge", "Peers that answered the last status poll.", [({}, self.reachable_peers)]),
+            (
+                "cometbft_p2p_peer_send_bytes",
+                "counter",
+                "Gossip payload bytes queued for each peer.",
+                [({"peer_id": p.node_id}, p.sent_bytes) for p in self.peers],
+            ),
+            (
+                "cometbft_p2p_peer_receive_bytes",
+                "counter",
+                "Gossip payload bytes taken from peers.",
+                [({}, self.server.handlers.received_bytes)],
+            ),
+            ("cometbft_mempool_size", "gauge", "Transactions in the mempool.", [({}, len(self.mempool))]),
+            (
+                "cometbft_mempool_size_bytes",
+                "gauge",
+                "Bytes of the mempool's transactions.",
+                [({}, self.mempool.total_bytes)],
+            ),
+            (
+                "cometbft_mempool_failed_txs",
+                "counter",
+                "Transactions refused by the mempool because they failed their checks.",
+                [({}, self.mempool.failed)],
+            ),
+            (
+                "cometbft_consensus_round",
+                "gauge",
+                "Consensus round at the current height.",
+                [({}, self.consensus.round)],
+            ),
+        ]
+
+    def get_epoch_summary(self, epoch: int) -> dict[str, Any]:
+        """The epoch's record as log fields: price, voters, participation (voters over the validator count),
+        and this validator's vote in force and its distance from the price (both ngonka)."""
+        record = self.query(f"epoch/{epoch}")
+        counted = record["voters"] + record["non_voters"]
+        summary: dict[str, Any] = {
+            "epoch": epoch,
+            "price": record["price"],
+            "voters": record["voters"],
+            "non_voters": record["non_voters"],
+            "participation": f"{record['voters'] / counted:.2f}" if counted else "0.00",
+        }
+        if self.signer is not None:
+            vote = self.get_own_vote()
+            summary["own_vote"] = vote
+            summary["own_vote_distance"] = None if vote is None else vote - record["price"]
+        return summary
+
+    def get_own_vote(self) -> int | None:
+        """This validator's price vote in force, in ngonka (None if it never voted)."""
+        assert self.signer is not None
+        try:
+            return int(self.query(f"price_vote/{self.signer.address}")["price_ngonka"])
+        except (ChainError, KeyError, TypeError, ValueError):  # never voted (or a vote of another shape)
+            return None
 
     def redial_unpinned(self, pins: tls.PeerPins) -> None:
         """Dial now the peers whose certificate is not pinned yet (one of them may be knocking: the server
@@ -580,11 +696,17 @@ class NodeCore:
         row = self.store.get_block_row(height)
         return None if row is None else int(row[1]["header"]["time_ms"])
 
+    def get_block_doc(self, height: int) -> dict[str, Any] | None:
+        """A stored block as the API shows it (height, id, block, commit), or None (not stored, or pruned)."""
+        row = self.store.get_block_row(height)
+        return None if row is None else {"height": height, "block_id": row[0], "block": row[1], "commit": row[2]}
+
     def get_next_sequence(self, address: str) -> int:
         """The sequence of `address`'s next tx: committed, or one past this node's own pending txs."""
         committed = self.query(f"account/{address}")["sequence"]
         for tx_hash in [h for h in self._own_pending if h not in self.mempool]:
             del self._own_pending[tx_hash]  # committed or dropped
+            self._own_kinds.pop(tx_hash, None)
         pending = [s for s in self._own_pending.values() if s >= committed]
         return max(pending) + 1 if pending else committed
 
@@ -634,6 +756,7 @@ class NodeCore:
         raw = self.sign_own(sequence, msgs)
         tx_hash = self.mempool.add(raw, own=True)
         self._own_pending[tx_hash] = sequence
+        self._own_kinds[tx_hash] = ",".join(m.TYPE for m in msgs)
         assert tx_hash == compute_tx_hash(raw)
         return tx_hash
 

@@ -21,6 +21,7 @@ from chain.rules import MESSAGE_RULES
 from chain.store import State
 from chain.tx import ADDRESS, MESSAGE_TYPES, Msg, sign_tx
 from node.api import ApiState, build_app, build_openapi
+from node.api.openapi import resolve
 from node.client import Client
 from node.errors import ApiRequestError
 from tests.helpers import ADDR, CHAIN_ID, KEYS, make_app, make_genesis
@@ -125,7 +126,9 @@ async def test_a_message_its_rule_and_a_query_declared_here_are_served_everywher
     operation = document["paths"][path]["get"]
     assert operation["summary"] == "An account's display name"
     assert [p["name"] for p in operation["parameters"]] == ["address"]
-    body = document["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = resolve(
+        document, document["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    )
     messages_schema = body["properties"]["body"]["properties"]["messages"]["items"]["oneOf"]
     assert "MsgSetNickname" in [s["title"] for s in messages_schema]
 

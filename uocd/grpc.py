@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,9 @@ from node.errors import ConfigError, NodeError
 from node.network import PeerClient
 from node.pb import services_pb2 as spb
 from node.tls import TlsIdentity, load_identity, parse_peer_address
+
+from .options import add_output_option
+from .output import emit
 
 QUESTIONS = {"status": "the node's Status", "evidence": "the double signs the node recorded"}
 
@@ -30,7 +32,9 @@ def add_grpc_commands(commands: argparse._SubParsersAction) -> None:
     )
     grpc_commands = grpc_cmd.add_subparsers(dest="grpc_command", metavar="COMMAND", required=True)
     for name, text in QUESTIONS.items():
-        sub = grpc_commands.add_parser(name, help=text, description=f"Print {text} as JSON.")
+        sub = grpc_commands.add_parser(
+            name, help=text, description=f"Print {text} (--output json: as GET /v1/status shapes it, for status)."
+        )
         sub.add_argument("--home", required=True, metavar="DIR", help="the node home whose identity to present")
         sub.add_argument(
             "address",
@@ -38,6 +42,7 @@ def add_grpc_commands(commands: argparse._SubParsersAction) -> None:
             metavar="NODE_ID@HOST:PORT",
             help="the node to ask (default: the node of --home)",
         )
+        add_output_option(sub)
         sub.set_defaults(func=cmd_grpc_query, what=name)
 
 
@@ -50,8 +55,26 @@ def cmd_grpc_query(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     identity = load_identity(home.path, home.node_key)
-    print(json.dumps(asyncio.run(ask(identity, address, args.what)), indent=2))
-    return 0
+    return emit(args, asyncio.run(ask(identity, address, args.what)))
+
+
+def compute_status_doc(status: spb.StatusResponse) -> dict[str, Any]:
+    """The gRPC Status as `GET /v1/status` shapes it (snake_case keys, integers as numbers), then the fields
+    only gRPC has."""
+    return {
+        "chain_id": status.chain_id,
+        "moniker": status.moniker,
+        "height": status.height,
+        "app_hash": status.app_hash,
+        "catching_up": status.catching_up,
+        "peers": status.peers,
+        "validator_address": status.validator_address,
+        "latest_block_id": status.latest_block_id,
+        "node_id": status.node_id,
+        "evidence_count": status.evidence_count,
+        "round": status.round,
+        "mempool_size": status.mempool_size,
+    }
 
 
 async def ask(identity: TlsIdentity, address: str, what: str) -> dict[str, Any]:
@@ -60,9 +83,9 @@ async def ask(identity: TlsIdentity, address: str, what: str) -> dict[str, Any]:
     peer = PeerClient(address, identity=identity)
     try:
         if what == "status":
-            return MessageToDict(await peer.get_status(), always_print_fields_with_no_presence=True)
+            return compute_status_doc(await peer.get_status())
         reply = await peer.call("GetEvidence", spb.EvidenceRequest().SerializeToString())
-        return MessageToDict(reply, always_print_fields_with_no_presence=True)
+        return MessageToDict(reply, always_print_fields_with_no_presence=True, preserving_proto_field_name=True)
     except grpc.aio.AioRpcError as exc:
         raise NodeError(f"{address}: {exc.code().name}: {exc.details()}") from None
     finally:

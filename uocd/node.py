@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,18 @@ from node.doctor import check_home
 from node.node import run_node
 from node.tls import compute_node_id
 
-from .options import add_output_option
+from .options import DEFAULT_HOME, add_output_option
 from .output import emit, fail
+
+
+def add_node_home_option(parser: argparse.ArgumentParser, text: str) -> None:
+    """--home DIR, by default $UOCD_HOME or ~/.uocd (as gaiad's ~/.gaia)."""
+    parser.add_argument(
+        "--home",
+        default=os.environ.get("UOCD_HOME", DEFAULT_HOME),
+        metavar="DIR",
+        help=f"{text} (default $UOCD_HOME or {DEFAULT_HOME})",
+    )
 
 
 def add_node_commands(commands: argparse._SubParsersAction) -> None:
@@ -29,7 +40,7 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
         "already in DIR are kept (and listed); a home with a config.toml is refused. With --overwrite, every one "
         "of them is replaced by a new one.",
     )
-    init.add_argument("--home", required=True, metavar="DIR", help="the node home to create")
+    add_node_home_option(init, "the node home to create")
     init.add_argument("--moniker", required=True, metavar="NAME", help="this node's name")
     init.add_argument("--chain-id", default="uoc-devnet-1", metavar="ID", help="chain id (default uoc-devnet-1)")
     init.add_argument(
@@ -50,7 +61,7 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
     start = commands.add_parser(
         "start", help="run a node", description="Run the node of a home until SIGINT or SIGTERM."
     )
-    start.add_argument("--home", required=True, metavar="DIR", help="the node home (see uocd init)")
+    add_node_home_option(start, "the node home (see uocd init)")
     start.set_defaults(func=cmd_start)
 
     show = commands.add_parser(
@@ -77,9 +88,9 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """uocd init."""
-    kept = get_kept_files(Path(args.home))
+    kept = get_kept_files(Path(args.home).expanduser())
     home = init_home(
-        Path(args.home),
+        Path(args.home).expanduser(),
         args.moniker,
         chain_id=args.chain_id,
         key_name=args.key_name,
@@ -100,7 +111,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_show_node_id(args: argparse.Namespace) -> int:
     """uocd show-node-id."""
-    home = load_home(Path(args.home))
+    home = load_home(Path(args.home).expanduser())
     print(f"{compute_node_id(home.node_key.pubkey)}\n{compute_peer_address(home)}")
     return 0
 
@@ -127,5 +138,5 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     """uocd start (gRPC core's own log lines are off: see uocd/__init__.py)."""
-    asyncio.run(run_node(load_home(Path(args.home))))
+    asyncio.run(run_node(load_home(Path(args.home).expanduser())))
     return 0

@@ -19,17 +19,20 @@ from chain.catalog import get_cli_queries
 from chain.queries import Http, Query
 
 from .keys import load_named_key
-from .options import add_declared_argument, add_node_options, resolve_client, resolve_home
+from .options import add_declared_argument, add_node_options, parse_int, resolve_client, resolve_home
 from .output import emit, render_rows
 
 ARG_DEST = "query_arg_{}"  # where an argument's value is kept (apart from --home, --node, --output)
-HAND_WRITTEN = ("status", "account", "tx")  # commands that need more than the chain's declaration
+HAND_WRITTEN = ("status", "account", "tx", "block")  # commands that need more than the chain's declaration
 
 
 def add_query_commands(commands: argparse._SubParsersAction) -> None:
     """uocd query NAME for every declared query with a CLI name, and status, account and tx."""
     query = commands.add_parser(
-        "query", help="read the chain through a node's HTTP API", description="Read the chain through --node's API."
+        "query",
+        aliases=["q"],
+        help="read the chain through a node's HTTP API (alias: q)",
+        description="Read the chain through --node's API.",
     )
     sub = query.add_subparsers(dest="query_command", metavar="COMMAND", required=True)
     for q in get_cli_queries():
@@ -53,6 +56,12 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("address", metavar="ADDRESS|NAME", nargs="?", default=None, help="default: --home's validator key")
     add_node_options(p)
     p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/accounts/{resolve_address(a)}", {}))
+    p = sub.add_parser(
+        "block", help="a committed block", description="Print the block at HEIGHT and its commit (GET /v1/blocks/H)."
+    )
+    p.add_argument("height", metavar="HEIGHT", type=parse_int)
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/blocks/{a.height}", {}))
     p = sub.add_parser("tx", help="a committed transaction", description="Print a committed transaction by hash.")
     p.add_argument("hash", metavar="HASH")
     add_node_options(p)

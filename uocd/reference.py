@@ -38,7 +38,8 @@ def iter_commands(
         yield path, summary, parser
     helps = get_help_lines(parser)
     for name, sub in commands.items():
-        yield from iter_commands(sub, (*path, name), helps.get(name, ""))
+        if name in helps:  # not an alias (`q` of `query`): aliases have no help line of their own
+            yield from iter_commands(sub, (*path, name), helps[name])
 
 
 def compute_usage(parser: argparse.ArgumentParser) -> str:

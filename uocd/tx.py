@@ -20,9 +20,19 @@ from typing import Any
 from chain.catalog import Command, compute_cli_args, get_cli_groups, get_commands, get_routes
 from chain.errors import ChainError, MoneyError
 from chain.fields import Arg, Cli, FieldError, NestedKind
-from chain.gas import MAX_GAS_LIMIT
+from chain.gas import MAX_GAS_LIMIT, compute_gas_price, compute_min_fee
 from chain.money import to_ngonka
-from chain.tx import Receipt, compute_tx_hash, is_decimal, sign_receipt, sign_tx
+from chain.tx import (
+    DEFAULT_GAS_PRICE,
+    Receipt,
+    compute_sign_bytes,
+    compute_tx_bytes,
+    compute_tx_hash,
+    decode_tx,
+    is_decimal,
+    make_body,
+    sign_receipt,
+)
 from node.client import COMMIT_TIMEOUT, Client, GasChoice, broadcast, check_chain_id
 from node.config import GENESIS_FILE
 from node.errors import NodeError
@@ -86,6 +96,20 @@ def add_tx_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("file", metavar="FILE", help="the signed transaction's JSON, or - for stdin")
     add_node_options(parser)
     parser.set_defaults(func=cmd_broadcast)
+    parser = groups[()].add_parser(
+        "sign",
+        help="sign a transaction made with --generate-only, without a node",
+        description="Sign the unsigned transaction of FILE (what `uocd tx … --generate-only` prints) with --from "
+        "at --sequence, for --chain-id, and print it signed, for `uocd tx broadcast`. No node is contacted. A file "
+        "for another chain id, or whose sender is not the key's address, is refused.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the unsigned transaction's JSON, or - for stdin")
+    parser.add_argument("--from", dest="sender", metavar="NAME", default=None, help="the signing key (uocd keys list)")
+    parser.add_argument("--chain-id", metavar="ID", default=None, help="the chain to sign for (default: --home's)")
+    parser.add_argument("--sequence", metavar="N", type=parse_int, required=True, help="the account's sequence")
+    add_home_option(parser)
+    add_output_option(parser)
+    parser.set_defaults(func=cmd_sign)
     add_receipt_commands(commands)
 
 
@@ -152,6 +176,11 @@ def add_signing_options(parser: argparse.ArgumentParser) -> None:
         "--offline",
         action="store_true",
         help="sign without a node (needs --sequence and the chain id) and print the signed transaction",
+    )
+    parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="print the transaction unsigned, contacting no node (sign it with uocd tx sign)",
     )
 
 
@@ -260,15 +289,28 @@ def resolve_chain_id(args: argparse.Namespace) -> str:
     raise NodeError(f"--chain-id is needed: {resolve_home(args)} is not a node home with a genesis to take it from")
 
 
-def sign_offline(key: Any, chain_id: str, sequence: int, messages: list[Any], choice: GasChoice) -> bytes:
-    """--offline: sign with --gas N or the gas table's bound for the messages (auto needs a node to
+def compute_offline_body(
+    sender: str, chain_id: str, sequence: int, messages: list[Any], choice: GasChoice
+) -> dict[str, Any]:
+    """A body made without a node: --gas N or the gas table's bound for the messages (auto needs a node to
     simulate), and the fee of --fees or of --gas-prices (default: the chain's default least price) × it."""
-    gas_limit = None if choice.gas == "auto" else int(choice.gas)
-    if choice.fees is not None:
-        return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit, fee=choice.fees)
-    if choice.gas_prices is not None:
-        return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit, gas_price=choice.gas_prices)
-    return sign_tx(key, chain_id, sequence, messages, gas_limit=gas_limit)
+    body = make_body(chain_id, sender, sequence, messages, gas_limit=None if choice.gas == "auto" else int(choice.gas))
+    price = compute_gas_price(choice.gas_prices or DEFAULT_GAS_PRICE)
+    return {**body, "fee": choice.fees if choice.fees is not None else compute_min_fee(body["gas_limit"], price)}
+
+
+def sign_body(key: Any, body: dict[str, Any]) -> bytes:
+    """The signed transaction of a body."""
+    sign_bytes = compute_sign_bytes(body)
+    return compute_tx_bytes(sign_bytes, key.pubkey, key.sign(sign_bytes))
+
+
+def print_signed(args: argparse.Namespace, raw: bytes) -> int:
+    """Print a signed transaction: its JSON line, or with --output json its hash and JSON."""
+    if args.output == "json":
+        return emit(args, {"tx_hash": compute_tx_hash(raw), "tx": json.loads(raw)})
+    sys.stdout.write(raw.decode() + "\n")
+    return 0
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
@@ -277,13 +319,14 @@ def cmd_tx(args: argparse.Namespace) -> int:
     choice = compute_gas_choice(args)
     _, key = load_named_key(resolve_home(args), args.sender)
     chain_id = resolve_chain_id(args)
-    if args.offline:
-        if args.sequence is None:
+    if args.generate_only or args.offline:
+        if args.offline and args.sequence is None:
             raise NodeError("--offline needs --sequence (the account's next sequence: uocd query account)")
-        raw = sign_offline(key, chain_id, args.sequence, list(compute_messages(args.tx, args, None)), choice)
-        if args.output == "json":
-            return emit(args, {"tx_hash": compute_tx_hash(raw), "tx": json.loads(raw)})
-        sys.stdout.write(raw.decode() + "\n")
+        offline = list(compute_messages(args.tx, args, None))
+        body = compute_offline_body(key.address, chain_id, args.sequence or 0, offline, choice)
+        if args.offline:
+            return print_signed(args, sign_body(key, body))
+        print(json.dumps({"body": body}, indent=2 if args.output == "json" else None))  # for `uocd tx sign`
         return 0
     client = resolve_client(args)
     messages = compute_messages(args.tx, args, client)
@@ -292,6 +335,28 @@ def cmd_tx(args: argparse.Namespace) -> int:
     if result.get("status") == "committed" and result.get("code") != "ok":
         return fail(f"the chain rejected tx {result['tx_hash']}: {result.get('log') or result.get('code')}")
     return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """uocd tx sign: sign an unsigned body for --chain-id at --sequence, checked first; print it signed."""
+    _, key = load_named_key(resolve_home(args), args.sender)
+    chain_id = resolve_chain_id(args)
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    try:
+        body = dict(json.loads(text)["body"])
+        body_chain, sender = body["chain_id"], body["sender"]
+    except (ValueError, KeyError, TypeError):
+        raise NodeError(f"{args.file} is not an unsigned transaction (uocd tx … --generate-only prints one)") from None
+    if body_chain != chain_id:
+        raise NodeError(f"{args.file} is a transaction for chain {body_chain!r}, not {chain_id!r} (--chain-id)")
+    if sender != key.address:
+        raise NodeError(f"{args.file} is sent by {sender}, not by the key {key.address} (--from)")
+    raw = sign_body(key, {**body, "sequence": args.sequence})
+    try:
+        decode_tx(raw)
+    except ChainError as exc:
+        raise NodeError(f"{args.file}: invalid transaction: {exc}") from None
+    return print_signed(args, raw)
 
 
 def cmd_broadcast(args: argparse.Namespace) -> int:

@@ -1,16 +1,17 @@
-"""The node's HTTP API: a public and an admin aiohttp listener inside the node process.
+"""The node's HTTP API: a public, an admin and a metrics aiohttp listener inside the node process.
 
     api = ApiServer(node)       # the node builds it after the gRPC server (node: any `ApiNode`)
-    await api.start()           # binds config [api] public and admin
+    await api.start()           # binds [api] public and admin, and [instrumentation] prometheus_listen_addr
     await api.stop(grace_s)     # the node stops it before stopping the gRPC server
 
-One route table (`server.compute_route_table()`) builds both applications and the OpenAPI document
-(`GET /openapi.json`, `openapi`), so the document always lists exactly the served routes. The public read
+One route table (`server.compute_route_table()`) builds every listener's application and its own OpenAPI
+document (`GET /openapi.json`, `openapi`), so a document always lists exactly its listener's routes. The public read
 routes are derived from chain's query declarations (`chain.catalog.get_routes()`: arguments parsed by
 their declared kinds, responses in their declared shapes) and the body of `POST /v1/txs` from its message
-declarations; `/v1/status`, the tx routes, `/openapi.json`, `/metrics` and the admin routes are written
-next to their handlers in `public` and `admin`. Every
-response is JSON (Prometheus text for `GET /metrics`, `metrics`); every error is
+declarations; `/v1/status`, the tx and block routes, `/openapi.json`, `/docs` (Swagger UI), `/metrics` and the admin
+routes are written next to their handlers in `public` and `admin`. Every response links its document
+(`Link: </openapi.json>; rel="service-desc"`) and is JSON (Prometheus text for `GET /metrics`, from
+`node.metrics`; the Swagger UI's files); every error is
 `{"error": {"code", "message"}}` with a 4xx for a bad request (`middleware` turns aiohttp's 404/405/413
 into that shape) and a 500 only for a real internal error, which is logged. The admin listener requires
 `Authorization: Bearer <HOME/admin_token>` (compared in constant time); its POSTs sign with the node's

@@ -142,7 +142,8 @@ POST_PRICE_PROPOSAL = Route(
             "price": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
             "denom": {"type": "string", "enum": sorted(DENOMS)},
         }
-    ),
+    )
+    | {"additionalProperties": False},  # the handler refuses unknown fields
 )
 
 
@@ -287,7 +288,8 @@ POST_MODEL = Route(
             "id": MODEL_ID.schema(),
             "units_of_compute_per_token": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
         }
-    ),
+    )
+    | {"additionalProperties": False},  # the handler refuses unknown fields
 )
 
 

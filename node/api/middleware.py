@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from ..errors import ApiRequestError
 from .http import error_response, is_json_declared, is_loopback
 from .openapi import JSON_TYPE, Handler
-from .state import get_state
+from .state import LISTENER_KEY, get_state, get_table
 
 log = logging.getLogger("node.api")
 
@@ -25,6 +25,20 @@ def route_label(request: web.Request) -> str:
     """The route template of a request ("unmatched" for an unknown path: bounded label values)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+SERVICE_DESC = '</openapi.json>; rel="service-desc"'
+SERVICE_DOC = '</docs>; rel="service-doc"'  # the Swagger UI, on the public listener
+
+
+@web.middleware
+async def service_links(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """RFC 8631 `Link` to this listener's OpenAPI document (and on the public one the Swagger UI) on every
+    response."""
+    response = await handler(request)
+    public = request.app[LISTENER_KEY] == "public"
+    response.headers["Link"] = f"{SERVICE_DESC}, {SERVICE_DOC}" if public else SERVICE_DESC
+    return response
 
 
 @web.middleware
@@ -43,10 +57,18 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except Exception:  # noqa: BLE001 - the one catch-all: log and answer 500
         log.exception("internal error serving %s %s", request.method, request.path)
         response = error_response(500, "internal", "internal error; see the node log")
-    get_state(request).metrics.observe(
-        route_label(request), request.method, response.status, time.perf_counter() - started
+    get_state(request).metrics.observe_request(
+        request.app[LISTENER_KEY], route_label(request), request.method, response.status, time.perf_counter() - started
     )
     return response
+
+
+def compute_allowed_methods(request: web.Request, matched: set[str]) -> list[str]:
+    """The methods of the documented path the request names literally (`/v1/txs/simulate`: POST, not the GET
+    of `/v1/txs/{hash}` that aiohttp also matched), else those aiohttp matched."""
+    listener = request.app[LISTENER_KEY]
+    literal = {r.method for r in get_table(request).for_listener(listener) if r.path == request.path}
+    return sorted(literal or matched)
 
 
 def http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
@@ -56,7 +78,7 @@ def http_exception_response(request: web.Request, exc: web.HTTPException) -> web
             404, "not_found", f"no route {request.method} {request.path[:200]}; see GET /openapi.json"
         )
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed = ", ".join(sorted(exc.allowed_methods))
+        allowed = ", ".join(compute_allowed_methods(request, exc.allowed_methods))
         return error_response(
             405,
             "method_not_allowed",
@@ -115,15 +137,15 @@ async def require_json_body(request: web.Request, handler: Handler) -> web.Strea
 
 
 def compute_middlewares(listener: str) -> list[Middleware]:
-    """The middlewares of a listener, outermost first: the rate limit (public: a refused request costs no
-    handler work), errors and metrics, the token (admin), the body's Content-Type."""
+    """The middlewares of a listener, outermost first: the service links, the rate limit (public: a refused
+    request costs no handler work), errors and metrics, the token (admin), the body's Content-Type."""
     middlewares: list[Middleware] = [errors_and_metrics]
     if listener == "public":
         middlewares.insert(0, rate_limit)
     if listener == "admin":
         middlewares.append(require_token)
     middlewares.append(require_json_body)
-    return middlewares
+    return [service_links, *middlewares]
 
 
 __all__ = [
@@ -133,5 +155,6 @@ __all__ = [
     "rate_limit",
     "require_json_body",
     "require_token",
+    "service_links",
     "route_label",
 ]

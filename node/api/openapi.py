@@ -12,6 +12,7 @@ Named schemas land in `components.schemas` (refer to them with `ref(name)`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +69,7 @@ class Route:
     responses: dict[int, Schema]
     params: tuple[Schema, ...] = ()
     body: Schema | None = None
-    media: str = JSON_TYPE
+    media: str | tuple[str, ...] = JSON_TYPE  # the success responses' media type (or the types they may have)
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,51 @@ class RouteTable:
 # =============================================================================================
 # the document
 # =============================================================================================
-def describe_operation(route: Route) -> Schema:
-    """The OpenAPI operation of a route."""
+def resolve(document: Schema, schema: Schema) -> Schema:
+    """`schema`, or the named schema of `document` it refers to (KeyError if the name is not there)."""
+    target = schema.get("$ref")
+    if target is None:
+        return schema
+    return document["components"]["schemas"][target.removeprefix("#/components/schemas/")]
+
+
+def compute_operation_name(route: Route) -> str:
+    """A route's name for its schemas: method and path words in CamelCase (`GET /v1/epochs/{n}`: GetEpochsN)."""
+    words = [route.method.lower(), *(w.strip("{}") for w in route.path.split("/") if w and w != "v1")]
+    return "".join(part.capitalize() for word in words for part in word.replace(".", "_").replace("-", "_").split("_"))
+
+
+class SchemaNames:
+    """Named schemas for `components.schemas`: each distinct inline object schema gets one name (the first
+    route that uses it names it), and a route refers to it by `$ref`."""
+
+    def __init__(self, named: Mapping[str, Schema]) -> None:
+        self.schemas: dict[str, Schema] = dict(named)
+        self._by_content: dict[str, str] = {json.dumps(v, sort_keys=True): k for k, v in named.items()}
+
+    def name(self, schema: Schema, name: str) -> Schema:
+        """A `$ref` to `schema` under `name` (or the name it already has); refs and non-objects stay inline."""
+        if "$ref" in schema or schema.get("type") not in ("object", "array") and "anyOf" not in schema:
+            return schema
+        key = json.dumps(schema, sort_keys=True)
+        known = self._by_content.get(key)
+        if known is None:
+            known = self._by_content[key] = name
+            self.schemas[name] = schema
+        return ref(known)
+
+
+def describe_operation(route: Route, names: SchemaNames) -> Schema:
+    """The OpenAPI operation of a route, its schemas named in `names`."""
+    operation_name = compute_operation_name(route)
+    error = names.name(ERROR, "Error")
     responses: dict[str, Any] = {
         str(status): {
             "description": "success" if status == 200 else "accepted, not yet committed",
-            "content": {route.media: {"schema": schema}},
+            "content": {
+                media: {"schema": names.name(schema, operation_name + ("Response" if status == 200 else str(status)))}
+                for media in ((route.media,) if isinstance(route.media, str) else route.media)
+            },
         }
         for status, schema in route.responses.items()
     }
@@ -112,9 +152,14 @@ def describe_operation(route: Route) -> Schema:
         responses["429"] = {
             "description": "over the per-client rate limit ([api] rate_limit_per_s); retry after Retry-After seconds",
             "headers": {name: {"schema": INT} for name in RATE_LIMIT_HEADERS},
-            "content": {JSON_TYPE: {"schema": ERROR}},
+            "content": {JSON_TYPE: {"schema": error}},
         }
-    responses["default"] = {"description": "error", "content": {JSON_TYPE: {"schema": ERROR}}}
+    if route.listener == "admin":
+        responses["401"] = {
+            "description": "the Authorization: Bearer <HOME/admin_token> header is missing or wrong",
+            "content": {JSON_TYPE: {"schema": error}},
+        }
+    responses["default"] = {"description": "error", "content": {JSON_TYPE: {"schema": error}}}
     operation: dict[str, Any] = {
         "operationId": route.method.lower() + "_" + "".join(c if c.isalnum() else "_" for c in route.path.strip("/")),
         "summary": route.summary,
@@ -124,11 +169,19 @@ def describe_operation(route: Route) -> Schema:
     if route.params:
         operation["parameters"] = list(route.params)
     if route.body is not None:
-        operation["requestBody"] = {"required": True, "content": {JSON_TYPE: {"schema": route.body}}}
+        body = names.name(route.body, operation_name + "Request")
+        operation["requestBody"] = {"required": True, "content": {JSON_TYPE: {"schema": body}}}
     if route.listener == "admin":
         operation["security"] = [{"adminToken": []}]
         operation["description"] = "Admin listener ([api] admin); needs Authorization: Bearer <HOME/admin_token>."
     return operation
+
+
+LISTENER_TEXT = {
+    "public": "The public listener ([api] public): reads, transaction submission; rate limited per client.",
+    "admin": "The admin listener ([api] admin): every request needs Authorization: Bearer <HOME/admin_token>.",
+    "metrics": "The metrics listener ([instrumentation] prometheus_listen_addr): Prometheus metrics.",
+}
 
 
 NUMBERS_RULE = (
@@ -139,22 +192,20 @@ NUMBERS_RULE = (
 )
 
 
-def compute_openapi_document(table: RouteTable) -> Schema:
-    """The OpenAPI 3 document of every route of `table` (public and admin listeners)."""
+def compute_openapi_document(table: RouteTable, listener: str | None = None) -> Schema:
+    """The OpenAPI 3 document of the routes of `listener` in `table` (None: every listener's), every
+    object schema named in `components.schemas`."""
+    names = SchemaNames(table.schemas)
     paths: dict[str, dict[str, Any]] = {}
-    for route in table.routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = describe_operation(route)
-    components: dict[str, Any] = {"securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}}
-    if table.schemas:
-        components["schemas"] = dict(table.schemas)
+    for route in table.for_listener(listener) if listener else table.routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = describe_operation(route, names)
+    components: dict[str, Any] = {"schemas": names.schemas}
+    if listener in (None, "admin"):
+        components["securitySchemes"] = {"adminToken": {"type": "http", "scheme": "bearer"}}
+    text = LISTENER_TEXT.get(listener or "", "Every listener of the node (tags: public, admin, metrics).")
     return {
         "openapi": "3.0.3",
-        "info": {
-            "title": "uoc node API",
-            "version": "1",
-            "description": "Public listener ([api] public) and admin listener ([api] admin, tag 'admin'). "
-            + NUMBERS_RULE,
-        },
+        "info": {"title": "uoc node API", "version": "1", "description": f"{text} {NUMBERS_RULE}"},
         "paths": paths,
         "components": components,
     }
@@ -176,6 +227,7 @@ __all__ = [
     "RouteTable",
     "Schema",
     "compute_openapi_document",
+    "resolve",
     "describe_operation",
     "obj",
     "param",

@@ -17,6 +17,7 @@ from chain.app import TxResult
 from ..config import Home, NodeConfig
 from ..errors import MempoolError
 from ..feeder import PriceFeeder
+from ..metrics import NodeMetrics
 from ..outcomes import TxOutcome
 
 
@@ -80,6 +81,9 @@ class ApiNode(Protocol):
     def server(self) -> GrpcServer | None: ...
 
     @property
+    def metrics(self) -> NodeMetrics: ...
+
+    @property
     def syncing(self) -> bool: ...
 
     @property
@@ -105,6 +109,7 @@ class ApiNode(Protocol):
     def get_tx_raw(self, tx_hash: str) -> bytes | None: ...
 
     def get_block_time_ms(self, height: int) -> int | None: ...
+    def get_block_doc(self, height: int) -> dict[str, Any] | None: ...
 
     def add_commit_listener(self, listener: Callable[[int], None]) -> None: ...
 

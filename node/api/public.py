@@ -11,8 +11,10 @@ status, transaction submission and lookup, the OpenAPI document and the metrics.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +25,7 @@ from chain.gas import describe_gas_price
 from chain.queries import Http, Query
 
 from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
+from ..metrics import CONTENT_TYPE
 from .http import (
     bad_request,
     encode_json,
@@ -33,7 +36,6 @@ from .http import (
     query,
     read_body,
 )
-from .metrics import render_limit_metrics
 from .openapi import (
     ANY_OBJ,
     BOOL,
@@ -47,7 +49,7 @@ from .openapi import (
     obj,
     param,
 )
-from .state import get_state, get_table
+from .state import LISTENER_KEY, LISTENERS, get_state, get_table
 from .usage import PUBLIC_USAGE_ROUTES
 
 
@@ -237,6 +239,8 @@ def compute_simulate_route() -> Route:
 async def get_tx(request: web.Request) -> web.Response:
     node = get_state(request).node
     tx_hash = request.match_info["hash"]
+    if tx_hash == "simulate":  # GET of POST /v1/txs/simulate, which this templated route also matches
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
     if len(tx_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in tx_hash):
         raise bad_request("invalid_hash", f"hash must be 64 hex characters, got {tx_hash[:80]!r}")
     outcome = node.get_tx_outcome(tx_hash.upper())
@@ -266,33 +270,102 @@ GET_TX = Route(
 )
 
 
+async def get_block(request: web.Request) -> web.Response:
+    text = request.match_info["height"]
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) >= 1):
+        raise bad_request("invalid_height", f"height must be a positive integer, got {text[:80]!r}")
+    found = get_state(request).node.get_block_doc(int(text))
+    if found is None:
+        raise ApiRequestError(404, "not_found", f"this node has no block at height {int(text)}")
+    return json_response(found)
+
+
+GET_BLOCK = Route(
+    "public",
+    "GET",
+    "/v1/blocks/{height}",
+    get_block,
+    "A committed block: its id, header, transactions and evidence, and the commit that decided it",
+    {200: obj({"height": INT, "block_id": STR, "block": ANY_OBJ, "commit": ANY_OBJ})},
+    (param("height", "path", {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}),),
+)
+
+
 # =============================================================================================
 # the document and the metrics
 # =============================================================================================
 async def get_openapi(request: web.Request) -> web.Response:
-    return json_response(compute_openapi_document(get_table(request)))
+    return json_response(compute_openapi_document(get_table(request), request.app[LISTENER_KEY]))
 
 
-OPENAPI = Route("public", "GET", "/openapi.json", get_openapi, "This document", {200: ANY_OBJ})
+OPENAPI_ROUTES = tuple(
+    Route(listener, "GET", "/openapi.json", get_openapi, "This listener's OpenAPI document", {200: ANY_OBJ})
+    for listener in LISTENERS
+)
+SWAGGER_ASSETS = {  # file of the swagger-ui-bundle package -> its media type (the only files /docs serves)
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui-standalone-preset.js": "application/javascript",
+    "favicon-32x32.png": "image/png",
+}
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>uoc node API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"><link rel="icon" href="/docs/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
+</body></html>
+"""
+
+
+async def get_docs(request: web.Request) -> web.Response:
+    return web.Response(text=SWAGGER_PAGE, content_type="text/html")
+
+
+async def get_docs_asset(request: web.Request) -> web.Response:
+    name = request.match_info["file"]
+    media = SWAGGER_ASSETS.get(name)
+    if media is None:
+        raise ApiRequestError(404, "not_found", f"no file {name[:80]!r} under /docs; see GET /docs")
+    return web.Response(body=read_swagger_asset(name), content_type=media)
+
+
+@functools.cache
+def read_swagger_asset(name: str) -> bytes:
+    """A Swagger UI file shipped by the swagger-ui-bundle package (no network needed), read once."""
+    import swagger_ui_bundle
+
+    return (Path(swagger_ui_bundle.swagger_ui_path) / name).read_bytes()
+
+
+DOCS = Route("public", "GET", "/docs", get_docs, "Swagger UI over /openapi.json", {200: STR}, media="text/html")
+DOCS_ASSET = Route(
+    "public",
+    "GET",
+    "/docs/{file}",
+    get_docs_asset,
+    "A file of the Swagger UI",
+    {200: STR},
+    (param("file", "path", {"type": "string", "enum": sorted(SWAGGER_ASSETS)}),),
+    media=tuple(sorted(set(SWAGGER_ASSETS.values()))),
+)
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    state = get_state(request)
-    return web.Response(
-        text=state.metrics.render(state.node, render_limit_metrics(state.node, state.limiter, state.gates)),
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Prometheus-Format": "0.0.4"},
-    )
+    body = get_state(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-METRICS = Route("public", "GET", "/metrics", get_metrics, "Prometheus metrics", {200: STR}, media="text/plain")
+METRICS = Route(
+    "metrics", "GET", "/metrics", get_metrics, "Prometheus metrics (text format 0.0.4)", {200: STR}, media="text/plain"
+)
 
 
 def compute_public_routes() -> tuple[Route, ...]:
     """Every route of the public listener: the status, the chain's read routes (derived from its query
-    declarations at this call), the usage routes written by hand, then transactions, the document and
-    the metrics."""
+    declarations at this call), the usage routes written by hand, then transactions and the document;
+    and the metrics listener's one route."""
     by_hand = {(r.method, r.path) for r in PUBLIC_USAGE_ROUTES}  # a route written by hand replaces the derived one
     return (
         STATUS,
@@ -301,7 +374,10 @@ def compute_public_routes() -> tuple[Route, ...]:
         compute_post_tx_route(),
         compute_simulate_route(),
         GET_TX,
-        OPENAPI,
+        GET_BLOCK,
+        *OPENAPI_ROUTES,
+        DOCS,
+        DOCS_ASSET,
         METRICS,
     )
 

@@ -20,7 +20,7 @@ from .middleware import compute_middlewares
 from .openapi import RouteTable, Schema, compute_openapi_document
 from .ports import ApiNode
 from .public import compute_public_routes
-from .state import COMMIT_TIMEOUT_S, STATE, TABLE_KEY, ApiState
+from .state import COMMIT_TIMEOUT_S, LISTENER_KEY, STATE, TABLE_KEY, ApiState
 from .usage import ADMIN_USAGE_ROUTES
 
 log = logging.getLogger("node.api")
@@ -51,10 +51,10 @@ def check_api_config(config: NodeConfig, admin_token: str | None) -> None:
         )
 
 
-def build_openapi(table: RouteTable | None = None) -> Schema:
-    """The OpenAPI 3 document of every served route (public and admin listeners; by default of the
-    table derived now)."""
-    return compute_openapi_document(table or compute_route_table())
+def build_openapi(table: RouteTable | None = None, listener: str | None = "public") -> Schema:
+    """The OpenAPI 3 document of a listener's routes (None: every listener's; by default of the table derived
+    now)."""
+    return compute_openapi_document(table or compute_route_table(), listener)
 
 
 def build_app(state: ApiState, listener: str, table: RouteTable | None = None) -> web.Application:
@@ -66,6 +66,7 @@ def build_app(state: ApiState, listener: str, table: RouteTable | None = None) -
     )
     app[STATE] = state
     app[TABLE_KEY] = table
+    app[LISTENER_KEY] = listener
     for route in table.for_listener(listener):
         app.router.add_route(route.method, route.path, route.handler)
     return app
@@ -103,7 +104,10 @@ class ApiServer:
         self.state.refresh_pricing()
         self.node.add_commit_listener(self.state.refresh_pricing)
         config = self.node.config
-        for listener, address in (("public", config.api_public), ("admin", config.api_admin)):
+        listeners = [("public", config.api_public), ("admin", config.api_admin)]
+        if config.prometheus_listen_addr:
+            listeners.append(("metrics", config.prometheus_listen_addr))
+        for listener, address in listeners:
             runner = web.AppRunner(
                 build_app(self.state, listener, self.table),
                 access_log=None,
@@ -118,7 +122,8 @@ class ApiServer:
             try:
                 await site.start()
             except OSError as exc:
-                raise NodeError(f"cannot listen for the {listener} API on {address}: {exc.strerror or exc}") from None
+                what = "metrics" if listener == "metrics" else f"the {listener} API"
+                raise NodeError(f"cannot listen for {what} on {address}: {exc.strerror or exc}") from None
             self.addresses[listener] = address
             log.info("%s API listening on http://%s", listener, address)
 

@@ -7,10 +7,10 @@ from aiohttp import web
 
 from ..config import NodeConfig
 from .limits import ConnectionGate, RateLimiter
-from .metrics import Metrics
 from .openapi import RouteTable
 from .ports import ApiNode
 
+LISTENERS = ("public", "admin", "metrics")  # [api] public, [api] admin, [instrumentation] prometheus_listen_addr
 COMMIT_TIMEOUT_S = 10.0  # a POST that waits for its commit answers 202 after this long
 
 
@@ -22,7 +22,7 @@ class ApiState:
         self.node = node
         self.token = token
         self.commit_timeout_s = commit_timeout_s
-        self.metrics = Metrics()
+        self.metrics = node.metrics
         self.prepared: dict[str, bytes] = {}  # route path -> its answer at pricing_height
         self.pricing_height = -1  # the block the prepared answers are of
         config = node.config
@@ -33,8 +33,48 @@ class ApiState:
             listener: ConnectionGate(
                 listener, total=config.api_max_connections, per_client=config.api_max_connections_per_client
             )
-            for listener in ("public", "admin")
+            for listener in LISTENERS
         }
+        self.metrics.add_live(self.read_limit_metrics)
+
+    def read_limit_metrics(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
+        """The abuse-limit counters, read at scrape time: rate-limited requests, open, accepted and refused
+        connections per listener, and the gRPC calls rejected per method."""
+        gates = sorted(self.gates.items())
+        server = self.node.server
+        rejected = sorted(server.handlers.rejected.items()) if server is not None else []
+        return [
+            (
+                "uoc_http_rate_limited",
+                "counter",
+                "Public API requests answered 429 by the per-client rate limit.",
+                [({}, self.limiter.refused if self.limiter else 0)],
+            ),
+            (
+                "uoc_http_connections_open",
+                "gauge",
+                "Open HTTP connections by listener.",
+                [({"listener": name}, gate.open_total) for name, gate in gates],
+            ),
+            (
+                "uoc_http_connections_accepted",
+                "counter",
+                "HTTP connections accepted by listener.",
+                [({"listener": name}, gate.accepted) for name, gate in gates],
+            ),
+            (
+                "uoc_http_connections_refused",
+                "counter",
+                "HTTP connections refused (503, closed) by listener: over the total or per-client cap.",
+                [({"listener": name}, gate.refused) for name, gate in gates],
+            ),
+            (
+                "uoc_grpc_rejected",
+                "counter",
+                "gRPC calls rejected (malformed, invalid, refused) by method.",
+                [({"method": method}, count) for method, count in rejected],
+            ),
+        ]
 
     def refresh_pricing(self, height: int | None = None) -> None:
         """Forget the answers prepared for an older block (a commit listener, named for its hot route:
@@ -59,6 +99,7 @@ class ApiState:
 
 STATE = web.AppKey("uoc_api_state", ApiState)
 TABLE_KEY = web.AppKey("uoc_api_routes", RouteTable)  # every listener's routes: what /openapi.json describes
+LISTENER_KEY = web.AppKey("uoc_api_listener", str)  # the listener an application serves
 
 
 def make_rate_limiter(config: NodeConfig) -> RateLimiter | None:
@@ -78,4 +119,14 @@ def get_table(request: web.Request) -> RouteTable:
     return request.app[TABLE_KEY]
 
 
-__all__ = ["COMMIT_TIMEOUT_S", "STATE", "TABLE_KEY", "ApiState", "get_state", "get_table", "make_rate_limiter"]
+__all__ = [
+    "COMMIT_TIMEOUT_S",
+    "LISTENERS",
+    "LISTENER_KEY",
+    "STATE",
+    "TABLE_KEY",
+    "ApiState",
+    "get_state",
+    "get_table",
+    "make_rate_limiter",
+]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from chain.crypto import PrivateKey
 from devnet.launch import spawn_node
@@ -37,6 +39,7 @@ class NodeProcess:
         self.grpc = loaded.config.listen
         self.public = loaded.config.api_public
         self.admin = loaded.config.api_admin
+        self.metrics = loaded.config.prometheus_listen_addr
         self.token = loaded.admin_token
         self.popen = spawn_node(home)
 
@@ -66,6 +69,26 @@ def wait_until(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting until {what}")
+
+
+def read_metrics(address: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The samples of a node's metrics listener (`GET http://ADDRESS/metrics`, parsed by prometheus-client):
+    sample name -> sorted label pairs -> value."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+        assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = answer.read().decode()
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def read_metric(address: str, name: str) -> float:
+    """One metric's value (summed over its labels) from a node's metrics listener; AssertionError if absent."""
+    values = read_metrics(address).get(name)
+    assert values, f"{name} is not in /metrics"
+    return sum(values.values())
 
 
 def free_port() -> int:
@@ -98,7 +121,16 @@ def with_config(home: Path, **changes) -> None:
     update_config(home, **changes)
 
 
-__all__ = ["FAST", "NodeProcess", "free_port", "make_homes", "wait_until", "with_config"]
+__all__ = [
+    "FAST",
+    "NodeProcess",
+    "free_port",
+    "make_homes",
+    "read_metric",
+    "read_metrics",
+    "wait_until",
+    "with_config",
+]
 
 
 def load_tls_identity(home: Path) -> TlsIdentity:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
+import swagger_ui_bundle
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -23,7 +24,7 @@ from schemathesis.checks import (
 
 from chain.tx import MsgSend, MsgVote, sign_tx
 from node.config import update_config
-from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
+from tests.node.netutil import FAST, NodeProcess, free_port, read_metric, read_metrics, wait_until
 from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)  # a node not answering yet
@@ -90,9 +91,7 @@ def admin_post(node: Node, path: str, body, *, headers=None, data=None) -> reque
 
 
 def mempool_size(node: Node) -> int:
-    found = re.search(r"^uoc_mempool_txs (\d+)$", node.get("/metrics").text, re.M)
-    assert found is not None
-    return int(found.group(1))
+    return int(read_metric(node.metrics, "cometbft_mempool_size"))
 
 
 def chain_view(node: Node) -> tuple[int, int]:
@@ -375,6 +374,12 @@ def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(opera
     response = requests.put(operator.admin + "/v1/admin/models", headers=operator.auth, timeout=9)
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST"
+    simulate = requests.options(operator.public + "/v1/txs/simulate", timeout=9)  # {hash} also matches the path
+    assert_error(simulate, 405, "method_not_allowed")
+    assert simulate.headers["Allow"] == "POST"
+    simulate = requests.get(operator.public + "/v1/txs/simulate", timeout=9)
+    assert_error(simulate, 405, "method_not_allowed")
+    assert simulate.headers["Allow"] == "POST"
     assert_error(operator.get("/v1/epochs/x1"), 400, "invalid_parameter")
     assert_error(operator.get("/v1/epochs/" + "9" * 5000), 400, "invalid_parameter")
     assert_error(operator.get("/v1/governance/proposals/" + "9" * 5000), 400, "invalid_parameter")
@@ -390,44 +395,60 @@ def test_unknown_routes_and_methods_are_json_404_and_405_on_both_listeners(opera
 # =============================================================================================
 # metrics and OpenAPI
 # =============================================================================================
-SAMPLE = re.compile(
-    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf)$'
-)
-
-
-def test_metrics_parse_line_by_line_and_carry_the_node_gauges_and_route_histograms(operator):
+def test_metrics_are_served_on_their_own_listener_with_the_route_histograms_and_not_on_the_public_one(operator):
     operator.get("/v1/pricing")
-    text = operator.get("/metrics").text
-    names = set()
-    for line in text.splitlines():
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            assert len(line.split(" ", 3)) >= 3, line
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a Prometheus sample line: {line!r}"
-        names.add(match.group(1))
-    for gauge in ("uoc_height", "uoc_epoch", "uoc_unit_of_compute_price_ngonka", "uoc_mempool_txs", "uoc_peers"):
-        assert gauge in names
-    assert "uoc_consensus_round" in names
-    assert 'uoc_http_requests_total{route="/v1/pricing",method="GET",status="200"}' in text
-    assert 'uoc_http_request_duration_seconds_bucket{route="/v1/pricing",method="GET",le="+Inf"}' in text
-    assert "uoc_http_request_duration_seconds_count" in text and "uoc_http_request_duration_seconds_sum" in text
-    assert 1 <= int(re.search(r"^uoc_peers (\d+)$", text, re.M).group(1)) <= 3
+    samples = read_metrics(operator.metrics)
+    for name in ("cometbft_consensus_height", "uoc_epoch", "uoc_unit_of_compute_price_ngonka", "cometbft_p2p_peers"):
+        assert name in samples
+    requests_key = (("listener", "public"), ("method", "GET"), ("route", "/v1/pricing"), ("status", "200"))
+    assert samples["uoc_http_requests_total"][requests_key] >= 1
+    assert samples["uoc_http_request_duration_seconds_count"][requests_key[:3]] >= 1
+    assert 1 <= samples["cometbft_p2p_peers"][()] <= 3
+    assert_error(operator.get("/metrics"), 404)
 
 
-def test_openapi_document_lists_exactly_the_served_routes_of_both_listeners(operator):
+@pytest.mark.parametrize("listener", ["public", "admin", "metrics"])
+def test_each_listener_serves_its_own_document_listing_exactly_its_routes(operator, listener):
     from node.api import ApiState, build_app
 
-    document = operator.get("/openapi.json").json()
-    assert document["openapi"].startswith("3.")
+    base = {"public": operator.public, "admin": operator.admin, "metrics": f"http://{operator.metrics}"}[listener]
+    response = requests.get(base + "/openapi.json", headers=operator.auth, timeout=TIMEOUT)
+    document = response.json()
+    assert response.status_code == 200 and document["openapi"].startswith("3.")
     documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
-    state = ApiState.__new__(ApiState)
-    served = set()
-    for listener in ("public", "admin"):
-        for route in build_app(state, listener).router.routes():
-            served.add((route.method, route.resource.canonical))
+    served = {(r.method, r.resource.canonical) for r in build_app(ApiState.__new__(ApiState), listener).router.routes()}
     assert documented == served
-    assert ("POST", "/v1/admin/unit-of-compute-price-proposal") in served and ("GET", "/v1/pricing") in served
+
+
+@pytest.mark.parametrize(
+    ("listener", "path", "status"),
+    [
+        ("public", "/v1/pricing", 200),
+        ("public", "/v1/nowhere", 404),
+        ("public", "/docs", 200),
+        ("admin", "/v1/admin/unit-of-compute-price-proposal", 401),
+        ("metrics", "/metrics", 200),
+    ],
+)
+def test_every_response_links_its_listeners_openapi_document(operator, listener, path, status):
+    base = {"public": operator.public, "admin": operator.admin, "metrics": f"http://{operator.metrics}"}[listener]
+    response = requests.get(base + path, timeout=TIMEOUT)
+    assert response.status_code == status
+    assert response.links["service-desc"]["url"] == "/openapi.json"
+    assert ("service-doc" in response.links) == (listener == "public")
+
+
+def test_docs_serve_the_swagger_ui_from_the_node_itself(operator):
+    page = operator.get("/docs")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    scripts = re.findall(r'(?:src|href)="(/docs/[^"]+)"', page.text)
+    assert "/docs/swagger-ui-bundle.js" in scripts and 'url: "/openapi.json"' in page.text
+    shipped = Path(swagger_ui_bundle.swagger_ui_path)
+    for asset in scripts:
+        answer = operator.get(asset)
+        assert answer.status_code == 200 and answer.content == (shipped / asset.removeprefix("/docs/")).read_bytes()
+    assert operator.get("/docs/..%2Fconfig.toml").status_code == 404
+    assert operator.get("/docs/index.j2").status_code == 404
 
 
 # =============================================================================================
@@ -436,9 +457,10 @@ def test_openapi_document_lists_exactly_the_served_routes_of_both_listeners(oper
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def run_schemathesis(schema_url: str, tag: str, base_url: str, headers: dict[str, str], examples: int) -> int:
-    """Generate requests for every operation tagged `tag` and validate the responses; return how many ran."""
-    schema = schemathesis.openapi.from_url(schema_url).include(tag=tag)
+def run_schemathesis(document: dict, base_url: str, headers: dict[str, str], examples: int) -> int:
+    """Generate requests for every operation of a listener's document and validate the live responses against
+    it (status codes, content types, response schemas, no 5xx); return how many ran."""
+    schema = schemathesis.openapi.from_dict(document)
     calls = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -457,10 +479,36 @@ def run_schemathesis(schema_url: str, tag: str, base_url: str, headers: dict[str
 
 
 def test_public_api_conforms_to_its_openapi_document(operator):
-    calls = run_schemathesis(operator.public + "/openapi.json", "public", operator.public, {}, examples=8)
+    document = operator.get("/openapi.json").json()
+    calls = run_schemathesis(document, operator.public, {}, examples=8)
     assert calls >= 14
 
 
 def test_admin_api_conforms_to_its_openapi_document(operator):
-    calls = run_schemathesis(operator.public + "/openapi.json", "admin", operator.admin, operator.auth, examples=4)
+    document = requests.get(operator.admin + "/openapi.json", headers=operator.auth, timeout=TIMEOUT).json()
+    calls = run_schemathesis(document, operator.admin, operator.auth, examples=4)
     assert calls >= 3
+
+
+@pytest.mark.parametrize(("height", "status"), [("1", 200), ("0", 400), ("x1", 400), ("999999999", 404)])
+def test_a_committed_block_is_served_by_height(operator, height, status):
+    response = operator.get(f"/v1/blocks/{height}")
+    assert response.status_code == status
+    if status == 200:
+        doc = response.json()
+        assert doc["height"] == 1 and doc["block"]["header"]["height"] == 1 and doc["commit"]["height"] == 1
+        assert doc["block_id"] == doc["commit"]["block_id"]
+
+
+def test_uocd_q_block_prints_the_block_the_api_serves(operator):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "uocd", "q", "block", "1", "--node", operator.public, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == operator.get("/v1/blocks/1").json()

@@ -12,7 +12,7 @@ from aiohttp import web
 
 import node.api
 from node.api import ROUTE_TABLE, ApiState, Route, build_app, build_openapi, compute_openapi_document
-from node.api.openapi import INT, obj, ref
+from node.api.openapi import INT, obj, ref, resolve
 
 
 async def get_moniker(request: web.Request) -> web.Response:
@@ -25,13 +25,13 @@ MONIKER = Route("public", "GET", "/v1/moniker", get_moniker, "The moniker", {200
 def test_a_registry_adds_routes_and_named_schemas_to_the_document_and_the_served_app():
     table = ROUTE_TABLE.extend([MONIKER], {"Moniker": obj({"moniker": INT})})
     document = compute_openapi_document(table)
-    assert document["components"]["schemas"] == {"Moniker": obj({"moniker": INT})}
+    assert document["components"]["schemas"]["Moniker"] == obj({"moniker": INT})
     operation = document["paths"]["/v1/moniker"]["get"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Moniker"
     }
     assert list(document["paths"])[: len(build_openapi()["paths"])] == list(build_openapi()["paths"])
-    assert "schemas" not in build_openapi()["components"]
+    assert "Moniker" not in build_openapi()["components"]["schemas"]
     served = {r.resource.canonical for r in build_app(ApiState.__new__(ApiState), "public", table).router.routes()}
     assert "/v1/moniker" in served
     assert "/v1/moniker" not in {
@@ -67,6 +67,8 @@ def test_the_document_states_the_numbers_rule_and_the_pricing_twins():
     document = build_openapi()
     assert "null past 2^53 - 1" in document["info"]["description"] and "below 2^63" in document["info"]["description"]
     pricing = document["paths"]["/v1/pricing"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert pricing == {"$ref": "#/components/schemas/GetPricingResponse"}
+    pricing = resolve(document, pricing)
     assert {"unit_of_compute_price", "unit_of_compute_price_str"} <= set(pricing["required"])
     model = pricing["properties"]["models"]["items"]
     assert model["properties"]["price_per_token"] == {
@@ -76,3 +78,25 @@ def test_the_document_states_the_numbers_rule_and_the_pricing_twins():
         "description": "null past 2^53 - 1: read price_per_token_str",
     }
     assert model["properties"]["price_per_token_str"]["pattern"] == "^[0-9]+$"
+
+
+@pytest.mark.parametrize("listener", ["public", "admin", "metrics"])
+def test_each_listener_documents_exactly_its_own_routes_with_named_schemas(listener):
+    document = build_openapi(listener=listener)
+    documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    served = {(r.method, r.resource.canonical) for r in build_app(ApiState.__new__(ApiState), listener).router.routes()}
+    assert documented == served and ("GET", "/openapi.json") in served
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for response in operation["responses"].values():
+                for content in response.get("content", {}).values():
+                    schema = content["schema"]
+                    assert "$ref" in schema or schema.get("type") in ("string", "integer"), (path, schema)
+                    resolve(document, schema)
+    assert (listener == "admin") == any(path.startswith("/v1/admin/") for path in document["paths"])
+
+
+def test_every_response_schema_of_the_whole_table_has_a_name():
+    document = build_openapi(listener=None)
+    names = document["components"]["schemas"]
+    assert {"Error", "GetPricingResponse", "GetStatusResponse", "PostTxsRequest"} <= set(names)

@@ -13,7 +13,6 @@ the tx index even with the block row gone."""
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from chain.crypto import PrivateKey
 from chain.queries import MAX_PAGE_LIMIT, encode_page_key
 from chain.tx import MsgDeposit, MsgSend, MsgSubmitProposal, MsgVote, RegisterModel, sign_tx
 from node.config import update_config
-from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
+from tests.node.netutil import FAST, NodeProcess, free_port, read_metric, wait_until
 from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)
@@ -54,9 +53,7 @@ class Node(NodeProcess):
         return self.get(f"/v1/accounts/{key.address}").json()["sequence"]
 
     def mempool(self) -> int:
-        found = re.search(r"^uoc_mempool_txs (\d+)$", self.get("/metrics").text, re.M)
-        assert found is not None
-        return int(found.group(1))
+        return int(read_metric(self.metrics, "cometbft_mempool_size"))
 
 
 def make_home(root: Path) -> Path:

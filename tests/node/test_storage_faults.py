@@ -119,9 +119,10 @@ def test_uocd_start_on_a_full_disk_exits_in_one_line_naming_the_height(tmp_path,
     from uocd.main import main
 
     assert main(["start", "--home", str(home)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"uocd: error: {home / 'data' / 'node.db'}: writing height 3 failed")
-    assert "stopped before signing anything further" in err
+    lines = capsys.readouterr().err.splitlines()  # the info log lines of blocks 1 and 2, then the failure
+    assert lines[-1].startswith(f"uocd: error: {home / 'data' / 'node.db'}: writing height 3 failed")
+    assert [line for line in lines if line.startswith("uocd:")] == lines[-1:]
+    assert "stopped before signing anything further" in lines[-1]
     assert chain_of(home / "data" / "node.db")[0] == 2
 
 

@@ -1,0 +1,46 @@
+"""`uocd grpc status --output json` has the shape of `GET /v1/status` (its keys, types and values), then the
+fields only gRPC has."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.node.netutil import NodeProcess, make_homes, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+ONLY_HTTP = {"epoch", "unit_of_compute_price"}  # the chain's, which the gRPC Status does not carry
+
+
+def test_grpc_status_json_has_the_shape_of_the_http_status(tmp_path):
+    (home,) = make_homes(tmp_path, 1)
+    node = NodeProcess(home)
+    try:
+
+        def http_status() -> dict:
+            with urllib.request.urlopen(f"http://{node.public}/v1/status", timeout=10) as answer:
+                return json.loads(answer.read())
+
+        wait_until(lambda: http_status()["height"] >= 1, "the node commits a block", ignore=(OSError,))
+        done = subprocess.run(
+            [sys.executable, "-m", "uocd", "grpc", "status", "--home", str(home), "-o", "json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        http = http_status()
+    finally:
+        assert node.signal(signal.SIGTERM) == 0
+    assert done.returncode == 0, done.stderr
+    grpc = json.loads(done.stdout)
+    shared = set(http) - ONLY_HTTP
+    assert shared <= set(grpc)
+    assert {k: type(grpc[k]) for k in shared} == {k: type(http[k]) for k in shared}
+    for key in ("chain_id", "moniker", "validator_address", "catching_up"):
+        assert grpc[key] == http[key]
+    assert isinstance(grpc["round"], int) and isinstance(grpc["mempool_size"], int)

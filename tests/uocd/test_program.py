@@ -1,0 +1,133 @@
+"""The Cosmos-style command line: version, shell completion, a default home, the `q` alias, and keys from
+a BIP-39 mnemonic that can be deleted, renamed, exported and imported with a passphrase."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.node.test_cli_keys import assert_one_error_line
+from uocd.keys import compute_mnemonic_key
+from uocd.main import build_parser, compute_version
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+# The BIP-39 phrase of all-zero entropy (a valid checksum).
+ZERO_WORDS = "abandon " * 11 + "about"
+
+
+def uocd(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "uocd", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_version_and_dash_dash_version_print_the_package_version():
+    assert uocd("version").stdout.strip() == compute_version() != ""
+    assert json.loads(uocd("version", "-o", "json").stdout) == {"version": compute_version(), "name": "uocd"}
+    assert uocd("--version").stdout.strip() == f"uocd {compute_version()}"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [("uocd tx gov v", ["vote"]), ("uocd q pric", ["pricing"]), ("uocd keys ren", ["rename"])],
+)
+def test_the_bash_completion_script_completes_subcommands(tmp_path, line, expected):
+    script = tmp_path / "complete.sh"
+    script.write_text(
+        "source <(uocd completion bash)\n"
+        "fn=$(complete -p uocd | sed -E 's/.*-F ([^ ]+).*/\\1/')\n"
+        f'COMP_LINE="{line}"; COMP_POINT=${{#COMP_LINE}}; read -ra COMP_WORDS <<< "$COMP_LINE"\n'
+        "COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
+        '$fn uocd "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"\n'
+        "printf '%s\\n' \"${COMPREPLY[@]}\"\n"
+    )
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert [w.strip() for w in done.stdout.split()] == expected, done.stderr
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_completion_scripts_for_zsh_and_fish_name_uocd(shell):
+    done = uocd("completion", shell)
+    assert done.returncode == 0 and "uocd" in done.stdout
+
+
+def test_start_and_init_default_to_uocd_home_then_the_home_directory(monkeypatch):
+    monkeypatch.setenv("UOCD_HOME", "/srv/uocd")
+    assert build_parser().parse_args(["start"]).home == "/srv/uocd"
+    monkeypatch.delenv("UOCD_HOME")
+    assert build_parser().parse_args(["init", "--moniker", "m"]).home == "~/.uocd"
+
+
+def test_q_is_an_alias_of_query():
+    parser = build_parser()
+    assert parser.parse_args(["q", "pricing"]).func is parser.parse_args(["query", "pricing"]).func
+
+
+def test_a_new_key_comes_with_its_mnemonic_once_and_the_mnemonic_recovers_it(tmp_path):
+    added = json.loads(uocd("keys", "add", "alice", "--home", str(tmp_path), "-o", "json").stdout)
+    assert len(added["mnemonic"].split()) == 24
+    assert "mnemonic" not in uocd("keys", "show", "alice", "--home", str(tmp_path)).stdout
+    recovered = uocd(
+        "keys", "add", "again", "--recover", "--home", str(tmp_path), "-o", "json", stdin=added["mnemonic"]
+    )
+    assert json.loads(recovered.stdout)["address"] == added["address"]
+    assert compute_mnemonic_key(ZERO_WORDS).address == compute_mnemonic_key(ZERO_WORDS.upper() + "  ").address
+
+
+def test_a_key_survives_export_and_import_with_its_passphrase_then_rename_and_delete(tmp_path):
+    home = str(tmp_path)
+    address = json.loads(uocd("keys", "add", "alice", "--home", home, "-o", "json").stdout)["address"]
+    exported = uocd("keys", "export", "alice", "--home", home, stdin="correct horse\n")
+    doc = json.loads(exported.stdout)
+    assert doc["address"] == address and doc["kdf"]["name"] == "scrypt" and "seed" not in exported.stdout
+    (tmp_path / "alice.key").write_text(exported.stdout)
+    imported = uocd(
+        "keys", "import", "bob", str(tmp_path / "alice.key"), "--home", home, "-o", "json", stdin="correct horse\n"
+    )
+    assert json.loads(imported.stdout)["address"] == address
+    assert uocd("keys", "rename", "bob", "carol", "--home", home).returncode == 0
+    assert uocd("keys", "delete", "carol", "--yes", "--home", home).returncode == 0
+    names = [k["name"] for k in json.loads(uocd("keys", "list", "--home", home, "-o", "json").stdout)["keys"]]
+    assert names == ["alice"]
+
+
+def key_files(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "keys").glob("*")) if (home / "keys").exists() else []
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "fragment"),
+    [
+        (("keys", "add", "x", "--recover"), "abandon " * 11 + "zoo\n", "not a valid BIP-39 phrase"),
+        (("keys", "add", "x", "--recover"), "one two three\n", "BIP-39 mnemonic (12 to 24 words)"),
+        (("keys", "import", "x", "EXPORT"), "wrong passphrase\n", "wrong passphrase for"),
+        (("keys", "import", "x", "GARBAGE"), "whatever1\n", "is not a key exported by uocd keys export"),
+        (("keys", "export", "alice"), "short\n", "at least 8 characters"),
+        (("keys", "delete", "alice"), "", "needs --yes without a terminal"),
+        (("keys", "delete", "validator", "--yes"), "", "not managed by uocd keys"),
+        (("keys", "rename", "alice", "alice"), "", "already exists"),
+    ],
+)
+def test_a_bad_mnemonic_passphrase_or_file_is_one_line_exit_1_and_writes_nothing(tmp_path, args, stdin, fragment):
+    home = tmp_path / "h"
+    assert uocd("keys", "add", "alice", "--home", str(home)).returncode == 0
+    export = uocd("keys", "export", "alice", "--home", str(home), stdin="right passphrase\n").stdout
+    (tmp_path / "EXPORT").write_text(export)
+    (tmp_path / "GARBAGE").write_text('{"type": "something else"}')
+    before = key_files(home)
+    args = tuple(str(tmp_path / a) if a in ("EXPORT", "GARBAGE") else a for a in args)
+    assert_one_error_line(uocd(*args, "--home", str(home), stdin=stdin), fragment)
+    assert key_files(home) == before
