@@ -673,14 +673,19 @@ def query_price_commits(ctx: QueryContext, address: str) -> dict[str, Any]:
 
 @query(
     "fees",
-    "The fee pool (paid to the validators by power at the epoch's end) and the fees of this epoch so far",
-    obj({"pool": INT, "epoch": INT, "min_gas_price": STR}),
+    "The fee pool (paid to the validators by power at the epoch's end), the fees of this epoch so far, and "
+    "the usage fees held until their settlements' dispute windows end (then they join the pool)",
+    obj({"pool": INT, "epoch": INT, "held": INT, "min_gas_price": STR}),
     http=(Http("/v1/fees"),),
     cli="fees",
 )
 def query_fees(ctx: QueryContext) -> dict[str, Any]:
-    """The fee pool, the current epoch's fees and the chain's min_gas_price."""
-    return {**rules.get_fees(ctx.state), "min_gas_price": rules.get_params(ctx.state).min_gas_price}
+    """The fee pool, the current epoch's fees, the held usage fees and the chain's min_gas_price."""
+    return {
+        **rules.get_fees(ctx.state),
+        "held": usage.get_fees_held(ctx.state),
+        "min_gas_price": rules.get_params(ctx.state).min_gas_price,
+    }
 
 
 @query(

@@ -185,7 +185,9 @@ def test_openapi_documents_the_pagination_of_every_list_route(node):
         limit = next(p for p in operation["parameters"] if p["name"] == "pagination.limit")
         assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, MAX_PAGE_LIMIT)
         answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
-        assert {field, "pagination"} <= set(answer["required"])
+        if "$ref" in answer:  # a named schema: #/components/schemas/NAME
+            answer = document["components"]["schemas"][answer["$ref"].rsplit("/", 1)[1]]
+        assert {field, "pagination"} <= set(answer["required"]), path
 
 
 # =============================================================================================

@@ -52,6 +52,9 @@ class Node(NodeProcess):
     def post_tx(self, raw: bytes) -> requests.Response:
         return requests.post(self.public + "/v1/txs", data=raw, params={"wait": "commit"}, headers=JSON, timeout=30)
 
+    def get_admin(self, path: str) -> requests.Response:
+        return requests.get(self.admin + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=TIMEOUT)
+
     def post_admin(self, path: str, doc: dict) -> requests.Response:
         headers = {**JSON, "Authorization": f"Bearer {self.token}"}
         return requests.post(self.admin + path, data=json.dumps(doc), headers=headers, timeout=30)
@@ -61,7 +64,8 @@ class Node(NodeProcess):
 
     def money(self) -> dict:
         """What a usage tx can move: the requester's and another account's balance and escrow, and the
-        validator's balance with the fee pool (the pool is paid to it at epoch ends: their sum stays)."""
+        validator's balance with the fee pool and the held usage fees (held fees join the pool when a
+        dispute window ends, and the pool is paid to the validator at epoch ends: their sum stays)."""
         out = {}
         for key in (REQUESTER, OTHER):
             out[key.address] = (
@@ -69,7 +73,8 @@ class Node(NodeProcess):
                 self.get(f"/v1/escrows/{key.address}").json()["amount"]["amount"],
             )
         validator = self.get(f"/v1/accounts/{self.key.address}").json()["balance"]
-        return {**out, "validator and fee pool": validator + self.get("/v1/fees").json()["pool"]}
+        fees = self.get("/v1/fees").json()
+        return {**out, "validator and fee pool": validator + fees["pool"] + fees["held"]}
 
 
 def make_home(root: Path) -> Path:
@@ -241,7 +246,9 @@ def test_the_openapi_document_lists_the_usage_routes(node):
     paths = node.get("/openapi.json").json()["paths"]
     for path in ("/v1/settlements/{request_id}", "/v1/settlements", "/v1/cost-records", "/v1/cost-records/totals"):
         assert "get" in paths[path], path
-    assert "get" in paths["/.well-known/acp-price-model"] and "post" in paths["/v1/admin/usage"]
+    assert "get" in paths["/.well-known/acp-price-model"] and "/v1/admin/usage" not in paths
+    admin = node.get_admin("/openapi.json").json()["paths"]  # each listener documents its own routes
+    assert "post" in admin["/v1/admin/usage"]
     header = [p for p in paths["/v1/settlements/{request_id}"]["get"]["parameters"] if p["in"] == "header"]
     assert header[0]["name"] == "PAC-Charge-Report"
 

@@ -41,7 +41,7 @@ def test_version_and_dash_dash_version_print_the_package_version():
 
 @pytest.mark.parametrize(
     ("line", "expected"),
-    [("uocd tx gov v", ["vote"]), ("uocd q pric", ["pricing"]), ("uocd keys ren", ["rename"])],
+    [("uocd tx gov v", ["vote"]), ("uocd q prici", ["pricing"]), ("uocd keys ren", ["rename"])],
 )
 def test_the_bash_completion_script_completes_subcommands(tmp_path, line, expected):
     script = tmp_path / "complete.sh"
