@@ -27,7 +27,7 @@ from math import floor
 from typing import Any
 
 from chain.crypto import PrivateKey
-from chain.tx import MAX_MESSAGES, MsgFundEscrow, MsgSettleUsage, Receipt, Tokens, sign_receipt
+from chain.tx import MAX_MESSAGES, Msg, MsgFundEscrow, MsgSettleUsage, Receipt, Tokens, sign_receipt
 
 from .scenario import ClientSpec, DemandSpec, Scenario
 
@@ -162,7 +162,7 @@ def compute_prices(pricing: dict[str, Any]) -> dict[str, int]:
     return {m["id"]: int(m["price_per_token_str"]) for m in pricing["models"]}
 
 
-def compute_fund_messages(client: ClientSpec) -> list[MsgFundEscrow]:
+def compute_fund_messages(client: ClientSpec) -> list[Msg]:
     """The client's one transaction of the run, in scenario epoch 0: fund its escrow."""
     return [MsgFundEscrow(client.escrow)]
 

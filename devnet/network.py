@@ -180,7 +180,7 @@ class Driver:
         """A client's escrow funding, its one transaction, posted to the first validator's node."""
         first = self.scenario.validators[0].name
         key = get_client_key(client.name)
-        self.send(first, list(compute_fund_messages(client)), epoch, f"client {client.name}'s escrow", key)
+        self.send(first, compute_fund_messages(client), epoch, f"client {client.name}'s escrow", key)
 
     def plan_jobs(self, epoch: int) -> None:
         """This epoch's jobs by provider, planned from the prices the chain has in force in it."""
