@@ -609,6 +609,9 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         registry_version = app.query("models")["registry_version"]
         end = read_accounts(app, scenario, pipeline.fees_paid)
         usage = read_usage(app, scenario) if demand is not None else None
+    revenue = None if usage is None else compute_revenue_summary(usage, [v.name for v in scenario.validators])
+    if revenue is not None:  # the strategies' rewards are vote rewards and fee shares, not pay for jobs served
+        end = {name: replace(account, wealth=account.wealth - revenue[name]["payout"]) for name, account in end.items()}
     log.info(
         "simulated %d blocks, %d transactions committed in %.2f s (%d of %d epochs signed and admitted here)",
         app.height,
@@ -634,8 +637,8 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         ),
         "strategies": compute_strategy_summary(scenario, observations, start, end),
     }
-    if usage is not None:
-        summary["revenue"] = compute_revenue_summary(usage, [v.name for v in scenario.validators])
+    if revenue is not None:
+        summary["revenue"] = revenue
     write_run_files(out, Path(scenario.path).name, scenario.seed, history, models, proposals, summary)
     write_usage_files(out, Path(scenario.path).name, usage, [v.name for v in scenario.validators], scenario.epochs)
     summary["elapsed_seconds"] = elapsed

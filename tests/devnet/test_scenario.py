@@ -158,6 +158,7 @@ def test_issue_example_with_every_key_parses_into_the_written_values() -> None:
         ("basic.toml", 50, 10, 100, ["alice", "bob", "carol", "dave", "mallory"]),
         ("byzantine.toml", 60, 5, 1000, ["honest-1", "honest-2", "honest-3", "byz-high", "byz-low"]),
         ("churn.toml", 80, 4, 500, ["founder", "lazy", "quiet", "newcomer", "tourist"]),
+        ("demand.toml", 10, 8, 100, ["alice", "bob", "carol", "erin"]),
     ],
 )
 def test_every_shipped_example_scenario_loads(
