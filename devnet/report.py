@@ -178,7 +178,8 @@ def plot_revenue(path: Path, rows: list[list[Any]], providers: list[str], epoch_
     for epoch, _, provider, *_rest, paid, fee in rows:
         payout[provider][epoch] = payout[provider].get(epoch, 0) + paid
         fees[epoch] = fees.get(epoch, 0) + fee
-    ranked = sorted((name for name in providers if payout[name]), key=lambda n: (-sum(payout[n].values()), n))
+    # the providers paid most first, ties in file order (the sort is stable)
+    ranked = sorted((name for name in providers if payout[name]), key=lambda n: -sum(payout[n].values()))
     shown, rest = ranked[:MAX_PLOTTED_PROVIDERS], ranked[MAX_PLOTTED_PROVIDERS:]
     series = [(name, [payout[name].get(e, 0) for e in epochs]) for name in shown]
     if rest:

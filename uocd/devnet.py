@@ -294,8 +294,8 @@ MAX_REVENUE_LINES = 10  # providers the revenue table prints (summary.json has t
 
 
 def format_revenue(revenue: dict[str, dict[str, int]]) -> str:
-    """The providers paid most for their jobs, one line each (at most MAX_REVENUE_LINES)."""
-    paid = sorted((name for name in revenue if revenue[name]["jobs"]), key=lambda n: (-revenue[n]["payout"], n))
+    """The providers paid most for their jobs (ties in file order), one line each (at most MAX_REVENUE_LINES)."""
+    paid = sorted((name for name in revenue if revenue[name]["jobs"]), key=lambda n: -revenue[n]["payout"])
     lines = [f"{'provider':<16} {'jobs':>8} {'charged':>16} {'payout':>16} {'fee':>14}"]
     for name in paid[:MAX_REVENUE_LINES]:
         r = revenue[name]

@@ -204,6 +204,7 @@ def test_settle_message_carries_the_clients_signature_of_the_receipt() -> None:
         99,
     )
     assert receipt.requester == get_client_key("acme").address and receipt.workforce == "acme"
+    assert get_client_key("alice").address != provider  # a client named like a validator has its own key
     key = get_client_key("acme")
     assert key.sign(compute_receipt_sign_bytes("uoc-test", receipt)) == msg.requester_signature
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from devnet.network import run_network
 from devnet.scenario import parse_scenario
 from devnet.simulate import run_inproc
@@ -79,10 +81,17 @@ tokens_out = 200
 """
 
 
-def test_both_engines_write_the_same_usage_csv_and_revenue_for_the_same_seed(tmp_path):
+@pytest.mark.parametrize("vote_mode", ["open", "commit_reveal"])
+def test_both_engines_write_the_same_usage_csv_and_revenue_for_the_same_seed(tmp_path, vote_mode):
+    # commit_reveal: each node's price feeder signs reveals with the validator key while the node signs
+    # the settlements with it too
+    text = SCENARIO.replace(
+        "default_unit_of_compute_price = 100\n", f'default_unit_of_compute_price = 100\nvote_mode = "{vote_mode}"\n'
+    )
     path = tmp_path / "demand.toml"
-    path.write_text(SCENARIO)
-    scenario = parse_scenario(SCENARIO, str(path))
+    path.write_text(text)
+    scenario = parse_scenario(text, str(path))
+    assert scenario.vote_mode == vote_mode
     inproc = run_inproc(scenario, tmp_path / "inproc", progress=False)
     network = run_network(scenario, tmp_path / "network", block_ms=250, progress=False)
 
