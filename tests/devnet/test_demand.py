@@ -177,6 +177,18 @@ def test_plan_gives_no_job_of_a_model_not_active_and_none_beyond_the_escrow() ->
     assert plan.plan(3, {"m": 1}) == []
 
 
+@settings(max_examples=100, deadline=None)
+@given(prices=st.lists(st.one_of(st.none(), st.integers(1, 100_000)), min_size=4, max_size=4))
+def test_plan_never_charges_a_client_more_than_its_escrow_whatever_the_prices(prices: list[int | None]) -> None:
+    plan = DemandPlan(parse_scenario(PLAN))
+    charged = 0
+    for epoch, price in enumerate(prices):
+        jobs = plan.plan(epoch, {} if price is None else {"m": price})
+        assert all(job.charge == 100 * price for job in jobs)  # type: ignore[operator]
+        charged += sum(job.charge for job in jobs)
+    assert charged == 100_000 - plan.escrow_left["acme"] and plan.escrow_left["acme"] >= 0
+
+
 def test_plan_serves_with_the_providers_that_have_power_in_the_epoch() -> None:
     plan = DemandPlan(parse_scenario(PLAN))
     providers = [{job.provider for job in plan.plan(epoch, {"m": 1})} for epoch in range(4)]

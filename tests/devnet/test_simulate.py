@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from chain.app import Application
+from chain.tx import MsgBond, MsgVote
 from devnet.demand import get_client_key
+from devnet.scenario import ValidatorSpec
+from devnet.simulate import EpochJob, GovTx, compute_shifted_job
 from node.store import SqliteStore
 
 EPOCHS_HEADER = "epoch,price,total_power,voters,non_voters,min_vote,max_vote,fees_collected,chain_epoch"
@@ -655,3 +658,15 @@ def test_revenue_png_is_a_real_png_image(clients) -> None:
 def test_a_run_without_clients_writes_no_usage_csv_no_revenue_png_and_no_revenue(mixed) -> None:
     assert not (mixed.out / "usage.csv").exists() and not (mixed.out / "revenue.png").exists()
     assert "revenue" not in mixed.summary_file()
+
+
+def test_a_shifted_job_moves_each_senders_sequences_by_its_settlements_and_no_one_elses() -> None:
+    a, b = ValidatorSpec("a", 10, "silent"), ValidatorSpec("b", 10, "silent")
+    job = EpochJob(
+        "c", 1, 5, 2, ((0, a, 7), (1, b, 3)), (GovTx(1, "a", 6, (MsgVote(1, "yes"),)), GovTx(0, "b", 2, (MsgBond(1),)))
+    )
+    shifted = compute_shifted_job(job, {"a": 4})
+    assert [sequence for _, _, sequence in shifted.sends] == [11, 3]
+    assert [g.sequence for g in shifted.gov] == [10, 2]
+    assert (shifted.epoch, shifted.chain_id) == (5, "c")
+    assert compute_shifted_job(job, {}) is job  # no clients: the very same job
