@@ -10,7 +10,14 @@ accounts whose nodes start as non-validators). Every action is a real request:
   commit_reveal it commits the price at once and its price feeder reveals it in the next epoch, as
   the in-process engine does);
 - bonds, unbonds, proposals and governance votes are transactions signed with the home's key and
-  posted with `POST /v1/txs?wait=commit` to the validator's own node.
+  posted with `POST /v1/txs?wait=commit` to the validator's own node;
+- a client's escrow funding is a transaction signed with the client's key (`devnet.demand`) and
+  posted to the first node in scenario epoch 0;
+- a job is settled by its provider: at the start of each epoch the engine plans the epoch's jobs
+  from `GET /v1/pricing` (the in-process engine's plan, `devnet.demand.DemandPlan`), and after its
+  other actions each validator posts the client-signed receipt of each of its jobs to
+  `POST /v1/admin/usage` on its own node (the node signs the MsgSettleUsage with the validator key,
+  as it does the price vote), a few at once, each answered once committed.
 
 `uocd devnet up --scenario S.toml` starts that devnet alone (idle); `devnet simulate S.toml --engine
 network --dir D` then uses it, provided it was made for the same scenario and no account has sent a
@@ -33,7 +40,7 @@ one epoch, a proposal submitted anywhere in epoch `e` ends in `e + 1` and its ch
 The outputs are read back from the chain through the API: `epochs.csv` from
 `/v1/pricing/history`, `proposals.csv` from `/v1/governance/proposals/{id}`, and `models.csv` from
 the passed proposals (a change passed in chain epoch `e` is active from `e + 1`) priced with each
-epoch's unit price.
+epoch's unit price; with clients, `usage.csv` from `/v1/settlements?provider=…` (epochs renumbered).
 """
 
 from __future__ import annotations
@@ -51,15 +58,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chain.crypto import PrivateKey
 from chain.epochs import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height
 from chain.queries import compute_number_with_twin
 from chain.tx import Msg, MsgBond, MsgUnbond, MsgVote
 from node.client import ApiError, Client, broadcast
 
+from .demand import (
+    DemandPlan,
+    Job,
+    compute_fund_messages,
+    compute_prices,
+    compute_revenue_summary,
+    compute_settle_message,
+    compute_usage_rows,
+    get_client_key,
+)
 from .devnet import NodeSpec, create_homes, read_state, running_nodes, start_devnet, stop_devnet
 from .errors import DevnetError, ScenarioError
-from .report import compute_governance_summary, compute_scenario_summary, write_run_files
-from .scenario import STRATEGIES, ProposalSpec, Scenario, ValidatorSpec
+from .report import compute_governance_summary, compute_scenario_summary, write_run_files, write_usage_files
+from .scenario import STRATEGIES, ClientSpec, ProposalSpec, Scenario, ValidatorSpec
 from .simulate import compute_proposal_message, compute_vote, get_key, is_joining, is_leaving, is_voting, make_genesis
 from .strategies import CHAIN_READING_STRATEGIES, is_chain_reading
 
@@ -68,6 +86,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.02
 EPOCH_WAIT_SLACK = 30.0  # seconds beyond the expected epoch time before giving up on the chain
 SEQUENCE_RETRIES = 10
+SETTLEMENTS_IN_FLIGHT = 8  # receipts one validator's thread posts to its node at once
 
 
 @dataclass
@@ -80,6 +99,8 @@ class Driver:
     block_ms: int = 200
     committed: int = 0
     proposal_ids: list[int] = field(default_factory=list)
+    demand: DemandPlan | None = None
+    jobs: dict[str, list[Job]] = field(default_factory=dict)  # this epoch's, by provider name
 
     @property
     def head(self) -> Client:
@@ -117,13 +138,15 @@ class Driver:
                 "epochs; use a longer epoch_length or a shorter --block-time"
             )
 
-    def send(self, name: str, messages: list[Msg], epoch: int, what: str) -> dict[str, Any]:
-        """Sign `messages` with validator `name`'s key, post them to its node and wait for the commit. In
-        vote_mode commit_reveal the node's price feeder signs with the same key on its own: a sequence
-        it took first is retried after a block."""
+    def send(
+        self, name: str, messages: list[Msg], epoch: int, what: str, key: PrivateKey | None = None
+    ) -> dict[str, Any]:
+        """Sign `messages` with validator `name`'s key (or `key`), post them to its node and wait for the
+        commit. In vote_mode commit_reveal the node's price feeder signs with the same key on its own: a
+        sequence it took first is retried after a block."""
         for _ in range(SEQUENCE_RETRIES):
             try:
-                result = broadcast(public(self.nodes[name]), get_key(name), messages, self.scenario.chain_id)
+                result = broadcast(public(self.nodes[name]), key or get_key(name), messages, self.scenario.chain_id)
                 break
             except ApiError as exc:
                 if exc.code != "wrong_sequence" or self.scenario.vote_mode != "commit_reveal":
@@ -150,6 +173,47 @@ class Driver:
         what = f"{spec.name}'s price vote"
         if status != 200:
             raise DevnetError(f"{what} was not committed in time (tx {reply.get('tx_hash')})")
+        self.check_height(reply["height"], epoch, what)
+        self.committed += 1
+
+    def fund_escrow(self, client: ClientSpec, epoch: int) -> None:
+        """A client's escrow funding, its one transaction, posted to the first validator's node."""
+        first = self.scenario.validators[0].name
+        key = get_client_key(client.name)
+        self.send(first, compute_fund_messages(client), epoch, f"client {client.name}'s escrow", key)
+
+    def plan_jobs(self, epoch: int) -> None:
+        """This epoch's jobs by provider, planned from the prices the chain has in force in it."""
+        assert self.demand is not None
+        pricing = self.head.get("/v1/pricing")
+        if pricing["epoch"] != epoch:
+            raise DevnetError(f"the chain's pricing is of epoch {pricing['epoch']}, not {epoch}: it moved on too soon")
+        self.jobs = {}
+        for job in self.demand.plan(epoch - self.offset, compute_prices(pricing)):
+            self.jobs.setdefault(job.provider, []).append(job)
+
+    def settle(self, spec: ValidatorSpec, epoch: int) -> None:
+        """The validator's jobs of this epoch, each receipt posted to its node's POST /v1/admin/usage."""
+        jobs = self.jobs.get(spec.name, [])
+        if not jobs:
+            return
+        expires_at = compute_epoch_start_height(self.scenario.params, epoch + 1) - 1
+        address = get_key(spec.name).address
+        messages = [compute_settle_message(job, address, self.scenario.chain_id, expires_at) for job in jobs]
+        with ThreadPoolExecutor(min(SETTLEMENTS_IN_FLIGHT, len(messages))) as pool:
+            for error in [f.exception() for f in [pool.submit(self.post_settlement, spec, m, epoch) for m in messages]]:
+                if error is not None:
+                    raise error
+
+    def post_settlement(self, spec: ValidatorSpec, msg: Any, epoch: int) -> None:
+        """One job's settlement through the provider's node; DevnetError unless committed in the epoch."""
+        node = self.nodes[spec.name]
+        admin = Client(node["admin"], token=node["admin_token"], timeout=30.0)
+        body = {k: v for k, v in msg.to_json().items() if k != "@type"}
+        status, reply = admin.request("POST", "/v1/admin/usage", body=body)
+        what = f"{spec.name}'s settlement of {msg.receipt.request_id}"
+        if status != 200:
+            raise DevnetError(f"{what} was not committed: {status} {reply}")
         self.check_height(reply["height"], epoch, what)
         self.committed += 1
 
@@ -200,6 +264,7 @@ class Driver:
             for name, option in slot.spec.votes:
                 if name == spec.name:
                     self.vote_proposal(spec.name, slot, option, epoch)
+        self.settle(spec, epoch)
 
     def check_voting_end(self, slot: ProposalSlot, epoch: int) -> None:
         """DevnetError unless the proposal's voting ends in the epoch where the in-process engine's does
@@ -229,11 +294,16 @@ class Driver:
             )
 
     def run_epoch(self, k: int, pool: ThreadPoolExecutor) -> None:
-        """Scenario epoch k: every validator's actions at once (see `act`)."""
+        """Scenario epoch k: every validator's actions at once (see `act`), and in epoch 0 the clients'
+        escrow funding (no model is active before epoch 2, so no job needs it earlier)."""
         epoch = k + self.offset
         self.wait_for_epoch(epoch)
+        if self.demand is not None:
+            self.plan_jobs(epoch)
         slots = [ProposalSlot(p) for p in self.scenario.proposals if p.at_epoch == k]
         futures = [pool.submit(self.act, spec, epoch, slots) for spec in self.scenario.validators]
+        if k == 0:
+            futures += [pool.submit(self.fund_escrow, client, epoch) for client in self.scenario.clients]
         errors = [e for e in (f.exception() for f in futures) if e is not None]
         if errors:
             raise next((e for e in errors if not isinstance(e, ProposalMissing)), errors[0])
@@ -339,14 +409,16 @@ def check_reusable(scenario: Scenario, state: dict[str, Any], genesis: dict[str,
             f"engine needs its own: stop it (uocd devnet down --dir {state['dir']}) and pick another --dir"
         )
     node = state["nodes"][0]
-    for spec in scenario.validators:
+    accounts = [(v.name, get_key(v.name)) for v in scenario.validators]
+    accounts += [(f"client {c.name}", get_client_key(c.name)) for c in scenario.clients]
+    for name, key in accounts:
         try:
-            sequence = public(node).get(f"/v1/accounts/{get_key(spec.name).address}")["sequence"]
+            sequence = public(node).get(f"/v1/accounts/{key.address}")["sequence"]
         except ApiError as exc:
-            raise DevnetError(f"cannot read {spec.name}'s account: {exc}") from None
+            raise DevnetError(f"cannot read {name}'s account: {exc}") from None
         if sequence:
             raise DevnetError(
-                f"the devnet in {state['dir']} has already run a scenario ({spec.name} has sent {sequence} tx); "
+                f"the devnet in {state['dir']} has already run a scenario ({name} has sent {sequence} tx); "
                 f"stop it (uocd devnet down --dir {state['dir']}), remove it and run again"
             )
 
@@ -416,10 +488,11 @@ def run_network(
     try:
         nodes = {n["name"]: n for n in state["nodes"]}
         driver = Driver(scenario, nodes, block_ms=state.get("block_ms", block_ms))
+        driver.demand = DemandPlan(scenario) if scenario.clients else None
         driver.offset = driver.current_epoch() + 1
         log.info("network engine: scenario epoch 0 is chain epoch %d", driver.offset)
         with (
-            ThreadPoolExecutor(max(1, len(scenario.validators))) as pool,
+            ThreadPoolExecutor(max(1, len(scenario.validators) + len(scenario.clients))) as pool,
             tqdm(
                 total=scenario.epochs,
                 unit="epoch",
@@ -454,6 +527,7 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
         p["submit_epoch"] -= driver.offset
     models = read_models(driver, proposals, [r["price"] for r in history])
     status = head.get("/v1/status")
+    usage = read_usage(driver) if driver.demand is not None else None
     summary = {
         **compute_scenario_summary(scenario, "network"),
         "epoch_offset": driver.offset,
@@ -468,9 +542,22 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
         "txs_rejected": 0,
         "rejections": {},
     }
+    providers = [v.name for v in scenario.validators]
+    if usage is not None:
+        summary["revenue"] = compute_revenue_summary(usage, providers)
     title = f"{Path(scenario.path).name} (network engine)"
     write_run_files(out, title, scenario.seed, history, models, proposals, summary)
+    write_usage_files(out, title, usage, providers, scenario.epochs)
     return summary
+
+
+def read_usage(driver: Driver) -> list[list[Any]]:
+    """usage.csv's rows, read back from the chain's settlements by provider (scenario epochs)."""
+    names = {get_key(v.name).address: v.name for v in driver.scenario.validators}
+    settlements = [
+        s for address in names for s in driver.head.get_all("/v1/settlements", "settlements", provider=address)
+    ]
+    return compute_usage_rows(settlements, names, driver.offset)
 
 
 __all__ = ["run_network", "up_scenario"]

@@ -1,4 +1,5 @@
-"""Simulation outputs: epochs.csv, models.csv, proposals.csv, summary.json, price.png and models.png."""
+"""Simulation outputs: epochs.csv, models.csv, proposals.csv, summary.json, price.png and models.png;
+with clients, usage.csv and revenue.png too."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ EPOCH_COLUMNS = (
 MODEL_COLUMNS = ("epoch", "model", "units_of_compute_per_token", "price_per_token", "chain_epoch")
 PROPOSAL_COLUMNS = ("id", "model", "kind", "submitted_epoch", "status", "yes", "no", "abstain", "no_with_veto")
 KINDS = {"RegisterModel": "register_model", "RemoveModel": "remove_model"}
+USAGE_COLUMNS = ("epoch", "model", "provider", "jobs", "tokens_in", "tokens_out", "charged", "payout", "fee")
+MAX_PLOTTED_PROVIDERS = 8  # revenue.png shows the providers paid most; the others as one band
 
 
 def compute_chain_epoch(epoch: int, epoch_offset: int) -> int:
@@ -148,6 +151,53 @@ def plot_models(path: Path, models: list[tuple[int, list[dict[str, Any]]]], titl
     save_plot(fig, ax, path, "ngonka per token", title)
 
 
+def write_usage_files(out: Path, title: str, rows: list[list[Any]] | None, providers: list[str], epochs: int) -> None:
+    """usage.csv (one row per epoch, model and provider that settled jobs; money in ngonka) and
+    revenue.png; with no clients (rows None) neither, and a previous run's are removed."""
+    for name in ("usage.csv", "revenue.png"):
+        (out / name).unlink(missing_ok=True)
+    if rows is None:
+        return
+    with (out / "usage.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(USAGE_COLUMNS)
+        writer.writerows(rows)
+    plot_revenue(
+        out / "revenue.png", rows, providers, epochs, f"{title}: provider payouts (charge − protocol fee) per epoch"
+    )
+
+
+def plot_revenue(path: Path, rows: list[list[Any]], providers: list[str], epoch_count: int, title: str) -> None:
+    """Each provider's payout per epoch of the scenario (the charge less the protocol fee), stacked, the
+    providers paid most first and the others as one band; the protocol fees as a line."""
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    epochs = list(range(epoch_count))
+    payout: dict[str, dict[int, int]] = {name: {} for name in providers}
+    fees: dict[int, int] = {}
+    for epoch, _, provider, *_rest, paid, fee in rows:
+        payout[provider][epoch] = payout[provider].get(epoch, 0) + paid
+        fees[epoch] = fees.get(epoch, 0) + fee
+    # the providers paid most first, ties in file order (the sort is stable)
+    ranked = sorted((name for name in providers if payout[name]), key=lambda n: -sum(payout[n].values()))
+    shown, rest = ranked[:MAX_PLOTTED_PROVIDERS], ranked[MAX_PLOTTED_PROVIDERS:]
+    series = [(name, [payout[name].get(e, 0) for e in epochs]) for name in shown]
+    if rest:
+        others = [sum(payout[n].get(e, 0) for n in rest) for e in epochs]
+        series.append((f"{len(rest)} other providers", others))
+    fig, ax = new_plot()
+    bottom = [0] * len(epochs)
+    for name, values in series:
+        ax.bar(epochs, values, bottom=bottom, label=f"{name} (payout)")
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.plot(epochs, [fees.get(e, 0) for e in epochs], color="black", marker="o", label="protocol fees (all providers)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.set_xlim(-0.6, epoch_count - 0.4)
+    ax.set_ylim(0, max(bottom + [1]) * 1.05)
+    save_plot(fig, ax, path, "ngonka per epoch", title, legend_outside=True)
+
+
 def new_plot() -> tuple[Any, Any]:
     """A figure and axes of the size every plot here uses (headless backend)."""
     import matplotlib
@@ -158,15 +208,22 @@ def new_plot() -> tuple[Any, Any]:
     return plt.subplots(figsize=(9, 4.5), dpi=110)
 
 
-def save_plot(fig: Any, ax: Any, path: Path, ylabel: str, title: str, xlabel: str = "epoch") -> None:
-    """Label the axes, add grid and legend, write the PNG and free the figure."""
+def save_plot(
+    fig: Any, ax: Any, path: Path, ylabel: str, title: str, xlabel: str = "epoch", *, legend_outside: bool = False
+) -> None:
+    """Label the axes, add grid and legend (beside the axes if `legend_outside`: it never covers the
+    data), write the PNG and free the figure."""
     import matplotlib.pyplot as plt
 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best")
+    if legend_outside:
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""Scenario files: a TOML description of validators and their price strategies, checked strictly.
+"""Scenario files: a TOML description of validators, their price strategies, governance events and
+the clients whose jobs they serve, checked strictly.
 
 Every error names the file, the line and the key, e.g.
 `examples/basic.toml:14: validators[1].stake must be an integer ≥ 1, got "400"`.
@@ -38,6 +39,7 @@ TOP_KEYS = (
     "vote_mode",
     "validators",
     "proposals",
+    "clients",
     "params",
 )
 # chain params a scenario sets with its own top-level keys (or computes), so [params] refuses them
@@ -81,6 +83,35 @@ STRATEGY_KEYS = {
     "free_rider": (),
 }
 ALL_STRATEGY_KEYS = tuple(dict.fromkeys(key for keys in STRATEGY_KEYS.values() for key in keys))
+
+CLIENT_KEYS = ("name", "escrow", "demand")
+DEMAND_KINDS = ("constant", "ramp", "spike", "random_walk")
+DEMAND_KEYS = (
+    "model",
+    "kind",
+    "jobs",
+    "to_jobs",
+    "peak_jobs",
+    "peak_epoch",
+    "peak_epochs",
+    "step",
+    "max_jobs",
+    "tokens_in",
+    "tokens_out",
+    "reference_price_per_token",
+    "sensitivity_bps",
+)
+DEMAND_KIND_KEYS = {
+    "constant": (),
+    "ramp": ("to_jobs",),
+    "spike": ("peak_jobs", "peak_epoch", "peak_epochs"),
+    "random_walk": ("step", "max_jobs"),
+}
+ALL_DEMAND_KIND_KEYS = tuple(key for keys in DEMAND_KIND_KEYS.values() for key in keys)
+MAX_JOBS = 1_000  # jobs one client asks of one model in one epoch
+MAX_EPOCH_JOBS = 10_000  # jobs of all clients in one epoch (they settle in the epoch's last block)
+MAX_TOKENS_PER_JOB = 10_000_000  # tokens in (or out) of one simulated job
+MAX_SENSITIVITY_BPS = 1_000_000  # demand falls by at most 100 times the relative price rise
 
 
 @dataclass(frozen=True)
@@ -132,6 +163,39 @@ class ProposalSpec:
 
 
 @dataclass(frozen=True)
+class DemandSpec:
+    """What one client asks of one model each epoch: how many jobs (before the price), their tokens,
+    and how much fewer jobs it asks when the price per token is above its reference."""
+
+    model: str
+    kind: str  # constant | ramp | spike | random_walk
+    jobs: int  # constant: every epoch; ramp: in epoch 0; spike: outside the peak; random_walk: in epoch 0
+    tokens_in: int
+    tokens_out: int
+    to_jobs: int = 0  # ramp: in the last epoch
+    peak_jobs: int = 0  # spike: during the peak
+    peak_epoch: int = 0  # spike: its first epoch
+    peak_epochs: int = 1  # spike: its length
+    step: int = 0  # random_walk: the largest change from one epoch to the next
+    max_jobs: int = MAX_JOBS  # random_walk: its ceiling (its floor is 0)
+    reference_price_per_token: int | None = None  # None: the price never lowers the demand
+    sensitivity_bps: int = 0  # demand falls by sensitivity × (price − reference) / reference
+
+    def highest_jobs(self) -> int:
+        """The most jobs this demand can ask in one epoch."""
+        return max(self.jobs, self.to_jobs, self.peak_jobs, self.max_jobs if self.kind == "random_walk" else 0)
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """A simulated requester: its escrow, funded in epoch 0, and its demand per model."""
+
+    name: str
+    escrow: int
+    demand: tuple[DemandSpec, ...]
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A whole simulation: chain params, seed, length, validators and governance events."""
 
@@ -148,6 +212,7 @@ class Scenario:
     voting_period: int = DEFAULT_PARAMS.epoch_length  # one epoch, as load_scenario defaults it
     chain_params: tuple[tuple[str, Any], ...] = ()  # the [params] table, sorted by name
     vote_mode: str = DEFAULT_PARAMS.vote_mode
+    clients: tuple[ClientSpec, ...] = ()
 
     @property
     def params(self) -> Params:
@@ -231,11 +296,14 @@ class _Checker:
         self.path = path
         self.locator = _Locator(text)
 
-    def fail(self, message: str, key: str, table: str | None = None, index: int = 0) -> ScenarioError:
-        """A ScenarioError located at `key`."""
+    def fail(
+        self, message: str, key: str, table: str | None = None, index: int = 0, name: str | None = None
+    ) -> ScenarioError:
+        """A ScenarioError located at `key` (and named `name`, if given, else by its table and index)."""
         line = self.locator.line_of(key, table, index)
         where = f"{self.path}:{line}" if line else self.path
-        name = key if not table else f"{table}.{key}" if index < 0 else f"{table}[{index}].{key}"
+        if name is None:
+            name = key if not table else f"{table}.{key}" if index < 0 else f"{table}[{index}].{key}"
         return ScenarioError(f"{where}: {name} {message}")
 
     def integer(
@@ -248,16 +316,18 @@ class _Checker:
         default: int | None = None,
         table: str | None = None,
         index: int = 0,
+        name: str | None = None,
     ) -> int:
-        """An integer in [minimum, maximum]; `default` when absent (required if None)."""
+        """An integer in [minimum, maximum]; `default` when absent (required if None); errors named `name`
+        if given."""
         if key not in data:
             if default is None:
-                raise self.fail(f"is required (an integer ≥ {minimum})", key, table, index)
+                raise self.fail(f"is required (an integer ≥ {minimum})", key, table, index, name)
             return default
         value = data[key]
         if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
             bound = f"≥ {minimum}" if maximum >= MAX_NGONKA - 1 else f"between {minimum} and {maximum}"
-            raise self.fail(f"must be an integer {bound}, got {_show(value)}", key, table, index)
+            raise self.fail(f"must be an integer {bound}, got {_show(value)}", key, table, index, name)
         return value
 
     def string(
@@ -370,7 +440,116 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         voting_period=check.integer(data, "voting_period", minimum=1, maximum=1_000_000, default=epoch_length),
         chain_params=_parse_params(check, data.get("params", {})),
         vote_mode=_parse_vote_mode(check, data),
+        clients=_parse_clients(check, data.get("clients", []), epochs, proposals),
     )
+
+
+def _parse_clients(
+    check: _Checker, data: Any, epochs: int, proposals: tuple[ProposalSpec, ...]
+) -> tuple[ClientSpec, ...]:
+    """Check the [[clients]] tables and their [[clients.demand]] ones: unique names, models that some
+    proposal registers, and at most MAX_EPOCH_JOBS jobs asked in any epoch."""
+    if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
+        raise check.fail("must be [[clients]] tables", "clients")
+    registered = {p.id for p in proposals if p.kind == "register_model"}
+    clients: list[ClientSpec] = []
+    demand_index = 0  # the index of a [[clients.demand]] header in the file, to locate its errors
+    for i, raw in enumerate(data):
+        t = "clients"
+        check.only(raw, CLIENT_KEYS, t, i)
+        name = check.string(raw, "name", table=t, index=i)
+        if not NAME_PATTERN.match(name):
+            raise check.fail(
+                f"must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit; got {_show(name)}",
+                "name",
+                t,
+                i,
+            )
+        if name in (c.name for c in clients):
+            raise check.fail(f"{_show(name)} is used by another client; names must be unique", "name", t, i)
+        escrow = check.integer(raw, "escrow", minimum=1, maximum=2**53, table=t, index=i)
+        raw_demand = raw.get("demand")
+        if not isinstance(raw_demand, list) or not raw_demand or not all(isinstance(d, dict) for d in raw_demand):
+            raise check.fail("must be at least one [[clients.demand]] table", "demand", t, i)
+        demand: list[DemandSpec] = []
+        for j, entry in enumerate(raw_demand):
+            spec = _parse_demand(check, entry, demand_index, f"clients[{i}].demand[{j}]", epochs, registered)
+            if spec.model in (d.model for d in demand):
+                raise check.fail(
+                    f"{_show(spec.model)} has another [[clients.demand]] of this client; one per model",
+                    "model",
+                    "clients.demand",
+                    demand_index,
+                    f"clients[{i}].demand[{j}].model",
+                )
+            demand.append(spec)
+            demand_index += 1
+        clients.append(ClientSpec(name, escrow, tuple(demand)))
+    highest = sum(d.highest_jobs() for c in clients for d in c.demand)
+    if highest > MAX_EPOCH_JOBS:
+        raise check.fail(
+            f"can ask up to {highest} jobs in one epoch; at most {MAX_EPOCH_JOBS} (they settle in the epoch's last "
+            "block)",
+            "clients",
+        )
+    return tuple(clients)
+
+
+def _parse_demand(
+    check: _Checker, data: dict[str, Any], index: int, where: str, epochs: int, registered: set[str]
+) -> DemandSpec:
+    """Check one [[clients.demand]] table (the index-th in the file, named `where` in errors)."""
+    t = "clients.demand"
+
+    def fail(message: str, key: str) -> ScenarioError:
+        return check.fail(message, key, t, index, f"{where}.{key}")
+
+    def integer(key: str, minimum: int, maximum: int, default: int | None = None) -> int:
+        return check.integer(
+            data, key, minimum=minimum, maximum=maximum, default=default, table=t, index=index, name=f"{where}.{key}"
+        )
+
+    for key in data:
+        if key not in DEMAND_KEYS:
+            raise fail(f"is not a known key; expected one of: {', '.join(DEMAND_KEYS)}", key)
+    try:
+        model = parse_model_id(data.get("model"), "model")
+    except ChainError as exc:
+        raise fail(str(exc).removeprefix("model "), "model") from None
+    if model not in registered:
+        raise fail(f"{_show(model)} is never registered by a [[proposals]] of this scenario, so it never runs", "model")
+    if "kind" not in data:
+        raise fail(f"is required (one of {', '.join(DEMAND_KINDS)})", "kind")
+    kind = data["kind"]
+    if kind not in DEMAND_KINDS:
+        raise fail(f"must be one of {', '.join(DEMAND_KINDS)}; got {_show(kind)}", "kind")
+    for key in ALL_DEMAND_KIND_KEYS:
+        if key in data and key not in DEMAND_KIND_KEYS[kind]:
+            raise fail(f'does not apply to kind "{kind}"', key)
+    spec: dict[str, Any] = {
+        "model": model,
+        "kind": kind,
+        "jobs": integer("jobs", 0, MAX_JOBS),
+        "tokens_in": integer("tokens_in", 0, MAX_TOKENS_PER_JOB),
+        "tokens_out": integer("tokens_out", 0, MAX_TOKENS_PER_JOB),
+    }
+    if spec["tokens_in"] + spec["tokens_out"] == 0:
+        raise fail("and tokens_out are both 0: a job uses at least one token", "tokens_in")
+    if kind == "ramp":
+        spec["to_jobs"] = integer("to_jobs", 0, MAX_JOBS)
+    elif kind == "spike":
+        spec["peak_jobs"] = integer("peak_jobs", 0, MAX_JOBS)
+        spec["peak_epoch"] = integer("peak_epoch", 0, epochs - 1)
+        spec["peak_epochs"] = integer("peak_epochs", 1, epochs - spec["peak_epoch"], default=1)
+    elif kind == "random_walk":
+        spec["step"] = integer("step", 1, MAX_JOBS)
+        spec["max_jobs"] = integer("max_jobs", max(spec["jobs"], 1), MAX_JOBS, default=MAX_JOBS)
+    if "reference_price_per_token" in data:
+        spec["reference_price_per_token"] = integer("reference_price_per_token", 1, MAX_NGONKA - 1)
+        spec["sensitivity_bps"] = integer("sensitivity_bps", 0, MAX_SENSITIVITY_BPS, default=10_000)
+    elif "sensitivity_bps" in data:
+        raise fail("needs reference_price_per_token: the price above which the demand falls", "sensitivity_bps")
+    return DemandSpec(**spec)
 
 
 def _parse_params(check: _Checker, data: Any) -> tuple[tuple[str, Any], ...]:

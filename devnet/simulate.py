@@ -20,6 +20,14 @@ free_rider: `devnet.strategies`) are signed here instead, right before their blo
 state committed so far. After each epoch the ballot that set the price is read (one pass over
 the validator set), and each validator's holdings at the start and the end, for the summary's
 `strategies` and `price_vs_honest`.
+
+Clients (`devnet.demand`): each funds its escrow in the first block of epoch 0; at the start of
+each epoch the engine plans the epoch's jobs from the prices then in force, and every provider
+settles its jobs in the epoch's last block, after everything else in it, in transactions of at
+most 32 `MsgSettleUsage` signed here (each with its client's signature of the receipt, which
+expires at the epoch's last height). Those transactions move the providers' later sequences, and
+they are known only once the epoch's prices are, so with clients the helpers sign one epoch ahead
+of the chain, not more (`EpochPipeline.add_sequences`); without clients nothing changes.
 """
 
 from __future__ import annotations
@@ -31,10 +39,10 @@ import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,12 +67,24 @@ from chain.tx import (
     Tx,
     compute_price_commit_hash,
     decode_and_verify,
+    decode_tx,
     sign_tx,
 )
 from node.store import SqliteStore
 
+from .demand import (
+    DemandPlan,
+    Job,
+    compute_fund_messages,
+    compute_message_batches,
+    compute_prices,
+    compute_revenue_summary,
+    compute_settle_message,
+    compute_usage_rows,
+    get_client_key,
+)
 from .errors import DevnetError
-from .report import compute_governance_summary, compute_scenario_summary, write_run_files
+from .report import compute_governance_summary, compute_scenario_summary, write_run_files, write_usage_files
 from .scenario import ProposalSpec, Scenario, ValidatorSpec
 from .strategies import (
     Account,
@@ -213,6 +233,15 @@ def sign_epoch(job: EpochJob) -> list[list[bytes]]:
     return blocks
 
 
+def compute_shifted_job(job: EpochJob, shift: dict[str, int]) -> EpochJob:
+    """The job with each sender's sequences moved by its transactions outside the plan (settlements)."""
+    if not shift:
+        return job
+    sends = tuple((i, spec, sequence + shift.get(spec.name, 0)) for i, spec, sequence in job.sends)
+    gov = tuple(replace(g, sequence=g.sequence + shift.get(g.sender, 0)) for g in job.gov)
+    return replace(job, sends=sends, gov=gov)
+
+
 def sign_and_admit_epoch(job: EpochJob) -> tuple[list[list[bytes]], list[Tx | InvalidTx]]:
     """Sign an epoch's blocks, then run the application's admission step (`decode_and_verify`) on
     every signed transaction: the blocks, and the admission results in block order."""
@@ -228,11 +257,16 @@ class EpochPipeline:
     application's `admit` then looks up (`__call__`). Jobs are submitted in epoch order, at least
     two and `SIGN_AHEAD_TXS` transactions ahead. While the chain process would wait for an epoch,
     it runs the newest job no helper has started yet itself (work stealing: nothing is done twice).
+
+    Only the first `sequenced` jobs have their final sequences: with clients, an epoch's settlement
+    transactions are known at its start, and `add_sequences` then releases the next epoch's job.
     """
 
-    def __init__(self, pool: ProcessPoolExecutor, jobs: list[EpochJob]) -> None:
+    def __init__(self, pool: ProcessPoolExecutor, jobs: list[EpochJob], sequenced: int | None = None) -> None:
         self.pool = pool
         self.jobs = jobs
+        self.sequenced = len(jobs) if sequenced is None else sequenced
+        self.shift: dict[str, int] = {}  # validator name → its transactions outside the plan so far
         self.window: deque[tuple[EpochJob, Future[tuple[list[list[bytes]], list[Tx | InvalidTx]]]]] = deque()
         self.submitted = 0
         self.done_here = 0  # epochs this process signed and admitted itself
@@ -241,12 +275,21 @@ class EpochPipeline:
 
     def _fill(self) -> None:
         """Submit jobs until two epochs and SIGN_AHEAD_TXS transactions are under way."""
-        while self.submitted < len(self.jobs) and (
+        while self.submitted < self.sequenced and (
             len(self.window) < 2 or sum(len(job.sends) + len(job.gov) for job, _ in self.window) < SIGN_AHEAD_TXS
         ):
-            job = self.jobs[self.submitted]
+            job = compute_shifted_job(self.jobs[self.submitted], self.shift)
             self.window.append((job, self.pool.submit(sign_and_admit_epoch, job)))
             self.submitted += 1
+
+    def add_sequences(self, sent: dict[str, int]) -> None:
+        """Count the transactions each validator sends outside the plan in the epoch being run (its
+        settlements): the sequences of the next epochs move by them, and the next epoch's job may start."""
+        for name, count in sent.items():
+            if count:
+                self.shift[name] = self.shift.get(name, 0) + count
+        self.sequenced = min(self.sequenced + 1, len(self.jobs))
+        self._fill()
 
     def next_epoch(self) -> list[list[bytes]]:
         """The next epoch's blocks of signed transactions, their admission results ready."""
@@ -385,6 +428,53 @@ def compute_chain_txs(
     return txs
 
 
+def plan_settlements(app: Application, scenario: Scenario, demand: DemandPlan, epoch: int) -> dict[str, list[Job]]:
+    """The jobs of `epoch` by provider name, planned from the prices the chain has in force at its start."""
+    pricing = app.query("pricing")
+    if pricing["epoch"] != epoch:
+        raise DevnetError(f"the chain is in epoch {pricing['epoch']} at the start of epoch {epoch}")
+    by_provider: dict[str, list[Job]] = {}
+    for job in demand.plan(epoch, compute_prices(pricing)):
+        by_provider.setdefault(job.provider, []).append(job)
+    return by_provider
+
+
+def compute_fund_txs(scenario: Scenario) -> list[bytes]:
+    """Every client's escrow funding, its first transaction (sequence 0)."""
+    gas_price = scenario.params.min_gas_price
+    return [
+        sign_tx(get_client_key(c.name), scenario.chain_id, 0, compute_fund_messages(c), gas_price=gas_price)
+        for c in scenario.clients
+    ]
+
+
+def compute_settlement_txs(
+    app: Application, scenario: Scenario, jobs: dict[str, list[Job]], epoch: int, block: list[bytes]
+) -> list[bytes]:
+    """The providers' settlement transactions, to follow `block`'s transactions in the epoch's last
+    block: each at its account's sequence after the ones it already has in the block."""
+    expires_at = compute_epoch_start_height(scenario.params, epoch + 1) - 1
+    in_block = Counter(decode_tx(raw).sender for raw in block)
+    txs = []
+    for spec in scenario.validators:
+        if spec.name not in jobs:
+            continue
+        key = get_key(spec.name)
+        sequence = app.query(f"account/{key.address}")["sequence"] + in_block[key.address]
+        msgs = [compute_settle_message(job, key.address, scenario.chain_id, expires_at) for job in jobs[spec.name]]
+        for batch in compute_message_batches(msgs):
+            txs.append(sign_tx(key, scenario.chain_id, sequence, batch, gas_price=scenario.params.min_gas_price))
+            sequence += 1
+    return txs
+
+
+def read_usage(app: Application, scenario: Scenario) -> list[list[Any]]:
+    """usage.csv's rows, read back from the chain's settlements by provider."""
+    names = {get_key(v.name).address: v.name for v in scenario.validators}
+    settlements = [s for address in names for s in app.query_all("settlements", provider=address)]
+    return compute_usage_rows(settlements, names, 0)
+
+
 def read_observation(app: Application, names: dict[str, str], epoch: int, previous_price: int) -> Observation:
     """The ballot that set the price at the boundary just committed (the new set's powers and votes in force)."""
     ballot = {names[v["address"]]: (v["power"], v["last_vote"]) for v in app.query_all("validators")}
@@ -409,12 +499,13 @@ def read_accounts(app: Application, scenario: Scenario, fees_paid: dict[str, int
     return out
 
 
-FEE_FUND = 10**9  # ngonka each provider holds for fees: one gonka, about a million price votes
+FEE_FUND = 10**9  # ngonka each provider (and client) holds for fees: one gonka, about a million price votes
 
 
 def make_genesis(scenario: Scenario) -> dict[str, Any]:
     """The genesis of a scenario: every provider holds its stake liquid, plus the deposits of the
-    proposals it submits and FEE_FUND for its fees; genesis ones are also bonded."""
+    proposals it submits and FEE_FUND for its fees; genesis ones are also bonded. Every client holds
+    its escrow and FEE_FUND."""
     deposits = {v.name: 0 for v in scenario.validators}
     for proposal in scenario.proposals:
         deposits[proposal.proposer] += scenario.deposit_of(proposal)
@@ -425,7 +516,8 @@ def make_genesis(scenario: Scenario) -> dict[str, Any]:
         "accounts": [
             {"address": get_key(v.name).address, "balance": v.stake + deposits[v.name] + FEE_FUND}
             for v in scenario.validators
-        ],
+        ]
+        + [{"address": get_client_key(c.name).address, "balance": c.escrow + FEE_FUND} for c in scenario.clients],
         "validators": [
             {"address": get_key(v.name).address, "stake": v.stake} for v in scenario.validators if v.is_genesis()
         ],
@@ -465,8 +557,9 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         scenario.seed,
     )
     started = time.perf_counter()
+    demand = DemandPlan(scenario) if scenario.clients else None
     with start_helpers() as pool, closing(open_store(out)) as store:
-        pipeline = EpochPipeline(pool, plan_jobs(scenario))
+        pipeline = EpochPipeline(pool, plan_jobs(scenario), sequenced=None if demand is None else 1)
         app = Application(store, admit=pipeline)
         app.init_chain(make_genesis(scenario))
         rejections: dict[str, int] = {}
@@ -485,9 +578,18 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
             file=sys.stderr,
         ) as bar:
             for epoch in range(scenario.epochs):
-                for offset, txs in enumerate(pipeline.next_epoch()):
+                blocks = pipeline.next_epoch()
+                jobs: dict[str, list[Job]] = {}
+                if demand is not None:
+                    jobs = plan_settlements(app, scenario, demand, epoch)
+                    pipeline.add_sequences({name: len(compute_message_batches(js)) for name, js in jobs.items()})
+                    if epoch == 0:
+                        blocks[0] = compute_fund_txs(scenario) + blocks[0]
+                for offset, txs in enumerate(blocks):
                     if chain_reading:
                         txs = txs + compute_chain_txs(app, scenario, epoch, offset, commitments)
+                    if jobs and offset == scenario.epoch_length - 1:
+                        txs = txs + compute_settlement_txs(app, scenario, jobs, epoch, txs)
                     height = compute_epoch_start_height(scenario.params, epoch) + offset
                     block = app.finalize_block(height, txs)
                     app.commit()
@@ -506,6 +608,10 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
         registry_version = app.query("models")["registry_version"]
         end = read_accounts(app, scenario, pipeline.fees_paid)
+        usage = read_usage(app, scenario) if demand is not None else None
+    revenue = None if usage is None else compute_revenue_summary(usage, [v.name for v in scenario.validators])
+    if revenue is not None:  # the strategies' rewards are vote rewards and fee shares, not pay for jobs served
+        end = {name: replace(account, wealth=account.wealth - revenue[name]["payout"]) for name, account in end.items()}
     log.info(
         "simulated %d blocks, %d transactions committed in %.2f s (%d of %d epochs signed and admitted here)",
         app.height,
@@ -531,7 +637,10 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
         ),
         "strategies": compute_strategy_summary(scenario, observations, start, end),
     }
+    if revenue is not None:
+        summary["revenue"] = revenue
     write_run_files(out, Path(scenario.path).name, scenario.seed, history, models, proposals, summary)
+    write_usage_files(out, Path(scenario.path).name, usage, [v.name for v in scenario.validators], scenario.epochs)
     summary["elapsed_seconds"] = elapsed
     if rejections:
         raise DevnetError(

@@ -61,7 +61,8 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="run a scenario of provider behaviour over many epochs",
         description="Run a scenario (TOML) of validators voting prices over many epochs, and write "
-        "OUT/epochs.csv, OUT/models.csv, OUT/proposals.csv, OUT/summary.json and OUT/price.png. "
+        "OUT/epochs.csv, OUT/models.csv, OUT/proposals.csv, OUT/summary.json and OUT/price.png (with "
+        "[[clients]], also OUT/usage.csv and OUT/revenue.png: every job settled on chain). "
         "The inproc engine drives the chain state machine directly with signed transactions in blocks.",
     )
     simulate.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (see README: Scenarios)")
@@ -271,8 +272,10 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         print(f"model {model}: {units} units of compute per token = {price} ngonka per token")
     if "strategies" in summary:
         print(format_strategies(summary))
+    if "revenue" in summary:
+        print(format_revenue(summary["revenue"]))
     files = ["epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png"]
-    files += ["models.png"] if (out / "models.png").exists() else []
+    files += [name for name in ("models.png", "usage.csv", "revenue.png") if (out / name).exists()]
     print(f"wrote {', '.join(f'{out}/{name}' for name in files)}")
     if summary.get("devnet_running"):
         where = summary["devnet_dir"]
@@ -285,6 +288,22 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         if summary.get("devnet_created") and state is not None:
             print(format_endpoints(state))
     return 0
+
+
+MAX_REVENUE_LINES = 10  # providers the revenue table prints (summary.json has them all)
+
+
+def format_revenue(revenue: dict[str, dict[str, int]]) -> str:
+    """The providers paid most for their jobs (ties in file order), one line each (at most MAX_REVENUE_LINES)."""
+    paid = sorted((name for name in revenue if revenue[name]["jobs"]), key=lambda n: -revenue[n]["payout"])
+    lines = [f"{'provider':<16} {'jobs':>8} {'charged':>16} {'payout':>16} {'fee':>14}"]
+    for name in paid[:MAX_REVENUE_LINES]:
+        r = revenue[name]
+        lines.append(f"{name:<16} {r['jobs']:>8,} {r['charged']:>16,} {r['payout']:>16,} {r['fee']:>14,}")
+    if len(paid) > MAX_REVENUE_LINES:
+        lines.append(f"… and {len(paid) - MAX_REVENUE_LINES} more providers paid")
+    total = sum(r["jobs"] for r in revenue.values())
+    return f"\nrevenue per provider ({total:,} jobs settled; summary.json: revenue; ngonka):\n" + "\n".join(lines)
 
 
 def format_strategies(summary: dict[str, Any]) -> str:

@@ -154,6 +154,28 @@ def test_simulate_basic_example_prints_the_epoch_and_proposal_tables_final_price
     assert summary["txs_rejected"] == 0 and summary["final_epoch"] == 50
 
 
+def test_simulate_demand_example_prints_the_revenue_per_provider_and_writes_usage_csv_and_revenue_png(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demand"
+    proc = run(UOCD, "devnet", "simulate", "examples/demand.toml", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    revenue = json.loads((out / "summary.json").read_text())["revenue"]
+    lines = proc.stdout.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("revenue per provider"))
+    jobs = sum(r["jobs"] for r in revenue.values())
+    assert lines[title] == f"revenue per provider ({jobs:,} jobs settled; summary.json: revenue; ngonka):"
+    assert lines[title + 1].split() == ["provider", "jobs", "charged", "payout", "fee"]
+    table = [line.split() for line in lines[title + 2 : title + 2 + len(revenue)]]
+    assert table == [
+        [name, *(f"{revenue[name][k]:,}" for k in ("jobs", "charged", "payout", "fee"))]
+        for name in sorted(revenue, key=lambda n: -revenue[n]["payout"])
+    ]
+    names = ("epochs.csv", "models.csv", "proposals.csv", "summary.json", "price.png", "models.png")
+    names += ("usage.csv", "revenue.png")
+    assert lines[-1] == "wrote " + ", ".join(f"{out}/{name}" for name in names)
+
+
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_simulate_small_scenario_gives_the_same_result_from_uocd_and_python_m_uocd(
     program: list[str], tmp_path: Path

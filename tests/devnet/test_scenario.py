@@ -14,6 +14,7 @@ import pytest
 from chain.money import MAX_NGONKA
 from devnet.errors import DevnetError, ScenarioError
 from devnet.scenario import (
+    DemandSpec,
     ProposalSpec,
     Scenario,
     ValidatorSpec,
@@ -157,6 +158,7 @@ def test_issue_example_with_every_key_parses_into_the_written_values() -> None:
         ("basic.toml", 50, 10, 100, ["alice", "bob", "carol", "dave", "mallory"]),
         ("byzantine.toml", 60, 5, 1000, ["honest-1", "honest-2", "honest-3", "byz-high", "byz-low"]),
         ("churn.toml", 80, 4, 500, ["founder", "lazy", "quiet", "newcomer", "tourist"]),
+        ("demand.toml", 10, 8, 100, ["alice", "bob", "carol", "erin"]),
     ],
 )
 def test_every_shipped_example_scenario_loads(
@@ -481,3 +483,141 @@ def test_malformed_proposal_raises_one_scenario_error_naming_file_line_and_key(
     message = str(info.value)
     assert message.startswith(f"{PATH}:{line}: "), message
     assert key in message and words in message, message
+
+
+# -- clients -------------------------------------------------------------------------------------
+
+CLIENT_LINES = BASE_LINES + [
+    "",  # 21
+    "[[proposals]]",  # 22
+    "at_epoch = 0",  # 23
+    'proposer = "alice"',  # 24
+    'kind = "register_model"',  # 25
+    'id = "m1"',  # 26
+    "units_of_compute_per_token = 3",  # 27
+    "",  # 28
+    "[[clients]]",  # 29
+    'name = "acme"',  # 30
+    "escrow = 1000000",  # 31
+    "",  # 32
+    "[[clients.demand]]",  # 33
+    'model = "m1"',  # 34
+    'kind = "ramp"',  # 35
+    "jobs = 1",  # 36
+    "to_jobs = 9",  # 37
+    "tokens_in = 10",  # 38
+    "tokens_out = 5",  # 39
+    "reference_price_per_token = 300",  # 40
+    "sensitivity_bps = 15000",  # 41
+]
+
+
+def client_variant(**replace: str) -> str:
+    """CLIENT_LINES with line N replaced by `replace["l<N>"]`."""
+    lines = list(CLIENT_LINES)
+    for key, text in replace.items():
+        lines[int(key[1:]) - 1] = text
+    return "\n".join(lines) + "\n"
+
+
+def test_a_client_parses_into_its_escrow_and_demand_per_model() -> None:
+    scenario = parse_scenario(client_variant(), PATH)
+    (client,) = scenario.clients
+    assert (client.name, client.escrow) == ("acme", 1_000_000)
+    assert client.demand == (
+        DemandSpec(
+            model="m1",
+            kind="ramp",
+            jobs=1,
+            tokens_in=10,
+            tokens_out=5,
+            to_jobs=9,
+            reference_price_per_token=300,
+            sensitivity_bps=15_000,
+        ),
+    )
+    assert parse_scenario(BASE, PATH).clients == ()
+
+
+def test_a_reference_price_without_a_sensitivity_lowers_demand_one_for_one() -> None:
+    (client,) = parse_scenario(client_variant(l41=""), PATH).clients
+    assert client.demand[0].sensitivity_bps == 10_000
+
+
+TWO_CLIENTS = client_variant() + '\n[[clients]]\nname = "acme"\nescrow = 5\n\n[[clients.demand]]\nmodel = "m1"\n'
+DEMAND_TWICE = (
+    client_variant()
+    + '\n[[clients.demand]]\nmodel = "m1"\nkind = "constant"\njobs = 1\ntokens_in = 1\ntokens_out = 1\n'
+)
+TOO_MANY_JOBS = client_variant(l35='kind = "constant"', l36="jobs = 1000", l37="") + "".join(
+    f'\n[[clients]]\nname = "c{i}"\nescrow = 5\n\n[[clients.demand]]\nmodel = "m1"\nkind = "constant"\n'
+    "jobs = 1000\ntokens_in = 1\ntokens_out = 0\n"
+    for i in range(10)
+)
+
+MALFORMED_CLIENTS = [
+    ("clients not tables", variant(l5="clients = 3"), 5, "clients", "[[clients]]"),
+    ("bad client name", client_variant(l30='name = "Acme!"'), 30, "clients[0].name", "a-z"),
+    ("escrow 0", client_variant(l31="escrow = 0"), 31, "clients[0].escrow", "got 0"),
+    ("escrow missing (points at its header)", client_variant(l31=""), 29, "clients[0].escrow", "required"),
+    ("escrow a string", client_variant(l31='escrow = "1"'), 31, "clients[0].escrow", '"1"'),
+    ("unknown client key", client_variant(l32="budget = 5"), 32, "clients[0].budget", "name, escrow, demand"),
+    ("a client without demand", "\n".join(CLIENT_LINES[:32]) + "\n", 29, "clients[0].demand", "[[clients.demand]]"),
+    ("duplicate client name", TWO_CLIENTS, 44, "clients[1].name", "another client"),
+    ("model never registered", client_variant(l34='model = "m2"'), 34, "clients[0].demand[0].model", "never"),
+    ("model id invalid", client_variant(l34='model = "a b"'), 34, "clients[0].demand[0].model", "a b"),
+    ("a model twice", DEMAND_TWICE, 44, "clients[0].demand[1].model", "one per model"),
+    ("unknown kind", client_variant(l35='kind = "sine"'), 35, "clients[0].demand[0].kind", "random_walk"),
+    ("kind missing (points at its header)", client_variant(l35=""), 33, "clients[0].demand[0].kind", "required"),
+    ("a key of another kind", client_variant(l37="step = 2"), 37, "clients[0].demand[0].step", '"ramp"'),
+    ("jobs over the limit", client_variant(l36="jobs = 1001"), 36, "clients[0].demand[0].jobs", "0 and 1000"),
+    ("jobs negative", client_variant(l36="jobs = -1"), 36, "clients[0].demand[0].jobs", "got -1"),
+    ("jobs a float", client_variant(l36="jobs = 2.5"), 36, "clients[0].demand[0].jobs", "2.5"),
+    (
+        "no token at all",
+        client_variant(l38="tokens_in = 0", l39="tokens_out = 0"),
+        38,
+        "clients[0].demand[0].tokens_in",
+        "both 0",
+    ),
+    ("tokens a float", client_variant(l39="tokens_out = 5.5"), 39, "clients[0].demand[0].tokens_out", "5.5"),
+    ("sensitivity without reference", client_variant(l40=""), 41, "clients[0].demand[0].sensitivity_bps", "needs"),
+    (
+        "reference 0",
+        client_variant(l40="reference_price_per_token = 0"),
+        40,
+        "clients[0].demand[0].reference_price_per_token",
+        "got 0",
+    ),
+    ("unknown demand key", client_variant(l41="elasticity = 2"), 41, "clients[0].demand[0].elasticity", "not a known"),
+    (
+        "spike after the last epoch",
+        client_variant(l35='kind = "spike"', l37="peak_epoch = 10", l41="peak_jobs = 4"),
+        37,
+        "clients[0].demand[0].peak_epoch",
+        "0 and 9",
+    ),
+    (
+        "random walk ceiling below its start",
+        client_variant(l35='kind = "random_walk"', l36="jobs = 5", l37="max_jobs = 4", l41="step = 2"),
+        37,
+        "clients[0].demand[0].max_jobs",
+        "5 and 1000",
+    ),
+    ("more jobs an epoch than a block settles", TOO_MANY_JOBS, 29, "clients", "11000 jobs"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [pytest.param(text, line, key, words, id=case) for case, text, line, key, words in MALFORMED_CLIENTS],
+)
+def test_malformed_client_raises_one_scenario_error_naming_file_line_and_key(
+    text: str, line: int, key: str, words: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    message = str(info.value)
+    assert "\n" not in message, f"the error must be one line: {message!r}"
+    assert message.startswith(f"{PATH}:{line}: {key} "), message
+    assert words in message, message

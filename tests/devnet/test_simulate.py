@@ -7,13 +7,19 @@ never voted carries the current price; stake changes apply at the next boundary)
 
 from __future__ import annotations
 
+import csv
 import struct
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from chain.app import Application
+from chain.tx import MsgBond, MsgVote
+from devnet.demand import get_client_key
+from devnet.scenario import ValidatorSpec
+from devnet.simulate import EpochJob, GovTx, compute_shifted_job
 from node.store import SqliteStore
 
 EPOCHS_HEADER = "epoch,price,total_power,voters,non_voters,min_vote,max_vote,fees_collected,chain_epoch"
@@ -512,3 +518,155 @@ def test_the_same_scenario_converges_in_both_vote_modes_with_commit_reveal_one_e
     assert revealed.column("voters")[2:] == opened.column("voters")[1:-1]
     assert revealed.column("min_vote")[2:] == opened.column("min_vote")[1:-1]
     assert len(set(opened.prices[1:])) > 1  # the honest noise moves the price: the shift is not trivial
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients: every planned job settled on chain
+# ---------------------------------------------------------------------------------------------
+
+# A copycat and a free rider sign from the chain as they go, the others ahead in the helpers; with
+# commit-reveal and a joiner the providers' sequences move every epoch. The two clients ask more than
+# acme's escrow pays in the spike.
+CLIENTS = """
+    seed = 4
+    epochs = 7
+    epoch_length = 3
+    default_unit_of_compute_price = 100
+    vote_mode = "commit_reveal"
+
+    [params]
+    protocol_fee_bps = 250
+    fee_min = 7
+
+    [[validators]]
+    name = "a"
+    stake = 400
+    strategy = "honest"
+    true_cost = 1000
+    noise_bps = 300
+
+    [[validators]]
+    name = "b"
+    stake = 300
+    strategy = "fixed"
+    price = 1100
+
+    [[validators]]
+    name = "c"
+    stake = 100
+    strategy = "copycat"
+
+    [[validators]]
+    name = "d"
+    stake = 50
+    strategy = "free_rider"
+
+    [[validators]]
+    name = "e"
+    stake = 200
+    strategy = "fixed"
+    price = 900
+    join_epoch = 3
+
+    [[proposals]]
+    at_epoch = 0
+    proposer = "a"
+    kind = "register_model"
+    id = "m"
+    units_of_compute_per_token = 2
+    votes = { a = "yes", b = "yes" }
+
+    [[clients]]
+    name = "acme"
+    escrow = 30000000
+
+    [[clients.demand]]
+    model = "m"
+    kind = "spike"
+    jobs = 10
+    peak_jobs = 80
+    peak_epoch = 4
+    tokens_in = 700
+    tokens_out = 300
+
+    [[clients]]
+    name = "beta"
+    escrow = 1000000000
+
+    [[clients.demand]]
+    model = "m"
+    kind = "ramp"
+    jobs = 40
+    to_jobs = 5
+    tokens_in = 50
+    tokens_out = 10
+    reference_price_per_token = 1800
+    sensitivity_bps = 30000
+"""
+
+
+@pytest.fixture(scope="module")
+def clients(simulate: Callable) -> object:
+    return simulate(CLIENTS, "clients")
+
+
+def read_usage_csv(out: Path) -> list[dict[str, str]]:
+    with (out / "usage.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_every_job_is_settled_on_chain_and_usage_csv_sums_what_the_escrows_paid(clients) -> None:
+    rows = read_usage_csv(clients.out)
+    assert rows and {r["epoch"] for r in rows} <= {str(e) for e in range(2, 7)}  # m is active from epoch 2
+    with closing(SqliteStore(clients.out / "state.db")) as store:
+        app = Application(store)
+        settled = app.query_all("settlements")
+        escrows = {c: app.query(f"escrow/{get_client_key(c).address}")["amount"]["amount"] for c in ("acme", "beta")}
+    assert sum(int(r["jobs"]) for r in rows) == len(settled)
+    assert sum(int(r["charged"]) for r in rows) == 30_000_000 + 1_000_000_000 - sum(escrows.values())
+    assert escrows["acme"] < 1_000 * 2 * 1_100  # acme asked more than its escrow paid for
+    assert all(int(r["charged"]) == int(r["payout"]) + int(r["fee"]) for r in rows)
+    assert clients.summary["txs_rejected"] == 0
+
+
+def test_usage_csv_has_its_header_and_rows_in_epoch_model_provider_order(clients) -> None:
+    lines = (clients.out / "usage.csv").read_text().splitlines()
+    assert lines[0] == "epoch,model,provider,jobs,tokens_in,tokens_out,charged,payout,fee"
+    keys = [(int(r["epoch"]), r["model"], r["provider"]) for r in read_usage_csv(clients.out)]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+def test_the_joiner_serves_jobs_only_from_the_epoch_after_it_bonds(clients) -> None:
+    epochs = {int(r["epoch"]) for r in read_usage_csv(clients.out) if r["provider"] == "e"}
+    assert epochs and min(epochs) == 4
+
+
+def test_summary_revenue_is_each_providers_usage_csv_total(clients) -> None:
+    rows = read_usage_csv(clients.out)
+    revenue = clients.summary_file()["revenue"]
+    assert sorted(revenue) == ["a", "b", "c", "d", "e"]
+    for name, entry in revenue.items():
+        mine = [r for r in rows if r["provider"] == name]
+        assert entry == {k: sum(int(r[k]) for r in mine) for k in ("jobs", "charged", "payout", "fee")}
+    assert revenue["a"]["payout"] > revenue["b"]["payout"] > revenue["c"]["payout"] > 0  # by stake
+
+
+def test_revenue_png_is_a_real_png_image(clients) -> None:
+    assert (clients.out / "revenue.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_a_run_without_clients_writes_no_usage_csv_no_revenue_png_and_no_revenue(mixed) -> None:
+    assert not (mixed.out / "usage.csv").exists() and not (mixed.out / "revenue.png").exists()
+    assert "revenue" not in mixed.summary_file()
+
+
+def test_a_shifted_job_moves_each_senders_sequences_by_its_settlements_and_no_one_elses() -> None:
+    a, b = ValidatorSpec("a", 10, "silent"), ValidatorSpec("b", 10, "silent")
+    job = EpochJob(
+        "c", 1, 5, 2, ((0, a, 7), (1, b, 3)), (GovTx(1, "a", 6, (MsgVote(1, "yes"),)), GovTx(0, "b", 2, (MsgBond(1),)))
+    )
+    shifted = compute_shifted_job(job, {"a": 4})
+    assert [sequence for _, _, sequence in shifted.sends] == [11, 3]
+    assert [g.sequence for g in shifted.gov] == [10, 2]
+    assert (shifted.epoch, shifted.chain_id) == (5, "c")
+    assert compute_shifted_job(job, {}) is job  # no clients: the very same job
