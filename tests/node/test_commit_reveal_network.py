@@ -98,6 +98,8 @@ def test_the_node_commits_the_operators_price_and_reveals_it_next_epoch_across_a
     assert [(c["epoch"], c["price"], c["reveal_epoch"], c["in_force_epoch"]) for c in shown["commits"]] == [
         (committed, 777, committed + 1, committed + 2)
     ]
+    # the operator answered once its own node committed the block; the witness may apply it a moment later
+    wait_until(lambda: witness.get("/v1/status")["height"] >= vote["height"], "the witness has it", ignore=RETRYABLE)
     public = witness.get(f"/v1/validators/{operator.key.address}/price-commits")
     assert [c["epoch"] for c in public["commits"]] == [committed] and "price" not in public["commits"][0]
 
