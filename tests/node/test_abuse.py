@@ -462,8 +462,12 @@ async def test_thousands_of_junk_grpc_messages_and_raw_garbage_do_not_stop_the_n
                 code = exc.code().name
             codes[code] = codes.get(code, 0) + 1
 
-        for start in range(0, len(messages), 100):  # within the server's max_concurrent_streams (100)
-            await asyncio.gather(*(send(name, payload) for name, payload in messages[start : start + 100]))
+        # Half the server's max_concurrent_streams (100) at a time. With exactly 100, one CI run on a loaded
+        # machine saw 2 of 3,000 calls UNAVAILABLE, and the node logged nothing: most likely a stream of the
+        # last batch not yet closed server-side when the next one opened, refused (REFUSED_STREAM, which
+        # gRPC reports as UNAVAILABLE). Not reproduced; the limit is the server's, not the node's health.
+        for start in range(0, len(messages), 50):
+            await asyncio.gather(*(send(name, payload) for name, payload in messages[start : start + 50]))
     assert codes.get("INVALID_ARGUMENT", 0) >= 1500 and codes.get("RESOURCE_EXHAUSTED", 0) == 60, codes
     assert "UNAVAILABLE" not in codes and "DEADLINE_EXCEEDED" not in codes and "UNKNOWN" not in codes, codes
 
