@@ -13,9 +13,14 @@
                                             # models (active this epoch), registry (all + log)
 
 Decoding and signature verification (`decode_and_verify`, pure and stateless) run once per
-transaction: a transaction admitted by `check_tx` is remembered and its block neither decodes nor
-verifies it again. The application takes the batch `admit` function as a parameter, so a node or
-the simulator can run it in other processes.
+transaction: every transaction whose signature verifies is remembered by its raw bytes in the verify
+cache (a `ByteBoundedCache` of ADMITTED_CACHE_BYTES), whatever its checks then say, so neither its
+block, nor a copy from gossip or a client's retry, nor the mempool's re-check after a commit verifies
+it again; a block's transactions leave the cache when it is finalized (the node's mempool then
+refuses late copies of them by its recently-committed filter, before decoding). Only an eviction
+from the full cache makes a transaction be verified a second time. The application takes the batch
+`admit` function as a parameter, so a node can count what it verifies and the simulator can run it
+in other processes.
 
 A block's evidence (double signs, as JSON: `chain.evidence`) is processed after the height advances
 and before the transactions: each piece is verified (signatures included) and punishes its
@@ -88,7 +93,7 @@ class Application:
     def __init__(self, store: Store, *, admit: Admit = decode_and_verify) -> None:
         self.store = store
         self.admit = admit
-        self._admitted: ByteBoundedCache[bytes, Tx] = ByteBoundedCache(ADMITTED_CACHE_BYTES)  # raw -> verified tx
+        self.verify_cache: ByteBoundedCache[bytes, Tx] = ByteBoundedCache(ADMITTED_CACHE_BYTES)  # raw -> verified tx
         self._pending: tuple[CommitInfo, list[Change]] | None = None
         info = store.last_commit()
         self._proposal: tuple[int, list[bytes], list[Any], State, list[TxResult]] | None = None  # last process_proposal
@@ -126,16 +131,13 @@ class Application:
         ]
 
     def check_verified(self, tx: Tx, *, min_gas_price: Fraction | None = None) -> TxResult:
-        """check_tx for a tx that `admit` decoded and verified: apply it to the check state (and
-        remember it for its block) if it pays `min_gas_price` and applies."""
+        """check_tx for a tx that `admit` decoded and verified (`decode_verified`): apply it to the
+        check state if it pays `min_gas_price` and applies."""
         least = 0 if min_gas_price is None else compute_min_fee(tx.gas_limit, min_gas_price)
         if tx.fee < least:
             log = f"fee is {tx.fee} ngonka; this node admits a gas limit of {tx.gas_limit} for at least {least}"
             return TxResult(tx.hash, "insufficient_fee", log)
-        result = self._apply(self._check_state, tx)
-        if result.ok:
-            self._remember(tx)
-        return result
+        return self._apply(self._check_state, tx)
 
     def simulate(self, raw: bytes) -> TxResult:
         """Run a transaction on top of the check state without its gas limit, fee minimum or signature
@@ -147,7 +149,7 @@ class Application:
         state = self._check_state
         state.begin()
         try:
-            gas_used = rules.process_tx(state, tx, signature_verified=True, simulate=True)
+            gas_used = rules.process_tx(state, tx, simulate=True)
         except InvalidTx as exc:
             return TxResult(tx.hash, exc.code, str(exc))
         finally:
@@ -186,12 +188,8 @@ class Application:
         rules.process_block_start(state, height)
         rules.process_block_evidence(state, parsed)
         results = []
-        for tx in self._admit(txs, keep=True):
-            if isinstance(tx, TxResult):
-                results.append(tx)
-                continue
-            self._remember(tx)  # verified once: the block's finalize_block will not verify it again
-            results.append(self._apply(state, tx))
+        for tx in self._admit(txs, keep=True):  # verified once: kept for the block's finalize_block
+            results.append(tx if isinstance(tx, TxResult) else self._apply(state, tx))
         self._proposal = (height, list(txs), evidence, state, results)  # finalize_block of this block goes on here
         return list(results)
 
@@ -230,7 +228,7 @@ class Application:
         if proposal is not None and proposal[0] == height and proposal[1] == txs and proposal[2] == evidence:
             _, _, _, state, results = proposal  # the block already ran on this state in process_proposal
             for raw in txs:
-                self._admitted.pop(raw)
+                self.verify_cache.pop(raw)  # committed: the mempool's recently-committed filter answers copies
         else:
             state = State(self.store, height, self._lthash)
             rules.process_block_start(state, height)
@@ -275,9 +273,6 @@ class Application:
         return run_query_all(QueryContext(self._new_state(), self.height, self.app_hash), path, **params)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _remember(self, tx: Tx) -> None:
-        self._admitted.put(tx.raw, tx, compute_admitted_size(tx))
-
     def _check_next_height(self, height: int) -> None:
         if self.height < 0:
             raise InvalidBlock("init_chain has not run")
@@ -285,31 +280,35 @@ class Application:
             raise InvalidBlock(f"block height {height} does not follow the committed height {self.height}")
 
     def decode_verified(self, raws: list[bytes]) -> list[Tx | InvalidTx]:
-        """Each raw tx decoded with its signature verified (the verify cache first: a tx a proposal
-        carried before it reached the mempool is not verified again), or the InvalidTx refusing it."""
-        out: list[Tx | InvalidTx | None] = [self._admitted.get(raw) for raw in raws]
+        """Each raw tx decoded with its signature verified, or the InvalidTx refusing it: from the
+        verify cache if this node verified it before (a proposal, an earlier copy), else through one
+        `admit` call for all the new ones, each verified tx then remembered."""
+        return self._verify(raws, keep=True)
+
+    def _verify(self, raws: list[bytes], *, keep: bool) -> list[Tx | InvalidTx]:
+        """`decode_verified`; without `keep`, for a block being finalized: its txs leave the cache and
+        the new ones are not remembered."""
+        cache = self.verify_cache
+        out: list[Tx | InvalidTx | None] = [cache.get(raw) if keep else cache.pop(raw) for raw in raws]
         fresh = [i for i, tx in enumerate(out) if tx is None]
         if fresh:
             for i, tx in zip(fresh, self.admit([raws[i] for i in fresh])):
                 out[i] = tx
+                if keep and isinstance(tx, Tx):
+                    cache.put(tx.raw, tx, compute_admitted_size(tx))
         return out  # type: ignore[return-value]
 
     def _admit(self, raws: list[bytes], *, keep: bool) -> list[Tx | TxResult]:
-        """Each raw tx decoded with its signature verified, or the TxResult that rejects it.
-
-        Admitted txs come from the cache (taken out of it unless `keep`); the others go through
-        one `admit` call."""
-        out: list[Tx | TxResult | None] = [self._admitted.get(raw) if keep else self._admitted.pop(raw) for raw in raws]
-        fresh = [i for i, tx in enumerate(out) if tx is None]
-        if fresh:
-            for i, tx in zip(fresh, self.admit([raws[i] for i in fresh])):
-                out[i] = TxResult(tx.tx_hash, tx.code, str(tx)) if isinstance(tx, InvalidTx) else tx
-        return out  # type: ignore[return-value]
+        """Each raw tx decoded with its signature verified (`_verify`), or the TxResult that rejects it."""
+        return [
+            TxResult(tx.tx_hash, tx.code, str(tx)) if isinstance(tx, InvalidTx) else tx
+            for tx in self._verify(raws, keep=keep)
+        ]
 
     def _apply(self, state: State, tx: Tx) -> TxResult:
         """Apply a transaction whose signature is verified to `state`."""
         try:
-            gas_used = rules.process_tx(state, tx, signature_verified=True)
+            gas_used = rules.process_tx(state, tx)
         except InvalidTx as exc:
             return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
         return TxResult(hash=tx.hash, gas_used=gas_used)

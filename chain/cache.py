@@ -22,11 +22,12 @@ ENTRY_OVERHEAD = 128  # bytes counted per entry beyond its own size: the map's s
 class ByteBoundedCache(Generic[K, V]):
     """An LRU map whose entries' sizes (plus ENTRY_OVERHEAD each) sum to at most `max_bytes`."""
 
-    __slots__ = ("max_bytes", "bytes", "_entries")
+    __slots__ = ("max_bytes", "bytes", "evicted", "_entries")
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.evicted = 0  # entries dropped to fit (or not kept: larger than the bound), ever
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -48,12 +49,14 @@ class ByteBoundedCache(Generic[K, V]):
         self.pop(key)
         cost = size + ENTRY_OVERHEAD
         if cost > self.max_bytes:
+            self.evicted += 1
             return
         self._entries[key] = (value, cost)
         self.bytes += cost
         while self.bytes > self.max_bytes:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.bytes -= evicted
+            self.evicted += 1
 
     def pop(self, key: K) -> V | None:
         """Remove `key` and return its value, or None."""

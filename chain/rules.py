@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from .crypto import compute_address, verify_signature
+from .crypto import compute_address
 from .epochs import is_epoch_end
 from .errors import InvalidBlock, InvalidEvidence, InvalidGenesis, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
@@ -225,8 +225,10 @@ def is_validator_or_pending(state: State, address: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def process_tx(state: State, tx: Tx, *, signature_verified: bool = False, simulate: bool = False) -> int:
+def process_tx(state: State, tx: Tx, *, simulate: bool = False) -> int:
     """Apply a transaction atomically and return the gas it used, or raise InvalidTx and change nothing.
+
+    Its signature is not checked here: `tx.decode_and_verify` (the application's `admit`) did, once.
 
     With `simulate`, its gas limit and the fee minimum do not apply (to estimate its gas); the caller
     discards the state."""
@@ -234,8 +236,6 @@ def process_tx(state: State, tx: Tx, *, signature_verified: bool = False, simula
         raise InvalidTx(f"chain_id is {tx.chain_id!r}, this chain is {get_chain_id(state)!r}", code="wrong_chain_id")
     if compute_address(tx.pubkey) != tx.sender:
         raise InvalidTx(f"pubkey does not belong to sender {tx.sender}", code="pubkey_mismatch")
-    if not signature_verified and not verify_signature(tx.pubkey, tx.signature, tx.sign_bytes):
-        raise InvalidTx("signature does not verify against the sign bytes", code="bad_signature")
     account = get_account(state, tx.sender)
     if tx.sequence != account["sequence"]:
         raise InvalidTx(f"sequence is {tx.sequence}, account expects {account['sequence']}", code="wrong_sequence")

@@ -11,9 +11,9 @@ is a proposal submitted in the first block of its epoch and the validators' vote
 proposal ids follow the order of submission.
 
 The blocks go straight to `finalize_block` and `commit` on a SQLite store in the output
-directory; there is no mempool in between (that is the node's part). Two helper processes, at a
-lower priority, keep both cores busy: each takes whole epochs, signs their transactions and runs
-the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
+directory; there is no mempool in between (that is the node's part). Two helper processes, at the
+chain process's priority, keep both cores busy: each takes whole epochs, signs their transactions
+and runs the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
 process does the epochs the helpers have not started when it would otherwise wait. Every
 signature is verified exactly once. The strategies that read the chain (copycat, cartel,
 free_rider: `devnet.strategies`) are signed here instead, right before their block, from the
@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import sys
 import threading
 import time
@@ -99,7 +98,6 @@ from .strategies import (
 
 log = logging.getLogger(__name__)
 
-WORKER_NICENESS = 10
 SIGN_AHEAD_TXS = 8_000  # transactions signed (and admitted) ahead of the chain
 KEY_SALT = "uoc-sim"
 
@@ -533,12 +531,11 @@ def open_store(out: Path) -> SqliteStore:
 
 
 def start_helpers() -> ProcessPoolExecutor:
-    """Two low-priority helper processes: forked at once (fast) while this process has no other
-    thread, else spawned (safe)."""
+    """Two helper processes at this process's priority (at a lower one, any other job on the machine
+    took their CPU: the throughput halved under load): forked at once (fast) while this process has no
+    other thread, else spawned (safe)."""
     method = "fork" if threading.active_count() == 1 else "spawn"
-    pool = ProcessPoolExecutor(
-        2, mp_context=multiprocessing.get_context(method), initializer=os.nice, initargs=(WORKER_NICENESS,)
-    )
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
     pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
     return pool
 

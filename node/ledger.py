@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from chain.app import Application, BlockResult
+from chain.errors import InvalidTx
+from chain.tx import Tx, decode_and_verify
 
 from .blocks import Block, Commit
 from .config import DB_FILE, Home
@@ -55,6 +57,20 @@ def is_validator_set_stored(height: int, vset: ValidatorSet, previous: Validator
     return vset.powers != previous.powers or height % VALIDATOR_SET_CHECKPOINT == 0
 
 
+class CountingAdmit:
+    """The chain's admission step (`decode_and_verify`) as the node's `Application.admit`, counting the
+    signatures it verifies (a tx that does not decode is not verified): the node's
+    `uoc_tx_signature_verifications_total`."""
+
+    def __init__(self) -> None:
+        self.verified = 0
+
+    def __call__(self, raws: list[bytes]) -> list[Tx | InvalidTx]:
+        out = decode_and_verify(raws)
+        self.verified += sum(1 for tx in out if isinstance(tx, Tx) or tx.code == "bad_signature")
+        return out
+
+
 # -- the ledger ---------------------------------------------------------------------------------
 class Ledger:
     """The committed chain of one node: store, application, last block and validator sets."""
@@ -84,6 +100,12 @@ class Ledger:
     @property
     def last_block_id(self) -> str:
         return self.last[0].id if self.last else ""
+
+    @property
+    def signature_verifications(self) -> int:
+        """Transaction signatures this node has verified since it started (`CountingAdmit`)."""
+        admit = self.app.admit
+        return admit.verified if isinstance(admit, CountingAdmit) else 0
 
     def get_validator_set(self, height: int) -> ValidatorSet:
         """The validator set of `height`: the last one stored at or below it (or a cached one in
@@ -176,7 +198,7 @@ def open_checked_store(home: Path) -> tuple[SqliteStore, Application]:
         answer = store.run_quick_check()
         if answer != "ok":
             raise StoreError(f"{store.path} is corrupt (PRAGMA quick_check: {answer[:200]}); {compute_store_fix(home)}")
-        app = Application(store)
+        app = Application(store, admit=CountingAdmit())
         check_app_hash(app, home)
     except BaseException:
         store.close()

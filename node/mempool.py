@@ -10,8 +10,9 @@
 - **Dedup** by the chain's tx hash (and by the exact raw bytes before any work). The hashes of the
   last `RECENT_COMMITTED` committed transactions are kept (CometBFT's mempool cache): a late copy of
   a committed tx, which peers relay while the block commits, is refused (`wrong_sequence`: its
-  sequence is used) before it is decoded or its signature checked. A tx that a proposal carried
-  before it reached the pool is taken from the app's verify cache, not verified again.
+  sequence is used) before it is decoded or its signature checked. A tx whose signature this node
+  verified before (a proposal carried it first, or an earlier copy was refused by its checks) is
+  taken from the app's verify cache, not verified again: each distinct tx is verified once per node.
 - **Lanes.** The priority lane holds this node's own transactions (`own=True`: the operator's
   votes and proposals) and price votes from validators of the current epoch (every message a
   `MsgSubmitPriceProposal`, `MsgCommitPrice` or `MsgRevealPrice`, the sender with power). They are

@@ -17,7 +17,10 @@ One `CollectorRegistry` per node (several nodes may share a process in tests). T
   `uoc_model_price_per_token_ngonka{model}`;
 - the API's and the abuse limits': `uoc_http_requests_total{listener,route,method,status}`,
   `uoc_http_request_duration_seconds{listener,route,method}`, `uoc_http_rate_limited_total`,
-  `uoc_http_connections_open|accepted_total|refused_total{listener}`, `uoc_grpc_rejected_total{method}`.
+  `uoc_http_connections_open|accepted_total|refused_total{listener}`, `uoc_grpc_rejected_total{method}`;
+- the verification work: `uoc_tx_signature_verifications_total` (transaction signatures this node
+  verified: each distinct transaction once) and `uoc_verify_cache_evictions_total` (verified
+  transactions the byte-bounded verify cache dropped; only a copy of one of those is verified twice).
 
 Values the node keeps anyway (mempool size, peers, round, the limits' counters) are read at scrape time
 by `LiveCollector`; the rest move at each committed block (`NodeMetrics.on_block`).

@@ -493,6 +493,18 @@ class NodeCore:
                 "Consensus round at the current height.",
                 [({}, self.consensus.round)],
             ),
+            (
+                "uoc_tx_signature_verifications",
+                "counter",
+                "Transaction signatures this node verified: each distinct tx once, unless the verify cache evicted it.",
+                [({}, self.ledger.signature_verifications)],
+            ),
+            (
+                "uoc_verify_cache_evictions",
+                "counter",
+                "Verified transactions dropped from the byte-bounded verify cache (a copy of one is verified again).",
+                [({}, self.app.verify_cache.evicted)],
+            ),
         ]
 
     def get_epoch_summary(self, epoch: int) -> dict[str, Any]:

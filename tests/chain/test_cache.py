@@ -53,9 +53,9 @@ def test_the_verify_cache_is_bounded_in_bytes_and_an_evicted_tx_is_verified_agai
     app = make_app(make_genesis({"a": 100}, balances={"b": 10**9}))
     big = [signed("b", i, *[MsgSend(ADDR["c"], 1)] * 32) for i in range(40)]  # ~40 × 5 KiB
     assert all(r.ok for r in app.check_txs(big))
-    kept = [raw for raw in big if raw in app._admitted]
-    assert 0 < len(kept) < len(big) and app._admitted.bytes <= 64 * 1024
-    assert sum(chain.app.compute_admitted_size(app._admitted.get(raw)) for raw in kept) <= 64 * 1024
+    kept = [raw for raw in big if raw in app.verify_cache]
+    assert 0 < len(kept) < len(big) and app.verify_cache.bytes <= 64 * 1024
+    assert sum(chain.app.compute_admitted_size(app.verify_cache.get(raw)) for raw in kept) <= 64 * 1024
     result = app.finalize_block(1, big)  # the evicted ones are decoded and verified again
     assert all(r.ok for r in result.tx_results)
 

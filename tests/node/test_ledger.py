@@ -10,7 +10,7 @@ import pytest
 
 import node.ledger
 from chain.crypto import PrivateKey
-from chain.tx import MsgBond, sign_tx
+from chain.tx import MsgBond, compute_tx_bytes, decode_tx, sign_tx
 from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote
 from node.config import load_home, write_json
 from node.errors import SyncError
@@ -95,3 +95,14 @@ def test_sets_older_than_the_retention_are_pruned_and_the_kept_heights_still_rea
         reopened._sets.clear()
         with pytest.raises(SyncError, match="no validator set"):
             reopened.get_validator_set(heights[0] - 1)
+
+
+def test_the_counting_admit_counts_verified_signatures_good_or_bad_but_not_undecodable_bytes():
+    key = PrivateKey.from_name("ledger-counter")
+    good = sign_tx(key, "uoc-test", 0, [MsgBond(amount=1)])
+    tx = decode_tx(good)
+    forged = compute_tx_bytes(tx.sign_bytes, tx.pubkey, key.sign(b"another message"))
+    admit = node.ledger.CountingAdmit()
+    results = admit([good, forged, b"not a tx"])
+    assert [getattr(r, "code", "ok") for r in results] == ["ok", "bad_signature", "malformed"]
+    assert admit.verified == 2

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey
-from chain.tx import MsgSend, MsgSubmitPriceProposal, decode_and_verify, sign_tx
+from chain.tx import MsgSend, MsgSubmitPriceProposal, sign_tx
 from node import mempool as mempool_module
 from node.errors import FeeTooLow, MempoolError, MempoolFull, SenderQuotaExceeded, TxAlreadyKnown, TxRejected
+from node.ledger import CountingAdmit
 from node.mempool import Mempool
 from tests.helpers import ADDR, NAMES, make_app, make_genesis, signed
 
@@ -144,17 +145,6 @@ def test_replayed_committed_tx_is_rejected(app):
     assert info.value.code == "wrong_sequence"
 
 
-class CountingAdmit:
-    """The app's decode-and-verify step, counting the txs it is given."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, raws: list[bytes]) -> list:
-        self.count += len(raws)
-        return decode_and_verify(raws)
-
-
 def test_a_late_copy_of_a_committed_tx_is_refused_before_it_is_decoded_or_verified(app):
     """Regression: peers relay a tx while its block commits; each late copy cost a decode and an
     ed25519 verification before `wrong_sequence` (about a third of a node's verifications at load)."""
@@ -162,19 +152,49 @@ def test_a_late_copy_of_a_committed_tx_is_refused_before_it_is_decoded_or_verifi
     pool = Mempool(app)
     raw = send("a", 0)
     pool.update(commit(app, [raw]))
-    verified = counting.count
+    verified = counting.verified
     with pytest.raises(TxRejected, match="committed in a recent block") as info:
         pool.add(raw)
-    assert info.value.code == "wrong_sequence" and counting.count == verified and len(pool) == 0
+    assert info.value.code == "wrong_sequence" and counting.verified == verified and len(pool) == 0
 
 
 def test_a_tx_a_proposal_carried_first_is_admitted_without_a_second_verification(app):
     app.admit = counting = CountingAdmit()
     raw = send("a", 0)
     assert [r.ok for r in app.process_proposal(app.height + 1, [raw])] == [True]
-    assert counting.count == 1
+    assert counting.verified == 1
     pool = Mempool(app)
-    assert pool.add(raw) in pool and counting.count == 1  # from the verify cache
+    assert pool.add(raw) in pool and counting.verified == 1  # from the verify cache
+
+
+def test_a_tx_refused_by_its_checks_is_not_verified_again_when_it_comes_back(app):
+    app.admit = counting = CountingAdmit()
+    pool = Mempool(app)
+    early = send("a", 1)
+    with pytest.raises(TxRejected, match="sequence"):
+        pool.add(early)  # its sender's sequence 0 has not arrived yet
+    assert counting.verified == 1
+    with pytest.raises(TxRejected, match="sequence"):
+        pool.add(early)  # a client's retry, a peer's copy
+    assert counting.verified == 1
+    pool.add(send("a", 0))
+    assert pool.add(early) in pool and counting.verified == 2  # its own verification was remembered
+
+
+def test_neither_the_block_nor_the_re_check_after_its_commit_verifies_an_admitted_tx_again(app):
+    app.admit = counting = CountingAdmit()
+    pool = Mempool(app)
+    first, second = send("a", 0), send("a", 1)
+    pool.add(first)
+    pool.add(second)
+    assert counting.verified == 2
+    assert all(r.ok for r in app.process_proposal(app.height + 1, [first]))
+    pool.update(commit(app, [first]))  # finalize_block, commit, then the pool re-checks `second`
+    assert len(pool) == 1
+    assert counting.verified == 2
+    with pytest.raises(TxRejected, match="committed in a recent block"):
+        pool.add(first)
+    assert counting.verified == 2
 
 
 def test_the_committed_digests_are_bounded_and_a_forgotten_one_still_fails_in_the_state(app, monkeypatch):

@@ -121,3 +121,61 @@ def test_the_model_series_follow_the_active_models():
     metrics.on_pricing({**pricing, "models": models[1:]})
     text = metrics.render().decode()
     assert 'uoc_model_price_per_token_ngonka{model="b"} 1200.0' in text and 'model="a"' not in text
+
+
+def submit(address: str, raw: bytes) -> bool:
+    """POST one tx to a node's public API; whether it was admitted (a refusal is an HTTP 4xx)."""
+    try:
+        post(f"http://{address}/v1/txs", raw, {})
+    except urllib.error.HTTPError as exc:
+        assert 400 <= exc.code < 500, exc.code
+        return False
+    return True
+
+
+def test_four_nodes_each_verify_every_distinct_transaction_once_whatever_path_its_copies_take(tmp_path):
+    """Each sender's txs go first, newest first, to the next node (refused there for their sequence but
+    for the first: verified, and refused), then in order to their own node, then to the three others (a
+    client's retries, racing the relay and the block): copies come back by gossip, proposals, retries,
+    after the commit and through the re-check. The load (40 txs) is far below the verify cache's
+    256 MiB, so nothing is evicted and each node's verifications equal the distinct transactions it
+    saw: those committed."""
+    homes = make_homes(tmp_path, 4)
+    nodes = [NodeProcess(home) for home in homes]
+    chain_id = nodes[0].chain_id
+    to = PrivateKey.from_name("sink").address
+    txs = [
+        (i, sign_tx(node.key, chain_id, seq, [MsgSend(to=to, amount=1 + seq)]))
+        for seq in range(10)
+        for i, node in enumerate(nodes)
+    ]
+    try:
+        wait_until(
+            lambda: all(value(read_metrics(n.metrics), "cometbft_consensus_height") >= 1 for n in nodes),
+            "the four nodes commit a block",
+            ignore=(OSError,),
+        )
+        for i, raw in reversed(txs):
+            submit(nodes[(i + 1) % 4].public, raw)
+        for i, raw in txs:
+            submit(nodes[i].public, raw)  # admitted, or known already from the next node's relay
+        for i, raw in txs:
+            for other in nodes:
+                if other is not nodes[i]:
+                    submit(other.public, raw)  # refused as known or committed, or admitted before its relay copy
+
+        def settled() -> list[dict] | None:
+            samples = [read_metrics(n.metrics) for n in nodes]
+            done = all(
+                value(s, "cometbft_consensus_txs_total") == len(txs) and value(s, "cometbft_mempool_size") == 0
+                for s in samples
+            )
+            return samples if done else None
+
+        final = wait_until(settled, "every node commits the 40 txs and empties its mempool")
+    finally:
+        for node in nodes:
+            assert node.signal(signal.SIGTERM) == 0
+    for samples in final:
+        assert value(samples, "uoc_verify_cache_evictions_total") == 0
+        assert value(samples, "uoc_tx_signature_verifications_total") == len(txs)
