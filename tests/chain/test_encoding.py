@@ -1,0 +1,52 @@
+"""canonical_json: the fast path (orjson) writes exactly the reference encoder's bytes."""
+
+from __future__ import annotations
+
+import json
+from types import MappingProxyType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain.encoding import canonical_bytes, canonical_json, decode_canonical
+
+REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400)
+@given(values)
+def test_canonical_json_equals_the_reference_encoder_on_any_value(value: object) -> None:
+    assert canonical_json(value) == REFERENCE.encode(value)
+    assert canonical_bytes(value) == REFERENCE.encode(value).encode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\x7f": 1},  # DEL: the reference escapes it, orjson does not
+        {"é": "ü"},  # non-ASCII: escaped
+        {"k": "\x00\n\t\x1f"},  # control characters
+        {"big": 2**64, "neg": -(2**63) - 1},  # past orjson's 64-bit integers
+        {"b": 1, "a": [True, None, {"z": 0, "y": "x"}]},  # key order at every depth
+    ],
+)
+def test_canonical_json_falls_back_to_the_reference_where_orjson_differs(value: object) -> None:
+    assert canonical_json(value) == REFERENCE.encode(value)
+
+
+def test_decoded_read_only_mappings_encode_as_objects() -> None:
+    value = decode_canonical('{"b":{"d":1,"c":2},"a":[{"x":null}]}')
+    assert isinstance(value, MappingProxyType)
+    assert canonical_json(value) == '{"a":[{"x":null}],"b":{"c":2,"d":1}}'
+
+
+def test_a_value_that_is_not_json_is_refused_by_both_paths() -> None:
+    with pytest.raises(TypeError):
+        canonical_json({"x": object()})
