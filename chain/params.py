@@ -238,6 +238,14 @@ class Params:
         "Blocks after a usage settlement during which its requester may dispute it and its provider refund it.",
         stored_at_default=False,
     )
+    dispute_resolution_window: int = param(
+        100,
+        COUNT,
+        "Blocks after a dispute during which its provider may refund it or a RefundSettlement proposal pass; "
+        "then the dispute lapses: the charge stands and its fee enters the fee pool. Keep it above "
+        "max_deposit_period + voting_period so that a refund proposal made at the dispute can pass.",
+        stored_at_default=False,
+    )
     escrow_withdraw_delay: int = param(
         100,
         COUNT,

@@ -863,6 +863,8 @@ SETTLEMENT = obj(
         "attribution": ATTRIBUTION_OBJ,
     },
     disputed_height=INT,
+    resolve_until={**INT, "description": "the last block of the dispute's resolution window"},
+    dispute_lapsed_height={**INT, "description": "the dispute lapsed unresolved here: the charge stands"},
     refunded_height=INT,
     refunded_by={**STR, "description": "provider, or proposal N (a passed RefundSettlement)"},
 )

@@ -7,7 +7,10 @@ settling block's epoch; `fee = compute_protocol_fee(charged)` is held until the 
 window ends and then enters the fee pool; `payout = charged − fee` goes to the provider at once. The
 requester may dispute within `dispute_window` blocks (`MsgDispute`); the provider may refund while
 the fee is still held (`MsgRefund`): the payout leaves its balance, the fee leaves the held fees,
-and the whole charge returns to the escrow.
+and the whole charge returns to the escrow. A dispute is resolved by the provider's refund or a
+passed `RefundSettlement` proposal within `dispute_resolution_window` blocks; otherwise it lapses:
+the charge stands (status `settled` again, with `dispute_lapsed_height`) and the fee enters the pool,
+so no fee is held for ever.
 
 State layout (keys use `|` between parts: no address, model id, request id or attribution name
 holds one):
@@ -18,6 +21,8 @@ holds one):
 - `uprov/<provider>|<height:012d>|<requester>|<request_id>` -> 1: settlements by provider, oldest first
 - `umodel/<model>|<height:012d>|<requester>|<request_id>` -> 1: settlements by model, oldest first
 - `udq/<height:012d>/<requester>|<request_id>` -> 1: a settlement whose dispute window ends at that height
+- `udr/<height:012d>/<requester>|<request_id>` -> 1: a disputed settlement whose resolution window ends
+  at that height
 - `uagg/<dimension>|<group>` -> [records, tokens_in, tokens_out, charged, payout, fee]: running totals
   of the settlements not refunded, for each dimension
   (`requester`, `provider`, `model`, `epoch`, and the five prefixes of the attribution chain
@@ -345,10 +350,15 @@ def process_settlement_indexes(state: State, record: dict[str, Any], *, add: boo
             state.delete(space, key)
 
 
-def compute_dispute_queue_key(record: dict[str, Any]) -> str:
-    """The key of a settlement in the queue of the block its dispute window ends with."""
+def compute_dispute_queue_key(record: dict[str, Any], height: int | None = None) -> str:
+    """The key of a settlement in the queue of the block its dispute window ends with (or `height`)."""
     key = compute_settlement_key(record["requester"], record["request_id"])
-    return f"{rules.compute_index_key(record['dispute_until'])}/{key}"
+    return f"{rules.compute_index_key(record['dispute_until'] if height is None else height)}/{key}"
+
+
+def compute_resolution_queue_key(record: dict[str, Any]) -> str:
+    """The key of a disputed settlement in the queue of the block its resolution window ends with."""
+    return compute_dispute_queue_key(record, record["resolve_until"])
 
 
 def process_msg_settle_usage(state: State, sender: str, msg: MsgSettleUsage) -> None:
@@ -379,14 +389,21 @@ def process_msg_dispute(state: State, sender: str, msg: MsgDispute) -> None:
     record = get_known_settlement(state, sender, msg.request_id)
     if record["status"] != "settled":
         raise InvalidTx(f"settlement {msg.request_id!r} is {record['status']}", code=f"already_{record['status']}")
+    if "dispute_lapsed_height" in record:
+        raise InvalidTx(
+            f"the dispute of {msg.request_id!r} lapsed at height {record['dispute_lapsed_height']}",
+            code="already_disputed",
+        )
     height = rules.get_height(state)
     if height > record["dispute_until"]:
         raise InvalidTx(
             f"the dispute window of {msg.request_id!r} ended at height {record['dispute_until']}; this is {height}",
             code="dispute_window_passed",
         )
-    record = {**record, "status": "disputed", "disputed_height": height}
+    resolve_until = height + rules.get_params(state).dispute_resolution_window
+    record = {**record, "status": "disputed", "disputed_height": height, "resolve_until": resolve_until}
     state.set("usettle", compute_settlement_key(sender, msg.request_id), record)
+    state.set("udr", compute_resolution_queue_key(record), 1)
 
 
 def process_msg_refund(state: State, sender: str, msg: MsgRefund) -> None:
@@ -415,6 +432,8 @@ def process_refund(state: State, record: dict[str, Any], by: str) -> None:
     escrow = get_escrow(state, record["requester"])
     process_escrow_set(state, record["requester"], {**escrow, "amount": escrow["amount"] + record["charged"]})
     state.delete("udq", compute_dispute_queue_key(record))  # no fee release, no totals at its block's end
+    if record["status"] == "disputed":
+        state.delete("udr", compute_resolution_queue_key(record))
     if record["height"] < rules.get_height(state):  # one of this block is not in the totals yet
         process_totals_deltas(state, compute_totals_deltas([record], -1))
     record = {**record, "status": "refunded", "refunded_height": rules.get_height(state), "refunded_by": by}
@@ -438,18 +457,28 @@ def process_refund_proposal(state: State, proposal_id: int, content: dict[str, A
 
 def process_dispute_windows(state: State) -> None:
     """At the end of each settlement's dispute window, move its held fee into the fee pool (and the
-    epoch's fees) unless it is disputed: a disputed fee stays held until the provider refunds it."""
-    prefix = rules.compute_index_key(rules.get_height(state)) + "/"
+    epoch's fees) unless it is disputed; at the end of a dispute's resolution window, the dispute
+    lapses (status settled again, the charge stands) and its fee moves the same way."""
+    height = rules.get_height(state)
+    prefix = rules.compute_index_key(height) + "/"
     for key, _ in state.iterate_prefix("udq", prefix):
         state.delete("udq", prefix + key)
         record = state.get("usettle", key)
-        if record["status"] != "settled":
-            continue
-        state.set("usettle", key, {**record, "fee_released": True})
-        if record["fee"]:
-            rules.process_gov_counter(state, "usage_fees_held", -record["fee"])
-            fees = rules.get_fees(state)
-            state.set("meta", "fees", {"pool": fees["pool"] + record["fee"], "epoch": fees["epoch"] + record["fee"]})
+        if record["status"] == "settled":
+            process_fee_release(state, key, record)
+    for key, _ in state.iterate_prefix("udr", prefix):
+        state.delete("udr", prefix + key)
+        record = state.get("usettle", key)  # disputed: a refund removes the entry
+        process_fee_release(state, key, {**record, "status": "settled", "dispute_lapsed_height": height})
+
+
+def process_fee_release(state: State, key: str, record: dict[str, Any]) -> None:
+    """Mark a settlement's fee released and move it from the held fees into the fee pool."""
+    state.set("usettle", key, {**record, "fee_released": True})
+    if record["fee"]:
+        rules.process_gov_counter(state, "usage_fees_held", -record["fee"])
+        fees = rules.get_fees(state)
+        state.set("meta", "fees", {"pool": fees["pool"] + record["fee"], "epoch": fees["epoch"] + record["fee"]})
 
 
 def process_usage_block_end(state: State) -> None:

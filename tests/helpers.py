@@ -170,5 +170,6 @@ DEFAULT_PARAMS: dict = {
     "protocol_fee_bps": 0,
     "fee_min": 0,
     "dispute_window": 100,
+    "dispute_resolution_window": 100,
     "escrow_withdraw_delay": 100,
 }

@@ -55,6 +55,7 @@ PARAMS = dict(
     protocol_fee_bps=250,
     fee_min=3,
     dispute_window=5,
+    dispute_resolution_window=12,
     escrow_withdraw_delay=4,
 )
 
@@ -224,6 +225,27 @@ def test_a_dispute_within_the_window_keeps_the_fee_held_and_a_refund_reverses_ex
     s = settlement(c.app, "d", "r1")
     assert (s["status"], s["refunded_height"]) == ("refunded", c.app.height)
     assert c.app.query("usage_totals", group_by="provider")["covered"] == 0
+
+
+def test_an_unresolved_dispute_lapses_after_the_resolution_window_and_its_fee_enters_the_pool():
+    c = Chain()
+    c.ok(c.tx("e", settle(receipt())))  # height 11
+    c.ok(c.tx("d", MsgDispute("r1")))  # height 12: resolution window to 12 + 12
+    fee = 1500 * PPT * 250 // 10_000
+    run_until(c.app, 23)
+    assert settlement(c.app, "d", "r1")["status"] == "disputed" and c.app.query("fees")["held"] == fee
+    run_block(c.app)  # height 24: the window's last block
+    s = settlement(c.app, "d", "r1")
+    assert (s["status"], s["dispute_lapsed_height"], s["fee_released"]) == ("settled", 24, True)
+    assert (c.app.query("fees")["held"], c.app.query("fees")["pool"]) == (0, fee)
+    assert supply_parts(c.app.store)[0] == supply_parts(c.app.store)[1]
+    before = (escrow(c.app, "d"), balance(c.app, "e"))
+    (refund,) = c.run(c.tx("e", MsgRefund(ADDR["d"], "r1")))
+    (again,) = c.run(c.tx("d", MsgDispute("r1")))
+    assert (refund.code, again.code) == ("refund_window_passed", "already_disputed")
+    proposal = pass_proposal(c, RefundSettlement(ADDR["d"], "r1"))
+    assert proposal["status"] == "failed" and "disputed ones only" in proposal["result"]
+    assert (escrow(c.app, "d"), balance(c.app, "e")) == before
 
 
 def test_a_settlement_refunded_in_its_own_block_never_counts_in_the_totals():
