@@ -27,7 +27,15 @@ The last line (JSON) gives the TLS network's `tx_per_s` (committed, saturation),
 `tx_per_s_to_bound`, and both runs' rates with the ratio TLS / plaintext. The bound: four validators
 verify every transaction four times on this machine's cores, so verification alone allows
 `cores × raw verify rate / 4` tx/s, the raw rate being the chain's own `chain.crypto.verify_signature`
-on 3,000 distinct messages on one core, measured in this run before each network starts (the mean).
+on 3,000 distinct messages on one core per second of CPU time, measured in this run before each
+network starts (the mean).
+
+The CPU the nodes spend per committed transaction does not depend on what else the machine runs,
+where the rates do: each node's CPU time (user + system, `/proc/PID/stat`) over the saturation phase,
+divided by the transactions committed in it, is `cpu_us_per_tx_per_node` (the mean of four), and
+`cpu_bound_tx_per_s = cores × 10^6 / (4 × cpu_us_per_tx_per_node)` is the rate four such nodes
+would commit on this machine's cores with nothing else running. Beside it, `verify_us_per_tx` =
+10^6 / raw verify rate: the part of that CPU that is the signature check.
 """
 
 from __future__ import annotations
@@ -190,12 +198,13 @@ def submit(
 
 
 def measure_raw_verify_rate(n: int = 3000) -> float:
-    """Verifications per second of distinct signed messages by the chain's library, one core."""
+    """Verifications per second of CPU time of distinct signed messages by the chain's library, one
+    core (CPU time, as the nodes' cost per transaction is measured, so a busy machine moves neither)."""
     key = PrivateKey.from_name("bench")
     items = [(key.pubkey, key.sign(m), m) for m in (os.urandom(300) for _ in range(n))]
-    started = time.perf_counter()
+    started = time.process_time()
     assert all(verify_signature(*item) for item in items)
-    return n / (time.perf_counter() - started)
+    return n / (time.process_time() - started)
 
 
 def read_counter(address: str, name: str) -> float:
@@ -207,6 +216,12 @@ def read_counter(address: str, name: str) -> float:
             if sample.name == name:
                 return sample.value
     raise KeyError(f"{name} is not served by {address}")
+
+
+def get_cpu_s(pid: int) -> float:
+    """A process's CPU time so far, user + system (fields 14 and 15 of /proc/PID/stat), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def get_rss_kb(pid: int) -> int:
@@ -253,6 +268,7 @@ def main() -> None:
     tls = results["mutual TLS"]
     raw = statistics.mean(raw_rates)
     bound = (os.cpu_count() or 1) * raw / 4
+    cpu_us = statistics.mean(tls["cpu_us_per_tx"])
     print(
         json.dumps(
             {
@@ -262,6 +278,9 @@ def main() -> None:
                 "tx_per_s_to_bound": round(tls["tx_per_s"] / bound, 2),
                 "raw_verify_per_s": round(raw),
                 "verifications_per_tx_per_node": round(statistics.mean(tls["verifications_per_tx"]), 3),
+                "cpu_us_per_tx_per_node": round(cpu_us),
+                "cpu_bound_tx_per_s": round((os.cpu_count() or 1) * 1e6 / (4 * cpu_us)),
+                "verify_us_per_tx": round(1e6 / raw),
                 "saturation_tx_per_s": summary,
             }
         )
@@ -302,12 +321,14 @@ def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext
         first_height = watcher.height + 1
         print("saturation phase: as fast as the nodes admit", flush=True)
         t0 = time.monotonic()
+        cpu0 = [get_cpu_s(p.pid) for p in procs]
         base = len(watcher.committed)
         submit(stubs, sat_txs, None, sat_sent, lambda: len(sat_sent) - (len(watcher.committed) - base))
         submit_s = time.monotonic() - t0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(h in watcher.committed for h in sat_sent):
             time.sleep(0.2)
+        cpu = [get_cpu_s(p.pid) - c for p, c in zip(procs, cpu0)]
         done = [t for h, t in ((h, watcher.committed.get(h)) for h in sat_sent) if t is not None]
         blocks = [(t, h, n) for t, h, n in watcher.block_times if h >= first_height and n > 0]
         window = max(done) - t0
@@ -331,7 +352,10 @@ def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext
             + ", ".join(f"{v:,.0f} for {c:,.0f} txs ({r:.3f}/tx)" for v, c, r in zip(verified, committed, per_tx))
             + f"; verify cache evictions {', '.join(f'{e:,.0f}' for e in evicted)}"
         )
+        cpu_us = [c * 1e6 / len(done) for c in cpu]
+        print(f"CPU per committed tx per node: {', '.join(f'{c:,.0f} µs' for c in cpu_us)}")
         figures = {
+            "cpu_us_per_tx": cpu_us,
             "p50_s": p50,
             "p99_s": p99,
             "tx_per_s": len(done) / window,
