@@ -242,7 +242,7 @@ def process_tx(state: State, tx: Tx, *, simulate: bool = False) -> int:
     if not simulate:
         check_fee(get_params(state), tx)
     meter = GasMeter(MAX_GAS_LIMIT if simulate else tx.gas_limit)
-    meter.consume(compute_intrinsic_gas((m.TYPE for m in tx.messages), len(tx.raw)), "the tx's bytes and messages")
+    meter.consume(compute_intrinsic_gas([m.TYPE for m in tx.messages], len(tx.raw)), "the tx's bytes and messages")
     state.begin()
     state.meter = meter
     state.tx_hash = tx.hash
