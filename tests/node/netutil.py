@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from node.config import (
     update_config,
 )
 from node.tls import TlsIdentity, build_self_channel, create_identity, load_identity
+from uocd.main import main as uocd
 
 FAST = compute_loopback_timeouts(100)
 
@@ -116,6 +119,34 @@ def make_homes(root: Path, count: int, *, validators: int | None = None, **confi
     return homes
 
 
+def make_cli_network(root: Path, name: str, params: dict[str, Any], count: int = 4) -> list[Path]:
+    """`count` homes made as an operator makes them, `uocd init` (epochs of `params["epoch_length"]`
+    blocks of ~200 ms) and `uocd genesis collect`, with `params` in the genesis; fast timeouts."""
+    homes = [root / f"node{i}" for i in range(count)]
+    for i, home in enumerate(homes):
+        args = ["init", "--home", str(home), "--moniker", f"{name}{i}", "--chain-id", f"uoc-{name}test"]
+        args += ["--key-name", f"{name}test-{i}", "--epoch-length", str(params["epoch_length"])]
+        args += ["--block-interval-ms", "200", "--grpc", f"127.0.0.1:{free_port()}"]
+        assert uocd(args) == 0
+    assert uocd(["genesis", "collect", *map(str, homes)]) == 0
+    genesis = json.loads((homes[0] / "genesis.json").read_text())
+    genesis["params"] = {**genesis.get("params", {}), **params}
+    for home in homes:
+        (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
+        update_config(home, timeouts=replace(FAST, commit_ms=200), status_interval_ms=200)
+    return homes
+
+
+class ApiNode(NodeProcess):
+    """A `uocd start` child process with its API base URLs and the admin auth header."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(home)
+        self.public = f"http://{self.public}"
+        self.admin = f"http://{self.admin}"
+        self.auth = {"Authorization": f"Bearer {self.token}"}
+
+
 def with_config(home: Path, **changes) -> None:
     """Change fields of a home's config.toml."""
     update_config(home, **changes)
@@ -123,8 +154,10 @@ def with_config(home: Path, **changes) -> None:
 
 __all__ = [
     "FAST",
+    "ApiNode",
     "NodeProcess",
     "free_port",
+    "make_cli_network",
     "make_homes",
     "read_metric",
     "read_metrics",

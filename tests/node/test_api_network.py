@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,7 @@ from schemathesis.checks import (
 )
 
 from chain.tx import MsgSend, MsgVote, sign_tx
-from node.config import update_config
-from tests.node.netutil import FAST, NodeProcess, free_port, read_metric, read_metrics, wait_until
-from uocd.main import main as uocd
+from tests.node.netutil import ApiNode, make_cli_network, read_metric, read_metrics, wait_until
 
 RETRYABLE = (requests.RequestException,)  # a node not answering yet
 EPOCH_LENGTH = 5
@@ -33,38 +30,16 @@ GENESIS_PARAMS = {"epoch_length": EPOCH_LENGTH, "voting_period": 12, "max_deposi
 TIMEOUT = 10
 
 
-class Node(NodeProcess):
+class Node(ApiNode):
     """A `uocd start` child process with its API URLs and admin auth header."""
-
-    def __init__(self, home: Path) -> None:
-        super().__init__(home)
-        self.public = f"http://{self.public}"
-        self.admin = f"http://{self.admin}"
-        self.auth = {"Authorization": f"Bearer {self.token}"}
 
     def get(self, path: str, **params) -> requests.Response:
         return requests.get(self.public + path, params=params, timeout=TIMEOUT)
 
 
-def make_network(root: Path, count: int = 4) -> list[Path]:
-    """Homes made with `uocd init --epoch-length` and `uocd genesis collect`, short governance periods."""
-    homes = [root / f"node{i}" for i in range(count)]
-    for i, home in enumerate(homes):
-        args = ["init", "--home", str(home), "--moniker", f"api{i}", "--chain-id", "uoc-apitest"]
-        args += ["--key-name", f"apitest-{i}", "--epoch-length", str(EPOCH_LENGTH), "--block-interval-ms", "200"]
-        assert uocd([*args, "--grpc", f"127.0.0.1:{free_port()}"]) == 0
-    assert uocd(["genesis", "collect", *map(str, homes)]) == 0
-    genesis = json.loads((homes[0] / "genesis.json").read_text())
-    genesis["params"] = {**genesis.get("params", {}), **GENESIS_PARAMS}
-    for home in homes:
-        (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
-        update_config(home, timeouts=replace(FAST, commit_ms=200), status_interval_ms=200)
-    return homes
-
-
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    homes = make_network(tmp_path_factory.mktemp("apinet"))
+    homes = make_cli_network(tmp_path_factory.mktemp("apinet"), "api", GENESIS_PARAMS)
     nodes = [Node(h) for h in homes]
     try:
         wait_until(

@@ -8,31 +8,21 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import requests
 
 from chain.tx import MsgSubmitPriceProposal, sign_tx
-from node.config import update_config
 from node.feeder import FEEDER_FILE
-from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
-from uocd.main import main as uocd
+from tests.node.netutil import ApiNode, make_cli_network, wait_until
 
 RETRYABLE = (requests.RequestException,)
 EPOCH_LENGTH = 20
 PRICE_PATH = "/v1/admin/unit-of-compute-price-proposal"
 
 
-class Node(NodeProcess):
+class Node(ApiNode):
     """A `uocd start` child process with its API URLs and admin auth header."""
-
-    def __init__(self, home: Path) -> None:
-        super().__init__(home)
-        self.public = f"http://{self.public}"
-        self.admin = f"http://{self.admin}"
-        self.auth = {"Authorization": f"Bearer {self.token}"}
 
     def get(self, path: str, **params) -> dict:
         return requests.get(self.public + path, params=params, timeout=10).json()
@@ -41,25 +31,11 @@ class Node(NodeProcess):
         return requests.get(self.admin + PRICE_PATH, headers=self.auth, timeout=10)
 
 
-def make_network(root: Path, count: int = 4) -> list[Path]:
-    """Homes made with `uocd init` and `uocd genesis collect`, in vote_mode commit_reveal."""
-    homes = [root / f"node{i}" for i in range(count)]
-    for i, home in enumerate(homes):
-        args = ["init", "--home", str(home), "--moniker", f"cr{i}", "--chain-id", "uoc-crtest"]
-        args += ["--key-name", f"crtest-{i}", "--epoch-length", str(EPOCH_LENGTH), "--block-interval-ms", "200"]
-        assert uocd([*args, "--grpc", f"127.0.0.1:{free_port()}"]) == 0
-    assert uocd(["genesis", "collect", *map(str, homes)]) == 0
-    genesis = json.loads((homes[0] / "genesis.json").read_text())
-    genesis["params"] = {**genesis.get("params", {}), "vote_mode": "commit_reveal"}
-    for home in homes:
-        (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
-        update_config(home, timeouts=replace(FAST, commit_ms=200), status_interval_ms=200)
-    return homes
-
-
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    homes = make_network(tmp_path_factory.mktemp("crnet"))
+    homes = make_cli_network(
+        tmp_path_factory.mktemp("crnet"), "cr", {"epoch_length": EPOCH_LENGTH, "vote_mode": "commit_reveal"}
+    )
     nodes = [Node(h) for h in homes]
     try:
         wait_until(lambda: all(n.get("/v1/status")["height"] >= 2 for n in nodes), "all nodes commit", ignore=RETRYABLE)
