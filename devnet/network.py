@@ -204,6 +204,7 @@ class Driver:
             for error in [f.exception() for f in [pool.submit(self.post_settlement, spec, m, epoch) for m in messages]]:
                 if error is not None:
                     raise error
+        self.committed += len(messages)  # counted here, not in the pool's threads (`+=` is not atomic)
 
     def post_settlement(self, spec: ValidatorSpec, msg: Any, epoch: int) -> None:
         """One job's settlement through the provider's node; DevnetError unless committed in the epoch."""
@@ -215,7 +216,6 @@ class Driver:
         if status != 200:
             raise DevnetError(f"{what} was not committed: {status} {reply}")
         self.check_height(reply["height"], epoch, what)
-        self.committed += 1
 
     def wait_for_height(self, name: str, height: int) -> None:
         """Wait until validator `name`'s node has committed `height` (it may lag the others by a block)."""
