@@ -527,6 +527,14 @@ VALIDATOR = obj(
         "last_vote": nullable(INT),
         "last_vote_epoch": nullable(INT),
         "vote_distance_bps": nullable(INT),
+        "unbonding": {
+            **INT,
+            "description": "ngonka unbonded, not yet released (slashable for offences of the heights it was bonded at)",
+        },
+        "unbonding_release_height": {
+            **nullable(INT),
+            "description": "the block at whose end the next unbonding entry is paid back",
+        },
     }
 )
 
@@ -538,6 +546,7 @@ def get_validator_view(state: State, address: str, power: int) -> dict[str, Any]
     misses = rules.get_miss_record(state, address)
     vote = rules.get_price_vote(state, address)
     price = rules.get_current_epoch(state)["price"]
+    unbonding = rules.get_unbondings(state, address)
     return {
         "address": address,
         "power": power,
@@ -550,6 +559,8 @@ def get_validator_view(state: State, address: str, power: int) -> dict[str, Any]
         "last_vote": vote["price_ngonka"] if vote else None,
         "last_vote_epoch": vote["epoch"] if vote else None,
         "vote_distance_bps": abs(vote["price_ngonka"] - price) * 10_000 // price if vote else None,
+        "unbonding": sum(record["amount"] for _, record in unbonding),
+        "unbonding_release_height": int(unbonding[0][0].rsplit("|", 1)[1]) if unbonding else None,
     }
 
 

@@ -10,6 +10,10 @@ State layout (space / key -> canonical JSON value):
 - `acct/<address>`   -> {"balance", "sequence", "pubkey"}
 - `val/<address>`    -> {"stake", "pending_stake"}: stake in force this epoch, stake from the next
 - `vchg/<address>`   -> true: a validator whose pending stake changed this epoch (applied at the boundary)
+- `ubd/<address>|<release:012d>` -> {"amount", "height"}: stake unbonded at the boundary `height`, held
+  (and slashable for offences up to `height`) until the end of block `release` = height +
+  max_evidence_age_blocks, when no evidence of those offences can be committed any more
+- `ubq/<release:012d>/<address>` -> 1: the unbonding entries released at the end of that block
 - `vrank/<2^63-1-stake:019d>/<address>` -> stake: every stake in force, most first, ties by address
 - `epval/<address>`  -> power: the validator set of the current epoch (the first max_validators of `vrank`)
 - `epoch/current`    -> {"index", "price", "total_power", "validators", "start_height", "ballot"}
@@ -703,23 +707,41 @@ def check_evidence(state: State, evidence: DoubleSign) -> None:
         )
     if is_committed_evidence(state, evidence):
         raise InvalidEvidence(f"evidence {evidence.key} was already committed", code="duplicate_evidence")
-    if state.get("val", evidence.validator) is None:
-        raise InvalidEvidence(f"{evidence.validator} has no bonded tokens to slash", code="not_validator")
+    if state.get("val", evidence.validator) is None and not get_unbondings(state, evidence.validator, evidence.height):
+        raise InvalidEvidence(
+            f"{evidence.validator} has no tokens bonded at height {evidence.height} left to slash", code="not_validator"
+        )
 
 
-def process_slash(state: State, address: str, fraction: str) -> int:
+def process_slash(state: State, address: str, fraction: str, offence_height: int | None = None) -> int:
     """Burn `fraction` of the tokens held for a validator (from both its stake and its pending stake,
-    so the escrow drops by exactly that) and take it out of the stake index while it is jailed (so
-    the next boundary's selection leaves it out); return the amount."""
+    so the escrow drops by exactly that) and, for an offence at `offence_height`, of each of its
+    unbonding entries still bonded then; take it out of the stake index while it is jailed (so the
+    next boundary's selection leaves it out); return the amount."""
     validator = get_validator(state, address)
     stake, pending = validator["stake"], validator["pending_stake"]
     amount = compute_slash_amount(compute_escrow(stake, pending), fraction)
     if stake > 0:
         state.delete("vrank", compute_rank_key(stake, address))
-    state.set("val", address, {"stake": max(stake - amount, 0), "pending_stake": max(pending - amount, 0)})
+    if stake or pending:
+        state.set("val", address, {"stake": max(stake - amount, 0), "pending_stake": max(pending - amount, 0)})
+    if offence_height is not None:
+        amount += process_unbonding_slash(state, address, fraction, offence_height)
     process_gov_counter(state, "burned", amount)
     process_gov_counter(state, "supply", -amount)
     return amount
+
+
+def process_unbonding_slash(state: State, address: str, fraction: str, offence_height: int) -> int:
+    """Cut `fraction` of each unbonding entry of a validator that was still bonded at `offence_height`
+    (unbonded at a boundary at or after it); return the total cut."""
+    cut = 0
+    for key, record in get_unbondings(state, address, since=offence_height):
+        part = compute_slash_amount(record["amount"], fraction)
+        if part:
+            state.set("ubd", key, {**record, "amount": record["amount"] - part})
+            cut += part
+    return cut
 
 
 def process_evidence(state: State, evidence: DoubleSign, *, signature_verified: bool = False) -> None:
@@ -732,15 +754,15 @@ def process_evidence(state: State, evidence: DoubleSign, *, signature_verified: 
     state.set("evid", evidence.key, {"height": height})
     if is_jailed(state, evidence.validator):
         return  # one punishment per jailing: its other offences until then are recorded, not slashed again
-    process_jail(state, evidence.validator, get_params(state).slash_fraction_double_sign)
+    process_jail(state, evidence.validator, get_params(state).slash_fraction_double_sign, evidence.height)
 
 
-def process_jail(state: State, address: str, fraction: str) -> None:
-    """Jail a validator until height + jail_blocks and slash `fraction` of its bonded tokens (a
-    punishment counted in `slashes`, even when the fraction is "0"); it leaves the set at the next
-    epoch boundary."""
+def process_jail(state: State, address: str, fraction: str, offence_height: int | None = None) -> None:
+    """Jail a validator until height + jail_blocks and slash `fraction` of its bonded tokens (and, for
+    an offence at `offence_height`, of its unbonding entries bonded then; a punishment counted in
+    `slashes`, even when the fraction is "0"); it leaves the set at the next epoch boundary."""
     record = get_jail(state, address)
-    amount = process_slash(state, address, fraction)
+    amount = process_slash(state, address, fraction, offence_height)
     state.set(
         "jail",
         address,
@@ -824,10 +846,11 @@ def process_block_start(state: State, height: int) -> None:
 
 
 def process_block_end(state: State) -> None:
-    """End the governance periods due at this height, run the block-end rules other modules
-    registered (`BLOCK_END_RULES`: usage's withdrawals and dispute windows), then, at an epoch's last
-    block, the epoch."""
+    """End the governance periods due at this height, release the unbonding entries due, run the
+    block-end rules other modules registered (`BLOCK_END_RULES`: usage's withdrawals and dispute
+    windows), then, at an epoch's last block, the epoch."""
     process_proposal_queue(state)
+    process_unbonding_releases(state)
     for rule in BLOCK_END_RULES:
         rule(state)
     if is_epoch_end(get_params(state), get_height(state)):
@@ -1018,11 +1041,12 @@ def process_stake_changes(state: State) -> None:
 
 
 def process_stake_change(state: State, address: str) -> None:
-    """Put a validator's pending stake in force: refund an unbond, move it in the stake index."""
+    """Put a validator's pending stake in force: start the unbonding of an unbond, move it in the
+    stake index."""
     validator = get_validator(state, address)
     stake, pending = validator["stake"], validator["pending_stake"]
     if stake > pending:
-        process_balance_change(state, address, stake - pending)
+        process_unbonding_start(state, address, stake - pending)
     if stake > 0:
         state.delete("vrank", compute_rank_key(stake, address))
     if pending == 0:
@@ -1032,6 +1056,43 @@ def process_stake_change(state: State, address: str) -> None:
         state.set("val", address, {"stake": pending, "pending_stake": pending})
     if not is_jailed(state, address):  # a jailed validator stays out of the index until MsgUnjail
         state.set("vrank", compute_rank_key(pending, address), pending)
+
+
+def compute_unbonding_key(address: str, release_height: int) -> str:
+    """The key of a validator's unbonding entry released at the end of block `release_height`."""
+    return f"{address}|{compute_index_key(release_height)}"
+
+
+def get_unbondings(state: State, address: str, since: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """A validator's unbonding entries (key, {"amount", "height"}) unbonded at a boundary at or after
+    height `since`, by release height (at most max_evidence_age_blocks / epoch_length of them)."""
+    return [
+        (address + "|" + key, record)
+        for key, record in state.iterate_prefix("ubd", address + "|")
+        if record["height"] >= since
+    ]
+
+
+def process_unbonding_start(state: State, address: str, amount: int) -> None:
+    """Hold `amount` ngonka of stake unbonded at this boundary until the end of block height +
+    max_evidence_age_blocks: until then evidence of an offence it was bonded for may still slash it."""
+    height = get_height(state)
+    release = height + get_params(state).max_evidence_age_blocks
+    state.set("ubd", compute_unbonding_key(address, release), {"amount": amount, "height": height})
+    state.set("ubq", f"{compute_index_key(release)}/{address}", 1)
+
+
+def process_unbonding_releases(state: State) -> None:
+    """Pay the unbonding entries released at the end of this block back to their balances."""
+    height = get_height(state)
+    prefix = compute_index_key(height) + "/"
+    for address, _ in state.iterate_prefix("ubq", prefix):
+        state.delete("ubq", prefix + address)
+        key = compute_unbonding_key(address, height)
+        amount = state.get("ubd", key)["amount"]
+        state.delete("ubd", key)
+        if amount:
+            process_balance_change(state, address, amount)
 
 
 def process_validator_selection(state: State) -> None:

@@ -491,7 +491,10 @@ def read_accounts(app: Application, scenario: Scenario, fees_paid: dict[str, int
         address = get_key(spec.name).address
         v = app.query(f"validator/{address}")
         wealth = (
-            app.query(f"account/{address}")["balance"] + max(v["stake"], v["pending_stake"]) + spent.get(address, 0)
+            app.query(f"account/{address}")["balance"]
+            + max(v["stake"], v["pending_stake"])
+            + v["unbonding"]
+            + spent.get(address, 0)
         )
         out[spec.name] = Account(wealth, fees_paid.get(address, 0), v["missed"], v["slashes"], v["slashed"])
     return out

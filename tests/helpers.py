@@ -114,7 +114,7 @@ def store_snapshot(store: Any) -> dict[tuple[str, str], str]:
 
 def supply_parts(store: Any) -> tuple[int, int]:
     """(meta supply, sum of balances + escrowed stake max(stake, pending_stake) + governance escrow
-    + fee pool + usage escrows + usage fees held)."""
+    + fee pool + usage escrows + usage fees held + unbonding entries)."""
     snap = store_snapshot(store)
     supply = json.loads(snap[("meta", "supply")])
     held = (
@@ -128,7 +128,7 @@ def supply_parts(store: Any) -> tuple[int, int]:
             held += record["balance"]
         elif space == "val":
             held += max(record["stake"], record["pending_stake"])
-        elif space == "escrow":
+        elif space in ("escrow", "ubd"):
             held += record["amount"]
     return supply, held
 

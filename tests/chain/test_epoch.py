@@ -56,6 +56,11 @@ def assert_supply_conserved(app: Application) -> None:
     assert supply == held
 
 
+def unbonded(app: Application, name: str) -> int:
+    """A validator's balance with its unbonding tokens (held until max_evidence_age_blocks pass)."""
+    return balance(app, name) + app.query(f"validator/{ADDR[name]}")["unbonding"]
+
+
 def chain(stakes: dict[str, int], epoch_length: int = 3, **params) -> Application:
     return make_app(make_genesis(stakes, epoch_length=epoch_length, **params))
 
@@ -185,7 +190,7 @@ def test_price_is_the_lower_stake_weighted_median_of_the_votes(stakes, votes, ex
 
 
 def test_bond_and_unbond_change_power_only_at_the_epoch_boundary():
-    app, w = chain({"a": 60, "b": 25, "c": 15}), Wallets()
+    app, w = chain({"a": 60, "b": 25, "c": 15}, max_evidence_age_blocks=5), Wallets()
     run_block(app, [w.tx("a", MsgBond(40)), w.tx("b", MsgUnbond(10)), w.tx("c", MsgUnbond(15))])
     for _ in range(2):  # heights 1 and 2: the epoch-0 set is untouched
         assert validators(app) == {ADDR["a"]: 60, ADDR["b"]: 25, ADDR["c"]: 15}
@@ -193,7 +198,7 @@ def test_bond_and_unbond_change_power_only_at_the_epoch_boundary():
         assert (epoch["index"], epoch["total_power"], epoch["validators"]) == (0, 100, 3)
         stakes = {v["address"]: (v["stake"], v["pending_stake"]) for v in app.query_all("validators")}
         assert stakes == {ADDR["a"]: (60, 100), ADDR["b"]: (25, 15), ADDR["c"]: (15, 0)}
-        # a bond is escrowed at once; unbonded tokens come back only at the boundary
+        # a bond is escrowed at once; unbonded tokens leave the stake only at the boundary
         assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (960, 1000, 1000)
         assert_supply_conserved(app)
         if app.height == 1:
@@ -203,8 +208,21 @@ def test_bond_and_unbond_change_power_only_at_the_epoch_boundary():
     assert validators(app) == {ADDR["a"]: 100, ADDR["b"]: 15}
     epoch = app.query("epoch/current")
     assert (epoch["index"], epoch["total_power"], epoch["validators"], epoch["start_height"]) == (1, 115, 2, 4)
-    assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (960, 1010, 1015)
     assert record(app, 1)["total_power"] == 115
+    # the unbonded tokens are held, slashable, until the end of block 3 + max_evidence_age_blocks
+    assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (960, 1000, 1000)
+    views = {n: app.query(f"validator/{ADDR[n]}") for n in "bc"}
+    assert {n: (v["unbonding"], v["unbonding_release_height"]) for n, v in views.items()} == {
+        "b": (10, 8),
+        "c": (15, 8),
+    }
+    assert_supply_conserved(app)
+    while app.height < 7:
+        run_block(app)
+    assert (balance(app, "b"), balance(app, "c")) == (1000, 1000)
+    run_block(app)  # height 8: released at its end
+    assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (960, 1010, 1015)
+    assert app.query(f"validator/{ADDR['c']}")["unbonding"] == 0
     assert_supply_conserved(app)
 
 
@@ -217,7 +235,7 @@ def test_bond_then_partial_unbond_in_one_epoch_settles_the_escrow_at_once_and_at
     assert_supply_conserved(app)
     run_block(app)
     assert validators(app) == {ADDR["a"]: 20}
-    assert balance(app, "a") == 1030
+    assert (balance(app, "a"), unbonded(app, "a")) == (1000, 1030)  # the 30 in force unbond from the boundary
     assert_supply_conserved(app)
 
 
@@ -239,7 +257,7 @@ def test_zero_total_power_keeps_the_price_and_a_new_validator_restarts_voting():
         "registry_version": 0,
         "fees_collected": 0,
     }
-    assert (balance(app, "a"), balance(app, "b"), balance(app, "c")) == (1050, 1030, 1020)
+    assert (unbonded(app, "a"), unbonded(app, "b"), unbonded(app, "c")) == (1050, 1030, 1020)
     assert_supply_conserved(app)
     run_until(app, 6)
     assert price(app) == 100
@@ -279,7 +297,7 @@ def test_leaver_drops_out_at_the_boundary_and_its_vote_no_longer_counts(leaves, 
     assert price(app) == expected
     if leaves:
         assert validators(app) == {ADDR["b"]: 25, ADDR["c"]: 15}
-        assert balance(app, "a") == 1060
+        assert (balance(app, "a"), unbonded(app, "a")) == (1000, 1060)
         assert (record(app, 1)["voters"], record(app, 1)["non_voters"]) == (0, 2)
         # the stored vote stays in force: when a rejoins, it counts again
         run_block(app, [w.tx("a", MsgBond(60))])

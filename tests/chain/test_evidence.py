@@ -188,6 +188,8 @@ def test_a_double_sign_jails_and_burns_exactly_the_slash_fraction_of_the_stake(f
         "last_vote": None,
         "last_vote_epoch": None,
         "vote_distance_bps": None,
+        "unbonding": 0,
+        "unbonding_release_height": None,
     }
     held_supply, held = supply_parts(app.store)
     assert held_supply == held == supply - slashed
@@ -283,3 +285,40 @@ def test_the_proposer_drops_a_tx_that_fails_after_its_blocks_evidence_and_the_bl
     assert all(r.ok for r in app.process_proposal(app.height + 1, kept, evidence))  # the block is valid
     result = run_evidence_block(app, evidence, kept)
     assert [r.ok for r in result.tx_results] == [True] and app.query("validator/" + ADDR["a"])["slashed"] == 50
+
+
+# -- unbonding: no escape from a slash by leaving before the evidence lands ------------------------------
+
+
+def test_a_validator_that_unbonds_after_its_offence_is_slashed_from_its_unbonding_tokens():
+    app = make_chain(max_evidence_age_blocks=20)
+    run_block(app, [signed("a", 0, MsgUnbond(amount=1000))])  # height 3: all of a's stake, after the offence at 1
+    run_until(app, 6)  # the boundary at 5 moved the 1000 to an unbonding entry released at the end of 25
+    assert app.query("validator/" + ADDR["a"])["stake"] == 0
+    supply_before = supply_parts(app.store)[0]
+    run_evidence_block(app, [make_evidence("a", 1)])  # still within max_evidence_age_blocks of height 1
+    view = app.query("validator/" + ADDR["a"])
+    assert (view["slashed"], view["unbonding"], view["unbonding_release_height"]) == (50, 950, 25)
+    supply, held = supply_parts(app.store)
+    assert supply == held == supply_before - 50
+    run_until(app, 25)
+    assert app.query("account/" + ADDR["a"])["balance"] == 1000 + 950
+    assert supply_parts(app.store)[0] == supply_parts(app.store)[1]
+
+
+def test_unbonding_tokens_that_left_before_the_offence_are_not_slashed():
+    app = make_chain(max_evidence_age_blocks=20)
+    run_block(app, [signed("a", 0, MsgUnbond(amount=400))])  # height 3; the boundary at 5 unbonds 400
+    run_until(app, 7)
+    run_evidence_block(app, [make_evidence("a", 6)])  # an offence at 6, after the 400 left the stake
+    view = app.query("validator/" + ADDR["a"])
+    assert (view["stake"], view["unbonding"], view["slashed"]) == (570, 400, 30)  # 5% of the 600 bonded at 6
+
+
+def test_evidence_against_a_former_validator_with_nothing_bonded_at_the_offence_is_refused():
+    app = make_chain(max_evidence_age_blocks=20)
+    run_block(app, [signed("a", 0, MsgUnbond(amount=1000))])
+    run_until(app, 7)  # a left the stake at the boundary of height 5
+    with pytest.raises(InvalidEvidence) as refused:
+        run_evidence_block(app, [make_evidence("a", 6)])
+    assert refused.value.code == "not_validator"
