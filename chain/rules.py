@@ -30,7 +30,8 @@ State layout (space / key -> canonical JSON value):
 - `mchg/<id>`        -> models changed this epoch, activated at the boundary
 - `mlog/<version:012d>` -> the registry change log
 - `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever jailed (double sign, misses)
-- `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in)
+- `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in),
+  kept while evidence of that offence height is still admissible (max_evidence_age_blocks), then pruned
 - `miss/<address>`   -> {"window", "missed", "counted", "jails"}: price-vote misses (with miss_window > 0)
 - `pcommit/<epoch:012d>/<address>` -> {"hash", "height"}: a price commit (vote_mode commit_reveal) not yet
   revealed; those of epoch e are revealed during e+1 and dropped at its end
@@ -775,6 +776,17 @@ def process_jail(state: State, address: str, fraction: str, offence_height: int 
     )
 
 
+def process_evidence_pruning(state: State) -> None:
+    """Forget the committed offences of the height that leaves the evidence age with this block: evidence
+    of it is refused as too old from the next block on, so its record no longer prevents a duplicate."""
+    offence_height = get_height(state) - get_params(state).max_evidence_age_blocks
+    if offence_height < 1:
+        return
+    prefix = compute_index_key(offence_height) + "/"
+    for key, _ in state.iterate_prefix("evid", prefix):
+        state.delete("evid", prefix + key)
+
+
 def process_block_evidence(state: State, evidence: Sequence[DoubleSign]) -> None:
     """Process a block's evidence in order (a piece repeated in one block is a duplicate)."""
     for piece in evidence:
@@ -846,11 +858,13 @@ def process_block_start(state: State, height: int) -> None:
 
 
 def process_block_end(state: State) -> None:
-    """End the governance periods due at this height, release the unbonding entries due, run the
-    block-end rules other modules registered (`BLOCK_END_RULES`: usage's withdrawals and dispute
-    windows), then, at an epoch's last block, the epoch."""
+    """End the governance periods due at this height, release the unbonding entries due, forget the
+    offences too old for evidence, run the block-end rules other modules registered
+    (`BLOCK_END_RULES`: usage's withdrawals and dispute windows), then, at an epoch's last block, the
+    epoch."""
     process_proposal_queue(state)
     process_unbonding_releases(state)
+    process_evidence_pruning(state)
     for rule in BLOCK_END_RULES:
         rule(state)
     if is_epoch_end(get_params(state), get_height(state)):

@@ -322,3 +322,19 @@ def test_evidence_against_a_former_validator_with_nothing_bonded_at_the_offence_
     with pytest.raises(InvalidEvidence) as refused:
         run_evidence_block(app, [make_evidence("a", 6)])
     assert refused.value.code == "not_validator"
+
+
+def test_a_committed_offence_is_forgotten_once_its_evidence_is_too_old_to_commit_again():
+    app = make_chain(max_evidence_age_blocks=4)
+    run_evidence_block(app, [make_evidence("a", 2)])  # height 3
+    key = ("evid", f"{2:012d}/{ADDR['a']}/0/prevote")
+    assert app.store.get(*key) is not None
+    run_until(app, 5)  # block 6 = 2 + max_evidence_age_blocks is the last that may hold evidence of 2
+    with pytest.raises(InvalidEvidence) as duplicate:
+        run_evidence_block(app, [make_evidence("a", 2)])
+    assert duplicate.value.code == "duplicate_evidence" and app.height == 5
+    run_until(app, 6)
+    assert app.store.get(*key) is None  # pruned at the end of block 6
+    with pytest.raises(InvalidEvidence) as too_old:
+        run_evidence_block(app, [make_evidence("a", 2)])
+    assert too_old.value.code == "evidence_too_old"
