@@ -22,6 +22,7 @@ import hashlib
 
 from aiohttp import web
 
+from .limits import GatedRequestHandler
 from .openapi import STR, Route
 from .snapshot import SNAPSHOT_SCHEMA
 from .state import get_state
@@ -41,6 +42,8 @@ async def get_snapshot(request: web.Request) -> web.Response:
 async def get_events(request: web.Request) -> web.StreamResponse:
     hub = get_state(request).dashboard
     stream = hub.add(request.remote or "", request.transport)
+    if isinstance(request.protocol, GatedRequestHandler):
+        request.protocol.on_lost.append(stream.close)  # a client that leaves frees its slot at once
     response = web.StreamResponse(
         headers={"Content-Type": EVENT_STREAM, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
@@ -85,7 +88,8 @@ STYLE = """
 color:var(--fg);background:var(--bg)}header{display:flex;gap:16px;align-items:baseline;padding:12px 20px;
 background:#111827;color:#f9fafb}header h1{font-size:18px;margin:0}header span{color:#cbd5e1}
 #live{margin-left:auto;font-weight:600}#live.on{color:#4ade80}#live.off{color:#fca5a5}
-main{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px;padding:16px 20px}
+main{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:16px;padding:16px 20px}
+@media (max-width:900px){main{grid-template-columns:minmax(0,1fr)}}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}
 section h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--mute);margin:0 0 8px}
 #price{font-size:34px;font-weight:700;font-variant-numeric:tabular-nums}.unit{color:var(--mute)}
@@ -93,7 +97,7 @@ section h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:va
 table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);white-space:nowrap}
 th{color:var(--mute);font-weight:600}td.n,th.n{text-align:right}.mono{font-family:ui-monospace,monospace}
-.wrap{overflow-x:auto}.empty{color:var(--mute);font-style:italic}.bad{color:var(--bad)}.ok{color:var(--ok)}
+.wrap{overflow-x:auto}td.text{white-space:normal;word-break:break-all;font-size:12px}.empty{color:var(--mute);font-style:italic}.bad{color:var(--bad)}.ok{color:var(--ok)}
 svg{width:100%;height:auto;display:block}.wide{grid-column:1/-1}
 """
 
@@ -172,6 +176,10 @@ function render(s) {
   $("price-epoch").textContent = fmt(s.price.epoch);
   $("confidence").textContent = s.price.confidence === null ? "not reported" : String(s.price.confidence);
   $("status").textContent = s.price.status === null ? "not reported" : s.price.status;
+  const last = s.history.length ? s.history[s.history.length - 1] : null;
+  $("voters").textContent = last ? `${last.voters} of ${last.voters + last.non_voters}` : "\u2014";
+  const voted = last && last.min_vote !== null;
+  $("range").textContent = voted ? `${fmt(last.min_vote)} \u2013 ${fmt(last.max_vote)}` : "\u2014";
   chart(s.history);
   fill("validators", s.validators, [
     [(v) => short(v.address), "mono"], [(v) => fmt(v.power), "n"], [(v) => fmt(v.stake), "n"],
@@ -183,7 +191,8 @@ function render(s) {
     [(m) => m.id, "mono"], [(m) => fmt(m.units_of_compute_per_token), "n"], [(m) => fmt(m.price_per_token), "n"],
   ], "no active models");
   fill("proposals", s.proposals, [
-    [(p) => "#" + p.id, ""], [(p) => p.kind, ""], [(p) => p.summary, "mono"], [(p) => p.status.replace("_", " "), ""],
+    [(p) => "#" + p.id, ""], [(p) => p.kind, ""], [(p) => p.summary, "mono text"],
+    [(p) => p.status.replace("_", " "), ""],
     [(p) => fmt(p.total_deposit), "n"],
     [(p) => (p.tally ? `${fmt(p.tally.yes)} / ${fmt(p.tally.no)} / ${fmt(p.tally.abstain)} / ` +
       `${fmt(p.tally.no_with_veto)}` : "\\u2014"), "n"],
@@ -208,7 +217,9 @@ BODY = """<header><h1>uoc</h1><span>chain <b id="chain"></b></span><span>node <b
 </header><main>
 <section><h2>Unit-of-compute price</h2><div><span id="price"></span> <span class="unit">ngonka / unit</span></div>
 <div class="kv"><span>in force in epoch <b id="price-epoch"></b></span><span>confidence <b id="confidence"></b></span>
-<span>status <b id="status"></b></span></div></section>
+<span>status <b id="status"></b></span></div>
+<div class="kv"><span>last epoch's votes <b id="voters"></b></span><span>their range <b id="range"></b></span></div>
+</section>
 <section><h2>Price per epoch</h2><div id="chart"></div></section>
 <section class="wide"><h2>Validators</h2><div class="wrap"><table><thead><tr><th>address</th><th class="n">power</th>
 <th class="n">stake</th><th class="n">last vote</th><th class="n">vote epoch</th><th class="n">from median</th>

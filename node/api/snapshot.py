@@ -104,7 +104,8 @@ def compute_models_view(node: ApiNode) -> list[dict[str, Any]]:
 
 def describe_content(content: dict[str, Any]) -> str:
     """A proposal's content in one short line: its fields as name=value (at most 120 characters)."""
-    line = " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted(content.items()) if k != "@type")
+    fields = sorted((k, v) for k, v in content.items() if k != "@type")
+    line = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}" for k, v in fields)
     return line if len(line) <= 120 else line[:119] + "\u2026"
 
 
