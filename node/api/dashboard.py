@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import time
 
 from aiohttp import web
 
@@ -59,7 +60,9 @@ async def get_events(request: web.Request) -> web.StreamResponse:
                 frame = b": keep-alive\n\n"
             if frame is None or stream.dropped:
                 break
+            started = time.perf_counter()
             await response.write(frame)
+            hub.busy_s += time.perf_counter() - started
         await response.write_eof()
     except ConnectionError:
         pass  # the client left, or was dropped as too slow: nothing more to send
@@ -158,6 +161,7 @@ function chart(history) {
     parts.push(svg("text", { x: L, y: H - 8, "font-size": 11, fill: "#687385" }, "epoch " + x0));
     parts.push(svg("text", { x: W - R, y: H - 8, "text-anchor": "end", "font-size": 11, fill: "#687385" },
       "epoch " + x1));
+    parts.push(svg("text", { x: 4, y: T + 4, "font-size": 11, fill: "#687385" }, "ngonka"));
     const d = pts.map((p, i) => (i ? "L" : "M") + sx(p[0]).toFixed(1) + " " + sy(p[1]).toFixed(1)).join(" ");
     parts.push(svg("path", { d, fill: "none", stroke: "#2563eb", "stroke-width": 2 }));
     const last = pts[pts.length - 1];
@@ -228,7 +232,8 @@ BODY = """<header><h1>uoc</h1><span>chain <b id="chain"></b></span><span>node <b
 <th class="n">ngonka / token</th></tr></thead><tbody id="models"></tbody></table></div></section>
 <section><h2>Open proposals</h2><div class="wrap"><table><thead><tr><th>id</th><th>kind</th>
 <th>content</th><th>status</th>
-<th class="n">deposit</th><th class="n">yes / no / abstain / veto</th></tr></thead><tbody id="proposals"></tbody>
+<th class="n">deposit</th><th class="n">yes / no / abstain / veto (power)</th></tr></thead>
+<tbody id="proposals"></tbody>
 </table></div></section>
 <section class="wide"><h2>Latest blocks</h2><div class="wrap"><table><thead><tr><th class="n">height</th>
 <th>time (UTC)</th>

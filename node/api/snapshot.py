@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from ..errors import ApiRequestError
@@ -282,6 +283,7 @@ class DashboardHub:
         self.published = 0  # frames handed to streams
         self.dropped = 0  # streams dropped as too slow
         self.refused = 0  # streams refused over a cap
+        self.busy_s = 0.0  # wall time spent pushing: snapshots computed for a push, frames queued and written
 
     # -- the snapshot ----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -312,6 +314,7 @@ class DashboardHub:
         self.scheduled = False
         if not self.streams:
             return
+        started = time.perf_counter()
         try:
             self.refresh()
         except Exception:  # noqa: BLE001 - a dashboard bug must not stop the node; the streams wait for the next
@@ -323,6 +326,7 @@ class DashboardHub:
             else:
                 self.dropped += 1
                 self.remove(stream)
+        self.busy_s += time.perf_counter() - started
 
     # -- streams -------------------------------------------------------------------------------
     def add(self, ip: str, transport: asyncio.Transport | None) -> Stream:
@@ -360,6 +364,12 @@ class DashboardHub:
         return [
             ("uoc_dashboard_streams_open", "gauge", "Open dashboard event streams.", [({}, len(self.streams))]),
             ("uoc_dashboard_frames", "counter", "Snapshot frames handed to event streams.", [({}, self.published)]),
+            (
+                "uoc_dashboard_push_seconds",
+                "counter",
+                "Time spent pushing to the event streams: snapshots computed for a push, frames queued and written.",
+                [({}, self.busy_s)],
+            ),
             (
                 "uoc_dashboard_streams_dropped",
                 "counter",
