@@ -253,10 +253,15 @@ def test_the_browser_shows_the_committed_price_and_the_new_one_after_an_epoch_wi
         wait_until(lambda: validator.get("/v1/pricing").json()["epoch"] >= effective, "the vote's epoch starts")
         wait_until(lambda: price.text == f"{new_price:,}", "the page shows the new price", timeout=15)
         assert browser.execute_script("return window.notReloaded === true;"), "no reload"
-        rows = browser.find_elements("css selector", "#validators tr")
-        assert len(rows) == 1 and f"{new_price:,}" in rows[0].text and "0.00 %" in rows[0].text
-        assert browser.find_elements("css selector", "#chart svg path"), "the price chart is drawn"
-        assert browser.find_elements("css selector", "#blocks tr")
+        # read in one script: each snapshot replaces the rows, so a row element found earlier may be stale
+        shown = browser.execute_script(
+            "const rows = (id) => [...document.querySelectorAll(`#${id} tr`)].map((r) => r.innerText);"
+            "return [rows('validators'), rows('blocks'), document.querySelectorAll('#chart svg path').length];"
+        )
+        validators, blocks, paths = shown
+        assert len(validators) == 1 and f"{new_price:,}" in validators[0] and "0.00 %" in validators[0]
+        assert paths == 1, "the price chart is drawn"
+        assert blocks and blocks[0].split()[0].replace(",", "").isdigit()
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
         assert errors == [], "no script error and no Content-Security-Policy violation"
     finally:
