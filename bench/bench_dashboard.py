@@ -7,7 +7,7 @@ One fresh 4-validator network of `uocd start` processes (bench_network's: mutual
 epochs), with the same load as bench_network's saturation phase (pre-signed MsgSend transactions sent with
 `BroadcastTxs` in batches of 50 to every node, at most 6,000 in flight) in alternating phases of
 `--seconds` each: no dashboard, then `--dashboards` Server-Sent-Event streams open on node 0
-(`GET /v1/dashboard/events`, read by one aiohttp client thread), `--rounds` times. Each phase's
+(`GET /v1/dashboard/events`, read by one aiohttp client in a process of its own), `--rounds` times. Each phase's
 throughput is its committed transactions over the time from its first submission to its last commit
 (a fresh set of 400 senders per phase, so a phase never waits on another's sequences). Meanwhile each
 validator votes a price every epoch through its admin API (same in every phase), so the snapshot
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -156,42 +157,42 @@ class PriceVoters(threading.Thread):
             self.stop.wait(EPOCH_LENGTH * 0.9)
 
 
-class Dashboards(threading.Thread):
-    """`count` event streams on one node, read by one asyncio client; the events each received."""
+class Dashboards:
+    """`count` event streams on one node, read by one asyncio client in a process of its own (in this process it
+    would take the GIL from the load generator's threads and lower the throughput by itself); the events each
+    received."""
 
     def __init__(self, url: str, count: int) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.count = count
-        self.events = [0] * count
-        self.opened = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.task: asyncio.Task | None = None
+        context = multiprocessing.get_context("spawn")
+        self.events = context.Array("i", count)
+        self.opened = context.Event()
+        self.process = context.Process(target=read_streams, args=(url, count, self.events, self.opened), daemon=True)
+        self.process.start()
 
-    def run(self) -> None:
-        self.loop.run_until_complete(self.main())
+    def close(self) -> list[int]:
+        """Stop reading (the connections close); the events each stream received."""
+        self.process.terminate()
+        self.process.join(timeout=10)
+        return list(self.events)
 
-    async def main(self) -> None:
-        self.task = asyncio.current_task()
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-            try:
-                await asyncio.gather(*(self.read(session, i) for i in range(self.count)))
-            except asyncio.CancelledError:
-                pass
 
-    async def read(self, session: aiohttp.ClientSession, i: int) -> None:
-        async with session.get(self.url) as response:
+def read_streams(url: str, count: int, events, opened) -> None:
+    """Read `count` event streams of `url` until terminated, counting each one's snapshot events."""
+
+    async def read(session: aiohttp.ClientSession, i: int) -> None:
+        async with session.get(url) as response:
             assert response.status == 200, await response.text()
             async for line in response.content:
                 if line.startswith(b"event: snapshot"):
-                    self.events[i] += 1
-                    if all(self.events):
-                        self.opened.set()
+                    events[i] += 1
+                    if all(events[:]):
+                        opened.set()
 
-    def close(self) -> None:
-        if self.task is not None:
-            self.loop.call_soon_threadsafe(self.task.cancel)
-        self.join(timeout=10)
+    async def main() -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+            await asyncio.gather(*(read(session, i) for i in range(count)))
+
+    asyncio.run(main())
 
 
 def read_cpu_s(pid: int) -> float:
@@ -323,7 +324,6 @@ def main() -> None:
                 dashboards = None
                 if phase != "none":
                     dashboards = Dashboards(events_url, args.dashboards)
-                    dashboards.start()
                     assert dashboards.opened.wait(30), "the event streams opened"
                 if phase == "paint":
                     loader = threading.Thread(target=saturate, args=(stubs, signed[index], args.seconds, watcher))
@@ -353,9 +353,9 @@ def main() -> None:
                         flush=True,
                     )
                 if dashboards is not None:
+                    received = dashboards.close()
                     if phase == "dashboards":
-                        events += dashboards.events
-                    dashboards.close()
+                        events += received
             watcher.stop.set()
         finally:
             if voters is not None:
