@@ -100,7 +100,7 @@ section h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:va
 table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);white-space:nowrap}
 th{color:var(--mute);font-weight:600}td.n,th.n{text-align:right}.mono{font-family:ui-monospace,monospace}
-.wrap{overflow-x:auto}td.text{white-space:normal;word-break:break-all;font-size:12px}.empty{color:var(--mute);font-style:italic}.bad{color:var(--bad)}.ok{color:var(--ok)}
+.wrap{overflow-x:auto}td.text,th.text{white-space:normal;overflow-wrap:anywhere;font-size:12px}.empty{color:var(--mute);font-style:italic}.bad{color:var(--bad)}.ok{color:var(--ok)}
 svg{width:100%;height:auto;display:block}.wide{grid-column:1/-1}
 """
 
@@ -232,7 +232,7 @@ BODY = """<header><h1>uoc</h1><span>chain <b id="chain"></b></span><span>node <b
 <th class="n">ngonka / token</th></tr></thead><tbody id="models"></tbody></table></div></section>
 <section><h2>Open proposals</h2><div class="wrap"><table><thead><tr><th>id</th><th>kind</th>
 <th>content</th><th>status</th>
-<th class="n">deposit</th><th class="n">yes / no / abstain / veto (power)</th></tr></thead>
+<th class="n">deposit</th><th class="n text">tally by power: yes / no / abstain / veto</th></tr></thead>
 <tbody id="proposals"></tbody>
 </table></div></section>
 <section class="wide"><h2>Latest blocks</h2><div class="wrap"><table><thead><tr><th class="n">height</th>
