@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import requests
 
+from node.api import build_openapi
 from node.api.dashboard import CSP, EVENTS
 from node.api.snapshot import STREAM_QUEUE, DashboardHub
 from node.errors import ApiRequestError
@@ -25,6 +26,7 @@ from tests.node.browser import REQUIRE_BROWSER, open_browser
 from tests.node.netutil import NodeProcess, make_homes, read_metric, wait_until, with_config
 
 RETRYABLE = (requests.RequestException,)
+DASHBOARD_PATHS = ("/", "/v1/dashboard", "/v1/dashboard/events")
 EPOCH_LENGTH = 5
 TIMEOUT = 10
 
@@ -165,8 +167,11 @@ async def test_a_closed_stream_frees_its_slot_and_close_all_ends_every_stream():
     assert [s.queue.get_nowait() for s in streams] == [None, None]
 
 
-def test_the_event_stream_is_documented_as_server_sent_events():
-    assert EVENTS.media == "text/event-stream" and "too_many_streams" in EVENTS.summary
+def test_the_page_the_snapshot_and_the_event_stream_are_in_the_public_openapi_document():
+    paths = build_openapi()["paths"]
+    media = {path: list(paths[path]["get"]["responses"]["200"]["content"]) for path in DASHBOARD_PATHS}
+    assert media == {"/": ["text/html"], "/v1/dashboard": ["application/json"], EVENTS.path: ["text/event-stream"]}
+    assert paths["/"]["get"]["operationId"] == "get_root" and "429" in paths[EVENTS.path]["get"]["responses"]
     assert "connect-src 'self'" in CSP and "default-src 'none'" in CSP
 
 
