@@ -2,8 +2,8 @@
 event streams after each commit (`DashboardHub`); the page and its routes are in `dashboard`.
 
 The snapshot is computed at most once per committed block, from bounded queries of the committed state
-(the last `HISTORY_EPOCHS` epoch records, the first `MAX_VALIDATORS` validators, `MAX_MODELS` models,
-`MAX_PROPOSALS` open proposals) and the node's summaries of its latest blocks; it is computed only
+(the last `HISTORY_EPOCHS` epoch records, read once per epoch; the first `MAX_VALIDATORS` validators,
+`MAX_MODELS` models, `MAX_PROPOSALS` open proposals) and the node's summaries of its latest blocks; it is computed only
 when a page, a snapshot or a stream asks for it (a node nobody watches does no dashboard work). After
 each commit the hub encodes one SSE frame and hands the same bytes to every open stream: O(1) work per
 commit per stream. Each stream has a queue of `STREAM_QUEUE` frames; a client that falls further behind
@@ -135,16 +135,21 @@ def compute_proposals_view(node: ApiNode) -> list[dict[str, Any]]:
     return views
 
 
-def compute_snapshot(node: ApiNode, moniker: str) -> dict[str, Any]:
-    """What the dashboard shows of the committed state now (bounded: see the module's limits)."""
+def compute_snapshot(node: ApiNode, moniker: str, histories: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What the dashboard shows of the committed state now (bounded: see the module's limits). The price history
+    changes only when an epoch ends: `histories` keeps it for the current epoch (and is emptied at the next)."""
     status = node.query("status")
+    epoch = status["epoch"]
+    if epoch not in histories:
+        histories.clear()
+        histories[epoch] = compute_history_view(node)
     return {
         "chain_id": status["chain_id"],
         "moniker": moniker,
         "height": status["height"],
-        "epoch": status["epoch"],
+        "epoch": epoch,
         "price": compute_price_view(node.query("pricing")),
-        "history": compute_history_view(node),
+        "history": histories[epoch],
         "validators": compute_validators_view(node),
         "models": compute_models_view(node),
         "proposals": compute_proposals_view(node),
@@ -279,6 +284,7 @@ class DashboardHub:
         self.height = -1  # the block `body` and `frame` are of
         self.body = b""  # the snapshot's JSON
         self.frame = b""  # the snapshot as an SSE frame
+        self.histories: dict[int, list[dict[str, Any]]] = {}  # the current epoch -> its price history view
         self.scheduled = False
         self.published = 0  # frames handed to streams
         self.dropped = 0  # streams dropped as too slow
@@ -292,7 +298,8 @@ class DashboardHub:
         height = app.height if app is not None else -1
         if height == self.height and self.body:
             return
-        self.body = json.dumps(compute_snapshot(self.node, self.node.config.moniker), separators=(",", ":")).encode()
+        snapshot = compute_snapshot(self.node, self.node.config.moniker, self.histories)
+        self.body = json.dumps(snapshot, separators=(",", ":")).encode()
         self.frame = b"id: %d\nevent: snapshot\ndata: %s\n\n" % (height, self.body)
         self.height = height
 

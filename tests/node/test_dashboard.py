@@ -42,11 +42,14 @@ class StandInNode:
         self.config = SimpleNamespace(moniker="stand-in")
         self.recent_blocks = [{"height": 1}]
         self.queries = 0
+        self.asked: list[str] = []
+        self.epoch = 0
 
     def query(self, path: str, **params: Any) -> Any:
         self.queries += 1
+        self.asked.append(path)
         answers: dict[str, Any] = {
-            "status": {"chain_id": "c", "height": self.app.height, "epoch": 0},
+            "status": {"chain_id": "c", "height": self.app.height, "epoch": self.epoch},
             "pricing": {"unit_of_compute_price": 2**62, "denom": "ngonka", "epoch": 0},
             "history": {"epochs": []},
             "validators": {"validators": []},
@@ -80,14 +83,22 @@ async def commit(node: StandInNode, hub: DashboardHub) -> None:
 async def test_one_snapshot_is_computed_per_commit_and_the_same_frame_goes_to_every_stream():
     node, hub = make_hub()
     streams = [hub.add(f"10.0.0.{i}", FakeTransport()) for i in range(20)]  # type: ignore[arg-type]
-    before = node.queries
     await commit(node, hub)
-    per_snapshot = node.queries - before
     frames = [s.queue.get_nowait() for s in streams]
     assert len({id(f) for f in frames}) == 1, "one bytes object shared by every stream"
     assert frames[0].startswith(b"id: 2\nevent: snapshot\ndata: {")
     await commit(node, hub)
-    assert node.queries - before == 2 * per_snapshot, "the second commit costs one snapshot, not one per stream"
+    assert node.asked.count("status") == node.asked.count("validators") == 2, "one snapshot per commit, not per stream"
+
+
+@pytest.mark.asyncio
+async def test_the_price_history_is_read_once_per_epoch():
+    node, hub = make_hub()
+    hub.add("10.0.0.1", FakeTransport())  # type: ignore[arg-type]
+    for epoch in (0, 0, 0, 1, 1):
+        node.epoch = epoch
+        await commit(node, hub)
+    assert node.asked.count("history") == 2 and node.asked.count("validators") == 5
 
 
 @pytest.mark.asyncio
