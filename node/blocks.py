@@ -573,3 +573,18 @@ def check_block_hashes(block: Block) -> None:
         raise InvalidMessage(
             f"block {block.id[:12]} at height {header.height}: the evidence does not match its evidence hash"
         )
+
+
+def compute_block_summary(block: Block, commit: Commit) -> dict[str, Any]:
+    """A committed block in a few JSON fields (the dashboard's latest blocks): height, id, time, proposer,
+    transactions, evidence, the round it was decided in and how many precommits decided it."""
+    return {
+        "height": block.height,
+        "block_id": block.id,
+        "time_ms": block.header.time_ms,
+        "proposer": block.header.proposer,
+        "txs": len(block.txs),
+        "evidence": len(block.evidence),
+        "round": commit.round,
+        "signatures": len(commit.precommits),
+    }

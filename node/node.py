@@ -36,6 +36,7 @@ import hashlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -52,7 +53,7 @@ from chain.tx import Msg, compute_tx_hash, sign_tx
 
 from . import codec, tls
 from .api import ApiServer, check_api_config
-from .blocks import Block, Commit, Evidence
+from .blocks import Block, Commit, Evidence, compute_block_summary
 from .config import Home, compute_genesis_time_ms
 from .consensus import (
     Action,
@@ -87,6 +88,7 @@ HEIGHT_SLACK_BEHIND = 1  # a message for h-1 is a late vote: ignored, not an err
 HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
 # Benchmarks only (bench/bench_network.py compares): "1" runs gRPC in plaintext, without identities.
 PLAINTEXT_ENV = "UOC_BENCH_PLAINTEXT_GRPC"
+RECENT_BLOCKS = 10  # the latest applied blocks kept in memory (summaries) for the dashboard
 
 
 def format_time_ms(ms: int) -> str:
@@ -135,6 +137,7 @@ class NodeCore:
         self.mempool = mempool
         self.relay = relay
         self.waiters = waiters
+        self.recent_blocks: deque[dict[str, Any]] = deque(maxlen=RECENT_BLOCKS)  # the dashboard's latest blocks
         self._restored: SignState | None = load_sign_state(home.sign_state_path) if self.signer else None
         watch = config.double_sign_check_height if self.signer is not None and self._restored is None else 0
         if watch:
@@ -414,6 +417,7 @@ class NodeCore:
         self.consensus.remove_evidence(block.evidence, min_height=min_height)
         self.consensus.learn_validator_set(block.height + 1, self.get_validator_set(block.height + 1))
         self.mempool.update(r.hash for r in result.tx_results if r.ok)  # a failed tx used no sequence
+        self.recent_blocks.append(compute_block_summary(block, commit))
         self.waiters.on_block(block.height, result.tx_results, lambda: result.epoch)
         vset = self.get_validator_set(block.height)
         self.metrics.on_block(

@@ -209,6 +209,13 @@ class ApiSettings(Section):
         ge=1,
         le=128,
     )
+    max_event_streams: int = setting(
+        128,
+        "the dashboard's live streams (GET /v1/dashboard/events, Server-Sent Events) open at once, in total and\n"
+        "per client IP (more are answered 503 too_many_streams); each also holds one of the client's connections",
+        ge=1,
+    )
+    max_event_streams_per_client: int = setting(32, ge=1)
 
 
 class StorageSettings(Section):
@@ -301,6 +308,8 @@ class NodeConfig:
     api_rate_limit_burst: int = 200
     api_rate_limit_loopback: bool = False
     api_rate_limit_ipv6_prefix: int = 64
+    api_max_event_streams: int = 128
+    api_max_event_streams_per_client: int = 32
     grpc_max_concurrent_streams: int = 100
     grpc_max_connection_idle_ms: int = 300_000
     validator_set_retention: int = 100_000
@@ -333,6 +342,8 @@ FIELD_KEYS: dict[str, str] = {  # NodeConfig field -> dotted config.toml key (ti
     "api_rate_limit_burst": "api.rate_limit_burst",
     "api_rate_limit_loopback": "api.rate_limit_loopback",
     "api_rate_limit_ipv6_prefix": "api.rate_limit_ipv6_prefix",
+    "api_max_event_streams": "api.max_event_streams",
+    "api_max_event_streams_per_client": "api.max_event_streams_per_client",
     "grpc_max_concurrent_streams": "grpc.max_concurrent_streams",
     "grpc_max_connection_idle_ms": "grpc.max_connection_idle_ms",
     "validator_set_retention": "storage.validator_set_retention",

@@ -19,6 +19,9 @@ validator key, submit to the mempool (which relays) and wait for the commit (bou
 hash on timeout; 422 with the chain's code on a rejection). Read routes without arguments (such as
 `GET /v1/pricing`) serve bytes prepared once per committed block (`state`).
 
+The public listener also serves the live dashboard (`dashboard`: `GET /`, its snapshot `GET /v1/dashboard` and
+its Server-Sent Events `GET /v1/dashboard/events`, pushed after each commit by `snapshot.DashboardHub`).
+
 Abuse limits ([api] in config.toml, `limits`): both listeners cap open connections in total and per
 client IP, header sizes and counts, and the time a request may take to arrive; the public listener also
 rate-limits each client IP (a token bucket: 429 with Retry-After, X-RateLimit-* on every answer).

@@ -191,17 +191,22 @@ def classify_bad_request(exc: BaseException | None) -> tuple[int, str]:
 
 
 class GatedRequestHandler(web_protocol.RequestHandler):
-    """aiohttp's connection handler, releasing its slot in the gate when the connection closes."""
+    """aiohttp's connection handler, releasing its slot in the gate when the connection closes (and telling
+    `on_lost`: aiohttp does not cancel a handler whose client left, and an event stream waits for its next
+    frame)."""
 
     def __init__(self, manager: web.Server, *, gate: ConnectionGate, client: str, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._gate = gate
         self._client = client
         self._released = False
+        self.on_lost: list[Callable[[], None]] = []  # called when the connection closes (an event stream ends)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         try:
             super().connection_lost(exc)
+            for callback in self.on_lost:
+                callback()
         finally:
             if not self._released:
                 self._released = True

@@ -161,7 +161,9 @@ def describe_operation(route: Route, names: SchemaNames) -> Schema:
         }
     responses["default"] = {"description": "error", "content": {JSON_TYPE: {"schema": error}}}
     operation: dict[str, Any] = {
-        "operationId": route.method.lower() + "_" + "".join(c if c.isalnum() else "_" for c in route.path.strip("/")),
+        "operationId": route.method.lower()
+        + "_"
+        + "".join(c if c.isalnum() else "_" for c in route.path.strip("/") or "root"),
         "summary": route.summary,
         "tags": [route.listener],
         "responses": responses,

@@ -8,7 +8,7 @@ while the node is not running.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Sequence, Sized
 from fractions import Fraction
 from typing import Any, Protocol
 
@@ -91,6 +91,9 @@ class ApiNode(Protocol):
 
     @property
     def reachable_peers(self) -> int: ...
+
+    @property
+    def recent_blocks(self) -> Sequence[dict[str, Any]]: ...  # the latest applied blocks' summaries, oldest first
 
     def query(self, path: str, **params: Any) -> Any: ...
 

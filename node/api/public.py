@@ -26,6 +26,7 @@ from chain.queries import Http, Query
 
 from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
 from ..metrics import CONTENT_TYPE
+from .dashboard import DASHBOARD_ROUTES
 from .http import (
     bad_request,
     encode_json,
@@ -378,6 +379,7 @@ def compute_public_routes() -> tuple[Route, ...]:
         *OPENAPI_ROUTES,
         DOCS,
         DOCS_ASSET,
+        *DASHBOARD_ROUTES,
         METRICS,
     )
 

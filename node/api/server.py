@@ -67,9 +67,16 @@ def build_app(state: ApiState, listener: str, table: RouteTable | None = None) -
     app[STATE] = state
     app[TABLE_KEY] = table
     app[LISTENER_KEY] = listener
+    if listener == "public":
+        app.on_shutdown.append(lambda _: close_streams(state))
     for route in table.for_listener(listener):
         app.router.add_route(route.method, route.path, route.handler)
     return app
+
+
+async def close_streams(state: ApiState) -> None:
+    """End the dashboard's event streams (the listener shuts down; open streams would hold it for its grace)."""
+    state.dashboard.close_all()
 
 
 def compute_handler_limits(config: NodeConfig) -> dict[str, Any]:
@@ -103,6 +110,7 @@ class ApiServer:
         check_api_config(self.node.config, self.state.token)
         self.state.refresh_pricing()
         self.node.add_commit_listener(self.state.refresh_pricing)
+        self.node.add_commit_listener(self.state.dashboard.on_commit)
         config = self.node.config
         listeners = [("public", config.api_public), ("admin", config.api_admin)]
         if config.prometheus_listen_addr:

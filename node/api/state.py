@@ -9,6 +9,7 @@ from ..config import NodeConfig
 from .limits import ConnectionGate, RateLimiter
 from .openapi import RouteTable
 from .ports import ApiNode
+from .snapshot import DashboardHub
 
 LISTENERS = ("public", "admin", "metrics")  # [api] public, [api] admin, [instrumentation] prometheus_listen_addr
 COMMIT_TIMEOUT_S = 10.0  # a POST that waits for its commit answers 202 after this long
@@ -35,7 +36,14 @@ class ApiState:
             )
             for listener in LISTENERS
         }
+        self.dashboard = DashboardHub(
+            node,
+            max_streams=config.api_max_event_streams,
+            max_per_client=config.api_max_event_streams_per_client,
+            ipv6_prefix=config.api_rate_limit_ipv6_prefix,
+        )
         self.metrics.add_live(self.read_limit_metrics)
+        self.metrics.add_live(self.dashboard.read_metrics)
 
     def read_limit_metrics(self) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
         """The abuse-limit counters, read at scrape time: rate-limited requests, open, accepted and refused
