@@ -635,7 +635,8 @@ class NodeCore:
             raise InvalidMessage(f"{signer!r} is not a validator at height {height} as far as this node knows")
 
     def get_status(self) -> spb.StatusResponse:
-        """This node's Status."""
+        """This node's Status (the epoch and price as the chain's `status` query answers them)."""
+        chain = self.app.query("status")
         return spb.StatusResponse(
             chain_id=self.chain_id,
             height=self.app.height,
@@ -650,6 +651,8 @@ class NodeCore:
             validator_address=self.signer.address if self.signer else "",
             peers=self.sync.reachable_peers,
             configured_peers=len(self.peers),
+            epoch=chain["epoch"],
+            unit_of_compute_price=chain["unit_of_compute_price"],
         )
 
     def iterate_blocks_pb(self, first: int, last: int) -> Iterator[pb.BlockWithCommit]:
