@@ -19,7 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from chain.catalog import get_routes, get_tx_schema
+from chain.catalog import CHAIN_ID_MARK, get_routes, get_tx_schema
+from chain.encoding import canonical_bytes
 from chain.fields import Arg, FieldError
 from chain.gas import describe_gas_price
 from chain.queries import Http, Query
@@ -28,6 +29,7 @@ from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
 from ..metrics import CONTENT_TYPE
 from .http import (
     bad_request,
+    compute_tx_error_status,
     encode_json,
     json_response,
     mempool_error_to_api,
@@ -162,8 +164,7 @@ async def post_tx(request: web.Request) -> web.Response:
     wait = request.query.get("wait")
     if wait not in (None, "commit"):
         raise bad_request("invalid_parameter", f"wait must be 'commit' or absent, got {wait[:40]!r}")
-    raw = await read_body(request)
-    parse_json_object(raw)
+    raw = canonical_bytes(parse_json_object(await read_body(request)))
     try:
         tx_hash = state.node.submit_txs([raw])[0]
     except NodeError as exc:
@@ -192,7 +193,8 @@ def compute_post_tx_route() -> Route:
         "POST",
         "/v1/txs",
         post_tx,
-        "Submit a signed transaction (the JSON that sign_tx returns)",
+        "Submit a signed transaction (the JSON that sign_tx returns; any JSON spelling of it: the node submits its "
+        "canonical encoding, whose hash is the tx hash)",
         {
             200: obj(
                 {
@@ -212,12 +214,9 @@ def compute_post_tx_route() -> Route:
 
 async def post_simulate(request: web.Request) -> web.Response:
     node = get_state(request).node
-    raw = await read_body(request)
-    parse_json_object(raw)
-    result = node.simulate_tx(raw)
+    result = node.simulate_tx(canonical_bytes(parse_json_object(await read_body(request))))
     if not result.ok:
-        status = 400 if result.code in ("malformed", "non_canonical") else 422
-        raise ApiRequestError(status, result.code, result.log or result.code)
+        raise ApiRequestError(compute_tx_error_status(result.code), result.code, result.log or result.code)
     return json_response({"gas_used": result.gas_used, "min_gas_price": describe_gas_price(node.get_gas_price())})
 
 
@@ -239,8 +238,8 @@ def compute_simulate_route() -> Route:
 async def get_tx(request: web.Request) -> web.Response:
     node = get_state(request).node
     tx_hash = request.match_info["hash"]
-    if tx_hash == "simulate":  # GET of POST /v1/txs/simulate, which this templated route also matches
-        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    if tx_hash == "simulate":  # GET (or HEAD) of POST /v1/txs/simulate, which this templated route also matches
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     if len(tx_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in tx_hash):
         raise bad_request("invalid_hash", f"hash must be 64 hex characters, got {tx_hash[:80]!r}")
     outcome = node.get_tx_outcome(tx_hash.upper())
@@ -295,7 +294,20 @@ GET_BLOCK = Route(
 # the document and the metrics
 # =============================================================================================
 async def get_openapi(request: web.Request) -> web.Response:
-    return json_response(compute_openapi_document(get_table(request), request.app[LISTENER_KEY]))
+    document = compute_openapi_document(get_table(request), request.app[LISTENER_KEY])
+    return json_response(stamp_chain_id(document, query(request, "status")["chain_id"]))
+
+
+def stamp_chain_id(value: Any, chain_id: str) -> Any:
+    """The document with each schema marked `CHAIN_ID_MARK` (a transaction's chain_id) stating this node's
+    chain id as its one value: a transaction for another chain is refused whatever else it holds."""
+    if isinstance(value, list):
+        return [stamp_chain_id(v, chain_id) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get(CHAIN_ID_MARK):
+        return {**{k: v for k, v in value.items() if k != CHAIN_ID_MARK}, "enum": [chain_id]}
+    return {k: stamp_chain_id(v, chain_id) for k, v in value.items()}
 
 
 OPENAPI_ROUTES = tuple(

@@ -256,7 +256,13 @@ def test_the_openapi_document_lists_the_usage_routes(node):
 # --- bad input ---------------------------------------------------------------------------------------
 
 BAD_USAGE = [  # (case, how the receipt or its body changes, status, code)
-    ("wrong signature", lambda n: usage_body(n, receipt(n, "bad-1"), OTHER), 422, "bad_requester_signature"),
+    ("wrong signature", lambda n: usage_body(n, receipt(n, "bad-1"), OTHER), 403, "bad_requester_signature"),
+    (
+        "another provider's",
+        lambda n: usage_body(n, receipt(n, "bad-10", provider=OTHER.address)),
+        403,
+        "not_receipt_provider",
+    ),
     ("unknown model", lambda n: usage_body(n, receipt(n, "bad-2", model="m9")), 422, "inactive_model"),
     ("over the ceiling", lambda n: usage_body(n, receipt(n, "bad-3", price_ceiling=1)), 422, "over_ceiling"),
     ("expired", lambda n: usage_body(n, receipt(n, "bad-4", expires_at=1)), 422, "receipt_expired"),
