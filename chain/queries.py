@@ -244,6 +244,15 @@ PAGE_ARGS = (
 )
 
 
+HEIGHT_ARG = Arg(  # every state read of the API and `uocd query` takes it (node.api.public.check_height)
+    "height",
+    IntKind(1, text="a block height"),
+    "answer from the state at this height: the node keeps only its latest (any other is refused, saying so)",
+    required=False,
+    metavar="H",
+)
+
+
 @dataclass(frozen=True)
 class PageRequest:
     """One page to read: from state key `key` (None: the first or, with `reverse`, the last), `limit` items."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import time
@@ -705,6 +706,19 @@ class NodeCore:
     def get_tx_raw(self, tx_hash: str) -> bytes | None:
         """The bytes of a committed tx, from the tx index (no block is read)."""
         return self.store.get_tx_bytes(tx_hash)
+
+    def get_sender_txs(
+        self, sender: str, start: str | None, limit: int, reverse: bool
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of `sender`'s committed txs in block order (newest first with `reverse`) from position
+        `start` (a `compute_tx_position` text, or any text: a position among them), and the position the next
+        page starts at (None: this was the last); read from the sender index, at most `limit` + 1 rows."""
+        rows = self.store.get_sender_tx_rows(sender, start, limit + 1, reverse)
+        docs = [
+            {"tx_hash": h, "height": height, "index": idx, "code": code, "log": log, "tx": json.loads(raw)}
+            for _, h, height, idx, code, log, raw in rows[:limit]
+        ]
+        return docs, rows[limit][0] if len(rows) > limit else None
 
     def get_block_time_ms(self, height: int) -> int | None:
         """The header time of a committed block, or None if this node does not hold it."""

@@ -221,12 +221,12 @@ def test_seed_model_registration_passes_governance_and_appears_in_pricing(networ
     assert proposal_id in [p["id"] for p in proposals]
 
 
-def test_a_tx_rejected_by_the_chain_is_a_422_with_its_code(network):
+def test_a_tx_rejected_by_the_chain_is_a_4xx_with_its_code(network):
     node = network[1]
-    raw = sign_tx(node.key, node.chain_id, 10**6, [MsgVote(1, "yes")])  # wrong sequence
+    raw = sign_tx(node.key, node.chain_id, 10**6, [MsgVote(1, "yes")])  # wrong sequence: right in another state
     posted = requests.post(node.public + "/v1/txs", data=raw, headers={"Content-Type": "application/json"}, timeout=9)
-    error = assert_error(posted, 422)
-    assert "sequence" in error["code"] or "sequence" in error["message"]
+    error = assert_error(posted, 409, "wrong_sequence")
+    assert "sequence" in error["message"]
     assert_error(requests.post(node.public + "/v1/txs", json={"body": {}}, timeout=9), 400, "malformed")
     assert_error(node.get("/v1/txs/" + "AB" * 32), 404, "not_found")
     assert_error(node.get("/v1/txs/nothex"), 400, "invalid_hash")
@@ -255,7 +255,6 @@ def test_a_bad_tx_is_a_4xx_naming_the_rule_and_changes_nothing_and_simulate_give
             "insufficient_fee",
         ),
         (sign_tx(node.key, node.chain_id, before["sequence"], send, gas_limit=3_000, fee=10**6), 422, "out_of_gas"),
-        (sign_tx(node.key, node.chain_id, before["sequence"] + 5, send), 409, "wrong_sequence"),
         (sign_tx(node.key, "uoc-elsewhere", before["sequence"], send), 422, "wrong_chain_id"),
         (with_signature_of(sign_tx(node.key, node.chain_id, before["sequence"], send), network[2].key), 403, None),
         (b'{"body": {}, "body": {}}', 400, "invalid_json"),
@@ -447,7 +446,7 @@ def test_each_listener_serves_its_own_document_listing_exactly_its_routes(operat
     assert response.status_code == 200 and document["openapi"].startswith("3.")
     documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     served = {(r.method, r.resource.canonical) for r in build_app(ApiState.__new__(ApiState), listener).router.routes()}
-    assert documented == served
+    assert documented | {("HEAD", path) for method, path in documented if method == "GET"} == served
 
 
 @pytest.mark.parametrize(
@@ -498,9 +497,8 @@ def run_schemathesis(base_url: str, headers: dict[str, str], examples: int) -> i
         args += ["-H", f"{name}: {value}"]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    document = requests.get(base_url + "/openapi.json", headers=headers, timeout=TIMEOUT).json()
-    operations = sum(len(item) for item in document["paths"].values())
-    assert f"Selected: {operations}/{operations}" in done.stdout and f"Tested: {operations}" in done.stdout
+    selected = re.search(r"Selected: (\d+)/(\d+)\s+Tested: (\d+)", done.stdout)
+    assert selected is not None and selected[1] == selected[2] == selected[3], done.stdout[-2000:]  # every operation
     generated = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
     assert generated is not None and generated[1] == generated[2], done.stdout[-2000:]
     return int(generated[1])
