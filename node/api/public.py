@@ -94,9 +94,11 @@ HEIGHT_HEADER = "X-Cosmos-Block-Height"  # the height a state read answers at (a
 def check_height(request: web.Request) -> int:
     """The committed height a state read answers at; 400 for a bad `height`, 404 for one whose state this
     node does not hold (it keeps only the latest: see docs/design.md, "Queries at a height")."""
-    committed = get_state(request).node.query("status")["height"]
-    values = compute_query_values(request, (), (HEIGHT_ARG,))
-    height = values.get("height", committed)
+    app = get_state(request).node.app
+    committed = app.height if app is not None else 0
+    if "height" not in request.query:  # the hot path (GET /v1/pricing): nothing to parse
+        return committed
+    height = compute_query_values(request, (), (HEIGHT_ARG,))["height"]
     if height > committed:
         raise ApiRequestError(
             404, "height_not_available", f"height {height} is not committed yet: the latest is {committed}"
