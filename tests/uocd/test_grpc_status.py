@@ -1,6 +1,5 @@
-"""`uocd grpc status --output json` has the shape of `GET /v1/status` (its keys, types and values), then the
-fields only gRPC has; the epoch and price
-come from the chain as on HTTP."""
+"""`uocd grpc status --output json` has the shape of `GET /v1/status` (its keys in its order, types and values,
+the chain's epoch and price included), then the fields only gRPC has."""
 
 from __future__ import annotations
 
