@@ -47,6 +47,9 @@ _CONTROL_CHARS = frozenset(
 _BECH32_CHARS = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _AMOUNT_TEXT = re.compile(r"\s*([0-9][0-9_]*)\s*([A-Za-z]*)\s*")
 _META = "uoc"
+ADDRESS_FORMAT = "uoc-address"  # the OpenAPI format of an address: ADDRESS_PATTERN, and a bech32 checksum that holds
+ADDRESS_LENGTH = len(ADDRESS_PREFIX) + 1 + 38  # the prefix, the separator, 32 characters of 20 bytes and 6 of checksum
+ADDRESS_PATTERN = f"^{ADDRESS_PREFIX}1[{_BECH32_CHARS}]{{38}}$"
 
 
 class FieldError(InvalidTx, ValueError):
@@ -96,6 +99,16 @@ def parse_int_text(text: str, where: str, error: FieldError | None = None) -> in
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 19) or "__" in text or text[:1] == "_":
         raise error or FieldError(f"{where} must be an integer, got {text[:40]!r}", reason="invalid_parameter")
     return int(digits)
+
+
+def compute_base64_pattern(size: int) -> str:
+    """The pattern of canonical padded standard base64 of exactly `size` bytes (the unused low bits of the
+    last character zero, as a strict decoder requires)."""
+    quads, rest = divmod(size, 3)
+    if rest == 0:
+        return f"^[A-Za-z0-9+/]{{{4 * quads}}}$"
+    last = "AQgw" if rest == 1 else "AEIMQUYcgkosw048"
+    return f"^[A-Za-z0-9+/]{{{4 * quads + rest}}}[{last}]{'=' * (3 - rest)}$"
 
 
 # -- kinds --------------------------------------------------------------------------------------
@@ -152,7 +165,14 @@ class AddressKind(Kind[str]):
         return str(value)
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": f"^{ADDRESS_PREFIX}1[{_BECH32_CHARS}]{{38}}$"}
+        return {
+            "type": "string",
+            "format": ADDRESS_FORMAT,
+            "minLength": ADDRESS_LENGTH,
+            "maxLength": ADDRESS_LENGTH,
+            "description": f"bech32 (BIP-173) of 20 bytes: {ADDRESS_PATTERN}, the last 6 characters a checksum "
+            f"of the others (format {ADDRESS_FORMAT})",
+        }
 
     def describe(self) -> str:
         return f"a bech32 '{ADDRESS_PREFIX}1…' address"
@@ -169,6 +189,25 @@ def compute_ngonka(where: str, amount: object, denom: object) -> int:
         return to_ngonka(amount, denom, field=where)
     except MoneyError as exc:
         raise FieldError(str(exc), reason=exc.code) from None
+
+
+def compute_money_schema(amount: str, denom: str = "denom") -> dict[str, Any]:
+    """The schema of an object {amount: int > 0, denom: a denomination} worth less than 2^63 ngonka: one
+    branch per denomination, its largest amount the limit over the denomination's factor."""
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [amount, denom],
+                "properties": {
+                    amount: {"type": "integer", "minimum": 1, "maximum": MAX_INT64 // factor},
+                    denom: {"type": "string", "enum": [name]},
+                },
+                "additionalProperties": False,
+            }
+            for name, factor in DENOMS.items()
+        ]
+    }
 
 
 @dataclass(frozen=True)
@@ -196,15 +235,7 @@ class AmountKind(Kind[int]):
         return compute_ngonka(where, amount, match[2] or "ngonka")
 
     def schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "required": ["amount", "denom"],
-            "properties": {
-                "amount": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
-                "denom": DenomKind().schema(),
-            },
-            "additionalProperties": False,
-        }
+        return compute_money_schema("amount")
 
     def describe(self) -> str:
         return 'a money object {"amount": int > 0, "denom": "ngonka"|"icoin"|…}, < 2^63 ngonka'
@@ -575,7 +606,7 @@ class Declared:
             properties[spec.name] = {**spec.kind.schema(), "description": spec.description}
         required = ["@type", *(s.name for s in cls.FIELDS if not s.optional)]
         description = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else cls.TYPE
-        return {
+        schema = {
             "type": "object",
             "title": cls.TYPE,
             "description": description,
@@ -583,6 +614,14 @@ class Declared:
             "properties": properties,
             "additionalProperties": False,
         }
+        prices = [s.name for s in cls.FIELDS if isinstance(s.kind, PriceKind)]
+        denoms = [s.name for s in cls.FIELDS if isinstance(s.kind, DenomKind)]
+        if len(prices) == 1 and len(denoms) == 1:  # together below 2^63 ngonka: a bound per denomination
+            schema["oneOf"] = [
+                {"properties": {prices[0]: {"maximum": MAX_INT64 // factor}, denoms[0]: {"enum": [name]}}}
+                for name, factor in DENOMS.items()
+            ]
+        return schema
 
     @classmethod
     def example(cls: type[D]) -> D:

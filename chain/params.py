@@ -92,9 +92,11 @@ def _check_vote_mode(value: object, where: str) -> None:
 
 
 COUNT = Validator(_check_count, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
-FRACTION = Validator(_check_fraction, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
+FRACTION = Validator(_check_fraction, {"type": "string", "pattern": r"^0*(?:0(?:\.[0-9]+)?|1(?:\.0+)?)$"})
 BOOLEAN = Validator(_check_bool, {"type": "boolean"})
-GAS_PRICE = Validator(_check_gas_price, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"})
+GAS_PRICE = Validator(
+    _check_gas_price, {"type": "string", "pattern": r"^0*(?:[0-9]{1,9}(?:\.[0-9]+)?|1000000000(?:\.0+)?)$"}
+)
 WINDOW = Validator(_check_window, {"type": "integer", "minimum": 0, "maximum": MAX_MISS_WINDOW})
 PRICE = Validator(_check_price, {"type": "integer", "minimum": 1, "maximum": MAX_NGONKA - 1})
 VOTE_MODE = Validator(_check_vote_mode, {"type": "string", "enum": list(VOTE_MODES)})

@@ -21,7 +21,7 @@ command of a list query takes these arguments because they are declared here onc
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -153,7 +153,10 @@ EPOCH_INDEX = IntKind(0, text="an epoch index")
 DEFAULT_PAGE_LIMIT = 100  # items per page when pagination.limit is not given
 MAX_PAGE_LIMIT = 1000  # the largest pagination.limit
 MAX_PAGE_SCAN = MAX_PAGE_LIMIT  # entries a filtered page reads at most (it may then return fewer than limit)
-MAX_PAGE_KEY = 256  # characters of a decoded page key
+MAX_PAGE_KEY = 256  # bytes of a decoded page key
+MAX_PAGE_KEY_TEXT = (MAX_PAGE_KEY * 4 + 2) // 3  # its characters in unpadded base64
+# Canonical unpadded URL-safe base64: whole quads, then 2 or 3 characters whose unused low bits are 0.
+PAGE_KEY_PATTERN = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]|[A-Za-z0-9_-][AQgw])?$"
 PAGINATION = obj({"next_key": nullable({**STR, "description": "pagination.key of the next page; null on the last"})})
 
 
@@ -163,14 +166,12 @@ def encode_page_key(key: str) -> str:
 
 
 def decode_page_key(text: str) -> str | None:
-    """The state key of a `next_key`, or None unless `text` is exactly what `encode_page_key` makes."""
-    if not text or len(text) > 2 * MAX_PAGE_KEY or text != text.strip():
+    """The state key a page starts at, or None unless `text` is canonical unpadded URL-safe base64 of at most
+    `MAX_PAGE_KEY` bytes. Any such text is a position in the key space (bytes that are not UTF-8 read as
+    U+FFFD), so a page key the node never gave out reads the page from there, as Cosmos's next_key does."""
+    if not 0 < len(text) <= MAX_PAGE_KEY_TEXT or re.fullmatch(PAGE_KEY_PATTERN, text) is None:
         return None
-    try:
-        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (binascii.Error, ValueError):
-        return None
-    return key if len(key) <= MAX_PAGE_KEY and encode_page_key(key) == text else None
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode(errors="replace")
 
 
 @dataclass(frozen=True)
@@ -181,11 +182,11 @@ class PageKeyKind(Kind[str]):
 
     def check(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or decode_page_key(value) is None:
-            raise self.fail(f"{where} is not a next_key this node gave out, got {show_text(value)}")
+            raise self.fail(f"{where} is not a next_key (unpadded URL-safe base64), got {show_text(value)}")
         return value
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 2 * MAX_PAGE_KEY}
+        return {"type": "string", "minLength": 1, "maxLength": MAX_PAGE_KEY_TEXT, "pattern": PAGE_KEY_PATTERN}
 
     def describe(self) -> str:
         return "the next_key of the previous page"
@@ -243,6 +244,15 @@ PAGE_ARGS = (
 )
 
 
+HEIGHT_ARG = Arg(  # every state read of the API and `uocd query` takes it (node.api.public.check_height)
+    "height",
+    IntKind(1, text="a block height"),
+    "answer from the state at this height: the node keeps only its latest (any other is refused, saying so)",
+    required=False,
+    metavar="H",
+)
+
+
 @dataclass(frozen=True)
 class PageRequest:
     """One page to read: from state key `key` (None: the first or, with `reverse`, the last), `limit` items."""
@@ -283,7 +293,7 @@ def read_page(
     keep: Callable[[Any], bool] | None = None,
 ) -> Paged:
     """One page of the entries of `space` with `start <= key < end`: `item(key, value)` of each entry
-    (those `keep` accepts), reading at most `limit + 1` entries, or `MAX_PAGE_SCAN + 1` with a filter (a
+    (the items `keep` accepts), reading at most `limit + 1` entries, or `MAX_PAGE_SCAN + 1` with a filter (a
     filtered page that reads that many ends there: it may hold fewer than `limit` items, none even, and
     still have a next key)."""
     budget = page.limit if keep is None else MAX_PAGE_SCAN
@@ -292,10 +302,11 @@ def read_page(
     for read, (key, value) in enumerate(state.iterate(space, low, high, reverse=page.reverse, limit=budget + 1)):
         if read == budget:
             return Paged(items, key)
-        if keep is None or keep(value):
+        found = item(key, value)
+        if keep is None or keep(found):
             if len(items) == page.limit:  # the next page starts at the next entry it will return
                 return Paged(items, key)
-            items.append(item(key, value))
+            items.append(found)
     return Paged(items, None)
 
 
@@ -1014,26 +1025,34 @@ def read_settlement_page(
     provider: str | None,
     model: str | None,
 ) -> Paged:
-    """A page of settlements from one key range: a requester's (or everyone's) by request id, or a
-    provider's or a model's from its index, oldest first; at most one filter."""
-    if sum(v is not None for v in (requester, provider, model)) > 1:
-        raise bad_query("give at most one of requester, provider and model")
+    """A page of settlements from one key range: a provider's or a model's index (oldest first), else a
+    requester's (or everyone's) by request id; the filters that range does not cover are checked on each
+    record (a filtered page reads at most `MAX_PAGE_SCAN` entries, as `read_page` says)."""
     state = ctx.state
     if provider is None and model is None:
         prefix = "" if requester is None else requester + "|"
-        return read_page(state, "usettle", page, prefix, compute_prefix_end(prefix), item=lambda _, r: view(r))
-    space, owner = ("uprov", provider) if provider is not None else ("umodel", model)
-    prefix = f"{owner}|"
+        space, filters = "usettle", {}
 
-    def item(key: str, _: Any) -> Any:
-        return view(state.get("usettle", key[len(prefix) + 13 :]))
+        def record_of(key: str, value: Any) -> Any:
+            return value
 
-    return read_page(state, space, page, prefix, compute_prefix_end(prefix), item=item)
+    else:
+        space, owner = ("uprov", provider) if provider is not None else ("umodel", model)
+        prefix = f"{owner}|"
+        filters = {"requester": requester, "model": model if provider is not None else None}
+
+        def record_of(key: str, value: Any) -> Any:
+            return state.get("usettle", key[len(prefix) + 13 :])
+
+    wanted = {name: value for name, value in filters.items() if value is not None}
+    keep = (lambda r: all(r[name] == value for name, value in wanted.items())) if wanted else None
+    result = read_page(state, space, page, prefix, compute_prefix_end(prefix), item=record_of, keep=keep)
+    return Paged([view(r) for r in result.items], result.next_key)
 
 
 @query(
     "settlements",
-    "Usage settlements: a requester's, a provider's or a model's",
+    "Usage settlements: a requester's, a provider's or a model's (filters combine)",
     array(SETTLEMENT),
     args=SETTLEMENT_FILTERS,
     http=(Http("/v1/settlements"),),
@@ -1043,13 +1062,13 @@ def read_settlement_page(
 def query_settlements(
     ctx: QueryContext, requester: str | None, provider: str | None, model: str | None, page: PageRequest
 ) -> Paged:
-    """Settlements by requester and request id, or by provider or model, oldest first."""
+    """Settlements by requester and request id, or by provider or model, oldest first (filters combine)."""
     return read_settlement_page(ctx, page, compute_settlement_view, requester, provider, model)
 
 
 @query(
     "cost_records",
-    "Cost records (one per settlement): a requester's, a provider's or a model's",
+    "Cost records (one per settlement): a requester's, a provider's or a model's (filters combine)",
     array(COST_RECORD),
     args=SETTLEMENT_FILTERS,
     http=(Http("/v1/cost-records"),),
@@ -1084,33 +1103,46 @@ def compute_totals_view(key: str, totals: Sequence[int]) -> dict[str, Any]:
     args=(
         Arg("group_by", DIMENSION, "what the totals are grouped by", metavar="DIMENSION"),
         Arg("prefix", GROUP_TEXT, "only the groups whose name starts with this", required=False),
-        Arg("from_epoch", EPOCH_INDEX, "with group_by=epoch: the first epoch", required=False),
-        Arg("to_epoch", EPOCH_INDEX, "with group_by=epoch: the last epoch", required=False),
     ),
     http=(Http("/v1/cost-records/totals"),),
     cli="cost-totals",
     page="groups",
     extra={"covered": INT, "total": TOTALS},
 )
-def query_usage_totals(
-    ctx: QueryContext,
-    group_by: str,
-    prefix: str | None,
-    from_epoch: int | None,
-    to_epoch: int | None,
-    page: PageRequest,
-) -> Paged:
+def query_usage_totals(ctx: QueryContext, group_by: str, prefix: str | None, page: PageRequest) -> Paged:
     """One page of groups, each read from its running totals (no record is read: the cost of a page
     follows its groups, never the records they cover), with how many records the page covers."""
-    if group_by != "epoch" and (from_epoch is not None or to_epoch is not None):
-        raise bad_query("from_epoch and to_epoch go with group_by=epoch")
+    start = usage.compute_aggregate_key(group_by, prefix or "")
+    return read_totals_page(ctx, group_by, page, start, compute_prefix_end(start))
+
+
+@query(
+    "usage_epoch_totals",
+    "Totals of the settlements not refunded, by epoch, over a range of epochs",
+    array(TOTALS),
+    args=(
+        Arg("from_epoch", EPOCH_INDEX, "the first epoch (default 0)", required=False),
+        Arg("to_epoch", EPOCH_INDEX, "the last epoch (default the latest)", required=False),
+    ),
+    http=(Http("/v1/cost-records/totals/epochs"),),
+    cli="cost-totals-by-epoch",
+    page="groups",
+    extra={"covered": INT, "total": TOTALS},
+)
+def query_usage_epoch_totals(
+    ctx: QueryContext, from_epoch: int | None, to_epoch: int | None, page: PageRequest
+) -> Paged:
+    """usage_totals grouped by epoch, from `from_epoch` to `to_epoch` (a separate query, so that every
+    argument of a route applies to it: an OpenAPI document cannot say that one goes with another's value)."""
+    base = usage.compute_aggregate_key("epoch", "")
+    start = base + rules.compute_index_key(from_epoch or 0)
+    end = compute_prefix_end(base) if to_epoch is None else base + rules.compute_index_key(to_epoch + 1)
+    return read_totals_page(ctx, "epoch", page, start, end)
+
+
+def read_totals_page(ctx: QueryContext, group_by: str, page: PageRequest, start: str, end: str | None) -> Paged:
+    """One page of the running totals of `group_by` with keys in [start, end), and what the page covers."""
     base = usage.compute_aggregate_key(group_by, "")
-    start = base + (prefix or "")
-    end = compute_prefix_end(start)
-    if group_by == "epoch":
-        start = max(start, base + rules.compute_index_key(from_epoch or 0))
-        if to_epoch is not None:
-            end = base + rules.compute_index_key(to_epoch + 1)
     result = read_page(ctx.state, "uagg", page, start, end, item=compute_totals_view)
     total = [
         sum(g["records"] for g in result.items),

@@ -48,6 +48,7 @@ from .fields import (
     Kind,
     NestedKind,
     PriceKind,
+    compute_base64_pattern,
     compute_ngonka,
     parse_int_text,
     require_object,
@@ -465,7 +466,7 @@ class SignatureKind(Kind[bytes]):
         return self.parse(text, where)
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$"}
+        return {"type": "string", "pattern": compute_base64_pattern(SIGNATURE_SIZE)}
 
     def describe(self) -> str:
         return f"a {SIGNATURE_SIZE}-byte ed25519 signature in base64"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import time
@@ -639,7 +640,8 @@ class NodeCore:
             raise InvalidMessage(f"{signer!r} is not a validator at height {height} as far as this node knows")
 
     def get_status(self) -> spb.StatusResponse:
-        """This node's Status."""
+        """This node's Status (the epoch and price as the chain's `status` query answers them)."""
+        chain = self.app.query("status")
         return spb.StatusResponse(
             chain_id=self.chain_id,
             height=self.app.height,
@@ -654,6 +656,8 @@ class NodeCore:
             validator_address=self.signer.address if self.signer else "",
             peers=self.sync.reachable_peers,
             configured_peers=len(self.peers),
+            epoch=chain["epoch"],
+            unit_of_compute_price=chain["unit_of_compute_price"],
         )
 
     def iterate_blocks_pb(self, first: int, last: int) -> Iterator[pb.BlockWithCommit]:
@@ -706,6 +710,19 @@ class NodeCore:
     def get_tx_raw(self, tx_hash: str) -> bytes | None:
         """The bytes of a committed tx, from the tx index (no block is read)."""
         return self.store.get_tx_bytes(tx_hash)
+
+    def get_sender_txs(
+        self, sender: str, start: str | None, limit: int, reverse: bool
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of `sender`'s committed txs in block order (newest first with `reverse`) from position
+        `start` (a `compute_tx_position` text, or any text: a position among them), and the position the next
+        page starts at (None: this was the last); read from the sender index, at most `limit` + 1 rows."""
+        rows = self.store.get_sender_tx_rows(sender, start, limit + 1, reverse)
+        docs = [
+            {"tx_hash": h, "height": height, "index": idx, "code": code, "log": log, "tx": json.loads(raw)}
+            for _, h, height, idx, code, log, raw in rows[:limit]
+        ]
+        return docs, rows[limit][0] if len(rows) > limit else None
 
     def get_block_time_ms(self, height: int) -> int | None:
         """The header time of a committed block, or None if this node does not hold it."""

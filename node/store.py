@@ -44,6 +44,27 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " code TEXT NOT NULL, log TEXT NOT NULL, tx BLOB NOT NULL)",
 )
+# The txs of each sender, by position HEIGHT/INDEX (zero-padded: text order is block order), for
+# GET /v1/txs?sender=; filled as blocks are written, and once from the txs table by a store made before it.
+TX_SENDERS_TABLE = (
+    "CREATE TABLE tx_senders (sender TEXT NOT NULL, pos TEXT NOT NULL, hash TEXT NOT NULL,"
+    " PRIMARY KEY (sender, pos)) WITHOUT ROWID"
+)
+BACKFILL_BATCH = 1000  # txs read per step when a store made before tx_senders fills it
+
+
+def compute_tx_position(height: int, index: int) -> str:
+    """A tx's position in the chain as text whose order is block order: `000000000042/000003`."""
+    return f"{height:012d}/{index:06d}"
+
+
+def read_tx_sender(raw: bytes) -> str | None:
+    """The `body.sender` of a tx's bytes, or None if they hold none (a malformed tx in a block)."""
+    try:
+        sender = json.loads(raw)["body"]["sender"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return sender if isinstance(sender, str) and len(sender) <= 128 else None
 
 
 def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
@@ -98,6 +119,9 @@ class SqliteStore:
                 )
                 for statement in NODE_TABLES:
                     self._conn.execute(statement)
+                if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tx_senders'").fetchone():
+                    self._conn.execute(TX_SENDERS_TABLE)
+                    self._fill_tx_senders()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable uoc state store: {exc}") from None
 
@@ -211,6 +235,39 @@ class SqliteStore:
         row = self._conn.execute("SELECT tx FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
         return bytes(row[0]) if row else None
 
+    def get_sender_tx_rows(
+        self, sender: str, after: str | None, limit: int, reverse: bool
+    ) -> list[tuple[str, str, int, int, str, str, bytes]]:
+        """Up to `limit` txs of `sender` as (position, hash, height, index, code, log, bytes), in block order
+        from position `after` on (newest first and up to it, with `reverse`): one range of the sender index."""
+        sign, order = ("<=", "DESC") if reverse else (">=", "ASC")
+        bound = "" if after is None else f" AND s.pos {sign} ?"
+        rows = self._conn.execute(
+            "SELECT s.pos, t.hash, t.height, t.idx, t.code, t.log, t.tx FROM tx_senders s JOIN txs t ON t.hash = s.hash"
+            f" WHERE s.sender = ?{bound} ORDER BY s.pos {order} LIMIT ?",
+            (sender, *(() if after is None else (after,)), limit),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
+
+    def _fill_tx_senders(self) -> None:
+        """Index the senders of the txs a store made before the sender index holds (caller's transaction)."""
+        last = ""
+        while True:
+            rows = self._conn.execute(
+                "SELECT hash, height, idx, tx FROM txs WHERE hash > ? ORDER BY hash LIMIT ?", (last, BACKFILL_BATCH)
+            ).fetchall()
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO tx_senders (sender, pos, hash) VALUES (?, ?, ?)",
+                [
+                    (sender, compute_tx_position(height, idx), h)
+                    for h, height, idx, raw in rows
+                    if (sender := read_tx_sender(bytes(raw))) is not None
+                ],
+            )
+            if len(rows) < BACKFILL_BATCH:
+                return
+            last = rows[-1][0]
+
     def count_txs(self) -> int:
         """How many transactions the tx index holds."""
         return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
@@ -240,6 +297,14 @@ class SqliteStore:
             [
                 (h, write.height, i, code, log, raw)
                 for i, ((h, code, log), raw) in enumerate(zip(write.tx_results, write.txs))
+            ],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO tx_senders (sender, pos, hash) VALUES (?, ?, ?)",
+            [
+                (sender, compute_tx_position(write.height, i), h)
+                for i, ((h, _, _), raw) in enumerate(zip(write.tx_results, write.txs))
+                if (sender := read_tx_sender(raw)) is not None
             ],
         )
 

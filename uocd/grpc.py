@@ -59,13 +59,15 @@ def cmd_grpc_query(args: argparse.Namespace) -> int:
 
 
 def compute_status_doc(status: spb.StatusResponse) -> dict[str, Any]:
-    """The gRPC Status as `GET /v1/status` shapes it (snake_case keys, integers as numbers), then the fields
+    """The gRPC Status as `GET /v1/status` shapes it (its keys in its order, integers as numbers), then the fields
     only gRPC has."""
     return {
         "chain_id": status.chain_id,
         "moniker": status.moniker,
         "height": status.height,
         "app_hash": status.app_hash,
+        "epoch": status.epoch,
+        "unit_of_compute_price": status.unit_of_compute_price,
         "catching_up": status.catching_up,
         "peers": status.peers,
         "validator_address": status.validator_address,

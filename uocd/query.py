@@ -16,14 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from chain.catalog import get_cli_queries
-from chain.queries import Http, Query
+from chain.queries import HEIGHT_ARG, Http, Query
+from node.api.public import TXS_PAGE_ARGS
 
 from .keys import load_named_key
 from .options import add_declared_argument, add_node_options, parse_int, resolve_client, resolve_home
 from .output import emit, render_rows
 
 ARG_DEST = "query_arg_{}"  # where an argument's value is kept (apart from --home, --node, --output)
-HAND_WRITTEN = ("status", "account", "tx", "block")  # commands that need more than the chain's declaration
+HAND_WRITTEN = ("status", "account", "tx", "txs", "block")  # commands that need more than the chain's declaration
 
 
 def add_query_commands(commands: argparse._SubParsersAction) -> None:
@@ -43,6 +44,7 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
         p = sub.add_parser(q.cli, help=text, description=f"Print {text} (GET {paths}).")
         for arg in q.all_args:
             add_declared_argument(p, arg, ARG_DEST.format(arg.name), parse=True)
+        add_height_option(p)
         add_node_options(p)
         p.set_defaults(func=cmd_query, path=lambda a, q=q: compute_request(q, a))
     p = sub.add_parser(
@@ -50,10 +52,12 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
         help="the node's height, app hash, epoch, price and peers",
         description="Print the node's height, app hash, epoch, price and peers (GET /v1/status).",
     )
+    add_height_option(p)
     add_node_options(p)
     p.set_defaults(func=cmd_query, path=lambda a: ("/v1/status", {}))
     p = sub.add_parser("account", help="an account", description="Print an account's balance and sequence.")
     p.add_argument("address", metavar="ADDRESS|NAME", nargs="?", default=None, help="default: --home's validator key")
+    add_height_option(p)
     add_node_options(p)
     p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/accounts/{resolve_address(a)}", {}))
     p = sub.add_parser(
@@ -62,6 +66,17 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("height", metavar="HEIGHT", type=parse_int)
     add_node_options(p)
     p.set_defaults(func=cmd_query, path=lambda a: (f"/v1/blocks/{a.height}", {}))
+    p = sub.add_parser(
+        "txs",
+        help="a sender's committed transactions",
+        description="Print the committed transactions of --sender, oldest first, a page at a time (GET /v1/txs, "
+        "read from the node's sender index).",
+    )
+    p.add_argument("--sender", required=True, metavar="ADDRESS|NAME", help="an address, or a key name of --home")
+    for arg in TXS_PAGE_ARGS:
+        add_declared_argument(p, arg, ARG_DEST.format(arg.name), parse=True)
+    add_node_options(p)
+    p.set_defaults(func=cmd_query, path=compute_txs_request)
     p = sub.add_parser("tx", help="a committed transaction", description="Print a committed transaction by hash.")
     p.add_argument("hash", metavar="HASH")
     add_node_options(p)
@@ -79,16 +94,31 @@ def compute_request(q: Query, args: argparse.Namespace) -> tuple[str, dict[str, 
     return path, {name: str(value).lower() if isinstance(value, bool) else value for name, value in params.items()}
 
 
-def resolve_address(args: argparse.Namespace) -> str:
+def add_height_option(parser: argparse.ArgumentParser) -> None:
+    """--height H: read the state at H (the node answers only at its latest height, or refuses naming why)."""
+    add_declared_argument(parser, HEIGHT_ARG, "height", parse=True)
+
+
+def compute_txs_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """GET /v1/txs of --sender (an address or a key name) with the page arguments given."""
+    params = {a.name: getattr(args, ARG_DEST.format(a.name)) for a in TXS_PAGE_ARGS}
+    params = {name: str(v).lower() if isinstance(v, bool) else v for name, v in params.items() if v is not None}
+    return "/v1/txs", {"sender": resolve_address(args, args.sender), **params}
+
+
+def resolve_address(args: argparse.Namespace, given: str | None = None) -> str:
     """An address given as is, or the address of a key name (default: the node home's validator)."""
-    if args.address and args.address.startswith("uoc1"):
-        return args.address
-    return load_named_key(resolve_home(args), args.address)[1].address
+    name = args.address if given is None else given
+    if name and name.startswith("uoc1"):
+        return name
+    return load_named_key(resolve_home(args), name)[1].address
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     """GET one API path and print it."""
     path, params = args.path(args)
+    if getattr(args, "height", None) is not None:
+        params = {**params, "height": args.height}
     path = urllib.parse.quote(path)
     return emit(args, resolve_client(args).get(path, **params), TEXT_RENDERERS.get(args.query_command))
 
@@ -129,4 +159,25 @@ def describe_content(content: dict[str, Any]) -> str:
     return " ".join([str(content.get("@type", "?")), *words])
 
 
-TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {"pricing": render_pricing, "proposals": render_proposals}
+def render_txs(doc: dict[str, Any], width: int | None = None) -> str:
+    """A sender's txs as a table of what people look for first (`uocd query tx HASH` shows one whole)."""
+    rows = [
+        {
+            "height": t["height"],
+            "index": t["index"],
+            "code": t["code"],
+            "messages": " ".join(m.get("@type", "?") for m in t["tx"]["body"]["messages"]),
+            "tx_hash": t["tx_hash"],
+        }
+        for t in doc["txs"]
+    ]
+    text = render_rows(rows, width=width) if rows else "no transactions"
+    next_key = doc["pagination"]["next_key"]
+    return text + (f"\nmore: --page-key {next_key}" if next_key else "")
+
+
+TEXT_RENDERERS: dict[str, Callable[[Any], str]] = {
+    "pricing": render_pricing,
+    "proposals": render_proposals,
+    "txs": render_txs,
+}

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from chain.epochs import compute_effective_epoch
 from chain.errors import ChainError, InvalidTx, MoneyError
-from chain.money import DENOMS, to_ngonka
+from chain.fields import compute_money_schema
+from chain.money import to_ngonka
 from chain.params import Params
 from chain.tx import MODEL_ID, MsgSubmitPriceProposal, MsgSubmitProposal, RegisterModel, parse_model_id, parse_units
 
@@ -137,13 +138,7 @@ POST_PRICE_PROPOSAL = Route(
         ),
         202: PENDING,
     },
-    body=obj(
-        {
-            "price": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
-            "denom": {"type": "string", "enum": sorted(DENOMS)},
-        }
-    )
-    | {"additionalProperties": False},  # the handler refuses unknown fields
+    body=compute_money_schema("price"),  # the handler refuses unknown fields and a price of 2^63 ngonka or more
 )
 
 

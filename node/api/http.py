@@ -67,13 +67,38 @@ def chain_error_to_api(exc: ChainError) -> ApiRequestError:
     return ApiRequestError(404 if exc.code in ("not_found", "unknown_proposal") else 400, exc.code, str(exc))
 
 
+MALFORMED_CODES = frozenset({"malformed", "tx_too_large", "non_canonical"})
+# not signed by whom it must be, or signed by one who may not do it
+UNAUTHORIZED_CODES = frozenset(
+    {
+        "bad_signature",
+        "pubkey_mismatch",
+        "bad_requester_signature",
+        "not_receipt_provider",
+        "not_provider",
+        "not_validator",
+    }
+)
+CONFLICT_CODES = frozenset({"wrong_sequence", "too_many_open_proposals"})  # right in another state of the account
+
+
+def compute_tx_error_status(code: str) -> int:
+    """The HTTP status of a transaction the node refuses with the chain's `code`: 400 malformed, 403 not
+    signed by its sender (or a receipt by its requester), or by one the rule does not allow (a settlement by
+    another provider, a vote by a non-validator: Cosmos's ErrUnauthorized), 409 a wrong sequence
+    or too many open proposals (the account's state, which changes), 422 any other rule."""
+    if code in MALFORMED_CODES:
+        return 400
+    if code in UNAUTHORIZED_CODES:
+        return 403
+    return 409 if code in CONFLICT_CODES else 422
+
+
 def mempool_error_to_api(exc: MempoolError) -> ApiRequestError:
-    """A mempool refusal: 400 for a malformed tx, 429 when full, 422 for a rule the chain enforces."""
+    """A mempool refusal: 429 when full, else as `compute_tx_error_status` says."""
     if isinstance(exc, MempoolFull):
         return ApiRequestError(429, exc.code, str(exc))
-    if exc.code in ("malformed", "tx_too_large", "non_canonical"):
-        return ApiRequestError(400, exc.code, str(exc))
-    return ApiRequestError(422, exc.code, str(exc))
+    return ApiRequestError(compute_tx_error_status(exc.code), exc.code, str(exc))
 
 
 def outcome_error(outcome: TxOutcome) -> ApiRequestError:
@@ -87,6 +112,15 @@ def outcome_error(outcome: TxOutcome) -> ApiRequestError:
 # =============================================================================================
 def _reject_constant(text: str) -> Any:
     raise ValueError(f"{text} is not allowed in JSON bodies")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"the key {key[:40]!r} appears twice in one object")
+        doc[key] = value
+    return doc
 
 
 def is_json_declared(request: web.Request) -> bool:
@@ -108,11 +142,12 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:
-    """A JSON object from a request body; 400 for anything else (floats stay floats: fields reject them)."""
+    """A JSON object from a request body; 400 for anything else, a key twice in one object included (floats
+    stay floats: fields reject them)."""
     if not data.strip():
         raise bad_request("invalid_json", "the body is empty; it must be a JSON object")
     try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad_request("invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -143,6 +178,7 @@ def query(request: web.Request, path: str, **params: Any) -> Any:
 
 __all__ = [
     "bad_request",
+    "compute_tx_error_status",
     "chain_error_to_api",
     "encode_json",
     "error_response",

@@ -19,16 +19,30 @@ from typing import Any
 
 from aiohttp import web
 
-from chain.catalog import get_routes, get_tx_schema
-from chain.fields import Arg, FieldError
+from chain.catalog import CHAIN_ID_MARK, get_routes, get_tx_schema
+from chain.encoding import canonical_bytes
+from chain.fields import Arg, FieldError, IntKind
 from chain.gas import describe_gas_price
-from chain.queries import Http, Query
+from chain.queries import (
+    HEIGHT_ARG,
+    PAGE_ARGS,
+    PAGE_KEY,
+    PAGE_LIMIT,
+    PAGE_REVERSE,
+    PAGINATION,
+    Http,
+    Query,
+    decode_page_key,
+    encode_page_key,
+)
+from chain.tx import ADDRESS
 
 from ..errors import ApiRequestError, MempoolError, NodeError, TxAlreadyKnown
 from ..metrics import CONTENT_TYPE
 from .dashboard import DASHBOARD_ROUTES
 from .http import (
     bad_request,
+    compute_tx_error_status,
     encode_json,
     json_response,
     mempool_error_to_api,
@@ -75,19 +89,49 @@ def compute_query_values(
     return values
 
 
+HEIGHT_HEADER = "X-Cosmos-Block-Height"  # the height a state read answers at (as Cosmos's gateway names it)
+
+
+def check_height(request: web.Request) -> int:
+    """The committed height a state read answers at; 400 for a bad `height`, 404 for one whose state this
+    node does not hold (it keeps only the latest: see docs/design.md, "Queries at a height")."""
+    app = get_state(request).node.app
+    committed = app.height if app is not None else 0
+    if "height" not in request.query:  # the hot path (GET /v1/pricing): nothing to parse
+        return committed
+    height = compute_query_values(request, (), (HEIGHT_ARG,))["height"]
+    if height > committed:
+        raise ApiRequestError(
+            404, "height_not_available", f"height {height} is not committed yet: the latest is {committed}"
+        )
+    if height < committed:
+        raise ApiRequestError(
+            404,
+            "height_not_available",
+            f"this node keeps only the state of its latest height ({committed}), not of height {height}; "
+            "it keeps every block and tx (GET /v1/blocks/{height}, /v1/txs/{hash}) and every epoch's price "
+            "(GET /v1/pricing/history)",
+        )
+    return committed
+
+
 def compute_query_handler(http: Http, q: Query, path_args: tuple[Arg, ...], query_args: tuple[Arg, ...]) -> Handler:
-    """The handler of a route that answers query `q`."""
+    """The handler of a route that answers query `q` (at the committed height: `height` may only name it)."""
 
     async def answer(request: web.Request) -> web.Response:
+        height = check_height(request)
         values = compute_query_values(request, path_args, query_args)
-        return json_response(query(request, q.name, **values))
+        response = json_response(query(request, q.name, **values))
+        response.headers[HEIGHT_HEADER] = str(height)
+        return response
 
     async def answer_prepared(request: web.Request) -> web.Response:
+        height = check_height(request)
         state = get_state(request)
         body = state.get_prepared(http.path)
         if body is None:
             body = state.set_prepared(http.path, encode_json(query(request, q.name)))
-        return web.Response(body=body, content_type=JSON_TYPE)
+        return web.Response(body=body, content_type=JSON_TYPE, headers={HEIGHT_HEADER: str(height)})
 
     return answer if path_args or query_args else answer_prepared
 
@@ -98,7 +142,7 @@ def compute_query_route(http: Http, q: Query) -> Route:
     path_args = tuple(a for a in q.args if a.name in placeholders)
     query_args = tuple(a for a in q.all_args if not a.positional)
     params = tuple(param(a.name, "path", a.schema()) for a in path_args)
-    params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in query_args)
+    params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in (*query_args, HEIGHT_ARG))
     handler = compute_query_handler(http, q, path_args, query_args)
     return Route("public", "GET", http.path, handler, q.summary, {200: q.response}, params)
 
@@ -115,6 +159,7 @@ def compute_query_routes() -> tuple[Route, ...]:
 # =============================================================================================
 async def get_status(request: web.Request) -> web.Response:
     node = get_state(request).node
+    check_height(request)
     status = query(request, "status")
     return json_response(
         {
@@ -152,6 +197,7 @@ STATUS = Route(
             }
         )
     },
+    (param("height", "query", HEIGHT_ARG.schema()),),
 )
 
 
@@ -163,8 +209,7 @@ async def post_tx(request: web.Request) -> web.Response:
     wait = request.query.get("wait")
     if wait not in (None, "commit"):
         raise bad_request("invalid_parameter", f"wait must be 'commit' or absent, got {wait[:40]!r}")
-    raw = await read_body(request)
-    parse_json_object(raw)
+    raw = canonical_bytes(parse_json_object(await read_body(request)))
     try:
         tx_hash = state.node.submit_txs([raw])[0]
     except NodeError as exc:
@@ -193,7 +238,8 @@ def compute_post_tx_route() -> Route:
         "POST",
         "/v1/txs",
         post_tx,
-        "Submit a signed transaction (the JSON that sign_tx returns)",
+        "Submit a signed transaction (the JSON that sign_tx returns; any JSON spelling of it: the node submits its "
+        "canonical encoding, whose hash is the tx hash)",
         {
             200: obj(
                 {
@@ -213,12 +259,9 @@ def compute_post_tx_route() -> Route:
 
 async def post_simulate(request: web.Request) -> web.Response:
     node = get_state(request).node
-    raw = await read_body(request)
-    parse_json_object(raw)
-    result = node.simulate_tx(raw)
+    result = node.simulate_tx(canonical_bytes(parse_json_object(await read_body(request))))
     if not result.ok:
-        status = 400 if result.code in ("malformed", "non_canonical") else 422
-        raise ApiRequestError(status, result.code, result.log or result.code)
+        raise ApiRequestError(compute_tx_error_status(result.code), result.code, result.log or result.code)
     return json_response({"gas_used": result.gas_used, "min_gas_price": describe_gas_price(node.get_gas_price())})
 
 
@@ -240,8 +283,8 @@ def compute_simulate_route() -> Route:
 async def get_tx(request: web.Request) -> web.Response:
     node = get_state(request).node
     tx_hash = request.match_info["hash"]
-    if tx_hash == "simulate":  # GET of POST /v1/txs/simulate, which this templated route also matches
-        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    if tx_hash == "simulate":  # GET (or HEAD) of POST /v1/txs/simulate, which this templated route also matches
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
     if len(tx_hash) != 64 or not all(c in "0123456789abcdefABCDEF" for c in tx_hash):
         raise bad_request("invalid_hash", f"hash must be 64 hex characters, got {tx_hash[:80]!r}")
     outcome = node.get_tx_outcome(tx_hash.upper())
@@ -260,14 +303,60 @@ async def get_tx(request: web.Request) -> web.Response:
     )
 
 
+TX_DOC = obj({"tx_hash": STR, "height": INT, "index": INT, "code": STR, "log": STR, "tx": ANY_OBJ})
 GET_TX = Route(
     "public",
     "GET",
     "/v1/txs/{hash}",
     get_tx,
     "A committed transaction and its result",
-    {200: obj({"tx_hash": STR, "height": INT, "index": INT, "code": STR, "log": STR, "tx": ANY_OBJ})},
+    {200: TX_DOC},
     (param("hash", "path", {"type": "string", "pattern": "^[0-9A-Fa-f]{64}$"}),),
+)
+
+
+MAX_TXS_PAGE = 100  # txs per page of GET /v1/txs (each up to the chain's tx size limit)
+TXS_PAGE_ARGS = (
+    Arg(
+        PAGE_LIMIT,
+        IntKind(1, MAX_TXS_PAGE, text="a page size"),
+        f"txs per page, 1 to {MAX_TXS_PAGE}",
+        required=False,
+        default=MAX_TXS_PAGE,
+        metavar="N",
+        flag="--limit",
+    ),
+    *(a for a in PAGE_ARGS if a.name != PAGE_LIMIT),
+)
+TXS_ARGS = (
+    Arg("sender", ADDRESS, "the sender whose committed transactions to list", metavar="ADDRESS"),
+    *TXS_PAGE_ARGS,
+)
+
+
+async def get_txs(request: web.Request) -> web.Response:
+    values = compute_query_values(request, (), TXS_ARGS)
+    if "sender" not in values:
+        raise bad_request("missing_parameter", "sender is required: transactions are listed by their sender")
+    key = values.get(PAGE_KEY)
+    txs, next_position = get_state(request).node.get_sender_txs(
+        values["sender"],
+        None if key is None else decode_page_key(key),
+        values.get(PAGE_LIMIT, MAX_TXS_PAGE),
+        values.get(PAGE_REVERSE, False),
+    )
+    next_key = None if next_position is None else encode_page_key(next_position)
+    return json_response({"txs": txs, "pagination": {"next_key": next_key}})
+
+
+GET_TXS = Route(
+    "public",
+    "GET",
+    "/v1/txs",
+    get_txs,
+    "A sender's committed transactions and their results, oldest first (from the node's sender index)",
+    {200: obj({"txs": {"type": "array", "items": TX_DOC}, "pagination": PAGINATION})},
+    tuple(param(a.name, "query", a.schema(), required=a.required) for a in TXS_ARGS),
 )
 
 
@@ -296,7 +385,20 @@ GET_BLOCK = Route(
 # the document and the metrics
 # =============================================================================================
 async def get_openapi(request: web.Request) -> web.Response:
-    return json_response(compute_openapi_document(get_table(request), request.app[LISTENER_KEY]))
+    document = compute_openapi_document(get_table(request), request.app[LISTENER_KEY])
+    return json_response(stamp_chain_id(document, query(request, "status")["chain_id"]))
+
+
+def stamp_chain_id(value: Any, chain_id: str) -> Any:
+    """The document with each schema marked `CHAIN_ID_MARK` (a transaction's chain_id) stating this node's
+    chain id as its one value: a transaction for another chain is refused whatever else it holds."""
+    if isinstance(value, list):
+        return [stamp_chain_id(v, chain_id) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get(CHAIN_ID_MARK):
+        return {**{k: v for k, v in value.items() if k != CHAIN_ID_MARK}, "enum": [chain_id]}
+    return {k: stamp_chain_id(v, chain_id) for k, v in value.items()}
 
 
 OPENAPI_ROUTES = tuple(
@@ -375,6 +477,7 @@ def compute_public_routes() -> tuple[Route, ...]:
         compute_post_tx_route(),
         compute_simulate_route(),
         GET_TX,
+        GET_TXS,
         GET_BLOCK,
         *OPENAPI_ROUTES,
         DOCS,
@@ -384,4 +487,10 @@ def compute_public_routes() -> tuple[Route, ...]:
     )
 
 
-__all__ = ["compute_post_tx_route", "compute_public_routes", "compute_query_route", "compute_query_routes"]
+__all__ = [
+    "TXS_PAGE_ARGS",
+    "compute_post_tx_route",
+    "compute_public_routes",
+    "compute_query_route",
+    "compute_query_routes",
+]

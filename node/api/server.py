@@ -70,7 +70,10 @@ def build_app(state: ApiState, listener: str, table: RouteTable | None = None) -
     if listener == "public":
         app.on_shutdown.append(lambda _: close_streams(state))
     for route in table.for_listener(listener):
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # and HEAD: the same answer without its body (RFC 9110 §9.3.2)
+            app.router.add_get(route.path, route.handler, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
     return app
 
 

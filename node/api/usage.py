@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from chain.errors import InvalidTx
-from chain.queries import SETTLEMENT
-from chain.tx import MsgSettleUsage, Receipt
+from chain.queries import REQUEST_ID_ARG, REQUESTER_ARG, SETTLEMENT
+from chain.tx import SIGNATURE, MsgSettleUsage, Receipt
 
 from ..errors import ApiRequestError
 from .admin import get_operator, submit_and_wait
@@ -168,8 +168,8 @@ GET_SETTLEMENT = Route(
     "summary or full, its acp-1 charge report as charge_report",
     {200: {**SETTLEMENT, "properties": {**SETTLEMENT["properties"], "charge_report": ANY_OBJ}}},
     (
-        param("request_id", "path", {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}),
-        param("requester", "query", {"type": "string"}, required=True),
+        param("request_id", "path", REQUEST_ID_ARG.schema()),
+        param("requester", "query", REQUESTER_ARG.schema(), required=True),
         param(CHARGE_REPORT_HEADER, "header", {"type": "string", "enum": list(CHARGE_REPORT_MODES)}),
     ),
 )
@@ -243,7 +243,8 @@ POST_USAGE = Route(
     "Settle a requester-signed receipt naming this operator as provider (signed with the validator key); "
     "answers once committed with the settlement, or 422 with the rule the chain applied",
     {200: obj({"tx_hash": STR, "height": INT, "settlement": SETTLEMENT}), 202: PENDING},
-    body=obj({"receipt": Receipt.schema(), "requester_signature": {"type": "string"}}),
+    body=obj({"receipt": Receipt.schema(), "requester_signature": SIGNATURE.schema()})
+    | {"additionalProperties": False},
 )
 
 PUBLIC_USAGE_ROUTES = (GET_SETTLEMENT, GET_PRICE_MODEL)

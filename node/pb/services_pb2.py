@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node.pb import types_pb2 as uoc_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15uoc/v1/services.proto\x12\x06uoc.v1\x1a\x12uoc/v1/types.proto\"\'\n\x05TxAck\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\"\x16\n\x07TxBatch\x12\x0b\n\x03txs\x18\x01 \x03(\x0c\"9\n\nTxBatchAck\x12\x1b\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\r.uoc.v1.TxAck\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"\x16\n\x03\x41\x63k\x12\x0f\n\x07relayed\x18\x01 \x01(\x08\"4\n\nBlockRange\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x03\x12\x11\n\tto_height\x18\x02 \x01(\x03\"3\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x03\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"\x95\x02\n\x0eStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x03\x12\x10\n\x08\x61pp_hash\x18\x03 \x01(\t\x12\x17\n\x0flatest_block_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x0f\n\x07moniker\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61tching_up\x18\x07 \x01(\x08\x12\x16\n\x0e\x65vidence_count\x18\x08 \x01(\x03\x12\r\n\x05round\x18\t \x01(\x05\x12\x14\n\x0cmempool_size\x18\n \x01(\x03\x12\x19\n\x11validator_address\x18\x0b \x01(\t\x12\r\n\x05peers\x18\x0c \x01(\x05\x12\x18\n\x10\x63onfigured_peers\x18\r \x01(\x05\"&\n\x0f\x45videnceRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x03\"2\n\x0c\x45videnceList\x12\"\n\x08\x65vidence\x18\x01 \x03(\x0b\x32\x10.uoc.v1.Evidence2\x9f\x01\n\x06Gossip\x12(\n\x0b\x42roadcastTx\x12\n.uoc.v1.Tx\x1a\r.uoc.v1.TxAck\x12\x33\n\x0c\x42roadcastTxs\x12\x0f.uoc.v1.TxBatch\x1a\x12.uoc.v1.TxBatchAck\x12\x36\n\rSendConsensus\x12\x18.uoc.v1.ConsensusMessage\x1a\x0b.uoc.v1.Ack2{\n\tBlockSync\x12:\n\tGetBlocks\x12\x12.uoc.v1.BlockRange\x1a\x17.uoc.v1.BlockWithCommit0\x01\x12\x32\n\x08GetBlock\x12\x17.uoc.v1.GetBlockRequest\x1a\r.uoc.v1.Block2\x82\x01\n\x06Status\x12:\n\tGetStatus\x12\x15.uoc.v1.StatusRequest\x1a\x16.uoc.v1.StatusResponse\x12<\n\x0bGetEvidence\x12\x17.uoc.v1.EvidenceRequest\x1a\x14.uoc.v1.EvidenceListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15uoc/v1/services.proto\x12\x06uoc.v1\x1a\x12uoc/v1/types.proto\"\'\n\x05TxAck\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\"\x16\n\x07TxBatch\x12\x0b\n\x03txs\x18\x01 \x03(\x0c\"9\n\nTxBatchAck\x12\x1b\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\r.uoc.v1.TxAck\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"\x16\n\x03\x41\x63k\x12\x0f\n\x07relayed\x18\x01 \x01(\x08\"4\n\nBlockRange\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x03\x12\x11\n\tto_height\x18\x02 \x01(\x03\"3\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x03\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"\xc3\x02\n\x0eStatusResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x03\x12\x10\n\x08\x61pp_hash\x18\x03 \x01(\t\x12\x17\n\x0flatest_block_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x0f\n\x07moniker\x18\x06 \x01(\t\x12\x13\n\x0b\x63\x61tching_up\x18\x07 \x01(\x08\x12\x16\n\x0e\x65vidence_count\x18\x08 \x01(\x03\x12\r\n\x05round\x18\t \x01(\x05\x12\x14\n\x0cmempool_size\x18\n \x01(\x03\x12\x19\n\x11validator_address\x18\x0b \x01(\t\x12\r\n\x05peers\x18\x0c \x01(\x05\x12\x18\n\x10\x63onfigured_peers\x18\r \x01(\x05\x12\r\n\x05\x65poch\x18\x0e \x01(\x03\x12\x1d\n\x15unit_of_compute_price\x18\x0f \x01(\x03\"&\n\x0f\x45videnceRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x03\"2\n\x0c\x45videnceList\x12\"\n\x08\x65vidence\x18\x01 \x03(\x0b\x32\x10.uoc.v1.Evidence2\x9f\x01\n\x06Gossip\x12(\n\x0b\x42roadcastTx\x12\n.uoc.v1.Tx\x1a\r.uoc.v1.TxAck\x12\x33\n\x0c\x42roadcastTxs\x12\x0f.uoc.v1.TxBatch\x1a\x12.uoc.v1.TxBatchAck\x12\x36\n\rSendConsensus\x12\x18.uoc.v1.ConsensusMessage\x1a\x0b.uoc.v1.Ack2{\n\tBlockSync\x12:\n\tGetBlocks\x12\x12.uoc.v1.BlockRange\x1a\x17.uoc.v1.BlockWithCommit0\x01\x12\x32\n\x08GetBlock\x12\x17.uoc.v1.GetBlockRequest\x1a\r.uoc.v1.Block2\x82\x01\n\x06Status\x12:\n\tGetStatus\x12\x15.uoc.v1.StatusRequest\x1a\x16.uoc.v1.StatusResponse\x12<\n\x0bGetEvidence\x12\x17.uoc.v1.EvidenceRequest\x1a\x14.uoc.v1.EvidenceListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,15 +47,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=308
   _globals['_STATUSREQUEST']._serialized_end=323
   _globals['_STATUSRESPONSE']._serialized_start=326
-  _globals['_STATUSRESPONSE']._serialized_end=603
-  _globals['_EVIDENCEREQUEST']._serialized_start=605
-  _globals['_EVIDENCEREQUEST']._serialized_end=643
-  _globals['_EVIDENCELIST']._serialized_start=645
-  _globals['_EVIDENCELIST']._serialized_end=695
-  _globals['_GOSSIP']._serialized_start=698
-  _globals['_GOSSIP']._serialized_end=857
-  _globals['_BLOCKSYNC']._serialized_start=859
-  _globals['_BLOCKSYNC']._serialized_end=982
-  _globals['_STATUS']._serialized_start=985
-  _globals['_STATUS']._serialized_end=1115
+  _globals['_STATUSRESPONSE']._serialized_end=649
+  _globals['_EVIDENCEREQUEST']._serialized_start=651
+  _globals['_EVIDENCEREQUEST']._serialized_end=689
+  _globals['_EVIDENCELIST']._serialized_start=691
+  _globals['_EVIDENCELIST']._serialized_end=741
+  _globals['_GOSSIP']._serialized_start=744
+  _globals['_GOSSIP']._serialized_end=903
+  _globals['_BLOCKSYNC']._serialized_start=905
+  _globals['_BLOCKSYNC']._serialized_end=1028
+  _globals['_STATUS']._serialized_start=1031
+  _globals['_STATUS']._serialized_end=1161
 # @@protoc_insertion_point(module_scope)

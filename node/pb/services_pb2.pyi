@@ -56,7 +56,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "height", "app_hash", "latest_block_id", "node_id", "moniker", "catching_up", "evidence_count", "round", "mempool_size", "validator_address", "peers", "configured_peers")
+    __slots__ = ("chain_id", "height", "app_hash", "latest_block_id", "node_id", "moniker", "catching_up", "evidence_count", "round", "mempool_size", "validator_address", "peers", "configured_peers", "epoch", "unit_of_compute_price")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     APP_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class StatusResponse(_message.Message):
     VALIDATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_PEERS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    UNIT_OF_COMPUTE_PRICE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     app_hash: str
@@ -83,7 +85,9 @@ class StatusResponse(_message.Message):
     validator_address: str
     peers: int
     configured_peers: int
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., app_hash: _Optional[str] = ..., latest_block_id: _Optional[str] = ..., node_id: _Optional[str] = ..., moniker: _Optional[str] = ..., catching_up: _Optional[bool] = ..., evidence_count: _Optional[int] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., validator_address: _Optional[str] = ..., peers: _Optional[int] = ..., configured_peers: _Optional[int] = ...) -> None: ...
+    epoch: int
+    unit_of_compute_price: int
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., app_hash: _Optional[str] = ..., latest_block_id: _Optional[str] = ..., node_id: _Optional[str] = ..., moniker: _Optional[str] = ..., catching_up: _Optional[bool] = ..., evidence_count: _Optional[int] = ..., round: _Optional[int] = ..., mempool_size: _Optional[int] = ..., validator_address: _Optional[str] = ..., peers: _Optional[int] = ..., configured_peers: _Optional[int] = ..., epoch: _Optional[int] = ..., unit_of_compute_price: _Optional[int] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
     __slots__ = ("from_height",)

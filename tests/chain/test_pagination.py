@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 from chain.encoding import canonical_json
 from chain.errors import ChainError
 from chain.queries import (
+    MAX_PAGE_KEY_TEXT,
     MAX_PAGE_LIMIT,
     MAX_PAGE_SCAN,
+    PAGE_KEY_PATTERN,
+    PageKeyKind,
     PageRequest,
     decode_page_key,
     encode_page_key,
@@ -127,11 +130,33 @@ def test_page_keys_round_trip(key):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "!!", "MDA=", "MDA ", " MDA", "M", "A" * 600, "_-8", "Pz8/"],
-    ids=["empty", "not-base64", "padded", "trailing-space", "leading-space", "one-char", "too-long", "bad-utf8", "std"],
+    ["", "!!", "MDA=", "MDA ", " MDA", "M", "A" * 600, "MDB", "MB", "Pz8/"],
+    ids=[
+        "empty",
+        "not-base64",
+        "padded",
+        "trailing-space",
+        "leading-space",
+        "one-char",
+        "too-long",
+        "non-canonical-3",
+        "non-canonical-2",
+        "std",
+    ],
 )
 def test_bad_page_keys_are_refused(text):
     assert decode_page_key(text) is None
+
+
+@given(st.from_regex(PAGE_KEY_PATTERN, fullmatch=True).filter(lambda t: 0 < len(t) <= MAX_PAGE_KEY_TEXT))
+def test_every_page_key_the_schema_allows_is_a_position_in_the_key_space(text):
+    """What the OpenAPI document promises is what the query takes: bytes that are not UTF-8 read as U+FFFD."""
+    key = decode_page_key(text)
+    assert key is not None and PageKeyKind().check(text, "pagination.key") == text
+
+
+def test_a_page_key_of_bytes_that_are_not_utf8_reads_them_as_replacement_characters():
+    assert decode_page_key("_-8") == "\ufffd\ufffd"
 
 
 @pytest.mark.parametrize(

@@ -323,8 +323,32 @@ def test_lists_by_requester_provider_and_model_and_totals_by_attribution_prefix(
     by_function = app.query("usage_totals", group_by="workforce/function", prefix="w1/")
     assert [(g["group"], g["tokens"]["output"]) for g in by_function["groups"]] == [("w1/f1", 500), ("w1/f2", 500)]
     assert by_function["covered"] == 2
-    by_epoch = app.query("usage_totals", group_by="epoch", from_epoch=0, to_epoch=5)
+    by_epoch = app.query("usage_epoch_totals", from_epoch=0, to_epoch=5)
     assert by_epoch["covered"] == 3 and by_epoch["groups"][0]["amount"]["amount"] == 3010 * PPT
+    assert app.query("usage_totals", group_by="epoch")["groups"] == by_epoch["groups"]
+    assert app.query("usage_epoch_totals", from_epoch=10**6)["covered"] == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"requester": "d", "model": "m1"}, ["r1", "r2"]),
+        ({"provider": "e", "requester": "d"}, ["r1"]),
+        ({"provider": "e", "requester": "f", "model": "m1"}, ["r3"]),
+        ({"provider": "g", "requester": "f"}, []),
+        ({"model": "m2", "requester": "d"}, []),
+    ],
+)
+def test_settlement_filters_combine(filters, expected):
+    c = Chain()
+    c.ok(
+        c.tx("e", settle(receipt("r1"))),
+        c.tx("g", settle(receipt("r2", provider="g"))),
+    )
+    c.ok(c.tx("e", settle(receipt("r3", requester="f", tokens=Tokens(10, 0)), signer="f")))
+    args = {k: ADDR[v] if k != "model" else v for k, v in filters.items()}
+    assert [s["request_id"] for s in c.app.query_all("settlements", **args)] == expected
+    assert [r["envelope_id"] for r in c.app.query_all("cost_records", **args)] == expected
 
 
 def test_the_offline_gas_estimate_covers_the_worst_case_of_every_usage_message():

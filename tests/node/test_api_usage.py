@@ -256,7 +256,13 @@ def test_the_openapi_document_lists_the_usage_routes(node):
 # --- bad input ---------------------------------------------------------------------------------------
 
 BAD_USAGE = [  # (case, how the receipt or its body changes, status, code)
-    ("wrong signature", lambda n: usage_body(n, receipt(n, "bad-1"), OTHER), 422, "bad_requester_signature"),
+    ("wrong signature", lambda n: usage_body(n, receipt(n, "bad-1"), OTHER), 403, "bad_requester_signature"),
+    (
+        "another provider's",
+        lambda n: usage_body(n, receipt(n, "bad-10", provider=OTHER.address)),
+        403,
+        "not_receipt_provider",
+    ),
     ("unknown model", lambda n: usage_body(n, receipt(n, "bad-2", model="m9")), 422, "inactive_model"),
     ("over the ceiling", lambda n: usage_body(n, receipt(n, "bad-3", price_ceiling=1)), 422, "over_ceiling"),
     ("expired", lambda n: usage_body(n, receipt(n, "bad-4", expires_at=1)), 422, "receipt_expired"),
@@ -322,4 +328,5 @@ def test_bad_settlement_reads_are_4xx(node):
     bad_header = node.get("/v1/settlements/http-1", {"PAC-Charge-Report": "all"}, requester=REQUESTER.address)
     assert_error(bad_header, 400, "invalid_header")
     assert_error(node.get("/v1/cost-records/totals", group_by="colour"), 400, "bad_query")
-    assert_error(node.get("/v1/settlements", provider=node.key.address, model="m1"), 400, "bad_query")
+    both = node.get("/v1/settlements", provider=node.key.address, model="m1").json()["settlements"]  # filters combine
+    assert both and all(s["provider"] == node.key.address and s["model"] == "m1" for s in both)

@@ -183,3 +183,42 @@ def test_sigkill_mid_write_leaves_blocks_commits_sets_and_state_consistent(tmp_p
     assert app.query(f"account/{ADDR['a']}")["sequence"] == 50 * height
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store.close()
+
+
+def apply_txs(app: Application, store: SqliteStore, txs: list[bytes]) -> None:
+    """Commit a block of `txs` with their tx index rows, the way the node's ledger does."""
+    height = app.height + 1
+    block_id, block, commit = fake_block(height)
+    result = app.finalize_block(height, txs)
+    rows = tuple((r.hash, r.code, r.log) for r in result.tx_results)
+    store.apply_block(BlockWrite(height, lambda: None, block_id, block, commit, rows, 0, tuple(txs)), app.commit)
+
+
+def sender_pages(store: SqliteStore, sender: str, limit: int, reverse: bool) -> list[list[tuple[int, int]]]:
+    """Every page of `sender`'s txs as (height, index), following each page's next position."""
+    pages, start = [], None
+    while True:
+        rows = store.get_sender_tx_rows(sender, start, limit + 1, reverse)
+        pages.append([(r[2], r[3]) for r in rows[:limit]])
+        if len(rows) <= limit:
+            return pages
+        start = rows[limit][0]
+
+
+def test_the_sender_index_lists_a_senders_txs_in_block_order_a_page_at_a_time(tmp_path: Path, store: SqliteStore):
+    app = Application(store)
+    init_chain(app, store, make_genesis({"a": 50, "b": 30}))
+    send = MsgSend(to=ADDR["e"], amount=1)
+    apply_txs(app, store, [signed("a", 0, send), signed("b", 0, send), signed("a", 1, send)])
+    apply_txs(app, store, [b'{"not": "a tx"}', signed("a", 2, send)])
+    apply_txs(app, store, [signed("a", 3, send)])
+    assert sender_pages(store, ADDR["a"], 2, False) == [[(1, 0), (1, 2)], [(2, 1), (3, 0)]]
+    assert sender_pages(store, ADDR["a"], 3, True) == [[(3, 0), (2, 1), (1, 2)], [(1, 0)]]
+    assert sender_pages(store, ADDR["b"], 5, False) == [[(1, 1)]]
+    assert sender_pages(store, ADDR["e"], 5, False) == [[]]
+    assert [r[4] for r in store.get_sender_tx_rows(ADDR["a"], None, 9, False)] == ["ok"] * 4
+    with store._conn:  # a store made before the sender index: it is filled from the txs table when opened
+        store._conn.execute("DROP TABLE tx_senders")
+    reopened = SqliteStore(tmp_path / "node.db")
+    assert sender_pages(reopened, ADDR["a"], 2, False) == [[(1, 0), (1, 2)], [(2, 1), (3, 0)]]
+    reopened.close()

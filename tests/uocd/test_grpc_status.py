@@ -1,5 +1,5 @@
-"""`uocd grpc status --output json` has the shape of `GET /v1/status` (its keys, types and values), then the
-fields only gRPC has."""
+"""`uocd grpc status --output json` has the shape of `GET /v1/status` (its keys in its order, types and values,
+the chain's epoch and price included), then the fields only gRPC has."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.node.netutil import NodeProcess, make_homes, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-ONLY_HTTP = {"epoch", "unit_of_compute_price"}  # the chain's, which the gRPC Status does not carry
+ONLY_GRPC = {"latest_block_id", "node_id", "evidence_count", "round", "mempool_size"}  # after the HTTP keys
 
 
 def test_grpc_status_json_has_the_shape_of_the_http_status(tmp_path):
@@ -38,9 +38,9 @@ def test_grpc_status_json_has_the_shape_of_the_http_status(tmp_path):
         assert node.signal(signal.SIGTERM) == 0
     assert done.returncode == 0, done.stderr
     grpc = json.loads(done.stdout)
-    shared = set(http) - ONLY_HTTP
-    assert shared <= set(grpc)
-    assert {k: type(grpc[k]) for k in shared} == {k: type(http[k]) for k in shared}
-    for key in ("chain_id", "moniker", "validator_address", "catching_up"):
+    assert list(grpc)[: len(http)] == list(http) and set(grpc) - set(http) == ONLY_GRPC
+    assert {k: type(grpc[k]) for k in http} == {k: type(http[k]) for k in http}
+    for key in ("chain_id", "moniker", "validator_address", "catching_up", "unit_of_compute_price"):
         assert grpc[key] == http[key]
+    assert grpc["epoch"] >= 0 and grpc["height"] >= 1 and grpc["unit_of_compute_price"] > 0
     assert isinstance(grpc["round"], int) and isinstance(grpc["mempool_size"], int)

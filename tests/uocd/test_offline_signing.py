@@ -63,6 +63,8 @@ def test_a_tx_file_for_another_chain_or_sender_is_one_line_and_exit_1(tmp_path, 
     unsigned = uocd("tx", "send", TO, "7", "--home", str(home), "--generate-only").stdout
     (tmp_path / "unsigned").write_text(unsigned)
     (tmp_path / "garbage").write_text('{"tx": 1}')
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     done = uocd("tx", "sign", str(tmp_path / file), "--home", str(home), "--sequence", "0", *extra)
     assert_one_error_line(done, fragment)
     assert done.stdout == ""
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before  # nothing written
