@@ -195,7 +195,9 @@ def plot_run_prices(
         for name, ax in axes.items():
             group = [o for o in {"above": above, "main": inside, "below": below}[name] if o[2] == strategy]
             if group:
-                ax.scatter([o[0] for o in group], [o[1] for o in group], color=color, marker=marker, s=14, zorder=4)
+                ax.scatter(
+                    [o[0] for o in group], [float(o[1]) for o in group], color=color, marker=marker, s=14, zorder=4
+                )
         main.scatter([], [], color=color, marker=marker, s=14, label=f"{strategy} votes in force")
     if log_core:
         main.set_yscale("log")
@@ -205,7 +207,7 @@ def plot_run_prices(
         if name in axes:
             ax = axes[name]
             ax.set_yscale("log")
-            values = [o[1] for o in (above if name == "above" else below)]
+            values = [float(o[1]) for o in (above if name == "above" else below)]
             ax.set_ylim(min(values) / 3, max(values) * 3)
             ax.set_ylabel("off scale", fontsize=7)
             mark_break(ax, "bottom" if name == "above" else "top")

@@ -363,7 +363,9 @@ def simulate_study(args: argparse.Namespace, out: Path, progress: bool | None) -
         raise NodeError("--dir is for --engine network")
     if args.ray and args.workers is not None:
         raise NodeError("--workers is for the local pool; a Ray cluster uses its own CPUs")
-    study = plan_study(args.scenario, runs=args.runs or 1, seed=args.seed, sets=args.set, sweeps=args.sweep)
+    study = plan_study(
+        args.scenario, runs=1 if args.runs is None else args.runs, seed=args.seed, sets=args.set, sweeps=args.sweep
+    )
     manifest = run_study(study, out, workers=args.workers, ray_address=args.ray, progress=progress)
     plots = plot_study(out, manifest) if manifest["runs_done"] else []
     print(
