@@ -362,8 +362,8 @@ def plot_study_errors(path: Path, runs: Any, swept: list[str], title: str) -> No
                         f"{s[0.5]:.0f}\n[{s[0.05]:.0f}–{s[0.95]:.0f}]",
                         ha="center",
                         va="center",
-                        fontsize=7,
-                        color="white",
+                        fontsize=8,
+                        color="black" if image.norm(s[0.5]) > 0.5 else "white",  # readable on viridis
                     )
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
         ax.set_yticks(range(len(ys)), [str(y) for y in ys])

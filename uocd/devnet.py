@@ -146,7 +146,7 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
         help="summary statistics across the runs of a study",
         description="Read a study's OUT/runs.parquet and OUT/study.json (written by `devnet simulate --runs N "
         "[--sweep ...]`) and print, per value of each swept parameter (or over all runs), the median and the "
-        "5-95%% range across runs of the price error against the honest true cost: the mean |error| over the "
+        "5–95% range across runs of the price error against the honest true cost: the mean |error| over the "
         "epochs and the final error, in bps of the honest true cost.",
     )
     report.add_argument("dir", metavar="DIR", help="the study's output directory")
