@@ -29,6 +29,8 @@ STRATEGY_STYLE = {  # (color, marker) of each strategy's votes
     "cartel": ("tab:brown", "^"),
     "sybil": ("tab:pink", "v"),
     "free_rider": ("tab:gray", "d"),
+    "highest vote": ("tab:red", "^"),  # the network engine's votes off the price's scale
+    "lowest vote": ("tab:red", "v"),
 }
 PRICE_COLOR = "tab:blue"
 HONEST_COLOR = "tab:green"
@@ -145,9 +147,19 @@ def plot_run_prices(
     truth = [(r["epoch"], r["honest_true_cost"]) for r in epochs if r["honest_true_cost"] is not None]
     band: list[tuple[int, int, int]] = []
     others: list[tuple[int, int, str]] = []
-    if votes is None:
-        band = [(r["epoch"], r["min_vote"], r["max_vote"]) for r in epochs if r["min_vote"] is not None]
+    if votes is None:  # the network engine: no votes per validator, only the lowest and highest in force
         band_label = "votes in force (min–max)"
+        spread = [(r["epoch"], r["min_vote"], r["max_vote"]) for r in epochs if r["min_vote"] is not None]
+        near = prices + [t for _, t in truth]
+        scale = list(near)
+        low_edge, high_edge = min(near) / OFF_SCALE, max(near) * OFF_SCALE
+        for x, low, high in spread:  # an off-scale end is a marker in a side panel; the band runs off the axis
+            if low < low_edge:
+                others.append((x, low, "lowest vote"))
+            if high > high_edge:
+                others.append((x, high, "highest vote"))
+            band.append((x, low, high))
+            scale += [v for v in (low, high) if low_edge <= v <= high_edge]
     else:
         band_label = "honest votes in force (min–max)"
         honest: dict[int, list[int]] = {}
@@ -159,13 +171,12 @@ def plot_run_prices(
             else:
                 others.append((row["epoch"] + 1, row["vote"], row["strategy"]))
         band = [(x, min(vs), max(vs)) for x, vs in sorted(honest.items())]
-    core = prices + [t for _, t in truth] + [v for b in band for v in b[1:]]
-    lo, hi = min(core), max(core)
-    log_core = votes is None and lo > 0 and hi > 100 * lo  # the network engine's band: no strategy to split
+        scale = prices + [t for _, t in truth] + [v for b in band for v in b[1:]]
+    lo, hi = min(scale), max(scale)
     margin = (hi - lo) * 0.12 or hi * 0.05 or 1
     bottom, top = max(0, lo - margin), hi + margin
     above = [o for o in others if o[1] > max(top, hi * OFF_SCALE)]
-    below = [o for o in others if o[1] < min(bottom, lo / OFF_SCALE)]
+    below = [o for o in others if o[1] < lo / OFF_SCALE]
     inside = [o for o in others if o not in above and o not in below]
     if inside:
         top = max(top, max(o[1] for o in inside) + margin)
@@ -183,7 +194,7 @@ def plot_run_prices(
     axes = dict(zip(panels, axes[:, 0]))
     main = axes["main"]
     if band:
-        bx, blo, bhi = zip(*band)
+        bx, blo, bhi = zip(*((x, float(low), float(high)) for x, low, high in band))
         main.fill_between(bx, blo, bhi, step="post", alpha=0.25, color=HONEST_COLOR, label=band_label, linewidth=0)
     if truth:
         tx, ty = zip(*truth)
@@ -198,11 +209,9 @@ def plot_run_prices(
                 ax.scatter(
                     [o[0] for o in group], [float(o[1]) for o in group], color=color, marker=marker, s=14, zorder=4
                 )
-        main.scatter([], [], color=color, marker=marker, s=14, label=f"{strategy} votes in force")
-    if log_core:
-        main.set_yscale("log")
-    else:
-        main.set_ylim(bottom, top)
+        label = strategy if votes is None else f"{strategy} votes in force"
+        main.scatter([], [], color=color, marker=marker, s=14, label=label)
+    main.set_ylim(bottom, top)
     for name in ("above", "below"):
         if name in axes:
             ax = axes[name]

@@ -62,6 +62,18 @@ MAX_RUNS = 1_000_000  # tasks one study may hold
 FLUSH_ROWS = 20_000  # rows of a table buffered before they are appended to its Parquet file
 RAY_CONNECT_TIMEOUT_S = 3.0
 FORMATS = ("csv", "parquet")
+# a single run's files that a study in the same directory replaces (they would describe another run)
+STALE_FILES = (
+    "price.png",
+    "error.png",
+    "models.png",
+    "revenue.png",
+    "summary.json",
+    "usage.csv",
+    "state.db",
+    "state.db-wal",
+    "state.db-shm",
+)
 
 
 @dataclass(frozen=True)
@@ -281,7 +293,7 @@ def run_study(
         if ray is not None:
             ray.shutdown()
         raise DevnetError(f"--out {out}: cannot create the directory: {exc.strerror or exc}") from None
-    for stale in ("price.png", "error.png", "models.png"):
+    for stale in STALE_FILES:
         (out / stale).unlink(missing_ok=True)
     lead = compute_columns(study)
     writers = {name: TableWriter(out, name, lead + list(columns)) for name, columns in TABLES.items()}
