@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ from .tables import (
 log = logging.getLogger(__name__)
 
 MAX_RUNS = 1_000_000  # tasks one study may hold
-FLUSH_ROWS = 20_000  # rows of a table buffered before they are appended to its Parquet file
+FLUSH_ROWS = 5_000  # rows of a table buffered before they are appended to its Parquet file (bounds the driver)
 RAY_CONNECT_TIMEOUT_S = 3.0
 FORMATS = ("csv", "parquet")
 # a single run's files that a study in the same directory replaces (they would describe another run)
@@ -88,18 +88,27 @@ class Task:
 
 @dataclass
 class Study:
-    """The checked plan of a study: its tasks and the swept keys with their column types."""
+    """The checked plan of a study: its grid points (each a checked scenario) and seeds; its tasks are
+    made one at a time as the executor takes them, so the plan's size does not grow with the runs."""
 
     scenario_path: str
     sets: Point
     axes: list[tuple[str, tuple[Any, ...]]]
-    seeds: list[int]
-    tasks: list[Task] = field(default_factory=list)
+    seeds: range
+    points: list[tuple[Point, Scenario]] = field(default_factory=list)
 
     @property
-    def swept(self) -> list[str]:
-        """The swept keys, each a column of every table."""
-        return [key for key, _ in self.axes]
+    def size(self) -> int:
+        """The number of runs."""
+        return len(self.points) * len(self.seeds)
+
+    def iter_tasks(self) -> Iterator[Task]:
+        """Every task, numbered in grid order, seeds innermost."""
+        run = 0
+        for point, scenario in self.points:
+            for seed in self.seeds:
+                yield Task(run, point, seed, replace(scenario, seed=seed))
+                run += 1
 
 
 def plan_study(path: str, *, runs: int, seed: int | None, sets: list[str], sweeps: list[str]) -> Study:
@@ -117,16 +126,11 @@ def plan_study(path: str, *, runs: int, seed: int | None, sets: list[str], sweep
     grid = compute_grid(axes)
     if len(grid) * runs > MAX_RUNS:
         raise ScenarioError(f"{len(grid):,} grid points × {runs:,} runs is over {MAX_RUNS:,} runs")
-    base = compute_variant(text, path, data, fixed) if fixed else None
-    first = seed if seed is not None else (base.seed if base else compute_variant(text, path, data, ()).seed)
+    points = [(point, compute_variant(text, path, data, fixed + point)) for point in grid]
+    first = points[0][1].seed if seed is None else seed
     if first < 0 or first + runs - 1 >= 2**63:
         raise ScenarioError(f"--seed must be between 0 and 2^63 - {runs}, got {first}")
-    study = Study(path, fixed, axes, list(range(first, first + runs)))
-    for point in grid:
-        scenario = compute_variant(text, path, data, fixed + point)
-        for s in study.seeds:
-            study.tasks.append(Task(len(study.tasks), point, s, replace(scenario, seed=s)))
-    return study
+    return Study(path, fixed, axes, range(first, first + runs), points)
 
 
 def run_task(task: Task) -> dict[str, list[dict[str, Any]]]:
@@ -209,7 +213,7 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_local(tasks: list[Task], workers: int) -> Generator[dict[str, list[dict[str, Any]]], None, None]:
+def run_local(tasks: Iterable[Task], workers: int) -> Generator[dict[str, list[dict[str, Any]]], None, None]:
     """Each task's tables, as its run finishes on a pool of `workers` local processes (forked while
     this process has no other thread, else spawned); the pool is stopped when the iteration ends."""
     method = "fork" if threading.active_count() == 1 else "spawn"
@@ -248,7 +252,7 @@ def connect_ray(address: str) -> Any:
     return ray
 
 
-def run_ray(ray: Any, tasks: list[Task]) -> Generator[dict[str, list[dict[str, Any]]], None, None]:
+def run_ray(ray: Any, tasks: Iterable[Task]) -> Generator[dict[str, list[dict[str, Any]]], None, None]:
     """Each task's tables, as its run finishes on the Ray cluster; at most two tasks per CPU of the
     cluster are in flight; the others are cancelled when the iteration ends early."""
     remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
@@ -269,6 +273,28 @@ def run_ray(ray: Any, tasks: list[Task]) -> Generator[dict[str, list[dict[str, A
         ray.shutdown()
 
 
+class InterruptGuard:
+    """A block that Ctrl-C does not cut: a SIGINT inside it is raised as KeyboardInterrupt at its end."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def _defer(self, signum: int, frame: Any) -> None:
+        self.pending = True
+
+    def __enter__(self) -> None:
+        self.main = threading.current_thread() is threading.main_thread()  # signals are the main thread's
+        if self.main:
+            self.previous = signal.signal(signal.SIGINT, self._defer)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 def run_study(
     study: Study,
     out: Path,
@@ -284,7 +310,7 @@ def run_study(
 
     tqdm.monitor_interval = 0
     ray = connect_ray(ray_address) if ray_address else None
-    workers = workers or os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise DevnetError(f"--workers must be at least 1, got {workers}")
     try:
@@ -300,26 +326,29 @@ def run_study(
     started = time.perf_counter()
     done = 0
     interrupted = False
-    results = run_ray(ray, study.tasks) if ray is not None else run_local(study.tasks, workers)
+    guard = InterruptGuard()
+    tasks = study.iter_tasks()
+    results = run_ray(ray, tasks) if ray is not None else run_local(tasks, workers)
     manifest = {
         "scenario": study.scenario_path,
         "executor": f"ray {ray_address}" if ray is not None else f"local pool of {workers}",
         "set": dict(study.sets),
         "sweep": {key: list(values) for key, values in study.axes},
         "seeds": [study.seeds[0], study.seeds[-1]],
-        "runs_planned": len(study.tasks),
+        "runs_planned": study.size,
     }
     try:
         with tqdm(
-            total=len(study.tasks),
+            total=study.size,
             unit="run",
             desc="runs",
             disable=(not progress) if progress is not None else None,
             file=sys.stderr,
         ) as bar:
             for tables in results:
-                for name, rows in tables.items():
-                    writers[name].append(rows)
+                with guard:  # a Ctrl-C while a run's rows are written waits until all its tables have them
+                    for name, rows in tables.items():
+                        writers[name].append(rows)
                 done += 1
                 bar.update(1)
                 if on_done is not None:

@@ -304,7 +304,7 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         return simulate_study(args, out, progress)
     if args.set or args.seed is not None:
         study = plan_study(args.scenario, runs=1, seed=args.seed, sets=args.set, sweeps=[])
-        scenario = study.tasks[0].scenario
+        scenario = next(study.iter_tasks()).scenario
     else:
         scenario = load_scenario(args.scenario)
     if args.engine == "network":

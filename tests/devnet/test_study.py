@@ -203,11 +203,11 @@ def test_a_study_draws_its_price_bands_and_error_heat_map(study: Path) -> None:
 def test_a_runs_results_are_the_same_in_this_process_on_the_pool_and_with_the_engines_helpers(
     small: Path, tmp_path: Path
 ) -> None:
-    plan = plan_study(str(small), runs=3, seed=40, sets=[], sweeps=[])
-    here = [run_task(task) for task in plan.tasks]
-    pooled = sorted(run_local(plan.tasks, 2), key=lambda tables: tables["runs"][0]["run"])
+    tasks = list(plan_study(str(small), runs=3, seed=40, sets=[], sweeps=[]).iter_tasks())
+    here = [run_task(task) for task in tasks]
+    pooled = sorted(run_local(tasks, 2), key=lambda tables: tables["runs"][0]["run"])
     assert [strip_timing(t) for t in pooled] == [strip_timing(t) for t in here]
-    helpers = run_inproc(plan.tasks[1].scenario, tmp_path / "one", progress=False)  # two helper processes
+    helpers = run_inproc(tasks[1].scenario, tmp_path / "one", progress=False)  # two helper processes
     assert helpers["final_app_hash"] == here[1]["runs"][0]["final_app_hash"]
 
 
@@ -296,10 +296,11 @@ def test_set_changes_the_scenario_by_dotted_path_and_seed_replaces_its_seed(smal
     plan = plan_study(
         str(small), runs=2, seed=70, sets=["validators.mallory.stake=300", "params.quorum=0.5", "epochs=6"], sweeps=[]
     )
-    scenario = plan.tasks[0].scenario
+    tasks = list(plan.iter_tasks())
+    scenario = tasks[0].scenario
     assert next(v for v in scenario.validators if v.name == "mallory").stake == 300
     assert scenario.params.quorum == "0.5" and scenario.epochs == 6
-    assert [t.seed for t in plan.tasks] == [70, 71] and [t.scenario.seed for t in plan.tasks] == [70, 71]
+    assert [t.seed for t in tasks] == [70, 71] and [t.scenario.seed for t in tasks] == [70, 71]
 
 
 def test_sweeps_make_the_cartesian_grid_in_order() -> None:
@@ -347,6 +348,7 @@ BAD_INPUT = [
     ),
     pytest.param(["--set", "seed=3"], ["--seed S0 and --runs N"], id="seed-is-not-a-key"),
     pytest.param(["--runs", "0"], ["--runs must be between 1"], id="no-runs"),
+    pytest.param(["--runs", "2", "--workers", "0"], ["--workers must be at least 1"], id="no-workers"),
     pytest.param(["--runs", "2", "--engine", "network"], ["run the inproc engine"], id="network-engine"),
     pytest.param(
         ["--runs", "2", "--ray", "127.0.0.1:{port}"],
