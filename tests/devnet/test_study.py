@@ -383,3 +383,16 @@ def test_report_on_a_directory_without_a_study_is_one_error_line(tmp_path: Path)
 def test_planning_refuses_a_key_both_set_and_swept(small: Path) -> None:
     with pytest.raises(ScenarioError, match="both --set and --sweep"):
         plan_study(str(small), runs=1, seed=None, sets=["epochs=3"], sweeps=["epochs=3,4"])
+
+
+def test_a_single_run_takes_set_and_seed_and_writes_its_votes_table(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "one"
+    proc = uocd(
+        "devnet", "simulate", str(small), "--set", "validators.mallory.stake=300", "--seed", "9", "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "summary.json").read_text())["seed"] == 9
+    votes = pd.read_csv(out / "votes.csv", dtype_backend="numpy_nullable")
+    assert set(votes[votes["validator"] == "mallory"]["power"]) == {300}
+    assert (votes["vote"] == 9223372036854775807).any() and str(votes["vote"].dtype) == "Int64"
+    assert (out / "price.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
