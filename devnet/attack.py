@@ -27,7 +27,7 @@ from typing import Any
 from chain.params import VOTE_MODES
 
 from .errors import DevnetError, ScenarioError
-from .report import new_plot, save_plot
+from .plots import new_plot, save_plot
 from .scenario import Scenario, ValidatorSpec
 from .simulate import run_inproc
 

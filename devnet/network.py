@@ -546,7 +546,7 @@ def write_outputs(driver: Driver, out: Path, elapsed: float, root: Path) -> dict
     if usage is not None:
         summary["revenue"] = compute_revenue_summary(usage, providers)
     title = f"{Path(scenario.path).name} (network engine)"
-    write_run_files(out, title, scenario.seed, history, models, proposals, summary)
+    write_run_files(out, title, scenario, history, models, proposals, summary)
     write_usage_files(out, title, usage, providers, scenario.epochs)
     return summary
 

@@ -365,15 +365,22 @@ def compute_scenario_chain_id(text: str) -> str:
     return f"uoc-sim-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
-    """Parse and check scenario TOML text."""
+def read_scenario_data(text: str, path: str = "<scenario>") -> dict[str, Any]:
+    """The TOML tables of scenario text, unchecked."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         where = f"{path}:{match.group(1)}" if match else path
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise ScenarioError(f"{where}: not valid TOML: {reason}") from None
+
+
+def parse_scenario(text: str, path: str = "<scenario>", data: dict[str, Any] | None = None) -> Scenario:
+    """Parse and check scenario TOML text (or `data`, its tables as edited by --set and --sweep: errors
+    still point at the text's lines)."""
+    if data is None:
+        data = read_scenario_data(text, path)
     check = _Checker(path, text)
     check.only(data, TOP_KEYS)
     raw_validators = data.get("validators")
@@ -722,11 +729,14 @@ def _parse_validator(check: _Checker, data: dict[str, Any], i: int, epochs: int)
     return (ValidatorSpec(**spec),)
 
 
+def read_scenario_text(path: str | Path) -> str:
+    """A scenario file's text."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario: {exc}") from None
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{p}: cannot read the scenario: {exc}") from None
-    return parse_scenario(text, str(p))
+    return parse_scenario(read_scenario_text(path), str(path))

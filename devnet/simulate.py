@@ -473,12 +473,6 @@ def read_usage(app: Application, scenario: Scenario) -> list[list[Any]]:
     return compute_usage_rows(settlements, names, 0)
 
 
-def read_observation(app: Application, names: dict[str, str], epoch: int, previous_price: int) -> Observation:
-    """The ballot that set the price at the boundary just committed (the new set's powers and votes in force)."""
-    ballot = {names[v["address"]]: (v["power"], v["last_vote"]) for v in app.query_all("validators")}
-    return Observation(epoch, app.query("status")["unit_of_compute_price"], previous_price, ballot)
-
-
 def read_accounts(app: Application, scenario: Scenario, fees_paid: dict[str, int]) -> dict[str, Account]:
     """Each validator's wealth (balance, tokens held bonded, deposits of its proposals spent or
     held), fees paid, misses, jails and slashes, now."""
@@ -543,72 +537,118 @@ def start_helpers() -> ProcessPoolExecutor:
     return pool
 
 
-def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -> dict[str, Any]:
-    """Run a scenario on the in-process engine and write its outputs; return the summary."""
+class InlineExecutor:
+    """An executor that never starts a job: `EpochPipeline` then signs and admits every epoch itself
+    (work stealing), so one run uses one process (as each task of a study does)."""
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        return Future()
+
+    def __enter__(self) -> InlineExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@dataclass
+class RunResult:
+    """What one in-process run produced: the chain's records and what was read after each epoch."""
+
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    models: list[tuple[int, list[dict[str, Any]]]]
+    proposals: list[dict[str, Any]]
+    observations: list[Observation]
+    ballots: list[list[dict[str, Any]]]  # after each epoch: every validator's record (name, vote, epoch, slashes)
+    usage: list[list[Any]] | None
+    rejections: dict[str, int]
+
+
+def read_ballot(app: Application, names: dict[str, str]) -> list[dict[str, Any]]:
+    """Every validator's power, vote in force (and the epoch it was cast in), jail and slashes, now."""
+    return [
+        {
+            "validator": names[v["address"]],
+            "power": v["power"],
+            "vote": v["last_vote"],
+            "vote_epoch": v["last_vote_epoch"],
+            "jailed": v["jailed"],
+            "slashes": v["slashes"],
+        }
+        for v in app.query_all("validators")
+        if v["address"] in names
+    ]
+
+
+def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None = None) -> RunResult:
+    """Run a scenario on the in-process engine over `store`, its epochs signed by `pool` (helper
+    processes, or `InlineExecutor` for none); write nothing."""
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: it would outlive the run and make later forks unsafe
-    log.info(
-        "simulating %s: %d validators, %d epochs of %d blocks, seed %d",
-        scenario.path,
-        len(scenario.validators),
-        scenario.epochs,
-        scenario.epoch_length,
-        scenario.seed,
-    )
     started = time.perf_counter()
     demand = DemandPlan(scenario) if scenario.clients else None
-    with start_helpers() as pool, closing(open_store(out)) as store:
-        pipeline = EpochPipeline(pool, plan_jobs(scenario), sequenced=None if demand is None else 1)
-        app = Application(store, admit=pipeline)
-        app.init_chain(make_genesis(scenario))
-        rejections: dict[str, int] = {}
-        committed = 0
-        models = [(0, app.query_all("models"))]
-        names = {get_key(v.name).address: v.name for v in scenario.validators}
-        start = read_accounts(app, scenario, {})
-        observations: list[Observation] = []
-        chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
-        commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
-        with tqdm(
-            total=scenario.epochs * scenario.epoch_length,
-            unit="block",
-            desc="simulating",
-            disable=(not progress) if progress is not None else None,
-            file=sys.stderr,
-        ) as bar:
-            for epoch in range(scenario.epochs):
-                blocks = pipeline.next_epoch()
-                jobs: dict[str, list[Job]] = {}
-                if demand is not None:
-                    jobs = plan_settlements(app, scenario, demand, epoch)
-                    pipeline.add_sequences({name: len(compute_message_batches(js)) for name, js in jobs.items()})
-                    if epoch == 0:
-                        blocks[0] = compute_fund_txs(scenario) + blocks[0]
-                for offset, txs in enumerate(blocks):
-                    if chain_reading:
-                        txs = txs + compute_chain_txs(app, scenario, epoch, offset, commitments)
-                    if jobs and offset == scenario.epoch_length - 1:
-                        txs = txs + compute_settlement_txs(app, scenario, jobs, epoch, txs)
-                    height = compute_epoch_start_height(scenario.params, epoch) + offset
-                    block = app.finalize_block(height, txs)
-                    app.commit()
-                    for result in block.tx_results:
-                        if result.ok:
-                            committed += 1
-                        else:
-                            rejections[result.code] = rejections.get(result.code, 0) + 1
-                    bar.update(1)
-                models.append((epoch + 1, app.query_all("models")))
-                previous = observations[-1].price if observations else scenario.default_unit_of_compute_price
-                observations.append(read_observation(app, names, epoch, previous))
-        elapsed = time.perf_counter() - started
-        history = app.query_all("history")
-        status = app.query("status")
-        proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
-        registry_version = app.query("models")["registry_version"]
-        end = read_accounts(app, scenario, pipeline.fees_paid)
-        usage = read_usage(app, scenario) if demand is not None else None
+    pipeline = EpochPipeline(pool, plan_jobs(scenario), sequenced=None if demand is None else 1)
+    app = Application(store, admit=pipeline)
+    app.init_chain(make_genesis(scenario))
+    rejections: dict[str, int] = {}
+    committed = 0
+    models = [(0, app.query_all("models"))]
+    names = {get_key(v.name).address: v.name for v in scenario.validators}
+    start = read_accounts(app, scenario, {})
+    observations: list[Observation] = []
+    ballots: list[list[dict[str, Any]]] = []
+    chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
+    commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
+    with tqdm(
+        total=scenario.epochs * scenario.epoch_length,
+        unit="block",
+        desc="simulating",
+        disable=(not progress) if progress is not None else None,
+        file=sys.stderr,
+    ) as bar:
+        for epoch in range(scenario.epochs):
+            blocks = pipeline.next_epoch()
+            jobs: dict[str, list[Job]] = {}
+            if demand is not None:
+                jobs = plan_settlements(app, scenario, demand, epoch)
+                pipeline.add_sequences({name: len(compute_message_batches(js)) for name, js in jobs.items()})
+                if epoch == 0:
+                    blocks[0] = compute_fund_txs(scenario) + blocks[0]
+            for offset, txs in enumerate(blocks):
+                if chain_reading:
+                    txs = txs + compute_chain_txs(app, scenario, epoch, offset, commitments)
+                if jobs and offset == scenario.epoch_length - 1:
+                    txs = txs + compute_settlement_txs(app, scenario, jobs, epoch, txs)
+                height = compute_epoch_start_height(scenario.params, epoch) + offset
+                block = app.finalize_block(height, txs)
+                app.commit()
+                for result in block.tx_results:
+                    if result.ok:
+                        committed += 1
+                    else:
+                        rejections[result.code] = rejections.get(result.code, 0) + 1
+                bar.update(1)
+            models.append((epoch + 1, app.query_all("models")))
+            ballot = read_ballot(app, names)
+            ballots.append(ballot)
+            previous = observations[-1].price if observations else scenario.default_unit_of_compute_price
+            observations.append(
+                Observation(
+                    epoch,
+                    app.query("status")["unit_of_compute_price"],
+                    previous,
+                    {v["validator"]: (v["power"], v["vote"]) for v in ballot},
+                )
+            )
+    elapsed = time.perf_counter() - started
+    history = app.query_all("history")
+    status = app.query("status")
+    proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
+    registry_version = app.query("models")["registry_version"]
+    end = read_accounts(app, scenario, pipeline.fees_paid)
+    usage = read_usage(app, scenario) if demand is not None else None
     revenue = None if usage is None else compute_revenue_summary(usage, [v.name for v in scenario.validators])
     if revenue is not None:  # the strategies' rewards are vote rewards and fee shares, not pay for jobs served
         end = {name: replace(account, wealth=account.wealth - revenue[name]["payout"]) for name, account in end.items()}
@@ -639,10 +679,29 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
     }
     if revenue is not None:
         summary["revenue"] = revenue
-    write_run_files(out, Path(scenario.path).name, scenario.seed, history, models, proposals, summary)
-    write_usage_files(out, Path(scenario.path).name, usage, [v.name for v in scenario.validators], scenario.epochs)
     summary["elapsed_seconds"] = elapsed
-    if rejections:
+    return RunResult(summary, history, models, proposals, observations, ballots, usage, rejections)
+
+
+def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -> dict[str, Any]:
+    """Run a scenario on the in-process engine and write its outputs; return the summary."""
+    log.info(
+        "simulating %s: %d validators, %d epochs of %d blocks, seed %d",
+        scenario.path,
+        len(scenario.validators),
+        scenario.epochs,
+        scenario.epoch_length,
+        scenario.seed,
+    )
+    with start_helpers() as pool, closing(open_store(out)) as store:
+        result = simulate(scenario, store, pool, progress=progress)
+    summary = result.summary
+    elapsed = summary.pop("elapsed_seconds")
+    title = Path(scenario.path).name
+    write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, result.ballots)
+    write_usage_files(out, title, result.usage, [v.name for v in scenario.validators], scenario.epochs)
+    summary["elapsed_seconds"] = elapsed
+    if result.rejections:
         raise DevnetError(
             f"{summary['txs_rejected']} simulated transaction(s) were rejected ({summary['rejections']}); "
             f"outputs in {out}"

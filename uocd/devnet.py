@@ -20,10 +20,13 @@ from devnet.errors import DevnetError
 from devnet.network import run_network, up_scenario
 from devnet.scenario import load_scenario
 from devnet.simulate import run_inproc
+from devnet.study import FORMATS, plan_study, run_study
+from devnet.study_report import compute_report, format_report, plot_study
+from devnet.tables import TABLES
 from node.errors import NodeError
 
 from .options import add_output_option, parse_int
-from .output import emit, print_csv_table, program_name, render_rows
+from .output import EXIT_INTERRUPTED, emit, print_csv_table, program_name, render_rows
 
 DEFAULT_DIR = "out/devnet"
 # the epochs table `devnet simulate` prints: 69 characters, so it fits an 80-column terminal as a table
@@ -91,8 +94,64 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="network engine: seconds between blocks (default 0.2)",
     )
+    simulate.add_argument(
+        "--seed",
+        type=parse_int,
+        default=None,
+        metavar="S0",
+        help="the first seed (default: the scenario's); with --runs N the seeds are S0 … S0+N-1",
+    )
+    simulate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a scenario value by its dotted path before running, e.g. validators.mallory.stake=300, "
+        "params.quorum=0.5, epochs=100 (repeatable; an unknown key names the nearest valid one)",
+    )
+    simulate.add_argument(
+        "--runs",
+        type=parse_int,
+        default=None,
+        metavar="N",
+        help="a study: N runs (seeds S0 … S0+N-1) of each grid point, on a process pool; writes tidy tables "
+        "OUT/{epochs,votes,models,proposals,runs}.{csv,parquet}, OUT/study.json and plots across runs",
+    )
+    simulate.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="a study over these values of KEY (repeatable: the cartesian grid of all --sweep keys), each "
+        "swept key a column of every table",
+    )
+    simulate.add_argument(
+        "--workers",
+        type=parse_int,
+        default=None,
+        metavar="W",
+        help="a study's local worker processes (default: one per CPU)",
+    )
+    simulate.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="run a study's tasks on the existing Ray cluster at HOST:PORT instead of local processes "
+        "(pip install 'uoc[ray]'; every node needs this package)",
+    )
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
+    report = sub.add_parser(
+        "report",
+        help="summary statistics across the runs of a study",
+        description="Read a study's OUT/runs.parquet and OUT/study.json (written by `devnet simulate --runs N "
+        "[--sweep ...]`) and print, per value of each swept parameter (or over all runs), the median and the "
+        "5–95% range across runs of the price error against the honest true cost: the mean |error| over the "
+        "epochs and the final error, in bps of the honest true cost.",
+    )
+    report.add_argument("dir", metavar="DIR", help="the study's output directory")
+    add_output_option(report)
+    report.set_defaults(func=cmd_devnet_report)
 
 
 def add_attack_command(sub: argparse._SubParsersAction) -> None:
@@ -239,9 +298,15 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
 
 def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     """uocd devnet simulate."""
-    scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     progress = False if args.no_progress else None
+    if args.runs is not None or args.sweep or args.ray or args.workers is not None:
+        return simulate_study(args, out, progress)
+    if args.set or args.seed is not None:
+        study = plan_study(args.scenario, runs=1, seed=args.seed, sets=args.set, sweeps=[])
+        scenario = next(study.iter_tasks()).scenario
+    else:
+        scenario = load_scenario(args.scenario)
     if args.engine == "network":
         if args.block_time <= 0:
             raise NodeError(f"--block-time must be positive, got {args.block_time}")
@@ -288,6 +353,36 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         if summary.get("devnet_created") and state is not None:
             print(format_endpoints(state))
     return 0
+
+
+def simulate_study(args: argparse.Namespace, out: Path, progress: bool | None) -> int:
+    """uocd devnet simulate --runs/--sweep: many runs on a pool or a Ray cluster, then plots."""
+    if args.engine != "inproc":
+        raise NodeError("--runs, --sweep, --workers and --ray run the inproc engine; drop --engine network")
+    if args.dir:
+        raise NodeError("--dir is for --engine network")
+    if args.ray and args.workers is not None:
+        raise NodeError("--workers is for the local pool; a Ray cluster uses its own CPUs")
+    study = plan_study(
+        args.scenario, runs=1 if args.runs is None else args.runs, seed=args.seed, sets=args.set, sweeps=args.sweep
+    )
+    manifest = run_study(study, out, workers=args.workers, ray_address=args.ray, progress=progress)
+    plots = plot_study(out, manifest) if manifest["runs_done"] else []
+    print(
+        f"{manifest['runs_done']} of {manifest['runs_planned']} runs ({manifest['executor']}) in "
+        f"{manifest['elapsed_seconds']:.1f} s"
+        + ("; interrupted, the finished runs are kept" if manifest["interrupted"] else "")
+    )
+    if manifest["runs_done"]:
+        print(format_report(compute_report(out)))
+    tables = [f"{name}.{fmt}" for name in TABLES for fmt in FORMATS]
+    print(f"wrote {', '.join(f'{out}/{name}' for name in [*tables, 'study.json', *plots])}")
+    return EXIT_INTERRUPTED if manifest["interrupted"] else 0
+
+
+def cmd_devnet_report(args: argparse.Namespace) -> int:
+    """uocd devnet report."""
+    return emit(args, compute_report(Path(args.dir)), format_report)
 
 
 MAX_REVENUE_LINES = 10  # providers the revenue table prints (summary.json has them all)

@@ -20,12 +20,11 @@ from .genesis import add_genesis_commands
 from .grpc import add_grpc_commands
 from .keys import add_keys_commands
 from .node import add_node_commands
-from .output import fail
+from .output import EXIT_INTERRUPTED, fail
 from .query import add_query_commands
 from .tx import add_tx_commands
 
 EXIT_BROKEN_PIPE = 141
-EXIT_INTERRUPTED = 130
 CLIENT_LOG_LEVEL = "warning"
 
 

@@ -22,6 +22,7 @@ GAP = "  "
 ELLIPSIS = "…"
 MIN_COLUMN = 16  # a column is cut to no fewer characters than this and its header: short ones stay whole
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 def escape_controls(text: str, keep: str = "\n") -> str:
