@@ -86,7 +86,7 @@ CASES = [
     ("committed before", lambda: (evidence("c", 3),), "already committed"),
     ("one offence twice in the block", lambda: (evidence("a", 4), evidence("a", 4)), "one offence twice"),
     ("from the block's height", lambda: (evidence("a", 5),), "not from a height before 5"),
-    ("not a validator", lambda: (evidence("e", 4),), "no bonded tokens"),
+    ("not a validator", lambda: (evidence("e", 4),), "no tokens bonded"),
 ]  # fmt: skip
 
 
