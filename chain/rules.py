@@ -38,7 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from .crypto import compute_address
 from .epochs import is_epoch_end
@@ -46,7 +48,14 @@ from .errors import InvalidBlock, InvalidEvidence, InvalidGenesis, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
 from .gas import MAX_GAS_LIMIT, GasMeter, compute_gas_price, compute_intrinsic_gas, compute_min_fee
 from .governance import Tally, compute_tally, compute_tally_outcome
-from .median import compute_lower_quantile, compute_voting_entries, weighted_median
+from .median import (
+    INT64_LIMIT,
+    Ballot,
+    compute_column,
+    compute_voting_entries,
+    weighted_median_ballot,
+    weighted_quantiles,
+)
 from .money import MAX_NGONKA
 from .params import Params, compute_changed_params, compute_fraction, compute_params_of_text
 from .store import State
@@ -872,25 +881,70 @@ def process_param_changes(state: State) -> None:
         state.set("meta", "params", params.to_state_json())
 
 
-def get_ballot_votes(state: State) -> list[tuple[str, int, int | None]]:
-    """(address, power, vote in force in ngonka or None) of each validator of the current epoch, by address."""
-    votes = []
+class BallotVotes(NamedTuple):
+    """The current epoch's validators in columns, by address: address, power, and vote in force in
+    ngonka (0: none; a vote is positive)."""
+
+    addresses: list[str]
+    powers: np.ndarray
+    prices: np.ndarray
+
+
+def compute_ballot_votes(rows: Sequence[tuple[str, int, int | None]]) -> BallotVotes:
+    """The columns of (address, power, vote in force or None) rows."""
+    return BallotVotes(
+        [address for address, _, _ in rows],
+        compute_column([power for _, power, _ in rows]),
+        compute_column([0 if price is None else price for _, _, price in rows]),
+    )
+
+
+def get_ballot_votes(state: State) -> BallotVotes:
+    """Each validator of the current epoch with its power and vote in force, in columns, by address."""
+    addresses, powers, prices = [], [], []
     for address, power in get_validator_set(state):
         vote = get_price_vote(state, address)
-        votes.append((address, power, vote["price_ngonka"] if vote else None))
-    return votes
+        addresses.append(address)
+        powers.append(power)
+        prices.append(vote["price_ngonka"] if vote else 0)
+    return BallotVotes(addresses, compute_column(powers), compute_column(prices))
+
+
+def compute_ballot_prices(votes: BallotVotes, current_price: int) -> Ballot:
+    """The (price, power) ballot of the votes: a never-voter (price 0) counts at the current price."""
+    prices = votes.prices
+    if prices.dtype != np.int64 or current_price >= INT64_LIMIT:
+        column = prices.astype(object)
+        return Ballot(np.where(column > 0, column, current_price), votes.powers)
+    filled = (prices == 0).astype(np.int64)  # price + current · (price == 0): never wraps, one term is 0
+    filled *= current_price
+    filled += prices
+    return Ballot(filled, votes.powers)
+
+
+def compute_min_vote(prices: np.ndarray) -> int:
+    """The least positive price of a column holding one at least (0 marks a never-voter): for int64,
+    the least of price − 1 read as unsigned, where a 0 becomes 2^64 − 1 and sorts last."""
+    if prices.dtype == np.int64:
+        return int((prices - 1).view(np.uint64).min()) + 1
+    return int(min(price for price in prices.tolist() if price > 0))
+
+
+def compute_band_of_ballot(ballot: Ballot, band: Fraction) -> tuple[Fraction, Fraction] | None:
+    """The reward band [low, high] of a ballot in columns: the wider of its weighted interquartile
+    range and the median × (1 ± band); None if no power voted."""
+    quantiles = weighted_quantiles(ballot, [(1, 2), (1, 4), (3, 4)])
+    if quantiles is None:
+        return None
+    median, low, high = quantiles
+    return min(Fraction(low), median * (1 - band)), max(Fraction(high), median * (1 + band))
 
 
 def compute_reward_band(pairs: list[tuple[int, int]], band: Fraction) -> tuple[Fraction, Fraction] | None:
-    """The reward band [low, high] of a (price, power) ballot: the wider of its weighted interquartile
-    range and the median × (1 ± band); None if no power voted."""
+    """The reward band of a (price, power) ballot (compute_band_of_ballot of its checked pairs)."""
     entries = compute_voting_entries(pairs)
-    median = compute_lower_quantile(entries, 1, 2)
-    if median is None:
-        return None
-    low, high = compute_lower_quantile(entries, 1, 4), compute_lower_quantile(entries, 3, 4)
-    assert low is not None and high is not None
-    return min(Fraction(low), median * (1 - band)), max(Fraction(high), median * (1 + band))
+    ballot = Ballot(compute_column([price for price, _ in entries]), compute_column([p for _, p in entries]))
+    return compute_band_of_ballot(ballot, band)
 
 
 def is_in_reward_band(price: int, band: tuple[Fraction, Fraction]) -> bool:
@@ -898,18 +952,29 @@ def is_in_reward_band(price: int, band: tuple[Fraction, Fraction]) -> bool:
     return band[0] <= price <= band[1]
 
 
+def compute_in_band(prices: np.ndarray, band: tuple[Fraction, Fraction]) -> np.ndarray:
+    """Which integer prices lie in the band, edges included: ceil(low) <= price <= floor(high), the
+    bounds clipped to the int64 range for an int64 column (exact: every int64 price lies in it)."""
+    low, high = -(-band[0].numerator // band[0].denominator), band[1].numerator // band[1].denominator
+    if prices.dtype == np.int64:
+        low, high = max(low, -INT64_LIMIT), min(high, INT64_LIMIT - 1)
+        if low > high:
+            return np.zeros(len(prices), dtype=bool)
+    in_band: np.ndarray = (prices >= low) & (prices <= high)
+    return in_band
+
+
 def compute_vote_rewards(
-    reward: int, votes: list[tuple[str, int, int | None]], current_price: int, band_fraction: Fraction
+    reward: int, votes: BallotVotes, current_price: int, band_fraction: Fraction
 ) -> list[tuple[str, int]]:
     """Each validator's share of `reward`: `reward × power // in-band power` for a validator with a
     vote in force inside the ballot's reward band, by address; nothing for the others."""
-    band = compute_reward_band(compute_ballot_pairs(votes, current_price), band_fraction)
+    band = compute_band_of_ballot(compute_ballot_prices(votes, current_price), band_fraction)
     if band is None:
         return []
-    winners = [
-        (address, power) for address, power, price in votes if price is not None and is_in_reward_band(price, band)
-    ]
-    return compute_fee_shares(reward, winners)
+    winners = np.flatnonzero((votes.prices > 0) & compute_in_band(votes.prices, band))
+    powers = votes.powers[winners].tolist()
+    return compute_fee_shares(reward, [(votes.addresses[i], powers[k]) for k, i in enumerate(winners.tolist())])
 
 
 def process_vote_rewards(state: State) -> None:
@@ -1063,21 +1128,15 @@ def process_epoch_advance(state: State) -> None:
     )
 
 
-def compute_ballot_pairs(votes: list[tuple[str, int, int | None]], current_price: int) -> list[tuple[int, int]]:
-    """The (price, power) ballot of (address, power, vote or None): a never-voter counts at the current price."""
-    return [(price if price is not None else current_price, power) for _, power, price in votes]
-
-
-def compute_ballot(votes: list[tuple[str, int, int | None]], current_price: int) -> tuple[int, dict[str, Any]]:
-    """The next price and ballot summary from (address, power, vote or None) of each validator."""
-    pairs = compute_ballot_pairs(votes, current_price)
-    cast = [price for _, _, price in votes if price is not None]
-    median = weighted_median(pairs)
+def compute_ballot(votes: BallotVotes, current_price: int) -> tuple[int, dict[str, Any]]:
+    """The next price and ballot summary from the votes in columns (a never-voter counts at the current price)."""
+    median = weighted_median_ballot(compute_ballot_prices(votes, current_price))
+    voters = int(np.count_nonzero(votes.prices > 0))
     summary = {
-        "voters": len(cast),
-        "non_voters": len(votes) - len(cast),
-        "min_vote": min(cast) if cast else None,
-        "max_vote": max(cast) if cast else None,
+        "voters": voters,
+        "non_voters": len(votes.prices) - voters,
+        "min_vote": compute_min_vote(votes.prices) if voters else None,
+        "max_vote": int(votes.prices.max()) if voters else None,  # a never-voter's 0 is below every vote
     }
     return (current_price if median is None else median), summary
 
