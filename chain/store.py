@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 from sortedcontainers import SortedDict, SortedList
 
+from .cache import ByteBoundedCache
 from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
 from .gas import GasMeter
@@ -42,22 +42,23 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
     return LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
 
 
-LANES_CACHE_ENTRIES = 1 << 11
-LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh: the cache holds at most 12 MiB
+LANES_CACHE_BYTES = 4 * 1024 * 1024  # lanes of recent entries kept: 2 KiB each plus their text
+LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh
+LANES_CACHE: ByteBoundedCache[tuple[str, str, str], bytes] = ByteBoundedCache(LANES_CACHE_BYTES)
 
 
 def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
-    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached for short entries:
-    an entry added now is often removed soon)."""
-    if len(space) + len(key) + len(value) > LANES_CACHE_MAX_TEXT:
+    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (kept in LANES_CACHE for a
+    short entry, bounded in bytes: an entry added now is often removed soon)."""
+    size = len(space) + len(key) + len(value)
+    if size > LANES_CACHE_MAX_TEXT:
         return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
-    return _compute_entry_lanes_cached(space, key, value)
-
-
-@lru_cache(maxsize=LANES_CACHE_ENTRIES)
-def _compute_entry_lanes_cached(space: str, key: str, value: str) -> bytes:
-    """compute_entry_lanes of a short entry, cached (bounded in bytes by the count and the entry size)."""
-    return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+    entry = (space, key, value)
+    lanes = LANES_CACHE.get(entry)
+    if lanes is None:
+        lanes = hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+        LANES_CACHE.put(entry, lanes, LTHASH_BYTES + size)
+    return lanes
 
 
 def compute_lanes_sum(lanes: list[bytes]) -> np.ndarray:
