@@ -844,13 +844,15 @@ def process_block_end(state: State) -> None:
 
 
 def process_epoch(state: State) -> None:
-    """The epoch transition of SPEC §3, in order."""
-    process_vote_rewards(state)
+    """The epoch transition of SPEC §3, in order. The ending epoch's votes are read once, for its
+    rewards, its misses and the price (no rule of the transition writes a vote)."""
+    votes = get_ballot_votes(state)
+    process_vote_rewards(state, votes)
     process_fee_distribution(state)
-    process_vote_misses(state)
+    process_vote_misses(state, votes)
     process_stake_changes(state)
     process_epoch_advance(state)
-    process_unit_of_compute_price(state)
+    process_unit_of_compute_price(state, votes)
     process_model_activation(state)
     process_epoch_record(state)
     process_price_commit_expiry(state)
@@ -882,12 +884,13 @@ def process_param_changes(state: State) -> None:
 
 
 class BallotVotes(NamedTuple):
-    """The current epoch's validators in columns, by address: address, power, and vote in force in
-    ngonka (0: none; a vote is positive)."""
+    """The current epoch's validators in columns, by address: address, power, vote in force in
+    ngonka (0: none; a vote is positive) and the epoch it was cast in (-1: none; empty if not loaded)."""
 
     addresses: list[str]
     powers: np.ndarray
     prices: np.ndarray
+    epochs: Sequence[int] = ()
 
 
 def compute_ballot_votes(rows: Sequence[tuple[str, int, int | None]]) -> BallotVotes:
@@ -899,15 +902,23 @@ def compute_ballot_votes(rows: Sequence[tuple[str, int, int | None]]) -> BallotV
     )
 
 
-def get_ballot_votes(state: State) -> BallotVotes:
-    """Each validator of the current epoch with its power and vote in force, in columns, by address."""
-    addresses, powers, prices = [], [], []
+def get_ballot_votes(state: State, known: BallotVotes | None = None) -> BallotVotes:
+    """Each validator of the current epoch with its power and vote in force, in columns, by address;
+    the votes of `known`'s validators are taken from it, unread (the caller has written no vote since
+    it read them: one state read per validator per epoch transition)."""
+    seen = {} if known is None else dict(zip(known.addresses, zip(known.prices.tolist(), known.epochs)))
+    addresses, powers, prices, epochs = [], [], [], []
     for address, power in get_validator_set(state):
-        vote = get_price_vote(state, address)
+        if address in seen:
+            price, epoch = seen[address]
+        else:
+            vote = get_price_vote(state, address)
+            price, epoch = (vote["price_ngonka"], vote["epoch"]) if vote else (0, -1)
         addresses.append(address)
         powers.append(power)
-        prices.append(vote["price_ngonka"] if vote else 0)
-    return BallotVotes(addresses, compute_column(powers), compute_column(prices))
+        prices.append(price)
+        epochs.append(epoch)
+    return BallotVotes(addresses, compute_column(powers), compute_column(prices), epochs)
 
 
 def compute_ballot_prices(votes: BallotVotes, current_price: int) -> Ballot:
@@ -977,7 +988,7 @@ def compute_vote_rewards(
     return compute_fee_shares(reward, [(votes.addresses[i], powers[k]) for k, i in enumerate(winners.tolist())])
 
 
-def process_vote_rewards(state: State) -> None:
+def process_vote_rewards(state: State, votes: BallotVotes | None = None) -> None:
     """Pay vote_reward_share of the ending epoch's fees from the pool to the validators whose vote in
     force lies in the reward band, in proportion to power; the remainder stays in the pool (and is
     paid by power in the fee distribution that follows)."""
@@ -987,7 +998,10 @@ def process_vote_rewards(state: State) -> None:
     if reward == 0:
         return
     shares = compute_vote_rewards(
-        reward, get_ballot_votes(state), get_current_epoch(state)["price"], compute_fraction(params.reward_band)
+        reward,
+        get_ballot_votes(state) if votes is None else votes,
+        get_current_epoch(state)["price"],
+        compute_fraction(params.reward_band),
     )
     paid = 0
     for address, share in shares:
@@ -1044,7 +1058,7 @@ def is_over_miss_limit(params: Params, window: str) -> bool:
     return window.count("0") > params.miss_window - params.min_valid_per_window
 
 
-def process_vote_misses(state: State) -> None:
+def process_vote_misses(state: State, votes: BallotVotes | None = None) -> None:
     """With miss_window > 0: count each validator of the ending epoch's fresh vote or miss in its
     sliding window, and jail (slash_fraction_miss) those whose misses pass the limit, their windows
     reset; unless that would jail every validator left, which would leave the chain without a set."""
@@ -1052,11 +1066,12 @@ def process_vote_misses(state: State) -> None:
     if params.miss_window == 0:
         return
     epoch = get_current_epoch(state)["index"]
+    votes = get_ballot_votes(state) if votes is None else votes
     records = {}
-    for address, _ in get_validator_set(state):
+    for address, vote_epoch in zip(votes.addresses, votes.epochs):
         if is_jailed(state, address):
             continue  # it leaves the set at this boundary: its punishment is already running
-        fresh = is_fresh_vote(get_price_vote(state, address), epoch)
+        fresh = vote_epoch == epoch  # a fresh vote was cast during the epoch now ending
         record = get_miss_record(state, address)
         records[address] = {
             **record,
@@ -1141,10 +1156,11 @@ def compute_ballot(votes: BallotVotes, current_price: int) -> tuple[int, dict[st
     return (current_price if median is None else median), summary
 
 
-def process_unit_of_compute_price(state: State) -> None:
-    """Set the epoch's price to the weighted median of the validators' votes in force."""
+def process_unit_of_compute_price(state: State, known: BallotVotes | None = None) -> None:
+    """Set the epoch's price to the weighted median of the validators' votes in force (those of
+    `known`'s validators taken from it, see get_ballot_votes)."""
     epoch = get_current_epoch(state)
-    price, ballot = compute_ballot(get_ballot_votes(state), epoch["price"])
+    price, ballot = compute_ballot(get_ballot_votes(state, known), epoch["price"])
     state.set("epoch", "current", {**epoch, "price": price, "ballot": ballot})
 
 
