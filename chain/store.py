@@ -205,6 +205,9 @@ class State:
         self.written: dict[str, set[str]] = {}
         self.sorted_written: dict[str, Any] = {}
         self.meter: GasMeter | None = None  # while set, point reads and writes are charged to it (chain.gas)
+        # the committed text of each entry this view read from the store (the store does not change while
+        # a view lives): a second read of it, and compute_commit's old value, read no store again
+        self.committed: dict[tuple[str, str], str | None] = {}
         self.tx_hash = ""  # the hash of the transaction running (settlements record it)
 
     # -- reads and writes -------------------------------------------------------------------
@@ -215,7 +218,11 @@ class State:
                 raw = layer[(space, key)]
                 break
         else:
-            raw = self.store.get(space, key)
+            entry = (space, key)
+            if entry in self.committed:
+                raw = self.committed[entry]
+            else:
+                raw = self.committed[entry] = self.store.get(space, key)
         if self.meter is not None:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
@@ -323,7 +330,7 @@ class State:
         removed: list[bytes] = []
         changes: list[Change] = []
         for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
-            old = self.store.get(space, key)
+            old = self.committed[(space, key)] if (space, key) in self.committed else self.store.get(space, key)
             if old == value:
                 continue
             if old is not None:
