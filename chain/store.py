@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from sortedcontainers import SortedDict, SortedList
 
-from .cache import ByteBoundedCache
+from .cache import ENTRY_OVERHEAD, ByteBoundedCache
 from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
 from .gas import GasMeter
@@ -47,9 +47,9 @@ LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh
 LANES_CACHE: ByteBoundedCache[tuple[str, str, str], bytes] = ByteBoundedCache(LANES_CACHE_BYTES)
 
 
-def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
+def compute_entry_lanes(space: str, key: str, value: str, keep: bool = True) -> bytes:
     """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (kept in LANES_CACHE for a
-    short entry, bounded in bytes: an entry added now is often removed soon)."""
+    short entry unless `keep` is false, bounded in bytes: an entry added now is often removed soon)."""
     size = len(space) + len(key) + len(value)
     if size > LANES_CACHE_MAX_TEXT:
         return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
@@ -57,7 +57,8 @@ def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
     lanes = LANES_CACHE.get(entry)
     if lanes is None:
         lanes = hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
-        LANES_CACHE.put(entry, lanes, LTHASH_BYTES + size)
+        if keep:
+            LANES_CACHE.put(entry, lanes, LTHASH_BYTES + size)
     return lanes
 
 
@@ -329,6 +330,9 @@ class State:
         added: list[bytes] = []
         removed: list[bytes] = []
         changes: list[Change] = []
+        # a block changing more entries than the lanes cache holds (an epoch boundary of many validators)
+        # keeps none of its new lanes: they would evict each other and the hot entries of ordinary blocks
+        keep = len(self.layers[0]) * (LTHASH_BYTES + ENTRY_OVERHEAD) <= LANES_CACHE.max_bytes
         for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
             old = self.committed[(space, key)] if (space, key) in self.committed else self.store.get(space, key)
             if old == value:
@@ -336,7 +340,7 @@ class State:
             if old is not None:
                 removed.append(compute_entry_lanes(space, key, old))
             if value is not None:
-                added.append(compute_entry_lanes(space, key, value))
+                added.append(compute_entry_lanes(space, key, value, keep))
             changes.append((space, key, value))
             if len(added) + len(removed) >= LANES_BATCH:  # bounded memory for huge blocks (genesis)
                 acc.update(added, removed)

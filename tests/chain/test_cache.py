@@ -17,7 +17,16 @@ from chain.encoding import (
     canonical_json,
     decode_canonical,
 )
-from chain.store import LANES_CACHE, LANES_CACHE_BYTES, LANES_CACHE_MAX_TEXT, LTHASH_BYTES, compute_entry_lanes
+from chain.store import (
+    LANES_CACHE,
+    LANES_CACHE_BYTES,
+    LANES_CACHE_MAX_TEXT,
+    LTHASH_BYTES,
+    MemoryStore,
+    State,
+    compute_entry_lanes,
+    compute_lthash,
+)
 from chain.tx import MsgSend
 from tests.helpers import ADDR, make_app, make_genesis, signed
 
@@ -98,4 +107,17 @@ def test_the_decode_and_lanes_caches_are_bounded_in_bytes_not_entries():
     assert 0 < DECODE_CACHE.bytes <= DECODE_CACHE_BYTES and DECODE_CACHE.evicted > 0
     assert 0 < LANES_CACHE.bytes <= LANES_CACHE_BYTES and LANES_CACHE.evicted > 0
     DECODE_CACHE.clear()
+    LANES_CACHE.clear()
+
+
+@pytest.mark.parametrize(("entries", "kept"), [(10, True), (LANES_CACHE_BYTES // LTHASH_BYTES + 1, False)])
+def test_a_block_changing_more_entries_than_the_lanes_cache_holds_keeps_none_of_its_lanes(entries, kept):
+    """An epoch boundary of many validators would flush the hot entries of ordinary blocks for nothing."""
+    LANES_CACHE.clear()
+    state = State(MemoryStore(), 1)
+    for i in range(entries):
+        state.set("s", f"{i:06d}", i)
+    info, changes = state.compute_commit()
+    assert len(changes) == entries and (len(LANES_CACHE) == entries) is kept and (len(LANES_CACHE) == 0) is not kept
+    assert info.app_hash == compute_lthash((s, k, v) for s, k, v in changes if v is not None).app_hash()
     LANES_CACHE.clear()
