@@ -51,15 +51,17 @@ DECODED_BYTES_PER_CHAR = 10  # a text and its decoded objects, per character (tr
 DECODE_CACHE: ByteBoundedCache[str, Any] = ByteBoundedCache(DECODE_CACHE_BYTES)
 
 
-def decode_canonical(text: str) -> Any:
+def decode_canonical(text: str, keep: bool = True) -> Any:
     """Decode stored state into read-only mappings; equal short text gives the same shared object
-    (from DECODE_CACHE, bounded in bytes: each text counts DECODED_BYTES_PER_CHAR per character)."""
+    (from DECODE_CACHE, bounded in bytes: each text counts DECODED_BYTES_PER_CHAR per character).
+    With `keep` false a text the cache lacks is decoded without entering it (bulk reads)."""
     if len(text) > DECODE_CACHE_MAX_TEXT:
         return _DECODER.decode(text)
     value = DECODE_CACHE.get(text)
     if value is None:
         value = _DECODER.decode(text)
-        DECODE_CACHE.put(text, value, DECODED_BYTES_PER_CHAR * len(text))
+        if keep:
+            DECODE_CACHE.put(text, value, DECODED_BYTES_PER_CHAR * len(text))
     return value
 
 

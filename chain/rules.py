@@ -911,8 +911,8 @@ def get_ballot_votes(state: State, known: BallotVotes | None = None) -> BallotVo
     for address, power in get_validator_set(state):
         if address in seen:
             price, epoch = seen[address]
-        else:
-            vote = get_price_vote(state, address)
+        else:  # one read per validator per epoch: it would only evict the hot entries from the decode cache
+            vote = state.get("vote", address, keep=False)
             price, epoch = (vote["price_ngonka"], vote["epoch"]) if vote else (0, -1)
         addresses.append(address)
         powers.append(power)

@@ -228,10 +228,11 @@ class State:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
 
-    def get(self, space: str, key: str) -> Any:
-        """The decoded value of an entry, or None if absent."""
+    def get(self, space: str, key: str, *, keep: bool = True) -> Any:
+        """The decoded value of an entry, or None if absent (`keep` false: a bulk read, which does not
+        enter the decode cache)."""
         raw = self.get_raw(space, key)
-        return None if raw is None else decode_canonical(raw)
+        return None if raw is None else decode_canonical(raw, keep)
 
     def set(self, space: str, key: str, value: Any) -> None:
         """Write an entry (canonical JSON of `value`)."""

@@ -121,3 +121,15 @@ def test_a_block_changing_more_entries_than_the_lanes_cache_holds_keeps_none_of_
     assert len(changes) == entries and (len(LANES_CACHE) == entries) is kept and (len(LANES_CACHE) == 0) is not kept
     assert info.app_hash == compute_lthash((s, k, v) for s, k, v in changes if v is not None).app_hash()
     LANES_CACHE.clear()
+
+
+def test_a_bulk_read_uses_the_decode_cache_but_does_not_enter_it():
+    """The epoch boundary reads each validator's vote once: kept, N votes would evict the hot entries."""
+    state = State(MemoryStore(), 1)
+    state.set("vote", "a", {"price_ngonka": 7})
+    state.set("vote", "b", {"price_ngonka": 9})
+    DECODE_CACHE.clear()
+    assert state.get("vote", "a", keep=False) == {"price_ngonka": 7} and len(DECODE_CACHE) == 0
+    assert state.get("vote", "b") == {"price_ngonka": 9} and len(DECODE_CACHE) == 1
+    assert state.get("vote", "b", keep=False) is state.get("vote", "b")  # a hit is shared either way
+    DECODE_CACHE.clear()
