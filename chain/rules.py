@@ -958,11 +958,6 @@ def compute_reward_band(pairs: list[tuple[int, int]], band: Fraction) -> tuple[F
     return compute_band_of_ballot(ballot, band)
 
 
-def is_in_reward_band(price: int, band: tuple[Fraction, Fraction]) -> bool:
-    """True if `price` lies in the band, its edges included (a vote on an edge is in)."""
-    return band[0] <= price <= band[1]
-
-
 def compute_in_band(prices: np.ndarray, band: tuple[Fraction, Fraction]) -> np.ndarray:
     """Which integer prices lie in the band, edges included: ceil(low) <= price <= floor(high), the
     bounds clipped to the int64 range for an int64 column (exact: every int64 price lies in it)."""
@@ -1043,9 +1038,9 @@ def get_miss_record(state: State, address: str) -> dict[str, Any]:
     return state.get("miss", address) or {"window": "", "missed": 0, "counted": 0, "jails": 0}
 
 
-def is_fresh_vote(vote: dict[str, Any] | None, epoch: int) -> bool:
-    """True if a vote is in force and was cast during `epoch` (the epoch now ending)."""
-    return vote is not None and vote["epoch"] == epoch
+def is_fresh_vote(vote_epoch: int, epoch: int) -> bool:
+    """True if a vote in force was cast during `epoch` (the epoch now ending); -1: no vote in force."""
+    return vote_epoch == epoch
 
 
 def compute_miss_window(window: str, fresh: bool, size: int) -> str:
@@ -1067,11 +1062,12 @@ def process_vote_misses(state: State, votes: BallotVotes | None = None) -> None:
         return
     epoch = get_current_epoch(state)["index"]
     votes = get_ballot_votes(state) if votes is None else votes
+    assert len(votes.epochs) == len(votes.addresses), "the votes' epochs are not loaded (get_ballot_votes loads them)"
     records = {}
     for address, vote_epoch in zip(votes.addresses, votes.epochs):
         if is_jailed(state, address):
             continue  # it leaves the set at this boundary: its punishment is already running
-        fresh = vote_epoch == epoch  # a fresh vote was cast during the epoch now ending
+        fresh = is_fresh_vote(vote_epoch, epoch)
         record = get_miss_record(state, address)
         records[address] = {
             **record,
