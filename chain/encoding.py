@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 
+from .cache import ByteBoundedCache
 from .errors import InvalidTx
 
 
@@ -63,21 +63,24 @@ def thaw(value: Any) -> Any:
     return value
 
 
-DECODE_CACHE_ENTRIES = 1 << 12
-DECODE_CACHE_MAX_TEXT = 4096  # longer texts are decoded afresh: the cache holds at most 16 MiB of text
+DECODE_CACHE_BYTES = 4 * 1024 * 1024  # decoded state values kept, counted as below
+DECODE_CACHE_MAX_TEXT = 4096  # longer texts are decoded afresh
+DECODED_BYTES_PER_CHAR = 10  # a text and its decoded objects, per character (tracemalloc: 10 to 17 on state values)
+DECODE_CACHE: ByteBoundedCache[str, Any] = ByteBoundedCache(DECODE_CACHE_BYTES)
 
 
-def decode_canonical(text: str) -> Any:
-    """Decode stored state into read-only mappings; equal short text gives the same shared object."""
+def decode_canonical(text: str, keep: bool = True) -> Any:
+    """Decode stored state into read-only mappings; equal short text gives the same shared object
+    (from DECODE_CACHE, bounded in bytes: each text counts DECODED_BYTES_PER_CHAR per character).
+    With `keep` false a text the cache lacks is decoded without entering it (bulk reads)."""
     if len(text) > DECODE_CACHE_MAX_TEXT:
         return _DECODER.decode(text)
-    return _decode_cached(text)
-
-
-@lru_cache(maxsize=DECODE_CACHE_ENTRIES)
-def _decode_cached(text: str) -> Any:
-    """decode_canonical of a short text, cached (bounded in bytes by the count and the text size)."""
-    return _DECODER.decode(text)
+    value = DECODE_CACHE.get(text)
+    if value is None:
+        value = _DECODER.decode(text)
+        if keep:
+            DECODE_CACHE.put(text, value, DECODED_BYTES_PER_CHAR * len(text))
+    return value
 
 
 _STRICT_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)

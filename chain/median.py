@@ -1,16 +1,24 @@
 """Power-weighted lower median of a price ballot (SPEC §3), in integers only.
 
 The median is the smallest price p whose votes at or below p hold at least half the power.
+The chain holds a ballot in columns (`Ballot`: int64 arrays of prices and powers, loaded once per
+epoch), so its checks and its selection run on arrays; the pure Python path (`compute_lower_quantile`
+on checked pairs) is the reference a property test compares with, and the path taken for small
+ballots and for values an int64 cannot hold.
+
 Small ballots are sorted in Python. Large ones run a numpy weighted selection: a strided sample
 proposes prices lo <= hi around the median, one vectorized pass keeps the part (below, within,
 above) that holds it, and the loop repeats. After a miss, pivots become the median-by-count
 (np.partition), which halves the set each round. The sample changes only the speed, never the answer.
+Sums stay exact: the int64 path runs only when the exact total power (`compute_exact_sum`) is
+below 2^63, so no cumulative sum of non-negative powers can wrap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from math import isqrt
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,7 +26,7 @@ from .errors import ChainError
 from .money import is_int
 
 INT64_LIMIT = 2**63  # first integer an int64 cannot hold
-ARRAY_THRESHOLD = 4096  # weighted_median switches to numpy from this many voting entries
+ARRAY_THRESHOLD = 4096  # weighted_median and weighted_quantiles switch to numpy from this many entries
 SORT_CUTOFF = 4096  # weighted selection sorts outright at or below this many entries
 SAMPLE_SIZE = 2048  # approximate number of entries in the pivot sample
 SAMPLE_MARGIN = (5, 2)  # sample bracket half-width: 5/2 / sqrt(sample size) of its power
@@ -72,11 +80,29 @@ def check_arrays(prices: np.ndarray, powers: np.ndarray) -> None:
         raise BallotError(f"every power must be a non-negative int, got {int(powers.min())}")
 
 
+def compute_exact_sum(powers: np.ndarray) -> int:
+    """Return the exact sum of integers in [0, 2^63), whatever their count: their high and low 32-bit
+    halves are summed apart in uint64, where neither sum can wrap (below 2^31 · n and 2^32 · n, n < 2^32)."""
+    if len(powers) >= 2**32:
+        raise BallotError(f"a ballot holds fewer than 2^32 votes, got {len(powers)}")
+    if len(powers) == 0:
+        return 0
+    if int(powers.max()) * len(powers) < INT64_LIMIT:  # no partial sum reaches 2^63: one pass
+        return int(powers.sum(dtype=np.int64))
+    unsigned = powers.astype(np.uint64, copy=False)
+    high = int((unsigned >> np.uint64(32)).sum(dtype=np.uint64))
+    low = int((unsigned & np.uint64(0xFFFFFFFF)).sum(dtype=np.uint64))
+    return (high << 32) + low
+
+
 def fits_int64(prices: np.ndarray, powers: np.ndarray) -> bool:
-    """Return whether every price and every sum of powers fits in an int64."""
+    """Return whether every price, every power and the sum of the powers fit in an int64 (then no
+    cumulative sum of the powers, in any order, can wrap: each lies between 0 and the total)."""
     if len(prices) == 0:
         return True
-    return int(prices.max()) < INT64_LIMIT and int(powers.max()) * len(powers) < INT64_LIMIT
+    if int(prices.max()) >= INT64_LIMIT or int(powers.max()) >= INT64_LIMIT:
+        return False
+    return compute_exact_sum(powers) < INT64_LIMIT
 
 
 # --- pure Python path -------------------------------------------------------------------
@@ -113,6 +139,17 @@ def compute_lower_quantile(entries: list[tuple[int, int]], numerator: int, denom
         if denominator * cumulative >= numerator * total:
             return price
     raise AssertionError("unreachable: cumulative power reaches the total")
+
+
+def compute_quantile_need(total: int, numerator: int, denominator: int) -> int:
+    """Return the least cumulative power c with denominator·c >= numerator·total."""
+    return -(-numerator * total // denominator)
+
+
+def compute_lower_quantiles(entries: list[tuple[int, int]], fractions: Sequence[tuple[int, int]]) -> list[int] | None:
+    """Return compute_lower_quantile of validated entries for each fraction, or None if no power voted."""
+    quantiles = [compute_lower_quantile(entries, numerator, denominator) for numerator, denominator in fractions]
+    return None if any(q is None for q in quantiles) else [q for q in quantiles if q is not None]
 
 
 def compute_weighted_median_pure(pairs: Iterable[tuple[int, int]]) -> int | None:
@@ -201,6 +238,88 @@ def compute_weighted_median_int64(prices: np.ndarray, powers: np.ndarray) -> int
     return compute_weighted_select(prices, powers, compute_median_need(total), total)
 
 
+# --- columnar ballots -------------------------------------------------------------------
+
+
+class Ballot(NamedTuple):
+    """A ballot in columns: vote i is (prices[i], powers[i]). int64 arrays when every value fits one,
+    object arrays of Python ints otherwise (`compute_column`); the checks run on the arrays."""
+
+    prices: np.ndarray
+    powers: np.ndarray
+
+
+def compute_column(values: Sequence[int]) -> np.ndarray:
+    """Return an int64 column of ints the chain stored (checked when written), or an object column of
+    the same Python ints when one of them does not fit an int64."""
+    try:
+        return np.fromiter(values, np.int64, len(values))
+    except OverflowError:
+        column = np.empty(len(values), dtype=object)
+        column[:] = list(values)
+        return column
+
+
+def is_int64_ballot(ballot: Ballot) -> bool:
+    """Return whether both columns are int64 arrays."""
+    return ballot.prices.dtype == np.int64 and ballot.powers.dtype == np.int64
+
+
+def check_ballot(ballot: Ballot) -> None:
+    """Raise BallotError unless the columns have one length, every price is positive and every power
+    non-negative (naming the first vote that is not, as compute_voting_entries does)."""
+    prices, powers = ballot
+    if prices.shape != powers.shape or prices.ndim != 1:
+        raise BallotError(f"prices and powers must be 1-D of one length, got {prices.shape} and {powers.shape}")
+    if len(prices) == 0:
+        return
+    if int(prices.min()) <= 0:
+        index = int(np.flatnonzero(prices <= 0)[0])
+        raise BallotError(f"vote {index}: price must be a positive int, got {int(prices[index])}")
+    if int(powers.min()) < 0:
+        index = int(np.flatnonzero(powers < 0)[0])
+        raise BallotError(f"vote {index}: power must be a non-negative int, got {int(powers[index])}")
+
+
+def check_fractions(fractions: Sequence[tuple[int, int]]) -> None:
+    """Raise BallotError unless every fraction numerator/denominator lies in (0, 1]."""
+    for numerator, denominator in fractions:
+        if not 0 < numerator <= denominator:
+            raise BallotError(f"a quantile must lie in (0, 1], got {numerator}/{denominator}")
+
+
+def compute_quantiles_int64(ballot: Ballot, fractions: Sequence[tuple[int, int]], total: int) -> list[int] | None:
+    """Return the lower weighted quantile of a checked int64 ballot for each fraction by weighted
+    selection, or None if no power voted; `total`, its exact total power, is below 2^63."""
+    prices, powers = ballot
+    if total == 0:
+        return None
+    return [
+        compute_weighted_select(prices, powers, compute_quantile_need(total, numerator, denominator), total)
+        for numerator, denominator in fractions
+    ]
+
+
+def weighted_quantiles(ballot: Ballot, fractions: Sequence[tuple[int, int]]) -> list[int] | None:
+    """Return, for each fraction n/d in (0, 1], the smallest price whose votes at or below it hold
+    power c with d·c >= n·total (the lower weighted quantile), or None if no power voted. Large int64
+    ballots whose total power fits an int64 run on the arrays; the rest take the exact Python path."""
+    check_fractions(fractions)
+    check_ballot(ballot)
+    if len(ballot.prices) >= ARRAY_THRESHOLD and is_int64_ballot(ballot):
+        total = compute_exact_sum(ballot.powers)  # every value fits an int64: the total must too
+        if total < INT64_LIMIT:
+            return compute_quantiles_int64(ballot, fractions, total)
+    entries = compute_voting_entries(zip(ballot.prices.tolist(), ballot.powers.tolist()))
+    return compute_lower_quantiles(entries, fractions)
+
+
+def weighted_median_ballot(ballot: Ballot) -> int | None:
+    """Return the lower weighted median of a ballot in columns, or None when no power voted."""
+    quantiles = weighted_quantiles(ballot, [(1, 2)])
+    return None if quantiles is None else quantiles[0]
+
+
 # --- public API -------------------------------------------------------------------------
 
 
@@ -216,8 +335,7 @@ def weighted_median(pairs: Iterable[tuple[int, int]]) -> int | None:
     """Return the lower weighted median of (price, power) votes, or None when no power voted."""
     entries = compute_voting_entries(pairs)
     if len(entries) >= ARRAY_THRESHOLD:
-        prices = [price for price, _ in entries]
-        powers = [power for _, power in entries]
-        if max(prices) < INT64_LIMIT and max(powers) * len(powers) < INT64_LIMIT:
-            return compute_weighted_median_int64(np.array(prices, np.int64), np.array(powers, np.int64))
+        ballot = Ballot(compute_column([price for price, _ in entries]), compute_column([p for _, p in entries]))
+        if is_int64_ballot(ballot) and fits_int64(*ballot):
+            return compute_weighted_median_int64(*ballot)
     return compute_lower_median(entries)

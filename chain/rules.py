@@ -43,7 +43,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from .crypto import compute_address
 from .epochs import is_epoch_end
@@ -51,7 +53,14 @@ from .errors import InvalidBlock, InvalidEvidence, InvalidGenesis, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
 from .gas import MAX_GAS_LIMIT, GasMeter, compute_gas_price, compute_intrinsic_gas, compute_min_fee
 from .governance import Tally, compute_tally, compute_tally_outcome
-from .median import compute_lower_quantile, compute_voting_entries, weighted_median
+from .median import (
+    INT64_LIMIT,
+    Ballot,
+    compute_column,
+    compute_voting_entries,
+    weighted_median_ballot,
+    weighted_quantiles,
+)
 from .money import MAX_NGONKA
 from .params import Params, compute_changed_params, compute_fraction, compute_params_of_text
 from .store import State
@@ -872,13 +881,15 @@ def process_block_end(state: State) -> None:
 
 
 def process_epoch(state: State) -> None:
-    """The epoch transition of SPEC §3, in order."""
-    process_vote_rewards(state)
+    """The epoch transition of SPEC §3, in order. The ending epoch's votes are read once, for its
+    rewards, its misses and the price (no rule of the transition writes a vote)."""
+    votes = get_ballot_votes(state)
+    process_vote_rewards(state, votes)
     process_fee_distribution(state)
-    process_vote_misses(state)
+    process_vote_misses(state, votes)
     process_stake_changes(state)
     process_epoch_advance(state)
-    process_unit_of_compute_price(state)
+    process_unit_of_compute_price(state, votes)
     process_model_activation(state)
     process_epoch_record(state)
     process_price_commit_expiry(state)
@@ -909,47 +920,107 @@ def process_param_changes(state: State) -> None:
         state.set("meta", "params", params.to_state_json())
 
 
-def get_ballot_votes(state: State) -> list[tuple[str, int, int | None]]:
-    """(address, power, vote in force in ngonka or None) of each validator of the current epoch, by address."""
-    votes = []
+class BallotVotes(NamedTuple):
+    """The current epoch's validators in columns, by address: address, power, vote in force in
+    ngonka (0: none; a vote is positive) and the epoch it was cast in (-1: none; empty if not loaded)."""
+
+    addresses: list[str]
+    powers: np.ndarray
+    prices: np.ndarray
+    epochs: Sequence[int] = ()
+
+
+def compute_ballot_votes(rows: Sequence[tuple[str, int, int | None]]) -> BallotVotes:
+    """The columns of (address, power, vote in force or None) rows."""
+    return BallotVotes(
+        [address for address, _, _ in rows],
+        compute_column([power for _, power, _ in rows]),
+        compute_column([0 if price is None else price for _, _, price in rows]),
+    )
+
+
+def get_ballot_votes(state: State, known: BallotVotes | None = None) -> BallotVotes:
+    """Each validator of the current epoch with its power and vote in force, in columns, by address;
+    the votes of `known`'s validators are taken from it, unread (the caller has written no vote since
+    it read them: one state read per validator per epoch transition)."""
+    seen = {} if known is None else dict(zip(known.addresses, zip(known.prices.tolist(), known.epochs)))
+    addresses, powers, prices, epochs = [], [], [], []
     for address, power in get_validator_set(state):
-        vote = get_price_vote(state, address)
-        votes.append((address, power, vote["price_ngonka"] if vote else None))
-    return votes
+        if address in seen:
+            price, epoch = seen[address]
+        else:  # one read per validator per epoch: it would only evict the hot entries from the decode cache
+            vote = state.get("vote", address, keep=False)
+            price, epoch = (vote["price_ngonka"], vote["epoch"]) if vote else (0, -1)
+        addresses.append(address)
+        powers.append(power)
+        prices.append(price)
+        epochs.append(epoch)
+    return BallotVotes(addresses, compute_column(powers), compute_column(prices), epochs)
 
 
-def compute_reward_band(pairs: list[tuple[int, int]], band: Fraction) -> tuple[Fraction, Fraction] | None:
-    """The reward band [low, high] of a (price, power) ballot: the wider of its weighted interquartile
+def compute_ballot_prices(votes: BallotVotes, current_price: int) -> Ballot:
+    """The (price, power) ballot of the votes: a never-voter (price 0) counts at the current price."""
+    prices = votes.prices
+    if prices.dtype != np.int64 or current_price >= INT64_LIMIT:
+        column = prices.astype(object)
+        return Ballot(np.where(column > 0, column, current_price), votes.powers)
+    filled = (prices == 0).astype(np.int64)  # price + current · (price == 0): never wraps, one term is 0
+    filled *= current_price
+    filled += prices
+    return Ballot(filled, votes.powers)
+
+
+def compute_min_vote(prices: np.ndarray) -> int:
+    """The least positive price of a column holding one at least (0 marks a never-voter): for int64,
+    the least of price − 1 read as unsigned, where a 0 becomes 2^64 − 1 and sorts last."""
+    if prices.dtype == np.int64:
+        return int((prices - 1).view(np.uint64).min()) + 1
+    return int(min(price for price in prices.tolist() if price > 0))
+
+
+def compute_band_of_ballot(ballot: Ballot, band: Fraction) -> tuple[Fraction, Fraction] | None:
+    """The reward band [low, high] of a ballot in columns: the wider of its weighted interquartile
     range and the median × (1 ± band); None if no power voted."""
-    entries = compute_voting_entries(pairs)
-    median = compute_lower_quantile(entries, 1, 2)
-    if median is None:
+    quantiles = weighted_quantiles(ballot, [(1, 2), (1, 4), (3, 4)])
+    if quantiles is None:
         return None
-    low, high = compute_lower_quantile(entries, 1, 4), compute_lower_quantile(entries, 3, 4)
-    assert low is not None and high is not None
+    median, low, high = quantiles
     return min(Fraction(low), median * (1 - band)), max(Fraction(high), median * (1 + band))
 
 
-def is_in_reward_band(price: int, band: tuple[Fraction, Fraction]) -> bool:
-    """True if `price` lies in the band, its edges included (a vote on an edge is in)."""
-    return band[0] <= price <= band[1]
+def compute_reward_band(pairs: list[tuple[int, int]], band: Fraction) -> tuple[Fraction, Fraction] | None:
+    """The reward band of a (price, power) ballot (compute_band_of_ballot of its checked pairs)."""
+    entries = compute_voting_entries(pairs)
+    ballot = Ballot(compute_column([price for price, _ in entries]), compute_column([p for _, p in entries]))
+    return compute_band_of_ballot(ballot, band)
+
+
+def compute_in_band(prices: np.ndarray, band: tuple[Fraction, Fraction]) -> np.ndarray:
+    """Which integer prices lie in the band, edges included: ceil(low) <= price <= floor(high), the
+    bounds clipped to the int64 range for an int64 column (exact: every int64 price lies in it)."""
+    low, high = -(-band[0].numerator // band[0].denominator), band[1].numerator // band[1].denominator
+    if prices.dtype == np.int64:
+        low, high = max(low, -INT64_LIMIT), min(high, INT64_LIMIT - 1)
+        if low > high:
+            return np.zeros(len(prices), dtype=bool)
+    in_band: np.ndarray = (prices >= low) & (prices <= high)
+    return in_band
 
 
 def compute_vote_rewards(
-    reward: int, votes: list[tuple[str, int, int | None]], current_price: int, band_fraction: Fraction
+    reward: int, votes: BallotVotes, current_price: int, band_fraction: Fraction
 ) -> list[tuple[str, int]]:
     """Each validator's share of `reward`: `reward × power // in-band power` for a validator with a
     vote in force inside the ballot's reward band, by address; nothing for the others."""
-    band = compute_reward_band(compute_ballot_pairs(votes, current_price), band_fraction)
+    band = compute_band_of_ballot(compute_ballot_prices(votes, current_price), band_fraction)
     if band is None:
         return []
-    winners = [
-        (address, power) for address, power, price in votes if price is not None and is_in_reward_band(price, band)
-    ]
-    return compute_fee_shares(reward, winners)
+    winners = np.flatnonzero((votes.prices > 0) & compute_in_band(votes.prices, band))
+    powers = votes.powers[winners].tolist()
+    return compute_fee_shares(reward, [(votes.addresses[i], powers[k]) for k, i in enumerate(winners.tolist())])
 
 
-def process_vote_rewards(state: State) -> None:
+def process_vote_rewards(state: State, votes: BallotVotes | None = None) -> None:
     """Pay vote_reward_share of the ending epoch's fees from the pool to the validators whose vote in
     force lies in the reward band, in proportion to power; the remainder stays in the pool (and is
     paid by power in the fee distribution that follows)."""
@@ -959,7 +1030,10 @@ def process_vote_rewards(state: State) -> None:
     if reward == 0:
         return
     shares = compute_vote_rewards(
-        reward, get_ballot_votes(state), get_current_epoch(state)["price"], compute_fraction(params.reward_band)
+        reward,
+        get_ballot_votes(state) if votes is None else votes,
+        get_current_epoch(state)["price"],
+        compute_fraction(params.reward_band),
     )
     paid = 0
     for address, share in shares:
@@ -1001,9 +1075,9 @@ def get_miss_record(state: State, address: str) -> dict[str, Any]:
     return state.get("miss", address) or {"window": "", "missed": 0, "counted": 0, "jails": 0}
 
 
-def is_fresh_vote(vote: dict[str, Any] | None, epoch: int) -> bool:
-    """True if a vote is in force and was cast during `epoch` (the epoch now ending)."""
-    return vote is not None and vote["epoch"] == epoch
+def is_fresh_vote(vote_epoch: int, epoch: int) -> bool:
+    """True if a vote in force was cast during `epoch` (the epoch now ending); -1: no vote in force."""
+    return vote_epoch == epoch
 
 
 def compute_miss_window(window: str, fresh: bool, size: int) -> str:
@@ -1016,7 +1090,7 @@ def is_over_miss_limit(params: Params, window: str) -> bool:
     return window.count("0") > params.miss_window - params.min_valid_per_window
 
 
-def process_vote_misses(state: State) -> None:
+def process_vote_misses(state: State, votes: BallotVotes | None = None) -> None:
     """With miss_window > 0: count each validator of the ending epoch's fresh vote or miss in its
     sliding window, and jail (slash_fraction_miss) those whose misses pass the limit, their windows
     reset; unless that would jail every validator left, which would leave the chain without a set."""
@@ -1024,11 +1098,13 @@ def process_vote_misses(state: State) -> None:
     if params.miss_window == 0:
         return
     epoch = get_current_epoch(state)["index"]
+    votes = get_ballot_votes(state) if votes is None else votes
+    assert len(votes.epochs) == len(votes.addresses), "the votes' epochs are not loaded (get_ballot_votes loads them)"
     records = {}
-    for address, _ in get_validator_set(state):
+    for address, vote_epoch in zip(votes.addresses, votes.epochs):
         if is_jailed(state, address):
             continue  # it leaves the set at this boundary: its punishment is already running
-        fresh = is_fresh_vote(get_price_vote(state, address), epoch)
+        fresh = is_fresh_vote(vote_epoch, epoch)
         record = get_miss_record(state, address)
         records[address] = {
             **record,
@@ -1138,29 +1214,24 @@ def process_epoch_advance(state: State) -> None:
     )
 
 
-def compute_ballot_pairs(votes: list[tuple[str, int, int | None]], current_price: int) -> list[tuple[int, int]]:
-    """The (price, power) ballot of (address, power, vote or None): a never-voter counts at the current price."""
-    return [(price if price is not None else current_price, power) for _, power, price in votes]
-
-
-def compute_ballot(votes: list[tuple[str, int, int | None]], current_price: int) -> tuple[int, dict[str, Any]]:
-    """The next price and ballot summary from (address, power, vote or None) of each validator."""
-    pairs = compute_ballot_pairs(votes, current_price)
-    cast = [price for _, _, price in votes if price is not None]
-    median = weighted_median(pairs)
+def compute_ballot(votes: BallotVotes, current_price: int) -> tuple[int, dict[str, Any]]:
+    """The next price and ballot summary from the votes in columns (a never-voter counts at the current price)."""
+    median = weighted_median_ballot(compute_ballot_prices(votes, current_price))
+    voters = int(np.count_nonzero(votes.prices > 0))
     summary = {
-        "voters": len(cast),
-        "non_voters": len(votes) - len(cast),
-        "min_vote": min(cast) if cast else None,
-        "max_vote": max(cast) if cast else None,
+        "voters": voters,
+        "non_voters": len(votes.prices) - voters,
+        "min_vote": compute_min_vote(votes.prices) if voters else None,
+        "max_vote": int(votes.prices.max()) if voters else None,  # a never-voter's 0 is below every vote
     }
     return (current_price if median is None else median), summary
 
 
-def process_unit_of_compute_price(state: State) -> None:
-    """Set the epoch's price to the weighted median of the validators' votes in force."""
+def process_unit_of_compute_price(state: State, known: BallotVotes | None = None) -> None:
+    """Set the epoch's price to the weighted median of the validators' votes in force (those of
+    `known`'s validators taken from it, see get_ballot_votes)."""
     epoch = get_current_epoch(state)
-    price, ballot = compute_ballot(get_ballot_votes(state), epoch["price"])
+    price, ballot = compute_ballot(get_ballot_votes(state, known), epoch["price"])
     state.set("epoch", "current", {**epoch, "price": price, "ballot": ballot})
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 from sortedcontainers import SortedDict, SortedList
 
+from .cache import ENTRY_OVERHEAD, ByteBoundedCache
 from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
 from .gas import GasMeter
@@ -42,22 +42,24 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
     return LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
 
 
-LANES_CACHE_ENTRIES = 1 << 11
-LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh: the cache holds at most 12 MiB
+LANES_CACHE_BYTES = 4 * 1024 * 1024  # lanes of recent entries kept: 2 KiB each plus their text
+LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh
+LANES_CACHE: ByteBoundedCache[tuple[str, str, str], bytes] = ByteBoundedCache(LANES_CACHE_BYTES)
 
 
-def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
-    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (cached for short entries:
-    an entry added now is often removed soon)."""
-    if len(space) + len(key) + len(value) > LANES_CACHE_MAX_TEXT:
+def compute_entry_lanes(space: str, key: str, value: str, keep: bool = True) -> bytes:
+    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (kept in LANES_CACHE for a
+    short entry unless `keep` is false, bounded in bytes: an entry added now is often removed soon)."""
+    size = len(space) + len(key) + len(value)
+    if size > LANES_CACHE_MAX_TEXT:
         return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
-    return _compute_entry_lanes_cached(space, key, value)
-
-
-@lru_cache(maxsize=LANES_CACHE_ENTRIES)
-def _compute_entry_lanes_cached(space: str, key: str, value: str) -> bytes:
-    """compute_entry_lanes of a short entry, cached (bounded in bytes by the count and the entry size)."""
-    return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+    entry = (space, key, value)
+    lanes = LANES_CACHE.get(entry)
+    if lanes is None:
+        lanes = hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+        if keep:
+            LANES_CACHE.put(entry, lanes, LTHASH_BYTES + size)
+    return lanes
 
 
 def compute_lanes_sum(lanes: list[bytes]) -> np.ndarray:
@@ -204,6 +206,9 @@ class State:
         self.written: dict[str, set[str]] = {}
         self.sorted_written: dict[str, Any] = {}
         self.meter: GasMeter | None = None  # while set, point reads and writes are charged to it (chain.gas)
+        # the committed text of each entry this view read from the store (the store does not change while
+        # a view lives): a second read of it, and compute_commit's old value, read no store again
+        self.committed: dict[tuple[str, str], str | None] = {}
         self.tx_hash = ""  # the hash of the transaction running (settlements record it)
 
     # -- reads and writes -------------------------------------------------------------------
@@ -214,15 +219,20 @@ class State:
                 raw = layer[(space, key)]
                 break
         else:
-            raw = self.store.get(space, key)
+            entry = (space, key)
+            if entry in self.committed:
+                raw = self.committed[entry]
+            else:
+                raw = self.committed[entry] = self.store.get(space, key)
         if self.meter is not None:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
 
-    def get(self, space: str, key: str) -> Any:
-        """The decoded value of an entry, or None if absent."""
+    def get(self, space: str, key: str, *, keep: bool = True) -> Any:
+        """The decoded value of an entry, or None if absent (`keep` false: a bulk read, which does not
+        enter the decode cache)."""
         raw = self.get_raw(space, key)
-        return None if raw is None else decode_canonical(raw)
+        return None if raw is None else decode_canonical(raw, keep)
 
     def set(self, space: str, key: str, value: Any) -> None:
         """Write an entry (canonical JSON of `value`)."""
@@ -321,14 +331,17 @@ class State:
         added: list[bytes] = []
         removed: list[bytes] = []
         changes: list[Change] = []
+        # a block changing more entries than the lanes cache holds (an epoch boundary of many validators)
+        # keeps none of its new lanes: they would evict each other and the hot entries of ordinary blocks
+        keep = len(self.layers[0]) * (LTHASH_BYTES + ENTRY_OVERHEAD) <= LANES_CACHE.max_bytes
         for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
-            old = self.store.get(space, key)
+            old = self.committed[(space, key)] if (space, key) in self.committed else self.store.get(space, key)
             if old == value:
                 continue
             if old is not None:
                 removed.append(compute_entry_lanes(space, key, old))
             if value is not None:
-                added.append(compute_entry_lanes(space, key, value))
+                added.append(compute_entry_lanes(space, key, value, keep))
             changes.append((space, key, value))
             if len(added) + len(removed) >= LANES_BATCH:  # bounded memory for huge blocks (genesis)
                 acc.update(added, removed)

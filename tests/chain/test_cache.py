@@ -9,8 +9,24 @@ from hypothesis import strategies as st
 
 import chain.app
 from chain.cache import ENTRY_OVERHEAD, ByteBoundedCache
-from chain.encoding import DECODE_CACHE_MAX_TEXT, _decode_cached, canonical_json, decode_canonical
-from chain.store import LANES_CACHE_MAX_TEXT, _compute_entry_lanes_cached, compute_entry_lanes
+from chain.encoding import (
+    DECODE_CACHE,
+    DECODE_CACHE_BYTES,
+    DECODE_CACHE_MAX_TEXT,
+    DECODED_BYTES_PER_CHAR,
+    canonical_json,
+    decode_canonical,
+)
+from chain.store import (
+    LANES_CACHE,
+    LANES_CACHE_BYTES,
+    LANES_CACHE_MAX_TEXT,
+    LTHASH_BYTES,
+    MemoryStore,
+    State,
+    compute_entry_lanes,
+    compute_lthash,
+)
 from chain.tx import MsgSend
 from tests.helpers import ADDR, make_app, make_genesis, signed
 
@@ -65,15 +81,55 @@ def test_the_verify_cache_is_bounded_in_bytes_and_an_evicted_tx_is_verified_agai
 )
 def test_only_short_texts_enter_the_decode_cache(size, cached):
     text = canonical_json("x" * size)  # two quotes around `size` characters
-    _decode_cached.cache_clear()
+    DECODE_CACHE.clear()
     assert decode_canonical(text) == "x" * size
-    assert (_decode_cached.cache_info().currsize == 1) is cached
+    assert (len(DECODE_CACHE) == 1) is cached
+    assert DECODE_CACHE.bytes == (DECODED_BYTES_PER_CHAR * len(text) + ENTRY_OVERHEAD if cached else 0)
 
 
 @pytest.mark.parametrize(("size", "cached"), [(LANES_CACHE_MAX_TEXT - 2, True), (LANES_CACHE_MAX_TEXT - 1, False)])
 def test_only_short_entries_enter_the_lanes_cache_and_the_lanes_are_the_same(size, cached):
-    _compute_entry_lanes_cached.cache_clear()
+    LANES_CACHE.clear()
     lanes = compute_entry_lanes("s", "k", "v" * size)
-    assert (_compute_entry_lanes_cached.cache_info().currsize == 1) is cached
-    _compute_entry_lanes_cached.cache_clear()
-    assert lanes == _compute_entry_lanes_cached("s", "k", "v" * size)
+    assert (len(LANES_CACHE) == 1) is cached
+    LANES_CACHE.clear()
+    assert lanes == compute_entry_lanes("s", "k", "v" * size)
+
+
+def test_the_decode_and_lanes_caches_are_bounded_in_bytes_not_entries():
+    """Regression (issue 22): they were lru_caches of 4,096 and 2,048 entries."""
+    DECODE_CACHE.clear()
+    LANES_CACHE.clear()
+    for i in range(3 * DECODE_CACHE_BYTES // (DECODED_BYTES_PER_CHAR * 100)):
+        decode_canonical(canonical_json({"n": i, "pad": "x" * 80}))
+    for i in range(3 * LANES_CACHE_BYTES // LTHASH_BYTES):
+        compute_entry_lanes("s", str(i), "v")
+    assert 0 < DECODE_CACHE.bytes <= DECODE_CACHE_BYTES and DECODE_CACHE.evicted > 0
+    assert 0 < LANES_CACHE.bytes <= LANES_CACHE_BYTES and LANES_CACHE.evicted > 0
+    DECODE_CACHE.clear()
+    LANES_CACHE.clear()
+
+
+@pytest.mark.parametrize(("entries", "kept"), [(10, True), (LANES_CACHE_BYTES // LTHASH_BYTES + 1, False)])
+def test_a_block_changing_more_entries_than_the_lanes_cache_holds_keeps_none_of_its_lanes(entries, kept):
+    """An epoch boundary of many validators would flush the hot entries of ordinary blocks for nothing."""
+    LANES_CACHE.clear()
+    state = State(MemoryStore(), 1)
+    for i in range(entries):
+        state.set("s", f"{i:06d}", i)
+    info, changes = state.compute_commit()
+    assert len(changes) == entries and (len(LANES_CACHE) == entries) is kept and (len(LANES_CACHE) == 0) is not kept
+    assert info.app_hash == compute_lthash((s, k, v) for s, k, v in changes if v is not None).app_hash()
+    LANES_CACHE.clear()
+
+
+def test_a_bulk_read_uses_the_decode_cache_but_does_not_enter_it():
+    """The epoch boundary reads each validator's vote once: kept, N votes would evict the hot entries."""
+    state = State(MemoryStore(), 1)
+    state.set("vote", "a", {"price_ngonka": 7})
+    state.set("vote", "b", {"price_ngonka": 9})
+    DECODE_CACHE.clear()
+    assert state.get("vote", "a", keep=False) == {"price_ngonka": 7} and len(DECODE_CACHE) == 0
+    assert state.get("vote", "b") == {"price_ngonka": 9} and len(DECODE_CACHE) == 1
+    assert state.get("vote", "b", keep=False) is state.get("vote", "b")  # a hit is shared either way
+    DECODE_CACHE.clear()

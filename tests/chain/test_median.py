@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,12 +15,20 @@ from chain.median import (
     ARRAY_THRESHOLD,
     SAMPLE_SIZE,
     SORT_CUTOFF,
+    Ballot,
     BallotError,
+    compute_column,
+    compute_exact_sum,
+    compute_lower_quantiles,
+    compute_quantiles_int64,
     compute_sample_bracket,
+    compute_voting_entries,
     compute_weighted_median_pure,
     compute_weighted_select,
     weighted_median,
     weighted_median_arrays,
+    weighted_median_ballot,
+    weighted_quantiles,
 )
 
 INT64_MAX = 2**63 - 1
@@ -336,3 +346,94 @@ def test_power_sum_past_int64_never_wraps():
     powers = np.full(n, 2**62, dtype=np.int64)  # int64 sum would wrap to 0
     powers[-1] = INT64_MAX
     assert weighted_median_arrays(prices, powers) == reference_median(as_pairs(prices, powers))
+
+
+# --- columnar ballots (the chain's path): exactly the pure reference --------------------------
+
+columnar_prices = st.one_of(small_prices, st.integers(1, INT64_MAX), st.integers(INT64_MAX - 3, 2**64 + 3))
+columnar_powers = st.one_of(st.integers(0, 5), st.integers(0, 2**62), st.integers(INT64_MAX - 3, 2**64))
+columnar_ballots = st.lists(st.tuples(columnar_prices, columnar_powers), max_size=40)
+fraction_lists = st.lists(
+    st.integers(1, 12).flatmap(lambda d: st.tuples(st.integers(1, d), st.just(d))), min_size=1, max_size=4
+)
+
+
+def as_ballot(pairs):
+    """The columns of (price, power) pairs, as the chain builds them."""
+    return Ballot(compute_column([p for p, _ in pairs]), compute_column([w for _, w in pairs]))
+
+
+def reference_quantiles(pairs, fractions):
+    """Each lower weighted quantile by the pure Python path (None if no power voted)."""
+    return compute_lower_quantiles(compute_voting_entries(pairs), fractions)
+
+
+@settings(max_examples=300)
+@given(columnar_ballots, fraction_lists)
+def test_columnar_quantiles_equal_the_pure_path_on_the_arrays_whatever_the_values(pairs, fractions):
+    """ARRAY_THRESHOLD forced to 0: every ballot whose values and total fit an int64 runs on the arrays;
+    the others (a price or power from 2^63, a total past it) take the exact path. Both equal the reference."""
+    with patch.object(median_module, "ARRAY_THRESHOLD", 0):
+        assert weighted_quantiles(as_ballot(pairs), fractions) == reference_quantiles(pairs, fractions)
+        assert weighted_median_ballot(as_ballot(pairs)) == reference_median(pairs)
+
+
+@settings(max_examples=300)
+@given(int64_ballots.filter(lambda pairs: sum(w for _, w in pairs) < 2**63), fraction_lists)
+def test_int64_quantile_selection_alone_equals_the_pure_path(pairs, fractions):
+    ballot = as_ballot(pairs)
+    expected = reference_quantiles(pairs, fractions)
+    assert compute_quantiles_int64(ballot, fractions, compute_exact_sum(ballot.powers)) == expected
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(ARRAY_THRESHOLD, 12_000),
+    distinct=st.sampled_from([1, 3, 50, 10_000]),
+    ordering=st.sampled_from(ORDERINGS),
+    heavy=st.booleans(),
+    fractions=fraction_lists,
+)
+def test_large_columnar_ballots_equal_the_pure_path(seed, n, distinct, ordering, heavy, fractions):
+    prices, powers = large_ballot(seed, n, distinct, ordering, heavy)
+    pairs = as_pairs(prices, powers)
+    assert weighted_quantiles(Ballot(prices, powers), fractions) == reference_quantiles(pairs, fractions)
+
+
+@pytest.mark.parametrize(
+    ("case", "price", "power", "total"),
+    [
+        ("a price from 2^63 makes object columns", 2**63, 1, None),
+        ("a power from 2^63 makes object columns", 5, 2**63, None),
+        ("int64 values whose total passes 2^63", INT64_MAX, INT64_MAX, 2 * INT64_MAX + ARRAY_THRESHOLD),
+    ],
+)
+def test_large_ballots_past_int64_take_the_exact_path(case, price, power, total):
+    pairs = [(i + 1, 1) for i in range(ARRAY_THRESHOLD)] + [(price, power), (price, power)]
+    ballot = as_ballot(pairs)
+    if total is not None:
+        assert ballot.prices.dtype == np.int64 and compute_exact_sum(ballot.powers) == total
+    else:
+        assert ballot.prices.dtype == object or ballot.powers.dtype == object
+    assert weighted_quantiles(ballot, [(1, 2), (1, 4)]) == reference_quantiles(pairs, [(1, 2), (1, 4)])
+
+
+@given(st.lists(st.integers(0, INT64_MAX), max_size=50), st.sampled_from([np.int64, np.uint64]))
+def test_exact_sum_never_wraps(values, dtype):
+    assert compute_exact_sum(np.array(values, dtype=dtype)) == sum(values)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "fractions", "message"),
+    [
+        pytest.param([(1, 1), (0, 1)], [(1, 2)], "vote 1: price must be a positive int", id="zero-price"),
+        pytest.param([(1, 1), (2, -1)], [(1, 2)], "vote 1: power must be a non-negative int", id="negative-power"),
+        pytest.param([(1, 1)], [(0, 2)], r"quantile must lie in \(0, 1\]", id="zero-quantile"),
+        pytest.param([(1, 1)], [(3, 2)], r"quantile must lie in \(0, 1\]", id="quantile-past-one"),
+    ],
+)
+def test_invalid_columnar_ballots_raise_ballot_error_on_both_paths(pairs, fractions, message):
+    for threshold in (0, ARRAY_THRESHOLD):
+        with patch.object(median_module, "ARRAY_THRESHOLD", threshold), pytest.raises(BallotError, match=message):
+            weighted_quantiles(as_ballot(pairs), fractions)

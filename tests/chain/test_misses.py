@@ -22,16 +22,17 @@ from tests.helpers import ADDR, make_app, make_genesis, run_block, run_until, si
 
 
 @pytest.mark.parametrize(
-    ("vote", "epoch", "fresh"),
+    ("vote_epoch", "epoch", "fresh"),
     [
-        pytest.param(None, 3, False, id="never-voted"),
-        pytest.param({"epoch": 3}, 3, True, id="cast-in-the-ending-epoch"),
-        pytest.param({"epoch": 2}, 3, False, id="cast-earlier-still-in-force-but-stale"),
-        pytest.param({"epoch": 0}, 0, True, id="epoch-0"),
+        pytest.param(-1, 3, False, id="never-voted"),
+        pytest.param(3, 3, True, id="cast-in-the-ending-epoch"),
+        pytest.param(2, 3, False, id="cast-earlier-still-in-force-but-stale"),
+        pytest.param(0, 0, True, id="epoch-0"),
+        pytest.param(-1, 0, False, id="never-voted-at-epoch-0"),
     ],
 )
-def test_a_vote_is_fresh_only_when_cast_in_the_ending_epoch(vote, epoch, fresh):
-    assert is_fresh_vote(vote, epoch) is fresh
+def test_a_vote_is_fresh_only_when_cast_in_the_ending_epoch(vote_epoch, epoch, fresh):
+    assert is_fresh_vote(vote_epoch, epoch) is fresh
 
 
 @pytest.mark.parametrize(

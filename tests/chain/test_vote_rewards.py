@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import chain.median as median_module
+from chain.median import (
+    ARRAY_THRESHOLD,
+    compute_lower_quantile,
+    compute_voting_entries,
+    compute_weighted_median_pure,
+)
 from chain.params import Params
-from chain.rules import compute_reward_band, compute_vote_rewards
+from chain.rules import compute_ballot, compute_ballot_votes, compute_reward_band, compute_vote_rewards
 from chain.tx import MsgSend, MsgSubmitPriceProposal
 from tests.helpers import (
     ADDR,
@@ -98,7 +106,7 @@ REWARDS = [
     ("reward", "votes", "current", "band", "shares"), [c[1:] for c in REWARDS], ids=[c[0] for c in REWARDS]
 )
 def test_vote_rewards_go_by_power_to_the_validators_in_the_band(reward, votes, current, band, shares):
-    assert sorted(compute_vote_rewards(reward, votes, current, Fraction(band))) == shares
+    assert sorted(compute_vote_rewards(reward, compute_ballot_votes(votes), current, Fraction(band))) == shares
 
 
 @given(
@@ -111,12 +119,72 @@ def test_vote_rewards_never_pay_more_than_offered_and_keep_less_than_one_ngonka_
     reward, validators, current, band
 ):
     votes = [(f"v{i:02d}", power, price) for i, (power, price) in enumerate(validators)]
-    shares = compute_vote_rewards(reward, votes, current, Fraction(band))
+    shares = compute_vote_rewards(reward, compute_ballot_votes(votes), current, Fraction(band))
     paid = sum(amount for _, amount in shares)
     assert 0 <= reward - paid < len(shares) if shares else paid == 0  # all carried without winners
     assert all(dict((a, p) for a, _, p in votes)[address] is not None for address, _ in shares)
     if all(price is not None for _, _, price in votes):  # the median is a vote, and it is in the band
         assert shares
+
+
+# --- the columnar ballot equals the pure Python reference ----------------------------------
+
+
+def reference_ballot(rows, current):
+    """The price and summary of (address, power, vote or None) rows by the pure Python path."""
+    pairs = [(current if price is None else price, power) for _, power, price in rows]
+    median = compute_weighted_median_pure(pairs)
+    cast = [price for _, _, price in rows if price is not None]
+    summary = {
+        "voters": len(cast),
+        "non_voters": len(rows) - len(cast),
+        "min_vote": min(cast) if cast else None,
+        "max_vote": max(cast) if cast else None,
+    }
+    return (current if median is None else median), summary
+
+
+def reference_rewards(reward, rows, current, band_fraction):
+    """The vote rewards of the rows by the pure Python path (sorted passes, Fraction comparisons)."""
+    entries = compute_voting_entries([(current if price is None else price, power) for _, power, price in rows])
+    median = compute_lower_quantile(entries, 1, 2)
+    if median is None:
+        return []
+    low, high = compute_lower_quantile(entries, 1, 4), compute_lower_quantile(entries, 3, 4)
+    band = (min(Fraction(low), median * (1 - band_fraction)), max(Fraction(high), median * (1 + band_fraction)))
+    winners = [(a, power) for a, power, price in rows if price is not None and band[0] <= price <= band[1]]
+    total = sum(power for _, power in winners)
+    return [(a, reward * power // total) for a, power in winners] if total else []
+
+
+column_prices = st.one_of(st.integers(1, 60), st.integers(1, 2**63 - 1), st.integers(2**63 - 3, 2**64))
+column_rows = st.lists(
+    st.tuples(
+        st.one_of(st.integers(0, 50), st.integers(0, 2**62), st.integers(2**63 - 2, 2**63 + 2)),
+        st.one_of(st.none(), column_prices),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.integers(0, 10**18),
+    column_rows,
+    column_prices,
+    st.sampled_from(["0", "0.001", "0.05", "0.3", "1", "2"]),
+    st.sampled_from([0, ARRAY_THRESHOLD]),
+)
+def test_the_columnar_ballot_and_rewards_equal_the_pure_path(reward, validators, current, band, threshold):
+    """The chain's epoch ballot in columns (the numpy path when ARRAY_THRESHOLD is forced to 0, for
+    every ballot whose values fit an int64) gives exactly the price, summary and rewards of the pure
+    Python path, values past 2^63 included."""
+    rows = [(f"v{i:02d}", power, price) for i, (power, price) in enumerate(validators)]
+    with patch.object(median_module, "ARRAY_THRESHOLD", threshold):
+        votes = compute_ballot_votes(rows)
+        assert compute_ballot(votes, current) == reference_ballot(rows, current)
+        got = compute_vote_rewards(reward, votes, current, Fraction(band))
+    assert got == reference_rewards(reward, rows, current, Fraction(band))
 
 
 # --- on the chain --------------------------------------------------------------------------

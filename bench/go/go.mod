@@ -1,0 +1,3 @@
+module uoc/bench/median
+
+go 1.19
