@@ -181,7 +181,7 @@ def test_sigkill_mid_write_leaves_blocks_commits_sets_and_state_consistent(tmp_p
     assert [store.get_validator_set_row(h)[1]["for"] for h in range(1, height + 2)] == list(range(1, height + 2))
     assert app.recompute_app_hash() == app.app_hash
     assert app.query(f"account/{ADDR['a']}")["sequence"] == 50 * height
-    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store.close()
 
 
