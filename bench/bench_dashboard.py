@@ -39,7 +39,6 @@ import multiprocessing
 import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -55,7 +54,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_network import BATCH, WINDOW, Watcher, open_channel, presign, read_counter, start, unary  # noqa: E402
+from bench_network import (  # noqa: E402
+    BATCH,
+    WINDOW,
+    Watcher,
+    get_cpu_s,
+    open_channel,
+    presign,
+    read_counter,
+    start,
+    stop_network,
+    unary,
+    wait_for_commits,
+)
 
 from chain.crypto import PrivateKey  # noqa: E402
 from chain.tx import MsgVote, compute_tx_hash, sign_tx  # noqa: E402
@@ -195,12 +206,6 @@ def read_streams(url: str, count: int, events, opened) -> None:
     asyncio.run(main())
 
 
-def read_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def saturate(stubs, txs: list[list[bytes]], seconds: float, watcher: Watcher) -> tuple[float, int]:
     """Send `txs` (a fresh sender set) as fast as the nodes admit for `seconds`; committed tx/s from the first
     submission to the last commit, and how many were committed."""
@@ -296,14 +301,7 @@ def main() -> None:
         apis = [Api(h) for h in homes]
         voters = None
         try:
-            status = unary(channels[0], "/uoc.v1.Status/GetStatus", spb.StatusResponse)
-            while True:
-                try:
-                    if status(b"", timeout=2).height >= 2:
-                        break
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
+            wait_for_commits(channels[0])
             watcher = Watcher(channels[0])
             watcher.start()
             first = apis[0].propose_model("llama-3.1-8b", 40)
@@ -336,10 +334,10 @@ def main() -> None:
                     paints = measure_first_paints(apis[0].public + "/", args.paints, args.screenshot)
                     loader.join()
                 else:
-                    cpu_before = [read_cpu_s(p.pid) for p in procs]
+                    cpu_before = [get_cpu_s(p.pid) for p in procs]
                     push_before = read_counter(metrics0, "uoc_dashboard_push_seconds_total")
                     rate, committed = saturate(stubs, signed[index], args.seconds, watcher)
-                    cpu = [read_cpu_s(p.pid) - b for p, b in zip(procs, cpu_before)]
+                    cpu = [get_cpu_s(p.pid) - b for p, b in zip(procs, cpu_before)]
                     push_s = read_counter(metrics0, "uoc_dashboard_push_seconds_total") - push_before
                     if phase == "dashboards":
                         push_share.append(push_s / cpu[0])
@@ -360,12 +358,7 @@ def main() -> None:
         finally:
             if voters is not None:
                 voters.stop.set()
-            for channel in channels:
-                channel.close()
-            for proc in procs:
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=30)
+            stop_network(channels, procs)
     none, dash = sum(rates["none"]), sum(rates["dashboards"])
     cold, paints = paints[0], paints[1:]
     fcp = sorted(p[0] for p in paints)

@@ -287,20 +287,35 @@ def main() -> None:
     )
 
 
+def wait_for_commits(channel: grpc.Channel) -> None:
+    """Wait until the node behind `channel` has committed height 2 (the network is up)."""
+    status = unary(channel, "/uoc.v1.Status/GetStatus", spb.StatusResponse)
+    while True:
+        try:
+            if status(b"", timeout=2).height >= 2:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+
+
+def stop_network(channels: list[grpc.Channel], procs: list[subprocess.Popen]) -> None:
+    """Close the channels, SIGTERM each node's process group and wait for them."""
+    for channel in channels:
+        channel.close()
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
 def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext: bool) -> dict:
     """Both phases on a fresh network of `homes`; the figures."""
     procs = [start(h, args.profile if i == 0 else None, plaintext) for i, h in enumerate(homes)]
     channels = [open_channel(h, plaintext) for h in homes]
     stubs = [unary(c, "/uoc.v1.Gossip/BroadcastTxs", spb.TxBatchAck) for c in channels]
     try:
-        status = unary(channels[0], "/uoc.v1.Status/GetStatus", spb.StatusResponse)
-        while True:
-            try:
-                if status(b"", timeout=2).height >= 2:
-                    break
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
+        wait_for_commits(channels[0])
         watcher = Watcher(channels[0])
         watcher.start()
 
@@ -365,12 +380,7 @@ def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext
         print(json.dumps(figures))
         return figures
     finally:
-        for channel in channels:
-            channel.close()
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(timeout=30)
+        stop_network(channels, procs)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -348,12 +346,7 @@ def run_network(count: int) -> dict[str, float]:
             counted = get_json(homes[0], "/v1/cost-records/totals", group_by="model")["covered"]  # one model: one group
             return {"committed": len(done), "counted": counted, "window_s": window, "rate": counted / window}
         finally:
-            for channel in channels:
-                channel.close()
-            for proc in procs:
-                os.killpg(proc.pid, signal.SIGTERM)
-            for proc in procs:
-                proc.wait(timeout=30)
+            network.stop_network(channels, procs)
 
 
 def main() -> None:
