@@ -125,7 +125,7 @@ async def test_a_message_its_rule_and_a_query_declared_here_are_served_everywher
     document = build_openapi()
     operation = document["paths"][path]["get"]
     assert operation["summary"] == "An account's display name"
-    assert [p["name"] for p in operation["parameters"]] == ["address"]
+    assert [p["name"] for p in operation["parameters"]] == ["address", "height"]  # every state read takes ?height=
     body = resolve(
         document, document["paths"]["/v1/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     )

@@ -65,16 +65,30 @@ class Node(NodeProcess):
     def money(self) -> dict:
         """What a usage tx can move: the requester's and another account's balance and escrow, and the
         validator's balance with the fee pool and the held usage fees (held fees join the pool when a
-        dispute window ends, and the pool is paid to the validator at epoch ends: their sum stays)."""
-        out = {}
-        for key in (REQUESTER, OTHER):
-            out[key.address] = (
-                self.get(f"/v1/accounts/{key.address}").json()["balance"],
-                self.get(f"/v1/escrows/{key.address}").json()["amount"]["amount"],
-            )
-        validator = self.get(f"/v1/accounts/{self.key.address}").json()["balance"]
-        fees = self.get("/v1/fees").json()
-        return {**out, "validator and fee pool": validator + fees["pool"] + fees["held"]}
+        dispute window ends, and the pool is paid to the validator at epoch ends: their sum stays), all
+        read at one height (`?height=`: a block committed between two reads answers 404, and it reads
+        again; the reads of two heights disagreed when an epoch end paid the pool in between)."""
+        while True:
+            height = self.get("/v1/status").json()["height"]
+            answers = [
+                self.get(f"/v1/{kind}/{key.address}", height=height)
+                for key in (REQUESTER, OTHER)
+                for kind in ("accounts", "escrows")
+            ]
+            answers += [
+                self.get(f"/v1/accounts/{self.key.address}", height=height),
+                self.get("/v1/fees", height=height),
+            ]
+            if all(a.status_code == 200 for a in answers):
+                break
+            assert {a.status_code for a in answers} <= {200, 404}, [a.text for a in answers]
+        docs = [a.json() for a in answers]
+        fees = docs[5]
+        return {
+            REQUESTER.address: (docs[0]["balance"], docs[1]["amount"]["amount"]),
+            OTHER.address: (docs[2]["balance"], docs[3]["amount"]["amount"]),
+            "validator and fee pool": docs[4]["balance"] + fees["pool"] + fees["held"],
+        }
 
 
 def make_home(root: Path) -> Path:
