@@ -464,7 +464,7 @@ def process_dispute_windows(state: State) -> None:
     for key, _ in state.iterate_prefix("udq", prefix):
         state.delete("udq", prefix + key)
         record = state.get("usettle", key)
-        if record["status"] == "settled":
+        if record["status"] == "settled" and not record["fee_released"]:  # a lapsed dispute released it already
             process_fee_release(state, key, record)
     for key, _ in state.iterate_prefix("udr", prefix):
         state.delete("udr", prefix + key)

@@ -71,10 +71,11 @@ def body(name: str, sequence: int, messages: list) -> dict:
     }
 
 
-def build_base():
-    """A chain at height 10 with model m1 active: d and f are requesters, e and g providers."""
+def build_base(**params):
+    """A chain at height 10 with model m1 active: d and f are requesters, e and g providers (PARAMS,
+    changed by `params`)."""
     balances = {"a": 1000, "b": 1000, "c": 1000, "d": 10**7, "e": 1000, "f": 10**7, "g": 1000}
-    app = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, balances, **PARAMS))
+    app = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, balances, **{**PARAMS, **params}))
     nxt = {n: 0 for n in "abcdefg"}
 
     def tx(name, *msgs):
@@ -96,8 +97,8 @@ BASE = build_base()
 class Chain:
     """A fresh copy of the base chain and its senders' next sequences."""
 
-    def __init__(self) -> None:
-        self.app, self.nxt = copy.deepcopy(BASE)
+    def __init__(self, base=None) -> None:
+        self.app, self.nxt = copy.deepcopy(BASE if base is None else base)
 
     def tx(self, name: str, *msgs) -> bytes:
         return self.raw(name, [m.to_json() for m in msgs])
@@ -246,6 +247,18 @@ def test_an_unresolved_dispute_lapses_after_the_resolution_window_and_its_fee_en
     proposal = pass_proposal(c, RefundSettlement(ADDR["d"], "r1"))
     assert proposal["status"] == "failed" and "disputed ones only" in proposal["result"]
     assert (escrow(c.app, "d"), balance(c.app, "e")) == before
+
+
+def test_a_dispute_that_lapses_before_its_dispute_window_ends_releases_the_fee_once():
+    c = Chain(build_base(dispute_resolution_window=2))  # shorter than dispute_window (5)
+    c.ok(c.tx("e", settle(receipt())))  # height 11: its window ends at 16
+    c.ok(c.tx("d", MsgDispute("r1")))  # height 12: lapses at the end of 14
+    fee = 1500 * PPT * 250 // 10_000
+    run_until(c.app, 19)  # past its dispute window, before the epoch end pays the pool out
+    s = settlement(c.app, "d", "r1")
+    assert (s["status"], s["dispute_lapsed_height"]) == ("settled", 14)
+    assert (c.app.query("fees")["held"], c.app.query("fees")["pool"]) == (0, fee)
+    assert supply_parts(c.app.store)[0] == supply_parts(c.app.store)[1]
 
 
 def test_a_settlement_refunded_in_its_own_block_never_counts_in_the_totals():
