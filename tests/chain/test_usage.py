@@ -534,10 +534,14 @@ def op_tx(c: Chain, op, last: list) -> bytes | None:
     return None
 
 
+SHORT_RESOLUTION_BASE = build_base(dispute_resolution_window=2)  # disputes lapse before their windows end
+
+
+@pytest.mark.parametrize("base", [BASE, SHORT_RESOLUTION_BASE], ids=["resolution 12", "resolution 2"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OPS, min_size=1, max_size=25))
-def test_settling_disputing_refunding_and_withdrawing_never_create_or_lose_money(ops):
-    c = Chain()
+def test_settling_disputing_refunding_and_withdrawing_never_create_or_lose_money(base, ops):
+    c = Chain(base)
     supply, held = supply_parts(c.app.store)
     assert supply == held
     last: list = []
@@ -549,6 +553,9 @@ def test_settling_disputing_refunding_and_withdrawing_never_create_or_lose_money
         else:
             c.run(raw)
         assert supply_parts(c.app.store) == (supply, supply)
+        settlements = [s for name in "df" for s in c.app.query_all("settlements", requester=ADDR[name])]
+        unreleased = [s for s in settlements if s["status"] != "refunded" and not s["fee_released"]]
+        assert c.app.query("fees")["held"] == sum(s["exchangeFee"]["amount"] for s in unreleased)
     counted = []
     for name in "df":
         for s in c.app.query_all("settlements", requester=ADDR[name]):
