@@ -47,7 +47,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import grpc
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +61,7 @@ from bench_network import (  # noqa: E402
     open_channel,
     presign,
     read_counter,
+    send_batch,
     start,
     stop_network,
     unary,
@@ -69,7 +69,7 @@ from bench_network import (  # noqa: E402
 )
 
 from chain.crypto import PrivateKey  # noqa: E402
-from chain.tx import MsgVote, compute_tx_hash, sign_tx  # noqa: E402
+from chain.tx import MsgVote, sign_tx  # noqa: E402
 from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
 from node.consensus import Timeouts  # noqa: E402
 from node.pb import services_pb2 as spb  # noqa: E402
@@ -220,14 +220,7 @@ def saturate(stubs, txs: list[list[bytes]], seconds: float, watcher: Watcher) ->
         for start_i in range(0, len(flat), BATCH):
             if time.monotonic() > deadline:
                 return
-            chunk = flat[start_i : start_i + BATCH]
-            now = time.monotonic()
-            for raw in chunk:
-                sent[compute_tx_hash(raw)] = now
-            try:
-                stubs[node](spb.TxBatch(txs=chunk).SerializeToString(), timeout=10)
-            except grpc.RpcError as exc:
-                print(f"  submit failed: {exc.code().name}", file=sys.stderr)
+            send_batch(stubs[node], flat[start_i : start_i + BATCH], sent)
             while len(sent) - (len(watcher.committed) - base) > WINDOW and time.monotonic() < deadline:
                 time.sleep(0.01)
 

@@ -156,6 +156,17 @@ def presign(senders: list[PrivateKey], per_sender: int, start_seq: int, chain_id
     return [[sign_tx(k, chain_id, start_seq + s, msgs) for s in range(per_sender)] for k in senders]
 
 
+def send_batch(stub, chunk: list[bytes], sent: dict[str, float]) -> None:
+    """Send one BroadcastTxs batch, recording each tx's submission time by hash in `sent`."""
+    now = time.monotonic()
+    for raw in chunk:
+        sent[compute_tx_hash(raw)] = now
+    try:
+        stub(spb.TxBatch(txs=chunk).SerializeToString(), timeout=10)
+    except grpc.RpcError as exc:
+        print(f"  submit failed: {exc.code().name}", file=sys.stderr)
+
+
 def submit(
     stubs,
     per_sender: list[list[bytes]],
@@ -175,13 +186,7 @@ def submit(
         count = 0
         for start_i in range(0, len(flat), BATCH):
             chunk = flat[start_i : start_i + BATCH]
-            now = time.monotonic()
-            for raw in chunk:
-                sent[compute_tx_hash(raw)] = now
-            try:
-                stubs[node](spb.TxBatch(txs=chunk).SerializeToString(), timeout=10)
-            except grpc.RpcError as exc:
-                print(f"  submit failed: {exc.code().name}", file=sys.stderr)
+            send_batch(stubs[node], chunk, sent)
             count += len(chunk)
             while in_flight is not None and in_flight() > WINDOW:
                 time.sleep(0.01)
