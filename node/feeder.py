@@ -6,7 +6,9 @@ epoch of each commit it makes, written before the commit is sent, so a restarted
 what it committed. After every applied block (not while it syncs) it looks at the chain and sends
 what is due, signed with the validator key:
 
-- the reveal of its commit of the previous epoch, as soon as the epoch starts;
+- the reveal of its commit of the previous epoch, as soon as the epoch starts (each commit is filed
+  under the epoch the node was in when it sent it, which may be the epoch before the one it landed in:
+  the reveal looks in both);
 - a commit of the standing price for the current epoch (a fresh salt from `os.urandom`): at once
   when the operator posts a price and the epoch has no commit of it yet, else once half the epoch
   has passed (as Terra's price feeder re-sends its prevote every period), so the vote stays fresh
@@ -139,9 +141,15 @@ class PriceFeeder:
         self.tick(height)
 
     def get_known_commit(self, epoch: int, commit_hash: str) -> dict[str, Any] | None:
-        """The salt, price and denom of this node's commit of `epoch` that hashes to `commit_hash`, if any."""
-        sent = self.file.commits.get(epoch, [])
-        return next((c for c in reversed(sent) if compute_commit_hash(c, self.address) == commit_hash), None)
+        """The salt, price and denom of this node's commit that hashes to `commit_hash`, if any: filed
+        under `epoch` or the epoch before (a commit sent in an epoch's last block, or by a node a block
+        behind, may land in the next epoch: it is filed under the epoch the node was in)."""
+        for filed in (epoch, epoch - 1):
+            sent = self.file.commits.get(filed, [])
+            found = next((c for c in reversed(sent) if compute_commit_hash(c, self.address) == commit_hash), None)
+            if found is not None:
+                return found
+        return None
 
     def is_in_flight(self, kind: str, epoch: int) -> bool:
         """True if a reveal or commit of `epoch` was sent and is still in the mempool."""
@@ -191,7 +199,7 @@ class PriceFeeder:
             assert self.file.price is not None
             commit = {"salt": self.draw_salt().hex(), "price": self.file.price, "denom": self.file.denom}
             sent = [*self.file.commits.get(index, []), commit][-MAX_COMMITS_PER_EPOCH:]
-            self.file.commits = {e: c for e, c in self.file.commits.items() if e >= index - 1} | {index: sent}
+            self.file.commits = {e: c for e, c in self.file.commits.items() if e >= index - 2} | {index: sent}
             self.save()  # the salt is on disk before the commit leaves the node
             msgs.append(MsgCommitPrice(compute_commit_hash(commit, self.address)))
             kinds.append(("commit", index))

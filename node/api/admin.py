@@ -71,16 +71,18 @@ async def post_price_proposal(request: web.Request) -> web.Response:
         raise bad_request(exc.code, str(exc)) from None
     node.feeder.set_price(doc["price"], doc["denom"])  # the standing price, should the mode become commit_reveal
     params = Params.from_json(node.query("params"))
-    if params.vote_mode == "commit_reveal":
-        tx_hash, outcome, commit_epoch = await commit_price(request)
+    reveal_later = params.vote_mode == "commit_reveal"
+    if reveal_later:
+        tx_hash, outcome = await commit_price(request)
     else:
         msg = MsgSubmitPriceProposal(doc["price"], doc["denom"], price_ngonka)
         tx_hash, outcome = await submit_and_wait(request, [msg])
-        commit_epoch = None
     if outcome is None:
         return json_response({"tx_hash": tx_hash, "status": "pending"}, status=202)
     assert outcome.height is not None
-    effective = compute_effective_epoch(params, outcome.height) if commit_epoch is None else commit_epoch + 2
+    # a commit counts from two epochs after the one it landed in (not the one the node was in when it
+    # sent it: a node a block behind sends in the epoch before)
+    effective = compute_effective_epoch(params, outcome.height) + (1 if reveal_later else 0)
     return json_response(
         {
             "tx_hash": tx_hash,
@@ -93,10 +95,10 @@ async def post_price_proposal(request: web.Request) -> web.Response:
     )
 
 
-async def commit_price(request: web.Request) -> tuple[str, TxOutcome | None, int]:
+async def commit_price(request: web.Request) -> tuple[str, TxOutcome | None]:
     """In vote_mode commit_reveal: have the feeder commit the standing price (now if this epoch has no
     commit of the operator's yet, else at the next epoch's start) and wait for its commit; the tx hash
-    ("" if not sent within the commit timeout), the outcome (None: pending) and the commit's epoch."""
+    ("" if not sent within the commit timeout) and the outcome (None: pending)."""
     state = get_state(request)
     node = get_operator(request)
     feeder = node.feeder
@@ -117,13 +119,13 @@ async def commit_price(request: web.Request) -> tuple[str, TxOutcome | None, int
         feeder.commit_next = True
         while (found := feeder.get_sent_commit(epoch)) is None:
             if loop.time() > deadline:
-                return "", None, epoch
+                return "", None
             await asyncio.sleep(FEEDER_POLL_S)
         tx_hash = found
     outcome = node.get_tx_outcome(tx_hash) or await node.wait_for_commit(tx_hash, max(0.0, deadline - loop.time()))
     if outcome is not None and (not outcome.committed or outcome.code != "ok"):
         raise outcome_error(outcome)
-    return tx_hash, outcome, epoch
+    return tx_hash, outcome
 
 
 POST_PRICE_PROPOSAL = Route(

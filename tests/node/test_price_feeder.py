@@ -172,6 +172,30 @@ def test_a_commit_sent_again_before_the_first_lands_is_revealed_whichever_the_ch
     assert node.query("price_vote/" + ADDR["a"])["price"] == 100  # the commit the chain holds
 
 
+def test_a_commit_sent_in_one_epoch_that_lands_in_the_next_is_revealed_in_the_one_after(tmp_path):
+    """A node a block behind (or a commit that misses the epoch's last block) files the commit under the
+    epoch it was in; the chain stores it under the epoch it landed in. The reveal still finds its salt
+    (the network engine lost a reveal this way in CI)."""
+    node = ChainNode()
+    feeder = make_feeder(node, tmp_path)
+    while node.app.height < EPOCH - 1:
+        node.block()
+    feeder.set_price(300, "ngonka")
+    feeder.tick(node.app.height, commit_now=True)  # the node is in epoch 0: filed under 0
+    held, node.queue = node.queue, []
+    node.block()  # height EPOCH, epoch 0's last block: the commit misses it
+    node.queue = held
+    assert kinds(node.block(feeder)) == [["MsgCommitPrice"]]  # lands in epoch 1
+    assert [c["epoch"] for c in node.query("price_commits/" + ADDR["a"])["commits"]] == [1]
+    assert set(feeder.file.commits) == {0}
+    revealed = []
+    while node.query("epoch/current")["index"] < 3:
+        revealed += [(node.query("epoch/current")["index"], k) for k in kinds(node.block(feeder))]
+    assert revealed[0] == (2, ["MsgRevealPrice"]), revealed  # at the start of epoch 2
+    vote = node.query("price_vote/" + ADDR["a"])
+    assert (vote["price"], vote["epoch"]) == (300, 2)
+
+
 def test_the_feeder_does_nothing_in_open_mode_or_while_syncing(tmp_path):
     opened = ChainNode(vote_mode="open")
     feeder = make_feeder(opened, tmp_path)
