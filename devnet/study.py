@@ -33,6 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from chain.store import MemoryStore
 
 from .errors import DevnetError, ScenarioError
@@ -227,7 +229,9 @@ def run_local(tasks: Iterable[Task], workers: int) -> Generator[dict[str, list[d
 
 
 def check_ray_address(address: str) -> None:
-    """Refuse an address no Ray head answers on (a TCP connect, before anything runs)."""
+    """Refuse an address no Ray head answers on, before anything runs: a TCP connect, then a gRPC
+    handshake (Ray's GCS and its client server speak gRPC; `ray.init` on another kind of listener waits
+    for minutes)."""
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -236,6 +240,16 @@ def check_ray_address(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise DevnetError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=RAY_CONNECT_TIMEOUT_S)
+    except grpc.FutureTimeoutError:
+        raise DevnetError(
+            f"--ray {address}: something listens there, but not a Ray head (no gRPC handshake in "
+            f"{RAY_CONNECT_TIMEOUT_S:g} s)"
+        ) from None
+    finally:
+        channel.close()
 
 
 def connect_ray(address: str) -> Any:

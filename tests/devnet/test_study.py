@@ -8,12 +8,14 @@ instance in this process and points the command at its address.
 from __future__ import annotations
 
 import csv
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -373,6 +375,23 @@ def test_bad_study_input_is_one_error_line_exit_1_before_anything_runs_or_is_wri
     for fragment in fragments:
         assert fragment.replace("{port}", port) in lines[0], lines[0]
     assert not out.exists()
+
+
+def test_a_ray_address_where_something_else_listens_is_refused_in_seconds_not_waited_on(
+    small: Path, tmp_path: Path
+) -> None:
+    """`ray.init` on a listener that is not a Ray head (here an HTTP server) waits for minutes; the study
+    refuses it after a gRPC handshake that does not come."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_port}"
+        proc = uocd("devnet", "simulate", str(small), "--runs", "2", "--ray", address, "--out", str(tmp_path / "o"))
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"uocd: error: --ray {address}: something listens there, but not a Ray head")
+    assert not (tmp_path / "o").exists()
 
 
 def test_report_on_a_directory_without_a_study_is_one_error_line(tmp_path: Path) -> None:
