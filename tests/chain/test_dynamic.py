@@ -3,6 +3,7 @@ in "dynamic" and "hybrid" pricing modes; "voted" (the default) is unchanged."""
 
 from __future__ import annotations
 
+import copy
 import json
 from fractions import Fraction
 from math import ceil
@@ -358,3 +359,27 @@ def test_a_bad_dynamic_param_is_refused_at_genesis_naming_it(params, field):
 def test_the_dynamic_params_at_their_defaults_leave_the_stored_params_unchanged():
     stored = Params().to_state_json()
     assert not {"pricing_mode", "utilization_window", "price_elasticity", "dynamic_price_floor"} & set(stored)
+
+
+BASE = dynamic_chain("m", pricing_mode="dynamic", utilization_window=3, price_elasticity="0.1")
+
+
+@settings(max_examples=15, deadline=None)
+@given(loads=st.lists(st.lists(st.integers(1, 400), max_size=2), min_size=1, max_size=12))
+def test_on_chain_the_window_sum_is_the_last_blocks_tokens_and_each_move_is_bounded(loads):
+    app, wallets = copy.deepcopy(BASE)
+    settled: list[int] = []
+    price = prices(app)["m"]
+    for block, jobs in enumerate(loads):
+        txs = []
+        for n, tokens in enumerate(jobs):
+            r = Receipt(f"p{block}.{n}", ADDR["d"], ADDR["e"], "m", Tokens(tokens, 0), 10**12, 10**6)
+            txs.append(wallets.tx("e", MsgSettleUsage(r, sign_receipt(KEYS["d"], CHAIN_ID, r))))
+        run_block(app, txs)
+        settled.append(sum(jobs))
+        record = dynamic_entries(app)[("dprice", "m")]
+        ring = [v for k, v in dynamic_entries(app).items() if k[0] == "dring"]
+        assert record["window_tokens"] == sum(settled[-3:]) == sum(ring)
+        after = prices(app)["m"]
+        assert abs(after - price) <= ceil(price * F("0.1")) and after >= 1
+        price = after
