@@ -117,6 +117,34 @@ def _check_nonnegative(value: object, where: str) -> None:
 BPS = Validator(_check_bps, {"type": "integer", "minimum": 0, "maximum": 10_000})
 NONNEGATIVE = Validator(_check_nonnegative, {"type": "integer", "minimum": 0, "maximum": MAX_NGONKA - 1})
 
+PRICING_MODES = ("voted", "dynamic", "hybrid")
+MAX_UTILIZATION_WINDOW = 10_000  # blocks: the window keeps one entry per model and block with settlements
+
+
+def _check_pricing_mode(value: object, where: str) -> None:
+    """One of PRICING_MODES."""
+    if not isinstance(value, str) or value not in PRICING_MODES:
+        raise InvalidGenesis(f"{where} must be one of {', '.join(PRICING_MODES)}, got {value!r}")
+
+
+def _check_utilization_window(value: object, where: str) -> None:
+    """An integer of blocks from 1 to MAX_UTILIZATION_WINDOW."""
+    if not is_int(value) or not 1 <= value <= MAX_UTILIZATION_WINDOW:
+        raise InvalidGenesis(f"{where} must be an integer of blocks from 1 to {MAX_UTILIZATION_WINDOW}, got {value!r}")
+
+
+def _check_elasticity(value: object, where: str) -> None:
+    """A decimal string above "0" and below "1", such as "0.02"."""
+    if not is_decimal(value) or not 0 < compute_fraction(value) < 1:
+        raise InvalidGenesis(f'{where} must be a decimal string above "0" and below "1", got {value!r}')
+
+
+PRICING_MODE = Validator(_check_pricing_mode, {"type": "string", "enum": list(PRICING_MODES)})
+UTILIZATION_WINDOW = Validator(
+    _check_utilization_window, {"type": "integer", "minimum": 1, "maximum": MAX_UTILIZATION_WINDOW}
+)
+ELASTICITY = Validator(_check_elasticity, {"type": "string", "pattern": r"^0+\.[0-9]*[1-9][0-9]*$"})
+
 
 def param(default: T, validator: Validator, description: str, *, stored_at_default: bool = True) -> T:
     """Declare a field of `Params`: its default, its validator and what it means. A param added after
@@ -255,6 +283,55 @@ class Params:
         stored_at_default=False,
     )
 
+    pricing_mode: str = param(
+        "voted",
+        PRICING_MODE,
+        'How a settlement prices a token: "voted" (units × the voted unit price), "dynamic" (a per-model price '
+        'moved each block by utilization) or "hybrid" (the dynamic move, kept within hybrid_band of the voted '
+        "price); see chain.dynamic.",
+        stored_at_default=False,
+    )
+    utilization_window: int = param(
+        10,
+        UTILIZATION_WINDOW,
+        "Blocks over which a model's utilization (tokens settled / capacity) is measured.",
+        stored_at_default=False,
+    )
+    utilization_band_low: str = param(
+        "0.4",
+        FRACTION,
+        "Utilization below which a dynamic price falls (it holds from here to the high bound).",
+        stored_at_default=False,
+    )
+    utilization_band_high: str = param(
+        "0.6", FRACTION, "Utilization above which a dynamic price rises.", stored_at_default=False
+    )
+    price_elasticity: str = param(
+        "0.02",
+        ELASTICITY,
+        "Most a dynamic price moves in one block, as a share of it (rounded up to at least 1 ngonka).",
+        stored_at_default=False,
+    )
+    dynamic_price_floor: int = param(1, PRICE, "Least dynamic price per token, in ngonka.", stored_at_default=False)
+    hybrid_band: str = param(
+        "0.2",
+        FRACTION,
+        "In hybrid mode, how far (a share of it) the price may stray from the voted price per token.",
+        stored_at_default=False,
+    )
+    power_per_nonce: int = param(
+        1,
+        COUNT,
+        "Validator power per nonce: a block serves throughput_per_nonce × total power / this tokens.",
+        stored_at_default=False,
+    )
+    default_throughput_per_nonce: int = param(
+        1,
+        COUNT,
+        "Tokens per block and nonce of a model registered without throughput_per_nonce (for its capacity).",
+        stored_at_default=False,
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             f.metadata["validator"].check(getattr(self, f.name), f"{WHERE}.{f.name}")
@@ -294,6 +371,11 @@ def check_params_consistency(values: Mapping[str, Any], where: str) -> None:
             f"{where}.min_valid_per_window must be at most miss_window ({values['miss_window']}), "
             f"got {values['min_valid_per_window']}"
         )
+    if compute_fraction(values["utilization_band_low"]) > compute_fraction(values["utilization_band_high"]):
+        raise InvalidGenesis(
+            f"{where}.utilization_band_low must be at most utilization_band_high "
+            f"({values['utilization_band_high']}), got {values['utilization_band_low']}"
+        )
 
 
 DEFAULT_PARAMS = Params()
@@ -307,6 +389,15 @@ CHANGEABLE_PARAMS = (
     "miss_window",
     "min_valid_per_window",
     "slash_fraction_miss",
+    "pricing_mode",
+    "utilization_window",
+    "utilization_band_low",
+    "utilization_band_high",
+    "price_elasticity",
+    "dynamic_price_floor",
+    "hybrid_band",
+    "power_per_nonce",
+    "default_throughput_per_nonce",
 )
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import rules, usage
+from . import dynamic, rules, usage
 from .encoding import thaw
 from .errors import ChainError, InvalidTx
 from .fields import Arg, EnumKind, FieldError, IdentifierKind, IntKind, Kind
@@ -111,7 +111,11 @@ MODEL_PRICE = obj(
         **twin_schema("price_per_token"),
         **twin_schema("inputPricePerMTok"),  # ngonka per million input tokens (the seed lexicon's name)
         **twin_schema("outputPricePerMTok"),  # and output tokens: a token costs the same either way
-    }
+    },
+    # only when pricing_mode is not "voted" (chain.dynamic): price_per_token is then the dynamic price
+    **twin_schema("dynamic_price"),
+    **twin_schema("voted_price_per_token"),
+    utilization={**STR, "pattern": r"^[0-9]+\.[0-9]{6}$", "description": "tokens settled / capacity, rounded down"},
 )
 TOKENS_PER_MTOK = 1_000_000
 MODEL_CHANGE = obj(
@@ -482,30 +486,45 @@ def query_status(ctx: QueryContext) -> dict[str, Any]:
             "denom": {"type": "string", "enum": ["ngonka"]},
             "epoch": INT,
             "models": array(MODEL_PRICE),
-        }
+        },
+        pricing_mode={**STR, "enum": ["dynamic", "hybrid"], "description": 'absent in "voted" mode'},
     ),
     http=(Http("/v1/pricing"),),
     cli="pricing",
 )
 def query_pricing(ctx: QueryContext) -> dict[str, Any]:
-    """The price of a unit of compute this epoch, and of a token of each active model."""
+    """The price of a unit of compute this epoch, and of a token of each active model (what a
+    settlement in the next block pays: its dynamic price when pricing_mode is not "voted")."""
     epoch = rules.get_current_epoch(ctx.state)
     models = sorted(rules.get_active_models(ctx.state), key=lambda m: m["id"])
-    return {
+    mode = rules.get_params(ctx.state).pricing_mode
+    answer: dict[str, Any] = {
         **compute_number_with_twin("unit_of_compute_price", epoch["price"]),
         "denom": "ngonka",
         "epoch": epoch["index"],
-        "models": [
-            {
-                "id": m["id"],
-                "units_of_compute_per_token": m["units_of_compute_per_token"],
-                **compute_number_with_twin("price_per_token", m["price_per_token"]),
-                **compute_number_with_twin("inputPricePerMTok", m["price_per_token"] * TOKENS_PER_MTOK),
-                **compute_number_with_twin("outputPricePerMTok", m["price_per_token"] * TOKENS_PER_MTOK),
-            }
-            for m in models
-        ],
+        "models": [compute_model_pricing(ctx.state, m, mode) for m in models],
     }
+    if mode != "voted":
+        answer["pricing_mode"] = mode
+    return answer
+
+
+def compute_model_pricing(state: State, model: dict[str, Any], mode: str) -> dict[str, Any]:
+    """One active model's entry of `pricing` (with its dynamic price, voted price and utilization
+    when the mode is not "voted")."""
+    price = dynamic.get_price_per_token(state, model["id"], model)
+    entry = {
+        "id": model["id"],
+        "units_of_compute_per_token": model["units_of_compute_per_token"],
+        **compute_number_with_twin("price_per_token", price),
+        **compute_number_with_twin("inputPricePerMTok", price * TOKENS_PER_MTOK),
+        **compute_number_with_twin("outputPricePerMTok", price * TOKENS_PER_MTOK),
+    }
+    if mode != "voted":
+        entry.update(compute_number_with_twin("dynamic_price", price))
+        entry.update(compute_number_with_twin("voted_price_per_token", model["price_per_token"]))
+        entry["utilization"] = dynamic.compute_decimal_text(dynamic.get_utilization(state, model["id"]))
+    return entry
 
 
 @query(

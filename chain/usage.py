@@ -35,7 +35,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from . import rules
+from . import dynamic, rules
 from .crypto import verify_signature
 from .errors import InvalidTx
 from .money import MAX_NGONKA
@@ -310,10 +310,18 @@ def process_block_totals(state: State) -> None:
 
 
 def compute_settlement(
-    receipt: Receipt, params: Params, epoch: dict[str, Any], units: int, height: int, tx_hash: str
+    receipt: Receipt,
+    params: Params,
+    epoch: dict[str, Any],
+    units: int,
+    height: int,
+    tx_hash: str,
+    price_per_token: int | None = None,
 ) -> dict[str, Any]:
-    """The settlement record of a receipt at the epoch's price (the ceiling checked)."""
-    price_per_token = rules.compute_price_per_token(units, epoch["price"])
+    """The settlement record of a receipt at `price_per_token` (default: units × the epoch's unit
+    price; the ceiling checked)."""
+    if price_per_token is None:
+        price_per_token = rules.compute_price_per_token(units, epoch["price"])
     charged = compute_charge(receipt.tokens, price_per_token)
     if charged >= MAX_NGONKA:
         raise InvalidTx(f"the charge of {receipt.request_id!r} overflows 2^63 ngonka", code="amount_overflow")
@@ -372,7 +380,10 @@ def process_msg_settle_usage(state: State, sender: str, msg: MsgSettleUsage) -> 
     params = rules.get_params(state)
     height = rules.get_height(state)
     epoch = rules.get_current_epoch(state)
-    record = compute_settlement(receipt, params, epoch, model["units_of_compute_per_token"], height, state.tx_hash)
+    price = dynamic.get_price_per_token(state, receipt.model, model)  # the voted price in voted mode
+    record = compute_settlement(
+        receipt, params, epoch, model["units_of_compute_per_token"], height, state.tx_hash, price
+    )
     check_requester_signature(state, receipt, msg.requester_signature)
     process_escrow_charge(state, receipt.requester, record["charged"])
     if record["payout"]:
@@ -382,6 +393,7 @@ def process_msg_settle_usage(state: State, sender: str, msg: MsgSettleUsage) -> 
     state.set("usettle", compute_settlement_key(receipt.requester, receipt.request_id), record)
     process_settlement_indexes(state, record, add=True)
     state.set("udq", compute_dispute_queue_key(record), 1)  # the block's end adds it to the totals
+    dynamic.process_settled_tokens(state, receipt.model, receipt.tokens.input + receipt.tokens.output)
 
 
 def process_msg_dispute(state: State, sender: str, msg: MsgDispute) -> None:

@@ -9,6 +9,7 @@ prices. In scenario epoch `k`, with the prices in force in `k` read from the cha
    line; `spike` asks `peak_jobs` in `peak_epochs` epochs from `peak_epoch` and `jobs` otherwise;
    `random_walk` starts at `jobs` and moves each epoch by a step drawn uniformly from `± step`
    (the first 8 bytes of `sha256(f"{seed}/{client}/{model}/{k}/demand")`), held in `[0, max_jobs]`;
+   then its `shocks` in force in `k` multiply it (`floor(jobs × factor)`, at most MAX_JOBS);
 2. the price lowers it (`compute_price_factor`): above `reference_price_per_token` the jobs are
    `floor(base × max(0, 1 − sensitivity_bps/10000 × (price − reference) / reference))`;
 3. no job of a model that is not active in `k`, and no more jobs than the client's escrow still pays
@@ -29,7 +30,7 @@ from typing import Any
 from chain.crypto import PrivateKey
 from chain.tx import MAX_MESSAGES, Msg, MsgFundEscrow, MsgSettleUsage, Receipt, Tokens, sign_receipt
 
-from .scenario import ClientSpec, DemandSpec, Scenario
+from .scenario import MAX_JOBS, ClientSpec, DemandSpec, Scenario
 
 CLIENT_KEY_SALT = "uoc-sim-client"
 REVENUE_FIELDS = ("jobs", "charged", "payout", "fee")
@@ -60,7 +61,24 @@ def compute_walk_step(seed: int, client: str, model: str, epoch: int, step: int)
 
 
 def compute_base_demand(spec: DemandSpec, client: str, seed: int, epochs: int) -> tuple[int, ...]:
-    """The jobs a demand asks in each epoch before the price lowers them."""
+    """The jobs a demand asks in each epoch before the price lowers them: its kind's, times its shocks."""
+    jobs = compute_kind_demand(spec, client, seed, epochs)
+    if not spec.shocks:
+        return jobs
+    return tuple(compute_shocked_jobs(spec, k, n) for k, n in enumerate(jobs))
+
+
+def compute_shocked_jobs(spec: DemandSpec, epoch: int, jobs: int) -> int:
+    """An epoch's jobs under the demand's shocks in force then: `floor(jobs × their factors)`, at most MAX_JOBS."""
+    factor = Fraction(1)
+    for shock in spec.shocks:
+        if shock.from_epoch <= epoch <= shock.to_epoch:
+            factor *= shock.factor
+    return jobs if factor == 1 else min(MAX_JOBS, floor(jobs * factor))
+
+
+def compute_kind_demand(spec: DemandSpec, client: str, seed: int, epochs: int) -> tuple[int, ...]:
+    """The jobs a demand's kind asks in each epoch (before shocks and the price)."""
     if spec.kind == "constant":
         return (spec.jobs,) * epochs
     if spec.kind == "ramp":

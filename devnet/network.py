@@ -480,6 +480,12 @@ def run_network(
     `devnet_dir` the devnet lives in OUT/devnet and is stopped at the end; with it, it keeps running."""
     from tqdm import tqdm
 
+    if scenario.clients and scenario.params.pricing_mode != "voted":
+        raise DevnetError(
+            f"params.pricing_mode {scenario.params.pricing_mode!r} with [[clients]] runs on the inproc engine only: "
+            "the network engine plans an epoch's jobs from the prices at its start, and a dynamic price moves "
+            "every block; drop --engine network"
+        )
     out.mkdir(parents=True, exist_ok=True)
     root = (devnet_dir or out / "devnet").resolve()
     started = time.perf_counter()

@@ -413,3 +413,69 @@ def plot_study_errors(path: Path, runs: Any, swept: list[str], title: str) -> No
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.savefig(path)
     plt.close(fig)
+
+
+SHOCK_COLOR = "tab:orange"
+
+
+def plot_mechanisms(
+    path: Path,
+    scenario: Scenario,
+    mechanisms: Sequence[str],
+    rows: list[list[Any]],
+    shocks: list[tuple[int, int, str]],
+    title: str,
+) -> None:
+    """mechanisms.png: one column per pricing mechanism, price per token (top) and utilization
+    (bottom) of each model against epoch, the stability band dashed and the demand shocks shaded."""
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    plt = use_style()
+    models = sorted({row[2] for row in rows})
+    colors = {model: f"C{n % 10}" for n, model in enumerate(models)}
+    fig, axes = plt.subplots(2, len(mechanisms), figsize=(4.4 * len(mechanisms) + 0.6, 6.8), sharex=True, squeeze=False)
+    params = scenario.params
+    band = (float(params.utilization_band_low), float(params.utilization_band_high))
+    for col, mechanism in enumerate(mechanisms):
+        price_ax, util_ax = axes[0][col], axes[1][col]
+        for model in models:
+            points = [(r[0], r[3], float(r[4])) for r in rows if r[1] == mechanism and r[2] == model]
+            if not points:
+                continue
+            epochs = [p[0] for p in points]
+            price_ax.plot(epochs, [p[1] for p in points], color=colors[model], marker=".", label=model)
+            util_ax.plot(epochs, [p[2] for p in points], color=colors[model], marker=".", label=model)
+        shock_label = "demand shock: " + "; ".join(f"{label}, epochs {a}–{b}" for a, b, label in shocks)
+        for ax in (price_ax, util_ax):
+            for n, (first, last, _label) in enumerate(shocks):
+                ax.axvspan(
+                    first - 0.5,
+                    last + 0.5,
+                    color=SHOCK_COLOR,
+                    alpha=0.15,
+                    linewidth=0,
+                    label=shock_label if n == 0 else None,
+                )
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(-0.5, scenario.epochs - 0.5)
+        for n, bound in enumerate(band):
+            util_ax.axhline(
+                bound, color="gray", linestyle="--", linewidth=0.9, label="stability band (dynamic)" if n == 0 else None
+            )
+        price_ax.set_title(f"pricing_mode = {mechanism}")
+        price_ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        price_ax.set_ylim(bottom=0)
+        util_ax.set_ylim(bottom=0)
+        util_ax.set_xlabel("epoch")
+    for row in range(2):
+        top = max(ax.get_ylim()[1] for ax in axes[row])
+        for ax in axes[row]:
+            ax.set_ylim(0, top)
+    axes[0][0].set_ylabel("price paid, ngonka per token")
+    axes[1][0].set_ylabel("utilization (tokens settled / capacity)")
+    handles, labels = axes[1][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from fractions import Fraction
+from math import floor
 from pathlib import Path
 from typing import Any
 
 from chain.errors import ChainError, InvalidGenesis, MoneyError
+from chain.fields import is_decimal
 from chain.money import DENOMS, MAX_NGONKA, to_ngonka
 from chain.params import DEFAULT_PARAMS, VOTE_MODES, Params
 from chain.tx import VOTE_OPTIONS, parse_model_id
@@ -100,7 +104,11 @@ DEMAND_KEYS = (
     "tokens_out",
     "reference_price_per_token",
     "sensitivity_bps",
+    "shocks",
 )
+SHOCK_KEYS = ("from_epoch", "to_epoch", "factor")
+MAX_SHOCK_FACTOR = 1000  # a shock multiplies a demand's jobs by at most this (the result capped at MAX_JOBS)
+MAX_SHOCKS = 100  # shocks of one demand
 DEMAND_KIND_KEYS = {
     "constant": (),
     "ramp": ("to_jobs",),
@@ -180,10 +188,24 @@ class DemandSpec:
     max_jobs: int = MAX_JOBS  # random_walk: its ceiling (its floor is 0)
     reference_price_per_token: int | None = None  # None: the price never lowers the demand
     sensitivity_bps: int = 0  # demand falls by sensitivity × (price − reference) / reference
+    shocks: tuple[Shock, ...] = ()  # demand shocks: the jobs multiplied by a factor over a span of epochs
 
     def highest_jobs(self) -> int:
         """The most jobs this demand can ask in one epoch."""
-        return max(self.jobs, self.to_jobs, self.peak_jobs, self.max_jobs if self.kind == "random_walk" else 0)
+        highest = max(self.jobs, self.to_jobs, self.peak_jobs, self.max_jobs if self.kind == "random_walk" else 0)
+        for shock in self.shocks:
+            highest = max(highest, min(MAX_JOBS, floor(highest * shock.factor)))
+        return highest
+
+
+@dataclass(frozen=True)
+class Shock:
+    """A demand shock: from `from_epoch` to `to_epoch` (both included) a demand asks `floor(jobs × factor)`
+    jobs (at most MAX_JOBS; overlapping shocks multiply)."""
+
+    from_epoch: int
+    to_epoch: int
+    factor: Fraction
 
 
 @dataclass(frozen=True)
@@ -556,7 +578,44 @@ def _parse_demand(
         spec["sensitivity_bps"] = integer("sensitivity_bps", 0, MAX_SENSITIVITY_BPS, default=10_000)
     elif "sensitivity_bps" in data:
         raise fail("needs reference_price_per_token: the price above which the demand falls", "sensitivity_bps")
+    if "shocks" in data:
+        spec["shocks"] = _parse_shocks(data["shocks"], epochs, fail)
     return DemandSpec(**spec)
+
+
+def _parse_shocks(data: Any, epochs: int, fail: Callable[[str, str], ScenarioError]) -> tuple[Shock, ...]:
+    """Check a demand's `shocks = [{from_epoch, to_epoch, factor}, …]` (errors name shocks[n].key)."""
+    if not isinstance(data, list) or len(data) > MAX_SHOCKS or not all(isinstance(s, dict) for s in data):
+        raise fail(f"must be a list of at most {MAX_SHOCKS} tables {{from_epoch, to_epoch, factor}}", "shocks")
+    shocks = []
+    for n, entry in enumerate(data):
+        where = f"shocks[{n}]"
+        for key in SHOCK_KEYS:
+            if key not in entry:
+                raise fail(f"{where}.{key} is required", "shocks")
+        for key in entry:
+            if key not in SHOCK_KEYS:
+                raise fail(f"{where}.{key} is not a known key; expected one of: {', '.join(SHOCK_KEYS)}", "shocks")
+        start, end, factor = entry["from_epoch"], entry["to_epoch"], entry["factor"]
+        if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < epochs:
+            raise fail(
+                f"{where}.from_epoch must be an integer between 0 and {epochs - 1}, got {_show(start)}", "shocks"
+            )
+        if not isinstance(end, int) or isinstance(end, bool) or not start <= end < epochs:
+            raise fail(
+                f"{where}.to_epoch must be an integer between from_epoch ({start}) and {epochs - 1}, got {_show(end)}",
+                "shocks",
+            )
+        if isinstance(factor, int) and not isinstance(factor, bool):
+            factor = str(factor)
+        if not is_decimal(factor) or Fraction(factor) > MAX_SHOCK_FACTOR:
+            raise fail(
+                f'{where}.factor must be a decimal string (or an integer) from "0" to {MAX_SHOCK_FACTOR}, such as '
+                f'"2.5", got {_show(entry["factor"])}',
+                "shocks",
+            )
+        shocks.append(Shock(start, end, Fraction(factor)))
+    return tuple(shocks)
 
 
 def _parse_params(check: _Checker, data: Any) -> tuple[tuple[str, Any], ...]:

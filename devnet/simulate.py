@@ -41,7 +41,7 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -563,6 +563,7 @@ class RunResult:
     ballots: list[list[dict[str, Any]]]  # after each epoch: every validator's record (name, vote, epoch, slashes)
     usage: list[list[Any]] | None
     rejections: dict[str, int]
+    prices: list[dict[str, int]] = field(default_factory=list)  # per epoch: model → price per token in its last block
 
 
 def read_ballot(app: Application, names: dict[str, str]) -> list[dict[str, Any]]:
@@ -601,6 +602,8 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     ballots: list[list[dict[str, Any]]] = []
     chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
     commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
+    dynamic = scenario.params.pricing_mode != "voted"
+    prices: list[dict[str, int]] = []  # per epoch: each active model's price per token in its last block
     with tqdm(
         total=scenario.epochs * scenario.epoch_length,
         unit="block",
@@ -611,14 +614,19 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
         for epoch in range(scenario.epochs):
             blocks = pipeline.next_epoch()
             jobs: dict[str, list[Job]] = {}
-            if demand is not None:
+            if demand is not None and not dynamic:
                 jobs = plan_settlements(app, scenario, demand, epoch)
                 pipeline.add_sequences({name: len(compute_message_batches(js)) for name, js in jobs.items()})
-                if epoch == 0:
-                    blocks[0] = compute_fund_txs(scenario) + blocks[0]
+            if demand is not None and epoch == 0:
+                blocks[0] = compute_fund_txs(scenario) + blocks[0]
             for offset, txs in enumerate(blocks):
                 if chain_reading:
                     txs = txs + compute_chain_txs(app, scenario, epoch, offset, commitments)
+                if offset == scenario.epoch_length - 1:
+                    prices.append(compute_prices(app.query("pricing")))  # what the last block's settlements pay
+                    if demand is not None and dynamic:  # a dynamic price moves each block: plan at the last
+                        jobs = plan_settlements(app, scenario, demand, epoch)
+                        pipeline.add_sequences({name: len(compute_message_batches(js)) for name, js in jobs.items()})
                 if jobs and offset == scenario.epoch_length - 1:
                     txs = txs + compute_settlement_txs(app, scenario, jobs, epoch, txs)
                 height = compute_epoch_start_height(scenario.params, epoch) + offset
@@ -680,11 +688,16 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     if revenue is not None:
         summary["revenue"] = revenue
     summary["elapsed_seconds"] = elapsed
-    return RunResult(summary, history, models, proposals, observations, ballots, usage, rejections)
+    return RunResult(summary, history, models, proposals, observations, ballots, usage, rejections, prices)
 
 
 def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -> dict[str, Any]:
     """Run a scenario on the in-process engine and write its outputs; return the summary."""
+    return run_inproc_result(scenario, out, progress=progress).summary
+
+
+def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = None) -> RunResult:
+    """Run a scenario on the in-process engine and write its outputs; return what it produced."""
     log.info(
         "simulating %s: %d validators, %d epochs of %d blocks, seed %d",
         scenario.path,
@@ -706,4 +719,4 @@ def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -
             f"{summary['txs_rejected']} simulated transaction(s) were rejected ({summary['rejections']}); "
             f"outputs in {out}"
         )
-    return summary
+    return result

@@ -172,4 +172,13 @@ DEFAULT_PARAMS: dict = {
     "dispute_window": 100,
     "dispute_resolution_window": 100,
     "escrow_withdraw_delay": 100,
+    "pricing_mode": "voted",
+    "utilization_window": 10,
+    "utilization_band_low": "0.4",
+    "utilization_band_high": "0.6",
+    "price_elasticity": "0.02",
+    "dynamic_price_floor": 1,
+    "hybrid_band": "0.2",
+    "power_per_nonce": 1,
+    "default_throughput_per_nonce": 1,
 }

@@ -17,6 +17,7 @@ from devnet.chaos import __doc__ as chaos_doc
 from devnet.devnet import __doc__ as devnet_doc
 from devnet.devnet import collect_status, format_endpoints, format_env, read_state, stop_devnet, up
 from devnet.errors import DevnetError
+from devnet.mechanisms import parse_mechanisms, run_mechanisms
 from devnet.network import run_network, up_scenario
 from devnet.scenario import load_scenario
 from devnet.simulate import run_inproc
@@ -138,6 +139,15 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="run a study's tasks on the existing Ray cluster at HOST:PORT instead of local processes "
         "(pip install 'uoc[ray]'; every node needs this package)",
+    )
+    simulate.add_argument(
+        "--pricing",
+        type=parse_pricing,
+        default=None,
+        metavar="M1,M2,...",
+        help="compare pricing mechanisms (voted, dynamic, hybrid: params.pricing_mode) on the same seed and "
+        "demand: one inproc run each in OUT/<mechanism>/, then OUT/mechanisms.csv (epoch, mechanism, model, "
+        "price, utilization, revenue) and OUT/mechanisms.png (the demand shocks marked); inproc engine only",
     )
     simulate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     simulate.set_defaults(func=cmd_devnet_simulate)
@@ -301,12 +311,16 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     progress = False if args.no_progress else None
     if args.runs is not None or args.sweep or args.ray or args.workers is not None:
+        if args.pricing is not None:
+            raise NodeError("--pricing runs one simulation per mechanism; drop --runs, --sweep, --workers and --ray")
         return simulate_study(args, out, progress)
     if args.set or args.seed is not None:
         study = plan_study(args.scenario, runs=1, seed=args.seed, sets=args.set, sweeps=[])
         scenario = next(study.iter_tasks()).scenario
     else:
         scenario = load_scenario(args.scenario)
+    if args.pricing is not None:
+        return simulate_mechanisms(args, scenario, out, progress)
     if args.engine == "network":
         if args.block_time <= 0:
             raise NodeError(f"--block-time must be positive, got {args.block_time}")
@@ -353,6 +367,33 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
         if summary.get("devnet_created") and state is not None:
             print(format_endpoints(state))
     return 0
+
+
+def simulate_mechanisms(args: argparse.Namespace, scenario: Any, out: Path, progress: bool | None) -> int:
+    """uocd devnet simulate --pricing: one inproc run per pricing mechanism, then their comparison."""
+    if args.engine != "inproc":
+        raise NodeError(
+            "--pricing runs the inproc engine only (a dynamic price moves every block; the network engine plans "
+            "an epoch's jobs at its start); drop --engine network"
+        )
+    if args.dir:
+        raise NodeError("--dir is for --engine network")
+    summaries = run_mechanisms(scenario, out, args.pricing, progress=progress)
+    for mechanism, summary in summaries.items():
+        revenue = sum(entry["charged"] for entry in summary.get("revenue", {}).values())
+        print(
+            f"{mechanism}: {summary['final_height']} blocks, revenue {revenue:,} ngonka, outputs in {out / mechanism}"
+        )
+    print(f"wrote {out}/mechanisms.csv, {out}/mechanisms.png")
+    return 0
+
+
+def parse_pricing(text: str) -> tuple[str, ...]:
+    """--pricing: a comma-separated list of pricing mechanisms."""
+    try:
+        return parse_mechanisms(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def simulate_study(args: argparse.Namespace, out: Path, progress: bool | None) -> int:
