@@ -898,7 +898,14 @@ SETTLEMENT = obj(
         "epoch": INT,
         "height": INT,
         "tx_hash": STR,
-        "price_record": obj({"epoch": INT, "unit_of_compute_price": INT, "units_per_token": INT}),
+        "price_record": obj(
+            {"epoch": INT, "unit_of_compute_price": INT, "units_per_token": INT},
+            pricing_mode={
+                **STR,
+                "enum": ["dynamic", "hybrid"],
+                "description": 'absent in "voted" mode; else pricePerToken is the model\'s dynamic price of the block',
+            },
+        ),
         "dispute_until": INT,
         "fee_released": BOOL,
         "attribution": ATTRIBUTION_OBJ,

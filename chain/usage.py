@@ -309,6 +309,16 @@ def process_block_totals(state: State) -> None:
     process_totals_deltas(state, compute_totals_deltas(settled, 1))
 
 
+def compute_price_record(params: Params, epoch: dict[str, Any], units: int) -> dict[str, Any]:
+    """What a settlement's price came from: the epoch's unit price and the model's units per token, and
+    outside pricing_mode "voted" the mode (its price per token is then the model's dynamic price of
+    the block, not units × unit price)."""
+    record = {"epoch": epoch["index"], "unit_of_compute_price": epoch["price"], "units_per_token": units}
+    if params.pricing_mode != "voted":
+        record["pricing_mode"] = params.pricing_mode
+    return record
+
+
 def compute_settlement(
     receipt: Receipt,
     params: Params,
@@ -339,7 +349,7 @@ def compute_settlement(
         "fee": fee,
         "status": "settled",
         "epoch": epoch["index"],
-        "price_record": {"epoch": epoch["index"], "unit_of_compute_price": epoch["price"], "units_per_token": units},
+        "price_record": compute_price_record(params, epoch, units),
         "height": height,
         "tx_hash": tx_hash,
         "dispute_until": height + params.dispute_window,

@@ -4,8 +4,10 @@ chain's query declarations like every read route):
 - `GET /v1/settlements/{request_id}?requester=…`: one settlement; with `PAC-Charge-Report: summary`
   or `full` it carries its acp-1 charge report (`charge_report`), whose lines sum exactly to the total;
 - `GET /.well-known/acp-price-model`: the node's price model in acp-1 form (one component per active
-  model and direction), constant for an epoch: its `ETag` names the chain and the epoch, and
-  `Cache-Control` lets a client keep it until about when the epoch ends (then revalidate: 304);
+  model and direction), constant for an epoch with voted pricing: its `ETag` names the chain and the
+  epoch, and `Cache-Control` lets a client keep it until about when the epoch ends (then revalidate:
+  304); with dynamic or hybrid pricing it changes each block: its `ETag` and `model_id` name the block
+  its prices apply to and `max-age` is 0;
 - `POST /v1/admin/usage` (admin): settle a requester-signed receipt with the operator's key and
   answer once the settlement is committed, with the settlement (or 422 with the chain's rule).
 
@@ -39,9 +41,11 @@ CHARGE_REPORT_MODES = ("none", "summary", "full")
 MAX_PRICE_MODEL_AGE_S = 3600  # the longest Cache-Control max-age of the price model
 
 
-def compute_price_model_id(chain_id: str, epoch: int) -> str:
-    """The acp-1 model id of a chain's price model in one epoch."""
-    return f"urn:uoc:price-model:{chain_id}:epoch-{epoch}"
+def compute_price_model_id(chain_id: str, epoch: int, height: int | None = None) -> str:
+    """The acp-1 model id of a chain's price model in one epoch (voted pricing: it holds for the whole
+    epoch) or, outside pricing_mode "voted", for the block at `height` (dynamic prices move each block)."""
+    model_id = f"urn:uoc:price-model:{chain_id}:epoch-{epoch}"
+    return model_id if height is None else f"{model_id}:height-{height}"
 
 
 def compute_component_id(model: str, direction: str) -> str:
@@ -54,9 +58,10 @@ def compute_rate(price_per_token: int) -> dict[str, Any]:
     return {"amount": str(Decimal(price_per_token)), "currency": CURRENCY, "per": {"quantity": 1}}
 
 
-def compute_price_model(chain_id: str, pricing: dict[str, Any]) -> dict[str, Any]:
-    """The acp-1 price model of an epoch's pricing: a token of either direction costs the model's price
-    per token (an integer of ngonka: rounding never changes an amount; it is stated as floor)."""
+def compute_price_model(chain_id: str, pricing: dict[str, Any], height: int | None = None) -> dict[str, Any]:
+    """The acp-1 price model of an epoch's pricing (outside voted pricing, of the block at `height`): a
+    token of either direction costs the model's price per token (an integer of ngonka: rounding never
+    changes an amount; it is stated as floor)."""
     components = [
         {
             "id": compute_component_id(m["id"], direction),
@@ -72,7 +77,7 @@ def compute_price_model(chain_id: str, pricing: dict[str, Any]) -> dict[str, Any
     ]
     return {
         "acp_version": ACP_VERSION,
-        "model_id": compute_price_model_id(chain_id, pricing["epoch"]),
+        "model_id": compute_price_model_id(chain_id, pricing["epoch"], height),
         "components": components,
     }
 
@@ -111,7 +116,11 @@ def compute_charge_report(chain_id: str, settlement: dict[str, Any], time_ms: in
     assert total == Decimal(settlement["amountCharged"]["amount"]), "charge lines must sum to the charge"
     report: dict[str, Any] = {
         "acp_version": ACP_VERSION,
-        "model_id": compute_price_model_id(chain_id, settlement["epoch"]),
+        "model_id": compute_price_model_id(
+            chain_id,
+            settlement["epoch"],
+            settlement["height"] if "pricing_mode" in settlement["price_record"] else None,
+        ),
         "request_id": settlement["request_id"],
         "timestamp": compute_timestamp(time_ms),
         "measures": measures,
@@ -190,17 +199,21 @@ async def get_price_model(request: web.Request) -> web.StreamResponse:
     node = get_state(request).node
     status = query(request, "status")
     epoch = query(request, "epoch/current")
-    etag = f'"{status["chain_id"]}:{epoch["index"]}"'
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={compute_max_age(node, epoch, status['height'])}, must-revalidate",
-    }
+    per_block = query(request, "params")["pricing_mode"] != "voted"  # dynamic prices move each block
+    block = status["height"] + 1 if per_block else None  # the block the prices apply to
+    etag = (
+        f'"{status["chain_id"]}:{epoch["index"]}"'
+        if block is None
+        else f'"{status["chain_id"]}:{epoch["index"]}:{block}"'
+    )
+    max_age = 0 if per_block else compute_max_age(node, epoch, status["height"])
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}, must-revalidate"}
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
     pricing = query(request, "pricing")
     if not pricing["models"]:
         raise ApiRequestError(404, "not_found", f"no model is active in epoch {pricing['epoch']}: no price model")
-    response = json_response(compute_price_model(status["chain_id"], pricing))
+    response = json_response(compute_price_model(status["chain_id"], pricing, block))
     response.headers.update(headers)
     return response
 
@@ -210,8 +223,9 @@ GET_PRICE_MODEL = Route(
     "GET",
     "/.well-known/acp-price-model",
     get_price_model,
-    "The price model in acp-1 form (one component per active model and token direction); it changes only at "
-    "an epoch boundary: ETag names the epoch, Cache-Control keeps it until about the epoch's end",
+    "The price model in acp-1 form (one component per active model and token direction). With voted pricing it "
+    "changes only at an epoch boundary: ETag names the epoch, Cache-Control keeps it until about the epoch's end; "
+    "with dynamic or hybrid pricing it changes each block: ETag and model_id name the block, max-age is 0",
     {200: obj({"acp_version": STR, "model_id": STR, "components": {"type": "array", "items": ANY_OBJ}})},
 )
 

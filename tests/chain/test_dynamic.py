@@ -254,6 +254,7 @@ def test_a_settlement_pays_the_dynamic_price_in_force_at_its_block():
     run_block(app, [settle_tx(app, wallets, "m", "x")])
     record = app.query("settlement/m-x", requester=ADDR["d"])
     assert record["pricePerToken"]["amount"] == price and record["amountCharged"]["amount"] == 1500 * price
+    assert record["price_record"]["pricing_mode"] == "dynamic"  # why the price is not units × unit price
 
 
 def test_the_voted_mode_writes_no_dynamic_state_and_pricing_keeps_its_fields():
@@ -261,6 +262,7 @@ def test_the_voted_mode_writes_no_dynamic_state_and_pricing_keeps_its_fields():
     for block in range(3):
         run_block(app, [settle_tx(app, wallets, "m", str(block))])
     assert dynamic_entries(app) == {}
+    assert "pricing_mode" not in app.query("settlement/m-0", requester=ADDR["d"])["price_record"]
     pricing = app.query("pricing")
     assert "pricing_mode" not in pricing
     assert set(pricing["models"][0]) == {

@@ -91,13 +91,13 @@ class Node(NodeProcess):
         }
 
 
-def make_home(root: Path) -> Path:
+def make_home(root: Path, **params) -> Path:
     home = root / "node"
     args = ["init", "--home", str(home), "--moniker", "usage", "--chain-id", "uoc-usagetest", "--key-name", "usage-0"]
     assert uocd([*args, "--block-interval-ms", "100", "--grpc", f"127.0.0.1:{free_port()}"]) == 0
     genesis = json.loads((home / "genesis.json").read_text())
     genesis["accounts"] += [{"address": k.address, "balance": 10**12} for k in (REQUESTER, OTHER)]
-    genesis["params"] = {**genesis.get("params", {}), **PARAMS}
+    genesis["params"] = {**genesis.get("params", {}), **PARAMS, **params}
     (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
     (home / "keys").mkdir(exist_ok=True, mode=0o700)
     update_config(home, timeouts=replace(FAST, commit_ms=100), status_interval_ms=200)
@@ -127,7 +127,17 @@ def usage_body(node: Node, r: Receipt, key: PrivateKey = REQUESTER) -> dict:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    process = Node(make_home(tmp_path_factory.mktemp("usage")))
+    yield from start_node(make_home(tmp_path_factory.mktemp("usage")))
+
+
+@pytest.fixture(scope="module")
+def dynamic_node(tmp_path_factory):
+    yield from start_node(make_home(tmp_path_factory.mktemp("usage-dynamic"), pricing_mode="dynamic"))
+
+
+def start_node(home: Path):
+    """A node of `home` with model m1 active and the requester's escrow funded."""
+    process = Node(home)
     try:
         wait_until(lambda: process.get("/v1/status").json()["height"] >= 2, "the node commits", ignore=RETRYABLE)
         answer = process.post_admin("/v1/admin/models", {"id": "m1", "units_of_compute_per_token": UNITS})
@@ -207,6 +217,29 @@ def test_the_price_model_is_acp_1_schema_valid_and_cached_until_the_epoch_change
         raise AssertionError("no two requests fell in one epoch")
     wait_until(lambda: node.get("/v1/status").json()["epoch"] > epoch, "the next epoch", ignore=RETRYABLE)
     assert node.get("/.well-known/acp-price-model").headers["ETag"] != etag
+
+
+def test_with_dynamic_pricing_the_price_model_names_its_block_and_is_not_cached(dynamic_node):
+    """Dynamic prices move each block: the price model's ETag and model_id name the block its prices
+    apply to, max-age is 0, and a settlement's charge report names the model of its own block."""
+    node = dynamic_node
+    answer = node.post_admin("/v1/admin/usage", usage_body(node, receipt(node, "dyn-1")))
+    assert answer.status_code == 200, answer.text
+    settlement = answer.json()["settlement"]
+    assert settlement["price_record"]["pricing_mode"] == "dynamic"
+    first = node.get("/.well-known/acp-price-model")
+    assert first.status_code == 200, first.text
+    jsonschema_rs.Draft7Validator(SCHEMAS["price_model"]).validate(first.json())
+    assert first.headers["Cache-Control"] == "public, max-age=0, must-revalidate"
+    chain_id, epoch, block = first.headers["ETag"].strip('"').split(":")
+    assert first.json()["model_id"] == f"urn:uoc:price-model:{chain_id}:epoch-{epoch}:height-{block}"
+    height = node.get("/v1/status").json()["height"]
+    wait_until(lambda: node.get("/v1/status").json()["height"] > height + 1, "two more blocks", ignore=RETRYABLE)
+    later = node.get("/.well-known/acp-price-model", {"If-None-Match": first.headers["ETag"]})
+    assert later.status_code == 200 and later.headers["ETag"] != first.headers["ETag"]
+    report = node.get("/v1/settlements/dyn-1", {"PAC-Charge-Report": "full"}, requester=REQUESTER.address).json()
+    assert report["charge_report"]["model_id"].endswith(f":epoch-{settlement['epoch']}:height-{settlement['height']}")
+    assert report["charge_report"]["audit"]["price_record"]["pricing_mode"] == "dynamic"
 
 
 def test_pricing_states_the_price_per_million_tokens_both_ways(node):
