@@ -333,7 +333,7 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def format_endpoints(state: dict[str, Any]) -> str:
-    """The endpoint table and ready-to-paste curl commands for the first node."""
+    """The endpoint table, the first node's dashboard address and ready-to-paste curl commands for it."""
     rows = [["node", "public", "admin", "admin token", "grpc", "validator"]]
     for n in state["nodes"]:
         rows.append([n["name"], n["public"], n["admin"], n["admin_token"], n["grpc"], n["validator_address"] or "-"])
@@ -343,6 +343,8 @@ def format_endpoints(state: dict[str, Any]) -> str:
     admin = n0["admin"]
     lines = [
         format_table(rows),
+        "",
+        f"live dashboard (open in a browser): {n0['public']}/",
         "",
         f"try it (node {n0['name']}):",
         f"  curl {n0['public']}/v1/pricing",

@@ -44,6 +44,7 @@ def test_devnet_up_status_down_and_restart(devnet_dir):
     n0 = state["nodes"][0]
     assert n0["public"] in up.stdout and n0["admin"] in up.stdout and n0["grpc"] in up.stdout
     assert f"Authorization: Bearer {n0['admin_token']}" in up.stdout
+    assert f"live dashboard (open in a browser): {n0['public']}/\n" in up.stdout
     for path in ("/v1/pricing", "/v1/admin/unit-of-compute-price-proposal", "/v1/admin/models"):
         assert f"{path}" in up.stdout and "curl" in up.stdout
 
