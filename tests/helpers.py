@@ -172,4 +172,7 @@ DEFAULT_PARAMS: dict = {
     "dispute_window": 100,
     "dispute_resolution_window": 100,
     "escrow_withdraw_delay": 100,
+    "min_participation": "0",
+    "max_change_per_epoch": "0",
+    "stale_epochs": 0,
 }
