@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import rules, usage
-from .epochs import compute_epoch_at_height
 from .encoding import thaw
+from .epochs import compute_epoch_at_height
 from .errors import ChainError, InvalidTx
 from .fields import Arg, EnumKind, FieldError, IdentifierKind, IntKind, Kind
 from .market import (
@@ -674,8 +674,13 @@ def query_epoch(ctx: QueryContext, n: int | None) -> dict[str, Any]:
     return record
 
 
-MODEL_ARG = Arg("model", MODEL_ID, "a model id: its price per token (units of compute per token × the unit price)",
-                required=False, metavar="MODEL")
+MODEL_ARG = Arg(
+    "model",
+    MODEL_ID,
+    "a model id: its price per token (units of compute per token × the unit price)",
+    required=False,
+    metavar="MODEL",
+)
 HISTORY_MODEL = {
     "model": STR,
     "units_of_compute_per_token": {**nullable(INT), "description": "null: the model was not active that epoch"},
@@ -719,8 +724,14 @@ def query_history(
         units = units_at[version]
         price = None if units is None else rules.compute_price_per_token(units, record["price"])
         twins = {"price_per_token": None, "price_per_token_str": None}
-        items.append({**record, "model": model, "units_of_compute_per_token": units,
-                      **(twins if price is None else compute_number_with_twin("price_per_token", price))})
+        items.append(
+            {
+                **record,
+                "model": model,
+                "units_of_compute_per_token": units,
+                **(twins if price is None else compute_number_with_twin("price_per_token", price)),
+            }
+        )
     return Paged(items, result.next_key, result.extra)
 
 
@@ -771,7 +782,10 @@ TWAP = obj(
         "units_of_compute_per_token": nullable(INT),
         "denom": {"type": "string", "enum": ["ngonka"]},
         "price_sum": {**DIGITS, "description": "the exact sum of the window's prices: arithmetic = price_sum / epochs"},
-        "arithmetic": {**DECIMAL, "description": "the mean price: exact when it terminates, else rounded down at 18 places"},
+        "arithmetic": {
+            **DECIMAL,
+            "description": "the mean price: exact when it terminates, else rounded down at 18 places",
+        },
         "geometric": {**DECIMAL, "description": "the geometric mean price, to 24 significant digits (chain.market)"},
     }
 )

@@ -62,7 +62,6 @@ from .median import (
     compute_column,
     compute_exact_sum,
     compute_voting_entries,
-    weighted_median_ballot,
     weighted_quantiles,
 )
 from .money import MAX_NGONKA

@@ -25,7 +25,7 @@ from chain.params import Params
 from chain.rules import compute_capped_price, compute_price_bounds, compute_price_status
 from chain.tx import MsgSubmitPriceProposal, MsgSubmitProposal, MsgVote, ParamChange, RegisterModel, RemoveModel
 from tests.chain.test_commit_reveal import raw_message
-from tests.helpers import Wallets, make_app, make_genesis, run_block, run_until, store_snapshot
+from tests.helpers import Wallets, make_app, make_genesis, run_block, store_snapshot
 
 
 def vote(price: int) -> MsgSubmitPriceProposal:

@@ -118,7 +118,12 @@ def history_app():
 @pytest.mark.parametrize(("epoch", "price"), [(0, "100"), (1, "250"), (2, "400"), (4, "7")])
 def test_osmosis_twap_window_edge_a_one_epoch_window_answers_exactly_its_price(history_app, epoch, price):
     answer = history_app.query("twap", from_epoch=epoch, to_epoch=epoch)
-    assert (answer["arithmetic"], answer["geometric"], answer["price_sum"], answer["epochs"]) == (price, price, price, 1)
+    assert (answer["arithmetic"], answer["geometric"], answer["price_sum"], answer["epochs"]) == (
+        price,
+        price,
+        price,
+        1,
+    )
 
 
 def test_osmosis_twap_window_edge_the_first_to_the_last_epoch_is_the_whole_history(history_app):
