@@ -9,7 +9,7 @@ import re
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain.app import Application
@@ -358,3 +358,31 @@ def test_decimal_text_is_exact_when_it_terminates_else_rounded_down(value, text)
 )
 def test_significant_text_rounds_half_up_at_24_digits(value, text):
     assert compute_significant_text(value) == text
+
+
+# --- properties over random vote sequences ---------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.fixed_dictionaries({}, optional={n: st.integers(1, 10**6) for n in "abc"}), min_size=1, max_size=6),
+    st.sampled_from(["0", "0.05", "0.5"]),
+)
+def test_every_record_respects_the_cap_flags_it_and_every_twap_window_is_the_exact_mean(epochs, cap):
+    app, w = chain(max_change_per_epoch=cap), Wallets()
+    for votes in epochs:
+        run_epoch(app, w, votes)
+    history = app.query_all("history")
+    for before, after in zip(history, history[1:]):
+        low, high = compute_price_bounds(before["price"], Fraction(cap)) if cap != "0" else (1, 2**63)
+        assert low <= after["price"] <= high
+        assert after["price"] == min(max(after["median"], low), high)  # the median itself unless beyond a bound
+        assert (after["status"] == "capped") == (after["price"] != after["median"])
+    prices = [r["price"] for r in history]
+    for first in range(len(prices)):
+        for last in range(first, len(prices)):
+            answer = app.query("twap", from_epoch=first, to_epoch=last)
+            window = prices[first : last + 1]
+            assert answer["arithmetic"] == compute_decimal_text(Fraction(sum(window), len(window)))
+            geometric = math.exp(sum(math.log(p) for p in window) / len(window))
+            assert abs(float(answer["geometric"]) - geometric) <= geometric * 1e-12
