@@ -508,8 +508,11 @@ def query_status(ctx: QueryContext) -> dict[str, Any]:
         },
         confidence={
             **nullable(INT),
-            "description": "max(median − Q1, Q3 − median) of the ballot that set the price; null without one",
+            "maximum": MAX_JSON_SAFE_INT,
+            "description": "max(median − Q1, Q3 − median) of the ballot that set the price; null without one "
+            "(or past 2^53 - 1: read confidence_str)",
         },
+        confidence_str={**nullable(DIGITS), "description": "confidence, exact; null without a ballot"},
         status=PRICE_STATUS,
         age_epochs={**INT, "description": "epochs since the last epoch whose ballot held a fresh vote"},
         participation={**DECIMAL, "description": "share of the ballot's power with a fresh vote"},
@@ -543,8 +546,13 @@ def compute_price_quality(epoch: dict[str, Any]) -> dict[str, Any]:
     """The confidence, status, age and participation of the current epoch's price (from its ballot)."""
     ballot = epoch["ballot"]
     median = ballot.get("median")
+    confidence = None if median is None else max(median - ballot["q1"], ballot["q3"] - median)
     return {
-        "confidence": None if median is None else max(median - ballot["q1"], ballot["q3"] - median),
+        **(
+            {"confidence": None, "confidence_str": None}
+            if confidence is None
+            else compute_number_with_twin("confidence", confidence)
+        ),
         "status": ballot.get("status", "ok"),
         "age_epochs": epoch["index"] - ballot.get("last_fresh_epoch", 0),
         "participation": ballot.get("participation", "0"),

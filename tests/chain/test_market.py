@@ -62,7 +62,7 @@ def test_a_record_carries_the_ballots_quartiles_participation_and_status():
     assert (r["status"], r["last_fresh_epoch"]) == ("ok", 1)
     pricing = app.query("pricing")
     assert (pricing["confidence"], pricing["status"], pricing["age_epochs"]) == (200, "ok", 0)
-    assert pricing["participation"] == "0.8"
+    assert (pricing["confidence_str"], pricing["participation"]) == ("200", "0.8")
 
 
 def test_genesis_record_has_no_ballot_and_pricing_reports_no_confidence():
