@@ -11,7 +11,13 @@ from .crypto import is_valid_address
 from .errors import InvalidGenesis
 from .money import MAX_NGONKA, is_int
 from .params import Params
-from .rules import compute_rank_key, get_validator_set, process_epoch_record, process_validator_selection
+from .rules import (
+    compute_genesis_ballot,
+    compute_rank_key,
+    get_validator_set,
+    process_epoch_record,
+    process_validator_selection,
+)
 from .store import State
 
 
@@ -67,7 +73,7 @@ def process_genesis(state: State, genesis: Any) -> None:
             "total_power": sum(power for _, power in validators),
             "validators": len(validators),
             "start_height": 1,
-            "ballot": {"voters": 0, "non_voters": len(validators), "min_vote": None, "max_vote": None},
+            "ballot": compute_genesis_ballot(len(validators), sum(power for _, power in validators)),
         },
     )
     process_epoch_record(state)

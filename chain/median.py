@@ -339,3 +339,19 @@ def weighted_median(pairs: Iterable[tuple[int, int]]) -> int | None:
         if is_int64_ballot(ballot) and fits_int64(*ballot):
             return compute_weighted_median_int64(*ballot)
     return compute_lower_median(entries)
+
+
+# --- the ballot's shape -----------------------------------------------------------------
+
+SHAPE_FRACTIONS = ((1, 4), (1, 2), (3, 4))  # Q1, the median, Q3: each a lower weighted quantile
+
+
+def compute_ballot_shape(ballot: Ballot) -> tuple[int, int, int] | None:
+    """Return the ballot's (Q1, median, Q3), each the lower weighted quantile of the median's convention
+    (the smallest price whose votes at or below it hold at least 1/4, 1/2, 3/4 of the power), or None
+    when no power voted. The order of the votes never matters: each is a function of the multiset."""
+    quantiles = weighted_quantiles(ballot, SHAPE_FRACTIONS)
+    if quantiles is None:
+        return None
+    q1, median, q3 = quantiles
+    return q1, median, q3

@@ -282,6 +282,26 @@ class Params:
         "Blocks from a MsgWithdrawEscrow to the payout of the escrow it withdraws (still chargeable meanwhile).",
         stored_at_default=False,
     )
+    min_participation: str = param(
+        "0",
+        FRACTION,
+        "Share of the ballot's power that must have voted during the epoch for its price to be flagged ok "
+        '(below: status low_participation; "0": never).',
+        stored_at_default=False,
+    )
+    max_change_per_epoch: str = param(
+        "0",
+        FRACTION,
+        "Largest move of the price in one epoch, as a fraction of the previous price (rounded outward, at least "
+        '1 ngonka); a median beyond it sets the price at the bound, flagged capped ("0": no cap).',
+        stored_at_default=False,
+    )
+    stale_epochs: int = param(
+        0,
+        WINDOW,
+        "Epochs without a fresh vote after which the price is flagged stale (0: never).",
+        stored_at_default=False,
+    )
 
     pricing_mode: str = param(
         "voted",
@@ -398,6 +418,9 @@ CHANGEABLE_PARAMS = (
     "hybrid_band",
     "power_per_nonce",
     "default_throughput_per_nonce",
+    "min_participation",
+    "max_change_per_epoch",
+    "stale_epochs",
 )
 
 

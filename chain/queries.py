@@ -28,8 +28,15 @@ from typing import Any, TypeVar
 
 from . import dynamic, rules, usage
 from .encoding import thaw
+from .epochs import compute_epoch_at_height
 from .errors import ChainError, InvalidTx
 from .fields import Arg, EnumKind, FieldError, IdentifierKind, IntKind, Kind
+from .market import (
+    compute_arithmetic_mean,
+    compute_decimal_text,
+    compute_geometric_mean,
+    compute_significant_text,
+)
 from .params import describe_params
 from .store import State, compute_prefix_end
 from .tx import ADDRESS, ATTRIBUTION_FIELDS, CONTENT, MODEL_ID, PROPOSAL_ID, REQUEST_ID, VOTE_OPTIONS
@@ -77,7 +84,20 @@ def twin_schema(name: str) -> dict[str, Any]:
     return {name: number, f"{name}_str": {**STR, "pattern": "^[0-9]+$", "description": f"{name}, exact"}}
 
 
-BALLOT = obj({"voters": INT, "non_voters": INT, "min_vote": nullable(INT), "max_vote": nullable(INT)})
+DECIMAL = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
+DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
+PRICE_STATUS = {"type": "string", "enum": list(rules.PRICE_STATUSES)}
+BALLOT_SHAPE = {  # absent from a record written before issue 19 (none: every chain starts from genesis with them)
+    "q1": nullable(INT),
+    "median": nullable(INT),
+    "q3": nullable(INT),
+    "fresh_power": INT,
+    "ballot_power": INT,
+    "participation": DECIMAL,
+    "last_fresh_epoch": INT,
+    "status": PRICE_STATUS,
+}
+BALLOT = obj({"voters": INT, "non_voters": INT, "min_vote": nullable(INT), "max_vote": nullable(INT)}, **BALLOT_SHAPE)
 CURRENT_EPOCH = obj(
     {"index": INT, "price": INT, "total_power": INT, "validators": INT, "start_height": INT, "ballot": BALLOT}
 )
@@ -92,7 +112,10 @@ EPOCH_RECORD = obj(
         "max_vote": nullable(INT),
         "registry_version": INT,
         "fees_collected": INT,
-    }
+    },
+    **BALLOT_SHAPE,
+    price_cumulative={**DIGITS, "description": "the sum of the prices of epochs 0 to this one"},
+    log2_price_cumulative={**DIGITS, "description": "the sum of their log2, in units of 2^-96 (chain.market)"},
 )
 MODEL = obj(
     {"id": STR, "units_of_compute_per_token": INT},
@@ -488,6 +511,16 @@ def query_status(ctx: QueryContext) -> dict[str, Any]:
             "models": array(MODEL_PRICE),
         },
         pricing_mode={**STR, "enum": ["dynamic", "hybrid"], "description": 'absent in "voted" mode'},
+        confidence={
+            **nullable(INT),
+            "maximum": MAX_JSON_SAFE_INT,
+            "description": "max(median − Q1, Q3 − median) of the ballot that set the price; null without one "
+            "(or past 2^53 - 1: read confidence_str)",
+        },
+        confidence_str={**nullable(DIGITS), "description": "confidence, exact; null without a ballot"},
+        status=PRICE_STATUS,
+        age_epochs={**INT, "description": "epochs since the last epoch whose ballot held a fresh vote"},
+        participation={**DECIMAL, "description": "share of the ballot's power with a fresh vote"},
     ),
     http=(Http("/v1/pricing"),),
     cli="pricing",
@@ -503,10 +536,28 @@ def query_pricing(ctx: QueryContext) -> dict[str, Any]:
         "denom": "ngonka",
         "epoch": epoch["index"],
         "models": [compute_model_pricing(ctx.state, m, mode) for m in models],
+        **compute_price_quality(epoch),
     }
     if mode != "voted":
         answer["pricing_mode"] = mode
     return answer
+
+
+def compute_price_quality(epoch: dict[str, Any]) -> dict[str, Any]:
+    """The confidence, status, age and participation of the current epoch's price (from its ballot)."""
+    ballot = epoch["ballot"]
+    median = ballot.get("median")
+    confidence = None if median is None else max(median - ballot["q1"], ballot["q3"] - median)
+    return {
+        **(
+            {"confidence": None, "confidence_str": None}
+            if confidence is None
+            else compute_number_with_twin("confidence", confidence)
+        ),
+        "status": ballot.get("status", "ok"),
+        "age_epochs": epoch["index"] - ballot.get("last_fresh_epoch", 0),
+        "participation": ballot.get("participation", "0"),
+    }
 
 
 def compute_model_pricing(state: State, model: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -650,22 +701,200 @@ def query_epoch(ctx: QueryContext, n: int | None) -> dict[str, Any]:
     return record
 
 
+MODEL_ARG = Arg(
+    "model",
+    MODEL_ID,
+    "a model id: its price per token (units of compute per token × the unit price)",
+    required=False,
+    metavar="MODEL",
+)
+HISTORY_MODEL = {
+    "model": STR,
+    "units_of_compute_per_token": {**nullable(INT), "description": "null: the model was not active that epoch"},
+    **{name: {**schema, "nullable": True} for name, schema in twin_schema("price_per_token").items()},
+}
+
+
 @query(
     "history",
-    "Epoch records (SPEC §3)",
-    array(EPOCH_RECORD),
+    "Epoch records (SPEC §3), with a model's price per token when `model` is given",
+    array({**EPOCH_RECORD, "properties": {**EPOCH_RECORD["properties"], **HISTORY_MODEL}}),
     args=(
         Arg("from_epoch", EPOCH_INDEX, "the first epoch (default 0)", required=False, default=0),
         Arg("to_epoch", EPOCH_INDEX, "the last epoch (default: the latest)", required=False),
+        MODEL_ARG,
     ),
     http=(Http("/v1/pricing/history"),),
     cli="history",
     page="epochs",
 )
-def query_history(ctx: QueryContext, from_epoch: int, to_epoch: int | None, page: PageRequest) -> Paged:
-    """The epoch records from `from_epoch` to `to_epoch`, oldest first."""
+def query_history(
+    ctx: QueryContext, from_epoch: int, to_epoch: int | None, model: str | None, page: PageRequest
+) -> Paged:
+    """The epoch records from `from_epoch` to `to_epoch`, oldest first; with `model`, each with the model's
+    units and price per token in that epoch (null while it was not active)."""
+    if to_epoch is not None and from_epoch > to_epoch:
+        raise bad_query(f"from_epoch ({from_epoch}) is after to_epoch ({to_epoch})")
+    if model is not None:
+        check_known_model(ctx.state, model)
     end = None if to_epoch is None else rules.compute_index_key(to_epoch + 1)
-    return read_page(ctx.state, "hist", page, rules.compute_index_key(from_epoch), end)
+    result = read_page(ctx.state, "hist", page, rules.compute_index_key(from_epoch), end)
+    if model is None:
+        return result
+    units_at: dict[int, int | None] = {}  # by registry version: one read per version in the page
+    items = []
+    for record in result.items:
+        version = record["registry_version"]
+        if version not in units_at:
+            change = rules.get_model_units_at(ctx.state, model, version)
+            units_at[version] = (change[1] or None) if change else None
+        units = units_at[version]
+        price = None if units is None else rules.compute_price_per_token(units, record["price"])
+        twins = {"price_per_token": None, "price_per_token_str": None}
+        items.append(
+            {
+                **record,
+                "model": model,
+                "units_of_compute_per_token": units,
+                **(twins if price is None else compute_number_with_twin("price_per_token", price)),
+            }
+        )
+    return Paged(items, result.next_key, result.extra)
+
+
+def check_known_model(state: State, model: str) -> None:
+    """Raise not_found unless `model` was ever registered (it has a change in the registry's index)."""
+    if not state.iterate("mver", f"{model}|", f"{model}}}", limit=1):
+        raise ChainError(f"model: {model!r} was never registered", code="not_found")
+
+
+def get_window_records(state: State, from_epoch: int, to_epoch: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The records at the ends of the epoch window from_epoch..to_epoch (default: the latest), or bad_query
+    naming the field that is out of range."""
+    latest = rules.get_current_epoch(state)["index"]
+    to_epoch = latest if to_epoch is None else to_epoch
+    if to_epoch > latest:
+        raise bad_query(f"to_epoch ({to_epoch}) is past the latest recorded epoch ({latest})")
+    if from_epoch > to_epoch:
+        raise bad_query(f"from_epoch ({from_epoch}) is after to_epoch ({to_epoch})")
+    first, last = rules.get_epoch_record(state, from_epoch), rules.get_epoch_record(state, to_epoch)
+    if first is None or last is None or "price_cumulative" not in first:
+        raise bad_query(f"from_epoch ({from_epoch}): the history holds no TWAP accumulators there")
+    return first, last
+
+
+def get_window_units(state: State, model: str, first: dict[str, Any], last: dict[str, Any]) -> int:
+    """The units per token of a model constant over the window of records first..last, or the error that
+    says why there are none: never registered (not_found), not active, or changed inside the window."""
+    check_known_model(state, model)
+    change = rules.get_model_units_at(state, model, last["registry_version"])
+    if change is None or change[1] == 0:
+        raise bad_query(f"model: {model!r} is not active in epoch {last['epoch']} (to_epoch)")
+    version, units = change
+    if version > first["registry_version"]:
+        changed = state.get("mlog", rules.compute_index_key(version))["epoch"]
+        raise bad_query(
+            f"model: {model!r} changed in epoch {changed}, inside the window: its per-token TWAP is asked of a "
+            f"window from epoch {changed} on, or ending before it"
+        )
+    return int(units)
+
+
+TWAP = obj(
+    {
+        "from_epoch": INT,
+        "to_epoch": INT,
+        "epochs": INT,
+        "model": nullable(STR),
+        "units_of_compute_per_token": nullable(INT),
+        "denom": {"type": "string", "enum": ["ngonka"]},
+        "price_sum": {**DIGITS, "description": "the exact sum of the window's prices: arithmetic = price_sum / epochs"},
+        "arithmetic": {
+            **DECIMAL,
+            "description": "the mean price: exact when it terminates, else rounded down at 18 places",
+        },
+        "geometric": {**DECIMAL, "description": "the geometric mean price, to 24 significant digits (chain.market)"},
+    }
+)
+
+
+@query(
+    "twap",
+    "The time-weighted average unit price (or a model's price per token) over epochs from_epoch..to_epoch",
+    TWAP,
+    args=(
+        Arg("from_epoch", EPOCH_INDEX, "the window's first epoch (default 0)", required=False, default=0),
+        Arg("to_epoch", EPOCH_INDEX, "the window's last epoch (default: the latest)", required=False),
+        MODEL_ARG,
+    ),
+    http=(Http("/v1/pricing/twap"),),
+)
+def query_twap(ctx: QueryContext, from_epoch: int, to_epoch: int | None, model: str | None) -> dict[str, Any]:
+    """Each epoch weighs one: two point reads of the running sums, whatever the window's length."""
+    first, last = get_window_records(ctx.state, from_epoch, to_epoch)
+    before = rules.get_epoch_record(ctx.state, from_epoch - 1) if from_epoch else None
+    units = 1 if model is None else get_window_units(ctx.state, model, first, last)
+    epochs = last["epoch"] - from_epoch + 1
+    price_before = int(before["price_cumulative"]) if before else 0
+    log2_before = int(before["log2_price_cumulative"]) if before else 0
+    price_sum = int(last["price_cumulative"]) - price_before
+    geometric = compute_geometric_mean(int(last["log2_price_cumulative"]), log2_before, epochs)
+    return {
+        "from_epoch": from_epoch,
+        "to_epoch": last["epoch"],
+        "epochs": epochs,
+        "model": model,
+        "units_of_compute_per_token": None if model is None else units,
+        "denom": "ngonka",
+        "price_sum": str(price_sum * units),
+        "arithmetic": compute_decimal_text(compute_arithmetic_mean(price_sum * units, 0, epochs)),
+        "geometric": compute_significant_text(geometric * units),
+    }
+
+
+PRICE_AT = obj(
+    {
+        "height": INT,
+        "epoch": {**nullable(INT), "description": "the epoch the height is in; null at height 0 (no block yet)"},
+        "denom": {"type": "string", "enum": ["ngonka"]},
+        **{name: {**schema, "nullable": True} for name, schema in twin_schema("unit_of_compute_price").items()},
+        "status": {**nullable(PRICE_STATUS), "enum": [*rules.PRICE_STATUSES, None]},
+    }
+)
+
+
+@query(
+    "price_at",
+    "The unit-of-compute price in force at a block height (its epoch's price; null at height 0)",
+    PRICE_AT,
+    args=(
+        Arg(
+            "height",
+            IntKind(0, text="a block height"),
+            "the block height (0: genesis, before any block: no price in force)",
+            metavar="H",
+        ),
+    ),
+    http=(Http("/v1/pricing/at"),),
+)
+def query_price_at(ctx: QueryContext, height: int) -> dict[str, Any]:
+    """Step semantics: a price holds from its epoch's first block to its last; height 0 answers null."""
+    if height > ctx.height:
+        raise ChainError(f"height: {height} is not committed yet: the latest is {ctx.height}", code="not_found")
+    if height == 0:
+        nulls = {"unit_of_compute_price": None, "unit_of_compute_price_str": None}
+        return {"height": 0, "epoch": None, "denom": "ngonka", **nulls, "status": None}
+    epoch = compute_epoch_at_height(rules.get_params(ctx.state), height)
+    record = rules.get_epoch_record(ctx.state, epoch)
+    if record is None:  # unreachable on a chain: every epoch up to the current one has its record
+        raise ChainError(f"height: epoch {epoch} of height {height} has no record", code="not_found")
+    return {
+        "height": height,
+        "epoch": epoch,
+        "denom": "ngonka",
+        **compute_number_with_twin("unit_of_compute_price", record["price"]),
+        "status": record.get("status"),
+    }
 
 
 @query(

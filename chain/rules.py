@@ -29,6 +29,7 @@ State layout (space / key -> canonical JSON value):
 - `amodel/<id>`      -> the models active in the current epoch (with their units)
 - `mchg/<id>`        -> models changed this epoch, activated at the boundary
 - `mlog/<version:012d>` -> the registry change log
+- `mver/<model>|<version:012d>` -> units per token after that change (0: removed): each model's changes, by version
 - `jail/<address>`   -> {"jailed", "jailed_until", "slashes", "slashed"}: a validator ever jailed (double sign, misses)
 - `evid/<height:012d>/<address>/<round>/<type>` -> {"height"}: a committed double sign (the block it was committed in),
   kept while evidence of that offence height is still admissible (max_evidence_age_blocks), then pruned
@@ -54,12 +55,14 @@ from .errors import InvalidBlock, InvalidEvidence, InvalidGenesis, InvalidTx
 from .evidence import DoubleSign, is_signed_double_sign
 from .gas import MAX_GAS_LIMIT, GasMeter, compute_gas_price, compute_intrinsic_gas, compute_min_fee
 from .governance import Tally, compute_tally, compute_tally_outcome
+from .market import compute_decimal_text, compute_log2_fixed
 from .median import (
     INT64_LIMIT,
     Ballot,
+    compute_ballot_shape,
     compute_column,
+    compute_exact_sum,
     compute_voting_entries,
-    weighted_median_ballot,
     weighted_quantiles,
 )
 from .money import MAX_NGONKA
@@ -676,6 +679,21 @@ def process_model_change(state: State, proposal_id: int, content: dict[str, Any]
             "units_after": after["units_of_compute_per_token"] if after else None,
         },
     )
+    state.set("mver", compute_model_version_key(model_id, version), after["units_of_compute_per_token"] if after else 0)
+    return None
+
+
+def compute_model_version_key(model_id: str, version: int) -> str:
+    """The key of a model's change at a registry version ("|" sorts after every character of a model id)."""
+    return f"{model_id}|{compute_index_key(version)}"
+
+
+def get_model_units_at(state: State, model_id: str, version: int) -> tuple[int, int] | None:
+    """The (registry version, units per token) of the last change of a model at or before `version`
+    (units 0: removed), or None if it had none by then: one key range read of at most one entry."""
+    start, end = f"{model_id}|", compute_model_version_key(model_id, version + 1)
+    for key, units in state.iterate("mver", start, end, reverse=True, limit=1):
+        return int(key.rsplit("|", 1)[1]), units
     return None
 
 
@@ -1216,23 +1234,114 @@ def process_epoch_advance(state: State) -> None:
 
 
 def compute_ballot(votes: BallotVotes, current_price: int) -> tuple[int, dict[str, Any]]:
-    """The next price and ballot summary from the votes in columns (a never-voter counts at the current price)."""
-    median = weighted_median_ballot(compute_ballot_prices(votes, current_price))
+    """The next price (the ballot's median) and ballot summary, with the ballot's shape (Q1, median, Q3),
+    from the votes in columns (a never-voter counts at the current price)."""
+    shape = compute_ballot_shape(compute_ballot_prices(votes, current_price))
     voters = int(np.count_nonzero(votes.prices > 0))
     summary = {
         "voters": voters,
         "non_voters": len(votes.prices) - voters,
         "min_vote": compute_min_vote(votes.prices) if voters else None,
         "max_vote": int(votes.prices.max()) if voters else None,  # a never-voter's 0 is below every vote
+        "q1": None if shape is None else shape[0],
+        "median": None if shape is None else shape[1],
+        "q3": None if shape is None else shape[2],
     }
-    return (current_price if median is None else median), summary
+    return (current_price if shape is None else shape[1]), summary
+
+
+PRICE_STATUSES = ("ok", "low_participation", "capped", "stale")  # the record's status, lowest precedence first
+
+
+def compute_fresh_power(votes: BallotVotes, epoch: int) -> int:
+    """The power of the validators whose vote in force was cast during `epoch` (the one ending)."""
+    fresh = np.fromiter(votes.epochs, np.int64, len(votes.epochs)) == epoch  # is_fresh_vote, on the column
+    if votes.powers.dtype == np.int64:
+        return compute_exact_sum(votes.powers[fresh])
+    return sum(power for power, is_fresh in zip(votes.powers.tolist(), fresh.tolist()) if is_fresh)
+
+
+def compute_participation(fresh_power: int, ballot_power: int) -> Fraction:
+    """The share of the ballot's power with a fresh vote (0 for a ballot without power)."""
+    return Fraction(fresh_power, ballot_power) if ballot_power else Fraction(0)
+
+
+def compute_price_bounds(previous: int, cap: Fraction) -> tuple[int, int]:
+    """The least and greatest price the next epoch may take under max_change_per_epoch `cap`:
+    previous · (1 ∓ cap) rounded outward, at least 1 ngonka away from previous either way (a bound
+    never absorbs: the smallest price can still move), and the lower one at least 1."""
+    low = min(previous - 1, int(previous * (1 - cap) // 1))
+    high = max(previous + 1, int(-(-previous * (1 + cap) // 1)))
+    return max(1, low), high
+
+
+def compute_capped_price(median: int, previous: int, cap: Fraction) -> int:
+    """The ballot's median moved to the nearer bound of compute_price_bounds when it lies beyond it
+    (cap 0: no cap, the median itself)."""
+    if cap == 0:
+        return median
+    low, high = compute_price_bounds(previous, cap)
+    return min(max(median, low), high)
+
+
+def is_stale_price(params: Params, age_epochs: int) -> bool:
+    """True if no fresh vote came for stale_epochs epochs or more (stale_epochs 0: never)."""
+    return params.stale_epochs > 0 and age_epochs >= params.stale_epochs
+
+
+def is_low_participation(params: Params, participation: Fraction) -> bool:
+    """True if the share of power with a fresh vote is below min_participation."""
+    return participation < compute_fraction(params.min_participation)
+
+
+def compute_price_status(stale: bool, capped: bool, low_participation: bool) -> str:
+    """The record's status: the first that holds of stale, capped, low_participation, else ok."""
+    return "stale" if stale else "capped" if capped else "low_participation" if low_participation else "ok"
+
+
+def compute_genesis_ballot(validators: int, total_power: int) -> dict[str, Any]:
+    """The ballot summary of epoch 0, whose price is the genesis default: no vote, status ok, age 0."""
+    return {
+        "voters": 0,
+        "non_voters": validators,
+        "min_vote": None,
+        "max_vote": None,
+        "q1": None,
+        "median": None,
+        "q3": None,
+        "fresh_power": 0,
+        "ballot_power": total_power,
+        "participation": "0",
+        "last_fresh_epoch": 0,
+        "status": "ok",
+    }
 
 
 def process_unit_of_compute_price(state: State, known: BallotVotes | None = None) -> None:
     """Set the epoch's price to the weighted median of the validators' votes in force (those of
-    `known`'s validators taken from it, see get_ballot_votes)."""
+    `known`'s validators taken from it, see get_ballot_votes), moved to the max_change_per_epoch bound
+    when it lies beyond; record the ballot's shape, participation and status."""
     epoch = get_current_epoch(state)
-    price, ballot = compute_ballot(get_ballot_votes(state, known), epoch["price"])
+    params = get_params(state)
+    votes = get_ballot_votes(state, known)
+    median, ballot = compute_ballot(votes, epoch["price"])
+    price = compute_capped_price(median, epoch["price"], compute_fraction(params.max_change_per_epoch))
+    fresh_power = compute_fresh_power(votes, epoch["index"] - 1)  # the index advanced: the ended epoch's votes
+    ballot_power = int(compute_exact_sum(votes.powers)) if votes.powers.dtype == np.int64 else sum(votes.powers)
+    participation = compute_participation(fresh_power, ballot_power)
+    last_fresh = epoch["index"] if fresh_power else epoch["ballot"].get("last_fresh_epoch", 0)
+    status = compute_price_status(
+        is_stale_price(params, epoch["index"] - last_fresh),
+        price != median,
+        is_low_participation(params, participation),
+    )
+    ballot.update(
+        fresh_power=fresh_power,
+        ballot_power=ballot_power,
+        participation=compute_decimal_text(participation),
+        last_fresh_epoch=last_fresh,
+        status=status,
+    )
     state.set("epoch", "current", {**epoch, "price": price, "ballot": ballot})
 
 
@@ -1247,9 +1356,21 @@ def process_model_activation(state: State) -> None:
         state.delete("mchg", model_id)
 
 
+def compute_running_sums(previous: dict[str, Any] | None, price: int) -> dict[str, str]:
+    """The TWAP accumulators of a record after `previous`: the running sums, from epoch 0, of the prices
+    and of their compute_log2_fixed, as decimal strings (they outgrow 2^53)."""
+    price_sum = int(previous["price_cumulative"]) if previous else 0
+    log2_sum = int(previous["log2_price_cumulative"]) if previous else 0
+    return {
+        "price_cumulative": str(price_sum + price),
+        "log2_price_cumulative": str(log2_sum + compute_log2_fixed(price)),
+    }
+
+
 def process_epoch_record(state: State) -> None:
-    """Append the current epoch's record to the history."""
+    """Append the current epoch's record to the history, with the TWAP accumulators."""
     epoch = get_current_epoch(state)
+    previous = get_epoch_record(state, epoch["index"] - 1) if epoch["index"] else None
     state.set(
         "hist",
         compute_index_key(epoch["index"]),
@@ -1260,5 +1381,6 @@ def process_epoch_record(state: State) -> None:
             **epoch["ballot"],
             "registry_version": get_registry_version(state),
             "fees_collected": 0,
+            **compute_running_sums(previous, epoch["price"]),
         },
     )

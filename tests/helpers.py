@@ -181,4 +181,7 @@ DEFAULT_PARAMS: dict = {
     "hybrid_band": "0.2",
     "power_per_nonce": 1,
     "default_throughput_per_nonce": 1,
+    "min_participation": "0",
+    "max_change_per_epoch": "0",
+    "stale_epochs": 0,
 }

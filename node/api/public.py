@@ -115,11 +115,23 @@ def check_height(request: web.Request) -> int:
     return committed
 
 
+def get_committed_height(request: web.Request) -> int:
+    """The node's latest committed height (0 before genesis is loaded)."""
+    app = get_state(request).node.app
+    return app.height if app is not None else 0
+
+
+def is_point_in_time(q: Query) -> bool:
+    """True for a query whose own `height` argument names the block it reads about (GET /v1/pricing/at):
+    it answers from the latest state, and that argument is not the `height` every other read takes."""
+    return any(a.name == HEIGHT_ARG.name for a in q.args)
+
+
 def compute_query_handler(http: Http, q: Query, path_args: tuple[Arg, ...], query_args: tuple[Arg, ...]) -> Handler:
     """The handler of a route that answers query `q` (at the committed height: `height` may only name it)."""
 
     async def answer(request: web.Request) -> web.Response:
-        height = check_height(request)
+        height = get_committed_height(request) if is_point_in_time(q) else check_height(request)
         values = compute_query_values(request, path_args, query_args)
         response = json_response(query(request, q.name, **values))
         response.headers[HEIGHT_HEADER] = str(height)
@@ -142,7 +154,8 @@ def compute_query_route(http: Http, q: Query) -> Route:
     path_args = tuple(a for a in q.args if a.name in placeholders)
     query_args = tuple(a for a in q.all_args if not a.positional)
     params = tuple(param(a.name, "path", a.schema()) for a in path_args)
-    params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in (*query_args, HEIGHT_ARG))
+    height_arg = () if is_point_in_time(q) else (HEIGHT_ARG,)
+    params += tuple(param(a.name, "query", a.schema(), required=a.required) for a in (*query_args, *height_arg))
     handler = compute_query_handler(http, q, path_args, query_args)
     return Route("public", "GET", http.path, handler, q.summary, {200: q.response}, params)
 

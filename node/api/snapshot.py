@@ -51,7 +51,7 @@ def compute_price_view(pricing: dict[str, Any]) -> dict[str, Any]:
         "unit_of_compute_price": text(pricing["unit_of_compute_price"]),
         "denom": pricing["denom"],
         "epoch": pricing["epoch"],
-        "confidence": pricing.get("confidence"),
+        "confidence": pricing.get("confidence_str", pricing.get("confidence")),  # exact: a decimal string
         "status": pricing.get("status"),
     }
 

@@ -316,6 +316,13 @@ EXAMPLE_ARGS: dict[str, list[str]] = {
     "settlements": ["settlements", ("settlements", {"provider": ADDR["e"]}), ("settlements", {"model": "m2"})],
     "cost_records": ["cost_records", ("cost_records", {"requester": ADDR["d"]})],
     "usage_totals": [("usage_totals", {"group_by": d}) for d in DIMENSIONS],
+    "history": ["history", ("history", {"model": "Qwen/Qwen2.5-7B"})],
+    "twap": [
+        "twap",
+        ("twap", {"from_epoch": 1, "to_epoch": 2}),
+        ("twap", {"model": "Qwen/Qwen2.5-7B", "from_epoch": 2}),
+    ],
+    "price_at": [("price_at", {"height": 0}), ("price_at", {"height": 7})],
 }
 
 

@@ -135,11 +135,15 @@ def reference_ballot(rows, current):
     pairs = [(current if price is None else price, power) for _, power, price in rows]
     median = compute_weighted_median_pure(pairs)
     cast = [price for _, _, price in rows if price is not None]
+    entries = compute_voting_entries(pairs)
     summary = {
         "voters": len(cast),
         "non_voters": len(rows) - len(cast),
         "min_vote": min(cast) if cast else None,
         "max_vote": max(cast) if cast else None,
+        "q1": compute_lower_quantile(entries, 1, 4),  # the ballot's shape (issue 19), by the sorted pure path
+        "median": median,
+        "q3": compute_lower_quantile(entries, 3, 4),
     }
     return (current if median is None else median), summary
 

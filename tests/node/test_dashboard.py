@@ -132,6 +132,24 @@ async def test_prices_are_exact_decimal_strings_and_confidence_and_status_are_nu
     }
 
 
+class MarketStandInNode(StandInNode):
+    """A stand-in whose /v1/pricing carries the market fields of issue 19, confidence past 2^53."""
+
+    def query(self, path: str, **params: Any) -> Any:
+        answer = super().query(path, **params)
+        if path == "pricing":
+            confidence = 2**60 + 1
+            return {**answer, "confidence": None, "confidence_str": str(confidence), "status": "capped"}
+        return answer
+
+
+@pytest.mark.asyncio
+async def test_the_price_panel_shows_the_chains_confidence_exactly_and_its_status():
+    hub = DashboardHub(MarketStandInNode(), max_streams=100, max_per_client=50)  # type: ignore[arg-type]
+    price = json.loads(hub.get_body())["price"]
+    assert (price["confidence"], price["status"]) == (str(2**60 + 1), "capped")
+
+
 @pytest.mark.asyncio
 async def test_a_stream_further_behind_than_its_queue_is_dropped_and_its_connection_aborted():
     node, hub = make_hub()
