@@ -1226,7 +1226,7 @@ INDEX_MEMBER = obj(
         "units_of_compute_per_token": INT,
         **twin_schema("cost"),
         **rational_schema("counted"),
-        "clipped": nullable({"type": "string", "enum": ["low", "high"]}),
+        "clipped": nullable({"type": "string", "enum": ["low", "high", None]}),
     }
 )
 
@@ -1306,7 +1306,7 @@ def check_epoch_range(from_epoch: int, to_epoch: int | None) -> None:
 @query(
     "index_history",
     "The reference index by epoch",
-    INDEX_RECORD,
+    array(INDEX_RECORD),
     args=(
         Arg("from_epoch", EPOCH_INDEX, "the first epoch (default 0)", required=False, default=0),
         Arg("to_epoch", EPOCH_INDEX, "the last epoch (default: the latest)", required=False),
@@ -1410,7 +1410,7 @@ def compute_reconstitution_view(record: Any) -> dict[str, Any]:
     "index_reconstitutions",
     "The reference index's reconstitutions: models added, removed, re-tiered or re-priced and config changes, "
     "with the index before and after",
-    INDEX_RECONSTITUTION,
+    array(INDEX_RECONSTITUTION),
     http=(Http("/v1/index/reconstitutions"),),
     cli="index-reconstitutions",
     page="reconstitutions",
