@@ -72,13 +72,17 @@ def compute_capped_mean(values: Sequence[int], cap: Fraction) -> dict[str, Any]:
     """A tier's summary: its lower median, the mean of its values clipped to [median / k, k × median]
     (exact), and how many were clipped up and down."""
     median = compute_lower_median(values)
-    clipped = [compute_clipped(v, median, cap) for v in values]
+    low, high = median / cap, median * cap
+    inside = [v for v in values if low <= v <= high]  # counted as they are; the others at the bound they cross
+    below = sum(1 for v in values if v < low)
+    above = len(values) - len(inside) - below
+    total = sum(inside) + below * low + above * high
     return {
         "members": len(values),
         "median": str(Fraction(median)),
-        "capped_mean": str(sum(clipped, Fraction(0)) / len(values)),
-        "clipped_low": sum(1 for v in values if v < median / cap),
-        "clipped_high": sum(1 for v in values if v > median * cap),
+        "capped_mean": str(Fraction(total) / len(values)),
+        "clipped_low": below,
+        "clipped_high": above,
     }
 
 
