@@ -24,6 +24,7 @@ import base64
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, TypeVar
 
 from . import index, rules, usage
@@ -1236,7 +1237,7 @@ def compute_index_record_view(record: Any) -> dict[str, Any]:
     tiers = []
     for name, tier in sorted(record["tiers"].items()):
         mean = tier["capped_mean"]
-        contribution = None if mean is None else str(index.Fraction(tier["weight"]) * index.Fraction(mean))
+        contribution = None if mean is None else str(Fraction(tier["weight"]) * Fraction(mean))
         tiers.append(
             {
                 "tier": name,
@@ -1357,7 +1358,7 @@ def query_index_tiers(ctx: QueryContext) -> dict[str, Any]:
     epoch = rules.get_current_epoch(state)
     tokens = index.compute_workload_tokens(config)
     scale = tokens * epoch["price"]
-    cap = index.Fraction(config["cap"])
+    cap = Fraction(config["cap"])
     tiers = []
     for name, weight in sorted(config["tiers"].items()):
         summary = index.get_tier(state, name)
@@ -1377,7 +1378,7 @@ def query_index_tiers(ctx: QueryContext) -> dict[str, Any]:
                     else ("low" if units < median / cap else "high"),
                 }
             )
-        mean = None if summary is None else index.Fraction(summary["capped_mean"]) * scale
+        mean = None if summary is None else Fraction(summary["capped_mean"]) * scale
         tiers.append(
             {
                 "tier": name,
@@ -1385,7 +1386,7 @@ def query_index_tiers(ctx: QueryContext) -> dict[str, Any]:
                 "members": views,
                 **compute_rational_view("median", None if median is None else str(median * scale)),
                 **compute_rational_view("capped_mean", None if mean is None else str(mean)),
-                **compute_rational_view("contribution", None if mean is None else str(mean * index.Fraction(weight))),
+                **compute_rational_view("contribution", None if mean is None else str(mean * Fraction(weight))),
             }
         )
     return {
