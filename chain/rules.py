@@ -37,6 +37,7 @@ State layout (space / key -> canonical JSON value):
   revealed; those of epoch e are revealed during e+1 and dropped at its end
 - `pchg/<id:012d>`   -> {name: value}: the params of a passed ParamChange, applied at the epoch boundary
 - usage (escrow, settlements, their indexes and totals): see `chain.usage`
+- the reference index (its config, members, tiers, records and reconstitutions): see `chain.index`
 """
 
 from __future__ import annotations
