@@ -46,7 +46,7 @@ from . import rules
 from .encoding import thaw
 from .errors import InvalidTx
 from .store import State
-from .tx import NO_TIER, IndexConfig
+from .tx import NO_TIER, IndexConfig, compute_index_config_field_error
 
 INDEX_BASE = 100  # the index's value at its baseline epoch
 DEFAULT_WORKLOAD = {"in": 1000, "out": 500}  # Compute Finance's reference workload
@@ -192,8 +192,12 @@ def get_latest_index_record(state: State) -> dict[str, Any] | None:
 
 
 def compute_index_config_error(state: State, content: IndexConfig) -> str | None:
-    """Why an IndexConfig cannot apply over the config governance set: a tier that does not exist, a
-    model not registered, a tier removed while models are still in it; or None."""
+    """Why an IndexConfig cannot apply over the config governance set: its fields do not hold together
+    (`compute_index_config_field_error`), a tier that does not exist, a model not registered, a tier
+    removed while models are still in it; or None."""
+    error = compute_index_config_field_error(content)
+    if error is not None:
+        return error
     config = get_index_config(state)
     tiers = dict(content.tiers) if content.tiers is not None else dict(config["tiers"])
     if not tiers:

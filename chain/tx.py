@@ -634,7 +634,8 @@ class CapKind(DecimalKind):
         return text
 
     def schema(self) -> dict[str, Any]:
-        return {**super().schema(), "description": "a decimal string of at least 1"}
+        pattern = r"^0*[1-9][0-9]*(\.[0-9]+)?$"  # an integer part of 1 at least: exactly the decimals ≥ 1
+        return {**super().schema(), "pattern": pattern, "description": "a decimal string of at least 1"}
 
     def describe(self) -> str:
         return 'a decimal string of at least 1, such as "2"'
@@ -675,11 +676,19 @@ class IndexConfig(Content):
     baseline: str | None = wire(INDEX_BASELINE, "reset: the index is 100 at the epoch this applies", default=None)
 
     def validate(self) -> None:
-        """Something changes; weights above 0 summing to exactly 1; a workload of a token at least; k ≥ 1;
-        every tier assigned is among the tiers given (if given)."""
-        error = compute_index_config_field_error(self)
-        if error is not None:
-            raise FieldError(error, code=INDEX_CODE, reason=INDEX_CODE)
+        """Something changes (the rules between fields are checked once the signature is verified:
+        `compute_index_config_field_error`, as a schema cannot state them)."""
+        if all(getattr(self, s.name) is None for s in self.FIELDS):
+            raise FieldError(
+                "IndexConfig changes nothing: give tiers, workload, cap, assign or baseline",
+                code=INDEX_CODE,
+                reason=INDEX_CODE,
+            )
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """Its schema, with one field at least besides `@type`."""
+        return {**super().schema(), "minProperties": 2}
 
     @classmethod
     def example(cls) -> IndexConfig:
@@ -688,9 +697,16 @@ class IndexConfig(Content):
 
 
 def compute_index_config_field_error(content: IndexConfig) -> str | None:
-    """Why an IndexConfig's fields do not hold together (state aside), or None."""
-    if all(getattr(content, s.name) is None for s in content.FIELDS):
-        return "IndexConfig changes nothing: give tiers, workload, cap, assign or baseline"
+    """Why an IndexConfig's fields do not hold together, state aside (tier names and model ids, weights
+    above 0 summing to exactly 1, a workload of a token at least, tiers assigned among those given), or
+    None. A schema cannot state these, so they are checked when the proposal is submitted, not decoded."""
+    try:
+        for field, kind in (("tiers", TIER_WEIGHTS), ("assign", TIER_ASSIGNMENTS)):
+            value = getattr(content, field)
+            if value is not None:
+                kind.check_keys(value, f"IndexConfig.{field}")
+    except FieldError as exc:
+        return str(exc)
     if content.tiers is not None:
         for name, weight in content.tiers:
             if Fraction(weight) <= 0:

@@ -3,6 +3,7 @@ reconstitution log, the stale flag, governance of its config, bad input, and its
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -270,16 +271,10 @@ def content_tx_body(content: dict[str, Any]) -> dict[str, Any]:
     return make_body("uoc-test", ADDR["e"], 0, []) | {"messages": [message]}
 
 
-BAD_CONTENT = [
-    ("weights that do not sum to one", {"tiers": {"a": "0.5", "b": "0.4"}}, "IndexConfig.tiers"),
-    ("weights above one", {"tiers": {"a": "0.5", "b": "0.6"}}, "IndexConfig.tiers"),
-    ("a zero weight", {"tiers": {"a": "0", "b": "1"}}, "IndexConfig.tiers.a"),
+BAD_CONTENT = [  # refused when the tx decodes: each one a schema states
     ("a float weight", {"tiers": {"a": 1.0}}, "floats"),
     ("a weight that is not a decimal", {"tiers": {"a": "1/1"}}, "tiers.a"),
-    ("a bad tier name", {"tiers": {"a b": "1"}}, "tiers key"),
     ("no tiers at all", {"tiers": {}}, "tiers"),
-    ("an assignment to a tier not given", {"tiers": {"a": "1"}, "assign": {"m1": "b"}}, "IndexConfig.assign.m1"),
-    ("a zero workload", {"workload": {"in": 0, "out": 0}}, "IndexConfig.workload"),
     ("a negative workload", {"workload": {"in": -1, "out": 500}}, "workload.in"),
     ("a workload missing out", {"workload": {"in": 1}}, "workload"),
     ("a band below 1", {"cap": "0.5"}, "cap"),
@@ -298,16 +293,33 @@ def test_bad_index_config_is_refused_at_decode_naming_the_field(case, fields, na
     assert info.value.code in ("invalid_index_config", "invalid_tokens", "malformed")
 
 
-BAD_AGAINST_STATE = [
-    ("a tier that does not exist", IndexConfig(assign=(("m3", "premium"),)), "IndexConfig.assign.m3: tier 'premium'"),
-    ("an unknown model", IndexConfig(assign=(("nobody", "standard"),)), "IndexConfig.assign.nobody: model"),
-    ("unassigning an unknown model", IndexConfig(assign=(("nobody", "-"),)), "IndexConfig.assign.nobody"),
-    ("removing a tier with members", IndexConfig(tiers=(("frontier", "1"),)), "tier 'standard' is removed"),
+def test_the_schema_states_what_the_decoder_refuses():
+    schema = IndexConfig.schema()
+    assert schema["minProperties"] == 2  # @type and one field
+    cap = re.compile(schema["properties"]["cap"]["pattern"])
+    assert [bool(cap.match(t)) for t in ("1", "1.0", "2.5", "10", "007", "0.99", "0", "0.5")] == [True] * 5 + [
+        False
+    ] * 3
+
+
+BAD_AGAINST_STATE = [  # refused when submitted (a schema cannot state them, or they depend on the state)
+    ("weights that do not sum to one", {"tiers": {"a": "0.5", "b": "0.4"}}, "IndexConfig.tiers: the weights sum"),
+    ("weights above one", {"tiers": {"a": "0.5", "b": "0.6"}}, "IndexConfig.tiers: the weights sum to 11/10"),
+    ("a zero weight", {"tiers": {"a": "0", "b": "1"}}, "IndexConfig.tiers.a is 0"),
+    ("a bad tier name", {"tiers": {"a b": "1"}}, "IndexConfig.tiers key 'a b'"),
+    ("a bad model id", {"assign": {"m 1": "standard"}}, "IndexConfig.assign key 'm 1'"),
+    ("an assignment to a tier not given", {"tiers": {"a": "1"}, "assign": {"m1": "b"}}, "IndexConfig.assign.m1"),
+    ("a zero workload", {"workload": {"in": 0, "out": 0}}, "IndexConfig.workload"),
+    ("a tier that does not exist", {"assign": {"m3": "premium"}}, "IndexConfig.assign.m3: tier 'premium'"),
+    ("an unknown model", {"assign": {"nobody": "standard"}}, "IndexConfig.assign.nobody: model"),
+    ("unassigning an unknown model", {"assign": {"nobody": "-"}}, "IndexConfig.assign.nobody"),
+    ("removing a tier with members", {"tiers": {"frontier": "1"}}, "tier 'standard' is removed"),
 ]
 
 
-@pytest.mark.parametrize(("case", "content", "named"), BAD_AGAINST_STATE, ids=[c[0] for c in BAD_AGAINST_STATE])
-def test_an_index_config_that_cannot_apply_is_refused_at_submit_and_changes_nothing(chain, case, content, named):
+@pytest.mark.parametrize(("case", "fields", "named"), BAD_AGAINST_STATE, ids=[c[0] for c in BAD_AGAINST_STATE])
+def test_an_index_config_that_cannot_apply_is_refused_at_submit_and_changes_nothing(chain, case, fields, named):
+    content = IndexConfig.parse({"@type": "IndexConfig", **fields}, "IndexConfig")
     before = store_snapshot(chain.app.store)
     result = run_block(chain.app, [chain.w.tx("e", MsgSubmitProposal(content, 100))], expect_ok=False)
     assert [r.code for r in result.tx_results] == ["invalid_index_config"]
