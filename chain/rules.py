@@ -836,9 +836,7 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
 }  # chain.usage adds its messages' rules here when it is imported (as chain.app does)
 BLOCK_END_RULES: list[Any] = []  # end-of-block rules of modules built on this one (chain.usage), in order
 CONTENT_RULES: dict[str, Any] = {}  # @type -> rule of governance content other modules apply (chain.usage)
-CONTENT_CHECKS: dict[
-    str, Any
-] = {}  # @type -> submit-time check (InvalidTx) of content other modules apply (chain.index)
+CONTENT_CHECKS: dict[str, Any] = {}  # @type -> submit-time check of content other modules apply (chain.index)
 EPOCH_RULES: list[Any] = []  # epoch-transition rules of modules built on this one (chain.index), after model activation
 
 
