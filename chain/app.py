@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from . import rules, usage  # noqa: F401  (importing usage registers its rules with rules' dispatch)
+from . import index, rules, usage  # noqa: F401  (importing usage and index registers their rules with rules' dispatch)
 from .cache import ByteBoundedCache
 from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidEvidence, InvalidTx, StoreError

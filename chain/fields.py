@@ -466,6 +466,79 @@ class DecimalKind(TextKind):
         return "0.95"
 
 
+Pairs = tuple[tuple[str, Any], ...]  # a map's Python value: its (key, value) pairs, by key
+
+
+@dataclass(frozen=True)
+class MapKind(Kind[Pairs]):
+    """A JSON object of 1 to `max_items` entries whose values are of kind `values`; in Python the tuple of
+    its (key, value) pairs sorted by key (frozen, comparable).
+
+    Its keys are not checked when parsed: an OpenAPI 3.0 schema cannot constrain property names, so a
+    request valid by the schema would be refused before its signature is read. The rule that uses the
+    map checks them with `check_keys` (of kind `keys`), once the transaction's signature is verified."""
+
+    keys: Kind[Any] = dataclasses.field(default_factory=lambda: IdentifierKind())
+    values: Kind[Any] = dataclasses.field(default_factory=lambda: DecimalKind())
+    max_items: int = 16
+    what: str = "name=value"
+    sample: Pairs = ()  # its example (default: one entry of the kinds' examples)
+    code: str = "malformed"  # an entry's error is reported with the map's code and reason
+    reason: str = "invalid_field"
+
+    def check(self, value: Any, where: str) -> Pairs:
+        pairs = isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value)
+        if not pairs or not all(isinstance(k, str) for k, _ in value):
+            raise self.fail(f"{where} must be (key, value) pairs with string keys, got {show(value)}")
+        return self.parse(dict(value), where) if len(dict(value)) == len(value) else self.parse(None, where)
+
+    def parse(self, value: Any, where: str) -> Pairs:
+        if not isinstance(value, dict) or not 1 <= len(value) <= self.max_items:
+            raise self.fail(f"{where} must be a JSON object of 1 to {self.max_items} entries, got {show(value)}")
+        for key in sorted(value):
+            try:
+                self.values.check(value[key], f"{where}.{key[:40]}")
+            except FieldError as exc:
+                raise self.fail(str(exc)) from None
+        return tuple(sorted(value.items()))
+
+    def check_keys(self, value: Pairs, where: str) -> None:
+        """Check every key with the `keys` kind (FieldError with the map's code naming the entry)."""
+        for key, _ in value:
+            try:
+                self.keys.check(key, f"{where} key")
+            except FieldError as exc:
+                raise self.fail(str(exc)) from None
+
+    def dump(self, value: Pairs) -> Any:
+        return dict(value)
+
+    def parse_text(self, text: str, where: str) -> Pairs:
+        """`key=value[,key=value…]`."""
+        entries: dict[str, str] = {}
+        for item in text.split(","):
+            key, eq, raw = item.strip().partition("=")
+            if not eq or key in entries:
+                raise self.fail(f"{where} must be {self.what}[,{self.what}…] with each key once, got {text[:60]!r}")
+            entries[key] = raw.strip()
+        return self.parse(entries, where)
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": self.max_items,
+            "additionalProperties": self.values.schema(),
+            "description": f"keys: {self.keys.describe()}",
+        }
+
+    def describe(self) -> str:
+        return f"{self.what}[,…]: 1 to {self.max_items} entries; keys {self.keys.describe()}"
+
+    def example(self) -> Pairs:
+        return self.sample or ((self.keys.example(), self.values.example()),)
+
+
 D = TypeVar("D", bound="Declared")
 
 

@@ -24,9 +24,10 @@ import base64
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, TypeVar
 
-from . import dynamic, rules, usage
+from . import dynamic, index, rules, usage
 from .encoding import thaw
 from .epochs import compute_epoch_at_height
 from .errors import ChainError, InvalidTx
@@ -1407,6 +1408,305 @@ def read_totals_page(ctx: QueryContext, group_by: str, page: PageRequest, start:
     ]
     extra = {"covered": total[0], "total": compute_totals_view(base + "*", total)}
     return Paged(result.items, result.next_key, extra)
+
+
+# -- the reference index (chain.index) ----------------------------------------------------------------
+
+DECIMAL_TEXT = {
+    **STR,
+    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+    "description": f"a decimal string, truncated to {index.DECIMAL_PLACES} places (never a float)",
+}
+EXACT_TEXT = {**STR, "pattern": "^[0-9]+(/[0-9]+)?$", "description": "the exact rational, p/q"}
+
+
+def rational_schema(name: str) -> dict[str, Any]:
+    """The schemas of `compute_rational_view(name, …)`: a nullable decimal string and its exact rational."""
+    return {name: nullable(DECIMAL_TEXT), f"{name}_exact": nullable(EXACT_TEXT)}
+
+
+def compute_rational_view(name: str, text: str | None) -> dict[str, Any]:
+    """A stored rational (`p/q` text, or None) as `name`, a decimal string, and `name_exact`, `p/q`."""
+    return {name: index.compute_decimal_text(text), f"{name}_exact": text}
+
+
+INDEX_TIER_VALUE = obj(
+    {
+        "tier": STR,
+        "weight": DECIMAL_TEXT,
+        "members": INT,
+        **rational_schema("capped_mean"),
+        **rational_schema("contribution"),
+    }
+)
+INDEX_RECORD = obj(
+    {
+        "epoch": INT,
+        **rational_schema("value"),
+        **rational_schema("cost"),
+        "unit_price": INT,
+        "revision": INT,
+        "stale": BOOL,
+        "tiers": array(INDEX_TIER_VALUE),
+    }
+)
+INDEX_BASELINE = nullable(obj({"epoch": INT, **rational_schema("cost")}))
+INDEX_CHANGE = obj(
+    {
+        "type": {"type": "string", "enum": ["added", "removed", "retiered", "repriced"]},
+        "model": STR,
+        "tier_before": nullable(STR),
+        "tier_after": nullable(STR),
+        "units_before": nullable(INT),
+        "units_after": nullable(INT),
+    }
+)
+INDEX_RECONSTITUTION = obj(
+    {
+        "revision": INT,
+        "epoch": INT,
+        "height": INT,
+        "proposals": array(INT),
+        "changes": array(INDEX_CHANGE),
+        "config_changed": BOOL,
+        "rebased": BOOL,
+        **rational_schema("value_before"),
+        **rational_schema("value_after"),
+        **rational_schema("cost_before"),
+        **rational_schema("cost_after"),
+    }
+)
+INDEX_MEMBER = obj(
+    {
+        "model": STR,
+        "units_of_compute_per_token": INT,
+        **twin_schema("cost"),
+        **rational_schema("counted"),
+        "clipped": nullable({"type": "string", "enum": ["low", "high", None]}),
+    }
+)
+
+
+def compute_index_record_view(record: Any) -> dict[str, Any]:
+    """An epoch's index as the API shows it: rationals as decimal strings (and exact), tiers by name."""
+    tiers = []
+    for name, tier in sorted(record["tiers"].items()):
+        mean = tier["capped_mean"]
+        contribution = None if mean is None else str(Fraction(tier["weight"]) * Fraction(mean))
+        tiers.append(
+            {
+                "tier": name,
+                "weight": index.compute_decimal_text(tier["weight"]),
+                "members": tier["members"],
+                **compute_rational_view("capped_mean", mean),
+                **compute_rational_view("contribution", contribution),
+            }
+        )
+    return {
+        "epoch": record["epoch"],
+        **compute_rational_view("value", record["value"]),
+        **compute_rational_view("cost", record["cost"]),
+        "unit_price": record["unit_price"],
+        "revision": record["revision"],
+        "stale": record["stale"],
+        "tiers": tiers,
+    }
+
+
+def get_index_in_force(state: State) -> dict[str, Any]:
+    """The index's state at the last boundary, or ChainError(not_found) before the first IndexConfig."""
+    current = index.get_index_state(state)
+    if current is None or current["config"] is None:
+        raise ChainError("the reference index has no config in force yet: no IndexConfig has applied", code="not_found")
+    return current
+
+
+@query(
+    "index",
+    "The reference index: its value (100 at the baseline epoch), cost, baseline and tier values",
+    obj(
+        {
+            **INDEX_RECORD["properties"],
+            "baseline": INDEX_BASELINE,
+            "workload": TOKEN_COUNTS,
+            "cap": DECIMAL_TEXT,
+            "denom": {"type": "string", "enum": ["ngonka"]},
+        }
+    ),
+    http=(Http("/v1/index"),),
+    cli="index",
+)
+def query_index(ctx: QueryContext) -> dict[str, Any]:
+    """The latest epoch's index with its baseline (epoch and cost), workload and band k."""
+    current = get_index_in_force(ctx.state)
+    record = index.get_latest_index_record(ctx.state)
+    assert record is not None, "a config in force has an index record"
+    baseline = current["baseline"]
+    return {
+        **compute_index_record_view(record),
+        "baseline": None
+        if baseline is None
+        else {"epoch": baseline["epoch"], **compute_rational_view("cost", baseline["cost"])},
+        "workload": current["config"]["workload"],
+        "cap": current["config"]["cap"],
+        "denom": "ngonka",
+    }
+
+
+def check_epoch_range(from_epoch: int, to_epoch: int | None) -> None:
+    """ChainError(bad_query) if `from_epoch` is after `to_epoch`."""
+    if to_epoch is not None and from_epoch > to_epoch:
+        raise bad_query(f"from_epoch {from_epoch} is after to_epoch {to_epoch}")
+
+
+@query(
+    "index_history",
+    "The reference index by epoch",
+    array(INDEX_RECORD),
+    args=(
+        Arg("from_epoch", EPOCH_INDEX, "the first epoch (default 0)", required=False, default=0),
+        Arg("to_epoch", EPOCH_INDEX, "the last epoch (default: the latest)", required=False),
+    ),
+    http=(Http("/v1/index/history"),),
+    cli="index-history",
+    page="epochs",
+)
+def query_index_history(ctx: QueryContext, from_epoch: int, to_epoch: int | None, page: PageRequest) -> Paged:
+    """The index of each epoch from `from_epoch` to `to_epoch`, oldest first (one key range)."""
+    check_epoch_range(from_epoch, to_epoch)
+    end = None if to_epoch is None else rules.compute_index_key(to_epoch + 1)
+    start = rules.compute_index_key(from_epoch)
+    return read_page(ctx.state, "ihist", page, start, end, item=lambda _, r: compute_index_record_view(r))
+
+
+@query(
+    "index_tiers",
+    "The reference index's tiers: weight, members with their costs, median and capped mean",
+    obj(
+        {
+            "epoch": INT,
+            "unit_price": INT,
+            "workload": TOKEN_COUNTS,
+            "cap": DECIMAL_TEXT,
+            "tiers": array(
+                obj(
+                    {
+                        "tier": STR,
+                        "weight": DECIMAL_TEXT,
+                        "members": array(INDEX_MEMBER),
+                        **rational_schema("median"),
+                        **rational_schema("capped_mean"),
+                        **rational_schema("contribution"),
+                    }
+                )
+            ),
+        }
+    ),
+    http=(Http("/v1/index/tiers"),),
+    cli="index-tiers",
+)
+def query_index_tiers(ctx: QueryContext) -> dict[str, Any]:
+    """Each tier in force: its members (each one's cost of the reference workload and what it counts
+    for once clipped), the median, the capped mean and its weighted contribution, in ngonka."""
+    state = ctx.state
+    config = get_index_in_force(state)["config"]
+    epoch = rules.get_current_epoch(state)
+    tokens = index.compute_workload_tokens(config)
+    scale = tokens * epoch["price"]
+    cap = Fraction(config["cap"])
+    tiers = []
+    for name, weight in sorted(config["tiers"].items()):
+        summary = index.get_tier(state, name)
+        members = index.get_tier_members(state, name)
+        median = index.compute_lower_median([u for _, u in members]) if members else None
+        views = []
+        for model, units in members:
+            counted = None if median is None else index.compute_clipped(units, median, cap) * scale
+            views.append(
+                {
+                    "model": model,
+                    "units_of_compute_per_token": units,
+                    **compute_number_with_twin("cost", index.compute_model_cost(units, epoch["price"], tokens)),
+                    **compute_rational_view("counted", None if counted is None else str(counted)),
+                    "clipped": None
+                    if median is None or median / cap <= units <= median * cap
+                    else ("low" if units < median / cap else "high"),
+                }
+            )
+        mean = None if summary is None else Fraction(summary["capped_mean"]) * scale
+        tiers.append(
+            {
+                "tier": name,
+                "weight": index.compute_decimal_text(weight),
+                "members": views,
+                **compute_rational_view("median", None if median is None else str(median * scale)),
+                **compute_rational_view("capped_mean", None if mean is None else str(mean)),
+                **compute_rational_view("contribution", None if mean is None else str(mean * Fraction(weight))),
+            }
+        )
+    return {
+        "epoch": epoch["index"],
+        "unit_price": epoch["price"],
+        "workload": config["workload"],
+        "cap": index.compute_decimal_text(config["cap"]),
+        "tiers": tiers,
+    }
+
+
+def compute_reconstitution_view(record: Any) -> dict[str, Any]:
+    """A reconstitution as the API shows it (rationals as decimal strings, and exact)."""
+    rationals = ("value_before", "value_after", "cost_before", "cost_after")
+    view = {k: v for k, v in record.items() if k not in rationals}
+    for name in rationals:
+        view.update(compute_rational_view(name, record[name]))
+    return view
+
+
+@query(
+    "index_reconstitutions",
+    "The reference index's reconstitutions: models added, removed, re-tiered or re-priced and config changes, "
+    "with the index before and after",
+    array(INDEX_RECONSTITUTION),
+    http=(Http("/v1/index/reconstitutions"),),
+    cli="index-reconstitutions",
+    page="reconstitutions",
+)
+def query_index_reconstitutions(ctx: QueryContext, page: PageRequest) -> Paged:
+    """The reconstitutions, oldest first (by revision)."""
+    return read_page(ctx.state, "irecon", page, item=lambda _, r: compute_reconstitution_view(r))
+
+
+@query(
+    "index_health",
+    "Whether the reference index is stale: no index for the current epoch, or a weighted tier without members",
+    obj({"latest_epoch": nullable(INT), "current_epoch": INT, "revision": INT, "stale": BOOL, "reasons": array(STR)}),
+    http=(Http("/v1/index/health"),),
+    cli="index-health",
+)
+def query_index_health(ctx: QueryContext) -> dict[str, Any]:
+    """The latest epoch with an index and why it is stale, if it is (reasons empty: fresh)."""
+    state = ctx.state
+    epoch = rules.get_current_epoch(state)["index"]
+    record = index.get_latest_index_record(state)
+    current = index.get_index_state(state)
+    reasons = []
+    if record is None:
+        reasons.append("no index has been computed: no IndexConfig has applied yet")
+    else:
+        if record["epoch"] != epoch:
+            reasons.append(f"no index for the current epoch {epoch} (latest: epoch {record['epoch']})")
+        if record["value"] is None:
+            reasons.append("the index has no value: a weighted tier has never had a member")
+        empty = sorted(name for name, tier in record["tiers"].items() if tier["members"] == 0)
+        if empty:
+            reasons.append(f"weighted tier(s) without members (their last value carried): {', '.join(empty)}")
+    return {
+        "latest_epoch": None if record is None else record["epoch"],
+        "current_epoch": epoch,
+        "revision": 0 if current is None else current["revision"],
+        "stale": bool(reasons),
+        "reasons": reasons,
+    }
 
 
 __all__ = [

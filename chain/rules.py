@@ -39,6 +39,7 @@ State layout (space / key -> canonical JSON value):
 - `pchg/<id:012d>`   -> {name: value}: the params of a passed ParamChange, applied at the epoch boundary
 - usage (escrow, settlements, their indexes and totals): see `chain.usage`
 - dynamic per-model prices (`pricing_mode` dynamic or hybrid): see `chain.dynamic`
+- the reference index (its config, members, tiers, records and reconstitutions): see `chain.index`
 """
 
 from __future__ import annotations
@@ -516,6 +517,9 @@ def process_msg_submit_proposal(state: State, sender: str, msg: MsgSubmitProposa
         error = compute_param_change_error(state, dict(msg.content.changes))
         if error is not None:
             raise InvalidTx(error, code="invalid_param_change")
+    check = CONTENT_CHECKS.get(msg.content.TYPE)
+    if check is not None:
+        check(state, msg.content)
     if msg.initial_deposit < params.min_initial_deposit:
         raise InvalidTx(
             f"initial_deposit is {msg.initial_deposit} ngonka, below min_initial_deposit {params.min_initial_deposit}",
@@ -851,6 +855,8 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
 }  # chain.usage adds its messages' rules here when it is imported (as chain.app does)
 BLOCK_END_RULES: list[Any] = []  # end-of-block rules of modules built on this one (chain.usage), in order
 CONTENT_RULES: dict[str, Any] = {}  # @type -> rule of governance content other modules apply (chain.usage)
+CONTENT_CHECKS: dict[str, Any] = {}  # @type -> submit-time check of content other modules apply (chain.index)
+EPOCH_RULES: list[Any] = []  # epoch-transition rules of modules built on this one (chain.index), after model activation
 
 
 # --------------------------------------------------------------------------------------------
@@ -910,9 +916,16 @@ def process_epoch(state: State) -> None:
     process_epoch_advance(state)
     process_unit_of_compute_price(state, votes)
     process_model_activation(state)
+    process_epoch_module_rules(state)
     process_epoch_record(state)
     process_price_commit_expiry(state)
     process_param_changes(state)
+
+
+def process_epoch_module_rules(state: State) -> None:
+    """Run the epoch rules other modules registered (`EPOCH_RULES`: the reference index of chain.index)."""
+    for rule in EPOCH_RULES:
+        rule(state)
 
 
 def process_price_commit_expiry(state: State) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, ClassVar, NamedTuple
 
@@ -46,6 +47,7 @@ from .fields import (
     IdentifierKind,
     IntKind,
     Kind,
+    MapKind,
     NestedKind,
     PriceKind,
     compute_base64_pattern,
@@ -596,6 +598,130 @@ class RefundSettlement(Content):
     )
     requester: str = wire(ADDRESS, "the settlement's requester")
     request_id: str = wire(REQUEST_ID, "its request id")
+
+
+# -- the reference index (the rules are in chain.index) ---------------------------------------------
+
+MAX_INDEX_TIERS = 16
+MAX_INDEX_ASSIGNMENTS = 256
+NO_TIER = "-"  # an assignment to it takes the model out of the index
+INDEX_CODE = "invalid_index_config"
+TIER_NAME = IdentifierKind("a tier name", 32, "_", "standard", code=INDEX_CODE, reason=INDEX_CODE)
+TIER_OR_NONE = IdentifierKind(
+    f"a tier name, or {NO_TIER} for none", 32, "-_", "standard", code=INDEX_CODE, reason=INDEX_CODE
+)
+TIER_WEIGHTS = MapKind(
+    TIER_NAME, DecimalKind(32), MAX_INDEX_TIERS, "TIER=WEIGHT", (("standard", "1"),), INDEX_CODE, INDEX_CODE
+)
+TIER_ASSIGNMENTS = MapKind(
+    MODEL_ID,
+    TIER_OR_NONE,
+    MAX_INDEX_ASSIGNMENTS,
+    "MODEL=TIER",
+    (("Qwen/Qwen2.5-7B", "standard"),),
+    INDEX_CODE,
+    INDEX_CODE,
+)
+
+
+class CapKind(DecimalKind):
+    """The index's band k: a decimal string of at least 1."""
+
+    def check(self, value: Any, where: str) -> str:
+        text = super().check(value, where)
+        if Fraction(text) < 1:
+            raise self.fail(f"{where} is {text}: the band k must be at least 1")
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        pattern = r"^0*[1-9][0-9]*(\.[0-9]+)?$"  # an integer part of 1 at least: exactly the decimals ≥ 1
+        return {**super().schema(), "pattern": pattern, "description": "a decimal string of at least 1"}
+
+    def describe(self) -> str:
+        return 'a decimal string of at least 1, such as "2"'
+
+    def example(self) -> str:
+        return "2"
+
+
+INDEX_CAP = CapKind(32)
+INDEX_BASELINE = EnumKind(("keep", "reset"), code=INDEX_CODE, reason=INDEX_CODE)
+
+
+class IndexConfig(Content):
+    """Governance content: the reference index's tiers and weights, reference workload, cap, model tiers.
+
+    Every field is optional (at least one is given): `tiers` replaces the tiers and their weights
+    (decimal strings above 0 summing to exactly 1), `workload` the reference workload (tokens in and
+    out, at least one token), `cap` the band k (at least 1: a model counts clipped to [median/k,
+    k × median] of its tier), `assign` sets models' tiers (`-`: out of the index) and `baseline`
+    `reset` makes the index 100 at the epoch the change applies."""
+
+    TYPE = "IndexConfig"
+    CLI = Cli(
+        ("index-config",),
+        "propose the reference index's tiers, workload, cap or model tiers",
+        "Submit an IndexConfig governance proposal (each option optional, one at least): --tiers "
+        "frontier=0.3,standard=0.7 (weights summing to 1), --workload 1000,500, --cap 2, --assign "
+        "MODEL=TIER[,…] (TIER - takes it out), --baseline reset; applied at the next epoch boundary.",
+    )
+    tiers: tuple[tuple[str, str], ...] | None = wire(
+        TIER_WEIGHTS, "every tier and its weight (decimal strings above 0 summing to exactly 1)", default=None
+    )
+    workload: Tokens | None = wire(TOKENS, "the reference workload: tokens in and out (in + out ≥ 1)", default=None)
+    cap: str | None = wire(INDEX_CAP, "k ≥ 1: each model counts clipped to [median/k, k × median]", default=None)
+    assign: tuple[tuple[str, str], ...] | None = wire(
+        TIER_ASSIGNMENTS, f"model id -> its tier ({NO_TIER}: out of the index)", default=None
+    )
+    baseline: str | None = wire(INDEX_BASELINE, "reset: the index is 100 at the epoch this applies", default=None)
+
+    def validate(self) -> None:
+        """Something changes (the rules between fields are checked once the signature is verified:
+        `compute_index_config_field_error`, as a schema cannot state them)."""
+        if all(getattr(self, s.name) is None for s in self.FIELDS):
+            raise FieldError(
+                "IndexConfig changes nothing: give tiers, workload, cap, assign or baseline",
+                code=INDEX_CODE,
+                reason=INDEX_CODE,
+            )
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """Its schema, with one field at least besides `@type`."""
+        return {**super().schema(), "minProperties": 2}
+
+    @classmethod
+    def example(cls) -> IndexConfig:
+        """One tier of weight 1."""
+        return cls(tiers=TIER_WEIGHTS.example())
+
+
+def compute_index_config_field_error(content: IndexConfig) -> str | None:
+    """Why an IndexConfig's fields do not hold together, state aside (tier names and model ids, weights
+    above 0 summing to exactly 1, a workload of a token at least, tiers assigned among those given), or
+    None. A schema cannot state these, so they are checked when the proposal is submitted, not decoded."""
+    try:
+        for field, kind in (("tiers", TIER_WEIGHTS), ("assign", TIER_ASSIGNMENTS)):
+            value = getattr(content, field)
+            if value is not None:
+                kind.check_keys(value, f"IndexConfig.{field}")
+    except FieldError as exc:
+        return str(exc)
+    if content.tiers is not None:
+        for name, weight in content.tiers:
+            if Fraction(weight) <= 0:
+                return f"IndexConfig.tiers.{name} is {weight}: a tier's weight must be above 0"
+        total = sum((Fraction(weight) for _, weight in content.tiers), Fraction(0))
+        if total != 1:
+            return f"IndexConfig.tiers: the weights sum to {total}, not exactly 1"
+    if content.workload is not None and content.workload.input + content.workload.output < 1:
+        return "IndexConfig.workload: the reference workload must hold a token at least (in + out ≥ 1)"
+    if content.tiers is not None and content.assign is not None:
+        names = {name for name, _ in content.tiers}
+        for model, tier in content.assign:
+            if tier != NO_TIER and tier not in names:
+                return f"IndexConfig.assign.{model}: tier {tier!r} does not exist (tiers: {', '.join(sorted(names))})"
+    return None
 
 
 CLI_GROUPS: dict[tuple[str, ...], tuple[str, str]] = {

@@ -31,6 +31,7 @@ from chain.fields import (
     IdentifierKind,
     IntKind,
     Kind,
+    MapKind,
     NestedKind,
     PriceKind,
     TextKind,
@@ -40,6 +41,7 @@ from chain.queries import QUERIES
 from chain.tx import (
     CONTENT_TYPES,
     MESSAGE_TYPES,
+    CapKind,
     Declared,
     MsgBond,
     MsgDeposit,
@@ -141,6 +143,8 @@ BAD_VALUES: dict[type[Kind[Any]], list[Any]] = {
     ParamChangesKind: [(), (("epoch_length", 5),), (("vote_mode", "secret"),), (("miss_window", "3"),), 5, None],
     TokensKind: [{"in": -1, "out": 0}, {"in": 1}, {"in": "12", "out": 0}, {"in": 2**63, "out": 0}, 5, None],
     SignatureKind: ["x", "AAAA", 5, None],
+    MapKind: [(), (("standard", "a b"),), (("standard", ""),), 5, "x"],
+    CapKind: ["0.5", "0", "1e-3", 5],
 }
 
 
@@ -159,7 +163,7 @@ def _bad_cases() -> list[Any]:
 
 def _wire(kind: Kind[Any], value: Any) -> Any:
     """The wire form of a (bad) Python value: an amount is a money object in ngonka, param changes an object."""
-    if isinstance(kind, ParamChangesKind) and isinstance(value, tuple):
+    if isinstance(kind, (ParamChangesKind, MapKind)) and isinstance(value, tuple):
         return dict(value)
     return {"amount": value, "denom": "ngonka"} if isinstance(kind, AmountKind) else value
 
@@ -323,6 +327,8 @@ EXAMPLE_ARGS: dict[str, list[str]] = {
         ("twap", {"model": "Qwen/Qwen2.5-7B", "from_epoch": 2}),
     ],
     "price_at": [("price_at", {"height": 0}), ("price_at", {"height": 7})],
+    "index": [],  # not_found before an IndexConfig: tests/chain/test_index.py checks the index queries' shapes
+    "index_tiers": [],
 }
 
 
@@ -452,6 +458,7 @@ def test_the_tx_commands_are_the_ones_the_cli_has():
         ("refund",),
         ("settle",),
         ("refund-settlement",),
+        ("index-config",),
     }
     assert {q.cli for q in get_cli_queries()} >= {
         "pricing",
