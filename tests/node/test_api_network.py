@@ -98,7 +98,10 @@ def test_status_and_pricing_have_the_contract_fields(network):
     }
     assert status["chain_id"] == "uoc-apitest" and status["validator_address"] == network[1].key.address
     pricing = network[1].get("/v1/pricing").json()
-    assert set(pricing) == {"unit_of_compute_price", "unit_of_compute_price_str", "denom", "epoch", "models"}
+    assert set(pricing) == {
+        *("unit_of_compute_price", "unit_of_compute_price_str", "denom", "epoch", "models"),  # the contract's
+        *("confidence", "confidence_str", "status", "age_epochs", "participation"),  # the ballot's quality
+    }
     assert pricing["denom"] == "ngonka" and pricing["unit_of_compute_price_str"] == str(
         pricing["unit_of_compute_price"]
     )
