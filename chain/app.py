@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from . import index, rules, usage  # noqa: F401  (importing usage and index registers their rules with rules' dispatch)
+from . import machine, rules
 from .cache import ByteBoundedCache
 from .epochs import compute_epoch_at_height, is_epoch_end
 from .errors import InvalidBlock, InvalidEvidence, InvalidTx, StoreError
@@ -91,6 +91,7 @@ class Application:
     """The uoc state machine behind an ABCI-shaped interface."""
 
     def __init__(self, store: Store, *, admit: Admit = decode_and_verify) -> None:
+        machine.compose()  # the rules of usage, dynamic pricing and the index in the dispatch tables, in order
         self.store = store
         self.admit = admit
         self.verify_cache: ByteBoundedCache[bytes, Tx] = ByteBoundedCache(ADMITTED_CACHE_BYTES)  # raw -> verified tx

@@ -236,7 +236,3 @@ def process_dynamic_prices(state: State) -> None:
     for model_id, _ in state.iterate("dprice"):
         if model_id not in ids:
             process_model_forget(state, model_id)
-
-
-if process_dynamic_prices not in rules.BLOCK_END_RULES:  # importing this module registers its rule
-    rules.BLOCK_END_RULES.append(process_dynamic_prices)

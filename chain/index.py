@@ -410,9 +410,3 @@ def process_index_record(
             "tiers": views,
         },
     )
-
-
-rules.CONTENT_RULES[IndexConfig.TYPE] = process_index_config  # importing this module registers its rules
-rules.CONTENT_CHECKS[IndexConfig.TYPE] = check_index_config
-if process_index not in rules.EPOCH_RULES:
-    rules.EPOCH_RULES.append(process_index)

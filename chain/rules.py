@@ -852,11 +852,12 @@ MESSAGE_RULES: dict[type[Msg], Any] = {
     MsgDeposit: process_msg_deposit,
     MsgVote: process_msg_vote,
     MsgUnjail: process_msg_unjail,
-}  # chain.usage adds its messages' rules here when it is imported (as chain.app does)
-BLOCK_END_RULES: list[Any] = []  # end-of-block rules of modules built on this one (chain.usage), in order
-CONTENT_RULES: dict[str, Any] = {}  # @type -> rule of governance content other modules apply (chain.usage)
-CONTENT_CHECKS: dict[str, Any] = {}  # @type -> submit-time check of content other modules apply (chain.index)
-EPOCH_RULES: list[Any] = []  # epoch-transition rules of modules built on this one (chain.index), after model activation
+}  # the core's; chain.machine.compose adds the messages of the modules built on this one (chain.usage)
+# the rules of the modules built on this one, put here by chain.machine.compose (chain.app calls it), in its order:
+BLOCK_END_RULES: list[Any] = []  # end-of-block rules, after the core's and before the epoch
+CONTENT_RULES: dict[str, Any] = {}  # @type -> the rule applying a passed governance content of a module
+CONTENT_CHECKS: dict[str, Any] = {}  # @type -> the submit-time check of a module's governance content
+EPOCH_RULES: list[Any] = []  # epoch-transition rules, after model activation and before the epoch record
 
 
 # --------------------------------------------------------------------------------------------

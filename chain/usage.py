@@ -49,7 +49,6 @@ from .tx import (
     MsgSettleUsage,
     MsgWithdrawEscrow,
     Receipt,
-    RefundSettlement,
     Tokens,
     compute_receipt_sign_bytes,
 )
@@ -518,7 +517,3 @@ USAGE_RULES: dict[type[Any], Any] = {
     MsgDispute: process_msg_dispute,
     MsgRefund: process_msg_refund,
 }
-rules.MESSAGE_RULES.update(USAGE_RULES)  # importing this module registers its rules with the state machine
-rules.CONTENT_RULES[RefundSettlement.TYPE] = process_refund_proposal
-if process_usage_block_end not in rules.BLOCK_END_RULES:
-    rules.BLOCK_END_RULES.append(process_usage_block_end)
