@@ -829,6 +829,7 @@ TWAP = obj(
         MODEL_ARG,
     ),
     http=(Http("/v1/pricing/twap"),),
+    cli="twap",
 )
 def query_twap(ctx: QueryContext, from_epoch: int, to_epoch: int | None, model: str | None) -> dict[str, Any]:
     """Each epoch weighs one: two point reads of the running sums, whatever the window's length."""
@@ -877,6 +878,7 @@ PRICE_AT = obj(
         ),
     ),
     http=(Http("/v1/pricing/at"),),
+    cli="price-at",
 )
 def query_price_at(ctx: QueryContext, height: int) -> dict[str, Any]:
     """Step semantics: a price holds from its epoch's first block to its last; height 0 answers null."""

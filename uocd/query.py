@@ -44,7 +44,8 @@ def add_query_commands(commands: argparse._SubParsersAction) -> None:
         p = sub.add_parser(q.cli, help=text, description=f"Print {text} (GET {paths}).")
         for arg in q.all_args:
             add_declared_argument(p, arg, ARG_DEST.format(arg.name), parse=True)
-        add_height_option(p)
+        if all(arg.name != "height" for arg in q.all_args):  # a query of a height (price-at) reads history
+            add_height_option(p)
         add_node_options(p)
         p.set_defaults(func=cmd_query, path=lambda a, q=q: compute_request(q, a))
     p = sub.add_parser(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import aiohttp
 import pytest
@@ -55,6 +56,19 @@ async def test_market_routes_answer_over_http_and_refuse_bad_input_naming_the_fi
             assert status == 200 and (at["epoch"], at["unit_of_compute_price"]) == (0, 100)
             status, at = await get("/v1/pricing/at", height=0)
             assert status == 200 and at["unit_of_compute_price"] is None
+
+            for args, expected in (
+                (("twap", "--from-epoch", "0", "--to-epoch", "1"), {"arithmetic": "100", "epochs": 2}),
+                (("price-at", "--height", "1"), {"epoch": 0, "unit_of_compute_price": 100}),
+            ):  # the same reads from the command line
+                cli = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "uocd", "query", *args, "--node", base, "-o", "json",
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, err = await cli.communicate()
+                assert cli.returncode == 0, err.decode()
+                answer = json.loads(out)
+                assert {k: answer[k] for k in expected} == expected, answer
 
             status, history = await get("/v1/pricing/history", from_epoch=0, to_epoch=1)
             assert status == 200 and [r["epoch"] for r in history["epochs"]] == [0, 1]
