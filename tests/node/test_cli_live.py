@@ -30,10 +30,11 @@ def ok_json(*args: str):
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli") / "devnet"
-    # The governance test casts its votes with separate `uocd` processes after the proposal commits;
-    # a voting period of 60 blocks (about 18 s) leaves them time on a loaded machine, where the
-    # default 20 blocks (6 s) ran out before the first vote arrived.
-    state = up(root, 4, epoch_length=5, block_ms=300, params={"voting_period": 60}, echo=lambda line: None)
+    # The governance test casts its votes with separate `uocd` processes after the proposal commits
+    # (seven of them before the second vote, 2-3 s each on a loaded machine): a voting period of 150
+    # blocks (about 45 s) leaves them time; the default 20 blocks (6 s), then 60 (18 s, in CI under
+    # load), ran out before the second vote arrived.
+    state = up(root, 4, epoch_length=5, block_ms=300, params={"voting_period": 150}, echo=lambda line: None)
     yield state
     stop_devnet(root, grace=5.0)
     assert subprocess.run(["pgrep", "-f", str(root)], capture_output=True).stdout == b""
@@ -88,7 +89,7 @@ def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pric
     voter = devnet["nodes"][1]["validator_address"]
     assert after["tally"]["yes"] == before["tally"]["yes"] + 100
 
-    # a second yes (200 of 400) meets the quorum; the voting period is 60 blocks of 0.3 s
+    # a second yes (200 of 400) meets the quorum; the voting period is 150 blocks of 0.3 s
     assert uocd("tx", "gov", "vote", str(proposal_id), "yes", "--home", home(devnet, 0)).returncode == 0
     votes = ok_json("query", "votes", str(proposal_id), "--home", home(devnet, 1))["votes"]
     tallied = ok_json("query", "proposal", str(proposal_id), "--home", home(devnet, 1))["status"] != "voting_period"
@@ -98,7 +99,7 @@ def test_a_cli_governance_vote_changes_the_live_tally_and_the_model_reaches_pric
         pricing = ok_json("query", "pricing", "--home", home(devnet, 3))
         return pricing if any(m["id"] == "model-cli" for m in pricing["models"]) else None
 
-    pricing = wait_until(listed, "the passed model is active in /v1/pricing", timeout=60)
+    pricing = wait_until(listed, "the passed model is active in /v1/pricing", timeout=120)
     model = next(m for m in pricing["models"] if m["id"] == "model-cli")
     assert model["price_per_token"] == 10 * pricing["unit_of_compute_price"]
 
