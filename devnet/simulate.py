@@ -10,8 +10,9 @@ drawn from sha256(seed, name, epoch), so a run depends on the scenario alone. A 
 is a proposal submitted in the first block of its epoch and the validators' votes in the second;
 proposal ids follow the order of submission.
 
-The blocks go straight to `finalize_block` and `commit` on a SQLite store in the output
-directory; there is no mempool in between (that is the node's part). Two helper processes, at the
+The blocks go straight to `finalize_block` and `commit` on a `MemoryStore`; there is no mempool
+in between (that is the node's part). The state committed last is written to `state.db` in the
+output directory at the end, in one SQLite transaction (also when the run fails: what it committed). Two helper processes, at the
 chain process's priority, keep both cores busy: each takes whole epochs, signs their transactions
 and runs the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
 process does the epochs the helpers have not started when it would otherwise wait. Every
@@ -51,6 +52,8 @@ from chain.crypto import PrivateKey
 from chain.epochs import compute_epoch_start_height
 from chain.errors import InvalidTx
 from chain.params import DEFAULT_PARAMS
+from chain.rules import get_jail, get_price_vote, get_validator_set
+from chain.store import MemoryStore, State, lanes_cache_bound
 from chain.tx import (
     Msg,
     MsgBond,
@@ -99,6 +102,10 @@ from .strategies import (
 log = logging.getLogger(__name__)
 
 SIGN_AHEAD_TXS = 8_000  # transactions signed (and admitted) ahead of the chain
+# LtHash lanes kept while a run lasts, per validator: an epoch changes about four entries of each (its
+# account twice, its vote, its stake records), each removed again an epoch later; room for twice that,
+# 2 KiB of lanes plus the entry's text each, so an epoch's entries are still there when they go
+LANES_BYTES_PER_VALIDATOR = 8 * 2600
 KEY_SALT = "uoc-sim"
 
 
@@ -519,12 +526,28 @@ def make_genesis(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def open_store(out: Path) -> SqliteStore:
-    """A fresh SQLite state store in the output directory (a previous run's is replaced)."""
+def remove_state_file(out: Path) -> None:
+    """Create the output directory if needed and remove a previous run's `state.db` from it."""
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         (out / f"state.db{suffix}").unlink(missing_ok=True)
+
+
+def open_store(out: Path) -> SqliteStore:
+    """A fresh SQLite state store in the output directory (a previous run's is replaced)."""
+    remove_state_file(out)
     return SqliteStore(out / "state.db")
+
+
+def write_state_file(out: Path, store: MemoryStore) -> None:
+    """Write the state `store` last committed to `state.db` in the output directory, in one transaction
+    (a previous run's file is replaced): the file a run on SQLite would have left, at a fraction of its
+    cost (one SQLite transaction instead of one a block)."""
+    info = store.last_commit()
+    if info is None:
+        return
+    with closing(open_store(out)) as db:
+        db.write_block(info, list(store.entries()))
 
 
 def start_helpers() -> ProcessPoolExecutor:
@@ -567,19 +590,27 @@ class RunResult:
 
 
 def read_ballot(app: Application, names: dict[str, str]) -> list[dict[str, Any]]:
-    """Every validator's power, vote in force (and the epoch it was cast in), jail and slashes, now."""
-    return [
-        {
-            "validator": names[v["address"]],
-            "power": v["power"],
-            "vote": v["last_vote"],
-            "vote_epoch": v["last_vote_epoch"],
-            "jailed": v["jailed"],
-            "slashes": v["slashes"],
-        }
-        for v in app.query_all("validators")
-        if v["address"] in names
-    ]
+    """Every validator's power, vote in force (and the epoch it was cast in), jail and slashes, now: the
+    fields of the `validators` query that the run records, read straight from the committed state (the
+    query's other fields, such as a validator's unbondings, cost a range scan each)."""
+    state = State(app.store, app.height)
+    ballot = []
+    for address, power in get_validator_set(state):
+        if address not in names:
+            continue
+        vote = get_price_vote(state, address)
+        jail = get_jail(state, address)
+        ballot.append(
+            {
+                "validator": names[address],
+                "power": power,
+                "vote": vote["price_ngonka"] if vote else None,
+                "vote_epoch": vote["epoch"] if vote else None,
+                "jailed": jail["jailed"],
+                "slashes": jail["slashes"],
+            }
+        )
+    return ballot
 
 
 def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None = None) -> RunResult:
@@ -604,7 +635,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
     dynamic = scenario.params.pricing_mode != "voted"
     prices: list[dict[str, int]] = []  # per epoch: each active model's price per token in its last block
-    with tqdm(
+    with lanes_cache_bound(len(scenario.validators) * LANES_BYTES_PER_VALIDATOR), tqdm(
         total=scenario.epochs * scenario.epoch_length,
         unit="block",
         desc="simulating",
@@ -706,10 +737,17 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
         scenario.epoch_length,
         scenario.seed,
     )
-    with start_helpers() as pool, closing(open_store(out)) as store:
-        result = simulate(scenario, store, pool, progress=progress)
+    store = MemoryStore()
+    remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
+    try:
+        with start_helpers() as pool:
+            result = simulate(scenario, store, pool, progress=progress)
+    finally:
+        started = time.perf_counter()
+        write_state_file(out, store)  # what was committed, also when the run failed
+        written = time.perf_counter() - started
     summary = result.summary
-    elapsed = summary.pop("elapsed_seconds")
+    elapsed = summary.pop("elapsed_seconds") + written  # the state file is part of the run's cost
     title = Path(scenario.path).name
     write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, result.ballots)
     write_usage_files(out, title, result.usage, [v.name for v in scenario.validators], scenario.epochs)
