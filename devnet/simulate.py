@@ -10,9 +10,11 @@ drawn from sha256(seed, name, epoch), so a run depends on the scenario alone. A 
 is a proposal submitted in the first block of its epoch and the validators' votes in the second;
 proposal ids follow the order of submission.
 
-The blocks go straight to `finalize_block` and `commit` on a `MemoryStore`; there is no mempool
-in between (that is the node's part). The state committed last is written to `state.db` in the
-output directory at the end, in one SQLite transaction (also when the run fails: what it committed). Two helper processes, at the
+The blocks go straight to `finalize_block` and `commit`; there is no mempool in between (that is
+the node's part). Without clients the state is a few entries per validator and per epoch: it lives
+in a `MemoryStore` and the state committed last is written to `state.db` in the output directory
+at the end, in one SQLite transaction (also when the run fails: what it committed). With clients
+it grows with the jobs settled, so the blocks are committed to `state.db` one by one, as before. Two helper processes, at the
 chain process's priority, keep both cores busy: each takes whole epochs, signs their transactions
 and runs the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
 process does the epochs the helpers have not started when it would otherwise wait. Every
@@ -737,15 +739,20 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
         scenario.epoch_length,
         scenario.seed,
     )
-    store = MemoryStore()
-    remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
-    try:
-        with start_helpers() as pool:
-            result = simulate(scenario, store, pool, progress=progress)
-    finally:
-        started = time.perf_counter()
-        write_state_file(out, store)  # what was committed, also when the run failed
-        written = time.perf_counter() - started
+    if scenario.clients:  # the state grows with the jobs settled: on disk, as a node keeps it
+        with start_helpers() as pool, closing(open_store(out)) as db:
+            result = simulate(scenario, db, pool, progress=progress)
+        written = 0.0
+    else:  # the state is a few entries per validator and per epoch: in memory, written once at the end
+        store = MemoryStore()
+        remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
+        try:
+            with start_helpers() as pool:
+                result = simulate(scenario, store, pool, progress=progress)
+        finally:
+            started = time.perf_counter()
+            write_state_file(out, store)  # what was committed, also when the run failed
+            written = time.perf_counter() - started
     summary = result.summary
     elapsed = summary.pop("elapsed_seconds") + written  # the state file is part of the run's cost
     title = Path(scenario.path).name
