@@ -621,7 +621,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: it would outlive the run and make later forks unsafe
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     demand = DemandPlan(scenario) if scenario.clients else None
     pipeline = EpochPipeline(pool, plan_jobs(scenario), sequenced=None if demand is None else 1)
     app = Application(store, admit=pipeline)
@@ -683,7 +683,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
                     {v["validator"]: (v["power"], v["vote"]) for v in ballot},
                 )
             )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     history = app.query_all("history")
     status = app.query("status")
     proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
@@ -721,6 +721,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     if revenue is not None:
         summary["revenue"] = revenue
     summary["elapsed_seconds"] = elapsed
+    summary["cpu_seconds"] = cpu  # this process's CPU (its threads included; not the helpers')
     return RunResult(summary, history, models, proposals, observations, ballots, usage, rejections, prices)
 
 
@@ -742,7 +743,7 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
     if scenario.clients:  # the state grows with the jobs settled: on disk, as a node keeps it
         with start_helpers() as pool, closing(open_store(out)) as db:
             result = simulate(scenario, db, pool, progress=progress)
-        written = 0.0
+        written = written_cpu = 0.0
     else:  # the state is a few entries per validator and per epoch: in memory, written once at the end
         store = MemoryStore()
         remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
@@ -750,15 +751,17 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
             with start_helpers() as pool:
                 result = simulate(scenario, store, pool, progress=progress)
         finally:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             write_state_file(out, store)  # what was committed, also when the run failed
-            written = time.perf_counter() - started
+            written, written_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     summary = result.summary
     elapsed = summary.pop("elapsed_seconds") + written  # the state file is part of the run's cost
+    cpu = summary.pop("cpu_seconds") + written_cpu
     title = Path(scenario.path).name
     write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, result.ballots)
     write_usage_files(out, title, result.usage, [v.name for v in scenario.validators], scenario.epochs)
-    summary["elapsed_seconds"] = elapsed
+    summary["elapsed_seconds"] = elapsed  # the timings are returned, not written: the files depend on the scenario alone
+    summary["cpu_seconds"] = cpu
     if result.rejections:
         raise DevnetError(
             f"{summary['txs_rejected']} simulated transaction(s) were rejected ({summary['rejections']}); "
