@@ -54,7 +54,15 @@ from chain.crypto import PrivateKey
 from chain.epochs import compute_epoch_start_height
 from chain.errors import InvalidTx
 from chain.params import DEFAULT_PARAMS
-from chain.rules import get_jail, get_price_vote, get_validator_set
+from chain.rules import (
+    get_account,
+    get_jail,
+    get_miss_record,
+    get_price_vote,
+    get_unbondings,
+    get_validator,
+    get_validator_set,
+)
 from chain.store import MemoryStore, State, lanes_cache_bound
 from chain.tx import (
     Msg,
@@ -489,17 +497,19 @@ def read_accounts(app: Application, scenario: Scenario, fees_paid: dict[str, int
     for p in app.query_all("proposals"):
         if p["burned"] or p["status"] in ("deposit_period", "voting_period"):
             spent[p["proposer"]] = spent.get(p["proposer"], 0) + p["total_deposit"]
+    state = State(app.store, app.height)  # the fields of the account and validator queries, read directly
     out = {}
     for spec in scenario.validators:
         address = get_key(spec.name).address
-        v = app.query(f"validator/{address}")
+        stakes, jail = get_validator(state, address), get_jail(state, address)
         wealth = (
-            app.query(f"account/{address}")["balance"]
-            + max(v["stake"], v["pending_stake"])
-            + v["unbonding"]
+            get_account(state, address)["balance"]
+            + max(stakes["stake"], stakes["pending_stake"])
+            + sum(record["amount"] for _, record in get_unbondings(state, address))
             + spent.get(address, 0)
         )
-        out[spec.name] = Account(wealth, fees_paid.get(address, 0), v["missed"], v["slashes"], v["slashed"])
+        missed = get_miss_record(state, address)["missed"]
+        out[spec.name] = Account(wealth, fees_paid.get(address, 0), missed, jail["slashes"], jail["slashed"])
     return out
 
 

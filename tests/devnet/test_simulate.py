@@ -194,6 +194,58 @@ def test_rerun_into_the_same_directory_replaces_the_previous_state(tmp_path: Pat
     assert second["final_height"] == 3 and second["txs_committed"] == 3
 
 
+def test_a_run_that_fails_midway_leaves_what_it_committed_in_state_db_and_no_earlier_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import devnet.simulate
+    from devnet.errors import DevnetError
+    from devnet.scenario import parse_scenario
+
+    (tmp_path / "state.db").write_text("an earlier run's file")
+    calls = []
+
+    def failing_ballot(app: Application, names: dict[str, str]) -> list[dict[str, object]]:
+        calls.append(app.height)
+        if len(calls) == 2:
+            raise DevnetError("stop")
+        return real_ballot(app, names)
+
+    real_ballot = devnet.simulate.read_ballot
+    monkeypatch.setattr(devnet.simulate, "read_ballot", failing_ballot)
+    with pytest.raises(DevnetError, match="stop"):
+        devnet.simulate.run_inproc(parse_scenario(header(5, 2) + fixed("a", 10, 300), "fail.toml"), tmp_path)
+    with closing(SqliteStore(tmp_path / "state.db")) as store:
+        app = Application(store)
+        assert app.height == calls[-1] == 4  # two epochs of two blocks
+        assert app.recompute_app_hash() == app.app_hash
+
+
+def test_the_ballot_read_from_the_state_is_the_validators_query_s(tmp_path: Path) -> None:
+    from chain.store import MemoryStore
+    from devnet.scenario import parse_scenario
+    from devnet.simulate import InlineExecutor, get_key, read_ballot, simulate
+
+    scenario = parse_scenario(MIXED, "mixed.toml")
+    store = MemoryStore()
+    result = simulate(scenario, store, InlineExecutor(), progress=False)
+    app = Application(store)
+    names = {get_key(v.name).address: v.name for v in scenario.validators}
+    expected = [
+        {
+            "validator": names[v["address"]],
+            "power": v["power"],
+            "vote": v["last_vote"],
+            "vote_epoch": v["last_vote_epoch"],
+            "jailed": v["jailed"],
+            "slashes": v["slashes"],
+        }
+        for v in app.query_all("validators")
+        if v["address"] in names
+    ]
+    assert read_ballot(app, names) == expected == result.ballots[-1]
+    assert {row["validator"]: row["vote"] for row in expected} == {"a": 1229, "b": 900, "c": None}  # c never voted
+
+
 # ---------------------------------------------------------------------------------------------
 # Behaviour of the price
 # ---------------------------------------------------------------------------------------------
