@@ -12,8 +12,8 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
 from fractions import Fraction
+from functools import cached_property
 from math import floor
 from pathlib import Path
 from typing import Any

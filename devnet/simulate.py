@@ -14,10 +14,11 @@ The blocks go straight to `finalize_block` and `commit`; there is no mempool in 
 the node's part). Without clients the state is a few entries per validator and per epoch: it lives
 in a `MemoryStore` and the state committed last is written to `state.db` in the output directory
 at the end, in one SQLite transaction (also when the run fails: what it committed). With clients
-it grows with the jobs settled, so the blocks are committed to `state.db` one by one, as before. Two helper processes, at the
-chain process's priority, keep both cores busy: each takes whole epochs, signs their transactions
-and runs the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
-process does the epochs the helpers have not started when it would otherwise wait. Every
+it grows with the jobs settled, so the blocks are committed to `state.db` one by one, as before.
+Two helper processes, at the chain process's priority, keep both cores busy: each takes whole
+epochs, signs their transactions and runs the application's stateless admission step
+(`decode_and_verify`) on them (`EpochPipeline`); this process does the epochs the helpers have not
+started when it would otherwise wait. Every
 signature is verified exactly once. The strategies that read the chain (copycat, cartel,
 free_rider: `devnet.strategies`) are signed here instead, right before their block, from the
 state committed so far. After each epoch the ballot that set the price is read (one pass over
@@ -647,13 +648,16 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
     dynamic = scenario.params.pricing_mode != "voted"
     prices: list[dict[str, int]] = []  # per epoch: each active model's price per token in its last block
-    with lanes_cache_bound(len(scenario.validators) * LANES_BYTES_PER_VALIDATOR), tqdm(
-        total=scenario.epochs * scenario.epoch_length,
-        unit="block",
-        desc="simulating",
-        disable=(not progress) if progress is not None else None,
-        file=sys.stderr,
-    ) as bar:
+    with (
+        lanes_cache_bound(len(scenario.validators) * LANES_BYTES_PER_VALIDATOR),
+        tqdm(
+            total=scenario.epochs * scenario.epoch_length,
+            unit="block",
+            desc="simulating",
+            disable=(not progress) if progress is not None else None,
+            file=sys.stderr,
+        ) as bar,
+    ):
         for epoch in range(scenario.epochs):
             blocks = pipeline.next_epoch()
             jobs: dict[str, list[Job]] = {}
@@ -770,7 +774,7 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
     title = Path(scenario.path).name
     write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, result.ballots)
     write_usage_files(out, title, result.usage, [v.name for v in scenario.validators], scenario.epochs)
-    summary["elapsed_seconds"] = elapsed  # the timings are returned, not written: the files depend on the scenario alone
+    summary["elapsed_seconds"] = elapsed  # the timings are returned, not written: the files follow the scenario alone
     summary["cpu_seconds"] = cpu
     if result.rejections:
         raise DevnetError(

@@ -208,9 +208,9 @@ def compute_strategy_summary(
         for o, m in zip(observations, medians):
             if m is None:
                 continue
-            votes = [o.ballot[name][1] for name in members if name in o.ballot and o.ballot[name][1] is not None]
+            votes = [vote for name in members if name in o.ballot and (vote := o.ballot[name][1]) is not None]
             distance_count += len(votes)
-            distance_sum += Fraction(sum(abs(vote - m[0]) for vote in votes) * 10_000, m[0])  # type: ignore[operator]
+            distance_sum += Fraction(sum(abs(vote - m[0]) for vote in votes) * 10_000, m[0])
         effects = []
         for o in observations:
             without = compute_median_without(o, members)
