@@ -220,7 +220,28 @@ def test_a_run_that_fails_midway_leaves_what_it_committed_in_state_db_and_no_ear
         assert app.recompute_app_hash() == app.app_hash
 
 
-def test_the_ballot_read_from_the_state_is_the_validators_query_s(tmp_path: Path) -> None:
+def test_the_state_db_written_at_the_end_holds_the_rows_of_a_run_committing_every_block_to_sqlite(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from devnet.scenario import parse_scenario
+    from devnet.simulate import InlineExecutor, run_inproc, simulate
+
+    scenario = parse_scenario(MIXED, "mixed.toml")
+    run_inproc(scenario, tmp_path / "memory", progress=False)
+    (tmp_path / "sqlite").mkdir()
+    with closing(SqliteStore(tmp_path / "sqlite" / "state.db")) as store:
+        simulate(scenario, store, InlineExecutor(), progress=False)
+
+    def rows(directory: str) -> list[tuple[object, ...]]:
+        with closing(sqlite3.connect(tmp_path / directory / "state.db")) as db:
+            return [*db.execute("SELECT * FROM state ORDER BY space, key"), *db.execute("SELECT * FROM meta")]
+
+    assert rows("memory") == rows("sqlite") and len(rows("memory")) > 20
+
+
+def test_the_ballot_read_from_the_state_equals_the_validators_query(tmp_path: Path) -> None:
     from chain.store import MemoryStore
     from devnet.scenario import parse_scenario
     from devnet.simulate import InlineExecutor, get_key, read_ballot, simulate
