@@ -50,7 +50,7 @@ LANES_CACHE: ByteBoundedCache[tuple[str, str, str], bytes] = ByteBoundedCache(LA
 
 @contextmanager
 def lanes_cache_bound(max_bytes: int) -> Iterator[None]:
-    """Let LANES_CACHE hold up to `max_bytes` (never less than LANES_CACHE_BYTES) while the block runs, then
+    """Let LANES_CACHE hold up to `max_bytes` (never less than LANES_CACHE_BYTES) inside the `with`, then
     shrink it back: a simulation whose epochs change more entries than the node's bound holds removes
     each entry one epoch after adding it, and would hash it afresh (a cache changes no result)."""
     LANES_CACHE.resize(max(max_bytes, LANES_CACHE_BYTES))
