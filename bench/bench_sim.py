@@ -7,7 +7,9 @@ transactions per second of `run_inproc` (signing, signature verification, finali
 commit on SQLite; the CSV and plot excluded) and the single-core raw verification rate of the
 chain's library (`chain.crypto.verify_signature`) right before and right after each run. The
 machine's speed drifts, so each run's ratio is taken against the mean of its own two raw
-measurements; the median of R runs is reported.
+measurements; the median of R runs is reported, with that run's CPU time in the simulator's main
+process per committed transaction (`run_inproc`'s `cpu_seconds`: the chain's work, the hand-off
+from the helpers and what it signs and admits itself; not the helpers' CPU).
 
 Each case runs twice: quiet, then loaded, while a competing CPU-bound process this bench starts (a
 Python busy loop at normal priority, one core's worth) runs beside it; the raw rate is measured
@@ -83,7 +85,7 @@ def main() -> None:
             modes = {"open": opened}
             if condition == "quiet":
                 modes["commit_reveal"] = dataclasses.replace(opened, vote_mode="commit_reveal")
-            runs: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in modes}
+            runs: dict[str, list[tuple[float, float, float, float]]] = {mode: [] for mode in modes}
             committed = {}
             with competing_process() if condition == "loaded" else nullcontext():
                 for _ in range(args.repeat):
@@ -93,18 +95,21 @@ def main() -> None:
                             summary = run_inproc(scenario, Path(out), progress=False)
                         raw = (before + measure_raw_verify_rate()) / 2
                         rate = summary["txs_committed"] / summary["elapsed_seconds"]
-                        runs[mode].append((rate / raw, rate, raw))
+                        main_us = summary["cpu_seconds"] / summary["txs_committed"] * 1e6
+                        runs[mode].append((rate / raw, rate, raw, main_us))
                         committed[mode] = summary["txs_committed"]
             medians = {mode: statistics.median(mode_runs) for mode, mode_runs in runs.items()}
-            for mode, (ratio, rate, raw) in medians.items():
+            for mode, (ratio, rate, raw, main_us) in medians.items():
                 verdict = f"; {'PASS' if ratio >= target else 'FAIL'}: target ≥ {target:.2f}" if mode == "open" else ""
                 print(
                     f"{validators:>5} validators, {condition:<6} {mode:<13} {epochs} epochs of 10 blocks, "
                     f"{committed[mode]:,} txs: median {rate:,.0f} tx/s against raw verification {raw:,.0f}/s "
-                    f"= {ratio:.2f} (runs: {', '.join(f'{r[0]:.2f}' for r in runs[mode])}{verdict})",
+                    f"= {ratio:.2f} (runs: {', '.join(f'{r[0]:.2f}' for r in runs[mode])}{verdict}); "
+                    f"main process CPU {main_us:.0f} µs per committed tx",
                     flush=True,
                 )
             figures[f"ratio_{condition}_{validators}"] = round(medians["open"][0], 2)
+            figures[f"main_us_per_tx_{condition}_{validators}"] = round(medians["open"][3])
             if condition == "quiet":
                 print(
                     f"{validators:>5} validators, commit_reveal / open throughput (ratios to raw): "

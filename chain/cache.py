@@ -58,6 +58,14 @@ class ByteBoundedCache(Generic[K, V]):
             self.bytes -= evicted
             self.evicted += 1
 
+    def resize(self, max_bytes: int) -> None:
+        """Change the bound; the least recently used entries go until the sum fits it."""
+        self.max_bytes = max_bytes
+        while self.bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.bytes -= evicted
+            self.evicted += 1
+
     def pop(self, key: K) -> V | None:
         """Remove `key` and return its value, or None."""
         entry = self._entries.pop(key, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +46,18 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
 LANES_CACHE_BYTES = 4 * 1024 * 1024  # lanes of recent entries kept: 2 KiB each plus their text
 LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh
 LANES_CACHE: ByteBoundedCache[tuple[str, str, str], bytes] = ByteBoundedCache(LANES_CACHE_BYTES)
+
+
+@contextmanager
+def lanes_cache_bound(max_bytes: int) -> Iterator[None]:
+    """Let LANES_CACHE hold up to `max_bytes` (never less than LANES_CACHE_BYTES) inside the `with`, then
+    shrink it back: a simulation whose epochs change more entries than the node's bound holds removes
+    each entry one epoch after adding it, and would hash it afresh (a cache changes no result)."""
+    LANES_CACHE.resize(max(max_bytes, LANES_CACHE_BYTES))
+    try:
+        yield
+    finally:
+        LANES_CACHE.resize(LANES_CACHE_BYTES)
 
 
 def compute_entry_lanes(space: str, key: str, value: str, keep: bool = True) -> bytes:
@@ -182,7 +195,9 @@ class MemoryStore:
 
     def write_block(self, info: CommitInfo, changes: list[Change]) -> None:
         for space, key, value in changes:
-            data = self.spaces.setdefault(space, SortedDict())
+            data = self.spaces.get(space)
+            if data is None:
+                data = self.spaces[space] = SortedDict()
             if value is None:
                 data.pop(key, None)
             else:

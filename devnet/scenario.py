@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
+from functools import cached_property
 from math import floor
 from pathlib import Path
 from typing import Any
@@ -236,9 +237,10 @@ class Scenario:
     vote_mode: str = DEFAULT_PARAMS.vote_mode
     clients: tuple[ClientSpec, ...] = ()
 
-    @property
+    @cached_property
     def params(self) -> Params:
-        """The chain params of the scenario's genesis: its own, its [params], the chain's defaults for the others."""
+        """The chain params of the scenario's genesis: its own, its [params], the chain's defaults for the others
+        (made once per scenario: the in-process engine reads them every block)."""
         return Params(
             **dict(self.chain_params),
             epoch_length=self.epoch_length,

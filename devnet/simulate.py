@@ -10,11 +10,15 @@ drawn from sha256(seed, name, epoch), so a run depends on the scenario alone. A 
 is a proposal submitted in the first block of its epoch and the validators' votes in the second;
 proposal ids follow the order of submission.
 
-The blocks go straight to `finalize_block` and `commit` on a SQLite store in the output
-directory; there is no mempool in between (that is the node's part). Two helper processes, at the
-chain process's priority, keep both cores busy: each takes whole epochs, signs their transactions
-and runs the application's stateless admission step (`decode_and_verify`) on them (`EpochPipeline`); this
-process does the epochs the helpers have not started when it would otherwise wait. Every
+The blocks go straight to `finalize_block` and `commit`; there is no mempool in between (that is
+the node's part). Without clients the state is a few entries per validator and per epoch: it lives
+in a `MemoryStore` and the state committed last is written to `state.db` in the output directory
+at the end, in one SQLite transaction (also when the run fails: what it committed). With clients
+it grows with the jobs settled, so the blocks are committed to `state.db` one by one, as before.
+Two helper processes, at the chain process's priority, keep both cores busy: each takes whole
+epochs, signs their transactions and runs the application's stateless admission step
+(`decode_and_verify`) on them (`EpochPipeline`); this process does the epochs the helpers have not
+started when it would otherwise wait. Every
 signature is verified exactly once. The strategies that read the chain (copycat, cartel,
 free_rider: `devnet.strategies`) are signed here instead, right before their block, from the
 state committed so far. After each epoch the ballot that set the price is read (one pass over
@@ -51,6 +55,16 @@ from chain.crypto import PrivateKey
 from chain.epochs import compute_epoch_start_height
 from chain.errors import InvalidTx
 from chain.params import DEFAULT_PARAMS
+from chain.rules import (
+    get_account,
+    get_jail,
+    get_miss_record,
+    get_price_vote,
+    get_unbondings,
+    get_validator,
+    get_validator_set,
+)
+from chain.store import MemoryStore, State, lanes_cache_bound
 from chain.tx import (
     Msg,
     MsgBond,
@@ -99,6 +113,10 @@ from .strategies import (
 log = logging.getLogger(__name__)
 
 SIGN_AHEAD_TXS = 8_000  # transactions signed (and admitted) ahead of the chain
+# LtHash lanes kept while a run lasts, per validator: an epoch changes about four entries of each (its
+# account twice, its vote, its stake records), each removed again an epoch later; room for twice that,
+# 2 KiB of lanes plus the entry's text each, so an epoch's entries are still there when they go
+LANES_BYTES_PER_VALIDATOR = 8 * 2600
 KEY_SALT = "uoc-sim"
 
 
@@ -480,17 +498,19 @@ def read_accounts(app: Application, scenario: Scenario, fees_paid: dict[str, int
     for p in app.query_all("proposals"):
         if p["burned"] or p["status"] in ("deposit_period", "voting_period"):
             spent[p["proposer"]] = spent.get(p["proposer"], 0) + p["total_deposit"]
+    state = State(app.store, app.height)  # the fields of the account and validator queries, read directly
     out = {}
     for spec in scenario.validators:
         address = get_key(spec.name).address
-        v = app.query(f"validator/{address}")
+        stakes, jail = get_validator(state, address), get_jail(state, address)
         wealth = (
-            app.query(f"account/{address}")["balance"]
-            + max(v["stake"], v["pending_stake"])
-            + v["unbonding"]
+            get_account(state, address)["balance"]
+            + max(stakes["stake"], stakes["pending_stake"])
+            + sum(record["amount"] for _, record in get_unbondings(state, address))
             + spent.get(address, 0)
         )
-        out[spec.name] = Account(wealth, fees_paid.get(address, 0), v["missed"], v["slashes"], v["slashed"])
+        missed = get_miss_record(state, address)["missed"]
+        out[spec.name] = Account(wealth, fees_paid.get(address, 0), missed, jail["slashes"], jail["slashed"])
     return out
 
 
@@ -519,12 +539,28 @@ def make_genesis(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def open_store(out: Path) -> SqliteStore:
-    """A fresh SQLite state store in the output directory (a previous run's is replaced)."""
+def remove_state_file(out: Path) -> None:
+    """Create the output directory if needed and remove a previous run's `state.db` from it."""
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         (out / f"state.db{suffix}").unlink(missing_ok=True)
+
+
+def open_store(out: Path) -> SqliteStore:
+    """A fresh SQLite state store in the output directory (a previous run's is replaced)."""
+    remove_state_file(out)
     return SqliteStore(out / "state.db")
+
+
+def write_state_file(out: Path, store: MemoryStore) -> None:
+    """Write the state `store` last committed to `state.db` in the output directory, in one transaction
+    (a previous run's file is replaced): the file a run on SQLite would have left, at a fraction of its
+    cost (one SQLite transaction instead of one a block)."""
+    info = store.last_commit()
+    if info is None:
+        return
+    with closing(open_store(out)) as db:
+        db.write_block(info, list(store.entries()))
 
 
 def start_helpers() -> ProcessPoolExecutor:
@@ -567,19 +603,27 @@ class RunResult:
 
 
 def read_ballot(app: Application, names: dict[str, str]) -> list[dict[str, Any]]:
-    """Every validator's power, vote in force (and the epoch it was cast in), jail and slashes, now."""
-    return [
-        {
-            "validator": names[v["address"]],
-            "power": v["power"],
-            "vote": v["last_vote"],
-            "vote_epoch": v["last_vote_epoch"],
-            "jailed": v["jailed"],
-            "slashes": v["slashes"],
-        }
-        for v in app.query_all("validators")
-        if v["address"] in names
-    ]
+    """Every validator's power, vote in force (and the epoch it was cast in), jail and slashes, now: the
+    fields of the `validators` query that the run records, read straight from the committed state (the
+    query's other fields, such as a validator's unbondings, cost a range scan each)."""
+    state = State(app.store, app.height)
+    ballot = []
+    for address, power in get_validator_set(state):
+        if address not in names:
+            continue
+        vote = get_price_vote(state, address)
+        jail = get_jail(state, address)
+        ballot.append(
+            {
+                "validator": names[address],
+                "power": power,
+                "vote": vote["price_ngonka"] if vote else None,
+                "vote_epoch": vote["epoch"] if vote else None,
+                "jailed": jail["jailed"],
+                "slashes": jail["slashes"],
+            }
+        )
+    return ballot
 
 
 def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None = None) -> RunResult:
@@ -588,7 +632,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: it would outlive the run and make later forks unsafe
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     demand = DemandPlan(scenario) if scenario.clients else None
     pipeline = EpochPipeline(pool, plan_jobs(scenario), sequenced=None if demand is None else 1)
     app = Application(store, admit=pipeline)
@@ -604,13 +648,16 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
     dynamic = scenario.params.pricing_mode != "voted"
     prices: list[dict[str, int]] = []  # per epoch: each active model's price per token in its last block
-    with tqdm(
-        total=scenario.epochs * scenario.epoch_length,
-        unit="block",
-        desc="simulating",
-        disable=(not progress) if progress is not None else None,
-        file=sys.stderr,
-    ) as bar:
+    with (
+        lanes_cache_bound(len(scenario.validators) * LANES_BYTES_PER_VALIDATOR),
+        tqdm(
+            total=scenario.epochs * scenario.epoch_length,
+            unit="block",
+            desc="simulating",
+            disable=(not progress) if progress is not None else None,
+            file=sys.stderr,
+        ) as bar,
+    ):
         for epoch in range(scenario.epochs):
             blocks = pipeline.next_epoch()
             jobs: dict[str, list[Job]] = {}
@@ -650,7 +697,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
                     {v["validator"]: (v["power"], v["vote"]) for v in ballot},
                 )
             )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     history = app.query_all("history")
     status = app.query("status")
     proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
@@ -688,6 +735,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     if revenue is not None:
         summary["revenue"] = revenue
     summary["elapsed_seconds"] = elapsed
+    summary["cpu_seconds"] = cpu  # this process's CPU (its threads included; not the helpers')
     return RunResult(summary, history, models, proposals, observations, ballots, usage, rejections, prices)
 
 
@@ -706,14 +754,28 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
         scenario.epoch_length,
         scenario.seed,
     )
-    with start_helpers() as pool, closing(open_store(out)) as store:
-        result = simulate(scenario, store, pool, progress=progress)
+    if scenario.clients:  # the state grows with the jobs settled: on disk, as a node keeps it
+        with start_helpers() as pool, closing(open_store(out)) as db:
+            result = simulate(scenario, db, pool, progress=progress)
+        written = written_cpu = 0.0
+    else:  # the state is a few entries per validator and per epoch: in memory, written once at the end
+        store = MemoryStore()
+        remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
+        try:
+            with start_helpers() as pool:
+                result = simulate(scenario, store, pool, progress=progress)
+        finally:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            write_state_file(out, store)  # what was committed, also when the run failed
+            written, written_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     summary = result.summary
-    elapsed = summary.pop("elapsed_seconds")
+    elapsed = summary.pop("elapsed_seconds") + written  # the state file is part of the run's cost
+    cpu = summary.pop("cpu_seconds") + written_cpu
     title = Path(scenario.path).name
     write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, result.ballots)
     write_usage_files(out, title, result.usage, [v.name for v in scenario.validators], scenario.epochs)
-    summary["elapsed_seconds"] = elapsed
+    summary["elapsed_seconds"] = elapsed  # the timings are returned, not written: the files follow the scenario alone
+    summary["cpu_seconds"] = cpu
     if result.rejections:
         raise DevnetError(
             f"{summary['txs_rejected']} simulated transaction(s) were rejected ({summary['rejections']}); "

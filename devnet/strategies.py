@@ -203,13 +203,14 @@ def compute_strategy_summary(
     for strategy in sorted({v.strategy for v in scenario.validators}):
         members = {v.name for v in scenario.validators if v.strategy == strategy}
         rewards = sum(compute_rewards(start[name], end[name]) for name in members)
-        distances = [
-            compute_bps(o.ballot[name][1], m[0])  # type: ignore[arg-type]
-            for o, m in zip(observations, medians)
-            if m is not None
-            for name in sorted(members)
-            if name in o.ballot and o.ballot[name][1] is not None
-        ]
+        # the distances summed exactly, one Fraction per epoch (the epoch's median is their common reference)
+        distance_count, distance_sum = 0, Fraction(0)
+        for o, m in zip(observations, medians):
+            if m is None:
+                continue
+            votes = [vote for name in members if name in o.ballot and (vote := o.ballot[name][1]) is not None]
+            distance_count += len(votes)
+            distance_sum += Fraction(sum(abs(vote - m[0]) for vote in votes) * 10_000, m[0])
         effects = []
         for o in observations:
             without = compute_median_without(o, members)
@@ -223,7 +224,7 @@ def compute_strategy_summary(
             "misses": sum(end[name].missed for name in members),
             "jails": sum(end[name].jails for name in members),
             "slashed": sum(end[name].slashed for name in members),
-            "vote_distance_mean_bps": _round(sum(distances) / len(distances)) if distances else None,
+            "vote_distance_mean_bps": _round(distance_sum / distance_count) if distance_count else None,
             "price_effect_mean_bps": _round(sum(effects) / len(effects)) if effects else None,
             "price_effect_max_bps": _round(max(effects)) if effects else None,
         }

@@ -26,6 +26,7 @@ from chain.store import (
     State,
     compute_entry_lanes,
     compute_lthash,
+    lanes_cache_bound,
 )
 from chain.tx import MsgSend
 from tests.helpers import ADDR, make_app, make_genesis, signed
@@ -61,6 +62,41 @@ def test_the_counted_bytes_are_the_sum_of_the_kept_entries_and_never_exceed_the_
     kept = {key: sizes[key] for key in range(10) if key in cache}
     assert cache.bytes == sum(size + ENTRY_OVERHEAD for size in kept.values()) <= 1500
     assert all(cache.get(key) == size for key, size in kept.items())
+
+
+@given(
+    st.lists(st.integers(0, 300), max_size=30),
+    st.integers(0, 3000),
+)
+def test_resizing_keeps_the_most_recent_entries_that_fit_the_new_bound(sizes, bound):
+    cache: ByteBoundedCache[int, int] = ByteBoundedCache(3000)
+    for key, size in enumerate(sizes):
+        cache.put(key, size, size)
+    before = [key for key in range(len(sizes)) if key in cache]
+    cache.resize(bound)
+    after = [key for key in range(len(sizes)) if key in cache]
+    assert cache.max_bytes == bound and cache.bytes == sum(sizes[k] + ENTRY_OVERHEAD for k in after) <= bound
+    assert after == before[len(before) - len(after) :]  # the oldest went first
+    fitting = 0  # and no more went than needed
+    for key in reversed(before):
+        if fitting + sizes[key] + ENTRY_OVERHEAD > bound:
+            break
+        fitting += sizes[key] + ENTRY_OVERHEAD
+    assert cache.bytes == fitting
+
+
+def test_the_lanes_cache_holds_more_inside_a_larger_bound_and_shrinks_back_after():
+    LANES_CACHE.clear()
+    entries = 3 * LANES_CACHE_BYTES // LTHASH_BYTES
+    evicted = LANES_CACHE.evicted
+    with lanes_cache_bound(4 * LANES_CACHE_BYTES):
+        lanes = [compute_entry_lanes("s", str(i), "v") for i in range(entries)]
+        assert len(LANES_CACHE) == entries and LANES_CACHE.evicted == evicted
+    assert LANES_CACHE.max_bytes == LANES_CACHE_BYTES and 0 < LANES_CACHE.bytes <= LANES_CACHE_BYTES
+    assert LANES_CACHE.get(("s", str(entries - 1), "v")) == lanes[-1]  # the most recent stayed
+    with lanes_cache_bound(LANES_CACHE_BYTES // 2):  # never below the node's bound
+        assert LANES_CACHE.max_bytes == LANES_CACHE_BYTES
+    LANES_CACHE.clear()
 
 
 def test_the_verify_cache_is_bounded_in_bytes_and_an_evicted_tx_is_verified_again_in_its_block(monkeypatch):

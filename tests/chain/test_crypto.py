@@ -139,6 +139,16 @@ def test_private_key_from_name_is_deterministic_and_name_dependent():
     assert PrivateKey.from_name("x", salt="s1").address != PrivateKey.from_name("x", salt="s2").address
 
 
+@given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=2048))
+def test_signatures_made_with_libsodium_are_byte_for_byte_openssls_and_verify(seed: bytes, message: bytes):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = PrivateKey(seed)
+    signature = key.sign(message)
+    assert signature == Ed25519PrivateKey.from_private_bytes(seed).sign(message)
+    assert verify_signature(key.pubkey, signature, message)
+
+
 def test_private_key_rebuilt_from_its_seed_has_the_same_address_and_signatures():
     again = PrivateKey(KEY.seed())
     assert again.address == KEY.address
