@@ -192,6 +192,32 @@ class MemoryStore:
 
 _DELETED = None  # an overlay value of None marks a deletion
 
+Entry = tuple[str, str]  # (space, key)
+EXECUTION_ENTRY_BYTES = 96  # an Execution's bytes per entry beyond its text: the dict slot, tuple and strings
+
+
+@dataclass
+class Execution:
+    """What one transaction's run on a State did, recorded for its reuse (docs/design.md, "One execution per
+    transaction"): the text of every entry it read from below its own layers (None: absent), the entries its
+    layer wrote, its counter deltas, its gas. `reusable` is false if it read a key range (`State.iterate`):
+    a range is not a set of point reads that can be compared again."""
+
+    depth: int  # the layers below the transaction when it started: reads found there are its inputs
+    reads: dict[Entry, str | None]
+    writes: dict[Entry, str | None] | None = None  # its layer at `keep` (None: it did not finish)
+    deltas: dict[str, int] | None = None
+    gas_used: int = 0
+    reusable: bool = True
+
+    def compute_size(self) -> int:
+        """The bytes this record keeps alive (for its cache's bound)."""
+        size = 0
+        for entries in (self.reads, self.writes or {}):
+            for (space, key), raw in entries.items():
+                size += EXECUTION_ENTRY_BYTES + len(space) + len(key) + (0 if raw is None else len(raw))
+        return size + EXECUTION_ENTRY_BYTES * (1 + len(self.deltas or {}))
+
 
 class State:
     """A block's working view of the state: overlay layers over a Store, with typed JSON values."""
@@ -210,6 +236,10 @@ class State:
         # a view lives): a second read of it, and compute_commit's old value, read no store again
         self.committed: dict[tuple[str, str], str | None] = {}
         self.tx_hash = ""  # the hash of the transaction running (settlements record it)
+        # per layer, the counter deltas written by `add_delta` (counters no transaction reads: the fee pool, the
+        # held usage fees); the block's end writes their sum once (`take_deltas`, chain.rules.process_counter_deltas)
+        self.deltas: list[dict[str, int]] = [{}]
+        self.recording: Execution | None = None  # while set, the transaction's reads and writes are recorded
 
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
@@ -224,9 +254,20 @@ class State:
                 raw = self.committed[entry]
             else:
                 raw = self.committed[entry] = self.store.get(space, key)
+        if self.recording is not None:
+            self._record_read(space, key, raw)
         if self.meter is not None:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
+
+    def _record_read(self, space: str, key: str, raw: str | None) -> None:
+        """Record a read of the recorded transaction found below its own layers (the first one of the entry)."""
+        recording = self.recording
+        assert recording is not None
+        entry = (space, key)
+        if entry in recording.reads or any(entry in layer for layer in self.layers[recording.depth :]):
+            return
+        recording.reads[entry] = raw
 
     def get(self, space: str, key: str, *, keep: bool = True) -> Any:
         """The decoded value of an entry, or None if absent (`keep` false: a bulk read, which does not
@@ -247,6 +288,19 @@ class State:
             self.meter.consume_write(0)
         self._write(space, key, _DELETED)
 
+    def add_delta(self, name: str, amount: int) -> None:
+        """Add `amount` to the top layer's delta of counter `name` (a write of no bytes for the meter)."""
+        if self.meter is not None:
+            self.meter.consume_write(0)
+        top = self.deltas[-1]
+        top[name] = top.get(name, 0) + amount
+
+    def take_deltas(self) -> dict[str, int]:
+        """The counter deltas of the block so far, summed (no layer open), and forget them."""
+        assert len(self.layers) == 1, "an open transaction layer remains"
+        deltas, self.deltas = self.deltas[0], [{}]
+        return deltas
+
     def _write(self, space: str, key: str, raw: str | None) -> None:
         """Record a write in the top layer and its key among the space's written keys."""
         top = self.layers[-1]
@@ -266,6 +320,8 @@ class State:
 
         A merge of the store's range scan with the keys written in that range: its cost follows the
         entries taken and the writes in the range, never the size of the space."""
+        if self.recording is not None:
+            self.recording.reusable = False
         index = self.sorted_written.get(space)
         if index is None:
             index = self.sorted_written[space] = SortedList(self.written.pop(space, ()))
@@ -313,20 +369,54 @@ class State:
     def begin(self) -> None:
         """Open a nested layer (one transaction)."""
         self.layers.append({})
+        self.deltas.append({})
 
     def keep(self) -> None:
-        """Fold the top layer into the one below."""
+        """Fold the top layer into the one below (a recorded transaction's own layer: its writes recorded)."""
         top = self.layers.pop()
+        deltas = self.deltas.pop()
+        recording = self.recording
+        if recording is not None and len(self.layers) == recording.depth:
+            recording.writes, recording.deltas = top, deltas
         self.layers[-1].update(top)
+        below = self.deltas[-1]
+        for name, amount in deltas.items():
+            below[name] = below.get(name, 0) + amount
 
     def discard(self) -> None:
         """Drop the top layer and everything written in it."""
         self.layers.pop()
+        self.deltas.pop()
+
+    # -- recorded executions ----------------------------------------------------------------
+    def start_recording(self) -> Execution:
+        """Record the reads and writes of the transaction about to run here (until `stop_recording`)."""
+        self.recording = Execution(len(self.layers), {})
+        return self.recording
+
+    def stop_recording(self) -> None:
+        """Stop recording."""
+        self.recording = None
+
+    def is_unchanged(self, reads: dict[Entry, str | None]) -> bool:
+        """Whether every entry of `reads` has the same text here now (None: still absent)."""
+        get_raw = self.get_raw
+        return all(get_raw(space, key) == raw for (space, key), raw in reads.items())
+
+    def apply_execution(self, execution: Execution) -> None:
+        """Apply a recorded transaction's writes and deltas as one layer, as its run would have."""
+        assert execution.writes is not None and execution.deltas is not None
+        self.begin()
+        for (space, key), raw in execution.writes.items():
+            self._write(space, key, raw)
+        self.deltas[-1].update(execution.deltas)
+        self.keep()
 
     # -- committing -------------------------------------------------------------------------
     def compute_commit(self) -> tuple[CommitInfo, list[Change]]:
         """The commit info (with the new app hash) and the block's net changes, sorted."""
         assert len(self.layers) == 1, "an open transaction layer remains"
+        assert not self.deltas[0], "counter deltas remain unwritten (chain.rules.process_counter_deltas)"
         acc = LtHash(self.base_lthash)
         added: list[bytes] = []
         removed: list[bytes] = []
