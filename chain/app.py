@@ -331,14 +331,13 @@ class Application:
     def _apply(self, state: State, tx: Tx, *, record: bool = False) -> TxResult:
         """Apply a transaction whose signature is verified to `state`: from its admission's record if
         every entry that read has the same text here (`State.is_unchanged`), else by its rules; with
-        `record` (admission), keep the record of this run in the execution cache."""
-        if not record:
-            execution = self.execution_cache.get(tx.hash)
-            if execution is not None and state.is_unchanged(execution.reads):
-                state.apply_execution(execution)
-                state.tx_hash = tx.hash
-                self.reused += 1
-                return TxResult(hash=tx.hash, gas_used=execution.gas_used)
+        `record` (admission, the check state), keep the record of that run in the execution cache."""
+        execution = self.execution_cache.get(tx.hash)
+        if execution is not None and state.is_unchanged(execution.reads):
+            state.apply_execution(execution)  # a re-check after a commit too: the record holds
+            state.tx_hash = tx.hash
+            self.reused += 1
+            return TxResult(hash=tx.hash, gas_used=execution.gas_used)
         self.executions += 1
         execution = state.start_recording() if record else None
         try:

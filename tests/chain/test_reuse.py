@@ -292,3 +292,17 @@ def test_the_fee_pools_size_does_not_change_a_txs_gas():
     gas = app.simulate(raw).gas_used
     run_block(app, [signed("f", seq(app, "f"), MsgSend(ADDR["g"], 1), fee=10**6)])  # the pool grows 7 digits
     assert app.simulate(raw).gas_used == gas
+
+
+def test_the_re_check_after_a_commit_applies_the_record_of_a_tx_whose_reads_are_unchanged():
+    app, other = fresh(), fresh()
+    first = signed("d", seq(app, "d"), MsgSend(ADDR["e"], 10), fee=5)
+    second = signed("d", seq(app, "d") + 1, MsgSend(ADDR["g"], 10), fee=5)
+    assert all(r.ok for r in app.check_txs([first, second]))
+    run_block(app, [first])
+    assert app.check_txs([second])[0].ok  # the mempool's re-check: the committed state is what it read
+    assert (app.executions, app.reused) == (2, 2)
+    run_block(app, [second])
+    assert (app.executions, app.reused) == (2, 3)
+    run_block(other, [first]), run_block(other, [second])
+    assert app.app_hash == other.app_hash
