@@ -182,7 +182,9 @@ class MemoryStore:
 
     def write_block(self, info: CommitInfo, changes: list[Change]) -> None:
         for space, key, value in changes:
-            data = self.spaces.setdefault(space, SortedDict())
+            data = self.spaces.get(space)
+            if data is None:  # not setdefault: it would build a SortedDict for every change
+                data = self.spaces[space] = SortedDict()
             if value is None:
                 data.pop(key, None)
             else:
