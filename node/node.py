@@ -519,7 +519,7 @@ class NodeCore:
             (
                 "uoc_tx_records_applied",
                 "counter",
-                "Transactions applied from the record of their admission (blocks, re-checks) without running their rules.",
+                "Transactions applied from their admission's record (blocks, re-checks) without running their rules.",
                 [({}, self.app.reused)],
             ),
         ]
