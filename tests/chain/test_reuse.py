@@ -47,11 +47,11 @@ PROVIDERS = "eg"
 NAMES = "abcdefg"
 
 
-def build_base() -> Application:
+def build_base(**params) -> Application:
     """A chain at height 6 with model m1 active: a, b, c validators; d and f requesters with funded
-    escrows, e and g providers."""
+    escrows, e and g providers (PARAMS, changed by `params`)."""
     balances = {"a": 1000, "b": 1000, "c": 1000, "d": 10**7, "e": 1000, "f": 10**7, "g": 1000}
-    app = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, balances, **PARAMS))
+    app = make_app(make_genesis({"a": 50, "b": 30, "c": 20}, balances, **{**PARAMS, **params}))
     run_block(app, [signed("e", 0, MsgSubmitProposal(RegisterModel("m1", 2), 100))])
     run_block(app, [signed("a", 0, MsgVote(1, "yes")), signed("b", 0, MsgVote(1, "yes"))])
     run_block(app, [signed("d", 0, MsgFundEscrow(10**6)), signed("f", 0, MsgFundEscrow(10**6))])
@@ -61,6 +61,7 @@ def build_base() -> Application:
 
 
 BASE = build_base()
+DYNAMIC = build_base(pricing_mode="dynamic")  # settlements also count their model's tokens (`dblock`)
 
 
 def settle(provider: str, requester: str, request_id: str, tokens: int, expires_at: int) -> MsgSettleUsage:
@@ -76,9 +77,9 @@ def settle(provider: str, requester: str, request_id: str, tokens: int, expires_
     return MsgSettleUsage(receipt, sign_receipt(KEYS[requester], CHAIN_ID, receipt))
 
 
-def fresh() -> Application:
-    """A copy of the base chain, its counters at 0."""
-    app = copy.deepcopy(BASE)
+def fresh(base: Application = BASE) -> Application:
+    """A copy of a base chain, its counters at 0."""
+    app = copy.deepcopy(base)
     app.executions = app.reused = 0
     return app
 
@@ -142,9 +143,10 @@ def build_txs(app: Application, actions, round_no: int) -> list[bytes]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rounds=st.lists(ROUND, min_size=1, max_size=5))
-def test_a_node_that_admitted_the_txs_gives_the_same_results_and_app_hashes_as_one_that_did_not(rounds):
-    reusing, running = fresh(), fresh()
+@given(rounds=st.lists(ROUND, min_size=1, max_size=5), dynamic=st.booleans())
+def test_a_node_that_admitted_the_txs_gives_the_same_results_and_app_hashes_as_one_that_did_not(rounds, dynamic):
+    base = DYNAMIC if dynamic else BASE
+    reusing, running = fresh(base), fresh(base)
     for number, spec in enumerate(rounds):
         raws = build_txs(running, spec["actions"], number)
         reusing.check_txs(raws)
