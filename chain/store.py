@@ -195,7 +195,7 @@ class MemoryStore:
 _DELETED = None  # an overlay value of None marks a deletion
 
 Entry = tuple[str, str]  # (space, key)
-EXECUTION_ENTRY_BYTES = 96  # an Execution's bytes per entry beyond its text: the dict slot, tuple and strings
+EXECUTION_ENTRY_BYTES = 256  # an Execution's bytes per entry beyond its value's text: its key, the dict slot, tuple
 
 
 @dataclass
@@ -214,11 +214,10 @@ class Execution:
 
     def compute_size(self) -> int:
         """The bytes this record keeps alive (for its cache's bound)."""
-        size = 0
-        for entries in (self.reads, self.writes or {}):
-            for (space, key), raw in entries.items():
-                size += EXECUTION_ENTRY_BYTES + len(space) + len(key) + (0 if raw is None else len(raw))
-        return size + EXECUTION_ENTRY_BYTES * (1 + len(self.deltas or {}))
+        writes = self.writes or {}
+        texts = sum(len(raw) for raw in self.reads.values() if raw is not None)
+        texts += sum(len(raw) for raw in writes.values() if raw is not None)
+        return texts + EXECUTION_ENTRY_BYTES * (1 + len(self.reads) + len(writes) + len(self.deltas or {}))
 
 
 class State:
@@ -246,29 +245,28 @@ class State:
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
         """The committed-or-pending canonical text of an entry, or None."""
+        entry = (space, key)
         for layer in reversed(self.layers):
-            if (space, key) in layer:
-                raw = layer[(space, key)]
+            if entry in layer:
+                raw = layer[entry]
                 break
         else:
-            entry = (space, key)
             if entry in self.committed:
                 raw = self.committed[entry]
             else:
                 raw = self.committed[entry] = self.store.get(space, key)
-        if self.recording is not None:
-            self._record_read(space, key, raw)
+        recording = self.recording
+        if recording is not None and entry not in recording.reads:
+            self._record_read(recording, entry, raw)
         if self.meter is not None:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
 
-    def _record_read(self, space: str, key: str, raw: str | None) -> None:
-        """Record a read of the recorded transaction found below its own layers (the first one of the entry)."""
-        recording = self.recording
-        assert recording is not None
-        entry = (space, key)
-        if entry in recording.reads or any(entry in layer for layer in self.layers[recording.depth :]):
-            return
+    def _record_read(self, recording: Execution, entry: Entry, raw: str | None) -> None:
+        """Record the first read of an entry that the recorded transaction found below its own layers."""
+        for layer in self.layers[recording.depth :]:
+            if entry in layer:
+                return  # its own write: not an input
         recording.reads[entry] = raw
 
     def get(self, space: str, key: str, *, keep: bool = True) -> Any:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.app import EXECUTION_CACHE_BYTES, Application
-from chain.store import MemoryStore, State
+from chain.store import EXECUTION_ENTRY_BYTES, MemoryStore, State
 from chain.tx import (
     MsgDispute,
     MsgFundEscrow,
@@ -256,7 +256,8 @@ def test_a_recording_holds_the_reads_from_below_the_transaction_and_its_writes()
     assert execution.reads == {("acct", ADDR["a"]): account, ("acct", "nobody"): None}
     assert execution.writes == {("acct", ADDR["a"]): '{"balance":1}'}
     assert execution.deltas == {"fees": 4}
-    assert 0 < execution.compute_size() < 1024
+    # the texts it holds, and per entry (2 reads, 1 write, 1 delta, the record) EXECUTION_ENTRY_BYTES
+    assert execution.compute_size() == len(account) + len('{"balance":1}') + 5 * EXECUTION_ENTRY_BYTES
 
 
 def test_the_execution_cache_is_bounded_in_bytes():
