@@ -309,3 +309,18 @@ def test_the_re_check_after_a_commit_applies_the_record_of_a_tx_whose_reads_are_
     assert (app.executions, app.reused) == (2, 3)
     run_block(other, [first]), run_block(other, [second])
     assert app.app_hash == other.app_hash
+
+
+def test_a_fee_paid_in_an_epochs_last_block_is_in_that_epochs_payout():
+    app = fresh()
+    run_until(app, 2 * EPOCH - 1)
+    pool, epoch_fees = app.query("fees")["pool"], app.query("fees")["epoch"]
+    before = {n: app.query("account/" + ADDR[n])["balance"] for n in VALIDATORS}
+    result = run_block(app, [signed("d", seq(app, "d"), MsgSend(ADDR["e"], 1), fee=1_000)])
+    assert result.epoch_ended
+    paid = {n: app.query("account/" + ADDR[n])["balance"] - before[n] for n in VALIDATORS}
+    assert sum(paid.values()) + app.query("fees")["pool"] == pool + 1_000
+    assert paid == {"a": 500, "b": 300, "c": 200}
+    assert app.query("fees")["epoch"] == 0
+    (ended,) = [h for h in app.query_all("history") if h["epoch"] == result.epoch]
+    assert ended["fees_collected"] == epoch_fees + 1_000
