@@ -372,6 +372,12 @@ def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext
             + ", ".join(f"{v:,.0f} for {c:,.0f} txs ({r:.3f}/tx)" for v, c, r in zip(verified, committed, per_tx))
             + f"; verify cache evictions {', '.join(f'{e:,.0f}' for e in evicted)}"
         )
+        runs = [read_counter(a, "uoc_tx_rule_runs_total") for a in metrics]
+        applied = [read_counter(a, "uoc_tx_records_applied_total") for a in metrics]
+        print(
+            "rule runs per node (admission, re-checks, blocks; records applied instead): "
+            + ", ".join(f"{r / c:.2f}/tx ({a / c:.2f}/tx)" for r, a, c in zip(runs, applied, committed))
+        )
         cpu_us = [c * 1e6 / len(done) for c in cpu]
         print(f"CPU per committed tx per node: {', '.join(f'{c:,.0f} µs' for c in cpu_us)}")
         figures = {

@@ -22,6 +22,14 @@ from the full cache makes a transaction be verified a second time. The applicati
 `admit` function as a parameter, so a node can count what it verifies and the simulator can run it
 in other processes.
 
+Each transaction's rules run once per node: its admission on the check state records what it read
+and wrote (`store.Execution`, kept by tx hash in the execution cache, a `ByteBoundedCache` of
+EXECUTION_CACHE_BYTES); a block applies that record's writes instead of running the rules again when
+every entry it read has the same text on the block's state (else the rules run). The check state is
+the next block's state before its transactions (`process_block_start` at the next height), so the
+reads of the height match. `executions` counts the rules' runs, `reused` the records applied
+(docs/design.md, "One execution per transaction").
+
 A block's evidence (double signs, as JSON: `chain.evidence`) is processed after the height advances
 and before the transactions: each piece is verified (signatures included) and punishes its
 validator (`rules.process_evidence`); one invalid piece makes the whole block invalid (InvalidEvidence).
@@ -43,10 +51,11 @@ from .gas import compute_min_fee
 from .genesis import process_genesis
 from .params import Params
 from .queries import QueryContext, run_query, run_query_all
-from .store import Change, CommitInfo, State, Store, compute_lthash
+from .store import Change, CommitInfo, Execution, State, Store, compute_lthash
 from .tx import Tx, decode_and_verify, decode_tx
 
 ADMITTED_CACHE_BYTES = 256 * 1024 * 1024  # the verify cache: decoded, signature-verified txs by raw bytes
+EXECUTION_CACHE_BYTES = 64 * 1024 * 1024  # the execution cache: admitted txs' recorded reads and writes by hash
 Admit = Callable[[list[bytes]], "list[Tx | InvalidTx]"]
 
 
@@ -101,10 +110,22 @@ class Application:
         self.height = info.height if info else -1
         self.app_hash = info.app_hash if info else ""
         self._lthash = info.lthash if info else None
-        self._check_state = self._new_state()
+        # tx hash -> what its admission did (`store.Execution`), for its block to apply without running it again
+        self.execution_cache: ByteBoundedCache[str, Execution] = ByteBoundedCache(EXECUTION_CACHE_BYTES)
+        self.executions = 0  # transactions whose rules ran (admission and blocks; not `simulate`)
+        self.reused = 0  # transactions of blocks applied from their admission's record
+        self._check_state = self._new_check_state()
 
     def _new_state(self) -> State:
         return State(self.store, self.height, self._lthash)
+
+    def _new_check_state(self) -> State:
+        """The state mempool admission runs on: the next block's, before its transactions."""
+        if self.height < 0:
+            return self._new_state()
+        state = State(self.store, self.height + 1, self._lthash)
+        rules.process_block_start(state, self.height + 1)
+        return state
 
     # -- ABCI -------------------------------------------------------------------------------
     def init_chain(self, genesis: dict[str, Any]) -> str:
@@ -138,7 +159,7 @@ class Application:
         if tx.fee < least:
             log = f"fee is {tx.fee} ngonka; this node admits a gas limit of {tx.gas_limit} for at least {least}"
             return TxResult(tx.hash, "insufficient_fee", log)
-        return self._apply(self._check_state, tx)
+        return self._apply(self._check_state, tx, record=True)
 
     def simulate(self, raw: bytes) -> TxResult:
         """Run a transaction on top of the check state without its gas limit, fee minimum or signature
@@ -237,6 +258,8 @@ class Application:
             results = [
                 tx if isinstance(tx, TxResult) else self._apply(state, tx) for tx in self._admit(txs, keep=False)
             ]
+        for result in results:
+            self.execution_cache.pop(result.hash)  # committed (or refused: its record is stale)
         rules.process_block_end(state)
         info, changes = state.compute_commit()
         self._pending = (info, changes)
@@ -306,18 +329,36 @@ class Application:
             for tx in self._verify(raws, keep=keep)
         ]
 
-    def _apply(self, state: State, tx: Tx) -> TxResult:
-        """Apply a transaction whose signature is verified to `state`."""
+    def _apply(self, state: State, tx: Tx, *, record: bool = False) -> TxResult:
+        """Apply a transaction whose signature is verified to `state`: from its admission's record if
+        every entry that read has the same text here (`State.is_unchanged`), else by its rules; with
+        `record` (admission, the check state), keep the record of that run in the execution cache."""
+        execution = self.execution_cache.get(tx.hash)
+        if execution is not None and state.is_unchanged(execution.reads):
+            state.apply_execution(execution)  # a re-check after a commit too: the record holds
+            state.tx_hash = tx.hash
+            self.reused += 1
+            return TxResult(hash=tx.hash, gas_used=execution.gas_used)
+        self.executions += 1
+        execution = state.start_recording() if record else None
         try:
             gas_used = rules.process_tx(state, tx)
         except InvalidTx as exc:
             return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
+        finally:
+            state.stop_recording()
+        if execution is not None:
+            if execution.reusable and execution.writes is not None:
+                execution.gas_used = gas_used
+                self.execution_cache.put(tx.hash, execution, execution.compute_size())
+            else:
+                self.execution_cache.pop(tx.hash)
         return TxResult(hash=tx.hash, gas_used=gas_used)
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash
         self._proposal = None
-        self._check_state = self._new_state()
+        self._check_state = self._new_check_state()
 
     def recompute_app_hash(self) -> str:
         """Recompute the app hash from every committed entry (slow; for export and audits)."""

@@ -10,6 +10,7 @@ it uses while it runs the transaction, from this table:
 | each message, by kind | `GAS_PER_MESSAGE[@type]` (`GAS_PER_MESSAGE_DEFAULT` for a kind not listed) |
 | each state entry read (a point read, hit or miss) | `GAS_PER_READ` + `GAS_PER_READ_BYTE` × its bytes |
 | each state entry written or deleted | `GAS_PER_WRITE` + `GAS_PER_WRITE_BYTE` × its new bytes |
+| each counter delta (a fee into the fee pool, a held usage fee: `State.add_delta`), read never | `GAS_PER_WRITE` |
 
 Reads and writes are counted by the block's `State` overlay while a meter is attached (the
 transaction's own work only: the end-of-block and epoch steps are not charged to anyone). Using more

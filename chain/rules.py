@@ -309,8 +309,7 @@ def process_fee_payment(state: State, sender: str, account: dict[str, Any], fee:
         {**account, "balance": account["balance"] - fee, "sequence": account["sequence"] + 1, "pubkey": pubkey},
     )
     if fee:
-        fees = get_fees(state)
-        state.set("meta", "fees", {"pool": fees["pool"] + fee, "epoch": fees["epoch"] + fee})
+        process_counter_add(state, "fees", fee)
 
 
 def process_message(state: State, sender: str, msg: Msg) -> None:
@@ -462,6 +461,26 @@ def process_gov_counter(state: State, name: str, delta: int) -> int:
     value = (state.get("meta", name) or 0) + delta
     state.set("meta", name, value)
     return value
+
+
+def process_counter_add(state: State, name: str, delta: int) -> None:
+    """Add `delta` to a counter no transaction reads ("fees": the fee pool and the epoch's fees; else a
+    counter of `meta`): inside a transaction as a delta of the State, which the block's end writes once
+    (`process_counter_deltas`), so that transactions do not read it; outside one at once."""
+    if state.meter is None:  # no transaction runs
+        process_counter_deltas(state, {name: delta})
+    else:
+        state.add_delta(name, delta)
+
+
+def process_counter_deltas(state: State, deltas: dict[str, int]) -> None:
+    """Add counter deltas to their counters, by name."""
+    for name, delta in sorted(deltas.items()):
+        if name == "fees":
+            fees = get_fees(state)
+            state.set("meta", "fees", {"pool": fees["pool"] + delta, "epoch": fees["epoch"] + delta})
+        else:
+            process_gov_counter(state, name, delta)
 
 
 def compute_queue_key(height: int, proposal_id: int) -> str:
@@ -896,7 +915,8 @@ def process_block_end(state: State) -> None:
     """End the governance periods due at this height, release the unbonding entries due, forget the
     offences too old for evidence, run the block-end rules other modules registered
     (`BLOCK_END_RULES`: usage's withdrawals and dispute windows), then, at an epoch's last block, the
-    epoch."""
+    epoch; first the block's transactions' counter deltas (the fee pool, the held usage fees)."""
+    process_counter_deltas(state, state.take_deltas())
     process_proposal_queue(state)
     process_unbonding_releases(state)
     process_evidence_pruning(state)

@@ -196,7 +196,7 @@ class MemoryStore:
     def write_block(self, info: CommitInfo, changes: list[Change]) -> None:
         for space, key, value in changes:
             data = self.spaces.get(space)
-            if data is None:
+            if data is None:  # not setdefault: it would build a SortedDict for every change
                 data = self.spaces[space] = SortedDict()
             if value is None:
                 data.pop(key, None)
@@ -206,6 +206,31 @@ class MemoryStore:
 
 
 _DELETED = None  # an overlay value of None marks a deletion
+
+Entry = tuple[str, str]  # (space, key)
+EXECUTION_ENTRY_BYTES = 256  # an Execution's bytes per entry beyond its value's text: its key, the dict slot, tuple
+
+
+@dataclass
+class Execution:
+    """What one transaction's run on a State did, recorded for its reuse (docs/design.md, "One execution per
+    transaction"): the text of every entry it read from below its own layers (None: absent), the entries its
+    layer wrote, its counter deltas, its gas. `reusable` is false if it read a key range (`State.iterate`):
+    a range is not a set of point reads that can be compared again."""
+
+    depth: int  # the layers below the transaction when it started: reads found there are its inputs
+    reads: dict[Entry, str | None]
+    writes: dict[Entry, str | None] | None = None  # its layer at `keep` (None: it did not finish)
+    deltas: dict[str, int] | None = None
+    gas_used: int = 0
+    reusable: bool = True
+
+    def compute_size(self) -> int:
+        """The bytes this record keeps alive (for its cache's bound)."""
+        writes = self.writes or {}
+        texts = sum(len(raw) for raw in self.reads.values() if raw is not None)
+        texts += sum(len(raw) for raw in writes.values() if raw is not None)
+        return texts + EXECUTION_ENTRY_BYTES * (1 + len(self.reads) + len(writes) + len(self.deltas or {}))
 
 
 class State:
@@ -225,23 +250,37 @@ class State:
         # a view lives): a second read of it, and compute_commit's old value, read no store again
         self.committed: dict[tuple[str, str], str | None] = {}
         self.tx_hash = ""  # the hash of the transaction running (settlements record it)
+        # per layer, the counter deltas written by `add_delta` (counters no transaction reads: the fee pool, the
+        # held usage fees); the block's end writes their sum once (`take_deltas`, chain.rules.process_counter_deltas)
+        self.deltas: list[dict[str, int]] = [{}]
+        self.recording: Execution | None = None  # while set, the transaction's reads and writes are recorded
 
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
         """The committed-or-pending canonical text of an entry, or None."""
+        entry = (space, key)
         for layer in reversed(self.layers):
-            if (space, key) in layer:
-                raw = layer[(space, key)]
+            if entry in layer:
+                raw = layer[entry]
                 break
         else:
-            entry = (space, key)
             if entry in self.committed:
                 raw = self.committed[entry]
             else:
                 raw = self.committed[entry] = self.store.get(space, key)
+        recording = self.recording
+        if recording is not None and entry not in recording.reads:
+            self._record_read(recording, entry, raw)
         if self.meter is not None:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
+
+    def _record_read(self, recording: Execution, entry: Entry, raw: str | None) -> None:
+        """Record the first read of an entry that the recorded transaction found below its own layers."""
+        for layer in self.layers[recording.depth :]:
+            if entry in layer:
+                return  # its own write: not an input
+        recording.reads[entry] = raw
 
     def get(self, space: str, key: str, *, keep: bool = True) -> Any:
         """The decoded value of an entry, or None if absent (`keep` false: a bulk read, which does not
@@ -262,6 +301,19 @@ class State:
             self.meter.consume_write(0)
         self._write(space, key, _DELETED)
 
+    def add_delta(self, name: str, amount: int) -> None:
+        """Add `amount` to the top layer's delta of counter `name` (a write of no bytes for the meter)."""
+        if self.meter is not None:
+            self.meter.consume_write(0)
+        top = self.deltas[-1]
+        top[name] = top.get(name, 0) + amount
+
+    def take_deltas(self) -> dict[str, int]:
+        """The counter deltas of the block so far, summed (no layer open), and forget them."""
+        assert len(self.layers) == 1, "an open transaction layer remains"
+        deltas, self.deltas = self.deltas[0], [{}]
+        return deltas
+
     def _write(self, space: str, key: str, raw: str | None) -> None:
         """Record a write in the top layer and its key among the space's written keys."""
         top = self.layers[-1]
@@ -281,6 +333,8 @@ class State:
 
         A merge of the store's range scan with the keys written in that range: its cost follows the
         entries taken and the writes in the range, never the size of the space."""
+        if self.recording is not None:
+            self.recording.reusable = False
         index = self.sorted_written.get(space)
         if index is None:
             index = self.sorted_written[space] = SortedList(self.written.pop(space, ()))
@@ -328,20 +382,54 @@ class State:
     def begin(self) -> None:
         """Open a nested layer (one transaction)."""
         self.layers.append({})
+        self.deltas.append({})
 
     def keep(self) -> None:
-        """Fold the top layer into the one below."""
+        """Fold the top layer into the one below (a recorded transaction's own layer: its writes recorded)."""
         top = self.layers.pop()
+        deltas = self.deltas.pop()
+        recording = self.recording
+        if recording is not None and len(self.layers) == recording.depth:
+            recording.writes, recording.deltas = top, deltas
         self.layers[-1].update(top)
+        below = self.deltas[-1]
+        for name, amount in deltas.items():
+            below[name] = below.get(name, 0) + amount
 
     def discard(self) -> None:
         """Drop the top layer and everything written in it."""
         self.layers.pop()
+        self.deltas.pop()
+
+    # -- recorded executions ----------------------------------------------------------------
+    def start_recording(self) -> Execution:
+        """Record the reads and writes of the transaction about to run here (until `stop_recording`)."""
+        self.recording = Execution(len(self.layers), {})
+        return self.recording
+
+    def stop_recording(self) -> None:
+        """Stop recording."""
+        self.recording = None
+
+    def is_unchanged(self, reads: dict[Entry, str | None]) -> bool:
+        """Whether every entry of `reads` has the same text here now (None: still absent)."""
+        get_raw = self.get_raw
+        return all(get_raw(space, key) == raw for (space, key), raw in reads.items())
+
+    def apply_execution(self, execution: Execution) -> None:
+        """Apply a recorded transaction's writes and deltas as one layer, as its run would have."""
+        assert execution.writes is not None and execution.deltas is not None
+        self.begin()
+        for (space, key), raw in execution.writes.items():
+            self._write(space, key, raw)
+        self.deltas[-1].update(execution.deltas)
+        self.keep()
 
     # -- committing -------------------------------------------------------------------------
     def compute_commit(self) -> tuple[CommitInfo, list[Change]]:
         """The commit info (with the new app hash) and the block's net changes, sorted."""
         assert len(self.layers) == 1, "an open transaction layer remains"
+        assert not self.deltas[0], "counter deltas remain unwritten (chain.rules.process_counter_deltas)"
         acc = LtHash(self.base_lthash)
         added: list[bytes] = []
         removed: list[bytes] = []

@@ -398,7 +398,7 @@ def process_msg_settle_usage(state: State, sender: str, msg: MsgSettleUsage) -> 
     if record["payout"]:
         rules.process_balance_change(state, sender, record["payout"])
     if record["fee"]:
-        rules.process_gov_counter(state, "usage_fees_held", record["fee"])
+        rules.process_counter_add(state, "usage_fees_held", record["fee"])
     state.set("usettle", compute_settlement_key(receipt.requester, receipt.request_id), record)
     process_settlement_indexes(state, record, add=True)
     state.set("udq", compute_dispute_queue_key(record), 1)  # the block's end adds it to the totals
@@ -449,7 +449,7 @@ def process_refund(state: State, record: dict[str, Any], by: str) -> None:
     if record["payout"]:
         rules.process_balance_change(state, record["provider"], -record["payout"])
     if record["fee"]:
-        rules.process_gov_counter(state, "usage_fees_held", -record["fee"])
+        rules.process_counter_add(state, "usage_fees_held", -record["fee"])
     escrow = get_escrow(state, record["requester"])
     process_escrow_set(state, record["requester"], {**escrow, "amount": escrow["amount"] + record["charged"]})
     state.delete("udq", compute_dispute_queue_key(record))  # no fee release, no totals at its block's end

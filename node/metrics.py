@@ -20,7 +20,10 @@ One `CollectorRegistry` per node (several nodes may share a process in tests). T
   `uoc_http_connections_open|accepted_total|refused_total{listener}`, `uoc_grpc_rejected_total{method}`;
 - the verification work: `uoc_tx_signature_verifications_total` (transaction signatures this node
   verified: each distinct transaction once) and `uoc_verify_cache_evictions_total` (verified
-  transactions the byte-bounded verify cache dropped; only a copy of one of those is verified twice).
+  transactions the byte-bounded verify cache dropped; only a copy of one of those is verified twice);
+  `uoc_tx_rule_runs_total` (transactions whose rules ran) and `uoc_tx_records_applied_total`
+  (transactions applied from their admission's record instead: `chain.app`, one execution per
+  transaction).
 
 Values the node keeps anyway (mempool size, peers, round, the limits' counters) are read at scrape time
 by `LiveCollector`; the rest move at each committed block (`NodeMetrics.on_block`).

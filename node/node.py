@@ -510,6 +510,18 @@ class NodeCore:
                 "Verified transactions dropped from the byte-bounded verify cache (a copy of one is verified again).",
                 [({}, self.app.verify_cache.evicted)],
             ),
+            (
+                "uoc_tx_rule_runs",
+                "counter",
+                "Transactions whose rules this node ran (admission, re-checks, blocks), not applied from a record.",
+                [({}, self.app.executions)],
+            ),
+            (
+                "uoc_tx_records_applied",
+                "counter",
+                "Transactions applied from their admission's record (blocks, re-checks) without running their rules.",
+                [({}, self.app.reused)],
+            ),
         ]
 
     def get_epoch_summary(self, epoch: int) -> dict[str, Any]:

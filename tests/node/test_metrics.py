@@ -179,3 +179,5 @@ def test_four_nodes_each_verify_every_distinct_transaction_once_whatever_path_it
     for samples in final:
         assert value(samples, "uoc_verify_cache_evictions_total") == 0
         assert value(samples, "uoc_tx_signature_verifications_total") == len(txs)
+        # each committed tx was applied in its block by its rules or from its admission's record
+        assert value(samples, "uoc_tx_rule_runs_total") + value(samples, "uoc_tx_records_applied_total") >= len(txs)
