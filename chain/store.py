@@ -7,9 +7,10 @@ discarded without a trace.
 
 The app hash is `sha256(APP_HASH_DOMAIN || LtHash16(entries))`. LtHash16, the homomorphic
 multiset hash of Bellare and Micciancio (1997) with the lattice parameters of Lewi et al. (2019),
-maps each entry to 1024 16-bit lanes with SHAKE-256 and adds the lanes mod 2^16. Adding, removing or changing an entry
-costs two lane additions, so the hash of a block costs O(changed entries), yet it is a function of
-the state alone: export and import recompute it from scratch and must land on the same value.
+maps each entry to 1024 16-bit lanes with the BLAKE3 XOF and adds the lanes mod 2^16. Adding,
+removing or changing an entry costs two lane additions, so the hash of a block costs O(changed
+entries), yet it is a function of the state alone: export and import recompute it from scratch
+and must land on the same value.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from blake3 import blake3
 from sortedcontainers import SortedDict, SortedList
 
 from .cache import ENTRY_OVERHEAD, ByteBoundedCache
@@ -35,6 +37,12 @@ LTHASH_BYTES = 2 * LTHASH_LANES
 LANES_BATCH = 4096  # entries summed per vectorised step (8 MiB of lanes)
 
 Change = tuple[str, str, "str | None"]  # (space, key, new value or None for a deletion)
+
+
+def compute_xof(data: bytes) -> bytes:
+    """The LTHASH_BYTES of the BLAKE3 extendable output of `data` (Lewi et al. draw LtHash lanes from an
+    XOF; BLAKE3's gives 2 KiB for a 300-byte entry in 1.1 µs here, SHAKE-256's, used before, in 6.6 µs)."""
+    return blake3(data).digest(LTHASH_BYTES)
 
 
 def compute_entry_data(space: str, key: str, value: str) -> bytes:
@@ -65,11 +73,11 @@ def compute_entry_lanes(space: str, key: str, value: str, keep: bool = True) -> 
     short entry unless `keep` is false, bounded in bytes: an entry added now is often removed soon)."""
     size = len(space) + len(key) + len(value)
     if size > LANES_CACHE_MAX_TEXT:
-        return hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+        return compute_xof(compute_entry_data(space, key, value))
     entry = (space, key, value)
     lanes = LANES_CACHE.get(entry)
     if lanes is None:
-        lanes = hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES)
+        lanes = compute_xof(compute_entry_data(space, key, value))
         if keep:
             LANES_CACHE.put(entry, lanes, LTHASH_BYTES + size)
     return lanes
@@ -121,7 +129,7 @@ def compute_lthash(entries: Iterable[tuple[str, str, str]]) -> LtHash:
     acc = LtHash()
     batch: list[bytes] = []
     for space, key, value in entries:
-        batch.append(hashlib.shake_256(compute_entry_data(space, key, value)).digest(LTHASH_BYTES))
+        batch.append(compute_xof(compute_entry_data(space, key, value)))
         if len(batch) == LANES_BATCH:
             acc.update(batch, [])
             batch = []
