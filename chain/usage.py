@@ -290,11 +290,11 @@ def compute_totals_deltas(records: list[dict[str, Any]], sign: int) -> dict[str,
     """The summed deltas (`sign` = 1: added, -1: taken away) of settlements, by group key."""
     deltas: dict[str, list[int]] = {}
     for record in records:
-        delta = compute_totals_delta(record)
+        delta = [sign * d for d in compute_totals_delta(record)]
         for dimension, group in compute_groups(record):
-            acc = deltas.setdefault(compute_aggregate_key(dimension, group), [0] * len(TOTAL_FIELDS))
-            for n, d in enumerate(delta):
-                acc[n] += sign * d
+            key = compute_aggregate_key(dimension, group)
+            acc = deltas.get(key)
+            deltas[key] = delta if acc is None else [a + d for a, d in zip(acc, delta)]
     return deltas
 
 
@@ -303,7 +303,8 @@ def process_block_totals(state: State) -> None:
     (not per settlement): they are the `udq` entries due at height + dispute_window, written by this
     block (a settlement refunded in its own block has lost its entry)."""
     prefix = rules.compute_index_key(rules.get_height(state) + rules.get_params(state).dispute_window) + "/"
-    records = [state.get("usettle", key) for key, _ in state.iterate_prefix("udq", prefix)]
+    # read once, at the block's end: kept out of the decode cache (they would evict the hot entries)
+    records = [state.get("usettle", key, keep=False) for key, _ in state.iterate_prefix("udq", prefix)]
     settled = [record for record in records if record["status"] != "refunded"]
     process_totals_deltas(state, compute_totals_deltas(settled, 1))
 
