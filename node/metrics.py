@@ -121,7 +121,7 @@ class NodeMetrics:
         )
         self.latency = Histogram(
             "uoc_http_request_duration_seconds",
-            "HTTP request latency by listener, route and method.",
+            "HTTP request latency by listener, route and method (event streams are counted, not timed).",
             ("listener", "route", "method"),
             buckets=LATENCY_BUCKETS,
             registry=registry,
@@ -133,10 +133,12 @@ class NodeMetrics:
         """Series read at each scrape (`LiveCollector`)."""
         self.registry.register(LiveCollector(read))
 
-    def observe_request(self, listener: str, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one HTTP request and its duration."""
+    def observe_request(self, listener: str, route: str, method: str, status: int, seconds: float | None) -> None:
+        """Count one HTTP request and its duration (None: a stream, open as long as its client stays,
+        counted but not timed, so the latency histogram stays one of requests)."""
         self.requests.labels(listener, route, method, str(status)).inc()
-        self.latency.labels(listener, route, method).observe(seconds)
+        if seconds is not None:
+            self.latency.labels(listener, route, method).observe(seconds)
 
     def on_block(
         self,

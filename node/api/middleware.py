@@ -57,8 +57,10 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except Exception:  # noqa: BLE001 - the one catch-all: log and answer 500
         log.exception("internal error serving %s %s", request.method, request.path)
         response = error_response(500, "internal", "internal error; see the node log")
+    streamed = response.content_type == "text/event-stream"  # open for as long as its client stays: not timed
+    seconds = None if streamed else time.perf_counter() - started
     get_state(request).metrics.observe_request(
-        request.app[LISTENER_KEY], route_label(request), request.method, response.status, time.perf_counter() - started
+        request.app[LISTENER_KEY], route_label(request), request.method, response.status, seconds
     )
     return response
 

@@ -23,7 +23,7 @@ from node.api.dashboard import CSP, EVENTS
 from node.api.snapshot import STREAM_QUEUE, DashboardHub
 from node.errors import ApiRequestError
 from tests.node.browser import REQUIRE_BROWSER, open_browser
-from tests.node.netutil import NodeProcess, make_homes, read_metric, wait_until, with_config
+from tests.node.netutil import NodeProcess, make_homes, read_metric, read_metrics, wait_until, with_config
 
 RETRYABLE = (requests.RequestException,)
 DASHBOARD_PATHS = ("/", "/v1/dashboard", "/v1/dashboard/events")
@@ -353,3 +353,15 @@ async def test_a_stream_is_not_cut_by_the_rate_limit_and_counts_against_the_per_
     metrics = full.metrics
     assert read_metric(metrics, "uoc_dashboard_streams_refused_total") >= 1
     assert read_metric(metrics, "uoc_dashboard_frames_total") >= 10
+
+    def count(name: str, *labels: tuple[str, str]) -> float:
+        samples = read_metrics(metrics).get(name, {})
+        return sum(v for key, v in samples.items() if set(labels) <= set(key))
+
+    events = ("route", "/v1/dashboard/events")
+    # a stream is counted once its handler learns the client left (at the next frame), but never timed:
+    # the latency histogram of the route holds the refused request only
+    wait_until(lambda: count("uoc_http_requests_total", events, ("status", "200")) >= 2, "the closed streams counted")
+    refused = count("uoc_http_requests_total", events, ("status", "503"))
+    assert refused >= 1 and count("uoc_http_request_duration_seconds_count", events) == refused
+    assert count("uoc_http_request_duration_seconds_count", ("route", "/v1/status")) >= 1  # requests are timed
