@@ -4,7 +4,7 @@ three honest nodes in the same process, with one attack switched on at a time (t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from functools import partial
 
@@ -17,17 +17,9 @@ from node.config import compute_peer_address, load_home
 from node.network import PeerClient
 from node.node import Node, NodeCore, open_node
 from node.tls import load_identity
-from tests.node.netutil import make_homes
+from tests.node.netutil import make_homes, wait_for
 
 pytestmark = pytest.mark.asyncio
-
-
-async def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest_asyncio.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,16 @@ class NodeProcess:
     def stop(self) -> int:
         """SIGTERM (a graceful stop) and wait; the exit code."""
         return self.signal(signal.SIGTERM)
+
+
+async def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """`wait_until` inside an event loop (an in-process node runs on it): poll `predicate` every 50 ms
+    without blocking the loop; AssertionError naming `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
+        await asyncio.sleep(0.05)
 
 
 def wait_until(
@@ -160,6 +172,7 @@ __all__ = [
     "make_cli_network",
     "make_homes",
     "read_metric",
+    "wait_for",
     "read_metrics",
     "wait_until",
     "with_config",

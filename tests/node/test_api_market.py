@@ -14,17 +14,9 @@ import pytest
 
 from node.config import load_home, write_json
 from node.node import Node
-from tests.node.netutil import make_homes
+from tests.node.netutil import make_homes, wait_for
 
 pytestmark = pytest.mark.asyncio
-
-
-async def wait_for(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_market_routes_answer_over_http_and_refuse_bad_input_naming_the_field(tmp_path):

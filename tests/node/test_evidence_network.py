@@ -18,19 +18,11 @@ from node.blocks import Block, Commit, make_evidence, sign_vote
 from node.config import load_home, write_json
 from node.node import Node
 from node.sign_state_file import save_sign_state
-from tests.node.netutil import aio_self_channel, make_homes
+from tests.node.netutil import aio_self_channel, make_homes, wait_for
 
 pytestmark = pytest.mark.asyncio
 
 H1, H2 = "ab" * 32, "cd" * 32
-
-
-async def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 def stored(node: Node, height: int) -> tuple[Block, Commit]:

@@ -24,7 +24,7 @@ from node.network import PEER_MAX_STRIKES
 from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
-from tests.node.netutil import add_tls_port, aio_self_channel, load_tls_identity, make_homes
+from tests.node.netutil import add_tls_port, aio_self_channel, load_tls_identity, make_homes, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -77,14 +77,6 @@ async def start_with_liar(home_path, liar: Liar, **config) -> Node:
     node = Node(replace(home, config=replace(home.config, peers=peers, **config)))
     await node.start()
     return node
-
-
-async def wait_for(predicate, what: str, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 def dropped_lines(caplog) -> list[str]:

@@ -3,7 +3,6 @@ chain's epochs; a decided-but-unapplied block is applied on restart; block sync 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
 
@@ -17,17 +16,9 @@ from node.ledger import open_ledger
 from node.node import Node
 from node.store import SqliteStore
 from node.sync import BlockSync
-from tests.node.netutil import make_homes
+from tests.node.netutil import make_homes, wait_for
 
 pytestmark = pytest.mark.asyncio
-
-
-async def wait_for(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 def stored(node: Node, height: int) -> tuple[Block, Commit]:

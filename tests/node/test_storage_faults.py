@@ -16,21 +16,13 @@ import pytest
 from node.config import load_home, update_config
 from node.node import Node
 from node.store import SqliteStore
-from tests.node.netutil import FAST, make_homes
+from tests.node.netutil import FAST, make_homes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def uocd(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "uocd", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
-async def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.05)
 
 
 class DiskFull:
