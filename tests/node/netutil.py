@@ -131,6 +131,29 @@ def make_homes(root: Path, count: int, *, validators: int | None = None, **confi
     return homes
 
 
+def make_cli_home(
+    root: Path,
+    moniker: str,
+    chain_id: str,
+    params: dict[str, Any],
+    *,
+    accounts: tuple[dict[str, Any], ...] = (),
+    validators: tuple[dict[str, Any], ...] = (),
+) -> Path:
+    """A one-validator home `root/node` made with `uocd init` (key `MONIKER-0`, 100 ms blocks and
+    timeouts), its genesis given `params` and the extra `accounts` and `validators`."""
+    home = root / "node"
+    args = ["init", "--home", str(home), "--moniker", moniker, "--chain-id", chain_id, "--key-name", f"{moniker}-0"]
+    assert uocd([*args, "--block-interval-ms", "100", "--grpc", f"127.0.0.1:{free_port()}"]) == 0
+    genesis = json.loads((home / "genesis.json").read_text())
+    genesis["accounts"] += accounts
+    genesis["validators"] += validators
+    genesis["params"] = {**genesis.get("params", {}), **params}
+    (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
+    update_config(home, timeouts=replace(FAST, commit_ms=100), status_interval_ms=200)
+    return home
+
+
 def make_cli_network(root: Path, name: str, params: dict[str, Any], count: int = 4) -> list[Path]:
     """`count` homes made as an operator makes them, `uocd init` (epochs of `params["epoch_length"]`
     blocks of ~200 ms) and `uocd genesis collect`, with `params` in the genesis; fast timeouts."""
@@ -169,6 +192,7 @@ __all__ = [
     "ApiNode",
     "NodeProcess",
     "free_port",
+    "make_cli_home",
     "make_cli_network",
     "make_homes",
     "read_metric",

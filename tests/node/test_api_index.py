@@ -6,7 +6,6 @@ and `uocd query index`; bad input a 4xx naming the field, with nothing changed."
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import pytest
 import requests
 
 from chain.tx import IndexConfig, MsgSubmitProposal, MsgVote, sign_tx
-from node.config import update_config
 from tests.helpers import sign_body
-from tests.node.netutil import FAST, ApiNode, free_port, wait_until
+from tests.node.netutil import ApiNode, make_cli_home, wait_until
 from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)
@@ -45,14 +43,7 @@ class Node(ApiNode):
 
 
 def make_home(root: Path) -> Path:
-    home = root / "node"
-    args = ["init", "--home", str(home), "--moniker", "index", "--chain-id", "uoc-indextest", "--key-name", "index-0"]
-    assert uocd([*args, "--block-interval-ms", "100", "--grpc", f"127.0.0.1:{free_port()}"]) == 0
-    genesis = json.loads((home / "genesis.json").read_text())
-    genesis["params"] = {**genesis.get("params", {}), **PARAMS}
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
-    update_config(home, timeouts=replace(FAST, commit_ms=100), status_interval_ms=200)
-    return home
+    return make_cli_home(root, "index", "uoc-indextest", PARAMS)
 
 
 @pytest.fixture(scope="module")

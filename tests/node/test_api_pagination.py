@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,7 @@ import requests
 from chain.crypto import PrivateKey
 from chain.queries import MAX_PAGE_LIMIT, encode_page_key
 from chain.tx import MsgDeposit, MsgSend, MsgSubmitProposal, MsgVote, RegisterModel, sign_tx
-from node.config import update_config
-from tests.node.netutil import FAST, NodeProcess, free_port, read_metric, wait_until
+from tests.node.netutil import NodeProcess, free_port, make_cli_home, read_metric, wait_until
 from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)
@@ -58,15 +56,8 @@ class Node(NodeProcess):
 
 def make_home(root: Path) -> Path:
     """`uocd init`, then a genesis with five more validators of stake 1 (the node keeps 100/105 of the power)."""
-    home = root / "node"
-    args = ["init", "--home", str(home), "--moniker", "pages", "--chain-id", "uoc-pagetest", "--key-name", "pages-0"]
-    assert uocd([*args, "--block-interval-ms", "100", "--grpc", f"127.0.0.1:{free_port()}"]) == 0
-    genesis = json.loads((home / "genesis.json").read_text())
-    genesis["validators"] += [{"address": k.address, "stake": 1} for k in EXTRA]
-    genesis["params"] = {**genesis.get("params", {}), **PARAMS}
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
-    update_config(home, timeouts=replace(FAST, commit_ms=100), status_interval_ms=200)
-    return home
+    extra = tuple({"address": k.address, "stake": 1} for k in EXTRA)
+    return make_cli_home(root, "pages", "uoc-pagetest", PARAMS, validators=extra)
 
 
 @pytest.fixture(scope="module")

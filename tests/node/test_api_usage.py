@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import requests
 
 from chain.crypto import PrivateKey
 from chain.tx import MsgFundEscrow, MsgRefund, MsgVote, Receipt, Tokens, sign_receipt, sign_tx
-from node.config import render_key, update_config, write_secret
-from tests.node.netutil import FAST, NodeProcess, free_port, wait_until
+from node.config import render_key, write_secret
+from tests.node.netutil import NodeProcess, make_cli_home, wait_until
 from uocd.main import main as uocd
 
 RETRYABLE = (requests.RequestException,)
@@ -92,15 +91,9 @@ class Node(NodeProcess):
 
 
 def make_home(root: Path, **params) -> Path:
-    home = root / "node"
-    args = ["init", "--home", str(home), "--moniker", "usage", "--chain-id", "uoc-usagetest", "--key-name", "usage-0"]
-    assert uocd([*args, "--block-interval-ms", "100", "--grpc", f"127.0.0.1:{free_port()}"]) == 0
-    genesis = json.loads((home / "genesis.json").read_text())
-    genesis["accounts"] += [{"address": k.address, "balance": 10**12} for k in (REQUESTER, OTHER)]
-    genesis["params"] = {**genesis.get("params", {}), **PARAMS, **params}
-    (home / "genesis.json").write_text(json.dumps(genesis, indent=2))
+    accounts = tuple({"address": k.address, "balance": 10**12} for k in (REQUESTER, OTHER))
+    home = make_cli_home(root, "usage", "uoc-usagetest", {**PARAMS, **params}, accounts=accounts)
     (home / "keys").mkdir(exist_ok=True, mode=0o700)
-    update_config(home, timeouts=replace(FAST, commit_ms=100), status_interval_ms=200)
     return home
 
 
