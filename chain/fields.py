@@ -27,6 +27,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Generic, TypeGuard, TypeVar, dataclass_transform
 
 from .crypto import ADDRESS_PREFIX, is_valid_address
@@ -76,13 +77,19 @@ def show(value: object) -> str:
     return repr(value)[:40]
 
 
+@lru_cache(maxsize=256)
+def compute_key_set(keys: tuple[str, ...]) -> frozenset[str]:
+    """`keys` as a set (the keys of a JSON object compare with it in C)."""
+    return frozenset(keys)
+
+
 def require_object(
     value: object, where: str, required: tuple[str, ...], allowed: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """`value` as a JSON object holding every `required` key and nothing but them and `allowed`."""
     if not isinstance(value, dict):
         raise FieldError(f"{where} must be a JSON object")
-    if len(value) == len(required) and all(k in value for k in required):
+    if value.keys() == compute_key_set(required):
         return value
     missing = [k for k in required if k not in value]
     extra = sorted(k for k in value if k not in required and k not in allowed)
@@ -323,14 +330,20 @@ class IntKind(Kind[int]):
         return max(self.minimum, 1)
 
 
+@lru_cache(maxsize=64)
+def compute_identifier_chars(punctuation: str) -> frozenset[str]:
+    """The characters an identifier with `punctuation` may hold: ASCII letters, digits and `punctuation`."""
+    return _ALNUM | frozenset(punctuation)
+
+
 def is_identifier(value: str, punctuation: str) -> bool:
     """Whether every character of `value` is an ASCII letter, an ASCII digit or one of `punctuation`."""
-    return all(c in _ALNUM or c in punctuation for c in value)
+    return compute_identifier_chars(punctuation).issuperset(value)
 
 
 def is_free_text(value: str) -> bool:
     """Whether `value` holds no control character (C0, DEL, C1) and no bidirectional override."""
-    return not any(c in _CONTROL_CHARS for c in value)
+    return _CONTROL_CHARS.isdisjoint(value)
 
 
 @dataclass(frozen=True)
@@ -653,12 +666,13 @@ class Declared:
         constructor runs, so the object is put together without checking the fields a second time;
         the rules between fields (`validate`) run as in the constructor."""
         require_object(obj, where, cls._WIRE_REQUIRED, cls._WIRE_ALLOWED)
-        built = object.__new__(cls)
-        for name, default in cls._DEFAULTS.items():
-            object.__setattr__(built, name, default)
+        values = dict(cls._DEFAULTS)
         for spec in cls.FIELDS:
-            if spec.name in obj:
-                object.__setattr__(built, spec.name, spec.kind.parse(obj[spec.name], f"{where}.{spec.name}"))
+            name = spec.name
+            if name in obj:
+                values[name] = spec.kind.parse(obj[name], f"{where}.{name}")
+        built = object.__new__(cls)
+        built.__dict__.update(values)  # a frozen dataclass's fields live in its __dict__
         built.validate()
         return built
 

@@ -501,7 +501,7 @@ class Receipt(Declared):
     @property
     def attribution(self) -> tuple[str | None, ...]:
         """The attribution chain, widest first (workforce … worker); None where not given."""
-        return tuple(getattr(self, name) for name in ATTRIBUTION_FIELDS)
+        return (self.workforce, self.function, self.intent, self.role, self.worker)  # ATTRIBUTION_FIELDS
 
 
 RECEIPT = NestedKind(Receipt, {Receipt.TYPE: Receipt}, "a usage receipt")

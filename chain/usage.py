@@ -288,14 +288,12 @@ def process_totals_deltas(state: State, deltas: dict[str, list[int]]) -> None:
 
 def compute_totals_deltas(records: list[dict[str, Any]], sign: int) -> dict[str, list[int]]:
     """The summed deltas (`sign` = 1: added, -1: taken away) of settlements, by group key."""
-    deltas: dict[str, list[int]] = {}
+    by_key: dict[str, list[list[int]]] = {}
     for record in records:
-        delta = [sign * d for d in compute_totals_delta(record)]
+        delta = compute_totals_delta(record)
         for dimension, group in compute_groups(record):
-            key = compute_aggregate_key(dimension, group)
-            acc = deltas.get(key)
-            deltas[key] = delta if acc is None else [a + d for a, d in zip(acc, delta)]
-    return deltas
+            by_key.setdefault(compute_aggregate_key(dimension, group), []).append(delta)
+    return {key: [sign * sum(column) for column in zip(*deltas)] for key, deltas in by_key.items()}
 
 
 def process_block_totals(state: State) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.encoding import canonical_bytes, canonical_json, decode_canonical
+from chain.encoding import canonical_bytes, canonical_json, decode_canonical, decode_fresh
 
 REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
@@ -50,3 +50,26 @@ def test_decoded_read_only_mappings_encode_as_objects() -> None:
 def test_a_value_that_is_not_json_is_refused_by_both_paths() -> None:
     with pytest.raises(TypeError):
         canonical_json({"x": object()})
+
+
+@settings(max_examples=400)
+@given(values)
+def test_decode_fresh_reads_any_canonical_text_as_the_reference_decoder_does(value: object) -> None:
+    text = canonical_json(value)
+    assert decode_fresh(text) == json.loads(text)
+    assert canonical_json(decode_fresh(text)) == text  # no integer came back as a float
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":18446744073709551616}',  # orjson: a float
+        '{"a":-9223372036854775809}',  # orjson: a float
+        '{"a":9223372036854775807,"b":-9223372036854775808}',  # 19 digits, within 64 bits
+        '{"a":"\\ud800x"}',  # a lone surrogate: orjson refuses it
+        '{"id":"1234567890123456789012"}',  # 22 digits inside a string
+    ],
+)
+def test_decode_fresh_takes_the_reference_decoder_where_orjson_differs(text: str) -> None:
+    assert decode_fresh(text) == json.loads(text)
+    assert canonical_json(decode_fresh(text)) == canonical_json(json.loads(text))
