@@ -26,7 +26,7 @@ from .network import MAX_BATCH_BYTES, MAX_BATCH_TXS, PeerClient
 from .pb import services_pb2 as spb
 
 SEEN_MESSAGES = 20_000  # consensus message hashes remembered for relay-once
-RELAY_INTERVAL_S = 0.02  # admitted txs are relayed to peers in batches this often
+RELAY_INTERVAL_S = 0.05  # admitted txs are relayed to peers in batches this often
 RELAY_BATCH = MAX_BATCH_TXS  # no more than a peer takes in one BroadcastTxs call
 RELAY_BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024  # nor more bytes (with room for the message framing)
 REGOSSIP_S = 0.5  # own votes of the current height are re-sent this often (lost messages)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain.encoding import canonical_json
+from chain.encoding import canonical_json, decode_value
 from chain.errors import StoreError
 from chain.store import Change, CommitInfo, compute_lthash
 
@@ -59,7 +59,7 @@ def compute_tx_position(height: int, index: int) -> str:
 def read_tx_sender(raw: bytes) -> str | None:
     """The `body.sender` of a tx's bytes, or None if they hold none (a malformed tx in a block)."""
     try:
-        sender = json.loads(raw)["body"]["sender"]
+        sender = decode_value(raw)["body"]["sender"]
     except (ValueError, TypeError, KeyError):
         return None
     return sender if isinstance(sender, str) and len(sender) <= 128 else None

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.encoding import canonical_bytes, canonical_json, decode_canonical, decode_fresh
+from chain import encoding
+from chain.encoding import canonical_bytes, canonical_json, decode_canonical, decode_value, parse_json
+from chain.errors import InvalidTx
 
 REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
@@ -54,10 +56,12 @@ def test_a_value_that_is_not_json_is_refused_by_both_paths() -> None:
 
 @settings(max_examples=400)
 @given(values)
-def test_decode_fresh_reads_any_canonical_text_as_the_reference_decoder_does(value: object) -> None:
+def test_decode_value_reads_any_canonical_text_as_the_reference_decoder_does(value: object) -> None:
     text = canonical_json(value)
-    assert decode_fresh(text) == json.loads(text)
-    assert canonical_json(decode_fresh(text)) == text  # no integer came back as a float
+    decoded = decode_value(text)
+    assert decoded == json.loads(text)
+    assert canonical_json(decoded) == text  # no integer came back as a float
+    assert canonical_json(decode_value(text.encode())) == text
 
 
 @pytest.mark.parametrize(
@@ -70,6 +74,43 @@ def test_decode_fresh_reads_any_canonical_text_as_the_reference_decoder_does(val
         '{"id":"1234567890123456789012"}',  # 22 digits inside a string
     ],
 )
-def test_decode_fresh_takes_the_reference_decoder_where_orjson_differs(text: str) -> None:
-    assert decode_fresh(text) == json.loads(text)
-    assert canonical_json(decode_fresh(text)) == canonical_json(json.loads(text))
+def test_decode_value_takes_the_reference_decoder_where_orjson_differs(text: str) -> None:
+    assert decode_value(text) == json.loads(text)
+    assert canonical_json(decode_value(text)) == canonical_json(json.loads(text))
+
+
+def shape(value: object) -> object:
+    """The value with each mapping's type named (the reference decoder's read-only mappings)."""
+    if isinstance(value, (dict, MappingProxyType)):
+        return (type(value).__name__, {k: shape(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=300)
+@given(values)
+def test_decode_value_gives_the_reference_decoders_read_only_mappings(value: object) -> None:
+    text = canonical_json(value)
+    assert shape(decode_value(text)) == shape(encoding._DECODER.decode(text))  # the reference
+
+
+@settings(max_examples=300)
+@given(values, st.sampled_from(["", " ", "\n"]))
+def test_parse_json_reads_what_the_strict_decoder_reads(value: object, space: str) -> None:
+    text = json.dumps(value, indent=1 if space else None).replace("\n", space or "\n")
+    assert shape(parse_json(text.encode())) == shape(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.5", '{"a":1e2}', "NaN", '{"a":Infinity}', '{"a":"\x01"}', "\ufeff{}", "[1,]", '{"a":1}x', "01"],
+)
+def test_parse_json_refuses_floats_constants_and_bad_json_with_invalid_tx(text: str) -> None:
+    with pytest.raises(InvalidTx):
+        parse_json(text.encode())
+
+
+def test_parse_json_reads_integers_past_64_bits_and_lone_surrogates_exactly() -> None:
+    assert parse_json(b'{"a":18446744073709551616,"b":-9223372036854775809}') == {"a": 2**64, "b": -(2**63) - 1}
+    assert parse_json(b'"\\ud800"') == "\ud800"
