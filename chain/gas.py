@@ -11,6 +11,7 @@ it uses while it runs the transaction, from this table:
 | each state entry read (a point read, hit or miss) | `GAS_PER_READ` + `GAS_PER_READ_BYTE` × its bytes |
 | each state entry written or deleted | `GAS_PER_WRITE` + `GAS_PER_WRITE_BYTE` × its new bytes |
 | each counter delta (a fee into the fee pool, a held usage fee: `State.add_delta`), read never | `GAS_PER_WRITE` |
+| each credit to a balance (`State.credit`: the recipient of a transfer, a payout), read never | `GAS_PER_CREDIT` |
 
 Reads and writes are counted by the block's `State` overlay while a meter is attached (the
 transaction's own work only: the end-of-block and epoch steps are not charged to anyone). Using more
@@ -33,6 +34,8 @@ GAS_PER_READ = 100
 GAS_PER_READ_BYTE = 1
 GAS_PER_WRITE = 500
 GAS_PER_WRITE_BYTE = 10
+CREDIT_ENTRY_BYTES = 128  # a credit is charged as the read and write of an account this long, whatever its length
+GAS_PER_CREDIT = GAS_PER_READ + GAS_PER_WRITE + (GAS_PER_READ_BYTE + GAS_PER_WRITE_BYTE) * CREDIT_ENTRY_BYTES
 GAS_PER_MESSAGE: dict[str, int] = {
     "MsgSend": 500,
     "MsgBond": 1_000,
@@ -93,6 +96,11 @@ class GasMeter:
     def consume_write(self, size: int) -> None:
         """Charge one state write of `size` bytes (0 for a deletion)."""
         self.consume(GAS_PER_WRITE + GAS_PER_WRITE_BYTE * size, "a state write")
+
+    def consume_credit(self) -> None:
+        """Charge one credit to an entry (a flat price: the gas of a transaction may not depend on what it
+        never reads)."""
+        self.consume(GAS_PER_CREDIT, "a credit")
 
 
 def compute_intrinsic_gas(message_types: Iterable[str], tx_bytes: int) -> int:

@@ -44,8 +44,9 @@ State layout (space / key -> canonical JSON value):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -143,9 +144,12 @@ def get_height(state: State) -> int:
     return state.get("meta", "height") or 0
 
 
-def get_account(state: State, address: str) -> dict[str, Any]:
+EMPTY_ACCOUNT: Mapping[str, Any] = MappingProxyType({"balance": 0, "sequence": 0, "pubkey": None})
+
+
+def get_account(state: State, address: str) -> Mapping[str, Any]:
     """An account, or an empty one."""
-    return state.get("acct", address) or {"balance": 0, "sequence": 0, "pubkey": None}
+    return state.get("acct", address) or EMPTY_ACCOUNT
 
 
 def get_validator(state: State, address: str) -> dict[str, int]:
@@ -295,7 +299,7 @@ def get_fees(state: State) -> dict[str, int]:
     return fees or {"pool": 0, "epoch": 0}
 
 
-def process_fee_payment(state: State, sender: str, account: dict[str, Any], fee: int, pubkey: str) -> None:
+def process_fee_payment(state: State, sender: str, account: Mapping[str, Any], fee: int, pubkey: str) -> None:
     """Take the fee from the sender's balance into the fee pool and the epoch's fees, with the
     sequence increment (one account write)."""
     if account["balance"] < fee:
@@ -321,7 +325,11 @@ def process_message(state: State, sender: str, msg: Msg) -> None:
 
 
 def process_balance_change(state: State, address: str, delta: int) -> None:
-    """Add `delta` (may be negative) to a balance; refuse to overdraw."""
+    """Add `delta` (may be negative) to a balance; refuse to overdraw. A credit reads nothing
+    (`State.credit`): a transaction paying an account others pay too stays reusable in any order."""
+    if delta > 0:
+        state.credit("acct", address, "balance", delta, EMPTY_ACCOUNT)
+        return
     account = get_account(state, address)
     if account["balance"] + delta < 0:
         raise InvalidTx(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -216,6 +216,7 @@ class MemoryStore:
 _DELETED = None  # an overlay value of None marks a deletion
 
 Entry = tuple[str, str]  # (space, key)
+Credit = tuple[str, int, Any]  # (the integer field, the amount added, the value of an absent entry)
 EXECUTION_ENTRY_BYTES = 256  # an Execution's bytes per entry beyond its value's text: its key, the dict slot, tuple
 
 
@@ -223,8 +224,13 @@ EXECUTION_ENTRY_BYTES = 256  # an Execution's bytes per entry beyond its value's
 class Execution:
     """What one transaction's run on a State did, recorded for its reuse (docs/design.md, "One execution per
     transaction"): the text of every entry it read from below its own layers (None: absent), the entries its
-    layer wrote, its counter deltas, its gas. `reusable` is false if it read a key range (`State.iterate`):
-    a range is not a set of point reads that can be compared again."""
+    layer wrote, its counter deltas, its credits, its gas. `reusable` is false if it read a key range
+    (`State.iterate`): a range is not a set of point reads that can be compared again.
+
+    A credit (`State.credit`) is kept as its increment, not as a read and a write: applying the record adds
+    it to what the entry holds then, so a transaction paying a hot account stays reusable in any order.
+    `credit_bases` holds, while the run is recorded, the text each credited entry had before its first
+    credit: if the transaction then reads that entry, the credit becomes an ordinary read and write."""
 
     depth: int  # the layers below the transaction when it started: reads found there are its inputs
     reads: dict[Entry, str | None]
@@ -232,13 +238,16 @@ class Execution:
     deltas: dict[str, int] | None = None
     gas_used: int = 0
     reusable: bool = True
+    credits: dict[Entry, Credit] = field(default_factory=dict)
+    credit_bases: dict[Entry, str | None] = field(default_factory=dict)
 
     def compute_size(self) -> int:
         """The bytes this record keeps alive (for its cache's bound)."""
         writes = self.writes or {}
         texts = sum(len(raw) for raw in self.reads.values() if raw is not None)
         texts += sum(len(raw) for raw in writes.values() if raw is not None)
-        return texts + EXECUTION_ENTRY_BYTES * (1 + len(self.reads) + len(writes) + len(self.deltas or {}))
+        entries = 1 + len(self.reads) + len(writes) + len(self.deltas or {}) + len(self.credits)
+        return texts + EXECUTION_ENTRY_BYTES * entries
 
 
 class State:
@@ -266,25 +275,32 @@ class State:
     # -- reads and writes -------------------------------------------------------------------
     def get_raw(self, space: str, key: str) -> str | None:
         """The committed-or-pending canonical text of an entry, or None."""
-        entry = (space, key)
-        for layer in reversed(self.layers):
-            if entry in layer:
-                raw = layer[entry]
-                break
-        else:
-            if entry in self.committed:
-                raw = self.committed[entry]
-            else:
-                raw = self.committed[entry] = self.store.get(space, key)
+        raw = self._peek(space, key)
         recording = self.recording
-        if recording is not None and entry not in recording.reads:
-            self._record_read(recording, entry, raw)
+        if recording is not None and (space, key) not in recording.reads:
+            self._record_read(recording, (space, key), raw)
         if self.meter is not None:
             self.meter.consume_read(0 if raw is None else len(raw))
         return raw
 
+    def _peek(self, space: str, key: str) -> str | None:
+        """get_raw without recording the read or charging it."""
+        entry = (space, key)
+        for layer in reversed(self.layers):
+            if entry in layer:
+                return layer[entry]
+        if entry in self.committed:
+            return self.committed[entry]
+        raw = self.committed[entry] = self.store.get(space, key)
+        return raw
+
     def _record_read(self, recording: Execution, entry: Entry, raw: str | None) -> None:
-        """Record the first read of an entry that the recorded transaction found below its own layers."""
+        """Record the first read of an entry that the recorded transaction found below its own layers (or
+        that it credited: what it reads then follows from the text before, which becomes an input)."""
+        if entry in recording.credits:
+            del recording.credits[entry]
+            recording.reads[entry] = recording.credit_bases.pop(entry)
+            return
         for layer in self.layers[recording.depth :]:
             if entry in layer:
                 return  # its own write: not an input
@@ -301,12 +317,18 @@ class State:
         text = canonical_json(value)
         if self.meter is not None:
             self.meter.consume_write(len(text))
+        recording = self.recording
+        if recording is not None and recording.credits and (space, key) in recording.credits:
+            self._record_read(recording, (space, key), None)  # a write over its credit: the credit's base is an input
         self._write(space, key, text)
 
     def delete(self, space: str, key: str) -> None:
         """Remove an entry."""
         if self.meter is not None:
             self.meter.consume_write(0)
+        recording = self.recording
+        if recording is not None and recording.credits and (space, key) in recording.credits:
+            self._record_read(recording, (space, key), None)
         self._write(space, key, _DELETED)
 
     def add_delta(self, name: str, amount: int) -> None:
@@ -315,6 +337,26 @@ class State:
             self.meter.consume_write(0)
         top = self.deltas[-1]
         top[name] = top.get(name, 0) + amount
+
+    def credit(self, space: str, key: str, name: str, amount: int, absent: Any) -> None:
+        """Add `amount` to the integer field `name` of an entry (`absent`: its value if there is none), which no
+        transaction reads for it: a recorded transaction keeps the increment (`Execution.credits`), not the
+        entry's text, and its meter charges a flat GAS_PER_CREDIT whatever the entry's length."""
+        if self.meter is not None:
+            self.meter.consume_credit()
+        entry = (space, key)
+        recording = self.recording
+        if recording is not None:
+            if entry in recording.credits:
+                name_, total, absent_ = recording.credits[entry]
+                recording.credits[entry] = (name_, total + amount, absent_)
+            elif entry not in recording.reads and not any(entry in layer for layer in self.layers[recording.depth :]):
+                recording.credits[entry] = (name, amount, absent)
+                recording.credit_bases[entry] = self._peek(space, key)
+            # else it read or wrote the entry before: an ordinary read and write of its own
+        raw = self._peek(space, key)
+        value = absent if raw is None else decode_canonical(raw)
+        self._write(space, key, canonical_json({**value, name: value[name] + amount}))
 
     def take_deltas(self) -> dict[str, int]:
         """The counter deltas of the block so far, summed (no layer open), and forget them."""
@@ -428,8 +470,14 @@ class State:
         """Apply a recorded transaction's writes and deltas as one layer, as its run would have."""
         assert execution.writes is not None and execution.deltas is not None
         self.begin()
+        credits = execution.credits
         for (space, key), raw in execution.writes.items():
-            self._write(space, key, raw)
+            if (space, key) not in credits:
+                self._write(space, key, raw)
+        for (space, key), (name, amount, absent) in credits.items():
+            stored = self._peek(space, key)
+            value = absent if stored is None else decode_canonical(stored)
+            self._write(space, key, canonical_json({**value, name: value[name] + amount}))
         self.deltas[-1].update(execution.deltas)
         self.keep()
 

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.app import EXECUTION_CACHE_BYTES, Application
-from chain.store import EXECUTION_ENTRY_BYTES, MemoryStore, State
+from chain.gas import GAS_PER_CREDIT, GasMeter
+from chain.store import EXECUTION_ENTRY_BYTES, Execution, MemoryStore, State
 from chain.tx import (
     MsgDispute,
     MsgFundEscrow,
@@ -258,6 +259,95 @@ def test_a_recording_holds_the_reads_from_below_the_transaction_and_its_writes()
     assert execution.deltas == {"fees": 4}
     # the texts it holds, and per entry (2 reads, 1 write, 1 delta, the record) EXECUTION_ENTRY_BYTES
     assert execution.compute_size() == len(account) + len('{"balance":1}') + 5 * EXECUTION_ENTRY_BYTES
+
+
+def recorded(run) -> tuple[State, Execution]:
+    """A State over BASE and the record of one transaction layer that `run(state)` fills."""
+    state = State(BASE.store, BASE.height + 1, BASE._lthash)
+    execution = state.start_recording()
+    state.begin()
+    run(state)
+    state.keep()
+    state.stop_recording()
+    return state, execution
+
+
+ABSENT = {"balance": 0, "sequence": 0, "pubkey": None}
+
+
+def balance(state: State, name: str) -> int:
+    return state.get("acct", ADDR[name])["balance"]
+
+
+def test_a_credit_is_recorded_as_its_increment_and_applied_to_what_the_entry_holds_then():
+    _, execution = recorded(
+        lambda s: (s.credit("acct", ADDR["e"], "balance", 7, ABSENT), s.credit("acct", ADDR["e"], "balance", 3, ABSENT))
+    )
+    assert execution.reads == {}
+    assert execution.credits == {("acct", ADDR["e"]): ("balance", 10, ABSENT)}
+    later = State(BASE.store, BASE.height + 1, BASE._lthash)
+    later.set("acct", ADDR["e"], {**later.get("acct", ADDR["e"]), "balance": 555})  # another tx paid e first
+    assert later.is_unchanged(execution.reads)
+    later.apply_execution(execution)
+    assert balance(later, "e") == 565
+
+
+def test_a_credit_to_an_absent_entry_creates_it_from_the_absent_value():
+    state, execution = recorded(lambda s: s.credit("acct", "nobody", "balance", 4, ABSENT))
+    assert execution.credits == {("acct", "nobody"): ("balance", 4, ABSENT)}
+    assert state.get("acct", "nobody") == {**ABSENT, "balance": 4}
+
+
+@pytest.mark.parametrize(
+    "then",
+    [
+        pytest.param(lambda s: s.get_raw("acct", ADDR["e"]), id="read"),
+        pytest.param(lambda s: s.set("acct", ADDR["e"], {"balance": 1}), id="overwritten"),
+        pytest.param(lambda s: s.delete("acct", ADDR["e"]), id="deleted"),
+    ],
+)
+def test_a_credited_entry_the_transaction_then_reads_or_writes_becomes_an_input(then):
+    base = BASE.store.get("acct", ADDR["e"])
+    _, execution = recorded(lambda s: (s.credit("acct", ADDR["e"], "balance", 7, ABSENT), then(s)))
+    assert execution.credits == {}
+    assert execution.reads == {("acct", ADDR["e"]): base}
+    later = State(BASE.store, BASE.height + 1, BASE._lthash)
+    later.set("acct", ADDR["e"], {**later.get("acct", ADDR["e"]), "balance": 555})
+    assert not later.is_unchanged(execution.reads)  # its rules run again
+
+
+def test_a_credit_to_an_entry_the_transaction_read_before_is_an_ordinary_write():
+    base = BASE.store.get("acct", ADDR["e"])
+    _, execution = recorded(lambda s: (s.get_raw("acct", ADDR["e"]), s.credit("acct", ADDR["e"], "balance", 7, ABSENT)))
+    assert execution.credits == {}
+    assert execution.reads == {("acct", ADDR["e"]): base}
+    assert ("acct", ADDR["e"]) in execution.writes
+
+
+def test_a_credit_costs_the_same_gas_whatever_the_entry_holds():
+    def gas(value) -> int:
+        state = State(BASE.store, BASE.height + 1, BASE._lthash)
+        if value is not None:
+            state.set("acct", "x", value)
+        state.meter = GasMeter(10**9)
+        state.credit("acct", "x", "balance", 1, ABSENT)
+        return state.meter.used
+
+    assert gas(None) == gas({"balance": 1}) == gas({"balance": 10**18, "pubkey": "ab" * 32, "sequence": 10**6})
+    assert gas(None) == GAS_PER_CREDIT
+
+
+def test_txs_paying_one_account_are_applied_from_their_records_in_any_order():
+    app, other = fresh(), fresh()
+    payers = "abcdfg"
+    txs = [signed(n, seq(app, n), MsgSend(ADDR["e"], 10 + i), fee=1 + i) for i, n in enumerate(payers)]
+    assert all(r.ok for r in app.check_txs(txs))
+    block = list(reversed(txs))  # another node's order: every tx finds e's account changed
+    result = run_block(app, block)
+    assert (app.executions, app.reused) == (len(txs), len(txs))
+    assert outcome(result.tx_results) == outcome(run_block(other, block).tx_results)
+    assert app.app_hash == other.app_hash
+    assert app.query("account/" + ADDR["e"])["balance"] == other.query("account/" + ADDR["e"])["balance"]
 
 
 def test_the_execution_cache_is_bounded_in_bytes():
