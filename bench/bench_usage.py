@@ -163,14 +163,22 @@ def run_settlements(count: int, block_txs: int) -> dict[str, float]:
     """Settlements committed per second by admission + finalize + commit, and the reference: the raw
     verification of the same blocks' two signatures per settlement, timed block by block between the
     chain's blocks (so both see the same load on a shared machine). Both in CPU time: the chain's work
-    is one thread's, and another process's load then moves neither side."""
+    is one thread's, and another process's load then moves neither side. A first block of `block_txs`
+    more settlements, and its verifications, run untimed: the steady state is measured, not the start."""
     app, height = make_chain()
-    raws = make_settlements(count, expires_at=10**6)
+    raws = make_settlements(block_txs + count, expires_at=10**6)  # the first block warms up, untimed
     work = compute_verify_work(raws, {k.address: k.pubkey for k in REQUESTERS})
     settle_s = verify_s = 0.0
     committed = 0
     for start in range(0, len(raws), block_txs):
         block = raws[start : start + block_txs]
+        if start == 0:  # warm-up: the caches and the CPU's clock as in the steady state, both sides
+            assert all(verify_signature(*item) for item in work[: 2 * len(block)])
+            assert all(r.ok for r in app.check_txs(block))
+            height += 1
+            assert all(r.ok for r in app.finalize_block(height, block).tx_results)
+            app.commit()
+            continue
         started = time.process_time()
         for pubkey, signature, message in work[2 * start : 2 * (start + len(block))]:
             assert verify_signature(pubkey, signature, message)
@@ -368,7 +376,7 @@ def main() -> None:
     s = run_settlements(args.settlements, args.block_txs)
     print(f"settlements committed: {s['settlements']:.0f} in process, {s['rate']:.0f}/s")
     print(f"reference: raw ed25519 verify {s['verify_rate']:.0f}/s, /2 = {s['verify_rate'] / 2:.0f} settlements/s")
-    print(f"ratio: {s['ratio']:.2f} (target >= 0.35)", flush=True)
+    print(f"ratio: {s['ratio']:.3f} (target >= 0.35: {'met' if s['ratio'] >= 0.35 else 'NOT met'})", flush=True)
 
     sizes = [int(n) for n in args.records.split(",")]
     results = {}

@@ -80,7 +80,10 @@ class BlockSync:
         stalled, last_height = 0, ledger.height
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.status_interval_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that comes as
+                # what it waits for ends (the node's stop would then wait for this task forever)
+                async with asyncio.timeout(self.status_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -155,7 +158,10 @@ class BlockSync:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(anext(stream), self.block_wait_s)
+                    # not wait_for: a cancellation (the node stopping) that came as the peer's call failed
+                    # would turn into that failure, be taken for the peer's fault, and the task run on
+                    async with asyncio.timeout(self.block_wait_s):
+                        item = await anext(stream)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:

@@ -39,7 +39,8 @@ class CommitWaiters:
         future: asyncio.Future[TxOutcome | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(tx_hash, []).append(future)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for, which can swallow a cancellation (node/sync.py)
+                return await asyncio.shield(future)
         except TimeoutError:
             return None
         finally:
