@@ -354,6 +354,10 @@ class State:
                 recording.credits[entry] = (name, amount, absent)
                 recording.credit_bases[entry] = self._peek(space, key)
             # else it read or wrote the entry before: an ordinary read and write of its own
+        self._add_to(space, key, name, amount, absent)
+
+    def _add_to(self, space: str, key: str, name: str, amount: int, absent: Any) -> None:
+        """Write the entry with `amount` added to its integer field `name` (`absent`: its value if none)."""
         raw = self._peek(space, key)
         value = absent if raw is None else decode_canonical(raw)
         self._write(space, key, canonical_json({**value, name: value[name] + amount}))
@@ -458,7 +462,9 @@ class State:
         return self.recording
 
     def stop_recording(self) -> None:
-        """Stop recording."""
+        """Stop recording (the record keeps no credited entry's earlier text: it is only needed while it runs)."""
+        if self.recording is not None:
+            self.recording.credit_bases.clear()
         self.recording = None
 
     def is_unchanged(self, reads: dict[Entry, str | None]) -> bool:
@@ -467,7 +473,7 @@ class State:
         return all(get_raw(space, key) == raw for (space, key), raw in reads.items())
 
     def apply_execution(self, execution: Execution) -> None:
-        """Apply a recorded transaction's writes and deltas as one layer, as its run would have."""
+        """Apply a recorded transaction's writes, credits and deltas as one layer, as its run would have."""
         assert execution.writes is not None and execution.deltas is not None
         self.begin()
         credits = execution.credits
@@ -475,9 +481,7 @@ class State:
             if (space, key) not in credits:
                 self._write(space, key, raw)
         for (space, key), (name, amount, absent) in credits.items():
-            stored = self._peek(space, key)
-            value = absent if stored is None else decode_canonical(stored)
-            self._write(space, key, canonical_json({**value, name: value[name] + amount}))
+            self._add_to(space, key, name, amount, absent)
         self.deltas[-1].update(execution.deltas)
         self.keep()
 
