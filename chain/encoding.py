@@ -73,6 +73,9 @@ class _Inexact(Exception):
     """orjson read an integer past 64 bits as a float."""
 
 
+_LOOK_INTO = (dict, list, float)  # the values `_freeze` and `_refuse_floats` go into (a float: to refuse it)
+
+
 def _freeze(value: Any) -> Any:
     """orjson's value with every object a read-only mapping (lists stay lists), as `_DECODER` gives it;
     _Inexact at a float: stored state holds none, so it is an integer past 64 bits that orjson rounded."""
@@ -90,9 +93,6 @@ def _freeze(value: Any) -> Any:
     if kind is float:
         raise _Inexact
     return value
-
-
-_LOOK_INTO = (dict, list, float)  # the values `_freeze` goes into (a float: to refuse it)
 
 
 def decode_value(text: str | bytes) -> Any:

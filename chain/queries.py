@@ -734,8 +734,7 @@ def query_history(
 ) -> Paged:
     """The epoch records from `from_epoch` to `to_epoch`, oldest first; with `model`, each with the model's
     units and price per token in that epoch (null while it was not active)."""
-    if to_epoch is not None and from_epoch > to_epoch:
-        raise bad_query(f"from_epoch ({from_epoch}) is after to_epoch ({to_epoch})")
+    check_epoch_range(from_epoch, to_epoch)
     if model is not None:
         check_known_model(ctx.state, model)
     end = None if to_epoch is None else rules.compute_index_key(to_epoch + 1)
@@ -763,6 +762,12 @@ def query_history(
     return Paged(items, result.next_key, result.extra)
 
 
+def check_epoch_range(from_epoch: int, to_epoch: int | None) -> None:
+    """ChainError(bad_query) if `from_epoch` is after `to_epoch` (None: no bound)."""
+    if to_epoch is not None and from_epoch > to_epoch:
+        raise bad_query(f"from_epoch ({from_epoch}) is after to_epoch ({to_epoch})")
+
+
 def check_known_model(state: State, model: str) -> None:
     """Raise not_found unless `model` was ever registered (it has a change in the registry's index)."""
     if not state.iterate("mver", f"{model}|", f"{model}}}", limit=1):
@@ -776,8 +781,7 @@ def get_window_records(state: State, from_epoch: int, to_epoch: int | None) -> t
     to_epoch = latest if to_epoch is None else to_epoch
     if to_epoch > latest:
         raise bad_query(f"to_epoch ({to_epoch}) is past the latest recorded epoch ({latest})")
-    if from_epoch > to_epoch:
-        raise bad_query(f"from_epoch ({from_epoch}) is after to_epoch ({to_epoch})")
+    check_epoch_range(from_epoch, to_epoch)
     first, last = rules.get_epoch_record(state, from_epoch), rules.get_epoch_record(state, to_epoch)
     if first is None or last is None or "price_cumulative" not in first:
         raise bad_query(f"from_epoch ({from_epoch}): the history holds no TWAP accumulators there")
@@ -1553,12 +1557,6 @@ def query_index(ctx: QueryContext) -> dict[str, Any]:
         "cap": current["config"]["cap"],
         "denom": "ngonka",
     }
-
-
-def check_epoch_range(from_epoch: int, to_epoch: int | None) -> None:
-    """ChainError(bad_query) if `from_epoch` is after `to_epoch`."""
-    if to_epoch is not None and from_epoch > to_epoch:
-        raise bad_query(f"from_epoch {from_epoch} is after to_epoch {to_epoch}")
 
 
 @query(

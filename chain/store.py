@@ -317,19 +317,21 @@ class State:
         text = canonical_json(value)
         if self.meter is not None:
             self.meter.consume_write(len(text))
-        recording = self.recording
-        if recording is not None and recording.credits and (space, key) in recording.credits:
-            self._record_read(recording, (space, key), None)  # a write over its credit: the credit's base is an input
-        self._write(space, key, text)
+        self._overwrite(space, key, text)
 
     def delete(self, space: str, key: str) -> None:
         """Remove an entry."""
         if self.meter is not None:
             self.meter.consume_write(0)
+        self._overwrite(space, key, _DELETED)
+
+    def _overwrite(self, space: str, key: str, raw: str | None) -> None:
+        """Write (or delete) an entry whatever it held: over an entry the recorded transaction credited, the
+        credit becomes an ordinary input (its base text joins the read set: the result no longer adds to it)."""
         recording = self.recording
         if recording is not None and recording.credits and (space, key) in recording.credits:
             self._record_read(recording, (space, key), None)
-        self._write(space, key, _DELETED)
+        self._write(space, key, raw)
 
     def add_delta(self, name: str, amount: int) -> None:
         """Add `amount` to the top layer's delta of counter `name` (a write of no bytes for the meter)."""
@@ -345,6 +347,7 @@ class State:
         if self.meter is not None:
             self.meter.consume_credit()
         entry = (space, key)
+        raw = self._peek(space, key)
         recording = self.recording
         if recording is not None:
             if entry in recording.credits:
@@ -352,13 +355,13 @@ class State:
                 recording.credits[entry] = (name_, total + amount, absent_)
             elif entry not in recording.reads and not any(entry in layer for layer in self.layers[recording.depth :]):
                 recording.credits[entry] = (name, amount, absent)
-                recording.credit_bases[entry] = self._peek(space, key)
+                recording.credit_bases[entry] = raw
             # else it read or wrote the entry before: an ordinary read and write of its own
-        self._add_to(space, key, name, amount, absent)
+        self._add_to(space, key, raw, name, amount, absent)
 
-    def _add_to(self, space: str, key: str, name: str, amount: int, absent: Any) -> None:
-        """Write the entry with `amount` added to its integer field `name` (`absent`: its value if none)."""
-        raw = self._peek(space, key)
+    def _add_to(self, space: str, key: str, raw: str | None, name: str, amount: int, absent: Any) -> None:
+        """Write the entry whose text is `raw` with `amount` added to its integer field `name` (`absent`: its
+        value if there is none)."""
         value = absent if raw is None else decode_canonical(raw)
         self._write(space, key, canonical_json({**value, name: value[name] + amount}))
 
@@ -481,7 +484,7 @@ class State:
             if (space, key) not in credits:
                 self._write(space, key, raw)
         for (space, key), (name, amount, absent) in credits.items():
-            self._add_to(space, key, name, amount, absent)
+            self._add_to(space, key, self._peek(space, key), name, amount, absent)
         self.deltas[-1].update(execution.deltas)
         self.keep()
 
