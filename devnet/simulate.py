@@ -83,6 +83,7 @@ from chain.tx import (
     decode_tx,
     sign_tx,
 )
+from node.heap import settled_heap
 from node.store import SqliteStore
 
 from .demand import (
@@ -650,6 +651,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     prices: list[dict[str, int]] = []  # per epoch: each active model's price per token in its last block
     with (
         lanes_cache_bound(len(scenario.validators) * LANES_BYTES_PER_VALIDATOR),
+        settled_heap(),  # the run's long-lived objects out of the collector's scans, as a node's (node.heap)
         tqdm(
             total=scenario.epochs * scenario.epoch_length,
             unit="block",

@@ -71,6 +71,7 @@ from .consensus import (
 )
 from .errors import InvalidMessage, MempoolError, NodeError, SyncError
 from .feeder import FEEDER_FILE, PriceFeeder
+from .heap import settled_heap
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
 from .metrics import NodeMetrics
@@ -938,9 +939,10 @@ async def run_node(home: Home, stop: asyncio.Event | None = None) -> None:
         except (NotImplementedError, RuntimeError):
             pass
     async with open_node(home) as node:
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(node.failed_event.wait())]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        await cancel_tasks(waits)
+        with settled_heap():  # its imports and ledger, alive as long as it is, out of the collector's scans
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(node.failed_event.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await cancel_tasks(waits)
     if node.failed is not None:
         raise node.failed
 
