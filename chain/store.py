@@ -90,6 +90,15 @@ def compute_lanes_sum(lanes: list[bytes]) -> np.ndarray:
     return total
 
 
+def compute_sorted_entries(entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(space, key) pairs in order: the keys of each space sorted apart (a list of strings sorts twice as
+    fast as one of pairs), the spaces in order."""
+    by_space: dict[str, list[str]] = {}
+    for space, key in entries:
+        by_space.setdefault(space, []).append(key)
+    return [(space, key) for space in sorted(by_space) for key in sorted(by_space[space])]
+
+
 class LtHash:
     """An LtHash16 accumulator over a multiset of state entries."""
 
@@ -500,8 +509,11 @@ class State:
         # a block changing more entries than the lanes cache holds (an epoch boundary of many validators)
         # keeps none of its new lanes: they would evict each other and the hot entries of ordinary blocks
         keep = len(self.layers[0]) * (LTHASH_BYTES + ENTRY_OVERHEAD) <= LANES_CACHE.max_bytes
-        for (space, key), value in sorted(self.layers[0].items(), key=lambda item: item[0]):
-            old = self.committed[(space, key)] if (space, key) in self.committed else self.store.get(space, key)
+        layer, committed = self.layers[0], self.committed
+        for entry in compute_sorted_entries(layer):
+            value = layer[entry]
+            space, key = entry
+            old = committed[entry] if entry in committed else self.store.get(space, key)
             if old == value:
                 continue
             if old is not None:
