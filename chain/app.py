@@ -67,6 +67,7 @@ class TxResult:
     code: str = "ok"
     log: str = ""
     gas_used: int = 0  # 0 for a tx refused before it ran
+    sender: str | None = None  # its body's sender, once decoded (None: refused before, or not told)
 
     @property
     def ok(self) -> bool:
@@ -338,13 +339,13 @@ class Application:
             state.apply_execution(execution)  # a re-check after a commit too: the record holds
             state.tx_hash = tx.hash
             self.reused += 1
-            return TxResult(hash=tx.hash, gas_used=execution.gas_used)
+            return TxResult(hash=tx.hash, gas_used=execution.gas_used, sender=tx.sender)
         self.executions += 1
         execution = state.start_recording() if record else None
         try:
             gas_used = rules.process_tx(state, tx)
         except InvalidTx as exc:
-            return TxResult(hash=tx.hash, code=exc.code, log=str(exc))
+            return TxResult(hash=tx.hash, code=exc.code, log=str(exc), sender=tx.sender)
         finally:
             state.stop_recording()
         if execution is not None:
@@ -353,7 +354,7 @@ class Application:
                 self.execution_cache.put(tx.hash, execution, execution.compute_size())
             else:
                 self.execution_cache.pop(tx.hash)
-        return TxResult(hash=tx.hash, gas_used=gas_used)
+        return TxResult(hash=tx.hash, gas_used=gas_used, sender=tx.sender)
 
     def _after_commit(self, info: CommitInfo) -> None:
         self.height, self.app_hash, self._lthash = info.height, info.app_hash, info.lthash

@@ -292,10 +292,15 @@ class Block:
     def height(self) -> int:
         return self.header.height
 
+    @cached_property
+    def txs_hex(self) -> tuple[str, ...]:
+        """The transactions as hex, in order (encoded once: the sign state and the store both write them)."""
+        return tuple(tx.hex() for tx in self.txs)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "header": self.header.to_json(),
-            "txs": [tx.hex() for tx in self.txs],
+            "txs": list(self.txs_hex),
             "last_commit": None if self.last_commit is None else self.last_commit.to_json(),
             "evidence": [e.to_json() for e in self.evidence],
         }

@@ -144,7 +144,7 @@ class Ledger:
             block_id=block.id,
             block=block.to_json(),
             commit=commit.to_json(),
-            tx_results=tuple((r.hash, r.code, r.log) for r in result.tx_results),
+            tx_results=tuple((r.hash, r.code, r.log, r.sender) for r in result.tx_results),
             keep_validator_sets_from=max(0, height + 1 - self.validator_set_retention),
             txs=tuple(block.txs),
         )

@@ -73,8 +73,8 @@ def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
 @dataclass(frozen=True)
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
-    that decided it (None at genesis, height 0), its tx results `(hash, code, log)` and its transactions'
-    bytes in block order, and the validator set of the next height when it is to be stored.
+    that decided it (None at genesis, height 0), its tx results `(hash, code, log, sender)` (the sender the
+    application decoded; None: read from the bytes) and its transactions' bytes in block order, and the validator set of the next height when it is to be stored.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
     the powers after the block; None stores no row (the set follows from the last stored one, see
@@ -86,7 +86,7 @@ class BlockWrite:
     block_id: str = ""
     block: dict[str, Any] | None = None
     commit: dict[str, Any] | None = None
-    tx_results: tuple[tuple[str, str, str], ...] = ()
+    tx_results: tuple[tuple[str, str, str, str | None], ...] = ()
     keep_validator_sets_from: int = 0
     txs: tuple[bytes, ...] = ()
 
@@ -295,15 +295,15 @@ class SqliteStore:
             "INSERT OR REPLACE INTO txs (hash, height, idx, code, log, tx) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (h, write.height, i, code, log, raw)
-                for i, ((h, code, log), raw) in enumerate(zip(write.tx_results, write.txs))
+                for i, ((h, code, log, _), raw) in enumerate(zip(write.tx_results, write.txs))
             ],
         )
         self._conn.executemany(
             "INSERT OR REPLACE INTO tx_senders (sender, pos, hash) VALUES (?, ?, ?)",
             [
                 (sender, compute_tx_position(write.height, i), h)
-                for i, ((h, _, _), raw) in enumerate(zip(write.tx_results, write.txs))
-                if (sender := read_tx_sender(raw)) is not None
+                for i, ((h, _, _, decoded), raw) in enumerate(zip(write.tx_results, write.txs))
+                if (sender := decoded or read_tx_sender(raw)) is not None
             ],
         )
 

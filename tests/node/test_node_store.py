@@ -17,7 +17,7 @@ import pytest
 from chain.app import Application
 from chain.rules import get_validator_set
 from chain.store import State
-from chain.tx import MsgSend
+from chain.tx import MsgSend, compute_tx_bytes, decode_tx
 from node.store import BlockWrite, SqliteStore
 from tests.helpers import ADDR, make_genesis, signed
 
@@ -190,7 +190,7 @@ def apply_txs(app: Application, store: SqliteStore, txs: list[bytes]) -> None:
     height = app.height + 1
     block_id, block, commit = fake_block(height)
     result = app.finalize_block(height, txs)
-    rows = tuple((r.hash, r.code, r.log) for r in result.tx_results)
+    rows = tuple((r.hash, r.code, r.log, r.sender) for r in result.tx_results)
     store.apply_block(BlockWrite(height, lambda: None, block_id, block, commit, rows, 0, tuple(txs)), app.commit)
 
 
@@ -210,11 +210,15 @@ def test_the_sender_index_lists_a_senders_txs_in_block_order_a_page_at_a_time(tm
     init_chain(app, store, make_genesis({"a": 50, "b": 30}))
     send = MsgSend(to=ADDR["e"], amount=1)
     apply_txs(app, store, [signed("a", 0, send), signed("b", 0, send), signed("a", 1, send)])
-    apply_txs(app, store, [b'{"not": "a tx"}', signed("a", 2, send)])
+    unsigned = decode_tx(
+        signed("b", 1, send)
+    )  # refused before it is decoded for the app: its sender read from its bytes
+    forged = compute_tx_bytes(unsigned.sign_bytes, unsigned.pubkey, bytes(64))
+    apply_txs(app, store, [b'{"not": "a tx"}', signed("a", 2, send), forged])
     apply_txs(app, store, [signed("a", 3, send)])
     assert sender_pages(store, ADDR["a"], 2, False) == [[(1, 0), (1, 2)], [(2, 1), (3, 0)]]
     assert sender_pages(store, ADDR["a"], 3, True) == [[(3, 0), (2, 1), (1, 2)], [(1, 0)]]
-    assert sender_pages(store, ADDR["b"], 5, False) == [[(1, 1)]]
+    assert sender_pages(store, ADDR["b"], 5, False) == [[(1, 1), (2, 2)]]
     assert sender_pages(store, ADDR["e"], 5, False) == [[]]
     assert [r[4] for r in store.get_sender_tx_rows(ADDR["a"], None, 9, False)] == ["ok"] * 4
     with store._conn:  # a store made before the sender index: it is filled from the txs table when opened
