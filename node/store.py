@@ -74,7 +74,8 @@ def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
     that decided it (None at genesis, height 0), its tx results `(hash, code, log, sender)` (the sender the
-    application decoded; None: read from the bytes) and its transactions' bytes in block order, and the validator set of the next height when it is to be stored.
+    application decoded; None: read from the bytes) and its transactions' bytes in block order, and the
+    validator set of the next height when it is to be stored.
 
     `next_validator_set` runs inside the transaction after the state changes are written, so it reads
     the powers after the block; None stores no row (the set follows from the last stored one, see
