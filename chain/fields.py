@@ -78,9 +78,9 @@ def show(value: object) -> str:
 
 
 @lru_cache(maxsize=256)
-def compute_key_set(keys: tuple[str, ...]) -> frozenset[str]:
-    """`keys` as a set (the keys of a JSON object compare with it in C)."""
-    return frozenset(keys)
+def compute_key_sets(required: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The required keys and every known key, as sets (the keys of a JSON object compare with them in C)."""
+    return frozenset(required), frozenset(required + allowed)
 
 
 def require_object(
@@ -89,7 +89,9 @@ def require_object(
     """`value` as a JSON object holding every `required` key and nothing but them and `allowed`."""
     if not isinstance(value, dict):
         raise FieldError(f"{where} must be a JSON object")
-    if value.keys() == compute_key_set(required):
+    needed, known = compute_key_sets(required, allowed)
+    keys = value.keys()
+    if keys == needed or needed <= keys <= known:
         return value
     missing = [k for k in required if k not in value]
     extra = sorted(k for k in value if k not in required and k not in allowed)
