@@ -32,8 +32,8 @@
 - **Re-check after each commit** (`update`): the app resets its check state at commit, so the pool
   drops the committed transactions and re-runs `check_txs` on the rest, in admission order,
   dropping those that no longer apply.
-- **Relay**: only admitted transactions are handed to the `on_admit` callback (the network relays
-  them to peers).
+- **Relay**: only admitted transactions are handed to the `on_admit` callback, with the node id of
+  the peer they came from (None: a client, or this node); the network relays them to every other peer.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Mempool:
         max_txs_per_sender: int = DEFAULT_MAX_TXS_PER_SENDER,
         max_bytes_per_sender: int = DEFAULT_MAX_BYTES_PER_SENDER,
         min_gas_price: Fraction | None = None,
-        on_admit: Callable[[list[bytes]], None] | None = None,
+        on_admit: Callable[[list[bytes], str | None], None] | None = None,
         on_drop: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.app = app
@@ -187,8 +187,11 @@ class Mempool:
             raise result
         return result
 
-    def add_batch(self, raws: Iterable[bytes], *, own: bool = False) -> list[str | MempoolError]:
+    def add_batch(
+        self, raws: Iterable[bytes], *, own: bool = False, origin: str | None = None
+    ) -> list[str | MempoolError]:
         """Admit transactions in order: each entry is the admitted hash or the MempoolError refusing it.
+        `origin`: the node id of the peer that sent them (the relay does not send them back to it).
 
         The new ones are decoded and verified in one `app.decode_verified` call, then placed one by one."""
         raws = [bytes(r) for r in raws]
@@ -220,7 +223,7 @@ class Mempool:
                 log.debug("mempool rejected tx %s: %s", outcome.tx_hash, outcome)
                 self.failed += isinstance(outcome, TxRejected)  # failed its checks (not a duplicate, not room)
         if admitted and self.on_admit is not None:
-            self.on_admit(admitted)
+            self.on_admit(admitted, origin)
         return out  # type: ignore[return-value]
 
     def _add_verified(self, tx: Tx | InvalidTx, own: bool) -> str | MempoolError:

@@ -102,7 +102,7 @@ SERVICE_NAMES = ("uoc.v1.Gossip", "uoc.v1.BlockSync", "uoc.v1.Status")
 class NodeApi(Protocol):
     """What the gRPC handlers need from the node (all called on the event loop)."""
 
-    def submit_txs(self, raws: list[bytes]) -> list[str | MempoolError]: ...
+    def submit_txs(self, raws: list[bytes], origin: str | None = None) -> list[str | MempoolError]: ...
 
     def receive_consensus(self, raw: bytes) -> bool: ...
 
@@ -319,13 +319,14 @@ class Handlers:
             await self._reject(context, "BroadcastTxs", exc)
         await self._charge(context, "BroadcastTxs", "gossip", len(batch.txs), 0)
         raws = [bytes(t) for t in batch.txs]
+        origin = tls.get_peer_node_id(context)  # a peer's relay: what it sent us is not sent back to it
         unique = list(dict.fromkeys(raws))  # a repeated entry is checked once, as the mempool does in one batch
         outcome: dict[bytes, str | MempoolError] = {}
         for i in range(0, len(unique), ADMIT_CHUNK_TXS):
             if i:
                 await asyncio.sleep(0)  # a chunk's signature checks at a time, then the loop's other work
             chunk = unique[i : i + ADMIT_CHUNK_TXS]
-            outcome.update(zip(chunk, self.node.submit_txs(chunk)))
+            outcome.update(zip(chunk, self.node.submit_txs(chunk, origin)))
         results: list[str | MempoolError] = []
         for raw in raws:
             repeated = raw not in outcome

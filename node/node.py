@@ -597,9 +597,9 @@ class NodeCore:
     # =========================================================================================
     # gossip in and reads (network.NodeApi, for the gRPC handlers)
     # =========================================================================================
-    def submit_txs(self, raws: list[bytes]) -> list[str | MempoolError]:
-        """Admit transactions to the mempool (admitted ones are relayed)."""
-        return self.mempool.add_batch(raws)
+    def submit_txs(self, raws: list[bytes], origin: str | None = None) -> list[str | MempoolError]:
+        """Admit transactions to the mempool (admitted ones are relayed, not back to the peer `origin`)."""
+        return self.mempool.add_batch(raws, origin=origin)
 
     def receive_consensus(self, raw: bytes) -> bool:
         """A peer's consensus message: verified by the engine (signature, membership, height and round),

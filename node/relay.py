@@ -12,7 +12,9 @@ evidence pending in the engine (double signs not yet committed) is re-sent at th
 a peer that was down or cut off when it was first gossiped would otherwise never hold it, and the
 offence would go unpunished if the node that saw it never proposes again (it is wiped, or jailed).
 Admitted transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the mempool
-stored them (canonical bytes only).
+stored them (canonical bytes only), to every peer but the one they came from (as CometBFT's mempool
+does not send a tx back to a peer it got it from): that peer holds them, and would only refuse them
+as known.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Relay:
         self.peers = peers
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._own: dict[tuple[int, int, str], list[bytes]] = {}  # (height, round, kind) -> [proof…, our message]
-        self._txs: list[bytes] = []
+        self._txs: list[tuple[bytes, str | None]] = []  # (raw, the node id of the peer it came from)
 
     # -- consensus messages -----------------------------------------------------------------
     def is_seen(self, digest: bytes) -> bool:
@@ -69,9 +71,10 @@ class Relay:
             self.gossip("SendConsensus", raw)
 
     # -- transactions -----------------------------------------------------------------------
-    def queue_txs(self, raws: list[bytes]) -> None:
-        """Queue admitted transactions for the next batch (the mempool's `on_admit`)."""
-        self._txs.extend(raws)
+    def queue_txs(self, raws: list[bytes], origin: str | None = None) -> None:
+        """Queue admitted transactions for the next batches (the mempool's `on_admit`), for every peer
+        but `origin` (the node id of the peer that sent them; None: a client or this node)."""
+        self._txs.extend((raw, origin) for raw in raws)
 
     def gossip(self, what: str, payload: bytes) -> None:
         for peer in self.peers:
@@ -100,13 +103,16 @@ class Relay:
                     self.gossip("SendConsensus", raw)
 
     async def run_tx_relay(self) -> None:
-        """Relay admitted transactions to every peer in batches."""
+        """Relay admitted transactions in batches to every peer but the one each came from."""
         while True:
             await asyncio.sleep(RELAY_INTERVAL_S)
-            while self._txs:
-                batch = compute_batch(self._txs)
-                del self._txs[: len(batch)]
-                self.gossip("BroadcastTxs", spb.TxBatch(txs=batch).SerializeToString())
+            queued, self._txs = self._txs, []
+            for peer in self.peers if queued else ():
+                txs = [raw for raw, origin in queued if origin is None or origin != peer.node_id]
+                while txs:
+                    batch = compute_batch(txs)
+                    del txs[: len(batch)]
+                    peer.send("BroadcastTxs", spb.TxBatch(txs=batch).SerializeToString())
 
 
 def compute_batch(txs: list[bytes]) -> list[bytes]:

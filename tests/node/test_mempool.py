@@ -210,14 +210,15 @@ def test_the_committed_digests_are_bounded_and_a_forgotten_one_still_fails_in_th
         pool.add(txs[2])
 
 
-def test_only_admitted_txs_are_handed_to_relay(app):
-    relayed: list[list[bytes]] = []
-    pool = Mempool(app, on_admit=relayed.append)
+def test_only_admitted_txs_are_handed_to_relay_with_the_peer_they_came_from(app):
+    relayed: list[tuple[list[bytes], str | None]] = []
+    pool = Mempool(app, on_admit=lambda raws, origin: relayed.append((raws, origin)))
     good = send("a", 0)
     results = pool.add_batch([good, b"junk", good, send("a", 7)])
     assert isinstance(results[0], str)
     assert [type(r) for r in results[1:]] == [TxRejected, TxAlreadyKnown, TxRejected]
-    assert relayed == [[good]]
+    pool.add_batch([send("a", 1)], origin="ab" * 20)
+    assert relayed == [([good], None), ([send("a", 1)], "ab" * 20)]
 
 
 # --- fees, lanes, quotas and eviction -------------------------------------------------------------

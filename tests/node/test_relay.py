@@ -19,7 +19,8 @@ pytestmark = pytest.mark.asyncio
 class RecordingPeer:
     """Records each gossip payload handed to it (the PeerClient.send interface)."""
 
-    def __init__(self) -> None:
+    def __init__(self, node_id: str | None = None) -> None:
+        self.node_id = node_id
         self.sent: list[tuple[str, bytes]] = []
 
     def send(self, what: str, payload: bytes) -> None:
@@ -100,3 +101,24 @@ async def test_a_relayed_batch_stays_within_what_a_peer_takes_in_one_call(sizes,
     assert len(batch) == taken and batch == txs[:taken]
     if taken > 1:
         assert len(spb.TxBatch(txs=batch).SerializeToString()) <= MAX_BATCH_BYTES
+
+
+async def test_admitted_txs_are_relayed_to_every_peer_but_the_one_they_came_from(monkeypatch):
+    monkeypatch.setattr(relay_module, "RELAY_INTERVAL_S", 0.001)
+    a, b, unpinned = RecordingPeer("aa" * 20), RecordingPeer("bb" * 20), RecordingPeer(None)
+    relay = Relay([a, b, unpinned])  # type: ignore[list-item]
+    relay.queue_txs([b"from-a-1", b"from-a-2"], "aa" * 20)
+    relay.queue_txs([b"from-a-client"])  # a client's (or this node's own): to every peer
+    relay.queue_txs([b"from-b"], "bb" * 20)
+    task = asyncio.create_task(relay.run_tx_relay())
+    await asyncio.sleep(0.05)
+    task.cancel()
+
+    def relayed(peer: RecordingPeer) -> list[bytes]:
+        return [
+            tx for what, payload in peer.sent for tx in spb.TxBatch.FromString(payload).txs if what == "BroadcastTxs"
+        ]
+
+    assert relayed(a) == [b"from-a-client", b"from-b"]
+    assert relayed(b) == [b"from-a-1", b"from-a-2", b"from-a-client"]
+    assert relayed(unpinned) == [b"from-a-1", b"from-a-2", b"from-a-client", b"from-b"]
