@@ -11,13 +11,12 @@ chain's query declarations like every read route):
 - `POST /v1/admin/usage` (admin): settle a requester-signed receipt with the operator's key and
   answer once the settlement is committed, with the settlement (or 422 with the chain's rule).
 
-Money in the PAC documents is in NGONKA (integer ngonka) as exact decimal strings built with
-`Decimal` (never a float)."""
+Money in the PAC documents is in NGONKA (integer ngonka) as exact decimal strings of Python integers
+(never a float; not `Decimal` arithmetic either, which rounds past 28 digits)."""
 
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -55,7 +54,7 @@ def compute_component_id(model: str, direction: str) -> str:
 
 def compute_rate(price_per_token: int) -> dict[str, Any]:
     """An acp-1 rate: ngonka per token as an exact decimal string."""
-    return {"amount": str(Decimal(price_per_token)), "currency": CURRENCY, "per": {"quantity": 1}}
+    return {"amount": str(price_per_token), "currency": CURRENCY, "per": {"quantity": 1}}
 
 
 def compute_price_model(chain_id: str, pricing: dict[str, Any], height: int | None = None) -> dict[str, Any]:
@@ -82,7 +81,7 @@ def compute_price_model(chain_id: str, pricing: dict[str, Any], height: int | No
     }
 
 
-def compute_money_amount(value: Decimal) -> dict[str, Any]:
+def compute_money_amount(value: int) -> dict[str, Any]:
     """An acp-1 money amount."""
     return {"value": str(value), "currency": CURRENCY}
 
@@ -95,12 +94,13 @@ def compute_timestamp(time_ms: int) -> str:
 
 def compute_charge_report(chain_id: str, settlement: dict[str, Any], time_ms: int, mode: str) -> dict[str, Any]:
     """The acp-1 charge report of a settlement: one measure and one charge line per direction, each
-    `quantity × rate` exactly (Decimal), summing to the amount charged; `full` adds each line's
+    `quantity × rate` exactly (integers), summing to the amount charged; `full` adds each line's
     quantity and rate and an audit block naming the settlement's transaction and price record."""
-    rate = Decimal(settlement["pricePerToken"]["amount"])
+    rate: int = settlement["pricePerToken"]["amount"]
     model = settlement["model"]
     lines = []
     measures = []
+    total = 0
     for direction, _ in DIRECTIONS:
         quantity = settlement["tokens"][direction]
         resource = {"kind": "tokens", "direction": direction, "token_model_id": model}
@@ -109,11 +109,11 @@ def compute_charge_report(chain_id: str, settlement: dict[str, Any], time_ms: in
             "component_id": compute_component_id(model, direction),
             "amount": compute_money_amount(quantity * rate),
         }
+        total += quantity * rate
         if mode == "full":
-            line = {**line, "quantity": quantity, "rate": compute_rate(int(rate))}
+            line = {**line, "quantity": quantity, "rate": compute_rate(rate)}
         lines.append(line)
-    total = sum((Decimal(line["amount"]["value"]) for line in lines), Decimal(0))
-    assert total == Decimal(settlement["amountCharged"]["amount"]), "charge lines must sum to the charge"
+    assert total == settlement["amountCharged"]["amount"], "charge lines must sum to the charge"
     report: dict[str, Any] = {
         "acp_version": ACP_VERSION,
         "model_id": compute_price_model_id(
