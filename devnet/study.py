@@ -363,7 +363,7 @@ def run_study(
                 with guard:  # a Ctrl-C while a run's rows are written waits until all its tables have them
                     for name, rows in tables.items():
                         writers[name].append(rows)
-                done += 1
+                    done += 1  # counted inside: the deferred Ctrl-C is raised as the block ends, after it
                 bar.update(1)
                 if on_done is not None:
                     on_done(done)

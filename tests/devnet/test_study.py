@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from devnet import study as study_module
 from devnet.errors import ScenarioError
 from devnet.overrides import compute_grid, parse_sweeps
 from devnet.simulate import run_inproc
@@ -292,6 +293,29 @@ def test_ctrl_c_stops_a_study_and_keeps_every_finished_run_in_valid_files(small:
     assert len(runs) == len(read_csv(out / "runs.csv")) == manifest["runs_done"]
     epochs = pd.read_parquet(out / "epochs.parquet")
     assert sorted(set(epochs["run"])) == sorted(runs["run"]) and len(epochs) == 5 * manifest["runs_done"]
+
+
+def test_a_ctrl_c_while_a_runs_rows_are_written_counts_that_run_as_done(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the deferred Ctrl-C was raised before the run was counted, so the manifest said one run
+    fewer than the tables held (a race the subprocess test above hit in CI)."""
+    monkeypatch.setattr(study_module, "run_local", lambda tasks, workers: (run_task(t) for t in tasks))
+    append = study_module.TableWriter.append
+    calls = []
+
+    def append_then_interrupt(self: Any, rows: list[dict[str, Any]]) -> None:
+        append(self, rows)
+        calls.append(1)
+        if len(calls) == len(study_module.TABLES) + 1:  # the second run's first table: the others wait for it
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(study_module.TableWriter, "append", append_then_interrupt)
+    plan = plan_study(str(small), runs=4, seed=40, sets=[], sweeps=[])
+    manifest = study_module.run_study(plan, tmp_path / "out", workers=1, progress=False)
+    runs = read_csv(tmp_path / "out" / "runs.csv")
+    assert manifest["interrupted"] and len(calls) == 2 * len(study_module.TABLES)  # the second run, whole
+    assert manifest["runs_done"] == len(runs) == len(pd.read_parquet(tmp_path / "out" / "runs.parquet")) == 2
 
 
 def test_set_changes_the_scenario_by_dotted_path_and_seed_replaces_its_seed(small: Path) -> None:
