@@ -47,7 +47,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,6 +69,7 @@ from bench_network import (  # noqa: E402
 
 from chain.crypto import PrivateKey  # noqa: E402
 from chain.tx import MsgVote, sign_tx  # noqa: E402
+from node.client import ApiError, Client  # noqa: E402
 from node.config import collect_genesis, init_home, load_home, update_config, write_json  # noqa: E402
 from node.consensus import Timeouts  # noqa: E402
 from node.pb import services_pb2 as spb  # noqa: E402
@@ -114,35 +114,22 @@ class Api:
 
     def __init__(self, home: Path) -> None:
         loaded = load_home(home)
-        self.public = f"http://{loaded.config.api_public}"
-        self.admin = f"http://{loaded.config.api_admin}"
-        self.auth = {"Authorization": f"Bearer {loaded.admin_token}"}
+        self.public = Client(loaded.config.api_public)
+        self.admin = Client(loaded.config.api_admin, token=loaded.admin_token)
         self.key = loaded.validator_key
         self.chain_id = loaded.genesis["chain_id"]
 
     def vote_price(self, price: int) -> None:
-        requests.post(
-            self.admin + "/v1/admin/unit-of-compute-price-proposal",
-            json={"price": price, "denom": "ngonka"},
-            headers=self.auth,
-            timeout=30,
-        )
+        self.admin.post("/v1/admin/unit-of-compute-price-proposal", {"price": price, "denom": "ngonka"}, timeout=30)
 
     def propose_model(self, model: str, units: int) -> int:
-        answer = requests.post(
-            self.admin + "/v1/admin/models",
-            json={"id": model, "units_of_compute_per_token": units},
-            headers=self.auth,
-            timeout=30,
-        )
-        return answer.json()["proposal_id"]
+        answer = self.admin.post("/v1/admin/models", {"id": model, "units_of_compute_per_token": units}, timeout=30)
+        return int(answer["proposal_id"])
 
     def vote_yes(self, proposal_id: int) -> None:
-        sequence = requests.get(f"{self.public}/v1/accounts/{self.key.address}", timeout=10).json()["sequence"]
+        sequence = self.public.get(f"/v1/accounts/{self.key.address}")["sequence"]
         raw = sign_tx(self.key, self.chain_id, sequence, [MsgVote(proposal_id, "yes")])
-        requests.post(
-            self.public + "/v1/txs?wait=commit", data=raw, headers={"Content-Type": "application/json"}, timeout=30
-        )
+        self.public.post("/v1/txs", raw, timeout=30, wait="commit")
 
 
 class PriceVoters(threading.Thread):
@@ -163,7 +150,7 @@ class PriceVoters(threading.Thread):
                 for api in self.apis:
                     try:
                         api.vote_price(max(1, round(trend * rng.uniform(0.95, 1.05))))
-                    except requests.RequestException:
+                    except ApiError:
                         pass
             self.stop.wait(EPOCH_LENGTH * 0.9)
 
@@ -303,7 +290,7 @@ def main() -> None:
             lock = threading.Lock()
             voters = PriceVoters(apis, lock)
             voters.start()
-            events_url = apis[0].public + "/v1/dashboard/events"
+            events_url = apis[0].public.base + "/v1/dashboard/events"
             rates: dict[str, list[float]] = {"none": [], "dashboards": []}
             cpu_ms: dict[str, list[float]] = {"none": [], "dashboards": []}  # node 0's CPU ms per committed tx
             cpu_ms_others: dict[str, list[float]] = {"none": [], "dashboards": []}  # the mean of nodes 1-3
@@ -324,7 +311,7 @@ def main() -> None:
                         second = apis[1].propose_model("qwen-2.5-72b", 300)
                         apis[1].vote_yes(second)
                         apis[2].vote_yes(second)
-                    paints = measure_first_paints(apis[0].public + "/", args.paints, args.screenshot)
+                    paints = measure_first_paints(apis[0].public.base + "/", args.paints, args.screenshot)
                     loader.join()
                 else:
                     cpu_before = [get_cpu_s(p.pid) for p in procs]

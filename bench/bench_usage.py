@@ -41,8 +41,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chain.app import Application
@@ -71,6 +69,7 @@ from chain.usage import (
     compute_index_entry_key,
     compute_totals_delta,
 )
+from node.client import ApiError, Client
 from node.config import load_home, write_json
 from node.heap import settled_heap
 from node.pb import services_pb2 as spb
@@ -293,8 +292,7 @@ def run_aggregation(records: int, requests: int) -> dict[str, tuple[float, float
 
 def get_json(home: Path, path: str, **params: Any) -> Any:
     """A public API answer of the node of `home`."""
-    address = load_home(home).config.api_public
-    return requests.get(f"http://{address}{path}", params=params, timeout=10).json()
+    return Client(load_home(home).config.api_public).get(path, **params)
 
 
 def run_network(count: int) -> dict[str, float]:
@@ -323,7 +321,7 @@ def run_network(count: int) -> dict[str, float]:
                 try:
                     if get_json(homes[0], "/v1/status")["height"] >= 2:
                         break
-                except requests.RequestException:
+                except ApiError:
                     pass
                 time.sleep(0.2)
             propose = sign_tx(validators[0], chain_id, 0, [MsgSubmitProposal(RegisterModel(MODEL, 3), 10)])
