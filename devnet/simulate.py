@@ -36,6 +36,7 @@ of the chain, not more (`EpochPipeline.add_sequences`); without clients nothing 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -570,7 +571,11 @@ def start_helpers() -> ProcessPoolExecutor:
     other thread, else spawned (safe)."""
     method = "fork" if threading.active_count() == 1 else "spawn"
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
-    pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
+    gc.freeze()  # forked children inherit a frozen heap: their collections never touch (and so copy) its pages
+    try:
+        pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
+    finally:
+        gc.unfreeze()
     return pool
 
 
