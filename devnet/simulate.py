@@ -36,7 +36,6 @@ of the chain, not more (`EpochPipeline.add_sequences`); without clients nothing 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import multiprocessing
@@ -84,7 +83,7 @@ from chain.tx import (
     decode_tx,
     sign_tx,
 )
-from node.heap import settled_heap
+from node.heap import frozen_for_fork, settled_heap
 from node.store import SqliteStore
 
 from .demand import (
@@ -571,11 +570,8 @@ def start_helpers() -> ProcessPoolExecutor:
     other thread, else spawned (safe)."""
     method = "fork" if threading.active_count() == 1 else "spawn"
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
-    gc.freeze()  # forked children inherit a frozen heap: their collections never touch (and so copy) its pages
-    try:
+    with frozen_for_fork():  # their collections never walk (and so copy) the pages they inherit
         pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
-    finally:
-        gc.unfreeze()
     return pool
 
 

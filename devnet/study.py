@@ -19,7 +19,6 @@ records `"interrupted": true` in OUT/study.json.
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import logging
 import multiprocessing
@@ -37,6 +36,7 @@ from typing import Any
 import grpc
 
 from chain.store import MemoryStore
+from node.heap import frozen_for_fork
 
 from .errors import DevnetError, ScenarioError
 from .overrides import (
@@ -220,11 +220,8 @@ def run_local(tasks: Iterable[Task], workers: int) -> Generator[dict[str, list[d
     """Each task's tables, as its run finishes on a pool of `workers` local processes (forked while
     this process has no other thread, else spawned); the pool is stopped when the iteration ends."""
     method = "fork" if threading.active_count() == 1 else "spawn"
-    gc.freeze()  # forked workers inherit a frozen heap: their collections never touch (and so copy) its pages
-    try:
+    with frozen_for_fork():  # their collections never walk (and so copy) the pages they inherit
         pool = multiprocessing.get_context(method).Pool(workers, initializer=ignore_sigint)
-    finally:
-        gc.unfreeze()
     try:
         yield from pool.imap_unordered(run_task, tasks, chunksize=1)
         pool.close()

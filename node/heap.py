@@ -23,6 +23,19 @@ OLDER_SCAN_EVERY = 10  # scans of the generation below per scan of the next (CPy
 
 
 @contextmanager
+def frozen_for_fork() -> Iterator[None]:
+    """Fork child processes inside this block: they inherit this process's heap frozen (CPython's advice
+    for `gc.freeze`), so their collections never walk the objects they inherited and never copy those
+    pages (copy-on-write) just to scan them; this process unfreezes at the end. Not inside `settled_heap`
+    (its end would unfreeze that block's objects too)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@contextmanager
 def settled_heap() -> Iterator[None]:
     """Freeze the objects alive now out of the collector's scans and scan the youngest generation
     less often, until the block ends; then restore both."""
@@ -36,4 +49,4 @@ def settled_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-__all__ = ["YOUNG_SCAN_ALLOCATIONS", "settled_heap"]
+__all__ = ["YOUNG_SCAN_ALLOCATIONS", "frozen_for_fork", "settled_heap"]
