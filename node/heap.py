@@ -1,4 +1,5 @@
-"""The cyclic collector's settings while a process runs the chain (a node, the in-process simulator).
+"""The cyclic collector's settings while a process runs the chain (a node, the in-process simulator),
+and the frozen heap its forked helpers start from.
 
 CPython's collector scans its youngest generation every 700 net container allocations and, every
 hundred of those scans, may scan every tracked object. A node holds 100,000 and more of them that
@@ -26,8 +27,8 @@ OLDER_SCAN_EVERY = 10  # scans of the generation below per scan of the next (CPy
 def frozen_for_fork() -> Iterator[None]:
     """Fork child processes inside this block: they inherit this process's heap frozen (CPython's advice
     for `gc.freeze`), so their collections never walk the objects they inherited and never copy those
-    pages (copy-on-write) just to scan them; this process unfreezes at the end. Not inside `settled_heap`
-    (its end would unfreeze that block's objects too)."""
+    pages (copy-on-write) just to scan them; this process unfreezes at the end. Not inside `settled_heap`:
+    this block's unfreeze would undo that block's freeze too."""
     gc.freeze()
     try:
         yield
