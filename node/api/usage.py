@@ -103,13 +103,14 @@ def compute_charge_report(chain_id: str, settlement: dict[str, Any], time_ms: in
     total = 0
     for direction, _ in DIRECTIONS:
         quantity = settlement["tokens"][direction]
+        amount = quantity * rate
         resource = {"kind": "tokens", "direction": direction, "token_model_id": model}
         measures.append({"resource": resource, "quantity": quantity})
         line: dict[str, Any] = {
             "component_id": compute_component_id(model, direction),
-            "amount": compute_money_amount(quantity * rate),
+            "amount": compute_money_amount(amount),
         }
-        total += quantity * rate
+        total += amount
         if mode == "full":
             line = {**line, "quantity": quantity, "rate": compute_rate(rate)}
         lines.append(line)
