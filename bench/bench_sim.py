@@ -11,8 +11,8 @@ measurements; the median of R runs is reported, with that run's CPU time in the 
 process per committed transaction (`run_inproc`'s `cpu_seconds`: the chain's work, the hand-off
 from the helpers and what it signs and admits itself), the helpers' CPU time per committed
 transaction (signing, decoding and verifying; `RUSAGE_CHILDREN` across the run, which reaps them),
-and the bound the two set on this machine's cores: cores ÷ (main + helpers) transactions per
-second, as a ratio to the raw rate (the ratio no scheduling can pass without less CPU per tx).
+and the bound the two set on this machine (`compute_bound`), as a ratio to the raw rate: the ratio no
+scheduling can pass without less CPU per transaction.
 
 Each case runs twice: quiet, then loaded, while a competing CPU-bound process this bench starts (a
 Python busy loop at normal priority, one core's worth) runs beside it; the raw rate is measured
@@ -72,6 +72,21 @@ def competing_process() -> Iterator[None]:
         proc.wait()
 
 
+def compute_bound(main_us: float, helpers_us: float, cores: int, loaded: bool) -> float | None:
+    """The most committed transactions per second a fair scheduler allows for this CPU per transaction.
+
+    Quiet, on `cores` cores: cores ÷ (main + helpers), and never more than the chain process alone
+    allows (1 ÷ main). Loaded, on 2 cores beside one busy loop of the same weight (None on other core
+    counts): 1 ÷ (main + helpers ÷ 2). Each runnable thread then gets an equal share of the two
+    cores, at most one core each; while the helpers run, the chain process and the loop each lose half
+    of what the helpers take. So the chain process gets 1 − (helpers' CPU rate) ÷ 2 cores, and
+    R × main ≤ 1 − R × helpers ÷ 2. Which helper runs, or how many there are, does not change this."""
+    main, helpers = main_us / 1e6, helpers_us / 1e6
+    if not loaded:
+        return min(cores / (main + helpers), 1 / main)
+    return 1 / (main + helpers / 2) if cores == 2 else None
+
+
 def make_scenario(validators: int, epochs: int) -> str:
     """TOML for `validators` honest voters over `epochs` epochs of 10 blocks."""
     lines = [f"seed = 1\nepochs = {epochs}\nepoch_length = 10\n"]
@@ -114,17 +129,20 @@ def main() -> None:
             cores = os.cpu_count() or 1
             for mode, (ratio, rate, raw, main_us, helpers_us) in medians.items():
                 verdict = f"; {'PASS' if ratio >= target else 'FAIL'}: target ≥ {target:.2f}" if mode == "open" else ""
+                bound = compute_bound(main_us, helpers_us, cores, condition == "loaded")
                 print(
                     f"{validators:>5} validators, {condition:<6} {mode:<13} {epochs} epochs of 10 blocks, "
                     f"{committed[mode]:,} txs: median {rate:,.0f} tx/s against raw verification {raw:,.0f}/s "
                     f"= {ratio:.2f} (runs: {', '.join(f'{r[0]:.2f}' for r in runs[mode])}{verdict}); "
-                    f"CPU per committed tx: main {main_us:.0f} µs, helpers {helpers_us:.0f} µs; the {cores}-core bound "
-                    f"{cores / (main_us + helpers_us) * 1e6 / raw:.2f}",
+                    f"CPU per committed tx: main {main_us:.0f} µs, helpers {helpers_us:.0f} µs; the bound a fair "
+                    f"scheduler sets on {cores} cores {'n/a' if bound is None else f'{bound / raw:.2f}'}",
                     flush=True,
                 )
             figures[f"ratio_{condition}_{validators}"] = round(medians["open"][0], 2)
             figures[f"main_us_per_tx_{condition}_{validators}"] = round(medians["open"][3])
             figures[f"helpers_us_per_tx_{condition}_{validators}"] = round(medians["open"][4])
+            bound = compute_bound(*medians["open"][3:], cores, condition == "loaded")
+            figures[f"bound_{condition}_{validators}"] = None if bound is None else round(bound / medians["open"][2], 2)
             if condition == "quiet":
                 print(
                     f"{validators:>5} validators, commit_reveal / open throughput (ratios to raw): "
