@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}")
-    figures: dict[str, float] = {}
+    figures: dict[str, float | None] = {}
     for validators in (100, 1000):
         epochs = max(2, args.txs // validators)
         opened = parse_scenario(make_scenario(validators, epochs), f"bench-{validators}")
