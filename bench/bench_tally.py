@@ -34,7 +34,7 @@ from chain import rules
 from chain.app import Application
 from chain.crypto import PrivateKey
 from chain.encoding import DECODE_CACHE
-from chain.store import LANES_CACHE, State
+from chain.store import State
 from chain.tx import MsgSubmitProposal, MsgVote, RegisterModel
 from node.store import SqliteStore
 
@@ -85,7 +85,6 @@ class Case:
 
     def run(self) -> str:
         """Time the voting end of every proposal on a throw-away state; return the last status."""
-        LANES_CACHE.clear()
         DECODE_CACHE.clear()
         started, cpu = time.perf_counter(), time.process_time()
         state = State(self.app.store, 2, self.app._lthash)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +24,6 @@ import numpy as np
 from blake3 import blake3
 from sortedcontainers import SortedDict, SortedList
 
-from .cache import ENTRY_OVERHEAD, ByteBoundedCache
 from .encoding import canonical_json, decode_canonical
 from .errors import StoreError
 from .gas import GasMeter
@@ -51,36 +49,11 @@ def compute_entry_data(space: str, key: str, value: str) -> bytes:
     return LTHASH_DOMAIN + len(s).to_bytes(4, "big") + s + len(k).to_bytes(4, "big") + k + v
 
 
-LANES_CACHE_BYTES = 4 * 1024 * 1024  # lanes of recent entries kept: 2 KiB each plus their text
-LANES_CACHE_MAX_TEXT = 4096  # longer entries are hashed afresh
-LANES_CACHE: ByteBoundedCache[tuple[str, str, str], bytes] = ByteBoundedCache(LANES_CACHE_BYTES)
-
-
-@contextmanager
-def lanes_cache_bound(max_bytes: int) -> Iterator[None]:
-    """Let LANES_CACHE hold up to `max_bytes` (never less than LANES_CACHE_BYTES) inside the `with`, then
-    shrink it back: a simulation whose epochs change more entries than the node's bound holds removes
-    each entry one epoch after adding it, and would hash it afresh (a cache changes no result)."""
-    LANES_CACHE.resize(max(max_bytes, LANES_CACHE_BYTES))
-    try:
-        yield
-    finally:
-        LANES_CACHE.resize(LANES_CACHE_BYTES)
-
-
-def compute_entry_lanes(space: str, key: str, value: str, keep: bool = True) -> bytes:
-    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes (kept in LANES_CACHE for a
-    short entry unless `keep` is false, bounded in bytes: an entry added now is often removed soon)."""
-    size = len(space) + len(key) + len(value)
-    if size > LANES_CACHE_MAX_TEXT:
-        return compute_xof(compute_entry_data(space, key, value))
-    entry = (space, key, value)
-    lanes = LANES_CACHE.get(entry)
-    if lanes is None:
-        lanes = compute_xof(compute_entry_data(space, key, value))
-        if keep:
-            LANES_CACHE.put(entry, lanes, LTHASH_BYTES + size)
-    return lanes
+def compute_entry_lanes(space: str, key: str, value: str) -> bytes:
+    """The LtHash16 lanes of one state entry, as 2048 little-endian bytes, drawn afresh each time: the
+    XOF takes ~0.9 µs for a short entry, less than a cache's put and get of its lanes (~2.8 µs; the
+    lanes cache this replaces, docs/benchmarks.md)."""
+    return compute_xof(compute_entry_data(space, key, value))
 
 
 def compute_lanes_sum(lanes: list[bytes]) -> np.ndarray:
@@ -506,9 +479,6 @@ class State:
         added: list[bytes] = []
         removed: list[bytes] = []
         changes: list[Change] = []
-        # a block changing more entries than the lanes cache holds (an epoch boundary of many validators)
-        # keeps none of its new lanes: they would evict each other and the hot entries of ordinary blocks
-        keep = len(self.layers[0]) * (LTHASH_BYTES + ENTRY_OVERHEAD) <= LANES_CACHE.max_bytes
         layer, committed = self.layers[0], self.committed
         for entry in compute_sorted_entries(layer):
             value = layer[entry]
@@ -519,7 +489,7 @@ class State:
             if old is not None:
                 removed.append(compute_entry_lanes(space, key, old))
             if value is not None:
-                added.append(compute_entry_lanes(space, key, value, keep))
+                added.append(compute_entry_lanes(space, key, value))
             changes.append((space, key, value))
             if len(added) + len(removed) >= LANES_BATCH:  # bounded memory for huge blocks (genesis)
                 acc.update(added, removed)

@@ -64,7 +64,7 @@ from chain.rules import (
     get_validator,
     get_validator_set,
 )
-from chain.store import MemoryStore, State, lanes_cache_bound
+from chain.store import MemoryStore, State
 from chain.tx import (
     Msg,
     MsgBond,
@@ -114,10 +114,6 @@ from .strategies import (
 log = logging.getLogger(__name__)
 
 SIGN_AHEAD_TXS = 8_000  # transactions signed (and admitted) ahead of the chain
-# LtHash lanes kept while a run lasts, per validator: an epoch changes about four entries of each (its
-# account twice, its vote, its stake records), each removed again an epoch later; room for twice that,
-# 2 KiB of lanes plus the entry's text each, so an epoch's entries are still there when they go
-LANES_BYTES_PER_VALIDATOR = 8 * 2600
 KEY_SALT = "uoc-sim"
 
 
@@ -651,7 +647,6 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     dynamic = scenario.params.pricing_mode != "voted"
     prices: list[dict[str, int]] = []  # per epoch: each active model's price per token in its last block
     with (
-        lanes_cache_bound(len(scenario.validators) * LANES_BYTES_PER_VALIDATOR),
         settled_heap(),  # the run's long-lived objects out of the collector's scans, as a node's (node.heap)
         tqdm(
             total=scenario.epochs * scenario.epoch_length,

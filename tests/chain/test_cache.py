@@ -1,5 +1,5 @@
 """chain.cache.ByteBoundedCache, and the caches built on it or bounded by entry size: the verify cache
-of the Application, the decode and entry-lanes caches."""
+of the Application and the decode cache."""
 
 from __future__ import annotations
 
@@ -17,17 +17,7 @@ from chain.encoding import (
     canonical_json,
     decode_canonical,
 )
-from chain.store import (
-    LANES_CACHE,
-    LANES_CACHE_BYTES,
-    LANES_CACHE_MAX_TEXT,
-    LTHASH_BYTES,
-    MemoryStore,
-    State,
-    compute_entry_lanes,
-    compute_lthash,
-    lanes_cache_bound,
-)
+from chain.store import MemoryStore, State
 from chain.tx import MsgSend
 from tests.helpers import ADDR, make_app, make_genesis, signed
 
@@ -85,20 +75,6 @@ def test_resizing_keeps_the_most_recent_entries_that_fit_the_new_bound(sizes, bo
     assert cache.bytes == fitting
 
 
-def test_the_lanes_cache_holds_more_inside_a_larger_bound_and_shrinks_back_after():
-    LANES_CACHE.clear()
-    entries = 3 * LANES_CACHE_BYTES // LTHASH_BYTES
-    evicted = LANES_CACHE.evicted
-    with lanes_cache_bound(4 * LANES_CACHE_BYTES):
-        lanes = [compute_entry_lanes("s", str(i), "v") for i in range(entries)]
-        assert len(LANES_CACHE) == entries and LANES_CACHE.evicted == evicted
-    assert LANES_CACHE.max_bytes == LANES_CACHE_BYTES and 0 < LANES_CACHE.bytes <= LANES_CACHE_BYTES
-    assert LANES_CACHE.get(("s", str(entries - 1), "v")) == lanes[-1]  # the most recent stayed
-    with lanes_cache_bound(LANES_CACHE_BYTES // 2):  # never below the node's bound
-        assert LANES_CACHE.max_bytes == LANES_CACHE_BYTES
-    LANES_CACHE.clear()
-
-
 def test_the_verify_cache_is_bounded_in_bytes_and_an_evicted_tx_is_verified_again_in_its_block(monkeypatch):
     """Regression: the cache was bounded by count (100,000 txs of up to 64 KiB: ~13 GB)."""
     monkeypatch.setattr(chain.app, "ADMITTED_CACHE_BYTES", 64 * 1024)
@@ -123,40 +99,13 @@ def test_only_short_texts_enter_the_decode_cache(size, cached):
     assert DECODE_CACHE.bytes == (DECODED_BYTES_PER_CHAR * len(text) + ENTRY_OVERHEAD if cached else 0)
 
 
-@pytest.mark.parametrize(("size", "cached"), [(LANES_CACHE_MAX_TEXT - 2, True), (LANES_CACHE_MAX_TEXT - 1, False)])
-def test_only_short_entries_enter_the_lanes_cache_and_the_lanes_are_the_same(size, cached):
-    LANES_CACHE.clear()
-    lanes = compute_entry_lanes("s", "k", "v" * size)
-    assert (len(LANES_CACHE) == 1) is cached
-    LANES_CACHE.clear()
-    assert lanes == compute_entry_lanes("s", "k", "v" * size)
-
-
-def test_the_decode_and_lanes_caches_are_bounded_in_bytes_not_entries():
-    """Regression (issue 22): they were lru_caches of 4,096 and 2,048 entries."""
+def test_the_decode_cache_is_bounded_in_bytes_not_entries():
+    """Regression (issue 22): it was an lru_cache of 4,096 entries."""
     DECODE_CACHE.clear()
-    LANES_CACHE.clear()
     for i in range(3 * DECODE_CACHE_BYTES // (DECODED_BYTES_PER_CHAR * 100)):
         decode_canonical(canonical_json({"n": i, "pad": "x" * 80}))
-    for i in range(3 * LANES_CACHE_BYTES // LTHASH_BYTES):
-        compute_entry_lanes("s", str(i), "v")
     assert 0 < DECODE_CACHE.bytes <= DECODE_CACHE_BYTES and DECODE_CACHE.evicted > 0
-    assert 0 < LANES_CACHE.bytes <= LANES_CACHE_BYTES and LANES_CACHE.evicted > 0
     DECODE_CACHE.clear()
-    LANES_CACHE.clear()
-
-
-@pytest.mark.parametrize(("entries", "kept"), [(10, True), (LANES_CACHE_BYTES // LTHASH_BYTES + 1, False)])
-def test_a_block_changing_more_entries_than_the_lanes_cache_holds_keeps_none_of_its_lanes(entries, kept):
-    """An epoch boundary of many validators would flush the hot entries of ordinary blocks for nothing."""
-    LANES_CACHE.clear()
-    state = State(MemoryStore(), 1)
-    for i in range(entries):
-        state.set("s", f"{i:06d}", i)
-    info, changes = state.compute_commit()
-    assert len(changes) == entries and (len(LANES_CACHE) == entries) is kept and (len(LANES_CACHE) == 0) is not kept
-    assert info.app_hash == compute_lthash((s, k, v) for s, k, v in changes if v is not None).app_hash()
-    LANES_CACHE.clear()
 
 
 def test_a_bulk_read_uses_the_decode_cache_but_does_not_enter_it():
