@@ -290,7 +290,10 @@ def run_ray(ray: Any, tasks: Iterable[Task]) -> Generator[dict[str, list[dict[st
 
 
 class InterruptGuard:
-    """A block that Ctrl-C does not cut: a SIGINT inside it is raised as KeyboardInterrupt at its end."""
+    """A block that Ctrl-C does not cut: a SIGINT inside it is raised as KeyboardInterrupt at its end.
+
+    A process started with SIGINT ignored (a background job of a script, `nohup`) keeps ignoring it,
+    as the convention is: the guard then changes nothing."""
 
     def __init__(self) -> None:
         self.pending = False
@@ -299,12 +302,16 @@ class InterruptGuard:
         self.pending = True
 
     def __enter__(self) -> None:
-        self.main = threading.current_thread() is threading.main_thread()  # signals are the main thread's
-        if self.main:
+        # signals are the main thread's; an ignored SIGINT stays ignored
+        self.active = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        )
+        if self.active:
             self.previous = signal.signal(signal.SIGINT, self._defer)
 
     def __exit__(self, *exc: object) -> None:
-        if self.main:
+        if self.active:
             signal.signal(signal.SIGINT, self.previous)
         if self.pending:
             self.pending = False

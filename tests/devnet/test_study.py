@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from devnet import study as study_module
 from devnet.errors import ScenarioError
 from devnet.overrides import compute_grid, parse_sweeps
 from devnet.simulate import run_inproc
-from devnet.study import plan_study, run_local, run_task
+from devnet.study import InterruptGuard, plan_study, run_local, run_task
 
 REPO = Path(__file__).resolve().parents[2]
 UOCD = [sys.executable, "-m", "uocd"]
@@ -251,6 +253,11 @@ def test_a_study_on_a_ray_cluster_gives_the_same_tables_as_on_the_local_pool(
         )
 
 
+def restore_default_sigint() -> None:
+    """SIGINT at its default disposition (run in a child between fork and exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_a_study_and_keeps_every_finished_run_in_valid_files(small: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -272,6 +279,9 @@ def test_ctrl_c_stops_a_study_and_keeps_every_finished_run_in_valid_files(small:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # the SIGINT goes to its group, as a terminal's Ctrl-C does
+        # at its default, as in a terminal's foreground job, also when this suite runs with SIGINT ignored
+        # (a background job of a script): the child would inherit that, and keep ignoring it
+        preexec_fn=restore_default_sigint,
     )
     try:
         deadline = time.monotonic() + 240
@@ -295,6 +305,16 @@ def test_ctrl_c_stops_a_study_and_keeps_every_finished_run_in_valid_files(small:
     assert sorted(set(epochs["run"])) == sorted(runs["run"]) and len(epochs) == 5 * manifest["runs_done"]
 
 
+@contextmanager
+def sigint_handler(handler: Any) -> Iterator[None]:
+    """SIGINT handled by `handler` inside the block (then as before)."""
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_ctrl_c_while_a_runs_rows_are_written_counts_that_run_as_done(
     small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,10 +332,30 @@ def test_a_ctrl_c_while_a_runs_rows_are_written_counts_that_run_as_done(
 
     monkeypatch.setattr(study_module.TableWriter, "append", append_then_interrupt)
     plan = plan_study(str(small), runs=4, seed=40, sets=[], sweeps=[])
-    manifest = study_module.run_study(plan, tmp_path / "out", workers=1, progress=False)
+    with sigint_handler(signal.default_int_handler):  # as in a terminal, whatever this suite was started with
+        manifest = study_module.run_study(plan, tmp_path / "out", workers=1, progress=False)
     runs = read_csv(tmp_path / "out" / "runs.csv")
     assert manifest["interrupted"] and len(calls) == 2 * len(study_module.TABLES)  # the second run, whole
     assert manifest["runs_done"] == len(runs) == len(pd.read_parquet(tmp_path / "out" / "runs.parquet")) == 2
+
+
+def test_a_sigint_inside_the_guard_is_raised_when_the_block_ends() -> None:
+    reached_end = False
+    with sigint_handler(signal.default_int_handler), pytest.raises(KeyboardInterrupt):
+        with InterruptGuard():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, and only records it
+            reached_end = True
+    assert reached_end
+
+
+def test_an_ignored_sigint_stays_ignored_inside_the_guard() -> None:
+    with sigint_handler(signal.SIG_IGN):
+        with InterruptGuard():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # and nothing was raised
 
 
 def test_set_changes_the_scenario_by_dotted_path_and_seed_replaces_its_seed(small: Path) -> None:
