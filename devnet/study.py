@@ -292,8 +292,8 @@ def run_ray(ray: Any, tasks: Iterable[Task]) -> Generator[dict[str, list[dict[st
 class InterruptGuard:
     """A block that Ctrl-C does not cut: a SIGINT inside it is raised as KeyboardInterrupt at its end.
 
-    A process started with SIGINT ignored (a background job of a script, `nohup`) keeps ignoring it,
-    as the convention is: the guard then changes nothing."""
+    A process started with SIGINT ignored (`cmd &` in a script: a background job without job control)
+    keeps ignoring it, as the convention is: the guard then changes nothing."""
 
     def __init__(self) -> None:
         self.pending = False
