@@ -4,13 +4,17 @@ chain's app hash and must be deliberate); a state hashed incrementally equals it
 
 from __future__ import annotations
 
+import pytest
 from blake3 import blake3
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.store import (
+    LANES_BATCH,
     LTHASH_BYTES,
     LtHash,
+    MemoryStore,
+    State,
     compute_entry_data,
     compute_entry_lanes,
     compute_lthash,
@@ -47,3 +51,14 @@ def test_a_state_changed_incrementally_hashes_as_the_same_state_from_scratch(bef
     acc.update(added, removed)
     assert acc.to_bytes() == compute_lthash((s, k, v) for (s, k), v in state.items()).to_bytes()
     assert LtHash(acc.to_bytes()).app_hash() == acc.app_hash()
+
+
+@pytest.mark.parametrize("entries", [10, LANES_BATCH + 1])
+def test_a_blocks_commit_hashes_as_its_entries_from_scratch(entries):
+    """Kept from the lanes cache's tests (a block of more entries than one vectorised step sums)."""
+    state = State(MemoryStore(), 1)
+    for i in range(entries):
+        state.set("s", f"{i:06d}", i)
+    info, changes = state.compute_commit()
+    assert len(changes) == entries
+    assert info.app_hash == compute_lthash((s, k, v) for s, k, v in changes if v is not None).app_hash()
