@@ -560,12 +560,17 @@ def write_state_file(out: Path, store: MemoryStore) -> None:
         db.write_block(info, list(store.entries()))
 
 
+def get_helper_context() -> Any:
+    """The multiprocessing context helper processes start in: fork (fast) while this process has no
+    other thread, else spawn (safe: a fork copies no other thread, and a lock one held stays held)."""
+    return multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
+
+
 def start_helpers() -> ProcessPoolExecutor:
     """Two helper processes at this process's priority (at a lower one, any other job on the machine
     took their CPU: the throughput halved under load): forked at once (fast) while this process has no
     other thread, else spawned (safe)."""
-    method = "fork" if threading.active_count() == 1 else "spawn"
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
+    pool = ProcessPoolExecutor(2, mp_context=get_helper_context())
     with frozen_for_fork():  # their collections never walk (and so copy) the pages they inherit
         pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
     return pool

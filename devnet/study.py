@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -49,7 +48,7 @@ from .overrides import (
 )
 from .report import format_cell
 from .scenario import Scenario, read_scenario_data, read_scenario_text
-from .simulate import InlineExecutor, simulate
+from .simulate import InlineExecutor, get_helper_context, simulate
 from .tables import (
     TABLES,
     compute_epoch_rows,
@@ -219,9 +218,8 @@ def ignore_sigint() -> None:
 def run_local(tasks: Iterable[Task], workers: int) -> Generator[dict[str, list[dict[str, Any]]], None, None]:
     """Each task's tables, as its run finishes on a pool of `workers` local processes (forked while
     this process has no other thread, else spawned); the pool is stopped when the iteration ends."""
-    method = "fork" if threading.active_count() == 1 else "spawn"
     with frozen_for_fork():  # their collections never walk (and so copy) the pages they inherit
-        pool = multiprocessing.get_context(method).Pool(workers, initializer=ignore_sigint)
+        pool = get_helper_context().Pool(workers, initializer=ignore_sigint)
     try:
         yield from pool.imap_unordered(run_task, tasks, chunksize=1)
         pool.close()
