@@ -7,17 +7,18 @@ recommends: A and R must be canonical (y < p) and not one of the 8 points of sma
 of the 14 encodings of such points, canonical or not, passes), and S must be canonical (S < L).
 
 The equation is checked by libsodium (PyNaCl), about twice as fast here as OpenSSL
-(`bench/bench_sigs.py`); keys and signing stay with `cryptography`. Behind the integer checks both
-libraries give the rules' verdict on every published edge case (tests/chain/test_crypto.py).
+(`bench/bench_sigs.py`); keys and signing are libsodium's too (RFC 8032 signatures are deterministic:
+its bytes are OpenSSL's, tests/chain/test_crypto.py). Behind the integer checks both libraries give the
+rules' verdict on every published edge case.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from typing import TypeGuard
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 
@@ -168,20 +169,19 @@ def verify_signature(pubkey: bytes, signature: bytes, message: bytes) -> bool:
 class PrivateKey:
     """An ed25519 signing key with its public key and `uoc` address."""
 
-    __slots__ = ("_key", "_secret", "pubkey", "address")
+    __slots__ = ("_secret", "pubkey", "address")
 
     def __init__(self, seed: bytes) -> None:
-        if len(seed) != 32:
+        if not isinstance(seed, bytes) or len(seed) != 32:
             raise InvalidTx("an ed25519 private key seed is 32 bytes", code="invalid_key")
-        self._key = Ed25519PrivateKey.from_private_bytes(seed)
-        self.pubkey = self._key.public_key().public_bytes_raw()
-        self._secret = crypto_sign_seed_keypair(seed)[1]  # libsodium's expanded key: it signs in half OpenSSL's time
+        # libsodium's key pair: the secret is the seed and the public key (it signs in half OpenSSL's time)
+        self.pubkey, self._secret = crypto_sign_seed_keypair(seed)
         self.address = compute_address(self.pubkey)
 
     @classmethod
     def generate(cls) -> PrivateKey:
         """A fresh random key (for wallets and tests, never inside the state machine)."""
-        return cls(Ed25519PrivateKey.generate().private_bytes_raw())
+        return cls(os.urandom(32))
 
     @classmethod
     def from_name(cls, name: str, salt: str = "uoc-devnet") -> PrivateKey:
@@ -190,7 +190,7 @@ class PrivateKey:
 
     def seed(self) -> bytes:
         """The 32-byte private seed."""
-        return self._key.private_bytes_raw()
+        return self._secret[:32]
 
     def sign(self, message: bytes) -> bytes:
         """Sign `message` (RFC 8032 signatures are deterministic: libsodium's bytes are OpenSSL's)."""

@@ -566,10 +566,13 @@ def get_helper_context() -> Any:
     return multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
 
 
-def start_helpers() -> ProcessPoolExecutor:
+def start_helpers(scenario: Scenario) -> ProcessPoolExecutor:
     """Two helper processes at this process's priority (at a lower one, any other job on the machine
     took their CPU: the throughput halved under load): forked at once (fast) while this process has no
-    other thread, else spawned (safe)."""
+    other thread, else spawned (safe). The validators' keys are derived first: forked helpers inherit
+    them instead of each deriving every key again."""
+    for spec in scenario.validators:
+        get_key(spec.name)
     pool = ProcessPoolExecutor(2, mp_context=get_helper_context())
     with frozen_for_fork():  # their collections never walk (and so copy) the pages they inherit
         pool.submit(int).result()  # starts the workers before any thread (progress bar, pool manager) exists
@@ -758,14 +761,14 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
         scenario.seed,
     )
     if scenario.clients:  # the state grows with the jobs settled: on disk, as a node keeps it
-        with start_helpers() as pool, closing(open_store(out)) as db:
+        with start_helpers(scenario) as pool, closing(open_store(out)) as db:
             result = simulate(scenario, db, pool, progress=progress)
         written = written_cpu = 0.0
     else:  # the state is a few entries per validator and per epoch: in memory, written once at the end
         store = MemoryStore()
         remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
         try:
-            with start_helpers() as pool:
+            with start_helpers(scenario) as pool:
                 result = simulate(scenario, store, pool, progress=progress)
         finally:
             started, cpu_started = time.perf_counter(), time.process_time()

@@ -26,6 +26,7 @@ from chain.tx import (
     MsgSend,
     MsgSubmitPriceProposal,
     MsgUnbond,
+    _b64,
     compute_sign_bytes,
     compute_tx_hash,
     decode_tx,
@@ -794,3 +795,17 @@ def test_block_applies_transactions_in_block_order_so_only_in_sequence_ones_succ
     assert [r.code for r in result.tx_results] == ["wrong_sequence", "ok", "ok", "wrong_sequence", "ok"]
     assert seq(app, "b") == 3
     assert balance(app, "c") == 1003
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="ABCDab019+/=-_ \n\u00e9", max_size=12))
+def test_a_base64_field_is_read_as_the_validating_standard_decoder_reads_it(text):
+    try:
+        expected = base64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error is a ValueError
+        expected = None
+    try:
+        got = _b64(text, "tx.pubkey", len(expected) if expected is not None else 0)
+    except InvalidTx:
+        got = None
+    assert got == expected

@@ -40,8 +40,9 @@ def expected(jobs) -> list[tuple[list[list[bytes]], list[tuple[str, str]]]]:
 
 
 def test_helpers_hand_over_the_signed_blocks_and_the_results_of_decode_and_verify():
-    jobs = plan_jobs(parse_scenario(SCENARIO))
-    with start_helpers() as pool:
+    scenario = parse_scenario(SCENARIO)
+    jobs = plan_jobs(scenario)
+    with start_helpers(scenario) as pool:
         pipeline = EpochPipeline(pool, jobs)
         got = drain(pipeline, len(jobs))
     assert got == expected(jobs)
