@@ -66,14 +66,25 @@ class SignState:
         """The highest round signed at `height`, −1 if none."""
         return max((r.round for r in self.signed if r.height == height), default=-1)
 
+    def is_valid_block_locked(self) -> bool:
+        """True if the valid block is the locked block (the usual case: a lock sets both)."""
+        return (
+            self.valid_block is not None
+            and self.locked_block is not None
+            and self.valid_block.id == self.locked_block.id
+        )
+
     def to_json(self) -> dict[str, Any]:
+        """The JSON of the file: a valid block that is the locked block is written once (`valid_block_is_locked`)."""
+        same = self.is_valid_block_locked()
         return {
             "height": self.height,
             "signed": [r.to_json() for r in self.signed],
             "locked_round": self.locked_round,
             "locked_block": None if self.locked_block is None else self.locked_block.to_json(),
             "valid_round": self.valid_round,
-            "valid_block": None if self.valid_block is None else self.valid_block.to_json(),
+            "valid_block": None if self.valid_block is None or same else self.valid_block.to_json(),
+            "valid_block_is_locked": same,
             "valid_votes": [v.to_json() for v in self.valid_votes],
         }
 
@@ -84,13 +95,23 @@ class SignState:
             records = tuple(
                 SignedRecord(r["step"], r["height"], r["round"], r["block_id"]) for r in obj.get("signed", [])
             )
+            locked = None if obj["locked_block"] is None else Block.from_json(obj["locked_block"])
+            same = obj.get("valid_block_is_locked", False)  # absent in the files of earlier versions
+            if type(same) is not bool or (same and (locked is None or obj["valid_block"] is not None)):
+                raise InvalidMessage(
+                    "a sign state's valid_block_is_locked is true only with a locked block and no valid_block"
+                )
             state = cls(
                 height=obj["height"],
                 signed=records,
                 locked_round=obj["locked_round"],
-                locked_block=None if obj["locked_block"] is None else Block.from_json(obj["locked_block"]),
+                locked_block=locked,
                 valid_round=obj["valid_round"],
-                valid_block=None if obj["valid_block"] is None else Block.from_json(obj["valid_block"]),
+                valid_block=locked
+                if same
+                else None
+                if obj["valid_block"] is None
+                else Block.from_json(obj["valid_block"]),
                 valid_votes=tuple(Vote.from_json(v) for v in obj.get("valid_votes", [])),
             )
         except (TypeError, KeyError, AttributeError):
