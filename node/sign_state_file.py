@@ -38,12 +38,20 @@ def load_sign_state(path: Path) -> SignState | None:
 
 
 def save_sign_state(path: Path, state: SignState) -> None:
-    """Write the sign state atomically and durably (temporary file, fdatasync, rename, fsync of the directory)."""
+    """Write the sign state atomically and durably (`write_durably`)."""
+    write_durably(path, canonical_json(state.to_json()).encode())
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace the file at `path` with `data`, atomically and durably: a temporary file (mode 0600, never
+    through a link), every byte written, fdatasync, rename over `path`, fsync of the directory."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a leftover (or a planted link) goes: the new file is made 0600, never through a link
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, SECRET_MODE)
     try:
-        os.write(fd, canonical_json(state.to_json()).encode())
+        view = memoryview(data)
+        while view:  # a write may take fewer bytes than it was given
+            view = view[os.write(fd, view) :]
         os.fdatasync(fd)  # the data; the rename and the directory fsync make it the file
     finally:
         os.close(fd)
