@@ -30,7 +30,8 @@ from chain.crypto import PrivateKey  # noqa: E402
 from chain.encoding import canonical_json  # noqa: E402
 from node.blocks import Block, Header, compute_txs_hash  # noqa: E402
 from node.consensus import SignState  # noqa: E402
-from node.sign_state_file import SIGN_STATE_FILE, save_sign_state, write_durably  # noqa: E402
+from node.secret_files import replace_secret  # noqa: E402
+from node.sign_state_file import SIGN_STATE_FILE, save_sign_state  # noqa: E402
 
 
 def make_states(count: int) -> list[SignState]:
@@ -97,7 +98,7 @@ def time_locked(directory: Path, state: SignState, writes: int) -> tuple[list[fl
         now_times.append(time.perf_counter() - start)
         now_size = path.stat().st_size
         start = time.perf_counter()
-        write_durably(path, canonical_json(earlier).encode())
+        replace_secret(path, canonical_json(earlier).encode())
         earlier_times.append(time.perf_counter() - start)
         earlier_size = path.stat().st_size
     return now_times, earlier_times, now_size, earlier_size

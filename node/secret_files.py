@@ -1,11 +1,12 @@
 """Files that hold a key or a token: created owner-only, never overwritten, never read through a link.
 
-A secret file is created with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode 0600, so there is no window with
-a wider mode, an existing file (or a symbolic link planted in its place) is never written through, and
-nothing is truncated. A file rewritten on purpose (devnet.json, the price feeder's salts) goes through a
-new 0600 file renamed over the old one. Every write is durable before it returns (fsync of the file,
-and of the directory after a rename). Reading a secret refuses a symbolic link and, as ssh does, a file that others than
-its owner may read or write, naming the file and the `chmod 600` that fixes it.
+A secret file is created with `O_CREAT | O_EXCL | O_NOFOLLOW` and mode 0600, so there is no window with a
+wider mode, an existing file (or a symbolic link planted in its place) is never written through, and nothing
+is truncated. A file rewritten on purpose (devnet.json, the price feeder's salts) goes through a new 0600 file
+renamed over the old one (as is the validator's sign state, before every vote). Every write is durable before
+it returns (fdatasync of the file, and fsync of the directory after a rename). Reading a secret refuses a
+symbolic link and, as ssh does, a file that others than its owner may read or write, naming the file and the
+`chmod 600` that fixes it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def create_file(path: Path, data: str | bytes, mode: int) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
-        os.fsync(f.fileno())  # a key, token or salt on disk before anything that depends on it is sent
+        os.fdatasync(f.fileno())  # a key, token or salt on disk before anything that depends on it is sent
 
 
 def write_secret(path: Path, data: str | bytes) -> None:
@@ -38,7 +39,7 @@ def write_secret(path: Path, data: str | bytes) -> None:
     create_file(path, data, SECRET_MODE)
 
 
-def replace_secret(path: Path, data: str) -> None:
+def replace_secret(path: Path, data: str | bytes) -> None:
     """Write `path` anew, mode 0600: a new file beside it, renamed over the old one (never written through)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)

@@ -34,10 +34,10 @@ def test_a_link_or_a_wide_leftover_in_place_of_the_temporary_file_is_never_writt
     path = tmp_path / SIGN_STATE_FILE
     target = tmp_path / "elsewhere"
     target.write_text("keep")
-    (tmp_path / f"{SIGN_STATE_FILE}.tmp").symlink_to(target)
+    (tmp_path / f".{SIGN_STATE_FILE}.tmp").symlink_to(target)
     save_sign_state(path, SignState().with_signed(3, 1, "prevote", None))
     assert target.read_text() == "keep" and not path.is_symlink()
-    leftover = tmp_path / f"{SIGN_STATE_FILE}.tmp"
+    leftover = tmp_path / f".{SIGN_STATE_FILE}.tmp"
     leftover.write_text("old")
     leftover.chmod(0o644)
     save_sign_state(path, SignState().with_signed(3, 1, "precommit", None))
@@ -110,13 +110,3 @@ def test_valid_block_is_locked_without_a_locked_block_is_refused(tmp_path: Path)
     path.write_text(json.dumps({**SignState().to_json(), "valid_block_is_locked": True}))
     with pytest.raises(ConfigError):
         load_sign_state(path)
-
-
-def test_a_write_that_takes_fewer_bytes_than_given_is_continued_until_the_whole_state_is_written(tmp_path, monkeypatch):
-    path = tmp_path / SIGN_STATE_FILE
-    block = _block(4, b"\x5a" * 1000)
-    state = replace(SignState(), height=4, locked_round=1, locked_block=block, valid_round=1, valid_block=block)
-    real_write = os.write
-    monkeypatch.setattr("node.sign_state_file.os.write", lambda fd, data: real_write(fd, bytes(data[:100])))
-    save_sign_state(path, state)
-    assert load_sign_state(path) == state
