@@ -140,12 +140,14 @@ def test_private_key_from_name_is_deterministic_and_name_dependent():
 
 
 @given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=2048))
-def test_signatures_made_with_libsodium_are_byte_for_byte_openssls_and_verify(seed: bytes, message: bytes):
+def test_keys_and_signatures_made_with_libsodium_are_byte_for_byte_openssls_and_verify(seed: bytes, message: bytes):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = PrivateKey(seed)
+    reference = Ed25519PrivateKey.from_private_bytes(seed)
+    assert key.pubkey == reference.public_key().public_bytes_raw() and key.seed() == seed
     signature = key.sign(message)
-    assert signature == Ed25519PrivateKey.from_private_bytes(seed).sign(message)
+    assert signature == reference.sign(message)
     assert verify_signature(key.pubkey, signature, message)
 
 
@@ -155,7 +157,7 @@ def test_private_key_rebuilt_from_its_seed_has_the_same_address_and_signatures()
     assert again.sign(b"m") == KEY.sign(b"m")  # ed25519 signatures are deterministic
 
 
-@pytest.mark.parametrize("seed", [b"", b"\x00" * 31, b"\x00" * 33])
+@pytest.mark.parametrize("seed", [b"", b"\x00" * 31, b"\x00" * 33, bytearray(32), "\x00" * 32])
 def test_private_key_refuses_a_seed_that_is_not_32_bytes(seed):
     with pytest.raises(InvalidTx) as info:
         PrivateKey(seed)
