@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from types import MappingProxyType
 from typing import Any
 
@@ -153,4 +154,14 @@ def parse_json(data: bytes | str) -> Any:
     try:
         return _STRICT_DECODER.decode(data.decode() if isinstance(data, bytes) else data)
     except (ValueError, RecursionError) as exc:
-        raise InvalidTx(f"not valid JSON: {exc}", code="malformed") from None
+        raise InvalidTx(f"not valid JSON: {describe_json_error(exc)}", code="malformed") from None
+
+
+def describe_json_error(exc: ValueError | RecursionError) -> str:
+    """What is wrong with a JSON text the standard decoder refused, in the sender's terms (not the
+    interpreter's: its digit limit and its recursion limit are not the sender's business)."""
+    if isinstance(exc, RecursionError):
+        return "it nests arrays or objects too deeply"
+    if "int_max_str_digits" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)

@@ -109,6 +109,12 @@ def parse_int_text(text: str, where: str, error: FieldError | None = None) -> in
     return int(digits)
 
 
+def is_int_text(text: str) -> bool:
+    """True if `text` spells an integer (a sign, then decimal digits), whatever its size."""
+    digits = text[1:] if text[:1] in "+-" else text
+    return digits.isascii() and digits.isdigit()
+
+
 def compute_base64_pattern(size: int) -> str:
     """The pattern of canonical padded standard base64 of exactly `size` bytes (the unused low bits of the
     last character zero, as a strict decoder requires)."""
@@ -285,9 +291,8 @@ class PriceKind(Kind[int]):
         return compute_ngonka(where, value, "ngonka")
 
     def parse_text(self, text: str, where: str) -> int:
-        return self.check(
-            parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where
-        )
+        what = "an integer > 0 and < 2^63 ngonka" if is_int_text(text) else "an integer"
+        return self.check(parse_int_text(text, where, self.fail(f"{where} must be {what}, got {text[:40]!r}")), where)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "maximum": MAX_INT64}
@@ -316,9 +321,9 @@ class IntKind(Kind[int]):
         return int(value)
 
     def parse_text(self, text: str, where: str) -> int:
-        return self.check(
-            parse_int_text(text, where, self.fail(f"{where} must be an integer, got {text[:40]!r}")), where
-        )
+        top = "2^63-1" if self.maximum == MAX_INT64 else str(self.maximum)
+        what = f"an integer from {self.minimum} to {top}" if is_int_text(text) else "an integer"
+        return self.check(parse_int_text(text, where, self.fail(f"{where} must be {what}, got {text[:40]!r}")), where)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}

@@ -1396,6 +1396,7 @@ def query_usage_epoch_totals(
 ) -> Paged:
     """usage_totals grouped by epoch, from `from_epoch` to `to_epoch` (a separate query, so that every
     argument of a route applies to it: an OpenAPI document cannot say that one goes with another's value)."""
+    check_epoch_range(from_epoch or 0, to_epoch)
     base = usage.compute_aggregate_key("epoch", "")
     start = base + rules.compute_index_key(from_epoch or 0)
     end = compute_prefix_end(base) if to_epoch is None else base + rules.compute_index_key(to_epoch + 1)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto import PrivateKey
+from chain.encoding import describe_json_error
 from chain.errors import InvalidGenesis
 from chain.params import DEFAULT_PARAMS, Params
 from node.client import ApiError, Client
@@ -140,19 +141,24 @@ def start_node(home: Path) -> int:
 
 
 def is_alive(pid: int | None, home: str | None = None) -> bool:
-    """True if `pid` runs (not a zombie) and, given `home`, is the node of that home."""
+    """True if `pid` runs (not a zombie) and, given `home`, is the node of that home: its command line has
+    the argument pair `--home HOME` exactly (`devnet.launch.node_argv`), so no other process, and no node of
+    another home, is taken for it (a devnet.json is a file: its pids and homes are checked, never trusted)."""
     if not pid:
         return False
     try:
         os.kill(pid, 0)
         stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (ProcessLookupError, PermissionError, FileNotFoundError):
         return False
     if stat.rpartition(")")[2].split()[0] == "Z":
         reap(pid)
         return False
-    return home is None or str(home) in cmdline
+    if home is None:
+        return True
+    wanted = [b"--home", os.fsencode(home)]
+    return bool(home) and any(argv[i : i + 2] == wanted for i in range(len(argv) - 1))
 
 
 def reap(pid: int) -> None:
@@ -169,9 +175,35 @@ def read_state(root: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DevnetError(f"{path} is not JSON: {exc}") from None
+        state = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise DevnetError(f"{path} is not a devnet state file: {describe_json_error(exc)}") from None
+    check_state(path, state)
+    return state
+
+
+NODE_FIELDS = ("name", "home", "public", "admin", "admin_token", "grpc")  # strings every node of devnet.json has
+
+
+def check_state(path: Path, state: Any) -> None:
+    """DevnetError naming the fault unless `state` has the shape `write_state` gives devnet.json: a `nodes`
+    list of objects, each with NODE_FIELDS as non-empty strings (`home` an absolute path) and `pid` an
+    integer or null."""
+    nodes = state.get("nodes") if isinstance(state, dict) else None
+    if not isinstance(nodes, list):
+        raise DevnetError(f"{path} is not a devnet state file: it needs a list of nodes")
+    for i, node in enumerate(nodes):
+        where = f"{path}: nodes[{i}]"
+        if not isinstance(node, dict):
+            raise DevnetError(f"{where} is not an object")
+        for name in NODE_FIELDS:
+            if not isinstance(node.get(name), str) or not node[name]:
+                raise DevnetError(f"{where}.{name} must be a non-empty string")
+        if not Path(node["home"]).is_absolute():
+            raise DevnetError(f"{where}.home must be an absolute path, got {node['home'][:80]!r}")
+        pid = node.get("pid")
+        if pid is not None and (type(pid) is not int or not 0 < pid < 2**31):
+            raise DevnetError(f"{where}.pid must be a process id or null")
 
 
 def write_state(root: Path, state: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chain.encoding import describe_json_error
 from chain.errors import ChainError
 
 from ..errors import ApiRequestError, MempoolError, MempoolFull
@@ -132,13 +133,23 @@ def is_json_declared(request: web.Request) -> bool:
 
 async def read_body(request: web.Request) -> bytes:
     """The request body (its Content-Type checked by the middleware); 413 (via aiohttp) if too large, 408 if
-    it has not fully arrived within the request read timeout."""
+    it has not fully arrived within the request read timeout, 400 if its Content-Encoding (gzip, deflate)
+    does not decode, or decodes to nothing from a body that was not empty (a truncated stream)."""
     timeout_s = get_state(request).read_timeout_s
+    encoding = request.headers.get("Content-Encoding", "")
     try:
         async with asyncio.timeout(timeout_s):
-            return await request.read()
+            data = await request.read()
     except TimeoutError:
         raise ApiRequestError(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
+    except web.RequestPayloadError:
+        request.content.feed_eof()  # nothing more of it is read: the server would log the error again draining it
+        raise bad_request(
+            "invalid_body", f"the body does not decode as its Content-Encoding {encoding[:20]!r}"
+        ) from None
+    if not data and encoding and request.content_length:
+        raise bad_request("invalid_body", f"the body decodes to nothing as its Content-Encoding {encoding[:20]!r}")
+    return data
 
 
 def parse_json_object(data: bytes) -> dict[str, Any]:
@@ -149,7 +160,7 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise bad_request("invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise bad_request("invalid_json", f"the body is not valid JSON: {describe_json_error(exc)}") from None
     if not isinstance(doc, dict):
         raise bad_request("invalid_json", f"the body must be a JSON object, got {type(doc).__name__}")
     return doc

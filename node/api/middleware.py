@@ -128,8 +128,9 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
 
 @web.middleware
 async def require_json_body(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """415 for a request with a body that does not declare `Content-Type: application/json`."""
-    if request.body_exists and not is_json_declared(request):
+    """415 for a POST with a body that does not declare `Content-Type: application/json` (POST is the only
+    method of this API that takes a body; another method goes on to its route, or to 405)."""
+    if request.method == "POST" and request.body_exists and not is_json_declared(request):
         declared = request.headers.get("Content-Type")
         got = "no Content-Type" if declared is None else f"Content-Type {declared[:80]!r}"
         raise ApiRequestError(
@@ -138,15 +139,31 @@ async def require_json_body(request: web.Request, handler: Handler) -> web.Strea
     return await handler(request)
 
 
+@web.middleware
+async def refuse_repeated_parameters(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """400 for a query string that gives one parameter twice: every parameter of this API takes one value,
+    and taking the first (or the last) would answer a question the client did not ask."""
+    names = request.query
+    if len(names) > 1 and len(set(names)) != len(names):
+        repeated = next(name for name in names if len(names.getall(name)) > 1)
+        raise ApiRequestError(
+            400,
+            "invalid_parameter",
+            f"the query parameter {repeated[:40]!r} is given more than once; it takes one value",
+        )
+    return await handler(request)
+
+
 def compute_middlewares(listener: str) -> list[Middleware]:
     """The middlewares of a listener, outermost first: the service links, the rate limit (public: a refused
-    request costs no handler work), errors and metrics, the token (admin), the body's Content-Type."""
+    request costs no handler work), errors and metrics, the token (admin), the body's Content-Type, one
+    value per query parameter."""
     middlewares: list[Middleware] = [errors_and_metrics]
     if listener == "public":
         middlewares.insert(0, rate_limit)
     if listener == "admin":
         middlewares.append(require_token)
-    middlewares.append(require_json_body)
+    middlewares.extend((require_json_body, refuse_repeated_parameters))
     return [service_links, *middlewares]
 
 
@@ -155,6 +172,7 @@ __all__ = [
     "errors_and_metrics",
     "http_exception_response",
     "rate_limit",
+    "refuse_repeated_parameters",
     "require_json_body",
     "require_token",
     "service_links",

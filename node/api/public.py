@@ -375,11 +375,13 @@ GET_TXS = Route(
 
 async def get_block(request: web.Request) -> web.Response:
     text = request.match_info["height"]
-    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) >= 1):
-        raise bad_request("invalid_height", f"height must be a positive integer, got {text[:80]!r}")
-    found = get_state(request).node.get_block_doc(int(text))
+    try:
+        height = HEIGHT_ARG.parse_text(text)
+    except FieldError:
+        raise bad_request("invalid_height", f"height must be an integer from 1 to 2^63-1, got {text[:80]!r}") from None
+    found = get_state(request).node.get_block_doc(height)
     if found is None:
-        raise ApiRequestError(404, "not_found", f"this node has no block at height {int(text)}")
+        raise ApiRequestError(404, "not_found", f"this node has no block at height {height}")
     return json_response(found)
 
 

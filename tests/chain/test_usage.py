@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chain.errors import ChainError
 from chain.gas import GAS_PER_MESSAGE
 from chain.tx import (
     MsgDispute,
@@ -340,6 +341,8 @@ def test_lists_by_requester_provider_and_model_and_totals_by_attribution_prefix(
     assert by_epoch["covered"] == 3 and by_epoch["groups"][0]["amount"]["amount"] == 3010 * PPT
     assert app.query("usage_totals", group_by="epoch")["groups"] == by_epoch["groups"]
     assert app.query("usage_epoch_totals", from_epoch=10**6)["covered"] == 0
+    with pytest.raises(ChainError, match=r"from_epoch \(5\) is after to_epoch \(1\)"):
+        app.query("usage_epoch_totals", from_epoch=5, to_epoch=1)  # as every other range of epochs
 
 
 @pytest.mark.parametrize(

@@ -96,3 +96,39 @@ def test_devnet_up_refuses_a_directory_that_is_not_a_devnet(tmp_path):
     (tmp_path / "something").write_text("x")
     proc = uocd("devnet", "up", "--dir", str(tmp_path))
     assert proc.returncode == 1 and "is not a devnet directory" in proc.stderr
+
+
+def write_devnet_state(directory: Path, **node_fields) -> None:
+    node = {"name": "a", "home": str(directory / "a"), "pid": None, "public": "http://127.0.0.1:9", "admin": "x"}
+    node.update(admin_token="t", grpc="x", validator_address=None)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "devnet.json").write_text(json.dumps({"nodes": [{**node, **node_fields}]}))
+
+
+@pytest.mark.parametrize("home", ["", "/", "sleep"])
+def test_devnet_down_never_signals_a_process_that_is_not_the_node_of_its_home(tmp_path, home):
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        write_devnet_state(tmp_path / "dv", home=home, pid=other.pid)
+        proc = uocd("devnet", "down", "--dir", str(tmp_path / "dv"))
+        assert "Traceback" not in proc.stderr and other.poll() is None, proc.stderr  # the sleep still runs
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize(
+    "state, fragment",
+    [
+        ('{"nodes": [{"name": "a"}]}', "nodes[0].home must be a non-empty string"),
+        ('{"nodes": 5}', "needs a list of nodes"),
+        ("[" * 100_000 + "]" * 100_000, "nests arrays or objects too deeply"),
+        ("\udcff", "is not a devnet state file"),
+    ],
+)
+def test_a_malformed_devnet_state_file_is_a_one_line_error(tmp_path, state, fragment):
+    (tmp_path / "devnet.json").write_bytes(state.encode(errors="surrogateescape"))
+    for command in ("status", "down", "env"):
+        proc = uocd("devnet", command, "--dir", str(tmp_path))
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr

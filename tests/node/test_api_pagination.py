@@ -150,7 +150,8 @@ def test_a_proposal_reads_its_tally_and_its_deposits_and_votes_are_routes_of_the
 BAD_PAGES = [  # (query parameters, error code, words of the message)
     ({"pagination.limit": "0"}, "invalid_parameter", "pagination.limit must be an integer from 1 to 1000"),
     ({"pagination.limit": str(MAX_PAGE_LIMIT + 1)}, "invalid_parameter", "from 1 to 1000"),
-    ({"pagination.limit": "-1"}, "invalid_parameter", "pagination.limit must be an integer"),
+    ({"pagination.limit": "-1"}, "invalid_parameter", "pagination.limit must be an integer from 1 to 1000, got '-1'"),
+    ({"pagination.limit": "9" * 30}, "invalid_parameter", "pagination.limit must be an integer from 1 to 1000"),
     ({"pagination.limit": "ten"}, "invalid_parameter", "pagination.limit must be an integer"),
     ({"pagination.key": "not a key!"}, "invalid_page_key", "pagination.key is not a next_key"),
     ({"pagination.key": "MDAw="}, "invalid_page_key", "pagination.key is not a next_key"),
@@ -263,3 +264,48 @@ def test_offline_signing_needs_no_node_and_makes_a_tx_the_node_commits(node, cap
     found = node.get(f"/v1/txs/{committed['tx_hash']}")
     assert found.status_code == 200, found.text
     assert found.json()["tx"] == json.loads(raw) and found.json()["height"] == committed["height"]
+
+
+HOSTILE_REQUESTS = [  # (method, path, query string, headers, body, status, code, words of the message)
+    ("POST", "/v1/txs", "", {"Content-Encoding": "gzip"}, b"not gzip", 400, "invalid_body", "Content-Encoding 'gzip'"),
+    ("POST", "/v1/txs/simulate", "", {"Content-Encoding": "deflate"}, b"no", 400, "invalid_body", "does not decode"),
+    (
+        "POST",
+        "/v1/txs",
+        "",
+        {"Content-Encoding": "gzip"},
+        b"\x1f\x8b\x08\x00",
+        400,
+        "invalid_body",
+        "decodes to nothing",
+    ),
+    ("POST", "/v1/txs", "", {}, b'{"a": ' + b"9" * 5000 + b"}", 400, "invalid_json", "more than 4300 digits"),
+    ("POST", "/v1/txs", "", {}, b"[" * 5000 + b"]" * 5000, 400, "invalid_json", "nests arrays or objects too deeply"),
+    (
+        "GET",
+        "/v1/validators",
+        "pagination.limit=1&pagination.limit=abc",
+        {},
+        b"",
+        400,
+        "invalid_parameter",
+        "more than once",
+    ),
+    ("GET", "/v1/status", "height=1&height=2", {}, b"", 400, "invalid_parameter", "'height' is given more than once"),
+    ("GET", "/v1/status", "height=-1", {}, b"", 400, "invalid_parameter", "from 1 to 2^63-1, got '-1'"),
+    ("GET", "/v1/blocks/1000000000000000000", "", {}, b"", 404, "not_found", "no block at height"),
+    ("GET", "/v1/blocks/9223372036854775808", "", {}, b"", 400, "invalid_height", "from 1 to 2^63-1"),
+    ("CONNECT", "/v1/status", "", {}, b"", 404, "not_found", "no route CONNECT"),  # not a 415 for its tunnel
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "headers", "body", "status", "code", "words"), HOSTILE_REQUESTS)
+def test_a_hostile_request_is_a_one_line_4xx_naming_the_fault_and_changes_nothing(
+    node, method, path, query, headers, body, status, code, words
+):
+    sequence, mempool = node.sequence(node.key), node.mempool()
+    url = f"{node.public}{path}{'?' + query if query else ''}"
+    response = requests.request(method, url, data=body or None, headers={**JSON, **headers}, timeout=TIMEOUT)
+    assert words in assert_error(response, status, code)
+    assert (node.sequence(node.key), node.mempool()) == (sequence, mempool)
+    assert "Traceback" not in (node.home / "node.log").read_text()
