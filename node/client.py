@@ -33,10 +33,18 @@ class ApiError(NodeError):
 
 
 def normalize_url(url: str) -> str:
-    """`host:port` or a URL, as a base URL without a trailing slash."""
+    """`host:port` or a URL, as a base URL without a trailing slash; ApiError(code="invalid_url") for a text
+    that is not an http(s) URL of a host (with no whitespace or control character in it)."""
     url = url.strip()
     if "://" not in url:
         url = "http://" + url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it (a ValueError for a port out of range or not a number)
+    except ValueError as exc:
+        raise ApiError(f"{url[:200]!r} is not a node URL: {exc}", code="invalid_url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() or " " in url:
+        raise ApiError(f"{url[:200]!r} is not a node URL (http://HOST:PORT)", code="invalid_url")
     return url.rstrip("/")
 
 

@@ -26,7 +26,7 @@ from devnet.study_report import compute_report, format_report, plot_study
 from devnet.tables import TABLES
 from node.errors import NodeError
 
-from .options import add_output_option, parse_int
+from .options import add_output_option, check_block_time, parse_int
 from .output import EXIT_INTERRUPTED, emit, print_csv_table, program_name, render_rows
 
 DEFAULT_DIR = "out/devnet"
@@ -322,10 +322,9 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     if args.pricing is not None:
         return simulate_mechanisms(args, scenario, out, progress)
     if args.engine == "network":
-        if args.block_time <= 0:
-            raise NodeError(f"--block-time must be positive, got {args.block_time}")
+        block_ms = check_block_time(args.block_time)
         keep = Path(args.dir) if args.dir else None
-        summary = run_network(scenario, out, devnet_dir=keep, block_ms=int(args.block_time * 1000), progress=progress)
+        summary = run_network(scenario, out, devnet_dir=keep, block_ms=block_ms, progress=progress)
     else:
         if args.dir:
             raise NodeError("--dir is for --engine network")
@@ -498,17 +497,15 @@ def format_attack(report: dict[str, Any]) -> str:
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     """uocd devnet up."""
-    block_time = args.block_time if args.block_time is not None else (0.2 if args.scenario else 1.0)
-    if not block_time > 0:
-        raise NodeError(f"--block-time must be positive, got {block_time}")
+    block_ms = check_block_time(args.block_time if args.block_time is not None else (0.2 if args.scenario else 1.0))
     if args.scenario:
-        state = up_scenario(load_scenario(args.scenario), Path(args.dir), int(block_time * 1000))
+        state = up_scenario(load_scenario(args.scenario), Path(args.dir), block_ms)
     else:
         state = up(
             Path(args.dir),
             args.validators,
             epoch_length=args.epoch_length,
-            block_ms=int(block_time * 1000),
+            block_ms=block_ms,
             echo=progress_echo(args),
         )
     return emit(args, state, lambda s: f"devnet of {len(s['nodes'])} nodes up in {s['dir']}\n" + format_endpoints(s))

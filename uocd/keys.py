@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from mnemonic import Mnemonic
 
 from chain.crypto import PrivateKey
+from chain.encoding import describe_json_error
 from node.config import VALIDATOR_KEY_FILE, load_key, render_key, write_secret
 from node.errors import NodeError
 
@@ -31,7 +32,8 @@ MNEMONIC = Mnemonic("english")
 HARDENED = 0x80000000
 MNEMONIC_PATH = (44, 118, 0, 0, 0)  # m/44'/118'/0'/0'/0' (Cosmos' coin type; SLIP-10 ed25519 hardens every step)
 EXPORT_TYPE = "uoc-key-export-1"
-SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+SCRYPT = {"n": 2**15, "r": 8, "p": 1}  # what `keys export` writes: 32 MiB
+SCRYPT_MAX_MEMORY = 128 * 2**20  # what `keys import` derives with at most (4 times what export uses)
 KEY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
@@ -268,9 +270,9 @@ def cmd_keys_import(args: argparse.Namespace) -> int:
     if os.path.lexists(path):
         raise NodeError(f"a key named {args.name!r} already exists in {path}")
     try:
-        doc = json.loads(Path(args.file).read_text())
-    except json.JSONDecodeError as exc:
-        raise NodeError(f"{args.file} is not an exported key (not JSON: {exc})") from None
+        doc = json.loads(Path(args.file).read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise NodeError(f"{args.file} is not an exported key (not JSON: {describe_json_error(exc)})") from None
     key = decrypt_key(doc, read_secret_line("passphrase (not echoed): "), args.file)
     write_key(path, key)
     return emit(args, key_doc(args.name, key, path), lambda d: f"{d['name']}: {d['address']} (imported to {d['path']})")
@@ -292,14 +294,25 @@ def encrypt_key(name: str, key: PrivateKey, passphrase: str) -> dict[str, Any]:
     }
 
 
+def is_bounded_scrypt(n: Any, r: Any, p: Any) -> bool:
+    """True for scrypt parameters this command derives with: integers, n a power of 2 (≥ 2), r ≥ 1, 1 ≤ p ≤ 4,
+    and at most SCRYPT_MAX_MEMORY of memory (128 × n × r bytes): an export file cannot make it take gigabytes."""
+    if not all(type(v) is int for v in (n, r, p)) or n < 2 or n & (n - 1) or r < 1 or not 1 <= p <= 4:
+        return False
+    return bool(128 * n * r <= SCRYPT_MAX_MEMORY)
+
+
 def decrypt_key(doc: Any, passphrase: str, where: str) -> PrivateKey:
     """The key of an armored export; NodeError on another kind of file or a wrong passphrase."""
     try:
         if doc["type"] != EXPORT_TYPE or doc["kdf"]["name"] != "scrypt" or doc["cipher"] != "aes-256-gcm":
             raise ValueError("not a uoc key export")
-        kdf = {k: int(doc["kdf"][k]) for k in SCRYPT}
-        if kdf["n"] > 2**20 or kdf["r"] > 16 or kdf["p"] > 4:
-            raise ValueError("scrypt parameters over the limits")
+        kdf = {k: doc["kdf"][k] for k in SCRYPT}
+        if not is_bounded_scrypt(**kdf):
+            raise ValueError(
+                "scrypt parameters out of bounds: n a power of 2, r and p ≥ 1, p ≤ 4, at most "
+                f"{SCRYPT_MAX_MEMORY // 2**20} MiB (128 × n × r bytes)"
+            )
         secret = Scrypt(salt=bytes.fromhex(doc["kdf"]["salt"]), length=32, **kdf).derive(passphrase.encode())
         nonce, sealed, address = bytes.fromhex(doc["nonce"]), bytes.fromhex(doc["ciphertext"]), doc["address"]
     except (KeyError, TypeError, ValueError) as exc:

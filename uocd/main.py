@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
 
 import argcomplete
 
+from chain.encoding import describe_json_error
 from chain.errors import ChainError
 from devnet.errors import DevnetError
 from node.errors import NodeError
@@ -140,6 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except (ChainError, DevnetError, NodeError, OSError) as exc:
         return fail(str(exc))
+    except (RecursionError, UnicodeDecodeError) as exc:  # an input file the command read: in the user's terms
+        logging.getLogger("uocd").debug("unreadable input", exc_info=True)  # --log-level debug shows where
+        what = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else describe_json_error(exc)
+        return fail(f"an input of this command cannot be read: {what}")
+    except ValueError as exc:
+        if "int_max_str_digits" not in str(exc):
+            raise
+        return fail(f"an input of this command cannot be read: {describe_json_error(exc)}")
     except KeyboardInterrupt:
         print("uocd: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

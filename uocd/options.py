@@ -13,6 +13,7 @@ from chain.fields import Arg, EnumKind, FieldError
 from chain.queries import BoolKind
 from node.client import DEFAULT_NODE, Client
 from node.config import CONFIG_FILE, parse_config
+from node.errors import NodeError
 
 DEFAULT_HOME = "~/.uocd"
 
@@ -23,6 +24,14 @@ def parse_int(text: str) -> int:
         return int(text.replace("_", ""), 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def check_block_time(seconds: float) -> int:
+    """The milliseconds of a --block-time in seconds; NodeError unless it is from 0.001 (a millisecond, the
+    nodes' unit) to 3600."""
+    if not 0.001 <= seconds <= 3600:  # NaN fails both comparisons
+        raise NodeError(f"--block-time must be from 0.001 to 3600 seconds, got {seconds}")
+    return round(seconds * 1000)
 
 
 def describe_argument(arg: Arg) -> str:

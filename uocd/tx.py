@@ -299,10 +299,16 @@ def compute_offline_body(
     return {**body, "fee": choice.fees if choice.fees is not None else compute_min_fee(body["gas_limit"], price)}
 
 
-def sign_body(key: Any, body: dict[str, Any]) -> bytes:
-    """The signed transaction of a body."""
+def sign_body(key: Any, body: dict[str, Any], where: str = "the transaction") -> bytes:
+    """The signed transaction of a body, checked as a node decodes it (NodeError naming `where` if it would
+    refuse it: a sequence below 0 or past 2^63, a fee out of range…)."""
     sign_bytes = compute_sign_bytes(body)
-    return compute_tx_bytes(sign_bytes, key.pubkey, key.sign(sign_bytes))
+    raw = compute_tx_bytes(sign_bytes, key.pubkey, key.sign(sign_bytes))
+    try:
+        decode_tx(raw)
+    except ChainError as exc:
+        raise NodeError(f"{where}: invalid transaction: {exc}") from None
+    return raw
 
 
 def print_signed(args: argparse.Namespace, raw: bytes) -> int:
@@ -351,12 +357,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise NodeError(f"{args.file} is a transaction for chain {body_chain!r}, not {chain_id!r} (--chain-id)")
     if sender != key.address:
         raise NodeError(f"{args.file} is sent by {sender}, not by the key {key.address} (--from)")
-    raw = sign_body(key, {**body, "sequence": args.sequence})
-    try:
-        decode_tx(raw)
-    except ChainError as exc:
-        raise NodeError(f"{args.file}: invalid transaction: {exc}") from None
-    return print_signed(args, raw)
+    return print_signed(args, sign_body(key, {**body, "sequence": args.sequence}, args.file))
 
 
 def cmd_broadcast(args: argparse.Namespace) -> int:

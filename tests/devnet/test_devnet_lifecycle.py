@@ -83,7 +83,9 @@ def test_devnet_up_status_down_and_restart(devnet_dir):
         (("status",), "no devnet in"),
         (("down",), "no devnet in"),
         (("up", "--validators", "0"), "--validators must be at least 1"),
-        (("up", "--block-time", "0"), "--block-time must be positive"),
+        (("up", "--block-time", "0"), "--block-time must be from 0.001 to 3600 seconds, got 0.0"),
+        (("up", "--block-time", "nan"), "--block-time must be from 0.001 to 3600 seconds, got nan"),
+        (("up", "--block-time", "inf"), "--block-time must be from 0.001 to 3600 seconds, got inf"),
     ],
 )
 def test_devnet_commands_on_a_bad_dir_or_input_fail_in_one_line(devnet_dir, args, fragment):

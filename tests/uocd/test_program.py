@@ -131,3 +131,53 @@ def test_a_bad_mnemonic_passphrase_or_file_is_one_line_exit_1_and_writes_nothing
     args = tuple(str(tmp_path / a) if a in ("EXPORT", "GARBAGE") else a for a in args)
     assert_one_error_line(uocd(*args, "--home", str(home), stdin=stdin), fragment)
     assert key_files(home) == before
+
+
+@pytest.mark.parametrize(
+    ("kdf", "fragment"),
+    [
+        ({"n": 2**20, "r": 16}, "scrypt parameters out of bounds"),  # 2 GiB: refused before deriving
+        ({"n": -1}, "scrypt parameters out of bounds"),
+        ({"r": 0}, "scrypt parameters out of bounds"),
+        ({"n": 1000}, "scrypt parameters out of bounds"),  # not a power of 2
+        ({"n": "32768"}, "scrypt parameters out of bounds"),
+        ({"p": 5}, "scrypt parameters out of bounds"),
+    ],
+)
+def test_an_export_whose_scrypt_parameters_are_out_of_bounds_is_refused_before_any_derivation(tmp_path, kdf, fragment):
+    home = tmp_path / "h"
+    assert uocd("keys", "add", "alice", "--home", str(home)).returncode == 0
+    doc = json.loads(uocd("keys", "export", "alice", "--home", str(home), stdin="right passphrase\n").stdout)
+    doc["kdf"].update(kdf)
+    (tmp_path / "export.json").write_text(json.dumps(doc))
+    before = key_files(home)
+    proc = uocd("keys", "import", "x", str(tmp_path / "export.json"), "--home", str(home), stdin="right passphrase\n")
+    assert_one_error_line(proc, fragment)
+    assert key_files(home) == before
+
+
+@pytest.mark.parametrize("sequence", ["-1", str(2**70)])
+def test_offline_signing_refuses_a_sequence_a_node_would_refuse_and_prints_no_transaction(tmp_path, sequence):
+    home = str(tmp_path / "n")
+    assert uocd("init", "--home", home, "--moniker", "x").returncode == 0
+    to = json.loads(uocd("keys", "show", "validator", "--home", home, "-o", "json").stdout)["address"]
+    proc = uocd("tx", "send", to, "5", "--from", "validator", "--home", home, "--offline", "--sequence", sequence)
+    assert_one_error_line(proc, "tx.body.sequence must be an integer")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("query", "status", "--node", "not a url"), "is not a node URL"),
+        (("query", "status", "--node", "http://[::1"), "is not a node URL"),
+        (("query", "status", "--node", "http://x:99999"), "is not a node URL"),
+        (("tx", "broadcast", "DEEP", "--node", "http://127.0.0.1:9"), "nests arrays or objects too deeply"),
+        (("devnet", "simulate", "DEEP_TOML", "--out", "OUT"), "nests arrays or objects too deeply"),
+    ],
+)
+def test_an_unreadable_input_or_a_bad_node_url_is_one_line_exit_1(tmp_path, args, fragment):
+    (tmp_path / "DEEP").write_text("[" * 5000 + "]" * 5000)
+    (tmp_path / "DEEP_TOML").write_text("seed = 1\nx = " + "[" * 5000 + "]" * 5000 + "\n")
+    args = tuple(str(tmp_path / a) if a in ("DEEP", "DEEP_TOML", "OUT") else a for a in args)
+    assert_one_error_line(uocd(*args), fragment)
