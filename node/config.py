@@ -27,7 +27,9 @@ from typing import Any
 
 from chain.crypto import PrivateKey, is_valid_address
 from chain.errors import ChainError
+from chain.genesis import process_genesis
 from chain.params import DEFAULT_PARAMS
+from chain.store import MemoryStore, State
 
 from .consensus import SignState, Timeouts
 from .errors import ConfigError
@@ -90,6 +92,10 @@ def check_genesis(genesis: Any) -> dict[str, Any]:
     for i, v in enumerate(validators):
         if not isinstance(v, dict) or not is_valid_address(v.get("address")):
             raise ConfigError(f"{GENESIS_FILE}: validators[{i}].address must be a uoc1… address")
+    try:  # the chain's own rules, on a throw-away state: a genesis start would refuse is refused before any write
+        process_genesis(State(MemoryStore(), 0), genesis)
+    except ChainError as exc:
+        raise ConfigError(f"{GENESIS_FILE}: {exc}") from None
     return genesis
 
 
@@ -189,28 +195,34 @@ def init_home(
         )
     if os.path.lexists(home / ADMIN_TOKEN_FILE):
         read_secret(home / ADMIN_TOKEN_FILE)  # a link or a wide mode is refused before anything is written
+    new_validator_key = None
+    if kept_validator_key is None:
+        new_validator_key = validator_key or (PrivateKey.from_name(key_name) if key_name else PrivateKey.generate())
+    validator = kept_validator_key or new_validator_key
+    assert validator is not None
+    config_text = render_config(
+        NodeConfig(
+            moniker=moniker,
+            listen=listen,
+            timeouts=Timeouts(commit_ms=block_interval_ms),
+            api_public=api_public,
+            api_admin=api_admin,
+            prometheus_listen_addr=metrics,
+        )
+    )
+    parse_config(config_text)  # every value as start reads it, and the genesis as start applies it: checked
+    genesis = check_genesis(make_genesis(chain_id, validator.address, stake, balance, epoch_length))  # before any write
     (home / "data").mkdir(parents=True, exist_ok=True)
     if node_key is None:
         node_key = PrivateKey.generate()
         write_secret(home / NODE_KEY_FILE, render_key(node_key))
     load_or_create_identity(home, node_key)
-    if kept_validator_key is None:
-        kept_validator_key = validator_key or (PrivateKey.from_name(key_name) if key_name else PrivateKey.generate())
-        write_secret(home / VALIDATOR_KEY_FILE, render_key(kept_validator_key))
+    if new_validator_key is not None:
+        write_secret(home / VALIDATOR_KEY_FILE, render_key(new_validator_key))
         save_sign_state(home / SIGN_STATE_FILE, SignState())  # a new validator has signed nothing
     if not os.path.lexists(home / ADMIN_TOKEN_FILE):
         write_secret(home / ADMIN_TOKEN_FILE, secrets.token_hex(32) + "\n")
-    timeouts = Timeouts(commit_ms=block_interval_ms)
-    config = NodeConfig(
-        moniker=moniker,
-        listen=listen,
-        timeouts=timeouts,
-        api_public=api_public,
-        api_admin=api_admin,
-        prometheus_listen_addr=metrics,
-    )
-    (home / CONFIG_FILE).write_text(render_config(config))
-    genesis = make_genesis(chain_id, kept_validator_key.address, stake, balance, epoch_length)
+    (home / CONFIG_FILE).write_text(config_text)
     write_json(home / GENESIS_FILE, genesis)
     return load_home(home)
 

@@ -70,6 +70,8 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
         (("genesis.json", '"chain_id"', '"chain"'), "chain_id is missing"),
         (("config.toml", 'moniker = "m"', 'moniker = "m\\u001b[2J"'), "config.toml: moniker 'm\\x1b[2J' may only hold"),
         (("config.toml", 'moniker = "m"', f'moniker = "{"m" * 65}"'), "moniker is 65 characters, over the limit of 64"),
+        (("genesis.json", '"stake": 100', '"stake": -5'), "genesis.json: genesis.validators[0].stake must be"),
+        (("genesis.json", '"vote_mode": "open"', '"vote_mode": "evil"'), "genesis.json: "),
     ],
 )
 def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path, edit, message):
@@ -83,6 +85,25 @@ def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("uocd: error: ")
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (home / "data" / "node.db").exists()  # refused before the store is made
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--stake", "-5"),
+        ("--stake", "0"),
+        ("--stake", str(2**70)),
+        ("--balance", "-1"),
+        ("--epoch-length", "0"),
+        ("--chain-id", ""),
+        ("--block-interval-ms", "0"),
+    ],
+)
+def test_init_with_a_value_start_would_refuse_is_one_line_and_writes_nothing(tmp_path, option):
+    result = uocd("init", "--home", str(tmp_path / "h"), "--moniker", "m", *option)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "h").exists() or not any((tmp_path / "h").rglob("*"))
 
 
 @pytest.mark.parametrize("moniker", ["<b>node</b>", "node\x07", "", "n" * 65, "n\u00f6de"])
