@@ -98,8 +98,15 @@ HostPort = Annotated[str, AfterValidator(check_host_port)]
 Peers = Annotated[list[Any], AfterValidator(check_peers)]  # each entry checked (and named) by check_peers
 
 
+MAX_SETTING_INT = 2**31 - 1  # every integer setting's bound unless it has its own: a C int (gRPC's options),
+# 24 days of milliseconds, 2 GiB: a value past it is a mistake, and 2^70 ms must not reach a timer
+
+
 def setting(default: Any, comment: str = "", **rules: Any) -> Any:
-    """A setting: its default, the comment written above it, and its rules (ge, le)."""
+    """A setting: its default, the comment written above it, and its rules (ge, le; an integer with a lower
+    bound and no upper one gets MAX_SETTING_INT)."""
+    if "ge" in rules and "le" not in rules and type(default) is int:
+        rules["le"] = MAX_SETTING_INT
     return Field(default, description=comment, **rules)
 
 
@@ -408,7 +415,7 @@ def describe_error(error: Mapping[str, Any]) -> str:
     if kind in ("int_type", "int_parsing", "greater_than_equal", "less_than_equal"):
         low, high = ctx.get("ge"), ctx.get("le")
         if kind == "less_than_equal" or (high is not None and low is not None):
-            return f"{dotted} must be 1..{high}, got {given!r}"
+            return f"{dotted} must be {_LOWER_BOUNDS.get(dotted, 1)}..{high}, got {given!r}"
         if dotted in _LOWER_BOUNDS and _LOWER_BOUNDS[dotted] != 1:
             return f"{dotted} must be an integer of at least {_LOWER_BOUNDS[dotted]}, got {given!r}"
         return f"{dotted} must be a positive integer, got {given!r}"

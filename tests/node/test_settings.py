@@ -42,6 +42,9 @@ FILE = BASE + "[consensus]\nblock_interval_ms = 900\n"
             "instrumentation.prometheus_listen_addr must be host:port",
         ),
         ("[grpc]\n", "moniker is missing"),
+        (BASE + f"[consensus]\nblock_interval_ms = {2**70}\n", "consensus.block_interval_ms must be 1..2147483647"),
+        (BASE + f"[grpc]\nmax_message_bytes = {2**70}\n", "grpc.max_message_bytes must be 1..2147483647"),
+        (BASE + f"[api]\nmax_header_bytes = {2**40}\n", "api.max_header_bytes must be 256..2147483647"),
     ],
 )
 def test_an_unknown_key_or_bad_value_is_one_error_naming_it_and_the_nearest_valid_key(text, message):
