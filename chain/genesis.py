@@ -4,6 +4,7 @@ survives (the caller discards the state)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,8 @@ from .rules import (
     process_validator_selection,
 )
 from .store import State
+
+CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # what a chain id may be: it is signed, logged and shown
 
 
 def _genesis_int(value: Any, where: str, minimum: int) -> int:
@@ -43,8 +46,11 @@ def process_genesis(state: State, genesis: Any) -> None:
     if unknown:
         raise InvalidGenesis(f"genesis has unknown field(s): {', '.join(unknown)}")
     chain_id = genesis.get("chain_id")
-    if not isinstance(chain_id, str) or not chain_id or len(chain_id) > 64:
-        raise InvalidGenesis("genesis.chain_id must be a non-empty string of at most 64 characters")
+    if not isinstance(chain_id, str) or not CHAIN_ID.fullmatch(chain_id):
+        raise InvalidGenesis(
+            "genesis.chain_id must be 1 to 64 letters, digits, '.', '_' or '-', the first a letter or a digit, "
+            f"got {str(chain_id)[:80]!r}"
+        )
     params = Params.from_json(genesis.get("params"))
     state.set("meta", "chain_id", chain_id)
     state.set("meta", "params", params.to_state_json())
