@@ -347,6 +347,10 @@ def collect_genesis(homes: list[Path], *, set_peers: bool = True) -> dict[str, A
     loaded = [load_home(h) for h in homes]
     if not loaded:
         raise ConfigError("genesis collect needs at least one home")
+    paths = [h.path.resolve() for h in loaded]
+    repeated = next((p for i, p in enumerate(paths) if p in paths[:i]), None)
+    if repeated is not None:
+        raise ConfigError(f"genesis collect: the home {repeated} is given twice")
     first = loaded[0].genesis
     merged = {**first, "accounts": [], "validators": []}
     for section in ("accounts", "validators"):
@@ -356,6 +360,7 @@ def collect_genesis(homes: list[Path], *, set_peers: bool = True) -> dict[str, A
                 if entry["address"] not in seen:
                     seen.add(entry["address"])
                     merged[section].append(entry)
+    check_genesis(merged)  # as every home's start will read it: checked before any home is written
     for home in loaded:
         write_json(home.path / GENESIS_FILE, merged)
         if set_peers:

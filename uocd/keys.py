@@ -117,6 +117,17 @@ def key_path(home: Path, name: str) -> Path:
     return home / KEYS_DIR / f"{name}.json"
 
 
+def new_key_path(home: Path, name: str) -> Path:
+    """The file a new key NAME goes to; NodeError if NAME is taken, or is `validator` (the name the node's own
+    key is listed and used by: a key file of that name would be hidden by it)."""
+    if name == "validator":
+        raise NodeError("'validator' names the node's validator key (HOME/validator_key.json); choose another name")
+    path = key_path(home, name)
+    if os.path.lexists(path):
+        raise NodeError(f"a key named {name!r} already exists in {path}")
+    return path
+
+
 def list_keys(home: Path) -> list[tuple[str, Path]]:
     """(name, file) of every key of the home, the node's validator key first."""
     found = [("validator", home / VALIDATOR_KEY_FILE)] if (home / VALIDATOR_KEY_FILE).is_file() else []
@@ -179,10 +190,7 @@ def compute_recovered_key(text: str) -> PrivateKey:
 
 def cmd_keys_add(args: argparse.Namespace) -> int:
     """uocd keys add."""
-    home = resolve_home(args)
-    path = key_path(home, args.name)
-    if path.exists():
-        raise NodeError(f"a key named {args.name!r} already exists in {path}")
+    path = new_key_path(resolve_home(args), args.name)
     words = None
     if args.recover:
         key = compute_recovered_key(read_secret_line("mnemonic or seed (not echoed): "))
@@ -242,9 +250,7 @@ def cmd_keys_rename(args: argparse.Namespace) -> int:
     """uocd keys rename."""
     home = resolve_home(args)
     old = get_own_key_file(home, args.name)
-    new = key_path(home, args.new_name)
-    if os.path.lexists(new):
-        raise NodeError(f"a key named {args.new_name!r} already exists in {new}")
+    new = new_key_path(home, args.new_name)
     os.link(old, new)  # fails rather than replace a file that appeared meanwhile
     old.unlink()
     return emit(args, key_doc(args.new_name, load_key(new), new), lambda d: f"{args.name} is now {d['name']}")
@@ -265,10 +271,7 @@ def cmd_keys_export(args: argparse.Namespace) -> int:
 
 def cmd_keys_import(args: argparse.Namespace) -> int:
     """uocd keys import."""
-    home = resolve_home(args)
-    path = key_path(home, args.name)
-    if os.path.lexists(path):
-        raise NodeError(f"a key named {args.name!r} already exists in {path}")
+    path = new_key_path(resolve_home(args), args.name)
     try:
         doc = json.loads(Path(args.file).read_bytes())
     except (ValueError, RecursionError) as exc:

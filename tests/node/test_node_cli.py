@@ -55,6 +55,15 @@ def test_genesis_collect_merges_validators_into_every_home_and_lists_peers(tmp_p
     assert load_home(homes[1]).config.peers == (f"{ids[0]}@127.0.0.1:30000", f"{ids[2]}@127.0.0.1:30002")
 
 
+def test_genesis_collect_of_one_home_given_twice_is_one_line_and_writes_nothing(tmp_path):
+    home = tmp_path / "h"
+    assert main(["init", "--home", str(home), "--moniker", "m"]) == 0
+    before = (home / "genesis.json").read_text(), (home / "config.toml").read_text()
+    result = uocd("genesis", "collect", str(home), str(tmp_path / "." / "h"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "is given twice" in result.stderr
+    assert ((home / "genesis.json").read_text(), (home / "config.toml").read_text()) == before
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

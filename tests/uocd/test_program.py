@@ -119,6 +119,9 @@ def key_files(home: Path) -> list[str]:
         (("keys", "delete", "alice"), "", "needs --yes without a terminal"),
         (("keys", "delete", "validator", "--yes"), "", "not managed by uocd keys"),
         (("keys", "rename", "alice", "alice"), "", "already exists"),
+        (("keys", "add", "validator"), "", "'validator' names the node's validator key"),
+        (("keys", "rename", "alice", "validator"), "", "'validator' names the node's validator key"),
+        (("keys", "import", "validator", "EXPORT"), "right passphrase\n", "'validator' names the node's validator key"),
     ],
 )
 def test_a_bad_mnemonic_passphrase_or_file_is_one_line_exit_1_and_writes_nothing(tmp_path, args, stdin, fragment):
