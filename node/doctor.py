@@ -32,7 +32,7 @@ from .config import (
     parse_config,
     read_admin_token,
 )
-from .errors import NodeError
+from .errors import ConfigError, NodeError
 from .feeder import FEEDER_FILE, load_feeder_file
 from .ledger import compute_store_fix, lock_home, open_checked_store
 from .secret_files import is_private_mode
@@ -81,6 +81,14 @@ def check_file(name: str, path: Path, home: Path, load: Callable[[Path], object]
     return Finding(name)
 
 
+def load_admin_token(path: Path) -> str:
+    """The admin token; ConfigError if the file is empty (start refuses a node without one)."""
+    token = read_admin_token(path)
+    if token is None:
+        raise ConfigError(f"{path} is empty: the admin API requires a token")
+    return token
+
+
 def load_genesis(path: Path) -> dict[str, Any]:
     """genesis.json, checked."""
     return check_genesis(json.loads(path.read_text()))
@@ -103,7 +111,7 @@ def check_keys(home: Path) -> list[Finding]:
         check_file(VALIDATOR_KEY_FILE, home / VALIDATOR_KEY_FILE, home, load_key, required=False),
         check_sign_state(home),
         check_feeder_file(home),
-        check_file(ADMIN_TOKEN_FILE, home / ADMIN_TOKEN_FILE, home, read_admin_token, required=False),
+        check_file(ADMIN_TOKEN_FILE, home / ADMIN_TOKEN_FILE, home, load_admin_token, required=True),
     ]
     findings += [
         check_file(f"keys/{path.name}", path, home, load_key, required=True)

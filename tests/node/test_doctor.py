@@ -94,6 +94,7 @@ DAMAGES = [
     ("symlinked key", link_node_key, "node_key.json", "is a symbolic link", "replace the link"),
     ("bad config", write("config.toml", "moniker = 5\n"), "config.toml", "moniker", "edit "),
     ("bad genesis", write("genesis.json", "{}"), "genesis.json", "chain_id is missing", "copy the network's"),
+    ("empty token", write_private("admin_token", "\n"), "admin_token", "is empty", "uocd init"),
     ("bad sign state", write("validator_state.json", "junk"), "validator_state.json", "not a sign state", "delete it"),
     ("bad feeder file", write_private("price_feeder.json", "{}"), "price_feeder.json", "not a price", "post the price"),
     ("feeder file 0644", write("price_feeder.json", "{}"), "price_feeder.json", "too open", "chmod 600"),
@@ -119,7 +120,8 @@ def test_a_missing_home_is_one_problem_per_missing_required_file(tmp_path):
     findings = {f.check: f for f in check_home(tmp_path / "none")}
     assert findings["config.toml"].fix == f"uocd init --home {tmp_path / 'none'}"
     assert findings["node_key.json"].problem.endswith("node_key.json is missing")
-    assert [c for c, f in findings.items() if f.problem] == ["config.toml", "genesis.json", "node_key.json"]
+    missing = ["config.toml", "genesis.json", "node_key.json", "admin_token"]  # start needs each of them
+    assert [c for c, f in findings.items() if f.problem] == missing
 
 
 def test_the_store_of_a_running_node_is_not_checked_and_that_is_said(home):
