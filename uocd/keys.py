@@ -124,7 +124,8 @@ def new_key_path(home: Path, name: str) -> Path:
         raise NodeError("'validator' names the node's validator key (HOME/validator_key.json); choose another name")
     path = key_path(home, name)
     if os.path.lexists(path):
-        raise NodeError(f"a key named {name!r} already exists in {path}")
+        what = "a symbolic link" if path.is_symlink() else f"the key {name!r}"
+        raise NodeError(f"{path} already exists ({what}); refusing to overwrite a key file")
     return path
 
 
