@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto import PrivateKey, is_valid_address
+from chain.encoding import describe_json_error
 from chain.errors import ChainError
 from chain.genesis import process_genesis
 from chain.params import DEFAULT_PARAMS
@@ -311,19 +312,25 @@ def read_admin_token(path: Path) -> str | None:
     return token or None
 
 
+def read_genesis(path: Path) -> dict[str, Any]:
+    """genesis.json at `path`, checked (`check_genesis`); ConfigError naming the file if it is missing, not
+    JSON (not UTF-8, nested too deep, a number past the digit limit) or not a genesis start would apply."""
+    try:
+        genesis = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing") from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path} is not JSON: {describe_json_error(exc)}") from None
+    return check_genesis(genesis)
+
+
 def load_home(home: Path) -> Home:
     """Load and validate a node home; ConfigError with the file and key at fault."""
     home = Path(home)
     if not (home / CONFIG_FILE).is_file():
         raise ConfigError(f"{home} is not a node home ({CONFIG_FILE} is missing; run uocd init --home {home})")
     config = parse_config((home / CONFIG_FILE).read_text(), os.environ)
-    try:
-        genesis = json.loads((home / GENESIS_FILE).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{home / GENESIS_FILE} is missing") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{home / GENESIS_FILE} is not JSON: {exc}") from None
-    check_genesis(genesis)
+    genesis = read_genesis(home / GENESIS_FILE)
     validator_key = load_key(home / VALIDATOR_KEY_FILE) if (home / VALIDATOR_KEY_FILE).exists() else None
     admin_token = read_admin_token(home / ADMIN_TOKEN_FILE)
     return Home(home, config, genesis, load_key(home / NODE_KEY_FILE), validator_key, admin_token)

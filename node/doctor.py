@@ -11,7 +11,6 @@ is checked under the home's lock, so never while a node runs it (that is said, n
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ from .config import (
     GENESIS_FILE,
     NODE_KEY_FILE,
     VALIDATOR_KEY_FILE,
-    check_genesis,
     load_key,
     parse_config,
     read_admin_token,
+    read_genesis,
 )
 from .errors import ConfigError, NodeError
 from .feeder import FEEDER_FILE, load_feeder_file
@@ -87,11 +86,6 @@ def load_admin_token(path: Path) -> str:
     if token is None:
         raise ConfigError(f"{path} is empty: the admin API requires a token")
     return token
-
-
-def load_genesis(path: Path) -> dict[str, Any]:
-    """genesis.json, checked."""
-    return check_genesis(json.loads(path.read_text()))
 
 
 def check_keys(home: Path) -> list[Finding]:
@@ -173,8 +167,9 @@ def check_home(home: Path) -> list[Finding]:
         config = Finding(
             CONFIG_FILE, config.problem, f"edit {home / CONFIG_FILE} (uocd init writes every key with a comment)"
         )
-    genesis = check_file(GENESIS_FILE, home / GENESIS_FILE, home, load_genesis, required=True)
-    if genesis.problem is not None:
-        genesis = Finding(GENESIS_FILE, genesis.problem, f"copy the network's {GENESIS_FILE} into {home}")
-    chain_id = load_genesis(home / GENESIS_FILE)["chain_id"] if genesis.problem is None else None
+    try:
+        chain_id: str | None = read_genesis(home / GENESIS_FILE)["chain_id"]  # read once, for both checks
+        genesis = Finding(GENESIS_FILE)
+    except (NodeError, OSError) as exc:
+        chain_id, genesis = None, Finding(GENESIS_FILE, str(exc), f"copy the network's {GENESIS_FILE} into {home}")
     return [config, genesis, *check_keys(home), *check_store(home, chain_id)]

@@ -81,6 +81,10 @@ def test_genesis_collect_of_one_home_given_twice_is_one_line_and_writes_nothing(
         (("config.toml", 'moniker = "m"', f'moniker = "{"m" * 65}"'), "moniker is 65 characters, over the limit of 64"),
         (("genesis.json", '"stake": 100', '"stake": -5'), "genesis.json: genesis.validators[0].stake must be"),
         (("genesis.json", '"vote_mode": "open"', '"vote_mode": "evil"'), "genesis.json: "),
+        (
+            ("genesis.json", '"stake": 100', '"stake": 1' + "0" * 5000),
+            "is not JSON: a number has more than 4300 digits",
+        ),
     ],
 )
 def test_start_with_a_bad_config_or_genesis_prints_one_line_and_exits_1(tmp_path, edit, message):
