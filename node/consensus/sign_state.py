@@ -96,8 +96,9 @@ class SignState:
                 SignedRecord(r["step"], r["height"], r["round"], r["block_id"]) for r in obj.get("signed", [])
             )
             locked = None if obj["locked_block"] is None else Block.from_json(obj["locked_block"])
+            valid = None if obj["valid_block"] is None else Block.from_json(obj["valid_block"])
             same = obj.get("valid_block_is_locked", False)  # absent in the files of earlier versions
-            if type(same) is not bool or (same and (locked is None or obj["valid_block"] is not None)):
+            if type(same) is not bool or (same and (locked is None or valid is not None)):
                 raise InvalidMessage(
                     "a sign state's valid_block_is_locked is true only with a locked block and no valid_block"
                 )
@@ -107,11 +108,7 @@ class SignState:
                 locked_round=obj["locked_round"],
                 locked_block=locked,
                 valid_round=obj["valid_round"],
-                valid_block=locked
-                if same
-                else None
-                if obj["valid_block"] is None
-                else Block.from_json(obj["valid_block"]),
+                valid_block=locked if same else valid,
                 valid_votes=tuple(Vote.from_json(v) for v in obj.get("valid_votes", [])),
             )
         except (TypeError, KeyError, AttributeError):
