@@ -45,8 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from bench_sigs import verify_cryptography  # OpenSSL's check, as the signature bench measures it
 
 from chain.crypto import PrivateKey, verify_signature
 from devnet.scenario import parse_scenario
@@ -66,15 +65,6 @@ def measure_raw_verify_rate(n: int = 3000, verify: Callable[[bytes, bytes, bytes
     started = time.perf_counter()
     assert all(verify(*item) for item in items)
     return n / (time.perf_counter() - started)
-
-
-def verify_with_openssl(pubkey: bytes, signature: bytes, message: bytes) -> bool:
-    """OpenSSL's ed25519 check through `cryptography` (the library the chain verified with before)."""
-    try:
-        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
 
 
 @contextmanager
@@ -133,13 +123,13 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for mode, scenario in modes.items():
                         before = measure_raw_verify_rate()
-                        openssl_before = measure_raw_verify_rate(verify=verify_with_openssl)
+                        openssl_before = measure_raw_verify_rate(verify=verify_cryptography)
                         children_before = get_children_cpu_s()
                         with tempfile.TemporaryDirectory() as out:
                             summary = run_inproc(scenario, Path(out), progress=False)
                         helpers_us = (get_children_cpu_s() - children_before) / summary["txs_committed"] * 1e6
                         raw = (before + measure_raw_verify_rate()) / 2
-                        openssl = (openssl_before + measure_raw_verify_rate(verify=verify_with_openssl)) / 2
+                        openssl = (openssl_before + measure_raw_verify_rate(verify=verify_cryptography)) / 2
                         rate = summary["txs_committed"] / summary["elapsed_seconds"]
                         main_us = summary["cpu_seconds"] / summary["txs_committed"] * 1e6
                         runs[mode].append((rate / raw, rate, raw, main_us, helpers_us, openssl))
