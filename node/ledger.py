@@ -147,6 +147,7 @@ class Ledger:
             tx_results=tuple((r.hash, r.code, r.log, r.sender) for r in result.tx_results),
             keep_validator_sets_from=max(0, height + 1 - self.validator_set_retention),
             txs=tuple(block.txs),
+            evidence=tuple((e.key, e.height, e.to_json()) for e in block.evidence),
         )
         store.apply_block(write, self.app.commit)
         self._cache_validator_set(height + 1, next_vset)

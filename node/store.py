@@ -5,8 +5,8 @@ beside the validator key (`node.sign_state_file`), so that wiping the data direc
 Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block id, the block and
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
 at each height where its powers change and at checkpoints: `node.ledger` steps the priorities of the
-heights between; older rows are pruned); `evidence` (the double signs this node saw or was sent, keyed
-by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result code, log and the
+heights between; older rows are pruned); `evidence` (the double signs this node saw, was sent or applied
+in a block, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result code, log and the
 transaction's bytes, so a lookup reads one row and never a block). `apply_block` writes a decided
 block, its commit, its tx results and, when due, the validator set of the next height with the
 block's state changes and the new height in ONE transaction.
@@ -73,14 +73,16 @@ def compute_read_cache_size(space: str, key: str, value: str | None) -> int:
 @dataclass(frozen=True)
 class BlockWrite:
     """The node's rows of one applied height, written with its state changes: the block and the commit
-    that decided it (None at genesis, height 0), its tx results `(hash, code, log, sender)` (the sender the
-    application decoded; None: read from the bytes) and its transactions' bytes in block order, and the
-    validator set of the next height when it is to be stored.
+        that decided it (None at genesis, height 0), its tx results `(hash, code, log, sender)` (the sender the
+        application decoded; None: read from the bytes) and its transactions' bytes in block order, and the
+        validator set of the next height when it is to be stored, and the evidence the block commits
+    `(key, height, evidence)` (stored like gossiped evidence: every node that applies the block holds it,
+    whether or not a peer's gossip reached it first).
 
-    `next_validator_set` runs inside the transaction after the state changes are written, so it reads
-    the powers after the block; None stores no row (the set follows from the last stored one, see
-    `node.ledger`). Rows no longer needed for the heights from `keep_validator_sets_from` on are pruned
-    in the same transaction (0: none)."""
+        `next_validator_set` runs inside the transaction after the state changes are written, so it reads
+        the powers after the block; None stores no row (the set follows from the last stored one, see
+        `node.ledger`). Rows no longer needed for the heights from `keep_validator_sets_from` on are pruned
+        in the same transaction (0: none)."""
 
     height: int
     next_validator_set: Callable[[], dict[str, Any] | None]
@@ -90,6 +92,7 @@ class BlockWrite:
     tx_results: tuple[tuple[str, str, str, str | None], ...] = ()
     keep_validator_sets_from: int = 0
     txs: tuple[bytes, ...] = ()
+    evidence: tuple[tuple[str, int, dict[str, Any]], ...] = ()
 
 
 class SqliteStore:
@@ -273,7 +276,8 @@ class SqliteStore:
         return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
 
     def _write_node_rows(self, write: BlockWrite) -> None:
-        """Write the block, commit, tx index rows and next validator set of `write` (caller's transaction)."""
+        """Write the block, commit, tx index rows, committed evidence and next validator set of `write`
+        (caller's transaction)."""
         if write.block is not None and write.commit is not None:
             self._conn.execute(
                 "INSERT OR REPLACE INTO blocks (height, block_id, block, commit_json) VALUES (?, ?, ?, ?)",
@@ -306,6 +310,10 @@ class SqliteStore:
                 for i, ((h, _, _, decoded), raw) in enumerate(zip(write.tx_results, write.txs))
                 if (sender := decoded or read_tx_sender(raw)) is not None
             ],
+        )
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO evidence (key, height, value) VALUES (?, ?, ?)",
+            [(key, height, canonical_json(evidence)) for key, height, evidence in write.evidence],
         )
 
     def save_decided_blocks(self, rows: list[tuple[int, str, dict[str, Any], dict[str, Any]]]) -> None:

@@ -66,7 +66,7 @@ async def test_a_double_sign_sent_to_one_node_is_committed_on_every_node_and_pun
             await send_consensus(first, codec.consensus_message_to_pb(forged).SerializeToString())
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not signed" in info.value.details()
         await send_consensus(first, codec.consensus_message_to_pb(evidence).SerializeToString())
-        for node in nodes:  # gossiped: every node keeps it until a block commits it
+        for node in nodes:  # every node stores it: gossiped, or with the block that commits it (whichever comes first)
             await wait_for(lambda node=node: node.store.count_evidence() == 1, f"{node.config.moniker} has it")
 
         def punished(node: Node) -> bool:

@@ -11,7 +11,17 @@ import pytest
 import node.ledger
 from chain.crypto import PrivateKey
 from chain.tx import MsgBond, compute_tx_bytes, decode_tx, sign_tx
-from node.blocks import Block, Commit, Header, compute_commit_hash, compute_txs_hash, sign_vote
+from node.blocks import (
+    Block,
+    Commit,
+    Evidence,
+    Header,
+    compute_commit_hash,
+    compute_evidence_hash,
+    compute_txs_hash,
+    make_evidence,
+    sign_vote,
+)
 from node.config import load_home, write_json
 from node.errors import SyncError
 from node.ledger import open_ledger
@@ -33,9 +43,10 @@ def make_home(tmp_path, **config):
     return load_home(path)
 
 
-def run_chain(ledger, key, heights: int) -> dict[int, dict]:
+def run_chain(ledger, key, heights: int, evidence: dict[int, tuple[Evidence, ...]] | None = None) -> dict[int, dict]:
     """Apply `heights` blocks signed by `key`, bonding 1 more in every other epoch (a set change at
-    every other boundary); return each height's validator set as consensus saw it."""
+    every other boundary) and carrying `evidence[height]`; return each height's validator set as
+    consensus saw it."""
     chain_id, seen, last, sequence = ledger.chain_id, {}, None, 0
     for height in range(1, heights + 1):
         vset = ledger.get_validator_set(height)
@@ -54,8 +65,9 @@ def run_chain(ledger, key, heights: int) -> dict[int, dict]:
             app_hash=ledger.app.app_hash,
             validators_hash=vset.hash,
             proposer=vset.proposer(0),
+            evidence_hash=compute_evidence_hash(carried := (evidence or {}).get(height, ())),
         )
-        block = Block(header, txs, last[1] if last else None)
+        block = Block(header, txs, last[1] if last else None, carried)
         commit = Commit(height, 0, block.id, (sign_vote(key, chain_id, "precommit", height, 0, block.id, 0),))
         ledger.apply(block, commit)
         last = (block, commit)
@@ -95,6 +107,21 @@ def test_sets_older_than_the_retention_are_pruned_and_the_kept_heights_still_rea
         reopened._sets.clear()
         with pytest.raises(SyncError, match="no validator set"):
             reopened.get_validator_set(heights[0] - 1)
+
+
+def test_evidence_a_block_commits_is_stored_with_it_on_a_node_no_gossip_reached(tmp_path):
+    home = make_home(tmp_path)
+    cheat = PrivateKey.from_name("ledger-other-0")
+    chain_id = home.genesis["chain_id"]
+    double_sign = make_evidence(
+        sign_vote(cheat, chain_id, "prevote", 2, 0, "ab" * 32, 0),
+        sign_vote(cheat, chain_id, "prevote", 2, 0, "cd" * 32, 0),
+    )
+    with open_ledger(home) as ledger:
+        assert ledger.store.count_evidence() == 0
+        run_chain(ledger, home.validator_key, 3, evidence={3: (double_sign,)})
+        assert ledger.store.get_evidence() == [double_sign.to_json()]
+        assert ledger.app.query(f"validator/{cheat.address}")["jailed"]
 
 
 def test_the_counting_admit_counts_verified_signatures_good_or_bad_but_not_undecodable_bytes():
