@@ -1,75 +1,9 @@
-"""uoc's deterministic state machine: integers only, no I/O beyond the `Store` it is given."""
+"""uoc's deterministic state machine: integers only, no I/O beyond the `Store` it is given.
 
-from .app import Application, BlockResult, TxResult
-from .crypto import PrivateKey, compute_address
-from .epochs import compute_effective_epoch, compute_epoch_at_height, compute_epoch_start_height, is_epoch_end
-from .errors import ChainError, InvalidBlock, InvalidGenesis, InvalidTx, MoneyError, StoreError
-from .fields import FieldError
-from .governance import Tally, compute_tally, compute_tally_outcome
-from .median import weighted_median
-from .money import to_ngonka
-from .params import DEFAULT_PARAMS, ParamInfo, Params, describe_params
-from .queries import Query, run_query
-from .store import MemoryStore, Store
-from .tx import (
-    Content,
-    Msg,
-    MsgBond,
-    MsgDeposit,
-    MsgSend,
-    MsgSubmitPriceProposal,
-    MsgSubmitProposal,
-    MsgUnbond,
-    MsgVote,
-    RegisterModel,
-    RemoveModel,
-    Tx,
-    decode_tx,
-    sign_tx,
-)
+The names below are re-exported lazily (`lazy_loader`, from `__init__.pyi`): importing one submodule,
+such as `chain.errors`, does not load the others, so the command line starts without what it does not
+run."""
 
-__all__ = [
-    "DEFAULT_PARAMS",
-    "Application",
-    "BlockResult",
-    "ChainError",
-    "Content",
-    "FieldError",
-    "InvalidBlock",
-    "InvalidGenesis",
-    "InvalidTx",
-    "MemoryStore",
-    "MoneyError",
-    "Msg",
-    "MsgBond",
-    "MsgDeposit",
-    "MsgSend",
-    "MsgSubmitPriceProposal",
-    "MsgSubmitProposal",
-    "MsgUnbond",
-    "MsgVote",
-    "ParamInfo",
-    "Params",
-    "PrivateKey",
-    "Query",
-    "RegisterModel",
-    "RemoveModel",
-    "Store",
-    "StoreError",
-    "Tally",
-    "Tx",
-    "TxResult",
-    "compute_address",
-    "compute_effective_epoch",
-    "compute_epoch_at_height",
-    "compute_epoch_start_height",
-    "compute_tally",
-    "compute_tally_outcome",
-    "decode_tx",
-    "describe_params",
-    "is_epoch_end",
-    "run_query",
-    "sign_tx",
-    "to_ngonka",
-    "weighted_median",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -271,6 +271,20 @@ PAGE_ARGS = (
     Arg(PAGE_REVERSE, BoolKind(), "newest (highest key) first", required=False, default=False, flag="--reverse"),
 )
 
+MAX_TXS_PAGE = 100  # txs per page of the node's tx index, GET /v1/txs (each up to the chain's tx size limit)
+TXS_PAGE_ARGS = (  # a page of GET /v1/txs: declared here, beside PAGE_ARGS, for the API and `uocd query txs`
+    Arg(
+        PAGE_LIMIT,
+        IntKind(1, MAX_TXS_PAGE, text="a page size"),
+        f"txs per page, 1 to {MAX_TXS_PAGE}",
+        required=False,
+        default=MAX_TXS_PAGE,
+        metavar="N",
+        flag="--limit",
+    ),
+    *(a for a in PAGE_ARGS if a.name != PAGE_LIMIT),
+)
+
 
 HEIGHT_ARG = Arg(  # every state read of the API and `uocd query` takes it (node.api.public.check_height)
     "height",

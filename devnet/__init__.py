@@ -1,7 +1,9 @@
-"""Local networks and simulations of uoc: scenario files and the in-process engine."""
+"""Local networks and simulations of uoc: scenario files and the in-process engine.
 
-from .errors import DevnetError, ScenarioError
-from .scenario import Scenario, ValidatorSpec, load_scenario, parse_scenario
-from .simulate import run_inproc
+The names below are re-exported lazily (`lazy_loader`, from `__init__.pyi`): importing one submodule,
+such as `devnet.errors`, does not load the others, so the command line starts without what it does not
+run."""
 
-__all__ = ["DevnetError", "Scenario", "ScenarioError", "ValidatorSpec", "load_scenario", "parse_scenario", "run_inproc"]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

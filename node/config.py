@@ -34,36 +34,15 @@ from chain.store import MemoryStore, State
 
 from .consensus import SignState, Timeouts
 from .errors import ConfigError
-from .secret_files import read_secret, write_secret
+from .secret_files import VALIDATOR_KEY_FILE, load_key, read_secret, render_key, write_secret
 from .settings import CONFIG_FILE, NodeConfig, check_moniker, edit_config, is_host_port, parse_config, render_config
 from .sign_state_file import SIGN_STATE_FILE, save_sign_state
 from .tls import TLS_CERT_FILE, TLS_KEY_FILE, compute_node_id, load_or_create_identity
 
 GENESIS_FILE = "genesis.json"
 NODE_KEY_FILE = "node_key.json"
-VALIDATOR_KEY_FILE = "validator_key.json"
 ADMIN_TOKEN_FILE = "admin_token"
 DB_FILE = "data/node.db"
-
-
-# -- keys -------------------------------------------------------------------------------------
-def render_key(key: PrivateKey) -> str:
-    """A key file: address, public key and private seed (hex)."""
-    return json.dumps({"address": key.address, "pubkey": key.pubkey.hex(), "seed": key.seed().hex()}, indent=2) + "\n"
-
-
-def load_key(path: Path) -> PrivateKey:
-    """A key from a key file; ConfigError if it is missing, inconsistent, a link or readable by others."""
-    try:
-        doc = json.loads(read_secret(path))
-        key = PrivateKey(bytes.fromhex(doc["seed"]))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} is missing (run uocd init)") from None
-    except (ValueError, KeyError, TypeError, ChainError) as exc:  # ChainError: a seed of the wrong size
-        raise ConfigError(f"{path} is not a key file: {exc}") from None
-    if doc.get("address") != key.address:
-        raise ConfigError(f"{path}: the address does not match the seed")
-    return key
 
 
 # -- genesis ----------------------------------------------------------------------------------

@@ -25,8 +25,6 @@ from .config import (
     DB_FILE,
     GENESIS_FILE,
     NODE_KEY_FILE,
-    VALIDATOR_KEY_FILE,
-    load_key,
     parse_config,
     read_admin_token,
     read_genesis,
@@ -34,7 +32,7 @@ from .config import (
 from .errors import ConfigError, NodeError
 from .feeder import FEEDER_FILE, load_feeder_file
 from .ledger import compute_store_fix, lock_home, open_checked_store
-from .secret_files import is_private_mode
+from .secret_files import VALIDATOR_KEY_FILE, is_private_mode, load_key
 from .sign_state_file import SIGN_STATE_FILE, load_sign_state
 from .tls import TLS_KEY_FILE, load_identity
 

@@ -9,7 +9,8 @@ record (the node's, the libraries', the devnet's) with structlog, on stderr, one
            "message": "committed block", "height": 5, "txs": 0, "round": 0}
 
 Times are ISO 8601 in UTC. The fields use the names of docs/design.md ("Logs"): height, round, epoch,
-tx_hash, peer, proposal_id.
+tx_hash, peer, proposal_id. structlog is imported when a formatter is built, not with this module: the
+command line reads the options below for its argument tree at every start.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import logging
 import sys
 from typing import Any, TextIO
-
-import structlog
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -36,6 +35,8 @@ def order_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any
 
 def build_formatter(fmt: str) -> logging.Formatter:
     """A logging formatter that renders a record, its `extra` fields included, as one text or JSON line."""
+    import structlog
+
     pre_chain: list[Any] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

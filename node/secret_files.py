@@ -6,19 +6,25 @@ is truncated. A file rewritten on purpose (devnet.json, the price feeder's salts
 renamed over the old one (as is the validator's sign state, before every vote). Every write is durable before
 it returns (fdatasync of the file, and fsync of the directory after a rename). Reading a secret refuses a
 symbolic link and, as ssh does, a file that others than its owner may read or write, naming the file and the
-`chmod 600` that fixes it.
+`chmod 600` that fixes it. A key file (`render_key`, `load_key`) is one of them.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
 
+from chain.crypto import PrivateKey
+from chain.errors import ChainError
+
 from .errors import ConfigError
 
 SECRET_MODE = 0o600
+
+VALIDATOR_KEY_FILE = "validator_key.json"
 
 
 def create_file(path: Path, data: str | bytes, mode: int) -> None:
@@ -76,3 +82,23 @@ def read_secret(path: Path) -> bytes:
                 f"run: chmod 600 {path}"
             )
         return f.read()
+
+
+# -- key files -------------------------------------------------------------------------------------
+def render_key(key: PrivateKey) -> str:
+    """A key file: address, public key and private seed (hex)."""
+    return json.dumps({"address": key.address, "pubkey": key.pubkey.hex(), "seed": key.seed().hex()}, indent=2) + "\n"
+
+
+def load_key(path: Path) -> PrivateKey:
+    """A key from a key file; ConfigError if it is missing, inconsistent, a link or readable by others."""
+    try:
+        doc = json.loads(read_secret(path))
+        key = PrivateKey(bytes.fromhex(doc["seed"]))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing (run uocd init)") from None
+    except (ValueError, KeyError, TypeError, ChainError) as exc:  # ChainError: a seed of the wrong size
+        raise ConfigError(f"{path} is not a key file: {exc}") from None
+    if doc.get("address") != key.address:
+        raise ConfigError(f"{path}: the address does not match the seed")
+    return key

@@ -10,20 +10,7 @@ from typing import Any
 
 from chain.params import DEFAULT_PARAMS
 from devnet.adversary_plan import ATTACK_KINDS, parse_attack_kinds
-from devnet.attack import __doc__ as attack_doc
-from devnet.attack import parse_shares, run_attack
-from devnet.chaos import ChaosConfig, format_summary, run_chaos
-from devnet.chaos import __doc__ as chaos_doc
-from devnet.devnet import __doc__ as devnet_doc
-from devnet.devnet import collect_status, format_endpoints, format_env, read_state, stop_devnet, up
 from devnet.errors import DevnetError
-from devnet.mechanisms import parse_mechanisms, run_mechanisms
-from devnet.network import run_network, up_scenario
-from devnet.scenario import load_scenario
-from devnet.simulate import run_inproc
-from devnet.study import FORMATS, plan_study, run_study
-from devnet.study_report import compute_report, format_report, plot_study
-from devnet.tables import TABLES
 from node.errors import NodeError
 
 from .options import add_output_option, check_block_time, parse_int
@@ -173,7 +160,7 @@ def add_attack_command(sub: argparse._SubParsersAction) -> None:
         "in each vote mode, and report per share and mode the largest deviation of the price from the honest "
         "median (bps), whether it left the honest votes' [min, max], the rewards the attacker lost and its "
         "slashes. Writes DIR/attack.csv and DIR/attack.png (each run's files in DIR/runs/MODE-SHARE).",
-        epilog=attack_doc,
+        epilog_module="devnet.attack",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     attack.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file: its honest validators are attacked")
@@ -201,7 +188,7 @@ def add_up_status_down_commands(sub: argparse._SubParsersAction) -> None:
         "node process each (logs in D/nI/node.log), wait until all have committed a block and print the "
         "endpoints, admin tokens and curl commands (also in D/devnet.json). On a running devnet it refuses; "
         "on a stopped one it restarts the same nodes.",
-        epilog=devnet_doc,
+        epilog_module="devnet.devnet",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up_cmd.add_argument("--validators", type=parse_int, default=4, metavar="N", help="number of validators (default 4)")
@@ -269,7 +256,7 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
         "K validators lie (see below) and the verdict also checks that the honest nodes kept committing (no "
         "stretch of 10 s without a block outside crash faults), answered /v1/status within 1 s, and hold every "
         "equivocation as evidence. Exits 1 on a failed verdict. Needs root for namespaces.",
-        epilog=chaos_doc,
+        epilog_module="devnet.chaos",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chaos.add_argument("--validators", type=parse_int, default=4, metavar="N", help="validators, 4 to 7 (default 4)")
@@ -308,6 +295,12 @@ def add_chaos_command(sub: argparse._SubParsersAction) -> None:
 
 def cmd_devnet_simulate(args: argparse.Namespace) -> int:
     """uocd devnet simulate."""
+    from devnet.devnet import format_endpoints, read_state
+    from devnet.network import run_network
+    from devnet.scenario import load_scenario
+    from devnet.simulate import run_inproc
+    from devnet.study import plan_study
+
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     progress = False if args.no_progress else None
     if args.runs is not None or args.sweep or args.ray or args.workers is not None:
@@ -370,6 +363,8 @@ def cmd_devnet_simulate(args: argparse.Namespace) -> int:
 
 def simulate_mechanisms(args: argparse.Namespace, scenario: Any, out: Path, progress: bool | None) -> int:
     """uocd devnet simulate --pricing: one inproc run per pricing mechanism, then their comparison."""
+    from devnet.mechanisms import run_mechanisms
+
     if args.engine != "inproc":
         raise NodeError(
             "--pricing runs the inproc engine only (a dynamic price moves every block; the network engine plans "
@@ -389,6 +384,8 @@ def simulate_mechanisms(args: argparse.Namespace, scenario: Any, out: Path, prog
 
 def parse_pricing(text: str) -> tuple[str, ...]:
     """--pricing: a comma-separated list of pricing mechanisms."""
+    from devnet.mechanisms import parse_mechanisms
+
     try:
         return parse_mechanisms(text)
     except ValueError as exc:
@@ -397,6 +394,10 @@ def parse_pricing(text: str) -> tuple[str, ...]:
 
 def simulate_study(args: argparse.Namespace, out: Path, progress: bool | None) -> int:
     """uocd devnet simulate --runs/--sweep: many runs on a pool or a Ray cluster, then plots."""
+    from devnet.study import FORMATS, plan_study, run_study
+    from devnet.study_report import compute_report, format_report, plot_study
+    from devnet.tables import TABLES
+
     if args.engine != "inproc":
         raise NodeError("--runs, --sweep, --workers and --ray run the inproc engine; drop --engine network")
     if args.dir:
@@ -422,6 +423,8 @@ def simulate_study(args: argparse.Namespace, out: Path, progress: bool | None) -
 
 def cmd_devnet_report(args: argparse.Namespace) -> int:
     """uocd devnet report."""
+    from devnet.study_report import compute_report, format_report
+
     return emit(args, compute_report(Path(args.dir)), format_report)
 
 
@@ -465,6 +468,9 @@ def format_strategies(summary: dict[str, Any]) -> str:
 
 def cmd_devnet_attack(args: argparse.Namespace) -> int:
     """uocd devnet attack."""
+    from devnet.attack import parse_shares, run_attack
+    from devnet.scenario import load_scenario
+
     shares = parse_shares(args.share)
     scenario = load_scenario(args.scenario)
     out = Path(args.dir) if args.dir else Path("out") / "attack" / Path(args.scenario).stem
@@ -497,6 +503,10 @@ def format_attack(report: dict[str, Any]) -> str:
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     """uocd devnet up."""
+    from devnet.devnet import format_endpoints, up
+    from devnet.network import up_scenario
+    from devnet.scenario import load_scenario
+
     block_ms = check_block_time(args.block_time if args.block_time is not None else (0.2 if args.scenario else 1.0))
     if args.scenario:
         state = up_scenario(load_scenario(args.scenario), Path(args.dir), block_ms)
@@ -513,11 +523,15 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
 
 def cmd_devnet_status(args: argparse.Namespace) -> int:
     """uocd devnet status."""
+    from devnet.devnet import collect_status
+
     return emit(args, {"nodes": collect_status(Path(args.dir))}, lambda d: render_rows(d["nodes"]))
 
 
 def cmd_devnet_down(args: argparse.Namespace) -> int:
     """uocd devnet down."""
+    from devnet.devnet import stop_devnet
+
     stopped = stop_devnet(Path(args.dir))
     return emit(
         args,
@@ -530,6 +544,8 @@ def cmd_devnet_down(args: argparse.Namespace) -> int:
 
 def cmd_devnet_chaos(args: argparse.Namespace) -> int:
     """uocd devnet chaos; exit 1 on a failed verdict."""
+    from devnet.chaos import ChaosConfig, format_summary, run_chaos
+
     config = ChaosConfig(
         validators=args.validators,
         seed=args.seed,
@@ -564,6 +580,8 @@ def progress_echo(args: argparse.Namespace) -> Callable[[str], None]:
 
 def cmd_devnet_env(args: argparse.Namespace) -> int:
     """uocd devnet env."""
+    from devnet.devnet import format_env, read_state
+
     root = Path(args.dir).resolve()
     state = read_state(root)
     if state is None:

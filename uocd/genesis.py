@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from node.config import collect_genesis
-
 
 def add_genesis_commands(commands: argparse._SubParsersAction) -> None:
     """uocd genesis collect."""
@@ -26,6 +24,8 @@ def add_genesis_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_genesis_collect(args: argparse.Namespace) -> int:
     """uocd genesis collect."""
+    from node.config import collect_genesis
+
     genesis = collect_genesis([Path(h) for h in args.homes], set_peers=not args.no_peers)
     count = len(genesis["validators"])
     print(f"wrote genesis of {genesis['chain_id']} with {count} validators to {len(args.homes)} homes")

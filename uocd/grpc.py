@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
-from google.protobuf.json_format import MessageToDict
-
-from node.config import compute_peer_address, load_home
 from node.errors import ConfigError, NodeError
-from node.network import PeerClient
-from node.pb import services_pb2 as spb
-from node.tls import TlsIdentity, load_identity, parse_peer_address
 
 from .options import add_output_option
 from .output import emit
+
+if TYPE_CHECKING:
+    from node.pb import services_pb2 as spb
+    from node.tls import TlsIdentity
 
 QUESTIONS = {"status": "the node's Status", "evidence": "the double signs the node recorded"}
 
@@ -48,6 +44,11 @@ def add_grpc_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_grpc_query(args: argparse.Namespace) -> int:
     """uocd grpc status|evidence."""
+    import asyncio
+
+    from node.config import compute_peer_address, load_home
+    from node.tls import load_identity, parse_peer_address
+
     home = load_home(Path(args.home))
     address = args.address or compute_peer_address(home)
     try:
@@ -82,6 +83,12 @@ def compute_status_doc(status: spb.StatusResponse) -> dict[str, Any]:
 async def ask(identity: TlsIdentity, address: str, what: str) -> dict[str, Any]:
     """The node's reply to `what` (status or evidence), asked as `identity`, as a JSON document; NodeError if it
     fails."""
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from node.network import PeerClient
+    from node.pb import services_pb2 as spb
+
     peer = PeerClient(address, identity=identity)
     try:
         if what == "status":

@@ -21,8 +21,8 @@ from mnemonic import Mnemonic
 
 from chain.crypto import PrivateKey
 from chain.encoding import describe_json_error
-from node.config import VALIDATOR_KEY_FILE, load_key, render_key, write_secret
 from node.errors import NodeError
+from node.secret_files import VALIDATOR_KEY_FILE, load_key, render_key, write_secret
 
 from .options import add_home_option, add_output_option, resolve_home
 from .output import emit, render_rows

@@ -22,6 +22,7 @@ from .genesis import add_genesis_commands
 from .grpc import add_grpc_commands
 from .keys import add_keys_commands
 from .node import add_node_commands
+from .options import CommandParser
 from .output import EXIT_INTERRUPTED, fail
 from .query import add_query_commands
 from .tx import add_tx_commands
@@ -32,7 +33,7 @@ CLIENT_LOG_LEVEL = "warning"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="uocd",
         description="uoc: epoch-based unit-of-compute price voting for decentralized AI inference.",
     )

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 from chain.params import DEFAULT_PARAMS
-from node.config import compute_peer_address, get_kept_files, init_home, load_home
-from node.doctor import check_home
-from node.node import run_node
-from node.tls import compute_node_id
 
 from .options import DEFAULT_HOME, add_output_option
 from .output import emit, fail
@@ -88,6 +83,8 @@ def add_node_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """uocd init."""
+    from node.config import compute_peer_address, get_kept_files, init_home
+
     kept = get_kept_files(Path(args.home).expanduser())
     home = init_home(
         Path(args.home).expanduser(),
@@ -111,6 +108,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_show_node_id(args: argparse.Namespace) -> int:
     """uocd show-node-id."""
+    from node.config import compute_peer_address, load_home
+    from node.tls import compute_node_id
+
     home = load_home(Path(args.home).expanduser())
     print(f"{compute_node_id(home.node_key.pubkey)}\n{compute_peer_address(home)}")
     return 0
@@ -129,6 +129,8 @@ def render_findings(doc: dict[str, Any]) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """uocd doctor."""
+    from node.doctor import check_home
+
     home = Path(args.home).expanduser()
     findings = check_home(home)
     emit(args, {"home": str(home), "findings": [f.to_json() for f in findings]}, render_findings)
@@ -138,5 +140,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     """uocd start (gRPC core's own log lines are off: see uocd/__init__.py)."""
+    import asyncio
+
+    from node.config import load_home
+    from node.node import run_node
+
     asyncio.run(run_node(load_home(Path(args.home).expanduser())))
     return 0

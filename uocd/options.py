@@ -1,9 +1,15 @@
-"""The options the command groups share (--home, --node, --output), integer arguments, the arguments
-of the commands derived from chain's declarations, and the node client that --home and --node resolve to."""
+"""The parser class of every command, the options the command groups share (--home, --node, --output),
+integer arguments, the arguments of the commands derived from chain's declarations, and the node client
+that --home and --node resolve to.
+
+Building the argument tree is the start of every `uocd` run and of every TAB of shell completion, so the
+command modules import what a command runs inside its function: the tree loads only its own arguments'
+modules (`tests/uocd/test_program.py` holds that gRPC, aiohttp, numpy and the node do not load)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +18,24 @@ from typing import Any
 from chain.fields import Arg, EnumKind, FieldError
 from chain.queries import BoolKind
 from node.client import DEFAULT_NODE, Client
-from node.config import CONFIG_FILE, parse_config
 from node.errors import NodeError
 
 DEFAULT_HOME = "~/.uocd"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog may be a module's docstring (`epilog_module`), imported only when
+    the help is printed."""
+
+    def __init__(self, *args: Any, epilog_module: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.epilog_module = epilog_module
+
+    def format_help(self) -> str:
+        """The help, with the epilog module's docstring loaded now."""
+        if self.epilog_module is not None:
+            self.epilog = importlib.import_module(self.epilog_module).__doc__
+        return super().format_help()
 
 
 def parse_int(text: str) -> int:
@@ -110,6 +130,8 @@ def resolve_home(args: argparse.Namespace) -> Path:
 
 def resolve_client(args: argparse.Namespace) -> Client:
     """A client of --node, or of the node home's public listener."""
+    from node.config import CONFIG_FILE, parse_config
+
     if args.node:
         return Client(args.node)
     home = resolve_home(args)

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chain.catalog import get_cli_queries
-from chain.queries import HEIGHT_ARG, Http, Query
-from node.api.public import TXS_PAGE_ARGS
+from chain.queries import HEIGHT_ARG, TXS_PAGE_ARGS, Http, Query
 
 from .keys import load_named_key
 from .options import add_declared_argument, add_node_options, parse_int, resolve_client, resolve_home

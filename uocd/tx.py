@@ -34,7 +34,6 @@ from chain.tx import (
     sign_receipt,
 )
 from node.client import COMMIT_TIMEOUT, Client, GasChoice, broadcast, check_chain_id
-from node.config import GENESIS_FILE
 from node.errors import NodeError
 
 from .keys import load_named_key
@@ -278,6 +277,8 @@ def get_route_path(name: str) -> str:
 
 def resolve_chain_id(args: argparse.Namespace) -> str:
     """--chain-id, else the genesis chain id of the --home node home; NodeError if neither is there."""
+    from node.config import GENESIS_FILE
+
     if args.chain_id:
         return str(args.chain_id)
     genesis = resolve_home(args) / GENESIS_FILE

@@ -21,15 +21,16 @@ from aiohttp import web
 
 from chain.catalog import CHAIN_ID_MARK, get_routes, get_tx_schema
 from chain.encoding import canonical_bytes
-from chain.fields import Arg, FieldError, IntKind
+from chain.fields import Arg, FieldError
 from chain.gas import describe_gas_price
 from chain.queries import (
     HEIGHT_ARG,
-    PAGE_ARGS,
+    MAX_TXS_PAGE,
     PAGE_KEY,
     PAGE_LIMIT,
     PAGE_REVERSE,
     PAGINATION,
+    TXS_PAGE_ARGS,
     Http,
     Query,
     decode_page_key,
@@ -328,19 +329,6 @@ GET_TX = Route(
 )
 
 
-MAX_TXS_PAGE = 100  # txs per page of GET /v1/txs (each up to the chain's tx size limit)
-TXS_PAGE_ARGS = (
-    Arg(
-        PAGE_LIMIT,
-        IntKind(1, MAX_TXS_PAGE, text="a page size"),
-        f"txs per page, 1 to {MAX_TXS_PAGE}",
-        required=False,
-        default=MAX_TXS_PAGE,
-        metavar="N",
-        flag="--limit",
-    ),
-    *(a for a in PAGE_ARGS if a.name != PAGE_LIMIT),
-)
 TXS_ARGS = (
     Arg("sender", ADDRESS, "the sender whose committed transactions to list", metavar="ADDRESS"),
     *TXS_PAGE_ARGS,
@@ -503,7 +491,6 @@ def compute_public_routes() -> tuple[Route, ...]:
 
 
 __all__ = [
-    "TXS_PAGE_ARGS",
     "compute_post_tx_route",
     "compute_public_routes",
     "compute_query_route",

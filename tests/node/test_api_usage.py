@@ -17,7 +17,7 @@ import requests
 
 from chain.crypto import PrivateKey
 from chain.tx import MsgFundEscrow, MsgRefund, MsgVote, Receipt, Tokens, sign_receipt, sign_tx
-from node.config import render_key, write_secret
+from node.secret_files import render_key, write_secret
 from tests.node.netutil import NodeProcess, make_cli_home, wait_until
 from uocd.main import main as uocd
 

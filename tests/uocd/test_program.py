@@ -58,6 +58,35 @@ def test_the_bash_completion_script_completes_subcommands(tmp_path, line, expect
     assert [w.strip() for w in done.stdout.split()] == expected, done.stderr
 
 
+HEAVY_MODULES = (
+    "grpc",
+    "aiohttp",
+    "structlog",
+    "pydantic",
+    "pandas",
+    "matplotlib",
+    "node.node",
+    "node.config",
+    "devnet.simulate",
+)
+
+
+def test_building_the_argument_tree_loads_no_command_s_implementation():
+    """Every start and every TAB of shell completion builds the whole tree: it must not load the node, gRPC,
+    aiohttp, logging's renderer or the simulator, which only the command that runs needs."""
+    probe = (
+        "import sys; from uocd.main import build_parser; build_parser(); "
+        f"print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.split() == [], (done.stdout, done.stderr)
+
+
+def test_a_command_s_help_epilog_is_its_module_s_docstring_loaded_when_asked():
+    done = uocd("devnet", "attack", "--help")
+    assert done.returncode == 0 and "rewards_lost" in done.stdout, done.stderr
+
+
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
 def test_completion_scripts_for_zsh_and_fish_name_uocd(shell):
     done = uocd("completion", shell)

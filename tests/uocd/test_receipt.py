@@ -8,7 +8,7 @@ import json
 
 from chain.crypto import verify_signature
 from chain.tx import Receipt, compute_receipt_sign_bytes
-from node.config import render_key, write_secret
+from node.secret_files import render_key, write_secret
 from tests.helpers import ADDR, KEYS
 from uocd.main import main
 
