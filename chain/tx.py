@@ -809,7 +809,7 @@ def decode_tx(raw: bytes) -> Tx:
         raise _malformed("tx.body.chain_id must be a non-empty string")
     sender = ADDRESS.check(body["sender"], "tx.body.sender")
     if not is_int(body["sequence"]) or not 0 <= body["sequence"] < 2**63:
-        raise _malformed("tx.body.sequence must be an integer ≥ 0")
+        raise _malformed("tx.body.sequence must be an integer ≥ 0 and < 2^63")
     if not is_int(body["fee"]) or not 0 <= body["fee"] < MAX_NGONKA:
         raise _malformed("tx.body.fee must be an integer of ngonka ≥ 0 and < 2^63")
     if not is_int(body["gas_limit"]) or not 1 <= body["gas_limit"] <= MAX_GAS_LIMIT:

@@ -194,7 +194,7 @@ def test_offline_signing_refuses_a_sequence_a_node_would_refuse_and_prints_no_tr
     assert uocd("init", "--home", home, "--moniker", "x").returncode == 0
     to = json.loads(uocd("keys", "show", "validator", "--home", home, "-o", "json").stdout)["address"]
     proc = uocd("tx", "send", to, "5", "--from", "validator", "--home", home, "--offline", "--sequence", sequence)
-    assert_one_error_line(proc, "tx.body.sequence must be an integer")
+    assert_one_error_line(proc, "tx.body.sequence must be an integer ≥ 0 and < 2^63")
     assert proc.stdout == ""
 
 
