@@ -51,7 +51,7 @@ def process_genesis(state: State, genesis: Any) -> None:
             "genesis.chain_id must be 1 to 64 letters, digits, '.', '_' or '-', the first a letter or a digit, "
             f"got {str(chain_id)[:80]!r}"
         )
-    params = Params.from_json(genesis.get("params"))
+    params = Params.from_json(genesis.get("params", {}))
     state.set("meta", "chain_id", chain_id)
     state.set("meta", "params", params.to_state_json())
     state.set("meta", "height", 0)

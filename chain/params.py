@@ -359,11 +359,10 @@ class Params:
 
     @classmethod
     def from_json(cls, obj: object) -> Params:
-        """The params of a genesis `params` object (missing: the defaults), or InvalidGenesis."""
-        if obj is None:
-            obj = {}
+        """The params of a genesis `params` object (a genesis without one: `{}`, the defaults), or InvalidGenesis
+        (null too: it is not an object, and a genesis that means the defaults omits the field)."""
         if not isinstance(obj, Mapping):
-            raise InvalidGenesis(f"{WHERE} must be an object")
+            raise InvalidGenesis(f"{WHERE} must be an object" + (" (omit it for the defaults)" if obj is None else ""))
         names = {f.name for f in fields(cls)}
         unknown = sorted(k for k in obj if k not in names)
         if unknown:

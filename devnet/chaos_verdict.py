@@ -62,7 +62,7 @@ def compute_expected_prices(store: SqliteStore, genesis: dict[str, Any]) -> dict
     current price if it never voted), weighted by its genesis stake, through `chain.median.weighted_median`. A
     validator whose double sign a block committed is jailed from that block on and leaves the ballot at the
     next boundary (the load sends no bonds or unjails; slashing changes only a jailed validator's stake)."""
-    params = Params.from_json(genesis.get("params"))
+    params = Params.from_json(genesis.get("params", {}))
     price = params.default_unit_of_compute_price
     powers = {v["address"]: int(v["stake"]) for v in genesis["validators"]}
     votes: dict[str, int] = {}

@@ -27,7 +27,7 @@ from tests.helpers import DEFAULT_PARAMS as DEFAULTS
 
 def test_defaults_are_the_documented_ones_and_missing_params_take_them():
     assert Params().to_json() == DEFAULTS
-    assert DEFAULT_PARAMS == Params() == Params.from_json(None) == Params.from_json({})
+    assert DEFAULT_PARAMS == Params() == Params.from_json({})
     assert Params.from_json({"epoch_length": 3}) == dataclasses.replace(DEFAULT_PARAMS, epoch_length=3)
 
 
@@ -117,6 +117,7 @@ def test_each_validator_refuses_a_bad_value_with_invalid_genesis(name, value):
     ("obj", "reason"),
     [
         ([1], "genesis.params must be an object"),
+        (None, "genesis.params must be an object (omit it for the defaults)"),
         ("params", "genesis.params must be an object"),
         ({"block_time": 5}, "genesis.params has unknown field(s): block_time"),
         ({"b": 1, "a": 2, "epoch_length": 3}, "genesis.params has unknown field(s): a, b"),
