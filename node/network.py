@@ -82,6 +82,7 @@ DEFAULT_RPC_TIMEOUT_S = 2.0
 DEFAULT_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
+MAX_STATUS_TEXT = 512  # characters of a status message (and its log line): a peer's text may be echoed in it
 MAX_BLOCKS_PER_REQUEST = 500  # blocks of one GetBlocks call
 MAX_BLOCKS_BYTES_PER_REQUEST = 32 * 1024 * 1024  # a GetBlocks stream ends after the block that passes this
 MAX_EVIDENCE_PER_REQUEST = 100  # evidence of one GetEvidence answer (the caller pages by height)
@@ -148,8 +149,10 @@ def compute_status_code(exc: Exception) -> grpc.StatusCode:
 
 
 def compute_error_text(exc: Exception) -> str:
-    """The status message: the mempool rule's code and the reason."""
-    return f"{exc.code}: {exc}" if isinstance(exc, MempoolError) else str(exc)
+    """The status message: the mempool rule's code and the reason, cut at MAX_STATUS_TEXT characters (gRPC
+    carries it percent-encoded in a trailer, and a client drops a call whose trailers pass 16 KiB)."""
+    text = f"{exc.code}: {exc}" if isinstance(exc, MempoolError) else str(exc)
+    return text if len(text) <= MAX_STATUS_TEXT else text[: MAX_STATUS_TEXT - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -650,7 +650,8 @@ class NodeCore:
         if height < ours - HEIGHT_SLACK_BEHIND:
             raise InvalidMessage(f"message for height {height} is stale: this node is at height {ours}")
         if height >= ours and not self.consensus.is_known_validator(height, signer):
-            raise InvalidMessage(f"{signer!r} is not a validator at height {height} as far as this node knows")
+            shown = repr(signer) if len(signer) <= 80 else repr(signer[:80]) + "…"
+            raise InvalidMessage(f"{shown} is not a validator at height {height} as far as this node knows")
 
     def get_status(self) -> spb.StatusResponse:
         """This node's Status (the epoch and price as the chain's `status` query answers them)."""

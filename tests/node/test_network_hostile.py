@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from chain.crypto import PrivateKey
-from node import codec
+from node import codec, network
 from node.blocks import MAX_DECODED_BLOCK_TXS, MAX_DECODED_COMMIT_VOTES, sign_vote
 from node.config import load_home
 from node.node import Node
@@ -118,3 +118,23 @@ async def test_a_block_with_more_entries_than_are_ever_decoded_is_refused_before
         refusal,
     )
     assert "over" in details and not converted
+
+
+LONG_SIGNERS = [("ascii", "x" * 100_000), ("non-ascii", "é" * 5000), ("astral", "\U0001f600" * 2000)]
+
+
+@pytest.mark.parametrize("signer", [case[1] for case in LONG_SIGNERS], ids=[case[0] for case in LONG_SIGNERS])
+async def test_a_refusal_echoing_a_peers_long_text_is_a_short_invalid_argument(stuck, signer):
+    """Regression: the refusal of a stranger's vote quoted its validator field whole, so the status message
+    passed the client's 16 KiB trailer limit and the caller saw RESOURCE_EXHAUSTED ("metadata size exceeds
+    hard limit") instead of the refusal (and the node logged 100 KB lines)."""
+    node, _, channel = stuck
+    vote = codec.vote_to_pb(sign_vote(PrivateKey.from_name("stranger"), node.chain_id, "prevote", 1, 0, H, 1))
+    vote.validator = signer
+    send = raw_call(channel, "/uoc.v1.Gossip/SendConsensus")
+    details = await expect_code(
+        send(pb.ConsensusMessage(vote=vote).SerializeToString(), timeout=5),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "is not a validator at height 1",
+    )
+    assert len(details) <= network.MAX_STATUS_TEXT
