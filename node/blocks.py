@@ -66,6 +66,11 @@ def _hash(value: Any, where: str, *, empty: bool = False) -> str:
     raise _bad(where, "a lowercase hex sha256" + (' or ""' if empty else ""), value)
 
 
+def is_block_id(value: Any) -> bool:
+    """True if `value` has the form of a block id: a lowercase hex sha256."""
+    return isinstance(value, str) and _HASH.fullmatch(value) is not None
+
+
 def _address(value: Any, where: str) -> str:
     """A bech32 `uoc` address."""
     if not is_valid_address(value):

@@ -15,6 +15,7 @@ from node import codec, network
 from node.blocks import MAX_DECODED_BLOCK_TXS, MAX_DECODED_COMMIT_VOTES, make_evidence, sign_vote
 from node.config import load_home
 from node.node import Node
+from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
 from tests.node.netutil import aio_self_channel, make_homes, wait_for
 
@@ -196,3 +197,26 @@ async def test_evidence_too_old_or_not_signed_is_refused_before_the_validator_se
     )
     assert height not in looked_up
     await wait_for(lambda: node.app.height >= height + back + 3, "the chain keeps committing")
+
+
+MALFORMED_READS = [  # (what, method, request, the refusal)
+    ("non-hex block id", "BlockSync/GetBlock", spb.GetBlockRequest(height=1, block_id="zz" * 32), "lowercase hex"),
+    ("upper-case block id", "BlockSync/GetBlock", spb.GetBlockRequest(height=1, block_id="AB" * 32), "lowercase hex"),
+    ("64 non-ascii chars", "BlockSync/GetBlock", spb.GetBlockRequest(height=1, block_id="é" * 64), "lowercase hex"),
+    ("short block id", "BlockSync/GetBlock", spb.GetBlockRequest(height=1, block_id="ab"), "lowercase hex"),
+    ("height 0", "BlockSync/GetBlock", spb.GetBlockRequest(height=0), "must be ≥ 1"),
+    ("not protobuf", "Status/GetStatus", b"\xff\xff\xff", "malformed StatusRequest protobuf"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "method", "request_", "refusal"), MALFORMED_READS, ids=[case[0] for case in MALFORMED_READS]
+)
+async def test_a_malformed_read_request_is_invalid_argument_not_a_lookup(stuck, what, method, request_, refusal):
+    """Regression: GetBlock looked up any 64-character block id (hex or not) and answered NOT_FOUND, and
+    GetStatus answered any bytes at all."""
+    _, _, channel = stuck
+    payload = request_ if isinstance(request_, bytes) else request_.SerializeToString()
+    await expect_code(
+        raw_call(channel, f"/uoc.v1.{method}")(payload, timeout=5), grpc.StatusCode.INVALID_ARGUMENT, refusal
+    )
