@@ -617,13 +617,16 @@ class NodeCore:
         copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes).
         The height window and the signer's membership are read from the parsed protobuf first
         (`check_sender`), so a message no validator could have sent costs no decoding, hashing or
-        signature check, however large it is. Returns (the Ack's `relayed`, which the byzantine runs use to
-        tell what an equivocator delivered) whether it was relayed, or was evidence: a message of a later
-        height is only buffered (a node that syncs past that height never runs it), one of an earlier
-        height counts only as evidence."""
+        signature check, however large it is; a proposal of a past height (whoever signed it) is ignored
+        at once, as the engine would ignore it after decoding, hashing and verifying it. Returns (the
+        Ack's `relayed`, which the byzantine runs use to tell what an equivocator delivered) whether it
+        was relayed, or was evidence: a message of a later height is only buffered (a node that syncs past
+        that height never runs it), one of an earlier height counts only as evidence."""
         if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
         parsed = codec.parse_pb(pb.ConsensusMessage, raw)
+        if parsed.WhichOneof("message") == "proposal" and parsed.proposal.height < self.consensus.height:
+            return False  # a past height's proposal is never used (the engine ignores it): not decoded either
         self.check_sender(parsed)
         msg = codec.consensus_message_from_pb(parsed)
         canonical = codec.consensus_message_to_pb(msg).SerializeToString()
