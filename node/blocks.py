@@ -28,6 +28,7 @@ VOTE_TYPES = ("prevote", "precommit")
 MAX_DECODED_BLOCK_TXS = 20_000
 MAX_DECODED_BLOCK_BYTES = 16 * 1024 * 1024
 MAX_DECODED_BLOCK_EVIDENCE = 1000
+MAX_DECODED_COMMIT_VOTES = 10_000  # precommits of one commit that are decoded at all
 MAX_CHAIN_ID = 64
 MAX_INT = 2**63 - 1
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -63,6 +64,11 @@ def _hash(value: Any, where: str, *, empty: bool = False) -> str:
     if isinstance(value, str) and (_HASH.fullmatch(value) or (empty and value == "")):
         return value
     raise _bad(where, "a lowercase hex sha256" + (' or ""' if empty else ""), value)
+
+
+def is_block_id(value: Any) -> bool:
+    """True if `value` has the form of a block id: a lowercase hex sha256."""
+    return isinstance(value, str) and _HASH.fullmatch(value) is not None
 
 
 def _address(value: Any, where: str) -> str:
@@ -263,8 +269,9 @@ class Commit:
     @classmethod
     def from_json(cls, obj: Any) -> Commit:
         o = _obj(obj, "commit", tuple(cls.__dataclass_fields__))
-        if not isinstance(o["precommits"], list) or len(o["precommits"]) > 10_000:
-            raise _bad("commit.precommits", "a list of at most 10000 votes", type(o["precommits"]).__name__)
+        if not isinstance(o["precommits"], list) or len(o["precommits"]) > MAX_DECODED_COMMIT_VOTES:
+            what = f"a list of at most {MAX_DECODED_COMMIT_VOTES} votes"
+            raise _bad("commit.precommits", what, type(o["precommits"]).__name__)
         return cls(
             height=_int(o["height"], "commit.height", 1),
             round=_int(o["round"], "commit.round"),

@@ -12,6 +12,8 @@ from google.protobuf.message import DecodeError, Message
 
 from .blocks import (
     MAX_DECODED_BLOCK_EVIDENCE,
+    MAX_DECODED_BLOCK_TXS,
+    MAX_DECODED_COMMIT_VOTES,
     Block,
     Commit,
     Evidence,
@@ -122,8 +124,22 @@ def vote_from_pb(msg: pb.Vote) -> Vote:
     return vote
 
 
+def check_pb_counts(msg: pb.Block | pb.Commit) -> None:
+    """InvalidMessage if a block's or commit's repeated fields hold more entries than are ever decoded
+    (read from the parsed protobuf: a message of 16 MiB of empty entries costs no conversion of each)."""
+    counts = (
+        [("precommits", len(msg.precommits), MAX_DECODED_COMMIT_VOTES)]
+        if isinstance(msg, pb.Commit)
+        else [("txs", len(msg.txs), MAX_DECODED_BLOCK_TXS), ("evidence", len(msg.evidence), MAX_DECODED_BLOCK_EVIDENCE)]
+    )
+    for field, count, limit in counts:
+        if count > limit:
+            raise InvalidMessage(f"{msg.DESCRIPTOR.name.lower()} has {count} {field}, over {limit}")
+
+
 def commit_from_pb(msg: pb.Commit) -> Commit:
     """A Commit from protobuf, shape-checked."""
+    check_pb_counts(msg)
     commit = Commit(msg.height, msg.round, msg.block_id, tuple(vote_from_pb(v) for v in msg.precommits))
     return Commit.from_json(commit.to_json())  # checks the commit's own fields and bounds
 
@@ -137,9 +153,8 @@ def block_from_pb(msg: pb.Block) -> Block:
     """A Block from protobuf, shape-checked."""
     if not msg.HasField("header"):
         raise InvalidMessage("block has no header")
+    check_pb_counts(msg)
     last_commit = commit_from_pb(msg.last_commit) if msg.HasField("last_commit") else None
-    if len(msg.evidence) > MAX_DECODED_BLOCK_EVIDENCE:
-        raise InvalidMessage(f"block has {len(msg.evidence)} pieces of evidence, over {MAX_DECODED_BLOCK_EVIDENCE}")
     evidence = tuple(evidence_from_pb(e) for e in msg.evidence)
     block = Block(header_from_pb(msg.header), tuple(bytes(tx) for tx in msg.txs), last_commit, evidence)
     check_block_shape(block)

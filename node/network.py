@@ -13,7 +13,8 @@ logged and answered with a status; the node keeps running:
 | message over `max_message_bytes` | `RESOURCE_EXHAUSTED` (gRPC itself) |
 | `BroadcastTxs` call over `MAX_BATCH_TXS` entries or `MAX_BATCH_BYTES` bytes | `RESOURCE_EXHAUSTED` (none admitted) |
 | a call over its peer's budget (`PeerBudgets`: items and bytes per second) | `RESOURCE_EXHAUSTED` (no work done) |
-| `GetBlock`/`GetEvidence` with a height below 1 (0 for evidence) or a malformed block id | `INVALID_ARGUMENT` |
+| `GetBlock`/`GetEvidence`: height below 1 (0 for evidence), block id not "" or a hex sha256 | `INVALID_ARGUMENT` |
+| a read request (`GetStatus` included) that is not its protobuf message | `INVALID_ARGUMENT` |
 
 Every call is charged to its peer (`compute_peer_key`) before any work: gossip (`SendConsensus`,
 `BroadcastTx[s]`: one item per message or tx entry, the request's bytes) and serving (`GetBlocks`,
@@ -62,6 +63,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from . import tls
+from .blocks import is_block_id
 from .codec import parse_pb
 from .errors import (
     InvalidMessage,
@@ -82,6 +84,7 @@ DEFAULT_RPC_TIMEOUT_S = 2.0
 DEFAULT_MAX_CONCURRENT_STREAMS = 100
 DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
+MAX_STATUS_TEXT = 512  # characters of a status message (and its log line): a peer's text may be echoed in it
 MAX_BLOCKS_PER_REQUEST = 500  # blocks of one GetBlocks call
 MAX_BLOCKS_BYTES_PER_REQUEST = 32 * 1024 * 1024  # a GetBlocks stream ends after the block that passes this
 MAX_EVIDENCE_PER_REQUEST = 100  # evidence of one GetEvidence answer (the caller pages by height)
@@ -148,8 +151,10 @@ def compute_status_code(exc: Exception) -> grpc.StatusCode:
 
 
 def compute_error_text(exc: Exception) -> str:
-    """The status message: the mempool rule's code and the reason."""
-    return f"{exc.code}: {exc}" if isinstance(exc, MempoolError) else str(exc)
+    """The status message: the mempool rule's code and the reason, cut at MAX_STATUS_TEXT characters (gRPC
+    carries it percent-encoded in a trailer, and a client drops a call whose trailers pass 16 KiB)."""
+    text = f"{exc.code}: {exc}" if isinstance(exc, MempoolError) else str(exc)
+    return text if len(text) <= MAX_STATUS_TEXT else text[: MAX_STATUS_TEXT - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,8 +386,11 @@ class Handlers:
         await self._charge(context, "GetBlock", "serve", 1, 0)
         try:
             req = parse_pb(spb.GetBlockRequest, request)
-            if req.height < 1 or len(req.block_id) not in (0, 64):
-                raise InvalidMessage(f"bad block request: height {req.height}, block id of {len(req.block_id)} chars")
+            if req.height < 1 or not (req.block_id == "" or is_block_id(req.block_id)):
+                raise InvalidMessage(
+                    f"bad block request: height {req.height} (must be ≥ 1), block id {req.block_id[:70]!r}"
+                    " (must be empty or 64 lowercase hex characters)"
+                )
         except InvalidMessage as exc:
             await self._reject(context, "GetBlock", exc)
         block = self.node.get_block_pb(req.height, req.block_id)
@@ -394,6 +402,10 @@ class Handlers:
 
     async def get_status(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.StatusResponse:
         await self._charge(context, "GetStatus", "serve", 1, 0)
+        try:
+            parse_pb(spb.StatusRequest, request)
+        except InvalidMessage as exc:
+            await self._reject(context, "GetStatus", exc)
         return self.node.get_status()
 
     async def get_evidence(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.EvidenceList:

@@ -279,12 +279,19 @@ class NodeCore:
         return self.app.prepare_proposal(height, reaped, [e.to_json() for e in evidence]) if reaped else reaped
 
     def check_evidence(self, evidence: Evidence, *, verify_signatures: bool = True) -> None:
-        """InvalidMessage unless the evidence can be committed in a coming block: its validator is in the
-        validator set of its height, and the application accepts it (age, not committed before, a
-        validator with tokens; the signatures when `verify_signatures`). Cheapest checks first."""
+        """InvalidMessage unless the evidence can be committed in a coming block: both votes signed by its
+        validator (when `verify_signatures`), its validator in the validator set of its height, and the
+        application accepts it (age, not committed before, a validator with tokens). Cheapest checks first:
+        the age and the signatures before the set, which costs up to VALIDATOR_SET_CHECKPOINT steps of
+        priorities for an old height (anyone can replay the old evidence GetEvidence serves, or forge some)."""
         height = self.app.height + 1
         if evidence.height > height:
             raise InvalidMessage(f"evidence {evidence.key} is from height {evidence.height}, beyond ours ({height})")
+        age = self.get_params().max_evidence_age_blocks  # the application's rule, checked before the set too
+        if max(height, evidence.height + 1) - evidence.height > age:
+            raise InvalidMessage(f"evidence {evidence.key} is older than {age} blocks at height {height}")
+        if verify_signatures and not evidence.is_signed(self.chain_id):
+            raise InvalidMessage(f"evidence {evidence.key}: a vote is not signed by its validator")
         try:
             vset = self.get_validator_set(evidence.height)
         except SyncError:
@@ -293,7 +300,7 @@ class NodeCore:
             raise InvalidMessage(f"evidence {evidence.key}: not a validator at height {evidence.height}")
         try:
             self.app.check_evidence(
-                evidence.to_json(), height=max(height, evidence.height + 1), verify_signatures=verify_signatures
+                evidence.to_json(), height=max(height, evidence.height + 1), verify_signatures=False
             )
         except ChainError as exc:
             raise InvalidMessage(f"evidence {evidence.key}: {exc}") from None
@@ -610,13 +617,16 @@ class NodeCore:
         copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes).
         The height window and the signer's membership are read from the parsed protobuf first
         (`check_sender`), so a message no validator could have sent costs no decoding, hashing or
-        signature check, however large it is. Returns (the Ack's `relayed`, which the byzantine runs use to
-        tell what an equivocator delivered) whether it was relayed, or was evidence: a message of a later
-        height is only buffered (a node that syncs past that height never runs it), one of an earlier
-        height counts only as evidence."""
+        signature check, however large it is; a proposal of a past height (whoever signed it) is ignored
+        at once, as the engine would ignore it after decoding, hashing and verifying it. Returns (the
+        Ack's `relayed`, which the byzantine runs use to tell what an equivocator delivered) whether it
+        was relayed, or was evidence: a message of a later height is only buffered (a node that syncs past
+        that height never runs it), one of an earlier height counts only as evidence."""
         if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
         parsed = codec.parse_pb(pb.ConsensusMessage, raw)
+        if parsed.WhichOneof("message") == "proposal" and parsed.proposal.height < self.consensus.height:
+            return False  # a past height's proposal is never used (the engine ignores it): not decoded either
         self.check_sender(parsed)
         msg = codec.consensus_message_from_pb(parsed)
         canonical = codec.consensus_message_to_pb(msg).SerializeToString()
@@ -650,7 +660,8 @@ class NodeCore:
         if height < ours - HEIGHT_SLACK_BEHIND:
             raise InvalidMessage(f"message for height {height} is stale: this node is at height {ours}")
         if height >= ours and not self.consensus.is_known_validator(height, signer):
-            raise InvalidMessage(f"{signer!r} is not a validator at height {height} as far as this node knows")
+            shown = repr(signer) if len(signer) <= 80 else repr(signer[:80]) + "…"
+            raise InvalidMessage(f"{shown} is not a validator at height {height} as far as this node knows")
 
     def get_status(self) -> spb.StatusResponse:
         """This node's Status (the epoch and price as the chain's `status` query answers them)."""
