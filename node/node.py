@@ -69,7 +69,7 @@ from .consensus import (
     Timeout,
     ValidatorSet,
 )
-from .errors import InvalidMessage, MempoolError, NodeError, SyncError
+from .errors import ConsensusError, InvalidMessage, MempoolError, NodeError, SyncError
 from .feeder import FEEDER_FILE, PriceFeeder
 from .heap import settled_heap
 from .ledger import Ledger, open_ledger
@@ -185,7 +185,7 @@ class NodeCore:
         if self.feeder is not None:
             waiters.add_listener(self.feeder.on_block)
         self._own_kinds: dict[str, str] = {}  # hash -> message kinds of the same txs (for their log line)
-        self.failed: StoreError | None = None  # a block could not be stored: consensus stopped (see `fail`)
+        self.failed: StoreError | ConsensusError | None = None  # consensus stopped for good (see `fail`)
         self.failed_event = asyncio.Event()
 
     @property
@@ -223,16 +223,13 @@ class NodeCore:
         if self._next_height_timer is not None:
             self._next_height_timer.cancel()
 
-    def fail(self, exc: StoreError) -> None:
-        """A decided block could not be stored (disk full, I/O error): stop consensus at once, so nothing
-        further is signed or applied, and let `run_node` stop the node with `exc`. The height stays
-        undecided in the store; after a restart the node gets it again (block sync or a new round)."""
+    def fail(self, error: StoreError | ConsensusError) -> None:
+        """Stop consensus at once, so nothing further is signed or applied, and let `run_node` stop the node
+        with `error` (the one line of `uocd start`): a decided block could not be stored, or applying it left
+        the chain without a valid validator set. The height stays undecided in the store."""
         self._stop_consensus()
-        self.failed = StoreError(
-            f"{exc}; the node stopped before signing anything further: fix the disk (free space) and restart it, "
-            "it catches up from its peers"
-        )
-        self.failed_event.set()  # run_node stops the node and reports it (the one line of `uocd start`)
+        self.failed = error
+        self.failed_event.set()
 
     def position(self) -> tuple[int, int]:
         """The engine's (height, round) (for regossip; consensus runs while block sync does too)."""
@@ -414,13 +411,27 @@ class NodeCore:
 
     def apply_block(self, block: Block, commit: Commit) -> None:
         """Apply a decided block (one store transaction), then re-check the mempool and resolve the
-        commit waiters and listeners; a block that cannot be stored stops the node (`fail`)."""
+        commit waiters and listeners. A block that cannot be stored, or after which the chain has no valid
+        validator set (every validator jailed or unbonded: no later block can be decided, and CometBFT
+        halts the same way), stops the node (`fail`)."""
         if self.failed is not None:
             return
         try:
             result = self.ledger.apply(block, commit)
         except StoreError as exc:
-            self.fail(exc)
+            self.fail(
+                StoreError(
+                    f"{exc}; the node stopped before signing anything further: fix the disk (free space) and "
+                    "restart it, it catches up from its peers"
+                )
+            )
+            return
+        except ConsensusError as exc:
+            self.fail(
+                ConsensusError(
+                    f"the chain halts after height {block.height}: its next validator set is not valid ({exc})"
+                )
+            )
             return
         min_height = block.height + 1 - self.app.get_params().max_evidence_age_blocks
         self.consensus.remove_evidence(block.evidence, min_height=min_height)

@@ -1,7 +1,8 @@
 """Evidence and the sign state between real nodes (one process, real gRPC on loopback, real SQLite):
 a double sign sent to one node is gossiped, committed in a block on every node, and its validator is
 jailed, slashed and leaves the set while the chain goes on; a validator whose sign state file is lost
-signs nothing for double_sign_check_height heights."""
+signs nothing for double_sign_check_height heights; a chain whose only validator double-signs halts with one
+clear error."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from node import codec
 from node import node as node_module
 from node.blocks import Block, Commit, make_evidence, sign_vote
 from node.config import load_home, write_json
+from node.errors import ConsensusError
 from node.node import Node
 from node.sign_state_file import save_sign_state
 from tests.node.netutil import aio_self_channel, make_homes, wait_for
@@ -148,3 +150,30 @@ async def test_a_validator_whose_sign_state_file_is_lost_signs_nothing_for_doubl
     finally:
         for node in nodes:
             await node.stop(0.1)
+
+
+async def test_a_chain_whose_only_validator_double_signs_halts_with_one_clear_error_not_a_traceback(tmp_path, caplog):
+    (home,) = make_homes(tmp_path, 1)
+    genesis = json.loads((home / "genesis.json").read_text())
+    genesis["params"]["epoch_length"] = 4
+    write_json(home / "genesis.json", genesis)
+    key = load_home(home).validator_key
+    (node,) = await start_nodes([home])
+    try:
+        await wait_for(lambda: node.app.height >= 2, "two blocks")
+        evidence = make_evidence(
+            sign_vote(key, node.chain_id, "prevote", 1, 0, H1, 1), sign_vote(key, node.chain_id, "prevote", 1, 0, H2, 1)
+        )
+        await send_consensus(node, codec.consensus_message_to_pb(evidence).SerializeToString())
+        await wait_for(lambda: node.failed_event.is_set(), "the node stops")  # jailed: the next set is empty
+        assert isinstance(node.failed, ConsensusError)
+        assert "halts after height" in str(node.failed) and "at least one validator" in str(node.failed)
+        halted = node.app.height
+        assert (
+            node.query(f"validator/{key.address}")["jailed"] and (halted + 1) % 4 == 0
+        )  # the epoch's last block is not applied
+        await asyncio.sleep(0.5)
+        assert node.app.height == halted and not node.running  # nothing after it is signed or applied
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    finally:
+        await node.stop(0.1)
