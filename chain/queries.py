@@ -257,31 +257,30 @@ def show_text(value: Any) -> str:
 PAGE_LIMIT = "pagination.limit"
 PAGE_KEY = "pagination.key"
 PAGE_REVERSE = "pagination.reverse"
-PAGE_ARGS = (
-    Arg(
+
+
+def compute_page_limit_arg(maximum: int, default: int, items: str) -> Arg:
+    """The `pagination.limit` argument of a page of at most `maximum` `items`."""
+    return Arg(
         PAGE_LIMIT,
-        IntKind(1, MAX_PAGE_LIMIT, text="a page size"),
-        f"items per page, 1 to {MAX_PAGE_LIMIT}",
+        IntKind(1, maximum, text="a page size"),
+        f"{items} per page, 1 to {maximum}",
         required=False,
-        default=DEFAULT_PAGE_LIMIT,
+        default=default,
         metavar="N",
         flag="--limit",
-    ),
+    )
+
+
+PAGE_ARGS = (
+    compute_page_limit_arg(MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT, "items"),
     Arg(PAGE_KEY, PageKeyKind(), "the next_key of the previous page", required=False, metavar="KEY", flag="--page-key"),
     Arg(PAGE_REVERSE, BoolKind(), "newest (highest key) first", required=False, default=False, flag="--reverse"),
 )
 
 MAX_TXS_PAGE = 100  # txs per page of the node's tx index, GET /v1/txs (each up to the chain's tx size limit)
 TXS_PAGE_ARGS = (  # a page of GET /v1/txs: declared here, beside PAGE_ARGS, for the API and `uocd query txs`
-    Arg(
-        PAGE_LIMIT,
-        IntKind(1, MAX_TXS_PAGE, text="a page size"),
-        f"txs per page, 1 to {MAX_TXS_PAGE}",
-        required=False,
-        default=MAX_TXS_PAGE,
-        metavar="N",
-        flag="--limit",
-    ),
+    compute_page_limit_arg(MAX_TXS_PAGE, MAX_TXS_PAGE, "txs"),
     *(a for a in PAGE_ARGS if a.name != PAGE_LIMIT),
 )
 

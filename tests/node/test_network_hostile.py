@@ -16,12 +16,7 @@ from node import codec, network
 from node.blocks import (
     MAX_DECODED_BLOCK_TXS,
     MAX_DECODED_COMMIT_VOTES,
-    Block,
-    Header,
-    compute_commit_hash,
-    compute_txs_hash,
     make_evidence,
-    sign_proposal,
     sign_vote,
 )
 from node.config import load_home
@@ -29,6 +24,7 @@ from node.node import Node
 from node.pb import services_pb2 as spb
 from node.pb import types_pb2 as pb
 from tests.node.netutil import FAST, aio_self_channel, make_homes, wait_for
+from tests.node.test_network_limits import future_proposal
 
 pytestmark = pytest.mark.asyncio
 
@@ -262,19 +258,7 @@ async def test_a_proposal_of_a_past_height_is_ignored_without_being_decoded(slow
     real_proposal_from_pb = codec.proposal_from_pb
     monkeypatch.setattr(codec, "proposal_from_pb", lambda m: decoded.append(m) or real_proposal_from_pb(m))
     height = node.consensus.height - 1
-    txs = (b"x" * 1000,)
-    header = Header(
-        chain_id=node.chain_id,
-        height=height,
-        time_ms=1,
-        last_block_id=H,
-        last_commit_hash=compute_commit_hash(None),
-        txs_hash=compute_txs_hash(txs),
-        app_hash=H,
-        validators_hash=H,
-        proposer=stranger.address,
-    )
-    proposal = sign_proposal(stranger, node.chain_id, height, 0, -1, Block(header, txs, None), 1)
+    proposal = future_proposal(stranger, node.chain_id, height, 0, 1000)  # of a past height here
     payload = codec.consensus_message_to_pb(proposal).SerializeToString()
     ack = await raw_call(channel, "/uoc.v1.Gossip/SendConsensus")(payload, timeout=5)
     assert pb_ack(ack) is False and not decoded and node.consensus.height == height + 1
