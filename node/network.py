@@ -86,6 +86,7 @@ DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
 MAX_STATUS_TEXT = 512  # characters of a status message (and its log line): a peer's text may be echoed in it
 MAX_BLOCKS_PER_REQUEST = 500  # blocks of one GetBlocks call
+MAX_OPEN_BLOCK_STREAMS = 4  # GetBlocks streams one peer may hold open at once (block sync uses one)
 MAX_BLOCKS_BYTES_PER_REQUEST = 32 * 1024 * 1024  # a GetBlocks stream ends after the block that passes this
 MAX_EVIDENCE_PER_REQUEST = 100  # evidence of one GetEvidence answer (the caller pages by height)
 MAX_BATCH_TXS = 2000  # entries of one BroadcastTxs call: each costs check_tx on the event loop
@@ -262,6 +263,7 @@ class Handlers:
     def __init__(self, node: NodeApi, limits: PeerLimits | None = None) -> None:
         self.node = node
         self.budgets = PeerBudgets(limits)
+        self.open_block_streams: dict[str, int] = {}  # peer -> its GetBlocks streams being served
         self.rejected: dict[str, int] = {}  # method -> rejected calls
         self.received_bytes = 0  # gossip payload bytes taken from peers (charged to their budgets)
         self._logged_at: dict[str, float] = {}  # method -> when its last INFO line was logged
@@ -359,7 +361,9 @@ class Handlers:
     async def get_blocks(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.BlockWithCommit]:
         """Stream stored blocks, at most MAX_BLOCKS_PER_REQUEST and about MAX_BLOCKS_BYTES_PER_REQUEST, one
         converted at a time with a yield to the event loop between blocks; the caller's serve budget pays
-        the bytes (the stream ends when it runs dry; RESOURCE_EXHAUSTED if it was dry at the start)."""
+        the bytes (the stream ends when it runs dry; RESOURCE_EXHAUSTED if it was dry at the start). A peer
+        holds at most MAX_OPEN_BLOCK_STREAMS streams at once (RESOURCE_EXHAUSTED beyond): each one it does
+        not read keeps a block and gRPC's window of it in memory."""
         await self._charge(context, "GetBlocks", "serve", 1, 0)
         try:
             span = parse_pb(spb.BlockRange, request)
@@ -369,18 +373,27 @@ class Handlers:
             await self._reject(context, "GetBlocks", exc)
         last = min(span.to_height, span.from_height + MAX_BLOCKS_PER_REQUEST - 1)
         peer, sent = compute_peer_key(context), 0
-        for row in self.node.iterate_blocks_pb(span.from_height, last):
-            size = row.ByteSize()
-            if not self.budgets.take_bytes_after(peer, "serve", size):
-                if not sent:
-                    dry = RequestTooLarge("over this peer's serve budget: slow down")
-                    await self._reject(context, "GetBlocks", dry)
-                return
-            yield row
-            sent += size
-            if sent >= MAX_BLOCKS_BYTES_PER_REQUEST:
-                return
-            await asyncio.sleep(0)  # one block's conversion at a time, then the loop's other work
+        if self.open_block_streams.get(peer, 0) >= MAX_OPEN_BLOCK_STREAMS:
+            busy = RequestTooLarge(f"this peer has {MAX_OPEN_BLOCK_STREAMS} block streams open: read or cancel one")
+            await self._reject(context, "GetBlocks", busy)
+        self.open_block_streams[peer] = self.open_block_streams.get(peer, 0) + 1
+        try:
+            for row in self.node.iterate_blocks_pb(span.from_height, last):
+                size = row.ByteSize()
+                if not self.budgets.take_bytes_after(peer, "serve", size):
+                    if not sent:
+                        dry = RequestTooLarge("over this peer's serve budget: slow down")
+                        await self._reject(context, "GetBlocks", dry)
+                    return
+                yield row  # waits while the caller does not read: a stream it never reads stays open
+                sent += size
+                if sent >= MAX_BLOCKS_BYTES_PER_REQUEST:
+                    return
+                await asyncio.sleep(0)  # one block's conversion at a time, then the loop's other work
+        finally:
+            self.open_block_streams[peer] -= 1
+            if not self.open_block_streams[peer]:
+                del self.open_block_streams[peer]
 
     async def get_block(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.Block:
         await self._charge(context, "GetBlock", "serve", 1, 0)

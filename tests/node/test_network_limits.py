@@ -34,6 +34,7 @@ from node.network import (
     MAX_BATCH_TXS,
     MAX_BLOCKS_BYTES_PER_REQUEST,
     MAX_EVIDENCE_PER_REQUEST,
+    MAX_OPEN_BLOCK_STREAMS,
     PeerBudgets,
     PeerLimits,
 )
@@ -297,6 +298,49 @@ async def test_get_blocks_of_big_blocks_yields_between_blocks_and_stops_at_its_b
         assert stall < 4 * one_block_s + 0.05, f"loop stalled {stall:.3f} s; one block takes {one_block_s:.3f} s"
         assert waits[0] < 4 * one_block_s + 0.1
         assert heights == list(range(1, expected + 1)) and expected < 10
+    finally:
+        await node.stop(0.1)
+
+
+async def test_a_peer_holds_at_most_max_open_block_streams_that_it_does_not_read(tmp_path):
+    """Each GetBlocks stream a peer never reads (nor cancels, nor bounds by a deadline) keeps its next block
+    and gRPC's window of it in memory on the server: the fifth at once is refused, and a cancelled one frees
+    its place."""
+    (home,) = make_homes(tmp_path, 1)
+    build_big_chain(home, blocks=3, txs=16, tx_bytes=60 * 1024)  # about 1 MiB a block: past gRPC's window
+    node = Node(load_home(home))
+    await node.start()
+    try:
+        address = f"127.0.0.1:{node.port}"
+        window = [  # a reader that keeps gRPC's stream window at 64 KiB, as a peer that reads nothing may
+            ("grpc.max_receive_message_length", 16 << 20),
+            ("grpc.http2.lookahead_bytes", 64 * 1024),
+            ("grpc.http2.bdp_probe", 0),
+        ]
+        async with peer_channel(home, home, address, window) as channel:
+            stream = channel.unary_stream(
+                "/uoc.v1.BlockSync/GetBlocks",
+                request_serializer=None,
+                response_deserializer=pb.BlockWithCommit.FromString,
+            )
+            request = spb.BlockRange(from_height=1, to_height=3).SerializeToString()
+            held = [stream(request) for _ in range(MAX_OPEN_BLOCK_STREAMS)]  # no deadline, as a hostile peer
+            for call in held:
+                assert (await call.read()).block.header.height == 1  # then never read again
+            assert list(node.server.handlers.open_block_streams.values()) == [MAX_OPEN_BLOCK_STREAMS]  # all still open
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stream(request, timeout=5).read()
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "streams open" in info.value.details()
+            held.pop().cancel()
+            for _ in range(100):  # the server sees the cancellation at its next loop turns
+                await asyncio.sleep(0.01)
+                if sum(node.server.handlers.open_block_streams.values()) < MAX_OPEN_BLOCK_STREAMS:
+                    break
+            freed = stream(request, timeout=5)
+            assert (await freed.read()).block.header.height == 1
+            freed.cancel()
+            for call in held:
+                call.cancel()
     finally:
         await node.stop(0.1)
 
