@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -275,10 +276,13 @@ class EpochPipeline:
     transactions are known at its start, and `add_sequences` then releases the next epoch's job.
     """
 
-    def __init__(self, pool: ProcessPoolExecutor, jobs: list[EpochJob], sequenced: int | None = None) -> None:
+    def __init__(
+        self, pool: ProcessPoolExecutor, jobs: Iterator[EpochJob], count: int, sequenced: int | None = None
+    ) -> None:
         self.pool = pool
-        self.jobs = jobs
-        self.sequenced = len(jobs) if sequenced is None else sequenced
+        self.jobs = jobs  # taken in order, one job as it is submitted (`iterate_jobs`)
+        self.count = count
+        self.sequenced = count if sequenced is None else sequenced
         self.shift: dict[str, int] = {}  # validator name → its transactions outside the plan so far
         self.window: deque[tuple[EpochJob, Future[tuple[list[list[bytes]], list[Tx | InvalidTx]]]]] = deque()
         self.submitted = 0
@@ -291,7 +295,7 @@ class EpochPipeline:
         while self.submitted < self.sequenced and (
             len(self.window) < 2 or sum(len(job.sends) + len(job.gov) for job, _ in self.window) < SIGN_AHEAD_TXS
         ):
-            job = compute_shifted_job(self.jobs[self.submitted], self.shift)
+            job = compute_shifted_job(next(self.jobs), self.shift)
             self.window.append((job, self.pool.submit(sign_and_admit_epoch, job)))
             self.submitted += 1
 
@@ -301,7 +305,7 @@ class EpochPipeline:
         for name, count in sent.items():
             if count:
                 self.shift[name] = self.shift.get(name, 0) + count
-        self.sequenced = min(self.sequenced + 1, len(self.jobs))
+        self.sequenced = min(self.sequenced + 1, self.count)
         self._fill()
 
     def next_epoch(self) -> list[list[bytes]]:
@@ -342,14 +346,14 @@ class EpochPipeline:
         return out
 
 
-def plan_jobs(scenario: Scenario) -> list[EpochJob]:
-    """Every epoch's signing job, with sequences assuming every transaction commits.
+def iterate_jobs(scenario: Scenario) -> Iterator[EpochJob]:
+    """Every epoch's signing job in order, made as it is asked for (a run of many epochs starts at once and
+    holds only the jobs under way), with sequences assuming every transaction commits.
 
     Sequences follow block order: a validator's governance transactions (block 0 submits, block 1
     votes) precede its regular one when they share a block."""
     index = {spec.name: i for i, spec in enumerate(scenario.validators)}
     sequences = [0] * len(scenario.validators)
-    jobs = []
     proposal_id = 0
     for epoch in range(scenario.epochs):
         # (block offset, rank, order, validator, gov messages): governance first, in file order
@@ -371,19 +375,16 @@ def plan_jobs(scenario: Scenario) -> list[EpochJob]:
                 gov.append(GovTx(offset, scenario.validators[i].name, sequences[i], msgs))
             sequences[i] += 1
         sends.sort(key=lambda send: send[0])
-        jobs.append(
-            EpochJob(
-                scenario.chain_id,
-                scenario.seed,
-                epoch,
-                scenario.epoch_length,
-                tuple(sends),
-                tuple(gov),
-                scenario.params.min_gas_price,
-                scenario.vote_mode,
-            )
+        yield EpochJob(
+            scenario.chain_id,
+            scenario.seed,
+            epoch,
+            scenario.epoch_length,
+            tuple(sends),
+            tuple(gov),
+            scenario.params.min_gas_price,
+            scenario.vote_mode,
         )
-    return jobs
 
 
 def read_chain_view(app: Application) -> ChainView:
@@ -640,7 +641,7 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     tqdm.monitor_interval = 0  # no monitor thread: it would outlive the run and make later forks unsafe
     started, cpu_started = time.perf_counter(), time.process_time()
     demand = DemandPlan(scenario) if scenario.clients else None
-    pipeline = EpochPipeline(pool, plan_jobs(scenario), sequenced=None if demand is None else 1)
+    pipeline = EpochPipeline(pool, iterate_jobs(scenario), scenario.epochs, sequenced=None if demand is None else 1)
     app = Application(store, admit=pipeline)
     app.init_chain(make_genesis(scenario))
     rejections: dict[str, int] = {}

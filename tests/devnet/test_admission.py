@@ -13,7 +13,7 @@ from chain.crypto import PrivateKey
 from chain.errors import InvalidTx
 from chain.tx import MsgSubmitPriceProposal, Tx, decode_and_verify, sign_tx
 from devnet.scenario import parse_scenario
-from devnet.simulate import EpochPipeline, plan_jobs, sign_epoch, start_helpers
+from devnet.simulate import SIGN_AHEAD_TXS, EpochPipeline, iterate_jobs, sign_epoch, start_helpers
 
 SCENARIO = "seed = 3\nepochs = 6\nepoch_length = 4\n" + "".join(
     f'[[validators]]\nname = "v{i}"\nstake = {10 + i}\nstrategy = "honest"\ntrue_cost = 900\nnoise_bps = 300\n'
@@ -41,9 +41,9 @@ def expected(jobs) -> list[tuple[list[list[bytes]], list[tuple[str, str]]]]:
 
 def test_helpers_hand_over_the_signed_blocks_and_the_results_of_decode_and_verify():
     scenario = parse_scenario(SCENARIO)
-    jobs = plan_jobs(scenario)
+    jobs = list(iterate_jobs(scenario))
     with start_helpers(scenario) as pool:
-        pipeline = EpochPipeline(pool, jobs)
+        pipeline = EpochPipeline(pool, iter(jobs), len(jobs))
         got = drain(pipeline, len(jobs))
     assert got == expected(jobs)
     assert all(code == "ok" for _, results in got for code, _ in results)
@@ -51,16 +51,37 @@ def test_helpers_hand_over_the_signed_blocks_and_the_results_of_decode_and_verif
 
 
 def test_jobs_no_helper_has_started_are_done_here_once():
-    jobs = plan_jobs(parse_scenario(SCENARIO))
+    jobs = list(iterate_jobs(parse_scenario(SCENARIO)))
     with ProcessPoolExecutor(1) as pool:
         blocker = pool.submit(time.sleep, 2)  # the only worker is busy: no job can start
-        pipeline = EpochPipeline(pool, jobs)
+        pipeline = EpochPipeline(pool, iter(jobs), len(jobs))
         got = drain(pipeline, len(jobs))
         futures = [future for _, future in pipeline.window]
         blocker.cancel()
     assert got == expected(jobs) and futures == []
     # at most two jobs reach the busy worker's call queue; the chain process does the others
     assert len(jobs) - 2 <= pipeline.done_here < len(jobs)
+
+
+def test_a_run_of_a_million_epochs_plans_only_the_jobs_under_way():
+    """The jobs are made as they are submitted: a long run starts signing at once and holds the epochs
+    SIGN_AHEAD_TXS covers, not a plan of every epoch."""
+    scenario = parse_scenario(SCENARIO.replace("epochs = 6", "epochs = 1000000"))
+    taken: list[int] = []
+
+    def counted():
+        for job in iterate_jobs(scenario):
+            taken.append(job.epoch)
+            yield job
+
+    with start_helpers(scenario) as pool:
+        pipeline = EpochPipeline(pool, counted(), scenario.epochs)
+        blocks = pipeline.next_epoch()
+        under_way = len(pipeline.window)
+        for _, future in pipeline.window:
+            future.cancel()
+    assert sum(map(len, blocks)) == 9 and taken == list(range(under_way + 1)), under_way
+    assert under_way * 9 <= SIGN_AHEAD_TXS + 9  # the window's transactions, not the run's 9 million
 
 
 def test_transactions_the_pipeline_never_saw_are_admitted_here_with_their_rejections():
@@ -71,7 +92,7 @@ def test_transactions_the_pipeline_never_saw_are_admitted_here_with_their_reject
     raws[1] = bytes(forged)
     raws.append(b"not json")
     with ProcessPoolExecutor(1) as pool:
-        got = summary(EpochPipeline(pool, [])(raws))
+        got = summary(EpochPipeline(pool, iter(()), 0)(raws))
     assert got == summary(decode_and_verify(raws))
     assert [code for code, _ in got] == ["ok", "bad_signature", "ok", "malformed"]
 
