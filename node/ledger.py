@@ -28,7 +28,7 @@ from chain.tx import Tx, decode_and_verify
 from .blocks import Block, Commit
 from .config import DB_FILE, Home
 from .consensus import ValidatorSet
-from .errors import ConfigError, NodeError, StoreError, SyncError
+from .errors import ConfigError, ConsensusError, NodeError, StoreError, SyncError
 from .store import BlockWrite, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,15 @@ class Ledger:
 
     def apply(self, block: Block, commit: Commit) -> BlockResult:
         """finalize_block, then the state changes, the block, its commit, its tx results and the next
-        validator set in one store transaction."""
+        validator set in one store transaction; ConsensusError if the chain leaves no valid next set."""
         height, store = block.height, self.store
         vset = self.get_validator_set(height)
         result = self.app.finalize_block(height, list(block.txs), block.get_evidence_json())
-        next_vset = compute_next_validator_set(vset, result, commit.round)
+        try:
+            next_vset = compute_next_validator_set(vset, result, commit.round)
+        except ConsensusError as exc:  # every validator jailed or unbonded: no later block can be decided
+            halt = f"the chain halts after height {height}: its next validator set is not valid ({exc})"
+            raise ConsensusError(halt) from None
         stored = is_validator_set_stored(height + 1, next_vset, vset)
         write = BlockWrite(
             height=height,

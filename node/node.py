@@ -426,12 +426,8 @@ class NodeCore:
                 )
             )
             return
-        except ConsensusError as exc:
-            self.fail(
-                ConsensusError(
-                    f"the chain halts after height {block.height}: its next validator set is not valid ({exc})"
-                )
-            )
+        except ConsensusError as exc:  # the ledger's: no valid validator set after this block
+            self.fail(exc)
             return
         min_height = block.height + 1 - self.app.get_params().max_evidence_age_blocks
         self.consensus.remove_evidence(block.evidence, min_height=min_height)
