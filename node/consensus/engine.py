@@ -652,8 +652,10 @@ class Consensus:
         if self._is_watching():
             return []
         state = self._sign_state
-        if state.valid_block is not None:
+        if state.valid_block is not None and state.valid_round < self._round:
             block, pol_round, proof = state.valid_block, state.valid_round, state.valid_votes
+        elif state.valid_block is not None:  # restarted inside the round whose polka its own proposal had:
+            block, pol_round, proof = state.valid_block, -1, ()  # the same block again (a POL round is < r)
         else:
             block, pol_round, proof = self._make_block(now_ms), -1, ()
         try:

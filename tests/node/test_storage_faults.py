@@ -97,6 +97,26 @@ async def test_a_failed_block_write_stops_the_node_before_it_signs_again_and_a_r
             await node.stop(0.1)
 
 
+@pytest.mark.asyncio
+async def test_a_lone_validator_whose_disk_filled_after_it_precommitted_decides_that_height_after_a_restart(tmp_path):
+    """Regression: it had signed its proposal, prevote and precommit of height h in round 0 when the write
+    failed; restarted in round 0, it re-proposed its valid block with that same round as the POL round and
+    waited for a proof of lock no one would send, so a one-validator chain never decided h."""
+    (home,) = make_homes(tmp_path, 1)
+    node = Node(load_home(home))
+    await node.start()
+    try:
+        await wait_for(lambda: node.app.height >= 3, "three blocks")
+        node.store._conn = DiskFull(node.store._conn)
+        await wait_for(lambda: node.failed is not None, "the failed write stops it")
+        stuck = node.app.height
+    finally:
+        await node.stop(0.1)
+    await run_one_validator(home, stuck + 3)  # it decides h and goes on
+    height, ids = chain_of(load_home(home).db_path)
+    assert height >= stuck + 3 and sorted(ids) == list(range(1, height + 1))
+
+
 def test_uocd_start_on_a_full_disk_exits_in_one_line_naming_the_height(tmp_path, monkeypatch, capsys):
     (home,) = make_homes(tmp_path, 1)
     update_config(home, timeouts=FAST)
