@@ -753,6 +753,11 @@ def compute_slash_amount(held: int, fraction: str) -> int:
     return int(held * compute_fraction(fraction))
 
 
+def is_evidence_too_old(max_age_blocks: int, height: int, offence_height: int) -> bool:
+    """True if evidence of an offence at `offence_height` is past max_evidence_age_blocks in a block at `height`."""
+    return height - offence_height > max_age_blocks
+
+
 def check_evidence(state: State, evidence: DoubleSign) -> None:
     """Raise InvalidEvidence unless the (signature-checked) evidence may be committed in this block:
     from an earlier height within max_evidence_age_blocks, not committed before, by a validator with
@@ -760,7 +765,7 @@ def check_evidence(state: State, evidence: DoubleSign) -> None:
     height, age = get_height(state), get_params(state).max_evidence_age_blocks
     if evidence.height >= height:
         raise InvalidEvidence(f"evidence of height {evidence.height} in block {height}", code="evidence_from_future")
-    if height - evidence.height > age:
+    if is_evidence_too_old(age, height, evidence.height):
         raise InvalidEvidence(
             f"evidence of height {evidence.height} is older than {age} blocks at height {height}",
             code="evidence_too_old",

@@ -50,6 +50,7 @@ from chain.app import Application, BlockResult, TxResult
 from chain.errors import ChainError, StoreError
 from chain.gas import compute_adjusted_gas, compute_gas_price, compute_min_fee, describe_gas_price
 from chain.params import Params
+from chain.rules import is_evidence_too_old
 from chain.tx import Msg, compute_tx_hash, sign_tx
 
 from . import codec, tls
@@ -285,7 +286,7 @@ class NodeCore:
         if evidence.height > height:
             raise InvalidMessage(f"evidence {evidence.key} is from height {evidence.height}, beyond ours ({height})")
         age = self.get_params().max_evidence_age_blocks  # the application's rule, checked before the set too
-        if max(height, evidence.height + 1) - evidence.height > age:
+        if is_evidence_too_old(age, max(height, evidence.height + 1), evidence.height):
             raise InvalidMessage(f"evidence {evidence.key} is older than {age} blocks at height {height}")
         if verify_signatures and not evidence.is_signed(self.chain_id):
             raise InvalidMessage(f"evidence {evidence.key}: a vote is not signed by its validator")
