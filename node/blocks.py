@@ -59,16 +59,16 @@ def _str(value: Any, where: str, max_len: int = 256) -> str:
     return value
 
 
-def _hash(value: Any, where: str, *, empty: bool = False) -> str:
-    """A lowercase hex sha256, or "" if `empty` is allowed."""
-    if isinstance(value, str) and (_HASH.fullmatch(value) or (empty and value == "")):
-        return value
-    raise _bad(where, "a lowercase hex sha256" + (' or ""' if empty else ""), value)
-
-
 def is_block_id(value: Any) -> bool:
     """True if `value` has the form of a block id: a lowercase hex sha256."""
     return isinstance(value, str) and _HASH.fullmatch(value) is not None
+
+
+def _hash(value: Any, where: str, *, empty: bool = False) -> str:
+    """A lowercase hex sha256, or "" if `empty` is allowed."""
+    if is_block_id(value) or (empty and value == ""):
+        return value
+    raise _bad(where, "a lowercase hex sha256" + (' or ""' if empty else ""), value)
 
 
 def _address(value: Any, where: str) -> str:
