@@ -625,16 +625,17 @@ class NodeCore:
         copy are one message. The raw digest is only a pre-filter (honest peers send canonical bytes).
         The height window and the signer's membership are read from the parsed protobuf first
         (`check_sender`), so a message no validator could have sent costs no decoding, hashing or
-        signature check, however large it is; a proposal of a past height (whoever signed it) is ignored
-        at once, as the engine would ignore it after decoding, hashing and verifying it. Returns (the
+        signature check, however large it is; a past height's message that the engine would only ignore
+        after decoding and verifying it (a proposal, a vote of h−1 that is no double sign's twin) is
+        ignored at once (`is_unused_late_message`). Returns (the
         Ack's `relayed`, which the byzantine runs use to tell what an equivocator delivered) whether it
         was relayed, or was evidence: a message of a later height is only buffered (a node that syncs past
         that height never runs it), one of an earlier height counts only as evidence."""
         if self.relay.is_seen(hashlib.sha256(raw).digest()) or not self.running:
             return False
         parsed = codec.parse_pb(pb.ConsensusMessage, raw)
-        if parsed.WhichOneof("message") == "proposal" and parsed.proposal.height < self.consensus.height:
-            return False  # a past height's proposal is never used (the engine ignores it): not decoded either
+        if self.is_unused_late_message(parsed):
+            return False  # the engine would ignore it after decoding and verifying it: neither is done
         self.check_sender(parsed)
         msg = codec.consensus_message_from_pb(parsed)
         canonical = codec.consensus_message_to_pb(msg).SerializeToString()
@@ -653,6 +654,19 @@ class NodeCore:
             self.sync.wake()
         self._execute(actions)
         return msg.height == height or bool(actions)  # relayed, or evidence (see the docstring)
+
+    def is_unused_late_message(self, parsed: pb.ConsensusMessage) -> bool:
+        """True for a message of a past height that the engine would only ignore: a proposal, or a vote of
+        h−1 that conflicts with none the engine holds from h−1 (only such a twin is evidence). Read from the
+        protobuf fields, so a stranger's late message costs no decoding or signature check."""
+        kind, ours = parsed.WhichOneof("message"), self.consensus.height
+        if kind == "proposal":
+            return parsed.proposal.height < ours
+        if kind != "vote" or parsed.vote.height != ours - 1:
+            return False
+        vote = parsed.vote
+        block_id = vote.block_id if vote.HasField("block_id") else None
+        return not self.consensus.is_late_vote_evidence(vote.validator, vote.round, vote.type, block_id)
 
     def check_sender(self, parsed: pb.ConsensusMessage) -> None:
         """InvalidMessage unless a proposal's or vote's height is within h−1..h+2 and, from height h on, its

@@ -389,6 +389,12 @@ class Consensus:
                 return self._record_evidence(seen, msg)
         return []
 
+    def is_late_vote_evidence(self, validator: str, round: int, type: str, block_id: str | None) -> bool:
+        """True if a vote of height−1 with these fields conflicts with one held from that height (a double
+        sign's twin, `_check_late_vote`); any other vote of height−1 changes nothing, so the host need not
+        decode or verify it."""
+        return any(seen.block_id != block_id for seen in self._last_votes.get((validator, round, type), ()))
+
     def _on_proposal(self, proposal: Proposal, now_ms: int) -> list[Action]:
         """Add a proposal (at most a few per round) to the log and run the rules."""
         self._add_proposal(proposal)

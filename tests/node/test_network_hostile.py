@@ -262,3 +262,34 @@ async def test_a_proposal_of_a_past_height_is_ignored_without_being_decoded(slow
     payload = codec.consensus_message_to_pb(proposal).SerializeToString()
     ack = await raw_call(channel, "/uoc.v1.Gossip/SendConsensus")(payload, timeout=5)
     assert pb_ack(ack) is False and not decoded and node.consensus.height == height + 1
+
+
+LATE_VOTES = [  # (case, signed by the validator, for the decided block: else another id, decoded, evidence)
+    ("a stranger's vote", False, False, False, False),
+    ("a copy of the validator's own precommit", True, True, False, False),
+    ("the validator's conflicting twin", True, False, True, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "validator", "decided", "decoded", "evidence"), LATE_VOTES, ids=[c[0] for c in LATE_VOTES]
+)
+async def test_a_vote_of_the_previous_height_is_decoded_only_if_it_conflicts_with_one_the_node_holds(
+    slow, monkeypatch, case, validator, decided, decoded, evidence
+):
+    """Regression: the height window lets h−1 through for a double sign's late twin, and every vote of h−1
+    was decoded and its signature checked before the engine ignored it: a stranger's (or a replayed copy
+    of a validator's) flood cost a signature check each, answered OK."""
+    node, channel = slow
+    key = load_home(node.home.path).validator_key if validator else PrivateKey.from_name("stranger")
+    seen: list[object] = []
+    real_vote_from_pb = codec.vote_from_pb
+    monkeypatch.setattr(codec, "vote_from_pb", lambda m: seen.append(m) or real_vote_from_pb(m))
+    height = node.consensus.height - 1
+    block_id = node.store.get_block_row(height)[0] if decided else H  # the block the node precommitted at h−1
+    vote = sign_vote(key, node.chain_id, "precommit", height, 0, block_id, 1)
+    payload = pb.ConsensusMessage(vote=codec.vote_to_pb(vote)).SerializeToString()
+    ack = await raw_call(channel, "/uoc.v1.Gossip/SendConsensus")(payload, timeout=5)
+    assert node.consensus.height == height + 1, "the node moved on during the test"
+    assert bool(seen) is decoded and pb_ack(ack) is evidence
+    assert bool(node.consensus.evidence) is evidence
