@@ -85,18 +85,13 @@ def save_plot(
     plt.close(fig)
 
 
-def compute_events(scenario: Scenario, votes: list[dict[str, Any]] | None) -> list[tuple[str, int, str]]:
+def compute_events(scenario: Scenario, votes: VoteMarks | None) -> list[tuple[str, int, str]]:
     """The run's events as (kind, epoch, label): joins, leaves, proposals, and slashes (from the votes
     table: a validator's slash count rising at an epoch's end)."""
     events = [("join", v.join_epoch, v.name) for v in scenario.validators if not v.is_genesis()]
     events += [("leave", v.leave_epoch, v.name) for v in scenario.validators if v.leave_epoch is not None]
     events += [("proposal", p.at_epoch, f"#{k + 1}") for k, p in enumerate(scenario.proposals)]
-    seen: dict[str, int] = {}
-    for row in votes or []:
-        if row["slashes"] > seen.get(row["validator"], 0):
-            events.append(("slash", row["epoch"], row["validator"]))
-        seen[row["validator"]] = row["slashes"]
-    return events
+    return events + [("slash", epoch, name) for epoch, name in (votes.slashes if votes else [])]
 
 
 EVENT_STYLE = {  # kind → (marker, color, height in axes fraction, legend label)
@@ -136,8 +131,33 @@ def mark_break(ax: Any, where: str) -> None:
     ax.plot([0, 1], [y, y], transform=ax.transAxes, **kwargs)
 
 
+class VoteMarks:
+    """What price.png draws of the votes table, gathered row by row (`add`): the honest votes' lowest and
+    highest at each epoch they set the price of, and every other vote (O(epochs) plus the others' votes)."""
+
+    def __init__(self) -> None:
+        self.honest: dict[int, tuple[int, int]] = {}  # epoch the ballot priced → (min, max) of the honest votes
+        self.others: list[tuple[int, int, str]] = []  # (that epoch, vote, strategy)
+        self.slashes: list[tuple[int, str]] = []  # (epoch, validator): its slash count rose at that epoch's end
+        self.slash_counts: dict[str, int] = {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one row of the votes table (a validator without a vote or power draws no vote)."""
+        if row["slashes"] > self.slash_counts.get(row["validator"], 0):
+            self.slashes.append((row["epoch"], row["validator"]))
+        self.slash_counts[row["validator"]] = row["slashes"]
+        vote, x = row["vote"], row["epoch"] + 1
+        if vote is None or not row["power"]:
+            return
+        if row["strategy"] != "honest":
+            self.others.append((x, vote, row["strategy"]))
+            return
+        low, high = self.honest.get(x, (vote, vote))
+        self.honest[x] = (min(low, vote), max(high, vote))
+
+
 def plot_run_prices(
-    path: Path, scenario: Scenario, epochs: list[dict[str, Any]], votes: list[dict[str, Any]] | None, title: str
+    path: Path, scenario: Scenario, epochs: list[dict[str, Any]], votes: VoteMarks | None, title: str
 ) -> None:
     """One run's price against the honest true cost, the honest votes' band, the others' votes and the
     events (see the module's docstring); without `votes` (the network engine) the band of all votes."""
@@ -162,15 +182,8 @@ def plot_run_prices(
             scale += [v for v in (low, high) if low_edge <= v <= high_edge]
     else:
         band_label = "honest votes in force (min–max)"
-        honest: dict[int, list[int]] = {}
-        for row in votes:
-            if row["vote"] is None or not row["power"]:
-                continue
-            if row["strategy"] == "honest":
-                honest.setdefault(row["epoch"] + 1, []).append(row["vote"])
-            else:
-                others.append((row["epoch"] + 1, row["vote"], row["strategy"]))
-        band = [(x, min(vs), max(vs)) for x, vs in sorted(honest.items())]
+        others = votes.others
+        band = [(x, low, high) for x, (low, high) in sorted(votes.honest.items())]
         scale = prices + [t for _, t in truth] + [v for b in band for v in b[1:]]
     lo, hi = min(scale), max(scale)
     margin = (hi - lo) * 0.12 or hi * 0.05 or 1

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from .plots import plot_models, plot_revenue, plot_run_prices
+from .plots import VoteMarks, plot_models, plot_revenue, plot_run_prices
 from .scenario import Scenario
-from .tables import TABLES, compute_epoch_rows, compute_vote_rows
+from .tables import TABLES, compute_epoch_rows
 
 EPOCH_COLUMNS = (
     "epoch",
@@ -102,20 +104,19 @@ def write_run_files(
     models: list[tuple[int, list[dict[str, Any]]]],
     proposals: list[dict[str, Any]],
     summary: dict[str, Any],
-    ballots: list[list[dict[str, Any]]] | None = None,
+    votes: VoteMarks | None = None,
 ) -> None:
-    """Every output file of a run: the three CSVs, summary.json, price.png and (if any model was
-    ever active) models.png; with `ballots` (each epoch's votes in force: the in-process engine)
-    votes.csv too, and price.png draws the honest and the other votes apart. `title` names the run
-    in the plots, `summary["epoch_offset"]` maps its epochs to the chain's."""
+    """Every output file of a run but votes.csv: the three CSVs, summary.json, price.png and (if any
+    model was ever active) models.png. With `votes` (the in-process engine, whose `VotesWriter` wrote
+    votes.csv as it ran) price.png draws the honest and the other votes apart; without, a previous
+    run's votes.csv is removed. `title` names the run in the plots, `summary["epoch_offset"]` maps its
+    epochs to the chain's."""
     write_epochs_csv(out / "epochs.csv", history, summary["epoch_offset"])
     write_models_csv(out / "models.csv", models, summary["epoch_offset"])
     write_proposals_csv(out / "proposals.csv", proposals)
     write_summary(out / "summary.json", summary)
-    (out / "votes.csv").unlink(missing_ok=True)
-    votes = None if ballots is None else compute_vote_rows(scenario, ballots, history)
-    if votes is not None:
-        write_rows_csv(out / "votes.csv", TABLES["votes"], votes)
+    if votes is None:
+        (out / "votes.csv").unlink(missing_ok=True)
     plot_run_prices(
         out / "price.png",
         scenario,
@@ -125,6 +126,39 @@ def write_run_files(
     )
     (out / "models.png").unlink(missing_ok=True)
     plot_models(out / "models.png", models, f"{title}: price per token of the active models")
+
+
+class VotesWriter:
+    """votes.csv written epoch by epoch as a run goes (`write`: one epoch's rows), with what price.png
+    draws of the votes (`marks`), so a long run holds neither its ballots nor its rows. The rows go to
+    votes.csv.part, which replaces votes.csv when the run ends without an exception and is removed if not."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.part = path.with_name(path.name + ".part")
+        self.marks = VoteMarks()
+        self.columns = [c for c, _ in TABLES["votes"]]
+        self.file = self.part.open("w", newline="")
+        self.csv = csv.writer(self.file, lineterminator="\n")
+        self.csv.writerow(self.columns)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append one epoch's rows."""
+        for row in rows:
+            self.csv.writerow([format_cell(row[c]) for c in self.columns])
+            self.marks.add(row)
+
+    def __enter__(self) -> VotesWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.file.close()
+        if kind is None:
+            os.replace(self.part, self.path)
+        else:
+            self.part.unlink(missing_ok=True)
 
 
 def write_rows_csv(path: Path, columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> None:

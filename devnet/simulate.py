@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -58,6 +58,7 @@ from chain.errors import InvalidTx
 from chain.params import DEFAULT_PARAMS
 from chain.rules import (
     get_account,
+    get_epoch_record,
     get_jail,
     get_miss_record,
     get_price_vote,
@@ -99,18 +100,24 @@ from .demand import (
     get_client_key,
 )
 from .errors import DevnetError
-from .report import compute_governance_summary, compute_scenario_summary, write_run_files, write_usage_files
+from .report import (
+    VotesWriter,
+    compute_governance_summary,
+    compute_scenario_summary,
+    write_run_files,
+    write_usage_files,
+)
 from .scenario import ProposalSpec, Scenario, ValidatorSpec
 from .strategies import (
     Account,
     ChainView,
     Observation,
+    StrategyTally,
     compute_chain_vote,
-    compute_price_vs_honest,
-    compute_strategy_summary,
     is_chain_reading,
     is_unjailing,
 )
+from .tables import compute_vote_rows
 
 log = logging.getLogger(__name__)
 
@@ -602,8 +609,6 @@ class RunResult:
     history: list[dict[str, Any]]
     models: list[tuple[int, list[dict[str, Any]]]]
     proposals: list[dict[str, Any]]
-    observations: list[Observation]
-    ballots: list[list[dict[str, Any]]]  # after each epoch: every validator's record (name, vote, epoch, slashes)
     usage: list[list[Any]] | None
     rejections: dict[str, int]
     prices: list[dict[str, int]] = field(default_factory=list)  # per epoch: model → price per token in its last block
@@ -633,9 +638,17 @@ def read_ballot(app: Application, names: dict[str, str]) -> list[dict[str, Any]]
     return ballot
 
 
-def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None = None) -> RunResult:
+def simulate(
+    scenario: Scenario,
+    store: Any,
+    pool: Any,
+    *,
+    progress: bool | None = None,
+    votes: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> RunResult:
     """Run a scenario on the in-process engine over `store`, its epochs signed by `pool` (helper
-    processes, or `InlineExecutor` for none); write nothing."""
+    processes, or `InlineExecutor` for none); write nothing. After each epoch its rows of the votes
+    table (`compute_vote_rows`) go to `votes`, if given: the run keeps no ballot past its epoch."""
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: it would outlive the run and make later forks unsafe
@@ -649,8 +662,10 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
     models = [(0, app.query_all("models"))]
     names = {get_key(v.name).address: v.name for v in scenario.validators}
     start = read_accounts(app, scenario, {})
-    observations: list[Observation] = []
-    ballots: list[list[dict[str, Any]]] = []
+    tally = StrategyTally(scenario.validators)
+    strategies = {v.name: v.strategy for v in scenario.validators}
+    price = scenario.default_unit_of_compute_price  # in force during the epoch being run
+    output_seconds = output_cpu = 0.0  # spent handing the votes rows out (left out of the run's timings)
     chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
     commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
     dynamic = scenario.params.pricing_mode != "voted"
@@ -694,17 +709,16 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
                 bar.update(1)
             models.append((epoch + 1, app.query_all("models")))
             ballot = read_ballot(app, names)
-            ballots.append(ballot)
-            previous = observations[-1].price if observations else scenario.default_unit_of_compute_price
-            observations.append(
-                Observation(
-                    epoch,
-                    app.query("status")["unit_of_compute_price"],
-                    previous,
-                    {v["validator"]: (v["power"], v["vote"]) for v in ballot},
-                )
-            )
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            previous, price = price, app.query("status")["unit_of_compute_price"]
+            tally.add(Observation(epoch, price, previous, {v["validator"]: (v["power"], v["vote"]) for v in ballot}))
+            if votes is not None:  # output, not the run's work: its time is left out of the run's
+                output_started, output_cpu_started = time.perf_counter(), time.process_time()
+                record = get_epoch_record(State(app.store, app.height), epoch + 1)  # the price this ballot set
+                votes(compute_vote_rows(strategies, epoch, ballot, None if record is None else record["price"]))
+                output_seconds += time.perf_counter() - output_started
+                output_cpu += time.process_time() - output_cpu_started
+    elapsed = time.perf_counter() - started - output_seconds
+    cpu = time.process_time() - cpu_started - output_cpu
     history = app.query_all("history")
     status = app.query("status")
     proposals = [app.query(f"proposal/{p['id']}") for p in app.query_all("proposals")]
@@ -734,16 +748,14 @@ def simulate(scenario: Scenario, store: Any, pool: Any, *, progress: bool | None
         "txs_committed": committed,
         "txs_rejected": sum(rejections.values()),
         "rejections": dict(sorted(rejections.items())),
-        "price_vs_honest": compute_price_vs_honest(
-            observations, {v.name for v in scenario.validators if v.strategy == "honest"}
-        ),
-        "strategies": compute_strategy_summary(scenario, observations, start, end),
+        "price_vs_honest": tally.price_vs_honest(),
+        "strategies": tally.summarize(start, end),
     }
     if revenue is not None:
         summary["revenue"] = revenue
     summary["elapsed_seconds"] = elapsed
     summary["cpu_seconds"] = cpu  # this process's CPU (its threads included; not the helpers')
-    return RunResult(summary, history, models, proposals, observations, ballots, usage, rejections, prices)
+    return RunResult(summary, history, models, proposals, usage, rejections, prices)
 
 
 def run_inproc(scenario: Scenario, out: Path, *, progress: bool | None = None) -> dict[str, Any]:
@@ -761,25 +773,27 @@ def run_inproc_result(scenario: Scenario, out: Path, *, progress: bool | None = 
         scenario.epoch_length,
         scenario.seed,
     )
-    if scenario.clients:  # the state grows with the jobs settled: on disk, as a node keeps it
-        with start_helpers(scenario) as pool, closing(open_store(out)) as db:
-            result = simulate(scenario, db, pool, progress=progress)
-        written = written_cpu = 0.0
-    else:  # the state is a few entries per validator and per epoch: in memory, written once at the end
-        store = MemoryStore()
-        remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
-        try:
-            with start_helpers(scenario) as pool:
-                result = simulate(scenario, store, pool, progress=progress)
-        finally:
-            started, cpu_started = time.perf_counter(), time.process_time()
-            write_state_file(out, store)  # what was committed, also when the run failed
-            written, written_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    out.mkdir(parents=True, exist_ok=True)
+    with VotesWriter(out / "votes.csv") as votes:  # written epoch by epoch; in place only if the run ends
+        if scenario.clients:  # the state grows with the jobs settled: on disk, as a node keeps it
+            with start_helpers(scenario) as pool, closing(open_store(out)) as db:
+                result = simulate(scenario, db, pool, progress=progress, votes=votes.write)
+            written = written_cpu = 0.0
+        else:  # the state is a few entries per validator and per epoch: in memory, written once at the end
+            store = MemoryStore()
+            remove_state_file(out)  # no state.db of an earlier run survives this one, even if it fails
+            try:
+                with start_helpers(scenario) as pool:
+                    result = simulate(scenario, store, pool, progress=progress, votes=votes.write)
+            finally:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                write_state_file(out, store)  # what was committed, also when the run failed
+                written, written_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     summary = result.summary
     elapsed = summary.pop("elapsed_seconds") + written  # the state file is part of the run's cost
     cpu = summary.pop("cpu_seconds") + written_cpu
     title = Path(scenario.path).name
-    write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, result.ballots)
+    write_run_files(out, title, scenario, result.history, result.models, result.proposals, summary, votes.marks)
     write_usage_files(out, title, result.usage, [v.name for v in scenario.validators], scenario.epochs)
     summary["elapsed_seconds"] = elapsed  # the timings are returned, not written: the files follow the scenario alone
     summary["cpu_seconds"] = cpu

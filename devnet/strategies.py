@@ -22,13 +22,14 @@ in-process engine signs their transactions in its own process just before the bl
 - `free_rider` never votes; when a miss jail has run out (`jail_blocks`) it sends MsgUnjail to
   get back into the set and its fee shares.
 
-`compute_strategy_summary` reports per strategy its rewards, misses, jails and slashes and its
-effect on the price, from one `Observation` per epoch.
+`StrategyTally` reports per strategy its rewards, misses, jails and slashes and its effect on the
+price, summed from one `Observation` per epoch as the run goes (a run does not keep its ballots).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -166,69 +167,108 @@ def compute_median_without(observation: Observation, left_out: set[str]) -> int 
     )
 
 
-def compute_price_vs_honest(observations: list[Observation], honest: set[str]) -> dict[str, Any]:
-    """How far the price was from the honest-only median: mean and max in bps, and the epochs in
-    which it left the honest votes' [min, max]."""
-    deviations, outside = [], 0
-    for observation in observations:
-        reference = compute_honest_median(observation, honest)
-        if reference is None:
-            continue
-        median, low, high = reference
-        deviations.append(compute_bps(observation.price, median))
-        outside += not low <= observation.price <= high
-    return {
-        "epochs_compared": len(deviations),
-        "mean_deviation_bps": _round(sum(deviations) / len(deviations)) if deviations else None,
-        "max_deviation_bps": _round(max(deviations)) if deviations else None,
-        "epochs_outside_honest_range": outside,
-    }
+@dataclass
+class Figure:
+    """Basis-point figures counted one by one: how many, their exact sum and the largest."""
+
+    count: int = 0
+    total: Fraction = Fraction(0)
+    largest: Fraction | None = None
+
+    def add(self, value: Fraction) -> None:
+        """Count one figure."""
+        self.count += 1
+        self.total += value
+        self.largest = value if self.largest is None else max(self.largest, value)
+
+    def mean(self) -> float | None:
+        """The mean for the summary (two decimals), None if none was counted."""
+        return _round(self.total / self.count) if self.count else None
+
+    def max(self) -> float | None:
+        """The largest for the summary (two decimals), None if none was counted."""
+        return None if self.largest is None else _round(self.largest)
+
+
+class StrategyTally:
+    """What the summary reports of the strategies, summed epoch by epoch as the run goes (`add`): how far
+    the price was from the honest-only median, and per strategy its votes' distance from that median and
+    its effect on the price. A run keeps this, not every epoch's ballot (O(epochs × validators) memory)."""
+
+    def __init__(self, validators: Sequence[ValidatorSpec]) -> None:
+        self.validators = validators
+        self.honest = {v.name for v in validators if v.strategy == "honest"}
+        self.members: dict[str, set[str]] = {}
+        for v in validators:
+            self.members.setdefault(v.strategy, set()).add(v.name)
+        self.epochs = 0
+        self.deviations = Figure()  # the price's bps from the honest median, per epoch that has one
+        self.outside = 0  # epochs whose price left the honest votes' [min, max]
+        self.distance_votes = dict.fromkeys(self.members, 0)  # per strategy: its votes compared, and their
+        self.distance_bps = dict.fromkeys(self.members, Fraction(0))  # bps from the honest median, summed
+        self.effects = {strategy: Figure() for strategy in self.members}  # the price's bps from the others' median
+
+    def add(self, observation: Observation) -> None:
+        """Count one epoch's end."""
+        self.epochs += 1
+        reference = compute_honest_median(observation, self.honest)
+        if reference is not None:
+            median, low, high = reference
+            self.deviations.add(compute_bps(observation.price, median))
+            self.outside += not low <= observation.price <= high
+        for strategy, members in self.members.items():
+            if reference is not None:  # the distances summed exactly, one Fraction per epoch (a common reference)
+                votes = [
+                    v
+                    for name in members
+                    if name in observation.ballot and (v := observation.ballot[name][1]) is not None
+                ]
+                self.distance_votes[strategy] += len(votes)
+                self.distance_bps[strategy] += Fraction(
+                    sum(abs(v - reference[0]) for v in votes) * 10_000, reference[0]
+                )
+            without = compute_median_without(observation, members)
+            if without is not None:
+                self.effects[strategy].add(compute_bps(observation.price, without))
+
+    def price_vs_honest(self) -> dict[str, Any]:
+        """How far the price was from the honest-only median: mean and max in bps, and the epochs in
+        which it left the honest votes' [min, max]."""
+        return {
+            "epochs_compared": self.deviations.count,
+            "mean_deviation_bps": self.deviations.mean(),
+            "max_deviation_bps": self.deviations.max(),
+            "epochs_outside_honest_range": self.outside,
+        }
+
+    def summarize(self, start: dict[str, Account], end: dict[str, Account]) -> dict[str, dict[str, Any]]:
+        """Per strategy: its validators and stake, rewards (total and per epoch), misses, jails and
+        slashes, how far its votes were from the honest median, and how far the price was from the
+        price the others alone would have set (its effect on the price)."""
+        out = {}
+        for strategy in sorted(self.members):
+            members = self.members[strategy]
+            rewards = sum(compute_rewards(start[name], end[name]) for name in members)
+            compared = self.distance_votes[strategy]
+            out[strategy] = {
+                "validators": len(members),
+                "stake": sum(v.stake for v in self.validators if v.strategy == strategy),
+                "rewards": rewards,
+                "rewards_per_epoch": _round(Fraction(rewards, self.epochs)) if self.epochs else 0,
+                "misses": sum(end[name].missed for name in members),
+                "jails": sum(end[name].jails for name in members),
+                "slashed": sum(end[name].slashed for name in members),
+                "vote_distance_mean_bps": _round(self.distance_bps[strategy] / compared) if compared else None,
+                "price_effect_mean_bps": self.effects[strategy].mean(),
+                "price_effect_max_bps": self.effects[strategy].max(),
+            }
+        return out
 
 
 def compute_rewards(start: Account, end: Account) -> int:
     """What a validator earned (vote rewards and fee shares) between two moments: the wealth it
     gained, with the fees it paid and the tokens slashed from it added back."""
     return end.wealth - start.wealth + end.fees_paid - start.fees_paid + end.slashed - start.slashed
-
-
-def compute_strategy_summary(
-    scenario: Scenario, observations: list[Observation], start: dict[str, Account], end: dict[str, Account]
-) -> dict[str, dict[str, Any]]:
-    """Per strategy: its validators and stake, rewards (total and per epoch), misses, jails and
-    slashes, how far its votes were from the honest median, and how far the price was from the
-    price the others alone would have set (its effect on the price)."""
-    honest = {v.name for v in scenario.validators if v.strategy == "honest"}
-    medians = [compute_honest_median(o, honest) for o in observations]
-    out = {}
-    for strategy in sorted({v.strategy for v in scenario.validators}):
-        members = {v.name for v in scenario.validators if v.strategy == strategy}
-        rewards = sum(compute_rewards(start[name], end[name]) for name in members)
-        # the distances summed exactly, one Fraction per epoch (the epoch's median is their common reference)
-        distance_count, distance_sum = 0, Fraction(0)
-        for o, m in zip(observations, medians):
-            if m is None:
-                continue
-            votes = [vote for name in members if name in o.ballot and (vote := o.ballot[name][1]) is not None]
-            distance_count += len(votes)
-            distance_sum += Fraction(sum(abs(vote - m[0]) for vote in votes) * 10_000, m[0])
-        effects = []
-        for o in observations:
-            without = compute_median_without(o, members)
-            if without is not None:
-                effects.append(compute_bps(o.price, without))
-        out[strategy] = {
-            "validators": len(members),
-            "stake": sum(v.stake for v in scenario.validators if v.strategy == strategy),
-            "rewards": rewards,
-            "rewards_per_epoch": _round(Fraction(rewards, len(observations))) if observations else 0,
-            "misses": sum(end[name].missed for name in members),
-            "jails": sum(end[name].jails for name in members),
-            "slashed": sum(end[name].slashed for name in members),
-            "vote_distance_mean_bps": _round(distance_sum / distance_count) if distance_count else None,
-            "price_effect_mean_bps": _round(sum(effects) / len(effects)) if effects else None,
-            "price_effect_max_bps": _round(max(effects)) if effects else None,
-        }
-    return out
 
 
 def _round(value: Fraction | float) -> float:

@@ -55,7 +55,6 @@ from .tables import (
     compute_model_rows,
     compute_proposal_rows,
     compute_run_row,
-    compute_vote_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -138,11 +137,12 @@ def plan_study(path: str, *, runs: int, seed: int | None, sets: list[str], sweep
 def run_task(task: Task) -> dict[str, list[dict[str, Any]]]:
     """Run one task on the in-process engine in this process; its tables, each row led by the run's columns."""
     scenario = task.scenario
-    result = simulate(scenario, MemoryStore(), InlineExecutor(), progress=False)
+    votes: list[dict[str, Any]] = []
+    result = simulate(scenario, MemoryStore(), InlineExecutor(), progress=False, votes=votes.extend)
     epochs = compute_epoch_rows(scenario, result.history)
     tables = {
         "epochs": epochs,
-        "votes": compute_vote_rows(scenario, result.ballots, result.history),
+        "votes": votes,
         "models": compute_model_rows(result.models),
         "proposals": compute_proposal_rows(result.proposals),
         "runs": [compute_run_row(result.summary, epochs)],

@@ -118,33 +118,30 @@ def compute_epoch_rows(scenario: Scenario, history: list[dict[str, Any]]) -> lis
 
 
 def compute_vote_rows(
-    scenario: Scenario, ballots: list[list[dict[str, Any]]], history: list[dict[str, Any]]
+    strategies: dict[str, str], epoch: int, ballot: list[dict[str, Any]], price: int | None
 ) -> list[dict[str, Any]]:
-    """One row per validator at each epoch's end: its power and vote in force in the ballot that set
-    the next epoch's price, whether it was cast in this epoch (`fresh`), its distance from that price."""
-    strategies = {v.name: v.strategy for v in scenario.validators}
-    prices = {r["epoch"]: r["price"] for r in history}
+    """One row per validator at an epoch's end: its power and vote in force in the ballot that set the
+    next epoch's price (`price`, None if no record has it), whether it was cast in this epoch (`fresh`),
+    its distance from that price. `strategies`: each validator's strategy, by name."""
     rows = []
-    for epoch, ballot in enumerate(ballots):
-        price = prices.get(epoch + 1)
-        for entry in ballot:
-            vote = entry["vote"]
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "validator": entry["validator"],
-                    "strategy": strategies[entry["validator"]],
-                    "power": entry["power"],
-                    "vote": vote,
-                    "vote_epoch": entry["vote_epoch"],
-                    "fresh": vote is not None and entry["vote_epoch"] == epoch,
-                    "price": price,
-                    "distance": None if vote is None or price is None else vote - price,
-                    "distance_bps": None if vote is None or price is None else compute_error_bps(vote, price),
-                    "jailed": entry["jailed"],
-                    "slashes": entry["slashes"],
-                }
-            )
+    for entry in ballot:
+        vote = entry["vote"]
+        rows.append(
+            {
+                "epoch": epoch,
+                "validator": entry["validator"],
+                "strategy": strategies[entry["validator"]],
+                "power": entry["power"],
+                "vote": vote,
+                "vote_epoch": entry["vote_epoch"],
+                "fresh": vote is not None and entry["vote_epoch"] == epoch,
+                "price": price,
+                "distance": None if vote is None or price is None else vote - price,
+                "distance_bps": None if vote is None or price is None else compute_error_bps(vote, price),
+                "jailed": entry["jailed"],
+                "slashes": entry["slashes"],
+            }
+        )
     return rows
 
 

@@ -202,6 +202,7 @@ def test_a_run_that_fails_midway_leaves_what_it_committed_in_state_db_and_no_ear
     from devnet.scenario import parse_scenario
 
     (tmp_path / "state.db").write_text("an earlier run's file")
+    (tmp_path / "votes.csv").write_text("an earlier run's votes")
     calls = []
 
     def failing_ballot(app: Application, names: dict[str, str]) -> list[dict[str, object]]:
@@ -218,6 +219,47 @@ def test_a_run_that_fails_midway_leaves_what_it_committed_in_state_db_and_no_ear
         app = Application(store)
         assert app.height == calls[-1] == 4  # two epochs of two blocks
         assert app.recompute_app_hash() == app.app_hash
+    # the votes rows written as it ran are dropped: like the run's other tables, the earlier run's file stays
+    assert (tmp_path / "votes.csv").read_text() == "an earlier run's votes"
+    assert not (tmp_path / "votes.csv.part").exists()
+
+
+def test_a_run_hands_out_each_epochs_vote_rows_when_the_epoch_ends_and_keeps_no_ballot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long run's memory must not grow with epochs × validators: each epoch's rows leave the run as
+    that epoch ends (votes.csv is written as it goes), and what the run returns holds no ballot."""
+    import dataclasses
+
+    import devnet.simulate
+    from chain.store import MemoryStore
+    from devnet.scenario import parse_scenario
+
+    handed: list[tuple[int, list[int]]] = []  # (the chain's height at the hand-out, the rows' epochs)
+    scenario = parse_scenario(MIXED, "mixed.toml")
+    app_heights: list[int] = []
+    real_ballot = devnet.simulate.read_ballot
+    monkeypatch.setattr(
+        devnet.simulate, "read_ballot", lambda app, names: app_heights.append(app.height) or real_ballot(app, names)
+    )
+    result = devnet.simulate.simulate(
+        scenario,
+        MemoryStore(),
+        devnet.simulate.InlineExecutor(),
+        progress=False,
+        votes=lambda rows: handed.append((app_heights[-1], sorted({row["epoch"] for row in rows}))),
+    )
+    length = scenario.epoch_length
+    assert handed == [((epoch + 1) * length, [epoch]) for epoch in range(scenario.epochs)]
+    assert {f.name for f in dataclasses.fields(result)} == {
+        "summary",
+        "history",
+        "models",
+        "proposals",
+        "usage",
+        "rejections",
+        "prices",
+    }  # per epoch at most, never per validator and epoch
 
 
 def test_the_state_db_written_at_the_end_holds_the_rows_of_a_run_committing_every_block_to_sqlite(
@@ -248,7 +290,8 @@ def test_the_ballot_read_from_the_state_equals_the_validators_query(tmp_path: Pa
 
     scenario = parse_scenario(MIXED, "mixed.toml")
     store = MemoryStore()
-    result = simulate(scenario, store, InlineExecutor(), progress=False)
+    rows: list[dict[str, object]] = []
+    simulate(scenario, store, InlineExecutor(), progress=False, votes=rows.extend)
     app = Application(store)
     names = {get_key(v.name).address: v.name for v in scenario.validators}
     expected = [
@@ -263,7 +306,9 @@ def test_the_ballot_read_from_the_state_equals_the_validators_query(tmp_path: Pa
         for v in app.query_all("validators")
         if v["address"] in names
     ]
-    assert read_ballot(app, names) == expected == result.ballots[-1]
+    fields = ("validator", "power", "vote", "vote_epoch", "jailed", "slashes")
+    last = [{f: row[f] for f in fields} for row in rows if row["epoch"] == scenario.epochs - 1]  # the votes table's
+    assert read_ballot(app, names) == expected == last
     assert {row["validator"]: row["vote"] for row in expected} == {"a": 1229, "b": 900, "c": None}  # c never voted
 
 

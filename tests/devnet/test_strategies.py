@@ -16,15 +16,15 @@ from chain.median import weighted_median
 from chain.rules import compute_reward_band
 from devnet.errors import ScenarioError
 from devnet.network import check_network_strategies
-from devnet.scenario import parse_scenario
+from devnet.scenario import ValidatorSpec, parse_scenario
 from devnet.simulate import get_key
 from devnet.strategies import (
     Account,
     Observation,
+    StrategyTally,
     compute_cartel_target,
     compute_cartel_vote,
     compute_copycat_vote,
-    compute_price_vs_honest,
     compute_rewards,
 )
 from node.store import SqliteStore
@@ -133,7 +133,10 @@ def test_price_vs_honest_measures_the_deviation_from_the_honest_median_and_count
     ballot = {"h1": (10, 1000), "h2": (10, 1100), "x": (30, 5000)}
     inside = Observation(0, 1100, 1000, ballot)
     outside = Observation(1, 5000, 1100, ballot)
-    report = compute_price_vs_honest([inside, outside], {"h1", "h2"})
+    tally = StrategyTally([ValidatorSpec(name, 1, "honest" if name != "x" else "cartel") for name in ballot])
+    tally.add(inside)
+    tally.add(outside)
+    report = tally.price_vs_honest()
     # honest median 1000 (lower median of two equal powers); 1100 is 1,000 bps off, 5000 is 40,000
     assert report == {
         "epochs_compared": 2,
