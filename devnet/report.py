@@ -161,15 +161,6 @@ class VotesWriter:
             self.part.unlink(missing_ok=True)
 
 
-def write_rows_csv(path: Path, columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> None:
-    """Rows of a tidy table as CSV (null as an empty cell, booleans as true/false)."""
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow([c for c, _ in columns])
-        for row in rows:
-            writer.writerow([format_cell(row[c]) for c, _ in columns])
-
-
 def format_cell(value: Any) -> Any:
     """A CSV cell: null as empty, booleans as true/false, the rest as Python writes it."""
     if value is None:
