@@ -25,8 +25,10 @@ between; `GetEvidence` answers a page of MAX_EVIDENCE_PER_REQUEST; `BroadcastTxs
 ADMIT_CHUNK_TXS per loop turn.
 
 Abuse limits: the server and every client cap messages both ways at `grpc.max_message_bytes`; the server
-allows `grpc.max_concurrent_streams` calls per connection and closes connections idle for
-`grpc.max_connection_idle_ms`. Rejections are logged at INFO at most once per second per method (the
+allows `grpc.max_concurrent_streams` calls per connection, closes connections idle for
+`grpc.max_connection_idle_ms`, holds at most `grpc.max_connections` connections (authenticated or not:
+gRPC closes the ones past it as they arrive) and closes one whose TLS handshake has not finished after
+`grpc.handshake_timeout_ms` (`ServerLimits`). Rejections are logged at INFO at most once per second per method (the
 rest at DEBUG, with a count in the next INFO line), so a flood of junk costs parsing, not log volume.
 
 Transport: mutual TLS with certificates bound to node keys, peers dialed as NODE_ID@HOST:PORT (`node.tls`
@@ -81,8 +83,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_RPC_TIMEOUT_S = 2.0
-DEFAULT_MAX_CONCURRENT_STREAMS = 100
-DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000
 REJECT_LOG_INTERVAL_S = 1.0
 MAX_STATUS_TEXT = 512  # characters of a status message (and its log line): a peer's text may be echoed in it
 MAX_BLOCKS_PER_REQUEST = 500  # blocks of one GetBlocks call
@@ -130,15 +130,26 @@ def compute_grpc_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
-def compute_server_options(
-    max_message_bytes: int, max_concurrent_streams: int, max_connection_idle_ms: int
-) -> list[tuple[str, Any]]:
-    """The server's options: the shared ones plus stream and idle-connection limits."""
+@dataclass(frozen=True)
+class ServerLimits:
+    """The server's connection limits ([grpc] in config.toml): calls per connection, idle and handshake
+    timeouts, and open connections in total (gRPC closes the ones past it as they arrive, before TLS)."""
+
+    max_concurrent_streams: int = 100
+    max_connection_idle_ms: int = 300_000
+    max_connections: int = 256
+    handshake_timeout_ms: int = 10_000
+
+
+def compute_server_options(max_message_bytes: int, limits: ServerLimits) -> list[tuple[str, Any]]:
+    """The server's options: the shared ones plus its connection limits."""
     return [
         *compute_grpc_options(max_message_bytes),
         ("grpc.so_reuseport", 0),
-        ("grpc.max_concurrent_streams", max_concurrent_streams),
-        ("grpc.max_connection_idle_ms", max_connection_idle_ms),
+        ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
+        ("grpc.max_connection_idle_ms", limits.max_connection_idle_ms),
+        ("grpc.max_allowed_incoming_connections", limits.max_connections),
+        ("grpc.server_handshake_timeout_ms", limits.handshake_timeout_ms),
     ]
 
 
@@ -475,16 +486,13 @@ class Server:
         listen: str,
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS,
-        max_connection_idle_ms: int = DEFAULT_MAX_CONNECTION_IDLE_MS,
+        limits: ServerLimits = ServerLimits(),
         handlers: Callable[[NodeApi], Handlers] = Handlers,
         credentials: grpc.ServerCredentials | None,
     ) -> None:
         self.listen = listen
         self.credentials = credentials  # None: plaintext (benchmarks only, see node.node.PLAINTEXT_ENV)
-        self.server = grpc.aio.server(
-            options=compute_server_options(max_message_bytes, max_concurrent_streams, max_connection_idle_ms)
-        )
+        self.server = grpc.aio.server(options=compute_server_options(max_message_bytes, limits))
         self.handlers = handlers(node)  # a test double or devnet.adversary may serve other handlers
         self.server.add_generic_rpc_handlers(build_generic_handlers(self.handlers))
         self.health = health.aio.HealthServicer()

@@ -76,10 +76,11 @@ from .heap import settled_heap
 from .ledger import Ledger, open_ledger
 from .mempool import Mempool
 from .metrics import NodeMetrics
-from .network import Handlers, NodeApi, PeerClient, Server
+from .network import Handlers, NodeApi, PeerClient, Server, ServerLimits
 from .pb import services_pb2 as spb
 from .pb import types_pb2 as pb
 from .relay import Relay
+from .settings import NodeConfig
 from .sign_state_file import load_sign_state, save_sign_state
 from .store import SqliteStore
 from .sync import BlockSync
@@ -168,8 +169,12 @@ class NodeCore:
             self,
             config.listen,
             max_message_bytes=config.max_message_bytes,
-            max_concurrent_streams=config.grpc_max_concurrent_streams,
-            max_connection_idle_ms=config.grpc_max_connection_idle_ms,
+            limits=ServerLimits(
+                max_concurrent_streams=config.grpc_max_concurrent_streams,
+                max_connection_idle_ms=config.grpc_max_connection_idle_ms,
+                max_connections=config.grpc_max_connections,
+                handshake_timeout_ms=config.grpc_handshake_timeout_ms,
+            ),
             handlers=self.grpc_handlers,
             credentials=server_credentials,
         )
@@ -226,8 +231,9 @@ class NodeCore:
 
     def fail(self, error: StoreError | ConsensusError) -> None:
         """Stop consensus at once, so nothing further is signed or applied, and let `run_node` stop the node
-        with `error` (the one line of `uocd start`): a decided block could not be stored, or applying it left
-        the chain without a valid validator set. The height stays undecided in the store."""
+        with `error` (the one line of `uocd start`): a decided block or the sign state could not be stored,
+        or applying a block left the chain without a valid validator set. The height stays undecided in the
+        store."""
         self._stop_consensus()
         self.failed = error
         self.failed_event.set()
@@ -356,7 +362,16 @@ class NodeCore:
             if not self.running:
                 return
             if isinstance(action, Persist):
-                save_sign_state(self.home.sign_state_path, action.sign_state)  # durable before the next action
+                try:
+                    save_sign_state(self.home.sign_state_path, action.sign_state)  # durable before the next action
+                except OSError as exc:  # nothing after it may be sent: a vote must never outrun its record
+                    self.fail(
+                        StoreError(
+                            f"the sign state could not be saved to {self.home.sign_state_path} ({exc}); the node "
+                            "stopped before sending what it was about to sign: fix the cause and restart it"
+                        )
+                    )
+                    return
             elif isinstance(action, Broadcast):
                 msg = action.message
                 raws = [codec.consensus_message_to_pb(m).SerializeToString() for m in (*action.proof, msg)]
@@ -959,11 +974,42 @@ class Node:
         raise AttributeError(f"{name!r}: the node is not running")
 
 
+RESERVED_FILES = 64  # descriptors besides the listeners' connections: the stores, the logs, the peers' channels
+
+
+def raise_open_files_limit(config: NodeConfig) -> None:
+    """Raise this process's soft limit of open files to its hard limit, as Go's runtime does for CometBFT
+    (the usual soft limit, 1,024, is below what the listeners may hold), and warn if even the hard limit
+    is below their connection limits: past it, anyone who can reach a port could take the descriptors the
+    node needs to save its sign state."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        log.info("open files limit raised from %d to %s", soft, "unlimited" if hard == resource.RLIM_INFINITY else hard)
+    listeners = 3 if config.prometheus_listen_addr else 2  # [api] public and admin, and the metrics listener
+    needed = config.grpc_max_connections + listeners * config.api_max_connections + RESERVED_FILES
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        log.warning(
+            "the open files limit is %d, below the %d the node may need ([grpc] max_connections %d + %d HTTP "
+            "listeners × [api] max_connections %d + %d for the node itself): raise it (ulimit -n) or lower those "
+            "settings",
+            hard,
+            needed,
+            config.grpc_max_connections,
+            listeners,
+            config.api_max_connections,
+            RESERVED_FILES,
+        )
+
+
 async def run_node(home: Home, stop: asyncio.Event | None = None) -> None:
     """Run a node until `stop` is set (or SIGINT/SIGTERM), then stop it gracefully; StoreError after a
-    clean stop if a block could not be stored."""
+    clean stop if a block or the sign state could not be stored."""
     import signal
 
+    raise_open_files_limit(home.config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -136,6 +136,14 @@ class GrpcSettings(Section):
         ge=1,
     )
     max_connection_idle_ms: int = setting(300_000, ge=1)
+    max_connections: int = setting(
+        256,
+        "abuse limits: open connections in total, authenticated or not (more are closed as they arrive; a\n"
+        "configured peer keeps one), so no one who can reach the port can take the node's file descriptors;\n"
+        "a connection that has not finished its TLS handshake this long after it opened is closed",
+        ge=1,
+    )
+    handshake_timeout_ms: int = setting(10_000, ge=1)
 
 
 class ConsensusSettings(Section):
@@ -319,6 +327,8 @@ class NodeConfig:
     api_max_event_streams_per_client: int = 32
     grpc_max_concurrent_streams: int = 100
     grpc_max_connection_idle_ms: int = 300_000
+    grpc_max_connections: int = 256
+    grpc_handshake_timeout_ms: int = 10_000
     validator_set_retention: int = 100_000
     prometheus_listen_addr: str = "127.0.0.1:26660"  # the metrics listener ("": none)
 
@@ -353,6 +363,8 @@ FIELD_KEYS: dict[str, str] = {  # NodeConfig field -> dotted config.toml key (ti
     "api_max_event_streams_per_client": "api.max_event_streams_per_client",
     "grpc_max_concurrent_streams": "grpc.max_concurrent_streams",
     "grpc_max_connection_idle_ms": "grpc.max_connection_idle_ms",
+    "grpc_max_connections": "grpc.max_connections",
+    "grpc_handshake_timeout_ms": "grpc.handshake_timeout_ms",
     "validator_set_retention": "storage.validator_set_retention",
     "prometheus_listen_addr": "instrumentation.prometheus_listen_addr",
 }

@@ -36,7 +36,7 @@ FAST = compute_loopback_timeouts(100)
 class NodeProcess:
     """A `uocd start` child process (its own session, JSON logs in HOME/node.log) and its home's addresses."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, wrap: Callable[[list[str]], list[str]] = list) -> None:
         loaded = load_home(home)
         self.home = home
         self.chain_id = loaded.genesis["chain_id"]
@@ -46,7 +46,7 @@ class NodeProcess:
         self.admin = loaded.config.api_admin
         self.metrics = loaded.config.prometheus_listen_addr
         self.token = loaded.admin_token
-        self.popen = spawn_node(home)
+        self.popen = spawn_node(home, wrap)
 
     def signal(self, sig: int) -> int:
         """Send `sig` to the node's process group (if it runs) and wait for it; its exit code."""

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -396,6 +397,52 @@ async def test_slow_loris_clients_do_not_starve_normal_clients_and_the_node_keep
 # =============================================================================================
 # junk on the gRPC port
 # =============================================================================================
+OPEN_FILES = 512  # the hard limit of open files the node process below starts with
+LIMIT_OPEN_FILES = (  # run argv[2:] with a soft and hard limit of argv[1] open files
+    "import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+@pytest.fixture
+def few_files(tmp_path):
+    """A one-validator node limited to OPEN_FILES open files, holding at most 64 gRPC connections, each
+    given 1 s to finish its TLS handshake."""
+    (home,) = make_homes(tmp_path, 1, api_max_connections=64, grpc_max_connections=64, grpc_handshake_timeout_ms=1000)
+    node = NodeProcess(home, lambda argv: [sys.executable, "-c", LIMIT_OPEN_FILES, str(OPEN_FILES), *argv])
+    wait_until(lambda: read_metric(node.metrics, "cometbft_consensus_height") >= 2, "two blocks", ignore=(OSError,))
+    yield node
+    assert node.stop() == 0
+
+
+def test_a_thousand_idle_connections_to_the_grpc_port_cannot_take_the_nodes_files_and_halt_it(few_files):
+    """Regression: anyone who can reach the gRPC port (no TLS needed) held one file descriptor per idle TCP
+    connection, with no limit and for gRPC's default 120 s handshake timeout. At the usual 1,024 open files,
+    a thousand of them left a validator unable to write its sign state before its next vote: the timeout
+    callback raised EMFILE, the engine stopped for good, and a two-validator chain halted even after the
+    connections closed."""
+    node = few_files
+    host, port = node.grpc.rsplit(":", 1)
+    held = []
+    for _ in range(1000):
+        try:
+            held.append(socket.create_connection((host, int(port)), timeout=5))
+        except OSError:  # the listen backlog may refuse a burst; what was accepted is what counts
+            pass
+    try:
+        fds = len(os.listdir(f"/proc/{node.popen.pid}/fd"))
+        assert fds < 64 + 64 + 40, f"the node holds {fds} files with {len(held)} connections open"
+        first = read_metric(node.metrics, "cometbft_consensus_height")
+        wait_until(lambda: read_metric(node.metrics, "cometbft_consensus_height") >= first + 3, "it keeps committing")
+        time.sleep(1.5)  # past the handshake timeout: every connection the server kept is closed by now
+        still_open = sum(is_open(sock) for sock in held)
+        assert still_open == 0, f"{still_open} of {len(held)} idle connections are still open"
+    finally:
+        for sock in held:
+            sock.close()
+    assert node.popen.poll() is None
+
+
 def junk_messages(node: NodeProc, count: int) -> list[tuple[str, bytes]]:
     """(method, payload) junk: random bytes, wrong-chain-id votes, implausible votes, garbage txs and
     batches, and one in fifty an oversized batch."""
@@ -501,6 +548,8 @@ VALID = [
     ("api", "rate_limit_ipv6_prefix", 128, "api_rate_limit_ipv6_prefix"),
     ("grpc", "max_concurrent_streams", 16, "grpc_max_concurrent_streams"),
     ("grpc", "max_connection_idle_ms", 60_000, "grpc_max_connection_idle_ms"),
+    ("grpc", "max_connections", 32, "grpc_max_connections"),
+    ("grpc", "handshake_timeout_ms", 2000, "grpc_handshake_timeout_ms"),
     ("storage", "validator_set_retention", 2, "validator_set_retention"),
 ]
 INVALID = [
@@ -517,6 +566,8 @@ INVALID = [
     ("api", "rate_limit_ipv6_prefix", 129, "api.rate_limit_ipv6_prefix must be 1..128, got 129"),
     ("grpc", "max_concurrent_streams", -2, "grpc.max_concurrent_streams must be a positive integer"),
     ("grpc", "max_connection_idle_ms", '"soon"', "grpc.max_connection_idle_ms must be a positive integer"),
+    ("grpc", "max_connections", 0, "grpc.max_connections must be a positive integer"),
+    ("grpc", "handshake_timeout_ms", -1, "grpc.handshake_timeout_ms must be a positive integer"),
     ("storage", "validator_set_retention", 1, "storage.validator_set_retention must be an integer of at least 2"),
 ]
 
@@ -556,3 +607,30 @@ def test_defaults_suit_a_devnet_and_zero_disables_the_rate_limit():
     assert gate.admit("a") and not gate.admit("a") and gate.admit("b") and not gate.admit("c")
     gate.release("a")
     assert gate.admit("c") and gate.open_total == 2 and gate.refused == 2
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "raised_to", "warned"),
+    [
+        (1024, 524288, 524288, False),  # systemd's usual limits: raised, enough
+        (1024, 1024, None, True),  # nothing to raise, and below what the listeners may hold
+        (4096, 4096, None, False),  # already enough
+    ],
+)
+def test_the_node_raises_its_open_files_limit_and_warns_when_it_cannot_hold_its_connections(
+    monkeypatch, caplog, soft, hard, raised_to, warned
+):
+    import resource
+
+    from node.node import raise_open_files_limit
+
+    limits = {resource.RLIMIT_NOFILE: (soft, hard)}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits[which])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, value: limits.__setitem__(which, value))
+    caplog.set_level("INFO", logger="node.node")
+    raise_open_files_limit(NodeConfig(moniker="m", api_max_connections=512, grpc_max_connections=256))
+    assert limits[resource.RLIMIT_NOFILE] == ((raised_to, raised_to) if raised_to else (soft, hard))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert bool(warnings) is warned
+    if warned:
+        assert "below the 1856 the node may need" in warnings[0] and "ulimit -n" in warnings[0]  # 256 + 3 × 512 + 64

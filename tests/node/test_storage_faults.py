@@ -138,6 +138,36 @@ def test_uocd_start_on_a_full_disk_exits_in_one_line_naming_the_height(tmp_path,
     assert chain_of(home / "data" / "node.db")[0] == 2
 
 
+def test_uocd_start_whose_sign_state_cannot_be_saved_exits_in_one_line_before_sending_what_it_signed(
+    tmp_path, monkeypatch, capsys
+):
+    """Regression: an OSError saving the sign state (EMFILE when the node's files ran out, ENOSPC, EIO)
+    escaped the engine's timeout callback: the process stayed up with its consensus stopped for good."""
+    (home,) = make_homes(tmp_path, 1)
+    update_config(home, timeouts=FAST)
+    import node.node
+
+    real = node.node.save_sign_state
+    sent: list[object] = []
+
+    def save_until_out_of_files(path, state):
+        if state.height >= 3:
+            raise OSError(24, "Too many open files", str(path))
+        return real(path, state)
+
+    monkeypatch.setattr(node.node, "save_sign_state", save_until_out_of_files)
+    monkeypatch.setattr(node.node.Relay, "send_own", lambda self, height, *args: sent.append(height))
+    from uocd.main import main
+
+    assert main(["start", "--home", str(home)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith(f"uocd: error: the sign state could not be saved to {home / 'validator_state.json'}")
+    assert "Too many open files" in lines[-1] and "stopped before sending what it was about to sign" in lines[-1]
+    assert [line for line in lines if line.startswith("uocd:")] == lines[-1:]
+    assert not [line for line in lines if "Exception in callback" in line]  # the engine's callback no longer dies
+    assert max(sent) == 2 and chain_of(home / "data" / "node.db")[0] == 2  # nothing of height 3 left the node
+
+
 def tamper_balance(db: Path) -> None:
     conn = sqlite3.connect(db)
     with conn:
