@@ -93,6 +93,10 @@ HEIGHT_SLACK_AHEAD = 2  # the engine buffers messages up to h+2
 # Benchmarks only (bench/bench_network.py compares): "1" runs gRPC in plaintext, without identities.
 PLAINTEXT_ENV = "UOC_BENCH_PLAINTEXT_GRPC"
 RECENT_BLOCKS = 10  # the latest applied blocks kept in memory (summaries) for the dashboard
+STOPPED_BEFORE_SIGNING = (  # what a storage fault's one line says after the fault (`NodeCore.fail`)
+    "the node stopped before signing anything further: fix the disk (free space) and restart it, it catches up "
+    "from its peers"
+)
 
 
 def format_time_ms(ms: int) -> str:
@@ -381,7 +385,11 @@ class NodeCore:
             elif isinstance(action, Decide):
                 self._on_decide(action.block, action.commit)
             elif isinstance(action, RecordEvidence):
-                self._record_evidence(action.evidence)
+                try:
+                    self._record_evidence(action.evidence)
+                except StoreError as exc:  # the engine's next actions (its votes, timeouts) must not be lost silently
+                    self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
+                    return
             elif isinstance(action, FetchBlock):
                 task = asyncio.get_running_loop().create_task(self._fetch_block(action.height, action.block_id))
                 self._fetches.add(task)
@@ -435,12 +443,7 @@ class NodeCore:
         try:
             result = self.ledger.apply(block, commit)
         except StoreError as exc:
-            self.fail(
-                StoreError(
-                    f"{exc}; the node stopped before signing anything further: fix the disk (free space) and "
-                    "restart it, it catches up from its peers"
-                )
-            )
+            self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
             return
         except ConsensusError as exc:  # the ledger's: no valid validator set after this block
             self.fail(exc)

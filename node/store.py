@@ -371,12 +371,15 @@ class SqliteStore:
 
     # -- evidence ---------------------------------------------------------------------------
     def add_evidence(self, key: str, height: int, evidence: dict[str, Any]) -> bool:
-        """Keep one piece of evidence; False if its key was already stored."""
-        with self._conn:
-            cursor = self._conn.execute(
-                "INSERT OR IGNORE INTO evidence (key, height, value) VALUES (?, ?, ?)",
-                (key, height, canonical_json(evidence)),
-            )
+        """Keep one piece of evidence; False if its key was already stored; StoreError if it cannot be written."""
+        try:
+            with self._conn:
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO evidence (key, height, value) VALUES (?, ?, ?)",
+                    (key, height, canonical_json(evidence)),
+                )
+        except sqlite3.Error as exc:  # disk full, I/O error: rolled back
+            raise StoreError(f"{self.path}: storing evidence {key} failed ({exc})") from None
         return cursor.rowcount == 1
 
     def get_evidence(self, from_height: int = 0, limit: int | None = None) -> list[dict[str, Any]]:

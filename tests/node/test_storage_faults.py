@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from chain.errors import StoreError
+from node import codec
+from node.blocks import sign_vote
 from node.config import load_home, update_config
 from node.node import Node
+from node.pb import types_pb2 as pb
 from node.store import SqliteStore
-from tests.node.netutil import FAST, make_homes, wait_for
+from tests.node.netutil import FAST, aio_self_channel, make_homes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,6 +170,46 @@ def test_uocd_start_whose_sign_state_cannot_be_saved_exits_in_one_line_before_se
     assert [line for line in lines if line.startswith("uocd:")] == lines[-1:]
     assert not [line for line in lines if "Exception in callback" in line]  # the engine's callback no longer dies
     assert max(sent) == 2 and chain_of(home / "data" / "node.db")[0] == 2  # nothing of height 3 left the node
+
+
+class EvidenceDiskFull(DiskFull):
+    """A sqlite3 connection on which storing evidence fails as on a full disk."""
+
+    def execute(self, sql, *args):
+        if sql.lstrip().startswith("INSERT OR IGNORE INTO evidence"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+
+@pytest.mark.asyncio
+async def test_evidence_that_cannot_be_stored_stops_the_node_in_one_error_not_a_dead_callback(tmp_path):
+    """Regression: a double sign the engine saw was stored in the middle of its actions; on a full disk the
+    sqlite3 error escaped them, so the engine's next actions (its votes, its timeouts) were lost and its
+    consensus could stop for good with the node still up."""
+    (home,) = make_homes(tmp_path, 1)
+    node = Node(load_home(home))
+    await node.start()
+    try:
+        await wait_for(lambda: node.app.height >= 2, "two blocks")
+        node.store._conn = EvidenceDiskFull(node.store._conn)
+        key, height = node.home.validator_key, node.consensus.height
+        twins = [
+            sign_vote(key, node.chain_id, "prevote", height, 5, block_id, 1) for block_id in ("ab" * 32, "cd" * 32)
+        ]
+        async with aio_self_channel(home, f"127.0.0.1:{node.port}") as channel:
+            call = channel.unary_unary("/uoc.v1.Gossip/SendConsensus", request_serializer=None)
+            for vote in twins:
+                await call(pb.ConsensusMessage(vote=codec.vote_to_pb(vote)).SerializeToString(), timeout=5)
+        await wait_for(lambda: node.failed is not None, "the failed write stops the node")
+        assert isinstance(
+            node.failed, StoreError
+        ) and f"storing evidence {key.address}/{height}/5/prevote failed" in str(node.failed)
+        assert "database or disk is full" in str(node.failed) and "stopped before signing anything further" in str(
+            node.failed
+        )
+        assert not node.running
+    finally:
+        await node.stop(0.1)
 
 
 def tamper_balance(db: Path) -> None:
