@@ -989,8 +989,15 @@ def raise_open_files_limit(config: NodeConfig) -> None:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        log.info("open files limit raised from %d to %s", soft, "unlimited" if hard == resource.RLIM_INFINITY else hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # a system may cap it below an unlimited hard limit
+            log.info("open files limit left at %d: raising it to the hard limit failed (%s)", soft, exc)
+            hard = soft
+        else:
+            log.info(
+                "open files limit raised from %d to %s", soft, "unlimited" if hard == resource.RLIM_INFINITY else hard
+            )
     listeners = 3 if config.prometheus_listen_addr else 2  # [api] public and admin, and the metrics listener
     needed = config.grpc_max_connections + listeners * config.api_max_connections + RESERVED_FILES
     if hard != resource.RLIM_INFINITY and hard < needed:

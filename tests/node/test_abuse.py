@@ -631,6 +631,22 @@ def test_the_node_raises_its_open_files_limit_and_warns_when_it_cannot_hold_its_
     caplog.set_level("INFO", logger="node.node")
     raise_open_files_limit(NodeConfig(moniker="m", api_max_connections=512, grpc_max_connections=256))
     assert limits[resource.RLIMIT_NOFILE] == ((raised_to, raised_to) if raised_to else (soft, hard))
+
+
+def test_a_hard_limit_the_system_will_not_grant_leaves_the_soft_limit_and_warns_against_it(monkeypatch, caplog):
+    import resource
+
+    from node.node import raise_open_files_limit
+
+    def refuse(which, value):
+        raise ValueError("current limit exceeds maximum limit")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, resource.RLIM_INFINITY))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    caplog.set_level("INFO", logger="node.node")
+    raise_open_files_limit(NodeConfig(moniker="m"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert "open files limit left at 256" in messages[0] and "the open files limit is 256" in messages[1]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert bool(warnings) is warned
     if warned:
