@@ -631,6 +631,10 @@ def test_the_node_raises_its_open_files_limit_and_warns_when_it_cannot_hold_its_
     caplog.set_level("INFO", logger="node.node")
     raise_open_files_limit(NodeConfig(moniker="m", api_max_connections=512, grpc_max_connections=256))
     assert limits[resource.RLIMIT_NOFILE] == ((raised_to, raised_to) if raised_to else (soft, hard))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert bool(warnings) is warned
+    if warned:
+        assert "below the 1856 the node may need" in warnings[0] and "ulimit -n" in warnings[0]  # 256 + 3 × 512 + 64
 
 
 def test_a_hard_limit_the_system_will_not_grant_leaves_the_soft_limit_and_warns_against_it(monkeypatch, caplog):
@@ -647,7 +651,3 @@ def test_a_hard_limit_the_system_will_not_grant_leaves_the_soft_limit_and_warns_
     raise_open_files_limit(NodeConfig(moniker="m"))
     messages = [r.getMessage() for r in caplog.records]
     assert "open files limit left at 256" in messages[0] and "the open files limit is 256" in messages[1]
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert bool(warnings) is warned
-    if warned:
-        assert "below the 1856 the node may need" in warnings[0] and "ulimit -n" in warnings[0]  # 256 + 3 × 512 + 64
