@@ -9,6 +9,8 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -58,13 +60,20 @@ def chain_of(path: Path) -> tuple[int, dict[int, str]]:
         store.close()
 
 
-async def run_one_validator(home: Path, height: int) -> None:
+@asynccontextmanager
+async def started(home: Path) -> AsyncIterator[Node]:
+    """The node of `home`, started in this process, stopped at the end."""
     node = Node(load_home(home))
     await node.start()
     try:
-        await wait_for(lambda: node.app.height >= height, f"height {height}")
+        yield node
     finally:
         await node.stop(0.1)
+
+
+async def run_one_validator(home: Path, height: int) -> None:
+    async with started(home) as node:
+        await wait_for(lambda: node.app.height >= height, f"height {height}")
 
 
 @pytest.mark.asyncio
@@ -107,15 +116,11 @@ async def test_a_lone_validator_whose_disk_filled_after_it_precommitted_decides_
     failed; restarted in round 0, it re-proposed its valid block with that same round as the POL round and
     waited for a proof of lock no one would send, so a one-validator chain never decided h."""
     (home,) = make_homes(tmp_path, 1)
-    node = Node(load_home(home))
-    await node.start()
-    try:
+    async with started(home) as node:
         await wait_for(lambda: node.app.height >= 3, "three blocks")
         node.store._conn = DiskFull(node.store._conn)
         await wait_for(lambda: node.failed is not None, "the failed write stops it")
         stuck = node.app.height
-    finally:
-        await node.stop(0.1)
     await run_one_validator(home, stuck + 3)  # it decides h and goes on
     height, ids = chain_of(load_home(home).db_path)
     assert height >= stuck + 3 and sorted(ids) == list(range(1, height + 1))
@@ -187,9 +192,7 @@ async def test_evidence_that_cannot_be_stored_stops_the_node_in_one_error_not_a_
     sqlite3 error escaped them, so the engine's next actions (its votes, its timeouts) were lost and its
     consensus could stop for good with the node still up."""
     (home,) = make_homes(tmp_path, 1)
-    node = Node(load_home(home))
-    await node.start()
-    try:
+    async with started(home) as node:
         await wait_for(lambda: node.app.height >= 2, "two blocks")
         node.store._conn = EvidenceDiskFull(node.store._conn)
         key, height = node.home.validator_key, node.consensus.height
@@ -201,15 +204,10 @@ async def test_evidence_that_cannot_be_stored_stops_the_node_in_one_error_not_a_
             for vote in twins:
                 await call(pb.ConsensusMessage(vote=codec.vote_to_pb(vote)).SerializeToString(), timeout=5)
         await wait_for(lambda: node.failed is not None, "the failed write stops the node")
-        assert isinstance(
-            node.failed, StoreError
-        ) and f"storing evidence {key.address}/{height}/5/prevote failed" in str(node.failed)
-        assert "database or disk is full" in str(node.failed) and "stopped before signing anything further" in str(
-            node.failed
-        )
+        error = str(node.failed)
+        assert isinstance(node.failed, StoreError) and f"storing evidence {key.address}/{height}/5/prevote" in error
+        assert "database or disk is full" in error and "stopped before signing anything further" in error
         assert not node.running
-    finally:
-        await node.stop(0.1)
 
 
 def tamper_balance(db: Path) -> None:
