@@ -236,12 +236,15 @@ async def test_a_malformed_read_request_is_invalid_argument_not_a_lookup(stuck, 
 
 @pytest_asyncio.fixture
 async def slow(tmp_path):
-    """A one-validator node past height 2 with 3 s between blocks, and a channel to it."""
+    """A one-validator node past height 2 with 3 s between blocks, yielded (with a channel to it) as it
+    starts a height: the test has a whole block interval before the engine's height moves."""
     (home,) = make_homes(tmp_path, 1, timeouts=replace(FAST, commit_ms=3000))
     node = Node(load_home(home))
     await node.start()
     try:
         await wait_for(lambda: node.app.height >= 2, "the chain passes height 2")
+        reached = node.consensus.height
+        await wait_for(lambda: node.consensus.height > reached, "the next height starts", timeout=10)
         async with aio_self_channel(home, f"127.0.0.1:{node.port}") as channel:
             yield node, channel
     finally:
