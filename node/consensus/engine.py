@@ -384,16 +384,21 @@ class Consensus:
         equivocator's twin often arrives after the others decided without it."""
         if not isinstance(msg, Vote) or msg.height != self._height - 1:
             return []
-        for seen in self._last_votes.get((msg.validator, msg.round, msg.type), ()):
-            if seen.block_id != msg.block_id:
-                return self._record_evidence(seen, msg)
-        return []
+        seen = self._get_late_twin(msg.validator, msg.round, msg.type, msg.block_id)
+        return [] if seen is None else self._record_evidence(seen, msg)
+
+    def _get_late_twin(self, validator: str, round: int, type: str, block_id: str | None) -> Vote | None:
+        """A vote held from height−1 by `validator` for (round, type) whose block id is not `block_id`."""
+        for seen in self._last_votes.get((validator, round, type), ()):
+            if seen.block_id != block_id:
+                return seen
+        return None
 
     def is_late_vote_evidence(self, validator: str, round: int, type: str, block_id: str | None) -> bool:
         """True if a vote of height−1 with these fields conflicts with one held from that height (a double
         sign's twin, `_check_late_vote`); any other vote of height−1 changes nothing, so the host need not
         decode or verify it."""
-        return any(seen.block_id != block_id for seen in self._last_votes.get((validator, round, type), ()))
+        return self._get_late_twin(validator, round, type, block_id) is not None
 
     def _on_proposal(self, proposal: Proposal, now_ms: int) -> list[Action]:
         """Add a proposal (at most a few per round) to the log and run the rules."""
