@@ -665,7 +665,7 @@ def simulate(
     tally = StrategyTally(scenario.validators)
     strategies = {v.name: v.strategy for v in scenario.validators}
     price = scenario.default_unit_of_compute_price  # in force during the epoch being run
-    output_seconds = output_cpu = 0.0  # spent handing the votes rows out (left out of the run's timings)
+    output_seconds = output_cpu = 0.0  # spent on the summary's figures and the votes rows (left out of the timings)
     chain_reading = any(is_chain_reading(spec) for spec in scenario.validators)
     commitments: dict[tuple[str, int], int] = {}  # (name, epoch) → the price a chain reader committed
     dynamic = scenario.params.pricing_mode != "voted"
@@ -710,13 +710,15 @@ def simulate(
             models.append((epoch + 1, app.query_all("models")))
             ballot = read_ballot(app, names)
             previous, price = price, app.query("status")["unit_of_compute_price"]
+            # the summary's figures and the votes rows: output, not the run's work (before, both were made
+            # after the timed run), so their time is left out of the run's
+            output_started, output_cpu_started = time.perf_counter(), time.process_time()
             tally.add(Observation(epoch, price, previous, {v["validator"]: (v["power"], v["vote"]) for v in ballot}))
-            if votes is not None:  # output, not the run's work: its time is left out of the run's
-                output_started, output_cpu_started = time.perf_counter(), time.process_time()
+            if votes is not None:
                 record = get_epoch_record(State(app.store, app.height), epoch + 1)  # the price this ballot set
                 votes(compute_vote_rows(strategies, epoch, ballot, None if record is None else record["price"]))
-                output_seconds += time.perf_counter() - output_started
-                output_cpu += time.process_time() - output_cpu_started
+            output_seconds += time.perf_counter() - output_started
+            output_cpu += time.process_time() - output_cpu_started
     elapsed = time.perf_counter() - started - output_seconds
     cpu = time.process_time() - cpu_started - output_cpu
     history = app.query_all("history")
