@@ -6,8 +6,9 @@ Tables: `state` and `meta` (the chain's Store protocol); `blocks` (height, block
 the commit that decided it, as canonical JSON); `validator_sets` (the set, with proposer priorities,
 at each height where its powers change and at checkpoints: `node.ledger` steps the priorities of the
 heights between; older rows are pruned); `evidence` (the double signs this node saw, was sent or applied
-in a block, keyed by `Evidence.key`); `txs` (the tx index: hash → height, index in the block, result code, log and the
-transaction's bytes, so a lookup reads one row and never a block). `apply_block` writes a decided
+in a block, keyed by `Evidence.key`); `tx_index` (each committed tx's height, index in the block, hash, result
+code, log and bytes, found by hash through `tx_hashes`, so a lookup reads one row and never a block) and
+`tx_sender_index` (each sender's txs in block order). `apply_block` writes a decided
 block, its commit, its tx results and, when due, the validator set of the next height with the
 block's state changes and the new height in ONE transaction.
 """
@@ -39,16 +40,33 @@ NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS validator_sets (height INTEGER PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS evidence (key TEXT PRIMARY KEY, height INTEGER NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS evidence_height ON evidence (height)",
-    "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " code TEXT NOT NULL, log TEXT NOT NULL, tx BLOB NOT NULL)",
+    # The tx index: each committed tx under its position (`compute_tx_id`), so a block's rows are appended
+    # in order, and found by hash through `tx_hashes`, a small index of the hash's first 64 bits
+    # (`compute_hash_key`): a block's txs have random hashes, and each one writes an index page, so the
+    # smaller the entries the fewer pages a block rewrites (about half the bytes a tx costs the WAL
+    # before, when the hash itself was the key; docs/benchmarks.md).
+    "CREATE TABLE IF NOT EXISTS tx_index (id INTEGER PRIMARY KEY, hash_key INTEGER NOT NULL, hash TEXT NOT NULL,"
+    " height INTEGER NOT NULL, idx INTEGER NOT NULL, code TEXT NOT NULL, log TEXT NOT NULL, tx BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS tx_hashes ON tx_index (hash_key)",
+    # The txs of each sender, by position HEIGHT/INDEX (zero-padded: text order is block order), for
+    # GET /v1/txs?sender=, with the tx's row id in tx_index.
+    "CREATE TABLE IF NOT EXISTS tx_sender_index (sender TEXT NOT NULL, pos TEXT NOT NULL, id INTEGER NOT NULL,"
+    " PRIMARY KEY (sender, pos)) WITHOUT ROWID",
 )
-# The txs of each sender, by position HEIGHT/INDEX (zero-padded: text order is block order), for
-# GET /v1/txs?sender=; filled as blocks are written, and once from the txs table by a store made before it.
-TX_SENDERS_TABLE = (
-    "CREATE TABLE tx_senders (sender TEXT NOT NULL, pos TEXT NOT NULL, hash TEXT NOT NULL,"
-    " PRIMARY KEY (sender, pos)) WITHOUT ROWID"
-)
-BACKFILL_BATCH = 1000  # txs read per step when a store made before tx_senders fills it
+MOVE_BATCH = 1000  # txs moved per step when a store made before tx_index is opened
+
+
+def compute_tx_id(height: int, index: int) -> int:
+    """The row id of a committed tx in `tx_index`: its height and index in one integer, in block order."""
+    return (height << 32) | index
+
+
+def compute_hash_key(tx_hash: str) -> int | None:
+    """The `tx_hashes` key of a tx hash: its first 64 bits as a signed integer (None: not a hash's form)."""
+    try:
+        return int.from_bytes(bytes.fromhex(tx_hash[:16]), "big", signed=True) if len(tx_hash) == 64 else None
+    except ValueError:
+        return None
 
 
 def compute_tx_position(height: int, index: int) -> str:
@@ -122,9 +140,8 @@ class SqliteStore:
                 )
                 for statement in NODE_TABLES:
                     self._conn.execute(statement)
-                if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tx_senders'").fetchone():
-                    self._conn.execute(TX_SENDERS_TABLE)
-                    self._fill_tx_senders()
+                if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'txs'").fetchone():
+                    self._move_old_tx_index()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable uoc state store: {exc}") from None
 
@@ -229,14 +246,24 @@ class SqliteStore:
 
     # -- blocks, commits and validator sets (node) ------------------------------------------
     def get_tx_row(self, tx_hash: str) -> tuple[int, int, str, str] | None:
-        """(height, index, code, log) of a committed transaction, or None."""
-        row = self._conn.execute("SELECT height, idx, code, log FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        """(height, index, code, log) of a committed transaction, or None (the first, should the same
+        bytes ever be committed twice: a later copy could only fail on its used sequence)."""
+        row = self._find_tx(tx_hash, "height, idx, code, log")
         return (row[0], row[1], row[2], row[3]) if row else None
 
     def get_tx_bytes(self, tx_hash: str) -> bytes | None:
         """The bytes of a committed transaction, as its block holds them (one row of the index), or None."""
-        row = self._conn.execute("SELECT tx FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
+        row = self._find_tx(tx_hash, "tx")
         return bytes(row[0]) if row else None
+
+    def _find_tx(self, tx_hash: str, columns: str) -> tuple[Any, ...] | None:
+        """`columns` of the first tx_index row of `tx_hash`, found through its hash key, or None."""
+        key = compute_hash_key(tx_hash)
+        if key is None:
+            return None
+        return self._conn.execute(
+            f"SELECT {columns} FROM tx_index WHERE hash_key = ? AND hash = ? ORDER BY id LIMIT 1", (key, tx_hash)
+        ).fetchone()
 
     def get_sender_tx_rows(
         self, sender: str, after: str | None, limit: int, reverse: bool
@@ -246,34 +273,50 @@ class SqliteStore:
         sign, order = ("<=", "DESC") if reverse else (">=", "ASC")
         bound = "" if after is None else f" AND s.pos {sign} ?"
         rows = self._conn.execute(
-            "SELECT s.pos, t.hash, t.height, t.idx, t.code, t.log, t.tx FROM tx_senders s JOIN txs t ON t.hash = s.hash"
-            f" WHERE s.sender = ?{bound} ORDER BY s.pos {order} LIMIT ?",
+            "SELECT s.pos, t.hash, t.height, t.idx, t.code, t.log, t.tx FROM tx_sender_index s"
+            f" JOIN tx_index t ON t.id = s.id WHERE s.sender = ?{bound} ORDER BY s.pos {order} LIMIT ?",
             (sender, *(() if after is None else (after,)), limit),
         ).fetchall()
         return [(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
-    def _fill_tx_senders(self) -> None:
-        """Index the senders of the txs a store made before the sender index holds (caller's transaction)."""
-        last = ""
+    def _move_old_tx_index(self) -> None:
+        """Move the txs of a store made before `tx_index` (its `txs` table, keyed by hash, and `tx_senders`,
+        if any) into `tx_index` and `tx_sender_index`, MOVE_BATCH rows a step, and drop the old tables
+        (caller's transaction)."""
+        last = -1
         while True:
             rows = self._conn.execute(
-                "SELECT hash, height, idx, tx FROM txs WHERE hash > ? ORDER BY hash LIMIT ?", (last, BACKFILL_BATCH)
+                "SELECT rowid, hash, height, idx, code, log, tx FROM txs WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (last, MOVE_BATCH),
             ).fetchall()
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO tx_senders (sender, pos, hash) VALUES (?, ?, ?)",
-                [
-                    (sender, compute_tx_position(height, idx), h)
-                    for h, height, idx, raw in rows
-                    if (sender := read_tx_sender(bytes(raw))) is not None
-                ],
+            self._insert_txs(
+                [(height, idx, h, code, log, bytes(raw), None) for _, h, height, idx, code, log, raw in rows]
             )
-            if len(rows) < BACKFILL_BATCH:
-                return
+            if len(rows) < MOVE_BATCH:
+                break
             last = rows[-1][0]
+        self._conn.execute("DROP TABLE txs")
+        self._conn.execute("DROP TABLE IF EXISTS tx_senders")
 
-    def count_txs(self) -> int:
-        """How many transactions the tx index holds."""
-        return self._conn.execute("SELECT COUNT(*) FROM txs").fetchone()[0]
+    def _insert_txs(self, rows: list[tuple[int, int, str, str, str, bytes, str | None]]) -> None:
+        """Write committed txs `(height, index, hash, code, log, bytes, sender)` to the tx and sender
+        indexes (the sender None: read from the bytes; a tx that holds none is in no sender's list)."""
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO tx_index (id, hash_key, hash, height, idx, code, log, tx)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (compute_tx_id(height, idx), compute_hash_key(h) or 0, h, height, idx, code, log, raw)
+                for height, idx, h, code, log, raw, _ in rows
+            ],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO tx_sender_index (sender, pos, id) VALUES (?, ?, ?)",
+            [
+                (sender, compute_tx_position(height, idx), compute_tx_id(height, idx))
+                for height, idx, _, _, _, raw, decoded in rows
+                if (sender := decoded or read_tx_sender(raw)) is not None
+            ],
+        )
 
     def _write_node_rows(self, write: BlockWrite) -> None:
         """Write the block, commit, tx index rows, committed evidence and next validator set of `write`
@@ -296,20 +339,11 @@ class SqliteStore:
             )
         if len(write.txs) != len(write.tx_results):
             raise StoreError(f"height {write.height}: {len(write.tx_results)} tx results for {len(write.txs)} txs")
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO txs (hash, height, idx, code, log, tx) VALUES (?, ?, ?, ?, ?, ?)",
+        self._insert_txs(
             [
-                (h, write.height, i, code, log, raw)
-                for i, ((h, code, log, _), raw) in enumerate(zip(write.tx_results, write.txs))
-            ],
-        )
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO tx_senders (sender, pos, hash) VALUES (?, ?, ?)",
-            [
-                (sender, compute_tx_position(write.height, i), h)
-                for i, ((h, _, _, decoded), raw) in enumerate(zip(write.tx_results, write.txs))
-                if (sender := decoded or read_tx_sender(raw)) is not None
-            ],
+                (write.height, i, h, code, log, raw, sender)
+                for i, ((h, code, log, sender), raw) in enumerate(zip(write.tx_results, write.txs))
+            ]
         )
         self._conn.executemany(
             "INSERT OR IGNORE INTO evidence (key, height, value) VALUES (?, ?, ?)",

@@ -221,8 +221,48 @@ def test_the_sender_index_lists_a_senders_txs_in_block_order_a_page_at_a_time(tm
     assert sender_pages(store, ADDR["b"], 5, False) == [[(1, 1), (2, 2)]]
     assert sender_pages(store, ADDR["e"], 5, False) == [[]]
     assert [r[4] for r in store.get_sender_tx_rows(ADDR["a"], None, 9, False)] == ["ok"] * 4
-    with store._conn:  # a store made before the sender index: it is filled from the txs table when opened
-        store._conn.execute("DROP TABLE tx_senders")
+    first = decode_tx(signed("a", 0, send)).hash
+    assert store.get_tx_row(first) == (1, 0, "ok", "")
+    assert store.get_tx_bytes(first) == signed("a", 0, send)
+    assert [store.get_tx_row(h) for h in (first.lower(), first[:-1], "Z" * 64, "")] == [None] * 4
+
+
+OLD_TX_TABLES = (  # the tx index of a store made before tx_index: keyed by hash, then its senders
+    "CREATE TABLE txs (hash TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, code TEXT NOT NULL,"
+    " log TEXT NOT NULL, tx BLOB NOT NULL)",
+    "CREATE TABLE tx_senders (sender TEXT NOT NULL, pos TEXT NOT NULL, hash TEXT NOT NULL,"
+    " PRIMARY KEY (sender, pos)) WITHOUT ROWID",
+)
+
+
+@pytest.mark.parametrize("with_senders", [True, False], ids=["with-tx_senders", "before-tx_senders"])
+def test_a_store_made_before_the_compact_tx_index_has_its_txs_moved_into_it_when_opened(
+    tmp_path: Path, store: SqliteStore, with_senders: bool, monkeypatch: pytest.MonkeyPatch
+):
+    app = Application(store)
+    init_chain(app, store, make_genesis({"a": 50, "b": 30}))
+    send = MsgSend(to=ADDR["e"], amount=1)
+    blocks = [[signed("a", 0, send), signed("b", 0, send), signed("a", 1, send)], [signed("a", 2, send)]]
+    for txs in blocks:
+        apply_txs(app, store, txs)
+    rows = [
+        (decode_tx(raw).hash, height, i, "ok", "", raw)
+        for height, txs in enumerate(blocks, 1)
+        for i, raw in enumerate(txs)
+    ]
+    with store._conn:  # the same txs as the old layout held them
+        store._conn.execute("DROP TABLE tx_index")
+        store._conn.execute("DROP TABLE tx_sender_index")
+        for statement in OLD_TX_TABLES[: 2 if with_senders else 1]:
+            store._conn.execute(statement)
+        store._conn.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?)", rows)
+    store.close()
+    monkeypatch.setattr("node.store.MOVE_BATCH", 2)  # several steps
     reopened = SqliteStore(tmp_path / "node.db")
-    assert sender_pages(reopened, ADDR["a"], 2, False) == [[(1, 0), (1, 2)], [(2, 1), (3, 0)]]
+    assert sender_pages(reopened, ADDR["a"], 2, False) == [[(1, 0), (1, 2)], [(2, 0)]]
+    assert sender_pages(reopened, ADDR["b"], 5, True) == [[(1, 1)]]
+    assert [reopened.get_tx_row(h) for h, *_ in rows] == [(height, i, "ok", "") for _, height, i, *_ in rows]
+    assert reopened.get_tx_bytes(rows[3][0]) == blocks[1][0]
+    tables = {r[0] for r in reopened._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "txs" not in tables and "tx_senders" not in tables
     reopened.close()
