@@ -602,12 +602,17 @@ class NodeCore:
 
     def receive_evidence(self, evidence: Evidence, canonical: bytes, digest: bytes) -> bool:
         """A peer's evidence: checked (`check_evidence`, signatures last), then added to the engine's
-        pending pool, stored and relayed once; InvalidMessage on bad input. Returns whether it was new."""
+        pending pool, stored and relayed once; InvalidMessage on bad input. Returns whether it was new.
+        Evidence that cannot be stored stops the node (`fail`), as a double sign the engine saw does."""
         self.check_evidence(evidence)
         self.relay.remember(digest)
         if not self.consensus.add_evidence(evidence):
             return False
-        self.store.add_evidence(evidence.key, evidence.height, evidence.to_json())
+        try:
+            self.store.add_evidence(evidence.key, evidence.height, evidence.to_json())
+        except StoreError as exc:  # a disk this full fails the next block's write too: stop now, in one line
+            self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
+            return False
         self.relay.relay_consensus(canonical)
         return True
 

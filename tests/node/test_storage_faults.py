@@ -17,7 +17,7 @@ import pytest
 
 from chain.errors import StoreError
 from node import codec
-from node.blocks import sign_vote
+from node.blocks import Evidence, sign_vote
 from node.config import load_home, update_config
 from node.node import Node
 from node.pb import types_pb2 as pb
@@ -187,22 +187,28 @@ class EvidenceDiskFull(DiskFull):
 
 
 @pytest.mark.asyncio
-async def test_evidence_that_cannot_be_stored_stops_the_node_in_one_error_not_a_dead_callback(tmp_path):
-    """Regression: a double sign the engine saw was stored in the middle of its actions; on a full disk the
-    sqlite3 error escaped them, so the engine's next actions (its votes, its timeouts) were lost and its
-    consensus could stop for good with the node still up."""
+@pytest.mark.parametrize("sent_as", ["twin-votes", "evidence"])
+async def test_evidence_that_cannot_be_stored_stops_the_node_in_one_error_not_a_dead_callback(tmp_path, sent_as):
+    """Regression: a double sign was stored in the middle of the engine's actions (seen as two votes) or of a
+    gRPC call (a peer's evidence); on a full disk the sqlite3 error escaped them, so the engine's next actions
+    (its votes, its timeouts) were lost and its consensus could stop for good with the node still up, or the
+    peer got the raw sqlite error while the node went on as if the evidence were stored."""
     (home,) = make_homes(tmp_path, 1)
     async with started(home) as node:
         await wait_for(lambda: node.app.height >= 2, "two blocks")
         node.store._conn = EvidenceDiskFull(node.store._conn)
-        key, height = node.home.validator_key, node.consensus.height
+        key = node.home.validator_key
+        height = node.consensus.height - (sent_as == "evidence")  # a peer's evidence is of a committed height
         twins = [
             sign_vote(key, node.chain_id, "prevote", height, 5, block_id, 1) for block_id in ("ab" * 32, "cd" * 32)
         ]
+        messages = [pb.ConsensusMessage(vote=codec.vote_to_pb(vote)) for vote in twins]
+        if sent_as == "evidence":
+            messages = [codec.consensus_message_to_pb(Evidence(*twins))]
         async with aio_self_channel(home, f"127.0.0.1:{node.port}") as channel:
             call = channel.unary_unary("/uoc.v1.Gossip/SendConsensus", request_serializer=None)
-            for vote in twins:
-                await call(pb.ConsensusMessage(vote=codec.vote_to_pb(vote)).SerializeToString(), timeout=5)
+            for message in messages:
+                await call(message.SerializeToString(), timeout=5)
         await wait_for(lambda: node.failed is not None, "the failed write stops the node")
         error = str(node.failed)
         assert isinstance(node.failed, StoreError) and f"storing evidence {key.address}/{height}/5/prevote" in error
