@@ -57,7 +57,8 @@ MOVE_BATCH = 1000  # txs moved per step when a store made before tx_index is ope
 
 
 def compute_tx_id(height: int, index: int) -> int:
-    """The row id of a committed tx in `tx_index`: its height and index in one integer, in block order."""
+    """The row id of a committed tx in `tx_index`: its height and index in one integer, in block order (an
+    index is below 2^32: a block's message is at most 16 MiB, at least two bytes a tx)."""
     return (height << 32) | index
 
 
@@ -280,9 +281,9 @@ class SqliteStore:
         return [(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6])) for r in rows]
 
     def _move_old_tx_index(self) -> None:
-        """Move the txs of a store made before `tx_index` (its `txs` table, keyed by hash, and `tx_senders`,
-        if any) into `tx_index` and `tx_sender_index`, MOVE_BATCH rows a step, and drop the old tables
-        (caller's transaction)."""
+        """Move the txs of a store made before `tx_index` (its `txs` table, keyed by hash) into `tx_index` and
+        `tx_sender_index` (each sender read again from the tx's bytes), MOVE_BATCH rows a step, and drop
+        `txs` and its sender table `tx_senders`, if any (caller's transaction)."""
         last = -1
         while True:
             rows = self._conn.execute(
