@@ -291,23 +291,23 @@ class AdversaryCore(NodeCore):
             self.equivocations.append(entry)
 
     # -- relayed messages -----------------------------------------------------------------------
-    def receive_consensus(self, raw: bytes) -> bool:
+    def receive_consensus(self, raw: bytes, origin: str | None = None) -> bool:
         """A peer's message, taken as an honest node does; kept for replay."""
-        relayed = super().receive_consensus(raw)
+        relayed = super().receive_consensus(raw, origin)
         if relayed:
             self._history.append((self.consensus.height, raw))
         return relayed
 
-    def _relay_consensus(self, canonical: bytes) -> None:
+    def _relay_consensus(self, canonical: bytes, origin: str | None = None) -> None:
         """Relay a verified message, a proposal's body tampered while tamper_relay is on."""
         if self.is_active("tamper_relay"):
             msg = codec.consensus_message_from_pb(codec.parse_pb(pb.ConsensusMessage, canonical))
             if isinstance(msg, Proposal):
                 self.count("tamper_relay")
                 canonical = encode_message(replace(msg, block=compute_tampered_block(msg.block)))
-        self._honest_relay(canonical)
+        self._honest_relay(canonical, origin)
 
-    def _gossip_out(self, what: str, payload: bytes) -> None:
+    def _gossip_out(self, what: str, payload: bytes, origin: str | None = None) -> None:
         """The relay's gossip to every peer (own messages, their re-sends and relayed ones), consensus messages
         padded with an unknown field while pad is on."""
         if what == "SendConsensus" and self.is_active("withhold") and self._is_own_vote(payload):
@@ -316,7 +316,7 @@ class AdversaryCore(NodeCore):
         if what == "SendConsensus" and self.is_active("pad"):
             self.count("pad")
             payload = compute_padded(payload)
-        self._honest_gossip(what, payload)
+        self._honest_gossip(what, payload, origin)
 
     def _is_own_vote(self, payload: bytes) -> bool:
         """True if a consensus message is a vote this node signed."""

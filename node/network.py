@@ -108,7 +108,7 @@ class NodeApi(Protocol):
 
     def submit_txs(self, raws: list[bytes], origin: str | None = None) -> list[str | MempoolError]: ...
 
-    def receive_consensus(self, raw: bytes) -> bool: ...
+    def receive_consensus(self, raw: bytes, origin: str | None = None) -> bool: ...
 
     def get_status(self) -> spb.StatusResponse: ...
 
@@ -364,7 +364,7 @@ class Handlers:
     async def send_consensus(self, request: bytes, context: grpc.aio.ServicerContext) -> spb.Ack:
         await self._charge(context, "SendConsensus", "gossip", 1, len(request))
         try:
-            relayed = self.node.receive_consensus(request)
+            relayed = self.node.receive_consensus(request, tls.get_peer_node_id(context))
         except InvalidMessage as exc:
             await self._reject(context, "SendConsensus", exc)
         return spb.Ack(relayed=relayed)

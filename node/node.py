@@ -600,9 +600,10 @@ class NodeCore:
         if self.relay.remember(hashlib.sha256(canonical).digest()):
             self.relay.relay_consensus(canonical)
 
-    def receive_evidence(self, evidence: Evidence, canonical: bytes, digest: bytes) -> bool:
+    def receive_evidence(self, evidence: Evidence, canonical: bytes, digest: bytes, origin: str | None = None) -> bool:
         """A peer's evidence: checked (`check_evidence`, signatures last), then added to the engine's
-        pending pool, stored and relayed once; InvalidMessage on bad input. Returns whether it was new.
+        pending pool, stored and relayed once (not back to `origin`, the peer that sent it); InvalidMessage
+        on bad input. Returns whether it was new.
         Evidence that cannot be stored stops the node (`fail`), as a double sign the engine saw does."""
         self.check_evidence(evidence)
         self.relay.remember(digest)
@@ -613,7 +614,7 @@ class NodeCore:
         except StoreError as exc:  # a disk this full fails the next block's write too: stop now, in one line
             self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
             return False
-        self.relay.relay_consensus(canonical)
+        self.relay.relay_consensus(canonical, origin)
         return True
 
     async def _fetch_block(self, height: int, block_id: str) -> None:
@@ -639,9 +640,10 @@ class NodeCore:
         """Admit transactions to the mempool (admitted ones are relayed, not back to the peer `origin`)."""
         return self.mempool.add_batch(raws, origin=origin)
 
-    def receive_consensus(self, raw: bytes) -> bool:
+    def receive_consensus(self, raw: bytes, origin: str | None = None) -> bool:
         """A peer's consensus message: verified by the engine (signature, membership, height and round),
-        then relayed once in its canonical form; InvalidMessage on bad input. Returns whether it was new.
+        then relayed once in its canonical form, to every peer but `origin` (the node id of the peer that
+        sent it); InvalidMessage on bad input. Returns whether it was new.
 
         What is relayed, and what dedup keys on, is the re-encoding of the decoded message, never the
         peer's bytes: unknown protobuf fields (padding) are dropped, and a padded copy and the honest
@@ -666,13 +668,13 @@ class NodeCore:
         if self.relay.is_seen(digest):
             return False
         if isinstance(msg, Evidence):
-            return self.receive_evidence(msg, canonical, digest)
+            return self.receive_evidence(msg, canonical, digest, origin)
         self.consensus.check_message(msg)  # shape and signature before the message is used at any height
         height = self.consensus.height
         actions = self.consensus.on_message(msg, now_ms(), checked=True)
         self.relay.remember(digest)
         if msg.height == height:
-            self.relay.relay_consensus(canonical)  # verified at our height: relay once, canonical
+            self.relay.relay_consensus(canonical, origin)  # verified at our height: relay once, canonical
         elif msg.height > height + 1:
             self.sync.wake()
         self._execute(actions)

@@ -3,18 +3,19 @@ transactions relayed in batches.
 
 A consensus message is relayed once, in its canonical form (the re-encoding of the decoded message:
 unknown protobuf fields a peer padded it with are never forwarded), dedup by the sha256 of that
-canonical form (the last `SEEN_MESSAGES` remembered). Our own votes of the current height are re-sent
-every `REGOSSIP_S` and our proposals every `REGOSSIP_PROPOSAL_TICKS`-th time: a message dropped while a
-peer was unreachable would otherwise stall its round (peers drop duplicates by hash). A re-proposal
-goes with its proof of lock (the prevotes of its valid round, signed by others), sent and re-sent just
-before it: nobody re-sends an old round's votes, and a peer that missed them cannot accept it. The
-evidence pending in the engine (double signs not yet committed) is re-sent at the proposals' pace too:
-a peer that was down or cut off when it was first gossiped would otherwise never hold it, and the
-offence would go unpunished if the node that saw it never proposes again (it is wiped, or jailed).
-Admitted transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the mempool
-stored them (canonical bytes only), to every peer but the one they came from (as CometBFT's mempool
-does not send a tx back to a peer it got it from): that peer holds them, and would only refuse them
-as known.
+canonical form (the last `SEEN_MESSAGES` remembered), to every peer but the one it came from (which
+holds it: sending it back cost both ends a proposal's whole block for nothing). Our own votes of the
+current height are re-sent every `REGOSSIP_S` and our proposals every `REGOSSIP_PROPOSAL_TICKS`-th time:
+a message dropped while a peer was unreachable would otherwise stall its round (peers drop duplicates by
+hash). A re-proposal goes with its proof of lock (the prevotes of its valid round, signed by others),
+sent and re-sent just before it: nobody re-sends an old round's votes, and a peer that missed them
+cannot accept it. The evidence pending in the engine (double signs not yet committed) is re-sent at the
+proposals' pace too: a peer that was down or cut off when it was first gossiped would otherwise never
+hold it, and the offence would go unpunished if the node that saw it never proposes again (it is wiped,
+or jailed). Admitted transactions are relayed in `BroadcastTxs` batches every `RELAY_INTERVAL_S`, as the
+mempool stored them (canonical bytes only), to every peer but the one they came from (as CometBFT's
+mempool does not send a tx back to a peer it got it from): that peer holds them, and would only refuse
+them as known.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ class Relay:
             self._seen.popitem(last=False)
         return True
 
-    def relay_consensus(self, raw: bytes) -> None:
-        """Send a (verified) consensus message, re-encoded canonically by the caller, to every peer."""
-        self.gossip("SendConsensus", raw)
+    def relay_consensus(self, raw: bytes, origin: str | None = None) -> None:
+        """Send a (verified) consensus message, re-encoded canonically by the caller, to every peer but
+        `origin` (the node id of the peer that sent it; None: every peer)."""
+        self.gossip("SendConsensus", raw, origin)
 
     def send_own(self, height: int, round: int, kind: str, raws: list[bytes]) -> None:
         """Send a message this node signed (last of `raws`, after the proof of lock a re-proposal carries),
@@ -76,9 +78,11 @@ class Relay:
         but `origin` (the node id of the peer that sent them; None: a client or this node)."""
         self._txs.extend((raw, origin) for raw in raws)
 
-    def gossip(self, what: str, payload: bytes) -> None:
+    def gossip(self, what: str, payload: bytes, origin: str | None = None) -> None:
+        """Queue one message for every peer but `origin` (a node id; None: every peer)."""
         for peer in self.peers:
-            peer.send(what, payload)
+            if origin is None or peer.node_id != origin:
+                peer.send(what, payload)
 
     # -- tasks ------------------------------------------------------------------------------
     async def run_regossip(

@@ -118,6 +118,21 @@ async def test_a_verified_vote_is_relayed_once_and_an_invalid_one_never(tmp_path
         assert spy.consensus.count(raw) == 1
 
 
+async def test_a_consensus_message_is_relayed_to_every_peer_but_the_one_it_came_from(tmp_path):
+    async with validator_with_spy(tmp_path) as (node, spy, _, other):
+        spy_id = spy.address.partition("@")[0]
+        votes = [sign_vote(other, node.chain_id, "prevote", 1, node.consensus.round, None, t) for t in (5, 6)]
+        from_spy, from_elsewhere = (codec.consensus_message_to_pb(v).SerializeToString() for v in votes)
+        assert node.receive_consensus(from_spy, spy_id)  # verified and taken, but the spy holds it already
+        assert node.receive_consensus(from_elsewhere, "cc" * 20)
+        for _ in range(40):
+            if from_elsewhere in spy.consensus:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert from_elsewhere in spy.consensus and from_spy not in spy.consensus
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:

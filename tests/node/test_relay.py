@@ -122,3 +122,13 @@ async def test_admitted_txs_are_relayed_to_every_peer_but_the_one_they_came_from
     assert relayed(a) == [b"from-a-client", b"from-b"]
     assert relayed(b) == [b"from-a-1", b"from-a-2", b"from-a-client"]
     assert relayed(unpinned) == [b"from-a-1", b"from-a-2", b"from-a-client", b"from-b"]
+
+
+async def test_a_relayed_consensus_message_goes_to_every_peer_but_its_origin():
+    a, b, unpinned = RecordingPeer("aa" * 20), RecordingPeer("bb" * 20), RecordingPeer(None)
+    relay = Relay([a, b, unpinned])  # type: ignore[list-item]
+    relay.relay_consensus(b"from-a", "aa" * 20)
+    relay.relay_consensus(b"from-nobody")  # evidence this node saw itself: to every peer
+    assert [p for _, p in a.sent] == [b"from-nobody"]
+    assert [p for _, p in b.sent] == [b"from-a", b"from-nobody"]
+    assert [p for _, p in unpinned.sent] == [b"from-a", b"from-nobody"]
