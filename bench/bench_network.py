@@ -14,6 +14,9 @@ over the four nodes):
 
 Then the peak RSS (VmHWM) of each node process. The four nodes and this client share the machine.
 
+Then the gossip payload bytes each node queued for its peers (its `cometbft_p2p_peer_send_bytes_total`,
+summed over them: relayed txs and consensus messages, its own included) per committed transaction.
+
 Then each node's transaction signature verifications per committed transaction (its
 `uoc_tx_signature_verifications_total` over its `cometbft_consensus_txs_total`, read from its metrics
 listener after the run: 1.00 when each distinct transaction is verified once per node).
@@ -23,7 +26,8 @@ then in plaintext (`UOC_BENCH_PLAINTEXT_GRPC=1`, a switch for this comparison on
 the plaintext run.
 
 The last line (JSON) gives the TLS network's `tx_per_s` (committed, saturation), `p50_s`,
-`verifications_per_tx_per_node` (the mean over the four nodes), `verify_bound_tx_per_s` and their ratio
+`verifications_per_tx_per_node` and `gossip_bytes_per_tx_per_node` (means over the four nodes),
+`verify_bound_tx_per_s` and their ratio
 `tx_per_s_to_bound`, and both runs' rates with the ratio TLS / plaintext. The bound: four validators
 verify every transaction four times on this machine's cores, so verification alone allows
 `cores × raw verify rate / 4` tx/s, the raw rate being the chain's own `chain.crypto.verify_signature`
@@ -213,14 +217,14 @@ def measure_raw_verify_rate(n: int = 3000) -> float:
 
 
 def read_counter(address: str, name: str) -> float:
-    """A counter's value from a node's metrics listener (`GET http://ADDRESS/metrics`)."""
+    """A counter's value from a node's metrics listener (`GET http://ADDRESS/metrics`), summed over its
+    labels (a per-peer counter: the node's total)."""
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
         text = answer.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    raise KeyError(f"{name} is not served by {address}")
+    values = [s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+    if not values:
+        raise KeyError(f"{name} is not served by {address}")
+    return sum(values)
 
 
 def get_cpu_s(pid: int) -> float:
@@ -284,6 +288,7 @@ def main() -> None:
                 "raw_verify_per_s": round(raw),
                 "verifications_per_tx_per_node": round(statistics.mean(tls["verifications_per_tx"]), 3),
                 "cpu_us_per_tx_per_node": round(cpu_us),
+                "gossip_bytes_per_tx_per_node": round(statistics.mean(tls["gossip_bytes_per_tx"])),
                 "cpu_bound_tx_per_s": round((os.cpu_count() or 1) * 1e6 / (4 * cpu_us)),
                 "verify_us_per_tx": round(1e6 / raw),
                 "saturation_tx_per_s": summary,
@@ -378,6 +383,11 @@ def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext
             "rule runs per node (admission, re-checks, blocks; records applied instead): "
             + ", ".join(f"{r / c:.2f}/tx ({a / c:.2f}/tx)" for r, a, c in zip(runs, applied, committed))
         )
+        sent = [read_counter(a, "cometbft_p2p_peer_send_bytes_total") for a in metrics]
+        print(
+            "gossip bytes queued for peers per committed tx per node (both phases): "
+            + ", ".join(f"{b / c:,.0f}" for b, c in zip(sent, committed))
+        )
         cpu_us = [c * 1e6 / len(done) for c in cpu]
         print(f"CPU per committed tx per node: {', '.join(f'{c:,.0f} µs' for c in cpu_us)}")
         figures = {
@@ -387,6 +397,7 @@ def run(args: argparse.Namespace, homes: list[Path], lat_txs, sat_txs, plaintext
             "tx_per_s": len(done) / window,
             "rss_kb": rss,
             "verifications_per_tx": per_tx,
+            "gossip_bytes_per_tx": [b / c for b, c in zip(sent, committed)],
         }
         print(json.dumps(figures))
         return figures
