@@ -385,11 +385,8 @@ class NodeCore:
             elif isinstance(action, Decide):
                 self._on_decide(action.block, action.commit)
             elif isinstance(action, RecordEvidence):
-                try:
-                    self._record_evidence(action.evidence)
-                except StoreError as exc:  # the engine's next actions (its votes, timeouts) must not be lost silently
-                    self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
-                    return
+                if not self._record_evidence(action.evidence):
+                    return  # not stored: the node is stopped, and the engine's next actions with it
             elif isinstance(action, FetchBlock):
                 task = asyncio.get_running_loop().create_task(self._fetch_block(action.height, action.block_id))
                 self._fetches.add(task)
@@ -592,27 +589,39 @@ class NodeCore:
                 peer.retry_at = 0.0
         self.sync.wake()
 
-    def _record_evidence(self, evidence: Evidence) -> None:
-        """Store a double sign the engine saw and gossip it once (its votes were verified by the engine)."""
-        if self.store.add_evidence(evidence.key, evidence.height, evidence.to_json()):
+    def _store_evidence(self, evidence: Evidence) -> bool | None:
+        """Store a double sign: whether it was new, or None if it could not be stored, which stops the node
+        (`fail`): a disk this full fails the next block's write too, and the engine's next actions (its votes,
+        its timeouts) must not be lost silently."""
+        try:
+            return self.store.add_evidence(evidence.key, evidence.height, evidence.to_json())
+        except StoreError as exc:
+            self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
+            return None
+
+    def _record_evidence(self, evidence: Evidence) -> bool:
+        """Store a double sign the engine saw and gossip it once (its votes were verified by the engine);
+        False if it could not be stored (the node is stopped)."""
+        new = self._store_evidence(evidence)
+        if new is None:
+            return False
+        if new:
             log.warning("evidence recorded: double sign %s", evidence.key)
         canonical = codec.consensus_message_to_pb(evidence).SerializeToString()
         if self.relay.remember(hashlib.sha256(canonical).digest()):
             self.relay.relay_consensus(canonical)
+        return True
 
     def receive_evidence(self, evidence: Evidence, canonical: bytes, digest: bytes, origin: str | None = None) -> bool:
         """A peer's evidence: checked (`check_evidence`, signatures last), then added to the engine's
         pending pool, stored and relayed once (not back to `origin`, the peer that sent it); InvalidMessage
         on bad input. Returns whether it was new.
-        Evidence that cannot be stored stops the node (`fail`), as a double sign the engine saw does."""
+        Evidence that cannot be stored stops the node (`_store_evidence`), as a double sign the engine saw does."""
         self.check_evidence(evidence)
         self.relay.remember(digest)
         if not self.consensus.add_evidence(evidence):
             return False
-        try:
-            self.store.add_evidence(evidence.key, evidence.height, evidence.to_json())
-        except StoreError as exc:  # a disk this full fails the next block's write too: stop now, in one line
-            self.fail(StoreError(f"{exc}; {STOPPED_BEFORE_SIGNING}"))
+        if self._store_evidence(evidence) is None:
             return False
         self.relay.relay_consensus(canonical, origin)
         return True
